@@ -1,0 +1,126 @@
+# Ferry — plain GNU make.
+#
+#   make            build bin/ferryd, bin/ferryctl and the test programs
+#   make deps       install missing Debian packages (idempotent, silent when all present)
+#   make run        build and start Ferry in the foreground with etc/ferry-local.conf
+#   make test       build and run every test; ends with "N passed, N failed"
+#   make test SAN=1 the same, built with AddressSanitizer and UndefinedBehaviorSanitizer
+#   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS
+#   make clean
+#
+# Layout rule: every .c file under the source directories goes into build/libferry.a,
+# except files named *_main.c, which are program entry points.
+
+SRC_DIRS := lib smtpd queue delivery auth pull ctl
+
+PKGS := libevent libevent_openssl openssl ldns zlib
+
+ifeq ($(SAN),1)
+BUILD    ?= build-san
+CC       := clang
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      := -O1 -g
+else
+BUILD    ?= build
+SANFLAGS :=
+OPT      ?= -O2 -g
+endif
+
+BIN      := $(if $(filter 1,$(SAN)),bin-san,bin)
+CC       ?= cc
+CPPFLAGS += -D_GNU_SOURCE -I.
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
+            $(OPT) $(SANFLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb
+LDFLAGS  += $(SANFLAGS)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+ALL_SRC  := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+MAIN_SRC := $(filter %_main.c,$(ALL_SRC))
+LIB_SRC  := $(filter-out %_main.c,$(ALL_SRC))
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+LIBFERRY := $(BUILD)/libferry.a
+
+PROGRAMS := $(BIN)/ferryd $(BIN)/ferryctl $(BIN)/ferry-sendmail
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps run test test-unit test-integration fuzz bench clean
+.DEFAULT_GOAL := all
+
+all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
+
+deps:
+	@sh tests/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBFERRY): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/ferryd: $(BUILD)/smtpd/ferryd_main.o $(LIBFERRY)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/ferryctl: $(BUILD)/ctl/ferryctl_main.o $(LIBFERRY)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/ferry-sendmail: $(BUILD)/ctl/sendmail_main.o $(LIBFERRY)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBFERRY) $(LDLIBS) $(CHECK_LIBS)
+
+$(BUILD)/tests/tools/%: tests/tools/%.c $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBFERRY) $(LDLIBS)
+
+run: deps all
+	@mkdir -p var
+	$(BIN)/ferryd -c etc/ferry-local.conf -f
+
+test: deps all
+	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py
+
+test-unit: all
+	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py --unit-only
+
+test-integration: all
+	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py --integration-only
+
+# libFuzzer targets: the parser sources are compiled again with coverage instrumentation.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: deps $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do \
+	    n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
+	    seeds=tests/fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+	    echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$n $$seeds 2>build-fuzz/$$n.log \
+	        || { tail -40 build-fuzz/$$n.log; exit 1; }; \
+	    grep -E 'stat::number_of_executed_units' build-fuzz/$$n.log || true; \
+	done
+
+clean:
+	rm -rf build build-san build-fuzz bin bin-san
+
+-include $(LIB_OBJ:.o=.d) $(patsubst %.c,$(BUILD)/%.d,$(MAIN_SRC))

@@ -1,0 +1,44 @@
+/*
+ * db — the Berkeley DB 5.3 environment Ferry keeps its durable key/value state in.
+ *
+ * One transactional environment per data_dir (DB_INIT_TXN|LOCK|LOG|MPOOL). Every
+ * opener registers (DB_REGISTER) and asks for recovery (DB_RECOVER), so recovery
+ * runs exactly when a previous user died inside the environment, and ferryctl can
+ * open it safely while the daemon runs. Databases are B-trees opened inside a
+ * transaction. Errors come back as -1 with a one-sentence message in err.
+ */
+#ifndef FERRY_DB_H
+#define FERRY_DB_H
+
+#include <stddef.h>
+
+struct fdb_env;
+struct fdb;
+struct fdb_txn;
+
+int  fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen);
+void fdb_env_close(struct fdb_env *env);
+
+/* Open (creating when absent) the B-tree named file inside the environment. */
+int  fdb_open(struct fdb_env *env, const char *file, struct fdb **out, char *err, size_t errlen);
+void fdb_close(struct fdb *db);
+
+int  fdb_txn_begin(struct fdb_env *env, struct fdb_txn **out);
+int  fdb_txn_commit(struct fdb_txn *txn);   /* durable on return (synchronous log flush) */
+void fdb_txn_abort(struct fdb_txn *txn);
+
+/* txn may be NULL: the call then runs in its own transaction.
+   get: 0 found (*val malloc'd, caller frees), 1 not found, -1 error. */
+int  fdb_put(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen,
+             const void *val, size_t vlen);
+int  fdb_get(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen,
+             void **val, size_t *vlen);
+int  fdb_del(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen);  /* 1 if absent */
+
+/* Visit every pair in key order; stop early when fn returns non-zero (returned). */
+typedef int (*fdb_visit_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
+int  fdb_foreach(struct fdb *db, fdb_visit_fn fn, void *arg);
+
+const char *fdb_last_error(struct fdb_env *env);
+
+#endif

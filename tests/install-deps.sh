@@ -1,0 +1,30 @@
+#!/bin/sh
+# Install the Debian packages Ferry builds and tests with, when any is missing.
+# Idempotent and silent when everything is present. Needs root (or sudo) only
+# when something must be installed.
+set -e
+PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb5.3-dev
+zlib1g-dev check python3 nsd ldnsutils swaks openssl"
+
+missing=""
+for p in $PKGS; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in
+        *"install ok installed"*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "make deps: installing$missing"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+        echo "make deps: missing packages:$missing; run as root or install them with apt-get" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# nsd's package starts a system service where systemd runs; the tests start their own.
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
