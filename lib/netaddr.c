@@ -1,0 +1,158 @@
+/* netaddr — see netaddr.h. */
+#include "lib/netaddr.h"
+#include "lib/buf.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_port(const char *s, uint16_t *port)
+{
+    unsigned long long v;
+    if (str_to_u64(s, 65535, &v) < 0 || v == 0)
+        return -1;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+static int fill(const char *host, uint16_t port, struct sockaddr_storage *sa, socklen_t *salen)
+{
+    memset(sa, 0, sizeof *sa);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        *salen = sizeof *s4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        *salen = sizeof *s6;
+        return 0;
+    }
+    return -1;
+}
+
+int netaddr_parse_hostport(const char *s, uint16_t default_port,
+                           struct sockaddr_storage *sa, socklen_t *salen)
+{
+    char host[64];
+    uint16_t port = default_port;
+    size_t n = strlen(s);
+    if (n == 0 || n >= 80)
+        return -1;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || (size_t)(end - s - 1) >= sizeof host)
+            return -1;
+        str_copyn(host, s + 1, (size_t)(end - s - 1), sizeof host);
+        if (end[1] == ':') {
+            if (parse_port(end + 2, &port) < 0)
+                return -1;
+        } else if (end[1] != '\0') {
+            return -1;
+        }
+        if (!strchr(host, ':'))     /* brackets are for IPv6 only */
+            return -1;
+    } else {
+        const char *colon = strchr(s, ':');
+        if (colon && strchr(colon + 1, ':')) {   /* bare IPv6, no port */
+            if (str_copy(host, s, sizeof host) >= sizeof host)
+                return -1;
+        } else if (colon) {
+            if ((size_t)(colon - s) >= sizeof host || parse_port(colon + 1, &port) < 0)
+                return -1;
+            str_copyn(host, s, (size_t)(colon - s), sizeof host);
+        } else if (str_copy(host, s, sizeof host) >= sizeof host) {
+            return -1;
+        }
+    }
+    if (port == 0)
+        return -1;
+    return fill(host, port, sa, salen);
+}
+
+int netaddr_parse_cidr(const char *s, struct cidr *out)
+{
+    char host[64];
+    const char *slash = strchr(s, '/');
+    size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+    if (hl == 0 || hl >= sizeof host)
+        return -1;
+    str_copyn(host, s, hl, sizeof host);
+    memset(out, 0, sizeof *out);
+    unsigned maxp;
+    if (inet_pton(AF_INET, host, out->addr) == 1) {
+        out->family = AF_INET;
+        maxp = 32;
+    } else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+        out->family = AF_INET6;
+        maxp = 128;
+    } else {
+        return -1;
+    }
+    out->prefix = maxp;
+    if (slash) {
+        unsigned long long p;
+        if (str_to_u64(slash + 1, maxp, &p) < 0)
+            return -1;
+        out->prefix = (unsigned)p;
+    }
+    return 0;
+}
+
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+}
+
+bool netaddr_cidr_match(const struct cidr *c, const struct sockaddr *sa)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        return c->family == AF_INET && prefix_equal(c->addr, (const uint8_t *)&s4->sin_addr, c->prefix);
+    }
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        if (c->family == AF_INET6)
+            return prefix_equal(c->addr, a, c->prefix);
+        return memcmp(a, mapped, 12) == 0 && prefix_equal(c->addr, a + 12, c->prefix);
+    }
+    return false;
+}
+
+void netaddr_ntop(const struct sockaddr *sa, char *out, size_t outsz)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    if (sa->sa_family == AF_INET) {
+        if (!inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outsz))
+            str_copy(out, "?", outsz);
+    } else if (sa->sa_family == AF_INET6) {
+        const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        const char *r = memcmp(a, mapped, 12) == 0 ? inet_ntop(AF_INET, a + 12, out, (socklen_t)outsz)
+                                                   : inet_ntop(AF_INET6, a, out, (socklen_t)outsz);
+        if (!r)
+            str_copy(out, "?", outsz);
+    } else {
+        str_copy(out, "local", outsz);
+    }
+}
+
+uint16_t netaddr_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}

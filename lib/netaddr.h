@@ -1,0 +1,31 @@
+/*
+ * netaddr — IP addresses, "host:port" specs and CIDR blocks, parsed from text. Pure.
+ *
+ * Accepted address:port forms: "192.0.2.1:25", "[2001:db8::1]:25", and, when a
+ * default port is given, "192.0.2.1", "2001:db8::1" and "[2001:db8::1]".
+ * CIDR: "192.0.2.0/24", "2001:db8::/32", or a bare address (a /32 or /128).
+ * An IPv4-mapped IPv6 peer (::ffff:192.0.2.1) matches IPv4 blocks.
+ */
+#ifndef FERRY_NETADDR_H
+#define FERRY_NETADDR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct cidr {
+    int family;           /* AF_INET or AF_INET6 */
+    uint8_t addr[16];     /* network order; 4 bytes used for IPv4 */
+    unsigned prefix;
+};
+
+/* default_port 0: a port is required. 0 ok, -1 bad syntax. */
+int  netaddr_parse_hostport(const char *s, uint16_t default_port,
+                            struct sockaddr_storage *sa, socklen_t *salen);
+int  netaddr_parse_cidr(const char *s, struct cidr *out);
+bool netaddr_cidr_match(const struct cidr *c, const struct sockaddr *sa);
+/* "192.0.2.1" or "2001:db8::1" (mapped IPv4 shown as IPv4); port omitted. */
+void netaddr_ntop(const struct sockaddr *sa, char *out, size_t outsz);
+uint16_t netaddr_port(const struct sockaddr *sa);
+
+#endif

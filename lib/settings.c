@@ -1,0 +1,242 @@
+/* settings — see settings.h. */
+#include "lib/settings.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const recipients_choices[] = { "known", "any", NULL };
+static const char *const level_choices[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_choices[] = { "syslog", "stderr", NULL };
+
+static const char *check_listen(char *v)
+{
+    char kind[16], where[96];
+    if (sscanf(v, "%15s %95s", kind, where) != 2)
+        return "expected \"KIND ADDRESS:PORT\" (KIND: smtp, submission or smtps)";
+    if (strcmp(kind, "smtp") && strcmp(kind, "submission") && strcmp(kind, "smtps"))
+        return "KIND must be smtp, submission or smtps";
+    struct sockaddr_storage sa;
+    socklen_t len;
+    if (netaddr_parse_hostport(where, 0, &sa, &len) < 0)
+        return "address must be IP:PORT or [IPv6]:PORT";
+    return NULL;
+}
+
+static const char *check_cidr(char *v)
+{
+    struct cidr c;
+    return netaddr_parse_cidr(v, &c) < 0 ? "not an address or CIDR block" : NULL;
+}
+
+static const char *check_resolver(char *v)
+{
+    struct sockaddr_storage sa;
+    socklen_t len;
+    return netaddr_parse_hostport(v, 53, &sa, &len) < 0 ? "expected IP or IP:PORT" : NULL;
+}
+
+static const char *check_domain(char *v)
+{
+    size_t n = strlen(v);
+    if (n && v[n - 1] == '.')
+        v[--n] = '\0';
+    if (n == 0 || n > 253)
+        return "not a domain name";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c <= ' ' || c == '@' || c == '/' || c == 0x7f)
+            return "not a domain name";
+    }
+    str_lower(v);
+    return NULL;
+}
+
+static const char *check_user(char *v)
+{
+    for (; *v; v++)
+        if (*v <= ' ' || *v == ':' || *v == '/')
+            return "not a user name";
+    return NULL;
+}
+
+#define S(k, t, f, d) { .key = k, .type = t, .offset = offsetof(struct ferry_config, f), \
+                        .size = sizeof(((struct ferry_config *)0)->f), .def = d }
+
+static const struct conf_setting schema[] = {
+    { .key = "hostname", .type = CONF_STRING, .offset = offsetof(struct ferry_config, hostname),
+      .size = 256, .def = "", .check = check_domain },
+    { .key = "listen", .type = CONF_LIST, .offset = offsetof(struct ferry_config, listen),
+      .def = "smtp 0.0.0.0:25", .check = check_listen },
+    S("spool_dir", CONF_PATH, spool_dir, "/var/spool/ferry"),
+    S("data_dir", CONF_PATH, data_dir, "/var/lib/ferry"),
+    S("mail_dir", CONF_PATH, mail_dir, "/var/mail/ferry"),
+    S("pid_file", CONF_PATH, pid_file, ""),
+    { .key = "local_domains", .type = CONF_LIST, .offset = offsetof(struct ferry_config, local_domains),
+      .def = "", .check = check_domain, .comma_split = true },
+    { .key = "local_recipients", .type = CONF_ENUM,
+      .offset = offsetof(struct ferry_config, local_recipients), .def = "known",
+      .choices = recipients_choices },
+    { .key = "relay_networks", .type = CONF_LIST, .offset = offsetof(struct ferry_config, relay_networks),
+      .def = "127.0.0.0/8, ::1/128", .check = check_cidr, .comma_split = true },
+    { .key = "resolver", .type = CONF_LIST, .offset = offsetof(struct ferry_config, resolver),
+      .def = "", .check = check_resolver, .comma_split = true },
+    { .key = "user", .type = CONF_STRING, .offset = offsetof(struct ferry_config, user),
+      .size = 64, .def = "ferry", .check = check_user },
+    S("tls_cert", CONF_PATH, tls_cert, ""),
+    S("tls_key", CONF_PATH, tls_key, ""),
+    { .key = "log_level", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, log_level),
+      .def = "info", .choices = level_choices },
+    { .key = "log", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, log),
+      .def = "syslog", .choices = log_choices },
+    { .key = "message_size_limit", .type = CONF_SIZE,
+      .offset = offsetof(struct ferry_config, message_size_limit), .def = "25M",
+      .min = 1024, .max = 2147483647ULL },
+    { .key = "max_recipients", .type = CONF_UINT, .offset = offsetof(struct ferry_config, max_recipients),
+      .def = "1000", .min = 100, .max = 100000 },
+    { .key = "max_connections", .type = CONF_UINT,
+      .offset = offsetof(struct ferry_config, max_connections), .def = "200", .min = 1, .max = 100000 },
+    { .key = "max_connections_per_ip", .type = CONF_UINT,
+      .offset = offsetof(struct ferry_config, max_connections_per_ip), .def = "20", .min = 1, .max = 100000 },
+    { .key = "smtp_timeout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, smtp_timeout),
+      .def = "5m", .min = 1, .max = 3600 },
+    { .key = "data_timeout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, data_timeout),
+      .def = "10m", .min = 1, .max = 3600 },
+    { .key = "max_errors", .type = CONF_UINT, .offset = offsetof(struct ferry_config, max_errors),
+      .def = "20", .min = 1, .max = 1000 },
+    { .key = "dns_timeout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, dns_timeout),
+      .def = "3s", .min = 1, .max = 60 },
+    { .key = "dns_rounds", .type = CONF_UINT, .offset = offsetof(struct ferry_config, dns_rounds),
+      .def = "2", .min = 1, .max = 10 },
+    { .key = "queue_scan_interval", .type = CONF_DURATION,
+      .offset = offsetof(struct ferry_config, queue_scan_interval), .def = "1m", .min = 1, .max = 86400 },
+    { .key = "retry_min", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, retry_min),
+      .def = "5m", .min = 1, .max = 86400 },
+    { .key = "retry_max", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, retry_max),
+      .def = "67m", .min = 1, .max = 7 * 86400 },
+    { .key = "queue_lifetime", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, queue_lifetime),
+      .def = "5d", .min = 60, .max = 100 * 86400 },
+};
+
+const struct conf_setting *settings_schema(size_t *n)
+{
+    *n = sizeof schema / sizeof schema[0];
+    return schema;
+}
+
+const char *listen_kind_name(enum listen_kind kind)
+{
+    static const char *const names[] = { "smtp", "submission", "smtps" };
+    return (unsigned)kind < 3 ? names[kind] : "?";
+}
+
+static int derive(struct ferry_config *cfg, char *err, size_t errlen)
+{
+    const char *file = cfg->path[0] ? cfg->path : "built-in defaults";
+    if (!cfg->hostname[0]) {
+        if (gethostname(cfg->hostname, sizeof cfg->hostname - 1) < 0 || !cfg->hostname[0])
+            str_copy(cfg->hostname, "localhost", sizeof cfg->hostname);
+        cfg->hostname[sizeof cfg->hostname - 1] = '\0';
+        str_lower(cfg->hostname);
+    }
+    if (cfg->local_domains.n == 0) {
+        if (conf_list_add(&cfg->local_domains, cfg->hostname) < 0 ||
+            (!str_ieq(cfg->hostname, "localhost") && conf_list_add(&cfg->local_domains, "localhost") < 0))
+            goto nomem;
+    }
+    if (cfg->listen.n > SETTINGS_MAX_LISTEN) {
+        snprintf(err, errlen, "%s: at most %d listen addresses", file, SETTINGS_MAX_LISTEN);
+        return -1;
+    }
+    cfg->nlisteners = 0;
+    for (size_t i = 0; i < cfg->listen.n; i++) {
+        struct listen_addr *l = &cfg->listeners[cfg->nlisteners++];
+        char kind[16], where[96];
+        sscanf(cfg->listen.items[i], "%15s %95s", kind, where);   /* checked at parse */
+        l->kind = !strcmp(kind, "smtp") ? LISTEN_SMTP : !strcmp(kind, "submission") ? LISTEN_SUBMISSION
+                                                                                     : LISTEN_SMTPS;
+        netaddr_parse_hostport(where, 0, &l->sa, &l->salen);
+        str_copy(l->text, cfg->listen.items[i], sizeof l->text);
+        for (size_t k = 0; k + 1 < cfg->nlisteners; k++) {
+            if (cfg->listeners[k].salen == l->salen && !memcmp(&cfg->listeners[k].sa, &l->sa, l->salen)) {
+                snprintf(err, errlen, "%s: listen address %s given twice", file, where);
+                return -1;
+            }
+        }
+    }
+    if (cfg->retry_min > cfg->retry_max) {
+        snprintf(err, errlen, "%s: retry_min is larger than retry_max", file);
+        return -1;
+    }
+    if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
+        snprintf(err, errlen, "%s: tls_cert and tls_key must be set together", file);
+        return -1;
+    }
+    cfg->relay_cidrs = calloc(cfg->relay_networks.n + 1, sizeof *cfg->relay_cidrs);
+    if (!cfg->relay_cidrs)
+        goto nomem;
+    for (size_t i = 0; i < cfg->relay_networks.n; i++)
+        netaddr_parse_cidr(cfg->relay_networks.items[i], &cfg->relay_cidrs[i]);
+    cfg->nrelay_cidrs = cfg->relay_networks.n;
+    return 0;
+nomem:
+    snprintf(err, errlen, "%s: out of memory", file);
+    return -1;
+}
+
+int settings_load(const char *path, struct ferry_config *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    int r;
+    if (path) {
+        str_copy(cfg->path, path, sizeof cfg->path);
+        r = conf_load(path, schema, sizeof schema / sizeof schema[0], cfg, err, errlen);
+    } else {
+        r = conf_defaults(schema, sizeof schema / sizeof schema[0], cfg, err, errlen);
+    }
+    if (r < 0)
+        return -1;
+    if (derive(cfg, err, errlen) < 0) {
+        settings_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+void settings_free(struct ferry_config *cfg)
+{
+    conf_release(schema, sizeof schema / sizeof schema[0], cfg);
+    free(cfg->relay_cidrs);
+    cfg->relay_cidrs = NULL;
+    cfg->nrelay_cidrs = 0;
+}
+
+void settings_print(FILE *out, const struct ferry_config *cfg)
+{
+    fprintf(out, "# effective configuration%s%s\n", cfg->path[0] ? " from " : "", cfg->path);
+    conf_print(out, schema, sizeof schema / sizeof schema[0], cfg);
+}
+
+bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain)
+{
+    size_t n = strlen(domain);
+    if (n && domain[n - 1] == '.')
+        n--;
+    for (size_t i = 0; i < cfg->local_domains.n; i++) {
+        const char *d = cfg->local_domains.items[i];
+        if (strlen(d) == n && str_nieq(d, domain, n))
+            return true;
+    }
+    return false;
+}
+
+bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < cfg->nrelay_cidrs; i++)
+        if (netaddr_cidr_match(&cfg->relay_cidrs[i], sa))
+            return true;
+    return false;
+}

@@ -1,0 +1,87 @@
+/*
+ * settings — Ferry's configuration: every key, its type, default and bounds.
+ *
+ * settings_load reads a file through config.c's schema machinery and then derives
+ * what the processes use directly (listen addresses as sockaddrs, relay networks
+ * as CIDR blocks, the hostname from the system when none is set). Every key here
+ * is documented, with the same default, in etc/ferry.conf; tests/unit/test_config.c
+ * checks the two agree. Errors read "FILE:LINE: message".
+ */
+#ifndef FERRY_SETTINGS_H
+#define FERRY_SETTINGS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "lib/config.h"
+#include "lib/netaddr.h"
+
+#define SETTINGS_MAX_LISTEN 16
+
+enum listen_kind { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SMTPS };
+enum local_recipients_mode { RCPT_KNOWN, RCPT_ANY };
+enum log_dest { LOGDEST_SYSLOG, LOGDEST_STDERR };
+
+struct listen_addr {
+    enum listen_kind kind;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char text[96];               /* as written, for logs */
+};
+
+struct ferry_config {
+    char path[PATH_MAX];         /* the file it came from */
+
+    /* as read (see etc/ferry.conf for each) */
+    char hostname[256];
+    struct conf_list listen;
+    char spool_dir[PATH_MAX];
+    char data_dir[PATH_MAX];
+    char mail_dir[PATH_MAX];
+    char pid_file[PATH_MAX];
+    struct conf_list local_domains;
+    int local_recipients;        /* enum local_recipients_mode */
+    struct conf_list relay_networks;
+    struct conf_list resolver;
+    char user[64];
+    char tls_cert[PATH_MAX];
+    char tls_key[PATH_MAX];
+    int log_level;               /* enum log_level */
+    int log;                     /* enum log_dest */
+    unsigned long long message_size_limit;
+    unsigned long long max_recipients;
+    unsigned long long max_connections;
+    unsigned long long max_connections_per_ip;
+    unsigned long long smtp_timeout;
+    unsigned long long data_timeout;
+    unsigned long long max_errors;
+    unsigned long long dns_timeout;
+    unsigned long long dns_rounds;
+    unsigned long long queue_scan_interval;
+    unsigned long long retry_min;
+    unsigned long long retry_max;
+    unsigned long long queue_lifetime;
+
+    /* derived by settings_load */
+    struct listen_addr listeners[SETTINGS_MAX_LISTEN];
+    size_t nlisteners;
+    struct cidr *relay_cidrs;
+    size_t nrelay_cidrs;
+};
+
+/* path NULL: built-in defaults only. 0 ok, -1 with err set. */
+int  settings_load(const char *path, struct ferry_config *cfg, char *err, size_t errlen);
+void settings_free(struct ferry_config *cfg);
+void settings_print(FILE *out, const struct ferry_config *cfg);
+
+const char *listen_kind_name(enum listen_kind kind);
+/* Is domain (ASCII case-insensitive, trailing dot ignored) one of local_domains? */
+bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain);
+bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa);
+
+/* The schema, for tests that compare it with etc/ferry.conf. */
+const struct conf_setting *settings_schema(size_t *n);
+
+#endif
