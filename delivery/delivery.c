@@ -1,0 +1,61 @@
+/* delivery — see delivery.h. */
+#include "delivery/delivery.h"
+#include "lib/buf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void delivery_set(struct delivery_status *st, enum delivery_result r, const char *fmt, ...)
+{
+    st->result = r;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->text, sizeof st->text, fmt, ap);
+    va_end(ap);
+}
+
+bool errno_is_temporary(int err)
+{
+    switch (err) {
+    case ENOSPC: case EDQUOT: case EIO: case EROFS: case EAGAIN: case EMFILE:
+    case ENFILE: case ENOMEM: case EINTR: case EBUSY: case ETIMEDOUT: case ESTALE:
+    case ENOBUFS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+int local_mailbox_name(const struct mailbox *m, char *out, size_t outsz, const char **why)
+{
+    char local[ADDR_LOCAL_MAX + 1];
+    if (addr_local_unquoted(m, local, sizeof local) < 0) {
+        *why = "local part too long";
+        return -1;
+    }
+    size_t n = strlen(local);
+    if (n == 0) {
+        *why = "empty local part";
+        return -1;
+    }
+    if (local[0] == '.') {
+        *why = "local part may not start with a dot for local delivery";
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)local[i];
+        if (c < 0x20 || c == 0x7f || c == '/') {
+            *why = "local part contains a character not allowed in a mailbox name";
+            return -1;
+        }
+    }
+    if (n + 1 > outsz) {
+        *why = "local part too long";
+        return -1;
+    }
+    memcpy(out, local, n + 1);
+    str_lower(out);
+    return 0;
+}

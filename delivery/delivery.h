@@ -1,0 +1,38 @@
+/*
+ * delivery — what every delivery agent reports, and the local-recipient rules.
+ *
+ * A result is OK, DEFER (temporary: try again later) or FAIL (permanent: bounce),
+ * with text that begins with an RFC 3463 enhanced status code, e.g.
+ * "4.3.1 cannot write /var/mail/alice/tmp: No space left on device". Agents classify
+ * their own errors where they happen (errno_is_temporary).
+ *
+ * Local mailbox names: the local part with quoting removed, ASCII letters folded to
+ * lower case (local parts are case-sensitive in principle, but mail administrators
+ * and every common MTA treat them as case-insensitive), at most 64 octets, and safe
+ * as one directory name: no "/", no NUL or control octet, not starting with ".".
+ */
+#ifndef FERRY_DELIVERY_H
+#define FERRY_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/addr.h"
+
+enum delivery_result { DELIVERY_OK, DELIVERY_DEFER, DELIVERY_FAIL };
+
+struct delivery_status {
+    enum delivery_result result;
+    char text[512];
+};
+
+void delivery_set(struct delivery_status *st, enum delivery_result r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* ENOSPC, EDQUOT, EIO, EROFS, EAGAIN, EMFILE, ENFILE, ENOMEM, EINTR, EBUSY... */
+bool errno_is_temporary(int err);
+
+/* Mailbox name for a local part as written in the address (quotes allowed).
+   0 ok; -1 with *why set. */
+int  local_mailbox_name(const struct mailbox *m, char *out, size_t outsz, const char **why);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * maildir — deliver one message into a Maildir (tmp → new), durably.
+ *
+ * The mailbox is <root>/<name>/ with tmp/, new/ and cur/ created on first use
+ * (mode 0700). The file is written in tmp/ under a unique name
+ * (<seconds>.M<usec>P<pid>Q<n>.<host>), its header lines `prefix` first, then the
+ * spooled message with CRLF turned into the local LF convention; it is fsync'd,
+ * renamed into new/, and new/ is fsync'd before success is reported. Any failure
+ * removes the tmp file and is classified: disk full, quota, I/O → DEFER (4.x.x);
+ * a path that cannot be a mailbox → FAIL (5.x.x).
+ */
+#ifndef FERRY_MAILDIR_H
+#define FERRY_MAILDIR_H
+
+#include <stddef.h>
+
+#include "delivery/delivery.h"
+
+/* msg_fd is read from its current offset to the end. On success, the path of the
+   new file is written to delivered (if not NULL). */
+void maildir_deliver(const char *root, const char *name, const char *prefix, int msg_fd,
+                     struct delivery_status *st, char *delivered, size_t delivered_sz);
+
+#endif

@@ -1,0 +1,261 @@
+/* envelope — see envelope.h. */
+#include "queue/envelope.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define ENV_MAGIC "FERRY-ENV 1\n"
+
+static const char *const state_names[] = { "pending", "delivered", "failed" };
+
+const char *rcpt_state_name(enum rcpt_state s)
+{
+    return (unsigned)s < 3 ? state_names[s] : "?";
+}
+
+void env_init(struct envelope *e)
+{
+    memset(e, 0, sizeof *e);
+}
+
+void env_free(struct envelope *e)
+{
+    free(e->rcpts);
+    env_init(e);
+}
+
+int env_add_rcpt(struct envelope *e, const char *addr)
+{
+    if (e->nrcpts >= ENV_MAX_RCPTS || strlen(addr) > ADDR_PATH_MAX)
+        return -1;
+    struct env_rcpt *r = realloc(e->rcpts, (e->nrcpts + 1) * sizeof *r);
+    if (!r)
+        return -1;
+    e->rcpts = r;
+    r = &e->rcpts[e->nrcpts++];
+    memset(r, 0, sizeof *r);
+    strcpy(r->addr, addr);
+    r->state = RCPT_PENDING;
+    return 0;
+}
+
+size_t env_pending(const struct envelope *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->nrcpts; i++)
+        n += e->rcpts[i].state == RCPT_PENDING;
+    return n;
+}
+
+static int put_value(struct buf *out, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (!*v || (v[0] == '-' && !v[1]))
+        return buf_puts(out, *v ? "%2D" : "-");
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p <= 0x20 || *p == 0x7f || *p == '%') {
+            char esc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+            if (buf_append(out, esc, 3) < 0)
+                return -1;
+        } else if (buf_append(out, p, 1) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int put_field(struct buf *out, const char *key, const char *v)
+{
+    if (buf_printf(out, "%s ", key) < 0 || put_value(out, v) < 0 || buf_puts(out, "\n") < 0)
+        return -1;
+    return 0;
+}
+
+int env_serialize(const struct envelope *e, struct buf *out)
+{
+    size_t start = out->len;
+    int r = 0;
+    r |= buf_puts(out, ENV_MAGIC);
+    r |= put_field(out, "id", e->id);
+    r |= buf_printf(out, "arrival %lld\n", (long long)e->arrival);
+    r |= buf_printf(out, "size %llu\n", e->size);
+    r |= put_field(out, "sender", e->sender);
+    r |= put_field(out, "client", e->client_addr);
+    r |= put_field(out, "helo", e->client_helo);
+    r |= put_field(out, "protocol", e->protocol);
+    r |= buf_printf(out, "body %s\n", e->body_8bit ? "8BITMIME" : "7BIT");
+    r |= buf_printf(out, "smtputf8 %d\n", e->smtputf8 ? 1 : 0);
+    r |= buf_printf(out, "attempts %u\n", e->attempts);
+    r |= buf_printf(out, "next %lld\n", (long long)e->next_attempt);
+    for (size_t i = 0; i < e->nrcpts && r == 0; i++) {
+        const struct env_rcpt *rc = &e->rcpts[i];
+        r |= buf_printf(out, "rcpt %s %u ", rcpt_state_name(rc->state), rc->attempts);
+        r |= put_value(out, rc->addr);
+        r |= buf_puts(out, " ");
+        r |= put_value(out, rc->result);
+        r |= buf_puts(out, "\n");
+    }
+    if (r)
+        return -1;
+    unsigned long crc = crc32(0L, (const Bytef *)out->data + start, (uInt)(out->len - start));
+    return buf_printf(out, "end %08lx\n", crc);
+}
+
+/* Decode one percent-encoded token into out (size outsz). */
+static int get_value(const char *tok, char *out, size_t outsz)
+{
+    if (strcmp(tok, "-") == 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    size_t o = 0;
+    for (const char *p = tok; *p; p++) {
+        char c = *p;
+        if (c == '%') {
+            unsigned v;
+            if (sscanf(p + 1, "%2x", &v) != 1 || !p[1] || !p[2])
+                return -1;
+            c = (char)v;
+            p += 2;
+            if (c == '\0')
+                return -1;
+        }
+        if (o + 1 >= outsz)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int get_number(const char *tok, unsigned long long max, unsigned long long *v)
+{
+    return str_to_u64(tok, max, v);
+}
+
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
+
+int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_t errlen)
+{
+    env_init(e);
+    if (len > ENV_MAX_SIZE)
+        FAIL("envelope larger than %d octets", ENV_MAX_SIZE);
+    if (len < sizeof ENV_MAGIC - 1 || memcmp(data, ENV_MAGIC, sizeof ENV_MAGIC - 1) != 0)
+        FAIL("not a Ferry envelope (bad first line)");
+    if (memchr(data, '\0', len))
+        FAIL("NUL octet in envelope");
+
+    enum { HAVE_ID = 1, HAVE_ARRIVAL = 2, HAVE_SIZE = 4, HAVE_SENDER = 8 };
+    unsigned have = 0;
+    bool ended = false;
+    size_t pos = sizeof ENV_MAGIC - 1;
+    int lineno = 1;
+    char line[2048], value[2048];
+    while (pos < len) {
+        lineno++;
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        if (!nl)
+            FAIL("line %d: truncated (no end of line)", lineno);
+        size_t ll = (size_t)(nl - (data + pos));
+        if (ll >= sizeof line)
+            FAIL("line %d: too long", lineno);
+        memcpy(line, data + pos, ll);
+        line[ll] = '\0';
+        size_t line_start = pos;
+        pos += ll + 1;
+
+        char *tok[6];
+        int nt = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(line, " ", &save); t && nt < 6; t = strtok_r(NULL, " ", &save))
+            tok[nt++] = t;
+        if (nt < 2)
+            FAIL("line %d: expected a keyword and a value", lineno);
+        const char *k = tok[0];
+        unsigned long long v;
+        if (!strcmp(k, "end")) {
+            unsigned long want;
+            if (nt != 2 || sscanf(tok[1], "%8lx", &want) != 1)
+                FAIL("line %d: bad end record", lineno);
+            unsigned long crc = crc32(0L, (const Bytef *)data, (uInt)line_start);
+            if (crc != want)
+                FAIL("checksum mismatch (file altered or torn)");
+            if (pos != len)
+                FAIL("data after the end record");
+            ended = true;
+            break;
+        } else if (!strcmp(k, "id") && nt == 2) {
+            if (get_value(tok[1], e->id, sizeof e->id) < 0 || !qid_valid(e->id))
+                FAIL("line %d: bad queue ID", lineno);
+            have |= HAVE_ID;
+        } else if (!strcmp(k, "arrival") && nt == 2) {
+            if (get_number(tok[1], 1ULL << 40, &v) < 0)
+                FAIL("line %d: bad arrival time", lineno);
+            e->arrival = (time_t)v;
+            have |= HAVE_ARRIVAL;
+        } else if (!strcmp(k, "size") && nt == 2) {
+            if (get_number(tok[1], 1ULL << 40, &e->size) < 0)
+                FAIL("line %d: bad size", lineno);
+            have |= HAVE_SIZE;
+        } else if (!strcmp(k, "sender") && nt == 2) {
+            if (get_value(tok[1], e->sender, sizeof e->sender) < 0)
+                FAIL("line %d: bad sender", lineno);
+            have |= HAVE_SENDER;
+        } else if (!strcmp(k, "client") && nt == 2) {
+            if (get_value(tok[1], e->client_addr, sizeof e->client_addr) < 0)
+                FAIL("line %d: bad client", lineno);
+        } else if (!strcmp(k, "helo") && nt == 2) {
+            if (get_value(tok[1], e->client_helo, sizeof e->client_helo) < 0)
+                FAIL("line %d: bad helo", lineno);
+        } else if (!strcmp(k, "protocol") && nt == 2) {
+            if (get_value(tok[1], e->protocol, sizeof e->protocol) < 0)
+                FAIL("line %d: bad protocol", lineno);
+        } else if (!strcmp(k, "body") && nt == 2) {
+            if (strcmp(tok[1], "7BIT") && strcmp(tok[1], "8BITMIME"))
+                FAIL("line %d: bad body type", lineno);
+            e->body_8bit = !strcmp(tok[1], "8BITMIME");
+        } else if (!strcmp(k, "smtputf8") && nt == 2) {
+            if (get_number(tok[1], 1, &v) < 0)
+                FAIL("line %d: bad smtputf8 flag", lineno);
+            e->smtputf8 = v;
+        } else if (!strcmp(k, "attempts") && nt == 2) {
+            if (get_number(tok[1], 1000000, &v) < 0)
+                FAIL("line %d: bad attempts", lineno);
+            e->attempts = (unsigned)v;
+        } else if (!strcmp(k, "next") && nt == 2) {
+            if (get_number(tok[1], 1ULL << 40, &v) < 0)
+                FAIL("line %d: bad next attempt", lineno);
+            e->next_attempt = (time_t)v;
+        } else if (!strcmp(k, "rcpt") && nt == 5) {
+            int st = -1;
+            for (int i = 0; i < 3; i++)
+                if (!strcmp(tok[1], state_names[i]))
+                    st = i;
+            if (st < 0)
+                FAIL("line %d: bad recipient state", lineno);
+            if (get_number(tok[2], 1000000, &v) < 0)
+                FAIL("line %d: bad recipient attempts", lineno);
+            if (get_value(tok[3], value, sizeof value) < 0 || !*value || env_add_rcpt(e, value) < 0)
+                FAIL("line %d: bad recipient address", lineno);
+            struct env_rcpt *r = &e->rcpts[e->nrcpts - 1];
+            r->state = (enum rcpt_state)st;
+            r->attempts = (unsigned)v;
+            if (get_value(tok[4], r->result, sizeof r->result) < 0)
+                FAIL("line %d: bad recipient result", lineno);
+        } else {
+            FAIL("line %d: unknown or malformed record \"%.32s\"", lineno, k);
+        }
+    }
+    if (!ended)
+        FAIL("no end record (file truncated)");
+    if ((have & (HAVE_ID | HAVE_ARRIVAL | HAVE_SIZE | HAVE_SENDER)) != (HAVE_ID | HAVE_ARRIVAL | HAVE_SIZE | HAVE_SENDER))
+        FAIL("a required record (id, arrival, size, sender) is missing");
+    if (e->nrcpts == 0)
+        FAIL("no recipients");
+    return 0;
+fail:
+    env_free(e);
+    return -1;
+}

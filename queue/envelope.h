@@ -1,0 +1,66 @@
+/*
+ * envelope — the record of one queued message: who sent it, to whom, and how each
+ * recipient stands. Pure: serialise to bytes, parse from bytes.
+ *
+ * The file is text, one record per line, `keyword value...`, values percent-encoded
+ * (every octet <= 0x20, 0x7f and '%' as %XX; an empty value as "-"). It opens with
+ * "FERRY-ENV 1" and closes with "end CRC", the CRC-32 of every byte before that
+ * line, so a torn or edited file is recognised and never half-trusted. Unknown
+ * keywords, missing required records or a bad checksum make the parse fail with
+ * a reason (the queue then quarantines the file).
+ */
+#ifndef FERRY_ENVELOPE_H
+#define FERRY_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "queue/qid.h"
+
+#define ENV_MAX_RCPTS      100000
+#define ENV_RESULT_MAX     512
+#define ENV_MAX_SIZE       (64 * 1024 * 1024)
+
+enum rcpt_state { RCPT_PENDING, RCPT_DELIVERED, RCPT_FAILED };
+
+struct env_rcpt {
+    char addr[ADDR_PATH_MAX + 1];      /* local@domain as received */
+    enum rcpt_state state;
+    unsigned attempts;
+    char result[ENV_RESULT_MAX];       /* last result: reply or local error, verbatim */
+};
+
+struct envelope {
+    char id[QID_LEN + 1];
+    time_t arrival;
+    unsigned long long size;           /* octets of ID.msg */
+    char sender[ADDR_PATH_MAX + 1];    /* "" for the null reverse-path */
+    char client_addr[64];
+    char client_helo[256];
+    char protocol[16];                 /* SMTP, ESMTP, ESMTPS, ... (RFC 3848) */
+    bool body_8bit;                    /* BODY=8BITMIME */
+    bool smtputf8;
+    unsigned attempts;
+    time_t next_attempt;
+    size_t nrcpts;
+    struct env_rcpt *rcpts;
+};
+
+void env_init(struct envelope *e);
+void env_free(struct envelope *e);
+/* Appends a pending recipient. -1 on limit or memory. */
+int  env_add_rcpt(struct envelope *e, const char *addr);
+size_t env_pending(const struct envelope *e);
+
+/* Serialise into out (appended). -1 when out's limit is reached. */
+int  env_serialize(const struct envelope *e, struct buf *out);
+/* Parse data[0..len). 0 ok, -1 with a reason in err. */
+int  env_parse(const char *data, size_t len, struct envelope *e, char *err, size_t errlen);
+
+const char *rcpt_state_name(enum rcpt_state s);
+
+#endif

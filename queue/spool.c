@@ -1,0 +1,453 @@
+/* spool — see spool.h. The ordering of fsync, rename and reply is the whole point
+   of this file; each step says why it is where it is. */
+#include "queue/spool.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const subdirs[] = { "incoming", "queue", "held", "corrupt" };
+
+static int path_in(const struct spool *sp, char *out, size_t outsz, const char *sub,
+                   const char *id, const char *ext)
+{
+    int n = snprintf(out, outsz, "%s/%s/%s%s", sp->dir, sub, id, ext);
+    return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+int spool_fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
+}
+
+static int make_dir(const char *path, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (do_chown && chown(path, uid, gid) < 0) {
+        snprintf(err, errlen, "cannot give %s to uid %ld: %s", path, (long)uid, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 32];
+    /* Parents are created too (mkdir -p), but only the spool itself changes owner. */
+    str_copy(path, dir, sizeof path);
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+                snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (make_dir(dir, do_chown, uid, gid, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, subdirs[i]);
+        if (make_dir(path, do_chown, uid, gid, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int spool_open(struct spool *sp, const char *dir, char *err, size_t errlen)
+{
+    if (str_copy(sp->dir, dir, sizeof sp->dir) >= sizeof sp->dir) {
+        snprintf(err, errlen, "spool path too long");
+        return -1;
+    }
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/queue", dir);
+    sp->queue_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sp->queue_dirfd < 0) {
+        snprintf(err, errlen, "cannot open spool %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void spool_close(struct spool *sp)
+{
+    if (sp->queue_dirfd >= 0)
+        close(sp->queue_dirfd);
+    sp->queue_dirfd = -1;
+}
+
+int spool_clean_incoming(const struct spool *sp)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/incoming", sp->dir);
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return -1;
+    }
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (unlinkat(dfd, de->d_name, 0) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int spool_draft_new(struct spool *sp, struct spool_draft *d)
+{
+    char path[PATH_MAX + 64];
+    d->env_fd = -1;
+    for (int tries = 0; tries < 100; tries++) {
+        qid_new(d->id);
+        if (path_in(sp, path, sizeof path, "incoming", d->id, ".msg") < 0)
+            return -1;
+        d->msg_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (d->msg_fd >= 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct envelope *e)
+{
+    char path[PATH_MAX + 64];
+    struct buf b;
+    buf_init(&b, ENV_MAX_SIZE);
+    if (env_serialize(e, &b) < 0) {
+        buf_free(&b);
+        errno = EFBIG;
+        return -1;
+    }
+    path_in(sp, path, sizeof path, "incoming", d->id, ".env");
+    d->env_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int r = d->env_fd < 0 ? -1 : write_all(d->env_fd, b.data, b.len);
+    int saved = errno;
+    buf_free(&b);
+    errno = saved;
+    return r;
+}
+
+void spool_draft_abort(struct spool *sp, struct spool_draft *d)
+{
+    char path[PATH_MAX + 64];
+    if (d->msg_fd >= 0)
+        close(d->msg_fd);
+    if (d->env_fd >= 0)
+        close(d->env_fd);
+    d->msg_fd = d->env_fd = -1;
+    if (!d->id[0])
+        return;
+    path_in(sp, path, sizeof path, "incoming", d->id, ".msg");
+    unlink(path);
+    path_in(sp, path, sizeof path, "incoming", d->id, ".env");
+    unlink(path);
+    d->id[0] = '\0';
+}
+
+static int move_into_queue(struct spool *sp, const char *id, const char *ext)
+{
+    char from[PATH_MAX + 64], to[PATH_MAX + 64];
+    path_in(sp, from, sizeof from, "incoming", id, ext);
+    path_in(sp, to, sizeof to, "queue", id, ext);
+    return rename(from, to);
+}
+
+int spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n)
+{
+    int saved = 0;
+    size_t i;
+    /* 1. Data first: the bytes of both files must be on disk before any name
+          in queue/ can point at them. */
+    for (i = 0; i < n; i++) {
+        struct spool_draft *d = drafts[i];
+        if (fsync(d->msg_fd) < 0 || d->env_fd < 0 || fsync(d->env_fd) < 0) {
+            saved = d->env_fd < 0 ? EINVAL : errno;
+            goto fail;
+        }
+    }
+    /* 2. Names: message before envelope, so an envelope in queue/ always has its
+          message beside it (the loader removes a message whose envelope never came). */
+    for (i = 0; i < n; i++) {
+        if (move_into_queue(sp, drafts[i]->id, ".msg") < 0 || move_into_queue(sp, drafts[i]->id, ".env") < 0) {
+            saved = errno;
+            goto fail_renamed;
+        }
+    }
+    /* 3. One directory fsync makes every rename of the batch durable; only now
+          may the callers say 250. */
+    if (fsync(sp->queue_dirfd) < 0) {
+        saved = errno;
+        i = n;
+        goto fail_renamed;
+    }
+    for (i = 0; i < n; i++) {
+        close(drafts[i]->msg_fd);
+        close(drafts[i]->env_fd);
+        drafts[i]->msg_fd = drafts[i]->env_fd = -1;
+    }
+    return 0;
+
+fail_renamed:
+    /* Not acknowledged: take back what was renamed (envelope first). */
+    for (size_t k = 0; k <= i && k < n; k++) {
+        char path[PATH_MAX + 64];
+        path_in(sp, path, sizeof path, "queue", drafts[k]->id, ".env");
+        unlink(path);
+        path_in(sp, path, sizeof path, "queue", drafts[k]->id, ".msg");
+        unlink(path);
+    }
+fail:
+    for (size_t k = 0; k < n; k++)
+        spool_draft_abort(sp, drafts[k]);
+    errno = saved;
+    return -1;
+}
+
+int spool_read_file(int dirfd, const char *name, size_t max, char **data, size_t *len)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
+        close(fd);
+        errno = EFBIG;
+        return -1;
+    }
+    char *p = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (p && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!p)
+        return -1;
+    p[got] = '\0';
+    *data = p;
+    *len = got;
+    return 0;
+}
+
+int spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
+                   bool *corrupt, char *err, size_t errlen)
+{
+    char name[QID_LEN + 8];
+    char *data;
+    size_t len;
+    *corrupt = false;
+    snprintf(name, sizeof name, "%s.env", id);
+    if (spool_read_file(sp->queue_dirfd, name, ENV_MAX_SIZE, &data, &len) < 0) {
+        *corrupt = errno == EFBIG;
+        snprintf(err, errlen, "cannot read %s: %s", name, strerror(errno));
+        return -1;
+    }
+    int r = env_parse(data, len, e, err, errlen);
+    free(data);
+    if (r < 0) {
+        *corrupt = true;
+        return -1;
+    }
+    if (strcmp(e->id, id) != 0) {
+        snprintf(err, errlen, "envelope names queue ID %s, file is %s", e->id, id);
+        env_free(e);
+        *corrupt = true;
+        return -1;
+    }
+    struct stat st;
+    snprintf(name, sizeof name, "%s.msg", id);
+    if (fstatat(sp->queue_dirfd, name, &st, 0) < 0 || (unsigned long long)st.st_size != e->size) {
+        snprintf(err, errlen, "message file %s %s", name,
+                 errno == ENOENT ? "is missing" : "has the wrong size (torn)");
+        env_free(e);
+        *corrupt = true;
+        return -1;
+    }
+    return 0;
+}
+
+int spool_env_write(struct spool *sp, const struct envelope *e)
+{
+    char tmp[QID_LEN + 16], final[QID_LEN + 8];
+    snprintf(tmp, sizeof tmp, "%s.env.tmp", e->id);
+    snprintf(final, sizeof final, "%s.env", e->id);
+    struct buf b;
+    buf_init(&b, ENV_MAX_SIZE);
+    if (env_serialize(e, &b) < 0) {
+        buf_free(&b);
+        errno = EFBIG;
+        return -1;
+    }
+    int fd = openat(sp->queue_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int r = -1, saved;
+    if (fd >= 0) {
+        /* Temp file, fsync, rename, directory fsync: a crash leaves the old or the
+           new envelope, never a mix. */
+        r = write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0 ? -1 : 0;
+        saved = errno;
+        close(fd);
+        if (r == 0 && renameat(sp->queue_dirfd, tmp, sp->queue_dirfd, final) < 0)
+            r = -1, saved = errno;
+        if (r == 0 && fsync(sp->queue_dirfd) < 0)
+            r = -1, saved = errno;
+        if (r < 0)
+            unlinkat(sp->queue_dirfd, tmp, 0);
+    } else {
+        saved = errno;
+    }
+    buf_free(&b);
+    errno = saved;
+    return r;
+}
+
+int spool_msg_open(const struct spool *sp, const char *id)
+{
+    char name[QID_LEN + 8];
+    snprintf(name, sizeof name, "%s.msg", id);
+    return openat(sp->queue_dirfd, name, O_RDONLY | O_CLOEXEC);
+}
+
+int spool_remove(struct spool *sp, const char *id)
+{
+    char name[QID_LEN + 8];
+    /* Envelope first: once it is gone the message is no longer queued; a leftover
+       .msg is removed by the next load. */
+    snprintf(name, sizeof name, "%s.env", id);
+    if (unlinkat(sp->queue_dirfd, name, 0) < 0 && errno != ENOENT)
+        return -1;
+    snprintf(name, sizeof name, "%s.msg", id);
+    unlinkat(sp->queue_dirfd, name, 0);
+    return fsync(sp->queue_dirfd);
+}
+
+int spool_quarantine(struct spool *sp, const char *id, const char *reason)
+{
+    char from[PATH_MAX + 64], to[PATH_MAX + 64];
+    int moved = 0;
+    static const char *const exts[] = { ".env", ".msg" };
+    for (int i = 0; i < 2; i++) {
+        path_in(sp, from, sizeof from, "queue", id, exts[i]);
+        path_in(sp, to, sizeof to, "corrupt", id, exts[i]);
+        if (rename(from, to) == 0)
+            moved++;
+    }
+    path_in(sp, to, sizeof to, "corrupt", id, ".reason");
+    FILE *f = fopen(to, "w");
+    if (f) {
+        fprintf(f, "%s\n", reason);
+        fclose(f);
+    }
+    fsync(sp->queue_dirfd);
+    return moved ? 0 : -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg)
+{
+    int dfd = dup(sp->queue_dirfd);
+    if (dfd < 0)
+        return -1;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return -1;
+    }
+    rewinddir(d);
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        size_t len = strlen(name);
+        if (name[0] == '.')
+            continue;
+        char id[QID_LEN + 1];
+        if (len == QID_LEN + 4 && !strcmp(name + QID_LEN, ".env")) {
+            str_copyn(id, name, QID_LEN, sizeof id);
+            if (!qid_valid(id))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 256;
+                char **p = realloc(ids, cap * sizeof *p);
+                if (!p)
+                    break;
+                ids = p;
+            }
+            if (!(ids[n] = strdup(id)))
+                break;
+            n++;
+        } else if (clean_strays && len == QID_LEN + 4 && !strcmp(name + QID_LEN, ".msg")) {
+            char env[QID_LEN + 8];
+            str_copyn(env, name, QID_LEN, sizeof env);
+            strcat(env, ".env");
+            if (faccessat(sp->queue_dirfd, env, F_OK, 0) < 0 && errno == ENOENT) {
+                str_copyn(id, name, QID_LEN, sizeof id);
+                log_msg(LOG_LVL_INFO, id, "removing message file without envelope "
+                        "(never acknowledged, or already delivered)");
+                unlinkat(sp->queue_dirfd, name, 0);
+            }
+        } else if (clean_strays && len > 4 && !strcmp(name + len - 4, ".tmp")) {
+            unlinkat(sp->queue_dirfd, name, 0);
+        }
+    }
+    closedir(d);
+    qsort(ids, n, sizeof *ids, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        fn(ids[i], arg);
+        free(ids[i]);
+    }
+    free(ids);
+    return (int)n;
+}

@@ -1,0 +1,79 @@
+/*
+ * spool — the on-disk queue, and the promise behind "250 OK".
+ *
+ *   incoming/  being received; never acknowledged; emptied at daemon start
+ *   queue/     committed: ID.msg (message bytes, immutable) + ID.env (envelope)
+ *   held/      DMTP: messages kept for a receiver to pull
+ *   corrupt/   files that failed validation, moved aside with their reason, never deleted
+ *
+ * Commit (spool_commit, for a batch of drafts at once — group commit): fsync every
+ * ID.msg and ID.env in incoming/, rename each ID.msg and then its ID.env into queue/,
+ * fsync queue/. Only then may the caller answer 250. The ID.env is the commit mark:
+ * a queue/ID.msg without its ID.env was never acknowledged (a crash between the two
+ * renames) or was already delivered (a crash between the two unlinks) and is removed
+ * at load; a queue/ID.env whose ID.msg is missing or the wrong size is quarantined.
+ *
+ * Envelope updates are atomic: ID.env.tmp written, fsync'd, renamed over ID.env,
+ * directory fsync'd. Removal unlinks ID.env first, then ID.msg.
+ * Errors: -1 with errno preserved (ENOSPC, EROFS, EDQUOT... mean "try later").
+ */
+#ifndef FERRY_SPOOL_H
+#define FERRY_SPOOL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "queue/envelope.h"
+#include "queue/qid.h"
+
+struct spool {
+    char dir[PATH_MAX];
+    int queue_dirfd;      /* open on queue/, for fsync */
+};
+
+/* A message being received. */
+struct spool_draft {
+    char id[QID_LEN + 1];
+    int msg_fd;
+    int env_fd;
+};
+
+/* Create the directory tree (mode 0700), owned by uid/gid when do_chown. */
+int  spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen);
+int  spool_open(struct spool *sp, const char *dir, char *err, size_t errlen);
+void spool_close(struct spool *sp);
+/* Delete everything in incoming/; returns how many files, or -1. */
+int  spool_clean_incoming(const struct spool *sp);
+
+int  spool_draft_new(struct spool *sp, struct spool_draft *d);
+/* Write the whole envelope to incoming/ID.env (e->id must be d->id). */
+int  spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct envelope *e);
+void spool_draft_abort(struct spool *sp, struct spool_draft *d);
+/* Commit n drafts with one directory fsync. On failure none is acknowledged and
+   every draft is aborted. */
+int  spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n);
+
+/* queue/ID.env: read and validate (including the size of ID.msg). 0 ok; -1 with
+   err: *corrupt is set when the file exists but is bad (quarantine it). */
+int  spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
+                    bool *corrupt, char *err, size_t errlen);
+int  spool_env_write(struct spool *sp, const struct envelope *e);
+int  spool_msg_open(const struct spool *sp, const char *id);
+int  spool_remove(struct spool *sp, const char *id);
+/* Move queue/ID.env and queue/ID.msg (whichever exist) to corrupt/, with ID.reason. */
+int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
+
+/* Visit the IDs that have a queue/ID.env, in ID order. Stray files
+   (queue/ID.msg alone, leftover .tmp) are cleaned up as described above when
+   clean_strays is set. Returns the number visited or -1. */
+typedef void (*spool_visit_fn)(const char *id, void *arg);
+int  spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg);
+
+/* Read a whole small file (envelopes) into a malloc'd buffer; -1 on error or > max. */
+int  spool_read_file(int dirfd, const char *name, size_t max, char **data, size_t *len);
+/* fsync a file or directory by path. */
+int  spool_fsync_path(const char *path);
+
+#endif
