@@ -1,0 +1,60 @@
+/* proc — see proc.h. */
+#include "smtpd/proc.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int proc_lookup_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        snprintf(err, errlen, "user \"%s\" does not exist (create it, or set \"user\" in the config)", user);
+        return -1;
+    }
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    return 0;
+}
+
+int proc_drop_privileges(const char *user, char *err, size_t errlen)
+{
+    if (geteuid() != 0)
+        return 0;
+    uid_t uid;
+    gid_t gid;
+    if (proc_lookup_user(user, &uid, &gid, err, errlen) < 0)
+        return -1;
+    if (uid == 0) {
+        snprintf(err, errlen, "refusing to run children as root (user \"%s\" has uid 0)", user);
+        return -1;
+    }
+    if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+        snprintf(err, errlen, "cannot drop privileges to %s: %s", user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0 || seteuid(0) == 0) {
+        snprintf(err, errlen, "privileges were not dropped: root could be regained");
+        return -1;
+    }
+    return 0;
+}
+
+void proc_reset_signals(void)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2, SIGPIPE };
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}

@@ -1,0 +1,91 @@
+/* smtp_data — see smtp_data.h. */
+#include "smtpd/smtp_data.h"
+
+enum {
+    D_LINE_START,   /* at the start of a line */
+    D_DOT,          /* a line began with "." */
+    D_DOT_CR,       /* a line began with ".\r" */
+    D_MID,          /* inside a line */
+    D_CR            /* inside a line, after "\r" */
+};
+
+void smtp_data_init(struct smtp_data *d)
+{
+    d->state = D_LINE_START;
+    d->line_len = 0;
+    d->bare_lf = d->bare_cr = d->long_line = d->done = false;
+}
+
+static void count(struct smtp_data *d, size_t k)
+{
+    d->line_len += k;
+    if (d->line_len > SMTP_TEXT_LINE_MAX)
+        d->long_line = true;
+}
+
+size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, size_t *outlen)
+{
+    size_t o = 0, i = 0;
+    while (i < n && !d->done) {
+        char c = in[i++];
+        switch (d->state) {
+        case D_LINE_START:
+            d->line_len = 0;
+            if (c == '.') {
+                count(d, 1);
+                d->state = D_DOT;
+                break;
+            }
+            d->state = D_MID;
+            /* fall through */
+        case D_MID:
+            count(d, 1);
+            if (c == '\r') {
+                d->state = D_CR;
+            } else if (c == '\n') {
+                d->bare_lf = true;
+                out[o++] = c;
+                d->state = D_LINE_START;
+            } else {
+                out[o++] = c;
+            }
+            break;
+        case D_DOT:
+            /* The stuffed dot is dropped; what follows is ordinary line content. */
+            if (c == '\r') {
+                count(d, 1);
+                d->state = D_DOT_CR;
+            } else {
+                d->state = D_MID;
+                i--;
+            }
+            break;
+        case D_DOT_CR:
+            if (c == '\n') {
+                d->done = true;
+            } else {
+                /* ".\rX": the CR was bare. */
+                d->bare_cr = true;
+                out[o++] = '\r';
+                d->state = D_MID;
+                i--;
+            }
+            break;
+        case D_CR:
+            if (c == '\n') {
+                count(d, 1);
+                out[o++] = '\r';
+                out[o++] = '\n';
+                d->state = D_LINE_START;
+            } else {
+                d->bare_cr = true;
+                out[o++] = '\r';
+                d->state = D_MID;
+                i--;
+            }
+            break;
+        }
+    }
+    *outlen = o;
+    return i;
+}

@@ -1,0 +1,36 @@
+/*
+ * smtp_data — the DATA byte stream: end-of-data detection, dot-unstuffing, and the
+ * line rules that keep SMTP smuggling out. Pure: bytes in, bytes out.
+ *
+ * Only <CRLF>.<CRLF> ends the data (RFC 5321 §4.1.1.4); "\n.\n", "\r.\r", "\n.\r\n"
+ * and the like do not. A bare CR or bare LF anywhere is passed through but flagged,
+ * and the session refuses such a message (RFC 5321 §2.3.8), so two servers can never
+ * disagree about where a message ends. A leading dot on a line is removed (§4.5.2).
+ * Lines longer than 1000 octets including CRLF are flagged (§4.5.3.1.6).
+ */
+#ifndef FERRY_SMTP_DATA_H
+#define FERRY_SMTP_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SMTP_TEXT_LINE_MAX 1000   /* octets, including CRLF */
+
+struct smtp_data {
+    int state;
+    size_t line_len;
+    bool bare_lf;
+    bool bare_cr;
+    bool long_line;
+    bool done;
+};
+
+void smtp_data_init(struct smtp_data *d);
+/*
+ * Consume in[0..n) up to and including the end-of-data line. The message bytes
+ * are written to out, which must hold n + 2 bytes; *outlen gets their count.
+ * Returns the number of input bytes consumed (< n only when done).
+ */
+size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, size_t *outlen);
+
+#endif

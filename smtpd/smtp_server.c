@@ -1,0 +1,192 @@
+/* smtp_server — see smtp_server.h. The smtp process's entry point is here too. */
+#include "smtpd/smtp_server.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "smtpd/proc.h"
+#include "smtpd/smtp_session.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long sessions busy with a message may take to finish after SIGTERM. */
+#define STOP_GRACE_SECONDS 10
+
+void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    smtp_session_free(s);
+    if (srv->stopping && srv->nsessions == 0)
+        event_base_loopexit(srv->base, NULL);
+}
+
+size_t smtp_server_count_ip(const struct smtp_server *srv, const struct sockaddr *sa)
+{
+    char ip[64];
+    netaddr_ntop(sa, ip, sizeof ip);
+    size_t n = 0;
+    for (const struct smtp_session *s = srv->sessions; s; s = s->next)
+        n += strcmp(s->peer_ip, ip) == 0;
+    return n;
+}
+
+static void run_commit(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_server *srv = arg;
+    size_t n = srv->nbatch;
+    if (n == 0)
+        return;
+    struct spool_draft **drafts = calloc(n, sizeof *drafts);
+    struct smtp_session **batch = srv->batch;
+    srv->batch = NULL;
+    srv->nbatch = srv->batch_cap = 0;
+    int r = -1, err = ENOMEM;
+    if (drafts) {
+        for (size_t i = 0; i < n; i++)
+            drafts[i] = &batch[i]->draft;
+        r = spool_commit(&srv->spool, drafts, n);
+        err = errno;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            spool_draft_abort(&srv->spool, &batch[i]->draft);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0)
+            ipc_chan_send(srv->parent, PROC_QUEUE_NEW, batch[i]->draft.id, QID_LEN);
+        smtp_session_committed(batch[i], r == 0, err);
+    }
+    free(drafts);
+    free(batch);
+}
+
+void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s)
+{
+    if (srv->nbatch == srv->batch_cap) {
+        size_t cap = srv->batch_cap ? srv->batch_cap * 2 : 16;
+        struct smtp_session **p = realloc(srv->batch, cap * sizeof *p);
+        if (!p) {
+            spool_draft_abort(&srv->spool, &s->draft);
+            smtp_session_committed(s, false, ENOMEM);
+            return;
+        }
+        srv->batch = p;
+        srv->batch_cap = cap;
+    }
+    srv->batch[srv->nbatch++] = s;
+    /* Every session that finishes its data in this turn of the loop joins the batch. */
+    event_active(srv->commit_ev, 0, 0);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    struct smtp_server *srv = arg;
+    enum listen_kind kind = LISTEN_SMTP;
+    for (size_t i = 0; i < srv->cfg->nlisteners; i++)
+        if (srv->listeners[i] == l)
+            kind = srv->cfg->listeners[i].kind;
+    smtp_session_start(srv, fd, sa, (socklen_t)len, kind);
+}
+
+static void stop_now(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_server *srv = arg;
+    log_warn("stopping with %zu sessions still open", srv->nsessions);
+    event_base_loopexit(srv->base, NULL);
+}
+
+static void on_sigterm(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_server *srv = arg;
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    for (size_t i = 0; i < srv->cfg->nlisteners; i++) {
+        if (srv->listeners[i])
+            evconnlistener_free(srv->listeners[i]);
+        srv->listeners[i] = NULL;
+    }
+    /* Idle sessions are told now; those inside a message finish it first. */
+    struct smtp_session *next;
+    for (struct smtp_session *s = srv->sessions; s; s = next) {
+        next = s->next;
+        smtp_session_shutdown(s);
+    }
+    if (srv->nsessions == 0) {
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    struct timeval tv = { STOP_GRACE_SECONDS, 0 };
+    evtimer_add(srv->stop_timer, &tv);
+}
+
+static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, size_t len, void *arg)
+{
+    log_debug("unexpected message %u from the parent", type);
+}
+
+static void on_parent_close(struct ipc_chan *c, void *arg)
+{
+    struct smtp_server *srv = arg;
+    log_error("parent process went away; stopping");
+    on_sigterm(-1, 0, srv);
+}
+
+int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds)
+{
+    struct smtp_server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.cfg = cfg;
+    char err[256];
+    if (spool_open(&srv.spool, cfg->spool_dir, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    srv.base = event_base_new();
+    if (!srv.base)
+        return 1;
+    srv.parent = ipc_chan_new(srv.base, parent_fd, on_parent_msg, on_parent_close, &srv);
+    srv.commit_ev = event_new(srv.base, -1, 0, run_commit, &srv);
+    srv.stop_timer = evtimer_new(srv.base, stop_now, &srv);
+    struct event *sigterm = evsignal_new(srv.base, SIGTERM, on_sigterm, &srv);
+    struct event *sigint = evsignal_new(srv.base, SIGINT, on_sigterm, &srv);
+    if (!srv.parent || !srv.commit_ev || !srv.stop_timer || !sigterm || !sigint)
+        return 1;
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        srv.listeners[i] = evconnlistener_new(srv.base, on_accept, &srv, LEV_OPT_CLOSE_ON_FREE, -1,
+                                              listen_fds[i]);
+        if (!srv.listeners[i]) {
+            log_error("cannot listen on %s", cfg->listeners[i].text);
+            return 1;
+        }
+    }
+    log_info("smtp process ready (%zu listeners)", cfg->nlisteners);
+    event_base_dispatch(srv.base);
+
+    while (srv.sessions)
+        smtp_server_session_gone(&srv, srv.sessions);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (srv.listeners[i])
+            evconnlistener_free(srv.listeners[i]);
+    ipc_chan_free(srv.parent);
+    event_free(srv.commit_ev);
+    event_free(srv.stop_timer);
+    event_free(sigterm);
+    event_free(sigint);
+    free(srv.batch);
+    spool_close(&srv.spool);
+    event_base_free(srv.base);
+    log_info("smtp process stopped");
+    return 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * smtp_server — the smtp process: listeners, connection limits, group commit.
+ *
+ * Owns every session. A session that has received a whole message hands its draft
+ * to smtp_server_commit; the server commits all drafts handed over in the same
+ * turn of the event loop with one spool_commit (one directory fsync for the batch),
+ * then tells each session the outcome, and the parent which IDs are now queued.
+ */
+#ifndef FERRY_SMTP_SERVER_H
+#define FERRY_SMTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/settings.h"
+#include "queue/spool.h"
+
+struct event_base;
+struct ipc_chan;
+struct smtp_session;
+
+struct smtp_server {
+    struct event_base *base;
+    const struct ferry_config *cfg;
+    struct spool spool;
+    struct ipc_chan *parent;
+    struct evconnlistener *listeners[SETTINGS_MAX_LISTEN];
+    struct smtp_session *sessions;      /* doubly linked list */
+    size_t nsessions;
+    struct smtp_session **batch;        /* waiting for the next group commit */
+    size_t nbatch, batch_cap;
+    struct event *commit_ev;
+    struct event *stop_timer;
+    bool stopping;
+};
+
+void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s);
+/* A session ended: unlink and free it. */
+void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);
+size_t smtp_server_count_ip(const struct smtp_server *srv, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,610 @@
+/* smtp_session — see smtp_session.h. */
+#include "smtpd/smtp_session.h"
+#include "delivery/delivery.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "smtpd/smtp_cmd.h"
+#include "smtpd/smtp_server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Refuse new mail (452 4.3.1) when the spool has less free space than this. */
+#define SPOOL_MIN_FREE (16ULL * 1024 * 1024)
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static void reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 3)
+        n = (int)sizeof line - 3;
+    line[n++] = '\r';
+    line[n++] = '\n';
+    bufferevent_write(s->bev, line, (size_t)n);
+    if (line[0] == '5')
+        s->errors++;
+}
+
+/* Close once the output has drained (on_write checks the state). */
+static void close_after_reply(struct smtp_session *s)
+{
+    s->state = SS_CLOSING;
+    bufferevent_disable(s->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+        smtp_server_session_gone(s->srv, s);
+}
+
+static void reset_transaction(struct smtp_session *s)
+{
+    if (s->have_draft)
+        spool_draft_abort(&s->srv->spool, &s->draft);
+    s->have_draft = false;
+    env_free(&s->env);
+    s->data_size = 0;
+    s->data_errno = 0;
+    s->too_big = false;
+    s->wlen = 0;
+}
+
+void smtp_session_free(struct smtp_session *s)
+{
+    reset_transaction(s);
+    if (s->bev)
+        bufferevent_free(s->bev);
+    free(s);
+}
+
+void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t len,
+                        enum listen_kind kind)
+{
+    const struct ferry_config *cfg = srv->cfg;
+    struct smtp_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->srv = srv;
+    s->kind = kind;
+    memcpy(&s->peer, sa, len < sizeof s->peer ? len : sizeof s->peer);
+    netaddr_ntop(sa, s->peer_ip, sizeof s->peer_ip);
+    s->draft.msg_fd = s->draft.env_fd = -1;
+    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!s->bev) {
+        close(fd);
+        free(s);
+        return;
+    }
+    /* Link it in first, so every exit path goes through smtp_server_session_gone. */
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    struct timeval tv = { (time_t)cfg->smtp_timeout, 0 };
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+
+    if (srv->nsessions > cfg->max_connections) {
+        log_warn("refused connection from %s: %zu connections (max_connections)", s->peer_ip, srv->nsessions - 1);
+        reply(s, "421 4.7.0 %s Too many connections, try again later", cfg->hostname);
+        close_after_reply(s);
+        return;
+    }
+    if (smtp_server_count_ip(srv, sa) > cfg->max_connections_per_ip) {
+        log_warn("refused connection from %s: over max_connections_per_ip", s->peer_ip);
+        reply(s, "421 4.7.0 %s Too many connections from your address, try again later", cfg->hostname);
+        close_after_reply(s);
+        return;
+    }
+    log_info("connect from [%s]:%u kind=%s", s->peer_ip, netaddr_port(sa), listen_kind_name(kind));
+    s->state = SS_INIT;
+    reply(s, "220 %s ESMTP Ferry", cfg->hostname);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+void smtp_session_shutdown(struct smtp_session *s)
+{
+    if (s->state == SS_INIT || s->state == SS_READY || s->state == SS_MAIL || s->state == SS_RCPT) {
+        reply(s, "421 4.3.2 %s Service shutting down, closing connection", s->srv->cfg->hostname);
+        close_after_reply(s);
+    }
+}
+
+/* ---- commands ---------------------------------------------------------------- */
+
+static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd, bool esmtp)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    reset_transaction(s);
+    str_copy(s->helo, cmd->arg, sizeof s->helo);
+    s->esmtp = esmtp;
+    s->state = SS_READY;
+    if (!esmtp) {
+        reply(s, "250 %s Hello %s [%s]", cfg->hostname, s->helo, s->peer_ip);
+        return;
+    }
+    reply(s, "250-%s Hello %s [%s]", cfg->hostname, s->helo, s->peer_ip);
+    reply(s, "250-PIPELINING");
+    reply(s, "250-SIZE %llu", cfg->message_size_limit);
+    reply(s, "250-8BITMIME");
+    reply(s, "250-ENHANCEDSTATUSCODES");
+    reply(s, "250-SMTPUTF8");
+    reply(s, "250 HELP");
+}
+
+/* Enough room in the spool for a message of `size` octets (0: unknown) plus a margin? */
+static bool spool_has_room(struct smtp_session *s, unsigned long long size)
+{
+    struct statvfs vfs;
+    if (statvfs(s->srv->spool.dir, &vfs) < 0)
+        return true;    /* cannot tell; the write itself will say */
+    unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+    return avail >= SPOOL_MIN_FREE + size;
+}
+
+static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    if (s->state == SS_INIT) {
+        reply(s, "503 5.5.1 Send EHLO or HELO first");
+        return;
+    }
+    if (s->state != SS_READY) {
+        reply(s, "503 5.5.1 Nested MAIL command (RSET first)");
+        return;
+    }
+    bool body_8bit = false, smtputf8 = false;
+    unsigned long long size = 0;
+    for (size_t i = 0; i < cmd->nparams; i++) {
+        const struct smtp_param *p = &cmd->params[i];
+        if (!s->esmtp) {
+            reply(s, "555 5.5.4 MAIL parameters need EHLO");
+            return;
+        }
+        if (str_ieq(p->key, "SIZE")) {
+            if (!p->value || str_to_u64(p->value, 99999999999999999ULL, &size) < 0) {
+                reply(s, "501 5.5.4 SIZE needs a decimal number");
+                return;
+            }
+        } else if (str_ieq(p->key, "BODY")) {
+            if (p->value && str_ieq(p->value, "8BITMIME")) {
+                body_8bit = true;
+            } else if (!p->value || !str_ieq(p->value, "7BIT")) {
+                reply(s, "501 5.5.4 BODY must be 7BIT or 8BITMIME");
+                return;
+            }
+        } else if (str_ieq(p->key, "SMTPUTF8")) {
+            if (p->value) {
+                reply(s, "501 5.5.4 SMTPUTF8 takes no value");
+                return;
+            }
+            smtputf8 = true;
+        } else {
+            reply(s, "555 5.5.4 Unsupported MAIL parameter %.64s", p->key);
+            return;
+        }
+    }
+    if (size > cfg->message_size_limit) {
+        reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu octets", cfg->message_size_limit);
+        return;
+    }
+    if (!spool_has_room(s, size)) {
+        log_warn("refused mail from [%s]: spool %s is short of space", s->peer_ip, s->srv->spool.dir);
+        reply(s, "452 4.3.1 Insufficient system storage, try again later");
+        return;
+    }
+    env_init(&s->env);
+    if (!cmd->null_path && addr_format(&cmd->path, s->env.sender, sizeof s->env.sender) < 0) {
+        reply(s, "501 5.1.7 Sender address too long");
+        return;
+    }
+    s->env.body_8bit = body_8bit;
+    s->env.smtputf8 = smtputf8;
+    s->state = SS_MAIL;
+    reply(s, "250 2.1.0 Sender <%s> ok", s->env.sender);
+}
+
+/* Does this local mailbox exist? (local_recipients = known: system accounts and
+   postmaster, until aliases and virtual maps arrive.) */
+static bool local_mailbox_exists(const struct ferry_config *cfg, const char *name)
+{
+    if (cfg->local_recipients == RCPT_ANY || strcmp(name, "postmaster") == 0)
+        return true;
+    return getpwnam(name) != NULL;
+}
+
+static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    if (s->state != SS_MAIL && s->state != SS_RCPT) {
+        reply(s, "503 5.5.1 Need MAIL before RCPT");
+        return;
+    }
+    if (cmd->nparams > 0) {
+        reply(s, "555 5.5.4 Unsupported RCPT parameter %.64s", cmd->params[0].key);
+        return;
+    }
+    if (s->env.nrcpts >= cfg->max_recipients) {
+        reply(s, "452 4.5.3 Too many recipients");
+        return;
+    }
+    struct mailbox m = cmd->path;
+    if (m.domain_kind == ADDR_DOMAIN_NONE) {        /* RCPT TO:<Postmaster> */
+        str_copy(m.local, "postmaster", sizeof m.local);
+        str_copy(m.domain, cfg->hostname, sizeof m.domain);
+        m.domain_kind = ADDR_DOMAIN_NAME;
+    }
+    char addr[ADDR_PATH_MAX + 1];
+    if (addr_format(&m, addr, sizeof addr) < 0) {
+        reply(s, "501 5.1.3 Recipient address too long");
+        return;
+    }
+    if (m.domain_kind != ADDR_DOMAIN_NAME || !settings_is_local_domain(cfg, m.domain)) {
+        log_info("reject RCPT from [%s]: <%s>: relay access denied (from=<%s>)", s->peer_ip, addr,
+                 s->env.sender);
+        reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
+        return;
+    }
+    char name[ADDR_LOCAL_MAX + 1];
+    const char *why;
+    if (local_mailbox_name(&m, name, sizeof name, &why) < 0) {
+        reply(s, "550 5.1.3 <%s>: %s", addr, why);
+        return;
+    }
+    if (!local_mailbox_exists(cfg, name)) {
+        log_info("reject RCPT from [%s]: <%s>: no such user (from=<%s>)", s->peer_ip, addr, s->env.sender);
+        reply(s, "550 5.1.1 <%s>: Recipient address rejected: no such user", addr);
+        return;
+    }
+    if (env_add_rcpt(&s->env, addr) < 0) {
+        reply(s, "452 4.5.3 Too many recipients");
+        return;
+    }
+    s->state = SS_RCPT;
+    reply(s, "250 2.1.5 Recipient <%s> ok", addr);
+}
+
+/* The trace header of RFC 5321 §4.4, with the protocol names of RFC 3848/6531. */
+static int received_header(struct smtp_session *s, struct buf *b)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    const char *proto = s->env.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+    str_copy(s->env.protocol, proto, sizeof s->env.protocol);
+    int r = buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Ferry) with %s id %s",
+                       s->helo, s->peer_ip, cfg->hostname, proto, s->draft.id);
+    if (s->env.nrcpts == 1)
+        r |= buf_printf(b, "\r\n\tfor <%s>", s->env.rcpts[0].addr);
+    r |= buf_printf(b, "; %s\r\n", date);
+    return r;
+}
+
+static void flush_wbuf(struct smtp_session *s)
+{
+    size_t off = 0;
+    while (off < s->wlen && !s->data_errno) {
+        ssize_t w = write(s->draft.msg_fd, s->wbuf + off, s->wlen - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            s->data_errno = errno;
+            break;
+        }
+        off += (size_t)w;
+    }
+    s->wlen = 0;
+}
+
+static void spool_bytes(struct smtp_session *s, const char *p, size_t n)
+{
+    s->data_size += n;
+    if (s->data_size > s->srv->cfg->message_size_limit)
+        s->too_big = true;
+    if (s->too_big || s->data_errno)
+        return;     /* keep reading to the end, write nothing more */
+    while (n) {
+        size_t k = sizeof s->wbuf - s->wlen;
+        if (k > n)
+            k = n;
+        memcpy(s->wbuf + s->wlen, p, k);
+        s->wlen += k;
+        p += k;
+        n -= k;
+        if (s->wlen == sizeof s->wbuf)
+            flush_wbuf(s);
+    }
+}
+
+static void do_data(struct smtp_session *s)
+{
+    if (s->state == SS_MAIL) {
+        reply(s, "554 5.5.1 No valid recipients");
+        return;
+    }
+    if (s->state != SS_RCPT) {
+        reply(s, "503 5.5.1 Need MAIL and RCPT before DATA");
+        return;
+    }
+    if (spool_draft_new(&s->srv->spool, &s->draft) < 0) {
+        int e = errno;
+        log_error("cannot create a spool file in %s/incoming: %s", s->srv->spool.dir, strerror(e));
+        reply(s, "%s", e == ENOSPC || e == EDQUOT ? "452 4.3.1 Insufficient system storage"
+                                                  : "451 4.3.0 Local error in processing, try again later");
+        return;
+    }
+    s->have_draft = true;
+    str_copy(s->env.id, s->draft.id, sizeof s->env.id);
+    struct buf hdr;
+    buf_init(&hdr, 4096);
+    if (received_header(s, &hdr) == 0)
+        spool_bytes(s, hdr.data, hdr.len);
+    buf_free(&hdr);
+    smtp_data_init(&s->data);
+    s->state = SS_DATA;
+    struct timeval tv = { (time_t)s->srv->cfg->data_timeout, 0 };
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* The whole message has been read: refuse it, or hand it to the group commit. */
+static void finish_data(struct smtp_session *s)
+{
+    struct timeval tv = { (time_t)s->srv->cfg->smtp_timeout, 0 };
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    flush_wbuf(s);
+    const char *qid = s->draft.id;
+    const char *refusal = NULL;
+    if (s->too_big)
+        refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
+    else if (s->data.bare_lf || s->data.bare_cr)
+        refusal = "550 5.6.0 Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)";
+    else if (s->data.long_line)
+        refusal = "550 5.6.0 Message contains a line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+    if (refusal) {
+        log_info("refused message from [%s] from=<%s>: %s", s->peer_ip, s->env.sender, refusal + 10);
+        reply(s, "%s", refusal);
+        reset_transaction(s);
+        s->state = SS_READY;
+        return;
+    }
+    if (s->data_errno) {
+        log_msg(LOG_LVL_ERROR, qid, "cannot write to the spool: %s", strerror(s->data_errno));
+        reply(s, "%s", s->data_errno == ENOSPC || s->data_errno == EDQUOT
+                           ? "452 4.3.1 Insufficient system storage" : "451 4.3.0 Local error writing the message");
+        reset_transaction(s);
+        s->state = SS_READY;
+        return;
+    }
+    s->env.arrival = time(NULL);
+    s->env.size = s->data_size;
+    str_copy(s->env.client_addr, s->peer_ip, sizeof s->env.client_addr);
+    str_copy(s->env.client_helo, s->helo, sizeof s->env.client_helo);
+    if (spool_draft_put_env(&s->srv->spool, &s->draft, &s->env) < 0) {
+        int e = errno;
+        log_msg(LOG_LVL_ERROR, qid, "cannot write the envelope: %s", strerror(e));
+        reply(s, "%s", e == ENOSPC || e == EDQUOT ? "452 4.3.1 Insufficient system storage"
+                                                  : "451 4.3.0 Local error writing the envelope");
+        reset_transaction(s);
+        s->state = SS_READY;
+        return;
+    }
+    s->state = SS_COMMIT;
+    smtp_server_commit(s->srv, s);
+}
+
+void smtp_session_committed(struct smtp_session *s, bool ok, int err)
+{
+    if (ok) {
+        log_msg(LOG_LVL_INFO, s->draft.id, "from=<%s> size=%llu nrcpt=%zu client=[%s] helo=%s proto=%s",
+                s->env.sender, s->env.size, s->env.nrcpts, s->peer_ip, s->helo, s->env.protocol);
+        if (s->state != SS_CLOSING)
+            reply(s, "250 2.0.0 Ok: queued as %s", s->draft.id);
+        s->have_draft = false;      /* it belongs to the queue now */
+    } else {
+        log_msg(LOG_LVL_ERROR, s->draft.id, "commit failed: %s", strerror(err));
+        if (s->state != SS_CLOSING)
+            reply(s, "%s", err == ENOSPC || err == EDQUOT ? "452 4.3.1 Insufficient system storage"
+                                                          : "451 4.3.0 Local error committing the message");
+        s->have_draft = false;      /* spool_commit aborted the draft */
+    }
+    reset_transaction(s);
+    if (s->state == SS_CLOSING) {
+        smtp_server_session_gone(s->srv, s);
+        return;
+    }
+    s->state = SS_READY;
+    if (s->srv->stopping) {
+        smtp_session_shutdown(s);
+        return;
+    }
+    /* Commands pipelined behind the data waited for this reply. */
+    bufferevent_enable(s->bev, EV_READ);
+    on_read(s->bev, s);
+}
+
+static void handle_command(struct smtp_session *s, const char *line, size_t len)
+{
+    struct smtp_cmd *cmd = malloc(sizeof *cmd);
+    if (!cmd) {
+        reply(s, "421 4.3.0 Out of memory");
+        close_after_reply(s);
+        return;
+    }
+    struct smtp_error err;
+    bool utf8 = s->state == SS_MAIL || s->state == SS_RCPT ? s->env.smtputf8 : false;
+    if (smtp_cmd_parse(line, len, utf8, cmd, &err) < 0) {
+        reply(s, "%d %s %s", err.code, err.enhanced, err.text);
+        free(cmd);
+        return;
+    }
+    const struct ferry_config *cfg = s->srv->cfg;
+    switch (cmd->verb) {
+    case SMTP_VERB_EHLO:
+    case SMTP_VERB_HELO:
+        do_ehlo(s, cmd, cmd->verb == SMTP_VERB_EHLO);
+        break;
+    case SMTP_VERB_MAIL:
+        do_mail(s, cmd);
+        break;
+    case SMTP_VERB_RCPT:
+        do_rcpt(s, cmd);
+        break;
+    case SMTP_VERB_DATA:
+        do_data(s);
+        break;
+    case SMTP_VERB_RSET:
+        reset_transaction(s);
+        if (s->state != SS_INIT)
+            s->state = SS_READY;
+        reply(s, "250 2.0.0 Ok");
+        break;
+    case SMTP_VERB_NOOP:
+        reply(s, "250 2.0.0 Ok");
+        break;
+    case SMTP_VERB_QUIT:
+        reply(s, "221 2.0.0 %s Bye", cfg->hostname);
+        close_after_reply(s);
+        break;
+    case SMTP_VERB_VRFY:
+        reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+        break;
+    case SMTP_VERB_EXPN:
+        reply(s, "502 5.5.1 EXPN not available");
+        break;
+    case SMTP_VERB_HELP:
+        reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+        break;
+    case SMTP_VERB_STARTTLS:
+    case SMTP_VERB_AUTH:
+    case SMTP_VERB_BDAT:
+        reply(s, "502 5.5.1 %s not available", smtp_verb_name(cmd->verb));
+        break;
+    }
+    free(cmd);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+/* Feed buffered input to the data parser; true when the message is complete. */
+static bool read_data(struct smtp_session *s, struct evbuffer *in)
+{
+    char out[4096 + 2];
+    while (evbuffer_get_length(in) > 0 && !s->data.done) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, 4096, NULL, &v, 1) < 1)
+            break;
+        size_t n = v.iov_len < 4096 ? v.iov_len : 4096, olen;
+        size_t used = smtp_data_feed(&s->data, v.iov_base, n, out, &olen);
+        spool_bytes(s, out, olen);
+        evbuffer_drain(in, used);
+    }
+    return s->data.done;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct smtp_session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (s->state != SS_CLOSING && s->state != SS_COMMIT) {
+        if (s->state == SS_DATA) {
+            if (!read_data(s, in))
+                return;
+            finish_data(s);
+            continue;
+        }
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+        if (eol.pos < 0) {
+            if (avail >= SMTP_CMD_LINE_MAX) {
+                /* Never buffer a line without bound: skip it and answer at its end. */
+                evbuffer_drain(in, avail);
+                s->discarding_line = true;
+            }
+            return;
+        }
+        size_t total = (size_t)eol.pos + 1;
+        if (s->discarding_line || total > SMTP_CMD_LINE_MAX) {
+            evbuffer_drain(in, total);
+            s->discarding_line = false;
+            reply(s, "500 5.5.2 Line too long (limit is %d octets with CRLF)", SMTP_CMD_LINE_MAX);
+            continue;
+        }
+        char line[SMTP_CMD_LINE_MAX + 1];
+        evbuffer_remove(in, line, total);
+        line[total] = '\0';
+        if (total < 2 || line[total - 2] != '\r') {
+            reply(s, "500 5.5.2 Syntax error: command lines must end with CRLF, not a bare LF");
+        } else {
+            handle_command(s, line, total - 2);
+        }
+        if (s->state != SS_CLOSING && s->state != SS_COMMIT && s->errors >= s->srv->cfg->max_errors) {
+            log_warn("disconnecting [%s]: %u errors", s->peer_ip, s->errors);
+            reply(s, "421 4.7.0 %s Too many errors, closing connection", s->srv->cfg->hostname);
+            close_after_reply(s);
+        }
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct smtp_session *s = arg;
+    if (s->state == SS_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        smtp_server_session_gone(s->srv, s);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (s->state == SS_COMMIT)
+            return;
+        if (s->state == SS_CLOSING) {     /* the peer stopped reading our last reply */
+            smtp_server_session_gone(s->srv, s);
+            return;
+        }
+        log_info("timeout from [%s] in state %d", s->peer_ip, (int)s->state);
+        bufferevent_enable(bev, EV_WRITE);
+        reply(s, "421 4.4.2 %s Timeout, closing connection", s->srv->cfg->hostname);
+        close_after_reply(s);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (s->state == SS_DATA)
+            log_info("lost connection from [%s] during DATA", s->peer_ip);
+        if (s->state == SS_COMMIT) {
+            /* The commit will finish; the message is kept (the client may send it
+               again: at-least-once, never lost). Free it then. */
+            s->state = SS_CLOSING;
+            return;
+        }
+        log_debug("disconnect from [%s]", s->peer_ip);
+        smtp_server_session_gone(s->srv, s);
+    }
+}

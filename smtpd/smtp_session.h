@@ -1,0 +1,62 @@
+/*
+ * smtp_session — one inbound SMTP conversation (RFC 5321), as an explicit state
+ * machine over a libevent bufferevent.
+ *
+ * States: INIT (greeted, no EHLO yet) → READY (EHLO/HELO seen) → MAIL (sender
+ * accepted) → RCPT (a recipient accepted) → DATA (receiving the message) →
+ * COMMIT (waiting for the group commit) → READY ... and CLOSING once QUIT, a
+ * timeout, too many errors or a fatal fault ends it. Commands are read line by
+ * line, at most 512 octets with CRLF; PIPELINING means many may be waiting and
+ * are answered in order, and nothing more is read while a commit is pending.
+ */
+#ifndef FERRY_SMTP_SESSION_H
+#define FERRY_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "lib/settings.h"
+#include "queue/envelope.h"
+#include "queue/spool.h"
+#include "smtpd/smtp_data.h"
+
+struct smtp_server;
+struct bufferevent;
+
+enum smtp_state { SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING };
+
+struct smtp_session {
+    struct smtp_session *prev, *next;
+    struct smtp_server *srv;
+    struct bufferevent *bev;
+    enum listen_kind kind;
+    struct sockaddr_storage peer;
+    char peer_ip[64];
+    enum smtp_state state;
+    bool esmtp;
+    char helo[256];
+    unsigned errors;
+    bool discarding_line;         /* an over-long command line is being skipped */
+
+    /* the transaction */
+    struct envelope env;
+    struct spool_draft draft;
+    bool have_draft;
+    struct smtp_data data;
+    unsigned long long data_size;
+    int data_errno;               /* a write to the spool failed */
+    bool too_big;
+    char wbuf[65536];             /* pending bytes for the message file */
+    size_t wlen;
+};
+
+/* Takes the accepted socket; greets (or refuses, when over the limits). */
+void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t len,
+                        enum listen_kind kind);
+/* Called by the server once the session's draft is committed (ok) or not. */
+void smtp_session_committed(struct smtp_session *s, bool ok, int err);
+/* The server is stopping: say 421 now when idle. */
+void smtp_session_shutdown(struct smtp_session *s);
+void smtp_session_free(struct smtp_session *s);
+
+#endif
