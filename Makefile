@@ -29,7 +29,7 @@ endif
 BIN      := $(if $(filter 1,$(SAN)),bin-san,bin)
 CC       ?= cc
 CPPFLAGS += -D_GNU_SOURCE -I.
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation \
             $(OPT) $(SANFLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb

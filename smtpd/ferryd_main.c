@@ -1,0 +1,68 @@
+/*
+ * ferryd — the Ferry mail daemon.
+ *
+ *   ferryd -c FILE [-f]   run (-f: stay in the foreground, log to stderr)
+ *   ferryd -c FILE -t     check the configuration; errors as FILE:LINE: message, exit 1
+ *   ferryd -c FILE -n     print the effective configuration
+ *
+ * Exit codes: 0 ok, 1 operational failure (bad config included), 2 usage.
+ */
+#include "lib/settings.h"
+#include "smtpd/parent.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "/etc/ferry/ferry.conf"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: ferryd [-c FILE] [-f | -t | -n]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONFIG;
+    bool foreground = false, check = false, print = false;
+    int c;
+    while ((c = getopt(argc, argv, "c:ftnh")) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'f': foreground = true; break;
+        case 't': check = true; break;
+        case 'n': print = true; break;
+        default: usage();
+        }
+    }
+    if (optind != argc || (check && print))
+        usage();
+    struct ferry_config *cfg = malloc(sizeof *cfg);
+    char err[CONF_ERR_MAX];
+    if (!cfg) {
+        fprintf(stderr, "ferryd: out of memory\n");
+        return 1;
+    }
+    if (settings_load(path, cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        free(cfg);
+        return 1;
+    }
+    if (check) {
+        printf("%s: configuration is valid\n", path);
+        settings_free(cfg);
+        free(cfg);
+        return 0;
+    }
+    if (print) {
+        settings_print(stdout, cfg);
+        settings_free(cfg);
+        free(cfg);
+        return 0;
+    }
+    int rc = parent_run(cfg, foreground);
+    free(cfg);
+    return rc;
+}

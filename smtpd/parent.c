@@ -1,0 +1,472 @@
+/* parent — see parent.h. */
+#include "smtpd/parent.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "queue/spool.h"
+#include "smtpd/proc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum child_kind { CHILD_QUEUE, CHILD_SMTP, NCHILDREN };
+static const char *const child_names[] = { "queue", "smtp" };
+
+/* After a crash, wait this long before starting the child again. */
+#define RESTART_DELAY_SECONDS 1
+/* On SIGTERM, children that have not exited by then are killed. */
+#define STOP_KILL_SECONDS 30
+
+struct child {
+    pid_t pid;
+    struct ipc_chan *chan;
+    struct event *restart_timer;
+};
+
+struct parent {
+    struct event_base *base;
+    struct ferry_config *cfg;
+    int listen_fds[SETTINGS_MAX_LISTEN];
+    struct child children[NCHILDREN];
+    bool stopping;
+    bool reloading;
+    bool foreground;
+    struct event *kill_timer;
+};
+
+static void start_child(struct parent *p, enum child_kind k);
+
+static int bind_listener(const struct listen_addr *l, char *err, size_t errlen)
+{
+    int fd = socket(l->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->text, strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (l->sa.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&l->sa, l->salen) < 0 || listen(fd, 128) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int open_listeners(const struct ferry_config *cfg, int *fds, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        fds[i] = bind_listener(&cfg->listeners[i], err, errlen);
+        if (fds[i] < 0) {
+            while (i--)
+                close(fds[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void close_listeners(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]), fds[i] = -1;
+}
+
+/* Make the directories the children write, and give them to the unprivileged user. */
+static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen)
+{
+    bool root = geteuid() == 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (root && proc_lookup_user(cfg->user, &uid, &gid, err, errlen) < 0)
+        return -1;
+    if (spool_prepare(cfg->spool_dir, root, uid, gid, err, errlen) < 0)
+        return -1;
+    const char *dirs[] = { cfg->data_dir, cfg->mail_dir };
+    for (int i = 0; i < 2; i++) {
+        char path[PATH_MAX];
+        str_copy(path, dirs[i], sizeof path);
+        for (char *s = path + 1; *s; s++) {
+            if (*s == '/') {
+                *s = '\0';
+                mkdir(path, 0755);
+                *s = '/';
+            }
+        }
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            return -1;
+        }
+        if (root && chown(path, uid, gid) < 0) {
+            snprintf(err, errlen, "cannot give %s to %s: %s", path, cfg->user, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Clean up what a previous run left: incoming/ was never acknowledged, and strays
+   in queue/ are sorted out before any child can be writing there. */
+static int recover_spool(const struct ferry_config *cfg, char *err, size_t errlen)
+{
+    struct spool sp;
+    if (spool_open(&sp, cfg->spool_dir, err, errlen) < 0)
+        return -1;
+    int n = spool_clean_incoming(&sp);
+    if (n > 0)
+        log_info("removed %d unacknowledged files from %s/incoming", n, cfg->spool_dir);
+    struct { int n; } count = { 0 };
+    spool_scan(&sp, true, NULL, &count);
+    spool_close(&sp);
+    return 0;
+}
+
+static const char *pid_file_path(const struct ferry_config *cfg, char *buf, size_t sz)
+{
+    if (cfg->pid_file[0])
+        return cfg->pid_file;
+    if (geteuid() == 0)
+        return "/run/ferryd.pid";
+    snprintf(buf, sz, "%s/ferryd.pid", cfg->spool_dir);
+    return buf;
+}
+
+static int write_pid_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f) {
+        long old = 0;
+        if (fscanf(f, "%ld", &old) == 1 && old > 0 && old != getpid() && kill((pid_t)old, 0) == 0) {
+            fclose(f);
+            snprintf(err, errlen, "ferryd is already running as pid %ld (%s)", old, path);
+            return -1;
+        }
+        fclose(f);
+    }
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+        snprintf(err, errlen, "cannot write pid file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void on_child_msg(struct ipc_chan *c, uint32_t type, const void *data, size_t len, void *arg)
+{
+    struct parent *p = arg;
+    if (type == PROC_QUEUE_NEW) {
+        if (p->children[CHILD_QUEUE].chan)
+            ipc_chan_send(p->children[CHILD_QUEUE].chan, type, data, len);
+        /* else: the queue's next scan finds it */
+        return;
+    }
+    log_warn("unexpected message %u from a child", type);
+}
+
+static void on_child_close(struct ipc_chan *c, void *arg)
+{
+    struct parent *p = arg;
+    for (int k = 0; k < NCHILDREN; k++) {
+        if (p->children[k].chan == c) {
+            ipc_chan_free(c);
+            p->children[k].chan = NULL;
+        }
+    }
+}
+
+static void start_child(struct parent *p, enum child_kind k)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_error("socketpair: %s", strerror(errno));
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("cannot fork the %s process: %s", child_names[k], strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        struct timeval tv = { RESTART_DELAY_SECONDS, 0 };
+        evtimer_add(p->children[k].restart_timer, &tv);
+        return;
+    }
+    if (pid == 0) {
+        /* The child: forget the parent's loop and signal handlers, keep only what
+           this child needs, drop root, run. */
+        proc_reset_signals();
+        close(sv[0]);
+        for (int i = 0; i < NCHILDREN; i++)
+            if (p->children[i].chan)
+                ipc_chan_free(p->children[i].chan);
+        if (k == CHILD_QUEUE)
+            close_listeners(p->listen_fds, p->cfg->nlisteners);
+        log_init(p->foreground ? LOG_TO_STDERR : (p->cfg->log == LOGDEST_STDERR ? LOG_TO_STDERR : LOG_TO_SYSLOG),
+                 (enum log_level)p->cfg->log_level, child_names[k]);
+        char err[256];
+        if (proc_drop_privileges(p->cfg->user, err, sizeof err) < 0) {
+            log_error("%s", err);
+            _exit(1);
+        }
+        int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1])
+                                  : smtp_process_main(p->cfg, sv[1], p->listen_fds);
+        _exit(rc);
+    }
+    close(sv[1]);
+    p->children[k].pid = pid;
+    p->children[k].chan = ipc_chan_new(p->base, sv[0], on_child_msg, on_child_close, p);
+    log_info("started the %s process, pid %ld", child_names[k], (long)pid);
+}
+
+static void on_restart(evutil_socket_t fd, short what, void *arg);
+
+struct restart_arg {
+    struct parent *p;
+    enum child_kind k;
+};
+static struct restart_arg restart_args[NCHILDREN];
+
+static void on_restart(evutil_socket_t fd, short what, void *arg)
+{
+    struct restart_arg *ra = arg;
+    if (!ra->p->stopping && ra->p->children[ra->k].pid == 0)
+        start_child(ra->p, ra->k);
+}
+
+static void all_stopped(struct parent *p)
+{
+    event_base_loopexit(p->base, NULL);
+}
+
+static void on_sigchld(evutil_socket_t fd, short what, void *arg)
+{
+    struct parent *p = arg;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int k = 0; k < NCHILDREN; k++) {
+            if (p->children[k].pid != pid)
+                continue;
+            p->children[k].pid = 0;
+            if (p->children[k].chan) {
+                ipc_chan_free(p->children[k].chan);
+                p->children[k].chan = NULL;
+            }
+            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (p->stopping) {
+                log_info("the %s process has stopped", child_names[k]);
+                continue;
+            }
+            if (p->reloading) {
+                start_child(p, (enum child_kind)k);
+                continue;
+            }
+            if (WIFSIGNALED(status))
+                log_error("the %s process was killed by signal %d; restarting it", child_names[k], WTERMSIG(status));
+            else
+                log_error("the %s process exited with status %d; restarting it", child_names[k],
+                          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            (void)clean;
+            struct timeval tv = { RESTART_DELAY_SECONDS, 0 };
+            evtimer_add(p->children[k].restart_timer, &tv);
+        }
+    }
+    if (p->reloading && p->children[CHILD_QUEUE].pid && p->children[CHILD_SMTP].pid)
+        p->reloading = false;
+    if (p->stopping && !p->children[CHILD_QUEUE].pid && !p->children[CHILD_SMTP].pid)
+        all_stopped(p);
+}
+
+static void signal_children(struct parent *p, int sig)
+{
+    for (int k = 0; k < NCHILDREN; k++)
+        if (p->children[k].pid > 0)
+            kill(p->children[k].pid, sig);
+}
+
+static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct parent *p = arg;
+    log_warn("children did not stop within %d seconds; killing them", STOP_KILL_SECONDS);
+    signal_children(p, SIGKILL);
+}
+
+static void on_sigterm(evutil_socket_t fd, short what, void *arg)
+{
+    struct parent *p = arg;
+    if (p->stopping)
+        return;
+    log_info("stopping (signal %d)", (int)fd);
+    p->stopping = true;
+    for (int k = 0; k < NCHILDREN; k++)
+        evtimer_del(p->children[k].restart_timer);
+    signal_children(p, SIGTERM);
+    if (!p->children[CHILD_QUEUE].pid && !p->children[CHILD_SMTP].pid) {
+        all_stopped(p);
+        return;
+    }
+    struct timeval tv = { STOP_KILL_SECONDS, 0 };
+    evtimer_add(p->kill_timer, &tv);
+}
+
+static bool same_listeners(const struct ferry_config *a, const struct ferry_config *b)
+{
+    if (a->nlisteners != b->nlisteners)
+        return false;
+    for (size_t i = 0; i < a->nlisteners; i++)
+        if (strcmp(a->listeners[i].text, b->listeners[i].text) != 0)
+            return false;
+    return true;
+}
+
+static void on_sighup(evutil_socket_t fd, short what, void *arg)
+{
+    struct parent *p = arg;
+    if (p->stopping)
+        return;
+    struct ferry_config *next = malloc(sizeof *next);
+    char err[CONF_ERR_MAX];
+    if (!next)
+        return;
+    if (settings_load(p->cfg->path, next, err, sizeof err) < 0) {
+        log_error("reload refused, keeping the running configuration: %s", err);
+        free(next);
+        return;
+    }
+    if (prepare_dirs(next, err, sizeof err) < 0) {
+        log_error("reload refused: %s", err);
+        settings_free(next);
+        free(next);
+        return;
+    }
+    if (!same_listeners(p->cfg, next)) {
+        int fds[SETTINGS_MAX_LISTEN];
+        close_listeners(p->listen_fds, p->cfg->nlisteners);
+        if (open_listeners(next, fds, err, sizeof err) < 0) {
+            log_error("reload: %s; keeping the old listeners", err);
+            char err2[CONF_ERR_MAX];
+            if (open_listeners(p->cfg, p->listen_fds, err2, sizeof err2) < 0)
+                log_error("cannot reopen the old listeners either: %s", err2);
+            settings_free(next);
+            free(next);
+            return;
+        }
+        memcpy(p->listen_fds, fds, sizeof fds);
+    }
+    /* Children hold pointers into the old config only in their own copies (fork),
+       so it can be freed now; each is restarted with the new one. */
+    settings_free(p->cfg);
+    free(p->cfg);
+    p->cfg = next;
+    log_set_level((enum log_level)next->log_level);
+    log_info("configuration reloaded from %s; restarting children", next->path);
+    p->reloading = true;
+    signal_children(p, SIGTERM);
+}
+
+static void daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("ferryd: fork");
+        exit(1);
+    }
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    if (chdir("/") < 0)
+        _exit(1);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+}
+
+int parent_run(struct ferry_config *cfg, bool foreground)
+{
+    static struct parent p;
+    char err[CONF_ERR_MAX];
+    p.cfg = cfg;
+    p.foreground = foreground;
+    for (size_t i = 0; i < SETTINGS_MAX_LISTEN; i++)
+        p.listen_fds[i] = -1;
+
+    enum log_target target = foreground || cfg->log == LOGDEST_STDERR ? LOG_TO_STDERR : LOG_TO_SYSLOG;
+    log_init(target, (enum log_level)cfg->log_level, "parent");
+    signal(SIGPIPE, SIG_IGN);
+
+    if (prepare_dirs(cfg, err, sizeof err) < 0 || open_listeners(cfg, p.listen_fds, err, sizeof err) < 0 ||
+        recover_spool(cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryd: %s\n", err);
+        log_error("%s", err);
+        return 1;
+    }
+    if (!foreground)
+        daemonize();
+    char pidbuf[PATH_MAX + 16];
+    const char *pid_path = pid_file_path(cfg, pidbuf, sizeof pidbuf);
+    if (write_pid_file(pid_path, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryd: %s\n", err);
+        log_error("%s", err);
+        return 1;
+    }
+    char pid_saved[PATH_MAX + 16];
+    str_copy(pid_saved, pid_path, sizeof pid_saved);
+
+    p.base = event_base_new();
+    if (!p.base)
+        return 1;
+    struct event *sig_term = evsignal_new(p.base, SIGTERM, on_sigterm, &p);
+    struct event *sig_int = evsignal_new(p.base, SIGINT, on_sigterm, &p);
+    struct event *sig_hup = evsignal_new(p.base, SIGHUP, on_sighup, &p);
+    struct event *sig_chld = evsignal_new(p.base, SIGCHLD, on_sigchld, &p);
+    p.kill_timer = evtimer_new(p.base, on_kill_timer, &p);
+    for (int k = 0; k < NCHILDREN; k++) {
+        restart_args[k].p = &p;
+        restart_args[k].k = (enum child_kind)k;
+        p.children[k].restart_timer = evtimer_new(p.base, on_restart, &restart_args[k]);
+    }
+    event_add(sig_term, NULL);
+    event_add(sig_int, NULL);
+    event_add(sig_hup, NULL);
+    event_add(sig_chld, NULL);
+
+    log_info("ferryd starting: hostname=%s spool=%s listeners=%zu uid=%ld", cfg->hostname, cfg->spool_dir,
+             cfg->nlisteners, (long)geteuid());
+    start_child(&p, CHILD_QUEUE);
+    start_child(&p, CHILD_SMTP);
+    event_base_dispatch(p.base);
+
+    close_listeners(p.listen_fds, p.cfg->nlisteners);
+    for (int k = 0; k < NCHILDREN; k++) {
+        if (p.children[k].chan)
+            ipc_chan_free(p.children[k].chan);
+        event_free(p.children[k].restart_timer);
+    }
+    event_free(sig_term);
+    event_free(sig_int);
+    event_free(sig_hup);
+    event_free(sig_chld);
+    event_free(p.kill_timer);
+    event_base_free(p.base);
+    unlink(pid_saved);
+    log_info("ferryd stopped");
+    settings_free(p.cfg);
+    return 0;
+}

@@ -1,0 +1,17 @@
+/*
+ * parent — ferryd's first process: binds the listeners, prepares the spool, forks
+ * and watches the smtp and queue children, forwards their messages, reloads on
+ * SIGHUP and stops cleanly on SIGTERM/SIGINT. It keeps root when it has it and
+ * parses nothing from the network.
+ */
+#ifndef FERRY_PARENT_H
+#define FERRY_PARENT_H
+
+#include <stdbool.h>
+
+#include "lib/settings.h"
+
+/* Runs until stopped; returns the exit status. cfg is owned by the parent from now on. */
+int parent_run(struct ferry_config *cfg, bool foreground);
+
+#endif
