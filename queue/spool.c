@@ -445,7 +445,8 @@ int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg
     closedir(d);
     qsort(ids, n, sizeof *ids, cmp_str);
     for (size_t i = 0; i < n; i++) {
-        fn(ids[i], arg);
+        if (fn)
+            fn(ids[i], arg);
         free(ids[i]);
     }
     free(ids);

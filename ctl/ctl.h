@@ -1,0 +1,15 @@
+/*
+ * ctl — the subcommands of ferryctl. Each takes the words after its name and
+ * returns the exit status: 0 ok, 1 operational failure, 2 usage.
+ */
+#ifndef FERRY_CTL_H
+#define FERRY_CTL_H
+
+#include "lib/dns.h"
+#include "lib/settings.h"
+
+int ctl_queue(const struct ferry_config *cfg, int argc, char **argv);
+/* `ferryctl dns TYPE NAME`: one blocking lookup, printed like dig's short form. */
+int ctl_dns(const struct dns_config *dns, int argc, char **argv);
+
+#endif

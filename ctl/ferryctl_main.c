@@ -1,0 +1,92 @@
+/*
+ * ferryctl — Ferry's administration command.
+ *
+ *   ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND ...
+ *     queue list [--json]     the queue, from the spool (daemon running or not)
+ *     dns TYPE NAME           one lookup through Ferry's own resolver
+ *
+ * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
+ */
+#include "ctl/ctl.h"
+#include "lib/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CONFIG "/etc/ferry/ferry.conf"
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND\n"
+            "  queue list [--json]\n"
+            "  dns TYPE NAME\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    const char *resolvers[DNS_MAX_SERVERS];
+    size_t nresolvers = 0;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+            path = argv[++i];
+        } else if (!strcmp(argv[i], "--resolver") && i + 1 < argc) {
+            if (nresolvers == DNS_MAX_SERVERS) {
+                fprintf(stderr, "ferryctl: at most %d resolvers\n", DNS_MAX_SERVERS);
+                return 2;
+            }
+            resolvers[nresolvers++] = argv[++i];
+        } else {
+            usage();
+        }
+    }
+    if (i >= argc)
+        usage();
+    log_init(LOG_TO_STDERR, LOG_LVL_WARN, "ferryctl");
+
+    struct ferry_config cfg;
+    char err[CONF_ERR_MAX];
+    /* The config is needed for the spool; DNS commands run without one. */
+    bool need_config = strcmp(argv[i], "dns") != 0;
+    if (need_config || path) {
+        if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "ferryctl: %s\n", err);
+            return 1;
+        }
+    } else if (settings_load(NULL, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryctl: %s\n", err);
+        return 1;
+    }
+
+    struct dns_config dns;
+    dns_config_init(&dns);
+    dns.timeout_ms = (unsigned)cfg.dns_timeout * 1000;
+    dns.rounds = (unsigned)cfg.dns_rounds;
+    for (size_t k = 0; k < nresolvers; k++) {
+        if (dns_config_add_server(&dns, resolvers[k]) < 0) {
+            fprintf(stderr, "ferryctl: --resolver %s: expected IP or IP:PORT\n", resolvers[k]);
+            settings_free(&cfg);
+            return 2;
+        }
+    }
+    for (size_t k = 0; nresolvers == 0 && k < cfg.resolver.n; k++)
+        dns_config_add_server(&dns, cfg.resolver.items[k]);
+    if (dns.nservers == 0)
+        dns_config_from_resolv_conf(&dns, NULL);
+
+    int rc;
+    if (!strcmp(argv[i], "queue"))
+        rc = ctl_queue(&cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "dns"))
+        rc = ctl_dns(&dns, argc - i - 1, argv + i + 1);
+    else {
+        fprintf(stderr, "ferryctl: unknown command \"%s\"\n", argv[i]);
+        rc = 2;
+    }
+    settings_free(&cfg);
+    return rc;
+}
