@@ -83,6 +83,29 @@ static void close_listeners(int *fds, size_t n)
             close(fds[i]), fds[i] = -1;
 }
 
+/* Can uid/gid reach (search every ancestor of) path? A root parent can make and
+   chown a directory the dropped children then cannot enter, e.g. under /root. */
+static bool reachable_by(const char *path, uid_t uid, gid_t gid, char *blocker, size_t sz)
+{
+    char cur[PATH_MAX];
+    str_copy(cur, path, sizeof cur);
+    for (char *s = cur + strlen(cur); s > cur; ) {
+        struct stat st;
+        if (stat(cur, &st) == 0) {
+            mode_t need = st.st_uid == uid ? S_IXUSR : st.st_gid == gid ? S_IXGRP : S_IXOTH;
+            if (!(st.st_mode & need)) {
+                str_copy(blocker, cur, sz);
+                return false;
+            }
+        }
+        s = strrchr(cur, '/');
+        if (!s)
+            break;
+        *s = '\0';
+    }
+    return true;
+}
+
 /* Make the directories the children write, and give them to the unprivileged user. */
 static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen)
 {
@@ -110,6 +133,15 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
         }
         if (root && chown(path, uid, gid) < 0) {
             snprintf(err, errlen, "cannot give %s to %s: %s", path, cfg->user, strerror(errno));
+            return -1;
+        }
+    }
+    const char *all[] = { cfg->spool_dir, cfg->data_dir, cfg->mail_dir };
+    for (int i = 0; root && i < 3; i++) {
+        char blocker[PATH_MAX];
+        if (!reachable_by(all[i], uid, gid, blocker, sizeof blocker)) {
+            snprintf(err, errlen, "user %s cannot reach %s: %s is not searchable by it "
+                     "(choose another user, or a directory it can reach)", cfg->user, all[i], blocker);
             return -1;
         }
     }

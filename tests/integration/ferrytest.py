@@ -1,0 +1,213 @@
+"""Shared pieces of Ferry's integration tests: a real ferryd on loopback high
+ports, with its own config, spool and Maildirs in a temporary directory, and a
+raw SMTP line client for the tests that check exact reply codes."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, os.environ.get("BIN", "bin"))
+FERRYD = os.path.join(BIN, "ferryd")
+FERRYCTL = os.path.join(BIN, "ferryctl")
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, interval=0.05):
+    """Poll pred() until it returns something true; return it, or None on timeout."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
+class Ferry:
+    """One ferryd instance. Use as a context manager, or call start()/stop()."""
+
+    def __init__(self, extra="", local_recipients="any", domains="localhost example.test"):
+        self.dir = tempfile.mkdtemp(prefix="ferry-it-")
+        # Children run as nobody when the tests run as root: they must reach the tree.
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.sub_port = free_port()
+        self.spool = os.path.join(self.dir, "spool")
+        self.maildir = os.path.join(self.dir, "mail")
+        self.conf = os.path.join(self.dir, "ferry.conf")
+        self.log_path = os.path.join(self.dir, "ferryd.log")
+        self.proc = None
+        self.write_config(extra, local_recipients, domains)
+
+    def write_config(self, extra="", local_recipients="any", domains="localhost example.test"):
+        with open(self.conf, "w") as f:
+            f.write(f"""hostname = mx.example.test
+listen = smtp 127.0.0.1:{self.port}
+listen = submission 127.0.0.1:{self.sub_port}
+spool_dir = {self.spool}
+data_dir = {self.dir}/db
+mail_dir = {self.maildir}
+pid_file = {self.dir}/ferryd.pid
+local_domains = {", ".join(domains.split())}
+local_recipients = {local_recipients}
+log = stderr
+log_level = debug
+user = nobody
+smtp_timeout = 30s
+{extra}
+""")
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([FERRYD, "-c", self.conf, "-f"], stdout=self.log, stderr=self.log,
+                                     cwd=self.dir)
+        if not wait_for(self._accepting, 10):
+            self.stop()
+            raise RuntimeError("ferryd did not start:\n" + self.read_log())
+        return self
+
+    def _accepting(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("ferryd exited with %s:\n%s" % (self.proc.returncode, self.read_log()))
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                return s.recv(512).startswith(b"220")
+        except OSError:
+            return False
+
+    def children(self):
+        """pid → process name ('ferryd' children) of the running daemon."""
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(x) for x in out.stdout.split()]
+
+    def child_by_role(self, role):
+        """Find the queue or smtp child from the 'started the X process, pid N' log line."""
+        pids = re.findall(r"started the %s process, pid (\d+)" % role, self.read_log())
+        return int(pids[-1]) if pids else None
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+        return self.proc.returncode if self.proc else None
+
+    def kill9_all(self):
+        """kill -9 the parent and every child at once."""
+        pids = self.children() + [self.proc.pid]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        for pid in pids:
+            wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 5)
+        self.log.close()
+        self.log = None
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def mailbox_files(self, user):
+        d = os.path.join(self.maildir, user, "new")
+        if not os.path.isdir(d):
+            return []
+        return sorted(os.path.join(d, n) for n in os.listdir(d))
+
+    def wait_mail(self, user, count=1, timeout=10):
+        return wait_for(lambda: len(self.mailbox_files(user)) >= count and self.mailbox_files(user), timeout)
+
+    def queue_files(self, sub="queue"):
+        d = os.path.join(self.spool, sub)
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def ferryctl(self, *args):
+        return subprocess.run([FERRYCTL, "-c", self.conf] + list(args), capture_output=True, text=True)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+class SmtpLines:
+    """A raw SMTP client: send exact bytes, read whole (multi-line) replies."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.greeting = self.reply()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; buffered: %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self):
+        """Return (code, [lines]) of one reply."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line())
+        return int(lines[0][:3]), lines
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5):
+        """True when the server has closed the connection."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except OSError:
+            return False
+
+    def close(self):
+        self.sock.close()
