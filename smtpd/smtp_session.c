@@ -46,13 +46,13 @@ static void reply(struct smtp_session *s, const char *fmt, ...)
         s->errors++;
 }
 
-/* Close once the output has drained (on_write checks the state). */
+/* Close once the output has drained: on_write frees the session. Callers have
+   just queued a reply, so the output is never empty here and the session is
+   never freed under a caller that is still using it. */
 static void close_after_reply(struct smtp_session *s)
 {
     s->state = SS_CLOSING;
     bufferevent_disable(s->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-        smtp_server_session_gone(s->srv, s);
 }
 
 static void reset_transaction(struct smtp_session *s)
