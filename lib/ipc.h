@@ -27,6 +27,10 @@ struct ipc_chan *ipc_chan_new(struct event_base *base, int fd, ipc_handler on_ms
                               ipc_close_handler on_close, void *arg);
 int  ipc_chan_send(struct ipc_chan *chan, uint32_t type, const void *data, size_t len);
 void ipc_chan_free(struct ipc_chan *chan);
+/* The socket under a channel. A forked child closes it with close(), never with
+   ipc_chan_free: the parent's event loop state (its epoll set) is shared across
+   fork, and freeing the channel in the child would unregister it in the parent. */
+int  ipc_chan_fd(const struct ipc_chan *chan);
 
 /* Blocking helpers for code without an event loop. recv: 0 ok, -1 error/EOF;
    *data is malloc'd (NUL-terminated for convenience). */

@@ -242,7 +242,7 @@ static void start_child(struct parent *p, enum child_kind k)
         close(sv[0]);
         for (int i = 0; i < NCHILDREN; i++)
             if (p->children[i].chan)
-                ipc_chan_free(p->children[i].chan);
+                close(ipc_chan_fd(p->children[i].chan));
         if (k == CHILD_QUEUE)
             close_listeners(p->listen_fds, p->cfg->nlisteners);
         log_init(p->foreground ? LOG_TO_STDERR : (p->cfg->log == LOGDEST_STDERR ? LOG_TO_STDERR : LOG_TO_SYSLOG),
