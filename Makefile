@@ -43,7 +43,7 @@ LIB_SRC  := $(filter-out %_main.c,$(ALL_SRC))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 LIBFERRY := $(BUILD)/libferry.a
 
-PROGRAMS := $(BIN)/ferryd $(BIN)/ferryctl
+PROGRAMS := $(BIN)/ferryd $(BIN)/ferryctl $(BIN)/ferry-sendmail
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -75,6 +75,10 @@ $(BIN)/ferryd: $(BUILD)/smtpd/ferryd_main.o $(LIBFERRY)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/ferryctl: $(BUILD)/ctl/ferryctl_main.o $(LIBFERRY)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/ferry-sendmail: $(BUILD)/ctl/sendmail_main.o $(LIBFERRY)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
