@@ -152,7 +152,9 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
     bool ended = false;
     size_t pos = sizeof ENV_MAGIC - 1;
     int lineno = 1;
-    char line[2048], value[2048];
+    /* Longest line env_serialize writes: "rcpt delivered 1000000 ", then an address
+       and a result with every octet escaped (3 each). */
+    char line[32 + 3 * ADDR_PATH_MAX + 3 * ENV_RESULT_MAX], value[2048];
     while (pos < len) {
         lineno++;
         const char *nl = memchr(data + pos, '\n', len - pos);
