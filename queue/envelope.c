@@ -178,9 +178,15 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
         const char *k = tok[0];
         unsigned long long v;
         if (!strcmp(k, "end")) {
-            unsigned long want;
-            if (nt != 2 || sscanf(tok[1], "%8lx", &want) != 1)
+            /* Exactly "end " and the eight lower-case hex digits env_serialize
+               writes: sscanf alone would also take "A-F", a sign, a leading
+               blank or fewer digits, letting a changed octet pass the check. */
+            unsigned long want = 0;
+            if (nt != 2 || ll != 12 || tok[1] != line + 4 ||
+                strspn(tok[1], "0123456789abcdef") != 8)
                 FAIL("line %d: bad end record", lineno);
+            for (int i = 0; i < 8; i++)
+                want = want << 4 | (unsigned long)(tok[1][i] <= '9' ? tok[1][i] - '0' : tok[1][i] - 'a' + 10);
             unsigned long crc = crc32(0L, (const Bytef *)data, (uInt)line_start);
             if (crc != want)
                 FAIL("checksum mismatch (file altered or torn)");
