@@ -1,6 +1,7 @@
 /* envelope — see envelope.h. */
 #include "queue/envelope.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,9 @@ static int get_value(const char *tok, char *out, size_t outsz)
         char c = *p;
         if (c == '%') {
             unsigned v;
-            if (sscanf(p + 1, "%2x", &v) != 1 || !p[1] || !p[2])
+            /* exactly two hex digits: sscanf alone takes "%4g", "%+4", "%-1" */
+            if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]) ||
+                sscanf(p + 1, "%2x", &v) != 1)
                 return -1;
             c = (char)v;
             p += 2;
