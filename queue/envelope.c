@@ -1,6 +1,7 @@
 /* envelope — see envelope.h. */
 #include "queue/envelope.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,9 @@ static int get_value(const char *tok, char *out, size_t outsz)
         char c = *p;
         if (c == '%') {
             unsigned v;
-            if (sscanf(p + 1, "%2x", &v) != 1 || !p[1] || !p[2])
+            /* exactly two hex digits: sscanf alone takes "%4g", "%+4", "%-1" */
+            if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]) ||
+                sscanf(p + 1, "%2x", &v) != 1)
                 return -1;
             c = (char)v;
             p += 2;
@@ -152,7 +155,9 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
     bool ended = false;
     size_t pos = sizeof ENV_MAGIC - 1;
     int lineno = 1;
-    char line[2048], value[2048];
+    /* Longest line env_serialize writes: "rcpt delivered 1000000 ", then an address
+       and a result with every octet escaped (3 each). */
+    char line[32 + 3 * ADDR_PATH_MAX + 3 * ENV_RESULT_MAX], value[2048];
     while (pos < len) {
         lineno++;
         const char *nl = memchr(data + pos, '\n', len - pos);
@@ -176,9 +181,15 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
         const char *k = tok[0];
         unsigned long long v;
         if (!strcmp(k, "end")) {
-            unsigned long want;
-            if (nt != 2 || sscanf(tok[1], "%8lx", &want) != 1)
+            /* Exactly "end " and the eight lower-case hex digits env_serialize
+               writes: sscanf alone would also take "A-F", a sign, a leading
+               blank or fewer digits, letting a changed octet pass the check. */
+            unsigned long want = 0;
+            if (nt != 2 || ll != 12 || tok[1] != line + 4 ||
+                strspn(tok[1], "0123456789abcdef") != 8)
                 FAIL("line %d: bad end record", lineno);
+            for (int i = 0; i < 8; i++)
+                want = want << 4 | (unsigned long)(tok[1][i] <= '9' ? tok[1][i] - '0' : tok[1][i] - 'a' + 10);
             unsigned long crc = crc32(0L, (const Bytef *)data, (uInt)line_start);
             if (crc != want)
                 FAIL("checksum mismatch (file altered or torn)");

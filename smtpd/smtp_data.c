@@ -43,9 +43,12 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, 
             if (c == '\r') {
                 d->state = D_CR;
             } else if (c == '\n') {
+                /* A bare LF is not a line end: what follows is not at the start of
+                   a line, so "\n.\r\n" neither ends the data nor unstuffs the dot
+                   (the line length still restarts, as a receiver may see a line). */
                 d->bare_lf = true;
                 out[o++] = c;
-                d->state = D_LINE_START;
+                d->line_len = 0;
             } else {
                 out[o++] = c;
             }

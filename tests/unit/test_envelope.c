@@ -1,0 +1,503 @@
+/*
+ * test_envelope.c — queue/envelope.h and queue/qid.h.
+ *
+ * Covers: serialise -> parse round trips with awkward values (spaces, '%',
+ * newlines, non-ASCII, the empty sender, "-" as a sender, values at their
+ * maximum length, 1000 recipients); rejections: bad magic, every proper prefix
+ * of a valid serialisation, every single changed byte, unknown keywords, a
+ * missing required record, no recipients, bad escapes, NUL octets, data after
+ * the end record. Queue IDs: valid, strictly increasing, qid_time, qid_valid.
+ */
+#include "queue/envelope.h"
+#include "queue/qid.h"
+#include "tests/unit/unit.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+
+static char err[256];
+
+static void sample(struct envelope *e)
+{
+    env_init(e);
+    qid_new(e->id);
+    e->arrival = 1700000000;
+    e->size = 12345;
+    strcpy(e->sender, "alice@example.com");
+    strcpy(e->client_addr, "192.0.2.1");
+    strcpy(e->client_helo, "client.example.com");
+    strcpy(e->protocol, "ESMTP");
+    e->body_8bit = true;
+    e->attempts = 2;
+    e->next_attempt = 1700000600;
+    ck_assert_int_eq(env_add_rcpt(e, "bob@example.org"), 0);
+    ck_assert_int_eq(env_add_rcpt(e, "carol@example.net"), 0);
+    e->rcpts[1].state = RCPT_FAILED;
+    e->rcpts[1].attempts = 3;
+    strcpy(e->rcpts[1].result, "550 5.1.1 no such user");
+}
+
+static void serialize(const struct envelope *e, struct buf *b)
+{
+    buf_init(b, ENV_MAX_SIZE);
+    ck_assert_int_eq(env_serialize(e, b), 0);
+}
+
+static void assert_same(const struct envelope *a, const struct envelope *b)
+{
+    ck_assert_str_eq(a->id, b->id);
+    ck_assert_int_eq((long long)a->arrival, (long long)b->arrival);
+    ck_assert_uint_eq(a->size, b->size);
+    ck_assert_str_eq(a->sender, b->sender);
+    ck_assert_str_eq(a->client_addr, b->client_addr);
+    ck_assert_str_eq(a->client_helo, b->client_helo);
+    ck_assert_str_eq(a->protocol, b->protocol);
+    ck_assert_int_eq(a->body_8bit, b->body_8bit);
+    ck_assert_int_eq(a->smtputf8, b->smtputf8);
+    ck_assert_uint_eq(a->attempts, b->attempts);
+    ck_assert_int_eq((long long)a->next_attempt, (long long)b->next_attempt);
+    ck_assert_uint_eq(a->nrcpts, b->nrcpts);
+    for (size_t i = 0; i < a->nrcpts; i++) {
+        ck_assert_str_eq(a->rcpts[i].addr, b->rcpts[i].addr);
+        ck_assert_int_eq(a->rcpts[i].state, b->rcpts[i].state);
+        ck_assert_uint_eq(a->rcpts[i].attempts, b->rcpts[i].attempts);
+        ck_assert_str_eq(a->rcpts[i].result, b->rcpts[i].result);
+    }
+}
+
+static void round_trip(const struct envelope *e)
+{
+    struct buf b;
+    struct envelope got;
+    serialize(e, &b);
+    int r = env_parse(b.data, b.len, &got, err, sizeof err);
+    ck_assert_msg(r == 0, "parse of own serialisation failed: %s", err);
+    assert_same(e, &got);
+    env_free(&got);
+    buf_free(&b);
+}
+
+/* A file from body lines, with the magic line and a correct end record. */
+static char *make_file(const char *body, size_t bodylen, size_t *len)
+{
+    static const char magic[] = "FERRY-ENV 1\n";
+    size_t n = strlen(magic) + bodylen;
+    char *p = malloc(n + 32);
+    ck_assert_ptr_nonnull(p);
+    memcpy(p, magic, strlen(magic));
+    memcpy(p + strlen(magic), body, bodylen);
+    unsigned long crc = crc32(0L, (const Bytef *)p, (uInt)n);
+    *len = n + (size_t)sprintf(p + n, "end %08lx\n", crc);
+    return p;
+}
+
+static int parse_body(const char *body, struct envelope *e)
+{
+    size_t len;
+    char *p = make_file(body, strlen(body), &len);
+    int r = env_parse(p, len, e, err, sizeof err);
+    free(p);
+    return r;
+}
+
+#define GOOD_HEAD "id 0123456789ABCDEF\narrival 1700000000\nsize 10\nsender a@b\n"
+#define GOOD_RCPT "rcpt pending 0 c@d -\n"
+
+START_TEST(round_trip_simple)
+{
+    struct envelope e;
+    sample(&e);
+    round_trip(&e);
+    ck_assert_uint_eq(env_pending(&e), 1);
+    ck_assert_str_eq(rcpt_state_name(RCPT_DELIVERED), "delivered");
+
+    /* the hand-built reference also parses */
+    struct envelope got;
+    ck_assert_msg(parse_body(GOOD_HEAD GOOD_RCPT, &got) == 0, "%s", err);
+    ck_assert_str_eq(got.id, "0123456789ABCDEF");
+    ck_assert_str_eq(got.sender, "a@b");
+    ck_assert_uint_eq(got.nrcpts, 1);
+    ck_assert_str_eq(got.rcpts[0].addr, "c@d");
+    ck_assert_str_eq(got.rcpts[0].result, "");
+    env_free(&got);
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(round_trip_awkward)
+{
+    struct envelope e;
+    sample(&e);
+    strcpy(e.sender, "\"a b%20c\"@ex ample.com");
+    strcpy(e.client_addr, "");
+    strcpy(e.client_helo, "line1\nline2\r\n\tx\x7f%");
+    strcpy(e.protocol, "-");
+    strcpy(e.rcpts[0].addr, "j\xc3\xbcrgen@b\xc3\xbc" "cher.example");
+    strcpy(e.rcpts[1].result, "451 4.3.0 100% full\r\nsecond line  ");
+    e.smtputf8 = true;
+    e.body_8bit = false;
+    round_trip(&e);
+
+    strcpy(e.sender, "");
+    round_trip(&e);
+    strcpy(e.sender, "-");
+    round_trip(&e);
+    strcpy(e.sender, "--");
+    round_trip(&e);
+    strcpy(e.sender, "%");
+    round_trip(&e);
+    strcpy(e.rcpts[0].addr, "-");
+    strcpy(e.rcpts[0].result, "-");
+    round_trip(&e);
+
+    /* every octet 0x01..0xff in a value */
+    char all[256];
+    for (int i = 1; i < 256; i++)
+        all[i - 1] = (char)i;
+    all[255] = '\0';
+    strcpy(e.client_helo, all + 1);
+    strcpy(e.rcpts[1].result, all);
+    round_trip(&e);
+    env_free(&e);
+}
+END_TEST
+
+/* Values at their longest, made entirely of octets that need escaping. */
+START_TEST(round_trip_longest)
+{
+    struct envelope e;
+    sample(&e);
+    memset(e.sender, ' ', ADDR_PATH_MAX);
+    e.sender[ADDR_PATH_MAX] = '\0';
+    memset(e.client_helo, '%', sizeof e.client_helo - 1);
+    e.client_helo[sizeof e.client_helo - 1] = '\0';
+    memset(e.rcpts[0].addr, '\n', ADDR_PATH_MAX);
+    e.rcpts[0].addr[ADDR_PATH_MAX] = '\0';
+    memset(e.rcpts[0].result, ' ', ENV_RESULT_MAX - 1);
+    e.rcpts[0].result[ENV_RESULT_MAX - 1] = '\0';
+    e.rcpts[0].attempts = 1000000;
+    e.rcpts[0].state = RCPT_DELIVERED;
+    round_trip(&e);
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(round_trip_many)
+{
+    struct envelope e;
+    sample(&e);
+    for (int i = 0; i < 998; i++) {
+        char a[64];
+        snprintf(a, sizeof a, "user%d@host%d.example", i, i % 7);
+        ck_assert_int_eq(env_add_rcpt(&e, a), 0);
+        struct env_rcpt *r = &e.rcpts[e.nrcpts - 1];
+        r->state = (enum rcpt_state)(i % 3);
+        r->attempts = (unsigned)i;
+        snprintf(r->result, sizeof r->result, "%d reply %d%%", 250 + i % 300, i);
+    }
+    ck_assert_uint_eq(e.nrcpts, 1000);
+    round_trip(&e);
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(rcpt_limits)
+{
+    struct envelope e;
+    env_init(&e);
+    char a[ADDR_PATH_MAX + 2];
+    memset(a, 'x', ADDR_PATH_MAX + 1);
+    a[ADDR_PATH_MAX + 1] = '\0';
+    ck_assert_int_lt(env_add_rcpt(&e, a), 0);
+    a[ADDR_PATH_MAX] = '\0';
+    ck_assert_int_eq(env_add_rcpt(&e, a), 0);
+    ck_assert_uint_eq(e.nrcpts, 1);
+    env_free(&e);
+    ck_assert_uint_eq(e.nrcpts, 0);
+    ck_assert_ptr_null(e.rcpts);
+}
+END_TEST
+
+START_TEST(bad_magic)
+{
+    struct envelope e;
+    static const char *const bad[] = {
+        "", "FERRY-ENV 1", "FERRY-ENV 2\nid x\n", "ferry-env 1\n", "FERRY-ENV 1 \n",
+        "XFERRY-ENV 1\n", "FERRY-ENV  1\n", "FERRY-ENV 1\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(env_parse(bad[i], strlen(bad[i]), &e, err, sizeof err) < 0,
+                      "\"%s\" accepted", bad[i]);
+
+    /* The right body under a wrong magic, even with a matching checksum. */
+    struct buf b;
+    struct envelope s;
+    sample(&s);
+    serialize(&s, &b);
+    b.data[10] = '2';
+    unsigned long crc = crc32(0L, (const Bytef *)b.data, (uInt)(b.len - 13));
+    sprintf(b.data + b.len - 13, "end %08lx\n", crc);
+    ck_assert_int_lt(env_parse(b.data, b.len, &e, err, sizeof err), 0);
+    buf_free(&b);
+    env_free(&s);
+}
+END_TEST
+
+START_TEST(every_prefix_fails)
+{
+    struct envelope s, e;
+    struct buf b;
+    sample(&s);
+    serialize(&s, &b);
+    for (size_t n = 0; n < b.len; n++) {
+        char *copy = malloc(n + 1);      /* exact size, so over-reads show up under ASan */
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, b.data, n);
+        ck_assert_msg(env_parse(copy, n, &e, err, sizeof err) < 0,
+                      "prefix of %zu/%zu octets accepted", n, b.len);
+        free(copy);
+    }
+    ck_assert_int_eq(env_parse(b.data, b.len, &e, err, sizeof err), 0);
+    env_free(&e);
+    buf_free(&b);
+    env_free(&s);
+}
+END_TEST
+
+START_TEST(every_changed_byte_fails)
+{
+    struct envelope s, e;
+    struct buf b;
+    sample(&s);
+    s.rcpts[1].result[0] = '\0';
+    serialize(&s, &b);
+    char *copy = malloc(b.len);
+    ck_assert_ptr_nonnull(copy);
+    for (size_t i = 0; i < b.len; i++) {
+        for (int x = 1; x < 256; x++) {
+            memcpy(copy, b.data, b.len);
+            copy[i] = (char)(copy[i] ^ x);
+            ck_assert_msg(env_parse(copy, b.len, &e, err, sizeof err) < 0,
+                          "octet %zu changed from 0x%02x to 0x%02x accepted", i,
+                          (unsigned char)b.data[i], (unsigned char)copy[i]);
+        }
+    }
+    free(copy);
+    buf_free(&b);
+    env_free(&s);
+}
+END_TEST
+
+/* The end record is exactly "end " and eight lowercase hex digits. */
+START_TEST(end_record_strict)
+{
+    struct envelope s, e;
+    struct buf b;
+    sample(&s);
+    serialize(&s, &b);
+    size_t crcpos = b.len - 9;          /* first hex digit */
+    char *copy = malloc(b.len + 2);
+    ck_assert_ptr_nonnull(copy);
+
+    /* upper-case hex digits */
+    memcpy(copy, b.data, b.len);
+    bool any = false;
+    for (size_t i = crcpos; i < b.len - 1; i++) {
+        if (copy[i] >= 'a' && copy[i] <= 'f') {
+            copy[i] = (char)(copy[i] - 'a' + 'A');
+            any = true;
+        }
+    }
+    if (any)
+        ck_assert_int_lt(env_parse(copy, b.len, &e, err, sizeof err), 0);
+
+    /* the CRC with a leading zero dropped and replaced by a space or a sign */
+    char crc[9];
+    memcpy(crc, b.data + crcpos, 8);
+    crc[8] = '\0';
+    unsigned long v = strtoul(crc, NULL, 16);
+    static const char *const forms[] = { "end  %07lx\n", "end +%07lx\n", "end %07lx \n",
+                                         "end 0x%06lx\n", "end %09lx\n", "end %lx\n", "end\t%08lx\n" };
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        char tail[32];
+        int tl = snprintf(tail, sizeof tail, forms[f], v);
+        memcpy(copy, b.data, crcpos - 4);
+        memcpy(copy + crcpos - 4, tail, (size_t)tl);
+        size_t len = crcpos - 4 + (size_t)tl;
+        if (len == b.len && memcmp(copy, b.data, len) == 0)
+            continue;       /* this form happens to be the canonical one */
+        ck_assert_msg(env_parse(copy, len, &e, err, sizeof err) < 0,
+                      "end record \"%.*s\" accepted", tl - 1, tail);
+    }
+    free(copy);
+    buf_free(&b);
+    env_free(&s);
+}
+END_TEST
+
+START_TEST(data_after_end)
+{
+    struct envelope s, e;
+    struct buf b;
+    sample(&s);
+    serialize(&s, &b);
+    buf_puts(&b, "rcpt pending 0 x@y -\n");
+    ck_assert_int_lt(env_parse(b.data, b.len, &e, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "after the end"));
+    buf_free(&b);
+    env_free(&s);
+}
+END_TEST
+
+START_TEST(unknown_and_malformed)
+{
+    struct envelope e;
+    static const char *const bad[] = {
+        GOOD_HEAD GOOD_RCPT "colour blue\n",
+        "colour blue\n" GOOD_HEAD GOOD_RCPT,
+        GOOD_HEAD "RCPT pending 0 c@d -\n",
+        GOOD_HEAD "rcpt pending 0 c@d\n",
+        GOOD_HEAD "rcpt pending 0 c@d - extra\n",
+        GOOD_HEAD "rcpt waiting 0 c@d -\n",
+        GOOD_HEAD "rcpt pending x c@d -\n",
+        GOOD_HEAD "rcpt pending 1000001 c@d -\n",
+        GOOD_HEAD "rcpt pending 0 - -\n",
+        GOOD_HEAD GOOD_RCPT "body 9BIT\n",
+        GOOD_HEAD GOOD_RCPT "smtputf8 2\n",
+        GOOD_HEAD GOOD_RCPT "attempts -1\n",
+        GOOD_HEAD GOOD_RCPT "next soon\n",
+        GOOD_HEAD GOOD_RCPT "helo\n",
+        GOOD_HEAD GOOD_RCPT "\n",
+        GOOD_HEAD GOOD_RCPT "helo a b\n",
+        "id 0123456789abcdef\narrival 1\nsize 1\nsender a\n" GOOD_RCPT,
+        "id 0123456789ABCDE\narrival 1\nsize 1\nsender a\n" GOOD_RCPT,
+        "id 0123456789ABCDEF\narrival -1\nsize 1\nsender a\n" GOOD_RCPT,
+        "id 0123456789ABCDEF\narrival 1\nsize 1x\nsender a\n" GOOD_RCPT,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(parse_body(bad[i], &e) < 0, "case %zu accepted:\n%s", i, bad[i]);
+    ck_assert_int_lt(parse_body(GOOD_HEAD GOOD_RCPT "colour blue\n", &e), 0);
+    ck_assert_ptr_nonnull(strstr(err, "colour"));
+}
+END_TEST
+
+START_TEST(missing_required)
+{
+    struct envelope e;
+    static const char *const lines[] = { "id 0123456789ABCDEF\n", "arrival 1700000000\n", "size 10\n",
+                                         "sender a@b\n" };
+    for (int skip = 0; skip < 4; skip++) {
+        char body[512] = "";
+        for (int i = 0; i < 4; i++)
+            if (i != skip)
+                strcat(body, lines[i]);
+        strcat(body, GOOD_RCPT);
+        ck_assert_msg(parse_body(body, &e) < 0, "envelope without %s accepted", lines[skip]);
+        ck_assert_ptr_nonnull(strstr(err, "required"));
+    }
+    ck_assert_int_lt(parse_body(GOOD_HEAD, &e), 0);
+    ck_assert_ptr_nonnull(strstr(err, "no recipients"));
+    /* the empty sender is written "-" and is present */
+    ck_assert_int_eq(parse_body("id 0123456789ABCDEF\narrival 1\nsize 1\nsender -\n" GOOD_RCPT, &e), 0);
+    ck_assert_str_eq(e.sender, "");
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(bad_escapes)
+{
+    struct envelope e;
+    static const char *const bad[] = { "%zz", "%00", "a%", "a%4", "%4g", "%g4", "%+4", "%-1", "% 4",
+                                       "%0x", "x%%y" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "id 0123456789ABCDEF\narrival 1\nsize 1\nsender %s\n" GOOD_RCPT, bad[i]);
+        ck_assert_msg(parse_body(body, &e) < 0, "sender \"%s\" accepted (as \"%s\")", bad[i], e.sender);
+        snprintf(body, sizeof body, GOOD_HEAD "rcpt pending 0 c@d %s\n", bad[i]);
+        ck_assert_msg(parse_body(body, &e) < 0, "result \"%s\" accepted", bad[i]);
+    }
+    /* good escapes, either case */
+    ck_assert_int_eq(parse_body("id 0123456789ABCDEF\narrival 1\nsize 1\nsender %41%2a%7F\n" GOOD_RCPT, &e), 0);
+    ck_assert_str_eq(e.sender, "A*\x7f");
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(nul_octet)
+{
+    struct envelope e;
+    static const char body[] = "id 0123456789ABCDEF\narrival 1\nsize 1\nsender a\0b\n" GOOD_RCPT;
+    size_t len;
+    char *p = make_file(body, sizeof body - 1, &len);
+    ck_assert_int_lt(env_parse(p, len, &e, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "NUL"));
+    free(p);
+}
+END_TEST
+
+START_TEST(qid_basics)
+{
+    char prev[QID_LEN + 1], id[QID_LEN + 1];
+    qid_new(prev);
+    ck_assert(qid_valid(prev));
+    ck_assert_uint_eq(strlen(prev), QID_LEN);
+    for (int i = 0; i < 10000; i++) {
+        qid_new(id);
+        ck_assert_msg(qid_valid(id), "invalid ID %s", id);
+        ck_assert_msg(strcmp(prev, id) < 0, "IDs not increasing: %s then %s", prev, id);
+        strcpy(prev, id);
+    }
+    time_t now = time(NULL);
+    time_t t = qid_time(id);
+    ck_assert_msg(t >= now - 2 && t <= now + 2, "qid_time %lld, now %lld", (long long)t, (long long)now);
+    ck_assert_int_eq((long long)qid_time("0000000000000000"), 0);
+    ck_assert_int_eq((long long)qid_time("0000010000000000"), 32);
+    ck_assert_int_eq((long long)qid_time("000000V000000000"), 31);
+}
+END_TEST
+
+START_TEST(qid_validity)
+{
+    ck_assert(qid_valid("0123456789ABCDEF"));
+    ck_assert(qid_valid("GHIJKLMNOPQRSTUV"));
+    ck_assert(!qid_valid(""));
+    ck_assert(!qid_valid("0123456789ABCDE"));
+    ck_assert(!qid_valid("0123456789ABCDEF0"));
+    ck_assert(!qid_valid("0123456789ABCDEW"));
+    ck_assert(!qid_valid("0123456789abcdef"));
+    ck_assert(!qid_valid("0123456789ABCDE/"));
+    ck_assert(!qid_valid("0123456789ABCDE:"));
+    ck_assert(!qid_valid("0123456789ABCDE@"));
+    ck_assert(!qid_valid("0123456789ABCD E"));
+    ck_assert(!qid_valid("../../etc/passwd"));
+}
+END_TEST
+
+Suite *envelope_suite(void)
+{
+    Suite *s = suite_create("envelope");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, round_trip_simple);
+    tcase_add_test(tc, round_trip_awkward);
+    tcase_add_test(tc, round_trip_longest);
+    tcase_add_test(tc, round_trip_many);
+    tcase_add_test(tc, rcpt_limits);
+    tcase_add_test(tc, bad_magic);
+    tcase_add_test(tc, every_prefix_fails);
+    tcase_add_test(tc, every_changed_byte_fails);
+    tcase_add_test(tc, end_record_strict);
+    tcase_add_test(tc, data_after_end);
+    tcase_add_test(tc, unknown_and_malformed);
+    tcase_add_test(tc, missing_required);
+    tcase_add_test(tc, bad_escapes);
+    tcase_add_test(tc, nul_octet);
+    tcase_add_test(tc, qid_basics);
+    tcase_add_test(tc, qid_validity);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+UNIT_MAIN(envelope_suite)

@@ -1,0 +1,469 @@
+/*
+ * test_spool.c — queue/spool.h, in a temporary directory.
+ *
+ * Covers: spool_prepare makes incoming/, queue/, held/, corrupt/; a draft
+ * (message bytes + envelope) committed lands in queue/ and leaves incoming/
+ * empty; spool_env_read of a good pair, of a torn (truncated) message and of a
+ * missing envelope; spool_env_write updates; spool_remove; spool_quarantine
+ * with its ID.reason; spool_scan visiting in ID order, and with clean_strays
+ * removing a lone .msg and .tmp files but keeping proper pairs;
+ * spool_clean_incoming; spool_draft_abort; a batch of three committed at once.
+ */
+#include "queue/spool.h"
+#include "tests/unit/unit.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char root[64];
+static char spdir[128];
+static struct spool sp;
+static char err[256];
+
+static void rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            char sub[PATH_MAX];
+            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+            rm_rf(sub);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void setup(void)
+{
+    strcpy(root, "/tmp/ferry-test-spool-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    snprintf(spdir, sizeof spdir, "%s/a/b/spool", root);
+    ck_assert_msg(spool_prepare(spdir, false, 0, 0, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(spool_open(&sp, spdir, err, sizeof err) == 0, "%s", err);
+}
+
+static void teardown(void)
+{
+    spool_close(&sp);
+    rm_rf(root);
+}
+
+static int count_files(const char *sub)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", spdir, sub);
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static bool exists(const char *sub, const char *id, const char *ext)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/%s%s", spdir, sub, id, ext);
+    return stat(path, &st) == 0;
+}
+
+static void touch(const char *sub, const char *name, const char *content)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/%s", spdir, sub, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* A draft with message text body, its envelope written, not committed. */
+static void make_draft(struct spool_draft *d, const char *body, struct envelope *e)
+{
+    ck_assert_int_eq(spool_draft_new(&sp, d), 0);
+    ck_assert(qid_valid(d->id));
+    ck_assert_int_ge(d->msg_fd, 0);
+    ck_assert(exists("incoming", d->id, ".msg"));
+    ck_assert_int_eq(write(d->msg_fd, body, strlen(body)), (ssize_t)strlen(body));
+    env_init(e);
+    strcpy(e->id, d->id);
+    e->arrival = time(NULL);
+    e->size = strlen(body);
+    strcpy(e->sender, "alice@example.com");
+    strcpy(e->protocol, "ESMTP");
+    ck_assert_int_eq(env_add_rcpt(e, "bob@example.org"), 0);
+    ck_assert_int_eq(spool_draft_put_env(&sp, d, e), 0);
+    ck_assert(exists("incoming", d->id, ".env"));
+}
+
+static void commit_one(char id[QID_LEN + 1], const char *body)
+{
+    struct spool_draft d, *dp = &d;
+    struct envelope e;
+    make_draft(&d, body, &e);
+    ck_assert_int_eq(spool_commit(&sp, &dp, 1), 0);
+    strcpy(id, d.id);
+    env_free(&e);
+}
+
+START_TEST(prepare_makes_tree)
+{
+    static const char *const subs[] = { "incoming", "queue", "held", "corrupt" };
+    for (size_t i = 0; i < 4; i++) {
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", spdir, subs[i]);
+        ck_assert_msg(stat(path, &st) == 0 && S_ISDIR(st.st_mode), "%s missing", path);
+        ck_assert_uint_eq(st.st_mode & 0777, 0700);
+    }
+    struct stat st;
+    ck_assert_int_eq(stat(spdir, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0700);
+    /* again: idempotent */
+    ck_assert_int_eq(spool_prepare(spdir, false, 0, 0, err, sizeof err), 0);
+    /* a spool that does not exist cannot be opened */
+    struct spool other;
+    char missing[200];
+    snprintf(missing, sizeof missing, "%s/nope", root);
+    ck_assert_int_lt(spool_open(&other, missing, err, sizeof err), 0);
+}
+END_TEST
+
+START_TEST(commit_and_read)
+{
+    struct spool_draft d, *dp = &d;
+    struct envelope e, got;
+    bool corrupt = true;
+    make_draft(&d, "Subject: x\r\n\r\nbody\r\n", &e);
+    /* not committed yet: nothing in queue/ */
+    ck_assert_int_eq(count_files("queue"), 0);
+    ck_assert_int_eq(spool_commit(&sp, &dp, 1), 0);
+    ck_assert_int_eq(d.msg_fd, -1);
+    ck_assert_int_eq(d.env_fd, -1);
+    ck_assert(exists("queue", d.id, ".msg"));
+    ck_assert(exists("queue", d.id, ".env"));
+    ck_assert_int_eq(count_files("incoming"), 0);
+    ck_assert_int_eq(count_files("queue"), 2);
+
+    ck_assert_msg(spool_env_read(&sp, d.id, &got, &corrupt, err, sizeof err) == 0, "%s", err);
+    ck_assert(!corrupt);
+    ck_assert_str_eq(got.id, d.id);
+    ck_assert_str_eq(got.sender, "alice@example.com");
+    ck_assert_uint_eq(got.size, strlen("Subject: x\r\n\r\nbody\r\n"));
+    ck_assert_uint_eq(got.nrcpts, 1);
+    env_free(&got);
+
+    int fd = spool_msg_open(&sp, d.id);
+    ck_assert_int_ge(fd, 0);
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    ck_assert_int_eq(n, (ssize_t)e.size);
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, "Subject: x\r\n\r\nbody\r\n");
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(read_torn_and_missing)
+{
+    char id[QID_LEN + 1], path[PATH_MAX];
+    struct envelope got;
+    bool corrupt = false;
+    commit_one(id, "0123456789\r\n");
+    snprintf(path, sizeof path, "%s/queue/%s.msg", spdir, id);
+    ck_assert_int_eq(truncate(path, 5), 0);
+    ck_assert_int_lt(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err), 0);
+    ck_assert(corrupt);
+    ck_assert_ptr_nonnull(strstr(err, "wrong size"));
+
+    /* message gone */
+    ck_assert_int_eq(unlink(path), 0);
+    corrupt = false;
+    ck_assert_int_lt(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err), 0);
+    ck_assert(corrupt);
+    ck_assert_ptr_nonnull(strstr(err, "missing"));
+
+    /* envelope absent: an error, but nothing to quarantine */
+    corrupt = true;
+    ck_assert_int_lt(spool_env_read(&sp, "0123456789ABCDEF", &got, &corrupt, err, sizeof err), 0);
+    ck_assert(!corrupt);
+
+    /* envelope damaged */
+    char id2[QID_LEN + 1];
+    commit_one(id2, "hello\r\n");
+    snprintf(path, sizeof path, "%s/queue/%s.env", spdir, id2);
+    int fd = open(path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, "X", 1, 20), 1);
+    close(fd);
+    corrupt = false;
+    ck_assert_int_lt(spool_env_read(&sp, id2, &got, &corrupt, err, sizeof err), 0);
+    ck_assert(corrupt);
+}
+END_TEST
+
+START_TEST(env_write_updates)
+{
+    char id[QID_LEN + 1];
+    struct envelope e;
+    bool corrupt;
+    commit_one(id, "hi\r\n");
+    ck_assert_int_eq(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err), 0);
+    e.attempts = 4;
+    e.next_attempt = 1900000000;
+    e.rcpts[0].state = RCPT_FAILED;
+    strcpy(e.rcpts[0].result, "550 5.1.1 unknown user");
+    ck_assert_int_eq(env_add_rcpt(&e, "dave@example.net"), 0);
+    ck_assert_int_eq(spool_env_write(&sp, &e), 0);
+    env_free(&e);
+
+    ck_assert_int_eq(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err), 0);
+    ck_assert_uint_eq(e.attempts, 4);
+    ck_assert_int_eq((long long)e.next_attempt, 1900000000LL);
+    ck_assert_uint_eq(e.nrcpts, 2);
+    ck_assert_int_eq(e.rcpts[0].state, RCPT_FAILED);
+    ck_assert_str_eq(e.rcpts[0].result, "550 5.1.1 unknown user");
+    ck_assert_str_eq(e.rcpts[1].addr, "dave@example.net");
+    env_free(&e);
+    /* no temp file left behind */
+    ck_assert_int_eq(count_files("queue"), 2);
+}
+END_TEST
+
+START_TEST(remove_files)
+{
+    char id[QID_LEN + 1], keep[QID_LEN + 1];
+    commit_one(id, "a\r\n");
+    commit_one(keep, "b\r\n");
+    ck_assert_int_eq(spool_remove(&sp, id), 0);
+    ck_assert(!exists("queue", id, ".env"));
+    ck_assert(!exists("queue", id, ".msg"));
+    ck_assert(exists("queue", keep, ".env"));
+    ck_assert(exists("queue", keep, ".msg"));
+    /* removing again is not an error */
+    ck_assert_int_eq(spool_remove(&sp, id), 0);
+}
+END_TEST
+
+START_TEST(quarantine)
+{
+    char id[QID_LEN + 1], path[PATH_MAX];
+    commit_one(id, "a\r\n");
+    ck_assert_int_eq(spool_quarantine(&sp, id, "checksum mismatch"), 0);
+    ck_assert(!exists("queue", id, ".env"));
+    ck_assert(!exists("queue", id, ".msg"));
+    ck_assert(exists("corrupt", id, ".env"));
+    ck_assert(exists("corrupt", id, ".msg"));
+    snprintf(path, sizeof path, "%s/corrupt/%s.reason", spdir, id);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[128] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    ck_assert_str_eq(line, "checksum mismatch\n");
+
+    /* only an envelope */
+    char id2[QID_LEN + 1];
+    commit_one(id2, "b\r\n");
+    snprintf(path, sizeof path, "%s/queue/%s.msg", spdir, id2);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(spool_quarantine(&sp, id2, "message missing"), 0);
+    ck_assert(exists("corrupt", id2, ".env"));
+    ck_assert(exists("corrupt", id2, ".reason"));
+    ck_assert_int_eq(count_files("queue"), 0);
+
+    /* nothing to move */
+    ck_assert_int_lt(spool_quarantine(&sp, "0123456789ABCDEF", "nothing"), 0);
+}
+END_TEST
+
+struct visits {
+    char ids[16][QID_LEN + 1];
+    int n;
+};
+
+static void visit(const char *id, void *arg)
+{
+    struct visits *v = arg;
+    ck_assert_int_lt(v->n, 16);
+    strcpy(v->ids[v->n++], id);
+}
+
+START_TEST(scan)
+{
+    char ids[3][QID_LEN + 1];
+    for (int i = 0; i < 3; i++)
+        commit_one(ids[i], "x\r\n");
+    /* strays: a message without envelope, leftover temp files, foreign names */
+    char lone[QID_LEN + 1];
+    qid_new(lone);
+    char name[64];
+    snprintf(name, sizeof name, "%s.msg", lone);
+    touch("queue", name, "orphan");
+    snprintf(name, sizeof name, "%s.env.tmp", ids[0]);
+    touch("queue", name, "half");
+    touch("queue", "junk.tmp", "");
+    touch("queue", "README", "not ours");
+
+    struct visits v = { .n = 0 };
+    ck_assert_int_eq(spool_scan(&sp, false, visit, &v), 3);
+    ck_assert_int_eq(v.n, 3);
+    ck_assert_int_eq(count_files("queue"), 6 + 4);     /* nothing cleaned */
+
+    v.n = 0;
+    ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 3);
+    ck_assert_int_eq(v.n, 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(v.ids[i], ids[i]);            /* ID order (creation order) */
+        ck_assert(exists("queue", ids[i], ".env"));
+        ck_assert(exists("queue", ids[i], ".msg"));
+    }
+    ck_assert(!exists("queue", lone, ".msg"));
+    ck_assert(!exists("queue", ids[0], ".env.tmp"));
+    ck_assert(!exists("queue", "junk", ".tmp"));
+    ck_assert(exists("queue", "README", ""));
+    ck_assert_int_eq(count_files("queue"), 7);
+
+    /* scanning again (rewinds the shared directory offset) */
+    v.n = 0;
+    ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 3);
+    ck_assert_int_eq(spool_scan(&sp, false, NULL, NULL), 3);
+}
+END_TEST
+
+/* IDs not in creation order on disk: the visit order is by ID. */
+START_TEST(scan_order)
+{
+    static const char *const names[] = { "0V00000000000000", "0000000000000001", "00A0000000000000",
+                                         "0000000000000000", "1000000000000000" };
+    static const char *const sorted[] = { "0000000000000000", "0000000000000001", "00A0000000000000",
+                                          "0V00000000000000", "1000000000000000" };
+    for (int i = 0; i < 5; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.env", names[i]);
+        touch("queue", name, "");
+        snprintf(name, sizeof name, "%s.msg", names[i]);
+        touch("queue", name, "");
+    }
+    touch("queue", "0000000000000abc.env", "");     /* not a queue ID: ignored */
+    struct visits v = { .n = 0 };
+    ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert_str_eq(v.ids[i], sorted[i]);
+}
+END_TEST
+
+START_TEST(clean_incoming)
+{
+    ck_assert_int_eq(spool_clean_incoming(&sp), 0);
+    struct spool_draft d;
+    struct envelope e;
+    make_draft(&d, "abandoned\r\n", &e);
+    close(d.msg_fd);
+    close(d.env_fd);
+    env_free(&e);
+    touch("incoming", "other.tmp", "x");
+    ck_assert_int_eq(count_files("incoming"), 3);
+    ck_assert_int_eq(spool_clean_incoming(&sp), 3);
+    ck_assert_int_eq(count_files("incoming"), 0);
+    ck_assert_int_eq(count_files("queue"), 0);
+}
+END_TEST
+
+START_TEST(draft_abort)
+{
+    struct spool_draft d;
+    struct envelope e;
+    make_draft(&d, "never mind\r\n", &e);
+    char id[QID_LEN + 1];
+    strcpy(id, d.id);
+    spool_draft_abort(&sp, &d);
+    ck_assert_int_eq(d.msg_fd, -1);
+    ck_assert_int_eq(d.env_fd, -1);
+    ck_assert(!exists("incoming", id, ".msg"));
+    ck_assert(!exists("incoming", id, ".env"));
+    ck_assert_int_eq(count_files("incoming"), 0);
+    ck_assert_int_eq(count_files("queue"), 0);
+    /* aborting twice is harmless */
+    spool_draft_abort(&sp, &d);
+    env_free(&e);
+
+    /* before the envelope was written */
+    ck_assert_int_eq(spool_draft_new(&sp, &d), 0);
+    ck_assert_int_eq(count_files("incoming"), 1);
+    spool_draft_abort(&sp, &d);
+    ck_assert_int_eq(count_files("incoming"), 0);
+
+    /* committing a draft without an envelope fails and aborts it */
+    ck_assert_int_eq(spool_draft_new(&sp, &d), 0);
+    struct spool_draft *dp = &d;
+    ck_assert_int_lt(spool_commit(&sp, &dp, 1), 0);
+    ck_assert_int_eq(count_files("incoming"), 0);
+    ck_assert_int_eq(count_files("queue"), 0);
+}
+END_TEST
+
+START_TEST(batch_commit)
+{
+    struct spool_draft d[3], *dp[3];
+    struct envelope e[3];
+    const char *bodies[3] = { "one\r\n", "two two\r\n", "three three three\r\n" };
+    for (int i = 0; i < 3; i++) {
+        make_draft(&d[i], bodies[i], &e[i]);
+        dp[i] = &d[i];
+    }
+    ck_assert_int_eq(count_files("incoming"), 6);
+    ck_assert_int_eq(spool_commit(&sp, dp, 3), 0);
+    ck_assert_int_eq(count_files("incoming"), 0);
+    ck_assert_int_eq(count_files("queue"), 6);
+    for (int i = 0; i < 3; i++) {
+        struct envelope got;
+        bool corrupt;
+        ck_assert_msg(spool_env_read(&sp, d[i].id, &got, &corrupt, err, sizeof err) == 0, "%s", err);
+        ck_assert_uint_eq(got.size, strlen(bodies[i]));
+        env_free(&got);
+        env_free(&e[i]);
+    }
+    struct visits v = { .n = 0 };
+    ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_str_eq(v.ids[i], d[i].id);
+}
+END_TEST
+
+Suite *spool_suite(void)
+{
+    Suite *s = suite_create("spool");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, prepare_makes_tree);
+    tcase_add_test(tc, commit_and_read);
+    tcase_add_test(tc, read_torn_and_missing);
+    tcase_add_test(tc, env_write_updates);
+    tcase_add_test(tc, remove_files);
+    tcase_add_test(tc, quarantine);
+    tcase_add_test(tc, scan);
+    tcase_add_test(tc, scan_order);
+    tcase_add_test(tc, clean_incoming);
+    tcase_add_test(tc, draft_abort);
+    tcase_add_test(tc, batch_commit);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+UNIT_MAIN(spool_suite)
