@@ -117,7 +117,7 @@ static const char *apply_value(const struct conf_setting *s, char *value, void *
 {
     static char reason[160];
     unsigned long long v;
-    if (s->check && s->type != CONF_LIST) {
+    if (s->check && s->type != CONF_LIST && *value) {   /* "" means "the default" */
         const char *why = s->check(value);
         if (why)
             return why;
@@ -253,12 +253,14 @@ int conf_load(const char *path, const struct conf_setting *schema, size_t n, voi
         set_err(err, errlen, path, 0, "out of memory");
         return -1;
     }
-    char line[CONF_LINE_MAX + 2];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
     int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
+    while ((got = getline(&line, &cap, f)) > 0) {
         lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+        size_t len = (size_t)got;
+        if (len > CONF_LINE_MAX + 1 || (len == CONF_LINE_MAX + 1 && line[len - 1] != '\n')) {
             set_err(err, errlen, path, lineno, "line longer than %d octets", CONF_LINE_MAX);
             rc = -1;
             break;
@@ -268,7 +270,7 @@ int conf_load(const char *path, const struct conf_setting *schema, size_t n, voi
             rc = -1;
             break;
         }
-        if (memchr(line, '\0', len) != NULL && strlen(line) != len) {
+        if (memchr(line, '\0', len) != NULL) {
             set_err(err, errlen, path, lineno, "NUL character in line");
             rc = -1;
             break;
@@ -319,6 +321,7 @@ int conf_load(const char *path, const struct conf_setting *schema, size_t n, voi
         rc = -1;
     }
     free(seen);
+    free(line);
     fclose(f);
     if (rc < 0)
         conf_release(schema, n, dst);

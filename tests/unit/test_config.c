@@ -300,6 +300,22 @@ START_TEST(errors_syntax)
 }
 END_TEST
 
+START_TEST(nul_byte_and_explicit_empty_default)
+{
+    /* A NUL inside a line must not silently cut the line short. */
+    FILE *f = fopen(conf_path, "w");
+    ck_assert_ptr_nonnull(f);
+    fwrite("max_errors = 5\nuser = fe\0rry\n", 1, 30, f);
+    fclose(f);
+    ck_assert_int_eq(settings_load(conf_path, &cfg, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, ":2: NUL") != NULL, "%s", err);
+    /* "hostname =" as documented in etc/ferry.conf means the default */
+    load_ok("hostname =\n");
+    ck_assert(cfg.hostname[0] != '\0');
+    settings_free(&cfg);
+}
+END_TEST
+
 START_TEST(errors_long_line)
 {
     /* CONF_LINE_MAX octets plus the newline is fine; one more is not. */
@@ -552,6 +568,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, errors_bad_value);
     tcase_add_test(tc, errors_twice);
     tcase_add_test(tc, errors_syntax);
+    tcase_add_test(tc, nul_byte_and_explicit_empty_default);
     tcase_add_test(tc, errors_long_line);
     tcase_add_test(tc, errors_range);
     tcase_add_test(tc, errors_listen);
