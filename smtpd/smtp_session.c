@@ -21,6 +21,9 @@
 
 /* Refuse new mail (452 4.3.1) when the spool has less free space than this. */
 #define SPOOL_MIN_FREE (16ULL * 1024 * 1024)
+/* Input buffered per session, and replies queued for a client that does not read. */
+#define SESSION_INPUT_MAX  (256 * 1024)
+#define SESSION_OUTPUT_MAX (64 * 1024)
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -102,6 +105,10 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
     srv->sessions = s;
     srv->nsessions++;
     bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    /* Bound what one client can make us hold: unread input stops being read past
+       the high-water mark, and replies it does not read stop command processing
+       (see on_read). */
+    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
     struct timeval tv = { (time_t)cfg->smtp_timeout, 0 };
     bufferevent_set_timeouts(s->bev, &tv, &tv);
 
@@ -540,6 +547,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;
+        if (evbuffer_get_length(bufferevent_get_output(bev)) > SESSION_OUTPUT_MAX) {
+            /* A pipelining client that does not read its replies: wait for on_write. */
+            bufferevent_disable(bev, EV_READ);
+            s->output_blocked = true;
+            return;
+        }
         struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
         if (eol.pos < 0) {
             if (avail >= SMTP_CMD_LINE_MAX) {
@@ -575,8 +588,15 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct smtp_session *s = arg;
-    if (s->state == SS_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (s->state == SS_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         smtp_server_session_gone(s->srv, s);
+        return;
+    }
+    if (s->output_blocked && s->state != SS_COMMIT) {
+        s->output_blocked = false;
+        bufferevent_enable(bev, EV_READ);
+        on_read(bev, s);
+    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)

@@ -37,6 +37,7 @@ struct smtp_session {
     char helo[256];
     unsigned errors;
     bool discarding_line;         /* an over-long command line is being skipped */
+    bool output_blocked;          /* reading paused until the client reads our replies */
 
     /* the transaction */
     struct envelope env;
