@@ -61,6 +61,9 @@ int addr_format(const struct mailbox *m, char *out, size_t outsz);
 /* true when s[0..len) is a valid Domain (or, with utf8, a UTF-8 domain). */
 bool addr_is_domain(const char *s, size_t len, bool allow_utf8);
 
+/* true when s[0..len) is an address literal, brackets included. */
+bool addr_is_address_literal(const char *s, size_t len);
+
 /* true when s[0..len) is well-formed UTF-8 (RFC 3629). */
 bool addr_utf8_valid(const char *s, size_t len);
 
