@@ -257,9 +257,11 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
         return;
     }
     struct mailbox m = cmd->path;
-    if (m.domain_kind == ADDR_DOMAIN_NONE) {        /* RCPT TO:<Postmaster> */
+    if (m.domain_kind == ADDR_DOMAIN_NONE) {
+        /* RCPT TO:<Postmaster> (RFC 5321 4.1.1.3): this host's postmaster, which
+           lives in the first local domain. */
         str_copy(m.local, "postmaster", sizeof m.local);
-        str_copy(m.domain, cfg->hostname, sizeof m.domain);
+        str_copy(m.domain, cfg->local_domains.n ? cfg->local_domains.items[0] : cfg->hostname, sizeof m.domain);
         m.domain_kind = ADDR_DOMAIN_NAME;
     }
     char addr[ADDR_PATH_MAX + 1];

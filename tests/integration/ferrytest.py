@@ -206,6 +206,8 @@ class SmtpLines:
                 if not chunk:
                     return True
                 self.buf += chunk
+        except ConnectionResetError:
+            return True         # we wrote after the server closed
         except OSError:
             return False
 

@@ -120,7 +120,9 @@ class MailPath(unittest.TestCase):
         self.assertEqual(s.cmd("MAIL FROM:<a@b.example> BODY=8BITMIME SIZE=100")[0], 250)
         self.assertEqual(s.cmd("RCPT TO:<>")[1][0][:9], "501 5.1.3")
         self.assertEqual(s.cmd("RCPT TO:<a b@localhost>")[1][0][:9], "501 5.1.3")
-        self.assertEqual(s.cmd("RCPT TO:<.hidden@localhost>")[1][0][:9], "550 5.1.3")
+        self.assertEqual(s.cmd("RCPT TO:<.hidden@localhost>")[1][0][:9], "501 5.1.3")    # not a dot-string
+        self.assertEqual(s.cmd('RCPT TO:<".hidden"@localhost>')[1][0][:9], "550 5.1.3")  # not a mailbox name
+        self.assertEqual(s.cmd("RCPT TO:<a/b@localhost>")[1][0][:9], "550 5.1.3")
         self.assertEqual(s.cmd("RCPT TO:<alice@localhost> NOTIFY=NEVER")[1][0][:9], "555 5.5.4")
         s.close()
 
@@ -243,7 +245,11 @@ class MailPath(unittest.TestCase):
         s.cmd("EHLO c.example")
         s.cmd("MAIL FROM:<a@example.org>")
         self.assertEqual(s.cmd("RCPT TO:<Postmaster>")[0], 250)
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        s.send("Subject: to the postmaster\r\n\r\nhi\r\n.\r\n")
+        self.assertEqual(s.reply()[0], 250)
         s.close()
+        self.assertTrue(self.f.wait_mail("postmaster"))
 
     def test_smtputf8_address(self):
         s = self.session()
