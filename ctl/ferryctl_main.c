@@ -3,6 +3,7 @@
  *
  *   ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND ...
  *     queue list [--json]     the queue, from the spool (daemon running or not)
+ *     dns TYPE NAME           one lookup through Ferry's own resolver
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -20,7 +21,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND\n"
             "  queue list [--json]\n"
-            "");
+            "  dns TYPE NAME\n");
     exit(2);
 }
 
@@ -46,11 +47,11 @@ int main(int argc, char **argv)
     if (i >= argc)
         usage();
     log_init(LOG_TO_STDERR, LOG_LVL_WARN, "ferryctl");
-    (void)resolvers;   /* used by the DNS commands */
 
     struct ferry_config cfg;
     char err[CONF_ERR_MAX];
-    bool need_config = true;
+    /* The config is needed for the spool; DNS commands run without one. */
+    bool need_config = strcmp(argv[i], "dns") != 0;
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
             fprintf(stderr, "ferryctl: %s\n", err);
@@ -61,9 +62,27 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    struct dns_config dns;
+    dns_config_init(&dns);
+    dns.timeout_ms = (unsigned)cfg.dns_timeout * 1000;
+    dns.rounds = (unsigned)cfg.dns_rounds;
+    for (size_t k = 0; k < nresolvers; k++) {
+        if (dns_config_add_server(&dns, resolvers[k]) < 0) {
+            fprintf(stderr, "ferryctl: --resolver %s: expected IP or IP:PORT\n", resolvers[k]);
+            settings_free(&cfg);
+            return 2;
+        }
+    }
+    for (size_t k = 0; nresolvers == 0 && k < cfg.resolver.n; k++)
+        dns_config_add_server(&dns, cfg.resolver.items[k]);
+    if (dns.nservers == 0)
+        dns_config_from_resolv_conf(&dns, NULL);
+
     int rc;
     if (!strcmp(argv[i], "queue"))
         rc = ctl_queue(&cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "dns"))
+        rc = ctl_dns(&dns, argc - i - 1, argv + i + 1);
     else {
         fprintf(stderr, "ferryctl: unknown command \"%s\"\n", argv[i]);
         rc = 2;
