@@ -57,10 +57,15 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps run test test-unit test-integration fuzz bench clean
+.PHONY: all pkgcheck deps run test test-unit test-integration fuzz bench clean
 .DEFAULT_GOAL := all
 
-all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
+all: pkgcheck $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
+
+# A missing -dev package shows up here as one sentence, not as a page of linker errors.
+pkgcheck:
+	@pkg-config --exists $(PKGS) check || { echo "missing libraries ($(PKGS) check): run 'make deps'" >&2; exit 1; }
+	@test -f /usr/include/db.h || { echo "missing Berkeley DB headers: run 'make deps'" >&2; exit 1; }
 
 deps:
 	@sh tests/install-deps.sh
@@ -93,11 +98,15 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(LIBFERRY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBFERRY) $(LDLIBS)
 
-run: deps all
+# run and test install what is missing first, then build in a fresh make: the
+# pkg-config flags above are read when make starts, before deps could add them.
+run: deps
+	@$(MAKE) --no-print-directory all
 	@mkdir -p var
 	$(BIN)/ferryd -c etc/ferry-local.conf -f
 
-test: deps all
+test: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py
 
 test-unit: all
