@@ -11,19 +11,54 @@
 static const char *const recipients_choices[] = { "known", "any", NULL };
 static const char *const level_choices[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_choices[] = { "syslog", "stderr", NULL };
+static const char *const bare_newline_choices[] = { "reject", "normalize", NULL };
+
+/*
+ * "KIND ADDRESS:PORT [option ...]", options being "trace=DIR" (write each
+ * session's transcript into DIR). One parser serves the check at load time and
+ * the derivation after it, so they cannot disagree. NULL when fine, else why.
+ */
+static const char *parse_listen(const char *v, struct listen_addr *out)
+{
+    char kind[16], where[96], opt[PATH_MAX + 16];
+    int used = 0;
+    if (sscanf(v, "%15s %95s%n", kind, where, &used) != 2)
+        return "expected \"KIND ADDRESS:PORT\" and options (KIND: smtp, submission or smtps)";
+    if (!strcmp(kind, "smtp"))
+        out->kind = LISTEN_SMTP;
+    else if (!strcmp(kind, "submission"))
+        out->kind = LISTEN_SUBMISSION;
+    else if (!strcmp(kind, "smtps"))
+        out->kind = LISTEN_SMTPS;
+    else
+        return "KIND must be smtp, submission or smtps";
+    if (netaddr_parse_hostport(where, 0, &out->sa, &out->salen) < 0)
+        return "address must be IP:PORT or [IPv6]:PORT";
+    out->trace_dir[0] = '\0';
+    const char *p = v + used;
+    for (;;) {
+        int n = 0;
+        if (sscanf(p, "%271s%n", opt, &n) != 1)
+            break;
+        p += n;
+        if (strncmp(opt, "trace=", 6) == 0) {
+            if (opt[6] != '/')
+                return "trace= needs an absolute directory";
+            if (strlen(opt + 6) >= sizeof out->trace_dir)
+                return "trace directory name too long";
+            str_copy(out->trace_dir, opt + 6, sizeof out->trace_dir);
+        } else {
+            return "unknown listen option (known: trace=DIR)";
+        }
+    }
+    str_copy(out->text, v, sizeof out->text);
+    return NULL;
+}
 
 static const char *check_listen(char *v)
 {
-    char kind[16], where[96];
-    if (sscanf(v, "%15s %95s", kind, where) != 2)
-        return "expected \"KIND ADDRESS:PORT\" (KIND: smtp, submission or smtps)";
-    if (strcmp(kind, "smtp") && strcmp(kind, "submission") && strcmp(kind, "smtps"))
-        return "KIND must be smtp, submission or smtps";
-    struct sockaddr_storage sa;
-    socklen_t len;
-    if (netaddr_parse_hostport(where, 0, &sa, &len) < 0)
-        return "address must be IP:PORT or [IPv6]:PORT";
-    return NULL;
+    struct listen_addr l;
+    return parse_listen(v, &l);
 }
 
 static const char *check_cidr(char *v)
@@ -119,6 +154,23 @@ static const struct conf_setting schema[] = {
       .def = "67m", .min = 1, .max = 7 * 86400 },
     { .key = "queue_lifetime", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, queue_lifetime),
       .def = "5d", .min = 60, .max = 100 * 86400 },
+    { .key = "relay_domains", .type = CONF_LIST, .offset = offsetof(struct ferry_config, relay_domains),
+      .def = "", .check = check_domain, .comma_split = true },
+    { .key = "bare_newlines", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, bare_newlines),
+      .def = "reject", .choices = bare_newline_choices },
+    { .key = "max_connection_rate", .type = CONF_UINT,
+      .offset = offsetof(struct ferry_config, max_connection_rate), .def = "60", .min = 0, .max = 1000000 },
+    { .key = "greeting_delay", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, greeting_delay),
+      .def = "0s", .min = 0, .max = 60 },
+    { .key = "trace_max_data", .type = CONF_SIZE, .offset = offsetof(struct ferry_config, trace_max_data),
+      .def = "1M", .min = 0, .max = 2147483647ULL },
+    S("auth_plaintext_loopback", CONF_BOOL, auth_plaintext_loopback, "no"),
+    { .key = "auth_failure_delay", .type = CONF_DURATION,
+      .offset = offsetof(struct ferry_config, auth_failure_delay), .def = "3s", .min = 0, .max = 60 },
+    { .key = "auth_max_failures", .type = CONF_UINT, .offset = offsetof(struct ferry_config, auth_max_failures),
+      .def = "5", .min = 1, .max = 1000 },
+    { .key = "auth_lockout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, auth_lockout),
+      .def = "15m", .min = 1, .max = 86400 },
 };
 
 const struct conf_setting *settings_schema(size_t *n)
@@ -154,15 +206,14 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
     cfg->nlisteners = 0;
     for (size_t i = 0; i < cfg->listen.n; i++) {
         struct listen_addr *l = &cfg->listeners[cfg->nlisteners++];
-        char kind[16], where[96];
-        sscanf(cfg->listen.items[i], "%15s %95s", kind, where);   /* checked at parse */
-        l->kind = !strcmp(kind, "smtp") ? LISTEN_SMTP : !strcmp(kind, "submission") ? LISTEN_SUBMISSION
-                                                                                     : LISTEN_SMTPS;
-        netaddr_parse_hostport(where, 0, &l->sa, &l->salen);
-        str_copy(l->text, cfg->listen.items[i], sizeof l->text);
+        const char *why = parse_listen(cfg->listen.items[i], l);
+        if (why) {      /* only the built-in default escapes the check at load */
+            snprintf(err, errlen, "%s: listen %s: %s", file, cfg->listen.items[i], why);
+            return -1;
+        }
         for (size_t k = 0; k + 1 < cfg->nlisteners; k++) {
             if (cfg->listeners[k].salen == l->salen && !memcmp(&cfg->listeners[k].sa, &l->sa, l->salen)) {
-                snprintf(err, errlen, "%s: listen address %s given twice", file, where);
+                snprintf(err, errlen, "%s: listen address %s given twice", file, cfg->listen.items[i]);
                 return -1;
             }
         }

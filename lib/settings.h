@@ -23,12 +23,14 @@
 enum listen_kind { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SMTPS };
 enum local_recipients_mode { RCPT_KNOWN, RCPT_ANY };
 enum log_dest { LOGDEST_SYSLOG, LOGDEST_STDERR };
+enum bare_newline_mode { BARE_NL_REJECT, BARE_NL_NORMALIZE };
 
 struct listen_addr {
     enum listen_kind kind;
     struct sockaddr_storage sa;
     socklen_t salen;
     char text[96];               /* as written, for logs */
+    char trace_dir[PATH_MAX];    /* "trace=DIR": session transcripts go there; "" off */
 };
 
 struct ferry_config {
@@ -63,6 +65,15 @@ struct ferry_config {
     unsigned long long retry_min;
     unsigned long long retry_max;
     unsigned long long queue_lifetime;
+    struct conf_list relay_domains;
+    int bare_newlines;           /* enum bare_newline_mode */
+    unsigned long long max_connection_rate;     /* per client IP per minute; 0: no limit */
+    unsigned long long greeting_delay;
+    unsigned long long trace_max_data;
+    bool auth_plaintext_loopback;
+    unsigned long long auth_failure_delay;
+    unsigned long long auth_max_failures;       /* within auth_lockout, then locked out */
+    unsigned long long auth_lockout;
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];

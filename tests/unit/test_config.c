@@ -373,6 +373,18 @@ START_TEST(errors_listen)
 }
 END_TEST
 
+START_TEST(listen_options)
+{
+    load_ok("listen = smtp 127.0.0.1:2525 trace=/tmp/traces\nlisten = submission 127.0.0.1:2587\n");
+    ck_assert_uint_eq(cfg.nlisteners, 2);
+    ck_assert_str_eq(cfg.listeners[0].trace_dir, "/tmp/traces");
+    ck_assert_str_eq(cfg.listeners[1].trace_dir, "");
+    settings_free(&cfg);
+    load_err("listen = smtp 127.0.0.1:2525 trace=relative\n", 1, "absolute");
+    load_err("listen = smtp 127.0.0.1:2525 bogus=1\n", 1, "unknown listen option");
+}
+END_TEST
+
 START_TEST(errors_cidr)
 {
     load_err("relay_networks = 10.0.0.0/33\n", 1, "not an address or CIDR block");
@@ -572,6 +584,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, errors_long_line);
     tcase_add_test(tc, errors_range);
     tcase_add_test(tc, errors_listen);
+    tcase_add_test(tc, listen_options);
     tcase_add_test(tc, errors_cidr);
     tcase_add_test(tc, tls_pair);
     tcase_add_test(tc, relative_paths);
