@@ -115,6 +115,15 @@ test-unit: all
 test-integration: all
 	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py --integration-only
 
+# Benchmarks: figures printed side by side with Postfix's smtp-sink, never asserted.
+# Postfix is installed only for its smtp-source/smtp-sink tools (its service is not started).
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@command -v smtp-source >/dev/null 2>&1 || [ -x /usr/sbin/smtp-source ] || \
+	    { echo "make bench: installing postfix for smtp-source/smtp-sink"; \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null; }
+	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/bench/bench_smtp.py
+
 # libFuzzer targets: the parser sources are compiled again with coverage instrumentation.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

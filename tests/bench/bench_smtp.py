@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""make bench: SMTP intake and local delivery throughput, side by side with
+Postfix's smtp-sink on the same machine, both driven by Postfix's smtp-source.
+
+smtp-sink accepts and discards (no disk): it is the ceiling that the client,
+the loopback and the machine allow. Ferry fsyncs every message into its spool
+before the 250 (group commit) and then delivers it into a Maildir. The figures
+are printed, never asserted: speed is measured, not tested.
+
+Environment: BENCH_MESSAGES (default 5000), BENCH_SESSIONS (20), BENCH_SIZE (4096).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
+from ferrytest import Ferry, free_port, wait_for  # noqa: E402
+
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "5000"))
+SESSIONS = int(os.environ.get("BENCH_SESSIONS", "20"))
+SIZE = int(os.environ.get("BENCH_SIZE", "4096"))
+SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+
+
+def source(port, messages=MESSAGES, sessions=SESSIONS):
+    """Run smtp-source; return elapsed seconds."""
+    t0 = time.monotonic()
+    subprocess.run([SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(SIZE),
+                    "-f", "bench@example.org", "-t", "bench@localhost", f"127.0.0.1:{port}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+
+def bench_sink():
+    port = free_port()
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []     # smtp-sink refuses to run as root
+    sink = subprocess.Popen([SINK] + user + ["-c", f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        return source(port)
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+def count_mail(f):
+    d = os.path.join(f.maildir, "bench", "new")
+    return len(os.listdir(d)) if os.path.isdir(d) else 0
+
+
+def bench_ferry():
+    f = Ferry(extra="max_connections_per_ip = 1000\nmax_connection_rate = 0\n")
+    with open(f.conf) as c:     # debug logging would measure the log, not the MTA
+        text = c.read().replace("log_level = debug", "log_level = warn")
+    with open(f.conf, "w") as c:
+        c.write(text)
+    f.start()
+    try:
+        t0 = time.monotonic()
+        intake = source(f.port)
+        done = wait_for(lambda: count_mail(f) >= MESSAGES, timeout=600, interval=0.1)
+        total = time.monotonic() - t0
+        return intake, total, count_mail(f), bool(done)
+    finally:
+        f.cleanup()
+
+
+def main():
+    for tool in (SOURCE, SINK):
+        if not os.access(tool, os.X_OK):
+            print(f"bench: {tool} is missing (Debian package postfix; `make bench` installs it)")
+            return 1
+    print(f"bench: {MESSAGES} messages of {SIZE} octets over {SESSIONS} parallel sessions, one recipient each")
+    sink = bench_sink()
+    print(f"  smtp-sink (Postfix, discards, no disk)   {sink:7.2f} s  {MESSAGES / sink:9.0f} msg/s")
+    intake, total, delivered, ok = bench_ferry()
+    print(f"  ferryd intake (fsync'd before each 250)  {intake:7.2f} s  {MESSAGES / intake:9.0f} msg/s")
+    print(f"  ferryd intake + Maildir delivery         {total:7.2f} s  {delivered / total:9.0f} msg/s"
+          f"  ({delivered} of {MESSAGES} delivered)")
+    print(f"  ferryd intake relative to smtp-sink      {sink / intake * 100:6.1f} %")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
