@@ -1,18 +1,23 @@
 /*
- * ferry-sendmail — sendmail-compatible injection: reads a message on standard
- * input and hands it to the local ferryd over SMTP.
+ * ferry-sendmail — sendmail-compatible local submission: reads a message on
+ * standard input and drops it into the spool's maildrop/ (queue/maildrop.h), where
+ * the daemon picks it up. No network is involved, and the daemon need not be
+ * running: the message waits in maildrop/ until it is.
  *
- *   ferry-sendmail [-c FILE] [-t] [-f SENDER] [-i] [RCPT...]
+ *   ferry-sendmail [-c FILE] [-t] [-f SENDER] [-F NAME] [-i] [RCPT...]
  *
  * -t takes recipients from To:, Cc: and Bcc: as well, and removes Bcc:. Without -i
- * (or -oi) a line holding only "." ends the input, as with sendmail. The message
- * goes to the first submission listener of the configuration (else the first
- * smtp one); a wildcard listen address is reached through loopback. Lines are
- * sent with CRLF and dot-stuffed. Exit: 0 ok, 1 failure (the server's reply is
- * printed), 2 usage. Other sendmail options (-o..., -F, -B, -v) are accepted and
- * ignored so that programs which call sendmail work unchanged.
+ * (or -oi) a line holding only "." ends the input, as with sendmail. -f sets the
+ * envelope sender (default: the login name at the configured hostname); -F the
+ * display name of the From: field written when the message has none. A message
+ * without Date:, Message-ID: or From: gets them here, where the submitting user is
+ * known. Exit: 0 queued (in maildrop/), 1 failure, 2 usage; errors name the input
+ * at fault. Other sendmail options (-o..., -B, -v) are accepted and ignored so that
+ * programs which call sendmail work unchanged.
  */
 #include "lib/buf.h"
+#include "lib/mail_date.h"
+#include "queue/maildrop.h"
 #include "lib/netaddr.h"
 #include "lib/settings.h"
 
@@ -23,62 +28,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/ferry/ferry.conf"
 #define MAX_MESSAGE (64UL * 1024 * 1024)
 #define MAX_RCPTS 1000
 
-struct smtp_conn {
-    FILE *in;
-    int fd;
-};
-
 static int die_usage(void)
 {
     fprintf(stderr, "usage: ferry-sendmail [-c FILE] [-t] [-f SENDER] [-i] [RCPT...]\n");
     return 2;
-}
-
-/* Read one reply (all its lines); returns the code, last line in text. */
-static int read_reply(struct smtp_conn *c, char *text, size_t sz)
-{
-    char line[1024];
-    for (;;) {
-        if (!fgets(line, sizeof line, c->in)) {
-            str_copy(text, "connection closed by the server", sz);
-            return -1;
-        }
-        line[strcspn(line, "\r\n")] = '\0';
-        str_copy(text, line, sz);
-        if (strlen(line) < 4 || line[3] != '-')
-            return atoi(line);
-    }
-}
-
-static int send_text(struct smtp_conn *c, const char *s, size_t n)
-{
-    while (n) {
-        ssize_t w = write(c->fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int command(struct smtp_conn *c, int want, const char *what, char *text, size_t sz)
-{
-    if (send_text(c, what, strlen(what)) < 0 || send_text(c, "\r\n", 2) < 0) {
-        str_copy(text, "cannot write to the server", sz);
-        return -1;
-    }
-    int code = read_reply(c, text, sz);
-    return code / 100 == want / 100 ? 0 : -1;
 }
 
 static void add_item(char *item, char **rcpts, size_t *n)
@@ -169,9 +130,7 @@ static int read_message(bool dot_ends, bool from_headers, struct buf *msg, char 
                     continue;
             }
         }
-        /* Dot-stuffing (RFC 5321 §4.5.2) and CRLF line ends. */
-        if ((line[0] == '.' && buf_append(msg, ".", 1) < 0) || buf_append(msg, line, (size_t)len) < 0 ||
-            buf_append(msg, "\r\n", 2) < 0) {
+        if (buf_append(msg, line, (size_t)len) < 0 || buf_append(msg, "\r\n", 2) < 0) {
             free(line);
             buf_free(&field);
             fprintf(stderr, "ferry-sendmail: message larger than %lu octets\n", MAX_MESSAGE);
@@ -189,44 +148,64 @@ static int read_message(bool dot_ends, bool from_headers, struct buf *msg, char 
     return 0;
 }
 
-static int connect_to(const struct ferry_config *cfg, char *where, size_t sz)
+/* Header fields a message needs that the user's program may have left out. */
+static int add_missing_headers(struct buf *msg, const char *sender, const char *fullname,
+                               const struct ferry_config *cfg, struct buf *out)
 {
-    const struct listen_addr *l = NULL;
-    for (size_t i = 0; i < cfg->nlisteners && !l; i++)
-        if (cfg->listeners[i].kind == LISTEN_SUBMISSION)
-            l = &cfg->listeners[i];
-    for (size_t i = 0; i < cfg->nlisteners && !l; i++)
-        if (cfg->listeners[i].kind == LISTEN_SMTP)
-            l = &cfg->listeners[i];
-    if (!l) {
-        str_copy(where, "no smtp or submission listener in the configuration", sz);
-        return -1;
+    bool have_from = false, have_date = false, have_msgid = false;
+    size_t pos = 0;
+    while (pos < msg->len) {        /* the header section: up to the first empty line */
+        const char *line = msg->data + pos;
+        const char *eol = memchr(line, '\n', msg->len - pos);
+        size_t n = eol ? (size_t)(eol - line) + 1 : msg->len - pos;
+        if (n <= 2 && (line[0] == '\r' || line[0] == '\n'))
+            break;
+        have_from |= str_nieq(line, "from:", 5);
+        have_date |= str_nieq(line, "date:", 5);
+        have_msgid |= str_nieq(line, "message-id:", 11);
+        pos += n;
     }
-    struct sockaddr_storage sa = l->sa;
-    if (sa.ss_family == AF_INET) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
-        if (s4->sin_addr.s_addr == htonl(INADDR_ANY))
-            s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    } else {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
-        if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
-            s6->sin6_addr = in6addr_loopback;
+    int r = 0;
+    if (!have_from) {
+        if (fullname && *fullname)
+            r |= buf_printf(out, "From: \"%s\" <%s>\r\n", fullname, sender[0] ? sender : "MAILER-DAEMON");
+        else
+            r |= buf_printf(out, "From: <%s>\r\n", sender[0] ? sender : "MAILER-DAEMON");
     }
-    str_copy(where, l->text, sz);
-    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, l->salen) < 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        snprintf(where, sz, "cannot connect to %s: %s", l->text, strerror(e));
-        return -1;
+    if (!have_date) {
+        char date[MAIL_DATE_MAX];
+        mail_date(time(NULL), date, sizeof date);
+        r |= buf_printf(out, "Date: %s\r\n", date);
     }
-    return fd;
+    if (!have_msgid) {
+        unsigned char rnd[8];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+            memset(rnd, 0, sizeof rnd);
+        r |= buf_printf(out, "Message-ID: <%lld.%02x%02x%02x%02x%02x%02x%02x%02x@%s>\r\n", (long long)time(NULL),
+                        rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], cfg->hostname);
+    }
+    return r;
+}
+
+/* A display name as a quoted-string (RFC 5322 3.2.4): quotes and backslashes escaped,
+   control characters dropped. */
+static void quote_name(const char *in, char *out, size_t outsz)
+{
+    size_t o = 0;
+    for (; *in && o + 3 < outsz; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c < 0x20 || c == 0x7f)
+            continue;
+        if (c == '"' || c == '\\')
+            out[o++] = '\\';
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = DEFAULT_CONFIG, *sender = NULL;
+    const char *path = DEFAULT_CONFIG, *sender = NULL, *fullname = NULL;
     bool from_headers = false, dot_ends = true;
     int c;
     while ((c = getopt(argc, argv, "c:tf:r:iF:o:B:vh")) != -1) {
@@ -236,7 +215,8 @@ int main(int argc, char **argv)
         case 'f': case 'r': sender = optarg; break;
         case 'i': dot_ends = false; break;
         case 'o': if (optarg[0] == 'i') dot_ends = false; break;
-        case 'F': case 'B': case 'v': break;
+        case 'F': fullname = optarg; break;
+        case 'B': case 'v': break;
         default: return die_usage();
         }
     }
@@ -250,8 +230,9 @@ int main(int argc, char **argv)
     size_t n = 0;
     for (int i = optind; i < argc && n < MAX_RCPTS; i++)
         rcpts[n++] = strdup(argv[i]);
-    struct buf msg;
+    struct buf msg, drop;
     buf_init(&msg, MAX_MESSAGE);
+    buf_init(&drop, MAX_MESSAGE + 1024 * 1024);
     int rc = 1;
     if (read_message(dot_ends, from_headers, &msg, rcpts, &n) < 0)
         goto out;
@@ -260,49 +241,30 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    char from[600];
+    char from[600], name[300];
     if (sender) {
         str_copy(from, sender, sizeof from);
     } else {
         struct passwd *pw = getpwuid(getuid());
         snprintf(from, sizeof from, "%s@%s", pw ? pw->pw_name : "nobody", cfg.hostname);
     }
-    char where[600], text[1024], line[1200];
-    int fd = connect_to(&cfg, where, sizeof where);
-    if (fd < 0) {
-        fprintf(stderr, "ferry-sendmail: %s\n", where);
+    quote_name(fullname ? fullname : "", name, sizeof name);
+    if (maildrop_write_envelope(&drop, from, rcpts, n, err, sizeof err) < 0 ||
+        add_missing_headers(&msg, from, name, &cfg, &drop) < 0 ||
+        (msg.len && buf_append(&drop, msg.data, msg.len) < 0)) {
+        fprintf(stderr, "ferry-sendmail: %s\n", drop.len ? "the message is too large" : err);
         goto out;
     }
-    struct smtp_conn conn = { fdopen(dup(fd), "r"), fd };
-    if (!conn.in || read_reply(&conn, text, sizeof text) != 220)
-        goto fail;
-    if (command(&conn, 250, "EHLO localhost", text, sizeof text) < 0)
-        goto fail;
-    snprintf(line, sizeof line, "MAIL FROM:<%s>", from);
-    if (command(&conn, 250, line, text, sizeof text) < 0)
-        goto fail;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(line, sizeof line, "RCPT TO:<%s>", rcpts[i]);
-        if (command(&conn, 250, line, text, sizeof text) < 0)
-            goto fail;
+    if (maildrop_submit(cfg.spool_dir, drop.data, drop.len, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry-sendmail: %s\n", err);
+        goto out;
     }
-    if (command(&conn, 354, "DATA", text, sizeof text) < 0)
-        goto fail;
-    if ((msg.len && send_text(&conn, msg.data, msg.len) < 0) || command(&conn, 250, ".", text, sizeof text) < 0)
-        goto fail;
-    command(&conn, 221, "QUIT", line, sizeof line);
     rc = 0;
-    goto done;
-fail:
-    fprintf(stderr, "ferry-sendmail: %s: %s\n", where, text);
-done:
-    if (conn.in)
-        fclose(conn.in);
-    close(fd);
 out:
     for (size_t i = 0; i < n; i++)
         free(rcpts[i]);
     buf_free(&msg);
+    buf_free(&drop);
     settings_free(&cfg);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* dsn — see dsn.h. */
 #include "queue/dsn.h"
+#include "lib/mail_date.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -19,23 +20,6 @@ const char *dsn_action_name(enum dsn_action a)
     case DSN_EXPANDED: return "expanded";
     }
     return "failed";
-}
-
-void dsn_format_date(time_t t, char *out, size_t outsz)
-{
-    struct tm tm;
-    localtime_r(&t, &tm);
-    /* Day and month names in English whatever the locale (RFC 5322 3.3). */
-    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    long off = tm.tm_gmtoff / 60;
-    char sign = off < 0 ? '-' : '+';
-    if (off < 0)
-        off = -off;
-    snprintf(out, outsz, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7], tm.tm_mday,
-             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60,
-             off % 60);
 }
 
 static bool has_8bit(const char *s, size_t n)
@@ -177,7 +161,7 @@ static int put_human_part(struct buf *b, const struct dsn_report *r, bool utf8)
             sanitize(d->diagnostic ? d->diagnostic : "", diag, sizeof diag);
             rc |= buf_printf(b, "<%s>%s%s\r\n", d->final_recipient, diag[0] ? ": " : "", diag);
             if (d->action == DSN_DELAYED && d->will_retry_until) {
-                dsn_format_date(d->will_retry_until, date, sizeof date);
+                mail_date(d->will_retry_until, date, sizeof date);
                 rc |= buf_printf(b, "    (retried until %s)\r\n", date);
             }
         }
@@ -202,7 +186,7 @@ static int put_status_part(struct buf *b, const struct dsn_report *r, bool globa
         rc |= put_field(b, "Received-From-MTA", field);
     }
     if (r->arrival) {
-        dsn_format_date(r->arrival, date, sizeof date);
+        mail_date(r->arrival, date, sizeof date);
         rc |= put_field(b, "Arrival-Date", date);
     }
     for (size_t i = 0; i < r->nrcpts; i++) {
@@ -226,11 +210,11 @@ static int put_status_part(struct buf *b, const struct dsn_report *r, bool globa
             rc |= put_field(b, "Diagnostic-Code", field);
         }
         if (d->last_attempt) {
-            dsn_format_date(d->last_attempt, date, sizeof date);
+            mail_date(d->last_attempt, date, sizeof date);
             rc |= put_field(b, "Last-Attempt-Date", date);
         }
         if (d->action == DSN_DELAYED && d->will_retry_until) {
-            dsn_format_date(d->will_retry_until, date, sizeof date);
+            mail_date(d->will_retry_until, date, sizeof date);
             rc |= put_field(b, "Will-Retry-Until", date);
         }
     }
@@ -272,7 +256,7 @@ int dsn_build(const struct dsn_report *r, const char *msg, size_t msglen, const 
 
     size_t start = out->len;
     char date[64];
-    dsn_format_date(r->now, date, sizeof date);
+    mail_date(r->now, date, sizeof date);
     int rc = 0;
     rc |= buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", r->reporting_mta);
     rc |= buf_printf(out, "To: <%s>\r\n", r->original_sender);

@@ -73,7 +73,4 @@ int dsn_build(const struct dsn_report *r, const char *msg, size_t msglen, const 
 
 const char *dsn_action_name(enum dsn_action a);
 
-/* RFC 5322 date-time for t in local time, e.g. "Mon, 23 Nov 2026 01:02:03 +0000". */
-void dsn_format_date(time_t t, char *out, size_t outsz);
-
 #endif

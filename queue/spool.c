@@ -34,7 +34,9 @@ int spool_fsync_path(const char *path)
     return r;
 }
 
-static int make_dir(const char *path, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen)
+/* mkdir, then chown and chmod every time: a directory left by an older version
+   or changed by hand gets the mode its role needs. */
+static int make_dir(const char *path, mode_t mode, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
     if (mkdir(path, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
@@ -42,6 +44,10 @@ static int make_dir(const char *path, bool do_chown, uid_t uid, gid_t gid, char 
     }
     if (do_chown && chown(path, uid, gid) < 0) {
         snprintf(err, errlen, "cannot give %s to uid %ld: %s", path, (long)uid, strerror(errno));
+        return -1;
+    }
+    if (chmod(path, mode) < 0) {
+        snprintf(err, errlen, "cannot set the mode of %s: %s", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -62,14 +68,17 @@ int spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *er
             *p = '/';
         }
     }
-    if (make_dir(dir, do_chown, uid, gid, err, errlen) < 0)
+    /* Others may pass through the spool (0711) only to reach maildrop/, where
+       anyone may create a file but not list or touch others' (1733, sticky). */
+    if (make_dir(dir, 0711, do_chown, uid, gid, err, errlen) < 0)
         return -1;
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, subdirs[i]);
-        if (make_dir(path, do_chown, uid, gid, err, errlen) < 0)
+        if (make_dir(path, 0700, do_chown, uid, gid, err, errlen) < 0)
             return -1;
     }
-    return 0;
+    snprintf(path, sizeof path, "%s/maildrop", dir);
+    return make_dir(path, 01733, do_chown, uid, gid, err, errlen);
 }
 
 int spool_open(struct spool *sp, const char *dir, char *err, size_t errlen)
@@ -186,6 +195,22 @@ void spool_draft_abort(struct spool *sp, struct spool_draft *d)
     path_in(sp, path, sizeof path, "incoming", d->id, ".env");
     unlink(path);
     d->id[0] = '\0';
+}
+
+int spool_enqueue(struct spool *sp, struct envelope *e, const char *msg, size_t len)
+{
+    struct spool_draft d, *dp = &d;
+    if (spool_draft_new(sp, &d) < 0)
+        return -1;
+    str_copy(e->id, d.id, sizeof e->id);
+    e->size = len;
+    if (write_all(d.msg_fd, msg, len) < 0 || spool_draft_put_env(sp, &d, e) < 0) {
+        int saved = errno;
+        spool_draft_abort(sp, &d);
+        errno = saved;
+        return -1;
+    }
+    return spool_commit(sp, &dp, 1);    /* aborts the draft itself on failure */
 }
 
 static int move_into_queue(struct spool *sp, const char *id, const char *ext)

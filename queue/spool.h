@@ -55,6 +55,11 @@ void spool_draft_abort(struct spool *sp, struct spool_draft *d);
    every draft is aborted. */
 int  spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n);
 
+/* Queue a message that exists whole in memory (local pickups, generated mail):
+   draft, write, envelope, commit — durable on return. Sets e->id and e->size.
+   0 ok; -1 with errno, nothing queued. */
+int  spool_enqueue(struct spool *sp, struct envelope *e, const char *msg, size_t len);
+
 /* queue/ID.env: read and validate (including the size of ID.msg). 0 ok; -1 with
    err: *corrupt is set when the file exists but is bad (quarantine it). */
 int  spool_env_read(const struct spool *sp, const char *id, struct envelope *e,

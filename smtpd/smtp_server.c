@@ -3,6 +3,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "smtpd/proc.h"
+#include "smtpd/smtp_pickup.h"
 #include "smtpd/smtp_session.h"
 
 #include <errno.h>
@@ -171,8 +172,14 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
             return 1;
         }
     }
+    struct smtp_pickup *pickup = smtp_pickup_start(&srv);
+    if (!pickup) {
+        log_error("cannot start the maildrop pickup: out of memory");
+        return 1;
+    }
     log_info("smtp process ready (%zu listeners)", cfg->nlisteners);
     event_base_dispatch(srv.base);
+    smtp_pickup_stop(pickup);
 
     while (srv.sessions)
         smtp_server_session_gone(&srv, srv.sessions);

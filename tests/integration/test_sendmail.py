@@ -1,9 +1,11 @@
-"""bin/ferry-sendmail: sendmail-compatible injection into a running ferryd."""
+"""bin/ferry-sendmail: sendmail-compatible local submission through the spool's
+maildrop/ (no network), picked up by the smtp process."""
 import os
+import re
 import subprocess
 import unittest
 
-from ferrytest import BIN, Ferry
+from ferrytest import BIN, Ferry, wait_for
 
 SENDMAIL = os.path.join(BIN, "ferry-sendmail")
 
@@ -49,14 +51,81 @@ class Sendmail(unittest.TestCase):
             self.assertTrue(files, user)
             self.assertNotIn(b"Bcc:", open(files[0], "rb").read())
 
-    def test_refused_recipient_is_reported(self):
-        r = self.run_sendmail(["someone@example.com"], "Subject: x\n\nx\n")
+    def test_bad_recipient_is_reported(self):
+        r = self.run_sendmail(["not an address"], "Subject: x\n\nx\n")
         self.assertEqual(r.returncode, 1)
-        self.assertIn(b"554 5.7.1", r.stderr)
+        self.assertIn(b"<not an address> is not a valid mailbox", r.stderr)
+        self.assertEqual(self.f.queue_files("maildrop"), [])
+
+    def test_missing_headers_added_and_user_recorded(self):
+        r = self.run_sendmail(["-F", 'Rex "T" Rex', "-f", "rex@localhost", "rex@localhost"], "Subject: bare\n\nhi\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = open(self.f.wait_mail("rex")[0], "rb").read().decode()
+        head = data.split("\n\n", 1)[0]
+        self.assertRegex(head, r"Received: by mx\.example\.test \(Ferry, from userid %d [^)]+\);\n\t\w{3}, "
+                         % os.getuid())
+        self.assertIn('From: "Rex \\"T\\" Rex" <rex@localhost>\n', head)
+        self.assertRegex(head, r"\nDate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\n")
+        self.assertRegex(head, r"\nMessage-ID: <\d+\.[0-9a-f]{16}@mx\.example\.test>\n")
+        # Present fields are left alone.
+        r = self.run_sendmail(["sam@localhost"], "From: me@x.example\nDate: Thu, 1 Jan 2026 00:00:00 +0000\n"
+                                                 "Message-ID: <a@b>\n\nhi\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = open(self.f.wait_mail("sam")[0], "rb").read().decode()
+        self.assertEqual(data.count("From: "), 1)
+        self.assertEqual(data.count("Message-ID: "), 1)
+        self.assertIn("Date: Thu, 1 Jan 2026 00:00:00 +0000\n", data)
+
+    def test_another_local_user_can_submit(self):
+        # The spool is 0711 and maildrop/ 1733: a user who is neither root nor the
+        # daemon's user can drop mail, and cannot list what others dropped.
+        if os.getuid() != 0:
+            self.fail("this test needs root to act as another user (CI and make test run as root)")
+        r = subprocess.run(["setpriv", "--reuid=1", "--regid=1", "--clear-groups", SENDMAIL, "-c", self.f.conf,
+                            "uma@localhost"], input=b"Subject: from uid 1\n\nhi\n", capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = open(self.f.wait_mail("uma")[0], "rb").read().decode()
+        self.assertIn("(Ferry, from userid 1 ", data)
+        ls = subprocess.run(["setpriv", "--reuid=1", "--regid=1", "--clear-groups", "ls",
+                             os.path.join(self.f.spool, "maildrop")], capture_output=True)
+        self.assertNotEqual(ls.returncode, 0)
+        self.assertEqual(oct(os.stat(os.path.join(self.f.spool, "maildrop")).st_mode & 0o7777), "0o1733")
+
+    def test_bad_drop_file_is_quarantined(self):
+        path = os.path.join(self.f.spool, "maildrop", "d.handmade")
+        with open(path, "w") as fh:
+            fh.write("FERRY-DROP 1\nsender a@localhost\nrcpt not-an-address\n\nSubject: x\n\nx\n")
+        reason = os.path.join(self.f.spool, "corrupt", "drop.d.handmade.reason")
+        self.assertTrue(wait_for(lambda: os.path.exists(reason), 5), self.f.read_log())
+        self.assertIn("line 3: the recipient is not a valid mailbox", open(reason).read())
+        self.assertFalse(os.path.exists(path))
+        self.assertIn("maildrop/d.handmade: moved to corrupt/", self.f.read_log())
 
     def test_no_recipients_is_usage_error(self):
         r = self.run_sendmail([], "Subject: x\n\nx\n")
         self.assertEqual(r.returncode, 2)
+
+
+class SendmailWithoutDaemon(unittest.TestCase):
+    def test_message_waits_in_maildrop_until_the_daemon_starts(self):
+        f = Ferry()
+        try:
+            f.start()       # prepares the spool
+            f.stop()
+            r = subprocess.run([SENDMAIL, "-c", f.conf, "tom@localhost"], input=b"Subject: later\n\nwaited\n",
+                               capture_output=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            drops = f.queue_files("maildrop")
+            self.assertEqual(len(drops), 1)
+            self.assertTrue(re.fullmatch(r"d\.[0-9a-f]{24}", drops[0]), drops)
+            f.start()
+            files = f.wait_mail("tom")
+            self.assertTrue(files)
+            self.assertTrue(open(files[0], "rb").read().endswith(b"Subject: later\n\nwaited\n"))
+            self.assertEqual(f.queue_files("maildrop"), [])
+        finally:
+            f.cleanup()
+
 
 
 if __name__ == "__main__":

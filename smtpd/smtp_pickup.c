@@ -1,0 +1,219 @@
+/* smtp_pickup — see smtp_pickup.h. */
+#include "smtpd/smtp_pickup.h"
+#include "lib/buf.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/mail_date.h"
+#include "queue/maildrop.h"
+#include "smtpd/proc.h"
+#include "smtpd/smtp_server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Room for the envelope lines on top of the message itself. */
+#define DROP_ENVELOPE_MAX (MAILDROP_MAX_RCPTS * (ADDR_PATH_MAX + 8) + 1024)
+/* Files handled per pass, so a flood cannot hold the smtp process's loop. */
+#define PICKUP_PER_PASS 100
+
+struct smtp_pickup {
+    struct smtp_server *srv;
+    struct event *timer;
+    char dir[PATH_MAX];
+};
+
+static void schedule(struct smtp_pickup *pk)
+{
+    struct timeval tv = { 0, PICKUP_INTERVAL_MS * 1000 };
+    evtimer_add(pk->timer, &tv);
+}
+
+/* Move a bad drop file to corrupt/drop.NAME with its reason beside it. */
+static void quarantine(struct smtp_pickup *pk, int dfd, const char *name, const char *why)
+{
+    char to[PATH_MAX + 300], reason[PATH_MAX + 300];
+    snprintf(to, sizeof to, "%s/corrupt/drop.%s", pk->srv->spool.dir, name);
+    snprintf(reason, sizeof reason, "%s.reason", to);
+    log_error("maildrop/%s: moved to corrupt/: %s", name, why);
+    if (renameat(dfd, name, AT_FDCWD, to) < 0) {
+        log_error("maildrop/%s: cannot move it to %s: %s; removing it", name, to, strerror(errno));
+        unlinkat(dfd, name, 0);      /* else it would be retried and refused forever */
+        return;
+    }
+    FILE *f = fopen(reason, "w");
+    if (f) {
+        fprintf(f, "%s\n", why);
+        fclose(f);
+    }
+}
+
+static int read_drop(int fd, size_t max, struct buf *b)
+{
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        if (b->len + (size_t)n > max || buf_append(b, chunk, (size_t)n) < 0) {
+            errno = EFBIG;
+            return -1;
+        }
+    }
+}
+
+/* 1: queued; 0: left for later (temporary trouble); -1: quarantined. */
+static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
+{
+    const struct ferry_config *cfg = pk->srv->cfg;
+    char why[512];
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(why, sizeof why, "cannot open: %s", strerror(errno));
+        quarantine(pk, dfd, name, why);
+        return -1;
+    }
+    struct stat st;
+    size_t max = cfg->message_size_limit + DROP_ENVELOPE_MAX;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        close(fd);
+        quarantine(pk, dfd, name, "not a regular file with a single link");
+        return -1;
+    }
+    if ((unsigned long long)st.st_size > max) {
+        close(fd);
+        snprintf(why, sizeof why, "%lld octets: larger than message_size_limit", (long long)st.st_size);
+        quarantine(pk, dfd, name, why);
+        return -1;
+    }
+    struct buf raw, wire;
+    buf_init(&raw, max);
+    buf_init(&wire, cfg->message_size_limit + 4096);
+    struct envelope e;
+    env_init(&e);
+    int result = -1;
+    if (read_drop(fd, max, &raw) < 0) {
+        snprintf(why, sizeof why, "cannot read: %s", strerror(errno));
+        goto bad;
+    }
+    size_t body;
+    if (maildrop_parse(raw.data ? raw.data : "", raw.len, &e, &body, why, sizeof why) < 0)
+        goto bad;
+
+    struct passwd *pw = getpwuid(st.st_uid);
+    char user[64], date[64];
+    snprintf(user, sizeof user, "%s", pw ? pw->pw_name : "unknown");
+    /* The ID is not known before the draft exists, so the trace header names the
+       user and time; the queue ID is in every log line. */
+    mail_date(time(NULL), date, sizeof date);
+    bool eight_bit;
+    if (buf_printf(&wire, "Received: by %s (Ferry, from userid %ld %s);\r\n\t%s\r\n", cfg->hostname,
+                   (long)st.st_uid, user, date) < 0 ||
+        maildrop_to_wire(raw.data + body, raw.len - body, &wire, &eight_bit, why, sizeof why) < 0)
+        goto bad;
+    if (wire.len > cfg->message_size_limit) {
+        snprintf(why, sizeof why, "message of %zu octets is over message_size_limit", wire.len);
+        goto bad;
+    }
+    e.arrival = time(NULL);
+    e.body_8bit = eight_bit;
+    snprintf(e.client_addr, sizeof e.client_addr, "uid %ld", (long)st.st_uid);
+    str_copy(e.client_helo, user, sizeof e.client_helo);
+    str_copy(e.protocol, "local", sizeof e.protocol);
+    if (spool_enqueue(&pk->srv->spool, &e, wire.data, wire.len) < 0) {
+        log_warn("maildrop/%s: cannot queue it now (%s); will try again", name, strerror(errno));
+        result = 0;
+        goto out;
+    }
+    ipc_chan_send(pk->srv->parent, PROC_QUEUE_NEW, e.id, QID_LEN);
+    log_msg(LOG_LVL_INFO, e.id, "from=<%s> size=%llu nrcpt=%zu uid=%ld user=%s proto=local", e.sender, e.size,
+            e.nrcpts, (long)st.st_uid, user);
+    if (unlinkat(dfd, name, 0) < 0)
+        log_msg(LOG_LVL_ERROR, e.id, "queued, but cannot remove maildrop/%s: %s (it will be queued again)", name,
+                strerror(errno));
+    result = 1;
+    goto out;
+bad:
+    quarantine(pk, dfd, name, why);
+out:
+    close(fd);
+    env_free(&e);
+    buf_free(&raw);
+    buf_free(&wire);
+    return result;
+}
+
+int smtp_pickup_run(struct smtp_pickup *pk)
+{
+    int dfd = open(pk->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        log_warn("cannot open %s: %s", pk->dir, strerror(errno));
+        return 0;
+    }
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return 0;
+    }
+    /* Collect names first: the loop below renames and removes entries. */
+    char (*names)[NAME_MAX + 1] = malloc(PICKUP_PER_PASS * sizeof *names);
+    size_t n = 0;
+    struct dirent *de;
+    while (names && n < PICKUP_PER_PASS && (de = readdir(d)) != NULL)
+        if (de->d_name[0] == 'd' && de->d_name[1] == '.')
+            str_copy(names[n++], de->d_name, sizeof names[0]);
+    int queued = 0;
+    for (size_t i = 0; i < n; i++)
+        queued += pick_one(pk, dirfd(d), names[i]) == 1;
+    free(names);
+    closedir(d);
+    return queued;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_pickup *pk = arg;
+    if (pk->srv->stopping)
+        return;
+    smtp_pickup_run(pk);
+    schedule(pk);
+}
+
+struct smtp_pickup *smtp_pickup_start(struct smtp_server *srv)
+{
+    struct smtp_pickup *pk = calloc(1, sizeof *pk);
+    if (!pk)
+        return NULL;
+    pk->srv = srv;
+    snprintf(pk->dir, sizeof pk->dir, "%s/%s", srv->spool.dir, MAILDROP_DIR);
+    pk->timer = evtimer_new(srv->base, on_timer, pk);
+    if (!pk->timer) {
+        free(pk);
+        return NULL;
+    }
+    struct timeval now = { 0, 0 };
+    evtimer_add(pk->timer, &now);
+    return pk;
+}
+
+void smtp_pickup_stop(struct smtp_pickup *pk)
+{
+    if (!pk)
+        return;
+    event_free(pk->timer);
+    free(pk);
+}

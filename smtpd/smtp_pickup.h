@@ -1,0 +1,27 @@
+/*
+ * smtp_pickup — the smtp process's reader of <spool_dir>/maildrop/ (local mail
+ * from ferry-sendmail; the format is in queue/maildrop.h).
+ *
+ * Every PICKUP_INTERVAL it takes each complete drop file ("d.*"), checks it as
+ * the untrusted input it is (a regular file with one link, within the size limit,
+ * a well-formed envelope, a message SMTP can carry), prepends a Received: naming
+ * the submitting user (the file's owner), commits it to the queue, tells the
+ * parent its queue ID, and removes the file. The commit comes first: a crash
+ * between commit and removal queues the message twice (at least once, never
+ * lost). A file that fails the checks is moved to corrupt/ with a .reason, never
+ * deleted; a temporary failure (spool full) leaves it for the next pass.
+ */
+#ifndef FERRY_SMTP_PICKUP_H
+#define FERRY_SMTP_PICKUP_H
+
+struct smtp_server;
+struct smtp_pickup;
+
+#define PICKUP_INTERVAL_MS 500
+
+struct smtp_pickup *smtp_pickup_start(struct smtp_server *srv);
+void smtp_pickup_stop(struct smtp_pickup *pk);
+/* One pass now (tests and start-up). Returns the number of files queued. */
+int smtp_pickup_run(struct smtp_pickup *pk);
+
+#endif
