@@ -132,7 +132,16 @@ START_TEST(prepare_makes_tree)
     }
     struct stat st;
     ck_assert_int_eq(stat(spdir, &st), 0);
-    ck_assert_uint_eq(st.st_mode & 0777, 0700);
+    ck_assert_uint_eq(st.st_mode & 0777, 0711);     /* others pass through to maildrop/ only */
+    char drop[PATH_MAX];
+    snprintf(drop, sizeof drop, "%s/maildrop", spdir);
+    ck_assert_int_eq(stat(drop, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 01733);
+    /* a mode changed by hand is put right */
+    ck_assert_int_eq(chmod(drop, 0777), 0);
+    ck_assert_int_eq(spool_prepare(spdir, false, 0, 0, err, sizeof err), 0);
+    ck_assert_int_eq(stat(drop, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 01733);
     /* again: idempotent */
     ck_assert_int_eq(spool_prepare(spdir, false, 0, 0, err, sizeof err), 0);
     /* a spool that does not exist cannot be opened */
