@@ -271,17 +271,26 @@ void settings_print(FILE *out, const struct ferry_config *cfg)
     conf_print(out, schema, sizeof schema / sizeof schema[0], cfg);
 }
 
-bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain)
+/* ASCII case-insensitive, a trailing dot on domain ignored (the list has none). */
+static bool domain_in_list(const struct conf_list *l, const char *domain)
 {
     size_t n = strlen(domain);
     if (n && domain[n - 1] == '.')
         n--;
-    for (size_t i = 0; i < cfg->local_domains.n; i++) {
-        const char *d = cfg->local_domains.items[i];
-        if (strlen(d) == n && str_nieq(d, domain, n))
+    for (size_t i = 0; i < l->n; i++)
+        if (strlen(l->items[i]) == n && str_nieq(l->items[i], domain, n))
             return true;
-    }
     return false;
+}
+
+bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain)
+{
+    return domain_in_list(&cfg->local_domains, domain);
+}
+
+bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain)
+{
+    return domain_in_list(&cfg->relay_domains, domain);
 }
 
 bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa)

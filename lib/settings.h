@@ -90,6 +90,7 @@ void settings_print(FILE *out, const struct ferry_config *cfg);
 const char *listen_kind_name(enum listen_kind kind);
 /* Is domain (ASCII case-insensitive, trailing dot ignored) one of local_domains? */
 bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain);
+bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain);
 bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa);
 
 /* The schema, for tests that compare it with etc/ferry.conf. */

@@ -3,6 +3,7 @@
 #include "delivery/delivery.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "smtpd/relay.h"
 #include "smtpd/smtp_cmd.h"
 #include "smtpd/smtp_server.h"
 
@@ -269,22 +270,28 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "501 5.1.3 Recipient address too long");
         return;
     }
-    if (m.domain_kind != ADDR_DOMAIN_NAME || !settings_is_local_domain(cfg, m.domain)) {
-        log_info("reject RCPT from [%s]: <%s>: relay access denied (from=<%s>)", s->peer_ip, addr,
-                 s->env.sender);
-        reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
-        return;
-    }
-    char name[ADDR_LOCAL_MAX + 1];
+    struct relay_client client = {
+        .authenticated = s->authenticated,
+        .trusted_network = settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer),
+    };
     const char *why;
-    if (local_mailbox_name(&m, name, sizeof name, &why) < 0) {
-        reply(s, "550 5.1.3 <%s>: %s", addr, why);
+    enum relay_decision route = relay_decide(cfg, &m, &client, &why);
+    if (route == RELAY_DENY) {
+        log_info("reject RCPT from [%s]: <%s>: %s (from=<%s>)", s->peer_ip, addr, why, s->env.sender);
+        reply(s, "554 5.7.1 <%s>: %s", addr, why);
         return;
     }
-    if (!local_mailbox_exists(cfg, name)) {
-        log_info("reject RCPT from [%s]: <%s>: no such user (from=<%s>)", s->peer_ip, addr, s->env.sender);
-        reply(s, "550 5.1.1 <%s>: Recipient address rejected: no such user", addr);
-        return;
+    if (route == RELAY_LOCAL) {
+        char name[ADDR_LOCAL_MAX + 1];
+        if (local_mailbox_name(&m, name, sizeof name, &why) < 0) {
+            reply(s, "550 5.1.3 <%s>: %s", addr, why);
+            return;
+        }
+        if (!local_mailbox_exists(cfg, name)) {
+            log_info("reject RCPT from [%s]: <%s>: no such user (from=<%s>)", s->peer_ip, addr, s->env.sender);
+            reply(s, "550 5.1.1 <%s>: Recipient address rejected: no such user", addr);
+            return;
+        }
     }
     if (env_add_rcpt(&s->env, addr) < 0) {
         reply(s, "452 4.5.3 Too many recipients");

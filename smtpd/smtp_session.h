@@ -36,6 +36,7 @@ struct smtp_session {
     bool esmtp;
     char helo[256];
     unsigned errors;
+    bool authenticated;           /* SMTP AUTH succeeded (may relay) */
     bool discarding_line;         /* an over-long command line is being skipped */
     bool output_blocked;          /* reading paused until the client reads our replies */
 

@@ -36,7 +36,11 @@ def wait_for(pred, timeout=10.0, interval=0.05):
 class Ferry:
     """One ferryd instance. Use as a context manager, or call start()/stop()."""
 
-    def __init__(self, extra="", local_recipients="any", domains="localhost example.test"):
+    # Test clients connect from loopback, which the default relay_networks trusts;
+    # tests see the stranger's view unless they ask for a trusted one.
+    def __init__(self, extra="", local_recipients="any", domains="localhost example.test",
+                 relay_networks="192.0.2.1/32"):
+        self.relay_networks = relay_networks
         self.dir = tempfile.mkdtemp(prefix="ferry-it-")
         # Children run as nobody when the tests run as root: they must reach the tree.
         os.chmod(self.dir, 0o755)
@@ -64,6 +68,7 @@ log = stderr
 log_level = debug
 user = nobody
 smtp_timeout = 30s
+relay_networks = {self.relay_networks}
 {extra}
 """)
 
