@@ -13,7 +13,24 @@ void smtp_data_init(struct smtp_data *d)
 {
     d->state = D_LINE_START;
     d->line_len = 0;
-    d->bare_lf = d->bare_cr = d->long_line = d->done = false;
+    d->bare_lf = d->bare_cr = d->long_line = d->nul = d->normalize = d->done = false;
+}
+
+void smtp_data_set_normalize(struct smtp_data *d, bool on)
+{
+    d->normalize = on;
+}
+
+/* A bare CR or LF: passed through as it is, or written as CRLF when normalizing. */
+static size_t put_bare(const struct smtp_data *d, char c, char *out)
+{
+    if (!d->normalize) {
+        out[0] = c;
+        return 1;
+    }
+    out[0] = '\r';
+    out[1] = '\n';
+    return 2;
 }
 
 static void count(struct smtp_data *d, size_t k)
@@ -47,9 +64,10 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, 
                    a line, so "\n.\r\n" neither ends the data nor unstuffs the dot
                    (the line length still restarts, as a receiver may see a line). */
                 d->bare_lf = true;
-                out[o++] = c;
+                o += put_bare(d, c, out + o);
                 d->line_len = 0;
             } else {
+                d->nul |= c == '\0';
                 out[o++] = c;
             }
             break;
@@ -69,7 +87,9 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, 
             } else {
                 /* ".\rX": the CR was bare. */
                 d->bare_cr = true;
-                out[o++] = '\r';
+                o += put_bare(d, '\r', out + o);
+                if (d->normalize)
+                    d->line_len = 0;
                 d->state = D_MID;
                 i--;
             }
@@ -82,7 +102,9 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, 
                 d->state = D_LINE_START;
             } else {
                 d->bare_cr = true;
-                out[o++] = '\r';
+                o += put_bare(d, '\r', out + o);
+                if (d->normalize)
+                    d->line_len = 0;
                 d->state = D_MID;
                 i--;
             }

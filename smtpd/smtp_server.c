@@ -2,6 +2,7 @@
 #include "smtpd/smtp_server.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/ratelimit.h"
 #include "smtpd/proc.h"
 #include "smtpd/smtp_pickup.h"
 #include "smtpd/smtp_session.h"
@@ -12,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How long sessions busy with a message may take to finish after SIGTERM. */
@@ -88,14 +90,23 @@ void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s)
     event_active(srv->commit_ev, 0, 0);
 }
 
+double smtp_server_now(const struct smtp_server *srv)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
     struct smtp_server *srv = arg;
-    enum listen_kind kind = LISTEN_SMTP;
-    for (size_t i = 0; i < srv->cfg->nlisteners; i++)
-        if (srv->listeners[i] == l)
-            kind = srv->cfg->listeners[i].kind;
-    smtp_session_start(srv, fd, sa, (socklen_t)len, kind);
+    for (size_t i = 0; i < srv->cfg->nlisteners; i++) {
+        if (srv->listeners[i] == l) {
+            smtp_session_start(srv, fd, sa, (socklen_t)len, &srv->cfg->listeners[i]);
+            return;
+        }
+    }
+    close(fd);
 }
 
 static void stop_now(evutil_socket_t fd, short what, void *arg)
@@ -172,6 +183,14 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
             return 1;
         }
     }
+    if (cfg->max_connection_rate > 0) {
+        /* Room for the clients of a busy minute; beyond that the most idle are forgotten. */
+        srv.conn_rate = ratelimit_new(10000, (double)cfg->max_connection_rate, 60.0);
+        if (!srv.conn_rate) {
+            log_error("cannot set up the connection rate limit: out of memory");
+            return 1;
+        }
+    }
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
     if (!pickup) {
         log_error("cannot start the maildrop pickup: out of memory");
@@ -192,6 +211,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     event_free(sigterm);
     event_free(sigint);
     free(srv.batch);
+    ratelimit_free(srv.conn_rate);
     spool_close(&srv.spool);
     event_base_free(srv.base);
     log_info("smtp process stopped");

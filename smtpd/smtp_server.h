@@ -18,6 +18,7 @@
 struct event_base;
 struct ipc_chan;
 struct smtp_session;
+struct ratelimit;
 
 struct smtp_server {
     struct event_base *base;
@@ -31,8 +32,12 @@ struct smtp_server {
     size_t nbatch, batch_cap;
     struct event *commit_ev;
     struct event *stop_timer;
+    struct ratelimit *conn_rate;        /* max_connection_rate per client IP; NULL: off */
     bool stopping;
 };
+
+/* Monotonic seconds, for rate limits (never steps with the wall clock). */
+double smtp_server_now(const struct smtp_server *srv);
 
 void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s);
 /* A session ended: unlink and free it. */

@@ -2,10 +2,12 @@
 #include "smtpd/smtp_session.h"
 #include "delivery/delivery.h"
 #include "lib/buf.h"
+#include "lib/ratelimit.h"
 #include "lib/log.h"
 #include "smtpd/relay.h"
 #include "smtpd/smtp_cmd.h"
 #include "smtpd/smtp_server.h"
+#include "smtpd/smtp_trace.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -46,6 +48,7 @@ static void reply(struct smtp_session *s, const char *fmt, ...)
     line[n++] = '\r';
     line[n++] = '\n';
     bufferevent_write(s->bev, line, (size_t)n);
+    smtp_trace_server(s->trace, line, (size_t)n);
     if (line[0] == '5')
         s->errors++;
 }
@@ -71,16 +74,52 @@ static void reset_transaction(struct smtp_session *s)
     s->wlen = 0;
 }
 
+/* One line per session for operators: who, how, what came of it. */
+static void log_summary(const struct smtp_session *s)
+{
+    log_info("session %s end=%s client=[%s] kind=%s helo=%s tls=%s auth=%s messages=%u rcpts=%u octets=%llu%s%s",
+             s->id, s->end_reason ? s->end_reason : "disconnect", s->peer_ip, listen_kind_name(s->kind),
+             s->helo[0] ? s->helo : "-", "no", s->authenticated ? "yes" : "no", s->messages, s->rcpts_accepted,
+             s->octets, s->last_qid[0] ? " last_id=" : "", s->last_qid);
+}
+
 void smtp_session_free(struct smtp_session *s)
 {
     reset_transaction(s);
+    if (s->state != SS_PREGREET || s->end_reason)
+        log_summary(s);
+    smtp_trace_note(s->trace, "session ends: %s", s->end_reason ? s->end_reason : "disconnect");
+    smtp_trace_close(s->trace);
+    if (s->greet_timer)
+        event_free(s->greet_timer);
     if (s->bev)
         bufferevent_free(s->bev);
     free(s);
 }
 
+static void greet(struct smtp_session *s)
+{
+    s->state = SS_INIT;
+    reply(s, "220 %s ESMTP Ferry", s->srv->cfg->hostname);
+}
+
+static void on_greet_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    if (s->state == SS_PREGREET)
+        greet(s);
+}
+
+static void refuse_at_connect(struct smtp_session *s, const char *reason, const char *fmt, const char *what)
+{
+    log_warn("session %s refused connection from %s: %s", s->id, s->peer_ip, reason);
+    s->end_reason = "refused";
+    reply(s, fmt, s->srv->cfg->hostname, what);
+    close_after_reply(s);
+}
+
 void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t len,
-                        enum listen_kind kind)
+                        const struct listen_addr *listener)
 {
     const struct ferry_config *cfg = srv->cfg;
     struct smtp_session *s = calloc(1, sizeof *s);
@@ -89,10 +128,13 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
         return;
     }
     s->srv = srv;
-    s->kind = kind;
+    s->listener = listener;
+    s->kind = listener->kind;
+    qid_new(s->id);
     memcpy(&s->peer, sa, len < sizeof s->peer ? len : sizeof s->peer);
     netaddr_ntop(sa, s->peer_ip, sizeof s->peer_ip);
     s->draft.msg_fd = s->draft.env_fd = -1;
+    s->state = SS_PREGREET;
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) {
         close(fd);
@@ -112,28 +154,48 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
     bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
     struct timeval tv = { (time_t)cfg->smtp_timeout, 0 };
     bufferevent_set_timeouts(s->bev, &tv, &tv);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 
+    if (listener->trace_dir[0]) {
+        char err[512];
+        s->trace = smtp_trace_open(listener->trace_dir, s->id, cfg->trace_max_data, err, sizeof err);
+        if (!s->trace)
+            log_warn("session %s: no trace: %s", s->id, err);
+        smtp_trace_note(s->trace, "connection from [%s]:%u to %s", s->peer_ip, netaddr_port(sa), listener->text);
+    }
     if (srv->nsessions > cfg->max_connections) {
-        log_warn("refused connection from %s: %zu connections (max_connections)", s->peer_ip, srv->nsessions - 1);
-        reply(s, "421 4.7.0 %s Too many connections, try again later", cfg->hostname);
-        close_after_reply(s);
+        refuse_at_connect(s, "over max_connections", "421 4.7.0 %s Too many connections%s, try again later", "");
         return;
     }
     if (smtp_server_count_ip(srv, sa) > cfg->max_connections_per_ip) {
-        log_warn("refused connection from %s: over max_connections_per_ip", s->peer_ip);
-        reply(s, "421 4.7.0 %s Too many connections from your address, try again later", cfg->hostname);
-        close_after_reply(s);
+        refuse_at_connect(s, "over max_connections_per_ip", "421 4.7.0 %s Too many connections%s, try again later",
+                          " from your address");
         return;
     }
-    log_info("connect from [%s]:%u kind=%s", s->peer_ip, netaddr_port(sa), listen_kind_name(kind));
-    s->state = SS_INIT;
-    reply(s, "220 %s ESMTP Ferry", cfg->hostname);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    if (srv->conn_rate && !ratelimit_hit(srv->conn_rate, s->peer_ip, smtp_server_now(srv))) {
+        refuse_at_connect(s, "over max_connection_rate",
+                          "421 4.7.0 %s Too many connections%s, try again later", " per minute from your address");
+        return;
+    }
+    log_info("session %s connect from [%s]:%u kind=%s", s->id, s->peer_ip, netaddr_port(sa),
+             listen_kind_name(s->kind));
+    if (cfg->greeting_delay == 0) {
+        greet(s);
+        return;
+    }
+    /* Wait before greeting; a client that speaks first is not following RFC 5321 3.1
+       (spamware often does not wait). */
+    s->greet_timer = evtimer_new(srv->base, on_greet_timer, s);
+    struct timeval delay = { (time_t)cfg->greeting_delay, 0 };
+    if (!s->greet_timer || evtimer_add(s->greet_timer, &delay) < 0)
+        greet(s);
 }
 
 void smtp_session_shutdown(struct smtp_session *s)
 {
-    if (s->state == SS_INIT || s->state == SS_READY || s->state == SS_MAIL || s->state == SS_RCPT) {
+    if (s->state == SS_PREGREET || s->state == SS_INIT || s->state == SS_READY || s->state == SS_MAIL ||
+        s->state == SS_RCPT) {
+        s->end_reason = "shutdown";
         reply(s, "421 4.3.2 %s Service shutting down, closing connection", s->srv->cfg->hostname);
         close_after_reply(s);
     }
@@ -381,6 +443,7 @@ static void do_data(struct smtp_session *s)
         spool_bytes(s, hdr.data, hdr.len);
     buf_free(&hdr);
     smtp_data_init(&s->data);
+    smtp_data_set_normalize(&s->data, s->srv->cfg->bare_newlines == BARE_NL_NORMALIZE);
     s->state = SS_DATA;
     struct timeval tv = { (time_t)s->srv->cfg->data_timeout, 0 };
     bufferevent_set_timeouts(s->bev, &tv, &tv);
@@ -397,8 +460,10 @@ static void finish_data(struct smtp_session *s)
     const char *refusal = NULL;
     if (s->too_big)
         refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
-    else if (s->data.bare_lf || s->data.bare_cr)
+    else if ((s->data.bare_lf || s->data.bare_cr) && !s->data.normalize)
         refusal = "550 5.6.0 Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)";
+    else if (s->data.nul)
+        refusal = "550 5.6.0 Message contains a NUL octet, which SMTP cannot carry";
     else if (s->data.long_line)
         refusal = "550 5.6.0 Message contains a line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
     if (refusal) {
@@ -436,8 +501,12 @@ static void finish_data(struct smtp_session *s)
 void smtp_session_committed(struct smtp_session *s, bool ok, int err)
 {
     if (ok) {
-        log_msg(LOG_LVL_INFO, s->draft.id, "from=<%s> size=%llu nrcpt=%zu client=[%s] helo=%s proto=%s",
-                s->env.sender, s->env.size, s->env.nrcpts, s->peer_ip, s->helo, s->env.protocol);
+        log_msg(LOG_LVL_INFO, s->draft.id, "from=<%s> size=%llu nrcpt=%zu client=[%s] helo=%s proto=%s session=%s",
+                s->env.sender, s->env.size, s->env.nrcpts, s->peer_ip, s->helo, s->env.protocol, s->id);
+        s->messages++;
+        s->rcpts_accepted += (unsigned)s->env.nrcpts;
+        s->octets += s->env.size;
+        str_copy(s->last_qid, s->draft.id, sizeof s->last_qid);
         if (s->state != SS_CLOSING)
             reply(s, "250 2.0.0 Ok: queued as %s", s->draft.id);
         s->have_draft = false;      /* it belongs to the queue now */
@@ -467,6 +536,7 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 {
     struct smtp_cmd *cmd = malloc(sizeof *cmd);
     if (!cmd) {
+        s->end_reason = "no-memory";
         reply(s, "421 4.3.0 Out of memory");
         close_after_reply(s);
         return;
@@ -503,6 +573,7 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
         reply(s, "250 2.0.0 Ok");
         break;
     case SMTP_VERB_QUIT:
+        s->end_reason = "quit";
         reply(s, "221 2.0.0 %s Bye", cfg->hostname);
         close_after_reply(s);
         break;
@@ -529,13 +600,14 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 /* Feed buffered input to the data parser; true when the message is complete. */
 static bool read_data(struct smtp_session *s, struct evbuffer *in)
 {
-    char out[4096 + 2];
+    char out[SMTP_DATA_OUT_MAX(4096)];
     while (evbuffer_get_length(in) > 0 && !s->data.done) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, 4096, NULL, &v, 1) < 1)
             break;
         size_t n = v.iov_len < 4096 ? v.iov_len : 4096, olen;
         size_t used = smtp_data_feed(&s->data, v.iov_base, n, out, &olen);
+        smtp_trace_data(s->trace, out, olen);
         spool_bytes(s, out, olen);
         evbuffer_drain(in, used);
     }
@@ -546,7 +618,16 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct smtp_session *s = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    while (s->state != SS_CLOSING && s->state != SS_COMMIT) {
+    if (s->state == SS_PREGREET && evbuffer_get_length(in) > 0) {
+        log_info("session %s: [%s] talked before the greeting; refused", s->id, s->peer_ip);
+        smtp_trace_note(s->trace, "client talked before the greeting");
+        evbuffer_drain(in, evbuffer_get_length(in));
+        s->end_reason = "early-talker";
+        reply(s, "554 5.5.1 %s Protocol error: you talked before the greeting", s->srv->cfg->hostname);
+        close_after_reply(s);
+        return;
+    }
+    while (s->state != SS_CLOSING && s->state != SS_COMMIT && s->state != SS_PREGREET) {
         if (s->state == SS_DATA) {
             if (!read_data(s, in))
                 return;
@@ -581,13 +662,15 @@ static void on_read(struct bufferevent *bev, void *arg)
         char line[SMTP_CMD_LINE_MAX + 1];
         evbuffer_remove(in, line, total);
         line[total] = '\0';
+        smtp_trace_client(s->trace, line, total, false);
         if (total < 2 || line[total - 2] != '\r') {
             reply(s, "500 5.5.2 Syntax error: command lines must end with CRLF, not a bare LF");
         } else {
             handle_command(s, line, total - 2);
         }
         if (s->state != SS_CLOSING && s->state != SS_COMMIT && s->errors >= s->srv->cfg->max_errors) {
-            log_warn("disconnecting [%s]: %u errors", s->peer_ip, s->errors);
+            log_warn("session %s: disconnecting [%s]: %u errors", s->id, s->peer_ip, s->errors);
+            s->end_reason = "errors";
             reply(s, "421 4.7.0 %s Too many errors, closing connection", s->srv->cfg->hostname);
             close_after_reply(s);
         }
@@ -618,15 +701,18 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             smtp_server_session_gone(s->srv, s);
             return;
         }
-        log_info("timeout from [%s] in state %d", s->peer_ip, (int)s->state);
+        log_info("session %s: timeout from [%s] in state %d", s->id, s->peer_ip, (int)s->state);
+        s->end_reason = "timeout";
         bufferevent_enable(bev, EV_WRITE);
         reply(s, "421 4.4.2 %s Timeout, closing connection", s->srv->cfg->hostname);
         close_after_reply(s);
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if (s->state == SS_DATA)
-            log_info("lost connection from [%s] during DATA", s->peer_ip);
+        if (s->state == SS_DATA) {
+            log_info("session %s: lost connection from [%s] during DATA", s->id, s->peer_ip);
+            s->end_reason = "lost-in-data";
+        }
         if (s->state == SS_COMMIT) {
             /* The commit will finish; the message is kept (the client may send it
                again: at-least-once, never lost). Free it then. */

@@ -2,7 +2,8 @@
  * smtp_session — one inbound SMTP conversation (RFC 5321), as an explicit state
  * machine over a libevent bufferevent.
  *
- * States: INIT (greeted, no EHLO yet) → READY (EHLO/HELO seen) → MAIL (sender
+ * States: PREGREET (greeting_delay: waiting to greet; a client that talks now is
+ * an early talker and is refused) → INIT (greeted, no EHLO yet) → READY (EHLO/HELO seen) → MAIL (sender
  * accepted) → RCPT (a recipient accepted) → DATA (receiving the message) →
  * COMMIT (waiting for the group commit) → READY ... and CLOSING once QUIT, a
  * timeout, too many errors or a fatal fault ends it. Commands are read line by
@@ -21,15 +22,21 @@
 #include "smtpd/smtp_data.h"
 
 struct smtp_server;
+struct smtp_trace;
 struct bufferevent;
+struct event;
 
-enum smtp_state { SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING };
+enum smtp_state { SS_PREGREET, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING };
 
 struct smtp_session {
     struct smtp_session *prev, *next;
     struct smtp_server *srv;
     struct bufferevent *bev;
+    char id[QID_LEN + 1];         /* names the session in logs and its trace file */
+    const struct listen_addr *listener;
     enum listen_kind kind;
+    struct smtp_trace *trace;     /* NULL unless the listener has trace=DIR */
+    struct event *greet_timer;    /* greeting_delay */
     struct sockaddr_storage peer;
     char peer_ip[64];
     enum smtp_state state;
@@ -37,6 +44,11 @@ struct smtp_session {
     char helo[256];
     unsigned errors;
     bool authenticated;           /* SMTP AUTH succeeded (may relay) */
+    /* for the summary line logged when the session ends */
+    unsigned messages, rcpts_accepted;
+    unsigned long long octets;
+    char last_qid[QID_LEN + 1];
+    const char *end_reason;
     bool discarding_line;         /* an over-long command line is being skipped */
     bool output_blocked;          /* reading paused until the client reads our replies */
 
@@ -54,7 +66,7 @@ struct smtp_session {
 
 /* Takes the accepted socket; greets (or refuses, when over the limits). */
 void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t len,
-                        enum listen_kind kind);
+                        const struct listen_addr *listener);
 /* Called by the server once the session's draft is committed (ok) or not. */
 void smtp_session_committed(struct smtp_session *s, bool ok, int err);
 /* The server is stopping: say 421 now when idle. */

@@ -54,8 +54,7 @@ class Ferry:
         self.write_config(extra, local_recipients, domains)
 
     def write_config(self, extra="", local_recipients="any", domains="localhost example.test"):
-        with open(self.conf, "w") as f:
-            f.write(f"""hostname = mx.example.test
+        base = f"""hostname = mx.example.test
 listen = smtp 127.0.0.1:{self.port}
 listen = submission 127.0.0.1:{self.sub_port}
 spool_dir = {self.spool}
@@ -69,8 +68,14 @@ log_level = debug
 user = nobody
 smtp_timeout = 30s
 relay_networks = {self.relay_networks}
-{extra}
-""")
+"""
+        # A key set in extra replaces the default line of the same key (keys that
+        # build lists, like listen, are added to instead).
+        overridden = {line.split("=", 1)[0].strip() for line in extra.splitlines() if "=" in line}
+        overridden.discard("listen")
+        lines = [l for l in base.splitlines() if l.split("=", 1)[0].strip() not in overridden]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n" + extra + "\n")
 
     def start(self):
         self.log = open(self.log_path, "ab")

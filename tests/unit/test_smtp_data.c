@@ -335,6 +335,57 @@ START_TEST(stops_after_terminator)
 }
 END_TEST
 
+/* Feed in one piece with normalize on; returns the output (static). */
+static const char *normalized(const char *in, struct smtp_data *d)
+{
+    static char out[4096];
+    size_t n = strlen(in), outlen;
+    ck_assert(SMTP_DATA_OUT_MAX(n) < sizeof out);
+    smtp_data_init(d);
+    smtp_data_set_normalize(d, true);
+    smtp_data_feed(d, in, n, out, &outlen);
+    ck_assert_uint_le(outlen, SMTP_DATA_OUT_MAX(n));
+    out[outlen] = '\0';
+    return out;
+}
+
+START_TEST(normalize_bare_newlines)
+{
+    struct smtp_data d;
+    ck_assert_str_eq(normalized("a\nb\rc\r\n.\r\n", &d), "a\r\nb\r\nc\r\n");
+    ck_assert(d.done && d.bare_lf && d.bare_cr);
+    /* Still no end of data after a bare LF or CR: "\n.\r\n" is content, written as
+       a line holding a dot (the SMTP client stuffs it when relaying). */
+    ck_assert_str_eq(normalized("x\n.\r\ny\r\n.\r\n", &d), "x\r\n.\r\ny\r\n");
+    ck_assert(d.done);
+    ck_assert_str_eq(normalized("x\r.\r\n", &d), "x\r\n.\r\n");
+    ck_assert(!d.done);
+    ck_assert_str_eq(normalized("x\r\n.\ry\r\n.\r\n", &d), "x\r\n\r\ny\r\n");
+    ck_assert(d.done && d.bare_cr);
+    /* A stray CR right before CRLF. */
+    ck_assert_str_eq(normalized("x\r\r\n.\r\n", &d), "x\r\n\r\n");
+    ck_assert(d.done);
+}
+END_TEST
+
+START_TEST(nul_is_flagged)
+{
+    struct smtp_data d;
+    char out[64];
+    size_t outlen;
+    smtp_data_init(&d);
+    smtp_data_feed(&d, "a\0b\r\n.\r\n", 9, out, &outlen);
+    ck_assert(d.done && d.nul);
+    ck_assert_uint_eq(outlen, 5);
+    smtp_data_init(&d);
+    smtp_data_feed(&d, ".\0\r\n.\r\n", 8, out, &outlen);
+    ck_assert(d.done && d.nul);
+    smtp_data_init(&d);
+    smtp_data_feed(&d, "ab\r\n.\r\n", 7, out, &outlen);
+    ck_assert(d.done && !d.nul);
+}
+END_TEST
+
 Suite *smtp_data_suite(void)
 {
     Suite *s = suite_create("smtp_data");
@@ -347,6 +398,8 @@ Suite *smtp_data_suite(void)
     tcase_add_test(tc, split_anywhere);
     tcase_add_test(tc, split_long_lines);
     tcase_add_test(tc, stops_after_terminator);
+    tcase_add_test(tc, normalize_bare_newlines);
+    tcase_add_test(tc, nul_is_flagged);
     suite_add_tcase(s, tc);
     return s;
 }
