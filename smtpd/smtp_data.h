@@ -7,6 +7,11 @@
  * and the session refuses such a message (RFC 5321 §2.3.8), so two servers can never
  * disagree about where a message ends. A leading dot on a line is removed (§4.5.2).
  * Lines longer than 1000 octets including CRLF are flagged (§4.5.3.1.6).
+ *
+ * smtp_text applies the same line rules (bare CR, bare LF, long lines) to BDAT
+ * content (RFC 3030), which has no end marker and no dot-stuffing: the bytes are
+ * stored as they come, and the session refuses the message on the same flags as
+ * DATA, so a message can never enter the queue by BDAT that DATA would refuse.
  */
 #ifndef FERRY_SMTP_DATA_H
 #define FERRY_SMTP_DATA_H
@@ -32,5 +37,20 @@ void smtp_data_init(struct smtp_data *d);
  * Returns the number of input bytes consumed (< n only when done).
  */
 size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, size_t *outlen);
+
+struct smtp_text {
+    size_t line_len;
+    bool after_cr;      /* the last octet seen was a CR */
+    bool bare_lf;
+    bool bare_cr;
+    bool long_line;
+};
+
+void smtp_text_init(struct smtp_text *t);
+/* Check in[0..n); the content may be split anywhere, a CRLF across two calls included. */
+void smtp_text_feed(struct smtp_text *t, const char *in, size_t n);
+/* The message is complete: a CR at its very end is bare. (A last line without a
+   CRLF is allowed: BDAT content need not end in one.) */
+void smtp_text_end(struct smtp_text *t);
 
 #endif
