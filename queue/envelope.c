@@ -16,6 +16,52 @@ const char *rcpt_state_name(enum rcpt_state s)
     return (unsigned)s < 3 ? state_names[s] : "?";
 }
 
+static const char *const notify_names[] = { "SUCCESS", "FAILURE", "DELAY", "NEVER" };
+
+const char *env_orcpt_type_name(enum env_orcpt_type t)
+{
+    return t == ENV_ORCPT_RFC822 ? "rfc822" : t == ENV_ORCPT_UTF8 ? "utf-8" : NULL;
+}
+
+void env_notify_format(unsigned notify, char *out, size_t outsz)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < 4; i++) {
+        if (!(notify & (1u << i)))
+            continue;
+        int n = snprintf(out + o, outsz - o, "%s%s", o ? "," : "", notify_names[i]);
+        if (n < 0 || (size_t)n >= outsz - o)
+            return;
+        o += (size_t)n;
+    }
+}
+
+/* The canonical list env_notify_format writes: known names, upper case, each at
+   most once, NEVER alone. 0 ok with *notify set, -1 otherwise. */
+static int notify_parse(const char *v, unsigned *notify)
+{
+    unsigned flags = 0;
+    const char *p = v;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        unsigned bit = 0;
+        for (unsigned i = 0; i < 4; i++)
+            if (strlen(notify_names[i]) == n && !memcmp(p, notify_names[i], n))
+                bit = 1u << i;
+        if (!bit || (flags & bit))
+            return -1;
+        flags |= bit;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    if ((flags & ENV_NOTIFY_NEVER) && flags != ENV_NOTIFY_NEVER)
+        return -1;
+    *notify = flags;
+    return 0;
+}
+
 void env_init(struct envelope *e)
 {
     memset(e, 0, sizeof *e);
@@ -88,6 +134,13 @@ int env_serialize(const struct envelope *e, struct buf *out)
     r |= put_field(out, "protocol", e->protocol);
     r |= buf_printf(out, "body %s\n", e->body_8bit ? "8BITMIME" : "7BIT");
     r |= buf_printf(out, "smtputf8 %d\n", e->smtputf8 ? 1 : 0);
+    /* Written only when set: see envelope.h. */
+    if (e->ret != ENV_RET_UNSET)
+        r |= buf_printf(out, "ret %s\n", e->ret == ENV_RET_FULL ? "FULL" : "HDRS");
+    if (e->envid[0])
+        r |= put_field(out, "envid", e->envid);
+    if (e->requiretls)
+        r |= buf_puts(out, "requiretls 1\n");
     r |= buf_printf(out, "attempts %u\n", e->attempts);
     r |= buf_printf(out, "next %lld\n", (long long)e->next_attempt);
     for (size_t i = 0; i < e->nrcpts && r == 0; i++) {
@@ -97,6 +150,16 @@ int env_serialize(const struct envelope *e, struct buf *out)
         r |= buf_puts(out, " ");
         r |= put_value(out, rc->result);
         r |= buf_puts(out, "\n");
+        if (rc->notify) {
+            char list[32];
+            env_notify_format(rc->notify, list, sizeof list);
+            r |= buf_printf(out, "notify %s\n", list);
+        }
+        if (rc->orcpt_type != ENV_ORCPT_NONE) {
+            r |= buf_printf(out, "orcpt %s ", env_orcpt_type_name(rc->orcpt_type));
+            r |= put_value(out, rc->orcpt);
+            r |= buf_puts(out, "\n");
+        }
     }
     if (r)
         return -1;
@@ -150,8 +213,11 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
     if (memchr(data, '\0', len))
         FAIL("NUL octet in envelope");
 
-    enum { HAVE_ID = 1, HAVE_ARRIVAL = 2, HAVE_SIZE = 4, HAVE_SENDER = 8 };
+    enum { HAVE_ID = 1, HAVE_ARRIVAL = 2, HAVE_SIZE = 4, HAVE_SENDER = 8,
+           HAVE_RET = 16, HAVE_ENVID = 32, HAVE_REQUIRETLS = 64 };
     unsigned have = 0;
+    /* notify/orcpt belong to the rcpt line just before them, at most once each. */
+    bool rcpt_notify = false, rcpt_orcpt = false;
     bool ended = false;
     size_t pos = sizeof ENV_MAGIC - 1;
     int lineno = 1;
@@ -231,6 +297,37 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
             if (get_number(tok[1], 1, &v) < 0)
                 FAIL("line %d: bad smtputf8 flag", lineno);
             e->smtputf8 = v;
+        } else if (!strcmp(k, "ret") && nt == 2) {
+            if ((have & HAVE_RET) || (strcmp(tok[1], "FULL") && strcmp(tok[1], "HDRS")))
+                FAIL("line %d: bad or repeated ret record", lineno);
+            e->ret = !strcmp(tok[1], "FULL") ? ENV_RET_FULL : ENV_RET_HDRS;
+            have |= HAVE_RET;
+        } else if (!strcmp(k, "envid") && nt == 2) {
+            if ((have & HAVE_ENVID) || get_value(tok[1], e->envid, sizeof e->envid) < 0 || !e->envid[0])
+                FAIL("line %d: bad or repeated envid record", lineno);
+            have |= HAVE_ENVID;
+        } else if (!strcmp(k, "requiretls") && nt == 2) {
+            if ((have & HAVE_REQUIRETLS) || get_number(tok[1], 1, &v) < 0)
+                FAIL("line %d: bad or repeated requiretls record", lineno);
+            e->requiretls = v;
+            have |= HAVE_REQUIRETLS;
+        } else if (!strcmp(k, "notify") && nt == 2) {
+            if (e->nrcpts == 0 || rcpt_notify || notify_parse(tok[1], &e->rcpts[e->nrcpts - 1].notify) < 0)
+                FAIL("line %d: bad, misplaced or repeated notify record", lineno);
+            rcpt_notify = true;
+        } else if (!strcmp(k, "orcpt") && nt == 3) {
+            if (e->nrcpts == 0 || rcpt_orcpt)
+                FAIL("line %d: misplaced or repeated orcpt record", lineno);
+            struct env_rcpt *r = &e->rcpts[e->nrcpts - 1];
+            if (!strcmp(tok[1], "rfc822"))
+                r->orcpt_type = ENV_ORCPT_RFC822;
+            else if (!strcmp(tok[1], "utf-8"))
+                r->orcpt_type = ENV_ORCPT_UTF8;
+            else
+                FAIL("line %d: bad orcpt address type", lineno);
+            if (get_value(tok[2], r->orcpt, sizeof r->orcpt) < 0 || !r->orcpt[0])
+                FAIL("line %d: bad orcpt address", lineno);
+            rcpt_orcpt = true;
         } else if (!strcmp(k, "attempts") && nt == 2) {
             if (get_number(tok[1], 1000000, &v) < 0)
                 FAIL("line %d: bad attempts", lineno);
@@ -255,6 +352,7 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
             r->attempts = (unsigned)v;
             if (get_value(tok[4], r->result, sizeof r->result) < 0)
                 FAIL("line %d: bad recipient result", lineno);
+            rcpt_notify = rcpt_orcpt = false;
         } else {
             FAIL("line %d: unknown or malformed record \"%.32s\"", lineno, k);
         }

@@ -8,6 +8,11 @@
  * line, so a torn or edited file is recognised and never half-trusted. Unknown
  * keywords, missing required records or a bad checksum make the parse fail with
  * a reason (the queue then quarantines the file).
+ *
+ * The DSN (RFC 3461) and REQUIRETLS (RFC 8689) records — `ret`, `envid`,
+ * `requiretls`, and `notify`/`orcpt` right after the `rcpt` line they belong to —
+ * are written only when set, so an envelope of a message without them is the same
+ * as before they existed, and an envelope written before them still parses.
  */
 #ifndef FERRY_ENVELOPE_H
 #define FERRY_ENVELOPE_H
@@ -24,14 +29,34 @@
 #define ENV_MAX_RCPTS      100000
 #define ENV_RESULT_MAX     512
 #define ENV_MAX_SIZE       (64 * 1024 * 1024)
+#define ENV_ENVID_MAX      100     /* RFC 3461 §4.4, decoded octets */
+#define ENV_ORCPT_MAX      500     /* RFC 3461 §4.2, decoded octets */
 
 enum rcpt_state { RCPT_PENDING, RCPT_DELIVERED, RCPT_FAILED };
+
+/* MAIL ... RET= (RFC 3461 §4.3); UNSET lets the DSN writer choose. */
+enum env_ret { ENV_RET_UNSET, ENV_RET_FULL, ENV_RET_HDRS };
+
+/* RCPT ... NOTIFY= (RFC 3461 §4.1): 0 means "not given" (the RFC's default
+   applies); NEVER is never combined with the others. */
+enum {
+    ENV_NOTIFY_SUCCESS = 1,
+    ENV_NOTIFY_FAILURE = 2,
+    ENV_NOTIFY_DELAY   = 4,
+    ENV_NOTIFY_NEVER   = 8,
+};
+
+/* RCPT ... ORCPT=addr-type;xtext (RFC 3461 §4.2, RFC 6533). */
+enum env_orcpt_type { ENV_ORCPT_NONE, ENV_ORCPT_RFC822, ENV_ORCPT_UTF8 };
 
 struct env_rcpt {
     char addr[ADDR_PATH_MAX + 1];      /* local@domain as received */
     enum rcpt_state state;
     unsigned attempts;
     char result[ENV_RESULT_MAX];       /* last result: reply or local error, verbatim */
+    unsigned notify;                   /* ENV_NOTIFY_* bits, 0: not given */
+    enum env_orcpt_type orcpt_type;
+    char orcpt[ENV_ORCPT_MAX + 1];     /* decoded original recipient ("" when none) */
 };
 
 struct envelope {
@@ -44,6 +69,9 @@ struct envelope {
     char protocol[16];                 /* SMTP, ESMTP, ESMTPS, ... (RFC 3848) */
     bool body_8bit;                    /* BODY=8BITMIME */
     bool smtputf8;
+    enum env_ret ret;                  /* RET= */
+    char envid[ENV_ENVID_MAX + 1];     /* ENVID=, decoded ("" when none) */
+    bool requiretls;                   /* MAIL ... REQUIRETLS (RFC 8689) */
     unsigned attempts;
     time_t next_attempt;
     size_t nrcpts;
@@ -62,5 +90,10 @@ int  env_serialize(const struct envelope *e, struct buf *out);
 int  env_parse(const char *data, size_t len, struct envelope *e, char *err, size_t errlen);
 
 const char *rcpt_state_name(enum rcpt_state s);
+/* "rfc822" / "utf-8" (the RFC 6533 name), NULL for NONE. */
+const char *env_orcpt_type_name(enum env_orcpt_type t);
+/* NOTIFY flags as the canonical list ("NEVER", "SUCCESS,FAILURE,DELAY"...) into
+   out (at least 32 octets); "" for 0. */
+void env_notify_format(unsigned notify, char *out, size_t outsz);
 
 #endif

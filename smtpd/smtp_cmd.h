@@ -6,7 +6,8 @@
  * grammar of every verb (RFC 5321 §4.1.1, plus STARTTLS, AUTH, BDAT): verbs are
  * case-insensitive; MAIL/RCPT take a Path (see addr.h) and ESMTP parameters
  * `keyword[=value]` (§4.1.2 esmtp-param; keywords case-insensitive, at most
- * SMTP_MAX_PARAMS). It does not judge parameters (SIZE=, BODY=…): the session does.
+ * SMTP_MAX_PARAMS; a keyword given twice is 501 5.5.4). It does not judge parameters
+ * (SIZE=, BODY=, NOTIFY=…): smtp_params.c does.
  *
  * Tolerances, chosen and documented in RFC-NOTES.md: spaces between "FROM:"/"TO:"
  * and the "<" are accepted; any other deviation is a syntax error.

@@ -114,3 +114,35 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, 
     *outlen = o;
     return i;
 }
+
+void smtp_text_init(struct smtp_text *t)
+{
+    t->line_len = 0;
+    t->after_cr = t->nul = t->bare_lf = t->bare_cr = t->long_line = false;
+}
+
+void smtp_text_feed(struct smtp_text *t, const char *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (t->after_cr && c != '\n')
+            t->bare_cr = true;
+        t->nul |= c == '\0';
+        /* Counted as in DATA: every octet of the line, CRLF included. */
+        if (++t->line_len > SMTP_TEXT_LINE_MAX)
+            t->long_line = true;
+        if (c == '\n') {
+            if (!t->after_cr)
+                t->bare_lf = true;
+            t->line_len = 0;
+        }
+        t->after_cr = c == '\r';
+    }
+}
+
+void smtp_text_end(struct smtp_text *t)
+{
+    if (t->after_cr)
+        t->bare_cr = true;
+    t->after_cr = false;
+}

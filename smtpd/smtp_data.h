@@ -14,6 +14,11 @@
  * purpose of finding the end of the data or unstuffing a dot: a sender can never make
  * the end fall where a strict server would not see it. A line of "." that results is
  * content; the SMTP client dot-stuffs it when the message goes on.
+ *
+ * smtp_text applies the same line rules (bare CR, bare LF, long lines) to BDAT
+ * content (RFC 3030), which has no end marker and no dot-stuffing: the bytes are
+ * stored as they come, and the session refuses the message on the same flags as
+ * DATA, so a message can never enter the queue by BDAT that DATA would refuse.
  */
 #ifndef FERRY_SMTP_DATA_H
 #define FERRY_SMTP_DATA_H
@@ -44,5 +49,21 @@ void smtp_data_set_normalize(struct smtp_data *d, bool on);
  * Returns the number of input bytes consumed (< n only when done).
  */
 size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, size_t *outlen);
+
+struct smtp_text {
+    size_t line_len;
+    bool after_cr;      /* the last octet seen was a CR */
+    bool nul;
+    bool bare_lf;
+    bool bare_cr;
+    bool long_line;
+};
+
+void smtp_text_init(struct smtp_text *t);
+/* Check in[0..n); the content may be split anywhere, a CRLF across two calls included. */
+void smtp_text_feed(struct smtp_text *t, const char *in, size_t n);
+/* The message is complete: a CR at its very end is bare. (A last line without a
+   CRLF is allowed: BDAT content need not end in one.) */
+void smtp_text_end(struct smtp_text *t);
 
 #endif

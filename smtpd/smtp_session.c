@@ -6,8 +6,10 @@
 #include "lib/log.h"
 #include "smtpd/relay.h"
 #include "smtpd/smtp_cmd.h"
+#include "smtpd/smtp_params.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_trace.h"
+#include "smtpd/smtp_session_int.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -32,15 +34,37 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
+static void vreply(struct smtp_session *s, const char *fmt, va_list ap);
 static void reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void reply(struct smtp_session *s, const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+    vreply(s, fmt, ap);
     va_end(ap);
+}
+
+void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreply(s, fmt, ap);
+    va_end(ap);
+}
+
+/* Is the session under TLS? The STARTTLS work adds `bool tls` to the session;
+   until then no session is, and this becomes `return s->tls;`. */
+static bool session_tls(const struct smtp_session *s)
+{
+    (void)s;
+    return false;
+}
+
+static void vreply(struct smtp_session *s, const char *fmt, va_list ap)
+{
+    char line[1024];
+    int n = vsnprintf(line, sizeof line - 2, fmt, ap);
     if (n < 0)
         return;
     if ((size_t)n > sizeof line - 3)
@@ -81,6 +105,18 @@ static void log_summary(const struct smtp_session *s)
              s->id, s->end_reason ? s->end_reason : "disconnect", s->peer_ip, listen_kind_name(s->kind),
              s->helo[0] ? s->helo : "-", "no", s->authenticated ? "yes" : "no", s->messages, s->rcpts_accepted,
              s->octets, s->last_qid[0] ? " last_id=" : "", s->last_qid);
+}
+
+void smtp_session_reset_transaction(struct smtp_session *s)
+{
+    reset_transaction(s);
+}
+
+void smtp_session_timeouts(struct smtp_session *s, bool data)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    struct timeval tv = { (time_t)(data ? cfg->data_timeout : cfg->smtp_timeout), 0 };
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
 void smtp_session_free(struct smtp_session *s)
@@ -194,7 +230,7 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
 void smtp_session_shutdown(struct smtp_session *s)
 {
     if (s->state == SS_PREGREET || s->state == SS_INIT || s->state == SS_READY || s->state == SS_MAIL ||
-        s->state == SS_RCPT) {
+        s->state == SS_RCPT || s->state == SS_BDAT || s->state == SS_BDAT_FAILED) {
         s->end_reason = "shutdown";
         reply(s, "421 4.3.2 %s Service shutting down, closing connection", s->srv->cfg->hostname);
         close_after_reply(s);
@@ -220,6 +256,10 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd, bool esm
     reply(s, "250-8BITMIME");
     reply(s, "250-ENHANCEDSTATUSCODES");
     reply(s, "250-SMTPUTF8");
+    reply(s, "250-CHUNKING");
+    reply(s, "250-DSN");
+    if (session_tls(s))
+        reply(s, "250-REQUIRETLS");     /* RFC 8689 §2: only once TLS is up */
     reply(s, "250 HELP");
 }
 
@@ -244,37 +284,13 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "503 5.5.1 Nested MAIL command (RSET first)");
         return;
     }
-    bool body_8bit = false, smtputf8 = false;
-    unsigned long long size = 0;
-    for (size_t i = 0; i < cmd->nparams; i++) {
-        const struct smtp_param *p = &cmd->params[i];
-        if (!s->esmtp) {
-            reply(s, "555 5.5.4 MAIL parameters need EHLO");
-            return;
-        }
-        if (str_ieq(p->key, "SIZE")) {
-            if (!p->value || str_to_u64(p->value, 99999999999999999ULL, &size) < 0) {
-                reply(s, "501 5.5.4 SIZE needs a decimal number");
-                return;
-            }
-        } else if (str_ieq(p->key, "BODY")) {
-            if (p->value && str_ieq(p->value, "8BITMIME")) {
-                body_8bit = true;
-            } else if (!p->value || !str_ieq(p->value, "7BIT")) {
-                reply(s, "501 5.5.4 BODY must be 7BIT or 8BITMIME");
-                return;
-            }
-        } else if (str_ieq(p->key, "SMTPUTF8")) {
-            if (p->value) {
-                reply(s, "501 5.5.4 SMTPUTF8 takes no value");
-                return;
-            }
-            smtputf8 = true;
-        } else {
-            reply(s, "555 5.5.4 Unsupported MAIL parameter %.64s", p->key);
-            return;
-        }
+    struct smtp_mail_params mp;
+    struct smtp_error err;
+    if (smtp_mail_params(cmd, s->esmtp, session_tls(s), &mp, &err) < 0) {
+        reply(s, "%d %s %s", err.code, err.enhanced, err.text);
+        return;
     }
+    unsigned long long size = mp.size;
     if (size > cfg->message_size_limit) {
         reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu octets", cfg->message_size_limit);
         return;
@@ -289,8 +305,11 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "501 5.1.7 Sender address too long");
         return;
     }
-    s->env.body_8bit = body_8bit;
-    s->env.smtputf8 = smtputf8;
+    s->env.body_8bit = mp.body_8bit;
+    s->env.smtputf8 = mp.smtputf8;
+    s->env.ret = mp.ret;
+    str_copy(s->env.envid, mp.envid, sizeof s->env.envid);
+    s->env.requiretls = mp.requiretls;
     s->state = SS_MAIL;
     reply(s, "250 2.1.0 Sender <%s> ok", s->env.sender);
 }
@@ -311,8 +330,10 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "503 5.5.1 Need MAIL before RCPT");
         return;
     }
-    if (cmd->nparams > 0) {
-        reply(s, "555 5.5.4 Unsupported RCPT parameter %.64s", cmd->params[0].key);
+    struct smtp_rcpt_params rp;
+    struct smtp_error err;
+    if (smtp_rcpt_params(cmd, s->esmtp, s->env.smtputf8, &rp, &err) < 0) {
+        reply(s, "%d %s %s", err.code, err.enhanced, err.text);
         return;
     }
     if (s->env.nrcpts >= cfg->max_recipients) {
@@ -359,6 +380,10 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "452 4.5.3 Too many recipients");
         return;
     }
+    struct env_rcpt *r = &s->env.rcpts[s->env.nrcpts - 1];
+    r->notify = rp.notify;
+    r->orcpt_type = rp.orcpt_type;
+    str_copy(r->orcpt, rp.orcpt, sizeof r->orcpt);
     s->state = SS_RCPT;
     reply(s, "250 2.1.5 Recipient <%s> ok", addr);
 }
@@ -398,7 +423,7 @@ static void flush_wbuf(struct smtp_session *s)
     s->wlen = 0;
 }
 
-static void spool_bytes(struct smtp_session *s, const char *p, size_t n)
+void smtp_session_spool_bytes(struct smtp_session *s, const char *p, size_t n)
 {
     s->data_size += n;
     if (s->data_size > s->srv->cfg->message_size_limit)
@@ -418,43 +443,55 @@ static void spool_bytes(struct smtp_session *s, const char *p, size_t n)
     }
 }
 
-static void do_data(struct smtp_session *s)
+const char *smtp_session_begin_message(struct smtp_session *s)
 {
-    if (s->state == SS_MAIL) {
-        reply(s, "554 5.5.1 No valid recipients");
-        return;
-    }
-    if (s->state != SS_RCPT) {
-        reply(s, "503 5.5.1 Need MAIL and RCPT before DATA");
-        return;
-    }
     if (spool_draft_new(&s->srv->spool, &s->draft) < 0) {
         int e = errno;
         log_error("cannot create a spool file in %s/incoming: %s", s->srv->spool.dir, strerror(e));
-        reply(s, "%s", e == ENOSPC || e == EDQUOT ? "452 4.3.1 Insufficient system storage"
-                                                  : "451 4.3.0 Local error in processing, try again later");
-        return;
+        return e == ENOSPC || e == EDQUOT ? "452 4.3.1 Insufficient system storage"
+                                          : "451 4.3.0 Local error in processing, try again later";
     }
     s->have_draft = true;
     str_copy(s->env.id, s->draft.id, sizeof s->env.id);
     struct buf hdr;
     buf_init(&hdr, 4096);
     if (received_header(s, &hdr) == 0)
-        spool_bytes(s, hdr.data, hdr.len);
+        smtp_session_spool_bytes(s, hdr.data, hdr.len);
     buf_free(&hdr);
+    return NULL;
+}
+
+static void do_data(struct smtp_session *s)
+{
+    if (s->state == SS_MAIL) {
+        reply(s, "554 5.5.1 No valid recipients");
+        return;
+    }
+    if (s->state == SS_BDAT || s->state == SS_BDAT_FAILED) {
+        /* RFC 3030 §2: never both in one transaction. */
+        reply(s, "503 5.5.1 DATA cannot follow BDAT in the same transaction (RSET first)");
+        return;
+    }
+    if (s->state != SS_RCPT) {
+        reply(s, "503 5.5.1 Need MAIL and RCPT before DATA");
+        return;
+    }
+    const char *refusal = smtp_session_begin_message(s);
+    if (refusal) {
+        reply(s, "%s", refusal);
+        return;
+    }
     smtp_data_init(&s->data);
     smtp_data_set_normalize(&s->data, s->srv->cfg->bare_newlines == BARE_NL_NORMALIZE);
     s->state = SS_DATA;
-    struct timeval tv = { (time_t)s->srv->cfg->data_timeout, 0 };
-    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    smtp_session_timeouts(s, true);
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
 /* The whole message has been read: refuse it, or hand it to the group commit. */
-static void finish_data(struct smtp_session *s)
+void smtp_session_finish_message(struct smtp_session *s)
 {
-    struct timeval tv = { (time_t)s->srv->cfg->smtp_timeout, 0 };
-    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    smtp_session_timeouts(s, false);
     flush_wbuf(s);
     const char *qid = s->draft.id;
     const char *refusal = NULL;
@@ -584,11 +621,13 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
         reply(s, "502 5.5.1 EXPN not available");
         break;
     case SMTP_VERB_HELP:
-        reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+        reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+        break;
+    case SMTP_VERB_BDAT:
+        smtp_bdat_command(s, cmd);
         break;
     case SMTP_VERB_STARTTLS:
     case SMTP_VERB_AUTH:
-    case SMTP_VERB_BDAT:
         reply(s, "502 5.5.1 %s not available", smtp_verb_name(cmd->verb));
         break;
     }
@@ -608,7 +647,7 @@ static bool read_data(struct smtp_session *s, struct evbuffer *in)
         size_t n = v.iov_len < 4096 ? v.iov_len : 4096, olen;
         size_t used = smtp_data_feed(&s->data, v.iov_base, n, out, &olen);
         smtp_trace_data(s->trace, out, olen);
-        spool_bytes(s, out, olen);
+        smtp_session_spool_bytes(s, out, olen);
         evbuffer_drain(in, used);
     }
     return s->data.done;
@@ -631,7 +670,13 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (s->state == SS_DATA) {
             if (!read_data(s, in))
                 return;
-            finish_data(s);
+            smtp_session_finish_message(s);
+            continue;
+        }
+        if (s->state == SS_CHUNK) {
+            if (!smtp_bdat_read(s, in))
+                return;
+            smtp_bdat_chunk_done(s);
             continue;
         }
         size_t avail = evbuffer_get_length(in);
@@ -709,8 +754,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if (s->state == SS_DATA) {
-            log_info("session %s: lost connection from [%s] during DATA", s->id, s->peer_ip);
+        if (s->state == SS_DATA || s->state == SS_CHUNK) {
+            log_info("session %s: lost connection from [%s] during %s", s->id, s->peer_ip,
+                     s->state == SS_DATA ? "DATA" : "BDAT");
             s->end_reason = "lost-in-data";
         }
         if (s->state == SS_COMMIT) {

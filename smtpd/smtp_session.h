@@ -9,6 +9,12 @@
  * timeout, too many errors or a fatal fault ends it. Commands are read line by
  * line, at most 512 octets with CRLF; PIPELINING means many may be waiting and
  * are answered in order, and nothing more is read while a commit is pending.
+ *
+ * BDAT (RFC 3030, smtp_bdat.c): each BDAT command moves to CHUNK while its octets
+ * are read (always all of them, even when the chunk is refused); after a good
+ * chunk without LAST the transaction waits in BDAT for the next one; after a
+ * refused chunk it waits in BDAT_FAILED, where further chunks are read, discarded
+ * and refused, until RSET, EHLO/HELO or a chunk with LAST.
  */
 #ifndef FERRY_SMTP_SESSION_H
 #define FERRY_SMTP_SESSION_H
@@ -26,7 +32,8 @@ struct smtp_trace;
 struct bufferevent;
 struct event;
 
-enum smtp_state { SS_PREGREET, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING };
+enum smtp_state { SS_PREGREET, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING,
+                  SS_CHUNK, SS_BDAT, SS_BDAT_FAILED };
 
 struct smtp_session {
     struct smtp_session *prev, *next;
@@ -62,6 +69,14 @@ struct smtp_session {
     bool too_big;
     char wbuf[65536];             /* pending bytes for the message file */
     size_t wlen;
+
+    /* the BDAT chunk being read (state SS_CHUNK) */
+    unsigned long long chunk_size;
+    unsigned long long chunk_left;
+    bool chunk_last;
+    enum smtp_state chunk_from;   /* the state the BDAT command came in */
+    const char *chunk_refusal;    /* non-NULL: discard the octets, then reply this */
+    struct smtp_text text;        /* line rules over the BDAT content */
 };
 
 /* Takes the accepted socket; greets (or refuses, when over the limits). */

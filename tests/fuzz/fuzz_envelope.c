@@ -18,10 +18,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (env_parse(b.data, b.len, &e2, err, sizeof err) < 0)
         abort();
-    if (e.nrcpts != e2.nrcpts || strcmp(e.sender, e2.sender) || e.size != e2.size)
+    if (e.nrcpts != e2.nrcpts || strcmp(e.sender, e2.sender) || e.size != e2.size || e.ret != e2.ret ||
+        strcmp(e.envid, e2.envid) || e.requiretls != e2.requiretls)
         abort();
     for (size_t i = 0; i < e.nrcpts; i++)
-        if (strcmp(e.rcpts[i].addr, e2.rcpts[i].addr) || strcmp(e.rcpts[i].result, e2.rcpts[i].result))
+        if (strcmp(e.rcpts[i].addr, e2.rcpts[i].addr) || strcmp(e.rcpts[i].result, e2.rcpts[i].result) ||
+            e.rcpts[i].notify != e2.rcpts[i].notify || e.rcpts[i].orcpt_type != e2.rcpts[i].orcpt_type ||
+            strcmp(e.rcpts[i].orcpt, e2.rcpts[i].orcpt))
             abort();
     env_free(&e);
     env_free(&e2);

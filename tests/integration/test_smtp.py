@@ -77,7 +77,7 @@ class MailPath(unittest.TestCase):
         code, lines = s.cmd("EHLO client.example")
         self.assertEqual(code, 250)
         kw = [l[4:].split()[0] for l in lines[1:]]
-        for k in ("PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"):
+        for k in ("PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "DSN"):
             self.assertIn(k, kw)
         self.assertIn("SIZE 26214400", [l[4:] for l in lines])
         s.close()
@@ -123,7 +123,7 @@ class MailPath(unittest.TestCase):
         self.assertEqual(s.cmd("RCPT TO:<.hidden@localhost>")[1][0][:9], "501 5.1.3")    # not a dot-string
         self.assertEqual(s.cmd('RCPT TO:<".hidden"@localhost>')[1][0][:9], "550 5.1.3")  # not a mailbox name
         self.assertEqual(s.cmd("RCPT TO:<a/b@localhost>")[1][0][:9], "550 5.1.3")
-        self.assertEqual(s.cmd("RCPT TO:<alice@localhost> NOTIFY=NEVER")[1][0][:9], "555 5.5.4")
+        self.assertEqual(s.cmd("RCPT TO:<alice@localhost> X-NOTIFY=NEVER")[1][0][:9], "555 5.5.4")
         s.close()
 
     def test_overlong_command_line(self):

@@ -7,6 +7,9 @@
  * of a valid serialisation, every single changed byte, unknown keywords, a
  * missing required record, no recipients, bad escapes, NUL octets, data after
  * the end record. Queue IDs: valid, strictly increasing, qid_time, qid_valid.
+ * DSN/REQUIRETLS records: round trips of every NOTIFY combination and both ORCPT
+ * types; absent records mean "not given" and are not written; malformed,
+ * repeated and misplaced records are refused.
  */
 #include "queue/envelope.h"
 #include "queue/qid.h"
@@ -36,6 +39,12 @@ static void sample(struct envelope *e)
     e->rcpts[1].state = RCPT_FAILED;
     e->rcpts[1].attempts = 3;
     strcpy(e->rcpts[1].result, "550 5.1.1 no such user");
+    e->ret = ENV_RET_HDRS;
+    strcpy(e->envid, "QQ314159 x=y+z");
+    e->requiretls = true;
+    e->rcpts[1].notify = ENV_NOTIFY_FAILURE | ENV_NOTIFY_DELAY;
+    e->rcpts[1].orcpt_type = ENV_ORCPT_RFC822;
+    strcpy(e->rcpts[1].orcpt, "Carol@Example.NET");
 }
 
 static void serialize(const struct envelope *e, struct buf *b)
@@ -52,6 +61,9 @@ static void assert_same(const struct envelope *a, const struct envelope *b)
     ck_assert_str_eq(a->sender, b->sender);
     ck_assert_str_eq(a->client_addr, b->client_addr);
     ck_assert_str_eq(a->client_helo, b->client_helo);
+    ck_assert_int_eq(a->ret, b->ret);
+    ck_assert_str_eq(a->envid, b->envid);
+    ck_assert_int_eq(a->requiretls, b->requiretls);
     ck_assert_str_eq(a->protocol, b->protocol);
     ck_assert_int_eq(a->body_8bit, b->body_8bit);
     ck_assert_int_eq(a->smtputf8, b->smtputf8);
@@ -63,6 +75,9 @@ static void assert_same(const struct envelope *a, const struct envelope *b)
         ck_assert_int_eq(a->rcpts[i].state, b->rcpts[i].state);
         ck_assert_uint_eq(a->rcpts[i].attempts, b->rcpts[i].attempts);
         ck_assert_str_eq(a->rcpts[i].result, b->rcpts[i].result);
+        ck_assert_uint_eq(a->rcpts[i].notify, b->rcpts[i].notify);
+        ck_assert_int_eq(a->rcpts[i].orcpt_type, b->rcpts[i].orcpt_type);
+        ck_assert_str_eq(a->rcpts[i].orcpt, b->rcpts[i].orcpt);
     }
 }
 
@@ -437,6 +452,118 @@ START_TEST(nul_octet)
 }
 END_TEST
 
+START_TEST(dsn_records)
+{
+    struct envelope e;
+    sample(&e);
+    /* every NOTIFY combination the session can store */
+    for (unsigned n = 0; n <= ENV_NOTIFY_NEVER; n++) {
+        if (n > 7 && n != ENV_NOTIFY_NEVER)
+            continue;
+        e.rcpts[0].notify = n;
+        e.rcpts[0].orcpt_type = ENV_ORCPT_UTF8;
+        strcpy(e.rcpts[0].orcpt, "j\xc3\xbcrgen@example.org");
+        e.ret = (enum env_ret)(n % 3);
+        e.requiretls = n & 1;
+        round_trip(&e);
+    }
+    /* longest values, all escaped */
+    memset(e.envid, ' ', ENV_ENVID_MAX);
+    e.envid[ENV_ENVID_MAX] = '\0';
+    memset(e.rcpts[0].orcpt, '%', ENV_ORCPT_MAX);
+    e.rcpts[0].orcpt[ENV_ORCPT_MAX] = '\0';
+    memset(e.rcpts[0].result, '\n', ENV_RESULT_MAX - 1);
+    e.rcpts[0].result[ENV_RESULT_MAX - 1] = '\0';
+    round_trip(&e);
+
+    /* Unset values are not written at all, so such envelopes match the old format. */
+    struct buf b;
+    e.ret = ENV_RET_UNSET;
+    e.envid[0] = '\0';
+    e.requiretls = false;
+    for (size_t i = 0; i < e.nrcpts; i++) {
+        e.rcpts[i].notify = 0;
+        e.rcpts[i].orcpt_type = ENV_ORCPT_NONE;
+        e.rcpts[i].orcpt[0] = '\0';
+    }
+    serialize(&e, &b);
+    ck_assert_ptr_null(strstr(b.data, "\nret "));
+    ck_assert_ptr_null(strstr(b.data, "\nenvid "));
+    ck_assert_ptr_null(strstr(b.data, "\nrequiretls "));
+    ck_assert_ptr_null(strstr(b.data, "\nnotify "));
+    ck_assert_ptr_null(strstr(b.data, "\norcpt "));
+    buf_free(&b);
+    round_trip(&e);
+    env_free(&e);
+
+    /* hand-built: records apply to the rcpt line before them */
+    struct envelope got;
+    ck_assert_msg(parse_body(GOOD_HEAD "ret FULL\nenvid abc%20d\nrequiretls 1\n"
+                             "rcpt pending 0 c@d -\nnotify SUCCESS,DELAY\norcpt rfc822 C@D\n"
+                             "rcpt pending 0 e@f -\nnotify NEVER\n", &got) == 0, "%s", err);
+    ck_assert_int_eq(got.ret, ENV_RET_FULL);
+    ck_assert_str_eq(got.envid, "abc d");
+    ck_assert(got.requiretls);
+    ck_assert_uint_eq(got.rcpts[0].notify, ENV_NOTIFY_SUCCESS | ENV_NOTIFY_DELAY);
+    ck_assert_int_eq(got.rcpts[0].orcpt_type, ENV_ORCPT_RFC822);
+    ck_assert_str_eq(got.rcpts[0].orcpt, "C@D");
+    ck_assert_uint_eq(got.rcpts[1].notify, ENV_NOTIFY_NEVER);
+    ck_assert_int_eq(got.rcpts[1].orcpt_type, ENV_ORCPT_NONE);
+    env_free(&got);
+    /* an envelope from before these records: nothing given */
+    ck_assert_msg(parse_body(GOOD_HEAD GOOD_RCPT, &got) == 0, "%s", err);
+    ck_assert_int_eq(got.ret, ENV_RET_UNSET);
+    ck_assert_str_eq(got.envid, "");
+    ck_assert(!got.requiretls);
+    ck_assert_uint_eq(got.rcpts[0].notify, 0);
+    ck_assert_int_eq(got.rcpts[0].orcpt_type, ENV_ORCPT_NONE);
+    env_free(&got);
+
+    char list[32];
+    env_notify_format(ENV_NOTIFY_DELAY | ENV_NOTIFY_SUCCESS, list, sizeof list);
+    ck_assert_str_eq(list, "SUCCESS,DELAY");
+    env_notify_format(0, list, sizeof list);
+    ck_assert_str_eq(list, "");
+}
+END_TEST
+
+START_TEST(dsn_records_bad)
+{
+    struct envelope e;
+    static const char *const bad[] = {
+        GOOD_HEAD GOOD_RCPT "ret full\n",
+        GOOD_HEAD GOOD_RCPT "ret BOTH\n",
+        GOOD_HEAD GOOD_RCPT "ret FULL\nret FULL\n",
+        GOOD_HEAD GOOD_RCPT "ret\n",
+        GOOD_HEAD GOOD_RCPT "envid -\n",
+        GOOD_HEAD GOOD_RCPT "envid a\nenvid a\n",
+        GOOD_HEAD GOOD_RCPT "envid %00\n",
+        GOOD_HEAD GOOD_RCPT "envid " "12345678901234567890123456789012345678901234567890"
+                                     "123456789012345678901234567890123456789012345678901\n",
+        GOOD_HEAD GOOD_RCPT "requiretls 2\n",
+        GOOD_HEAD GOOD_RCPT "requiretls 1\nrequiretls 1\n",
+        GOOD_HEAD "notify NEVER\n" GOOD_RCPT,
+        GOOD_HEAD "orcpt rfc822 a@b\n" GOOD_RCPT,
+        GOOD_HEAD GOOD_RCPT "notify NEVER\nnotify NEVER\n",
+        GOOD_HEAD GOOD_RCPT "notify NEVER,SUCCESS\n",
+        GOOD_HEAD GOOD_RCPT "notify SUCCESS,SUCCESS\n",
+        GOOD_HEAD GOOD_RCPT "notify success\n",
+        GOOD_HEAD GOOD_RCPT "notify SUCCESS,\n",
+        GOOD_HEAD GOOD_RCPT "notify ,SUCCESS\n",
+        GOOD_HEAD GOOD_RCPT "notify SOMETIMES\n",
+        GOOD_HEAD GOOD_RCPT "notify -\n",
+        GOOD_HEAD GOOD_RCPT "orcpt rfc822 a@b\norcpt rfc822 a@b\n",
+        GOOD_HEAD GOOD_RCPT "orcpt x400 a@b\n",
+        GOOD_HEAD GOOD_RCPT "orcpt RFC822 a@b\n",
+        GOOD_HEAD GOOD_RCPT "orcpt rfc822 -\n",
+        GOOD_HEAD GOOD_RCPT "orcpt rfc822\n",
+        GOOD_HEAD GOOD_RCPT "orcpt rfc822 a b\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(parse_body(bad[i], &e) < 0, "case %zu accepted:\n%s", i, bad[i]);
+}
+END_TEST
+
 START_TEST(qid_basics)
 {
     char prev[QID_LEN + 1], id[QID_LEN + 1];
@@ -494,6 +621,8 @@ Suite *envelope_suite(void)
     tcase_add_test(tc, missing_required);
     tcase_add_test(tc, bad_escapes);
     tcase_add_test(tc, nul_octet);
+    tcase_add_test(tc, dsn_records);
+    tcase_add_test(tc, dsn_records_bad);
     tcase_add_test(tc, qid_basics);
     tcase_add_test(tc, qid_validity);
     suite_add_tcase(s, tc);

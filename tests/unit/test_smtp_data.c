@@ -6,7 +6,9 @@
  * and "\r.\r\n" do not, and set bare_lf/bare_cr; the 1000-octet line limit
  * (including CRLF); the same output, flags and consumed count whether the input
  * comes in one piece, split in two at every position, or one octet at a time;
- * octets after the terminator are left unconsumed.
+ * octets after the terminator are left unconsumed. smtp_text (BDAT content):
+ * the same flags for bare CR, bare LF and long lines, whatever the split,
+ * a CRLF across two chunks, a CR at the very end.
  */
 #include "smtpd/smtp_data.h"
 #include "tests/unit/unit.h"
@@ -386,6 +388,59 @@ START_TEST(nul_is_flagged)
 }
 END_TEST
 
+struct text_case {
+    const char *in;
+    bool bare_lf, bare_cr, long_line;
+};
+
+static void check_text(const char *in, size_t n, bool bare_lf, bool bare_cr, bool long_line)
+{
+    /* whole, and split in two at every position */
+    for (size_t cut = 0; cut <= n; cut++) {
+        struct smtp_text t;
+        smtp_text_init(&t);
+        smtp_text_feed(&t, in, cut);
+        smtp_text_feed(&t, in + cut, n - cut);
+        smtp_text_end(&t);
+        ck_assert_msg(t.bare_lf == bare_lf && t.bare_cr == bare_cr && t.long_line == long_line,
+                      "\"%.40s\" cut at %zu: lf %d cr %d long %d", in, cut, t.bare_lf, t.bare_cr, t.long_line);
+    }
+}
+
+START_TEST(text_checks)
+{
+    static const struct text_case cases[] = {
+        { "a\r\nb\r\n", false, false, false },
+        { "", false, false, false },
+        { "no final crlf", false, false, false },
+        { "a\r\n.\r\n\r\n.\r\n", false, false, false },
+        { "a\nb\r\n", true, false, false },
+        { "a\r\n.\n", true, false, false },
+        { "a\rb\r\n", false, true, false },
+        { "a\r\r\n", false, true, false },
+        { "a\r", false, true, false },
+        { "\n", true, false, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_text(cases[i].in, strlen(cases[i].in), cases[i].bare_lf, cases[i].bare_cr, cases[i].long_line);
+    /* binary octets, NUL included, are not judged */
+    check_text("\0\x01\xff\x80\r\n", 6, false, false, false);
+
+    /* 1000 octets with CRLF pass, 1001 do not; a bare LF restarts the count as in DATA */
+    char line[1100];
+    memset(line, 'x', sizeof line);
+    memcpy(line + 998, "\r\n", 2);
+    check_text(line, 1000, false, false, false);
+    memset(line, 'x', sizeof line);
+    memcpy(line + 999, "\r\n", 2);
+    check_text(line, 1001, false, false, true);
+    memset(line, 'x', sizeof line);
+    check_text(line, 1001, false, false, true);     /* unterminated last line too */
+    line[600] = '\n';
+    check_text(line, 1001, true, false, false);
+}
+END_TEST
+
 Suite *smtp_data_suite(void)
 {
     Suite *s = suite_create("smtp_data");
@@ -400,6 +455,7 @@ Suite *smtp_data_suite(void)
     tcase_add_test(tc, stops_after_terminator);
     tcase_add_test(tc, normalize_bare_newlines);
     tcase_add_test(tc, nul_is_flagged);
+    tcase_add_test(tc, text_checks);
     suite_add_tcase(s, tc);
     return s;
 }

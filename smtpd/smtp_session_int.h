@@ -1,0 +1,37 @@
+/*
+ * smtp_session_int — what smtp_session.c shares with the files that implement
+ * parts of the session (smtp_bdat.c). Not for anyone else: these work on a live
+ * session inside the event loop and assume its invariants.
+ */
+#ifndef FERRY_SMTP_SESSION_INT_H
+#define FERRY_SMTP_SESSION_INT_H
+
+#include <stdbool.h>
+
+#include "smtpd/smtp_cmd.h"
+#include "smtpd/smtp_session.h"
+
+struct evbuffer;
+
+void smtp_session_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Drop the transaction (draft, envelope, counters); the state is the caller's. */
+void smtp_session_reset_transaction(struct smtp_session *s);
+/* Open the spool draft and write the Received: header. NULL ok; otherwise the
+   reply to give (nothing is sent: BDAT must read its chunk first). */
+const char *smtp_session_begin_message(struct smtp_session *s);
+/* Append message octets to the draft (counted against message_size_limit). */
+void smtp_session_spool_bytes(struct smtp_session *s, const char *p, size_t n);
+/* The message is complete: judge s->data's flags, size and write errors, then
+   refuse it (state READY) or hand it to the group commit (state COMMIT). */
+void smtp_session_finish_message(struct smtp_session *s);
+/* The timeout for waiting on a command (false) or on message octets (true). */
+void smtp_session_timeouts(struct smtp_session *s, bool data);
+
+/* smtp_bdat.c */
+void smtp_bdat_command(struct smtp_session *s, const struct smtp_cmd *cmd);
+/* Read what is buffered of the current chunk; true once all of it is read. */
+bool smtp_bdat_read(struct smtp_session *s, struct evbuffer *in);
+/* The chunk is read: answer it and move on. */
+void smtp_bdat_chunk_done(struct smtp_session *s);
+
+#endif
