@@ -82,11 +82,11 @@ class Chunking(unittest.TestCase):
     def test_multi_chunk_binary_looking_exact_bytes(self):
         held_mailbox(self.f, "heldchunk")
         s = self.session("heldchunk@localhost")
-        # Every octet but CR and LF, lines with CRLF, SMTP commands and end-of-data
-        # forms inside: all of it is content.
-        octets = bytes(b for b in range(256) if b not in (13, 10))
+        # Every octet but NUL, CR and LF, lines with CRLF, SMTP commands and
+        # end-of-data forms inside: all of it is content. (NUL: see the next test.)
+        octets = bytes(b for b in range(256) if b not in (0, 13, 10))
         body = (b"Subject: binary-looking\r\n\r\n" + octets[:200] + b"\r\n" + octets[200:] + b"\r\n"
-                b".\r\nQUIT\r\nBDAT 5 LAST\r\n\r\n.\r\n\x00\x00\r\n")
+                b".\r\nQUIT\r\nBDAT 5 LAST\r\n\r\n.\r\n\x01\x02\r\n")
         chunks = [body[:7], body[7:100], body[100:101], body[101:260], body[260:]]
         for c in chunks[:-1]:
             code, lines = self.bdat(s, c)
@@ -96,6 +96,14 @@ class Chunking(unittest.TestCase):
         qid = self.queued_id(lines)
         s.close()
         self.assertEqual(self.spool_msg(qid), body)
+
+    def test_nul_refused_without_binarymime(self):
+        # RFC 6152 3 / RFC 3030 3: only BINARYMIME (not offered) may carry NUL.
+        s = self.session("nulchunk@localhost")
+        self.assertEqual(self.bdat(s, b"Subject: nul\r\n\r\na\x00b\r\n")[0], 250)
+        code, lines = self.bdat(s, b"", last=True)
+        self.assertEqual(lines[0], "550 5.6.0 Message contains a NUL octet, which SMTP cannot carry")
+        s.close()
 
     def test_crlf_split_across_chunks(self):
         held_mailbox(self.f, "heldsplit")
