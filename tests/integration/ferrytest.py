@@ -90,7 +90,8 @@ relay_networks = {self.relay_networks}
         if self.proc.poll() is not None:
             raise RuntimeError("ferryd exited with %s:\n%s" % (self.proc.returncode, self.read_log()))
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            # Long enough for a configured greeting_delay.
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
                 return s.recv(512).startswith(b"220")
         except OSError:
             return False
