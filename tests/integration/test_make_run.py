@@ -1,0 +1,70 @@
+"""The newcomer's path: the shipped etc/ferry-local.conf (the `make run` config)
+with swaks as the client, exactly as the README tells it — only the ports are
+moved so the test cannot collide with a `make run` in progress."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+from ferrytest import FERRYD, ROOT, free_port, wait_for
+
+
+class MakeRunConfig(unittest.TestCase):
+    @staticmethod
+    def log(d):
+        with open(os.path.join(d, "ferryd.log"), errors="replace") as f:
+            return f.read()
+
+    def test_swaks_to_alice_lands_in_var_mail(self):
+        d = tempfile.mkdtemp(prefix="ferry-run-")
+        os.chmod(d, 0o755)
+        conf = os.path.join(d, "ferry-local.conf")
+        with open(os.path.join(ROOT, "etc", "ferry-local.conf")) as f:
+            text = f.read()
+        ports = {}
+        for old in sorted(set(re.findall(r"127\.0\.0\.1:(\d+)", text))):
+            ports[old] = str(free_port())
+            text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{ports[old]}")
+        with open(conf, "w") as f:
+            f.write(text)
+        smtp_port = ports["2525"]
+        log = open(os.path.join(d, "ferryd.log"), "wb")
+        proc = subprocess.Popen([FERRYD, "-c", conf, "-f"], cwd=d, stdout=log, stderr=log)
+        try:
+            def ready():
+                r = subprocess.run(["swaks", "--server", f"127.0.0.1:{smtp_port}", "--quit-after", "CONNECT"],
+                                   capture_output=True)
+                return r.returncode == 0
+            self.assertTrue(wait_for(ready, 10), self.log(d))
+            t0 = time.monotonic()
+            r = subprocess.run(["swaks", "--server", f"127.0.0.1:{smtp_port}", "--to", "alice@localhost",
+                                "--from", "newcomer@example.org", "--header", "Subject: first message"],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertRegex(r.stdout, r"<- +250 2\.0\.0 Ok: queued as [0-9A-V]{16}")
+            new = os.path.join(d, "var", "mail", "alice", "new")
+            files = wait_for(lambda: os.path.isdir(new) and os.listdir(new), 10)
+            elapsed = time.monotonic() - t0
+            self.assertTrue(files, self.log(d))
+            with open(os.path.join(new, files[0]), "rb") as f:
+                data = f.read()
+            self.assertIn(b"\nReceived: from ", data)
+            self.assertIn(b"Subject: first message\n", data)
+            print(f"\n    (swaks to Maildir file: {elapsed * 1000:.0f} ms)", end="")
+            # The queue view the README shows.
+            q = subprocess.run([os.path.join(os.path.dirname(FERRYD), "ferryctl"), "-c", conf, "queue", "list"],
+                               cwd=d, capture_output=True, text=True)
+            self.assertEqual(q.returncode, 0, q.stderr)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+            log.close()
+            shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual(proc.returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
