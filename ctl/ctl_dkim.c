@@ -2,7 +2,7 @@
  * ctl_dkim — `ferryctl dkim keygen|sign|verify|rotate`.
  *
  *   keygen --domain D --selector S --out KEYFILE [--algo rsa-sha256|ed25519-sha256] [--bits N]
- *   sign   --domain D --selector S --key KEYFILE < msg > signed
+ *   sign   --domain D --selector S --key KEYFILE [--canon relaxed|simple[/relaxed|simple]] < msg > signed
  *   verify < msg                      one Authentication-Results style line per signature
  *   rotate --domain D --keydir DIR [--algo A] [--bits N]
  *
@@ -36,7 +36,7 @@
 #define MSG_MAX (64u << 20)
 
 struct dkim_args {
-    const char *domain, *selector, *out, *key, *keydir, *algo;
+    const char *domain, *selector, *out, *key, *keydir, *algo, *canon;
     int bits;
 };
 
@@ -58,6 +58,7 @@ static int parse_args(int argc, char **argv, struct dkim_args *a)
         else if (!strcmp(o, "--key")) a->key = v;
         else if (!strcmp(o, "--keydir")) a->keydir = v;
         else if (!strcmp(o, "--algo")) a->algo = v;
+        else if (!strcmp(o, "--canon")) a->canon = v;
         else if (!strcmp(o, "--bits")) {
             char *end;
             long b = strtol(v, &end, 10);
@@ -205,6 +206,20 @@ static int cmd_sign(const struct dkim_args *a)
         goto out;
     struct dkim_sign_opts o;
     dkim_sign_opts_init(&o, (int64_t)time(NULL));
+    if (a->canon) {
+        const char *slash = strchr(a->canon, '/');
+        size_t hl = slash ? (size_t)(slash - a->canon) : strlen(a->canon);
+        const char *body = slash ? slash + 1 : "simple";   /* RFC 6376 §3.5: c=X means X/simple */
+        bool hs = hl == 6 && !strncmp(a->canon, "simple", 6), hr = hl == 7 && !strncmp(a->canon, "relaxed", 7);
+        bool bs = !strcmp(body, "simple"), br = !strcmp(body, "relaxed");
+        if (!(hs || hr) || !(bs || br)) {
+            fprintf(stderr, "ferryctl dkim: --canon %s is not relaxed|simple[/relaxed|simple]\n", a->canon);
+            rc = 2;
+            goto out;
+        }
+        o.hcanon = hs ? DKIM_CANON_SIMPLE : DKIM_CANON_RELAXED;
+        o.bcanon = bs ? DKIM_CANON_SIMPLE : DKIM_CANON_RELAXED;
+    }
     if (dkim_sign_message(&k, 1, &o, msg.data ? msg.data : "", msg.len, &sig, err, sizeof err) < 0) {
         fprintf(stderr, "ferryctl dkim: %s\n", err);
         goto out;
