@@ -203,6 +203,11 @@ static const struct table_entry rfc8463_keys[] = {
       "iGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutAC"
       "DfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3"
       "Ip3G+2kryOTIKT+l/K4w3QIDAQAB", DKIM_DNS_OK },
+    { "revoked._domainkey.football.example.com", "v=DKIM1; k=ed25519; p=", DKIM_DNS_OK },
+    { "tmp._domainkey.football.example.com", NULL, DKIM_DNS_TEMPFAIL },
+    { "strict._domainkey.football.example.com", "v=DKIM1; k=ed25519; t=s; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", DKIM_DNS_OK },
+    { "noemail._domainkey.football.example.com", "v=DKIM1; k=ed25519; s=other; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", DKIM_DNS_OK },
+    { "testing._domainkey.football.example.com", "v=DKIM1; k=ed25519; t=y; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", DKIM_DNS_OK },
     { NULL, NULL, DKIM_DNS_OK }
 };
 
@@ -310,8 +315,142 @@ START_TEST(rfc8463_sign_reproduces_b)
 }
 END_TEST
 
-Suite *dkim_suite(void);
-#include "tests/unit/test_dkim_verify.inc"
+/* ---- verifier edge cases: hand-built signatures with the RFC 8463 ed25519 key ---- */
+
+static EVP_PKEY *rfc_ed_key(void)
+{
+    unsigned char seed[32];
+    size_t n;
+    const char *b64 = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+    ck_assert_int_eq(dkim_base64_decode(b64, strlen(b64), seed, sizeof seed, &n), 0);
+    return EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+}
+
+static const char edge_head[] = "From: joe@football.example.com\r\nTo: x@example.net\r\nSubject: s\r\n\r\n";
+static const char edge_body[] = "line one\r\nline two\r\n";
+
+/* "DKIM-Signature: <tags> bh=<hash of the body, l= honoured>; b=<signature>" + message. */
+static char *edge_message(const char *tags, int64_t l, const char *extra_body)
+{
+    struct buf body;
+    buf_init(&body, 4096);
+    struct dkim_body_canon bc;
+    dkim_body_init(&bc, DKIM_CANON_RELAXED, l, sink, &body);
+    dkim_body_feed(&bc, edge_body, strlen(edge_body));
+    dkim_body_finish(&bc);
+    unsigned char md[32];
+    unsigned int mdlen;
+    EVP_Digest(body.data ? body.data : "", body.len, md, &mdlen, EVP_sha256(), NULL);
+    char bh[48];
+    dkim_base64_encode(md, 32, bh, sizeof bh);
+    static char field[2048];
+    snprintf(field, sizeof field, "DKIM-Signature: %s bh=%s; b=", tags, bh);
+    struct dkim_header h;
+    char err[128];
+    ck_assert_int_eq(dkim_split_header(edge_head, strlen(edge_head), &h, err, sizeof err), 0);
+    struct dkim_sign_key k = { rfc_ed_key(), DKIM_ALGO_ED25519_SHA256, "football.example.com", "brisbane" };
+    const char *names[] = { "from", "to", "subject" };
+    char b64[256];
+    ck_assert_int_eq(dkim_sign_compute_b(&k, DKIM_CANON_RELAXED, &h, names, 3, field, strlen(field), b64, sizeof b64), 0);
+    EVP_PKEY_free(k.pkey);
+    char *msg = malloc(8192);
+    snprintf(msg, 8192, "%s%s\r\n%s%s%s", field, b64, edge_head, edge_body, extra_body ? extra_body : "");
+    buf_free(&body);
+    return msg;
+}
+
+#define ED_TAGS "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=football.example.com; s=brisbane; h=from:to:subject;"
+
+static enum dkim_result edge_result(const char *tags, int64_t l, const char *extra, char *reason, size_t rsz,
+                                    enum dkim_l_policy lp)
+{
+    table = rfc8463_keys;
+    char *m = edge_message(tags, l, extra);
+    struct dkim_verify_opts o;
+    dkim_verify_opts_init(&o, 1600000000);
+    o.l_policy = lp;
+    struct dkim_sig_result *r;
+    size_t n;
+    ck_assert_int_eq(dkim_verify_message(&o, &table_resolver, m, strlen(m), &r, &n), 0);
+    ck_assert_int_eq(n, 1);
+    enum dkim_result res = r[0].result;
+    snprintf(reason, rsz, "%s", r[0].reason);
+    free(r);
+    free(m);
+    return res;
+}
+
+START_TEST(edge_cases)
+{
+    char why[DKIM_REASON_MAX];
+    struct { const char *tags; int64_t l; const char *extra; enum dkim_result want; const char *reason; } cases[] = {
+        { ED_TAGS, -1, NULL, DKIM_RES_PASS, "ed25519-sha256 256-bit key" },
+        { ED_TAGS " i=@mail.football.example.com;", -1, NULL, DKIM_RES_PASS, NULL },
+        { ED_TAGS " i=joe@example.com;", -1, NULL, DKIM_RES_PERMERROR, "identity i=joe@example.com is not within d=football.example.com" },
+        { "v=1; a=ed25519-sha256; d=football.example.com; s=brisbane; h=to:subject;", -1, NULL, DKIM_RES_PERMERROR, "signature does not cover the From field" },
+        { "v=1; a=rsa-sha1; d=football.example.com; s=brisbane; h=from;", -1, NULL, DKIM_RES_PERMERROR, "rsa-sha1 signatures are not accepted (RFC 8301)" },
+        { "v=2; a=ed25519-sha256; d=football.example.com; s=brisbane; h=from;", -1, NULL, DKIM_RES_PERMERROR, "signature version v=2 is not 1" },
+        { ED_TAGS " x=1500000000;", -1, NULL, DKIM_RES_PERMERROR, "signature expired at 1500000000" },
+        { ED_TAGS " t=1600000100; x=1600000050;", -1, NULL, DKIM_RES_PERMERROR, "signature expires (x=) before it was made (t=)" },
+        { ED_TAGS " t=1700000000;", -1, NULL, DKIM_RES_PERMERROR, "signature timestamp t= lies in the future" },
+        { ED_TAGS " t=1600000200; x=1700000000;", -1, NULL, DKIM_RES_PASS, NULL },   /* within the skew */
+        { ED_TAGS " q=dns/other;", -1, NULL, DKIM_RES_PERMERROR, "signature's q= does not offer dns/txt" },
+        { ED_TAGS " d=x.example;", -1, NULL, DKIM_RES_PERMERROR, "signature is malformed: tag \"d\" appears twice" },
+        { "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=football.example.com; s=nokey; h=from;", -1, NULL, DKIM_RES_PERMERROR, "no key record at nokey._domainkey.football.example.com" },
+        { "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=football.example.com; s=revoked; h=from;", -1, NULL, DKIM_RES_PERMERROR, "key revoked (empty p=)" },
+        { "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=football.example.com; s=tmp; h=from;", -1, NULL, DKIM_RES_TEMPERROR, "key lookup of tmp._domainkey.football.example.com failed temporarily" },
+        { "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=football.example.com; s=test; h=from;", -1, NULL, DKIM_RES_PERMERROR, "key type does not match a=ed25519-sha256" },
+        { "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=football.example.com; s=strict; h=from; i=@a.football.example.com;", -1, NULL, DKIM_RES_PERMERROR, "key requires i= domain to equal d= (t=s)" },
+        { "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=football.example.com; s=noemail; h=from;", -1, NULL, DKIM_RES_PERMERROR, "key record's service types s= exclude email" },
+        { "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=football.example.com; s=testing; h=from:to:subject;", -1, NULL, DKIM_RES_PASS, "ed25519-sha256 256-bit key; key in testing mode (t=y)" },
+        /* l=: body appended after signing still passes, flagged */
+        { ED_TAGS " l=10;", 10, "appended text\r\n", DKIM_RES_PASS, "ed25519-sha256 256-bit key; l= covers only 10 of 35 body octets" },
+        { ED_TAGS " l=99;", 99, NULL, DKIM_RES_FAIL, "l=99 is longer than the body (20 octets)" },
+        /* without l= the same append breaks the body hash */
+        { ED_TAGS, -1, "appended text\r\n", DKIM_RES_FAIL, "body hash did not verify" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        enum dkim_result r = edge_result(cases[i].tags, cases[i].l, cases[i].extra, why, sizeof why, DKIM_L_ACCEPT);
+        ck_assert_msg(r == cases[i].want, "case %zu: got %s (%s)", i, dkim_result_name(r), why);
+        if (cases[i].reason)
+            ck_assert_msg(!strcmp(why, cases[i].reason), "case %zu: reason \"%s\"", i, why);
+    }
+    ck_assert_int_eq(edge_result(ED_TAGS " l=10;", 10, "more\r\n", why, sizeof why, DKIM_L_REFUSE), DKIM_RES_POLICY);
+}
+END_TEST
+
+START_TEST(max_signatures)
+{
+    table = rfc8463_keys;
+    char *one = edge_message(ED_TAGS, -1, NULL);
+    char *end = strstr(one, "From:");
+    struct buf m;
+    buf_init(&m, 1 << 16);
+    for (int i = 0; i < 3; i++)
+        buf_append(&m, one, (size_t)(end - one));
+    buf_puts(&m, end);
+    struct dkim_verify_opts o;
+    dkim_verify_opts_init(&o, 1600000000);
+    o.max_signatures = 2;
+    struct dkim_sig_result *r;
+    size_t n;
+    ck_assert_int_eq(dkim_verify_message(&o, &table_resolver, m.data, m.len, &r, &n), 0);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(r[0].result, DKIM_RES_PASS);
+    ck_assert_int_eq(r[1].result, DKIM_RES_PASS);
+    ck_assert_int_eq(r[2].result, DKIM_RES_POLICY);
+    ck_assert_str_eq(r[2].reason, "not evaluated: more than 2 signatures");
+    free(r);
+    buf_free(&m);
+    free(one);
+}
+END_TEST
+
+static void add_verify_edge_tests(TCase *tc)
+{
+    tcase_add_test(tc, edge_cases);
+    tcase_add_test(tc, max_signatures);
+}
 
 Suite *dkim_suite(void)
 {
