@@ -4,6 +4,7 @@
  *   ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND ...
  *     queue list [--json]     the queue, from the spool (daemon running or not)
  *     dns TYPE NAME           one lookup through Ferry's own resolver
+ *     dkim keygen|sign|verify|rotate ...   DKIM keys, signing and verification
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -21,7 +22,11 @@ static void usage(void)
     fprintf(stderr,
             "usage: ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND\n"
             "  queue list [--json]\n"
-            "  dns TYPE NAME\n");
+            "  dns TYPE NAME\n"
+            "  dkim keygen --domain D --selector S --out KEYFILE [--algo rsa-sha256|ed25519-sha256] [--bits N]\n"
+            "  dkim sign --domain D --selector S --key KEYFILE < msg > signed\n"
+            "  dkim verify < msg\n"
+            "  dkim rotate --domain D --keydir DIR [--algo A] [--bits N]\n");
     exit(2);
 }
 
@@ -50,8 +55,8 @@ int main(int argc, char **argv)
 
     struct ferry_config cfg;
     char err[CONF_ERR_MAX];
-    /* The config is needed for the spool; DNS commands run without one. */
-    bool need_config = strcmp(argv[i], "dns") != 0;
+    /* The config is needed for the spool; DNS and DKIM commands run without one. */
+    bool need_config = strcmp(argv[i], "dns") != 0 && strcmp(argv[i], "dkim") != 0;
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
             fprintf(stderr, "ferryctl: %s\n", err);
@@ -83,6 +88,8 @@ int main(int argc, char **argv)
         rc = ctl_queue(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dns"))
         rc = ctl_dns(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "dkim"))
+        rc = ctl_dkim(&dns, argc - i - 1, argv + i + 1);
     else {
         fprintf(stderr, "ferryctl: unknown command \"%s\"\n", argv[i]);
         rc = 2;

@@ -1,0 +1,39 @@
+"""dkimpy as an oracle, run by Debian's own /usr/bin/python3 (where python3-dkim and
+python3-nacl live), whatever interpreter runs the tests.
+
+  verify RECORDS.json < msg         prints pass or fail (keys from the JSON map, no DNS)
+  sign SEL DOMAIN KEYFILE ALGO HEADER_CANON BODY_CANON < msg   prints the DKIM-Signature field
+  edkey                             prints "private-base64 public-base64" of a new ed25519 key
+"""
+import base64
+import json
+import sys
+
+import dkim
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "verify":
+        records = json.load(open(sys.argv[2]))
+
+        def dnsfunc(name, timeout=5):
+            name = name.decode() if isinstance(name, bytes) else name
+            text = records.get(name.rstrip("."))
+            return text.encode() if text else None
+        print("pass" if dkim.verify(sys.stdin.buffer.read(), dnsfunc=dnsfunc) else "fail")
+    elif cmd == "sign":
+        sel, domain, keyfile, algo, hc, bc = sys.argv[2:8]
+        sig = dkim.sign(sys.stdin.buffer.read(), sel.encode(), domain.encode(), open(keyfile, "rb").read(),
+                        canonicalize=(hc.encode(), bc.encode()), signature_algorithm=algo.encode())
+        sys.stdout.buffer.write(sig)
+    elif cmd == "edkey":
+        import nacl.signing
+        sk = nacl.signing.SigningKey.generate()
+        print(base64.b64encode(bytes(sk)).decode(), base64.b64encode(bytes(sk.verify_key)).decode())
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
