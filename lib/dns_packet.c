@@ -208,12 +208,20 @@ static void name_text(const ldns_rdf *rdf, char *out, size_t outsz)
     free(s);
 }
 
+/* RFC 2181 §8: a TTL with the most significant bit set is treated as zero, so a
+   broken or hostile server cannot make Ferry cache for up to 136 years (or, after
+   the max_ttl cap, for the longest time allowed). */
+static uint32_t ttl_value(uint32_t ttl)
+{
+    return ttl & 0x80000000u ? 0 : ttl;
+}
+
 /* Fill one record from an RR of the asked type; -1 when its rdata is malformed. */
 static int take_record(const ldns_rr *rr, struct dns_record *r)
 {
     memset(r, 0, sizeof *r);
     r->type = (uint16_t)ldns_rr_get_type(rr);
-    r->ttl = ldns_rr_ttl(rr);
+    r->ttl = ttl_value(ldns_rr_ttl(rr));
     const ldns_rdf *f0 = ldns_rr_rdf(rr, 0);
     switch (r->type) {
     case DNS_T_A:
@@ -293,8 +301,8 @@ static uint32_t negative_ttl(const ldns_pkt *pkt)
         const ldns_rr *rr = ldns_rr_list_rr(auth, i);
         if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA || ldns_rr_rd_count(rr) < 7)
             continue;
-        uint32_t ttl = ldns_rr_ttl(rr);
-        uint32_t minimum = ldns_rdf2native_int32(ldns_rr_rdf(rr, 6));
+        uint32_t ttl = ttl_value(ldns_rr_ttl(rr));
+        uint32_t minimum = ttl_value(ldns_rdf2native_int32(ldns_rr_rdf(rr, 6)));
         return ttl < minimum ? ttl : minimum;
     }
     return 0;
@@ -385,8 +393,8 @@ int dns_parse_packet(const uint8_t *pkt_data, size_t len, const char *qname, uin
         if (out->count || !cname) {
             break;
         }
-        if (ldns_rr_ttl(cname) < ttl)
-            ttl = ldns_rr_ttl(cname);
+        if (ttl_value(ldns_rr_ttl(cname)) < ttl)
+            ttl = ttl_value(ldns_rr_ttl(cname));
         ldns_rdf_deep_free(cur);
         cur = ldns_rr_rdf(cname, 0) ? ldns_rdf_clone(ldns_rr_rdf(cname, 0)) : NULL;
     }
