@@ -221,6 +221,93 @@ bool addr_is_domain(const char *s, size_t len, bool allow_utf8)
     return check_domain(s, len, allow_utf8, &err) == 0;
 }
 
+/* IPv4-address-literal = Snum 3("." Snum); leading zeros refused (octal ambiguity). */
+static bool is_ipv4_text(const char *s, size_t n)
+{
+    char text[16];
+    unsigned char buf[4];
+    if (n == 0 || n >= sizeof text)
+        return false;
+    int dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '.')
+            dots++;
+        else if (!is_digit((unsigned char)s[i]))
+            return false;
+    }
+    memcpy(text, s, n);
+    text[n] = '\0';
+    return dots == 3 && inet_pton(AF_INET, text, buf) == 1;
+}
+
+static bool is_hex(unsigned char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/*
+ * Count the IPv6-hex groups of s[0..n) ("1:2:3", possibly empty), the last element
+ * possibly an IPv4 address when v4_ok. -1 when malformed.
+ */
+static int ipv6_groups(const char *s, size_t n, bool v4_ok, bool *v4)
+{
+    int groups = 0;
+    *v4 = false;
+    if (n == 0)
+        return 0;
+    size_t i = 0;
+    for (;;) {
+        size_t j = i;
+        while (j < n && s[j] != ':')
+            j++;
+        if (j == n && v4_ok && memchr(s + i, '.', j - i)) {
+            if (!is_ipv4_text(s + i, j - i))
+                return -1;
+            *v4 = true;
+            return groups;
+        }
+        if (j == i || j - i > 4)
+            return -1;
+        for (size_t k = i; k < j; k++)
+            if (!is_hex((unsigned char)s[k]))
+                return -1;
+        groups++;
+        if (j == n)
+            return groups;
+        i = j + 1;
+        if (i == n)
+            return -1;      /* trailing single colon */
+    }
+}
+
+/*
+ * IPv6-addr of RFC 5321 §4.1.3: full (8 groups), compressed ("::" standing for at
+ * least two groups, so at most 6 others), and both with a trailing IPv4 address
+ * (6 groups, or at most 4 others with "::"). inet_pton is laxer ("::" for a single
+ * group), so the grammar is checked here.
+ */
+static bool is_ipv6_text(const char *s, size_t n)
+{
+    const char *dc = NULL;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (s[i] == ':' && s[i + 1] == ':') {
+            dc = s + i;
+            break;
+        }
+    bool v4;
+    if (!dc) {
+        int g = ipv6_groups(s, n, true, &v4);
+        return v4 ? g == 6 : g == 8;
+    }
+    size_t left = (size_t)(dc - s);
+    bool v4_left;
+    int gl = ipv6_groups(s, left, false, &v4_left);
+    int gr = ipv6_groups(dc + 2, n - left - 2, true, &v4);
+    if (gl < 0 || gr < 0)
+        return false;
+    return gl + gr <= (v4 ? 4 : 6);
+}
+
 /* address-literal = "[" ( IPv4 / IPv6 / General ) "]"; s includes the brackets. */
 static int check_literal(const char *s, size_t len, enum addr_domain_kind *kind, const char **err)
 {
@@ -237,19 +324,8 @@ static int check_literal(const char *s, size_t len, enum addr_domain_kind *kind,
         *err = "NUL in address literal";
         return -1;
     }
-    unsigned char buf[16];
     if (is_digit((unsigned char)text[0])) {
-        /* IPv4-address-literal: Snum 3("." Snum), no leading-zero tricks */
-        int dots = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (text[i] == '.')
-                dots++;
-            else if (!is_digit((unsigned char)text[i])) {
-                *err = "malformed IPv4 address literal";
-                return -1;
-            }
-        }
-        if (dots != 3 || inet_pton(AF_INET, text, buf) != 1) {
+        if (!is_ipv4_text(text, n)) {
             *err = "malformed IPv4 address literal";
             return -1;
         }
@@ -257,14 +333,7 @@ static int check_literal(const char *s, size_t len, enum addr_domain_kind *kind,
         return 0;
     }
     if (n > 5 && str_nieq(text, "IPv6:", 5)) {
-        for (size_t i = 5; i < n; i++) {
-            unsigned char c = (unsigned char)text[i];
-            if (!(is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.')) {
-                *err = "malformed IPv6 address literal";
-                return -1;
-            }
-        }
-        if (inet_pton(AF_INET6, text + 5, buf) != 1) {
+        if (!is_ipv6_text(text + 5, n - 5)) {
             *err = "malformed IPv6 address literal";
             return -1;
         }

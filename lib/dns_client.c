@@ -64,6 +64,7 @@ struct dns_query {
     size_t tcp_have, tcp_sent;
     struct dns_answer result;
     bool have_result;
+    bool starting;                        /* inside dns_lookup: results must wait for the loop */
     enum dns_status last_status;
     char last_error[128];
 };
@@ -244,6 +245,12 @@ static void query_free(struct dns_query *q)
 /* Hand the result to the caller, then forget the query. */
 static void finish(struct dns_query *q)
 {
+    if (q->starting) {
+        /* Every try failed at once (no sockets, no memory) while dns_lookup still
+           runs: it must return q alive, and the callback must come from the loop. */
+        event_active(q->deliver, 0, 0);
+        return;
+    }
     dns_callback cb = q->cb;
     void *arg = q->arg;
     struct dns_answer a = q->result;
@@ -496,7 +503,9 @@ struct dns_query *dns_lookup(struct dns_client *cl, const char *name, uint16_t t
         event_active(q->deliver, 0, 0);
         return q;
     }
+    q->starting = true;
     start_try(q);
+    q->starting = false;
     return q;
 }
 

@@ -193,27 +193,39 @@ int dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
     return 0;
 }
 
-/* A domain name as text, without the final dot (the root stays "."). */
-static void name_text(const ldns_rdf *rdf, char *out, size_t outsz)
+/* A domain name as text, without the final dot (the root stays "."). -1 when out
+   of memory. */
+static int name_text(const ldns_rdf *rdf, char *out, size_t outsz)
 {
     char *s = ldns_rdf2str(rdf);
-    if (!s) {
-        str_copy(out, "", outsz);
-        return;
-    }
+    if (!s)
+        return -1;
     size_t n = strlen(s);
     if (n > 1 && s[n - 1] == '.')
         s[n - 1] = '\0';
     str_copy(out, s, outsz);
     free(s);
+    return 0;
 }
 
-/* Fill one record from an RR of the asked type; -1 when its rdata is malformed. */
+/* RFC 2181 §8: a TTL with the most significant bit set is treated as zero, so a
+   broken or hostile server cannot make Ferry cache for up to 136 years (or, after
+   the max_ttl cap, for the longest time allowed). */
+static uint32_t ttl_value(uint32_t ttl)
+{
+    return ttl & 0x80000000u ? 0 : ttl;
+}
+
+#define TAKE_MALFORMED  (-1)
+#define TAKE_NOMEM      (-2)
+
+/* Fill one record from an RR of the asked type: 0, TAKE_MALFORMED (the record is
+   skipped) or TAKE_NOMEM (the whole answer is unusable: a record may be missing). */
 static int take_record(const ldns_rr *rr, struct dns_record *r)
 {
     memset(r, 0, sizeof *r);
     r->type = (uint16_t)ldns_rr_get_type(rr);
-    r->ttl = ldns_rr_ttl(rr);
+    r->ttl = ttl_value(ldns_rr_ttl(rr));
     const ldns_rdf *f0 = ldns_rr_rdf(rr, 0);
     switch (r->type) {
     case DNS_T_A:
@@ -231,14 +243,12 @@ static int take_record(const ldns_rr *rr, struct dns_record *r)
         if (!f0 || !f1 || ldns_rdf_size(f0) != 2)
             return -1;
         r->u.mx.preference = ldns_rdf2native_int16(f0);
-        name_text(f1, r->u.mx.exchange, sizeof r->u.mx.exchange);
-        return 0;
+        return name_text(f1, r->u.mx.exchange, sizeof r->u.mx.exchange) < 0 ? TAKE_NOMEM : 0;
     }
     case DNS_T_PTR:
         if (!f0)
             return -1;
-        name_text(f0, r->u.ptr, sizeof r->u.ptr);
-        return 0;
+        return name_text(f0, r->u.ptr, sizeof r->u.ptr) < 0 ? TAKE_NOMEM : 0;
     case DNS_T_TXT: {
         struct buf b;
         buf_init(&b, 65535);
@@ -247,21 +257,22 @@ static int take_record(const ldns_rr *rr, struct dns_record *r)
             const uint8_t *d = ldns_rdf_data(f);
             size_t sz = ldns_rdf_size(f);
             /* a character-string: one length octet, then that many octets */
-            if (sz < 1 || (size_t)d[0] + 1 != sz || buf_append(&b, d + 1, d[0]) < 0) {
+            if (sz < 1 || (size_t)d[0] + 1 != sz) {
                 buf_free(&b);
-                return -1;
+                return TAKE_MALFORMED;
             }
-        }
-        if (buf_append(&b, "", 0) < 0) {
-            buf_free(&b);
-            return -1;
+            /* the limit cannot be reached (RDLENGTH is 16 bits): a failure is memory */
+            if (buf_append(&b, d + 1, d[0]) < 0) {
+                buf_free(&b);
+                return TAKE_NOMEM;
+            }
         }
         r->data = (unsigned char *)b.data;
         r->len = b.len;
         if (!r->data) {
             r->data = calloc(1, 1);
             if (!r->data)
-                return -1;
+                return TAKE_NOMEM;
         }
         return 0;
     }
@@ -275,7 +286,7 @@ static int take_record(const ldns_rr *rr, struct dns_record *r)
         r->len = ldns_rdf_size(f3);
         r->data = malloc(r->len + 1);
         if (!r->data)
-            return -1;
+            return TAKE_NOMEM;
         memcpy(r->data, ldns_rdf_data(f3), r->len);
         r->data[r->len] = 0;
         return 0;
@@ -293,8 +304,8 @@ static uint32_t negative_ttl(const ldns_pkt *pkt)
         const ldns_rr *rr = ldns_rr_list_rr(auth, i);
         if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA || ldns_rr_rd_count(rr) < 7)
             continue;
-        uint32_t ttl = ldns_rr_ttl(rr);
-        uint32_t minimum = ldns_rdf2native_int32(ldns_rr_rdf(rr, 6));
+        uint32_t ttl = ttl_value(ldns_rr_ttl(rr));
+        uint32_t minimum = ttl_value(ldns_rdf2native_int32(ldns_rr_rdf(rr, 6)));
         return ttl < minimum ? ttl : minimum;
     }
     return 0;
@@ -359,7 +370,8 @@ int dns_parse_packet(const uint8_t *pkt_data, size_t len, const char *qname, uin
     size_t nans = ans ? ldns_rr_list_rr_count(ans) : 0;
     ldns_rdf *cur = ldns_rdf_clone(want);
     uint32_t ttl = UINT32_MAX;
-    for (int hop = 0; cur && hop <= DNS_MAX_CNAMES; hop++) {
+    bool nomem = !cur;
+    for (int hop = 0; cur && !nomem && hop <= DNS_MAX_CNAMES; hop++) {
         const ldns_rr *cname = NULL;
         for (size_t i = 0; i < nans; i++) {
             const ldns_rr *rr = ldns_rr_list_rr(ans, i);
@@ -370,10 +382,17 @@ int dns_parse_packet(const uint8_t *pkt_data, size_t len, const char *qname, uin
                     continue;
                 if (!out->records) {
                     out->records = calloc(DNS_MAX_RECORDS, sizeof *out->records);
-                    if (!out->records)
+                    if (!out->records) {
+                        nomem = true;
                         break;
+                    }
                 }
-                if (take_record(rr, &out->records[out->count]) == 0) {
+                int took = take_record(rr, &out->records[out->count]);
+                if (took == TAKE_NOMEM) {
+                    nomem = true;
+                    break;
+                }
+                if (took == 0) {
                     if (out->records[out->count].ttl < ttl)
                         ttl = out->records[out->count].ttl;
                     out->count++;
@@ -382,16 +401,24 @@ int dns_parse_packet(const uint8_t *pkt_data, size_t len, const char *qname, uin
                 cname = rr;
             }
         }
-        if (out->count || !cname) {
+        if (nomem || out->count || !cname)
+            break;
+        if (ttl_value(ldns_rr_ttl(cname)) < ttl)
+            ttl = ttl_value(ldns_rr_ttl(cname));
+        ldns_rdf_deep_free(cur);
+        if (!ldns_rr_rdf(cname, 0)) {
+            cur = NULL;
             break;
         }
-        if (ldns_rr_ttl(cname) < ttl)
-            ttl = ldns_rr_ttl(cname);
-        ldns_rdf_deep_free(cur);
-        cur = ldns_rr_rdf(cname, 0) ? ldns_rdf_clone(ldns_rr_rdf(cname, 0)) : NULL;
+        cur = ldns_rdf_clone(ldns_rr_rdf(cname, 0));
+        nomem = !cur;
     }
     ldns_rdf_deep_free(cur);
-    if (out->count) {
+    if (nomem) {
+        /* Not NODATA: an answer missing records for want of memory must not be
+           cached or believed. The caller treats it like any unusable packet. */
+        rc = -1;
+    } else if (out->count) {
         out->status = DNS_OK;
         *min_ttl = ttl;
     } else {
