@@ -68,9 +68,9 @@ int main(int argc, char **argv)
     }
 
     struct dns_config dns;
-    dns_config_init(&dns);
-    dns.timeout_ms = (unsigned)cfg.dns_timeout * 1000;
-    dns.rounds = (unsigned)cfg.dns_rounds;
+    settings_dns_config(&cfg, &dns);
+    if (nresolvers)
+        dns.nservers = 0;       /* --resolver replaces the configured servers */
     for (size_t k = 0; k < nresolvers; k++) {
         if (dns_config_add_server(&dns, resolvers[k]) < 0) {
             fprintf(stderr, "ferryctl: --resolver %s: expected IP or IP:PORT\n", resolvers[k]);
@@ -78,10 +78,6 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    for (size_t k = 0; nresolvers == 0 && k < cfg.resolver.n; k++)
-        dns_config_add_server(&dns, cfg.resolver.items[k]);
-    if (dns.nservers == 0)
-        dns_config_from_resolv_conf(&dns, NULL);
 
     int rc;
     if (!strcmp(argv[i], "queue"))

@@ -90,6 +90,11 @@ static const char *check_domain(char *v)
     return NULL;
 }
 
+static const char *check_domain_or_empty(char *v)
+{
+    return *v ? check_domain(v) : NULL;
+}
+
 static const char *check_user(char *v)
 {
     for (; *v; v++)
@@ -169,6 +174,14 @@ static const struct conf_setting schema[] = {
       .offset = offsetof(struct ferry_config, auth_failure_delay), .def = "3s", .min = 0, .max = 60 },
     { .key = "auth_max_failures", .type = CONF_UINT, .offset = offsetof(struct ferry_config, auth_max_failures),
       .def = "5", .min = 1, .max = 1000 },
+    S("dkim_verify", CONF_BOOL, dkim_verify, "yes"),
+    S("dkim_key_dir", CONF_PATH, dkim_key_dir, ""),
+    { .key = "dkim_signing_domain", .type = CONF_STRING, .offset = offsetof(struct ferry_config, dkim_signing_domain),
+      .size = 256, .def = "", .check = check_domain_or_empty },
+    { .key = "dkim_max_signatures", .type = CONF_UINT,
+      .offset = offsetof(struct ferry_config, dkim_max_signatures), .def = "8", .min = 1, .max = 50 },
+    { .key = "authserv_id", .type = CONF_STRING, .offset = offsetof(struct ferry_config, authserv_id),
+      .size = 256, .def = "", .check = check_domain_or_empty },
     { .key = "auth_lockout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, auth_lockout),
       .def = "15m", .min = 1, .max = 86400 },
 };
@@ -218,6 +231,8 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
             }
         }
     }
+    if (!cfg->authserv_id[0])
+        str_copy(cfg->authserv_id, cfg->hostname, sizeof cfg->authserv_id);
     if (cfg->retry_min > cfg->retry_max) {
         snprintf(err, errlen, "%s: retry_min is larger than retry_max", file);
         return -1;
@@ -299,4 +314,15 @@ bool settings_is_relay_client(const struct ferry_config *cfg, const struct socka
         if (netaddr_cidr_match(&cfg->relay_cidrs[i], sa))
             return true;
     return false;
+}
+
+void settings_dns_config(const struct ferry_config *cfg, struct dns_config *out)
+{
+    dns_config_init(out);
+    out->timeout_ms = (unsigned)cfg->dns_timeout * 1000;
+    out->rounds = (unsigned)cfg->dns_rounds;
+    for (size_t k = 0; k < cfg->resolver.n; k++)
+        dns_config_add_server(out, cfg->resolver.items[k]);     /* checked at load */
+    if (out->nservers == 0)
+        dns_config_from_resolv_conf(out, NULL);
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "lib/config.h"
+#include "lib/dns.h"
 #include "lib/netaddr.h"
 
 #define SETTINGS_MAX_LISTEN 16
@@ -74,6 +75,11 @@ struct ferry_config {
     unsigned long long auth_failure_delay;
     unsigned long long auth_max_failures;       /* within auth_lockout, then locked out */
     unsigned long long auth_lockout;
+    bool dkim_verify;
+    char dkim_key_dir[PATH_MAX];
+    char dkim_signing_domain[256];
+    unsigned long long dkim_max_signatures;
+    char authserv_id[256];       /* derived: the hostname when not set */
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];
@@ -92,6 +98,10 @@ const char *listen_kind_name(enum listen_kind kind);
 bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain);
 bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain);
 bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa);
+
+/* The DNS client settings: the resolver key's servers (else /etc/resolv.conf),
+   dns_timeout and dns_rounds. */
+void settings_dns_config(const struct ferry_config *cfg, struct dns_config *out);
 
 /* The schema, for tests that compare it with etc/ferry.conf. */
 const struct conf_setting *settings_schema(size_t *n);

@@ -197,6 +197,51 @@ void spool_draft_abort(struct spool *sp, struct spool_draft *d)
     d->id[0] = '\0';
 }
 
+int spool_draft_prepend(struct spool *sp, struct spool_draft *d, const char *hdr, size_t len)
+{
+    char tmp[PATH_MAX + 64], final[PATH_MAX + 64];
+    path_in(sp, tmp, sizeof tmp, "incoming", d->id, ".pre");
+    path_in(sp, final, sizeof final, "incoming", d->id, ".msg");
+    /* The draft's descriptor is write-only: read the message through its name. */
+    int src = open(final, O_RDONLY | O_CLOEXEC);
+    if (src < 0)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int saved = errno;
+        close(src);
+        errno = saved;
+        return -1;
+    }
+    off_t in_off = 0;
+    if (write_all(fd, hdr, len) < 0)
+        goto fail;
+    /* The copy stays in the kernel (copy_file_range), and the old file is unlinked
+       before it was ever fsync'd, so most of it never reaches the disk twice. */
+    for (;;) {
+        ssize_t n = copy_file_range(src, &in_off, fd, NULL, 1 << 20, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+    }
+    if (rename(tmp, final) < 0)
+        goto fail;
+    close(src);
+    close(d->msg_fd);
+    d->msg_fd = fd;
+    return 0;
+fail:;
+    int saved = errno;
+    close(src);
+    close(fd);
+    unlink(tmp);
+    errno = saved;
+    return -1;
+}
+
 int spool_enqueue(struct spool *sp, struct envelope *e, const char *msg, size_t len)
 {
     struct spool_draft d, *dp = &d;

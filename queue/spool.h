@@ -51,6 +51,10 @@ int  spool_draft_new(struct spool *sp, struct spool_draft *d);
 /* Write the whole envelope to incoming/ID.env (e->id must be d->id). */
 int  spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct envelope *e);
 void spool_draft_abort(struct spool *sp, struct spool_draft *d);
+/* Put hdr[0..len) in front of the draft's message (header fields known only once
+   the whole message was read: Authentication-Results, DKIM-Signature). The message
+   is copied behind them into a new file that replaces the draft's. */
+int  spool_draft_prepend(struct spool *sp, struct spool_draft *d, const char *hdr, size_t len);
 /* Commit n drafts with one directory fsync. On failure none is acknowledged and
    every draft is aborted. */
 int  spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n);

@@ -83,7 +83,7 @@ bool smtp_bdat_read(struct smtp_session *s, struct evbuffer *in)
         size_t n = v.iov_len < want ? v.iov_len : want;
         if (!s->chunk_refusal) {
             smtp_text_feed(&s->text, v.iov_base, n);
-            smtp_session_spool_bytes(s, v.iov_base, n);
+            smtp_session_content(s, v.iov_base, n);
         }
         evbuffer_drain(in, n);
         s->chunk_left -= n;

@@ -2,7 +2,9 @@
 #include "smtpd/smtp_server.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/dns.h"
 #include "lib/ratelimit.h"
+#include "smtpd/dkim_keystore.h"
 #include "smtpd/proc.h"
 #include "smtpd/smtp_pickup.h"
 #include "smtpd/smtp_session.h"
@@ -191,6 +193,17 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
             return 1;
         }
     }
+    struct dns_config dnscfg;
+    settings_dns_config(cfg, &dnscfg);
+    srv.dns = dns_client_new(srv.base, &dnscfg);
+    if (!srv.dns) {
+        log_error("cannot start the DNS client");
+        return 1;
+    }
+    if (cfg->dkim_key_dir[0] && !(srv.dkim_keys = dkim_keystore_new(cfg->dkim_key_dir))) {
+        log_error("cannot set up the DKIM key store: out of memory");
+        return 1;
+    }
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
     if (!pickup) {
         log_error("cannot start the maildrop pickup: out of memory");
@@ -212,6 +225,8 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     event_free(sigint);
     free(srv.batch);
     ratelimit_free(srv.conn_rate);
+    dkim_keystore_free(srv.dkim_keys);
+    dns_client_free(srv.dns);
     spool_close(&srv.spool);
     event_base_free(srv.base);
     log_info("smtp process stopped");

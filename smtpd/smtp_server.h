@@ -19,6 +19,8 @@ struct event_base;
 struct ipc_chan;
 struct smtp_session;
 struct ratelimit;
+struct dns_client;
+struct dkim_keystore;
 
 struct smtp_server {
     struct event_base *base;
@@ -33,6 +35,8 @@ struct smtp_server {
     struct event *commit_ev;
     struct event *stop_timer;
     struct ratelimit *conn_rate;        /* max_connection_rate per client IP; NULL: off */
+    struct dns_client *dns;             /* receive-time checks (DKIM keys, SPF...) */
+    struct dkim_keystore *dkim_keys;    /* NULL: no dkim_key_dir, nothing is signed */
     bool stopping;
 };
 

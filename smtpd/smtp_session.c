@@ -5,6 +5,7 @@
 #include "lib/ratelimit.h"
 #include "lib/log.h"
 #include "smtpd/relay.h"
+#include "smtpd/smtp_policy.h"
 #include "smtpd/smtp_cmd.h"
 #include "smtpd/smtp_params.h"
 #include "smtpd/smtp_server.h"
@@ -31,6 +32,7 @@
 #define SESSION_OUTPUT_MAX (64 * 1024)
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void on_policy_done(void *arg, const char *prepend, size_t len);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -88,6 +90,8 @@ static void close_after_reply(struct smtp_session *s)
 
 static void reset_transaction(struct smtp_session *s)
 {
+    smtp_policy_free(s->policy);      /* cancels its DNS lookups */
+    s->policy = NULL;
     if (s->have_draft)
         spool_draft_abort(&s->srv->spool, &s->draft);
     s->have_draft = false;
@@ -458,7 +462,29 @@ const char *smtp_session_begin_message(struct smtp_session *s)
     if (received_header(s, &hdr) == 0)
         smtp_session_spool_bytes(s, hdr.data, hdr.len);
     buf_free(&hdr);
+    const struct ferry_config *cfg = s->srv->cfg;
+    bool own_user = s->authenticated || settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer);
+    struct smtp_policy_ctx ctx = {
+        /* Port 25 is where mail from others arrives; submission is our users'. */
+        .verify = cfg->dkim_verify && s->kind == LISTEN_SMTP,
+        .sign = own_user,
+        .authserv_id = cfg->authserv_id,
+        .log_id = s->draft.id,
+    };
+    s->policy = smtp_policy_new(s->srv, &ctx);
+    if (!s->policy)
+        return "451 4.3.0 Local error in processing (out of memory), try again later";
     return NULL;
+}
+
+static void spool_write_cb(void *arg, const char *p, size_t n)
+{
+    smtp_session_spool_bytes(arg, p, n);
+}
+
+void smtp_session_content(struct smtp_session *s, const char *p, size_t n)
+{
+    smtp_policy_content(s->policy, p, n, spool_write_cb, s);
 }
 
 static void do_data(struct smtp_session *s)
@@ -492,10 +518,13 @@ static void do_data(struct smtp_session *s)
 void smtp_session_finish_message(struct smtp_session *s)
 {
     smtp_session_timeouts(s, false);
+    smtp_policy_content_end(s->policy, spool_write_cb, s);
     flush_wbuf(s);
     const char *qid = s->draft.id;
-    const char *refusal = NULL;
-    if (s->too_big)
+    const char *refusal = smtp_policy_refusal(s->policy);
+    if (refusal)
+        ;
+    else if (s->too_big)
         refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
     else if ((s->data.bare_lf || s->data.bare_cr) && !s->data.normalize)
         refusal = "550 5.6.0 Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)";
@@ -518,6 +547,24 @@ void smtp_session_finish_message(struct smtp_session *s)
         s->state = SS_READY;
         return;
     }
+    /* Reading stays paused (COMMIT) while key lookups run; the reply comes once the
+       message is committed. */
+    s->state = SS_COMMIT;
+    smtp_policy_finish(s->policy, on_policy_done, s);
+}
+
+/* Receive-time policy is done: prepend its fields, write the envelope, commit. */
+static void on_policy_done(void *arg, const char *prepend, size_t len)
+{
+    struct smtp_session *s = arg;
+    const char *qid = s->draft.id;
+    if (len && spool_draft_prepend(&s->srv->spool, &s->draft, prepend, len) < 0) {
+        int e = errno;
+        log_msg(LOG_LVL_ERROR, qid, "cannot add header fields to the message: %s", strerror(e));
+        smtp_session_committed(s, false, e);
+        return;
+    }
+    s->data_size += len;
     s->env.arrival = time(NULL);
     s->env.size = s->data_size;
     str_copy(s->env.client_addr, s->peer_ip, sizeof s->env.client_addr);
@@ -525,13 +572,9 @@ void smtp_session_finish_message(struct smtp_session *s)
     if (spool_draft_put_env(&s->srv->spool, &s->draft, &s->env) < 0) {
         int e = errno;
         log_msg(LOG_LVL_ERROR, qid, "cannot write the envelope: %s", strerror(e));
-        reply(s, "%s", e == ENOSPC || e == EDQUOT ? "452 4.3.1 Insufficient system storage"
-                                                  : "451 4.3.0 Local error writing the envelope");
-        reset_transaction(s);
-        s->state = SS_READY;
+        smtp_session_committed(s, false, e);
         return;
     }
-    s->state = SS_COMMIT;
     smtp_server_commit(s->srv, s);
 }
 
@@ -647,7 +690,7 @@ static bool read_data(struct smtp_session *s, struct evbuffer *in)
         size_t n = v.iov_len < 4096 ? v.iov_len : 4096, olen;
         size_t used = smtp_data_feed(&s->data, v.iov_base, n, out, &olen);
         smtp_trace_data(s->trace, out, olen);
-        smtp_session_spool_bytes(s, out, olen);
+        smtp_session_content(s, out, olen);
         evbuffer_drain(in, used);
     }
     return s->data.done;

@@ -29,6 +29,7 @@
 
 struct smtp_server;
 struct smtp_trace;
+struct smtp_policy;
 struct bufferevent;
 struct event;
 
@@ -62,6 +63,7 @@ struct smtp_session {
     /* the transaction */
     struct envelope env;
     struct spool_draft draft;
+    struct smtp_policy *policy;   /* DKIM verify/sign and Authentication-Results for this message */
     bool have_draft;
     struct smtp_data data;
     unsigned long long data_size;

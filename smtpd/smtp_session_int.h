@@ -21,6 +21,8 @@ void smtp_session_reset_transaction(struct smtp_session *s);
 const char *smtp_session_begin_message(struct smtp_session *s);
 /* Append message octets to the draft (counted against message_size_limit). */
 void smtp_session_spool_bytes(struct smtp_session *s, const char *p, size_t n);
+/* Message content from the client: through receive-time policy, then spooled. */
+void smtp_session_content(struct smtp_session *s, const char *p, size_t n);
 /* The message is complete: judge s->data's flags, size and write errors, then
    refuse it (state READY) or hand it to the group commit (state COMMIT). */
 void smtp_session_finish_message(struct smtp_session *s);

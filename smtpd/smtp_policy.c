@@ -1,0 +1,366 @@
+/* smtp_policy — see smtp_policy.h. */
+#include "smtpd/smtp_policy.h"
+#include "auth/dkim_dns.h"
+#include "auth/dkim_sign.h"
+#include "auth/dkim_verify.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "smtpd/dkim_keystore.h"
+#include "smtpd/smtp_server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define AR_MAX (64 * 1024)
+
+enum policy_stage { PS_HEADER, PS_BODY, PS_FINISHING, PS_DONE };
+
+struct smtp_policy {
+    struct smtp_server *srv;
+    struct smtp_policy_ctx ctx;
+    char authserv_id[256], other_results[1024], log_id[64];
+    enum policy_stage stage;
+    struct buf hdr;                 /* the header section while it is held back */
+    bool header_too_big;
+    struct dkim_verifier *verifier;
+    struct dkim_signer *signer;
+    struct dkim_resolver resolver;
+    struct buf prepend;
+    smtp_policy_done_fn done;
+    void *done_arg;
+};
+
+struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_policy_ctx *ctx)
+{
+    struct smtp_policy *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->srv = srv;
+    p->ctx = *ctx;
+    str_copy(p->authserv_id, ctx->authserv_id ? ctx->authserv_id : "", sizeof p->authserv_id);
+    str_copy(p->other_results, ctx->other_results ? ctx->other_results : "", sizeof p->other_results);
+    str_copy(p->log_id, ctx->log_id ? ctx->log_id : "", sizeof p->log_id);
+    buf_init(&p->hdr, POLICY_HEADER_MAX);
+    buf_init(&p->prepend, AR_MAX);
+    p->stage = PS_HEADER;
+    if (ctx->verify && srv->dns) {
+        struct dkim_verify_opts o;
+        dkim_verify_opts_init(&o, (int64_t)time(NULL));
+        o.max_signatures = srv->cfg->dkim_max_signatures;
+        dkim_resolver_async(&p->resolver, srv->dns);
+        p->verifier = dkim_verify_new(&o, &p->resolver);
+    }
+    return p;
+}
+
+void smtp_policy_free(struct smtp_policy *p)
+{
+    if (!p)
+        return;
+    dkim_verify_free(p->verifier);      /* cancels outstanding key lookups */
+    dkim_signer_free(p->signer);
+    buf_free(&p->hdr);
+    buf_free(&p->prepend);
+    free(p);
+}
+
+const char *smtp_policy_refusal(const struct smtp_policy *p)
+{
+    return p->header_too_big ? "552 5.3.4 The header section is larger than 1 MiB" : NULL;
+}
+
+/* ---- pure helpers ------------------------------------------------------------ */
+
+/* The next header field of hdr[*pos..len): its start and length (continuation lines
+   included, final CRLF included). false at the end. */
+static bool next_field(const char *hdr, size_t len, size_t *pos, const char **f, size_t *flen)
+{
+    if (*pos >= len)
+        return false;
+    size_t start = *pos, i = *pos;
+    for (;;) {
+        const char *nl = memchr(hdr + i, '\n', len - i);
+        i = nl ? (size_t)(nl - hdr) + 1 : len;
+        if (i >= len || (hdr[i] != ' ' && hdr[i] != '\t'))
+            break;
+    }
+    *f = hdr + start;
+    *flen = i - start;
+    *pos = i;
+    return true;
+}
+
+static bool field_is(const char *f, size_t flen, const char *name)
+{
+    size_t n = strlen(name);
+    return flen > n && f[n] == ':' && str_nieq(f, name, n);
+}
+
+/* Skip folding white space and (nested) comments. */
+static size_t skip_cfws(const char *s, size_t i, size_t n)
+{
+    int depth = 0;
+    while (i < n) {
+        char c = s[i];
+        if (depth == 0 && (c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
+            i++;
+        } else if (c == '(') {
+            depth++;
+            i++;
+        } else if (depth > 0) {
+            if (c == '\\' && i + 1 < n)
+                i++;
+            else if (c == ')')
+                depth--;
+            i++;
+        } else {
+            break;
+        }
+    }
+    return i;
+}
+
+int policy_strip_forged_ar(const char *hdr, size_t len, const char *authserv_id, struct buf *out)
+{
+    size_t pos = 0, flen;
+    const char *f;
+    int removed = 0;
+    size_t idlen = strlen(authserv_id);
+    while (next_field(hdr, len, &pos, &f, &flen)) {
+        if (idlen && field_is(f, flen, "Authentication-Results")) {
+            size_t i = skip_cfws(f, sizeof "Authentication-Results:" - 1, flen), j = i;
+            while (j < flen && f[j] != ';' && f[j] != ' ' && f[j] != '\t' && f[j] != '\r' && f[j] != '(')
+                j++;
+            if (j - i == idlen && str_nieq(f + i, authserv_id, idlen)) {
+                removed++;
+                continue;
+            }
+        }
+        if (buf_append(out, f, flen) < 0)
+            return -1;
+    }
+    return removed;
+}
+
+int policy_from_domain(const char *hdr, size_t len, char *out, size_t outsz)
+{
+    size_t pos = 0, flen;
+    const char *f, *from = NULL;
+    size_t from_len = 0;
+    while (next_field(hdr, len, &pos, &f, &flen)) {
+        if (field_is(f, flen, "From")) {
+            if (from)
+                return -1;      /* two From fields: no single author */
+            from = f + 5;
+            from_len = flen - 5;
+        }
+    }
+    if (!from)
+        return -1;
+    /* The address: inside the last <...> outside comments and quotes, else the
+       whole value; its domain follows the last "@". */
+    const char *a = NULL, *a_end = NULL;
+    int depth = 0;
+    bool quoted = false;
+    for (size_t i = 0; i < from_len; i++) {
+        char c = from[i];
+        if (quoted) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                quoted = false;
+        } else if (depth) {
+            if (c == '\\')
+                i++;
+            else if (c == '(')
+                depth++;
+            else if (c == ')')
+                depth--;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == '(') {
+            depth++;
+        } else if (c == '<') {
+            a = from + i + 1;
+            a_end = NULL;
+        } else if (c == '>' && a) {
+            a_end = from + i;
+        } else if (c == ',') {
+            return -1;          /* several mailboxes */
+        }
+    }
+    if (!a || !a_end) {
+        a = from;
+        a_end = from + from_len;
+    }
+    const char *at = NULL;
+    for (const char *q = a; q < a_end; q++)
+        if (*q == '@')
+            at = q;
+    if (!at)
+        return -1;
+    const char *d = at + 1, *e = d;
+    while (e < a_end && *e != '>' && *e != ' ' && *e != '\t' && *e != '\r' && *e != '\n' && *e != '(' &&
+           *e != ';')
+        e++;
+    size_t n = (size_t)(e - d);
+    if (n == 0 || n >= outsz)
+        return -1;
+    memcpy(out, d, n);
+    out[n] = '\0';
+    str_lower(out);
+    if (out[n - 1] == '.')
+        out[n - 1] = '\0';
+    return out[0] ? 0 : -1;
+}
+
+/* ---- the stream -------------------------------------------------------------- */
+
+static void start_signer(struct smtp_policy *p, const char *hdr, size_t hlen)
+{
+    const struct ferry_config *cfg = p->srv->cfg;
+    char domain[256];
+    const struct dkim_sign_key *keys = NULL;
+    size_t nkeys = 0;
+    if (policy_from_domain(hdr, hlen, domain, sizeof domain) == 0)
+        nkeys = dkim_keystore_get(p->srv->dkim_keys, domain, &keys);
+    if (nkeys == 0 && cfg->dkim_signing_domain[0])
+        nkeys = dkim_keystore_get(p->srv->dkim_keys, cfg->dkim_signing_domain, &keys);
+    if (nkeys == 0)
+        return;
+    struct dkim_sign_opts o;
+    dkim_sign_opts_init(&o, (int64_t)time(NULL));
+    p->signer = dkim_signer_new(keys, nkeys, &o);
+    char err[256];
+    if (p->signer && dkim_signer_header(p->signer, hdr, hlen, err, sizeof err) < 0) {
+        log_msg(LOG_LVL_WARN, p->log_id, "dkim: not signed: %s", err);
+        dkim_signer_free(p->signer);
+        p->signer = NULL;
+    }
+}
+
+/* The header section is complete (hlen octets; the rest of hdr is the empty line
+   and the start of the body). */
+static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn w, void *arg)
+{
+    const char *h = p->hdr.data ? p->hdr.data : "";
+    if (p->verifier)
+        dkim_verify_header(p->verifier, h, hlen);
+    if (p->ctx.sign)
+        start_signer(p, h, hlen);
+    struct buf clean;
+    buf_init(&clean, POLICY_HEADER_MAX);
+    int removed = policy_strip_forged_ar(h, hlen, p->authserv_id, &clean);
+    if (removed > 0)
+        log_msg(LOG_LVL_INFO, p->log_id, "removed %d Authentication-Results field%s claiming to be ours (%s)",
+                removed, removed == 1 ? "" : "s", p->authserv_id);
+    if (removed >= 0)
+        w(arg, clean.data ? clean.data : "", clean.len);
+    else
+        w(arg, h, hlen);
+    buf_free(&clean);
+    p->stage = PS_BODY;
+    /* The rest: the empty line (not body for DKIM) and what follows it. */
+    size_t rest = p->hdr.len - hlen;
+    if (rest) {
+        w(arg, h + hlen, rest);
+        size_t skip = rest >= 2 ? 2 : rest;
+        if (p->verifier)
+            dkim_verify_body(p->verifier, h + hlen + skip, rest - skip);
+        if (p->signer)
+            dkim_signer_body(p->signer, h + hlen + skip, rest - skip);
+    }
+    buf_reset(&p->hdr);
+}
+
+/* Where the header section ends in hdr (the offset of the empty line), or -1. */
+static long find_header_end(const struct buf *b, size_t from)
+{
+    if (b->len >= 2 && b->data[0] == '\r' && b->data[1] == '\n')
+        return 0;
+    size_t i = from > 3 ? from - 3 : 0;
+    for (; i + 3 < b->len; i++)
+        if (b->data[i] == '\r' && b->data[i + 1] == '\n' && b->data[i + 2] == '\r' && b->data[i + 3] == '\n')
+            return (long)(i + 2);
+    return -1;
+}
+
+void smtp_policy_content(struct smtp_policy *p, const char *in, size_t n, smtp_policy_write_fn w, void *arg)
+{
+    if (n == 0)
+        return;
+    if (p->stage == PS_BODY) {
+        w(arg, in, n);
+        if (p->verifier)
+            dkim_verify_body(p->verifier, in, n);
+        if (p->signer)
+            dkim_signer_body(p->signer, in, n);
+        return;
+    }
+    if (p->stage != PS_HEADER || p->header_too_big)
+        return;
+    size_t old = p->hdr.len;
+    if (buf_append(&p->hdr, in, n) < 0) {
+        /* A header section this large is refused at the end; nothing more is kept. */
+        p->header_too_big = true;
+        buf_free(&p->hdr);
+        return;
+    }
+    long end = find_header_end(&p->hdr, old);
+    if (end >= 0)
+        header_done(p, (size_t)end, w, arg);
+}
+
+static void finish_done(struct smtp_policy *p)
+{
+    p->stage = PS_DONE;
+    p->done(p->done_arg, p->prepend.data ? p->prepend.data : "", p->prepend.len);
+}
+
+static void on_verified(void *arg, const struct dkim_sig_result *res, size_t n)
+{
+    struct smtp_policy *p = arg;
+    int r = buf_printf(&p->prepend, "Authentication-Results: %s", p->authserv_id);
+    for (size_t i = 0; i < n; i++) {
+        char text[512];
+        dkim_result_format(&res[i], true, text, sizeof text);
+        r |= buf_printf(&p->prepend, ";\r\n\t%s", text);
+        log_msg(LOG_LVL_INFO, p->log_id, "%s", text);
+    }
+    if (p->other_results[0])
+        r |= buf_printf(&p->prepend, ";\r\n\t%s", p->other_results);
+    r |= buf_puts(&p->prepend, "\r\n");
+    if (r < 0)
+        log_msg(LOG_LVL_WARN, p->log_id, "Authentication-Results too long; left incomplete");
+    finish_done(p);
+}
+
+void smtp_policy_content_end(struct smtp_policy *p, smtp_policy_write_fn w, void *arg)
+{
+    if (p->stage == PS_HEADER && !p->header_too_big)
+        header_done(p, p->hdr.len, w, arg);      /* a message that is all header */
+}
+
+void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *arg)
+{
+    p->done = done;
+    p->done_arg = arg;
+    p->stage = PS_FINISHING;
+    if (p->signer) {
+        char err[256];
+        if (dkim_signer_finish(p->signer, &p->prepend, err, sizeof err) < 0)
+            log_msg(LOG_LVL_WARN, p->log_id, "dkim: not signed: %s", err);
+        else
+            log_msg(LOG_LVL_INFO, p->log_id, "dkim: signed");
+    }
+    if (p->verifier && !p->header_too_big) {
+        dkim_verify_finish(p->verifier, on_verified, p);
+        return;
+    }
+    if (p->ctx.verify && !p->header_too_big) {    /* no DNS client: say so rather than claim "none" */
+        buf_printf(&p->prepend, "Authentication-Results: %s;\r\n\tdkim=temperror (no resolver)%s%s\r\n",
+                   p->authserv_id, p->other_results[0] ? ";\r\n\t" : "", p->other_results);
+    }
+    finish_done(p);
+}
