@@ -12,4 +12,9 @@ int ctl_queue(const struct ferry_config *cfg, int argc, char **argv);
 /* `ferryctl dns TYPE NAME`: one blocking lookup, printed like dig's short form. */
 int ctl_dns(const struct dns_config *dns, int argc, char **argv);
 
+/* `ferryctl spf check ...`: RFC 7208 check_host(); result word first. */
+int ctl_spf(const struct dns_config *dns, int argc, char **argv);
+/* `ferryctl dmp check ...` and `ferryctl dmp record ...` (draft-fecyk-dmp-02). */
+int ctl_dmp(const struct dns_config *dns, int argc, char **argv);
+
 #endif

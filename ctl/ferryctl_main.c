@@ -4,6 +4,9 @@
  *   ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND ...
  *     queue list [--json]     the queue, from the spool (daemon running or not)
  *     dns TYPE NAME           one lookup through Ferry's own resolver
+ *     spf check --ip IP --helo NAME --sender ADDR     RFC 7208 check_host()
+ *     dmp check --ip IP --sender ADDR [--helo NAME]   DMP (draft-fecyk-dmp-02)
+ *     dmp record --domain D --ip A [--ip B]...        DMP TXT records to publish
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -21,7 +24,10 @@ static void usage(void)
     fprintf(stderr,
             "usage: ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND\n"
             "  queue list [--json]\n"
-            "  dns TYPE NAME\n");
+            "  dns TYPE NAME\n"
+            "  spf check --ip IP --helo NAME --sender ADDR [--identity mailfrom|helo] [--receiver NAME]\n"
+            "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
+            "  dmp record --domain D --ip A [--ip B]...\n");
     exit(2);
 }
 
@@ -51,7 +57,7 @@ int main(int argc, char **argv)
     struct ferry_config cfg;
     char err[CONF_ERR_MAX];
     /* The config is needed for the spool; DNS commands run without one. */
-    bool need_config = strcmp(argv[i], "dns") != 0;
+    bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "spf") && strcmp(argv[i], "dmp");
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
             fprintf(stderr, "ferryctl: %s\n", err);
@@ -83,6 +89,10 @@ int main(int argc, char **argv)
         rc = ctl_queue(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dns"))
         rc = ctl_dns(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "spf"))
+        rc = ctl_spf(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "dmp"))
+        rc = ctl_dmp(&dns, argc - i - 1, argv + i + 1);
     else {
         fprintf(stderr, "ferryctl: unknown command \"%s\"\n", argv[i]);
         rc = 2;
