@@ -68,7 +68,8 @@ struct spf_check {
     char ptr_ok[SPF_MAX_PTR][DNS_NAME_MAX + 1];
     size_t nptr_ok;
     enum after_ptr after;
-    bool ptr_for_mech;      /* the lookup is for a ptr mechanism (else for %{p}) */
+    bool ptr_for_mech;
+    bool ptr_void;          /* the PTR query got NXDOMAIN or no records */      /* the lookup is for a ptr mechanism (else for %{p}) */
     char exp_text[SPF_TEXT_MAX];
     struct spf_outcome out;
 };
@@ -243,18 +244,25 @@ static void choose_validated(struct spf_check *c)
     c->vars.validated = c->validated;
 }
 
-static bool count_void(struct spf_check *c, const struct dns_answer *a)
+static bool add_void(struct spf_check *c, const char *qname)
 {
-    if (a->status != DNS_NXDOMAIN && a->status != DNS_NODATA &&
-        !(a->status == DNS_OK && count_type(a, a->qtype) == 0))
-        return true;
     if (++c->out.void_lookups > SPF_MAX_VOID) {
         char why[SPF_TEXT_MAX];
-        snprintf(why, sizeof why, "more than %d void DNS lookups (the last: %s)", SPF_MAX_VOID, a->qname);
+        snprintf(why, sizeof why, "more than %d void DNS lookups (the last: %s)", SPF_MAX_VOID, qname);
         finish(c, SPF_PERMERROR, why);
         return false;
     }
     return true;
+}
+
+static bool is_void(const struct dns_answer *a)
+{
+    return a->status == DNS_NXDOMAIN || a->status == DNS_NODATA || (a->status == DNS_OK && count_type(a, a->qtype) == 0);
+}
+
+static bool count_void(struct spf_check *c, const struct dns_answer *a)
+{
+    return !is_void(a) || add_void(c, a->qname);
 }
 
 /* A DNS failure inside a mechanism: §5 makes check_host() a temperror. */
@@ -431,6 +439,10 @@ static void mech_start(struct spf_check *c, const struct spf_term *t)
     case SPF_M_PTR:
         lower_nodot(c->target);
         if (c->ptr_known) {
+            /* the PTR answer is remembered, but every ptr term that gets a void
+               answer counts (§4.6.4 counts terms) */
+            if (c->ptr_void && !add_void(c, "the client's PTR name"))
+                return;
             ptr_match(c);
         } else {
             c->ptr_for_mech = true;
@@ -732,7 +744,8 @@ static void on_answer(struct spf_check *c, const struct dns_answer *a)
         /* §5.5: a DNS error here only means no validated names */
         c->nnames = c->next_name = 0;
         c->nptr_ok = 0;
-        if (c->ptr_for_mech && auth_dns_definite(a->status) && !count_void(c, a))
+        c->ptr_void = auth_dns_definite(a->status) && is_void(a);
+        if (c->ptr_for_mech && c->ptr_void && !add_void(c, a->qname))
             return;
         for (size_t i = 0; a->status == DNS_OK && i < a->count && c->nnames < SPF_MAX_PTR; i++) {
             if (a->records[i].type != DNS_T_PTR)
