@@ -77,27 +77,6 @@ struct spf_check {
 static void run(struct spf_check *c);
 static void frame_result(struct spf_check *c, enum spf_result r, const struct spf_term *t);
 
-int spf_parse_ip(const char *text, int *family, uint8_t ip[16])
-{
-    memset(ip, 0, 16);
-    if (inet_pton(AF_INET, text, ip) == 1) {
-        *family = AF_INET;
-        return 0;
-    }
-    uint8_t a6[16];
-    if (inet_pton(AF_INET6, text, a6) != 1)
-        return -1;
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (!memcmp(a6, mapped, 12)) {
-        *family = AF_INET;
-        memcpy(ip, a6 + 12, 4);
-    } else {
-        *family = AF_INET6;
-        memcpy(ip, a6, 16);
-    }
-    return 0;
-}
-
 /* --- completion ---------------------------------------------------------- */
 
 /* Records the result; the entry point that is running (callback or start) delivers
@@ -842,32 +821,4 @@ struct spf_check *spf_check_start(const struct auth_resolver *r, const struct sp
         return NULL;
     }
     return c;
-}
-
-/* --- blocking form ------------------------------------------------------------ */
-
-struct sync_wait {
-    struct spf_outcome *out;
-    bool done;
-};
-
-static void sync_done(const struct spf_outcome *o, void *arg)
-{
-    struct sync_wait *w = arg;
-    *w->out = *o;
-    w->done = true;
-}
-
-int spf_check_sync(const struct dns_config *cfg, const struct spf_query *q, struct spf_outcome *out)
-{
-    struct auth_sync s;
-    if (auth_sync_open(&s, cfg) < 0)
-        return -1;
-    struct sync_wait w = {out, false};
-    struct spf_check *c = spf_check_start(&s.resolver, q, sync_done, &w);
-    auth_sync_run(&s, &w.done);
-    if (!w.done)
-        spf_check_cancel(c);
-    auth_sync_close(&s);
-    return w.done ? 0 : -1;
 }

@@ -26,7 +26,7 @@ int ctl_spf(const struct dns_config *dns, int argc, char **argv)
         return usage();
     const char *ip = NULL, *helo = NULL, *sender = NULL, *receiver = NULL;
     enum spf_identity id = SPF_ID_MAILFROM;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             return usage();
@@ -42,7 +42,6 @@ int ctl_spf(const struct dns_config *dns, int argc, char **argv)
             id = !strcmp(v, "helo") ? SPF_ID_HELO : SPF_ID_MAILFROM;
         else
             return usage();
-        i++;
     }
     if (!ip || !helo || (!sender && id == SPF_ID_MAILFROM))
         return usage();
