@@ -14,4 +14,9 @@ int ctl_dns(const struct dns_config *dns, int argc, char **argv);
 /* `ferryctl dkim keygen|sign|verify|rotate` (see ctl_dkim.c for the key directory). */
 int ctl_dkim(const struct dns_config *dns, int argc, char **argv);
 
+/* `ferryctl spf check ...`: RFC 7208 check_host(); result word first. */
+int ctl_spf(const struct dns_config *dns, int argc, char **argv);
+/* `ferryctl dmp check ...` and `ferryctl dmp record ...` (draft-fecyk-dmp-02). */
+int ctl_dmp(const struct dns_config *dns, int argc, char **argv);
+
 #endif

@@ -5,6 +5,9 @@
  *     queue list [--json]     the queue, from the spool (daemon running or not)
  *     dns TYPE NAME           one lookup through Ferry's own resolver
  *     dkim keygen|sign|verify|rotate ...   DKIM keys, signing and verification
+ *     spf check --ip IP --helo NAME --sender ADDR     RFC 7208 check_host()
+ *     dmp check --ip IP --sender ADDR [--helo NAME]   DMP (draft-fecyk-dmp-02)
+ *     dmp record --domain D --ip A [--ip B]...        DMP TXT records to publish
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -26,7 +29,10 @@ static void usage(void)
             "  dkim keygen --domain D --selector S --out KEYFILE [--algo rsa-sha256|ed25519-sha256] [--bits N]\n"
             "  dkim sign --domain D --selector S --key KEYFILE < msg > signed\n"
             "  dkim verify < msg\n"
-            "  dkim rotate --domain D --keydir DIR [--algo A] [--bits N]\n");
+            "  dkim rotate --domain D --keydir DIR [--algo A] [--bits N]\n"
+            "  spf check --ip IP --helo NAME --sender ADDR [--identity mailfrom|helo] [--receiver NAME]\n"
+            "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
+            "  dmp record --domain D --ip A [--ip B]...\n");
     exit(2);
 }
 
@@ -55,8 +61,9 @@ int main(int argc, char **argv)
 
     struct ferry_config cfg;
     char err[CONF_ERR_MAX];
-    /* The config is needed for the spool; DNS and DKIM commands run without one. */
-    bool need_config = strcmp(argv[i], "dns") != 0 && strcmp(argv[i], "dkim") != 0;
+    /* The config is needed for the spool; DNS, DKIM, SPF and DMP commands run without one. */
+    bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "spf") &&
+                       strcmp(argv[i], "dmp");
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
             fprintf(stderr, "ferryctl: %s\n", err);
@@ -86,6 +93,10 @@ int main(int argc, char **argv)
         rc = ctl_dns(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dkim"))
         rc = ctl_dkim(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "spf"))
+        rc = ctl_spf(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "dmp"))
+        rc = ctl_dmp(&dns, argc - i - 1, argv + i + 1);
     else {
         fprintf(stderr, "ferryctl: unknown command \"%s\"\n", argv[i]);
         rc = 2;
