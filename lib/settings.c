@@ -12,6 +12,10 @@ static const char *const recipients_choices[] = { "known", "any", NULL };
 static const char *const level_choices[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_choices[] = { "syslog", "stderr", NULL };
 static const char *const bare_newline_choices[] = { "reject", "normalize", NULL };
+static const char *const spf_fail_choices[] = { "reject", "data", "accept", NULL };
+static const char *const spf_permerror_choices[] = { "reject", "data", "accept", NULL };
+static const char *const dmp_check_choices[] = { "off", "fallback", "always", NULL };
+static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
 
 /*
  * "KIND ADDRESS:PORT [option ...]", options being "trace=DIR" (write each
@@ -182,6 +186,17 @@ static const struct conf_setting schema[] = {
       .offset = offsetof(struct ferry_config, dkim_max_signatures), .def = "8", .min = 1, .max = 50 },
     { .key = "authserv_id", .type = CONF_STRING, .offset = offsetof(struct ferry_config, authserv_id),
       .size = 256, .def = "", .check = check_domain_or_empty },
+    S("spf_check", CONF_BOOL, spf_check, "yes"),
+    { .key = "spf_fail_action", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, spf_fail_action),
+      .def = "reject", .choices = spf_fail_choices },
+    { .key = "spf_permerror_action", .type = CONF_ENUM,
+      .offset = offsetof(struct ferry_config, spf_permerror_action), .def = "accept",
+      .choices = spf_permerror_choices },
+    S("spf_received_header", CONF_BOOL, spf_received_header, "yes"),
+    { .key = "dmp_check", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, dmp_check),
+      .def = "fallback", .choices = dmp_check_choices },
+    { .key = "dmp_precedence", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, dmp_precedence),
+      .def = "spf", .choices = dmp_precedence_choices },
     { .key = "auth_lockout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, auth_lockout),
       .def = "15m", .min = 1, .max = 86400 },
 };

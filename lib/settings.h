@@ -25,6 +25,9 @@ enum listen_kind { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SMTPS };
 enum local_recipients_mode { RCPT_KNOWN, RCPT_ANY };
 enum log_dest { LOGDEST_SYSLOG, LOGDEST_STDERR };
 enum bare_newline_mode { BARE_NL_REJECT, BARE_NL_NORMALIZE };
+enum spf_action { SPF_ACTION_REJECT, SPF_ACTION_DATA, SPF_ACTION_ACCEPT };
+enum dmp_check_mode { DMP_CHECK_OFF, DMP_CHECK_FALLBACK, DMP_CHECK_ALWAYS };
+enum dmp_precedence { DMP_PRECEDENCE_SPF, DMP_PRECEDENCE_DMP };
 
 struct listen_addr {
     enum listen_kind kind;
@@ -80,6 +83,12 @@ struct ferry_config {
     char dkim_signing_domain[256];
     unsigned long long dkim_max_signatures;
     char authserv_id[256];       /* derived: the hostname when not set */
+    bool spf_check;
+    int spf_fail_action;         /* enum spf_action */
+    int spf_permerror_action;    /* enum spf_action (reject or accept) */
+    bool spf_received_header;
+    int dmp_check;               /* enum dmp_check_mode */
+    int dmp_precedence;          /* enum dmp_precedence */
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];

@@ -20,6 +20,7 @@ struct smtp_policy {
     struct smtp_server *srv;
     struct smtp_policy_ctx ctx;
     char authserv_id[256], other_results[1024], log_id[64];
+    char extra_fields[2048];
     enum policy_stage stage;
     struct buf hdr;                 /* the header section while it is held back */
     bool header_too_big;
@@ -41,6 +42,7 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
     str_copy(p->authserv_id, ctx->authserv_id ? ctx->authserv_id : "", sizeof p->authserv_id);
     str_copy(p->other_results, ctx->other_results ? ctx->other_results : "", sizeof p->other_results);
     str_copy(p->log_id, ctx->log_id ? ctx->log_id : "", sizeof p->log_id);
+    str_copy(p->extra_fields, ctx->extra_fields ? ctx->extra_fields : "", sizeof p->extra_fields);
     buf_init(&p->hdr, POLICY_HEADER_MAX);
     buf_init(&p->prepend, AR_MAX);
     p->stage = PS_HEADER;
@@ -315,6 +317,8 @@ void smtp_policy_content(struct smtp_policy *p, const char *in, size_t n, smtp_p
 static void finish_done(struct smtp_policy *p)
 {
     p->stage = PS_DONE;
+    if (p->extra_fields[0] && buf_puts(&p->prepend, p->extra_fields) < 0)
+        log_msg(LOG_LVL_WARN, p->log_id, "header fields to add do not fit; left out");
     p->done(p->done_arg, p->prepend.data ? p->prepend.data : "", p->prepend.len);
 }
 

@@ -37,6 +37,7 @@ struct smtp_policy_ctx {
     bool sign;                    /* sign with the keys of the From: domain (or dkim_signing_domain) */
     const char *authserv_id;      /* our name in Authentication-Results */
     const char *other_results;    /* further method results for A-R, e.g. "spf=pass smtp.mailfrom=..."; NULL */
+    const char *extra_fields;     /* whole fields to prepend after A-R (Received-SPF), CRLF-ended; NULL */
     const char *log_id;           /* the queue ID, for log lines */
 };
 

@@ -6,6 +6,7 @@
 #include "lib/log.h"
 #include "smtpd/relay.h"
 #include "smtpd/smtp_policy.h"
+#include "smtpd/smtp_sender.h"
 #include "smtpd/smtp_cmd.h"
 #include "smtpd/smtp_params.h"
 #include "smtpd/smtp_server.h"
@@ -33,6 +34,7 @@
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_policy_done(void *arg, const char *prepend, size_t len);
+static void on_sender_done(void *arg, const struct sender_verdict *v);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -92,6 +94,9 @@ static void reset_transaction(struct smtp_session *s)
 {
     smtp_policy_free(s->policy);      /* cancels its DNS lookups */
     s->policy = NULL;
+    smtp_sender_check_cancel(s->sender_check);
+    s->sender_check = NULL;
+    s->spf_results[0] = s->spf_fields[0] = s->data_refusal[0] = '\0';
     if (s->have_draft)
         spool_draft_abort(&s->srv->spool, &s->draft);
     s->have_draft = false;
@@ -314,8 +319,62 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
     s->env.ret = mp.ret;
     str_copy(s->env.envid, mp.envid, sizeof s->env.envid);
     s->env.requiretls = mp.requiretls;
+    const struct ferry_config *c = s->srv->cfg;
+    bool stranger = s->kind == LISTEN_SMTP && !s->authenticated &&
+                    !settings_is_relay_client(c, (const struct sockaddr *)&s->peer);
+    if (stranger && (c->spf_check || c->dmp_check != DMP_CHECK_OFF)) {
+        /* Reading pauses (CHECK) until the lookups answer; pipelined commands wait. */
+        s->state = SS_CHECK;
+        s->in_sender_start = true;
+        s->sender_check = smtp_sender_check_start(s->srv, (const struct sockaddr *)&s->peer, s->helo,
+                                                  s->env.sender, s->id, on_sender_done, s);
+        s->in_sender_start = false;
+        return;
+    }
     s->state = SS_MAIL;
     reply(s, "250 2.1.0 Sender <%s> ok", s->env.sender);
+}
+
+/* "Name: value\r\n", folded after each "; " so lines stay short (the key=value
+   pairs of Received-SPF). */
+static void fold_field(char *out, size_t outsz, const char *name, const char *value)
+{
+    struct buf b;
+    buf_init(&b, outsz - 1);
+    int r = buf_printf(&b, "%s: ", name);
+    for (const char *p = value; *p; p++) {
+        if (p[0] == ';' && p[1] == ' ') {
+            r |= buf_puts(&b, ";\r\n\t");
+            p++;
+        } else {
+            r |= buf_append(&b, p, 1);
+        }
+    }
+    r |= buf_puts(&b, "\r\n");
+    str_copy(out, r == 0 && b.data ? b.data : "", outsz);
+    buf_free(&b);
+}
+
+static void on_sender_done(void *arg, const struct sender_verdict *v)
+{
+    struct smtp_session *s = arg;
+    s->sender_check = NULL;
+    if (v->reply[0]) {
+        reply(s, "%s", v->reply);
+        env_free(&s->env);
+        s->state = SS_READY;
+    } else {
+        str_copy(s->spf_results, v->auth_results, sizeof s->spf_results);
+        if (v->received_spf[0])
+            fold_field(s->spf_fields, sizeof s->spf_fields, "Received-SPF", v->received_spf);
+        str_copy(s->data_refusal, v->data_reply, sizeof s->data_refusal);
+        s->state = SS_MAIL;
+        reply(s, "250 2.1.0 Sender <%s> ok", s->env.sender);
+    }
+    if (!s->in_sender_start) {      /* answered later: read what was pipelined meanwhile */
+        bufferevent_enable(s->bev, EV_READ);
+        on_read(s->bev, s);
+    }
 }
 
 /* Does this local mailbox exist? (local_recipients = known: system accounts and
@@ -469,6 +528,8 @@ const char *smtp_session_begin_message(struct smtp_session *s)
         .verify = cfg->dkim_verify && s->kind == LISTEN_SMTP,
         .sign = own_user,
         .authserv_id = cfg->authserv_id,
+        .other_results = s->spf_results[0] ? s->spf_results : NULL,
+        .extra_fields = s->spf_fields[0] ? s->spf_fields : NULL,
         .log_id = s->draft.id,
     };
     s->policy = smtp_policy_new(s->srv, &ctx);
@@ -524,6 +585,8 @@ void smtp_session_finish_message(struct smtp_session *s)
     const char *refusal = smtp_policy_refusal(s->policy);
     if (refusal)
         ;
+    else if (s->data_refusal[0])
+        refusal = s->data_refusal;
     else if (s->too_big)
         refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
     else if ((s->data.bare_lf || s->data.bare_cr) && !s->data.normalize)
@@ -709,7 +772,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         close_after_reply(s);
         return;
     }
-    while (s->state != SS_CLOSING && s->state != SS_COMMIT && s->state != SS_PREGREET) {
+    while (s->state != SS_CLOSING && s->state != SS_COMMIT && s->state != SS_PREGREET && s->state != SS_CHECK) {
         if (s->state == SS_DATA) {
             if (!read_data(s, in))
                 return;
@@ -756,7 +819,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         } else {
             handle_command(s, line, total - 2);
         }
-        if (s->state != SS_CLOSING && s->state != SS_COMMIT && s->errors >= s->srv->cfg->max_errors) {
+        if (s->state != SS_CLOSING && s->state != SS_COMMIT && s->state != SS_CHECK &&
+            s->errors >= s->srv->cfg->max_errors) {
             log_warn("session %s: disconnecting [%s]: %u errors", s->id, s->peer_ip, s->errors);
             s->end_reason = "errors";
             reply(s, "421 4.7.0 %s Too many errors, closing connection", s->srv->cfg->hostname);
@@ -772,7 +836,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         smtp_server_session_gone(s->srv, s);
         return;
     }
-    if (s->output_blocked && s->state != SS_COMMIT) {
+    if (s->output_blocked && s->state != SS_COMMIT && s->state != SS_CHECK) {
         s->output_blocked = false;
         bufferevent_enable(bev, EV_READ);
         on_read(bev, s);

@@ -3,12 +3,13 @@
  * machine over a libevent bufferevent.
  *
  * States: PREGREET (greeting_delay: waiting to greet; a client that talks now is
- * an early talker and is refused) → INIT (greeted, no EHLO yet) → READY (EHLO/HELO seen) → MAIL (sender
- * accepted) → RCPT (a recipient accepted) → DATA (receiving the message) →
- * COMMIT (waiting for the group commit) → READY ... and CLOSING once QUIT, a
+ * an early talker and is refused) → INIT (greeted, no EHLO yet) → READY (EHLO/HELO
+ * seen) → [CHECK (SPF/DMP lookups for MAIL FROM)] → MAIL (sender accepted) → RCPT
+ * (a recipient accepted) → DATA (receiving the message) → COMMIT (receive-time
+ * policy lookups, then the group commit) → READY ... and CLOSING once QUIT, a
  * timeout, too many errors or a fatal fault ends it. Commands are read line by
  * line, at most 512 octets with CRLF; PIPELINING means many may be waiting and
- * are answered in order, and nothing more is read while a commit is pending.
+ * are answered in order, and nothing more is read while CHECK or COMMIT waits.
  *
  * BDAT (RFC 3030, smtp_bdat.c): each BDAT command moves to CHUNK while its octets
  * are read (always all of them, even when the chunk is refused); after a good
@@ -30,10 +31,11 @@
 struct smtp_server;
 struct smtp_trace;
 struct smtp_policy;
+struct smtp_sender_check;
 struct bufferevent;
 struct event;
 
-enum smtp_state { SS_PREGREET, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING,
+enum smtp_state { SS_PREGREET, SS_CHECK, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING,
                   SS_CHUNK, SS_BDAT, SS_BDAT_FAILED };
 
 struct smtp_session {
@@ -64,6 +66,11 @@ struct smtp_session {
     struct envelope env;
     struct spool_draft draft;
     struct smtp_policy *policy;   /* DKIM verify/sign and Authentication-Results for this message */
+    struct smtp_sender_check *sender_check;   /* SPF/DMP at MAIL FROM (state CHECK) */
+    bool in_sender_start;
+    char spf_results[700];        /* spf= for Authentication-Results */
+    char spf_fields[1500];        /* "Received-SPF: ...\r\n" */
+    char data_refusal[600];       /* spf_fail_action = data: the reply at the end of DATA */
     bool have_draft;
     struct smtp_data data;
     unsigned long long data_size;

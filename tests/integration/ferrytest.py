@@ -68,6 +68,8 @@ log_level = debug
 user = nobody
 smtp_timeout = 30s
 relay_networks = {self.relay_networks}
+spf_check = no
+dmp_check = off
 """
         # A key set in extra replaces the default line of the same key (keys that
         # build lists, like listen, are added to instead).
