@@ -1,0 +1,279 @@
+/* db — see db.h. Berkeley DB 5.3's transactional data store, wrapped so callers
+   see four verbs and one error style. */
+#include "lib/db.h"
+#include "lib/buf.h"
+
+#include <db.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* A call that met a deadlock (two writers crossing) is retried this often when it
+   runs in its own transaction; inside the caller's transaction the caller decides. */
+#define DEADLOCK_RETRIES 10
+
+struct fdb_env {
+    DB_ENV *env;
+    char err[256];
+};
+
+struct fdb {
+    struct fdb_env *env;
+    DB *db;
+};
+
+struct fdb_txn {
+    DB_TXN *txn;
+};
+
+static void set_err(struct fdb_env *e, const char *what, int r)
+{
+    if (e)
+        snprintf(e->err, sizeof e->err, "%s: %s", what, db_strerror(r));
+}
+
+int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create the database directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct fdb_env *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int r = db_env_create(&e->env, 0);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot create a Berkeley DB environment: %s", db_strerror(r));
+        free(e);
+        return -1;
+    }
+    /* Deadlocks are resolved as they happen (one of the two callers gets
+       DB_LOCK_DEADLOCK and retries), so no detector thread is needed. */
+    e->env->set_lk_detect(e->env, DB_LOCK_DEFAULT);
+    /* DB_REGISTER + DB_RECOVER: recovery runs only when an earlier user of the
+       environment died inside it, and never under a live process (ferryctl while
+       the daemon runs). */
+    u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_REGISTER |
+                      DB_RECOVER;
+    r = e->env->open(e->env, dir, flags, 0600);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot open the Berkeley DB environment in %s: %s", dir, db_strerror(r));
+        e->env->close(e->env, 0);
+        free(e);
+        return -1;
+    }
+    /* Old log files are removed once a checkpoint no longer needs them. */
+    e->env->log_set_config(e->env, DB_LOG_AUTO_REMOVE, 1);
+    *out = e;
+    return 0;
+}
+
+void fdb_env_close(struct fdb_env *e)
+{
+    if (!e)
+        return;
+    e->env->txn_checkpoint(e->env, 0, 0, 0);
+    e->env->close(e->env, 0);
+    free(e);
+}
+
+const char *fdb_last_error(struct fdb_env *e)
+{
+    return e ? e->err : "no database environment";
+}
+
+int fdb_open(struct fdb_env *e, const char *file, struct fdb **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct fdb *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    d->env = e;
+    int r = db_create(&d->db, e->env, 0);
+    if (r == 0)
+        r = d->db->open(d->db, NULL, file, NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT, 0600);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot open database %s: %s", file, db_strerror(r));
+        if (d->db)
+            d->db->close(d->db, 0);
+        free(d);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+void fdb_close(struct fdb *d)
+{
+    if (!d)
+        return;
+    d->db->close(d->db, 0);
+    free(d);
+}
+
+int fdb_txn_begin(struct fdb_env *e, struct fdb_txn **out)
+{
+    struct fdb_txn *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    int r = e->env->txn_begin(e->env, NULL, &t->txn, 0);
+    if (r != 0) {
+        set_err(e, "cannot begin a transaction", r);
+        free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+int fdb_txn_commit(struct fdb_txn *t)
+{
+    /* DB_TXN_SYNC: the log is on disk when this returns, whatever the
+       environment's default. */
+    int r = t->txn->commit(t->txn, DB_TXN_SYNC);
+    free(t);
+    return r == 0 ? 0 : -1;
+}
+
+void fdb_txn_abort(struct fdb_txn *t)
+{
+    if (!t)
+        return;
+    t->txn->abort(t->txn);
+    free(t);
+}
+
+static void dbt_in(DBT *d, const void *p, size_t n)
+{
+    memset(d, 0, sizeof *d);
+    d->data = (void *)p;
+    d->size = (u_int32_t)n;
+}
+
+/* One operation: in the caller's transaction, or in its own, retried on deadlock. */
+enum op { OP_PUT, OP_GET, OP_DEL };
+
+static int run(struct fdb *d, struct fdb_txn *txn, enum op op, const void *key, size_t klen, const void *val,
+               size_t vlen, void **out, size_t *outlen)
+{
+    if (klen > UINT32_MAX || vlen > UINT32_MAX) {
+        snprintf(d->env->err, sizeof d->env->err, "key or value too large");
+        return -1;
+    }
+    for (int attempt = 0;; attempt++) {
+        DB_TXN *t = txn ? txn->txn : NULL;
+        int r = 0;
+        if (!txn && (r = d->env->env->txn_begin(d->env->env, NULL, &t, 0)) != 0) {
+            set_err(d->env, "cannot begin a transaction", r);
+            return -1;
+        }
+        DBT k, v;
+        dbt_in(&k, key, klen);
+        int result = 0;
+        switch (op) {
+        case OP_PUT:
+            dbt_in(&v, val, vlen);
+            r = d->db->put(d->db, t, &k, &v, 0);
+            break;
+        case OP_GET:
+            memset(&v, 0, sizeof v);
+            v.flags = DB_DBT_MALLOC;
+            r = d->db->get(d->db, t, &k, &v, 0);
+            if (r == 0) {
+                *out = v.data;
+                *outlen = v.size;
+            } else if (r == DB_NOTFOUND) {
+                result = 1;
+                r = 0;
+            }
+            break;
+        case OP_DEL:
+            r = d->db->del(d->db, t, &k, 0);
+            if (r == DB_NOTFOUND) {
+                result = 1;
+                r = 0;
+            }
+            break;
+        }
+        if (txn) {
+            if (r != 0) {
+                set_err(d->env, "database operation failed", r);
+                return -1;
+            }
+            return result;
+        }
+        /* commit and abort both free the handle, whatever they return */
+        if (r == 0)
+            r = t->commit(t, DB_TXN_SYNC);
+        else
+            t->abort(t);
+        if (r == 0)
+            return result;
+        if (op == OP_GET && *out) {
+            free(*out);
+            *out = NULL;
+        }
+        if ((r == DB_LOCK_DEADLOCK || r == DB_LOCK_NOTGRANTED) && attempt < DEADLOCK_RETRIES)
+            continue;
+        set_err(d->env, "database operation failed", r);
+        return -1;
+    }
+}
+
+int fdb_put(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return run(d, txn, OP_PUT, key, klen, val, vlen, NULL, NULL);
+}
+
+int fdb_get(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    *val = NULL;
+    *vlen = 0;
+    return run(d, txn, OP_GET, key, klen, NULL, 0, val, vlen);
+}
+
+int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
+{
+    return run(d, txn, OP_DEL, key, klen, NULL, 0, NULL, NULL);
+}
+
+int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)
+{
+    DBC *c;
+    DB_TXN *t;
+    int r = d->env->env->txn_begin(d->env->env, NULL, &t, 0);
+    if (r != 0) {
+        set_err(d->env, "cannot begin a transaction", r);
+        return -1;
+    }
+    r = d->db->cursor(d->db, t, &c, 0);
+    if (r != 0) {
+        t->abort(t);
+        set_err(d->env, "cannot open a cursor", r);
+        return -1;
+    }
+    DBT k, v;
+    memset(&k, 0, sizeof k);
+    memset(&v, 0, sizeof v);
+    int stop = 0;
+    while ((r = c->get(c, &k, &v, DB_NEXT)) == 0) {
+        stop = fn(k.data, k.size, v.data, v.size, arg);
+        if (stop)
+            break;
+    }
+    c->close(c);
+    if (r != 0 && r != DB_NOTFOUND) {
+        t->abort(t);
+        set_err(d->env, "cannot read the database", r);
+        return -1;
+    }
+    t->commit(t, 0);
+    return stop;
+}
