@@ -6,6 +6,7 @@
 #include "lib/mail_date.h"
 #include "queue/maildrop.h"
 #include "smtpd/proc.h"
+#include "smtpd/smtp_policy.h"
 #include "smtpd/smtp_server.h"
 
 #include <dirent.h>
@@ -129,6 +130,16 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
         snprintf(why, sizeof why, "message of %zu octets is over message_size_limit", wire.len);
         goto bad;
     }
+    /* Local users' mail is signed like submitted mail (the keys of its From: domain). */
+    struct buf signed_msg;
+    buf_init(&signed_msg, cfg->message_size_limit + 64 * 1024);
+    if (smtp_policy_sign_whole(pk->srv, wire.data, wire.len, &signed_msg, name) > 0 &&
+        buf_append(&signed_msg, wire.data, wire.len) == 0) {
+        struct buf tmp = wire;
+        wire = signed_msg;
+        signed_msg = tmp;
+    }
+    buf_free(&signed_msg);
     e.arrival = time(NULL);
     e.body_8bit = eight_bit;
     snprintf(e.client_addr, sizeof e.client_addr, "uid %ld", (long)st.st_uid);

@@ -219,16 +219,49 @@ int policy_from_domain(const char *hdr, size_t len, char *out, size_t outsz)
 
 /* ---- the stream -------------------------------------------------------------- */
 
+/* The keys to sign a message with this header section: its From: domain's, else
+   dkim_signing_domain's. */
+static size_t signing_keys(struct smtp_server *srv, const char *hdr, size_t hlen, const struct dkim_sign_key **keys)
+{
+    char domain[256];
+    size_t nkeys = 0;
+    *keys = NULL;
+    if (policy_from_domain(hdr, hlen, domain, sizeof domain) == 0)
+        nkeys = dkim_keystore_get(srv->dkim_keys, domain, keys);
+    if (nkeys == 0 && srv->cfg->dkim_signing_domain[0])
+        nkeys = dkim_keystore_get(srv->dkim_keys, srv->cfg->dkim_signing_domain, keys);
+    return nkeys;
+}
+
+int smtp_policy_sign_whole(struct smtp_server *srv, const char *msg, size_t len, struct buf *fields,
+                           const char *log_id)
+{
+    const char *end = NULL;
+    for (size_t i = 0; i + 3 < len && !end; i++)
+        if (msg[i] == '\r' && msg[i + 1] == '\n' && msg[i + 2] == '\r' && msg[i + 3] == '\n')
+            end = msg + i + 2;
+    size_t hlen = end ? (size_t)(end - msg) : len;
+    const struct dkim_sign_key *keys;
+    size_t nkeys = signing_keys(srv, msg, hlen, &keys);
+    if (nkeys == 0)
+        return 0;
+    struct dkim_sign_opts o;
+    dkim_sign_opts_init(&o, (int64_t)time(NULL));
+    char err[256];
+    size_t before = fields->len;
+    if (dkim_sign_message(keys, nkeys, &o, msg, len, fields, err, sizeof err) < 0) {
+        fields->len = before;
+        log_msg(LOG_LVL_WARN, log_id, "dkim: not signed: %s", err);
+        return 0;
+    }
+    log_msg(LOG_LVL_INFO, log_id, "dkim: signed");
+    return (int)nkeys;
+}
+
 static void start_signer(struct smtp_policy *p, const char *hdr, size_t hlen)
 {
-    const struct ferry_config *cfg = p->srv->cfg;
-    char domain[256];
-    const struct dkim_sign_key *keys = NULL;
-    size_t nkeys = 0;
-    if (policy_from_domain(hdr, hlen, domain, sizeof domain) == 0)
-        nkeys = dkim_keystore_get(p->srv->dkim_keys, domain, &keys);
-    if (nkeys == 0 && cfg->dkim_signing_domain[0])
-        nkeys = dkim_keystore_get(p->srv->dkim_keys, cfg->dkim_signing_domain, &keys);
+    const struct dkim_sign_key *keys;
+    size_t nkeys = signing_keys(p->srv, hdr, hlen, &keys);
     if (nkeys == 0)
         return;
     struct dkim_sign_opts o;

@@ -54,6 +54,12 @@ const char *smtp_policy_refusal(const struct smtp_policy *p);
 void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *arg);
 void smtp_policy_free(struct smtp_policy *p);
 
+/* Sign a whole message held in memory (local submissions) with the keys of its
+   From: domain (or dkim_signing_domain); the DKIM-Signature fields are appended to
+   fields. Returns the number of signatures (0: no keys, or signing failed, logged). */
+int smtp_policy_sign_whole(struct smtp_server *srv, const char *msg, size_t len, struct buf *fields,
+                           const char *log_id);
+
 /* Pure helpers, exposed for unit tests. */
 /* The domain of the single From: field's address in a header block; -1 when there
    is none, several From fields, or no usable address. */

@@ -10,7 +10,7 @@ import tempfile
 import unittest
 
 from dnsserver import DnsServer
-from ferrytest import FERRYCTL, Ferry, SmtpLines
+from ferrytest import BIN, FERRYCTL, Ferry, SmtpLines
 
 ORACLE = [os.environ.get("FERRY_SYSTEM_PYTHON", "/usr/bin/python3"),
           os.path.join(os.path.dirname(os.path.abspath(__file__)), "dkimpy_oracle.py")]
@@ -193,6 +193,29 @@ class ReceivePolicy(unittest.TestCase):
             lines = r.stdout.decode().splitlines()
             self.assertEqual(len(lines), 2, r.stdout)
             self.assertTrue(all(l.startswith("dkim=pass header.d=pol.test") for l in lines), r.stdout)
+
+    def dkimpy_verifies(self, delivered):
+        body = delivered.split(b"\n", 2)[2].replace(b"\n", b"\r\n")     # less Return-Path, Delivered-To
+        recs = os.path.join(self.tmp, "recs.json")
+        with open(recs, "w") as fh:
+            json.dump(self.records, fh)
+        r = subprocess.run(ORACLE + ["verify", recs], input=body, capture_output=True)
+        return r.stdout.strip() == b"pass"
+
+    def test_local_submission_is_signed(self):
+        with self.ferry() as f:
+            r = subprocess.run([os.path.join(BIN, "ferry-sendmail"), "-c", f.conf, "-f", "me@pol.test",
+                                "local@localhost"], input=b"From: me@pol.test\nSubject: local\n\nsigned?\n",
+                               capture_output=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            data = open(f.wait_mail("local")[0], "rb").read()
+            self.assertEqual(data.count(b"DKIM-Signature:"), 2, data)
+            self.assertTrue(self.dkimpy_verifies(data))
+            # Mail from a stranger on port 25 is verified, never signed.
+            msg = b"From: me@pol.test\r\nSubject: stranger\r\n\r\nbody\r\n"
+            code, lines = self.send(f, "a@pass.pol.test", "stranger@localhost", msg)
+            self.assertEqual(code, 250, lines)
+            self.assertNotIn(b"DKIM-Signature:", open(f.wait_mail("stranger")[0], "rb").read())
 
 
 if __name__ == "__main__":
