@@ -5,9 +5,11 @@
 #include "auth/dkim_verify.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/mail_date.h"
 #include "smtpd/dkim_keystore.h"
 #include "smtpd/smtp_server.h"
 
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +23,7 @@ struct smtp_policy {
     struct smtp_policy_ctx ctx;
     char authserv_id[256], other_results[1024], log_id[64];
     char extra_fields[2048];
+    char hostname[256];
     enum policy_stage stage;
     struct buf hdr;                 /* the header section while it is held back */
     bool header_too_big;
@@ -43,6 +46,7 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
     str_copy(p->other_results, ctx->other_results ? ctx->other_results : "", sizeof p->other_results);
     str_copy(p->log_id, ctx->log_id ? ctx->log_id : "", sizeof p->log_id);
     str_copy(p->extra_fields, ctx->extra_fields ? ctx->extra_fields : "", sizeof p->extra_fields);
+    str_copy(p->hostname, ctx->hostname ? ctx->hostname : "localhost", sizeof p->hostname);
     buf_init(&p->hdr, POLICY_HEADER_MAX);
     buf_init(&p->prepend, AR_MAX);
     p->stage = PS_HEADER;
@@ -277,23 +281,56 @@ static void start_signer(struct smtp_policy *p, const char *hdr, size_t hlen)
 
 /* The header section is complete (hlen octets; the rest of hdr is the empty line
    and the start of the body). */
+/* Submission fixes (RFC 6409 8.2, 8.3): a message without Date: or Message-ID:
+   gets them, at the end of its header section, before it is signed. */
+static void add_missing_fields(struct smtp_policy *p, const char *h, size_t hlen, struct buf *out)
+{
+    bool have_date = false, have_id = false;
+    size_t pos = 0, flen;
+    const char *f;
+    while (next_field(h, hlen, &pos, &f, &flen)) {
+        have_date |= field_is(f, flen, "Date");
+        have_id |= field_is(f, flen, "Message-ID");
+    }
+    if (!have_date) {
+        char date[MAIL_DATE_MAX];
+        mail_date(time(NULL), date, sizeof date);
+        buf_printf(out, "Date: %s\r\n", date);
+    }
+    if (!have_id) {
+        unsigned char rnd[6];
+        if (RAND_bytes(rnd, sizeof rnd) != 1)
+            memset(rnd, 0, sizeof rnd);
+        buf_printf(out, "Message-ID: <%s.%02x%02x%02x%02x%02x%02x@%s>\r\n", p->log_id, rnd[0], rnd[1], rnd[2],
+                   rnd[3], rnd[4], rnd[5], p->hostname);
+    }
+    if (!have_date || !have_id)
+        log_msg(LOG_LVL_INFO, p->log_id, "added%s%s to a submitted message", have_date ? "" : " Date:",
+                have_id ? "" : " Message-ID:");
+}
+
+/* The header section is complete (hlen octets; the rest of hdr is the empty line
+   and the start of the body). */
 static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn w, void *arg)
 {
     const char *h = p->hdr.data ? p->hdr.data : "";
-    if (p->verifier)
+    if (p->verifier)            /* the header section exactly as it arrived */
         dkim_verify_header(p->verifier, h, hlen);
-    if (p->ctx.sign)
-        start_signer(p, h, hlen);
     struct buf clean;
-    buf_init(&clean, POLICY_HEADER_MAX);
+    buf_init(&clean, POLICY_HEADER_MAX + 4096);
     int removed = policy_strip_forged_ar(h, hlen, p->authserv_id, &clean);
     if (removed > 0)
         log_msg(LOG_LVL_INFO, p->log_id, "removed %d Authentication-Results field%s claiming to be ours (%s)",
                 removed, removed == 1 ? "" : "s", p->authserv_id);
-    if (removed >= 0)
-        w(arg, clean.data ? clean.data : "", clean.len);
-    else
-        w(arg, h, hlen);
+    if (removed < 0) {
+        buf_reset(&clean);
+        buf_append(&clean, h, hlen);
+    }
+    if (p->ctx.add_missing)
+        add_missing_fields(p, h, hlen, &clean);
+    if (p->ctx.sign)            /* what is stored is what is signed */
+        start_signer(p, clean.data ? clean.data : "", clean.len);
+    w(arg, clean.data ? clean.data : "", clean.len);
     buf_free(&clean);
     p->stage = PS_BODY;
     /* The rest: the empty line (not body for DKIM) and what follows it. */

@@ -35,6 +35,8 @@ struct smtp_policy;
 struct smtp_policy_ctx {
     bool verify;                  /* verify DKIM and write Authentication-Results */
     bool sign;                    /* sign with the keys of the From: domain (or dkim_signing_domain) */
+    bool add_missing;             /* submission (RFC 6409 8.2, 8.3): add Date: and Message-ID: if absent */
+    const char *hostname;         /* for a Message-ID we make */
     const char *authserv_id;      /* our name in Authentication-Results */
     const char *other_results;    /* further method results for A-R, e.g. "spf=pass smtp.mailfrom=..."; NULL */
     const char *extra_fields;     /* whole fields to prepend after A-R (Received-SPF), CRLF-ended; NULL */

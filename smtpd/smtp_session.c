@@ -293,6 +293,11 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "503 5.5.1 Nested MAIL command (RSET first)");
         return;
     }
+    if (s->kind != LISTEN_SMTP && !s->authenticated) {
+        /* RFC 6409 4.3: a submission server requires authentication. */
+        reply(s, "530 5.7.0 Authentication required");
+        return;
+    }
     struct smtp_mail_params mp;
     struct smtp_error err;
     if (smtp_mail_params(cmd, s->esmtp, session_tls(s), &mp, &err) < 0) {
@@ -527,6 +532,8 @@ const char *smtp_session_begin_message(struct smtp_session *s)
         /* Port 25 is where mail from others arrives; submission is our users'. */
         .verify = cfg->dkim_verify && s->kind == LISTEN_SMTP,
         .sign = own_user,
+        .add_missing = s->kind != LISTEN_SMTP,
+        .hostname = cfg->hostname,
         .authserv_id = cfg->authserv_id,
         .other_results = s->spf_results[0] ? s->spf_results : NULL,
         .extra_fields = s->spf_fields[0] ? s->spf_fields : NULL,

@@ -74,5 +74,15 @@ class RelayMatrix(unittest.TestCase):
             self.assertIn(f"{qid}.env", f.queue_files())
 
 
+
+class Submission(unittest.TestCase):
+    def test_submission_requires_auth(self):
+        with Ferry() as f:
+            s = SmtpLines(f.sub_port)
+            s.cmd("EHLO client.example")
+            code, lines = s.cmd("MAIL FROM:<alice@localhost>")
+            self.assertEqual(lines, ["530 5.7.0 Authentication required"])
+
+
 if __name__ == "__main__":
     unittest.main()
