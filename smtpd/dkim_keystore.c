@@ -2,6 +2,7 @@
 #include "smtpd/dkim_keystore.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "auth/dkim_dns.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -9,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define KEYSTORE_MAX_DOMAINS 256
+#define NEXT_CHECK_INTERVAL 60      /* seconds between lookups of a next selector */
 
 struct ks_domain {
     char name[256];
@@ -19,10 +23,16 @@ struct ks_domain {
     size_t nkeys;
     struct dkim_sign_key keys[DKIM_KEYSTORE_MAX_KEYS];
     char selectors[DKIM_KEYSTORE_MAX_KEYS][64];
+    /* rotation */
+    time_t next_checked;
+    void *next_lookup;              /* outstanding TXT lookup, or NULL */
+    struct dkim_keystore *ks;
 };
 
 struct dkim_keystore {
     char dir[PATH_MAX];
+    struct dkim_resolver resolver;
+    bool have_resolver;
     struct ks_domain *domains;
     size_t ndomains;
 };
@@ -48,12 +58,23 @@ static void drop_keys(struct ks_domain *d)
     d->nkeys = 0;
 }
 
+void dkim_keystore_set_dns(struct dkim_keystore *ks, struct dns_client *dns)
+{
+    if (!ks || !dns)
+        return;
+    dkim_resolver_async(&ks->resolver, dns);
+    ks->have_resolver = true;
+}
+
 void dkim_keystore_free(struct dkim_keystore *ks)
 {
     if (!ks)
         return;
-    for (size_t i = 0; i < ks->ndomains; i++)
+    for (size_t i = 0; i < ks->ndomains; i++) {
+        if (ks->domains[i].next_lookup)
+            ks->resolver.cancel(ks->resolver.ctx, ks->domains[i].next_lookup);
         drop_keys(&ks->domains[i]);
+    }
     free(ks->domains);
     free(ks);
 }
@@ -106,6 +127,130 @@ static void load_domain(struct dkim_keystore *ks, struct ks_domain *d)
     log_info("dkim: %s signs with %zu key%s", d->name, d->nkeys, d->nkeys == 1 ? "" : "s");
 }
 
+/* The p= value of a key record, without white space. */
+static void record_p(const char *rec, size_t len, char *out, size_t outsz)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i + 1 < len; i++) {
+        bool start = i == 0 || rec[i - 1] == ';' || rec[i - 1] == ' ' || rec[i - 1] == '\t';
+        if (start && rec[i] == 'p' && rec[i + 1] == '=') {
+            for (i += 2; i < len && rec[i] != ';' && o + 1 < outsz; i++)
+                if (rec[i] != ' ' && rec[i] != '\t' && rec[i] != '\r' && rec[i] != '\n')
+                    out[o++] = rec[i];
+            out[o] = '\0';
+            return;
+        }
+    }
+}
+
+static int read_line_file(const char *path, char *out, size_t outsz)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *r = fgets(out, (int)outsz, f);
+    fclose(f);
+    if (!r)
+        return -1;
+    str_trim(out);
+    return out[0] ? 0 : -1;
+}
+
+/* The next selector's record is published: make it active in place of the active
+   selector of the same algorithm. */
+static void promote(struct dkim_keystore *ks, struct ks_domain *d, const char *next, enum dkim_algo algo)
+{
+    char dir[PATH_MAX + 300], path[PATH_MAX + 400], tmp[PATH_MAX + 400];
+    snprintf(dir, sizeof dir, "%s/%s", ks->dir, d->name);
+    struct buf b;
+    buf_init(&b, 4096);
+    bool replaced = false;
+    for (size_t i = 0; i < d->nkeys; i++) {
+        if (d->keys[i].algo == algo && !replaced) {
+            buf_printf(&b, "%s\n", next);
+            replaced = true;
+        } else {
+            buf_printf(&b, "%s\n", d->selectors[i]);
+        }
+    }
+    if (!replaced)
+        buf_printf(&b, "%s\n", next);
+    snprintf(path, sizeof path, "%s/active", dir);
+    snprintf(tmp, sizeof tmp, "%s/active.tmp", dir);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
+        log_error("dkim: %s._domainkey.%s is published, but %s cannot be rewritten (%s); "
+                  "make %s writable by the daemon's user, or put %s in it yourself",
+                  next, d->name, path, strerror(errno), dir, next);
+        unlink(tmp);
+        buf_free(&b);
+        return;
+    }
+    buf_free(&b);
+    snprintf(path, sizeof path, "%s/next", dir);
+    unlink(path);
+    log_info("dkim: %s now signs with selector %s (its record is visible in DNS)", d->name, next);
+    d->have_mtime = false;      /* reload at the next use */
+}
+
+static void on_next_record(void *arg, enum dkim_dns_status st, const char *const *txt, const size_t *lens,
+                           size_t n)
+{
+    struct ks_domain *d = arg;
+    struct dkim_keystore *ks = d->ks;
+    d->next_lookup = NULL;
+    char path[PATH_MAX + 600], next[64];
+    snprintf(path, sizeof path, "%s/%s/next", ks->dir, d->name);
+    if (read_line_file(path, next, sizeof next) < 0)
+        return;
+    if (st != DKIM_DNS_OK || n == 0) {
+        log_info("dkim: waiting for %s._domainkey.%s to appear in DNS", next, d->name);
+        return;
+    }
+    char keyfile[PATH_MAX + 700], err[256], want_rec[4096], want_p[4096], got_p[4096];
+    snprintf(keyfile, sizeof keyfile, "%s/%s/%s.key", ks->dir, d->name, next);
+    enum dkim_algo algo;
+    EVP_PKEY *k = dkim_privkey_load(keyfile, &algo, err, sizeof err);
+    if (!k) {
+        log_warn("dkim: next selector %s of %s: %s", next, d->name, err);
+        return;
+    }
+    int r = dkim_record_text(k, want_rec, sizeof want_rec);
+    EVP_PKEY_free(k);
+    if (r < 0)
+        return;
+    record_p(want_rec, strlen(want_rec), want_p, sizeof want_p);
+    /* A TXT RRset of one record; its strings are already joined by the resolver. */
+    record_p(txt[0], lens[0], got_p, sizeof got_p);
+    if (!want_p[0] || strcmp(want_p, got_p) != 0) {
+        log_warn("dkim: %s._domainkey.%s is published but does not hold the new key; not switching", next,
+                 d->name);
+        return;
+    }
+    promote(ks, d, next, algo);
+}
+
+static void maybe_check_next(struct dkim_keystore *ks, struct ks_domain *d)
+{
+    if (!ks->have_resolver || d->next_lookup)
+        return;
+    time_t now = time(NULL);
+    if (d->next_checked && now - d->next_checked < NEXT_CHECK_INTERVAL && now >= d->next_checked)
+        return;
+    char path[PATH_MAX + 600], next[64], name[400];
+    snprintf(path, sizeof path, "%s/%s/next", ks->dir, d->name);
+    if (read_line_file(path, next, sizeof next) < 0 || !safe_name(next))
+        return;
+    d->next_checked = now;
+    d->ks = ks;
+    snprintf(name, sizeof name, "%s._domainkey.%s", next, d->name);
+    d->next_lookup = ks->resolver.lookup_txt(ks->resolver.ctx, name, on_next_record, d);
+}
+
 size_t dkim_keystore_get(struct dkim_keystore *ks, const char *domain_in, const struct dkim_sign_key **keys)
 {
     *keys = NULL;
@@ -147,6 +292,7 @@ size_t dkim_keystore_get(struct dkim_keystore *ks, const char *domain_in, const 
         d->have_mtime = true;
         load_domain(ks, d);
     }
+    maybe_check_next(ks, d);
     *keys = d->keys;
     return d->nkeys;
 }

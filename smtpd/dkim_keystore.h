@@ -9,7 +9,16 @@
  *
  * Keys are loaded on first use for a domain and kept; a domain is read again when
  * its `active` file changes (its mtime), so a rotation needs no restart. The files
- * must be readable by the daemon's unprivileged user. A domain without a directory
+ * must be readable by the daemon's unprivileged user.
+ *
+ * Rotation: `ferryctl dkim rotate` leaves DIR/<domain>/next naming a new selector.
+ * While it is there, the store looks up <next>._domainkey.<domain> (at most once a
+ * minute, asynchronously, through the resolver given to dkim_keystore_set_dns) and,
+ * once the published key equals the new key, switches: the new selector replaces
+ * the active one of the same algorithm in `active` (written atomically; the
+ * directory must then be writable by the daemon's user) and `next` is removed. Until
+ * the record is visible, mail goes on being signed with the old key, so no message is
+ * signed with a key nobody can look up. A domain without a directory
  * or `active` file simply has no keys; a broken key is logged once per change and
  * signs nothing (mail is never held back for want of a signature).
  */
@@ -24,7 +33,11 @@
 
 struct dkim_keystore;
 
+struct dns_client;
+
 struct dkim_keystore *dkim_keystore_new(const char *dir);
+/* Enable the rotation check (without it, `next` is ignored). */
+void dkim_keystore_set_dns(struct dkim_keystore *ks, struct dns_client *dns);
 void dkim_keystore_free(struct dkim_keystore *ks);
 /* The keys for domain (ASCII case-insensitive); 0 when none. The array and keys stay
    valid until the next call for the same domain or the store is freed. */

@@ -204,6 +204,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         log_error("cannot set up the DKIM key store: out of memory");
         return 1;
     }
+    dkim_keystore_set_dns(srv.dkim_keys, srv.dns);
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
     if (!pickup) {
         log_error("cannot start the maildrop pickup: out of memory");

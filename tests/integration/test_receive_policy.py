@@ -63,7 +63,24 @@ class ReceivePolicy(unittest.TestCase):
             f.write("r1\ne1\n")
         os.chmod(cls.keydir, 0o755)
         os.chmod(os.path.join(cls.keydir, "pol.test"), 0o755)
+        # A domain in the middle of a rotation: "old" signs, `rotate` made the next
+        # key, and its record is already published.
+        rot = os.path.join(cls.keydir, "rot.pol.test")
+        os.makedirs(rot)
+        r = subprocess.run([FERRYCTL, "dkim", "keygen", "--domain", "rot.pol.test", "--selector", "old",
+                            "--out", os.path.join(rot, "old.key")], capture_output=True, text=True, check=True)
+        old_txt = r.stdout.split(" IN TXT ", 1)[1].strip()
+        with open(os.path.join(rot, "active"), "w") as fh:
+            fh.write("old\n")
+        r = subprocess.run([FERRYCTL, "dkim", "rotate", "--domain", "rot.pol.test", "--keydir", cls.keydir],
+                           capture_output=True, text=True, check=True)
+        cls.next_sel = open(os.path.join(rot, "next")).read().strip()
+        next_txt = r.stdout.split(" IN TXT ", 1)[1].strip()
+        for name in os.listdir(rot):
+            os.chmod(os.path.join(rot, name), 0o644)
+        os.chmod(rot, 0o777)        # the daemon's user rewrites `active` when it switches
         zone = ZONE + f"in._domainkey IN TXT {in_txt}\n"
+        zone += f"old._domainkey.rot IN TXT {old_txt}\n{cls.next_sel}._domainkey.rot IN TXT {next_txt}\n"
         for sel, txt in records.items():
             zone += f"{sel}._domainkey IN TXT {txt}\n"
         cls.records = {f"{sel}._domainkey.pol.test": "".join(p.strip('"') for p in txt.split('" "'))
@@ -193,6 +210,24 @@ class ReceivePolicy(unittest.TestCase):
             lines = r.stdout.decode().splitlines()
             self.assertEqual(len(lines), 2, r.stdout)
             self.assertTrue(all(l.startswith("dkim=pass header.d=pol.test") for l in lines), r.stdout)
+
+    def test_rotation_switches_once_the_record_is_visible(self):
+        with self.ferry(relay_networks="127.0.0.0/8") as f:
+            def send(user):
+                msg = f"From: a@rot.pol.test\r\nTo: {user}@localhost\r\nSubject: rot\r\n\r\nx\r\n".encode()
+                code, lines = self.send(f, "a@rot.pol.test", f"{user}@localhost", msg)
+                self.assertEqual(code, 250, lines)
+                return open(f.wait_mail(user)[0], "rb").read()
+            first = send("rot1")
+            self.assertIn(b"s=old;", first)
+            from ferrytest import wait_for
+            self.assertTrue(wait_for(lambda: "now signs with selector " + self.next_sel in f.read_log(), 10),
+                            f.read_log())
+            second = send("rot2")
+            self.assertIn(f"s={self.next_sel};".encode(), second)
+            rot = os.path.join(self.keydir, "rot.pol.test")
+            self.assertEqual(open(os.path.join(rot, "active")).read(), self.next_sel + "\n")
+            self.assertFalse(os.path.exists(os.path.join(rot, "next")))
 
     def dkimpy_verifies(self, delivered):
         body = delivered.split(b"\n", 2)[2].replace(b"\n", b"\r\n")     # less Return-Path, Delivered-To
