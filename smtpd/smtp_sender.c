@@ -20,8 +20,8 @@ struct smtp_sender_check {
     char helo[256], sender[300], log_id[64];
     struct spf_check *spf;
     struct dmp_check *dmp;
-    bool spf_done, dmp_run, dmp_done;
-    struct spf_outcome spf_out;
+    bool helo_done, spf_done, dmp_run, dmp_done;
+    struct spf_outcome helo_out, spf_out;
     struct dmp_outcome dmp_out;
     bool starting, completed;
     sender_done_fn done;
@@ -99,9 +99,31 @@ static void deliver(struct smtp_sender_check *c)
     struct sender_verdict v;
     memset(&v, 0, sizeof v);
     bool decided = false;
+    if (c->helo_done) {
+        log_info("session %s: spf=%s identity=helo domain=%s client=%s mechanism=\"%s\"%s%s%s", c->log_id,
+                 spf_result_name(c->helo_out.result), c->helo_out.domain, c->helo_out.client_ip,
+                 c->helo_out.mechanism, c->helo_out.reason[0] ? " (" : "", c->helo_out.reason,
+                 c->helo_out.reason[0] ? ")" : "");
+        if (c->helo_out.result == SPF_FAIL) {
+            /* A conclusive HELO result (RFC 7208 2.3) decides without MAIL FROM. */
+            struct smtp_sender_check tmp = *c;
+            tmp.spf_out = c->helo_out;
+            decided = spf_verdict(&tmp, &v);
+            spf_format_auth_results(&c->helo_out, v.auth_results, sizeof v.auth_results);
+        }
+    }
     if (c->spf_done) {
         decided = spf_verdict(c, &v);
-        spf_format_auth_results(&c->spf_out, v.auth_results, sizeof v.auth_results);
+        size_t used = 0;
+        if (c->helo_done && c->helo_out.result != SPF_NONE) {     /* both identities in one field */
+            spf_format_auth_results(&c->helo_out, v.auth_results, sizeof v.auth_results);
+            used = strlen(v.auth_results);
+            if (used + 4 < sizeof v.auth_results) {
+                memcpy(v.auth_results + used, ";\r\n\t", 5);
+                used += 4;
+            }
+        }
+        spf_format_auth_results(&c->spf_out, v.auth_results + used, sizeof v.auth_results - used);
         if (cfg->spf_received_header)
             spf_format_received_spf(&c->spf_out, cfg->hostname, v.received_spf, sizeof v.received_spf);
         log_info("session %s: spf=%s domain=%s client=%s mechanism=\"%s\" record=\"%s\"%s%s%s", c->log_id,
@@ -150,6 +172,7 @@ static void start_dmp(struct smtp_sender_check *c)
     c->dmp = dmp_check_start(&c->resolver, &q, on_dmp, c);
 }
 
+static void on_spf(const struct spf_outcome *out, void *arg);
 static void on_spf(const struct spf_outcome *out, void *arg)
 {
     struct smtp_sender_check *c = arg;
@@ -168,6 +191,43 @@ static void on_spf(const struct spf_outcome *out, void *arg)
             return;
     }
     complete(c);
+}
+
+static void start_mailfrom(struct smtp_sender_check *c)
+{
+    const struct ferry_config *cfg = c->srv->cfg;
+    struct spf_query q = {
+        .family = c->family, .sender = c->sender, .helo = c->helo, .receiver = cfg->hostname,
+        .identity = SPF_ID_MAILFROM,
+    };
+    memcpy(q.ip, c->ip, 16);
+    c->spf = spf_check_start(&c->resolver, &q, on_spf, c);
+}
+
+static void on_helo(const struct spf_outcome *out, void *arg)
+{
+    struct smtp_sender_check *c = arg;
+    c->spf = NULL;
+    c->helo_out = *out;
+    c->helo_done = true;
+    if (out->result == SPF_FAIL) {
+        complete(c);
+        return;
+    }
+    bool was_starting = c->starting;
+    c->starting = true;             /* a synchronous answer must not free c under us */
+    start_mailfrom(c);
+    c->starting = was_starting;
+    if (c->spf_done && !c->dmp_run)
+        complete(c);
+    else if (c->spf_done && c->dmp_done)
+        complete(c);
+}
+
+/* A HELO name worth checking: a domain with a dot, not an address literal. */
+static bool checkable_helo(const char *h)
+{
+    return h[0] && h[0] != '[' && strchr(h, '.') != NULL;
 }
 
 struct smtp_sender_check *smtp_sender_check_start(struct smtp_server *srv, const struct sockaddr *client,
@@ -190,13 +250,17 @@ struct smtp_sender_check *smtp_sender_check_start(struct smtp_server *srv, const
     client_ip(client, &c->family, c->ip);
     auth_resolver_dns(&c->resolver, srv->dns);
     c->starting = true;
-    if (cfg->spf_check) {
+    if (cfg->spf_check && checkable_helo(c->helo)) {
         struct spf_query q = {
             .family = c->family, .sender = c->sender, .helo = c->helo, .receiver = cfg->hostname,
-            .identity = SPF_ID_MAILFROM,
+            .identity = SPF_ID_HELO,
         };
         memcpy(q.ip, c->ip, 16);
-        c->spf = spf_check_start(&c->resolver, &q, on_spf, c);
+        struct spf_check *h = spf_check_start(&c->resolver, &q, on_helo, c);
+        if (!c->helo_done)      /* else on_helo ran already and c->spf is the MAIL FROM check's */
+            c->spf = h;
+    } else if (cfg->spf_check) {
+        start_mailfrom(c);
     } else if (cfg->dmp_check != DMP_CHECK_OFF) {
         start_dmp(c);
     } else {

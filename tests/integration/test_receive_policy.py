@@ -24,6 +24,8 @@ pass     IN TXT "v=spf1 ip4:127.0.0.1 -all"
 fail     IN TXT "v=spf1 ip4:192.0.2.1 -all"
 soft     IN TXT "v=spf1 ~all"
 broken   IN TXT "v=spf1 ip4:not-an-ip -all"
+badhelo  IN TXT "v=spf1 -all"
+goodhelo IN TXT "v=spf1 ip4:127.0.0.1 -all"
 two      IN TXT "v=spf1 -all"
 two      IN TXT "v=spf1 +all"
 _smtp-client.dmpdeny IN TXT "dmp="
@@ -97,9 +99,9 @@ class ReceivePolicy(unittest.TestCase):
                      extra=f"resolver = 127.0.0.1:{self.ns.port}\nspf_check = yes\ndmp_check = fallback\n"
                            f"dkim_key_dir = {self.keydir}\n" + extra)
 
-    def mail_from(self, f, sender):
+    def mail_from(self, f, sender, helo="client.pol.test"):
         s = SmtpLines(f.port)
-        s.cmd("EHLO client.pol.test")
+        s.cmd(f"EHLO {helo}")
         return s, s.cmd(f"MAIL FROM:<{sender}>")
 
     def send(self, f, sender, rcpt, msg):
@@ -127,6 +129,21 @@ class ReceivePolicy(unittest.TestCase):
             log = f.read_log()
             self.assertIn('spf=fail domain=fail.pol.test client=127.0.0.1 mechanism="-all"', log)
             self.assertIn("dmp=deny name=dmpdeny.pol.test", log)
+
+    def test_helo_identity(self):
+        with self.ferry() as f:
+            s, (code, lines) = self.mail_from(f, "a@pass.pol.test", helo="badhelo.pol.test")
+            self.assertTrue(lines[0].startswith("550 5.7.23 SPF: 127.0.0.1 is not allowed to send mail for "
+                                                "badhelo.pol.test"), lines)
+            s.close()
+            s, (code, lines) = self.mail_from(f, "a@pass.pol.test", helo="goodhelo.pol.test")
+            self.assertEqual(code, 250, lines)
+            s.cmd("RCPT TO:<h@localhost>")
+            s.cmd("DATA")
+            self.assertEqual(s.cmd("Subject: helo\r\n\r\nx\r\n.")[0], 250)
+            data = open(f.wait_mail("h")[0], "rb").read().decode()
+            self.assertIn("\tspf=pass smtp.helo=goodhelo.pol.test;\n\tspf=pass smtp.mailfrom=a@pass.pol.test\n", data)
+            self.assertIn("spf=fail identity=helo domain=badhelo.pol.test", f.read_log())
 
     def test_permerror_and_fail_actions_are_configurable(self):
         with self.ferry("spf_permerror_action = reject\nspf_fail_action = data\n") as f:
