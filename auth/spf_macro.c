@@ -255,9 +255,9 @@ int spf_macro_expand(const char *s, size_t len, enum spf_macro_ctx ctx, const st
     tmp[0] = '\0';
     for (size_t i = 0; i < len;) {
         if (s[i] != '%') {
-            size_t l = strcspn(s + i, "%");
-            if (l > len - i)
-                l = len - i;
+            /* bounded: s need not be NUL-terminated */
+            const char *pct = memchr(s + i, '%', len - i);
+            size_t l = pct ? (size_t)(pct - (s + i)) : len - i;
             put(&o, s + i, l);
             i += l;
             continue;
