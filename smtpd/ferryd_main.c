@@ -62,7 +62,5 @@ int main(int argc, char **argv)
         free(cfg);
         return 0;
     }
-    int rc = parent_run(cfg, foreground);
-    free(cfg);
-    return rc;
+    return parent_run(cfg, foreground);     /* which owns cfg from now on */
 }

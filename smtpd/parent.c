@@ -447,7 +447,7 @@ int parent_run(struct ferry_config *cfg, bool foreground)
         recover_spool(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "ferryd: %s\n", err);
         log_error("%s", err);
-        return 1;
+        goto fail;
     }
     if (!foreground)
         daemonize();
@@ -456,14 +456,14 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     if (write_pid_file(pid_path, err, sizeof err) < 0) {
         fprintf(stderr, "ferryd: %s\n", err);
         log_error("%s", err);
-        return 1;
+        goto fail;
     }
     char pid_saved[PATH_MAX + 16];
     str_copy(pid_saved, pid_path, sizeof pid_saved);
 
     p.base = event_base_new();
     if (!p.base)
-        return 1;
+        goto fail;
     struct event *sig_term = evsignal_new(p.base, SIGTERM, on_sigterm, &p);
     struct event *sig_int = evsignal_new(p.base, SIGINT, on_sigterm, &p);
     struct event *sig_hup = evsignal_new(p.base, SIGHUP, on_sighup, &p);
@@ -500,5 +500,11 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     unlink(pid_saved);
     log_info("ferryd stopped");
     settings_free(p.cfg);
+    free(p.cfg);        /* ours since the call; after a reload no longer the caller's pointer */
     return 0;
+fail:
+    close_listeners(p.listen_fds, cfg->nlisteners);
+    settings_free(cfg);
+    free(cfg);
+    return 1;
 }
