@@ -138,6 +138,27 @@ class Content(unittest.TestCase):
         self.assertEqual(lines, ["500 5.5.2 NUL, CR or LF inside a command line"])
 
 
+class AcceptedMessageSurvivesAbuse(unittest.TestCase):
+    def test_message_accepted_before_the_abuse_is_delivered(self):
+        with Ferry(extra="max_errors = 5") as f:
+            s = SmtpLines(f.port)
+            s.cmd("EHLO c.example")
+            s.cmd("MAIL FROM:<a@example.org>")
+            s.cmd("RCPT TO:<keep@localhost>")
+            s.cmd("DATA")
+            code, lines = s.cmd("Subject: keep me\r\n\r\nfirst\r\n.")
+            self.assertEqual(code, 250, lines)
+            # Then everything at once: an over-long line, NUL, garbage, errors until 421.
+            s.send("X" * 5000 + "\r\n")
+            s.send("MAIL FROM:<a\x00b@example.org>\r\n")
+            for _ in range(6):
+                s.send("BOGUS\r\n")
+            self.assertTrue(s.closed(10))
+            data = open(f.wait_mail("keep")[0], "rb").read()
+            self.assertTrue(data.endswith(b"Subject: keep me\n\nfirst\n"), data)
+            self.assertIn("end=errors", f.read_log())
+
+
 class Normalize(unittest.TestCase):
     def test_bare_newlines_normalized_when_configured(self):
         with Ferry(extra="bare_newlines = normalize") as f:
