@@ -16,6 +16,7 @@ static const char *const spf_fail_choices[] = { "reject", "data", "accept", NULL
 static const char *const spf_permerror_choices[] = { "reject", "data", "accept", NULL };
 static const char *const dmp_check_choices[] = { "off", "fallback", "always", NULL };
 static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
+static const char *const tls_min_choices[] = { "1.2", "1.3", NULL };
 
 /*
  * "KIND ADDRESS:PORT [option ...]", options being "trace=DIR" (write each
@@ -132,6 +133,9 @@ static const struct conf_setting schema[] = {
       .size = 64, .def = "ferry", .check = check_user },
     S("tls_cert", CONF_PATH, tls_cert, ""),
     S("tls_key", CONF_PATH, tls_key, ""),
+    { .key = "tls_min_version", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, tls_min_version),
+      .def = "1.2", .choices = tls_min_choices },
+    S("tls_ciphers", CONF_STRING, tls_ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!SHA1"),
     { .key = "log_level", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, log_level),
       .def = "info", .choices = level_choices },
     { .key = "log", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, log),
@@ -251,6 +255,12 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
     if (cfg->retry_min > cfg->retry_max) {
         snprintf(err, errlen, "%s: retry_min is larger than retry_max", file);
         return -1;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (cfg->listeners[i].kind == LISTEN_SMTPS && !cfg->tls_cert[0]) {
+            snprintf(err, errlen, "%s: listen %s: smtps needs tls_cert and tls_key", file, cfg->listeners[i].text);
+            return -1;
+        }
     }
     if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
         snprintf(err, errlen, "%s: tls_cert and tls_key must be set together", file);

@@ -54,6 +54,8 @@ struct ferry_config {
     char user[64];
     char tls_cert[PATH_MAX];
     char tls_key[PATH_MAX];
+    int tls_min_version;         /* enum tls_min */
+    char tls_ciphers[256];
     int log_level;               /* enum log_level */
     int log;                     /* enum log_dest */
     unsigned long long message_size_limit;

@@ -50,6 +50,14 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
+    SSL_CTX *tls = NULL;
+    if (check && parent_tls_ctx(cfg, &tls, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        settings_free(cfg);
+        free(cfg);
+        return 1;
+    }
+    SSL_CTX_free(tls);
     if (check) {
         printf("%s: configuration is valid\n", path);
         settings_free(cfg);

@@ -1,5 +1,6 @@
 /* parent — see parent.h. */
 #include "smtpd/parent.h"
+#include "lib/tls.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "queue/spool.h"
@@ -40,9 +41,20 @@ struct parent {
     bool reloading;
     bool foreground;
     struct event *kill_timer;
+    SSL_CTX *tls;                   /* built here, as root; the smtp child inherits it */
 };
 
 static void start_child(struct parent *p, enum child_kind k);
+
+int parent_tls_ctx(const struct ferry_config *cfg, SSL_CTX **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!cfg->tls_cert[0])
+        return 0;
+    *out = tls_server_ctx(cfg->tls_cert, cfg->tls_key, (enum tls_min)cfg->tls_min_version, cfg->tls_ciphers,
+                          err, errlen);
+    return *out ? 0 : -1;
+}
 
 static int bind_listener(const struct listen_addr *l, char *err, size_t errlen)
 {
@@ -253,7 +265,7 @@ static void start_child(struct parent *p, enum child_kind k)
             _exit(1);
         }
         int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1])
-                                  : smtp_process_main(p->cfg, sv[1], p->listen_fds);
+                                  : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls);
         _exit(rc);
     }
     close(sv[1]);
@@ -383,6 +395,13 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
         free(next);
         return;
     }
+    SSL_CTX *tls = NULL;
+    if (parent_tls_ctx(next, &tls, err, sizeof err) < 0) {
+        log_error("reload refused, keeping the running configuration and certificate: %s", err);
+        settings_free(next);
+        free(next);
+        return;
+    }
     if (!same_listeners(p->cfg, next)) {
         int fds[SETTINGS_MAX_LISTEN];
         close_listeners(p->listen_fds, p->cfg->nlisteners);
@@ -393,10 +412,13 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
                 log_error("cannot reopen the old listeners either: %s", err2);
             settings_free(next);
             free(next);
+            SSL_CTX_free(tls);
             return;
         }
         memcpy(p->listen_fds, fds, sizeof fds);
     }
+    SSL_CTX_free(p->tls);       /* the running children keep their own copies */
+    p->tls = tls;
     /* Children hold pointers into the old config only in their own copies (fork),
        so it can be freed now; each is restarted with the new one. */
     settings_free(p->cfg);
@@ -443,8 +465,8 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     log_init(target, (enum log_level)cfg->log_level, "parent");
     signal(SIGPIPE, SIG_IGN);
 
-    if (prepare_dirs(cfg, err, sizeof err) < 0 || open_listeners(cfg, p.listen_fds, err, sizeof err) < 0 ||
-        recover_spool(cfg, err, sizeof err) < 0) {
+    if (prepare_dirs(cfg, err, sizeof err) < 0 || parent_tls_ctx(cfg, &p.tls, err, sizeof err) < 0 ||
+        open_listeners(cfg, p.listen_fds, err, sizeof err) < 0 || recover_spool(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "ferryd: %s\n", err);
         log_error("%s", err);
         goto fail;
@@ -501,6 +523,7 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     log_info("ferryd stopped");
     settings_free(p.cfg);
     free(p.cfg);        /* ours since the call; after a reload no longer the caller's pointer */
+    SSL_CTX_free(p.tls);
     return 0;
 fail:
     close_listeners(p.listen_fds, cfg->nlisteners);

@@ -11,6 +11,12 @@
 
 #include "lib/settings.h"
 
+#include <openssl/ssl.h>
+
+/* The TLS context the configuration asks for (NULL without tls_cert). 0, or -1 with
+   err naming the file at fault. ferryd -t uses it too. */
+int parent_tls_ctx(const struct ferry_config *cfg, SSL_CTX **out, char *err, size_t errlen);
+
 /* Runs until stopped; returns the exit status. cfg is owned by the parent from now on. */
 int parent_run(struct ferry_config *cfg, bool foreground);
 

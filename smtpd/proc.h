@@ -14,10 +14,12 @@
 
 #include "lib/settings.h"
 
+#include <openssl/ssl.h>
+
 enum proc_msg { PROC_QUEUE_NEW = 1 };
 
 /* Entry points of the children; each returns the process exit status. */
-int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds);
+int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls);
 int queue_process_main(const struct ferry_config *cfg, int parent_fd);
 
 /* Drop to user (by name) when running as root: setgroups, setgid, setuid, and a

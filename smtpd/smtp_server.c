@@ -155,11 +155,12 @@ static void on_parent_close(struct ipc_chan *c, void *arg)
     on_sigterm(-1, 0, srv);
 }
 
-int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds)
+int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls)
 {
     struct smtp_server srv;
     memset(&srv, 0, sizeof srv);
     srv.cfg = cfg;
+    srv.tls = tls;
     char err[256];
     if (spool_open(&srv.spool, cfg->spool_dir, err, sizeof err) < 0) {
         log_error("%s", err);

@@ -15,6 +15,8 @@
 #include "lib/settings.h"
 #include "queue/spool.h"
 
+#include <openssl/ssl.h>
+
 struct event_base;
 struct ipc_chan;
 struct smtp_session;
@@ -37,6 +39,7 @@ struct smtp_server {
     struct ratelimit *conn_rate;        /* max_connection_rate per client IP; NULL: off */
     struct dns_client *dns;             /* receive-time checks (DKIM keys, SPF...) */
     struct dkim_keystore *dkim_keys;    /* NULL: no dkim_key_dir, nothing is signed */
+    SSL_CTX *tls;                       /* NULL: no certificate, no STARTTLS or smtps */
     bool stopping;
 };
 

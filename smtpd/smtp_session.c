@@ -2,6 +2,7 @@
 #include "smtpd/smtp_session.h"
 #include "delivery/delivery.h"
 #include "lib/buf.h"
+#include "lib/mail_date.h"
 #include "lib/ratelimit.h"
 #include "lib/log.h"
 #include "smtpd/relay.h"
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -61,8 +63,7 @@ void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
    until then no session is, and this becomes `return s->tls;`. */
 static bool session_tls(const struct smtp_session *s)
 {
-    (void)s;
-    return false;
+    return s->tls;
 }
 
 static void vreply(struct smtp_session *s, const char *fmt, va_list ap)
@@ -112,7 +113,7 @@ static void log_summary(const struct smtp_session *s)
 {
     log_info("session %s end=%s client=[%s] kind=%s helo=%s tls=%s auth=%s messages=%u rcpts=%u octets=%llu%s%s",
              s->id, s->end_reason ? s->end_reason : "disconnect", s->peer_ip, listen_kind_name(s->kind),
-             s->helo[0] ? s->helo : "-", "no", s->authenticated ? "yes" : "no", s->messages, s->rcpts_accepted,
+             s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no", s->authenticated ? "yes" : "no", s->messages, s->rcpts_accepted,
              s->octets, s->last_qid[0] ? " last_id=" : "", s->last_qid);
 }
 
@@ -137,7 +138,9 @@ void smtp_session_free(struct smtp_session *s)
     smtp_trace_close(s->trace);
     if (s->greet_timer)
         event_free(s->greet_timer);
-    if (s->bev)
+    if (s->bev && bufferevent_openssl_get_ssl(s->bev))
+        smtp_tls_close(s);
+    else if (s->bev)
         bufferevent_free(s->bev);
     free(s);
 }
@@ -180,8 +183,18 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
     netaddr_ntop(sa, s->peer_ip, sizeof s->peer_ip);
     s->draft.msg_fd = s->draft.env_fd = -1;
     s->state = SS_PREGREET;
-    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!s->bev) {
+    struct bufferevent *bev = NULL;
+    if (s->kind == LISTEN_SMTPS && srv->tls) {
+        /* Implicit TLS (RFC 8314): the handshake comes before the greeting. */
+        SSL *ssl = SSL_new(srv->tls);
+        if (ssl && !(bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                          BEV_OPT_CLOSE_ON_FREE)))
+            SSL_free(ssl);
+        s->state = SS_HANDSHAKE;
+    } else {
+        bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!bev) {
         close(fd);
         free(s);
         return;
@@ -192,14 +205,7 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
-    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-    /* Bound what one client can make us hold: unread input stops being read past
-       the high-water mark, and replies it does not read stop command processing
-       (see on_read). */
-    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
-    struct timeval tv = { (time_t)cfg->smtp_timeout, 0 };
-    bufferevent_set_timeouts(s->bev, &tv, &tv);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    smtp_session_attach(s, bev);
 
     if (listener->trace_dir[0]) {
         char err[512];
@@ -224,13 +230,36 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
     }
     log_info("session %s connect from [%s]:%u kind=%s", s->id, s->peer_ip, netaddr_port(sa),
              listen_kind_name(s->kind));
+    if (s->state != SS_HANDSHAKE)
+        smtp_session_begin_greeting(s);
+}
+
+void smtp_session_attach(struct smtp_session *s, struct bufferevent *bev)
+{
+    s->bev = bev;
+    bufferevent_setcb(bev, on_read, on_write, on_event, s);
+    /* Bound what one client can make us hold: unread input stops being read past
+       the high-water mark, and replies it does not read stop command processing
+       (see on_read). */
+    bufferevent_setwatermark(bev, EV_READ, 0, SESSION_INPUT_MAX);
+    struct timeval tv = { (time_t)s->srv->cfg->smtp_timeout, 0 };
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    if (s->state == SS_HANDSHAKE)   /* a client that closes without close_notify simply left */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+void smtp_session_begin_greeting(struct smtp_session *s)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    s->state = SS_PREGREET;
     if (cfg->greeting_delay == 0) {
         greet(s);
         return;
     }
     /* Wait before greeting; a client that speaks first is not following RFC 5321 3.1
        (spamware often does not wait). */
-    s->greet_timer = evtimer_new(srv->base, on_greet_timer, s);
+    s->greet_timer = evtimer_new(s->srv->base, on_greet_timer, s);
     struct timeval delay = { (time_t)cfg->greeting_delay, 0 };
     if (!s->greet_timer || evtimer_add(s->greet_timer, &delay) < 0)
         greet(s);
@@ -267,6 +296,8 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd, bool esm
     reply(s, "250-SMTPUTF8");
     reply(s, "250-CHUNKING");
     reply(s, "250-DSN");
+    if (s->srv->tls && !s->tls && s->kind != LISTEN_SMTPS)
+        reply(s, "250-STARTTLS");
     if (session_tls(s))
         reply(s, "250-REQUIRETLS");     /* RFC 8689 §2: only once TLS is up */
     reply(s, "250 HELP");
@@ -460,15 +491,17 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 static int received_header(struct smtp_session *s, struct buf *b)
 {
     const struct ferry_config *cfg = s->srv->cfg;
-    char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-    const char *proto = s->env.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+    char date[MAIL_DATE_MAX];
+    mail_date(time(NULL), date, sizeof date);
+    /* RFC 3848 / RFC 6531: ESMTP, then S for TLS and A for AUTH (ESMTPSA, UTF8SMTPSA). */
+    char proto[16];
+    snprintf(proto, sizeof proto, "%s%s%s", s->env.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
+             s->esmtp && s->tls ? "S" : "", s->esmtp && s->authenticated ? "A" : "");
     str_copy(s->env.protocol, proto, sizeof s->env.protocol);
     int r = buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Ferry) with %s id %s",
                        s->helo, s->peer_ip, cfg->hostname, proto, s->draft.id);
+    if (s->tls)
+        r |= buf_printf(b, "\r\n\t(using %s with cipher %s (%d bits))", s->tls_version, s->tls_cipher, s->tls_bits);
     if (s->env.nrcpts == 1)
         r |= buf_printf(b, "\r\n\tfor <%s>", s->env.rcpts[0].addr);
     r |= buf_printf(b, "; %s\r\n", date);
@@ -740,6 +773,8 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
         smtp_bdat_command(s, cmd);
         break;
     case SMTP_VERB_STARTTLS:
+        smtp_tls_starttls(s, cmd);
+        break;
     case SMTP_VERB_AUTH:
         reply(s, "502 5.5.1 %s not available", smtp_verb_name(cmd->verb));
         break;
@@ -779,7 +814,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         close_after_reply(s);
         return;
     }
-    while (s->state != SS_CLOSING && s->state != SS_COMMIT && s->state != SS_PREGREET && s->state != SS_CHECK) {
+    while (s->state != SS_CLOSING && s->state != SS_COMMIT && s->state != SS_PREGREET && s->state != SS_CHECK &&
+           s->state != SS_HANDSHAKE) {
         if (s->state == SS_DATA) {
             if (!read_data(s, in))
                 return;
@@ -853,6 +889,15 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct smtp_session *s = arg;
+    if ((what & BEV_EVENT_CONNECTED) && s->state == SS_HANDSHAKE) {
+        smtp_tls_established(s);
+        return;
+    }
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && s->state == SS_HANDSHAKE) {
+        smtp_tls_failed(s);
+        smtp_server_session_gone(s->srv, s);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         if (s->state == SS_COMMIT)
             return;

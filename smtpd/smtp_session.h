@@ -2,7 +2,8 @@
  * smtp_session — one inbound SMTP conversation (RFC 5321), as an explicit state
  * machine over a libevent bufferevent.
  *
- * States: PREGREET (greeting_delay: waiting to greet; a client that talks now is
+ * States: HANDSHAKE (a TLS handshake: on smtps before anything, after STARTTLS)
+ * PREGREET (greeting_delay: waiting to greet; a client that talks now is
  * an early talker and is refused) → INIT (greeted, no EHLO yet) → READY (EHLO/HELO
  * seen) → [CHECK (SPF/DMP lookups for MAIL FROM)] → MAIL (sender accepted) → RCPT
  * (a recipient accepted) → DATA (receiving the message) → COMMIT (receive-time
@@ -35,7 +36,7 @@ struct smtp_sender_check;
 struct bufferevent;
 struct event;
 
-enum smtp_state { SS_PREGREET, SS_CHECK, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING,
+enum smtp_state { SS_HANDSHAKE, SS_PREGREET, SS_CHECK, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING,
                   SS_CHUNK, SS_BDAT, SS_BDAT_FAILED };
 
 struct smtp_session {
@@ -46,6 +47,9 @@ struct smtp_session {
     const struct listen_addr *listener;
     enum listen_kind kind;
     struct smtp_trace *trace;     /* NULL unless the listener has trace=DIR */
+    bool tls;                     /* TLS is up (STARTTLS or smtps) */
+    char tls_version[32], tls_cipher[96];
+    int tls_bits;
     struct event *greet_timer;    /* greeting_delay */
     struct sockaddr_storage peer;
     char peer_ip[64];

@@ -29,6 +29,20 @@ void smtp_session_finish_message(struct smtp_session *s);
 /* The timeout for waiting on a command (false) or on message octets (true). */
 void smtp_session_timeouts(struct smtp_session *s, bool data);
 
+/* Greet (after greeting_delay, when set). */
+void smtp_session_begin_greeting(struct smtp_session *s);
+/* Install bev as the session's connection (callbacks, limits, timeouts). */
+void smtp_session_attach(struct smtp_session *s, struct bufferevent *bev);
+
+/* smtp_tls.c */
+void smtp_tls_starttls(struct smtp_session *s, const struct smtp_cmd *cmd);
+/* The handshake finished (BEV_EVENT_CONNECTED while in HANDSHAKE). */
+void smtp_tls_established(struct smtp_session *s);
+/* The handshake failed: log why. */
+void smtp_tls_failed(struct smtp_session *s);
+/* Free a TLS connection so its last records still reach the client. */
+void smtp_tls_close(struct smtp_session *s);
+
 /* smtp_bdat.c */
 void smtp_bdat_command(struct smtp_session *s, const struct smtp_cmd *cmd);
 /* Read what is buffered of the current chunk; true once all of it is read. */

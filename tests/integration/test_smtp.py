@@ -226,7 +226,7 @@ class MailPath(unittest.TestCase):
         self.assertEqual(s.cmd("VRFY alice")[1][0][:9], "252 2.5.0")
         self.assertEqual(s.cmd("HELP")[1][0][:9], "214 2.0.0")
         self.assertEqual(s.cmd("NOOP")[1][0][:9], "250 2.0.0")
-        self.assertEqual(s.cmd("STARTTLS")[1][0][:3], "502")
+        self.assertEqual(s.cmd("STARTTLS")[1], ["454 4.7.0 TLS not available"])     # no certificate configured
         code, lines = s.cmd("QUIT")
         self.assertEqual(lines[0][:9], "221 2.0.0")
         self.assertTrue(s.closed())
