@@ -202,7 +202,8 @@ START_TEST(lists)
             "listen = smtps 0.0.0.0:465\n"
             "local_domains = Example.COM,example.org.\n"
             "local_domains = mail.example.net\n"
-            "resolver = 192.0.2.53, [2001:db8::53]:5353\n");
+            "resolver = 192.0.2.53, [2001:db8::53]:5353\n"
+            "tls_cert = /etc/ssl/ferry.pem\ntls_key = /etc/ssl/ferry.key\n");   /* smtps needs them */
     ck_assert_uint_eq(cfg.relay_networks.n, 3);
     ck_assert_str_eq(cfg.relay_networks.items[0], "10.0.0.0/8");
     ck_assert_str_eq(cfg.relay_networks.items[1], "192.168.0.0/16");
