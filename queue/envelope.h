@@ -25,13 +25,22 @@
 #define ENV_RESULT_MAX     512
 #define ENV_MAX_SIZE       (64 * 1024 * 1024)
 
-enum rcpt_state { RCPT_PENDING, RCPT_DELIVERED, RCPT_FAILED };
+/* DEFERRED was added after the first three: it is a pending recipient that has
+   been tried and got a temporary failure (the queue treats both as "to do"). */
+enum rcpt_state { RCPT_PENDING, RCPT_DELIVERED, RCPT_FAILED, RCPT_DEFERRED };
+
+/* What a queued message is, for the double-bounce rule: a bounce that cannot be
+   delivered goes to the postmaster once; a failed double bounce is dropped. */
+enum env_kind { ENV_KIND_NORMAL, ENV_KIND_BOUNCE, ENV_KIND_DOUBLE_BOUNCE };
 
 struct env_rcpt {
     char addr[ADDR_PATH_MAX + 1];      /* local@domain as received */
     enum rcpt_state state;
     unsigned attempts;
     char result[ENV_RESULT_MAX];       /* last result: reply or local error, verbatim */
+    /* scheduler state ("rsched" records, written after the rcpt lines; 0: unset) */
+    time_t next_attempt;               /* wall time this recipient is due */
+    time_t last_attempt;               /* wall time of the last attempt */
 };
 
 struct envelope {
@@ -48,13 +57,20 @@ struct envelope {
     time_t next_attempt;
     size_t nrcpts;
     struct env_rcpt *rcpts;
+    /* scheduler state (records "hold", "delaywarned", "kind"; absent in old files) */
+    bool hold;                         /* ferryctl queue hold: no attempts until released */
+    bool delay_warned;                 /* the delay DSN has been queued (once per message) */
+    enum env_kind kind;
 };
 
 void env_init(struct envelope *e);
 void env_free(struct envelope *e);
 /* Appends a pending recipient. -1 on limit or memory. */
 int  env_add_rcpt(struct envelope *e, const char *addr);
+/* Recipients still to do: pending or deferred. */
 size_t env_pending(const struct envelope *e);
+/* The earliest next_attempt of the recipients still to do (0 when none has one). */
+time_t env_earliest_next(const struct envelope *e);
 
 /* Serialise into out (appended). -1 when out's limit is reached. */
 int  env_serialize(const struct envelope *e, struct buf *out);
@@ -62,5 +78,10 @@ int  env_serialize(const struct envelope *e, struct buf *out);
 int  env_parse(const char *data, size_t len, struct envelope *e, char *err, size_t errlen);
 
 const char *rcpt_state_name(enum rcpt_state s);
+const char *env_kind_name(enum env_kind k);
+static inline bool rcpt_todo(const struct env_rcpt *r)
+{
+    return r->state == RCPT_PENDING || r->state == RCPT_DEFERRED;
+}
 
 #endif
