@@ -6,6 +6,7 @@
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SAN=1 the same, built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS
+#   make bench      build and run the benchmarks in tests/bench/ (prints figures)
 #   make clean
 #
 # Layout rule: every .c file under the source directories goes into build/libferry.a,
@@ -52,6 +53,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
+
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
@@ -114,6 +118,13 @@ test-unit: all
 
 test-integration: all
 	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py --integration-only
+
+$(BUILD)/bench/%: tests/bench/%.c $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBFERRY) $(LDLIBS)
+
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
 
 # libFuzzer targets: the parser sources are compiled again with coverage instrumentation.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
