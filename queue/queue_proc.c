@@ -397,6 +397,11 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
             continue;
         }
         int64_t delay = sched_backoff(&q->params, attempts ? attempts : 1, (uint32_t)random());
+        /* Never sleep past the expiry: the bounce is due at queue_lifetime, not
+           at the first retry after it. */
+        int64_t to_expiry = ((int64_t)e.arrival + (int64_t)q->cfg->queue_lifetime - (int64_t)now_wall) * 1000;
+        if (to_expiry >= 0 && to_expiry < delay)
+            delay = to_expiry;
         for (size_t i = 0; i < e.nrcpts; i++)
             if (rcpt_todo(&e.rcpts[i]) && !strcmp(names[i].s, dests[k]))
                 e.rcpts[i].next_attempt = now_wall + (time_t)((delay + 999) / 1000);
