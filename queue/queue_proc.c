@@ -546,10 +546,10 @@ static int on_control(const char *verb, const char *arg, char *reply, size_t rep
         break;
     case QADMIN_RELEASE:
     case QADMIN_FLUSH:
-        /* Re-read: due now (flush), or due as its envelope says (release). */
-        load_message(q, arg, op == QADMIN_FLUSH);
-        if (op == QADMIN_RELEASE)
-            sched_flush(q->sched, arg, now);
+        /* Re-read, then due now: the administrator asked for an attempt, so the
+           destinations' down marks are cleared too. */
+        load_message(q, arg, true);
+        sched_flush(q->sched, arg, now);
         break;
     }
     arm(q);

@@ -143,7 +143,7 @@ smtp_timeout = 30s
         d = os.path.join(self.spool, sub)
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
-    def inject(self, sender, rcpts, data, nudge=True):
+    def inject(self, sender, rcpts, data, nudge=True, extra_env=""):
         """Queue a message the way the spool commits one (incoming/, .msg then .env
         renamed into queue/), for recipients the SMTP server would not accept
         (remote domains: Ferry does not relay yet). With nudge, the running queue
@@ -162,6 +162,7 @@ smtp_timeout = 30s
         env += "client 127.0.0.1\nhelo test.example\nprotocol ESMTP\nbody 7BIT\nsmtputf8 0\nattempts 0\nnext 0\n"
         for r in rcpts:
             env += f"rcpt pending 0 {enc(r)} -\n"
+        env += extra_env
         env += "end %08x\n" % (zlib.crc32(env.encode()) & 0xFFFFFFFF)
         for ext, body in ((".msg", data), (".env", env.encode())):
             tmp = os.path.join(self.spool, "incoming", qid + ext)
