@@ -443,7 +443,8 @@ int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg
         }
     }
     closedir(d);
-    qsort(ids, n, sizeof *ids, cmp_str);
+    if (n > 1)      /* qsort(NULL, 0) is undefined behaviour */
+        qsort(ids, n, sizeof *ids, cmp_str);
     for (size_t i = 0; i < n; i++) {
         if (fn)
             fn(ids[i], arg);
