@@ -276,8 +276,13 @@ static bool send_dsn(struct queue_proc *q, const struct envelope *e, int fd, enu
 static void attempt_message(struct queue_proc *q, const char *id, const char *const *dests, size_t nd)
 {
     struct envelope e;
-    if (read_env(q, id, &e) < 0)
+    if (read_env(q, id, &e) < 0) {
+        /* Unreadable for now but not gone: its popped jobs must not stay in
+           flight for ever. */
+        for (size_t k = 0; k < nd && sched_has_msg(q->sched, id); k++)
+            sched_put(q->sched, id, dests[k], mono_ms() + q->params.retry_min_ms);
         return;
+    }
     int64_t now = mono_ms();
     time_t now_wall = time(NULL);
     if (e.hold) {
@@ -402,6 +407,10 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
         int64_t to_expiry = ((int64_t)e.arrival + (int64_t)q->cfg->queue_lifetime - (int64_t)now_wall) * 1000;
         if (to_expiry >= 0 && to_expiry < delay)
             delay = to_expiry;
+        /* Likewise the delay warning is due at delay_warning_time. */
+        int64_t to_warn = ((int64_t)e.arrival + (int64_t)q->cfg->delay_warning_time - (int64_t)now_wall) * 1000;
+        if (q->cfg->delay_warning_time && !e.delay_warned && to_warn >= 0 && to_warn < delay)
+            delay = to_warn;
         for (size_t i = 0; i < e.nrcpts; i++)
             if (rcpt_todo(&e.rcpts[i]) && !strcmp(names[i].s, dests[k]))
                 e.rcpts[i].next_attempt = now_wall + (time_t)((delay + 999) / 1000);
