@@ -7,7 +7,9 @@
  * committed, each attempt re-arms or removes its jobs, admin requests change
  * them. One timer is armed for the earliest due time (libevent timers run on
  * the monotonic clock); a slow safety rescan (queue_scan_interval, 1 h by
- * default) reconciles the index with the disk. A pass pops at most PASS_MAX due
+ * default) indexes whatever is on disk but not in the index. The reverse (an
+ * indexed message whose files are gone) is found when its job falls due: the
+ * missing envelope removes it from the index. A pass pops at most PASS_MAX due
  * jobs and groups them by message, so each message is read, attempted and
  * rewritten once per pass whatever the number of its destinations due.
  *
