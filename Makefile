@@ -6,6 +6,7 @@
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SAN=1 the same, built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS
+#   make bench      build and run the benchmarks in tests/bench/ (prints figures)
 #   make clean
 #
 # Layout rule: every .c file under the source directories goes into build/libferry.a,
@@ -52,6 +53,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
+
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
@@ -115,6 +119,10 @@ test-unit: all
 test-integration: all
 	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py --integration-only
 
+$(BUILD)/bench/%: tests/bench/%.c $(LIBFERRY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBFERRY) $(LDLIBS)
+
 # Benchmarks: figures printed side by side with Postfix's smtp-sink, never asserted.
 # Postfix is installed only for its smtp-source/smtp-sink tools (its service is not started).
 bench: deps
@@ -122,6 +130,8 @@ bench: deps
 	@command -v smtp-source >/dev/null 2>&1 || [ -x /usr/sbin/smtp-source ] || \
 	    { echo "make bench: installing postfix for smtp-source/smtp-sink"; \
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null; }
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
 	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/bench/bench_smtp.py
 
 # libFuzzer targets: the parser sources are compiled again with coverage instrumentation.

@@ -3,6 +3,11 @@
  *
  *   ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND ...
  *     queue list [--json]     the queue, from the spool (daemon running or not)
+ *     queue show ID           one message: envelope and header section
+ *     queue flush [ID]        attempt now (one message, or all)
+ *     queue delete ID         remove without a bounce
+ *     queue hold|release ID   stop / resume attempts
+ *     queue bounce ID         return to the sender now (5.0.0)
  *     dns TYPE NAME           one lookup through Ferry's own resolver
  *     dkim keygen|sign|verify|rotate ...   DKIM keys, signing and verification
  *     spf check --ip IP --helo NAME --sender ADDR     RFC 7208 check_host()
@@ -24,7 +29,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND\n"
-            "  queue list [--json]\n"
+            "  queue list [--json] | show ID | flush [ID] | delete ID | hold ID | release ID | bounce ID\n"
             "  dns TYPE NAME\n"
             "  dkim keygen --domain D --selector S --out KEYFILE [--algo rsa-sha256|ed25519-sha256] [--bits N]\n"
             "  dkim sign --domain D --selector S --key KEYFILE < msg > signed\n"

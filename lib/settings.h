@@ -71,6 +71,7 @@ struct ferry_config {
     unsigned long long retry_min;
     unsigned long long retry_max;
     unsigned long long queue_lifetime;
+    unsigned long long delay_warning_time;      /* 0: no delay warnings */
     struct conf_list relay_domains;
     int bare_newlines;           /* enum bare_newline_mode */
     unsigned long long max_connection_rate;     /* per client IP per minute; 0: no limit */

@@ -9,11 +9,18 @@
 
 #define ENV_MAGIC "FERRY-ENV 1\n"
 
-static const char *const state_names[] = { "pending", "delivered", "failed" };
+#define NSTATES 4
+static const char *const state_names[NSTATES] = { "pending", "delivered", "failed", "deferred" };
+static const char *const kind_names[] = { "normal", "bounce", "double-bounce" };
 
 const char *rcpt_state_name(enum rcpt_state s)
 {
-    return (unsigned)s < 3 ? state_names[s] : "?";
+    return (unsigned)s < NSTATES ? state_names[s] : "?";
+}
+
+const char *env_kind_name(enum env_kind k)
+{
+    return (unsigned)k < 3 ? kind_names[k] : "?";
 }
 
 static const char *const notify_names[] = { "SUCCESS", "FAILURE", "DELAY", "NEVER" };
@@ -92,8 +99,18 @@ size_t env_pending(const struct envelope *e)
 {
     size_t n = 0;
     for (size_t i = 0; i < e->nrcpts; i++)
-        n += e->rcpts[i].state == RCPT_PENDING;
+        n += rcpt_todo(&e->rcpts[i]);
     return n;
+}
+
+time_t env_earliest_next(const struct envelope *e)
+{
+    time_t best = 0;
+    for (size_t i = 0; i < e->nrcpts; i++)
+        if (rcpt_todo(&e->rcpts[i]) && e->rcpts[i].next_attempt &&
+            (!best || e->rcpts[i].next_attempt < best))
+            best = e->rcpts[i].next_attempt;
+    return best;
 }
 
 static int put_value(struct buf *out, const char *v)
@@ -161,6 +178,21 @@ int env_serialize(const struct envelope *e, struct buf *out)
             r |= buf_puts(out, "\n");
         }
     }
+    /* Scheduler records come after every rcpt line (an rsched names a recipient
+       by its position), and only when set, so files stay as they were for
+       messages that never needed them. */
+    for (size_t i = 0; i < e->nrcpts && r == 0; i++) {
+        const struct env_rcpt *rc = &e->rcpts[i];
+        if (rc->next_attempt || rc->last_attempt)
+            r |= buf_printf(out, "rsched %zu %lld %lld\n", i, (long long)rc->next_attempt,
+                            (long long)rc->last_attempt);
+    }
+    if (e->hold)
+        r |= buf_puts(out, "hold 1\n");
+    if (e->delay_warned)
+        r |= buf_puts(out, "delaywarned 1\n");
+    if (e->kind != ENV_KIND_NORMAL)
+        r |= buf_printf(out, "kind %s\n", env_kind_name(e->kind));
     if (r)
         return -1;
     unsigned long crc = crc32(0L, (const Bytef *)out->data + start, (uInt)(out->len - start));
@@ -338,7 +370,7 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
             e->next_attempt = (time_t)v;
         } else if (!strcmp(k, "rcpt") && nt == 5) {
             int st = -1;
-            for (int i = 0; i < 3; i++)
+            for (int i = 0; i < NSTATES; i++)
                 if (!strcmp(tok[1], state_names[i]))
                     st = i;
             if (st < 0)
@@ -353,6 +385,30 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
             if (get_value(tok[4], r->result, sizeof r->result) < 0)
                 FAIL("line %d: bad recipient result", lineno);
             rcpt_notify = rcpt_orcpt = false;
+        } else if (!strcmp(k, "rsched") && nt == 4) {
+            unsigned long long next, last;
+            if (get_number(tok[1], ENV_MAX_RCPTS, &v) < 0 || v >= e->nrcpts)
+                FAIL("line %d: rsched names no recipient", lineno);
+            if (get_number(tok[2], 1ULL << 40, &next) < 0 || get_number(tok[3], 1ULL << 40, &last) < 0)
+                FAIL("line %d: bad rsched times", lineno);
+            e->rcpts[v].next_attempt = (time_t)next;
+            e->rcpts[v].last_attempt = (time_t)last;
+        } else if (!strcmp(k, "hold") && nt == 2) {
+            if (get_number(tok[1], 1, &v) < 0)
+                FAIL("line %d: bad hold flag", lineno);
+            e->hold = v;
+        } else if (!strcmp(k, "delaywarned") && nt == 2) {
+            if (get_number(tok[1], 1, &v) < 0)
+                FAIL("line %d: bad delaywarned flag", lineno);
+            e->delay_warned = v;
+        } else if (!strcmp(k, "kind") && nt == 2) {
+            int kd = -1;
+            for (int i = 0; i < 3; i++)
+                if (!strcmp(tok[1], kind_names[i]))
+                    kd = i;
+            if (kd < 0)
+                FAIL("line %d: bad message kind", lineno);
+            e->kind = (enum env_kind)kd;
         } else {
             FAIL("line %d: unknown or malformed record \"%.32s\"", lineno, k);
         }

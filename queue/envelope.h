@@ -32,7 +32,13 @@
 #define ENV_ENVID_MAX      100     /* RFC 3461 §4.4, decoded octets */
 #define ENV_ORCPT_MAX      500     /* RFC 3461 §4.2, decoded octets */
 
-enum rcpt_state { RCPT_PENDING, RCPT_DELIVERED, RCPT_FAILED };
+/* DEFERRED was added after the first three: it is a pending recipient that has
+   been tried and got a temporary failure (the queue treats both as "to do"). */
+enum rcpt_state { RCPT_PENDING, RCPT_DELIVERED, RCPT_FAILED, RCPT_DEFERRED };
+
+/* What a queued message is, for the double-bounce rule: a bounce that cannot be
+   delivered goes to the postmaster once; a failed double bounce is dropped. */
+enum env_kind { ENV_KIND_NORMAL, ENV_KIND_BOUNCE, ENV_KIND_DOUBLE_BOUNCE };
 
 /* MAIL ... RET= (RFC 3461 §4.3); UNSET lets the DSN writer choose. */
 enum env_ret { ENV_RET_UNSET, ENV_RET_FULL, ENV_RET_HDRS };
@@ -57,6 +63,9 @@ struct env_rcpt {
     unsigned notify;                   /* ENV_NOTIFY_* bits, 0: not given */
     enum env_orcpt_type orcpt_type;
     char orcpt[ENV_ORCPT_MAX + 1];     /* decoded original recipient ("" when none) */
+    /* scheduler state ("rsched" records, written after the rcpt lines; 0: unset) */
+    time_t next_attempt;               /* wall time this recipient is due */
+    time_t last_attempt;               /* wall time of the last attempt */
 };
 
 struct envelope {
@@ -76,13 +85,20 @@ struct envelope {
     time_t next_attempt;
     size_t nrcpts;
     struct env_rcpt *rcpts;
+    /* scheduler state (records "hold", "delaywarned", "kind"; absent in old files) */
+    bool hold;                         /* ferryctl queue hold: no attempts until released */
+    bool delay_warned;                 /* the delay DSN has been queued (once per message) */
+    enum env_kind kind;
 };
 
 void env_init(struct envelope *e);
 void env_free(struct envelope *e);
 /* Appends a pending recipient. -1 on limit or memory. */
 int  env_add_rcpt(struct envelope *e, const char *addr);
+/* Recipients still to do: pending or deferred. */
 size_t env_pending(const struct envelope *e);
+/* The earliest next_attempt of the recipients still to do (0 when none has one). */
+time_t env_earliest_next(const struct envelope *e);
 
 /* Serialise into out (appended). -1 when out's limit is reached. */
 int  env_serialize(const struct envelope *e, struct buf *out);
@@ -95,5 +111,10 @@ const char *env_orcpt_type_name(enum env_orcpt_type t);
 /* NOTIFY flags as the canonical list ("NEVER", "SUCCESS,FAILURE,DELAY"...) into
    out (at least 32 octets); "" for 0. */
 void env_notify_format(unsigned notify, char *out, size_t outsz);
+const char *env_kind_name(enum env_kind k);
+static inline bool rcpt_todo(const struct env_rcpt *r)
+{
+    return r->state == RCPT_PENDING || r->state == RCPT_DEFERRED;
+}
 
 #endif

@@ -1,51 +1,196 @@
 /*
- * queue_proc — the queue process: loads what is committed, delivers, retries.
+ * queue_proc — the queue process: keeps the index of what is queued, attempts
+ * what is due, bounces what fails, and serves the admin control socket.
  *
- * Work arrives two ways: PROC_QUEUE_NEW from the parent (a message the smtp
- * process has just committed) and a periodic scan of queue/ (queue_scan_interval),
- * which also picks up whatever was queued before a restart. Each message is
- * delivered recipient by recipient; the envelope is rewritten atomically after
- * each attempt, so a crash re-delivers at most the recipients of that one attempt
- * (RFC 5321 §6.1: at least once, never lost).
+ * Index (queue/scheduler.h): loaded with one scan of queue/ at start, then kept
+ * current — PROC_QUEUE_NEW from the parent adds a message the smtp process has
+ * committed, each attempt re-arms or removes its jobs, admin requests change
+ * them. One timer is armed for the earliest due time (libevent timers run on
+ * the monotonic clock); a slow safety rescan (queue_scan_interval, 1 h by
+ * default) indexes whatever is on disk but not in the index. The reverse (an
+ * indexed message whose files are gone) is found when its job falls due: the
+ * missing envelope removes it from the index. A pass pops at most PASS_MAX due
+ * jobs and groups them by message, so each message is read, attempted and
+ * rewritten once per pass whatever the number of its destinations due.
  *
- * This is the foundation's scheduler: exponential back-off between retry_min and
- * retry_max, expiry after queue_lifetime. Remote delivery, bounces and DSNs come
- * with their own modules.
+ * Per recipient, an attempt ends delivered, failed (5xx: bounced) or deferred
+ * (4xx: tried again after a jittered back-off from retry_min doubling to
+ * retry_max). A deferring remote destination is marked down until its retry
+ * time, so its other messages wait for that time instead of each costing an
+ * attempt. Local recipients share the "@local" destination, which is never
+ * marked down: one full mailbox must not delay the others.
+ * Message age (wall time since arrival): past delay_warning_time, one delay DSN;
+ * past queue_lifetime, every recipient still to do fails with 5.4.7. A message
+ * carrying more than LOOP_MAX_RECEIVED Received: fields fails at its first
+ * attempt with 5.4.6 (a mail loop).
+ *
+ * Crash safety (RFC 5321 6.1: at least once, never lost): a DSN is committed to
+ * the spool (bounce_queue) before the original's envelope records the outcome;
+ * the envelope is rewritten atomically (or removed) after each attempt. A crash
+ * in between repeats a delivery or a DSN; it never loses either.
  */
 #include "delivery/delivery.h"
 #include "delivery/maildir.h"
 #include "lib/buf.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "queue/bounce.h"
+#include "queue/control.h"
+#include "queue/queue_admin.h"
+#include "queue/scheduler.h"
 #include "queue/spool.h"
 #include "smtpd/proc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#define LOCAL_DEST        "@local"      /* cannot be a domain name */
+#define PASS_MAX          256
+#define DEST_CONCURRENCY  20
+#define LOOP_MAX_RECEIVED 100           /* RFC 5321 6.3: a hop count; 100 is what it suggests */
+#define HEADER_SCAN_MAX   (256 * 1024)
 
 struct queue_proc {
     struct event_base *base;
     const struct ferry_config *cfg;
     struct spool spool;
     struct ipc_chan *parent;
-    struct event *scan_timer;
-    bool stopping;
+    struct sched *sched;
+    struct sched_params params;
+    struct event *due_timer;
+    struct event *rescan_timer;
+    struct control *control;
+    int lock_fd;
 };
 
-static time_t backoff(const struct ferry_config *cfg, unsigned attempts)
+static int64_t mono_ms(void)
 {
-    unsigned long long d = cfg->retry_min;
-    for (unsigned i = 1; i < attempts && d < cfg->retry_max; i++)
-        d *= 2;
-    if (d > cfg->retry_max)
-        d = cfg->retry_max;
-    return (time_t)d;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+struct dest_name {
+    char s[SCHED_DEST_MAX + 1];
+};
+
+/* A recipient's destination: its domain in lower case, or LOCAL_DEST. */
+static void rcpt_dest(const struct ferry_config *cfg, const char *addr, char *out, size_t outsz)
+{
+    struct mailbox m;
+    const char *why;
+    if (addr_parse_mailbox(addr, strlen(addr), true, &m, &why) < 0 || m.domain_kind != ADDR_DOMAIN_NAME ||
+        settings_is_local_domain(cfg, m.domain)) {
+        str_copy(out, LOCAL_DEST, outsz);   /* bad addresses fail at once, locally */
+        return;
+    }
+    str_copy(out, m.domain, outsz);
+    str_lower(out);
+}
+
+static void arm(struct queue_proc *q)
+{
+    int64_t next = sched_next_due(q->sched);
+    if (next == SCHED_NEVER) {
+        evtimer_del(q->due_timer);
+        return;
+    }
+    int64_t delay = next - mono_ms();
+    if (delay < 0)
+        delay = 0;
+    struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
+    evtimer_add(q->due_timer, &tv);
+}
+
+/* ---- loading ---- */
+
+struct dest_due {
+    const char *dest;
+    int64_t due;
+};
+
+static int cmp_dest_due(const void *a, const void *b)
+{
+    const struct dest_due *x = a, *y = b;
+    int c = strcmp(x->dest, y->dest);
+    return c ? c : (x->due > y->due) - (x->due < y->due);
+}
+
+/* Read an envelope; a corrupt one is quarantined (and forgotten), a missing one
+   forgotten. 0 ok. */
+static int read_env(struct queue_proc *q, const char *id, struct envelope *e)
+{
+    bool corrupt;
+    char err[256];
+    if (spool_env_read(&q->spool, id, e, &corrupt, err, sizeof err) == 0)
+        return 0;
+    if (corrupt) {
+        log_msg(LOG_LVL_ERROR, id, "quarantined to corrupt/: %s", err);
+        spool_quarantine(&q->spool, id, err);
+    } else if (errno != ENOENT) {
+        log_msg(LOG_LVL_WARN, id, "%s", err);
+        return -1;      /* unreadable for now (EMFILE...): keep its jobs */
+    }
+    sched_remove_msg(q->sched, id);
+    return -1;
+}
+
+/* (Re)index one message from its envelope; due now when force. */
+static void load_message(struct queue_proc *q, const char *id, bool force)
+{
+    struct envelope e;
+    if (read_env(q, id, &e) < 0)
+        return;
+    sched_remove_msg(q->sched, id);
+    time_t now_wall = time(NULL);
+    int64_t now = mono_ms();
+    struct dest_name *names = calloc(e.nrcpts, sizeof *names);
+    struct dest_due *dd = calloc(e.nrcpts, sizeof *dd);
+    size_t n = 0;
+    if (!names || !dd) {
+        log_msg(LOG_LVL_ERROR, id, "out of memory indexing the message; the next rescan retries");
+        goto out;
+    }
+    for (size_t i = 0; i < e.nrcpts; i++) {
+        if (!rcpt_todo(&e.rcpts[i]))
+            continue;
+        rcpt_dest(q->cfg, e.rcpts[i].addr, names[n].s, sizeof names[n].s);
+        dd[n].dest = names[n].s;
+        dd[n].due = force ? now : sched_due_from_wall(e.rcpts[i].next_attempt, now_wall, now,
+                                                       q->params.retry_max_ms);
+        n++;
+    }
+    if (n == 0) {
+        /* Every recipient is done but the envelope is still here (a crash between
+           the last rewrite and the removal): finish the removal. */
+        spool_remove(&q->spool, id);
+        log_msg(LOG_LVL_INFO, id, "removed (no recipient left)");
+        goto out;
+    }
+    /* One job per destination, due at its earliest recipient. */
+    qsort(dd, n, sizeof *dd, cmp_dest_due);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && !strcmp(dd[i].dest, dd[i - 1].dest))
+            continue;
+        if (sched_put(q->sched, id, dd[i].dest, dd[i].due) < 0)
+            log_msg(LOG_LVL_ERROR, id, "out of memory indexing the message; the next rescan retries");
+    }
+    if (e.hold)
+        sched_hold(q->sched, id, true, now);
+out:
+    free(names);
+    free(dd);
+    env_free(&e);
+}
+
+/* ---- delivery ---- */
 
 static void deliver_local(struct queue_proc *q, const struct envelope *e, struct env_rcpt *r,
                           const struct mailbox *m, int msg_fd, struct delivery_status *st)
@@ -60,7 +205,7 @@ static void deliver_local(struct queue_proc *q, const struct envelope *e, struct
         delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
         return;
     }
-    /* Return-Path records the envelope sender (RFC 5321 §4.4); Delivered-To lets
+    /* Return-Path records the envelope sender (RFC 5321 4.4); Delivered-To lets
        a mailbox owner see which address brought the message, and stops loops. */
     struct buf prefix;
     buf_init(&prefix, 2048);
@@ -86,85 +231,279 @@ static void deliver_recipient(struct queue_proc *q, const struct envelope *e, st
     delivery_set(st, DELIVERY_DEFER, "4.4.3 no remote delivery configured for %s", m.domain);
 }
 
-static void process_message(struct queue_proc *q, const char *id, bool force)
+/* Received: fields in the header section (at most HEADER_SCAN_MAX octets read). */
+static int count_received(int fd)
+{
+    char *p = malloc(HEADER_SCAN_MAX + 1);
+    if (!p)
+        return 0;
+    ssize_t got = pread(fd, p, HEADER_SCAN_MAX, 0);
+    int n = 0;
+    for (ssize_t i = 0; got > 0 && i < got; ) {
+        const char *line = p + i;
+        const char *nl = memchr(line, '\n', (size_t)(got - i));
+        size_t ll = nl ? (size_t)(nl - line) : (size_t)(got - i);
+        if (ll == 0 || (ll == 1 && line[0] == '\r'))
+            break;      /* the empty line: end of the header section */
+        if (ll >= 9 && !strncasecmp(line, "Received:", 9))
+            n++;
+        i += (ssize_t)ll + 1;
+    }
+    free(p);
+    return n;
+}
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(s, list[i]))
+            return true;
+    return false;
+}
+
+/* Queue a DSN; on failure the caller keeps the recipients to do. */
+static bool send_dsn(struct queue_proc *q, const struct envelope *e, int fd, enum dsn_action a,
+                     const size_t *idx, size_t n, time_t now)
+{
+    char new_id[QID_LEN + 1], err[256];
+    if (bounce_queue(&q->spool, q->cfg, e, fd, a, idx, n, now, new_id, err, sizeof err) < 0) {
+        log_msg(LOG_LVL_ERROR, e->id, "%s", err);
+        return false;
+    }
+    if (new_id[0])
+        load_message(q, new_id, true);
+    return true;
+}
+
+static void attempt_message(struct queue_proc *q, const char *id, const char *const *dests, size_t nd)
 {
     struct envelope e;
-    bool corrupt;
-    char err[256];
-    if (spool_env_read(&q->spool, id, &e, &corrupt, err, sizeof err) < 0) {
-        if (corrupt) {
-            log_msg(LOG_LVL_ERROR, id, "quarantined to corrupt/: %s", err);
-            spool_quarantine(&q->spool, id, err);
-        } else if (errno != ENOENT) {
-            log_msg(LOG_LVL_WARN, id, "%s", err);
-        }
+    if (read_env(q, id, &e) < 0) {
+        /* Unreadable for now but not gone: its popped jobs must not stay in
+           flight for ever. */
+        for (size_t k = 0; k < nd && sched_has_msg(q->sched, id); k++)
+            sched_put(q->sched, id, dests[k], mono_ms() + q->params.retry_min_ms);
         return;
     }
-    time_t now = time(NULL);
-    if (!force && e.next_attempt > now) {
+    int64_t now = mono_ms();
+    time_t now_wall = time(NULL);
+    if (e.hold) {
+        sched_hold(q->sched, id, true, now);
         env_free(&e);
         return;
     }
-    int fd = spool_msg_open(&q->spool, id);
+    struct dest_name *names = calloc(e.nrcpts, sizeof *names);
+    size_t *fail_idx = calloc(e.nrcpts, sizeof *fail_idx);
+    size_t *ok_idx = calloc(e.nrcpts, sizeof *ok_idx);
+    size_t *delay_idx = calloc(e.nrcpts, sizeof *delay_idx);
+    bool *deferred_dest = calloc(nd, sizeof *deferred_dest);
+    int fd = -1;
+    if (!names || !fail_idx || !ok_idx || !delay_idx || !deferred_dest) {
+        log_msg(LOG_LVL_ERROR, id, "out of memory; trying again later");
+        goto retry_later;
+    }
+    fd = spool_msg_open(&q->spool, id);
     if (fd < 0) {
         log_msg(LOG_LVL_WARN, id, "cannot open the message: %s", strerror(errno));
-        env_free(&e);
-        return;
+        goto retry_later;
     }
-    bool expired = now - e.arrival > (time_t)q->cfg->queue_lifetime;
+    for (size_t i = 0; i < e.nrcpts; i++)
+        rcpt_dest(q->cfg, e.rcpts[i].addr, names[i].s, sizeof names[i].s);
+
+    int received = e.attempts == 0 ? count_received(fd) : 0;
+    size_t nf = 0, nok = 0, ndelay = 0;
     for (size_t i = 0; i < e.nrcpts; i++) {
         struct env_rcpt *r = &e.rcpts[i];
-        if (r->state != RCPT_PENDING)
+        if (!rcpt_todo(r) || !in_list(names[i].s, dests, nd))
             continue;
         struct delivery_status st;
-        deliver_recipient(q, &e, r, fd, &st);
+        if (received > LOOP_MAX_RECEIVED)
+            delivery_set(&st, DELIVERY_FAIL, "5.4.6 mail loop: %d Received: header fields (more than %d)",
+                         received, LOOP_MAX_RECEIVED);
+        else
+            deliver_recipient(q, &e, r, fd, &st);
         r->attempts++;
+        r->last_attempt = now_wall;
         str_copy(r->result, st.text, sizeof r->result);
         const char *status = "sent";
         if (st.result == DELIVERY_OK) {
             r->state = RCPT_DELIVERED;
+            if (rcpt_wants_dsn(r, DSN_DELIVERED))
+                ok_idx[nok++] = i;
         } else if (st.result == DELIVERY_FAIL) {
             r->state = RCPT_FAILED;
             status = "bounced";
-        } else if (expired) {
-            r->state = RCPT_FAILED;
-            char text[sizeof r->result + sizeof st.text];
-            snprintf(text, sizeof text, "5.4.7 message expired after %llus in the queue; last: %s",
-                     q->cfg->queue_lifetime, st.text);
-            str_copy(r->result, text, sizeof r->result);
-            status = "expired";
+            if (rcpt_wants_dsn(r, DSN_FAILED))
+                fail_idx[nf++] = i;
         } else {
+            r->state = RCPT_DEFERRED;
             status = "deferred";
+            for (size_t k = 0; k < nd; k++)
+                if (!strcmp(names[i].s, dests[k]))
+                    deferred_dest[k] = true;
         }
         log_msg(LOG_LVL_INFO, id, "to=<%s> status=%s attempts=%u (%s)", r->addr, status, r->attempts, r->result);
     }
-    close(fd);
+
+    enum sched_age age = env_pending(&e) == 0 ? SCHED_AGE_YOUNG :
+        sched_age_check(e.arrival, now_wall, q->cfg->queue_lifetime, q->cfg->delay_warning_time, e.delay_warned);
+    if (age == SCHED_AGE_EXPIRED) {
+        /* Every recipient still to do fails now, whatever its destination, so
+           the sender gets one DSN for all of them. */
+        for (size_t i = 0; i < e.nrcpts; i++) {
+            struct env_rcpt *r = &e.rcpts[i];
+            if (!rcpt_todo(r))
+                continue;
+            char text[sizeof r->result];
+            snprintf(text, sizeof text, "5.4.7 message expired after %llus in the queue; last result: %s",
+                     (unsigned long long)(now_wall - e.arrival), r->result[0] ? r->result : "not attempted");
+            str_copy(r->result, text, sizeof r->result);
+            r->state = RCPT_FAILED;
+            if (!r->last_attempt)
+                r->last_attempt = now_wall;
+            log_msg(LOG_LVL_INFO, id, "to=<%s> status=expired attempts=%u (%s)", r->addr, r->attempts, r->result);
+            if (rcpt_wants_dsn(r, DSN_FAILED))
+                fail_idx[nf++] = i;
+        }
+    } else if (age == SCHED_AGE_WARN) {
+        for (size_t i = 0; i < e.nrcpts; i++)
+            if (e.rcpts[i].state == RCPT_DEFERRED && rcpt_wants_dsn(&e.rcpts[i], DSN_DELAYED))
+                delay_idx[ndelay++] = i;
+        e.delay_warned = true;
+    }
+
+    /* DSNs before the envelope: each is durable in the spool before the
+       original's new state is written (see the top of this file). */
+    if (nf && !send_dsn(q, &e, fd, DSN_FAILED, fail_idx, nf, now_wall)) {
+        /* Not reported yet, so not failed yet: keep them to do. */
+        for (size_t k = 0; k < nf; k++) {
+            e.rcpts[fail_idx[k]].state = RCPT_DEFERRED;
+            e.rcpts[fail_idx[k]].next_attempt = 0;
+        }
+    }
+    if (ndelay && e.sender[0] && !send_dsn(q, &e, fd, DSN_DELAYED, delay_idx, ndelay, now_wall))
+        e.delay_warned = false;
+    if (nok && !send_dsn(q, &e, fd, DSN_DELIVERED, ok_idx, nok, now_wall))
+        log_msg(LOG_LVL_WARN, id, "success notification lost: it could not be queued");
     e.attempts++;
+
+    /* Next attempt per destination attempted; a deferring remote destination
+       is down until then for all its messages. */
+    for (size_t k = 0; k < nd; k++) {
+        unsigned attempts = 0;
+        bool todo = false;
+        for (size_t i = 0; i < e.nrcpts; i++) {
+            if (rcpt_todo(&e.rcpts[i]) && !strcmp(names[i].s, dests[k])) {
+                todo = true;
+                if (e.rcpts[i].attempts > attempts)
+                    attempts = e.rcpts[i].attempts;
+            }
+        }
+        if (!todo) {
+            sched_remove_job(q->sched, id, dests[k]);
+            continue;
+        }
+        int64_t delay = sched_backoff(&q->params, attempts ? attempts : 1, (uint32_t)random());
+        /* Never sleep past the expiry: the bounce is due at queue_lifetime, not
+           at the first retry after it. */
+        int64_t to_expiry = ((int64_t)e.arrival + (int64_t)q->cfg->queue_lifetime - (int64_t)now_wall) * 1000;
+        if (to_expiry >= 0 && to_expiry < delay)
+            delay = to_expiry;
+        /* Likewise the delay warning is due at delay_warning_time. */
+        int64_t to_warn = ((int64_t)e.arrival + (int64_t)q->cfg->delay_warning_time - (int64_t)now_wall) * 1000;
+        if (q->cfg->delay_warning_time && !e.delay_warned && to_warn >= 0 && to_warn < delay)
+            delay = to_warn;
+        for (size_t i = 0; i < e.nrcpts; i++)
+            if (rcpt_todo(&e.rcpts[i]) && !strcmp(names[i].s, dests[k]))
+                e.rcpts[i].next_attempt = now_wall + (time_t)((delay + 999) / 1000);
+        sched_put(q->sched, id, dests[k], now + delay);
+        if (deferred_dest[k] && strcmp(dests[k], LOCAL_DEST) != 0)
+            sched_dest_down(q->sched, dests[k], now + delay);
+        else if (!deferred_dest[k])
+            sched_dest_up(q->sched, dests[k]);
+    }
+    e.next_attempt = env_earliest_next(&e);
+    close(fd);
+    fd = -1;
     if (env_pending(&e) == 0) {
+        sched_remove_msg(q->sched, id);
         if (spool_remove(&q->spool, id) < 0)
             log_msg(LOG_LVL_ERROR, id, "cannot remove from the queue: %s", strerror(errno));
         else
             log_msg(LOG_LVL_INFO, id, "removed");
     } else {
-        e.next_attempt = now + backoff(q->cfg, e.attempts);
         if (spool_env_write(&q->spool, &e) < 0)
             log_msg(LOG_LVL_ERROR, id, "cannot update the envelope: %s", strerror(errno));
+        else if (age == SCHED_AGE_EXPIRED)
+            load_message(q, id, false);     /* drops the jobs of destinations now done */
     }
+    goto out;
+
+retry_later:
+    for (size_t k = 0; k < nd; k++)
+        sched_put(q->sched, id, dests[k], now + q->params.retry_min_ms);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(names);
+    free(fail_idx);
+    free(ok_idx);
+    free(delay_idx);
+    free(deferred_dest);
     env_free(&e);
 }
 
-static void visit(const char *id, void *arg)
+static int cmp_due(const void *a, const void *b)
 {
-    process_message(arg, id, false);
+    const struct sched_due *x = a, *y = b;
+    return strcmp(x->id, y->id);
 }
 
-static void on_scan(evutil_socket_t fd, short what, void *arg)
+static void on_due(evutil_socket_t fd, short what, void *arg)
 {
     struct queue_proc *q = arg;
-    if (spool_scan(&q->spool, false, visit, q) < 0)
+    static struct sched_due due[PASS_MAX];
+    size_t n = sched_pop_due(q->sched, mono_ms(), due, PASS_MAX);
+    qsort(due, n, sizeof due[0], cmp_due);
+    for (size_t i = 0; i < n; ) {
+        const char *dests[PASS_MAX];
+        size_t k = 0;
+        size_t j = i;
+        for (; j < n && !strcmp(due[j].id, due[i].id); j++)
+            dests[k++] = due[j].dest;
+        attempt_message(q, due[i].id, dests, k);
+        i = j;
+    }
+    /* More may be due: the timer fires again at once, after pending events
+       (new messages, admin requests) have had their turn. */
+    arm(q);
+}
+
+/* ---- rescan, parent, control ---- */
+
+static void rescan_visit(const char *id, void *arg)
+{
+    struct queue_proc *q = arg;
+    if (!sched_has_msg(q->sched, id))
+        load_message(q, id, false);
+}
+
+static void rescan(struct queue_proc *q)
+{
+    size_t before = sched_msg_count(q->sched);
+    if (spool_scan(&q->spool, false, rescan_visit, q) < 0)
         log_error("cannot scan %s/queue: %s", q->spool.dir, strerror(errno));
+    if (sched_msg_count(q->sched) != before)
+        log_info("queue scan: %zu messages indexed (%zu before)", sched_msg_count(q->sched), before);
+    arm(q);
+}
+
+static void on_rescan(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_proc *q = arg;
+    rescan(q);
     struct timeval tv = { (time_t)q->cfg->queue_scan_interval, 0 };
-    evtimer_add(q->scan_timer, &tv);
+    evtimer_add(q->rescan_timer, &tv);
 }
 
 static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, size_t len, void *arg)
@@ -174,11 +513,58 @@ static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, s
         char id[QID_LEN + 1];
         memcpy(id, data, QID_LEN);
         id[QID_LEN] = '\0';
-        if (qid_valid(id))
-            process_message(q, id, true);
+        if (qid_valid(id)) {
+            load_message(q, id, true);
+            arm(q);
+        }
         return;
     }
     log_warn("unexpected message %u (%zu octets) from the parent", type, len);
+}
+
+static int on_control(const char *verb, const char *arg, char *reply, size_t replylen, void *ctx)
+{
+    struct queue_proc *q = ctx;
+    enum qadmin_op op;
+    if (qadmin_op_parse(verb, &op) < 0) {
+        snprintf(reply, replylen, "unknown request \"%.32s\"", verb);
+        return -1;
+    }
+    int64_t now = mono_ms();
+    if (op == QADMIN_FLUSH && !arg[0]) {
+        size_t n = sched_flush(q->sched, NULL, now);
+        arm(q);
+        log_info("queue flushed by the administrator: %zu jobs due now", n);
+        snprintf(reply, replylen, "%zu deliver%s due now", n, n == 1 ? "y is" : "ies are");
+        return 0;
+    }
+    char bounce_id[QID_LEN + 1];
+    if (qadmin_apply(&q->spool, q->cfg, op, arg, bounce_id, reply, replylen) < 0)
+        return -1;
+    switch (op) {
+    case QADMIN_DELETE:
+        sched_remove_msg(q->sched, arg);
+        break;
+    case QADMIN_BOUNCE:
+        sched_remove_msg(q->sched, arg);
+        if (bounce_id[0])
+            load_message(q, bounce_id, true);
+        break;
+    case QADMIN_HOLD:
+        if (!sched_has_msg(q->sched, arg))
+            load_message(q, arg, false);
+        sched_hold(q->sched, arg, true, now);
+        break;
+    case QADMIN_RELEASE:
+    case QADMIN_FLUSH:
+        /* Re-read, then due now: the administrator asked for an attempt, so the
+           destinations' down marks are cleared too. */
+        load_message(q, arg, true);
+        sched_flush(q->sched, arg, now);
+        break;
+    }
+    arm(q);
+    return 0;
 }
 
 static void on_parent_close(struct ipc_chan *c, void *arg)
@@ -199,32 +585,56 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd)
     struct queue_proc q;
     memset(&q, 0, sizeof q);
     q.cfg = cfg;
+    q.params.retry_min_ms = (int64_t)cfg->retry_min * 1000;
+    q.params.retry_max_ms = (int64_t)cfg->retry_max * 1000;
+    q.params.dest_concurrency = DEST_CONCURRENCY;
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     char err[256];
+    /* The queue lock first: ferryctl may be changing the spool right now. */
+    q.lock_fd = control_lock(cfg->spool_dir, true);
+    if (q.lock_fd < 0) {
+        log_error("cannot lock %s/queue.lock: %s", cfg->spool_dir, strerror(errno));
+        return 1;
+    }
     if (spool_open(&q.spool, cfg->spool_dir, err, sizeof err) < 0) {
         log_error("%s", err);
         return 1;
     }
+    q.sched = sched_new(&q.params);
     q.base = event_base_new();
-    if (!q.base)
+    if (!q.base || !q.sched)
         return 1;
     q.parent = ipc_chan_new(q.base, parent_fd, on_parent_msg, on_parent_close, &q);
-    q.scan_timer = evtimer_new(q.base, on_scan, &q);
+    q.due_timer = evtimer_new(q.base, on_due, &q);
+    q.rescan_timer = evtimer_new(q.base, on_rescan, &q);
     struct event *sigterm = evsignal_new(q.base, SIGTERM, on_sigterm, &q);
     struct event *sigint = evsignal_new(q.base, SIGINT, on_sigterm, &q);
-    if (!q.parent || !q.scan_timer || !sigterm || !sigint)
+    if (!q.parent || !q.due_timer || !q.rescan_timer || !sigterm || !sigint)
         return 1;
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
-    struct timeval now = { 0, 0 };
-    evtimer_add(q.scan_timer, &now);    /* first scan: what was queued before we started */
-    log_info("queue process ready");
+    q.control = control_open(q.base, cfg->spool_dir, on_control, &q, err, sizeof err);
+    if (!q.control)
+        log_warn("%s; ferryctl cannot reach the running queue", err);
+
+    /* One scan loads what was queued before we started; from then on the index
+       is kept current and the rescan only reconciles. */
+    rescan(&q);
+    struct timeval tv = { (time_t)cfg->queue_scan_interval, 0 };
+    evtimer_add(q.rescan_timer, &tv);
+    log_info("queue process ready: %zu messages queued", sched_msg_count(q.sched));
     event_base_dispatch(q.base);
+
+    control_close(q.control);
     ipc_chan_free(q.parent);
-    event_free(q.scan_timer);
+    event_free(q.due_timer);
+    event_free(q.rescan_timer);
     event_free(sigterm);
     event_free(sigint);
+    sched_free(q.sched);
     spool_close(&q.spool);
     event_base_free(q.base);
+    close(q.lock_fd);
     log_info("queue process stopped");
     return 0;
 }

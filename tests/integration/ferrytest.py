@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, os.environ.get("BIN", "bin"))
@@ -155,6 +156,41 @@ dmp_check = off
         d = os.path.join(self.spool, sub)
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
+    def inject(self, sender, rcpts, data, nudge=True, extra_env=""):
+        """Queue a message the way the spool commits one (incoming/, .msg then .env
+        renamed into queue/), for recipients the SMTP server would not accept
+        (remote domains: Ferry does not relay yet). With nudge, the running queue
+        process is told through `ferryctl queue flush ID`. Returns the queue ID."""
+        if isinstance(data, str):
+            data = data.encode()
+        qid = _qid()
+        st = os.stat(os.path.join(self.spool, "queue"))
+
+        def enc(v):
+            if v == "":
+                return "-"
+            return "".join("%%%02X" % b if b <= 0x20 or b == 0x7F or b == 0x25 else chr(b) for b in v.encode())
+
+        env = f"FERRY-ENV 1\nid {qid}\narrival {int(time.time())}\nsize {len(data)}\nsender {enc(sender)}\n"
+        env += "client 127.0.0.1\nhelo test.example\nprotocol ESMTP\nbody 7BIT\nsmtputf8 0\nattempts 0\nnext 0\n"
+        for r in rcpts:
+            env += f"rcpt pending 0 {enc(r)} -\n"
+        env += extra_env
+        env += "end %08x\n" % (zlib.crc32(env.encode()) & 0xFFFFFFFF)
+        for ext, body in ((".msg", data), (".env", env.encode())):
+            tmp = os.path.join(self.spool, "incoming", qid + ext)
+            with open(tmp, "wb") as f:
+                f.write(body)
+                os.fsync(f.fileno())
+            os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, 0o600)
+            os.rename(tmp, os.path.join(self.spool, "queue", qid + ext))
+        if nudge:
+            r = self.ferryctl("queue", "flush", qid)
+            if r.returncode != 0:
+                raise RuntimeError("flush of injected %s failed: %s" % (qid, r.stderr))
+        return qid
+
     def ferryctl(self, *args):
         return subprocess.run([FERRYCTL, "-c", self.conf] + list(args), capture_output=True, text=True)
 
@@ -172,6 +208,21 @@ dmp_check = off
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+_last_qid_us = [0]
+
+
+def _qid():
+    """A queue ID as queue/qid.c makes them (seconds, microseconds, pid; base 32)."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
+    us = max(int(time.time() * 1e6), _last_qid_us[0] + 1)
+    _last_qid_us[0] = us
+
+    def b32(v, n):
+        return "".join(alphabet[(v >> (5 * (n - 1 - i))) & 31] for i in range(n))
+
+    return b32(us // 1000000, 7) + b32(us % 1000000, 4) + b32(os.getpid() & 0x1FFFFFF, 5)
 
 
 def _zombie(pid):

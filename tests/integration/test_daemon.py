@@ -200,7 +200,7 @@ class QueueView(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertRegex(r.stdout, r"[0-9A-V]{16} .* <list@example.org>")
                 self.assertIn("<ivan@localhost> pending", r.stdout)
-                self.assertIn("-- 1 Kbytes in 1 request.", r.stdout)
+                self.assertIn("-- 1 KiB in 1 request.", r.stdout)
                 import json
                 j = json.loads(f.ferryctl("queue", "list", "--json").stdout)
                 self.assertEqual(j[0]["sender"], "list@example.org")

@@ -352,7 +352,7 @@ START_TEST(errors_range)
     load_err("dns_rounds = 0\n", 1, "out of range");
     load_err("dns_timeout = 61s\n", 1, "out of range");
     load_err("smtp_timeout = 2h\n", 1, "out of range");
-    load_err("queue_lifetime = 59\n", 1, "out of range");
+    load_err("queue_lifetime = 0\n", 1, "out of range");
     load_err("max_errors = 18446744073709551616\n", 1, "not a number");
     load_ok("max_recipients = 100\nmax_connections = 100000\nmessage_size_limit = 1k\n");
     ck_assert_uint_eq(cfg.max_recipients, 100);

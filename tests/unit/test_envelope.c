@@ -78,7 +78,12 @@ static void assert_same(const struct envelope *a, const struct envelope *b)
         ck_assert_uint_eq(a->rcpts[i].notify, b->rcpts[i].notify);
         ck_assert_int_eq(a->rcpts[i].orcpt_type, b->rcpts[i].orcpt_type);
         ck_assert_str_eq(a->rcpts[i].orcpt, b->rcpts[i].orcpt);
+        ck_assert_int_eq((long long)a->rcpts[i].next_attempt, (long long)b->rcpts[i].next_attempt);
+        ck_assert_int_eq((long long)a->rcpts[i].last_attempt, (long long)b->rcpts[i].last_attempt);
     }
+    ck_assert_int_eq(a->hold, b->hold);
+    ck_assert_int_eq(a->delay_warned, b->delay_warned);
+    ck_assert_int_eq(a->kind, b->kind);
 }
 
 static void round_trip(const struct envelope *e)
@@ -137,6 +142,45 @@ START_TEST(round_trip_simple)
     ck_assert_str_eq(got.rcpts[0].result, "");
     env_free(&got);
     env_free(&e);
+}
+END_TEST
+
+/* The scheduler's records: deferred state, per-recipient times, hold, the
+   delay-warning flag and the message kind survive a round trip; a file written
+   before they existed parses with every one of them unset. */
+START_TEST(round_trip_sched_state)
+{
+    struct envelope e;
+    sample(&e);
+    e.rcpts[0].state = RCPT_DEFERRED;
+    e.rcpts[0].attempts = 4;
+    e.rcpts[0].next_attempt = 1700003600;
+    e.rcpts[0].last_attempt = 1700000000;
+    strcpy(e.rcpts[0].result, "4.4.3 no remote delivery configured for example.org");
+    e.hold = true;
+    e.delay_warned = true;
+    e.kind = ENV_KIND_BOUNCE;
+    round_trip(&e);
+    ck_assert_uint_eq(env_pending(&e), 1);
+    ck_assert_int_eq((long long)env_earliest_next(&e), 1700003600);
+    ck_assert_str_eq(rcpt_state_name(RCPT_DEFERRED), "deferred");
+    e.kind = ENV_KIND_DOUBLE_BOUNCE;
+    round_trip(&e);
+    env_free(&e);
+
+    struct envelope old;
+    ck_assert_msg(parse_body(GOOD_HEAD GOOD_RCPT, &old) == 0, "%s", err);
+    ck_assert(!old.hold && !old.delay_warned && old.kind == ENV_KIND_NORMAL);
+    ck_assert_int_eq((long long)old.rcpts[0].next_attempt, 0);
+    ck_assert_int_eq((long long)env_earliest_next(&old), 0);
+    env_free(&old);
+
+    ck_assert_msg(parse_body(GOOD_HEAD GOOD_RCPT "rcpt deferred 2 e@f 4.0.0%20later\nrsched 1 5 6\nkind bounce\n",
+                             &old) == 0, "%s", err);
+    ck_assert_int_eq(old.rcpts[1].state, RCPT_DEFERRED);
+    ck_assert_int_eq((long long)old.rcpts[1].next_attempt, 5);
+    ck_assert_int_eq(old.kind, ENV_KIND_BOUNCE);
+    env_free(&old);
 }
 END_TEST
 
@@ -389,6 +433,13 @@ START_TEST(unknown_and_malformed)
         "id 0123456789ABCDE\narrival 1\nsize 1\nsender a\n" GOOD_RCPT,
         "id 0123456789ABCDEF\narrival -1\nsize 1\nsender a\n" GOOD_RCPT,
         "id 0123456789ABCDEF\narrival 1\nsize 1x\nsender a\n" GOOD_RCPT,
+        GOOD_HEAD GOOD_RCPT "rsched 1 5 6\n",            /* names no recipient */
+        GOOD_HEAD "rsched 0 5 6\n" GOOD_RCPT,            /* before its recipient */
+        GOOD_HEAD GOOD_RCPT "rsched 0 5\n",
+        GOOD_HEAD GOOD_RCPT "rsched 0 x 6\n",
+        GOOD_HEAD GOOD_RCPT "hold 2\n",
+        GOOD_HEAD GOOD_RCPT "delaywarned yes\n",
+        GOOD_HEAD GOOD_RCPT "kind triple-bounce\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(parse_body(bad[i], &e) < 0, "case %zu accepted:\n%s", i, bad[i]);
@@ -608,6 +659,7 @@ Suite *envelope_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, round_trip_simple);
+    tcase_add_test(tc, round_trip_sched_state);
     tcase_add_test(tc, round_trip_awkward);
     tcase_add_test(tc, round_trip_longest);
     tcase_add_test(tc, round_trip_many);
