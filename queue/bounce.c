@@ -12,8 +12,23 @@
 
 bool rcpt_wants_dsn(const struct env_rcpt *r, enum dsn_action kind)
 {
-    (void)r;    /* TODO-merge: read r's NOTIFY here (NEVER, SUCCESS, FAILURE, DELAY) */
-    return kind == DSN_FAILED || kind == DSN_DELAYED;
+    /* RFC 3461 4.1: without NOTIFY, failures and (at the MTA's choice) delays are
+       reported and successes are not; NEVER silences everything. */
+    if (r->notify == 0)
+        return kind == DSN_FAILED || kind == DSN_DELAYED;
+    if (r->notify & ENV_NOTIFY_NEVER)
+        return false;
+    switch (kind) {
+    case DSN_FAILED:
+        return r->notify & ENV_NOTIFY_FAILURE;
+    case DSN_DELAYED:
+        return r->notify & ENV_NOTIFY_DELAY;
+    case DSN_DELIVERED:
+    case DSN_RELAYED:
+    case DSN_EXPANDED:
+        return r->notify & ENV_NOTIFY_SUCCESS;
+    }
+    return false;
 }
 
 static bool is_status_code(const char *p, size_t *len)
@@ -189,17 +204,20 @@ int bounce_queue(struct spool *sp, const struct ferry_config *cfg, const struct 
         rc[i].last_attempt = er->last_attempt;
         if (action == DSN_DELAYED)
             rc[i].will_retry_until = e->arrival + (time_t)cfg->queue_lifetime;
-        /* TODO-merge: orcpt_type/orcpt from the recipient's ORCPT */
+        if (er->orcpt_type != ENV_ORCPT_NONE && er->orcpt[0]) {
+            rc[i].orcpt_type = env_orcpt_type_name(er->orcpt_type);
+            rc[i].orcpt = er->orcpt;
+        }
     }
     struct dsn_report rep = {
         .reporting_mta = cfg->hostname,
         .queue_id = e->id,
-        .envid = NULL,                  /* TODO-merge: ENVID */
+        .envid = e->envid[0] ? e->envid : NULL,
         .original_sender = to,
         .received_from_mta = e->client_helo[0] ? e->client_helo : NULL,
         .arrival = e->arrival,
         .now = now,
-        .ret_headers_only = false,      /* TODO-merge: RET=HDRS */
+        .ret_headers_only = e->ret == ENV_RET_HDRS,
         .smtputf8 = e->smtputf8,
         .rcpts = rc,
         .nrcpts = n,

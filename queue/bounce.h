@@ -28,11 +28,9 @@
 #include "queue/envelope.h"
 #include "queue/spool.h"
 
-/* Does this recipient want a DSN of this kind? One place for the NOTIFY rule.
-   TODO-merge: when env_rcpt carries NOTIFY (RFC 3461 4.1), answer from it:
-   NEVER → no; otherwise yes only for the listed conditions. Until then the
-   RFC 3461 default for a recipient without NOTIFY: failure and delay yes,
-   success no. */
+/* Does this recipient want a DSN of this kind? One place for the NOTIFY rule
+   (RFC 3461 4.1): NEVER → no; a list → only the listed conditions; no NOTIFY →
+   failure and delay yes, success no. */
 bool rcpt_wants_dsn(const struct env_rcpt *r, enum dsn_action kind);
 
 /* The RFC 3463 status and the diagnostic of a recipient's last result:

@@ -176,6 +176,63 @@ class Schedule(unittest.TestCase):
             self.assertNotIn("notification", f.read_log())
 
 
+class DsnParameters(unittest.TestCase):
+    """RFC 3461 parameters given over SMTP (a trusted client relays to a domain that
+    only ever defers) shape the notifications."""
+
+    def send(self, f, rcpt_params, mail_params="", rcpt="bob@remote.invalid"):
+        with smtplib.SMTP("127.0.0.1", f.port, timeout=10) as c:
+            c.ehlo("client.example")
+            code, _ = c.docmd(f"MAIL FROM:<alice@localhost>{mail_params}")
+            self.assertEqual(code, 250)
+            code, msg = c.docmd(f"RCPT TO:<{rcpt}>{rcpt_params}")
+            self.assertEqual(code, 250, msg)
+            code, _ = c.docmd("DATA")
+            self.assertEqual(code, 354)
+            c.send(ORIGINAL + ".\r\n")
+            code, msg = c.getreply()
+            self.assertEqual(code, 250, msg)
+
+    def test_ret_hdrs_envid_orcpt_in_the_bounce(self):
+        with Ferry(extra=FAST + "queue_lifetime = 3s\ndelay_warning_time = 0\n", relay_networks="127.0.0.0/8") as f:
+            self.send(f, " NOTIFY=FAILURE ORCPT=rfc822;Bob+2B@Remote.INVALID", " RET=HDRS ENVID=QQ314159")
+            files = f.wait_mail("alice", 1, 20)
+            self.assertTrue(files, f.read_log())
+            human, per_msg, per_rcpt, returned = dsn_parts(parse(files[0]))
+            self.assertEqual(per_msg["Original-Envelope-Id"], "QQ314159")
+            self.assertEqual(per_rcpt[0]["Original-Recipient"], "rfc822; Bob+@Remote.INVALID")
+            self.assertEqual(per_rcpt[0]["Action"], "failed")
+            self.assertEqual(returned.get_content_type(), "text/rfc822-headers")     # RET=HDRS
+            self.assertNotIn("see you at noon", returned.get_payload())
+
+    def test_notify_never_and_delay(self):
+        with Ferry(extra=FAST + "queue_lifetime = 3s\ndelay_warning_time = 1s\n", relay_networks="127.0.0.0/8") as f:
+            self.send(f, " NOTIFY=NEVER")
+            self.assertTrue(wait_for(lambda: "status=expired" in f.read_log(), 20), f.read_log())
+            time.sleep(1)
+            self.assertEqual(f.mailbox_files("alice"), [])          # neither warning nor bounce
+            self.send(f, " NOTIFY=DELAY", rcpt="carl@remote.invalid")
+            files = f.wait_mail("alice", 1, 20)
+            self.assertTrue(wait_for(lambda: f.read_log().count("status=expired") >= 2, 20), f.read_log())
+            time.sleep(1)
+            self.assertEqual(len(f.mailbox_files("alice")), 1)      # the warning only, no bounce
+            _, _, per_rcpt, _ = dsn_parts(parse(files[0]))
+            self.assertEqual(per_rcpt[0]["Action"], "delayed")
+
+    def test_notify_success_on_local_delivery(self):
+        with Ferry(relay_networks="127.0.0.0/8") as f:
+            self.send(f, " NOTIFY=SUCCESS ORCPT=rfc822;frank@localhost", rcpt="frank@localhost")
+            self.assertTrue(f.wait_mail("frank"))
+            files = f.wait_mail("alice", 1, 10)
+            self.assertTrue(files, f.read_log())
+            m = parse(files[0])
+            self.assertEqual(m["Subject"], "Successful Mail Delivery Report")
+            _, _, per_rcpt, returned = dsn_parts(m)
+            self.assertEqual(per_rcpt[0]["Action"], "delivered")
+            self.assertEqual(per_rcpt[0]["Status"][0], "2")
+            self.assertEqual(per_rcpt[0]["Original-Recipient"], "rfc822; frank@localhost")
+
+
 class Admin(unittest.TestCase):
     def test_commands_with_daemon_running(self):
         with Ferry(extra=SLOW + "queue_scan_interval = 1s\n") as f:
