@@ -9,6 +9,8 @@
 #include "lib/settings.h"
 
 int ctl_queue(const struct ferry_config *cfg, int argc, char **argv);
+/* `ferryctl user add|del|passwd|list|addr` (SMTP AUTH users). */
+int ctl_user(const struct ferry_config *cfg, int argc, char **argv);
 /* `ferryctl dns TYPE NAME`: one blocking lookup, printed like dig's short form. */
 int ctl_dns(const struct dns_config *dns, int argc, char **argv);
 /* `ferryctl dkim keygen|sign|verify|rotate` (see ctl_dkim.c for the key directory). */

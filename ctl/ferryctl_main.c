@@ -30,6 +30,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: ferryctl [-c FILE] [--resolver IP[:PORT]]... COMMAND\n"
             "  queue list [--json] | show ID | flush [ID] | delete ID | hold ID | release ID | bounce ID\n"
+            "  user add NAME | del NAME | passwd NAME | list | addr NAME add|del ADDRESS\n"
             "  dns TYPE NAME\n"
             "  dkim keygen --domain D --selector S --out KEYFILE [--algo rsa-sha256|ed25519-sha256] [--bits N]\n"
             "  dkim sign --domain D --selector S --key KEYFILE < msg > signed\n"
@@ -92,7 +93,9 @@ int main(int argc, char **argv)
     }
 
     int rc;
-    if (!strcmp(argv[i], "queue"))
+    if (!strcmp(argv[i], "user"))
+        rc = ctl_user(&cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "queue"))
         rc = ctl_queue(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dns"))
         rc = ctl_dns(&dns, argc - i - 1, argv + i + 1);

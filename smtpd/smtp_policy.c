@@ -24,6 +24,7 @@ struct smtp_policy {
     char authserv_id[256], other_results[1024], log_id[64];
     char extra_fields[2048];
     char hostname[256];
+    char from[600];             /* the header From: address ("" when none or several) */
     enum policy_stage stage;
     struct buf hdr;                 /* the header section while it is held back */
     bool header_too_big;
@@ -149,7 +150,7 @@ int policy_strip_forged_ar(const char *hdr, size_t len, const char *authserv_id,
     return removed;
 }
 
-int policy_from_domain(const char *hdr, size_t len, char *out, size_t outsz)
+int policy_from_address(const char *hdr, size_t len, char *out, size_t outsz)
 {
     size_t pos = 0, flen;
     const char *f, *from = NULL;
@@ -210,16 +211,35 @@ int policy_from_domain(const char *hdr, size_t len, char *out, size_t outsz)
     while (e < a_end && *e != '>' && *e != ' ' && *e != '\t' && *e != '\r' && *e != '\n' && *e != '(' &&
            *e != ';')
         e++;
-    size_t n = (size_t)(e - d);
+    const char *l = at;
+    while (l > a && l[-1] != ' ' && l[-1] != '\t' && l[-1] != '<' && l[-1] != ':' && l[-1] != '\n')
+        l--;
+    if (e == d || l == at)
+        return -1;
+    if (e[-1] == '.')
+        e--;
+    size_t n = (size_t)(e - l);
     if (n == 0 || n >= outsz)
         return -1;
-    memcpy(out, d, n);
+    memcpy(out, l, n);
     out[n] = '\0';
-    str_lower(out);
-    if (out[n - 1] == '.')
-        out[n - 1] = '\0';
-    return out[0] ? 0 : -1;
+    return 0;
 }
+
+int policy_from_domain(const char *hdr, size_t len, char *out, size_t outsz)
+{
+    char addr[600];
+    if (policy_from_address(hdr, len, addr, sizeof addr) < 0)
+        return -1;
+    const char *at = strrchr(addr, '@');
+    size_t n = strlen(at + 1);
+    if (n == 0 || n >= outsz)
+        return -1;
+    memcpy(out, at + 1, n + 1);
+    str_lower(out);
+    return 0;
+}
+
 
 /* ---- the stream -------------------------------------------------------------- */
 
@@ -314,6 +334,8 @@ static void add_missing_fields(struct smtp_policy *p, const char *h, size_t hlen
 static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn w, void *arg)
 {
     const char *h = p->hdr.data ? p->hdr.data : "";
+    if (policy_from_address(h, hlen, p->from, sizeof p->from) < 0)
+        p->from[0] = '\0';
     if (p->verifier)            /* the header section exactly as it arrived */
         dkim_verify_header(p->verifier, h, hlen);
     struct buf clean;
@@ -437,4 +459,9 @@ void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *a
                    p->authserv_id, p->other_results[0] ? ";\r\n\t" : "", p->other_results);
     }
     finish_done(p);
+}
+
+const char *smtp_policy_header_from(const struct smtp_policy *p)
+{
+    return p->from;
 }

@@ -66,6 +66,10 @@ int smtp_policy_sign_whole(struct smtp_server *srv, const char *msg, size_t len,
 /* The domain of the single From: field's address in a header block; -1 when there
    is none, several From fields, or no usable address. */
 int  policy_from_domain(const char *hdr, size_t len, char *out, size_t outsz);
+/* The whole address (local@domain) of that From: field. */
+int  policy_from_address(const char *hdr, size_t len, char *out, size_t outsz);
+/* After the header section was seen: its single From: address, or "". */
+const char *smtp_policy_header_from(const struct smtp_policy *p);
 /* Copy hdr to out without Authentication-Results fields whose authserv-id is
    authserv_id (ASCII case-insensitive). Returns how many were removed, -1 when out
    is full. */

@@ -2,6 +2,8 @@
 #include "smtpd/smtp_server.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "auth/userdb.h"
+#include "lib/db.h"
 #include "lib/dns.h"
 #include "lib/ratelimit.h"
 #include "smtpd/dkim_keystore.h"
@@ -206,6 +208,14 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         return 1;
     }
     dkim_keystore_set_dns(srv.dkim_keys, srv.dns);
+    srv.auth_failures = ratelimit_new(10000, (double)cfg->auth_max_failures, (double)cfg->auth_lockout);
+    if (!srv.auth_failures) {
+        log_error("cannot set up the AUTH lock-out: out of memory");
+        return 1;
+    }
+    /* Users for AUTH; without the database Ferry still runs, and says AUTH is unavailable. */
+    if (fdb_env_open(cfg->data_dir, &srv.db, err, sizeof err) < 0 || !(srv.users = userdb_open(srv.db, err, sizeof err)))
+        log_warn("AUTH unavailable: %s", err);
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
     if (!pickup) {
         log_error("cannot start the maildrop pickup: out of memory");
@@ -227,6 +237,9 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     event_free(sigint);
     free(srv.batch);
     ratelimit_free(srv.conn_rate);
+    ratelimit_free(srv.auth_failures);
+    userdb_close(srv.users);
+    fdb_env_close(srv.db);
     dkim_keystore_free(srv.dkim_keys);
     dns_client_free(srv.dns);
     spool_close(&srv.spool);

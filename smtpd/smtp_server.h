@@ -23,6 +23,8 @@ struct smtp_session;
 struct ratelimit;
 struct dns_client;
 struct dkim_keystore;
+struct fdb_env;
+struct userdb;
 
 struct smtp_server {
     struct event_base *base;
@@ -40,6 +42,9 @@ struct smtp_server {
     struct dns_client *dns;             /* receive-time checks (DKIM keys, SPF...) */
     struct dkim_keystore *dkim_keys;    /* NULL: no dkim_key_dir, nothing is signed */
     SSL_CTX *tls;                       /* NULL: no certificate, no STARTTLS or smtps */
+    struct fdb_env *db;                 /* the data_dir environment */
+    struct userdb *users;               /* NULL: AUTH unavailable */
+    struct ratelimit *auth_failures;    /* per client IP, for the AUTH lock-out */
     bool stopping;
 };
 

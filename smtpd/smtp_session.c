@@ -5,6 +5,8 @@
 #include "lib/mail_date.h"
 #include "lib/ratelimit.h"
 #include "lib/log.h"
+#include "auth/sasl.h"
+#include "auth/userdb.h"
 #include "smtpd/relay.h"
 #include "smtpd/smtp_policy.h"
 #include "smtpd/smtp_sender.h"
@@ -113,7 +115,7 @@ static void log_summary(const struct smtp_session *s)
 {
     log_info("session %s end=%s client=[%s] kind=%s helo=%s tls=%s auth=%s messages=%u rcpts=%u octets=%llu%s%s",
              s->id, s->end_reason ? s->end_reason : "disconnect", s->peer_ip, listen_kind_name(s->kind),
-             s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no", s->authenticated ? "yes" : "no", s->messages, s->rcpts_accepted,
+             s->helo[0] ? s->helo : "-", s->tls ? s->tls_version : "no", s->authenticated ? s->auth_user : "no", s->messages, s->rcpts_accepted,
              s->octets, s->last_qid[0] ? " last_id=" : "", s->last_qid);
 }
 
@@ -138,6 +140,7 @@ void smtp_session_free(struct smtp_session *s)
     smtp_trace_close(s->trace);
     if (s->greet_timer)
         event_free(s->greet_timer);
+    smtp_auth_free(s);
     if (s->bev && bufferevent_openssl_get_ssl(s->bev))
         smtp_tls_close(s);
     else if (s->bev)
@@ -298,6 +301,8 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd, bool esm
     reply(s, "250-DSN");
     if (s->srv->tls && !s->tls && s->kind != LISTEN_SMTPS)
         reply(s, "250-STARTTLS");
+    if (smtp_auth_offered(s))
+        reply(s, "250-AUTH %s", sasl_mechanisms());
     if (session_tls(s))
         reply(s, "250-REQUIRETLS");     /* RFC 8689 §2: only once TLS is up */
     reply(s, "250 HELP");
@@ -311,6 +316,19 @@ static bool spool_has_room(struct smtp_session *s, unsigned long long size)
         return true;    /* cannot tell; the write itself will say */
     unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
     return avail >= SPOOL_MIN_FREE + size;
+}
+
+/* Designated senders for our own users (submission): the addresses and domains
+   given with `ferryctl user addr`, and NAME@ each local domain. */
+static bool user_owns(struct smtp_session *s, const char *address)
+{
+    struct user_record *r = malloc(sizeof *r);
+    char err[256];
+    bool ok = r && s->srv->users && userdb_get(s->srv->users, s->auth_user, r, err, sizeof err) == 0 &&
+              userdb_owns(r, address, (const char *const *)s->srv->cfg->local_domains.items,
+                          s->srv->cfg->local_domains.n);
+    free(r);
+    return ok;
 }
 
 static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
@@ -356,6 +374,12 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
     str_copy(s->env.envid, mp.envid, sizeof s->env.envid);
     s->env.requiretls = mp.requiretls;
     const struct ferry_config *c = s->srv->cfg;
+    if (s->kind != LISTEN_SMTP && s->authenticated && s->env.sender[0] && !user_owns(s, s->env.sender)) {
+        log_info("session %s: user %s may not send as <%s>", s->id, s->auth_user, s->env.sender);
+        reply(s, "553 5.7.1 Sender address <%s> is not owned by user %s", s->env.sender, s->auth_user);
+        env_free(&s->env);
+        return;
+    }
     bool stranger = s->kind == LISTEN_SMTP && !s->authenticated &&
                     !settings_is_relay_client(c, (const struct sockaddr *)&s->peer);
     if (stranger && (c->spf_check || c->dmp_check != DMP_CHECK_OFF)) {
@@ -627,6 +651,15 @@ void smtp_session_finish_message(struct smtp_session *s)
         ;
     else if (s->data_refusal[0])
         refusal = s->data_refusal;
+    char from_refusal[700];
+    if (!refusal && s->kind != LISTEN_SMTP && s->authenticated) {
+        const char *from = smtp_policy_header_from(s->policy);
+        if (!from[0] || !user_owns(s, from)) {
+            snprintf(from_refusal, sizeof from_refusal, "553 5.7.1 The From: header address <%s> is not owned by "
+                     "user %s", from[0] ? from : "(none or several)", s->auth_user);
+            refusal = from_refusal;
+        }
+    }
     else if (s->too_big)
         refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
     else if ((s->data.bare_lf || s->data.bare_cr) && !s->data.normalize)
@@ -776,7 +809,7 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
         smtp_tls_starttls(s, cmd);
         break;
     case SMTP_VERB_AUTH:
-        reply(s, "502 5.5.1 %s not available", smtp_verb_name(cmd->verb));
+        smtp_auth_command(s, cmd);
         break;
     }
     free(cmd);
@@ -801,6 +834,24 @@ static bool read_data(struct smtp_session *s, struct evbuffer *in)
     return s->data.done;
 }
 
+/* States in which no more input is taken: the session waits for something else
+   (DNS, a commit, a handshake, a delay) or is ending. */
+static bool reading_paused(const struct smtp_session *s)
+{
+    switch (s->state) {
+    case SS_CLOSING: case SS_COMMIT: case SS_PREGREET: case SS_CHECK: case SS_HANDSHAKE: case SS_AUTH_WAIT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void smtp_session_resume(struct smtp_session *s)
+{
+    bufferevent_enable(s->bev, EV_READ);
+    on_read(s->bev, s);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct smtp_session *s = arg;
@@ -814,8 +865,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         close_after_reply(s);
         return;
     }
-    while (s->state != SS_CLOSING && s->state != SS_COMMIT && s->state != SS_PREGREET && s->state != SS_CHECK &&
-           s->state != SS_HANDSHAKE) {
+    while (!reading_paused(s)) {
         if (s->state == SS_DATA) {
             if (!read_data(s, in))
                 return;
@@ -837,9 +887,11 @@ static void on_read(struct bufferevent *bev, void *arg)
             s->output_blocked = true;
             return;
         }
+        /* A SASL response may be longer than a command (RFC 4954 4: 12288 octets). */
+        size_t limit = s->state == SS_AUTH ? SASL_LINE_MAX + 2 : SMTP_CMD_LINE_MAX;
         struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
         if (eol.pos < 0) {
-            if (avail >= SMTP_CMD_LINE_MAX) {
+            if (avail >= limit) {
                 /* Never buffer a line without bound: skip it and answer at its end. */
                 evbuffer_drain(in, avail);
                 s->discarding_line = true;
@@ -847,23 +899,30 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         size_t total = (size_t)eol.pos + 1;
-        if (s->discarding_line || total > SMTP_CMD_LINE_MAX) {
+        if (s->discarding_line || total > limit) {
             evbuffer_drain(in, total);
             s->discarding_line = false;
-            reply(s, "500 5.5.2 Line too long (limit is %d octets with CRLF)", SMTP_CMD_LINE_MAX);
+            if (s->state == SS_AUTH) {          /* an oversize AUTH exchange ends it */
+                smtp_auth_free(s);
+                s->state = SS_READY;
+                reply(s, "500 5.5.6 Authentication exchange line is too long");
+            } else {
+                reply(s, "500 5.5.2 Line too long (limit is %d octets with CRLF)", SMTP_CMD_LINE_MAX);
+            }
             continue;
         }
-        char line[SMTP_CMD_LINE_MAX + 1];
+        char line[SASL_LINE_MAX + 3];
         evbuffer_remove(in, line, total);
         line[total] = '\0';
-        smtp_trace_client(s->trace, line, total, false);
+        smtp_trace_client(s->trace, line, total, s->state == SS_AUTH);
         if (total < 2 || line[total - 2] != '\r') {
             reply(s, "500 5.5.2 Syntax error: command lines must end with CRLF, not a bare LF");
+        } else if (s->state == SS_AUTH) {
+            smtp_auth_line(s, line, total - 2);
         } else {
             handle_command(s, line, total - 2);
         }
-        if (s->state != SS_CLOSING && s->state != SS_COMMIT && s->state != SS_CHECK &&
-            s->errors >= s->srv->cfg->max_errors) {
+        if (!reading_paused(s) && s->errors >= s->srv->cfg->max_errors) {
             log_warn("session %s: disconnecting [%s]: %u errors", s->id, s->peer_ip, s->errors);
             s->end_reason = "errors";
             reply(s, "421 4.7.0 %s Too many errors, closing connection", s->srv->cfg->hostname);
@@ -879,7 +938,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         smtp_server_session_gone(s->srv, s);
         return;
     }
-    if (s->output_blocked && s->state != SS_COMMIT && s->state != SS_CHECK) {
+    if (s->output_blocked && !reading_paused(s)) {
         s->output_blocked = false;
         bufferevent_enable(bev, EV_READ);
         on_read(bev, s);

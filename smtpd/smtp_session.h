@@ -5,7 +5,7 @@
  * States: HANDSHAKE (a TLS handshake: on smtps before anything, after STARTTLS)
  * PREGREET (greeting_delay: waiting to greet; a client that talks now is
  * an early talker and is refused) → INIT (greeted, no EHLO yet) → READY (EHLO/HELO
- * seen) → [CHECK (SPF/DMP lookups for MAIL FROM)] → MAIL (sender accepted) → RCPT
+ * seen) → [AUTH (a SASL exchange) → AUTH_WAIT (a failure's delay)] → [CHECK (SPF/DMP lookups for MAIL FROM)] → MAIL (sender accepted) → RCPT
  * (a recipient accepted) → DATA (receiving the message) → COMMIT (receive-time
  * policy lookups, then the group commit) → READY ... and CLOSING once QUIT, a
  * timeout, too many errors or a fatal fault ends it. Commands are read line by
@@ -33,10 +33,11 @@ struct smtp_server;
 struct smtp_trace;
 struct smtp_policy;
 struct smtp_sender_check;
+struct sasl_server;
 struct bufferevent;
 struct event;
 
-enum smtp_state { SS_HANDSHAKE, SS_PREGREET, SS_CHECK, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING,
+enum smtp_state { SS_HANDSHAKE, SS_PREGREET, SS_CHECK, SS_AUTH, SS_AUTH_WAIT, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING,
                   SS_CHUNK, SS_BDAT, SS_BDAT_FAILED };
 
 struct smtp_session {
@@ -58,6 +59,10 @@ struct smtp_session {
     char helo[256];
     unsigned errors;
     bool authenticated;           /* SMTP AUTH succeeded (may relay) */
+    char auth_user[65];
+    struct sasl_server *sasl;     /* the AUTH exchange in progress (state AUTH) */
+    struct event *auth_timer;     /* auth_failure_delay */
+    char auth_pending_reply[128];
     /* for the summary line logged when the session ends */
     unsigned messages, rcpts_accepted;
     unsigned long long octets;

@@ -34,6 +34,15 @@ void smtp_session_begin_greeting(struct smtp_session *s);
 /* Install bev as the session's connection (callbacks, limits, timeouts). */
 void smtp_session_attach(struct smtp_session *s, struct bufferevent *bev);
 
+/* Reading was paused (CHECK, AUTH_WAIT): read and answer what is buffered. */
+void smtp_session_resume(struct smtp_session *s);
+
+/* smtp_auth.c */
+bool smtp_auth_offered(const struct smtp_session *s);
+void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd);
+void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+void smtp_auth_free(struct smtp_session *s);
+
 /* smtp_tls.c */
 void smtp_tls_starttls(struct smtp_session *s, const struct smtp_cmd *cmd);
 /* The handshake finished (BEV_EVENT_CONNECTED while in HANDSHAKE). */
