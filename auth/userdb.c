@@ -91,11 +91,11 @@ int userdb_parse(const char *data, size_t len, struct user_record *r, char *err,
     memset(r, 0, sizeof *r);
     const char *endrec;
     /* the last line is "end XXXXXXXX\n" and covers everything before it */
-    if (len < 14 || data[len - 1] != '\n' || memcmp(data + len - 14, "end ", 4) != 0) {
+    if (len < 13 || data[len - 1] != '\n' || memcmp(data + len - 13, "end ", 4) != 0) {
         snprintf(err, errlen, "user record without its end line");
         return -1;
     }
-    endrec = data + len - 14;
+    endrec = data + len - 13;
     unsigned long want = strtoul(endrec + 4, NULL, 16);
     if (crc32(0, (const Bytef *)data, (uInt)(endrec - data)) != want) {
         snprintf(err, errlen, "user record fails its checksum");

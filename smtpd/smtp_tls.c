@@ -83,6 +83,8 @@ void smtp_tls_established(struct smtp_session *s)
     } else {
         s->state = SS_INIT;         /* the client speaks next: EHLO */
     }
+    /* Records that came with the end of the handshake were not read while it ran. */
+    smtp_session_resume(s);
 }
 
 void smtp_tls_failed(struct smtp_session *s)
