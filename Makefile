@@ -107,6 +107,7 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(LIBFERRY)
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p var
+	@FERRYCTL=$(BIN)/ferryctl sh etc/make-run-setup.sh
 	$(BIN)/ferryd -c etc/ferry-local.conf -f
 
 test: deps

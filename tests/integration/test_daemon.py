@@ -3,7 +3,9 @@ config checking, reload, clean stop, privilege drop, and ferryctl's queue view."
 import os
 import signal
 import smtplib
+import shutil
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -181,9 +183,19 @@ class ConfigCheck(unittest.TestCase):
 
     def test_shipped_configs_are_valid(self):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        for name in ("ferry.conf", "ferry-local.conf"):
-            r = subprocess.run([FERRYD, "-c", os.path.join(root, "etc", name), "-t"], capture_output=True, text=True)
+        # ferry-local.conf names files under ./var that `make run` makes first.
+        d = tempfile.mkdtemp(prefix="ferry-conf-")
+        try:
+            r = subprocess.run(["sh", os.path.join(root, "etc", "make-run-setup.sh")], cwd=d, capture_output=True,
+                               text=True, env=dict(os.environ, FERRYCTL=os.path.join(os.path.dirname(FERRYD),
+                                                                                    "ferryctl")))
             self.assertEqual(r.returncode, 0, r.stderr)
+            for name in ("ferry.conf", "ferry-local.conf"):
+                r = subprocess.run([FERRYD, "-c", os.path.join(root, "etc", name), "-t"], capture_output=True,
+                                   text=True, cwd=d)
+                self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class QueueView(unittest.TestCase):

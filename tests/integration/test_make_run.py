@@ -31,6 +31,10 @@ class MakeRunConfig(unittest.TestCase):
         with open(conf, "w") as f:
             f.write(text)
         smtp_port = ports["2525"]
+        # what `make run` does before starting: a certificate and DKIM keys under ./var
+        r = subprocess.run(["sh", os.path.join(ROOT, "etc", "make-run-setup.sh")], cwd=d, capture_output=True,
+                           text=True, env=dict(os.environ, FERRYCTL=os.path.join(os.path.dirname(FERRYD), "ferryctl")))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         log = open(os.path.join(d, "ferryd.log"), "wb")
         proc = subprocess.Popen([FERRYD, "-c", conf, "-f"], cwd=d, stdout=log, stderr=log)
         try:
@@ -45,6 +49,9 @@ class MakeRunConfig(unittest.TestCase):
                                capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertRegex(r.stdout, r"<- +250 2\.0\.0 Ok: queued as [0-9A-V]{16}")
+            for ext in ("PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES",
+                        "STARTTLS", "AUTH PLAIN LOGIN SCRAM-SHA-256"):
+                self.assertRegex(r.stdout, r"<- +250[- ]" + ext, ext)
             new = os.path.join(d, "var", "mail", "alice", "new")
             files = wait_for(lambda: os.path.isdir(new) and os.listdir(new), 10)
             elapsed = time.monotonic() - t0
@@ -54,6 +61,23 @@ class MakeRunConfig(unittest.TestCase):
             self.assertIn(b"\nReceived: from ", data)
             self.assertIn(b"Subject: first message\n", data)
             print(f"\n    (swaks to Maildir file: {elapsed * 1000:.0f} ms)", end="")
+            # A user, and a message through the submission port with AUTH: it arrives signed.
+            ctl = os.path.join(os.path.dirname(FERRYD), "ferryctl")
+            r = subprocess.run([ctl, "-c", conf, "user", "add", "newcomer"], input="secret\n", cwd=d,
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = subprocess.run(["swaks", "--server", f"127.0.0.1:{ports['2587']}", "--tls", "--auth", "PLAIN",
+                                "--auth-user", "newcomer", "--auth-password", "secret",
+                                "--from", "newcomer@localhost", "--header", "From: newcomer@localhost",
+                                "--to", "bob@localhost"], capture_output=True, text=True, cwd=d, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            new = os.path.join(d, "var", "mail", "bob", "new")
+            files = wait_for(lambda: os.path.isdir(new) and os.listdir(new), 10)
+            self.assertTrue(files, self.log(d))
+            with open(os.path.join(new, files[0]), "rb") as f:
+                signed = f.read()
+            self.assertEqual(signed.count(b"DKIM-Signature:"), 2, signed[:800])
+            self.assertIn(b" with ESMTPSA id ", signed)
             # The queue view the README shows.
             q = subprocess.run([os.path.join(os.path.dirname(FERRYD), "ferryctl"), "-c", conf, "queue", "list"],
                                cwd=d, capture_output=True, text=True)
