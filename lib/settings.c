@@ -17,6 +17,7 @@ static const char *const spf_permerror_choices[] = { "reject", "data", "accept",
 static const char *const dmp_check_choices[] = { "off", "fallback", "always", NULL };
 static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
 static const char *const tls_min_choices[] = { "1.2", "1.3", NULL };
+static const char *const dkim_l_choices[] = { "accept", "policy", NULL };
 
 /*
  * "KIND ADDRESS:PORT [option ...]", options being "trace=DIR" (write each
@@ -190,6 +191,8 @@ static const struct conf_setting schema[] = {
       .size = 256, .def = "", .check = check_domain_or_empty },
     { .key = "dkim_max_signatures", .type = CONF_UINT,
       .offset = offsetof(struct ferry_config, dkim_max_signatures), .def = "8", .min = 1, .max = 50 },
+    { .key = "dkim_body_length", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, dkim_body_length),
+      .def = "accept", .choices = dkim_l_choices },
     { .key = "authserv_id", .type = CONF_STRING, .offset = offsetof(struct ferry_config, authserv_id),
       .size = 256, .def = "", .check = check_domain_or_empty },
     S("spf_check", CONF_BOOL, spf_check, "yes"),

@@ -85,6 +85,7 @@ struct ferry_config {
     char dkim_key_dir[PATH_MAX];
     char dkim_signing_domain[256];
     unsigned long long dkim_max_signatures;
+    int dkim_body_length;        /* l= leaving body octets unsigned: 0 accept (flagged), 1 policy */
     char authserv_id[256];       /* derived: the hostname when not set */
     bool spf_check;
     int spf_fail_action;         /* enum spf_action */

@@ -55,6 +55,7 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
         struct dkim_verify_opts o;
         dkim_verify_opts_init(&o, (int64_t)time(NULL));
         o.max_signatures = srv->cfg->dkim_max_signatures;
+        o.l_policy = srv->cfg->dkim_body_length == 1 ? DKIM_L_REFUSE : DKIM_L_ACCEPT;
         dkim_resolver_async(&p->resolver, srv->dns);
         p->verifier = dkim_verify_new(&o, &p->resolver);
     }

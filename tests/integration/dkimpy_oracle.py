@@ -2,7 +2,7 @@
 python3-nacl live), whatever interpreter runs the tests.
 
   verify RECORDS.json < msg         prints pass or fail (keys from the JSON map, no DNS)
-  sign SEL DOMAIN KEYFILE ALGO HEADER_CANON BODY_CANON < msg   prints the DKIM-Signature field
+  sign SEL DOMAIN KEYFILE ALGO HEADER_CANON BODY_CANON [length] < msg   prints the DKIM-Signature field
   edkey                             prints "private-base64 public-base64" of a new ed25519 key
 """
 import base64
@@ -24,8 +24,10 @@ def main():
         print("pass" if dkim.verify(sys.stdin.buffer.read(), dnsfunc=dnsfunc) else "fail")
     elif cmd == "sign":
         sel, domain, keyfile, algo, hc, bc = sys.argv[2:8]
+        length = len(sys.argv) > 8 and sys.argv[8] == "length"      # l= (RFC 6376 3.5)
         sig = dkim.sign(sys.stdin.buffer.read(), sel.encode(), domain.encode(), open(keyfile, "rb").read(),
-                        canonicalize=(hc.encode(), bc.encode()), signature_algorithm=algo.encode())
+                        canonicalize=(hc.encode(), bc.encode()), signature_algorithm=algo.encode(),
+                        length=length)
         sys.stdout.buffer.write(sig)
     elif cmd == "edkey":
         import nacl.signing

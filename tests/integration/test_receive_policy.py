@@ -35,9 +35,9 @@ _smtp-client.dmpok IN TXT "dmp="
 """
 
 
-def sign_with_dkimpy(msg, selector, domain, keyfile):
-    r = subprocess.run(ORACLE + ["sign", selector, domain, keyfile, "rsa-sha256", "relaxed", "relaxed"],
-                       input=msg, capture_output=True, check=True)
+def sign_with_dkimpy(msg, selector, domain, keyfile, length=False):
+    r = subprocess.run(ORACLE + ["sign", selector, domain, keyfile, "rsa-sha256", "relaxed", "relaxed"] +
+                       (["length"] if length else []), input=msg, capture_output=True, check=True)
     return r.stdout + msg
 
 
@@ -186,6 +186,19 @@ class ReceivePolicy(unittest.TestCase):
                              for t in texts)
             self.assertTrue(results[0].startswith("dkim=fail header.d=pol.test header.s=in"), results)
             self.assertTrue(results[1].startswith("dkim=pass header.d=pol.test header.s=in header.b="), results)
+
+    def test_body_length_policy(self):
+        msg = (b"From: Author <author@pol.test>\r\nTo: l@localhost\r\nSubject: l=\r\n\r\nSigned part.\r\n")
+        appended = sign_with_dkimpy(msg, "in", "pol.test", self.inkey, length=True) + b"Appended by someone.\r\n"
+        self.assertIn(b"l=", appended.split(b"\r\n\r\n")[0])
+        for setting, want in (("accept", "dkim=pass"), ("policy", "dkim=policy")):
+            with self.ferry(f"dkim_body_length = {setting}\n") as f:
+                user = "l" + setting
+                code, lines = self.send(f, "author@pass.pol.test", f"{user}@localhost", appended)
+                self.assertEqual(code, 250, lines)
+                data = open(f.wait_mail(user)[0], "rb").read().decode()
+                result = data.split("Authentication-Results: mx.example.test;\n\t", 1)[1].split("\n", 1)[0]
+                self.assertTrue(result.startswith(want + " header.d=pol.test"), (setting, result))
 
     def test_forged_authentication_results_removed(self):
         with self.ferry() as f:
