@@ -290,10 +290,16 @@ static bool send_rcpt(struct smtp_client *c, size_t i)
 static void after_hello(struct smtp_client *c)
 {
     const struct envelope *e = c->env;
-    if (e->requiretls && !(c->tls_verified && c->peer.requiretls)) {
-        host_fail(c, DELIVERY_FAIL,
-                  "5.7.30 the message requires TLS (REQUIRETLS) and host %s offers no verified TLS with REQUIRETLS",
-                  c->label);
+    /* RFC 8689 §4.2.2: never in the clear, never to a peer that would not pass
+       the requirement on; the next MX may qualify. */
+    if (e->requiretls && !c->tls_verified) {
+        host_fail(c, DELIVERY_FAIL, "5.7.10 the message requires TLS (REQUIRETLS) and the session with %s is not "
+                  "verified TLS", c->label);
+        return;
+    }
+    if (e->requiretls && !c->peer.requiretls) {
+        host_fail(c, DELIVERY_FAIL, "5.7.30 the message requires TLS (REQUIRETLS) and host %s does not offer "
+                  "REQUIRETLS", c->label);
         return;
     }
     if (c->peer.size && c->peer.size_limit > 0 && e->size > c->peer.size_limit) {

@@ -11,7 +11,7 @@
  *    smaller than the message fails it (5.3.4); an 8-bit body to a peer without
  *    8BITMIME fails (5.6.3: Ferry does not downgrade to 7 bit, see RFC-NOTES.md);
  *    an SMTPUTF8 message to a peer without SMTPUTF8 fails (5.6.7); a REQUIRETLS
- *    message needs verified TLS and the peer's REQUIRETLS (5.7.30). Such a
+ *    message needs verified TLS (5.7.10) and the peer's REQUIRETLS (5.7.30). Such a
  *    mismatch, like any failure before MAIL, moves on to the next target.
  *  - MAIL, RCPTs and DATA in one write when the peer offers PIPELINING, one at a
  *    time otherwise; DSN parameters only to a peer offering DSN.
