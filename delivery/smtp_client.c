@@ -562,9 +562,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     int err = EVUTIL_SOCKET_ERROR();
     const char *why = (what & BEV_EVENT_EOF) ? "the connection was closed" : evutil_socket_error_to_string(err);
-    if (what & BEV_EVENT_TIMEOUT)
-        why = "no progress sending the message data";
     evtimer_del(c->timer);
+    if (what & BEV_EVENT_TIMEOUT) {
+        /* Only the body's writes have a bufferevent timeout (data_block). */
+        txn_abort(c, "4.4.2 timeout sending the message data to %s (no progress for %u ms)", c->label,
+                  c->to.data_block);
+        return;
+    }
     if (c->state == SC_CONNECT)
         host_fail(c, DELIVERY_DEFER, "4.4.1 cannot connect to %s: %s", c->label, evutil_socket_error_to_string(err));
     else if (c->state == SC_QUIT)

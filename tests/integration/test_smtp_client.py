@@ -33,6 +33,7 @@ class Script:
         self.final = "250 2.0.0 Ok: queued as 42"
         self.close_at = None             # "MAIL", "RCPT", "DATA", "body": close instead of replying
         self.delay_at = None             # (command, seconds): sleep before replying
+        self.stall_body = 0              # seconds to stop reading after 354
         self.__dict__.update(kw)
 
 
@@ -48,6 +49,7 @@ class Server:
         self.messages = []               # the raw DATA bytes, terminator included
         self.pipelined = None            # RCPT already buffered when MAIL was read
         self.connections = 0
+        self.peers = []                  # client addresses, one per connection
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
@@ -56,12 +58,13 @@ class Server:
         self.stopping = False
         while not self.stopping:
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except socket.timeout:
                 continue
             except OSError:
                 return
             self.connections += 1
+            self.peers.append(peer[0])
             try:
                 self.session(conn)
             except (OSError, ConnectionError):
@@ -131,6 +134,9 @@ class Server:
                 reply("DATA", s.data)
                 if not s.data.startswith("354"):
                     continue
+                if s.stall_body:
+                    time.sleep(s.stall_body)
+                    return
                 data = b""
                 while not (data == b".\r\n" or data.endswith(b"\r\n.\r\n")):
                     if s.close_at == "body" and len(data) > 0:
@@ -372,6 +378,22 @@ class SmtpClient(unittest.TestCase):
         self.assertEqual(res["a@b.test"][0], "defer")
         self.assertEqual(res["a@b.test"][2], "4.4.2 timeout waiting for the reply to the end of the message data "
                                              "from mx.test[127.0.0.1]")
+
+    def test_stalled_data_times_out(self):
+        srv = self.serve(ehlo=["PIPELINING", "SIZE"], stall_body=4)
+        body = b"y" * 998 + b"\r\n"
+        t0 = time.time()
+        _, res, _ = send([("mx.test", srv.port)], ["a@b.test"], body * 16000, timeout_ms=700)
+        self.assertLess(time.time() - t0, 4)
+        self.assertEqual(res["a@b.test"][0], "defer")
+        self.assertEqual(res["a@b.test"][2], "4.4.2 timeout sending the message data to mx.test[127.0.0.1] "
+                                             "(no progress for 700 ms)")
+
+    def test_source_address(self):
+        srv = self.serve()
+        _, res, _ = send([("mx.test", srv.port)], ["a@b.test"], b"x\r\n", "--source", "127.0.0.2")
+        self.assertEqual(res["a@b.test"][0], "ok")
+        self.assertEqual(srv.peers, ["127.0.0.2"])
 
     def test_slow_greeting_moves_to_next_target(self):
         slow = self.serve(delay_at=("EHLO", 3))
