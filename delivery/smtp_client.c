@@ -1,0 +1,735 @@
+/* smtp_client — see smtp_client.h. */
+#include "delivery/smtp_client.h"
+#include "delivery/smtp_cmds.h"
+#include "delivery/smtp_reply.h"
+#include "lib/buf.h"
+#include "lib/netaddr.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The body is read and encoded until this much waits in the output buffer, and
+   topped up again when it drains below the low mark. */
+#define BODY_HIGH   (256 * 1024)
+#define BODY_LOW    (64 * 1024)
+#define BODY_CHUNK  8192
+/* Octets handed to the reply parser per step (the input buffer is read in these). */
+#define READ_STEP   4096
+
+void smtp_timeouts_default(struct smtp_timeouts *t)
+{
+    t->connect = 30 * 1000;
+    t->greeting = 5 * 60 * 1000;
+    t->helo = 5 * 60 * 1000;
+    t->mail = 5 * 60 * 1000;
+    t->rcpt = 5 * 60 * 1000;
+    t->data_init = 2 * 60 * 1000;
+    t->data_block = 3 * 60 * 1000;
+    t->data_final = 10 * 60 * 1000;
+    t->quit = 60 * 1000;
+}
+
+enum sc_state {
+    SC_IDLE,        /* between targets: the timer starts the next connection */
+    SC_CONNECT,
+    SC_GREETING,
+    SC_EHLO,
+    SC_HELO,
+    SC_MAIL,        /* waiting for the reply to MAIL */
+    SC_RCPT,        /* waiting for the reply to RCPT number rcpt_i */
+    SC_DATA,        /* waiting for the reply to DATA */
+    SC_BODY,        /* sending the message */
+    SC_DOT,         /* waiting for the reply to the end of data */
+    SC_QUIT,
+    SC_DONE         /* the timer delivers the results */
+};
+
+/* Where each recipient stands in this transaction. */
+enum rcpt_stand { RS_OPEN, RS_ACCEPTED, RS_DONE };
+
+struct smtp_client {
+    struct event_base *base;
+    char helo[256];
+    struct sockaddr_storage source;
+    socklen_t source_len;
+    struct smtp_timeouts to;
+    const struct envelope *env;
+    int msg_fd;
+    struct mx_target targets[MX_MAX_ADDRS];
+    size_t ntargets;
+    smtp_client_done done;
+    void *arg;
+
+    enum sc_state state;
+    size_t target;                 /* the one connected or being tried */
+    char label[DNS_NAME_MAX + 72]; /* "host[ip]" of that target, for texts */
+    struct bufferevent *bev;
+    struct event *timer;
+    struct smtp_reply_parser parser;
+    struct smtp_reply reply;
+    struct smtp_ehlo peer;
+    bool tls_verified;             /* set by the STARTTLS step once it exists */
+
+    bool mail_failed;
+    size_t rcpt_i;
+    size_t accepted;
+    bool discard_data;             /* a 354 came with nobody to deliver to */
+    struct smtp_body body;
+    off_t body_off;
+
+    /* The last failure of a target before MAIL, of each kind. */
+    struct delivery_status host_temp, host_perm;
+    bool any_temp, any_perm;
+
+    enum rcpt_stand *stand;
+    struct smtp_client_result res;
+};
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static void arm(struct smtp_client *c, unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+static void close_conn(struct smtp_client *c)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    smtp_reply_parser_init(&c->parser);
+}
+
+/* The callback runs from the timer, so no caller up the stack still uses c. */
+static void finish(struct smtp_client *c)
+{
+    close_conn(c);
+    c->state = SC_DONE;
+    arm(c, 0);
+}
+
+static const char *reply_flat(const struct smtp_reply *r, char *buf, size_t bufsz)
+{
+    smtp_reply_flatten(r, buf, bufsz);
+    return buf;
+}
+
+static bool write_out(struct smtp_client *c, const char *s, size_t n)
+{
+    return bufferevent_write(c->bev, s, n) == 0;
+}
+
+/* ---- failures of a target before MAIL: the next target is tried ---- */
+
+__attribute__((format(printf, 3, 4)))
+static void host_fail(struct smtp_client *c, enum delivery_result r, const char *fmt, ...)
+{
+    struct delivery_status *st = r == DELIVERY_FAIL ? &c->host_perm : &c->host_temp;
+    st->result = r;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->text, sizeof st->text, fmt, ap);
+    va_end(ap);
+    if (r == DELIVERY_FAIL)
+        c->any_perm = true;
+    else
+        c->any_temp = true;
+    /* A peer that talks gets a QUIT, sent straight to the socket when nothing else
+       waits to go out (bufferevent_free would drop a queued one); best effort. */
+    if (c->bev && c->state >= SC_GREETING && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        (void)!send(bufferevent_getfd(c->bev), "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close_conn(c);
+    evtimer_del(c->timer);
+    c->target++;
+    c->state = SC_IDLE;
+    arm(c, 0);
+}
+
+/* Every target failed before a transaction began. */
+static void give_up(struct smtp_client *c)
+{
+    const struct delivery_status *st = c->any_temp ? &c->host_temp : &c->host_perm;
+    for (size_t i = 0; i < c->res.nrcpts; i++) {
+        c->res.rcpts[i].st = *st;
+        c->stand[i] = RS_DONE;
+    }
+    finish(c);
+}
+
+/* ---- results inside the transaction ---- */
+
+static void set_rcpt(struct smtp_client *c, size_t i, enum delivery_result r, const char *reply, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
+static void set_rcpt(struct smtp_client *c, size_t i, enum delivery_result r, const char *reply, const char *fmt,
+                     ...)
+{
+    struct smtp_rcpt_result *rr = &c->res.rcpts[i];
+    rr->st.result = r;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rr->st.text, sizeof rr->st.text, fmt, ap);
+    va_end(ap);
+    str_copy(rr->reply, reply ? reply : "", sizeof rr->reply);
+    const struct env_rcpt *er = &c->env->rcpts[rr->index];
+    rr->dsn_relayed = r == DELIVERY_OK && !c->peer.dsn && (er->notify & ENV_NOTIFY_SUCCESS);
+    c->stand[i] = RS_DONE;
+}
+
+/* A reply decides recipient i: 2xx OK, 4xx DEFER, 5xx FAIL. */
+static void rcpt_from_reply(struct smtp_client *c, size_t i, const struct smtp_reply *r, const char *in_reply_to)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX], code[16];
+    reply_flat(r, flat, sizeof flat);
+    enum delivery_result res;
+    const char *status = smtp_reply_status(r, code, sizeof code);
+    switch (r->code / 100) {
+    case 2: res = DELIVERY_OK; break;
+    case 5: res = DELIVERY_FAIL; break;
+    case 4: res = DELIVERY_DEFER; break;
+    default: res = DELIVERY_DEFER; status = "4.5.0"; break;   /* 3xx where none belongs */
+    }
+    set_rcpt(c, i, res, flat, "%s host %s said: %s (in reply to %s)", status, c->label, flat, in_reply_to);
+}
+
+/* Once MAIL is out, a broken session ends the attempt: open recipients defer. */
+__attribute__((format(printf, 2, 3)))
+static void txn_abort(struct smtp_client *c, const char *fmt, ...)
+{
+    char text[sizeof c->res.rcpts[0].st.text];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < c->res.nrcpts; i++)
+        if (c->stand[i] != RS_DONE)
+            set_rcpt(c, i, DELIVERY_DEFER, NULL, "%s", text);
+    finish(c);
+}
+
+static void send_quit(struct smtp_client *c)
+{
+    if (!write_out(c, "QUIT\r\n", 6)) {
+        finish(c);
+        return;
+    }
+    c->state = SC_QUIT;
+    arm(c, c->to.quit);
+}
+
+/* ---- the body ---- */
+
+static void fill_body(struct smtp_client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char in[BODY_CHUNK];
+    char enc[2 * BODY_CHUNK + 8];
+    while (evbuffer_get_length(out) < BODY_HIGH) {
+        ssize_t n = pread(c->msg_fd, in, sizeof in, c->body_off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            /* Closing without the final dot makes the server drop what it has. */
+            txn_abort(c, "4.3.0 cannot read the queued message: %s", strerror(errno));
+            return;
+        }
+        size_t w = n == 0 ? smtp_body_finish(&c->body, enc) : smtp_body_encode(&c->body, in, (size_t)n, enc);
+        if (evbuffer_add(out, enc, w) < 0) {
+            txn_abort(c, "4.3.0 out of memory sending the message to %s", c->label);
+            return;
+        }
+        if (n == 0) {
+            c->state = SC_DOT;
+            arm(c, c->to.data_final);
+            return;
+        }
+        c->body_off += n;
+    }
+}
+
+static void start_body(struct smtp_client *c)
+{
+    c->state = SC_BODY;
+    evtimer_del(c->timer);
+    struct timeval block = {(time_t)(c->to.data_block / 1000), (suseconds_t)(c->to.data_block % 1000) * 1000};
+    bufferevent_set_timeouts(c->bev, NULL, &block);
+    bufferevent_setwatermark(c->bev, EV_WRITE, BODY_LOW, 0);
+    smtp_body_init(&c->body);
+    c->body_off = 0;
+    fill_body(c);
+}
+
+/* ---- the transaction ---- */
+
+static bool send_rcpt(struct smtp_client *c, size_t i)
+{
+    char line[SMTP_CMD_MAX];
+    int n = smtp_build_rcpt(&c->env->rcpts[c->res.rcpts[i].index], &c->peer, line, sizeof line);
+    return n > 0 && write_out(c, line, (size_t)n);
+}
+
+/*
+ * After a successful EHLO or HELO. This is where opportunistic STARTTLS (and
+ * DANE, and the per-domain TLS policy) will go: when the peer offers STARTTLS
+ * and policy allows, send STARTTLS, wait for 220, wrap c->bev with
+ * bufferevent_openssl_filter_new, verify as policy says (setting
+ * c->tls_verified), and send EHLO again, discarding c->peer. Until then the
+ * session continues in plain text.
+ */
+static void after_hello(struct smtp_client *c)
+{
+    const struct envelope *e = c->env;
+    /* RFC 8689 §4.2.2: never in the clear, never to a peer that would not pass
+       the requirement on; the next MX may qualify. */
+    if (e->requiretls && !c->tls_verified) {
+        host_fail(c, DELIVERY_FAIL, "5.7.10 the message requires TLS (REQUIRETLS) and the session with %s is not "
+                  "verified TLS", c->label);
+        return;
+    }
+    if (e->requiretls && !c->peer.requiretls) {
+        host_fail(c, DELIVERY_FAIL, "5.7.30 the message requires TLS (REQUIRETLS) and host %s does not offer "
+                  "REQUIRETLS", c->label);
+        return;
+    }
+    if (c->peer.size && c->peer.size_limit > 0 && e->size > c->peer.size_limit) {
+        host_fail(c, DELIVERY_FAIL, "5.3.4 the message (%llu octets) exceeds the limit of host %s (SIZE %llu)",
+                  e->size, c->label, c->peer.size_limit);
+        return;
+    }
+    if (e->body_8bit && !c->peer.eightbitmime) {
+        host_fail(c, DELIVERY_FAIL, "5.6.3 the message has an 8-bit body and host %s does not offer 8BITMIME",
+                  c->label);
+        return;
+    }
+    if (e->smtputf8 && !c->peer.smtputf8) {
+        host_fail(c, DELIVERY_FAIL, "5.6.7 the message needs SMTPUTF8 and host %s does not offer it", c->label);
+        return;
+    }
+    char line[SMTP_CMD_MAX];
+    int n = smtp_build_mail(e, &c->peer, line, sizeof line);
+    if (n < 0) {
+        host_fail(c, DELIVERY_FAIL, "5.1.7 the sender address <%.300s> does not fit in a MAIL command", e->sender);
+        return;
+    }
+    bool ok = write_out(c, line, (size_t)n);
+    if (c->peer.pipelining) {
+        /* RFC 2920: MAIL, every RCPT and DATA go in one write; the replies come back
+           in the same order. */
+        for (size_t i = 0; ok && i < c->res.nrcpts; i++)
+            ok = send_rcpt(c, i);
+        ok = ok && write_out(c, "DATA\r\n", 6);
+    }
+    c->state = SC_MAIL;
+    c->mail_failed = false;
+    c->rcpt_i = 0;
+    c->accepted = 0;
+    if (!ok) {
+        txn_abort(c, "4.3.0 cannot send the envelope to %s (out of memory or an address too long)", c->label);
+        return;
+    }
+    arm(c, c->to.mail);
+}
+
+static void send_hello(struct smtp_client *c, const char *verb, enum sc_state next)
+{
+    char line[300];
+    int n = snprintf(line, sizeof line, "%s %s\r\n", verb, c->helo);
+    if (!write_out(c, line, (size_t)n)) {
+        host_fail(c, DELIVERY_DEFER, "4.3.0 out of memory talking to %s", c->label);
+        return;
+    }
+    c->state = next;
+    arm(c, c->to.helo);
+}
+
+/* The transaction after the last RCPT reply. */
+static void after_rcpts(struct smtp_client *c)
+{
+    if (c->peer.pipelining) {
+        c->state = SC_DATA;      /* DATA went out with the RCPTs */
+        arm(c, c->to.data_init);
+    } else if (c->mail_failed || c->accepted == 0) {
+        send_quit(c);
+    } else if (!write_out(c, "DATA\r\n", 6)) {
+        txn_abort(c, "4.3.0 out of memory talking to %s", c->label);
+    } else {
+        c->state = SC_DATA;
+        arm(c, c->to.data_init);
+    }
+}
+
+static void apply_to_accepted(struct smtp_client *c, const struct smtp_reply *r, const char *in_reply_to)
+{
+    for (size_t i = 0; i < c->res.nrcpts; i++)
+        if (c->stand[i] == RS_ACCEPTED)
+            rcpt_from_reply(c, i, r, in_reply_to);
+}
+
+static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX], code[16];
+    int cls = r->code / 100;
+    evtimer_del(c->timer);
+    switch (c->state) {
+    case SC_GREETING:
+        if (cls == 2)
+            send_hello(c, "EHLO", SC_EHLO);
+        else
+            host_fail(c, cls == 5 ? DELIVERY_FAIL : DELIVERY_DEFER, "%s host %s refused to talk to us: %s",
+                      cls == 5 ? smtp_reply_status(r, code, sizeof code) : "4.4.2", c->label,
+                      reply_flat(r, flat, sizeof flat));
+        return;
+    case SC_EHLO:
+        if (cls == 2) {
+            smtp_ehlo_parse(r, &c->peer);
+            after_hello(c);
+        } else if (cls == 5) {
+            send_hello(c, "HELO", SC_HELO);
+        } else {
+            host_fail(c, DELIVERY_DEFER, "4.4.2 host %s did not accept EHLO: %s", c->label,
+                      reply_flat(r, flat, sizeof flat));
+        }
+        return;
+    case SC_HELO:
+        if (cls == 2) {
+            memset(&c->peer, 0, sizeof c->peer);
+            after_hello(c);
+        } else {
+            host_fail(c, cls == 5 ? DELIVERY_FAIL : DELIVERY_DEFER, "%s host %s accepted neither EHLO nor HELO: %s",
+                      cls == 5 ? smtp_reply_status(r, code, sizeof code) : "4.4.2", c->label,
+                      reply_flat(r, flat, sizeof flat));
+        }
+        return;
+    case SC_MAIL:
+        if (cls != 2) {
+            c->mail_failed = true;
+            for (size_t i = 0; i < c->res.nrcpts; i++)
+                rcpt_from_reply(c, i, r, "MAIL FROM");
+        }
+        if (c->peer.pipelining) {
+            c->state = SC_RCPT;  /* the RCPT replies follow, whatever MAIL got */
+            arm(c, c->to.rcpt);
+        } else if (c->mail_failed) {
+            send_quit(c);
+        } else if (!send_rcpt(c, 0)) {
+            txn_abort(c, "4.3.0 cannot send RCPT to %s", c->label);
+        } else {
+            c->state = SC_RCPT;
+            arm(c, c->to.rcpt);
+        }
+        return;
+    case SC_RCPT:
+        if (!c->mail_failed) {
+            if (cls == 2) {
+                c->stand[c->rcpt_i] = RS_ACCEPTED;
+                c->accepted++;
+            } else {
+                rcpt_from_reply(c, c->rcpt_i, r, "RCPT TO");
+            }
+        }
+        if (++c->rcpt_i < c->res.nrcpts) {
+            if (!c->peer.pipelining && !send_rcpt(c, c->rcpt_i)) {
+                txn_abort(c, "4.3.0 cannot send RCPT to %s", c->label);
+                return;
+            }
+            arm(c, c->to.rcpt);
+        } else {
+            after_rcpts(c);
+        }
+        return;
+    case SC_DATA:
+        if (r->code == 354) {
+            if (c->mail_failed || c->accepted == 0) {
+                /* RFC 2920 §3.1: a server should have refused DATA here; an empty
+                   message ends it without delivering anything to anyone. */
+                c->discard_data = true;
+                if (!write_out(c, ".\r\n", 3)) {
+                    finish(c);
+                    return;
+                }
+                c->state = SC_DOT;
+                arm(c, c->to.data_final);
+            } else {
+                start_body(c);
+            }
+            return;
+        }
+        if (!c->mail_failed)
+            apply_to_accepted(c, r, "DATA");
+        send_quit(c);
+        return;
+    case SC_DOT:
+        if (!c->discard_data)
+            apply_to_accepted(c, r, "end of DATA");
+        send_quit(c);
+        return;
+    case SC_BODY:
+        /* A reply in the middle of the data: the server gave up on the message. */
+        if (cls == 4 || cls == 5) {
+            apply_to_accepted(c, r, "the message data");
+            finish(c);
+        } else {
+            txn_abort(c, "4.5.0 host %s replied in the middle of the message data: %s", c->label,
+                      reply_flat(r, flat, sizeof flat));
+        }
+        return;
+    case SC_QUIT:
+        finish(c);
+        return;
+    default:
+        return;
+    }
+}
+
+/* Before MAIL a broken connection moves on to the next target; after, it ends
+   the attempt. */
+static bool in_transaction(const struct smtp_client *c)
+{
+    return c->state >= SC_MAIL && c->state <= SC_DOT;
+}
+
+static const char *waiting_for(enum sc_state s)
+{
+    switch (s) {
+    case SC_GREETING: return "the greeting";
+    case SC_EHLO: return "the reply to EHLO";
+    case SC_HELO: return "the reply to HELO";
+    case SC_MAIL: return "the reply to MAIL FROM";
+    case SC_RCPT: return "the reply to RCPT TO";
+    case SC_DATA: return "the reply to DATA";
+    case SC_BODY: return "the end of the message data";
+    case SC_DOT: return "the reply to the end of the message data";
+    default: return "a reply";
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct smtp_client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (c->bev == bev && evbuffer_get_length(in) > 0) {
+        size_t len = evbuffer_get_length(in);
+        if (len > READ_STEP)
+            len = READ_STEP;
+        const char *data = (const char *)evbuffer_pullup(in, (ssize_t)len);
+        if (!data)
+            return;
+        size_t used = 0;
+        char err[160];
+        enum smtp_feed_result fr = smtp_reply_feed(&c->parser, data, len, &used, &c->reply, err, sizeof err);
+        evbuffer_drain(in, used);
+        if (fr == SMTP_FEED_ERROR) {
+            if (c->state == SC_QUIT)
+                finish(c);
+            else if (in_transaction(c))
+                txn_abort(c, "4.5.0 host %s sent an unreadable reply: %s", c->label, err);
+            else
+                host_fail(c, DELIVERY_DEFER, "4.5.0 host %s sent an unreadable reply: %s", c->label, err);
+            return;
+        }
+        if (fr == SMTP_FEED_REPLY)
+            on_reply(c, &c->reply);
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct smtp_client *c = arg;
+    if (c->bev == bev && c->state == SC_BODY)
+        fill_body(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct smtp_client *c = arg;
+    if (c->bev != bev)
+        return;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->state = SC_GREETING;
+        arm(c, c->to.greeting);
+        return;
+    }
+    int err = EVUTIL_SOCKET_ERROR();
+    const char *why = (what & BEV_EVENT_EOF) ? "the connection was closed" : evutil_socket_error_to_string(err);
+    evtimer_del(c->timer);
+    if (what & BEV_EVENT_TIMEOUT) {
+        /* Only the body's writes have a bufferevent timeout (data_block). */
+        txn_abort(c, "4.4.2 timeout sending the message data to %s (no progress for %u ms)", c->label,
+                  c->to.data_block);
+        return;
+    }
+    if (c->state == SC_CONNECT)
+        host_fail(c, DELIVERY_DEFER, "4.4.1 cannot connect to %s: %s", c->label, evutil_socket_error_to_string(err));
+    else if (c->state == SC_QUIT)
+        finish(c);
+    else if (in_transaction(c))
+        txn_abort(c, "4.4.2 lost the connection with %s while waiting for %s: %s", c->label,
+                  waiting_for(c->state), why);
+    else
+        host_fail(c, DELIVERY_DEFER, "4.4.2 lost the connection with %s while waiting for %s: %s", c->label,
+                  waiting_for(c->state), why);
+}
+
+/* Starts a connection to the current target; false (with the failure recorded)
+   when it cannot even begin. */
+static bool start_connect(struct smtp_client *c)
+{
+    const struct mx_target *t = &c->targets[c->target];
+    char ip[64];
+    netaddr_ntop((const struct sockaddr *)&t->sa, ip, sizeof ip);
+    snprintf(c->label, sizeof c->label, "%s[%s]", t->host, ip);
+    str_copy(c->res.remote_host, t->host, sizeof c->res.remote_host);
+    str_copy(c->res.remote_ip, ip, sizeof c->res.remote_ip);
+    c->res.targets_tried++;
+    memset(&c->peer, 0, sizeof c->peer);
+    c->tls_verified = false;
+    c->discard_data = false;
+
+    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        c->any_temp = true;
+        delivery_set(&c->host_temp, DELIVERY_DEFER, "4.4.1 cannot create a socket for %s: %s", c->label,
+                     strerror(errno));
+        return false;
+    }
+    if (c->source_len > 0 && c->source.ss_family == t->sa.ss_family &&
+        bind(fd, (const struct sockaddr *)&c->source, c->source_len) < 0) {
+        char src[64];
+        netaddr_ntop((const struct sockaddr *)&c->source, src, sizeof src);
+        c->any_temp = true;
+        delivery_set(&c->host_temp, DELIVERY_DEFER, "4.4.1 cannot bind the source address %s to reach %s: %s", src,
+                     c->label, strerror(errno));
+        close(fd);
+        return false;
+    }
+    c->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        close(fd);
+        c->any_temp = true;
+        delivery_set(&c->host_temp, DELIVERY_DEFER, "4.3.0 out of memory connecting to %s", c->label);
+        return false;
+    }
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    smtp_reply_parser_init(&c->parser);
+    c->state = SC_CONNECT;
+    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&t->sa, (int)t->salen) < 0) {
+        int e = errno;
+        close_conn(c);
+        c->any_temp = true;
+        delivery_set(&c->host_temp, DELIVERY_DEFER, "4.4.1 cannot connect to %s: %s", c->label, strerror(e));
+        return false;
+    }
+    arm(c, c->to.connect);
+    return true;
+}
+
+static void deliver(struct smtp_client *c)
+{
+    for (size_t i = 0; i < c->res.nrcpts; i++)
+        if (c->stand[i] != RS_DONE)
+            set_rcpt(c, i, DELIVERY_DEFER, NULL, "4.4.2 the session with %s ended without a result", c->label);
+    c->done(&c->res, c->arg);
+    smtp_client_cancel(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_client *c = arg;
+    switch (c->state) {
+    case SC_IDLE:
+        while (c->target < c->ntargets) {
+            if (start_connect(c))
+                return;
+            c->target++;
+        }
+        give_up(c);
+        return;
+    case SC_DONE:
+        deliver(c);
+        return;
+    case SC_CONNECT:
+        host_fail(c, DELIVERY_DEFER, "4.4.1 connection to %s timed out", c->label);
+        return;
+    case SC_QUIT:
+        finish(c);
+        return;
+    default:
+        if (in_transaction(c))
+            txn_abort(c, "4.4.2 timeout waiting for %s from %s", waiting_for(c->state), c->label);
+        else
+            host_fail(c, DELIVERY_DEFER, "4.4.2 timeout waiting for %s from %s", waiting_for(c->state), c->label);
+        return;
+    }
+}
+
+struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp_client_params *p,
+                                      smtp_client_done done, void *arg)
+{
+    if (!p->env || p->nrcpts == 0 || p->nrcpts > SMTP_CLIENT_MAX_RCPTS || p->ntargets == 0 ||
+        p->ntargets > MX_MAX_ADDRS || p->msg_fd < 0 || !p->helo_name || !done ||
+        p->source_len > sizeof(struct sockaddr_storage)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    for (size_t i = 0; i < p->nrcpts; i++) {
+        if (p->rcpts[i] >= p->env->nrcpts) {
+            errno = EINVAL;
+            return NULL;
+        }
+    }
+    struct smtp_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->base = base;
+    str_copy(c->helo, p->helo_name, sizeof c->helo);
+    if (p->source && p->source_len) {
+        memcpy(&c->source, p->source, p->source_len);
+        c->source_len = p->source_len;
+    }
+    c->to = p->timeouts;
+    c->env = p->env;
+    c->msg_fd = p->msg_fd;
+    memcpy(c->targets, p->targets, p->ntargets * sizeof p->targets[0]);
+    c->ntargets = p->ntargets;
+    c->done = done;
+    c->arg = arg;
+    c->res.nrcpts = p->nrcpts;
+    c->res.rcpts = calloc(p->nrcpts, sizeof *c->res.rcpts);
+    c->stand = calloc(p->nrcpts, sizeof *c->stand);
+    c->timer = evtimer_new(base, on_timer, c);
+    if (!c->res.rcpts || !c->stand || !c->timer) {
+        smtp_client_cancel(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < p->nrcpts; i++)
+        c->res.rcpts[i].index = p->rcpts[i];
+    smtp_reply_parser_init(&c->parser);
+    c->state = SC_IDLE;
+    arm(c, 0);   /* the first connection starts from the loop, never in here */
+    return c;
+}
+
+void smtp_client_cancel(struct smtp_client *c)
+{
+    if (!c)
+        return;
+    close_conn(c);
+    if (c->timer)
+        event_free(c->timer);
+    free(c->res.rcpts);
+    free(c->stand);
+    free(c);
+}

@@ -1,0 +1,156 @@
+/*
+ * smtp_send — delivers one message file with delivery/smtp_client.h, for the
+ * integration tests.
+ *
+ *   smtp_send --target HOST=IP:PORT [--target ...] [--helo NAME] [--source IP]
+ *             [--from ADDR] [--ret full|hdrs] [--envid X] [--8bit] [--smtputf8]
+ *             [--requiretls] [--timeout MS] [--connect-timeout MS]
+ *             --rcpt ADDR [--notify LIST] [--orcpt ADDR] [--rcpt ...] MSGFILE
+ *
+ * --notify and --orcpt (rfc822) apply to the --rcpt before them. Prints
+ * "remote=HOST ip=IP tried=N", then per recipient, in order:
+ * "<ADDR> ok|defer|fail relayed=0|1" and the lines "  text: TEXT" and "  reply: REPLY".
+ */
+#include "delivery/smtp_client.h"
+#include "lib/netaddr.h"
+#include "smtpd/smtp_params.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int finished;
+
+static void on_done(const struct smtp_client_result *r, void *arg)
+{
+    const struct envelope *e = arg;
+    static const char *names[] = {"ok", "defer", "fail"};
+    printf("remote=%s ip=%s tried=%u\n", r->remote_host, r->remote_ip, r->targets_tried);
+    for (size_t i = 0; i < r->nrcpts; i++) {
+        const struct smtp_rcpt_result *x = &r->rcpts[i];
+        printf("<%s> %s relayed=%d\n  text: %s\n  reply: %s\n", e->rcpts[x->index].addr, names[x->st.result],
+               x->dsn_relayed ? 1 : 0, x->st.text, x->reply);
+    }
+    fflush(stdout);
+    finished = 1;
+}
+
+static void usage(const char *why)
+{
+    fprintf(stderr, "smtp_send: %s\n", why);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct envelope e;
+    env_init(&e);
+    strcpy(e.sender, "sender@client.test");
+    struct mx_target targets[MX_MAX_ADDRS];
+    size_t ntargets = 0;
+    struct smtp_client_params p;
+    memset(&p, 0, sizeof p);
+    p.helo_name = "client.test";
+    smtp_timeouts_default(&p.timeouts);
+    struct sockaddr_storage src;
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--target") && v) {
+            const char *eq = strchr(v, '=');
+            if (!eq || ntargets >= MX_MAX_ADDRS)
+                usage("--target wants HOST=IP:PORT");
+            struct mx_target *t = &targets[ntargets++];
+            memset(t, 0, sizeof *t);
+            snprintf(t->host, sizeof t->host, "%.*s", (int)(eq - v), v);
+            if (netaddr_parse_hostport(eq + 1, 0, &t->sa, &t->salen) < 0)
+                usage("bad --target address");
+            i++;
+        } else if (!strcmp(a, "--helo") && v) {
+            p.helo_name = v, i++;
+        } else if (!strcmp(a, "--source") && v) {
+            if (netaddr_parse_hostport(v, 1, &src, &p.source_len) < 0)
+                usage("bad --source");
+            ((struct sockaddr_in *)&src)->sin_port = 0;
+            if (src.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&src)->sin6_port = 0;
+            p.source = (const struct sockaddr *)&src;
+            i++;
+        } else if (!strcmp(a, "--from") && v) {
+            snprintf(e.sender, sizeof e.sender, "%s", v), i++;
+        } else if (!strcmp(a, "--ret") && v) {
+            e.ret = !strcmp(v, "full") ? ENV_RET_FULL : ENV_RET_HDRS, i++;
+        } else if (!strcmp(a, "--envid") && v) {
+            snprintf(e.envid, sizeof e.envid, "%s", v), i++;
+        } else if (!strcmp(a, "--8bit")) {
+            e.body_8bit = true;
+        } else if (!strcmp(a, "--smtputf8")) {
+            e.smtputf8 = true;
+        } else if (!strcmp(a, "--requiretls")) {
+            e.requiretls = true;
+        } else if (!strcmp(a, "--timeout") && v) {
+            unsigned ms = (unsigned)atoi(v);
+            struct smtp_timeouts *t = &p.timeouts;
+            t->greeting = t->helo = t->mail = t->rcpt = t->data_init = t->data_block = t->data_final = t->quit = ms;
+            i++;
+        } else if (!strcmp(a, "--connect-timeout") && v) {
+            p.timeouts.connect = (unsigned)atoi(v), i++;
+        } else if (!strcmp(a, "--rcpt") && v) {
+            if (env_add_rcpt(&e, v) < 0)
+                usage("bad --rcpt");
+            i++;
+        } else if (!strcmp(a, "--notify") && v && e.nrcpts) {
+            if (smtp_notify_parse(v, &e.rcpts[e.nrcpts - 1].notify) < 0)
+                usage("bad --notify");
+            i++;
+        } else if (!strcmp(a, "--orcpt") && v && e.nrcpts) {
+            e.rcpts[e.nrcpts - 1].orcpt_type = ENV_ORCPT_RFC822;
+            snprintf(e.rcpts[e.nrcpts - 1].orcpt, sizeof e.rcpts[0].orcpt, "%s", v);
+            i++;
+        } else if (a[0] != '-' && !file) {
+            file = a;
+        } else {
+            usage("unknown argument");
+        }
+    }
+    if (!file || !ntargets || !e.nrcpts)
+        usage("needs --target, --rcpt and a message file");
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        perror(file);
+        return 1;
+    }
+    e.size = (unsigned long long)sb.st_size;
+    size_t *idx = calloc(e.nrcpts, sizeof *idx);
+    for (size_t i = 0; i < e.nrcpts; i++)
+        idx[i] = i;
+    p.env = &e;
+    p.rcpts = idx;
+    p.nrcpts = e.nrcpts;
+    p.msg_fd = fd;
+    p.targets = targets;
+    p.ntargets = ntargets;
+    struct event_base *base = event_base_new();
+    if (!base || !smtp_client_start(base, &p, on_done, &e)) {
+        perror("smtp_client_start");
+        return 1;
+    }
+    event_base_dispatch(base);
+    event_base_free(base);
+    close(fd);
+    free(idx);
+    env_free(&e);
+    if (!finished) {
+        fprintf(stderr, "smtp_send: the client never reported\n");
+        return 1;
+    }
+    return 0;
+}
