@@ -294,8 +294,12 @@ static int local_part(struct parser *p, struct rfc5322_mailbox *m)
         if (want_word != is_word(&t)) {
             if (is_word(&t))
                 return fail(p, t.start, "words of a local part must be separated by '.'");
+            if (t.kind == TOK_END)
+                return fail(p, t.start, "an address ends before its '@' and domain");
             if (is_special(&t, '.'))
                 return fail(p, t.start, "a local part has an empty word ('..' or a leading '.')");
+            if (nraw == 0)
+                return fail(p, t.start, "an address has an empty local part");
             return fail(p, t.start, "a local part must be followed by '@' and a domain");
         }
         next(p, &t);
@@ -500,7 +504,8 @@ static int group_list(struct parser *p, size_t group_at)
         if (peek(p, &t) < 0)
             return -1;
         if (!is_special(&t, ',') && !is_special(&t, ';'))
-            return fail(p, t.start, t.kind == TOK_END ? "a group is not closed with ';'"
+            return fail(p, t.kind == TOK_END ? group_at : t.start,
+                        t.kind == TOK_END ? "a group is not closed with ';'"
                                                       : "addresses in a group must be "
                                                         "separated by ','");
     }
