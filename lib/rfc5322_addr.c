@@ -291,13 +291,15 @@ static int local_part(struct parser *p, struct rfc5322_mailbox *m)
                                              : "an address has an empty local part");
             return 0;
         }
-        if (want_word != is_word(&t)) {
+        if (want_word ? !is_word(&t) : !is_special(&t, '.')) {
             if (is_word(&t))
                 return fail(p, t.start, "words of a local part must be separated by '.'");
             if (t.kind == TOK_END)
                 return fail(p, t.start, "an address ends before its '@' and domain");
             if (is_special(&t, '.'))
                 return fail(p, t.start, "a local part has an empty word ('..' or a leading '.')");
+            if (want_word && nraw)
+                return fail(p, t.start, "a local part ends with '.'");
             if (nraw == 0)
                 return fail(p, t.start, "an address has an empty local part");
             return fail(p, t.start, "a local part must be followed by '@' and a domain");

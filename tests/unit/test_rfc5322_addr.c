@@ -240,7 +240,9 @@ START_TEST(errors_name_the_position)
     BAD(": a@b;", 0, "address is expected");
     BAD("a@b, <", 6, "ends before");
     BAD("<@r.test:>", 9, "empty local part");
-    BAD("Jo <a.>", 6, "must be followed");
+    BAD("Jo <a.>", 6, "ends with '.'");
+    BAD("<a:b@c>", 2, "must be followed");    /* found by fuzzing: ':' taken for '.' */
+    BAD("<@r.test:de.test:u@x>", 16, "must be followed");
     BAD("a@b;", 3, "separated by ','");
 }
 END_TEST
