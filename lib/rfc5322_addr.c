@@ -83,6 +83,9 @@ static int quoted_pair(struct parser *p)
     size_t at = p->pos;
     if (p->pos + 1 >= p->len)
         return fail(p, at, "a backslash ends the value");
+    /* obs-qp allows a quoted NUL; refused, as the results are C strings */
+    if (p->s[p->pos + 1] == '\0')
+        return fail(p, at + 1, "a NUL octet is not allowed, even quoted");
     size_t n = p->s[p->pos + 1] >= 0x80 ? utf8_at(p, p->pos + 1) : 1;
     if (n == 0)
         return fail(p, at + 1, "an 8-bit octet is not allowed here (not well-formed UTF-8, "

@@ -17,7 +17,8 @@
  * checked). RFC 2047 encoded-words are atoms and stay as written in display names.
  * With RFC5322_UTF8, well-formed UTF-8 may appear in atoms, quoted strings, comments
  * and domain literals (RFC 6532 §3.2); without it any octet >= 0x80 is an error.
- * Not accepted: nested groups, "<>", an address without '@', a trailing dot.
+ * Not accepted: nested groups, "<>", an address without '@', a trailing dot, NUL
+ * anywhere (obs-qp allows a quoted NUL; the results are C strings, so it is refused).
  *
  * Limits: display name RFC5322_DISPLAY_MAX octets (longer ones are cut and marked),
  * local part RFC5322_LOCAL_MAX and domain RFC5322_DOMAIN_MAX octets (longer is an error).

@@ -235,6 +235,7 @@ START_TEST(errors_name_the_position)
     BAD("a@b\r\nc", 3, "not allowed in an address");
     BAD("\"a\r\nb\"@c", 2, "CR or LF");
     BAD("u@x\0", 3, "not allowed");
+    BAD("\"a\\\0\"@x", 3, "NUL");    /* found by fuzzing: a quoted NUL cut the C strings */
     BAD("<@r.test u@x>", 9, "source route");
     BAD("<@:u@x>", 2, "domain is missing");
     BAD(": a@b;", 0, "address is expected");
