@@ -6,6 +6,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/mail_date.h"
+#include "lib/rfc5322_addr.h"
 #include "smtpd/dkim_keystore.h"
 #include "smtpd/smtp_server.h"
 
@@ -166,65 +167,20 @@ int policy_from_address(const char *hdr, size_t len, char *out, size_t outsz)
     }
     if (!from)
         return -1;
-    /* The address: inside the last <...> outside comments and quotes, else the
-       whole value; its domain follows the last "@". */
-    const char *a = NULL, *a_end = NULL;
-    int depth = 0;
-    bool quoted = false;
-    for (size_t i = 0; i < from_len; i++) {
-        char c = from[i];
-        if (quoted) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                quoted = false;
-        } else if (depth) {
-            if (c == '\\')
-                i++;
-            else if (c == '(')
-                depth++;
-            else if (c == ')')
-                depth--;
-        } else if (c == '"') {
-            quoted = true;
-        } else if (c == '(') {
-            depth++;
-        } else if (c == '<') {
-            a = from + i + 1;
-            a_end = NULL;
-        } else if (c == '>' && a) {
-            a_end = from + i;
-        } else if (c == ',') {
-            return -1;          /* several mailboxes */
-        }
-    }
-    if (!a || !a_end) {
-        a = from;
-        a_end = from + from_len;
-    }
-    const char *at = NULL;
-    for (const char *q = a; q < a_end; q++)
-        if (*q == '@')
-            at = q;
-    if (!at)
+    while (from_len && (from[from_len - 1] == '\n' || from[from_len - 1] == '\r'))
+        from_len--;         /* the field's own line end is not part of the value */
+    /* exactly one mailbox (RFC 7489 6.6.1's rule for the author), parsed per RFC 5322 */
+    struct rfc5322_mailbox mb[2];
+    struct rfc5322_list list;
+    struct rfc5322_error err;
+    if (rfc5322_parse_address_list(from, from_len, RFC5322_UTF8, mb, 2, &list, &err) < 0 || list.count != 1 ||
+        mb[0].domain_literal || !mb[0].domain[0])
         return -1;
-    const char *d = at + 1, *e = d;
-    while (e < a_end && *e != '>' && *e != ' ' && *e != '\t' && *e != '\r' && *e != '\n' && *e != '(' &&
-           *e != ';')
-        e++;
-    const char *l = at;
-    while (l > a && l[-1] != ' ' && l[-1] != '\t' && l[-1] != '<' && l[-1] != ':' && l[-1] != '\n')
-        l--;
-    if (e == d || l == at)
-        return -1;
-    if (e[-1] == '.')
-        e--;
-    size_t n = (size_t)(e - l);
-    if (n == 0 || n >= outsz)
-        return -1;
-    memcpy(out, l, n);
-    out[n] = '\0';
-    return 0;
+    size_t dl = strlen(mb[0].domain_lower);
+    if (dl && mb[0].domain_lower[dl - 1] == '.')
+        mb[0].domain_lower[--dl] = '\0';
+    int n = snprintf(out, outsz, "%s@%s", mb[0].local_raw, mb[0].domain_lower);
+    return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }
 
 int policy_from_domain(const char *hdr, size_t len, char *out, size_t outsz)
