@@ -116,6 +116,17 @@ class Tls(unittest.TestCase):
         self.assertIn("250-mx.example.test Hello s-client.example", out)
 
 
+    def test_openssl_s_client_smtps(self):
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.smtps_port}", "-CAfile", self.ca,
+                            "-verify_return_error", "-servername", "mx.example.test", "-ign_eof"],
+                           input=b"EHLO s-client.example\r\nQUIT\r\n", capture_output=True, timeout=20)
+        out = r.stdout.decode(errors="replace")
+        self.assertIn("Verify return code: 0 (ok)", out)
+        self.assertIn("220 mx.example.test ESMTP Ferry", out)
+        self.assertIn("250-mx.example.test Hello s-client.example", out)
+        self.assertIn("221 2.0.0", out)
+
+
 class TlsConfig(unittest.TestCase):
     def setUp(self):
         self.d = tempfile.mkdtemp(prefix="ferry-tlsconf-")
