@@ -61,6 +61,8 @@ static void finish(struct smtp_session *s)
 static void on_fail_delay(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_session *s = arg;
+    if (s->state != SS_AUTH_WAIT)       /* the session ended meanwhile (a timeout, shutdown) */
+        return;
     smtp_session_reply(s, "%s", s->auth_pending_reply);
     finish(s);
     smtp_session_resume(s);

@@ -270,8 +270,11 @@ void smtp_session_begin_greeting(struct smtp_session *s)
 
 void smtp_session_shutdown(struct smtp_session *s)
 {
+    /* Sessions with no message at stake are told now; DATA, BDAT chunks and commits
+       finish first, and a TLS handshake cannot be answered in clear text. */
     if (s->state == SS_PREGREET || s->state == SS_INIT || s->state == SS_READY || s->state == SS_MAIL ||
-        s->state == SS_RCPT || s->state == SS_BDAT || s->state == SS_BDAT_FAILED) {
+        s->state == SS_RCPT || s->state == SS_BDAT || s->state == SS_BDAT_FAILED || s->state == SS_CHECK ||
+        s->state == SS_AUTH || s->state == SS_AUTH_WAIT) {
         s->end_reason = "shutdown";
         reply(s, "421 4.3.2 %s Service shutting down, closing connection", s->srv->cfg->hostname);
         close_after_reply(s);
@@ -419,6 +422,8 @@ static void on_sender_done(void *arg, const struct sender_verdict *v)
 {
     struct smtp_session *s = arg;
     s->sender_check = NULL;
+    if (s->state != SS_CHECK)           /* the session is ending (a timeout, shutdown) */
+        return;
     if (v->reply[0]) {
         reply(s, "%s", v->reply);
         env_free(&s->env);

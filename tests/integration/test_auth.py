@@ -205,6 +205,26 @@ class Auth(unittest.TestCase):
         finally:
             f.cleanup()
 
+    def test_timeout_while_a_failure_is_delayed(self):
+        f = Ferry(extra=f"tls_cert = {self.cert}\ntls_key = {self.key}\nauth_failure_delay = 3s\n"
+                        "smtp_timeout = 1s\nauth_plaintext_loopback = yes\n")
+        subprocess.run([FERRYCTL, "-c", f.conf, "user", "add", "erin"], input="pw\n", text=True, check=True,
+                       capture_output=True)
+        f.start()
+        try:
+            s = SmtpLines(f.sub_port)
+            s.cmd("EHLO c.example")
+            s.send("AUTH PLAIN " + base64.b64encode(b"\0erin\0wrong").decode() + "\r\n")
+            code, lines = s.reply()
+            self.assertEqual(lines[0][:9], "421 4.4.2", lines)      # the idle timeout came first
+            self.assertTrue(s.closed(5))
+            time.sleep(2.5)                                         # the delayed 535 must not fire into it
+            s2 = SmtpLines(f.sub_port)
+            self.assertEqual(s2.cmd("NOOP")[0], 250)                # and the daemon is well
+            self.assertIsNone(f.proc.poll())
+        finally:
+            f.cleanup()
+
     def test_oversize_and_malformed_exchanges(self):
         c = self.tls_session()
         code, msg = c.docmd("AUTH PLAIN")
