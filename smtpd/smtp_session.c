@@ -317,6 +317,8 @@ static bool spool_has_room(struct smtp_session *s, unsigned long long size)
     struct statvfs vfs;
     if (statvfs(s->srv->spool.dir, &vfs) < 0)
         return true;    /* cannot tell; the write itself will say */
+    if (vfs.f_flag & ST_RDONLY)
+        return false;   /* a read-only spool takes nothing, like a full one */
     unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
     return avail >= SPOOL_MIN_FREE + size;
 }
@@ -362,7 +364,8 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
         return;
     }
     if (!spool_has_room(s, size)) {
-        log_warn("refused mail from [%s]: spool %s is short of space", s->peer_ip, s->srv->spool.dir);
+        log_warn("refused mail from [%s]: spool %s is short of space or read-only", s->peer_ip,
+                 s->srv->spool.dir);
         reply(s, "452 4.3.1 Insufficient system storage, try again later");
         return;
     }
