@@ -102,8 +102,15 @@ static void load_credentials(struct sasl_server *s)
 {
     s->user_known = s->lookup(s->arg, s->user, &s->cred) == 0;
     if (!s->user_known) {
+        /* Stable per name for this process (asking twice gives the same salt), but
+           keyed with a random secret, so nobody can compute it from the name and
+           tell an unknown user from a real one. */
+        static unsigned char secret[32];
+        static bool have_secret;
+        if (!have_secret && RAND_bytes(secret, sizeof secret) == 1)
+            have_secret = true;
         unsigned char salt[32];
-        cred_sha256(s->user, strlen(s->user), salt);    /* stable per name: no probing by salt */
+        cred_hmac(secret, sizeof secret, s->user, strlen(s->user), salt);
         cred_derive("not a password", 14, salt, CRED_SALT_LEN, CRED_DEFAULT_ITERATIONS, &s->cred);
     }
 }
