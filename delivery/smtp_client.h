@@ -1,12 +1,25 @@
 /*
- * smtp_client — one outbound SMTP transaction: one message, its recipients for one
- * destination, over libevent bufferevents, never blocking. Called by the queue
- * process once delivery/mx.h has produced the list of addresses to try.
+ * smtp_client — an outbound SMTP session over libevent bufferevents, never
+ * blocking: one transaction (one message, its recipients at one destination),
+ * then, when the caller has more for the same destination, further transactions
+ * on the same connection (smtp_client_next). Called by the queue process once
+ * delivery/mx.h has produced the list of addresses to try.
  *
  * The session (RFC 5321 client side):
  *  - Connects to each target in order (connect timeout, optional source address
  *    bound when its family matches the target's) until one greets with 2xx and
  *    accepts EHLO, or HELO after a 5xx to EHLO.
+ *  - TLS, as the caller's hooks decide per target (smtp_tls_hooks): STARTTLS
+ *    when offered (MAY) or required (MUST), or TLS from the first octet
+ *    (IMPLICIT, RFC 8314). After the handshake the hooks judge the peer (policy,
+ *    DANE, verification); a judged-bad peer is a temporary failure of that
+ *    target. Under MAY a handshake that fails is retried once on the same target
+ *    in plain text (a broken TLS stack must not stop mail that may go in the
+ *    clear). EHLO is sent again over TLS and the first answer forgotten.
+ *  - AUTH (PLAIN, else LOGIN) when credentials are given, and only over TLS:
+ *    credentials never go out in the clear. A refusal is temporary (4.7.0): a
+ *    wrong password is the sender's administrator's problem, not the
+ *    recipient's.
  *  - Checks the message against the peer's extensions before MAIL: a SIZE limit
  *    smaller than the message fails it (5.3.4); an 8-bit body to a peer without
  *    8BITMIME fails (5.6.3: Ferry does not downgrade to 7 bit, see RFC-NOTES.md);
@@ -33,11 +46,22 @@
  * Timeouts are RFC 5321 §4.5.3.2's by default; tests shorten them. The process
  * ignores SIGPIPE (the daemon's processes do), since a peer may close at any time.
  *
+ * Reuse: after each transaction the callback learns whether the session can
+ * carry another (result.session_open: the transaction ended in step with the
+ * server). From inside the callback the caller may start the next transaction
+ * with smtp_client_next (RSET first when the last one did not finish); the
+ * capability checks above then fail that message alone (the connection stays).
+ * Otherwise the client sends QUIT and frees itself. A reused connection that
+ * breaks before MAIL is sent reports result.not_attempted: every recipient is
+ * DEFER but the message was never offered, so the caller may retry it at once
+ * on a new connection.
+ *
  * Ownership: the client copies the parameters it needs except env (and its
- * recipients) and msg_fd, which the caller keeps valid until the callback. The
- * callback runs exactly once, from the event loop, never inside smtp_client_start,
- * unless smtp_client_cancel is called first; the client frees itself after the
- * callback returns, and the result is valid only during the callback.
+ * recipients) and msg_fd, which the caller keeps valid until the callback, and
+ * the TLS hooks' arg, valid until the session ends. The callback runs exactly
+ * once per transaction, from the event loop, never inside smtp_client_start or
+ * smtp_client_next, unless smtp_client_cancel is called first; the result is
+ * valid only during the callback.
  */
 #ifndef FERRY_SMTP_CLIENT_H
 #define FERRY_SMTP_CLIENT_H
@@ -51,6 +75,7 @@
 #include "queue/envelope.h"
 
 struct event_base;
+typedef struct ssl_st SSL;
 
 /* Recipients per transaction: RFC 5321 §4.5.3.1.8 has servers take at least 100;
    a caller with more starts another transaction for the rest. */
@@ -72,17 +97,49 @@ struct smtp_timeouts {
 
 void smtp_timeouts_default(struct smtp_timeouts *t);
 
+enum smtp_tls_mode {
+    SMTP_TLS_OFF,           /* never STARTTLS */
+    SMTP_TLS_MAY,           /* STARTTLS when offered, plain text otherwise */
+    SMTP_TLS_MUST,          /* STARTTLS or nothing: a peer without it fails (4.7.4) */
+    SMTP_TLS_IMPLICIT       /* TLS from the first octet (RFC 8314 submissions port) */
+};
+
+struct smtp_tls_hooks {
+    /* The TLS this target (index into params.targets) needs. */
+    enum smtp_tls_mode (*mode)(void *arg, size_t target);
+    /* A new client SSL for the target (SNI, DANE records, verification set up);
+       NULL with err filled when it cannot be made. */
+    SSL *(*new_ssl)(void *arg, size_t target, char *err, size_t errsz);
+    /* After the handshake: may the session go on with this peer? desc gets a
+       line for the log and the result ("TLSv1.3 ... dane-ee verified");
+       *verified whether the peer was authenticated (REQUIRETLS needs it). */
+    bool (*judge)(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz);
+    void *arg;
+};
+
 struct smtp_client_params {
     const char *helo_name;                 /* our host name for EHLO/HELO */
     const struct sockaddr *source;         /* NULL: the kernel chooses */
     socklen_t source_len;
     struct smtp_timeouts timeouts;
+    const struct smtp_tls_hooks *tls;      /* NULL: plain text only */
+    const char *auth_user, *auth_pass;     /* NULL: no AUTH */
+    const struct mx_target *targets;       /* in the order to try */
+    size_t ntargets;                       /* 1..MX_MAX_ADDRS */
+    /* The first transaction. */
     const struct envelope *env;            /* sender, size, DSN and body flags */
     const size_t *rcpts;                   /* indices into env->rcpts, in order */
     size_t nrcpts;                         /* 1..SMTP_CLIENT_MAX_RCPTS */
     int msg_fd;                            /* the message as spooled (CRLF lines) */
-    const struct mx_target *targets;       /* in the order to try */
-    size_t ntargets;                       /* 1..MX_MAX_ADDRS */
+};
+
+/* A further transaction on an open session. */
+struct smtp_txn_params {
+    const struct envelope *env;
+    const size_t *rcpts;
+    size_t nrcpts;
+    int msg_fd;
+    unsigned delay_ms;                     /* wait this long before MAIL (rate limits) */
 };
 
 struct smtp_rcpt_result {
@@ -103,16 +160,27 @@ struct smtp_client_result {
     char remote_host[DNS_NAME_MAX + 1];
     char remote_ip[64];
     unsigned targets_tried;
+    /* The TLS of that connection for the log: "none", or the hooks' line. */
+    char tls[200];
+    bool tls_verified;
+    bool session_open;      /* smtp_client_next may be called */
+    bool not_attempted;     /* a reused session broke before MAIL (see above) */
+    unsigned txn_on_conn;   /* 1 for the first transaction of a connection */
 };
 
-typedef void (*smtp_client_done)(const struct smtp_client_result *r, void *arg);
-
 struct smtp_client;
+
+typedef void (*smtp_client_done)(struct smtp_client *c, const struct smtp_client_result *r, void *arg);
 
 /* NULL with errno set: EINVAL for bad parameters, ENOMEM. */
 struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp_client_params *p,
                                       smtp_client_done done, void *arg);
-/* Ends the session at once (no QUIT), without calling the callback. */
+/* Only inside the callback, when r->session_open: the next transaction on the
+   same connection. 0 ok; -1 with errno (EINVAL, ENOMEM): the session then ends
+   with QUIT as if it had not been called. */
+int smtp_client_next(struct smtp_client *c, const struct smtp_txn_params *t, smtp_client_done done, void *arg);
+/* Ends the session at once (no QUIT), without calling the callback. Not from
+   inside the callback. */
 void smtp_client_cancel(struct smtp_client *c);
 
 #endif

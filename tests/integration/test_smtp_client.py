@@ -34,6 +34,7 @@ class Script:
         self.close_at = None             # "MAIL", "RCPT", "DATA", "body": close instead of replying
         self.delay_at = None             # (command, seconds): sleep before replying
         self.stall_body = 0              # seconds to stop reading after 354
+        self.max_messages = None         # close at the MAIL after this many messages
         self.__dict__.update(kw)
 
 
@@ -112,6 +113,8 @@ class Server:
             elif verb == "HELO":
                 reply("HELO", "250 mx.test")
             elif verb == "MAIL":
+                if s.max_messages is not None and len(self.messages) >= s.max_messages:
+                    raise ConnectionError("scripted close after max_messages")
                 time.sleep(0.2)
                 if self.pipelined is None:
                     self.pipelined = b"RCPT TO" in buf
@@ -225,7 +228,7 @@ class SmtpClient(unittest.TestCase):
     def test_accept_all_pipelined(self):
         srv = self.serve()
         head, res, order = send([("mx.test", srv.port)], ["bob@b.test", "carol@b.test"], MSG)
-        self.assertEqual(head, f"remote=mx.test ip=127.0.0.1 tried=1")
+        self.assertEqual(head.split(" txn=")[0], f"remote=mx.test ip=127.0.0.1 tried=1")
         self.assertEqual(order, ["bob@b.test", "carol@b.test"])
         for a in order:
             result, relayed, text, reply = res[a]
@@ -400,7 +403,7 @@ class SmtpClient(unittest.TestCase):
         good = self.serve()
         head, res, _ = send([("slow.test", slow.port), ("good.test", good.port)], ["a@b.test"], b"x\r\n",
                             timeout_ms=700)
-        self.assertEqual(head, "remote=good.test ip=127.0.0.1 tried=2")
+        self.assertEqual(head.split(" txn=")[0], "remote=good.test ip=127.0.0.1 tried=2")
         self.assertEqual(res["a@b.test"][0], "ok")
 
     def test_fallback_over_dead_and_refusing_targets(self):
@@ -408,7 +411,7 @@ class SmtpClient(unittest.TestCase):
         good = self.serve()
         head, res, _ = send([("dead.test", dead_port()), ("refusing.test", refusing.port), ("good.test", good.port)],
                             ["a@b.test"], b"x\r\n")
-        self.assertEqual(head, "remote=good.test ip=127.0.0.1 tried=3")
+        self.assertEqual(head.split(" txn=")[0], "remote=good.test ip=127.0.0.1 tried=3")
         self.assertEqual(res["a@b.test"][0], "ok")
         self.assertEqual(len(good.messages), 1)
         self.assertEqual(refusing.received, b"QUIT\r\n")
@@ -434,6 +437,58 @@ class SmtpClient(unittest.TestCase):
         self.assertEqual(res["a@b.test"][0], "ok")
         self.assertEqual(srv.messages, [b"".join(b"." + l + b"\r\n" for l in body.split(b"\r\n")[:-1]) + b".\r\n"])
 
+    def run_repeat(self, srv, rcpts, n, *extra):
+        with tempfile.NamedTemporaryFile(delete=False) as f:
+            f.write(MSG)
+            path = f.name
+        self.addCleanup(os.unlink, path)
+        args = [TOOL, "--helo", "client.test", "--from", "alice@client.test",
+                "--target", f"mx.test=127.0.0.1:{srv.port}", "--repeat", str(n)]
+        for r in rcpts:
+            args += ["--rcpt", r]
+        p = subprocess.run(args + list(extra) + [path], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return [l for l in p.stdout.decode().splitlines() if l.startswith("remote=")], p.stdout.decode()
+
+    def test_connection_reuse(self):
+        """Three messages, one connection: MAIL follows the previous final reply
+        directly (no RSET), and QUIT comes once, at the end."""
+        srv = self.serve()
+        heads, out = self.run_repeat(srv, ["a@b.test"], 3)
+        self.assertEqual(len(heads), 3, out)
+        self.assertEqual([h.split(" txn=")[1].split(" ")[0] for h in heads], ["1", "2", "3"])
+        self.assertNotIn("unattempted=1", out)
+        self.assertEqual(out.count("<a@b.test> ok"), 3, out)
+        self.assertEqual(srv.connections, 1)
+        self.assertEqual(len(srv.messages), 3)
+        self.assertEqual(srv.received.count(b"EHLO"), 1)
+        self.assertEqual(srv.received.count(b"QUIT"), 1)
+        self.assertNotIn(b"RSET", srv.received)
+
+    def test_reuse_after_rejected_transaction_sends_rset(self):
+        """A transaction that ends without a final dot (every RCPT refused) leaves
+        the server's transaction open: the next one begins with RSET."""
+        srv = self.serve(ehlo=["SIZE 1000000", "8BITMIME"], rcpt={"bad@b.test": "550 5.1.1 no such user"})
+        heads, out = self.run_repeat(srv, ["bad@b.test"], 2)
+        self.assertEqual(len(heads), 2, out)
+        self.assertEqual(out.count("<bad@b.test> fail"), 2, out)
+        self.assertEqual(srv.connections, 1)
+        self.assertEqual(srv.received.count(b"RSET\r\n"), 1)
+        self.assertLess(srv.received.index(b"RSET"), srv.received.rindex(b"MAIL FROM"))
+        self.assertEqual(srv.messages, [])
+
+    def test_reused_session_closed_by_peer_is_not_attempted(self):
+        """The server closes the connection instead of answering the second MAIL:
+        that message reports unattempted (to be retried on a new connection)."""
+        srv = self.serve(ehlo=["SIZE 1000000", "8BITMIME"], max_messages=1)
+        heads, out = self.run_repeat(srv, ["a@b.test"], 2, "--timeout", "3000")
+        self.assertEqual(len(heads), 2, out)
+        self.assertIn("unattempted=0", heads[0])
+        self.assertIn("unattempted=1", heads[1])
+        self.assertIn("open=0", heads[1])
+        self.assertEqual(out.count("<a@b.test> ok"), 1, out)
+        self.assertEqual(out.count("<a@b.test> defer"), 1, out)
+        self.assertEqual(len(srv.messages), 1)
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,14 +5,19 @@
  *   smtp_send --target HOST=IP:PORT [--target ...] [--helo NAME] [--source IP]
  *             [--from ADDR] [--ret full|hdrs] [--envid X] [--8bit] [--smtputf8]
  *             [--requiretls] [--timeout MS] [--connect-timeout MS]
+ *             [--tls off|may|must|implicit] [--auth USER:PASS] [--repeat N]
  *             --rcpt ADDR [--notify LIST] [--orcpt ADDR] [--rcpt ...] MSGFILE
  *
- * --notify and --orcpt (rfc822) apply to the --rcpt before them. Prints
- * "remote=HOST ip=IP tried=N", then per recipient, in order:
+ * --notify and --orcpt (rfc822) apply to the --rcpt before them. --tls accepts
+ * any certificate (the TLS policy lives in the queue process, not here).
+ * --repeat sends the message N times, on one connection while the session
+ * stays open. Prints, per transaction, "remote=HOST ip=IP tried=N txn=K
+ * open=0|1 unattempted=0|1 tls=DESC", then per recipient, in order:
  * "<ADDR> ok|defer|fail relayed=0|1" and the lines "  text: TEXT" and "  reply: REPLY".
  */
 #include "delivery/smtp_client.h"
 #include "lib/netaddr.h"
+#include "lib/tls.h"
 #include "smtpd/smtp_params.h"
 
 #include <event2/event.h>
@@ -25,19 +30,50 @@
 #include <unistd.h>
 
 static int finished;
+static int repeat = 1;
+static struct smtp_txn_params next_txn;
 
-static void on_done(const struct smtp_client_result *r, void *arg)
+static void on_done(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
 {
     const struct envelope *e = arg;
     static const char *names[] = {"ok", "defer", "fail"};
-    printf("remote=%s ip=%s tried=%u\n", r->remote_host, r->remote_ip, r->targets_tried);
+    printf("remote=%s ip=%s tried=%u txn=%u open=%d unattempted=%d tls=%s\n", r->remote_host, r->remote_ip,
+           r->targets_tried, r->txn_on_conn, r->session_open, r->not_attempted, r->tls);
     for (size_t i = 0; i < r->nrcpts; i++) {
         const struct smtp_rcpt_result *x = &r->rcpts[i];
         printf("<%s> %s relayed=%d\n  text: %s\n  reply: %s\n", e->rcpts[x->index].addr, names[x->st.result],
                x->dsn_relayed ? 1 : 0, x->st.text, x->reply);
     }
     fflush(stdout);
-    finished = 1;
+    finished++;
+    if (finished < repeat && r->session_open)
+        smtp_client_next(c, &next_txn, on_done, arg);
+}
+
+static SSL_CTX *tool_ctx;
+static enum smtp_tls_mode tool_mode = SMTP_TLS_OFF;
+
+static enum smtp_tls_mode hook_mode(void *arg, size_t target)
+{
+    return tool_mode;
+}
+
+static SSL *hook_new_ssl(void *arg, size_t target, char *err, size_t errsz)
+{
+    SSL *ssl = SSL_new(tool_ctx);
+    if (!ssl)
+        snprintf(err, errsz, "SSL_new failed");
+    return ssl;
+}
+
+static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz)
+{
+    char v[32], ciph[64];
+    int bits;
+    tls_describe(ssl, v, sizeof v, ciph, sizeof ciph, &bits);
+    snprintf(desc, descsz, "%s:%s", v, ciph);
+    *verified = false;
+    return true;
 }
 
 static void usage(const char *why)
@@ -102,6 +138,20 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--connect-timeout") && v) {
             p.timeouts.connect = (unsigned)atoi(v), i++;
+        } else if (!strcmp(a, "--tls") && v) {
+            tool_mode = !strcmp(v, "may") ? SMTP_TLS_MAY : !strcmp(v, "must") ? SMTP_TLS_MUST :
+                        !strcmp(v, "implicit") ? SMTP_TLS_IMPLICIT : SMTP_TLS_OFF;
+            i++;
+        } else if (!strcmp(a, "--auth") && v) {
+            char *colon = strchr(v, ':');
+            if (!colon)
+                usage("--auth wants USER:PASS");
+            *colon = '\0';
+            p.auth_user = v;
+            p.auth_pass = colon + 1;
+            i++;
+        } else if (!strcmp(a, "--repeat") && v) {
+            repeat = atoi(v), i++;
         } else if (!strcmp(a, "--rcpt") && v) {
             if (env_add_rcpt(&e, v) < 0)
                 usage("bad --rcpt");
@@ -138,6 +188,13 @@ int main(int argc, char **argv)
     p.msg_fd = fd;
     p.targets = targets;
     p.ntargets = ntargets;
+    struct smtp_tls_hooks hooks = {hook_mode, hook_new_ssl, hook_judge, NULL};
+    if (tool_mode != SMTP_TLS_OFF) {
+        tool_ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_verify(tool_ctx, SSL_VERIFY_NONE, NULL);
+        p.tls = &hooks;
+    }
+    next_txn = (struct smtp_txn_params){&e, idx, e.nrcpts, fd, 0};
     struct event_base *base = event_base_new();
     if (!base || !smtp_client_start(base, &p, on_done, &e)) {
         perror("smtp_client_start");
@@ -148,6 +205,8 @@ int main(int argc, char **argv)
     close(fd);
     free(idx);
     env_free(&e);
+    if (tool_ctx)
+        SSL_CTX_free(tool_ctx);
     if (!finished) {
         fprintf(stderr, "smtp_send: the client never reported\n");
         return 1;
