@@ -60,6 +60,7 @@ int mx_hosts_from_answer(const char *domain, const struct dns_answer *mx, const 
                          void *rng_arg, struct mx_hosts *hosts, struct delivery_status *st)
 {
     memset(hosts, 0, sizeof *hosts);
+    hosts->secure = mx->authenticated;
     switch (mx->status) {
     case DNS_OK:
         break;
@@ -164,13 +165,15 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 }
 
 /* Appends one address unless the route is full or already has it. */
-static void add_target(struct mx_route *route, const char *host, const struct dns_record *r, uint16_t port)
+static void add_target(struct mx_route *route, const char *host, const struct dns_record *r, uint16_t port,
+                       bool dnssec)
 {
     if (route->ntargets >= MX_MAX_ADDRS)
         return;
     struct mx_target t;
     memset(&t, 0, sizeof t);
     str_copy(t.host, host, sizeof t.host);
+    t.dnssec = dnssec;
     if (r->type == DNS_T_A) {
         struct sockaddr_in *s4 = (struct sockaddr_in *)&t.sa;
         s4->sin_family = AF_INET;
@@ -221,18 +224,20 @@ void mx_route_build(const char *domain, const struct mx_hosts *hosts, const stru
                         (cfg->family == MX_FAMILY_ANY && rand_below(rng, rng_arg, 2) == 1);
         const struct dns_answer *first = v6_first ? v6 : v4, *second = v6_first ? v4 : v6;
         size_t n1 = count_ok(first), n2 = count_ok(second);
+        bool sec1 = hosts->secure && first && first->authenticated;
+        bool sec2 = hosts->secure && second && second->authenticated;
         if (cfg->family == MX_FAMILY_ANY) {
             for (size_t k = 0; k < n1 || k < n2; k++) {
                 if (k < n1)
-                    add_target(route, hosts->h[i].name, &first->records[k], cfg->port);
+                    add_target(route, hosts->h[i].name, &first->records[k], cfg->port, sec1);
                 if (k < n2)
-                    add_target(route, hosts->h[i].name, &second->records[k], cfg->port);
+                    add_target(route, hosts->h[i].name, &second->records[k], cfg->port, sec2);
             }
         } else {
             for (size_t k = 0; k < n1; k++)
-                add_target(route, hosts->h[i].name, &first->records[k], cfg->port);
+                add_target(route, hosts->h[i].name, &first->records[k], cfg->port, sec1);
             for (size_t k = 0; k < n2; k++)
-                add_target(route, hosts->h[i].name, &second->records[k], cfg->port);
+                add_target(route, hosts->h[i].name, &second->records[k], cfg->port, sec2);
         }
     }
     if (route->ntargets > 0)
@@ -343,9 +348,23 @@ static void finish(struct mx_lookup *l)
     lookup_free(l);
 }
 
+static void start_addrs(struct mx_lookup *l);
+
 static void on_later(evutil_socket_t fd, short what, void *arg)
 {
-    finish(arg);
+    struct mx_lookup *l = arg;
+    if (l->cfg.no_mx && l->route.st.text[0] == '\0') {
+        /* A host, not a mail domain: its own addresses, as if it had no MX. A
+           host has nothing to validate, so DANE may use its name when its
+           addresses are secure. */
+        l->hosts.n = 1;
+        l->hosts.implicit = true;
+        l->hosts.secure = true;
+        str_copy(l->hosts.h[0].name, l->domain, sizeof l->hosts.h[0].name);
+        start_addrs(l);
+        return;
+    }
+    finish(l);
 }
 
 static void build_and_finish(struct mx_lookup *l)
@@ -384,6 +403,7 @@ static void on_addr(const struct dns_answer *answer, void *arg)
         build_and_finish(l);
 }
 
+
 static void on_mx(const struct dns_answer *answer, void *arg)
 {
     struct mx_lookup *l = arg;
@@ -393,6 +413,11 @@ static void on_mx(const struct dns_answer *answer, void *arg)
         finish(l);
         return;
     }
+    start_addrs(l);
+}
+
+static void start_addrs(struct mx_lookup *l)
+{
     /* Counted from 1 while the queries start, so nothing can finish the lookup
        half-way through this loop. */
     l->outstanding = 1;
@@ -433,8 +458,9 @@ struct mx_lookup *mx_resolve(struct event_base *base, struct dns_client *dns, co
     } else if (mx_route_literal(domain, cfg->port, &l->route)) {
         decided = true;
     }
-    if (decided) {
-        /* The callback must not run inside mx_resolve: a zero timer defers it. */
+    if (decided || cfg->no_mx) {
+        /* The callback must not run inside mx_resolve: a zero timer defers it
+           (and starts a no-MX host's address lookups). */
         l->later = evtimer_new(base, on_later, l);
         struct timeval now = {0, 0};
         if (!l->later || evtimer_add(l->later, &now) < 0) {

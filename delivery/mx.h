@@ -46,6 +46,7 @@ struct mx_config {
     enum mx_family family;
     uint16_t port;                /* 25 in production; tests use others */
     const char *self;             /* our host name, or NULL */
+    bool no_mx;                   /* the domain is a host: its addresses, no MX query */
 };
 
 struct mx_host {
@@ -57,12 +58,16 @@ struct mx_hosts {
     size_t n;
     struct mx_host h[MX_MAX_HOSTS];
     bool implicit;                /* the domain itself, for lack of MX records */
+    bool secure;                  /* the MX answer was DNSSEC-validated (AD) */
 };
 
 struct mx_target {
     char host[DNS_NAME_MAX + 1];  /* the MX host name (or the literal) */
     struct sockaddr_storage sa;
     socklen_t salen;
+    /* The MX answer and this address's answer were both DNSSEC-validated: the
+       host name may serve as the TLSA base name (RFC 7672 §2.2). */
+    bool dnssec;
 };
 
 struct mx_route {

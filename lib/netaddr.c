@@ -3,6 +3,8 @@
 #include "lib/buf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,4 +157,48 @@ uint16_t netaddr_port(const struct sockaddr *sa)
     if (sa->sa_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     return 0;
+}
+
+int netaddr_parse_nexthop(const char *s, uint16_t default_port, char *host, size_t hostsz, uint16_t *port,
+                          bool *literal)
+{
+    const char *rest;
+    size_t n = strlen(s);
+    if (n == 0 || n > 300 || hostsz == 0)
+        return -1;
+    *port = default_port;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end == s + 1)
+            return -1;
+        const char *h = s + 1;
+        if (!strncasecmp(h, "IPv6:", 5))
+            h += 5;
+        if ((size_t)(end - h) >= hostsz || end == h)
+            return -1;
+        str_copyn(host, h, (size_t)(end - h), hostsz);
+        *literal = true;
+        rest = end + 1;
+    } else {
+        const char *colon = strchr(s, ':');
+        size_t hl = colon ? (size_t)(colon - s) : n;
+        if (hl == 0 || hl >= hostsz || (colon && strchr(colon + 1, ':')))
+            return -1;      /* a bare IPv6 address needs brackets here */
+        str_copyn(host, s, hl, hostsz);
+        *literal = false;
+        rest = s + hl;
+    }
+    if (*rest == ':') {
+        if (parse_port(rest + 1, port) < 0)
+            return -1;
+    } else if (*rest != '\0') {
+        return -1;
+    }
+    for (const char *p = host; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!(isalnum(c) || c == '.' || c == '-' || c == '_' || c == ':'))
+            return -1;
+    }
+    str_lower(host);
+    return *port ? 0 : -1;
 }

@@ -28,4 +28,12 @@ bool netaddr_cidr_match(const struct cidr *c, const struct sockaddr *sa);
 void netaddr_ntop(const struct sockaddr *sa, char *out, size_t outsz);
 uint16_t netaddr_port(const struct sockaddr *sa);
 
+/* A next hop as mail administrators write it: "host", "host:port", "[host]",
+   "[host]:port", "[192.0.2.1]:587", "[IPv6:2001:db8::1]:25". Brackets mean
+   "this host itself, no MX lookup" (*literal). host gets the name or address
+   without brackets (and without an "IPv6:" tag), lower-cased; port the port or
+   default_port. 0 ok, -1 bad syntax. */
+int  netaddr_parse_nexthop(const char *s, uint16_t default_port, char *host, size_t hostsz, uint16_t *port,
+                           bool *literal);
+
 #endif

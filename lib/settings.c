@@ -18,6 +18,9 @@ static const char *const dmp_check_choices[] = { "off", "fallback", "always", NU
 static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
 static const char *const tls_min_choices[] = { "1.2", "1.3", NULL };
 static const char *const dkim_l_choices[] = { "accept", "policy", NULL };
+static const char *const family_choices[] = { "any", "ipv4", "ipv6", NULL };
+static const char *const smtp_tls_choices[] = { "none", "may", "encrypt", "dane", "verify", NULL };
+static const char *const relayhost_tls_choices[] = { "starttls", "implicit", "none", NULL };
 
 /*
  * "KIND ADDRESS:PORT [option ...]", options being "trace=DIR" (write each
@@ -78,6 +81,38 @@ static const char *check_resolver(char *v)
     struct sockaddr_storage sa;
     socklen_t len;
     return netaddr_parse_hostport(v, 53, &sa, &len) < 0 ? "expected IP or IP:PORT" : NULL;
+}
+
+static const char *check_relayhost(char *v)
+{
+    char host[256];
+    uint16_t port;
+    bool literal;
+    if (!*v)
+        return NULL;
+    return netaddr_parse_nexthop(v, 25, host, sizeof host, &port, &literal) < 0 ?
+        "expected host, host:port, [host] or [host]:port" : NULL;
+}
+
+static const char *check_source(int family, char *v)
+{
+    struct sockaddr_storage sa;
+    socklen_t len;
+    if (!*v)
+        return NULL;
+    if (netaddr_parse_hostport(v, 1, &sa, &len) < 0 || strchr(v, ']') || sa.ss_family != family)
+        return family == AF_INET ? "not an IPv4 address" : "not an IPv6 address";
+    return NULL;
+}
+
+static const char *check_source4(char *v)
+{
+    return strchr(v, ':') ? "not an IPv4 address" : check_source(AF_INET, v);
+}
+
+static const char *check_source6(char *v)
+{
+    return check_source(AF_INET6, v);
 }
 
 static const char *check_domain(char *v)
@@ -170,6 +205,31 @@ static const struct conf_setting schema[] = {
       .def = "5d", .min = 1, .max = 100 * 86400 },
     { .key = "delay_warning_time", .type = CONF_DURATION,
       .offset = offsetof(struct ferry_config, delay_warning_time), .def = "4h", .min = 0, .max = 100 * 86400 },
+    { .key = "relayhost", .type = CONF_STRING, .offset = offsetof(struct ferry_config, relayhost),
+      .size = 320, .def = "", .check = check_relayhost },
+    { .key = "relayhost_tls", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, relayhost_tls),
+      .def = "starttls", .choices = relayhost_tls_choices },
+    S("relayhost_auth_file", CONF_PATH, relayhost_auth_file, ""),
+    { .key = "smtp_address_family", .type = CONF_ENUM,
+      .offset = offsetof(struct ferry_config, smtp_address_family), .def = "any", .choices = family_choices },
+    { .key = "smtp_source_ipv4", .type = CONF_STRING, .offset = offsetof(struct ferry_config, smtp_source_ipv4),
+      .size = 64, .def = "", .check = check_source4 },
+    { .key = "smtp_source_ipv6", .type = CONF_STRING, .offset = offsetof(struct ferry_config, smtp_source_ipv6),
+      .size = 64, .def = "", .check = check_source6 },
+    { .key = "smtp_port", .type = CONF_UINT, .offset = offsetof(struct ferry_config, smtp_port),
+      .def = "25", .min = 1, .max = 65535 },
+    { .key = "smtp_tls_level", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, smtp_tls_level),
+      .def = "dane", .choices = smtp_tls_choices },
+    S("smtp_tls_policy_file", CONF_PATH, smtp_tls_policy_file, ""),
+    S("smtp_tls_ca_file", CONF_PATH, smtp_tls_ca_file, ""),
+    { .key = "smtp_dest_concurrency", .type = CONF_UINT,
+      .offset = offsetof(struct ferry_config, smtp_dest_concurrency), .def = "10", .min = 1, .max = 1000 },
+    { .key = "smtp_total_concurrency", .type = CONF_UINT,
+      .offset = offsetof(struct ferry_config, smtp_total_concurrency), .def = "100", .min = 1, .max = 10000 },
+    { .key = "smtp_dest_rate", .type = CONF_UINT, .offset = offsetof(struct ferry_config, smtp_dest_rate),
+      .def = "0", .min = 0, .max = 100000 },
+    { .key = "smtp_connect_timeout", .type = CONF_DURATION,
+      .offset = offsetof(struct ferry_config, smtp_connect_timeout), .def = "30s", .min = 1, .max = 600 },
     { .key = "relay_domains", .type = CONF_LIST, .offset = offsetof(struct ferry_config, relay_domains),
       .def = "", .check = check_domain, .comma_split = true },
     { .key = "bare_newlines", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, bare_newlines),

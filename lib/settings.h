@@ -28,6 +28,11 @@ enum bare_newline_mode { BARE_NL_REJECT, BARE_NL_NORMALIZE };
 enum spf_action { SPF_ACTION_REJECT, SPF_ACTION_DATA, SPF_ACTION_ACCEPT };
 enum dmp_check_mode { DMP_CHECK_OFF, DMP_CHECK_FALLBACK, DMP_CHECK_ALWAYS };
 enum dmp_precedence { DMP_PRECEDENCE_SPF, DMP_PRECEDENCE_DMP };
+/* Orders match delivery/mx.h (enum mx_family) and delivery/tls_policy.h. */
+enum smtp_family_setting { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
+enum smtp_tls_setting { SMTP_TLSSET_NONE, SMTP_TLSSET_MAY, SMTP_TLSSET_ENCRYPT, SMTP_TLSSET_DANE,
+                        SMTP_TLSSET_VERIFY };
+enum relayhost_tls_setting { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT, RELAYHOST_TLS_NONE };
 
 struct listen_addr {
     enum listen_kind kind;
@@ -72,6 +77,21 @@ struct ferry_config {
     unsigned long long retry_max;
     unsigned long long queue_lifetime;
     unsigned long long delay_warning_time;      /* 0: no delay warnings */
+    /* remote delivery */
+    char relayhost[320];
+    int relayhost_tls;           /* enum relayhost_tls_setting */
+    char relayhost_auth_file[PATH_MAX];
+    int smtp_address_family;     /* enum smtp_family_setting */
+    char smtp_source_ipv4[64];
+    char smtp_source_ipv6[64];
+    unsigned long long smtp_port;
+    int smtp_tls_level;          /* enum smtp_tls_setting */
+    char smtp_tls_policy_file[PATH_MAX];
+    char smtp_tls_ca_file[PATH_MAX];
+    unsigned long long smtp_dest_concurrency;
+    unsigned long long smtp_total_concurrency;
+    unsigned long long smtp_dest_rate;           /* messages per second per destination; 0: no limit */
+    unsigned long long smtp_connect_timeout;
     struct conf_list relay_domains;
     int bare_newlines;           /* enum bare_newline_mode */
     unsigned long long max_connection_rate;     /* per client IP per minute; 0: no limit */

@@ -42,7 +42,7 @@ int main(int argc, char **argv)
 {
     struct dns_config dcfg;
     dns_config_init(&dcfg);
-    struct mx_config cfg = {MX_FAMILY_ANY, 25, NULL};
+    struct mx_config cfg = {MX_FAMILY_ANY, 25, NULL, false};
     struct job *jobs = calloc((size_t)argc, sizeof *jobs);
     if (!jobs)
         return 1;

@@ -217,7 +217,7 @@ START_TEST(family_order)
     static struct mx_route r;
     char text[1024];
 
-    struct mx_config cfg = {MX_FAMILY_IPV4, 2525, NULL};
+    struct mx_config cfg = {MX_FAMILY_IPV4, 2525, NULL, false};
     mx_route_build("d.test", &h, a, aaaa, &cfg, NULL, NULL, &r);
     ck_assert_int_eq(r.st.result, DELIVERY_OK);
     route_text(&r, text, sizeof text);
@@ -261,7 +261,7 @@ START_TEST(dedup_and_bound)
     addr_answer(&a1, DNS_T_A, DNS_OK, "192.0.2.7 192.0.2.7 192.0.2.8");
     addr_answer(&a2, DNS_T_A, DNS_OK, "192.0.2.8 192.0.2.9");
     const struct dns_answer *a[2] = {&a1.a, &a2.a};
-    struct mx_config cfg = {MX_FAMILY_IPV4, 25, NULL};
+    struct mx_config cfg = {MX_FAMILY_IPV4, 25, NULL, false};
     static struct mx_route r;
     char text[2048];
     mx_route_build("d.test", &h, a, NULL, &cfg, NULL, NULL, &r);
@@ -284,7 +284,7 @@ START_TEST(no_address)
     addr_answer(&a2, DNS_T_A, DNS_NODATA, NULL);
     addr_answer(&q2, DNS_T_AAAA, DNS_NODATA, NULL);
     const struct dns_answer *a[2] = {&a1.a, &a2.a}, *aaaa[2] = {&q1.a, &q2.a};
-    struct mx_config cfg = {MX_FAMILY_ANY, 25, NULL};
+    struct mx_config cfg = {MX_FAMILY_ANY, 25, NULL, false};
     static struct mx_route r;
     mx_route_build("d.test", &h, a, aaaa, &cfg, NULL, NULL, &r);
     ck_assert_int_eq(r.st.result, DELIVERY_FAIL);
