@@ -190,7 +190,7 @@ int bounce_queue(struct spool *sp, const struct ferry_config *cfg, const struct 
     for (size_t i = 0; i < n; i++) {
         const struct env_rcpt *er = &e->rcpts[idx[i]];
         bool smtp;
-        if (action == DSN_DELIVERED) {
+        if (action == DSN_DELIVERED || action == DSN_RELAYED) {
             str_copy(status[i], "2.0.0", 16);
             smtp = false;
         } else {

@@ -32,10 +32,12 @@
 #include "delivery/delivery.h"
 #include "delivery/maildir.h"
 #include "lib/buf.h"
+#include "lib/dns.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "queue/bounce.h"
 #include "queue/control.h"
+#include "queue/outbound.h"
 #include "queue/queue_admin.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
@@ -56,6 +58,12 @@
 #define DEST_CONCURRENCY  20
 #define LOOP_MAX_RECEIVED 100           /* RFC 5321 6.3: a hop count; 100 is what it suggests */
 #define HEADER_SCAN_MAX   (256 * 1024)
+/* Messages with remote deliveries in progress at once: each holds its message
+   file open and its envelope in memory. Jobs beyond it wait in the index. */
+#define INFLIGHT_MAX      400
+#define BUSY_RETRY_MS     1000
+
+struct attempt;
 
 struct queue_proc {
     struct event_base *base;
@@ -68,6 +76,10 @@ struct queue_proc {
     struct event *rescan_timer;
     struct control *control;
     int lock_fd;
+    struct dns_client *dns;
+    struct outbound *ob;
+    struct attempt *inflight;       /* attempts waiting for remote results */
+    size_t ninflight;
 };
 
 static int64_t mono_ms(void)
@@ -224,11 +236,13 @@ static void deliver_recipient(struct queue_proc *q, const struct envelope *e, st
         delivery_set(st, DELIVERY_FAIL, "5.1.3 bad recipient address: %s", why);
         return;
     }
-    if (m.domain_kind == ADDR_DOMAIN_NAME && settings_is_local_domain(q->cfg, m.domain)) {
-        deliver_local(q, e, r, &m, msg_fd, st);
+    if (m.domain_kind != ADDR_DOMAIN_NAME) {
+        /* Accepted only from trusted clients; Ferry does not route to bare IP
+           addresses (RFC 5321 §4.1.3 allows it, nothing needs it). */
+        delivery_set(st, DELIVERY_FAIL, "5.1.2 Ferry does not deliver to address literals");
         return;
     }
-    delivery_set(st, DELIVERY_DEFER, "4.4.3 no remote delivery configured for %s", m.domain);
+    deliver_local(q, e, r, &m, msg_fd, st);
 }
 
 /* Received: fields in the header section (at most HEADER_SCAN_MAX octets read). */
@@ -275,88 +289,292 @@ static bool send_dsn(struct queue_proc *q, const struct envelope *e, int fd, enu
     return true;
 }
 
+/*
+ * An attempt: one message, the destinations due in this pass. Local
+ * recipients are delivered at once; remote ones go to outbound as one job per
+ * destination (and per SMTP_CLIENT_MAX_RCPTS recipients), and the attempt
+ * waits for their results. finish_attempt then does the rest in one step:
+ * DSNs, expiry, next attempts, the envelope rewrite.
+ */
+struct attempt {
+    struct queue_proc *q;
+    char id[QID_LEN + 1];
+    struct envelope e;
+    int fd;
+    int64_t now;
+    time_t now_wall;
+    size_t nd;
+    struct dest_name *dests;        /* the destinations attempted */
+    struct dest_name *names;        /* each recipient's destination */
+    bool *deferred_dest;
+    size_t *fail_idx, *ok_idx, *relay_idx, *delay_idx;
+    size_t nf, nok, nrelay;
+    size_t remote_pending;
+    struct outbound_job *jobs;
+    size_t njobs;
+    size_t *job_rcpts;
+    struct attempt *next;
+};
+
+static void attempt_free(struct attempt *a)
+{
+    if (a->fd >= 0)
+        close(a->fd);
+    free(a->dests);
+    free(a->names);
+    free(a->deferred_dest);
+    free(a->fail_idx);
+    free(a->ok_idx);
+    free(a->relay_idx);
+    free(a->delay_idx);
+    free(a->jobs);
+    free(a->job_rcpts);
+    env_free(&a->e);
+    free(a);
+}
+
+static bool attempt_busy(const struct queue_proc *q, const char *id)
+{
+    for (const struct attempt *a = q->inflight; a; a = a->next)
+        if (!strcmp(a->id, id))
+            return true;
+    return false;
+}
+
+/* One recipient's outcome into the envelope and the DSN lists. */
+static void record(struct attempt *a, size_t i, const struct delivery_status *st, bool relayed,
+                   const char *remote, const char *tls)
+{
+    struct env_rcpt *r = &a->e.rcpts[i];
+    r->attempts++;
+    r->last_attempt = a->now_wall;
+    str_copy(r->result, st->text, sizeof r->result);
+    const char *status = "sent";
+    if (st->result == DELIVERY_OK) {
+        r->state = RCPT_DELIVERED;
+        if (relayed)
+            a->relay_idx[a->nrelay++] = i;
+        else if (rcpt_wants_dsn(r, DSN_DELIVERED))
+            a->ok_idx[a->nok++] = i;
+    } else if (st->result == DELIVERY_FAIL) {
+        r->state = RCPT_FAILED;
+        status = "bounced";
+        if (rcpt_wants_dsn(r, DSN_FAILED))
+            a->fail_idx[a->nf++] = i;
+    } else {
+        r->state = RCPT_DEFERRED;
+        status = "deferred";
+        for (size_t k = 0; k < a->nd; k++)
+            if (!strcmp(a->names[i].s, a->dests[k].s))
+                a->deferred_dest[k] = true;
+    }
+    if (remote)
+        log_msg(LOG_LVL_INFO, a->id, "to=<%s> status=%s attempts=%u relay=%s tls=\"%s\" (%s)", r->addr, status,
+                r->attempts, remote[0] ? remote : "none", tls && tls[0] ? tls : "none", r->result);
+    else
+        log_msg(LOG_LVL_INFO, a->id, "to=<%s> status=%s attempts=%u (%s)", r->addr, status, r->attempts,
+                r->result);
+}
+
+static void finish_attempt(struct attempt *a);
+
+static void on_remote_done(struct outbound_job *j, const struct smtp_client_result *r, void *arg)
+{
+    struct attempt *a = arg;
+    char remote[sizeof r->remote_host + sizeof r->remote_ip + 4];
+    if (r->remote_host[0] && r->remote_ip[0])
+        snprintf(remote, sizeof remote, "%s[%s]", r->remote_host, r->remote_ip);
+    else
+        str_copy(remote, r->remote_host, sizeof remote);
+    for (size_t k = 0; k < r->nrcpts; k++)
+        record(a, r->rcpts[k].index, &r->rcpts[k].st, r->rcpts[k].dsn_relayed, remote, r->tls);
+    if (r->nrcpts < j->nrcpts) {
+        /* Answered in part only (out of memory building the answer): the rest
+           are tried again later. */
+        struct delivery_status st;
+        delivery_set(&st, DELIVERY_DEFER, "4.3.0 out of memory recording the delivery result");
+        for (size_t k = r->nrcpts; k < j->nrcpts; k++)
+            record(a, j->rcpts[k], &st, false, "", NULL);
+    }
+    if (--a->remote_pending == 0) {
+        struct queue_proc *q = a->q;
+        struct attempt **pp = &q->inflight;
+        while (*pp && *pp != a)
+            pp = &(*pp)->next;
+        if (*pp) {
+            *pp = a->next;
+            q->ninflight--;
+        }
+        finish_attempt(a);
+        arm(q);
+    }
+}
+
+/* Hand the remote recipients of a to outbound, grouped by destination. */
+static void submit_remote(struct attempt *a, const size_t *remote, size_t nremote)
+{
+    struct queue_proc *q = a->q;
+    if (nremote == 0)
+        return;
+    a->job_rcpts = malloc(nremote * sizeof *a->job_rcpts);
+    a->jobs = calloc(nremote, sizeof *a->jobs);       /* at most one job per recipient */
+    if (!a->job_rcpts || !a->jobs) {
+        struct delivery_status st;
+        delivery_set(&st, DELIVERY_DEFER, "4.3.0 out of memory starting remote delivery");
+        for (size_t k = 0; k < nremote; k++)
+            record(a, remote[k], &st, false, NULL, NULL);
+        return;
+    }
+    size_t used = 0;
+    for (size_t k = 0; k < a->nd; k++) {
+        const char *dest = a->dests[k].s;
+        if (!strcmp(dest, LOCAL_DEST))
+            continue;
+        size_t start = used;
+        for (size_t x = 0; x < nremote; x++)
+            if (!strcmp(a->names[remote[x]].s, dest))
+                a->job_rcpts[used++] = remote[x];
+        for (size_t off = start; off < used; off += SMTP_CLIENT_MAX_RCPTS) {
+            struct outbound_job *j = &a->jobs[a->njobs++];
+            j->env = &a->e;
+            j->rcpts = &a->job_rcpts[off];
+            j->nrcpts = used - off < SMTP_CLIENT_MAX_RCPTS ? used - off : SMTP_CLIENT_MAX_RCPTS;
+            j->msg_fd = a->fd;
+            str_copy(j->dest, dest, sizeof j->dest);
+            j->done = on_remote_done;
+            j->arg = a;
+            if (outbound_submit(q->ob, j) < 0) {
+                struct delivery_status st;
+                delivery_set(&st, DELIVERY_DEFER, "4.3.0 out of memory queueing the remote delivery");
+                for (size_t x = 0; x < j->nrcpts; x++)
+                    record(a, j->rcpts[x], &st, false, NULL, NULL);
+                a->njobs--;
+                continue;
+            }
+            a->remote_pending++;
+        }
+    }
+}
+
 static void attempt_message(struct queue_proc *q, const char *id, const char *const *dests, size_t nd)
 {
-    struct envelope e;
-    if (read_env(q, id, &e) < 0) {
+    int64_t now = mono_ms();
+    if (attempt_busy(q, id) || (q->ninflight >= INFLIGHT_MAX && !in_list(LOCAL_DEST, dests, nd))) {
+        /* Still out with its previous attempt, or too many out already: later,
+           without counting an attempt. */
+        for (size_t k = 0; k < nd; k++)
+            sched_put(q->sched, id, dests[k], now + BUSY_RETRY_MS);
+        return;
+    }
+    struct attempt *a = calloc(1, sizeof *a);
+    if (!a) {
+        for (size_t k = 0; k < nd; k++)
+            sched_put(q->sched, id, dests[k], now + q->params.retry_min_ms);
+        return;
+    }
+    a->q = q;
+    a->fd = -1;
+    a->now = now;
+    a->now_wall = time(NULL);
+    str_copy(a->id, id, sizeof a->id);
+    if (read_env(q, id, &a->e) < 0) {
         /* Unreadable for now but not gone: its popped jobs must not stay in
            flight for ever. */
         for (size_t k = 0; k < nd && sched_has_msg(q->sched, id); k++)
-            sched_put(q->sched, id, dests[k], mono_ms() + q->params.retry_min_ms);
+            sched_put(q->sched, id, dests[k], now + q->params.retry_min_ms);
+        attempt_free(a);
         return;
     }
-    int64_t now = mono_ms();
-    time_t now_wall = time(NULL);
-    if (e.hold) {
+    if (a->e.hold) {
         sched_hold(q->sched, id, true, now);
-        env_free(&e);
+        attempt_free(a);
         return;
     }
-    struct dest_name *names = calloc(e.nrcpts, sizeof *names);
-    size_t *fail_idx = calloc(e.nrcpts, sizeof *fail_idx);
-    size_t *ok_idx = calloc(e.nrcpts, sizeof *ok_idx);
-    size_t *delay_idx = calloc(e.nrcpts, sizeof *delay_idx);
-    bool *deferred_dest = calloc(nd, sizeof *deferred_dest);
-    int fd = -1;
-    if (!names || !fail_idx || !ok_idx || !delay_idx || !deferred_dest) {
+    struct envelope *e = &a->e;
+    size_t n = e->nrcpts;
+    a->nd = nd;
+    a->dests = calloc(nd, sizeof *a->dests);
+    a->names = calloc(n, sizeof *a->names);
+    a->deferred_dest = calloc(nd, sizeof *a->deferred_dest);
+    a->fail_idx = calloc(n, sizeof *a->fail_idx);
+    a->ok_idx = calloc(n, sizeof *a->ok_idx);
+    a->relay_idx = calloc(n, sizeof *a->relay_idx);
+    a->delay_idx = calloc(n, sizeof *a->delay_idx);
+    size_t *remote = calloc(n, sizeof *remote);
+    if (!a->dests || !a->names || !a->deferred_dest || !a->fail_idx || !a->ok_idx || !a->relay_idx ||
+        !a->delay_idx || !remote) {
         log_msg(LOG_LVL_ERROR, id, "out of memory; trying again later");
         goto retry_later;
     }
-    fd = spool_msg_open(&q->spool, id);
-    if (fd < 0) {
+    for (size_t k = 0; k < nd; k++)
+        str_copy(a->dests[k].s, dests[k], sizeof a->dests[k].s);
+    a->fd = spool_msg_open(&q->spool, id);
+    if (a->fd < 0) {
         log_msg(LOG_LVL_WARN, id, "cannot open the message: %s", strerror(errno));
         goto retry_later;
     }
-    for (size_t i = 0; i < e.nrcpts; i++)
-        rcpt_dest(q->cfg, e.rcpts[i].addr, names[i].s, sizeof names[i].s);
+    for (size_t i = 0; i < n; i++)
+        rcpt_dest(q->cfg, e->rcpts[i].addr, a->names[i].s, sizeof a->names[i].s);
 
-    int received = e.attempts == 0 ? count_received(fd) : 0;
-    size_t nf = 0, nok = 0, ndelay = 0;
-    for (size_t i = 0; i < e.nrcpts; i++) {
-        struct env_rcpt *r = &e.rcpts[i];
-        if (!rcpt_todo(r) || !in_list(names[i].s, dests, nd))
+    int received = e->attempts == 0 ? count_received(a->fd) : 0;
+    size_t nremote = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct env_rcpt *r = &e->rcpts[i];
+        if (!rcpt_todo(r) || !in_list(a->names[i].s, dests, nd))
             continue;
         struct delivery_status st;
-        if (received > LOOP_MAX_RECEIVED)
+        if (received > LOOP_MAX_RECEIVED) {
             delivery_set(&st, DELIVERY_FAIL, "5.4.6 mail loop: %d Received: header fields (more than %d)",
                          received, LOOP_MAX_RECEIVED);
-        else
-            deliver_recipient(q, &e, r, fd, &st);
-        r->attempts++;
-        r->last_attempt = now_wall;
-        str_copy(r->result, st.text, sizeof r->result);
-        const char *status = "sent";
-        if (st.result == DELIVERY_OK) {
-            r->state = RCPT_DELIVERED;
-            if (rcpt_wants_dsn(r, DSN_DELIVERED))
-                ok_idx[nok++] = i;
-        } else if (st.result == DELIVERY_FAIL) {
-            r->state = RCPT_FAILED;
-            status = "bounced";
-            if (rcpt_wants_dsn(r, DSN_FAILED))
-                fail_idx[nf++] = i;
+        } else if (strcmp(a->names[i].s, LOCAL_DEST) != 0) {
+            remote[nremote++] = i;
+            continue;
         } else {
-            r->state = RCPT_DEFERRED;
-            status = "deferred";
-            for (size_t k = 0; k < nd; k++)
-                if (!strcmp(names[i].s, dests[k]))
-                    deferred_dest[k] = true;
+            deliver_recipient(q, e, r, a->fd, &st);
         }
-        log_msg(LOG_LVL_INFO, id, "to=<%s> status=%s attempts=%u (%s)", r->addr, status, r->attempts, r->result);
+        record(a, i, &st, false, NULL, NULL);
     }
+    submit_remote(a, remote, nremote);
+    free(remote);
+    if (a->remote_pending == 0) {
+        finish_attempt(a);
+        return;
+    }
+    a->next = q->inflight;
+    q->inflight = a;
+    q->ninflight++;
+    return;
 
-    enum sched_age age = env_pending(&e) == 0 ? SCHED_AGE_YOUNG :
-        sched_age_check(e.arrival, now_wall, q->cfg->queue_lifetime, q->cfg->delay_warning_time, e.delay_warned);
+retry_later:
+    free(remote);
+    for (size_t k = 0; k < nd; k++)
+        sched_put(q->sched, id, dests[k], now + q->params.retry_min_ms);
+    attempt_free(a);
+}
+
+static void finish_attempt(struct attempt *a)
+{
+    struct queue_proc *q = a->q;
+    struct envelope *e = &a->e;
+    const char *id = a->id;
+    int64_t now = mono_ms();
+    time_t now_wall = time(NULL);
+    size_t nd = a->nd, nf = a->nf, nok = a->nok, ndelay = 0;
+    size_t *fail_idx = a->fail_idx, *ok_idx = a->ok_idx, *delay_idx = a->delay_idx;
+    int fd = a->fd;
+
+    enum sched_age age = env_pending(e) == 0 ? SCHED_AGE_YOUNG :
+        sched_age_check(e->arrival, now_wall, q->cfg->queue_lifetime, q->cfg->delay_warning_time, e->delay_warned);
     if (age == SCHED_AGE_EXPIRED) {
         /* Every recipient still to do fails now, whatever its destination, so
            the sender gets one DSN for all of them. */
-        for (size_t i = 0; i < e.nrcpts; i++) {
-            struct env_rcpt *r = &e.rcpts[i];
+        for (size_t i = 0; i < e->nrcpts; i++) {
+            struct env_rcpt *r = &e->rcpts[i];
             if (!rcpt_todo(r))
                 continue;
             char text[sizeof r->result];
             snprintf(text, sizeof text, "5.4.7 message expired after %llus in the queue; last result: %s",
-                     (unsigned long long)(now_wall - e.arrival), r->result[0] ? r->result : "not attempted");
+                     (unsigned long long)(now_wall - e->arrival), r->result[0] ? r->result : "not attempted");
             str_copy(r->result, text, sizeof r->result);
             r->state = RCPT_FAILED;
             if (!r->last_attempt)
@@ -366,91 +584,81 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
                 fail_idx[nf++] = i;
         }
     } else if (age == SCHED_AGE_WARN) {
-        for (size_t i = 0; i < e.nrcpts; i++)
-            if (e.rcpts[i].state == RCPT_DEFERRED && rcpt_wants_dsn(&e.rcpts[i], DSN_DELAYED))
+        for (size_t i = 0; i < e->nrcpts; i++)
+            if (e->rcpts[i].state == RCPT_DEFERRED && rcpt_wants_dsn(&e->rcpts[i], DSN_DELAYED))
                 delay_idx[ndelay++] = i;
-        e.delay_warned = true;
+        e->delay_warned = true;
     }
 
     /* DSNs before the envelope: each is durable in the spool before the
        original's new state is written (see the top of this file). */
-    if (nf && !send_dsn(q, &e, fd, DSN_FAILED, fail_idx, nf, now_wall)) {
+    if (nf && !send_dsn(q, e, fd, DSN_FAILED, fail_idx, nf, now_wall)) {
         /* Not reported yet, so not failed yet: keep them to do. */
         for (size_t k = 0; k < nf; k++) {
-            e.rcpts[fail_idx[k]].state = RCPT_DEFERRED;
-            e.rcpts[fail_idx[k]].next_attempt = 0;
+            e->rcpts[fail_idx[k]].state = RCPT_DEFERRED;
+            e->rcpts[fail_idx[k]].next_attempt = 0;
         }
     }
-    if (ndelay && e.sender[0] && !send_dsn(q, &e, fd, DSN_DELAYED, delay_idx, ndelay, now_wall))
-        e.delay_warned = false;
-    if (nok && !send_dsn(q, &e, fd, DSN_DELIVERED, ok_idx, nok, now_wall))
+    if (ndelay && e->sender[0] && !send_dsn(q, e, fd, DSN_DELAYED, delay_idx, ndelay, now_wall))
+        e->delay_warned = false;
+    if (nok && !send_dsn(q, e, fd, DSN_DELIVERED, ok_idx, nok, now_wall))
         log_msg(LOG_LVL_WARN, id, "success notification lost: it could not be queued");
-    e.attempts++;
+    if (a->nrelay && !send_dsn(q, e, fd, DSN_RELAYED, a->relay_idx, a->nrelay, now_wall))
+        log_msg(LOG_LVL_WARN, id, "relay notification lost: it could not be queued");
+    e->attempts++;
 
     /* Next attempt per destination attempted; a deferring remote destination
        is down until then for all its messages. */
     for (size_t k = 0; k < nd; k++) {
+        const char *dest = a->dests[k].s;
         unsigned attempts = 0;
         bool todo = false;
-        for (size_t i = 0; i < e.nrcpts; i++) {
-            if (rcpt_todo(&e.rcpts[i]) && !strcmp(names[i].s, dests[k])) {
+        for (size_t i = 0; i < e->nrcpts; i++) {
+            if (rcpt_todo(&e->rcpts[i]) && !strcmp(a->names[i].s, dest)) {
                 todo = true;
-                if (e.rcpts[i].attempts > attempts)
-                    attempts = e.rcpts[i].attempts;
+                if (e->rcpts[i].attempts > attempts)
+                    attempts = e->rcpts[i].attempts;
             }
         }
         if (!todo) {
-            sched_remove_job(q->sched, id, dests[k]);
+            sched_remove_job(q->sched, id, dest);
             continue;
         }
         int64_t delay = sched_backoff(&q->params, attempts ? attempts : 1, (uint32_t)random());
         /* Never sleep past the expiry: the bounce is due at queue_lifetime, not
            at the first retry after it. */
-        int64_t to_expiry = ((int64_t)e.arrival + (int64_t)q->cfg->queue_lifetime - (int64_t)now_wall) * 1000;
+        int64_t to_expiry = ((int64_t)e->arrival + (int64_t)q->cfg->queue_lifetime - (int64_t)now_wall) * 1000;
         if (to_expiry >= 0 && to_expiry < delay)
             delay = to_expiry;
         /* Likewise the delay warning is due at delay_warning_time. */
-        int64_t to_warn = ((int64_t)e.arrival + (int64_t)q->cfg->delay_warning_time - (int64_t)now_wall) * 1000;
-        if (q->cfg->delay_warning_time && !e.delay_warned && to_warn >= 0 && to_warn < delay)
+        int64_t to_warn = ((int64_t)e->arrival + (int64_t)q->cfg->delay_warning_time - (int64_t)now_wall) * 1000;
+        if (q->cfg->delay_warning_time && !e->delay_warned && to_warn >= 0 && to_warn < delay)
             delay = to_warn;
-        for (size_t i = 0; i < e.nrcpts; i++)
-            if (rcpt_todo(&e.rcpts[i]) && !strcmp(names[i].s, dests[k]))
-                e.rcpts[i].next_attempt = now_wall + (time_t)((delay + 999) / 1000);
-        sched_put(q->sched, id, dests[k], now + delay);
-        if (deferred_dest[k] && strcmp(dests[k], LOCAL_DEST) != 0)
-            sched_dest_down(q->sched, dests[k], now + delay);
-        else if (!deferred_dest[k])
-            sched_dest_up(q->sched, dests[k]);
+        for (size_t i = 0; i < e->nrcpts; i++)
+            if (rcpt_todo(&e->rcpts[i]) && !strcmp(a->names[i].s, dest))
+                e->rcpts[i].next_attempt = now_wall + (time_t)((delay + 999) / 1000);
+        sched_put(q->sched, id, dest, now + delay);
+        if (a->deferred_dest[k] && strcmp(dest, LOCAL_DEST) != 0)
+            sched_dest_down(q->sched, dest, now + delay);
+        else if (!a->deferred_dest[k])
+            sched_dest_up(q->sched, dest);
     }
-    e.next_attempt = env_earliest_next(&e);
-    close(fd);
-    fd = -1;
-    if (env_pending(&e) == 0) {
+    e->next_attempt = env_earliest_next(e);
+    close(a->fd);
+    a->fd = -1;
+    if (env_pending(e) == 0) {
         sched_remove_msg(q->sched, id);
         if (spool_remove(&q->spool, id) < 0)
             log_msg(LOG_LVL_ERROR, id, "cannot remove from the queue: %s", strerror(errno));
         else
             log_msg(LOG_LVL_INFO, id, "removed");
     } else {
-        if (spool_env_write(&q->spool, &e) < 0)
+        if (spool_env_write(&q->spool, e) < 0)
             log_msg(LOG_LVL_ERROR, id, "cannot update the envelope: %s", strerror(errno));
         else if (age == SCHED_AGE_EXPIRED)
             load_message(q, id, false);     /* drops the jobs of destinations now done */
     }
-    goto out;
-
-retry_later:
-    for (size_t k = 0; k < nd; k++)
-        sched_put(q->sched, id, dests[k], now + q->params.retry_min_ms);
-out:
-    if (fd >= 0)
-        close(fd);
-    free(names);
-    free(fail_idx);
-    free(ok_idx);
-    free(delay_idx);
-    free(deferred_dest);
-    env_free(&e);
+    attempt_free(a);
 }
 
 static int cmp_due(const void *a, const void *b)
@@ -538,6 +746,10 @@ static int on_control(const char *verb, const char *arg, char *reply, size_t rep
         snprintf(reply, replylen, "%zu deliver%s due now", n, n == 1 ? "y is" : "ies are");
         return 0;
     }
+    if (op != QADMIN_FLUSH && op != QADMIN_RELEASE && attempt_busy(q, arg)) {
+        snprintf(reply, replylen, "%s is being delivered right now; try again when the attempt ends", arg);
+        return -1;
+    }
     char bounce_id[QID_LEN + 1];
     if (qadmin_apply(&q->spool, q->cfg, op, arg, bounce_id, reply, replylen) < 0)
         return -1;
@@ -580,7 +792,7 @@ static void on_sigterm(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(q->base, NULL);
 }
 
-int queue_process_main(const struct ferry_config *cfg, int parent_fd)
+int queue_process_main(const struct ferry_config *cfg, int parent_fd, const struct relay_creds *creds)
 {
     struct queue_proc q;
     memset(&q, 0, sizeof q);
@@ -616,6 +828,18 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd)
     q.control = control_open(q.base, cfg->spool_dir, on_control, &q, err, sizeof err);
     if (!q.control)
         log_warn("%s; ferryctl cannot reach the running queue", err);
+    struct dns_config dnscfg;
+    settings_dns_config(cfg, &dnscfg);
+    q.dns = dns_client_new(q.base, &dnscfg);
+    if (!q.dns) {
+        log_error("cannot start the DNS client");
+        return 1;
+    }
+    q.ob = outbound_new(q.base, cfg, q.dns, creds, err, sizeof err);
+    if (!q.ob) {
+        log_error("%s", err);
+        return 1;
+    }
 
     /* One scan loads what was queued before we started; from then on the index
        is kept current and the rescan only reconciles. */
@@ -625,6 +849,15 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd)
     log_info("queue process ready: %zu messages queued", sched_msg_count(q.sched));
     event_base_dispatch(q.base);
 
+    /* Remote attempts still out are dropped: their envelopes on disk still list
+       what is left, and the next start tries it again. */
+    outbound_free(q.ob);
+    while (q.inflight) {
+        struct attempt *a = q.inflight;
+        q.inflight = a->next;
+        attempt_free(a);
+    }
+    dns_client_free(q.dns);
     control_close(q.control);
     ipc_chan_free(q.parent);
     event_free(q.due_timer);

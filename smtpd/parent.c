@@ -1,5 +1,6 @@
 /* parent — see parent.h. */
 #include "smtpd/parent.h"
+#include "delivery/relay_creds.h"
 #include "lib/tls.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
@@ -42,6 +43,7 @@ struct parent {
     bool foreground;
     struct event *kill_timer;
     SSL_CTX *tls;                   /* built here, as root; the smtp child inherits it */
+    struct relay_creds creds;       /* read here, as root; the queue child inherits them */
 };
 
 static void start_child(struct parent *p, enum child_kind k);
@@ -264,7 +266,9 @@ static void start_child(struct parent *p, enum child_kind k)
             log_error("%s", err);
             _exit(1);
         }
-        int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1])
+        if (k != CHILD_QUEUE)
+            relay_creds_wipe(&p->creds);
+        int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1], &p->creds)
                                   : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls);
         _exit(rc);
     }
@@ -396,8 +400,11 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
         return;
     }
     SSL_CTX *tls = NULL;
-    if (parent_tls_ctx(next, &tls, err, sizeof err) < 0) {
+    struct relay_creds creds = {0};
+    if (parent_tls_ctx(next, &tls, err, sizeof err) < 0 ||
+        (next->relayhost_auth_file[0] && relay_creds_load(next->relayhost_auth_file, &creds, err, sizeof err) < 0)) {
         log_error("reload refused, keeping the running configuration and certificate: %s", err);
+        SSL_CTX_free(tls);
         settings_free(next);
         free(next);
         return;
@@ -419,6 +426,9 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
     }
     SSL_CTX_free(p->tls);       /* the running children keep their own copies */
     p->tls = tls;
+    relay_creds_wipe(&p->creds);
+    p->creds = creds;
+    relay_creds_wipe(&creds);
     /* Children hold pointers into the old config only in their own copies (fork),
        so it can be freed now; each is restarted with the new one. */
     settings_free(p->cfg);
@@ -466,6 +476,7 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     signal(SIGPIPE, SIG_IGN);
 
     if (prepare_dirs(cfg, err, sizeof err) < 0 || parent_tls_ctx(cfg, &p.tls, err, sizeof err) < 0 ||
+        (cfg->relayhost_auth_file[0] && relay_creds_load(cfg->relayhost_auth_file, &p.creds, err, sizeof err) < 0) ||
         open_listeners(cfg, p.listen_fds, err, sizeof err) < 0 || recover_spool(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "ferryd: %s\n", err);
         log_error("%s", err);

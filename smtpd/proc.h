@@ -20,7 +20,8 @@ enum proc_msg { PROC_QUEUE_NEW = 1 };
 
 /* Entry points of the children; each returns the process exit status. */
 int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls);
-int queue_process_main(const struct ferry_config *cfg, int parent_fd);
+struct relay_creds;
+int queue_process_main(const struct ferry_config *cfg, int parent_fd, const struct relay_creds *creds);
 
 /* Drop to user (by name) when running as root: setgroups, setgid, setuid, and a
    check that root cannot be regained. 0 ok (also when not root), -1 with err. */

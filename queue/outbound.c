@@ -1,0 +1,596 @@
+/* outbound — see outbound.h. */
+#include "queue/outbound.h"
+#include "delivery/mx.h"
+#include "lib/buf.h"
+#include "lib/dns.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "lib/tls.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEST_BUCKETS 256
+
+struct ob_dest {
+    char name[256];
+    struct outbound_job *head, *tail;
+    size_t waiting;             /* jobs in the line */
+    size_t pending;             /* waiting + in sessions */
+    unsigned active;            /* sessions */
+    int64_t next_start;         /* rate limit: earliest next message start (ms) */
+    struct event *kick_timer;
+    struct outbound *o;
+    struct ob_dest *next;       /* hash chain */
+};
+
+struct ob_session {
+    struct outbound *o;
+    struct ob_dest *d;
+    struct outbound_job *job;
+    struct mx_lookup *lookup;
+    struct smtp_client *client;
+    struct mx_route route;
+    enum smtp_tls_mode modes[MX_MAX_ADDRS];
+    bool verify[MX_MAX_ADDRS];  /* the certificate must verify for the host name */
+    struct smtp_tls_hooks hooks;
+    struct ob_session *prev, *next;     /* every live session, for outbound_free */
+};
+
+struct outbound {
+    struct event_base *base;
+    const struct ferry_config *cfg;
+    struct dns_client *dns;
+    SSL_CTX *ctx;
+    struct relay_creds creds;
+    bool relay;
+    char relay_host[256];
+    uint16_t relay_port;
+    bool relay_literal;
+    struct sockaddr_storage src4, src6;
+    socklen_t src4_len, src6_len;
+    unsigned active;
+    size_t pending;
+    struct ob_dest *buckets[DEST_BUCKETS];
+    struct ob_session *sessions;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned hash_name(const char *s)
+{
+    unsigned h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h % DEST_BUCKETS;
+}
+
+static void kick(struct ob_dest *d);
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    kick(arg);
+}
+
+static struct ob_dest *dest_find(const struct outbound *o, const char *name)
+{
+    for (struct ob_dest *d = o->buckets[hash_name(name)]; d; d = d->next)
+        if (!strcmp(d->name, name))
+            return d;
+    return NULL;
+}
+
+static struct ob_dest *dest_get(struct outbound *o, const char *name)
+{
+    struct ob_dest *d = dest_find(o, name);
+    if (d)
+        return d;
+    d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    str_copy(d->name, name, sizeof d->name);
+    d->o = o;
+    d->kick_timer = evtimer_new(o->base, on_kick, d);
+    if (!d->kick_timer) {
+        free(d);
+        return NULL;
+    }
+    unsigned h = hash_name(name);
+    d->next = o->buckets[h];
+    o->buckets[h] = d;
+    return d;
+}
+
+/* A destination with nothing left is forgotten (its rate state with it: an
+   idle destination owes no spacing). */
+static void dest_maybe_free(struct ob_dest *d)
+{
+    if (d->pending || d->active || d->next_start > now_ms())
+        return;
+    struct outbound *o = d->o;
+    struct ob_dest **pp = &o->buckets[hash_name(d->name)];
+    while (*pp && *pp != d)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = d->next;
+    event_free(d->kick_timer);
+    free(d);
+}
+
+static struct outbound_job *dest_pop(struct ob_dest *d)
+{
+    struct outbound_job *j = d->head;
+    if (j) {
+        d->head = j->next;
+        if (!d->head)
+            d->tail = NULL;
+        j->next = NULL;
+        d->waiting--;
+    }
+    return j;
+}
+
+static void dest_push_front(struct ob_dest *d, struct outbound_job *j)
+{
+    j->next = d->head;
+    d->head = j;
+    if (!d->tail)
+        d->tail = j;
+    d->waiting++;
+}
+
+/* Milliseconds to wait before the next message may start toward d, and books
+   that start. */
+static unsigned rate_book(struct ob_dest *d)
+{
+    unsigned long long rate = d->o->cfg->smtp_dest_rate;
+    if (!rate)
+        return 0;
+    int64_t now = now_ms(), gap = (int64_t)(1000 / rate);
+    int64_t start = d->next_start > now ? d->next_start : now;
+    d->next_start = start + (gap > 0 ? gap : 1);
+    return (unsigned)(start - now);
+}
+
+/* ---- answering jobs ---- */
+
+static void job_done(struct outbound *o, struct ob_dest *d, struct outbound_job *j, const struct smtp_client_result *r)
+{
+    d->pending--;
+    o->pending--;
+    j->done(j, r, j->arg);
+}
+
+/* A result made here (no session), the same status for every recipient. */
+static void job_answer(struct outbound *o, struct ob_dest *d, struct outbound_job *j, const struct delivery_status *st,
+                       const char *remote_host, const char *tls)
+{
+    struct smtp_client_result r;
+    memset(&r, 0, sizeof r);
+    struct smtp_rcpt_result *rr = calloc(j->nrcpts, sizeof *rr);
+    struct smtp_rcpt_result one;
+    if (!rr && j->nrcpts > 1) {
+        /* Cannot even say it per recipient: answer them one at a time. */
+        rr = &one;
+    }
+    size_t n = rr == &one ? 1 : j->nrcpts;
+    for (size_t i = 0; i < n; i++) {
+        memset(&rr[i], 0, sizeof rr[i]);
+        rr[i].index = j->rcpts[i];
+        rr[i].st = *st;
+    }
+    r.nrcpts = n;
+    r.rcpts = rr;
+    str_copy(r.remote_host, remote_host ? remote_host : "", sizeof r.remote_host);
+    str_copy(r.tls, tls ? tls : "none", sizeof r.tls);
+    job_done(o, d, j, &r);
+    if (rr != &one)
+        free(rr);
+}
+
+/* Every job still in d's line gets st: the destination is unreachable now. */
+static void dest_answer_all(struct ob_dest *d, const struct delivery_status *st)
+{
+    struct outbound_job *j;
+    while ((j = dest_pop(d)))
+        job_answer(d->o, d, j, st, NULL, NULL);
+}
+
+/* ---- TLS per target ---- */
+
+static enum smtp_tls_mode hook_mode(void *arg, size_t target)
+{
+    struct ob_session *s = arg;
+    return s->modes[target];
+}
+
+static SSL *hook_new_ssl(void *arg, size_t target, char *err, size_t errsz)
+{
+    struct ob_session *s = arg;
+    SSL *ssl = SSL_new(s->o->ctx);
+    if (!ssl) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    const char *host = s->route.targets[target].host;
+    SSL_set_tlsext_host_name(ssl, host);
+    if (s->verify[target]) {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (!SSL_set1_host(ssl, host)) {
+            SSL_free(ssl);
+            snprintf(err, errsz, "cannot set the reference name %s", host);
+            return NULL;
+        }
+    }
+    return ssl;
+}
+
+static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz)
+{
+    struct ob_session *s = arg;
+    char v[32], cipher[80];
+    int bits;
+    tls_describe(ssl, v, sizeof v, cipher, sizeof cipher, &bits);
+    long vr = SSL_get_verify_result(ssl);
+    X509 *peer = SSL_get1_peer_certificate(ssl);
+    *verified = peer && vr == X509_V_OK;
+    X509_free(peer);
+    if (s->verify[target] && !*verified) {
+        snprintf(desc, descsz, "%s %s, certificate not verified: %s", v, cipher,
+                 peer ? X509_verify_cert_error_string(vr) : "no certificate");
+        return false;
+    }
+    snprintf(desc, descsz, "%s %s %s", v, cipher, *verified ? "verified" : "unauthenticated");
+    return true;
+}
+
+/* TLS for every target of the route, from the configured level. */
+static void plan_tls(struct ob_session *s)
+{
+    const struct ferry_config *cfg = s->o->cfg;
+    for (size_t i = 0; i < s->route.ntargets; i++) {
+        s->verify[i] = false;
+        if (s->o->relay) {
+            switch (cfg->relayhost_tls) {
+            case RELAYHOST_TLS_IMPLICIT: s->modes[i] = SMTP_TLS_IMPLICIT; s->verify[i] = true; break;
+            case RELAYHOST_TLS_NONE: s->modes[i] = SMTP_TLS_OFF; break;
+            default: s->modes[i] = SMTP_TLS_MUST; s->verify[i] = true; break;
+            }
+            continue;
+        }
+        switch (cfg->smtp_tls_level) {
+        case SMTP_TLSSET_NONE: s->modes[i] = SMTP_TLS_OFF; break;
+        case SMTP_TLSSET_ENCRYPT: s->modes[i] = SMTP_TLS_MUST; break;
+        case SMTP_TLSSET_VERIFY: s->modes[i] = SMTP_TLS_MUST; s->verify[i] = true; break;
+        default: s->modes[i] = SMTP_TLS_MAY; break;
+        }
+    }
+}
+
+/* ---- sessions ---- */
+
+static void session_end(struct ob_session *s)
+{
+    struct outbound *o = s->o;
+    struct ob_dest *d = s->d;
+    if (s->lookup)
+        mx_cancel(s->lookup);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        o->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    free(s);
+    d->active--;
+    o->active--;
+    kick(d);
+    dest_maybe_free(d);
+    /* A slot in the total limit may be free now for another destination. */
+    if (o->active < o->cfg->smtp_total_concurrency) {
+        for (size_t b = 0; b < DEST_BUCKETS; b++)
+            for (struct ob_dest *x = o->buckets[b]; x; x = x->next)
+                if (x != d && x->head && !evtimer_pending(x->kick_timer, NULL)) {
+                    struct timeval zero = {0, 0};
+                    evtimer_add(x->kick_timer, &zero);
+                }
+    }
+}
+
+static void on_client_done(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
+{
+    struct ob_session *s = arg;
+    struct outbound *o = s->o;
+    struct ob_dest *d = s->d;
+    struct outbound_job *j = s->job;
+    s->job = NULL;
+    if (r->not_attempted && !j->requeued) {
+        /* The cached connection was gone: once more, on a fresh one. */
+        j->requeued = true;
+        dest_push_front(d, j);
+        log_msg(LOG_LVL_INFO, j->env->id, "connection to %s dropped before the message was offered; retrying "
+                "on a new connection", r->remote_host);
+    } else {
+        bool dead = r->txn_on_conn == 0 && r->nrcpts > 0 && r->rcpts[0].st.result == DELIVERY_DEFER;
+        struct delivery_status dead_st = r->nrcpts ? r->rcpts[0].st : (struct delivery_status){0};
+        job_done(o, d, j, r);
+        if (dead)
+            dest_answer_all(d, &dead_st);
+    }
+    if (r->session_open && d->head) {
+        struct outbound_job *n = dest_pop(d);
+        struct smtp_txn_params t = {n->env, n->rcpts, n->nrcpts, n->msg_fd, rate_book(d)};
+        if (smtp_client_next(c, &t, on_client_done, s) == 0) {
+            s->job = n;
+            return;
+        }
+        dest_push_front(d, n);
+    }
+    s->client = NULL;       /* it ends itself after this callback */
+    session_end(s);
+}
+
+static void start_client(struct ob_session *s)
+{
+    struct outbound *o = s->o;
+    const struct ferry_config *cfg = o->cfg;
+    struct outbound_job *j = s->job;
+    plan_tls(s);
+    s->hooks = (struct smtp_tls_hooks){hook_mode, hook_new_ssl, hook_judge, s};
+    struct smtp_client_params p;
+    memset(&p, 0, sizeof p);
+    p.helo_name = cfg->hostname;
+    smtp_timeouts_default(&p.timeouts);
+    p.timeouts.connect = (unsigned)(cfg->smtp_connect_timeout * 1000);
+    p.tls = &s->hooks;
+    if (o->relay && o->creds.set) {
+        p.auth_user = o->creds.user;
+        p.auth_pass = o->creds.pass;
+    }
+    /* One source address per family: bind only what matches the target. The
+       client binds the one it is given when the families agree; with both set,
+       the first target's family picks (the route alternates families, so a
+       mismatched target goes unbound rather than failing). */
+    if (o->src4_len && (!o->src6_len || s->route.targets[0].sa.ss_family == AF_INET)) {
+        p.source = (const struct sockaddr *)&o->src4;
+        p.source_len = o->src4_len;
+    } else if (o->src6_len) {
+        p.source = (const struct sockaddr *)&o->src6;
+        p.source_len = o->src6_len;
+    }
+    p.targets = s->route.targets;
+    p.ntargets = s->route.ntargets;
+    p.env = j->env;
+    p.rcpts = j->rcpts;
+    p.nrcpts = j->nrcpts;
+    p.msg_fd = j->msg_fd;
+    s->client = smtp_client_start(o->base, &p, on_client_done, s);
+    if (!s->client) {
+        struct delivery_status st;
+        delivery_set(&st, DELIVERY_DEFER, "4.3.0 cannot start an SMTP session: %s", strerror(errno));
+        s->job = NULL;
+        job_answer(o, s->d, j, &st, NULL, NULL);
+        session_end(s);
+    }
+}
+
+static void on_route(const struct mx_route *route, void *arg)
+{
+    struct ob_session *s = arg;
+    s->lookup = NULL;
+    if (route->st.result != DELIVERY_OK) {
+        struct outbound_job *j = s->job;
+        s->job = NULL;
+        job_answer(s->o, s->d, j, &route->st, NULL, NULL);
+        /* The same answer for everything waiting: the DNS said so once. */
+        dest_answer_all(s->d, &route->st);
+        session_end(s);
+        return;
+    }
+    s->route = *route;
+    start_client(s);
+}
+
+static void session_start(struct ob_dest *d, struct outbound_job *j)
+{
+    struct outbound *o = d->o;
+    struct ob_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        struct delivery_status st;
+        delivery_set(&st, DELIVERY_DEFER, "4.3.0 out of memory starting a delivery");
+        job_answer(o, d, j, &st, NULL, NULL);
+        return;
+    }
+    s->o = o;
+    s->d = d;
+    s->job = j;
+    s->next = o->sessions;
+    if (o->sessions)
+        o->sessions->prev = s;
+    o->sessions = s;
+    d->active++;
+    o->active++;
+    struct mx_config mc = {(enum mx_family)o->cfg->smtp_address_family, (uint16_t)o->cfg->smtp_port,
+                           o->cfg->hostname, false};
+    char name[300];
+    if (o->relay) {
+        mc.port = o->relay_port;
+        mc.self = NULL;
+        mc.no_mx = o->relay_literal;
+        /* An address literal keeps its brackets so mx.h uses it as is. */
+        struct sockaddr_storage sa;
+        socklen_t len;
+        bool ip = netaddr_parse_hostport(o->relay_host, 1, &sa, &len) == 0;
+        snprintf(name, sizeof name, ip ? (strchr(o->relay_host, ':') ? "[IPv6:%s]" : "[%s]") : "%s", o->relay_host);
+    } else {
+        str_copy(name, d->name, sizeof name);
+    }
+    s->lookup = mx_resolve(o->base, o->dns, name, &mc, on_route, s);
+    if (!s->lookup) {
+        struct delivery_status st;
+        delivery_set(&st, DELIVERY_DEFER, "4.3.0 out of memory starting the MX lookup for %s", name);
+        s->job = NULL;
+        job_answer(o, d, j, &st, NULL, NULL);
+        session_end(s);
+    }
+}
+
+static void kick(struct ob_dest *d)
+{
+    struct outbound *o = d->o;
+    while (d->head && d->active < o->cfg->smtp_dest_concurrency && o->active < o->cfg->smtp_total_concurrency) {
+        if (o->cfg->smtp_dest_rate) {
+            int64_t now = now_ms();
+            if (d->next_start > now) {
+                int64_t wait = d->next_start - now;
+                struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+                evtimer_add(d->kick_timer, &tv);
+                return;
+            }
+            rate_book(d);
+        }
+        session_start(d, dest_pop(d));
+    }
+}
+
+/* ---- the module ---- */
+
+static int parse_source(const char *text, struct sockaddr_storage *sa, socklen_t *len)
+{
+    *len = 0;
+    if (!text[0])
+        return 0;
+    if (netaddr_parse_hostport(text, 1, sa, len) < 0)
+        return -1;
+    if (sa->ss_family == AF_INET)
+        ((struct sockaddr_in *)sa)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)sa)->sin6_port = 0;
+    return 0;
+}
+
+struct outbound *outbound_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
+                              const struct relay_creds *creds, char *err, size_t errsz)
+{
+    struct outbound *o = calloc(1, sizeof *o);
+    if (!o) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    o->base = base;
+    o->cfg = cfg;
+    o->dns = dns;
+    if (creds)
+        o->creds = *creds;
+    if (cfg->relayhost[0]) {
+        o->relay = true;
+        if (netaddr_parse_nexthop(cfg->relayhost, 25, o->relay_host, sizeof o->relay_host, &o->relay_port,
+                                  &o->relay_literal) < 0) {
+            snprintf(err, errsz, "relayhost %s: expected host, host:port, [host] or [host]:port", cfg->relayhost);
+            goto fail;
+        }
+    }
+    if (parse_source(cfg->smtp_source_ipv4, &o->src4, &o->src4_len) < 0 ||
+        parse_source(cfg->smtp_source_ipv6, &o->src6, &o->src6_len) < 0) {
+        snprintf(err, errsz, "smtp_source_ipv4/ipv6: not an address");
+        goto fail;
+    }
+    o->ctx = SSL_CTX_new(TLS_client_method());
+    if (!o->ctx) {
+        snprintf(err, errsz, "cannot create the TLS client context");
+        goto fail;
+    }
+    SSL_CTX_set_min_proto_version(o->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(o->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    /* Verification is judged after the handshake (hook_judge), so that
+       opportunistic TLS still encrypts toward a self-signed server. */
+    SSL_CTX_set_verify(o->ctx, SSL_VERIFY_NONE, NULL);
+    if (cfg->smtp_tls_ca_file[0]) {
+        if (SSL_CTX_load_verify_locations(o->ctx, cfg->smtp_tls_ca_file, NULL) != 1) {
+            snprintf(err, errsz, "smtp_tls_ca_file %s: cannot load CA certificates", cfg->smtp_tls_ca_file);
+            goto fail;
+        }
+    } else {
+        SSL_CTX_set_default_verify_paths(o->ctx);
+    }
+    ERR_clear_error();
+    return o;
+fail:
+    if (o->ctx)
+        SSL_CTX_free(o->ctx);
+    free(o);
+    return NULL;
+}
+
+int outbound_submit(struct outbound *o, struct outbound_job *j)
+{
+    struct ob_dest *d = dest_get(o, j->dest);
+    if (!d)
+        return -1;
+    o->pending++;
+    j->next = NULL;
+    j->requeued = false;
+    if (d->tail)
+        d->tail->next = j;
+    else
+        d->head = j;
+    d->tail = j;
+    d->waiting++;
+    d->pending++;
+    /* Sessions start from the loop, so the caller finishes its pass first. */
+    if (!evtimer_pending(d->kick_timer, NULL)) {
+        struct timeval zero = {0, 0};
+        evtimer_add(d->kick_timer, &zero);
+    }
+    return 0;
+}
+
+size_t outbound_pending(const struct outbound *o, const char *dest)
+{
+    const struct ob_dest *d = dest_find(o, dest);
+    return d ? d->pending : 0;
+}
+
+size_t outbound_pending_total(const struct outbound *o)
+{
+    return o->pending;
+}
+
+void outbound_free(struct outbound *o)
+{
+    if (!o)
+        return;
+    while (o->sessions) {
+        struct ob_session *s = o->sessions;
+        o->sessions = s->next;
+        if (s->client)
+            smtp_client_cancel(s->client);
+        if (s->lookup)
+            mx_cancel(s->lookup);
+        free(s);
+    }
+    for (size_t b = 0; b < DEST_BUCKETS; b++) {
+        struct ob_dest *d = o->buckets[b];
+        while (d) {
+            struct ob_dest *n = d->next;
+            event_free(d->kick_timer);
+            free(d);
+            d = n;
+        }
+    }
+    SSL_CTX_free(o->ctx);
+    OPENSSL_cleanse(&o->creds, sizeof o->creds);
+    free(o);
+}

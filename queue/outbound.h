@@ -1,0 +1,75 @@
+/*
+ * outbound — the queue process's remote deliveries: which message goes out on
+ * which connection, and when.
+ *
+ * The queue hands over jobs (one message's recipients at one destination
+ * domain). Per destination, jobs wait in arrival order; a session (MX lookup,
+ * TLSA lookups when DANE applies, then delivery/smtp_client) starts while the
+ * destination has fewer than smtp_dest_concurrency sessions and the process
+ * fewer than smtp_total_concurrency. A session that finishes a message takes
+ * the destination's next waiting job on the same connection. With
+ * smtp_dest_rate, message starts toward one destination are spaced 1/rate
+ * seconds apart (a reused connection waits; a new one is not opened early).
+ *
+ * A destination that cannot be reached at all (routing failed, or every
+ * address failed before a transaction began) answers every job waiting for it
+ * with the same result: one dead domain costs one attempt, not one per queued
+ * message. A message a reused connection dropped before the server took it
+ * (smtp_client not_attempted) is put back at the head of the line once.
+ *
+ * With relayhost set, every destination is reached through that host (its
+ * own connections and limits still apply per destination domain), with AUTH
+ * when credentials were loaded, over TLS as relayhost_tls says.
+ *
+ * TLS per target comes from delivery/tls_policy.h (default level, per-domain
+ * table), DANE from delivery/dane.h when the MX and address answers were
+ * DNSSEC-validated; the outcome is in each job's result (tls) for the log.
+ *
+ * Ownership: a job belongs to the caller; it must stay valid (with its
+ * envelope and msg_fd) until its done callback, which runs exactly once, from
+ * the event loop, never inside outbound_submit. outbound_free drops every
+ * job without calling back (process shutdown: the envelopes on disk still say
+ * what is left to do).
+ */
+#ifndef FERRY_OUTBOUND_H
+#define FERRY_OUTBOUND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "delivery/relay_creds.h"
+#include "delivery/smtp_client.h"
+#include "lib/settings.h"
+#include "queue/envelope.h"
+
+struct event_base;
+struct dns_client;
+
+struct outbound_job {
+    const struct envelope *env;
+    const size_t *rcpts;                  /* indices into env->rcpts */
+    size_t nrcpts;                        /* 1..SMTP_CLIENT_MAX_RCPTS */
+    int msg_fd;
+    char dest[256];                       /* the recipients' domain, lower case */
+    /* r->rcpts[i] is for rcpts[i]. */
+    void (*done)(struct outbound_job *j, const struct smtp_client_result *r, void *arg);
+    void *arg;
+    /* private */
+    struct outbound_job *next;
+    bool requeued;
+};
+
+
+struct outbound;
+
+/* NULL with err: a TLS policy file or CA file that cannot be used. */
+struct outbound *outbound_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
+                              const struct relay_creds *creds, char *err, size_t errsz);
+/* 0: taken, answered later; -1: out of memory, not taken (the caller defers). */
+int  outbound_submit(struct outbound *o, struct outbound_job *j);
+/* Jobs handed over and not yet answered, for one destination and in all. */
+size_t outbound_pending(const struct outbound *o, const char *dest);
+size_t outbound_pending_total(const struct outbound *o);
+void outbound_free(struct outbound *o);
+
+#endif
