@@ -2,6 +2,7 @@
 #include "delivery/dane.h"
 #include "lib/buf.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -41,11 +42,13 @@ static bool full_data_parses(uint8_t selector, const unsigned char *data, size_t
         X509 *x = d2i_X509(NULL, &p, (long)len);
         bool ok = x && p == data + len;
         X509_free(x);
+        ERR_clear_error();
         return ok;
     }
     EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)len);
     bool ok = k && p == data + len;
     EVP_PKEY_free(k);
+    ERR_clear_error();          /* a failed parse leaves reasons that are not the caller's */
     return ok;
 }
 
