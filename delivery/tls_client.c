@@ -180,15 +180,18 @@ void tls_client_outcome(SSL *ssl, enum tls_level level, bool dane_active, struct
     bool checked = level == TLS_LEVEL_VERIFY || (level == TLS_LEVEL_DANE && dane_active);
     long vr = SSL_get_verify_result(ssl);
     if (checked) {
-        if (!peer) {
+        /* A failed handshake keeps no peer certificate, but the verify result stays. */
+        if (vr != X509_V_OK) {
+            snprintf(out->verify_error, sizeof out->verify_error, "%s", X509_verify_cert_error_string(vr));
+        } else if (!peer) {
             snprintf(out->verify_error, sizeof out->verify_error, "%s",
                      out->established ? "no server certificate" : "handshake failed before the certificate");
-        } else if (vr != X509_V_OK) {
-            snprintf(out->verify_error, sizeof out->verify_error, "%s", X509_verify_cert_error_string(vr));
         } else if (out->established) {
             out->verified = true;
             if (dane_active) {
-                int usage = SSL_get0_dane_authority(ssl, NULL, NULL);
+                uint8_t usage = 255;
+                if (SSL_get0_dane_tlsa(ssl, &usage, NULL, NULL, NULL, NULL) < 0)
+                    usage = 255;
                 out->how = usage == 3 ? TLS_AUTH_DANE_EE : usage == 2 ? TLS_AUTH_DANE_TA : TLS_AUTH_NONE;
                 if (out->how == TLS_AUTH_NONE) {
                     /* Cannot happen with only DANE-TA/EE records installed; refuse rather than guess. */
