@@ -75,6 +75,7 @@ class DnssecResolver:
         self.resolver = f"127.0.0.1:{self.port}"
         self.nsd = None
         self.proc = None
+        self.stderr = None
 
     def start(self):
         zones, anchors = {}, []
@@ -127,8 +128,8 @@ class DnssecResolver:
         if check.returncode != 0:
             self.stop()
             raise RuntimeError("unbound config: " + check.stdout + check.stderr)
-        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", cf], stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.dir, "stderr"), "w"))
+        self.stderr = open(os.path.join(self.dir, "stderr"), "w")
+        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", cf], stdout=subprocess.DEVNULL, stderr=self.stderr)
         first = next(iter(zones))
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -164,6 +165,8 @@ class DnssecResolver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.stderr:
+            self.stderr.close()
         if self.nsd:
             self.nsd.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
