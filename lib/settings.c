@@ -18,6 +18,8 @@ static const char *const dmp_check_choices[] = { "off", "fallback", "always", NU
 static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
 static const char *const tls_min_choices[] = { "1.2", "1.3", NULL };
 static const char *const dkim_l_choices[] = { "accept", "policy", NULL };
+/* The order of enum tls_level (delivery/tls_policy.h): the config stores the index. */
+static const char *const smtp_tls_level_choices[] = { "none", "may", "encrypt", "dane", "verify", NULL };
 
 /*
  * "KIND ADDRESS:PORT [option ...]", options being "trace=DIR" (write each
@@ -208,6 +210,10 @@ static const struct conf_setting schema[] = {
       .def = "spf", .choices = dmp_precedence_choices },
     { .key = "auth_lockout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, auth_lockout),
       .def = "15m", .min = 1, .max = 86400 },
+    { .key = "smtp_tls_level", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, smtp_tls_level),
+      .def = "dane", .choices = smtp_tls_level_choices },
+    S("smtp_tls_policy", CONF_PATH, smtp_tls_policy, ""),
+    S("smtp_tls_ca_file", CONF_PATH, smtp_tls_ca_file, ""),
 };
 
 const struct conf_setting *settings_schema(size_t *n)

@@ -93,6 +93,9 @@ struct ferry_config {
     bool spf_received_header;
     int dmp_check;               /* enum dmp_check_mode */
     int dmp_precedence;          /* enum dmp_precedence */
+    int smtp_tls_level;          /* enum tls_level (delivery/tls_policy.h) */
+    char smtp_tls_policy[PATH_MAX];
+    char smtp_tls_ca_file[PATH_MAX];
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];

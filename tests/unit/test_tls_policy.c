@@ -5,6 +5,7 @@
  */
 #include "delivery/dane.h"
 #include "delivery/tls_policy.h"
+#include "lib/settings.h"
 #include "tests/unit/unit.h"
 
 #include <stdio.h>
@@ -48,6 +49,25 @@ START_TEST(levels_parse_and_name)
     ck_assert_int_eq(l, TLS_LEVEL_VERIFY);
     ck_assert_int_eq(tls_level_parse("secure", &l), -1);
     ck_assert_int_eq(tls_level_parse("", &l), -1);
+}
+END_TEST
+
+/* lib/settings.c cannot include delivery/: its smtp_tls_level choices must
+   follow enum tls_level by hand, and this keeps them in step. */
+START_TEST(settings_choices_follow_the_enum)
+{
+    size_t n = 0;
+    const struct conf_setting *schema = settings_schema(&n);
+    const struct conf_setting *hit = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(schema[i].key, "smtp_tls_level"))
+            hit = &schema[i];
+    ck_assert_ptr_nonnull(hit);
+    size_t k = 0;
+    for (; hit->choices[k]; k++)
+        ck_assert_str_eq(hit->choices[k], tls_level_name((enum tls_level)k));
+    ck_assert_uint_eq(k, TLS_LEVEL_VERIFY + 1);
+    ck_assert_str_eq(hit->def, "dane");
 }
 END_TEST
 
@@ -310,6 +330,7 @@ Suite *tls_policy_suite(void)
     Suite *s = suite_create("tls_policy");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, levels_parse_and_name);
+    tcase_add_test(tc, settings_choices_follow_the_enum);
     tcase_add_test(tc, lookup_exact_subdomain_default);
     tcase_add_test(tc, parse_errors_name_file_and_line);
     tcase_add_test(tc, load_file);
