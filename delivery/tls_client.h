@@ -58,7 +58,9 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);
 /* A client SSL for one connection at an effective level (not none). mx_host:
    the MX host name (SNI, TLSA base domain, first reference name). nexthop: the
    next-hop (recipient) domain, a second reference name; pass it for dane only
-   when the MX lookup was DNSSEC-validated (§3.2.2), NULL otherwise. tlsa: the
+   when the MX lookup was DNSSEC-validated (§3.2.2), NULL otherwise; for verify
+   pass it, except for a REQUIRETLS message (RFC 8689 §4.2.1 names the MX host
+   name alone). tlsa: the
    host's TLSA result; dane needs usable records in it, other levels ignore it.
    NULL with err set. */
 SSL *tls_client_ssl_new(SSL_CTX *ctx, const char *mx_host, const char *nexthop, enum tls_level level,
