@@ -206,6 +206,7 @@ void mx_route_build(const char *domain, const struct mx_hosts *hosts, const stru
 {
     memset(route, 0, sizeof *route);
     route->implicit = hosts->implicit;
+    route->mx_secure = hosts->secure;
     bool temp = false;
     const char *temp_why = NULL;
     for (size_t i = 0; i < hosts->n; i++) {

@@ -73,6 +73,7 @@ struct mx_target {
 struct mx_route {
     struct delivery_status st;    /* OK with ntargets > 0, else DEFER or FAIL */
     bool implicit;
+    bool mx_secure;               /* the MX answer (or the no-MX host) was DNSSEC-validated */
     size_t ntargets;
     struct mx_target targets[MX_MAX_ADDRS];
 };

@@ -19,6 +19,7 @@ static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
 static const char *const tls_min_choices[] = { "1.2", "1.3", NULL };
 static const char *const dkim_l_choices[] = { "accept", "policy", NULL };
 static const char *const family_choices[] = { "any", "ipv4", "ipv6", NULL };
+/* The order of enum tls_level (delivery/tls_policy.h): the config stores the index. */
 static const char *const smtp_tls_choices[] = { "none", "may", "encrypt", "dane", "verify", NULL };
 static const char *const relayhost_tls_choices[] = { "starttls", "implicit", "none", NULL };
 
@@ -220,7 +221,7 @@ static const struct conf_setting schema[] = {
       .def = "25", .min = 1, .max = 65535 },
     { .key = "smtp_tls_level", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, smtp_tls_level),
       .def = "dane", .choices = smtp_tls_choices },
-    S("smtp_tls_policy_file", CONF_PATH, smtp_tls_policy_file, ""),
+    S("smtp_tls_policy", CONF_PATH, smtp_tls_policy, ""),
     S("smtp_tls_ca_file", CONF_PATH, smtp_tls_ca_file, ""),
     { .key = "smtp_dest_concurrency", .type = CONF_UINT,
       .offset = offsetof(struct ferry_config, smtp_dest_concurrency), .def = "10", .min = 1, .max = 1000 },

@@ -30,8 +30,6 @@ enum dmp_check_mode { DMP_CHECK_OFF, DMP_CHECK_FALLBACK, DMP_CHECK_ALWAYS };
 enum dmp_precedence { DMP_PRECEDENCE_SPF, DMP_PRECEDENCE_DMP };
 /* Orders match delivery/mx.h (enum mx_family) and delivery/tls_policy.h. */
 enum smtp_family_setting { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
-enum smtp_tls_setting { SMTP_TLSSET_NONE, SMTP_TLSSET_MAY, SMTP_TLSSET_ENCRYPT, SMTP_TLSSET_DANE,
-                        SMTP_TLSSET_VERIFY };
 enum relayhost_tls_setting { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT, RELAYHOST_TLS_NONE };
 
 struct listen_addr {
@@ -85,8 +83,8 @@ struct ferry_config {
     char smtp_source_ipv4[64];
     char smtp_source_ipv6[64];
     unsigned long long smtp_port;
-    int smtp_tls_level;          /* enum smtp_tls_setting */
-    char smtp_tls_policy_file[PATH_MAX];
+    int smtp_tls_level;          /* enum tls_level (delivery/tls_policy.h) */
+    char smtp_tls_policy[PATH_MAX];
     char smtp_tls_ca_file[PATH_MAX];
     unsigned long long smtp_dest_concurrency;
     unsigned long long smtp_total_concurrency;

@@ -1,17 +1,18 @@
 /* outbound — see outbound.h. */
 #include "queue/outbound.h"
+#include "delivery/dane.h"
 #include "delivery/mx.h"
+#include "delivery/tls_client.h"
+#include "delivery/tls_policy.h"
 #include "lib/buf.h"
 #include "lib/dns.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
-#include "lib/tls.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,21 @@ struct ob_session {
     struct mx_lookup *lookup;
     struct smtp_client *client;
     struct mx_route route;
+    bool requiretls;            /* the first message's: decides the session's TLS */
+    enum tls_level configured;
+    /* per target: the level of that connection, and its TLSA result */
+    enum tls_level level[MX_MAX_ADDRS];
     enum smtp_tls_mode modes[MX_MAX_ADDRS];
-    bool verify[MX_MAX_ADDRS];  /* the certificate must verify for the host name */
+    struct dane_result *tlsa[MX_MAX_ADDRS];     /* shared per host name; NULL: none */
+    /* TLSA lookups, one per distinct MX host name with secure addresses */
+    size_t nhosts;
+    struct dane_slot {
+        struct ob_session *s;
+        char name[DNS_NAME_MAX + 1];
+        struct dane_lookup *l;
+    } hosts[MX_MAX_ADDRS];
+    struct dane_result *host_tlsa;              /* nhosts results */
+    size_t dane_pending;
     struct smtp_tls_hooks hooks;
     struct ob_session *prev, *next;     /* every live session, for outbound_free */
 };
@@ -49,6 +63,7 @@ struct outbound {
     const struct ferry_config *cfg;
     struct dns_client *dns;
     SSL_CTX *ctx;
+    struct tls_policy *policy;
     struct relay_creds creds;
     bool relay;
     char relay_host[256];
@@ -216,66 +231,60 @@ static enum smtp_tls_mode hook_mode(void *arg, size_t target)
     return s->modes[target];
 }
 
+/* The recipient domain as a second reference name (RFC 7672 §3.2.2, RFC 8689
+   §4.2.1), where that is sound; see tls_client.h. */
+static const char *nexthop_for(const struct ob_session *s, size_t target)
+{
+    if (s->o->relay)
+        return NULL;
+    if (s->level[target] == TLS_LEVEL_DANE)
+        return s->route.mx_secure ? s->d->name : NULL;
+    if (s->level[target] == TLS_LEVEL_VERIFY)
+        return s->requiretls ? NULL : s->d->name;
+    return NULL;
+}
+
 static SSL *hook_new_ssl(void *arg, size_t target, char *err, size_t errsz)
 {
     struct ob_session *s = arg;
-    SSL *ssl = SSL_new(s->o->ctx);
-    if (!ssl) {
-        snprintf(err, errsz, "out of memory");
-        return NULL;
-    }
-    const char *host = s->route.targets[target].host;
-    SSL_set_tlsext_host_name(ssl, host);
-    if (s->verify[target]) {
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (!SSL_set1_host(ssl, host)) {
-            SSL_free(ssl);
-            snprintf(err, errsz, "cannot set the reference name %s", host);
-            return NULL;
-        }
-    }
-    return ssl;
+    return tls_client_ssl_new(s->o->ctx, s->route.targets[target].host, nexthop_for(s, target), s->level[target],
+                              s->tlsa[target], err, errsz);
 }
 
 static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz)
 {
     struct ob_session *s = arg;
-    char v[32], cipher[80];
-    int bits;
-    tls_describe(ssl, v, sizeof v, cipher, sizeof cipher, &bits);
-    long vr = SSL_get_verify_result(ssl);
-    X509 *peer = SSL_get1_peer_certificate(ssl);
-    *verified = peer && vr == X509_V_OK;
-    X509_free(peer);
-    if (s->verify[target] && !*verified) {
-        snprintf(desc, descsz, "%s %s, certificate not verified: %s", v, cipher,
-                 peer ? X509_verify_cert_error_string(vr) : "no certificate");
-        return false;
-    }
-    snprintf(desc, descsz, "%s %s %s", v, cipher, *verified ? "verified" : "unauthenticated");
-    return true;
+    struct tls_outcome out;
+    tls_client_outcome(ssl, s->level[target], s->level[target] == TLS_LEVEL_DANE, &out);
+    *verified = out.verified;
+    tls_outcome_format(&out, desc, descsz);
+    return out.acceptable;
 }
 
-/* TLS for every target of the route, from the configured level. */
+static enum smtp_tls_mode mode_of(enum tls_level l)
+{
+    switch (l) {
+    case TLS_LEVEL_NONE: return SMTP_TLS_OFF;
+    case TLS_LEVEL_MAY: return SMTP_TLS_MAY;
+    default: return tls_level_requires_tls(l) ? SMTP_TLS_MUST : SMTP_TLS_MAY;
+    }
+}
+
+/* The level each target's connection runs at, from the configured level, the
+   message's REQUIRETLS and the TLSA lookups. */
 static void plan_tls(struct ob_session *s)
 {
     const struct ferry_config *cfg = s->o->cfg;
     for (size_t i = 0; i < s->route.ntargets; i++) {
-        s->verify[i] = false;
-        if (s->o->relay) {
-            switch (cfg->relayhost_tls) {
-            case RELAYHOST_TLS_IMPLICIT: s->modes[i] = SMTP_TLS_IMPLICIT; s->verify[i] = true; break;
-            case RELAYHOST_TLS_NONE: s->modes[i] = SMTP_TLS_OFF; break;
-            default: s->modes[i] = SMTP_TLS_MUST; s->verify[i] = true; break;
-            }
+        if (s->o->relay && cfg->relayhost_tls == RELAYHOST_TLS_NONE) {
+            s->level[i] = TLS_LEVEL_NONE;
+            s->modes[i] = SMTP_TLS_OFF;
             continue;
         }
-        switch (cfg->smtp_tls_level) {
-        case SMTP_TLSSET_NONE: s->modes[i] = SMTP_TLS_OFF; break;
-        case SMTP_TLSSET_ENCRYPT: s->modes[i] = SMTP_TLS_MUST; break;
-        case SMTP_TLSSET_VERIFY: s->modes[i] = SMTP_TLS_MUST; s->verify[i] = true; break;
-        default: s->modes[i] = SMTP_TLS_MAY; break;
-        }
+        s->level[i] = tls_level_effective(s->configured, s->requiretls, s->tlsa[i]);
+        s->modes[i] = mode_of(s->level[i]);
+        if (s->o->relay && cfg->relayhost_tls == RELAYHOST_TLS_IMPLICIT)
+            s->modes[i] = SMTP_TLS_IMPLICIT;
     }
 }
 
@@ -287,6 +296,10 @@ static void session_end(struct ob_session *s)
     struct ob_dest *d = s->d;
     if (s->lookup)
         mx_cancel(s->lookup);
+    for (size_t k = 0; k < s->nhosts; k++)
+        if (s->hosts[k].l)
+            dane_cancel(s->hosts[k].l);
+    free(s->host_tlsa);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -386,21 +399,124 @@ static void start_client(struct ob_session *s)
     }
 }
 
+/* The route is known and, where DANE applies, the TLSA records: go. */
+static void routed(struct ob_session *s)
+{
+    /* Hosts whose TLSA lookup failed are skipped (RFC 7672 §2.2: a DNSSEC
+       failure must not turn into plain text); the others keep their order. */
+    size_t kept = 0;
+    const char *failed_why = NULL;
+    for (size_t i = 0; i < s->route.ntargets; i++) {
+        struct dane_result *r = NULL;
+        for (size_t k = 0; k < s->nhosts; k++)
+            if (!strcmp(s->hosts[k].name, s->route.targets[i].host))
+                r = &s->host_tlsa[k];
+        if (r && r->status == DANE_FAILED) {
+            failed_why = r->why;
+            continue;
+        }
+        s->route.targets[kept] = s->route.targets[i];
+        s->tlsa[kept] = r;
+        kept++;
+    }
+    s->route.ntargets = kept;
+    if (kept == 0) {
+        struct delivery_status st;
+        delivery_set(&st, DELIVERY_DEFER, "4.7.5 cannot look up the TLSA records of the mail servers of %s: %s",
+                     s->d->name, failed_why ? failed_why : "no answer");
+        struct outbound_job *j = s->job;
+        s->job = NULL;
+        job_answer(s->o, s->d, j, &st, NULL, NULL);
+        dest_answer_all(s->d, &st);
+        session_end(s);
+        return;
+    }
+    start_client(s);
+}
+
+static void on_tlsa(const struct dane_result *r, void *arg)
+{
+    struct dane_slot *slot = arg;
+    struct ob_session *s = slot->s;
+    slot->l = NULL;
+    s->host_tlsa[slot - s->hosts] = *r;
+    if (--s->dane_pending == 0)
+        routed(s);
+}
+
 static void on_route(const struct mx_route *route, void *arg)
 {
     struct ob_session *s = arg;
+    struct outbound *o = s->o;
     s->lookup = NULL;
+    struct outbound_job *j = s->job;
     if (route->st.result != DELIVERY_OK) {
-        struct outbound_job *j = s->job;
         s->job = NULL;
-        job_answer(s->o, s->d, j, &route->st, NULL, NULL);
+        job_answer(o, s->d, j, &route->st, NULL, NULL);
         /* The same answer for everything waiting: the DNS said so once. */
         dest_answer_all(s->d, &route->st);
         session_end(s);
         return;
     }
     s->route = *route;
-    start_client(s);
+    s->requiretls = j->env->requiretls;
+    if (o->relay) {
+        /* A relay host is verified unless the policy table names it. */
+        enum tls_level l = tls_policy_lookup(o->policy, o->relay_host);
+        s->configured = l != tls_policy_default(o->policy) ? l : TLS_LEVEL_VERIFY;
+    } else {
+        s->configured = tls_policy_lookup(o->policy, s->d->name);
+        if (s->requiretls && !route->mx_secure) {
+            /* RFC 8689 §4.2.1: the MX must come from DNSSEC (Ferry has no MTA-STS). */
+            struct delivery_status st;
+            delivery_set(&st, DELIVERY_FAIL, "5.7.10 the message requires TLS (REQUIRETLS) and the MX records of %s "
+                         "are not DNSSEC-validated", s->d->name);
+            s->job = NULL;
+            job_answer(o, s->d, j, &st, NULL, NULL);
+            session_end(s);
+            return;
+        }
+    }
+    bool want_dane = s->configured == TLS_LEVEL_DANE || s->requiretls;
+    if (want_dane) {
+        /* One lookup per host name whose addresses are DNSSEC-validated; the
+           others cannot have usable TLSA records (RFC 7672 §2.2.2). */
+        for (size_t i = 0; i < s->route.ntargets; i++) {
+            const struct mx_target *t = &s->route.targets[i];
+            if (!t->dnssec)
+                continue;
+            bool seen = false;
+            for (size_t k = 0; k < s->nhosts && !seen; k++)
+                seen = !strcmp(s->hosts[k].name, t->host);
+            if (!seen && s->nhosts < MX_MAX_ADDRS) {
+                s->hosts[s->nhosts].s = s;
+                str_copy(s->hosts[s->nhosts].name, t->host, sizeof s->hosts[0].name);
+                s->nhosts++;
+            }
+        }
+    }
+    if (s->nhosts) {
+        s->host_tlsa = calloc(s->nhosts, sizeof *s->host_tlsa);
+        if (!s->host_tlsa) {
+            s->nhosts = 0;
+        } else {
+            uint16_t port = netaddr_port((const struct sockaddr *)&s->route.targets[0].sa);
+            s->dane_pending = 1;
+            for (size_t k = 0; k < s->nhosts; k++) {
+                s->hosts[k].l = dane_lookup(o->dns, s->hosts[k].name, port, on_tlsa, &s->hosts[k]);
+                if (s->hosts[k].l) {
+                    s->dane_pending++;
+                } else {
+                    s->host_tlsa[k].status = DANE_FAILED;
+                    str_copy(s->host_tlsa[k].why, "out of memory starting the TLSA lookup",
+                             sizeof s->host_tlsa[k].why);
+                }
+            }
+            if (--s->dane_pending > 0)
+                return;
+        }
+    }
+    routed(s);
 }
 
 static void session_start(struct ob_dest *d, struct outbound_job *j)
@@ -507,29 +623,22 @@ struct outbound *outbound_new(struct event_base *base, const struct ferry_config
         snprintf(err, errsz, "smtp_source_ipv4/ipv6: not an address");
         goto fail;
     }
-    o->ctx = SSL_CTX_new(TLS_client_method());
-    if (!o->ctx) {
-        snprintf(err, errsz, "cannot create the TLS client context");
+    o->ctx = tls_client_ctx_new(cfg->smtp_tls_ca_file[0] ? cfg->smtp_tls_ca_file : NULL, err, errsz);
+    if (!o->ctx)
+        goto fail;
+    o->policy = tls_policy_new((enum tls_level)cfg->smtp_tls_level);
+    if (!o->policy) {
+        snprintf(err, errsz, "out of memory");
         goto fail;
     }
-    SSL_CTX_set_min_proto_version(o->ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(o->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    /* Verification is judged after the handshake (hook_judge), so that
-       opportunistic TLS still encrypts toward a self-signed server. */
-    SSL_CTX_set_verify(o->ctx, SSL_VERIFY_NONE, NULL);
-    if (cfg->smtp_tls_ca_file[0]) {
-        if (SSL_CTX_load_verify_locations(o->ctx, cfg->smtp_tls_ca_file, NULL) != 1) {
-            snprintf(err, errsz, "smtp_tls_ca_file %s: cannot load CA certificates", cfg->smtp_tls_ca_file);
-            goto fail;
-        }
-    } else {
-        SSL_CTX_set_default_verify_paths(o->ctx);
-    }
+    if (cfg->smtp_tls_policy[0] && tls_policy_load(o->policy, cfg->smtp_tls_policy, err, errsz) < 0)
+        goto fail;
     ERR_clear_error();
     return o;
 fail:
     if (o->ctx)
         SSL_CTX_free(o->ctx);
+    tls_policy_free(o->policy);
     free(o);
     return NULL;
 }
@@ -579,6 +688,10 @@ void outbound_free(struct outbound *o)
             smtp_client_cancel(s->client);
         if (s->lookup)
             mx_cancel(s->lookup);
+        for (size_t k = 0; k < s->nhosts; k++)
+            if (s->hosts[k].l)
+                dane_cancel(s->hosts[k].l);
+        free(s->host_tlsa);
         free(s);
     }
     for (size_t b = 0; b < DEST_BUCKETS; b++) {
@@ -591,6 +704,7 @@ void outbound_free(struct outbound *o)
         }
     }
     SSL_CTX_free(o->ctx);
+    tls_policy_free(o->policy);
     OPENSSL_cleanse(&o->creds, sizeof o->creds);
     free(o);
 }

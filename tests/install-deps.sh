@@ -5,7 +5,7 @@
 set -e
 PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb5.3-dev
 zlib1g-dev check python3 nsd ldnsutils swaks openssl python3-spf python3-dnspython
-python3-dkim python3-nacl opendkim opendkim-tools libnet-ssleay-perl"
+python3-dkim python3-nacl opendkim opendkim-tools libnet-ssleay-perl unbound"
 
 missing=""
 for p in $PKGS; do
@@ -27,5 +27,6 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# nsd's package starts a system service where systemd runs; the tests start their own.
+# nsd's and unbound's packages start system services where systemd runs; the tests start
+# their own on free high ports (unbound's on 127.0.0.1:53 does not disturb them).
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
