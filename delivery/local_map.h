@@ -13,9 +13,8 @@
  * Virtual (virtual_map):
  *   user@virt.domain target, target
  *   @virt.domain target         the domain's catch-all
- * Every domain named in the virtual map becomes a virtual domain: its addresses are
- * only what the map lists (the parser records the domain itself as a key with an
- * empty value so lookups can tell).
+ * The parser also records each domain named in the virtual map as a key of its
+ * own with an empty value, so a caller can ask whether a domain has entries.
  *
  * Limits: a logical entry at most LOCAL_MAP_VALUE_MAX octets, at most
  * LOCAL_MAP_MAX_ENTRIES entries; a key given twice is an error. Errors read

@@ -148,15 +148,17 @@ static int resolve_local(struct ctx *c, const char *local, const char *domain)
     return -1;
 }
 
+/* The virtual map's own entry for local@domain (then base@domain): 1 when there
+   is none, 0 expanded, -1 error. */
 static int resolve_virtual(struct ctx *c, const char *local, const char *domain)
 {
     char rcpt[ADDR_PATH_MAX + 1], base[ADDR_LOCAL_MAX + 1], key[ADDR_PATH_MAX + 2];
     static char val[LOCAL_MAP_VALUE_MAX];
     snprintf(rcpt, sizeof rcpt, "%s@%s", local, domain);
     base_of(c->r, local, base, sizeof base);
-    const char *locals[3] = { local, base, "" };
-    for (int i = 0; i < 3; i++) {
-        if (i == 1 && !*base)
+    const char *locals[2] = { local, base };
+    for (int i = 0; i < 2; i++) {
+        if (!*locals[i])
             continue;
         snprintf(key, sizeof key, "%s@%s", locals[i], domain);
         int k = lookup(c, c->r->virtual, key, val, sizeof val);
@@ -173,14 +175,7 @@ static int resolve_virtual(struct ctx *c, const char *local, const char *domain)
             return e;
         }
     }
-    delivery_set(c->st, DELIVERY_FAIL, "5.1.1 <%s>: no such user here", rcpt);
-    return -1;
-}
-
-static bool is_virtual_domain(struct ctx *c, const char *domain)
-{
-    char val[8];
-    return local_map_lookup(c->r->virtual, domain, val, sizeof val) == 0;
+    return 1;
 }
 
 static int resolve_addr(struct ctx *c, const char *addr)
@@ -206,8 +201,9 @@ static int resolve_addr(struct ctx *c, const char *addr)
     snprintf(key, sizeof key, "%s@%s", local, m.domain);
     if (push(c, key) < 0)
         return -1;
-    int e = is_virtual_domain(c, m.domain) ? resolve_virtual(c, local, m.domain)
-                                           : resolve_local(c, local, m.domain);
+    int e = resolve_virtual(c, local, m.domain);
+    if (e == 1)
+        e = resolve_local(c, local, m.domain);
     c->depth--;
     return e;
 }
