@@ -13,8 +13,9 @@
  * Virtual (virtual_map):
  *   user@virt.domain target, target
  *   @virt.domain target         the domain's catch-all
- * The parser also records each domain named in the virtual map as a key of its
- * own with an empty value, so a caller can ask whether a domain has entries.
+ * Every domain named in the virtual map is a virtual domain: its addresses are
+ * only what the map lists (the parser records the domain itself as a key with an
+ * empty value so lookups can tell).
  *
  * Limits: a logical entry at most LOCAL_MAP_VALUE_MAX octets, at most
  * LOCAL_MAP_MAX_ENTRIES entries; a key given twice is an error. Errors read

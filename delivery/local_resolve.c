@@ -99,11 +99,14 @@ static int lookup(struct ctx *c, const struct local_map *m, const char *key, cha
 }
 
 /* local@domain in a local domain that is not virtual. */
-static int resolve_local(struct ctx *c, const char *local, const char *domain)
+static int resolve_local(struct ctx *c, const char *local, const char *domain, const char *display)
 {
-    char rcpt[ADDR_PATH_MAX + 1], base[ADDR_LOCAL_MAX + 1], key[ADDR_PATH_MAX + 2];
+    char rcpt[ADDR_PATH_MAX + 1], base[ADDR_LOCAL_MAX + 1];
     static char val[LOCAL_MAP_VALUE_MAX];
-    snprintf(rcpt, sizeof rcpt, "%s@%s", local, domain);
+    if (display)
+        str_copy(rcpt, display, sizeof rcpt);
+    else
+        snprintf(rcpt, sizeof rcpt, "%s@%s", local, domain);
     base_of(c->r, local, base, sizeof base);
     const char *names[2] = { local, base };
     for (int i = 0; i < 2; i++) {
@@ -130,35 +133,23 @@ static int resolve_local(struct ctx *c, const char *local, const char *domain)
     }
     if (c->r->user_exists(c->r->arg, name))
         return add(c, LT_MAILBOX, name, rcpt, domain);
-    snprintf(key, sizeof key, "@%s", domain);
-    int k = lookup(c, c->r->virtual, key, val, sizeof val);
-    if (k < 0)
-        return -1;
-    if (k == 0 && *val) {
-        char *copy = strdup(val);
-        if (!copy) {
-            delivery_set(c->st, DELIVERY_DEFER, "4.3.0 out of memory expanding %s", rcpt);
-            return -1;
-        }
-        int e = expand_list(c, copy, rcpt, domain);
-        free(copy);
-        return e;
-    }
     delivery_set(c->st, DELIVERY_FAIL, "5.1.1 <%s>: no such user here", rcpt);
     return -1;
 }
 
-/* The virtual map's own entry for local@domain (then base@domain): 1 when there
-   is none, 0 expanded, -1 error. */
-static int resolve_virtual(struct ctx *c, const char *local, const char *domain)
+/* A virtual domain: only the map decides (user+tag@dom, user@dom, @dom). */
+static int resolve_virtual(struct ctx *c, const char *local, const char *domain, const char *display)
 {
     char rcpt[ADDR_PATH_MAX + 1], base[ADDR_LOCAL_MAX + 1], key[ADDR_PATH_MAX + 2];
     static char val[LOCAL_MAP_VALUE_MAX];
-    snprintf(rcpt, sizeof rcpt, "%s@%s", local, domain);
+    if (display)
+        str_copy(rcpt, display, sizeof rcpt);
+    else
+        snprintf(rcpt, sizeof rcpt, "%s@%s", local, domain);
     base_of(c->r, local, base, sizeof base);
-    const char *locals[2] = { local, base };
-    for (int i = 0; i < 2; i++) {
-        if (!*locals[i])
+    const char *locals[3] = { local, base, "" };
+    for (int i = 0; i < 3; i++) {
+        if (i == 1 && !*base)
             continue;
         snprintf(key, sizeof key, "%s@%s", locals[i], domain);
         int k = lookup(c, c->r->virtual, key, val, sizeof val);
@@ -175,7 +166,14 @@ static int resolve_virtual(struct ctx *c, const char *local, const char *domain)
             return e;
         }
     }
-    return 1;
+    delivery_set(c->st, DELIVERY_FAIL, "5.1.1 <%s>: no such user here", rcpt);
+    return -1;
+}
+
+static bool is_virtual_domain(struct ctx *c, const char *domain)
+{
+    char val[8];
+    return local_map_lookup(c->r->virtual, domain, val, sizeof val) == 0;
 }
 
 static int resolve_addr(struct ctx *c, const char *addr)
@@ -201,9 +199,10 @@ static int resolve_addr(struct ctx *c, const char *addr)
     snprintf(key, sizeof key, "%s@%s", local, m.domain);
     if (push(c, key) < 0)
         return -1;
-    int e = resolve_virtual(c, local, m.domain);
-    if (e == 1)
-        e = resolve_local(c, local, m.domain);
+    /* The address as the sender wrote it names the top-level delivery. */
+    const char *display = c->depth == 1 ? addr : NULL;
+    int e = is_virtual_domain(c, m.domain) ? resolve_virtual(c, local, m.domain, display)
+                                           : resolve_local(c, local, m.domain, display);
     c->depth--;
     return e;
 }
@@ -298,7 +297,7 @@ static int expand_one(struct ctx *c, char *t, const char *rcpt, const char *doma
     snprintf(key, sizeof key, "%s@%s", t, domain);
     if (push(c, key) < 0)
         return -1;
-    int e = resolve_local(c, t, domain);
+    int e = resolve_local(c, t, domain, NULL);
     c->depth--;
     return e;
 }

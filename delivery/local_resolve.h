@@ -5,11 +5,13 @@
  * include file?), so the unit tests drive it without a filesystem. Called by
  * delivery/local.c.
  *
- * An address in a local domain is looked up in the virtual map as user+tag@dom,
- * then user@dom (sub-addressing); then in the aliases as user+tag, then user;
- * then the mailbox "user" receives it if it exists; else the virtual map's @dom
- * catch-all; else 5.1.1. (So a "virtual domain" is a local domain whose
- * addresses the virtual map lists, with a catch-all when nothing else may exist.)
+ * A virtual domain is a local domain named in the virtual map: its addresses are
+ * only what the map lists, looked up as user+tag@dom, then user@dom
+ * (sub-addressing), then @dom (the catch-all); nothing found is 5.1.1. An address
+ * in another local domain is looked up in the aliases as user+tag, then user;
+ * without an alias the mailbox "user" receives it if it exists, else 5.1.1.
+ * A catch-all for a domain is therefore an "@dom target" line in the virtual map
+ * (which makes the domain virtual: list its users there too).
  *
  * Targets (in both maps and in include files):
  *   name            a local name: aliases again, then the mailbox

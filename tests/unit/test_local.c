@@ -221,8 +221,9 @@ START_TEST(resolve_virtual)
     ck_assert_str_eq(resolve("box@virt.test"), "maildir:/srv/mail/box/");
     ck_assert_str_eq(resolve("store@virt.test"), "lmtp:unix:/run/lmtp.sock");
     ck_assert_str_eq(resolve("anything@virt.test"), "mbox:/srv/mail/catchall");
-    /* a local domain's catch-all applies only to users that do not exist */
-    ck_assert_str_eq(resolve("alice@other.test"), "mailbox:alice");
+    /* a domain with only a catch-all: every address goes there, users too */
+    ck_assert_str_eq(resolve("alice@other.test"), "mailbox:postmaster");
+    ck_assert_str_eq(resolve("info@virt.test"), "mailbox:alice");
     ck_assert_str_eq(resolve("whoever@other.test"), "mailbox:postmaster");
     res.virtual = NULL;
     ck_assert_str_eq(resolve("whoever@other.test"), "FAIL 5.1.1");
