@@ -135,6 +135,9 @@ static int dial(const char *spec, unsigned timeout)
         }
         strcpy(sun.sun_path, spec + 5);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct timeval tv = { (time_t)timeout, 0 };
+        if (fd >= 0)
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  /* bounds connect */
         if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
             int e = errno;
             close(fd);
@@ -349,4 +352,9 @@ void lmtp_close(void)
         command(&kept, &r, "QUIT\r\n", "");
     }
     conn_close(&kept);
+}
+
+bool lmtp_is_open(void)
+{
+    return kept.fd >= 0;
 }

@@ -14,17 +14,21 @@
  * SO_SNDTIMEO), so one call lasts at most a few timeouts; the caller (the queue
  * process) accepts that pause, as it does for local disk writes. After a
  * transaction the connection is kept (one per process, for the last spec used)
- * and reused for the next message after RSET, up to LMTP_IDLE seconds idle;
- * a kept connection that fails RSET is replaced once.
+ * and reused for the next message after RSET, up to LMTP_IDLE seconds idle (the
+ * caller's timer calls lmtp_close then; a connection found older is replaced);
+ * a kept connection that fails RSET is replaced once. Connecting is bounded by
+ * timeout too (SO_SNDTIMEO is set before connect, unix and TCP alike); an inet
+ * HOST that is a name waits for the system resolver: use an address.
  */
 #ifndef FERRY_LMTP_H
 #define FERRY_LMTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "delivery/delivery.h"
 
-#define LMTP_IDLE 60
+#define LMTP_IDLE 5
 
 void lmtp_deliver(const char *spec, const char *lhlo_name, unsigned timeout, const char *sender,
                   const char *const *rcpts, size_t n, const char *prefix, int msg_fd,
@@ -32,5 +36,7 @@ void lmtp_deliver(const char *spec, const char *lhlo_name, unsigned timeout, con
 
 /* Close the kept connection (QUIT), if any. */
 void lmtp_close(void);
+/* Is a connection kept open? */
+bool lmtp_is_open(void);
 
 #endif

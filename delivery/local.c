@@ -8,6 +8,8 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 
+#include <event2/event.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LOCAL_INCLUDE_MAX (1024 * 1024)
 #define LOCAL_USAGE_MAX_FILES 1000000
 
 bool local_is_target(const char *rcpt_addr)
@@ -26,99 +27,11 @@ bool local_is_target(const char *rcpt_addr)
     return local_target_is_encoded(rcpt_addr);
 }
 
-void local_new_rcpts_free(struct local_new_rcpts *add)
+static void new_rcpts_free(struct local_new_rcpts *add)
 {
     free(add->v);
     add->v = NULL;
     add->n = 0;
-}
-
-static void map_file_free(struct local_map_file *f)
-{
-    if (f->loaded)
-        local_map_free(&f->map);
-    memset(f, 0, sizeof *f);
-}
-
-void local_maps_free(struct local_maps *maps)
-{
-    map_file_free(&maps->aliases);
-    map_file_free(&maps->virtual);
-    lmtp_close();
-}
-
-/* Load path when it is new or changed since the last load. */
-static void refresh(struct local_map_file *f, const char *path, enum local_map_syntax syn)
-{
-    if (!*path)
-        return;
-    struct stat sb;
-    if (stat(path, &sb) < 0) {
-        map_file_free(f);
-        snprintf(f->error, sizeof f->error, "%s: %s", path, strerror(errno));
-        return;
-    }
-    if (f->loaded && sb.st_ino == f->sb.st_ino && sb.st_dev == f->sb.st_dev && sb.st_size == f->sb.st_size &&
-        sb.st_mtim.tv_sec == f->sb.st_mtim.tv_sec && sb.st_mtim.tv_nsec == f->sb.st_mtim.tv_nsec)
-        return;
-    map_file_free(f);
-    char err[512];
-    if (local_map_load_file(path, syn, &f->map, err, sizeof err) < 0) {
-        str_copy(f->error, err, sizeof f->error);
-        log_error("local delivery is deferred: %s", err);
-        return;
-    }
-    f->loaded = true;
-    f->sb = sb;
-    log_info("loaded %s (%zu entries)", path, f->map.n);
-}
-
-struct resolver_arg {
-    const struct ferry_config *cfg;
-};
-
-static bool is_local_domain(void *arg, const char *domain)
-{
-    const struct resolver_arg *a = arg;
-    return settings_is_local_domain(a->cfg, domain);
-}
-
-/* The foundation's rule: local_recipients = any, postmaster, or a system account. */
-static bool user_exists(void *arg, const char *name)
-{
-    const struct resolver_arg *a = arg;
-    return a->cfg->local_recipients == RCPT_ANY || !strcmp(name, "postmaster") || getpwnam(name) != NULL;
-}
-
-static char *read_include(void *arg, const char *path, const char **why)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *why = strerror(errno);
-        return NULL;
-    }
-    char *text = malloc(LOCAL_INCLUDE_MAX + 1);
-    size_t got = 0;
-    while (text && got < LOCAL_INCLUDE_MAX) {
-        ssize_t r = read(fd, text + got, LOCAL_INCLUDE_MAX - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (!text) {
-        *why = "out of memory";
-        return NULL;
-    }
-    if (memchr(text, '\0', got)) {
-        free(text);
-        *why = "contains a NUL octet";
-        return NULL;
-    }
-    text[got] = '\0';
-    return text;
 }
 
 static int add_usage(const char *dir, unsigned long long *bytes, size_t *files)
@@ -217,12 +130,6 @@ static void deliver_target(const struct ferry_config *cfg, const struct local_ta
     char path[PATH_MAX + 2];
     switch (t->kind) {
     case LT_MAILBOX:
-        if (cfg->mailbox_transport[0]) {
-            const char *rcpt = t->rcpt;
-            lmtp_deliver(cfg->mailbox_transport + 5, cfg->hostname, (unsigned)cfg->lmtp_timeout, sender,
-                         &rcpt, 1, prefix, msg_fd, st);
-            return;
-        }
         if (settings_mailbox_format(cfg, t->domain) == MAILBOX_MBOX) {
             snprintf(path, sizeof path, "%s/%s", cfg->mbox_dir[0] ? cfg->mbox_dir : cfg->mail_dir, t->arg);
             to_mailbox(cfg, path, false, sender, prefix, msg_fd, st);
@@ -243,72 +150,38 @@ static void deliver_target(const struct ferry_config *cfg, const struct local_ta
     case LT_PIPE:
         pipe_deliver(t->arg, cfg->pipe_user, (unsigned)cfg->pipe_timeout, sender, t->rcpt, prefix, msg_fd, st);
         return;
-    case LT_LMTP: {
-        const char *rcpt = t->rcpt;
-        lmtp_deliver(t->arg, cfg->hostname, (unsigned)cfg->lmtp_timeout, sender, &rcpt, 1, prefix, msg_fd, st);
-        return;
-    }
+    case LT_LMTP:       /* local_deliver_batch groups these by server */
     case LT_REMOTE:
         break;
     }
     delivery_set(st, DELIVERY_FAIL, "5.4.4 %s is not a local recipient", t->rcpt);
 }
 
-void local_deliver(const struct ferry_config *cfg, struct local_maps *maps, const char *sender,
-                   const char *rcpt_addr, int msg_fd, struct delivery_status *st,
+
+/* The LMTP server a single target goes to, or NULL when it is written here. */
+static const char *lmtp_spec_of(const struct ferry_config *cfg, const struct local_target *t)
+{
+    if (t->kind == LT_LMTP)
+        return t->arg;
+    if (t->kind == LT_MAILBOX && cfg->mailbox_transport[0])
+        return cfg->mailbox_transport + 5;      /* past "lmtp:" */
+    return NULL;
+}
+
+/* An expansion into add: deduplicated encoded targets. */
+static void expand(const char *rcpt_addr, const struct local_targets *ts, struct delivery_status *st,
                    struct local_new_rcpts *add)
 {
-    add->v = NULL;
-    add->n = 0;
-    struct local_target one;
-    if (local_is_target(rcpt_addr)) {
-        if (local_target_decode(rcpt_addr, &one) < 0) {
-            delivery_set(st, DELIVERY_FAIL, "5.3.5 malformed queued delivery target %.200s", rcpt_addr);
-            return;
-        }
-        deliver_target(cfg, &one, sender, msg_fd, st);
-        return;
-    }
-    refresh(&maps->aliases, cfg->alias_file, LOCAL_MAP_ALIASES);
-    refresh(&maps->virtual, cfg->virtual_map, LOCAL_MAP_VIRTUAL);
-    const struct local_map_file *bad = maps->aliases.error[0] ? &maps->aliases
-                                     : maps->virtual.error[0] ? &maps->virtual : NULL;
-    if (bad) {
-        delivery_set(st, DELIVERY_DEFER, "4.3.5 cannot use the map %s", bad->error);
-        return;
-    }
-    struct resolver_arg ra = { cfg };
-    struct local_resolver r = {
-        .aliases = maps->aliases.loaded ? &maps->aliases.map : NULL,
-        .virtual = maps->virtual.loaded ? &maps->virtual.map : NULL,
-        .delimiters = cfg->recipient_delimiter,
-        .is_local_domain = is_local_domain,
-        .user_exists = user_exists,
-        .read_include = read_include,
-        .arg = &ra,
-    };
-    struct local_targets ts = { 0 };
-    if (local_resolve(&r, rcpt_addr, &ts, st) < 0) {
-        local_targets_free(&ts);
-        return;
-    }
-    if (ts.n == 1 && ts.v[0].kind != LT_REMOTE) {
-        deliver_target(cfg, &ts.v[0], sender, msg_fd, st);
-        local_targets_free(&ts);
-        return;
-    }
-    add->v = calloc(ts.n, sizeof *add->v);
+    add->v = calloc(ts->n, sizeof *add->v);
     if (!add->v) {
         delivery_set(st, DELIVERY_DEFER, "4.3.0 out of memory expanding %s", rcpt_addr);
-        local_targets_free(&ts);
         return;
     }
-    for (size_t i = 0; i < ts.n; i++) {
-        if (local_target_encode(&ts.v[i], add->v[add->n], sizeof add->v[0]) < 0) {
+    for (size_t i = 0; i < ts->n; i++) {
+        if (local_target_encode(&ts->v[i], add->v[add->n], sizeof add->v[0]) < 0) {
             delivery_set(st, DELIVERY_DEFER, "4.3.5 the delivery target %.200s of %s is too long to queue",
-                         ts.v[i].arg, rcpt_addr);
-            local_new_rcpts_free(add);
-            local_targets_free(&ts);
+                         ts->v[i].arg, rcpt_addr);
+            new_rcpts_free(add);
             return;
         }
         /* The same delivery reached twice (two aliases to one user) is done once. */
@@ -319,5 +192,145 @@ void local_deliver(const struct ferry_config *cfg, struct local_maps *maps, cons
             add->n++;
     }
     delivery_set(st, DELIVERY_OK, "2.1.5 expanded to %zu recipients", add->n);
-    local_targets_free(&ts);
+}
+
+/* One LMTP transaction per server for the recipients pending[] that go there. */
+static void deliver_lmtp_groups(const struct ferry_config *cfg, const struct local_target *tv, const size_t *pending,
+                                size_t np, const char *sender, int msg_fd, struct local_batch *b)
+{
+    const char **rcpts = calloc(np ? np : 1, sizeof *rcpts);
+    size_t *idx = calloc(np ? np : 1, sizeof *idx);
+    struct delivery_status *sts = calloc(np ? np : 1, sizeof *sts);
+    bool *sent = calloc(np ? np : 1, sizeof *sent);
+    for (size_t g = 0; g < np; g++) {
+        size_t i = pending[g];
+        if (!rcpts || !idx || !sts || !sent) {
+            delivery_set(&b->st[i], DELIVERY_DEFER, "4.3.0 out of memory");
+            continue;
+        }
+        if (sent[g])
+            continue;
+        const char *spec = lmtp_spec_of(cfg, &tv[i]);
+        size_t k = 0;
+        for (size_t h = g; h < np; h++)
+            if (!sent[h] && !strcmp(lmtp_spec_of(cfg, &tv[pending[h]]), spec)) {
+                sent[h] = true;
+                idx[k] = pending[h];
+                rcpts[k++] = tv[pending[h]].rcpt;
+            }
+        /* The LMTP server is the final delivery agent: it adds Return-Path and
+           Delivered-To itself, so the message goes as queued. */
+        if (lseek(msg_fd, 0, SEEK_SET) < 0) {
+            struct delivery_status st;
+            delivery_set(&st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
+            for (size_t j = 0; j < k; j++)
+                b->st[idx[j]] = st;
+            continue;
+        }
+        lmtp_deliver(spec, cfg->hostname, (unsigned)cfg->lmtp_timeout, sender, rcpts, k, "", msg_fd, sts);
+        for (size_t j = 0; j < k; j++)
+            b->st[idx[j]] = sts[j];
+    }
+    free(rcpts);
+    free(idx);
+    free(sts);
+    free(sent);
+}
+
+void local_batch_free(struct local_batch *b)
+{
+    for (size_t i = 0; b->add && i < b->n; i++)
+        new_rcpts_free(&b->add[i]);
+    free(b->add);
+    free(b->st);
+    free(b->done);
+    memset(b, 0, sizeof *b);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    lmtp_close();
+}
+
+void local_maps_attach(struct local_maps *maps, struct event_base *base)
+{
+    maps->idle = evtimer_new(base, on_idle, NULL);
+}
+
+void local_maps_free(struct local_maps *maps)
+{
+    if (maps->idle)
+        event_free(maps->idle);
+    maps->idle = NULL;
+    lmtp_close();
+    local_maps_close(maps);
+}
+
+int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps, const char *sender,
+                        const char *const *addrs, const bool *want, size_t n, int msg_fd,
+                        struct local_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    size_t alloc = n ? n : 1;
+    b->done = calloc(alloc, sizeof *b->done);
+    b->st = calloc(alloc, sizeof *b->st);
+    b->add = calloc(alloc, sizeof *b->add);
+    struct local_target *tv = calloc(alloc, sizeof *tv);      /* the LMTP ones */
+    size_t *pending = calloc(alloc, sizeof *pending);
+    if (!b->done || !b->st || !b->add || !tv || !pending) {
+        local_batch_free(b);
+        free(tv);
+        free(pending);
+        return -1;
+    }
+    b->n = n;
+    const char *bad = NULL;
+    bool maps_ok = local_maps_refresh(cfg, maps, &bad) == 0;
+    struct local_rcpt_arg ra;
+    struct local_resolver r;
+    local_resolver_init(&r, &ra, cfg, maps);
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!want[i])
+            continue;
+        b->done[i] = true;
+        struct delivery_status *st = &b->st[i];
+        struct local_target one;
+        if (local_is_target(addrs[i])) {
+            if (local_target_decode(addrs[i], &one) < 0) {
+                delivery_set(st, DELIVERY_FAIL, "5.3.5 malformed queued delivery target %.200s", addrs[i]);
+                continue;
+            }
+        } else if (!maps_ok) {
+            delivery_set(st, DELIVERY_DEFER, "4.3.5 cannot use the map %s", bad);
+            continue;
+        } else {
+            struct local_targets ts = { 0 };
+            if (local_resolve(&r, addrs[i], &ts, st) < 0) {
+                local_targets_free(&ts);
+                continue;
+            }
+            if (ts.n != 1 || ts.v[0].kind == LT_REMOTE) {
+                expand(addrs[i], &ts, st, &b->add[i]);
+                local_targets_free(&ts);
+                continue;
+            }
+            one = ts.v[0];
+            local_targets_free(&ts);
+        }
+        if (lmtp_spec_of(cfg, &one)) {
+            tv[i] = one;
+            pending[np++] = i;
+            continue;
+        }
+        deliver_target(cfg, &one, sender, msg_fd, st);
+    }
+    deliver_lmtp_groups(cfg, tv, pending, np, sender, msg_fd, b);
+    if (maps->idle && lmtp_is_open()) {
+        struct timeval tv_idle = { LMTP_IDLE, 0 };
+        evtimer_add(maps->idle, &tv_idle);
+    }
+    free(tv);
+    free(pending);
+    return 0;
 }

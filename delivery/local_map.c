@@ -2,7 +2,9 @@
 #include "delivery/local_map.h"
 #include "lib/buf.h"
 
+#include <db.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,4 +333,177 @@ int local_target_next(const char **pp, char *out, size_t outsz, const char **why
         if (o)
             return 1;
     }
+}
+
+/* ---- Berkeley DB backend ---- */
+
+static const char *const syntax_names[] = { "aliases", "virtual" };
+
+static int db_lookup(const struct local_map *m, const char *key, char *out, size_t outsz)
+{
+    DB *db = m->db;
+    DBT k = { .data = (void *)key, .size = (u_int32_t)strlen(key) };
+    DBT v = { .data = out, .ulen = (u_int32_t)(outsz ? outsz - 1 : 0), .flags = DB_DBT_USERMEM };
+    int r = db->get(db, NULL, &k, &v, 0);
+    if (r == DB_NOTFOUND)
+        return 1;
+    if (r != 0)
+        return -1;      /* DB_BUFFER_SMALL included: the value does not fit */
+    out[v.size] = '\0';
+    return memchr(out, '\0', v.size) ? -1 : 0;
+}
+
+static void db_free(struct local_map *m)
+{
+    DB *db = m->db;
+    if (db)
+        db->close(db, 0);
+    m->db = NULL;
+    m->n = 0;
+}
+
+static const struct local_map_ops db_ops = { db_lookup, db_free };
+
+int local_map_detect(const char *data, size_t len, enum local_map_syntax *syn)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        const char *line = data + pos, *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + 1;
+        if (n == 0 || line[0] == '#' || line[0] == ' ' || line[0] == '\t' || line[0] == '\r')
+            continue;
+        size_t word = 0;
+        while (word < n && line[word] != ' ' && line[word] != '\t' && line[word] != ':')
+            word++;
+        if (word < n && line[word] == ':' && line[0] != '@') {
+            *syn = LOCAL_MAP_ALIASES;
+            return 0;
+        }
+        if (line[0] == '"') {
+            *syn = LOCAL_MAP_ALIASES;
+            return 0;
+        }
+        if (memchr(line, '@', word)) {
+            *syn = LOCAL_MAP_VIRTUAL;
+            return 0;
+        }
+        return -1;
+    }
+    return -1;
+}
+
+static int db_put_str(DB *db, const char *key, const char *val)
+{
+    DBT k = { .data = (void *)key, .size = (u_int32_t)strlen(key) };
+    DBT v = { .data = (void *)val, .size = (u_int32_t)strlen(val) };
+    return db->put(db, NULL, &k, &v, 0);
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+int local_map_build(const char *path, enum local_map_syntax syn, size_t *nentries, char *err, size_t errlen)
+{
+    *nentries = 0;
+    struct local_map m;
+    if (local_map_load_file(path, syn, &m, err, errlen) < 0)
+        return -1;
+    char dbpath[PATH_MAX], tmp[PATH_MAX];
+    if ((size_t)snprintf(dbpath, sizeof dbpath, "%s.db", path) >= sizeof dbpath ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s.db.tmp", path) >= sizeof tmp) {
+        snprintf(err, errlen, "%s: path too long", path);
+        local_map_free(&m);
+        return -1;
+    }
+    unlink(tmp);
+    DB *db = NULL;
+    int r = db_create(&db, NULL, 0);
+    if (r == 0)
+        r = db->open(db, NULL, tmp, NULL, DB_HASH, DB_CREATE | DB_EXCL, 0644);
+    for (size_t i = 0; r == 0 && i < m.n; i++)
+        r = db_put_str(db, m.entries[i].key, m.entries[i].value);
+    if (r == 0)
+        r = db_put_str(db, LOCAL_MAP_SYNTAX_KEY, syntax_names[syn]);
+    int cr = db ? db->close(db, 0) : 0;
+    if (r == 0)
+        r = cr;
+    if (r != 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", tmp, db_strerror(r));
+        unlink(tmp);
+        local_map_free(&m);
+        return -1;
+    }
+    /* Durable before it becomes visible, and the rename itself durable. */
+    char dir[PATH_MAX];
+    str_copy(dir, dbpath, sizeof dir);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    if (fsync_path(tmp, O_RDONLY) < 0 || rename(tmp, dbpath) < 0 ||
+        fsync_path(slash ? dir : ".", O_RDONLY | O_DIRECTORY) < 0) {
+        snprintf(err, errlen, "%s: cannot install: %s", dbpath, strerror(errno));
+        unlink(tmp);
+        local_map_free(&m);
+        return -1;
+    }
+    *nentries = m.n;
+    local_map_free(&m);
+    return 0;
+}
+
+static int db_open(const char *dbpath, enum local_map_syntax syn, struct local_map *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    DB *db = NULL;
+    int r = db_create(&db, NULL, 0);
+    if (r == 0)
+        r = db->open(db, NULL, dbpath, NULL, DB_HASH, DB_RDONLY, 0);
+    if (r != 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", dbpath, db_strerror(r));
+        if (db)
+            db->close(db, 0);
+        return -1;
+    }
+    out->ops = &db_ops;
+    out->db = db;
+    char kind[16];
+    if (db_lookup(out, LOCAL_MAP_SYNTAX_KEY, kind, sizeof kind) != 0 || strcmp(kind, syntax_names[syn])) {
+        snprintf(err, errlen, "%s: not a compiled %s map (rebuild it with ferryctl map build)", dbpath,
+                 syntax_names[syn]);
+        db_free(out);
+        return -1;
+    }
+    DB_HASH_STAT *hs = NULL;
+    if (db->stat(db, NULL, &hs, DB_FAST_STAT) == 0 && hs) {
+        out->n = hs->hash_nkeys ? hs->hash_nkeys - 1 : 0;
+        free(hs);
+    }
+    return 0;
+}
+
+int local_map_open(const char *path, enum local_map_syntax syn, struct local_map *out, bool *from_db,
+                   bool *stale, char *err, size_t errlen)
+{
+    char dbpath[PATH_MAX];
+    *from_db = *stale = false;
+    if ((size_t)snprintf(dbpath, sizeof dbpath, "%s.db", path) >= sizeof dbpath) {
+        snprintf(err, errlen, "%s: path too long", path);
+        return -1;
+    }
+    struct stat dsb, tsb;
+    if (stat(dbpath, &dsb) < 0)
+        return local_map_load_file(path, syn, out, err, errlen);
+    *from_db = true;
+    if (stat(path, &tsb) == 0 && (tsb.st_mtim.tv_sec > dsb.st_mtim.tv_sec ||
+        (tsb.st_mtim.tv_sec == dsb.st_mtim.tv_sec && tsb.st_mtim.tv_nsec > dsb.st_mtim.tv_nsec)))
+        *stale = true;
+    return db_open(dbpath, syn, out, err, errlen);
 }

@@ -2,9 +2,17 @@
  * local_map — the lookup tables of local delivery: aliases and virtual domains.
  *
  * A map answers "what does this key expand to?" with the raw target list (a
- * comma-separated string; see local_target_next). The text backend parses a whole
- * file into memory with the pure parsers below; a Berkeley DB backend (compiled by
- * `ferryctl map build`) is meant to plug in behind the same ops table later.
+ * comma-separated string; see local_target_next). Two backends behind one ops
+ * table: text (the whole file parsed into memory by the pure parsers below) and
+ * Berkeley DB (a hash file PATH.db compiled from the text by local_map_build,
+ * i.e. `ferryctl map build PATH`). local_map_open prefers PATH.db when it exists
+ * (and reports through *stale when the text is newer), else parses PATH.
+ *
+ * A compiled map holds exactly the entries the parser produces (virtual domain
+ * markers included) plus the key LOCAL_MAP_SYNTAX_KEY naming its syntax, so a
+ * compiled virtual map is never read as aliases. Building writes PATH.db.tmp,
+ * fsyncs it and renames it over PATH.db: readers see the old or the new map,
+ * never half of one.
  *
  * Aliases (alias_file, /etc/aliases syntax):
  *   name: target, target        name is a local part, optionally "quoted"; folded to lower case
@@ -48,8 +56,13 @@ struct local_map_ops {
 struct local_map {
     const struct local_map_ops *ops;
     struct local_map_entry *entries;   /* text backend: sorted by key */
-    size_t n;
+    size_t n;                          /* entries (both backends) */
+    void *db;                          /* Berkeley DB backend: its DB handle */
 };
+
+/* '#' starts a comment line, so no text entry can have this key. */
+#define LOCAL_MAP_SYNTAX_KEY "#syntax"
+
 
 /* Parse data[0..len) (pure). On success *out owns a sorted table. */
 int  local_map_parse(const char *data, size_t len, enum local_map_syntax syn, struct local_map *out,
@@ -57,6 +70,17 @@ int  local_map_parse(const char *data, size_t len, enum local_map_syntax syn, st
 /* Read and parse a file. -1 with "PATH:LINE: message" or "PATH: strerror". */
 int  local_map_load_file(const char *path, enum local_map_syntax syn, struct local_map *out,
                          char *err, size_t errlen);
+/* The syntax a text map is written in, from its first entry line: "name: ..."
+   is aliases, "addr@dom target" or "@dom target" virtual. -1 when it has no
+   entry or neither shape fits. */
+int  local_map_detect(const char *data, size_t len, enum local_map_syntax *syn);
+/* Compile path into path.db (see above). *nentries: entries written. */
+int  local_map_build(const char *path, enum local_map_syntax syn, size_t *nentries, char *err,
+                     size_t errlen);
+/* path.db when it exists (*from_db true; *stale true when path is newer than it),
+   else the text file. */
+int  local_map_open(const char *path, enum local_map_syntax syn, struct local_map *out, bool *from_db,
+                    bool *stale, char *err, size_t errlen);
 int  local_map_lookup(const struct local_map *m, const char *key, char *out, size_t outsz);
 void local_map_free(struct local_map *m);
 

@@ -70,6 +70,9 @@ struct local_resolver {
     /* The contents of an include file, NUL-terminated and malloc'd, or NULL with *why. */
     char *(*read_include)(void *arg, const char *path, const char **why);
     void *arg;
+    /* RCPT checks: an include file counts as one delivery, unread (the smtp
+       process may not read it, and its contents are the owner's business). */
+    bool check_only;
 };
 
 /* 0 with targets appended to out; -1 with st set (FAIL or DEFER). */

@@ -30,7 +30,7 @@
  * in between repeats a delivery or a DSN; it never loses either.
  */
 #include "delivery/delivery.h"
-#include "delivery/maildir.h"
+#include "delivery/local.h"
 #include "lib/buf.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
@@ -68,6 +68,7 @@ struct queue_proc {
     struct event *rescan_timer;
     struct control *control;
     int lock_fd;
+    struct local_maps maps;     /* delivery/local.h */
 };
 
 static int64_t mono_ms(void)
@@ -192,27 +193,58 @@ out:
 
 /* ---- delivery ---- */
 
-static void deliver_local(struct queue_proc *q, const struct envelope *e, struct env_rcpt *r,
-                          const struct mailbox *m, int msg_fd, struct delivery_status *st)
+/* Every local recipient of this attempt in one call, so that those going to
+   one LMTP server share a transaction. *b stays empty when memory is short. */
+static void deliver_local(struct queue_proc *q, const struct envelope *e, const struct dest_name *names,
+                          int msg_fd, struct local_batch *b)
 {
-    char name[ADDR_LOCAL_MAX + 1];
-    const char *why;
-    if (local_mailbox_name(m, name, sizeof name, &why) < 0) {
-        delivery_set(st, DELIVERY_FAIL, "5.1.3 %s", why);
-        return;
+    const char **addrs = calloc(e->nrcpts, sizeof *addrs);
+    bool *want = calloc(e->nrcpts, sizeof *want);
+    if (addrs && want) {
+        for (size_t i = 0; i < e->nrcpts; i++) {
+            addrs[i] = e->rcpts[i].addr;
+            want[i] = rcpt_todo(&e->rcpts[i]) && !strcmp(names[i].s, LOCAL_DEST);
+        }
+        local_deliver_batch(q->cfg, &q->maps, e->sender, addrs, want, e->nrcpts, msg_fd, b);
     }
-    if (lseek(msg_fd, 0, SEEK_SET) < 0) {
-        delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
-        return;
+    free(addrs);
+    free(want);
+}
+
+/* Expansions (aliases, virtual entries) become new recipients to do; remote
+   ones are routed like any other. A single expansion keeps the DSN parameters
+   (RFC 3461 5.2.7.1: the original's NOTIFY and ORCPT carry over), several do not
+   (5.2.7.3). If they cannot be added, the original is deferred instead. True
+   when recipients were added. */
+static bool add_expansions(struct queue_proc *q, struct envelope *e, size_t n0, const struct local_batch *b,
+                           time_t now_wall)
+{
+    bool added = false;
+    for (size_t i = 0; i < n0 && b->add; i++) {
+        const struct local_new_rcpts *x = &b->add[i];
+        if (!x->n)
+            continue;
+        size_t before = e->nrcpts;
+        size_t k = 0;
+        while (k < x->n && env_add_rcpt(e, x->v[k]) == 0)
+            k++;
+        struct env_rcpt *r = &e->rcpts[i];
+        if (k < x->n) {
+            e->nrcpts = before;
+            r->state = RCPT_DEFERRED;
+            r->next_attempt = now_wall + (time_t)(q->params.retry_min_ms / 1000);
+            snprintf(r->result, sizeof r->result, "4.3.0 cannot add the %zu recipients it expands to", x->n);
+            continue;
+        }
+        if (x->n == 1) {
+            struct env_rcpt *n = &e->rcpts[before];
+            n->notify = r->notify;
+            n->orcpt_type = r->orcpt_type;
+            str_copy(n->orcpt, r->orcpt, sizeof n->orcpt);
+        }
+        added = true;
     }
-    /* Return-Path records the envelope sender (RFC 5321 4.4); Delivered-To lets
-       a mailbox owner see which address brought the message, and stops loops. */
-    struct buf prefix;
-    buf_init(&prefix, 2048);
-    buf_printf(&prefix, "Return-Path: <%s>\nDelivered-To: %s\n", e->sender, r->addr);
-    char path[4096];
-    maildir_deliver(q->cfg->mail_dir, name, prefix.data ? prefix.data : "", msg_fd, st, path, sizeof path);
-    buf_free(&prefix);
+    return added;
 }
 
 static void deliver_recipient(struct queue_proc *q, const struct envelope *e, struct env_rcpt *r,
@@ -225,7 +257,7 @@ static void deliver_recipient(struct queue_proc *q, const struct envelope *e, st
         return;
     }
     if (m.domain_kind == ADDR_DOMAIN_NAME && settings_is_local_domain(q->cfg, m.domain)) {
-        deliver_local(q, e, r, &m, msg_fd, st);
+        delivery_set(st, DELIVERY_DEFER, "4.3.0 out of memory for local delivery");  /* deliver_local could not run */
         return;
     }
     delivery_set(st, DELIVERY_DEFER, "4.4.3 no remote delivery configured for %s", m.domain);
@@ -297,6 +329,7 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
     size_t *ok_idx = calloc(e.nrcpts, sizeof *ok_idx);
     size_t *delay_idx = calloc(e.nrcpts, sizeof *delay_idx);
     bool *deferred_dest = calloc(nd, sizeof *deferred_dest);
+    struct local_batch lb = { 0 };
     int fd = -1;
     if (!names || !fail_idx || !ok_idx || !delay_idx || !deferred_dest) {
         log_msg(LOG_LVL_ERROR, id, "out of memory; trying again later");
@@ -311,7 +344,9 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
         rcpt_dest(q->cfg, e.rcpts[i].addr, names[i].s, sizeof names[i].s);
 
     int received = e.attempts == 0 ? count_received(fd) : 0;
-    size_t nf = 0, nok = 0, ndelay = 0;
+    size_t nf = 0, nok = 0, ndelay = 0, n0 = e.nrcpts;
+    if (received <= LOOP_MAX_RECEIVED && in_list(LOCAL_DEST, dests, nd))
+        deliver_local(q, &e, names, fd, &lb);
     for (size_t i = 0; i < e.nrcpts; i++) {
         struct env_rcpt *r = &e.rcpts[i];
         if (!rcpt_todo(r) || !in_list(names[i].s, dests, nd))
@@ -320,6 +355,8 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
         if (received > LOOP_MAX_RECEIVED)
             delivery_set(&st, DELIVERY_FAIL, "5.4.6 mail loop: %d Received: header fields (more than %d)",
                          received, LOOP_MAX_RECEIVED);
+        else if (lb.done && lb.done[i])
+            st = lb.st[i];
         else
             deliver_recipient(q, &e, r, fd, &st);
         r->attempts++;
@@ -422,6 +459,7 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
         else if (!deferred_dest[k])
             sched_dest_up(q->sched, dests[k]);
     }
+    bool expanded = add_expansions(q, &e, n0, &lb, now_wall);
     e.next_attempt = env_earliest_next(&e);
     close(fd);
     fd = -1;
@@ -434,8 +472,8 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
     } else {
         if (spool_env_write(&q->spool, &e) < 0)
             log_msg(LOG_LVL_ERROR, id, "cannot update the envelope: %s", strerror(errno));
-        else if (age == SCHED_AGE_EXPIRED)
-            load_message(q, id, false);     /* drops the jobs of destinations now done */
+        else if (age == SCHED_AGE_EXPIRED || expanded)
+            load_message(q, id, false);     /* drops the jobs of destinations now done, indexes new ones */
     }
     goto out;
 
@@ -450,6 +488,7 @@ out:
     free(ok_idx);
     free(delay_idx);
     free(deferred_dest);
+    local_batch_free(&lb);
     env_free(&e);
 }
 
@@ -607,6 +646,7 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd)
     q.parent = ipc_chan_new(q.base, parent_fd, on_parent_msg, on_parent_close, &q);
     q.due_timer = evtimer_new(q.base, on_due, &q);
     q.rescan_timer = evtimer_new(q.base, on_rescan, &q);
+    local_maps_attach(&q.maps, q.base);
     struct event *sigterm = evsignal_new(q.base, SIGTERM, on_sigterm, &q);
     struct event *sigint = evsignal_new(q.base, SIGINT, on_sigterm, &q);
     if (!q.parent || !q.due_timer || !q.rescan_timer || !sigterm || !sigint)
@@ -633,6 +673,7 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd)
     event_free(sigint);
     sched_free(q.sched);
     spool_close(&q.spool);
+    local_maps_free(&q.maps);
     event_base_free(q.base);
     close(q.lock_fd);
     log_info("queue process stopped");
