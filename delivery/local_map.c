@@ -432,6 +432,10 @@ int local_map_build(const char *path, enum local_map_syntax syn, size_t *nentrie
         r = db_put_str(db, m.entries[i].key, m.entries[i].value);
     if (r == 0)
         r = db_put_str(db, LOCAL_MAP_SYNTAX_KEY, syntax_names[syn]);
+    char count[32];
+    snprintf(count, sizeof count, "%zu", m.n);
+    if (r == 0)
+        r = db_put_str(db, LOCAL_MAP_COUNT_KEY, count);
     int cr = db ? db->close(db, 0) : 0;
     if (r == 0)
         r = cr;
@@ -481,11 +485,9 @@ static int db_open(const char *dbpath, enum local_map_syntax syn, struct local_m
         db_free(out);
         return -1;
     }
-    DB_HASH_STAT *hs = NULL;
-    if (db->stat(db, NULL, &hs, DB_FAST_STAT) == 0 && hs) {
-        out->n = hs->hash_nkeys ? hs->hash_nkeys - 1 : 0;
-        free(hs);
-    }
+    char count[32];
+    if (db_lookup(out, LOCAL_MAP_COUNT_KEY, count, sizeof count) == 0)
+        out->n = (size_t)strtoull(count, NULL, 10);
     return 0;
 }
 

@@ -9,7 +9,8 @@
  * (and reports through *stale when the text is newer), else parses PATH.
  *
  * A compiled map holds exactly the entries the parser produces (virtual domain
- * markers included) plus the key LOCAL_MAP_SYNTAX_KEY naming its syntax, so a
+ * markers included) plus LOCAL_MAP_SYNTAX_KEY naming its syntax (and the
+ * entry count under LOCAL_MAP_COUNT_KEY), so a
  * compiled virtual map is never read as aliases. Building writes PATH.db.tmp,
  * fsyncs it and renames it over PATH.db: readers see the old or the new map,
  * never half of one.
@@ -62,6 +63,7 @@ struct local_map {
 
 /* '#' starts a comment line, so no text entry can have this key. */
 #define LOCAL_MAP_SYNTAX_KEY "#syntax"
+#define LOCAL_MAP_COUNT_KEY  "#entries"      /* for the log */
 
 
 /* Parse data[0..len) (pure). On success *out owns a sorted table. */

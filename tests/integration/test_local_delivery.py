@@ -1,12 +1,25 @@
 """Local delivery through the real daemon: mbox, sub-addressing, aliases (several
-users, pipes, include files), virtual domains and catch-alls, LMTP, quota."""
+users, pipes, include files) compiled with `ferryctl map build`, virtual domains
+and catch-alls, LMTP (a small Python server that counts connections, and a
+private Dovecot instance), quota, and RCPT-time checks of local recipients."""
 import os
+import shutil
 import smtplib
 import socket
+import subprocess
+import tempfile
 import threading
+import time
 import unittest
 
-from ferrytest import Ferry, wait_for
+from ferrytest import FERRYCTL, Ferry, wait_for
+
+
+def map_build(path):
+    out = subprocess.run([FERRYCTL, "map", "build", path], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert os.path.exists(path + ".db")
+    return out.stdout
 
 
 def send(port, rcpts, body="Subject: t\r\n\r\nhello\r\n", sender="s@example.org"):
@@ -22,6 +35,7 @@ class LmtpServer:
         self.path = path
         self.messages = []      # (rcpts, data)
         self.connections = 0
+        self.closed = 0
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         os.chmod(path, 0o777)
@@ -44,6 +58,7 @@ class LmtpServer:
         while True:
             line = f.readline()
             if not line:
+                self.closed += 1
                 return
             cmd = line.decode().strip()
             up = cmd.upper()
@@ -74,6 +89,7 @@ class LmtpServer:
                 conn.sendall(b"250 ok\r\n")
             elif up == "QUIT":
                 conn.sendall(b"221 bye\r\n")
+                self.closed += 1
                 return
             else:
                 conn.sendall(b"500 what\r\n")
@@ -103,6 +119,7 @@ list: :include:{inc}
 prog: "|cat > {cls.pub}/prog.out; echo $RECIPIENT >> {cls.pub}/prog.out"
 fail: "|echo 'no such list here' >&2; exit 1"
 temp: "|exit 75"
+slow: "|sleep 30"
 loop1: loop2
 loop2: loop1
 """)
@@ -116,10 +133,12 @@ store2@virt.test lmtp:unix:{cls.pub}/lmtp.sock
 rejectme@virt.test lmtp:unix:{cls.pub}/lmtp.sock
 @virt.test {cls.pub}/catchall.mbox
 """)
+        cls.built = map_build(aliases) + map_build(virtual)
         f.write_config(f"""alias_file = {aliases}
 virtual_map = {virtual}
 mailbox_format_domains = mb.test:mbox
 mailbox_quota = 4k
+pipe_timeout = 2s
 """, domains="localhost example.test virt.test mb.test")
         f.start()
 
@@ -145,6 +164,18 @@ mailbox_quota = 4k
     def wait_log(self, text, timeout=10):
         ok = wait_for(lambda: text in self.f.read_log(), timeout)
         self.assertTrue(ok, f"{text!r} not in the log:\n" + self.f.read_log()[-3000:])
+
+    def test_maps_are_read_compiled(self):
+        self.assertIn("aliases.db: 9 entries (aliases)", self.built)
+        self.assertIn("(virtual)", self.built)
+        send(self.f.port, ["team@example.test"], "Subject: compiled\r\n\r\nx\r\n")
+        self.has_mail("bob", "Subject: compiled")
+        self.wait_log("aliases.db (9 entries)")
+
+    def test_pipe_timeout_defers(self):
+        send(self.f.port, ["slow@example.test"])
+        self.wait_log("to=<slow@example.test> status=deferred", timeout=15)
+        self.wait_log("4.4.7")
 
     def test_mbox_per_domain_with_from_quoting(self):
         send(self.f.port, ["erin@mb.test"], "Subject: mb\r\n\r\nFrom here\r\n>From there\r\nend\r\n")
@@ -207,16 +238,24 @@ mailbox_quota = 4k
         self.assertTrue(wait_for(lambda: os.path.exists(path) and "Subject: catch" in self.read(path)))
         self.assertIn("Delivered-To: whoever@virt.test", self.read(path))
 
-    def test_lmtp(self):
+    def test_lmtp_one_transaction_and_kept_connection(self):
         before = len(self.lmtp.messages)
+        conns = self.lmtp.connections
         send(self.f.port, ["store@virt.test", "store2@virt.test"], "Subject: lmtp\r\n\r\n.dot\r\nx\r\n")
+        self.assertTrue(wait_for(lambda: len(self.lmtp.messages) >= before + 1))
+        rcpts, data = self.lmtp.messages[before]
+        # Both recipients in ONE transaction: one DATA, one reply each after the dot.
+        self.assertEqual(sorted(rcpts), ["store2@virt.test", "store@virt.test"])
+        self.assertIn(b"Subject: lmtp\r\n\r\n.dot\r\nx\r\n", data)
+        # The next message reuses the connection instead of dialling again.
+        send(self.f.port, ["store@virt.test"], "Subject: second\r\n\r\nx\r\n")
         self.assertTrue(wait_for(lambda: len(self.lmtp.messages) >= before + 2))
-        got = self.lmtp.messages[before:]
-        self.assertEqual(sorted(r for rs, _ in got for r in rs), ["store2@virt.test", "store@virt.test"])
-        self.assertIn(b"Subject: lmtp\r\n\r\n.dot\r\nx\r\n", got[0][1])
-        self.assertEqual(self.lmtp.connections, 1)    # the connection is kept for the next message
+        self.assertEqual(self.lmtp.connections, conns + (0 if conns else 1))
         send(self.f.port, ["rejectme@virt.test"])
         self.wait_log("5.1.1 lmtp unix:")
+        self.assertEqual(self.lmtp.connections, conns + (0 if conns else 1))
+        # Idle for longer than LMTP_IDLE (5 s): the client closes it.
+        self.assertTrue(wait_for(lambda: self.lmtp.closed >= 1, timeout=12))
 
     def test_quota_exceeded_bounces(self):
         send(self.f.port, ["gina@example.test"], "Subject: big\r\n\r\n" + ("y" * 70 + "\r\n") * 80)
