@@ -264,5 +264,146 @@ pipe_timeout = 2s
         self.assertEqual(self.f.mailbox_files("gina"), [])
 
 
+class RcptCheckTest(unittest.TestCase):
+    """local_recipients = known: RCPT TO is answered from the same maps and users
+    local delivery would use."""
+
+    @classmethod
+    def setUpClass(cls):
+        f = cls.f = Ferry(local_recipients="known", domains="example.test virt.test catch.test")
+        aliases = os.path.join(f.dir, "aliases")
+        with open(aliases, "w") as fh:
+            fh.write("team: zed, far@remote.example\nlistx: :include:/nonexistent/list\n")
+        virtual = os.path.join(f.dir, "virtual")
+        with open(virtual, "w") as fh:
+            fh.write("info@virt.test zed\n@catch.test zed\n")
+        map_build(aliases)
+        map_build(virtual)
+        os.makedirs(os.path.join(f.maildir, "zed"))
+        os.chmod(f.maildir, 0o777)
+        os.chmod(os.path.join(f.maildir, "zed"), 0o777)   # the queue runs as nobody
+        f.write_config(f"alias_file = {aliases}\nvirtual_map = {virtual}\n", local_recipients="known",
+                       domains="example.test virt.test catch.test")
+        f.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.stop()
+        cls.f.cleanup()
+
+    def rcpt(self, addr):
+        with smtplib.SMTP("127.0.0.1", self.f.port) as c:
+            c.ehlo("client.example")
+            c.mail("s@example.org")
+            return c.rcpt(addr)
+
+    def test_known_recipients(self):
+        for addr in ("zed@example.test", "zed+tag@example.test", "team@example.test", "listx@example.test",
+                     "postmaster@example.test", "root@example.test", "info@virt.test",
+                     "anyone@catch.test", "anyone+x@catch.test"):
+            code, text = self.rcpt(addr)
+            self.assertEqual(code, 250, f"{addr}: {code} {text}")
+
+    def test_unknown_recipients_get_550_511(self):
+        for addr in ("nosuch@example.test", "nosuch+tag@example.test", "other@virt.test"):
+            code, text = self.rcpt(addr)
+            self.assertEqual(code, 550, f"{addr}: {code} {text}")
+            self.assertTrue(text.startswith(b"5.1.1 "), text)
+
+    def test_accepted_alias_is_delivered(self):
+        send(self.f.port, ["team@example.test"], "Subject: known\r\n\r\nx\r\n")
+        self.assertTrue(self.f.wait_mail("zed"), self.f.read_log()[-3000:])
+
+
+def dovecot_conf(base):
+    """A private Dovecot (LMTP only) under base: unix socket base/run/lmtp, every
+    user's mail in base/mail/USER/Maildir, owned by nobody."""
+    conf = os.path.join(base, "dovecot.conf")
+    me = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+    uid, gid = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    with open(conf, "w") as fh:
+        fh.write(f"""protocols = lmtp
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+listen = 127.0.0.1
+ssl = no
+default_internal_user = {me}
+default_login_user = {me}
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={base}/mail/%n
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service stats {{
+  chroot =
+}}
+""")
+    return conf
+
+
+class DovecotLmtpTest(unittest.TestCase):
+    """mailbox_transport to a real LMTP server: Dovecot's lmtp, run privately."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("dovecot") or not os.path.exists("/usr/lib/dovecot/lmtp"):
+            raise unittest.SkipTest("dovecot-core and dovecot-lmtpd are not installed (tests/install-deps.sh)")
+        cls.base = tempfile.mkdtemp(prefix="ferry-dv-")
+        os.chmod(cls.base, 0o755)
+        for d in ("run", "state", "mail"):
+            os.mkdir(os.path.join(cls.base, d))
+        os.chmod(os.path.join(cls.base, "mail"), 0o777)
+        conf = dovecot_conf(cls.base)
+        cls.dv = subprocess.Popen(["dovecot", "-F", "-c", conf], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        sock = os.path.join(cls.base, "run", "lmtp")
+        assert wait_for(lambda: os.path.exists(sock)), "dovecot did not start"
+        cls.f = Ferry(extra=f"mailbox_transport = lmtp:unix:{sock}\n")
+        cls.f.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.stop()
+        cls.f.cleanup()
+        cls.dv.terminate()
+        cls.dv.wait(10)
+        shutil.rmtree(cls.base, ignore_errors=True)
+
+    def stored(self, user):
+        d = os.path.join(self.base, "mail", user, "Maildir", "new")
+        return [os.path.join(d, n) for n in os.listdir(d)] if os.path.isdir(d) else []
+
+    def test_two_recipients_and_two_messages(self):
+        send(self.f.port, ["u1@example.test", "u2@example.test"], "Subject: dv\r\n\r\n.dot\r\n")
+        ok = wait_for(lambda: self.stored("u1") and self.stored("u2"))
+        self.assertTrue(ok, self.f.read_log()[-3000:])
+        with open(self.stored("u1")[0], "rb") as fh:
+            text = fh.read()
+        self.assertIn(b"Subject: dv", text)
+        self.assertIn(b"\n.dot", text)
+        self.assertIn(b"Return-Path: <s@example.org>", text)
+        send(self.f.port, ["u1@example.test"], "Subject: dv2\r\n\r\nx\r\n")
+        self.assertTrue(wait_for(lambda: len(self.stored("u1")) == 2), self.f.read_log()[-3000:])
+        log = self.f.read_log()
+        self.assertIn("lmtp unix:", log)
+        self.assertEqual(log.count("to=<u1@example.test> status=sent"), 2)
+        # A recipient Dovecot refuses for good: its reply carries through.
+        with open(os.path.join(self.base, "dovecot.log")) as fh:
+            self.assertNotIn("Fatal", fh.read())
+
+
 if __name__ == "__main__":
     unittest.main()
