@@ -180,7 +180,8 @@ pipe_timeout = 2s
     def test_mbox_per_domain_with_from_quoting(self):
         send(self.f.port, ["erin@mb.test"], "Subject: mb\r\n\r\nFrom here\r\n>From there\r\nend\r\n")
         path = os.path.join(self.f.maildir, "erin")
-        self.assertTrue(wait_for(lambda: os.path.isfile(path) and os.path.getsize(path) > 0))
+        # Done (and unlocked) once the queue logs it, not when the file first grows.
+        self.wait_log("to=<erin@mb.test> status=sent")
         text = self.read(path)
         self.assertTrue(text.startswith("From s@example.org "), text)
         self.assertIn("Delivered-To: erin@mb.test\n", text)

@@ -5,10 +5,12 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static struct local_map aliases, virt;
 static char err[256];
@@ -298,6 +300,92 @@ START_TEST(failure_mapping)
 }
 END_TEST
 
+START_TEST(check_only_counts_includes_unread)
+{
+    ck_assert_str_eq(resolve("noinc@example.test"), "DEFER 4.3.5");     /* delivery reads it */
+    res.check_only = true;
+    ck_assert_str_eq(resolve("noinc@example.test"), "mbox:/inc/none"); /* a RCPT check does not */
+    ck_assert_str_eq(resolve("ghost@example.test"), "FAIL 5.1.1");
+    res.check_only = false;
+}
+END_TEST
+
+START_TEST(detect_syntax)
+{
+    enum local_map_syntax syn;
+    const char *a = "# aliases\n\nroot: alice\n";
+    ck_assert_int_eq(local_map_detect(a, strlen(a), &syn), 0);
+    ck_assert_int_eq(syn, LOCAL_MAP_ALIASES);
+    const char *q = "\"odd name\": x\n";
+    ck_assert_int_eq(local_map_detect(q, strlen(q), &syn), 0);
+    ck_assert_int_eq(syn, LOCAL_MAP_ALIASES);
+    const char *v = "# virtual\n@dom.test alice\n";
+    ck_assert_int_eq(local_map_detect(v, strlen(v), &syn), 0);
+    ck_assert_int_eq(syn, LOCAL_MAP_VIRTUAL);
+    const char *v2 = "a@dom.test lmtp:unix:/x\n";
+    ck_assert_int_eq(local_map_detect(v2, strlen(v2), &syn), 0);
+    ck_assert_int_eq(syn, LOCAL_MAP_VIRTUAL);
+    const char *none = "# only comments\n\n", *junk = "hello world\n";
+    ck_assert_int_eq(local_map_detect(none, strlen(none), &syn), -1);
+    ck_assert_int_eq(local_map_detect(junk, strlen(junk), &syn), -1);
+}
+END_TEST
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(build_and_open_db)
+{
+    char dir[] = "/tmp/ferry-map-XXXXXX", path[256], dbpath[300];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/virtual", dir);
+    snprintf(dbpath, sizeof dbpath, "%s.db", path);
+    write_file(path, "a@v.test alice\n@v.test bob, \"|x y\"\n");
+    size_t n;
+    ck_assert_msg(local_map_build(path, LOCAL_MAP_VIRTUAL, &n, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(n, 3);        /* two entries and the domain marker */
+    struct local_map m;
+    bool from_db, stale;
+    ck_assert_msg(local_map_open(path, LOCAL_MAP_VIRTUAL, &m, &from_db, &stale, err, sizeof err) == 0, "%s", err);
+    ck_assert(from_db);
+    ck_assert_uint_eq(m.n, 3);
+    ck_assert_str_eq(get(&m, "a@v.test"), "alice");
+    ck_assert_str_eq(get(&m, "@v.test"), "bob, \"|x y\"");
+    ck_assert_str_eq(get(&m, "v.test"), "");
+    ck_assert_ptr_null(get(&m, "b@v.test"));
+    char small[4];
+    ck_assert_int_eq(local_map_lookup(&m, "a@v.test", small, sizeof small), -1);   /* too long: an error */
+    local_map_free(&m);
+    /* A compiled virtual map is never read as aliases. */
+    ck_assert_int_eq(local_map_open(path, LOCAL_MAP_ALIASES, &m, &from_db, &stale, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "not a compiled aliases map") != NULL, "%s", err);
+    /* A text error keeps the old .db in place. */
+    write_file(path, "a@v.test alice\nbroken\n");
+    ck_assert_int_eq(local_map_build(path, LOCAL_MAP_VIRTUAL, &n, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, ":2: ") != NULL, "%s", err);
+    ck_assert_int_eq(local_map_open(path, LOCAL_MAP_VIRTUAL, &m, &from_db, &stale, err, sizeof err), 0);
+    ck_assert_str_eq(get(&m, "a@v.test"), "alice");
+    local_map_free(&m);
+    /* Without the .db the text is read. */
+    unlink(dbpath);
+    write_file(path, "c@v.test carol\n");
+    ck_assert_int_eq(local_map_open(path, LOCAL_MAP_VIRTUAL, &m, &from_db, &stale, err, sizeof err), 0);
+    ck_assert(!from_db);
+    ck_assert_str_eq(get(&m, "c@v.test"), "carol");
+    local_map_free(&m);
+    unlink(path);
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.db.tmp", path);
+    ck_assert_int_eq(access(tmp, F_OK), -1);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 Suite *local_suite(void)
 {
     Suite *s = suite_create("local");
@@ -306,6 +394,8 @@ Suite *local_suite(void)
     tcase_add_test(tc, alias_errors);
     tcase_add_test(tc, virtual_syntax);
     tcase_add_test(tc, target_lists);
+    tcase_add_test(tc, detect_syntax);
+    tcase_add_test(tc, build_and_open_db);
     suite_add_tcase(s, tc);
     tc = tcase_create("resolve");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -313,6 +403,7 @@ Suite *local_suite(void)
     tcase_add_test(tc, resolve_aliases);
     tcase_add_test(tc, resolve_loops_and_depth);
     tcase_add_test(tc, resolve_virtual);
+    tcase_add_test(tc, check_only_counts_includes_unread);
     tcase_add_test(tc, queued_targets_round_trip);
     tcase_add_test(tc, failure_mapping);
     suite_add_tcase(s, tc);
