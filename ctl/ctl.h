@@ -20,5 +20,7 @@ int ctl_dkim(const struct dns_config *dns, int argc, char **argv);
 int ctl_spf(const struct dns_config *dns, int argc, char **argv);
 /* `ferryctl dmp check ...` and `ferryctl dmp record ...` (draft-fecyk-dmp-02). */
 int ctl_dmp(const struct dns_config *dns, int argc, char **argv);
+/* `ferryctl map build [--type aliases|virtual] FILE`: FILE.db for local delivery. */
+int ctl_map(int argc, char **argv);
 
 #endif

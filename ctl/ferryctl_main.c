@@ -13,6 +13,7 @@
  *     spf check --ip IP --helo NAME --sender ADDR     RFC 7208 check_host()
  *     dmp check --ip IP --sender ADDR [--helo NAME]   DMP (draft-fecyk-dmp-02)
  *     dmp record --domain D --ip A [--ip B]...        DMP TXT records to publish
+ *     map build [--type aliases|virtual] FILE         compile FILE into FILE.db
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -38,7 +39,8 @@ static void usage(void)
             "  dkim rotate --domain D --keydir DIR [--algo A] [--bits N]\n"
             "  spf check --ip IP --helo NAME --sender ADDR [--identity mailfrom|helo] [--receiver NAME]\n"
             "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
-            "  dmp record --domain D --ip A [--ip B]...\n");
+            "  dmp record --domain D --ip A [--ip B]...\n"
+            "  map build [--type aliases|virtual] FILE\n");
     exit(2);
 }
 
@@ -69,7 +71,7 @@ int main(int argc, char **argv)
     char err[CONF_ERR_MAX];
     /* The config is needed for the spool; DNS, DKIM, SPF and DMP commands run without one. */
     bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "spf") &&
-                       strcmp(argv[i], "dmp");
+                       strcmp(argv[i], "dmp") && strcmp(argv[i], "map");
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
             fprintf(stderr, "ferryctl: %s\n", err);
@@ -105,6 +107,8 @@ int main(int argc, char **argv)
         rc = ctl_spf(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmp"))
         rc = ctl_dmp(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "map"))
+        rc = ctl_map(argc - i - 1, argv + i + 1);
     else {
         fprintf(stderr, "ferryctl: unknown command \"%s\"\n", argv[i]);
         rc = 2;

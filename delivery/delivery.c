@@ -28,6 +28,36 @@ bool errno_is_temporary(int err)
     }
 }
 
+const char *delivery_errno_class(int err, enum delivery_result *r)
+{
+    *r = DELIVERY_DEFER;
+    switch (err) {
+    case ENOSPC:
+        return "4.3.1";
+    case EDQUOT: case EFBIG:
+        return "4.2.2";
+    case ENOENT: case ENOTDIR:
+        return "4.3.5";
+    case EISDIR: case ELOOP: case ENAMETOOLONG: case EINVAL:
+        *r = DELIVERY_FAIL;
+        return "5.3.5";
+    default:
+        return "4.3.0";
+    }
+}
+
+void delivery_set_errno(struct delivery_status *st, int err, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    enum delivery_result r;
+    const char *code = delivery_errno_class(err, &r);
+    delivery_set(st, r, "%s %s: %s", code, what, strerror(err));
+}
+
 int local_mailbox_name(const struct mailbox *m, char *out, size_t outsz, const char **why)
 {
     char local[ADDR_LOCAL_MAX + 1];

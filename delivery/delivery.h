@@ -31,6 +31,22 @@ void delivery_set(struct delivery_status *st, enum delivery_result r, const char
 /* ENOSPC, EDQUOT, EIO, EROFS, EAGAIN, EMFILE, ENFILE, ENOMEM, EINTR, EBUSY... */
 bool errno_is_temporary(int err);
 
+/*
+ * The result and RFC 3463 code for a local delivery that failed with errno err.
+ * Temporary (DEFER) unless retrying cannot help:
+ *   ENOSPC 4.3.1; EDQUOT, EFBIG 4.2.2 (the filesystem's own limits);
+ *   EACCES, EPERM 4.3.0 (a fixable misconfiguration, not the sender's fault);
+ *   ENOENT, ENOTDIR 4.3.5 (a configured path that does not exist yet);
+ *   EISDIR, ELOOP (a symbolic link where a mailbox file belongs), ENAMETOOLONG,
+ *   EINVAL 5.3.5 FAIL (the path can never be a mailbox);
+ *   anything else 4.3.0 DEFER.
+ * Returns the code ("4.3.1"...) and sets *r.
+ */
+const char *delivery_errno_class(int err, enum delivery_result *r);
+/* delivery_set with the class of err: "<code> <what>: <strerror(err)>". */
+void delivery_set_errno(struct delivery_status *st, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Mailbox name for a local part as written in the address (quotes allowed).
    0 ok; -1 with *why set. */
 int  local_mailbox_name(const struct mailbox *m, char *out, size_t outsz, const char **why);

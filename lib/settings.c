@@ -22,6 +22,41 @@ static const char *const family_choices[] = { "any", "ipv4", "ipv6", NULL };
 /* The order of enum tls_level (delivery/tls_policy.h): the config stores the index. */
 static const char *const smtp_tls_choices[] = { "none", "may", "encrypt", "dane", "verify", NULL };
 static const char *const relayhost_tls_choices[] = { "starttls", "implicit", "none", NULL };
+static const char *const mailbox_format_choices[] = { "maildir", "mbox", NULL };
+
+/* "DOMAIN:maildir" or "DOMAIN:mbox". */
+static const char *check_domain_format(char *v)
+{
+    char *colon = strrchr(v, ':');
+    if (!colon || (strcmp(colon + 1, "maildir") && strcmp(colon + 1, "mbox")))
+        return "expected DOMAIN:maildir or DOMAIN:mbox";
+    if (colon == v || colon - v > 253)
+        return "expected DOMAIN:maildir or DOMAIN:mbox";
+    for (char *p = v; p < colon; p++)
+        if ((unsigned char)*p <= ' ' || *p == '@' || *p == '/')
+            return "not a domain name";
+    str_lower(v);
+    return NULL;
+}
+
+static const char *check_transport(char *v)
+{
+    if (!*v)
+        return NULL;
+    if (!strncmp(v, "lmtp:unix:/", 11) && v[11])
+        return NULL;
+    if (!strncmp(v, "lmtp:inet:", 10) && strrchr(v + 10, ':'))
+        return NULL;
+    return "expected lmtp:unix:/path or lmtp:inet:HOST:PORT (or empty)";
+}
+
+static const char *check_delimiter(char *v)
+{
+    for (; *v; v++)
+        if ((unsigned char)*v <= ' ' || *v == '@' || *v == '"' || *v == '\\' || (unsigned char)*v >= 0x7f)
+            return "delimiters must be printable ASCII other than @, quote and backslash";
+    return NULL;
+}
 
 /*
  * "KIND ADDRESS:PORT [option ...]", options being "trace=DIR" (write each
@@ -269,6 +304,28 @@ static const struct conf_setting schema[] = {
       .def = "spf", .choices = dmp_precedence_choices },
     { .key = "auth_lockout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, auth_lockout),
       .def = "15m", .min = 1, .max = 86400 },
+    { .key = "mailbox_format", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, mailbox_format),
+      .def = "maildir", .choices = mailbox_format_choices },
+    { .key = "mailbox_format_domains", .type = CONF_LIST,
+      .offset = offsetof(struct ferry_config, mailbox_format_domains), .def = "",
+      .check = check_domain_format, .comma_split = true },
+    S("mbox_dir", CONF_PATH, mbox_dir, ""),
+    { .key = "recipient_delimiter", .type = CONF_STRING,
+      .offset = offsetof(struct ferry_config, recipient_delimiter), .size = 16, .def = "+",
+      .check = check_delimiter },
+    S("alias_file", CONF_PATH, alias_file, ""),
+    S("virtual_map", CONF_PATH, virtual_map, ""),
+    { .key = "pipe_user", .type = CONF_STRING, .offset = offsetof(struct ferry_config, pipe_user),
+      .size = 64, .def = "", .check = check_user },
+    { .key = "pipe_timeout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pipe_timeout),
+      .def = "10m", .min = 1, .max = 86400 },
+    { .key = "mailbox_transport", .type = CONF_STRING,
+      .offset = offsetof(struct ferry_config, mailbox_transport), .size = PATH_MAX, .def = "",
+      .check = check_transport },
+    { .key = "lmtp_timeout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, lmtp_timeout),
+      .def = "5m", .min = 1, .max = 3600 },
+    { .key = "mailbox_quota", .type = CONF_SIZE, .offset = offsetof(struct ferry_config, mailbox_quota),
+      .def = "0", .min = 0, .max = 1ULL << 50 },
 };
 
 const struct conf_setting *settings_schema(size_t *n)
@@ -397,6 +454,20 @@ bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain
 bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain)
 {
     return domain_in_list(&cfg->relay_domains, domain);
+}
+
+enum mailbox_format settings_mailbox_format(const struct ferry_config *cfg, const char *domain)
+{
+    size_t n = strlen(domain);
+    if (n && domain[n - 1] == '.')
+        n--;
+    for (size_t i = 0; i < cfg->mailbox_format_domains.n; i++) {
+        const char *item = cfg->mailbox_format_domains.items[i];
+        const char *colon = strrchr(item, ':');
+        if ((size_t)(colon - item) == n && str_nieq(item, domain, n))
+            return strcmp(colon + 1, "mbox") ? MAILBOX_MAILDIR : MAILBOX_MBOX;
+    }
+    return (enum mailbox_format)cfg->mailbox_format;
 }
 
 bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa)

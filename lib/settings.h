@@ -31,6 +31,7 @@ enum dmp_precedence { DMP_PRECEDENCE_SPF, DMP_PRECEDENCE_DMP };
 /* Orders match delivery/mx.h (enum mx_family) and delivery/tls_policy.h. */
 enum smtp_family_setting { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
 enum relayhost_tls_setting { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT, RELAYHOST_TLS_NONE };
+enum mailbox_format { MAILBOX_MAILDIR, MAILBOX_MBOX };
 
 struct listen_addr {
     enum listen_kind kind;
@@ -111,6 +112,17 @@ struct ferry_config {
     bool spf_received_header;
     int dmp_check;               /* enum dmp_check_mode */
     int dmp_precedence;          /* enum dmp_precedence */
+    int mailbox_format;          /* enum mailbox_format */
+    struct conf_list mailbox_format_domains;    /* "DOMAIN:maildir|mbox" */
+    char mbox_dir[PATH_MAX];     /* "": mail_dir */
+    char recipient_delimiter[16];
+    char alias_file[PATH_MAX];
+    char virtual_map[PATH_MAX];
+    char pipe_user[64];
+    unsigned long long pipe_timeout;
+    char mailbox_transport[PATH_MAX];   /* "" or lmtp:unix:/path, lmtp:inet:host:port */
+    unsigned long long lmtp_timeout;
+    unsigned long long mailbox_quota;   /* octets; 0: none */
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];
@@ -128,6 +140,8 @@ const char *listen_kind_name(enum listen_kind kind);
 /* Is domain (ASCII case-insensitive, trailing dot ignored) one of local_domains? */
 bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain);
 bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain);
+/* The mailbox format for a local domain (mailbox_format_domains, else mailbox_format). */
+enum mailbox_format settings_mailbox_format(const struct ferry_config *cfg, const char *domain);
 bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa);
 
 /* The DNS client settings: the resolver key's servers (else /etc/resolv.conf),

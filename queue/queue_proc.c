@@ -30,7 +30,7 @@
  * in between repeats a delivery or a DSN; it never loses either.
  */
 #include "delivery/delivery.h"
-#include "delivery/maildir.h"
+#include "delivery/local.h"
 #include "lib/buf.h"
 #include "lib/dns.h"
 #include "lib/ipc.h"
@@ -80,6 +80,7 @@ struct queue_proc {
     struct outbound *ob;
     struct attempt *inflight;       /* attempts waiting for remote results */
     size_t ninflight;
+    struct local_maps maps;         /* delivery/local.h */
 };
 
 static int64_t mono_ms(void)
@@ -204,34 +205,71 @@ out:
 
 /* ---- delivery ---- */
 
-static void deliver_local(struct queue_proc *q, const struct envelope *e, struct env_rcpt *r,
-                          const struct mailbox *m, int msg_fd, struct delivery_status *st)
+/* Every local recipient of this attempt in one call, so that those going to
+   one LMTP server share a transaction. *b stays empty when memory is short. */
+static void deliver_local(struct queue_proc *q, const struct envelope *e, const struct dest_name *names,
+                          int msg_fd, struct local_batch *b)
 {
-    char name[ADDR_LOCAL_MAX + 1];
-    const char *why;
-    if (local_mailbox_name(m, name, sizeof name, &why) < 0) {
-        delivery_set(st, DELIVERY_FAIL, "5.1.3 %s", why);
-        return;
+    const char **addrs = calloc(e->nrcpts, sizeof *addrs);
+    bool *want = calloc(e->nrcpts, sizeof *want);
+    if (addrs && want) {
+        for (size_t i = 0; i < e->nrcpts; i++) {
+            addrs[i] = e->rcpts[i].addr;
+            want[i] = rcpt_todo(&e->rcpts[i]) && !strcmp(names[i].s, LOCAL_DEST);
+        }
+        local_deliver_batch(q->cfg, &q->maps, e->sender, addrs, want, e->nrcpts, msg_fd, b);
     }
-    if (lseek(msg_fd, 0, SEEK_SET) < 0) {
-        delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
-        return;
-    }
-    /* Return-Path records the envelope sender (RFC 5321 4.4); Delivered-To lets
-       a mailbox owner see which address brought the message, and stops loops. */
-    struct buf prefix;
-    buf_init(&prefix, 2048);
-    buf_printf(&prefix, "Return-Path: <%s>\nDelivered-To: %s\n", e->sender, r->addr);
-    char path[4096];
-    maildir_deliver(q->cfg->mail_dir, name, prefix.data ? prefix.data : "", msg_fd, st, path, sizeof path);
-    buf_free(&prefix);
+    free(addrs);
+    free(want);
 }
 
+/* Expansions (aliases, virtual entries) become new recipients to do; remote
+   ones are routed like any other. A single expansion keeps the DSN parameters
+   (RFC 3461 5.2.7.1: the original's NOTIFY and ORCPT carry over), several do not
+   (5.2.7.3). If they cannot be added, the original is deferred instead. True
+   when recipients were added. */
+static bool add_expansions(struct queue_proc *q, struct envelope *e, size_t n0, const struct local_batch *b,
+                           time_t now_wall)
+{
+    bool added = false;
+    for (size_t i = 0; i < n0 && b->add; i++) {
+        const struct local_new_rcpts *x = &b->add[i];
+        if (!x->n)
+            continue;
+        size_t before = e->nrcpts;
+        size_t k = 0;
+        while (k < x->n && env_add_rcpt(e, x->v[k]) == 0)
+            k++;
+        struct env_rcpt *r = &e->rcpts[i];
+        if (k < x->n) {
+            e->nrcpts = before;
+            r->state = RCPT_DEFERRED;
+            r->next_attempt = now_wall + (time_t)(q->params.retry_min_ms / 1000);
+            snprintf(r->result, sizeof r->result, "4.3.0 cannot add the %zu recipients it expands to", x->n);
+            continue;
+        }
+        if (x->n == 1) {
+            struct env_rcpt *n = &e->rcpts[before];
+            n->notify = r->notify;
+            n->orcpt_type = r->orcpt_type;
+            str_copy(n->orcpt, r->orcpt, sizeof n->orcpt);
+        }
+        added = true;
+    }
+    return added;
+}
+
+/* A local recipient deliver_local did not answer (memory ran short), or an
+   address that cannot be routed at all. */
 static void deliver_recipient(struct queue_proc *q, const struct envelope *e, struct env_rcpt *r,
                               int msg_fd, struct delivery_status *st)
 {
     struct mailbox m;
     const char *why;
+    if (local_is_target(r->addr)) {
+        delivery_set(st, DELIVERY_DEFER, "4.3.0 out of memory for local delivery");
+        return;
+    }
     if (addr_parse_mailbox(r->addr, strlen(r->addr), true, &m, &why) < 0) {
         delivery_set(st, DELIVERY_FAIL, "5.1.3 bad recipient address: %s", why);
         return;
@@ -242,7 +280,7 @@ static void deliver_recipient(struct queue_proc *q, const struct envelope *e, st
         delivery_set(st, DELIVERY_FAIL, "5.1.2 Ferry does not deliver to address literals");
         return;
     }
-    deliver_local(q, e, r, &m, msg_fd, st);
+    delivery_set(st, DELIVERY_DEFER, "4.3.0 out of memory for local delivery");
 }
 
 /* Received: fields in the header section (at most HEADER_SCAN_MAX octets read). */
@@ -313,6 +351,8 @@ struct attempt {
     struct outbound_job *jobs;
     size_t njobs;
     size_t *job_rcpts;
+    struct local_batch lb;          /* local results and alias expansions */
+    size_t n0;                      /* recipients before expansions */
     struct attempt *next;
 };
 
@@ -329,6 +369,7 @@ static void attempt_free(struct attempt *a)
     free(a->delay_idx);
     free(a->jobs);
     free(a->job_rcpts);
+    local_batch_free(&a->lb);
     env_free(&a->e);
     free(a);
 }
@@ -518,6 +559,9 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
 
     int received = e->attempts == 0 ? count_received(a->fd) : 0;
     size_t nremote = 0;
+    a->n0 = n;
+    if (received <= LOOP_MAX_RECEIVED && in_list(LOCAL_DEST, dests, nd))
+        deliver_local(q, e, a->names, a->fd, &a->lb);
     for (size_t i = 0; i < n; i++) {
         struct env_rcpt *r = &e->rcpts[i];
         if (!rcpt_todo(r) || !in_list(a->names[i].s, dests, nd))
@@ -529,6 +573,8 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
         } else if (strcmp(a->names[i].s, LOCAL_DEST) != 0) {
             remote[nremote++] = i;
             continue;
+        } else if (a->lb.done && a->lb.done[i]) {
+            st = a->lb.st[i];
         } else {
             deliver_recipient(q, e, r, a->fd, &st);
         }
@@ -643,6 +689,7 @@ static void finish_attempt(struct attempt *a)
         else if (!a->deferred_dest[k])
             sched_dest_up(q->sched, dest);
     }
+    bool expanded = add_expansions(q, e, a->n0, &a->lb, now_wall);
     e->next_attempt = env_earliest_next(e);
     close(a->fd);
     a->fd = -1;
@@ -655,8 +702,8 @@ static void finish_attempt(struct attempt *a)
     } else {
         if (spool_env_write(&q->spool, e) < 0)
             log_msg(LOG_LVL_ERROR, id, "cannot update the envelope: %s", strerror(errno));
-        else if (age == SCHED_AGE_EXPIRED)
-            load_message(q, id, false);     /* drops the jobs of destinations now done */
+        else if (age == SCHED_AGE_EXPIRED || expanded)
+            load_message(q, id, false);     /* drops the jobs of destinations now done, indexes new ones */
     }
     attempt_free(a);
 }
@@ -819,6 +866,7 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
     q.parent = ipc_chan_new(q.base, parent_fd, on_parent_msg, on_parent_close, &q);
     q.due_timer = evtimer_new(q.base, on_due, &q);
     q.rescan_timer = evtimer_new(q.base, on_rescan, &q);
+    local_maps_attach(&q.maps, q.base);
     struct event *sigterm = evsignal_new(q.base, SIGTERM, on_sigterm, &q);
     struct event *sigint = evsignal_new(q.base, SIGINT, on_sigterm, &q);
     if (!q.parent || !q.due_timer || !q.rescan_timer || !sigterm || !sigint)
@@ -866,6 +914,7 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
     event_free(sigint);
     sched_free(q.sched);
     spool_close(&q.spool);
+    local_maps_free(&q.maps);
     event_base_free(q.base);
     close(q.lock_fd);
     log_info("queue process stopped");

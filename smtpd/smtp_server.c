@@ -216,6 +216,8 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     /* Users for AUTH; without the database Ferry still runs, and says AUTH is unavailable. */
     if (fdb_env_open(cfg->data_dir, &srv.db, err, sizeof err) < 0 || !(srv.users = userdb_open(srv.db, err, sizeof err)))
         log_warn("AUTH unavailable: %s", err);
+    srv.local_maps.users = srv.users;   /* borrowed; never opened a second time */
+    srv.local_maps.users_tried = true;
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
     if (!pickup) {
         log_error("cannot start the maildrop pickup: out of memory");
@@ -238,6 +240,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     free(srv.batch);
     ratelimit_free(srv.conn_rate);
     ratelimit_free(srv.auth_failures);
+    local_maps_close(&srv.local_maps);
     userdb_close(srv.users);
     fdb_env_close(srv.db);
     dkim_keystore_free(srv.dkim_keys);

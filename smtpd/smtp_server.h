@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "delivery/local_rcpt.h"
 #include "lib/settings.h"
 #include "queue/spool.h"
 
@@ -44,6 +45,7 @@ struct smtp_server {
     SSL_CTX *tls;                       /* NULL: no certificate, no STARTTLS or smtps */
     struct fdb_env *db;                 /* the data_dir environment */
     struct userdb *users;               /* NULL: AUTH unavailable */
+    struct local_maps local_maps;       /* RCPT checks of local recipients (local_recipients = known) */
     struct ratelimit *auth_failures;    /* per client IP, for the AUTH lock-out */
     bool stopping;
 };

@@ -21,7 +21,6 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,15 +444,6 @@ static void on_sender_done(void *arg, const struct sender_verdict *v)
     }
 }
 
-/* Does this local mailbox exist? (local_recipients = known: system accounts and
-   postmaster, until aliases and virtual maps arrive.) */
-static bool local_mailbox_exists(const struct ferry_config *cfg, const char *name)
-{
-    if (cfg->local_recipients == RCPT_ANY || strcmp(name, "postmaster") == 0)
-        return true;
-    return getpwnam(name) != NULL;
-}
-
 static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
     const struct ferry_config *cfg = s->srv->cfg;
@@ -501,9 +491,22 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
             reply(s, "550 5.1.3 <%s>: %s", addr, why);
             return;
         }
-        if (!local_mailbox_exists(cfg, name)) {
-            log_info("reject RCPT from [%s]: <%s>: no such user (from=<%s>)", s->peer_ip, addr, s->env.sender);
-            reply(s, "550 5.1.1 <%s>: Recipient address rejected: no such user", addr);
+        /* local_recipients = known: only what local delivery would take (users,
+           mailboxes, aliases, virtual entries, catch-alls); see delivery/local_rcpt.h. */
+        char lwhy[300];
+        enum local_rcpt_verdict v = cfg->local_recipients == RCPT_ANY ? LOCAL_RCPT_OK
+            : local_rcpt_check(cfg, &s->srv->local_maps, addr, lwhy, sizeof lwhy);
+        if (v == LOCAL_RCPT_UNKNOWN) {
+            log_info("reject RCPT from [%s]: <%s>: %s (from=<%s>)", s->peer_ip, addr, lwhy, s->env.sender);
+            if (!strncmp(lwhy, "5.1.1", 5))
+                reply(s, "550 5.1.1 <%s>: Recipient address rejected: no such user", addr);
+            else
+                reply(s, "550 %s", lwhy);
+            return;
+        }
+        if (v == LOCAL_RCPT_TEMPFAIL) {
+            log_warn("RCPT from [%s]: <%s> deferred: %s", s->peer_ip, addr, lwhy);
+            reply(s, "451 4.3.0 <%s>: Recipient address cannot be checked now; try again later", addr);
             return;
         }
     }

@@ -1,0 +1,336 @@
+/* local — see local.h. */
+#include "delivery/local.h"
+#include "delivery/lmtp.h"
+#include "delivery/local_resolve.h"
+#include "delivery/maildir.h"
+#include "delivery/mbox.h"
+#include "delivery/pipe.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+
+#include <event2/event.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOCAL_USAGE_MAX_FILES 1000000
+
+bool local_is_target(const char *rcpt_addr)
+{
+    return local_target_is_encoded(rcpt_addr);
+}
+
+static void new_rcpts_free(struct local_new_rcpts *add)
+{
+    free(add->v);
+    add->v = NULL;
+    add->n = 0;
+}
+
+static int add_usage(const char *dir, unsigned long long *bytes, size_t *files)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    int dfd = dirfd(d);
+    struct dirent *de;
+    while ((de = readdir(d)) && *files < LOCAL_USAGE_MAX_FILES) {
+        if (de->d_name[0] == '.')
+            continue;
+        struct stat sb;
+        if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode)) {
+            *bytes += (unsigned long long)sb.st_size;
+            (*files)++;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+int local_mailbox_usage(const char *path, bool maildir, unsigned long long *bytes)
+{
+    *bytes = 0;
+    if (!maildir) {
+        struct stat sb;
+        if (lstat(path, &sb) < 0)
+            return errno == ENOENT ? 0 : -1;
+        *bytes = (unsigned long long)sb.st_size;
+        return 0;
+    }
+    char sub[PATH_MAX + 8];
+    size_t files = 0;
+    const char *subs[] = { "new", "cur" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
+        if (add_usage(sub, bytes, &files) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+bool local_quota_exceeded(unsigned long long usage, unsigned long long size, unsigned long long quota,
+                          const char *mailbox, struct delivery_status *st)
+{
+    if (quota == 0 || usage + size <= quota)
+        return false;
+    delivery_set(st, DELIVERY_FAIL, "5.2.2 mailbox full: %s holds %llu octets, the quota is %llu and the "
+                 "message has %llu", mailbox, usage, quota, size);
+    return true;
+}
+
+/* Quota first, then the write. path is the Maildir directory or the mbox file. */
+static void to_mailbox(const struct ferry_config *cfg, const char *path, bool maildir, const char *sender,
+                       const char *prefix, int msg_fd, struct delivery_status *st)
+{
+    if (cfg->mailbox_quota) {
+        unsigned long long usage;
+        struct stat sb;
+        if (local_mailbox_usage(path, maildir, &usage) < 0) {
+            delivery_set_errno(st, errno, "cannot measure mailbox %s", path);
+            return;
+        }
+        unsigned long long size = fstat(msg_fd, &sb) == 0 ? (unsigned long long)sb.st_size : 0;
+        if (local_quota_exceeded(usage, size + strlen(prefix), cfg->mailbox_quota, path, st))
+            return;
+    }
+    if (!maildir) {
+        mbox_deliver(path, sender, prefix, msg_fd, MBOX_LOCK_WAIT, st);
+        return;
+    }
+    char root[PATH_MAX], name[PATH_MAX];
+    str_copy(root, path, sizeof root);
+    char *slash = strrchr(root, '/');
+    if (!slash || !slash[1]) {
+        delivery_set(st, DELIVERY_FAIL, "5.3.5 %s cannot be a Maildir", path);
+        return;
+    }
+    str_copy(name, slash + 1, sizeof name);
+    *slash = '\0';
+    maildir_deliver(root[0] ? root : "/", name, prefix, msg_fd, st, NULL, 0);
+}
+
+static void deliver_target(const struct ferry_config *cfg, const struct local_target *t, const char *sender,
+                           int msg_fd, struct delivery_status *st)
+{
+    if (lseek(msg_fd, 0, SEEK_SET) < 0) {
+        delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
+        return;
+    }
+    /* Return-Path records the envelope sender (RFC 5321 §4.4); Delivered-To lets
+       a mailbox owner see which address brought the message, and stops loops. */
+    char prefix[2 * ADDR_PATH_MAX + 64];
+    snprintf(prefix, sizeof prefix, "Return-Path: <%s>\nDelivered-To: %s\n", sender, t->rcpt);
+    char path[PATH_MAX + 2];
+    switch (t->kind) {
+    case LT_MAILBOX:
+        if (settings_mailbox_format(cfg, t->domain) == MAILBOX_MBOX) {
+            snprintf(path, sizeof path, "%s/%s", cfg->mbox_dir[0] ? cfg->mbox_dir : cfg->mail_dir, t->arg);
+            to_mailbox(cfg, path, false, sender, prefix, msg_fd, st);
+        } else {
+            snprintf(path, sizeof path, "%s/%s", cfg->mail_dir, t->arg);
+            to_mailbox(cfg, path, true, sender, prefix, msg_fd, st);
+        }
+        return;
+    case LT_MAILDIR:
+        str_copy(path, t->arg, sizeof path);
+        while (strlen(path) > 1 && path[strlen(path) - 1] == '/')
+            path[strlen(path) - 1] = '\0';
+        to_mailbox(cfg, path, true, sender, prefix, msg_fd, st);
+        return;
+    case LT_MBOX:
+        to_mailbox(cfg, t->arg, false, sender, prefix, msg_fd, st);
+        return;
+    case LT_PIPE:
+        pipe_deliver(t->arg, cfg->pipe_user, (unsigned)cfg->pipe_timeout, sender, t->rcpt, prefix, msg_fd, st);
+        return;
+    case LT_LMTP:       /* local_deliver_batch groups these by server */
+    case LT_REMOTE:
+        break;
+    }
+    delivery_set(st, DELIVERY_FAIL, "5.4.4 %s is not a local recipient", t->rcpt);
+}
+
+
+/* The LMTP server a single target goes to, or NULL when it is written here. */
+static const char *lmtp_spec_of(const struct ferry_config *cfg, const struct local_target *t)
+{
+    if (t->kind == LT_LMTP)
+        return t->arg;
+    if (t->kind == LT_MAILBOX && cfg->mailbox_transport[0])
+        return cfg->mailbox_transport + 5;      /* past "lmtp:" */
+    return NULL;
+}
+
+/* An expansion into add: deduplicated encoded targets. */
+static void expand(const char *rcpt_addr, const struct local_targets *ts, struct delivery_status *st,
+                   struct local_new_rcpts *add)
+{
+    add->v = calloc(ts->n, sizeof *add->v);
+    if (!add->v) {
+        delivery_set(st, DELIVERY_DEFER, "4.3.0 out of memory expanding %s", rcpt_addr);
+        return;
+    }
+    for (size_t i = 0; i < ts->n; i++) {
+        if (local_target_encode(&ts->v[i], add->v[add->n], sizeof add->v[0]) < 0) {
+            delivery_set(st, DELIVERY_DEFER, "4.3.5 the delivery target %.200s of %s is too long to queue",
+                         ts->v[i].arg, rcpt_addr);
+            new_rcpts_free(add);
+            return;
+        }
+        /* The same delivery reached twice (two aliases to one user) is done once. */
+        bool dup = false;
+        for (size_t k = 0; k < add->n && !dup; k++)
+            dup = !strcmp(add->v[k], add->v[add->n]);
+        if (!dup)
+            add->n++;
+    }
+    delivery_set(st, DELIVERY_OK, "2.1.5 expanded to %zu recipients", add->n);
+}
+
+/* One LMTP transaction per server for the recipients pending[] that go there. */
+static void deliver_lmtp_groups(const struct ferry_config *cfg, const struct local_target *tv, const size_t *pending,
+                                size_t np, const char *sender, int msg_fd, struct local_batch *b)
+{
+    const char **rcpts = calloc(np ? np : 1, sizeof *rcpts);
+    size_t *idx = calloc(np ? np : 1, sizeof *idx);
+    struct delivery_status *sts = calloc(np ? np : 1, sizeof *sts);
+    bool *sent = calloc(np ? np : 1, sizeof *sent);
+    for (size_t g = 0; g < np; g++) {
+        size_t i = pending[g];
+        if (!rcpts || !idx || !sts || !sent) {
+            delivery_set(&b->st[i], DELIVERY_DEFER, "4.3.0 out of memory");
+            continue;
+        }
+        if (sent[g])
+            continue;
+        const char *spec = lmtp_spec_of(cfg, &tv[i]);
+        size_t k = 0;
+        for (size_t h = g; h < np; h++)
+            if (!sent[h] && !strcmp(lmtp_spec_of(cfg, &tv[pending[h]]), spec)) {
+                sent[h] = true;
+                idx[k] = pending[h];
+                rcpts[k++] = tv[pending[h]].rcpt;
+            }
+        /* The LMTP server is the final delivery agent: it adds Return-Path and
+           Delivered-To itself, so the message goes as queued. */
+        if (lseek(msg_fd, 0, SEEK_SET) < 0) {
+            struct delivery_status st;
+            delivery_set(&st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
+            for (size_t j = 0; j < k; j++)
+                b->st[idx[j]] = st;
+            continue;
+        }
+        lmtp_deliver(spec, cfg->hostname, (unsigned)cfg->lmtp_timeout, sender, rcpts, k, "", msg_fd, sts);
+        for (size_t j = 0; j < k; j++)
+            b->st[idx[j]] = sts[j];
+    }
+    free(rcpts);
+    free(idx);
+    free(sts);
+    free(sent);
+}
+
+void local_batch_free(struct local_batch *b)
+{
+    for (size_t i = 0; b->add && i < b->n; i++)
+        new_rcpts_free(&b->add[i]);
+    free(b->add);
+    free(b->st);
+    free(b->done);
+    memset(b, 0, sizeof *b);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    lmtp_close();
+}
+
+void local_maps_attach(struct local_maps *maps, struct event_base *base)
+{
+    maps->idle = evtimer_new(base, on_idle, NULL);
+}
+
+void local_maps_free(struct local_maps *maps)
+{
+    if (maps->idle)
+        event_free(maps->idle);
+    maps->idle = NULL;
+    lmtp_close();
+    local_maps_close(maps);
+}
+
+int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps, const char *sender,
+                        const char *const *addrs, const bool *want, size_t n, int msg_fd,
+                        struct local_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    size_t alloc = n ? n : 1;
+    b->done = calloc(alloc, sizeof *b->done);
+    b->st = calloc(alloc, sizeof *b->st);
+    b->add = calloc(alloc, sizeof *b->add);
+    struct local_target *tv = calloc(alloc, sizeof *tv);      /* the LMTP ones */
+    size_t *pending = calloc(alloc, sizeof *pending);
+    if (!b->done || !b->st || !b->add || !tv || !pending) {
+        local_batch_free(b);
+        free(tv);
+        free(pending);
+        return -1;
+    }
+    b->n = n;
+    const char *bad = NULL;
+    bool maps_ok = local_maps_refresh(cfg, maps, &bad) == 0;
+    struct local_rcpt_arg ra;
+    struct local_resolver r;
+    local_resolver_init(&r, &ra, cfg, maps);
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!want[i])
+            continue;
+        b->done[i] = true;
+        struct delivery_status *st = &b->st[i];
+        struct local_target one;
+        if (local_is_target(addrs[i])) {
+            if (local_target_decode(addrs[i], &one) < 0) {
+                delivery_set(st, DELIVERY_FAIL, "5.3.5 malformed queued delivery target %.200s", addrs[i]);
+                continue;
+            }
+        } else if (!maps_ok) {
+            delivery_set(st, DELIVERY_DEFER, "4.3.5 cannot use the map %s", bad);
+            continue;
+        } else {
+            struct local_targets ts = { 0 };
+            if (local_resolve(&r, addrs[i], &ts, st) < 0) {
+                local_targets_free(&ts);
+                continue;
+            }
+            if (ts.n != 1 || ts.v[0].kind == LT_REMOTE) {
+                expand(addrs[i], &ts, st, &b->add[i]);
+                local_targets_free(&ts);
+                continue;
+            }
+            one = ts.v[0];
+            local_targets_free(&ts);
+        }
+        if (lmtp_spec_of(cfg, &one)) {
+            tv[i] = one;
+            pending[np++] = i;
+            continue;
+        }
+        deliver_target(cfg, &one, sender, msg_fd, st);
+    }
+    deliver_lmtp_groups(cfg, tv, pending, np, sender, msg_fd, b);
+    if (maps->idle && lmtp_is_open()) {
+        struct timeval tv_idle = { LMTP_IDLE, 0 };
+        evtimer_add(maps->idle, &tv_idle);
+    }
+    free(tv);
+    free(pending);
+    return 0;
+}

@@ -1,0 +1,74 @@
+/*
+ * local — local delivery: the recipients of one message that are delivered here.
+ *
+ * The queue process calls local_deliver_batch once per attempt of a message with
+ * every recipient in a local domain and every queued expansion target
+ * (local_is_target). Each wanted recipient is resolved (delivery/local_resolve.h:
+ * virtual map, aliases, sub-addressing, catch-all) and
+ *  - when it stands for exactly one local delivery (a mailbox, a file, a pipe, an
+ *    LMTP server), that delivery is made and st[i] is its result;
+ *  - otherwise (several deliveries, or a remote address) nothing is delivered,
+ *    st[i] is OK "2.1.5 expanded to N recipients" and add[i] lists N new recipient
+ *    strings. THE QUEUE MUST append each to the envelope as a new pending
+ *    recipient (local ones are encoded "::kind rcpt<TAB>arg" and never expanded
+ *    again, so alias loops cannot grow the envelope; remote ones are plain
+ *    addresses the queue routes) and record the original as delivered, in one
+ *    envelope write. A crash before that write re-expands the original, which
+ *    delivered nothing: no duplicates.
+ * Recipients whose delivery goes to the same LMTP server (mailbox_transport, or
+ * lmtp: targets) share one LMTP transaction: one RCPT each, one DATA, one reply
+ * each after the dot (RFC 2033). The connection then stays open LMTP_IDLE seconds
+ * for the next message; the timer that closes it runs on the event base given to
+ * local_maps_attach.
+ *
+ * Mailboxes: Maildir under mail_dir or mbox under mbox_dir (mailbox_format, per
+ * domain), or the mailbox_transport LMTP server; mailbox_quota applies to Maildir
+ * and mbox targets (5.2.2, permanent). Maps: delivery/local_rcpt.h. Every failure
+ * is classified where it happens (delivery.h: delivery_errno_class).
+ */
+#ifndef FERRY_LOCAL_H
+#define FERRY_LOCAL_H
+
+#include <stdbool.h>
+
+#include "delivery/delivery.h"
+#include "delivery/local_rcpt.h"
+#include "lib/settings.h"
+
+struct event_base;
+
+struct local_new_rcpts {
+    char (*v)[ADDR_PATH_MAX + 1];
+    size_t n;
+};
+
+struct local_batch {
+    size_t n;
+    bool *done;                      /* done[i]: st[i] holds recipient i's result */
+    struct delivery_status *st;
+    struct local_new_rcpts *add;     /* add[i]: its expansion (may be empty) */
+};
+
+/* Is this recipient string a queued expansion target (always delivered locally)? */
+bool local_is_target(const char *rcpt_addr);
+
+/* Deliver the message (msg_fd, read from offset 0) to each addrs[i] with want[i],
+   i < n. 0 ok; -1 (b empty, nothing delivered) only when out of memory. */
+int  local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps, const char *sender,
+                         const char *const *addrs, const bool *want, size_t n, int msg_fd,
+                         struct local_batch *b);
+void local_batch_free(struct local_batch *b);
+
+/* Timers (the LMTP idle close) run on base; call once after zero-initialising. */
+void local_maps_attach(struct local_maps *maps, struct event_base *base);
+/* Closes the maps, the kept LMTP connection and the timer. */
+void local_maps_free(struct local_maps *maps);
+
+/* Octets in a mailbox: a Maildir's new/ and cur/ files, or an mbox file's size.
+   0 for a mailbox that does not exist yet. -1 on error (errno). */
+int  local_mailbox_usage(const char *path, bool maildir, unsigned long long *bytes);
+/* The quota verdict: FAIL 5.2.2 when usage + size would pass quota (0: none). */
+bool local_quota_exceeded(unsigned long long usage, unsigned long long size, unsigned long long quota,
+                          const char *mailbox, struct delivery_status *st);
+
+#endif
