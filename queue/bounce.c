@@ -74,6 +74,30 @@ void bounce_result_status(const char *result, char status[16], bool *is_smtp)
     str_copy(status, "5.0.0", 16);      /* a failure we cannot classify further */
 }
 
+/* A remote server's verdict as the SMTP client words it: "5.1.1 host
+   mx.example[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO)".
+   host gets "mx.example", reply "550 5.1.1 no such user". False for any other
+   text (local results, timeouts). */
+static bool split_remote(const char *result, char *host, size_t hostsz, char *reply, size_t replysz)
+{
+    size_t len;
+    if (!is_status_code(result, &len) || strncmp(result + len, " host ", 6) != 0)
+        return false;
+    const char *h = result + len + 6;
+    const char *br = strchr(h, '[');
+    const char *said = br ? strstr(br, "] said: ") : NULL;
+    if (!br || !said || br == h || (size_t)(br - h) >= hostsz)
+        return false;
+    const char *r = said + 8;
+    const char *end = strstr(r, " (in reply to ");
+    size_t rl = end ? (size_t)(end - r) : strlen(r);
+    if (rl < 3 || rl >= replysz || !isdigit((unsigned char)r[0]))
+        return false;
+    str_copyn(host, h, (size_t)(br - h), hostsz);
+    str_copyn(reply, r, rl, replysz);
+    return true;
+}
+
 int bounce_inject(struct spool *sp, const char *rcpt, enum env_kind kind, const char *data, size_t len,
                   bool body_8bit, bool smtputf8, char new_id[QID_LEN + 1])
 {
@@ -178,12 +202,14 @@ int bounce_queue(struct spool *sp, const struct ferry_config *cfg, const struct 
 
     struct dsn_rcpt *rc = calloc(n, sizeof *rc);
     char (*status)[16] = calloc(n, sizeof *status);
+    char (*rhost)[256] = calloc(n, sizeof *rhost);
+    char (*rreply)[ENV_RESULT_MAX] = calloc(n, sizeof *rreply);
     char *orig = NULL;
     size_t origlen = 0;
     struct buf out;
     buf_init(&out, DSN_RETURN_FULL_MAX + 1024 * 1024);
     int r = -1;
-    if (!rc || !status || read_original(msg_fd, e->size, &orig, &origlen) < 0) {
+    if (!rc || !status || !rhost || !rreply || read_original(msg_fd, e->size, &orig, &origlen) < 0) {
         snprintf(err, errlen, "out of memory building the notification for %s", e->id);
         goto done;
     }
@@ -201,6 +227,12 @@ int bounce_queue(struct spool *sp, const struct ferry_config *cfg, const struct 
         rc[i].status = status[i];
         rc[i].diagnostic = er->result[0] ? er->result : NULL;
         rc[i].diagnostic_is_smtp = smtp;
+        if (split_remote(er->result, rhost[i], sizeof rhost[i], rreply[i], sizeof rreply[i])) {
+            /* RFC 3464 §2.3.5-6: the server that answered, and its reply as sent. */
+            rc[i].remote_mta = rhost[i];
+            rc[i].diagnostic = rreply[i];
+            rc[i].diagnostic_is_smtp = true;
+        }
         rc[i].last_attempt = er->last_attempt;
         if (action == DSN_DELAYED)
             rc[i].will_retry_until = e->arrival + (time_t)cfg->queue_lifetime;
@@ -237,6 +269,8 @@ int bounce_queue(struct spool *sp, const struct ferry_config *cfg, const struct 
 done:
     free(rc);
     free(status);
+    free(rhost);
+    free(rreply);
     free(orig);
     buf_free(&out);
     return r;
