@@ -155,6 +155,19 @@ class Server:
                     buf = buf[take:]
                 self.messages.append(data)
                 reply("final", s.final)
+            elif verb == "BDAT":
+                parts = l.split()
+                size = int(parts[1])
+                while len(buf) < size:
+                    d = conn.recv(65536)
+                    if not d:
+                        raise ConnectionError("closed")
+                    self.received += d
+                    buf += d
+                self.messages.append(buf[:size])
+                buf = buf[size:]
+                self.bdat_last = len(parts) > 2 and parts[2].upper() == "LAST"
+                reply("final", s.final)
             elif verb == "RSET":
                 reply("RSET", "250 2.0.0 Ok")
             elif verb == "QUIT":
@@ -429,6 +442,27 @@ class SmtpClient(unittest.TestCase):
         self.assertEqual(res["a@b.test"][0], "fail")
         self.assertEqual(res["a@b.test"][2], "5.7.1 host refusing.test[127.0.0.1] refused to talk to us: "
                                              "554 5.7.1 no service")
+
+    def test_chunking_sends_one_bdat_last_unstuffed(self):
+        """A peer offering CHUNKING gets the stored octets as they are in one
+        BDAT ... LAST after the RCPT replies: no dot-stuffing, no DATA."""
+        srv = self.serve(ehlo=["PIPELINING", "CHUNKING", "8BITMIME"], rcpt={"gone@b.test": "550 5.1.1 no"})
+        stored = b"Subject: t\r\n\r\n.leading dot\r\nbody\r\n"
+        head, res, order = send([("mx.test", srv.port)], ["bob@b.test", "gone@b.test"], stored)
+        self.assertEqual(res["bob@b.test"][0], "ok", res)
+        self.assertIn("(in reply to BDAT LAST)", res["bob@b.test"][2])
+        self.assertEqual(res["gone@b.test"][0], "fail", res)
+        self.assertEqual(srv.messages, [stored])
+        self.assertTrue(srv.bdat_last)
+        self.assertNotIn(b"DATA\r\n", srv.received)
+        self.assertIn(b"BDAT %d LAST\r\n" % len(stored), srv.received)
+
+    def test_chunking_with_every_rcpt_refused_sends_no_bdat(self):
+        srv = self.serve(ehlo=["PIPELINING", "CHUNKING"], rcpt={"gone@b.test": "550 5.1.1 no"})
+        _, res, _ = send([("mx.test", srv.port)], ["gone@b.test"], b"x\r\n")
+        self.assertEqual(res["gone@b.test"][0], "fail")
+        self.assertNotIn(b"BDAT", srv.received)
+        self.assertEqual(srv.messages, [])
 
     def test_large_message_streams(self):
         body = b"".join(b".line %06d " % i + b"x" * 60 + b"\r\n" for i in range(20000))
