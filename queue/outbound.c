@@ -342,7 +342,8 @@ static void on_client_done(struct smtp_client *c, const struct smtp_client_resul
         if (dead)
             dest_answer_all(d, &dead_st);
     }
-    if (r->session_open && d->head) {
+    /* A REQUIRETLS message never rides an unverified session: it starts its own. */
+    if (r->session_open && d->head && (!d->head->env->requiretls || r->tls_verified)) {
         struct outbound_job *n = dest_pop(d);
         struct smtp_txn_params t = {n->env, n->rcpts, n->nrcpts, n->msg_fd, rate_book(d)};
         if (smtp_client_next(c, &t, on_client_done, s) == 0) {
