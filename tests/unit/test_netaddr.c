@@ -237,6 +237,45 @@ START_TEST(ntop)
 }
 END_TEST
 
+START_TEST(nexthop_forms)
+{
+    char host[256];
+    uint16_t port;
+    bool lit;
+    ck_assert_int_eq(netaddr_parse_nexthop("smtp.Example.NET", 25, host, sizeof host, &port, &lit), 0);
+    ck_assert_str_eq(host, "smtp.example.net");
+    ck_assert_uint_eq(port, 25);
+    ck_assert(!lit);
+    ck_assert_int_eq(netaddr_parse_nexthop("smtp.example.net:2525", 25, host, sizeof host, &port, &lit), 0);
+    ck_assert_uint_eq(port, 2525);
+    ck_assert(!lit);
+    ck_assert_int_eq(netaddr_parse_nexthop("[smtp.example.net]:587", 25, host, sizeof host, &port, &lit), 0);
+    ck_assert_str_eq(host, "smtp.example.net");
+    ck_assert_uint_eq(port, 587);
+    ck_assert(lit);
+    ck_assert_int_eq(netaddr_parse_nexthop("[192.0.2.7]", 25, host, sizeof host, &port, &lit), 0);
+    ck_assert_str_eq(host, "192.0.2.7");
+    ck_assert_uint_eq(port, 25);
+    ck_assert(lit);
+    ck_assert_int_eq(netaddr_parse_nexthop("[IPv6:2001:DB8::1]:465", 25, host, sizeof host, &port, &lit), 0);
+    ck_assert_str_eq(host, "2001:db8::1");
+    ck_assert_uint_eq(port, 465);
+    ck_assert(lit);
+}
+END_TEST
+
+START_TEST(nexthop_errors)
+{
+    char host[16];
+    uint16_t port;
+    bool lit;
+    const char *bad[] = {"", "[]", "[x", "host:", "host:0", "host:65536", "host:25x", "2001:db8::1", "[a]b",
+                         "ho st", "host/x", "[a]:", "a.very.long.name.example:25"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(netaddr_parse_nexthop(bad[i], 25, host, sizeof host, &port, &lit) < 0, "%s", bad[i]);
+}
+END_TEST
+
 Suite *netaddr_suite(void)
 {
     Suite *s = suite_create("netaddr");
@@ -248,6 +287,8 @@ Suite *netaddr_suite(void)
     tcase_add_test(tc, cidr_match_v6);
     tcase_add_test(tc, cidr_match_mapped);
     tcase_add_test(tc, ntop);
+    tcase_add_test(tc, nexthop_forms);
+    tcase_add_test(tc, nexthop_errors);
     suite_add_tcase(s, tc);
     return s;
 }
