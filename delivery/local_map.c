@@ -206,7 +206,7 @@ int local_map_parse(const char *data, size_t len, enum local_map_syntax syn, str
     if (!why)
         why = finish_entry(&b, &ent, syn);
     buf_free(&ent);
-    if (!why) {
+    if (!why && out->n) {       /* qsort of an empty (NULL) table is undefined */
         qsort(out->entries, out->n, sizeof *out->entries, cmp_entry);
         for (size_t i = 1; i < out->n && !why; i++)
             if (!strcmp(out->entries[i].key, out->entries[i - 1].key)) {
@@ -216,7 +216,7 @@ int local_map_parse(const char *data, size_t len, enum local_map_syntax syn, str
             }
         if (syn == LOCAL_MAP_VIRTUAL && add_domain_markers(&b) < 0)
             why = "out of memory";
-        else
+        else if (out->n)
             qsort(out->entries, out->n, sizeof *out->entries, cmp_entry);
     }
     if (why) {
