@@ -28,6 +28,7 @@ struct ob_dest {
     unsigned active;            /* sessions */
     int64_t next_start;         /* rate limit: earliest next message start (ms) */
     struct event *kick_timer;
+    bool kicking;               /* inside kick(): d must outlive the loop */
     struct outbound *o;
     struct ob_dest *next;       /* hash chain */
 };
@@ -132,7 +133,7 @@ static struct ob_dest *dest_get(struct outbound *o, const char *name)
    idle destination owes no spacing). */
 static void dest_maybe_free(struct ob_dest *d)
 {
-    if (d->pending || d->active || d->next_start > now_ms())
+    if (d->kicking || d->pending || d->active || d->next_start > now_ms())
         return;
     struct outbound *o = d->o;
     struct ob_dest **pp = &o->buckets[hash_name(d->name)];
@@ -567,6 +568,9 @@ static void session_start(struct ob_dest *d, struct outbound_job *j)
 static void kick(struct ob_dest *d)
 {
     struct outbound *o = d->o;
+    if (d->kicking)
+        return;
+    d->kicking = true;
     while (d->head && d->active < o->cfg->smtp_dest_concurrency && o->active < o->cfg->smtp_total_concurrency) {
         if (o->cfg->smtp_dest_rate) {
             int64_t now = now_ms();
@@ -574,12 +578,13 @@ static void kick(struct ob_dest *d)
                 int64_t wait = d->next_start - now;
                 struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
                 evtimer_add(d->kick_timer, &tv);
-                return;
+                break;
             }
             rate_book(d);
         }
         session_start(d, dest_pop(d));
     }
+    d->kicking = false;
 }
 
 /* ---- the module ---- */
