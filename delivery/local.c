@@ -1,5 +1,6 @@
 /* local — see local.h. */
 #include "delivery/local.h"
+#include "delivery/home_delivery.h"
 #include "delivery/lmtp.h"
 #include "delivery/local_resolve.h"
 #include "delivery/maildir.h"
@@ -244,6 +245,9 @@ void local_batch_free(struct local_batch *b)
     free(b->add);
     free(b->st);
     free(b->done);
+    free(b->home);
+    free(b->home_user);
+    free(b->home_rcpt);
     memset(b, 0, sizeof *b);
 }
 
@@ -275,9 +279,12 @@ int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps,
     b->done = calloc(alloc, sizeof *b->done);
     b->st = calloc(alloc, sizeof *b->st);
     b->add = calloc(alloc, sizeof *b->add);
+    b->home = calloc(alloc, sizeof *b->home);
+    b->home_user = calloc(alloc, sizeof *b->home_user);
+    b->home_rcpt = calloc(alloc, sizeof *b->home_rcpt);
     struct local_target *tv = calloc(alloc, sizeof *tv);      /* the LMTP ones */
     size_t *pending = calloc(alloc, sizeof *pending);
-    if (!b->done || !b->st || !b->add || !tv || !pending) {
+    if (!b->done || !b->st || !b->add || !b->home || !b->home_user || !b->home_rcpt || !tv || !pending) {
         local_batch_free(b);
         free(tv);
         free(pending);
@@ -321,6 +328,14 @@ int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps,
         if (lmtp_spec_of(cfg, &one)) {
             tv[i] = one;
             pending[np++] = i;
+            continue;
+        }
+        if (cfg->mailbox_owner == MAILBOX_OWNER_SYSTEM && one.kind == LT_MAILBOX && home_user_ok(one.arg)) {
+            /* Written by the user itself, through the parent (home_delivery.h). */
+            b->done[i] = false;
+            b->home[i] = true;
+            str_copy(b->home_user[i], one.arg, sizeof b->home_user[i]);
+            str_copy(b->home_rcpt[i], one.rcpt, sizeof b->home_rcpt[i]);
             continue;
         }
         deliver_target(cfg, &one, sender, msg_fd, st);

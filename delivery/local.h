@@ -47,6 +47,12 @@ struct local_batch {
     bool *done;                      /* done[i]: st[i] holds recipient i's result */
     struct delivery_status *st;
     struct local_new_rcpts *add;     /* add[i]: its expansion (may be empty) */
+    /* home[i] (mailbox_owner = system): not delivered here; the parent must
+       deliver it as system user home_user[i] (delivery/home_delivery.h), with
+       home_rcpt[i] as the Delivered-To address. done[i] is false then. */
+    bool *home;
+    char (*home_user)[64];
+    char (*home_rcpt)[ADDR_PATH_MAX + 1];
 };
 
 /* Is this recipient string a queued expansion target (always delivered locally)? */

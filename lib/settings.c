@@ -23,6 +23,7 @@ static const char *const family_choices[] = { "any", "ipv4", "ipv6", NULL };
 static const char *const smtp_tls_choices[] = { "none", "may", "encrypt", "dane", "verify", NULL };
 static const char *const relayhost_tls_choices[] = { "starttls", "implicit", "none", NULL };
 static const char *const mailbox_format_choices[] = { "maildir", "mbox", NULL };
+static const char *const mailbox_owner_choices[] = { "ferry", "system", NULL };
 
 /* "DOMAIN:maildir" or "DOMAIN:mbox". */
 static const char *check_domain_format(char *v)
@@ -324,6 +325,8 @@ static const struct conf_setting schema[] = {
       .check = check_transport },
     { .key = "lmtp_timeout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, lmtp_timeout),
       .def = "5m", .min = 1, .max = 3600 },
+    { .key = "mailbox_owner", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, mailbox_owner),
+      .def = "ferry", .choices = mailbox_owner_choices },
     { .key = "mailbox_quota", .type = CONF_SIZE, .offset = offsetof(struct ferry_config, mailbox_quota),
       .def = "0", .min = 0, .max = 1ULL << 50 },
 };

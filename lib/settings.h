@@ -32,6 +32,7 @@ enum dmp_precedence { DMP_PRECEDENCE_SPF, DMP_PRECEDENCE_DMP };
 enum smtp_family_setting { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
 enum relayhost_tls_setting { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT, RELAYHOST_TLS_NONE };
 enum mailbox_format { MAILBOX_MAILDIR, MAILBOX_MBOX };
+enum mailbox_owner { MAILBOX_OWNER_FERRY, MAILBOX_OWNER_SYSTEM };
 
 struct listen_addr {
     enum listen_kind kind;
@@ -123,6 +124,7 @@ struct ferry_config {
     char mailbox_transport[PATH_MAX];   /* "" or lmtp:unix:/path, lmtp:inet:host:port */
     unsigned long long lmtp_timeout;
     unsigned long long mailbox_quota;   /* octets; 0: none */
+    int mailbox_owner;                  /* enum mailbox_owner */
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];

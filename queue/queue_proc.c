@@ -30,6 +30,7 @@
  * in between repeats a delivery or a DSN; it never loses either.
  */
 #include "delivery/delivery.h"
+#include "delivery/home_delivery.h"
 #include "delivery/local.h"
 #include "lib/buf.h"
 #include "lib/dns.h"
@@ -352,6 +353,7 @@ struct attempt {
     size_t njobs;
     size_t *job_rcpts;
     struct local_batch lb;          /* local results and alias expansions */
+    bool *home_wait;                /* home deliveries the parent has yet to answer */
     size_t n0;                      /* recipients before expansions */
     struct attempt *next;
 };
@@ -369,6 +371,7 @@ static void attempt_free(struct attempt *a)
     free(a->delay_idx);
     free(a->jobs);
     free(a->job_rcpts);
+    free(a->home_wait);
     local_batch_free(&a->lb);
     env_free(&a->e);
     free(a);
@@ -419,6 +422,23 @@ static void record(struct attempt *a, size_t i, const struct delivery_status *st
 
 static void finish_attempt(struct attempt *a);
 
+/* One awaited result (remote or home) is in; the last one finishes the attempt. */
+static void pending_done(struct attempt *a)
+{
+    if (--a->remote_pending > 0)
+        return;
+    struct queue_proc *q = a->q;
+    struct attempt **pp = &q->inflight;
+    while (*pp && *pp != a)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = a->next;
+        q->ninflight--;
+    }
+    finish_attempt(a);
+    arm(q);
+}
+
 static void on_remote_done(struct outbound_job *j, const struct smtp_client_result *r, void *arg)
 {
     struct attempt *a = arg;
@@ -437,18 +457,43 @@ static void on_remote_done(struct outbound_job *j, const struct smtp_client_resu
         for (size_t k = r->nrcpts; k < j->nrcpts; k++)
             record(a, j->rcpts[k], &st, false, "", NULL);
     }
-    if (--a->remote_pending == 0) {
-        struct queue_proc *q = a->q;
-        struct attempt **pp = &q->inflight;
-        while (*pp && *pp != a)
-            pp = &(*pp)->next;
-        if (*pp) {
-            *pp = a->next;
-            q->ninflight--;
-        }
-        finish_attempt(a);
-        arm(q);
+    pending_done(a);
+}
+
+/* Home deliveries (mailbox_owner = system) go to the parent; its answer comes
+   back as PROC_HOME_RESULT. False when the request cannot be sent. */
+static bool request_home(struct attempt *a, size_t i)
+{
+    struct home_request hr;
+    memset(&hr, 0, sizeof hr);
+    str_copy(hr.id, a->id, sizeof hr.id);
+    hr.index = (unsigned)i;
+    str_copy(hr.user, a->lb.home_user[i], sizeof hr.user);
+    str_copy(hr.sender, a->e.sender, sizeof hr.sender);
+    str_copy(hr.rcpt, a->lb.home_rcpt[i], sizeof hr.rcpt);
+    char line[1024];
+    int n = home_request_format(&hr, line, sizeof line);
+    return n > 0 && ipc_chan_send(a->q->parent, PROC_HOME_DELIVER, line, (size_t)n) == 0;
+}
+
+static void on_home_result(struct queue_proc *q, const void *data, size_t len)
+{
+    struct home_result hr;
+    if (home_result_parse(data, len, &hr) < 0) {
+        log_warn("malformed home delivery result from the parent (%zu octets)", len);
+        return;
     }
+    for (struct attempt *a = q->inflight; a; a = a->next) {
+        if (strcmp(a->id, hr.id) != 0)
+            continue;
+        if (hr.index >= a->n0 || !a->lb.home || !a->lb.home[hr.index] || !a->home_wait[hr.index])
+            break;
+        a->home_wait[hr.index] = false;
+        record(a, hr.index, &hr.st, false, NULL, NULL);
+        pending_done(a);
+        return;
+    }
+    log_warn("%s: home delivery result for an attempt no longer waiting (index %u)", hr.id, hr.index);
 }
 
 /* Hand the remote recipients of a to outbound, grouped by destination. */
@@ -575,6 +620,16 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
             continue;
         } else if (a->lb.done && a->lb.done[i]) {
             st = a->lb.st[i];
+        } else if (a->lb.home && a->lb.home[i]) {
+            if (!a->home_wait)
+                a->home_wait = calloc(n, sizeof *a->home_wait);
+            if (a->home_wait && request_home(a, i)) {
+                a->home_wait[i] = true;
+                a->remote_pending++;
+                continue;
+            }
+            delivery_set(&st, DELIVERY_DEFER, "4.3.0 cannot ask the parent to deliver as %s",
+                         a->lb.home_user[i]);
         } else {
             deliver_recipient(q, e, r, a->fd, &st);
         }
@@ -764,6 +819,10 @@ static void on_rescan(evutil_socket_t fd, short what, void *arg)
 static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, size_t len, void *arg)
 {
     struct queue_proc *q = arg;
+    if (type == PROC_HOME_RESULT) {
+        on_home_result(q, data, len);
+        return;
+    }
     if (type == PROC_QUEUE_NEW && len == QID_LEN) {
         char id[QID_LEN + 1];
         memcpy(id, data, QID_LEN);

@@ -5,6 +5,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "queue/spool.h"
+#include "smtpd/parent_home.h"
 #include "smtpd/proc.h"
 
 #include <errno.h>
@@ -44,6 +45,7 @@ struct parent {
     struct event *kill_timer;
     SSL_CTX *tls;                   /* built here, as root; the smtp child inherits it */
     struct relay_creds creds;       /* read here, as root; the queue child inherits them */
+    struct home_jobs *home;         /* deliveries as system users (mailbox_owner = system) */
 };
 
 static void start_child(struct parent *p, enum child_kind k);
@@ -213,6 +215,11 @@ static int write_pid_file(const char *path, char *err, size_t errlen)
 static void on_child_msg(struct ipc_chan *c, uint32_t type, const void *data, size_t len, void *arg)
 {
     struct parent *p = arg;
+    if (type == PROC_HOME_DELIVER && c == p->children[CHILD_QUEUE].chan) {
+        if (p->home)
+            home_jobs_start(p->home, p->cfg, data, len);
+        return;
+    }
     if (type == PROC_QUEUE_NEW) {
         if (p->children[CHILD_QUEUE].chan)
             ipc_chan_send(p->children[CHILD_QUEUE].chan, type, data, len);
@@ -231,6 +238,18 @@ static void on_child_close(struct ipc_chan *c, void *arg)
             p->children[k].chan = NULL;
         }
     }
+}
+
+/* A home-delivery child keeps nothing of the parent's: no listener, no channel,
+   no key material. */
+static void home_child_cleanup(void *arg)
+{
+    struct parent *p = arg;
+    close_listeners(p->listen_fds, p->cfg->nlisteners);
+    for (int i = 0; i < NCHILDREN; i++)
+        if (p->children[i].chan)
+            close(ipc_chan_fd(p->children[i].chan));
+    relay_creds_wipe(&p->creds);
 }
 
 static void start_child(struct parent *p, enum child_kind k)
@@ -514,9 +533,11 @@ int parent_run(struct ferry_config *cfg, bool foreground)
 
     log_info("ferryd starting: hostname=%s spool=%s listeners=%zu uid=%ld", cfg->hostname, cfg->spool_dir,
              cfg->nlisteners, (long)geteuid());
+    p.home = home_jobs_new(p.base, &p.children[CHILD_QUEUE].chan, home_child_cleanup, &p);
     start_child(&p, CHILD_QUEUE);
     start_child(&p, CHILD_SMTP);
     event_base_dispatch(p.base);
+    home_jobs_free(p.home);
 
     close_listeners(p.listen_fds, p.cfg->nlisteners);
     for (int k = 0; k < NCHILDREN; k++) {

@@ -4,6 +4,9 @@
  * The parent holds one socketpair per child and forwards between them, so a child
  * that is restarted needs no new wiring in the others. Messages (lib/ipc.h):
  *   PROC_QUEUE_NEW   smtp → parent → queue: payload is a committed queue ID.
+ *   PROC_HOME_DELIVER  queue → parent: deliver as a system user (home_delivery.h
+ *                    request); the parent forks and answers with
+ *   PROC_HOME_RESULT parent → queue: the result line.
  * A child whose parent socket closes exits: it has been orphaned.
  */
 #ifndef FERRY_PROC_H
@@ -16,7 +19,7 @@
 
 #include <openssl/ssl.h>
 
-enum proc_msg { PROC_QUEUE_NEW = 1 };
+enum proc_msg { PROC_QUEUE_NEW = 1, PROC_HOME_DELIVER = 2, PROC_HOME_RESULT = 3 };
 
 /* Entry points of the children; each returns the process exit status. */
 int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls);

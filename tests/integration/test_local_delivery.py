@@ -408,3 +408,56 @@ class DovecotLmtpTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HomeDeliveryTest(unittest.TestCase):
+    """mailbox_owner = system: a mailbox named after a system account is written
+    into that account's ~/Maildir/ by a child of the root parent running as the
+    account (the file is the account's, not Ferry's); other names stay under
+    mail_dir; root is never written this way."""
+
+    USER = "ferryhome%d" % (os.getpid() % 100000)
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise AssertionError("delivery as a system user needs the tests to run as root (make test does)")
+        cls.d = tempfile.mkdtemp(prefix="ferry-home-")
+        os.chmod(cls.d, 0o755)
+        cls.home = os.path.join(cls.d, "home")
+        subprocess.run(["useradd", "--no-create-home", "--home-dir", cls.home, "--shell", "/usr/sbin/nologin",
+                        cls.USER], check=True, capture_output=True)
+        os.mkdir(cls.home, 0o700)
+        import pwd
+        cls.pw = pwd.getpwnam(cls.USER)
+        os.chown(cls.home, cls.pw.pw_uid, cls.pw.pw_gid)
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run(["userdel", cls.USER], capture_output=True)
+        shutil.rmtree(cls.d, ignore_errors=True)
+
+    def test_system_account_gets_its_own_maildir(self):
+        with Ferry(extra="mailbox_owner = system\n") as f:
+            send(f.port, [f"{self.USER}@example.test", "zed@example.test"])
+            new = os.path.join(self.home, "Maildir", "new")
+            self.assertTrue(wait_for(lambda: os.path.isdir(new) and os.listdir(new), 15), f.read_log()[-3000:])
+            files = os.listdir(new)
+            self.assertEqual(len(files), 1)
+            st = os.stat(os.path.join(new, files[0]))
+            self.assertEqual(st.st_uid, self.pw.pw_uid)
+            self.assertEqual(st.st_mode & 0o077, 0)
+            with open(os.path.join(new, files[0]), "rb") as fh:
+                data = fh.read()
+            self.assertIn(f"Delivered-To: {self.USER}@example.test".encode(), data)
+            # a name that is no system account stays with Ferry's own Maildirs
+            self.assertTrue(f.wait_mail("zed"), f.read_log()[-3000:])
+            self.assertNotEqual(os.stat(f.mailbox_files("zed")[0]).st_uid, self.pw.pw_uid)
+            self.assertIn(f"delivering to the home of {self.USER}", f.read_log())
+            self.assertFalse(os.path.exists(os.path.join(f.maildir, self.USER)))
+
+    def test_default_owner_keeps_everything_under_mail_dir(self):
+        with Ferry() as f:
+            send(f.port, [f"{self.USER}@example.test"])
+            self.assertTrue(f.wait_mail(self.USER), f.read_log()[-3000:])
+            self.assertFalse(os.path.exists(os.path.join(self.home, "Maildir")))
