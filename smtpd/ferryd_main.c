@@ -51,7 +51,7 @@ int main(int argc, char **argv)
         return 1;
     }
     SSL_CTX *tls = NULL;
-    if (check && parent_tls_ctx(cfg, &tls, err, sizeof err) < 0) {
+    if (check && (parent_tls_ctx(cfg, &tls, err, sizeof err) < 0 || parent_check_files(cfg, err, sizeof err) < 0)) {
         fprintf(stderr, "%s: %s\n", path, err);
         settings_free(cfg);
         free(cfg);

@@ -1,6 +1,9 @@
 /* parent — see parent.h. */
 #include "smtpd/parent.h"
+#include "delivery/local_map.h"
 #include "delivery/relay_creds.h"
+#include "delivery/tls_client.h"
+#include "delivery/tls_policy.h"
 #include "lib/tls.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
@@ -58,6 +61,41 @@ int parent_tls_ctx(const struct ferry_config *cfg, SSL_CTX **out, char *err, siz
     *out = tls_server_ctx(cfg->tls_cert, cfg->tls_key, (enum tls_min)cfg->tls_min_version, cfg->tls_ciphers,
                           err, errlen);
     return *out ? 0 : -1;
+}
+
+int parent_check_files(const struct ferry_config *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = tls_client_ctx_new(cfg->smtp_tls_ca_file[0] ? cfg->smtp_tls_ca_file : NULL, err, errlen);
+    if (!ctx)
+        return -1;
+    SSL_CTX_free(ctx);
+    if (cfg->smtp_tls_policy[0]) {
+        struct tls_policy *tp = tls_policy_new((enum tls_level)cfg->smtp_tls_level);
+        int rc = tp ? tls_policy_load(tp, cfg->smtp_tls_policy, err, errlen) : -1;
+        tls_policy_free(tp);
+        if (rc < 0)
+            return -1;
+    }
+    if (cfg->relayhost_auth_file[0]) {
+        struct relay_creds c;
+        int rc = relay_creds_load(cfg->relayhost_auth_file, &c, err, errlen);
+        relay_creds_wipe(&c);
+        if (rc < 0)
+            return -1;
+    }
+    const char *maps[2] = {cfg->alias_file, cfg->virtual_map};
+    const enum local_map_syntax syn[2] = {LOCAL_MAP_ALIASES, LOCAL_MAP_VIRTUAL};
+    for (int i = 0; i < 2; i++) {
+        if (!maps[i][0])
+            continue;
+        struct local_map m;
+        bool from_db, stale;
+        memset(&m, 0, sizeof m);
+        if (local_map_open(maps[i], syn[i], &m, &from_db, &stale, err, errlen) < 0)
+            return -1;
+        local_map_free(&m);
+    }
+    return 0;
 }
 
 static int bind_listener(const struct listen_addr *l, char *err, size_t errlen)
@@ -495,6 +533,7 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     signal(SIGPIPE, SIG_IGN);
 
     if (prepare_dirs(cfg, err, sizeof err) < 0 || parent_tls_ctx(cfg, &p.tls, err, sizeof err) < 0 ||
+        parent_check_files(cfg, err, sizeof err) < 0 ||
         (cfg->relayhost_auth_file[0] && relay_creds_load(cfg->relayhost_auth_file, &p.creds, err, sizeof err) < 0) ||
         open_listeners(cfg, p.listen_fds, err, sizeof err) < 0 || recover_spool(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "ferryd: %s\n", err);
