@@ -5,7 +5,8 @@
 set -e
 PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb5.3-dev
 zlib1g-dev check python3 nsd ldnsutils swaks openssl python3-spf python3-dnspython
-python3-dkim python3-nacl opendkim opendkim-tools libnet-ssleay-perl"
+python3-dkim python3-nacl opendkim opendkim-tools libnet-ssleay-perl
+postfix dovecot-core dovecot-lmtpd"
 
 missing=""
 for p in $PKGS; do
@@ -28,4 +29,16 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # nsd's package starts a system service where systemd runs; the tests start their own.
+# Postfix and Dovecot are peers the tests run privately (tests/integration/peers.py),
+# never as system services: Postfix is installed with "No configuration", which
+# leaves it without a main.cf so no system instance starts.
+case " $missing " in *" postfix "*)
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections ;;
+esac
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Dovecot's package enables and starts its service where systemd runs.
+case " $missing " in *" dovecot-core "*)
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    fi ;;
+esac

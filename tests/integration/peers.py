@@ -231,9 +231,21 @@ class PostfixPeer:
     def start(self):
         # `postfix start` makes the queue's directories and checks their owners
         # itself (a separate `postfix check` would add two seconds).
-        self._postfix("start")
+        r = self._postfix("start", check=False)
+        if r.returncode != 0:
+            self._kill_master()
+            raise RuntimeError("Postfix on %s:%d did not start (postfix -c %s start: exit %d): %s%s\n%s" % (
+                self.listen, self.port, self.config_dir, r.returncode, r.stdout, r.stderr, self.log()))
         self.running = True
-        if not wait_for(lambda: _accepting(self.listen, self.port), 15):
+
+        def ready():
+            # master exits at once when it cannot bind; say so instead of waiting.
+            m = re.search(r"postfix/master\[\d+\]: fatal: .*", self.log())
+            if m:
+                self.stop()
+                raise RuntimeError(f"Postfix on {self.listen}:{self.port} did not start: {m.group(0)}")
+            return _accepting(self.listen, self.port)
+        if not wait_for(ready, 15):
             self.stop()
             raise RuntimeError(f"Postfix did not accept on {self.listen}:{self.port}:\n{self.log()}")
         return self
@@ -322,3 +334,145 @@ class PostfixPeer:
                            input=data, capture_output=True, timeout=30)
         if r.returncode != 0:
             raise RuntimeError("Postfix sendmail failed (exit %d): %s" % (r.returncode, r.stderr.decode("utf-8", "replace")))
+
+
+class DovecotLmtp:
+    """A private Dovecot serving LMTP on a unix socket (self.socket_path) and on
+    TCP address:port (a free port unless given), delivering for ANY recipient
+    into self.maildir/RECIPIENT/ (the full address as LMTP names it) as the user
+    nobody. users: only these full addresses exist; the others get
+    550 5.1.1 at RCPT. Its log (self.log()) has a line per connection.
+    """
+
+    def __init__(self, address="127.0.0.1", port=None, users=None, extra=""):
+        for path, pkg in ((DOVECOT, "dovecot-core"), (DOVECOT_LMTP, "dovecot-lmtpd")):
+            _require(path, pkg)
+        for user in ("dovecot", "dovenull", "nobody"):
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                raise RuntimeError(f"the system user {user!r} does not exist: install the Debian package dovecot-core")
+        self.address = address
+        self.port = port or free_port(address)
+        self.dir = tempfile.mkdtemp(prefix="ferry-dovecot-")
+        os.chmod(self.dir, 0o755)
+        self.base_dir = os.path.join(self.dir, "run")
+        self.socket_path = os.path.join(self.base_dir, "lmtp")
+        self.maildir = os.path.join(self.dir, "mail")
+        self.log_path = os.path.join(self.dir, "dovecot.log")
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        self.proc = None
+        self._probe_connects = 0
+        nobody = pwd.getpwnam("nobody")
+        os.mkdir(self.maildir, 0o755)
+        os.chown(self.maildir, nobody.pw_uid, nobody.pw_gid)
+        os.mkdir(os.path.join(self.dir, "state"), 0o755)
+        if users is None:
+            userdb = f"driver = static\n  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={self.maildir}/%u allow_all_users=yes"
+        else:
+            # A passwd-file userdb: only the listed users exist.
+            pw = os.path.join(self.dir, "users")
+            with open(pw, "w") as f:
+                for u in users:
+                    if not re.fullmatch(r"[A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+", u):
+                        raise ValueError(f"DovecotLmtp: {u!r} is not a plain address for a Maildir name")
+                    f.write(f"{u}::{nobody.pw_uid}:{nobody.pw_gid}::{self.maildir}/{u}::\n")
+            userdb = f"driver = passwd-file\n  args = {pw}"
+        with open(self.conf, "w") as f:
+            f.write(f"""\
+# A private Dovecot for Ferry's tests: LMTP only, everything under {self.dir}.
+instance_name = ferry-lmtp-{os.path.basename(self.dir)}
+base_dir = {self.base_dir}
+hostname = lmtp.peer.test
+state_dir = {self.dir}/state
+log_path = {self.log_path}
+info_log_path = {self.log_path}
+protocols = lmtp
+listen = {address}
+ssl = no
+mail_location = maildir:{self.maildir}/%u
+first_valid_uid = 1
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  {userdb}
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+  inet_listener lmtp {{
+    address = {address}
+    port = {self.port}
+  }}
+}}
+protocol lmtp {{
+  postmaster_address = postmaster@lmtp.peer.test
+}}
+{extra}
+""")
+
+    def start(self):
+        with open(os.path.join(self.dir, "stderr"), "wb") as err:
+            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdout=subprocess.DEVNULL, stderr=err)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("dovecot exited with %s:\n%s%s" % (
+                    self.proc.returncode, _read(os.path.join(self.dir, "stderr")), self.log()))
+            return os.path.exists(self.socket_path) and _accepting(self.address, self.port)
+        if not wait_for(ready, 15):
+            self.stop()
+            raise RuntimeError(f"dovecot's LMTP did not accept on {self.address}:{self.port}:\n{self.log()}")
+        # The probe's connection reaches the log through Dovecot's log process:
+        # wait for its end so connections() does not count it.
+        wait_for(lambda: "Disconnect from" in self.log(), 5)
+        self._probe_connects = self._connects()
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def log(self):
+        return _read(self.log_path)
+
+    def connections(self):
+        """How many LMTP connections Dovecot has accepted since start() returned
+        (its "Connect from" log lines, less start()'s own readiness probe)."""
+        return self._connects() - self._probe_connects
+
+    def _connects(self):
+        return len(re.findall(r"lmtp\(\d+\): Info: Connect from", self.log()))
+
+    def mailbox_files(self, user):
+        base = os.path.join(self.maildir, user)
+        files = glob.glob(os.path.join(base, "new", "*")) + glob.glob(os.path.join(base, "cur", "*"))
+        return sorted(files, key=lambda p: (os.stat(p).st_mtime, p))
+
+    def wait_for_messages(self, user, n=1, timeout=10):
+        """Wait until user (the full address) has at least n messages; return their
+        bytes, oldest first. Fails with the log when they do not arrive."""
+        got = wait_for(lambda: len(self.mailbox_files(user)) >= n, timeout)
+        files = self.mailbox_files(user)
+        if not got:
+            raise AssertionError("Dovecot delivered %d of %d message(s) to %s in %ss; log:\n%s" % (
+                len(files), n, user, timeout, self.log()[-6000:]))
+        return _read_bytes(files)
