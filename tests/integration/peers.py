@@ -10,6 +10,7 @@ Both need root (they bind port 25 and switch users), which the tests have.
 A missing program is a RuntimeError naming the package to install (`make deps`
 installs them); the tests fail on it, they never skip."""
 import glob
+import grp
 import os
 import pwd
 import re
@@ -26,7 +27,7 @@ POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
 POSTFIX_SENDMAIL = "/usr/sbin/sendmail"
 POSTQUEUE = "/usr/sbin/postqueue"
-POSTFIX_DAEMONS = "/usr/lib/postfix/sbin"
+POSTFIX_META = "/etc/postfix"         # read-only: postfix-files, dynamicmaps.cf
 DOVECOT = "/usr/sbin/dovecot"
 DOVECOT_LMTP = "/usr/lib/dovecot/lmtp"
 
@@ -123,12 +124,15 @@ class PostfixPeer:
     as Postfix writes it ("[127.0.0.1]:2525"), or refused when there is none.
     tls_cert/tls_key: offer STARTTLS with them. relay_tls: the client's TLS
     level towards relayhost ("none", "may", "encrypt", "verify" or "secure");
-    relay_ca: the CA file for "verify"/"secure". extra: more main.cf lines.
+    relay_ca: the CA file for "verify"/"secure". sasl_path: offer AUTH,
+    checked by a Dovecot auth socket (DovecotLmtp(auth_users=...).auth_socket);
+    authenticated clients may relay like mynetworks (give a narrow mynetworks
+    to make AUTH matter). extra: more main.cf lines.
     """
 
     def __init__(self, listen="127.0.0.4", port=25, domains=("peer.example.test",), users=None, relayhost=None,
                  tls_cert=None, tls_key=None, relay_tls="none", relay_ca=None,
-                 myhostname="postfix.peer.test", mynetworks="127.0.0.0/8", extra=""):
+                 myhostname="postfix.peer.test", mynetworks="127.0.0.0/8", sasl_path=None, extra=""):
         for path, pkg in ((POSTFIX, "postfix"), (POSTCONF, "postfix"), (POSTFIX_SENDMAIL, "postfix")):
             _require(path, pkg)
         try:
@@ -187,12 +191,18 @@ class PostfixPeer:
             "smtp_helo_timeout": "15s",
             "smtp_dns_support_level": "disabled" if relayhost and relayhost.startswith("[") else "enabled",
             "biff": "no",
+            "smtpd_error_sleep_time": "0",      # a refused command is answered at once
             "smtputf8_enable": "yes",
             "smtp_tls_security_level": relay_tls,
             "smtp_tls_loglevel": "1",
         }
         if relay_ca:
             main["smtp_tls_CAfile"] = relay_ca
+        if sasl_path:
+            main.update({"smtpd_sasl_auth_enable": "yes", "smtpd_sasl_type": "dovecot",
+                         "smtpd_sasl_path": sasl_path, "smtpd_sasl_authenticated_header": "yes",
+                         "smtpd_relay_restrictions":
+                             "permit_mynetworks permit_sasl_authenticated reject_unauth_destination"})
         if tls_cert:
             main.update({"smtpd_tls_cert_file": tls_cert, "smtpd_tls_key_file": tls_key,
                          "smtpd_tls_security_level": "may", "smtpd_tls_loglevel": "1"})
@@ -217,6 +227,12 @@ class PostfixPeer:
                     if not re.fullmatch(r"[A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+", u):
                         raise ValueError(f"PostfixPeer: {u!r} is not a plain address for a Maildir name")
                     f.write(f"{u} {u}/\n")
+        # Postfix programs wait, polling, until main.cf and each table file is a
+        # moment old (so as not to read a half-written file): date them in the
+        # past, which spares two seconds at startup and at smtpd's first connection.
+        past = time.time() - 10
+        for name in os.listdir(self.config_dir):
+            os.utime(os.path.join(self.config_dir, name), (past, past))
 
     # -- lifecycle
 
@@ -229,8 +245,7 @@ class PostfixPeer:
         return r
 
     def start(self):
-        # `postfix start` makes the queue's directories and checks their owners
-        # itself (a separate `postfix check` would add two seconds).
+        self._make_queue_dirs()
         r = self._postfix("start", check=False)
         if r.returncode != 0:
             self._kill_master()
@@ -249,6 +264,30 @@ class PostfixPeer:
             self.stop()
             raise RuntimeError(f"Postfix did not accept on {self.listen}:{self.port}:\n{self.log()}")
         return self
+
+    def _make_queue_dirs(self):
+        """Make the queue's directories as Postfix's own table (postfix-files in
+        the meta_directory) says, and leave the quick-start mark, so that
+        `postfix start` skips its integrity check: that check takes two seconds
+        and the tree is new and made right here."""
+        table = os.path.join(POSTFIX_META, "postfix-files")
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return                      # postfix start will make them, slowly
+        owner, group = pwd.getpwnam("postfix"), grp.getgrnam("postdrop")
+        for line in lines:
+            fields = line.split(":")
+            if len(fields) < 5 or fields[1] != "d" or not fields[0].startswith("$queue_directory"):
+                continue
+            path = self.queue_dir + fields[0][len("$queue_directory"):]
+            os.makedirs(path, exist_ok=True)
+            uid = 0 if fields[2] == "root" else owner.pw_uid
+            gid = group.gr_gid if fields[3] == "$setgid_group" else (0 if fields[2] == "root" else -1)
+            os.chown(path, uid, gid)
+            os.chmod(path, int(fields[4], 8))
+        open(os.path.join(self.queue_dir, "quick-start"), "w").close()
 
     def stop(self):
         if self.running:
@@ -342,9 +381,12 @@ class DovecotLmtp:
     into self.maildir/RECIPIENT/ (the full address as LMTP names it) as the user
     nobody. users: only these full addresses exist; the others get
     550 5.1.1 at RCPT. Its log (self.log()) has a line per connection.
+    auth_users ({name: password}): also serve these credentials on
+    self.auth_socket, for PostfixPeer(sasl_path=...); without it no password
+    is accepted there.
     """
 
-    def __init__(self, address="127.0.0.1", port=None, users=None, extra=""):
+    def __init__(self, address="127.0.0.1", port=None, users=None, auth_users=None, extra=""):
         for path, pkg in ((DOVECOT, "dovecot-core"), (DOVECOT_LMTP, "dovecot-lmtpd")):
             _require(path, pkg)
         for user in ("dovecot", "dovenull", "nobody"):
@@ -361,6 +403,7 @@ class DovecotLmtp:
         self.maildir = os.path.join(self.dir, "mail")
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.conf = os.path.join(self.dir, "dovecot.conf")
+        self.auth_socket = os.path.join(self.base_dir, "auth-peer")
         self.proc = None
         self._probe_connects = 0
         nobody = pwd.getpwnam("nobody")
@@ -378,6 +421,15 @@ class DovecotLmtp:
                         raise ValueError(f"DovecotLmtp: {u!r} is not a plain address for a Maildir name")
                     f.write(f"{u}::{nobody.pw_uid}:{nobody.pw_gid}::{self.maildir}/{u}::\n")
             userdb = f"driver = passwd-file\n  args = {pw}"
+        # Without auth_users the passdb has no entries: nothing authenticates.
+        passwd = os.path.join(self.dir, "auth-passwd")
+        with open(passwd, "w") as f:
+            for name, password in (auth_users or {}).items():
+                if ":" in name or "\n" in name + password:
+                    raise ValueError(f"DovecotLmtp: {name!r} cannot go in a passwd-file")
+                f.write(f"{name}:{{PLAIN}}{password}\n")
+        os.chmod(passwd, 0o600)
+        os.chown(passwd, pwd.getpwnam("dovecot").pw_uid, -1)     # the auth process reads it as dovecot
         with open(self.conf, "w") as f:
             f.write(f"""\
 # A private Dovecot for Ferry's tests: LMTP only, everything under {self.dir}.
@@ -392,9 +444,12 @@ listen = {address}
 ssl = no
 mail_location = maildir:{self.maildir}/%u
 first_valid_uid = 1
+auth_mechanisms = plain login
+# A refused password is answered at once (Dovecot waits 2 s by default).
+auth_failure_delay = 0
 passdb {{
-  driver = static
-  args = nopassword=y
+  driver = passwd-file
+  args = scheme=PLAIN {passwd}
 }}
 userdb {{
   {userdb}
@@ -406,6 +461,18 @@ service lmtp {{
   inet_listener lmtp {{
     address = {address}
     port = {self.port}
+  }}
+}}
+# No auth penalty either: Dovecot's anvil would delay each attempt from an
+# address after a failure, by up to 15 s.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+service auth {{
+  unix_listener {os.path.basename(self.auth_socket)} {{
+    mode = 0666
   }}
 }}
 protocol lmtp {{

@@ -106,6 +106,42 @@ class PostfixToFerryTest(unittest.TestCase):
             self.assertRegex(log, r"Verified TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:%d" % f.port)
 
 
+class SmartHostTest(unittest.TestCase):
+    """A Postfix smart host that relays only for authenticated clients (AUTH
+    checked by Dovecot's auth service), over STARTTLS, onwards to a ferryd."""
+
+    def test_auth_required_to_relay(self):
+        d = tempfile.mkdtemp(prefix="ferry-peer-certs-")
+        self.addCleanup(shutil.rmtree, d, True)
+        ca, cert, key = make_ca_and_server(d, cn="smarthost.peer.test")
+        with Ferry() as f, DovecotLmtp(auth_users={"ferry@relay.test": "s3cret pass"}) as auth, \
+                PostfixPeer(listen="127.0.0.7", mynetworks="127.0.0.7/32", sasl_path=auth.auth_socket,
+                            tls_cert=cert, tls_key=key, relayhost=f"[127.0.0.1]:{f.port}",
+                            extra="smtpd_tls_auth_only = yes") as smart:
+            with smtplib.SMTP("127.0.0.7", 25, timeout=10) as c:
+                c.ehlo("client.test")
+                self.assertFalse(c.has_extn("auth"), "AUTH offered before STARTTLS")
+                c.starttls()
+                c.ehlo("client.test")
+                self.assertIn("PLAIN", c.esmtp_features.get("auth", "").upper())
+                with self.assertRaises(smtplib.SMTPRecipientsRefused) as cm:
+                    c.sendmail("a@sender.test", ["alice@example.test"], MSG)
+                self.assertEqual(cm.exception.recipients["alice@example.test"][0], 554)
+                c.rset()
+                with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
+                    c.login("ferry@relay.test", "wrong")
+                self.assertEqual(cm.exception.smtp_code, 535)
+                c.login("ferry@relay.test", "s3cret pass")
+                c.sendmail("a@sender.test", ["alice@example.test"], MSG)
+            files = f.wait_mail("alice", 1, timeout=15)
+            self.assertTrue(files, "Ferry got nothing from the smart host:\n" + smart.log())
+            with open(files[0], "rb") as fh:
+                body = fh.read()
+            self.assertIn(b"(Authenticated sender: ferry@relay.test)", body)
+            self.assertIn(b"hello from the harness", body)
+            self.assertIn("sasl_username=ferry@relay.test", smart.log())
+
+
 class DovecotLmtpTest(unittest.TestCase):
     def test_two_recipients_two_maildir_files_over_tcp(self):
         with DovecotLmtp() as d:
