@@ -6,7 +6,7 @@ set -e
 PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb5.3-dev
 zlib1g-dev check python3 nsd ldnsutils swaks openssl python3-spf python3-dnspython
 python3-dkim python3-nacl opendkim opendkim-tools libnet-ssleay-perl
-postfix dovecot-core dovecot-lmtpd"
+postfix libsasl2-modules dovecot-core dovecot-lmtpd"
 
 missing=""
 for p in $PKGS; do

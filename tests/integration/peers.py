@@ -127,12 +127,15 @@ class PostfixPeer:
     relay_ca: the CA file for "verify"/"secure". sasl_path: offer AUTH,
     checked by a Dovecot auth socket (DovecotLmtp(auth_users=...).auth_socket);
     authenticated clients may relay like mynetworks (give a narrow mynetworks
-    to make AUTH matter). extra: more main.cf lines.
+    to make AUTH matter). relay_auth (user, password): the client logs in to
+    relayhost with them (Cyrus SASL picks the mechanism; Postfix sends them
+    only after STARTTLS when relay_tls asks for TLS). extra: more main.cf lines.
     """
 
     def __init__(self, listen="127.0.0.4", port=25, domains=("peer.example.test",), users=None, relayhost=None,
                  tls_cert=None, tls_key=None, relay_tls="none", relay_ca=None,
-                 myhostname="postfix.peer.test", mynetworks="127.0.0.0/8", sasl_path=None, extra=""):
+                 myhostname="postfix.peer.test", mynetworks="127.0.0.0/8", sasl_path=None, relay_auth=None,
+                 extra=""):
         for path, pkg in ((POSTFIX, "postfix"), (POSTCONF, "postfix"), (POSTFIX_SENDMAIL, "postfix")):
             _require(path, pkg)
         try:
@@ -198,6 +201,13 @@ class PostfixPeer:
         }
         if relay_ca:
             main["smtp_tls_CAfile"] = relay_ca
+        if relay_auth:
+            if not relayhost:
+                raise ValueError("PostfixPeer: relay_auth needs a relayhost")
+            main.update({"smtp_sasl_auth_enable": "yes",
+                         "smtp_sasl_password_maps": "texthash:" + os.path.join(self.config_dir, "relay_passwd"),
+                         "smtp_sasl_security_options": "noanonymous",
+                         "smtp_sasl_tls_security_options": "noanonymous"})
         if sasl_path:
             main.update({"smtpd_sasl_auth_enable": "yes", "smtpd_sasl_type": "dovecot",
                          "smtpd_sasl_path": sasl_path, "smtpd_sasl_authenticated_header": "yes",
@@ -227,6 +237,12 @@ class PostfixPeer:
                     if not re.fullmatch(r"[A-Za-z0-9._+=-]+@[A-Za-z0-9.-]+", u):
                         raise ValueError(f"PostfixPeer: {u!r} is not a plain address for a Maildir name")
                     f.write(f"{u} {u}/\n")
+        if relay_auth:
+            # Keyed by the relayhost exactly as main.cf writes it.
+            path = os.path.join(self.config_dir, "relay_passwd")
+            with open(path, "w") as f:
+                f.write(f"{relayhost} {relay_auth[0]}:{relay_auth[1]}\n")
+            os.chmod(path, 0o600)
         # Postfix programs wait, polling, until main.cf and each table file is a
         # moment old (so as not to read a half-written file): date them in the
         # past, which spares two seconds at startup and at smtpd's first connection.

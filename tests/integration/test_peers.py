@@ -6,10 +6,11 @@ import os
 import shutil
 import smtplib
 import socket
+import subprocess
 import tempfile
 import unittest
 
-from ferrytest import Ferry, SmtpLines
+from ferrytest import FERRYCTL, Ferry, SmtpLines
 from peers import DovecotLmtp, PostfixPeer
 from tlscerts import make_ca_and_server
 
@@ -104,6 +105,29 @@ class PostfixToFerryTest(unittest.TestCase):
             log, body = self.relay_through(f, relay_tls="verify", relay_ca=ca,
                                            extra="smtp_tls_verify_cert_match = mx.example.test")
             self.assertRegex(log, r"Verified TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:%d" % f.port)
+
+
+class PostfixSubmitsToFerryTest(unittest.TestCase):
+    def test_postfix_logs_in_to_ferry_submission_over_verified_tls(self):
+        d = tempfile.mkdtemp(prefix="ferry-peer-certs-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        ca, cert, key = make_ca_and_server(d)
+        f = Ferry(extra=f"tls_cert = {cert}\ntls_key = {key}\n")
+        r = subprocess.run([FERRYCTL, "-c", f.conf, "user", "add", "alice"], input="s3cret pass\n",
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with f, PostfixPeer(listen="127.0.0.4", relayhost=f"[127.0.0.1]:{f.sub_port}", relay_tls="verify",
+                            relay_ca=ca, relay_auth=("alice", "s3cret pass"),
+                            extra="smtp_tls_verify_cert_match = mx.example.test") as p:
+            p.send("alice@localhost", ["bob@example.test"], "Subject: submitted\n\nby Postfix with AUTH\n")
+            files = f.wait_mail("bob", 1, timeout=15)
+            self.assertTrue(files, "Ferry got nothing:\n%s\n%s" % (p.log(), f.read_log()[-3000:]))
+            with open(files[0], "rb") as fh:
+                self.assertIn(b"by Postfix with AUTH", fh.read())
+            self.assertRegex(f.read_log(), r"AUTH \S+ succeeded for \[127\.0\.0\.4\] user=alice")
+            self.assertRegex(f.read_log(), r"proto=ESMTPSA")
+            self.assertIn("Verified TLS connection established to 127.0.0.1[127.0.0.1]:%d" % f.sub_port, p.log())
 
 
 class SmartHostTest(unittest.TestCase):
