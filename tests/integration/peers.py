@@ -175,7 +175,7 @@ class PostfixPeer:
             # inet_interfaces must name addresses configured on an interface
             # (127.0.0.4 is not: lo has 127.0.0.1/8); master.cf binds listen itself.
             "inet_interfaces": "all",
-            "inet_protocols": "ipv6" if ":" in listen else "ipv4",
+            "inet_protocols": "all" if ":" in listen else "ipv4",
             "smtp_bind_address" if ":" not in listen else "smtp_bind_address6": listen,
             "mynetworks": mynetworks,
             "smtpd_relay_restrictions": "permit_mynetworks reject_unauth_destination",
@@ -535,6 +535,7 @@ protocol lmtp {{
         self.cleanup()
 
     def log(self):
+        """Dovecot's log (log_path, info included) so far."""
         return _read(self.log_path)
 
     def connections(self):
@@ -546,7 +547,8 @@ protocol lmtp {{
         return len(re.findall(r"lmtp\(\d+\): Info: Connect from", self.log()))
 
     def mailbox_files(self, user):
-        base = os.path.join(self.maildir, user)
+        # Dovecot lowercases user names (auth_username_format = %Lu), so does the Maildir path.
+        base = os.path.join(self.maildir, user.lower())
         files = glob.glob(os.path.join(base, "new", "*")) + glob.glob(os.path.join(base, "cur", "*"))
         return sorted(files, key=lambda p: (os.stat(p).st_mtime, p))
 
