@@ -6,7 +6,7 @@ set -e
 PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb5.3-dev
 zlib1g-dev check python3 nsd ldnsutils swaks openssl python3-spf python3-dnspython
 python3-dkim python3-nacl opendkim opendkim-tools libnet-ssleay-perl unbound
-dovecot-core dovecot-lmtpd"
+postfix libsasl2-modules dovecot-core dovecot-lmtpd passwd"
 
 missing=""
 for p in $PKGS; do
@@ -30,4 +30,16 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # nsd's and unbound's packages start system services where systemd runs; the tests start
 # their own on free high ports (unbound's on 127.0.0.1:53 does not disturb them).
+# Postfix and Dovecot are peers the tests run privately (tests/integration/peers.py),
+# never as system services: Postfix is installed with "No configuration", which
+# leaves it without a main.cf so no system instance starts.
+case " $missing " in *" postfix "*)
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections ;;
+esac
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Dovecot's package enables and starts its service where systemd runs.
+case " $missing " in *" dovecot-core "*)
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    fi ;;
+esac
