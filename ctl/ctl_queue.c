@@ -319,7 +319,19 @@ static int queue_change(const struct ferry_config *cfg, enum qadmin_op op, const
 {
     char req[CONTROL_LINE_MAX], reply[CONTROL_LINE_MAX + 16];
     snprintf(req, sizeof req, "%s%s%s", qadmin_op_name(op), id ? " " : "", id ? id : "");
-    if (control_request(cfg->spool_dir, req, reply, sizeof reply) == 0) {
+    /* A message out on an attempt is changed once the attempt ends. */
+    int rc;
+    for (int waited = 0; (rc = control_request(cfg->spool_dir, req, reply, sizeof reply)) == 0 &&
+                         !strncmp(reply, "busy ", 5) && waited < CONTROL_BUSY_WAIT_SECONDS * 5; waited++) {
+        if (waited == 10)
+            fprintf(stderr, "ferryctl: %s: waiting for the delivery attempt to end\n", id ? id : "queue");
+        usleep(200 * 1000);
+    }
+    if (rc == 0) {
+        if (!strncmp(reply, "busy ", 5)) {
+            fprintf(stderr, "ferryctl: %s\n", reply + 5);
+            return 1;
+        }
         if (!strncmp(reply, "ok ", 3)) {
             printf("%s\n", reply + 3);
             return 0;

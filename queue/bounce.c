@@ -98,6 +98,19 @@ static bool split_remote(const char *result, char *host, size_t hostsz, char *re
     return true;
 }
 
+/* A queued local delivery target ("::kind rcpt<TAB>arg", delivery/local_resolve.h)
+   is reported as the address it was delivered for, never in its encoded form
+   (which would also reveal file paths and commands). */
+static void display_rcpt(const char *addr, char *out, size_t outsz)
+{
+    const char *sp = addr[0] == ':' && addr[1] == ':' ? strchr(addr, ' ') : NULL;
+    const char *tab = sp ? strchr(sp, '\t') : NULL;
+    if (sp && tab && tab > sp + 1)
+        str_copyn(out, sp + 1, (size_t)(tab - sp - 1), outsz);
+    else
+        str_copy(out, addr, outsz);
+}
+
 int bounce_inject(struct spool *sp, const char *rcpt, enum env_kind kind, const char *data, size_t len,
                   bool body_8bit, bool smtputf8, char new_id[QID_LEN + 1])
 {
@@ -204,25 +217,27 @@ int bounce_queue(struct spool *sp, const struct ferry_config *cfg, const struct 
     char (*status)[16] = calloc(n, sizeof *status);
     char (*rhost)[256] = calloc(n, sizeof *rhost);
     char (*rreply)[ENV_RESULT_MAX] = calloc(n, sizeof *rreply);
+    char (*raddr)[ADDR_PATH_MAX + 1] = calloc(n, sizeof *raddr);
     char *orig = NULL;
     size_t origlen = 0;
     struct buf out;
     buf_init(&out, DSN_RETURN_FULL_MAX + 1024 * 1024);
     int r = -1;
-    if (!rc || !status || !rhost || !rreply || read_original(msg_fd, e->size, &orig, &origlen) < 0) {
+    if (!rc || !status || !rhost || !rreply || !raddr || read_original(msg_fd, e->size, &orig, &origlen) < 0) {
         snprintf(err, errlen, "out of memory building the notification for %s", e->id);
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
         const struct env_rcpt *er = &e->rcpts[idx[i]];
         bool smtp;
-        if (action == DSN_DELIVERED || action == DSN_RELAYED) {
+        if (action == DSN_DELIVERED || action == DSN_RELAYED || action == DSN_EXPANDED) {
             str_copy(status[i], "2.0.0", 16);
             smtp = false;
         } else {
             bounce_result_status(er->result, status[i], &smtp);
         }
-        rc[i].final_recipient = er->addr;
+        display_rcpt(er->addr, raddr[i], sizeof raddr[i]);
+        rc[i].final_recipient = raddr[i];
         rc[i].action = action;
         rc[i].status = status[i];
         rc[i].diagnostic = er->result[0] ? er->result : NULL;
@@ -271,6 +286,7 @@ done:
     free(status);
     free(rhost);
     free(rreply);
+    free(raddr);
     free(orig);
     buf_free(&out);
     return r;

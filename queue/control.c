@@ -52,10 +52,10 @@ static void conn_free(struct control_conn *k)
     free(k);
 }
 
-static void conn_reply(struct control_conn *k, bool ok, const char *text)
+static void conn_reply(struct control_conn *k, int r, const char *text)
 {
     char out[CONTROL_LINE_MAX + 16];
-    int n = snprintf(out, sizeof out, "%s %s\n", ok ? "ok" : "error", text);
+    int n = snprintf(out, sizeof out, "%s %s\n", r == 0 ? "ok" : r > 0 ? "busy" : "error", text);
     if (n > 0) {
         size_t len = (size_t)n < sizeof out ? (size_t)n : sizeof out - 1;
         out[len - 1] = '\n';
@@ -97,7 +97,7 @@ static void on_conn(evutil_socket_t fd, short what, void *arg)
     char reply[CONTROL_LINE_MAX];
     reply[0] = '\0';
     int r = k->c->handler(k->line, arg2 ? arg2 : "", reply, sizeof reply, k->c->ctx);
-    conn_reply(k, r == 0, reply);
+    conn_reply(k, r, reply);
     conn_free(k);
 }
 

@@ -7,7 +7,10 @@
  * request per connection, one line each way, at most CONTROL_LINE_MAX octets:
  *
  *   request:  VERB [ARG] LF        VERB: flush, hold, release, delete, bounce
- *   reply:    "ok " TEXT LF   or   "error " TEXT LF
+ *   reply:    "ok " TEXT LF   or   "error " TEXT LF   or   "busy " TEXT LF
+ *
+ * "busy": the message is out on a delivery attempt right now; the client asks
+ * again shortly (ferryctl waits up to CONTROL_BUSY_WAIT_SECONDS).
  *
  * `flush` without ARG makes the whole queue due. The queue process performs the
  * request in its own event loop, between delivery attempts, so an admin change
@@ -31,12 +34,13 @@
 
 #define CONTROL_LINE_MAX        256
 #define CONTROL_TIMEOUT_SECONDS 5
+#define CONTROL_BUSY_WAIT_SECONDS 120
 
 struct event_base;
 struct control;
 
 /* Handle one request: verb and arg ("" when none); write the reply text (without
-   "ok "/"error ") to reply and return 0 for ok, -1 for error. */
+   "ok "/"error ") to reply and return 0 for ok, -1 for error, 1 for busy. */
 typedef int (*control_handler)(const char *verb, const char *arg, char *reply, size_t replylen, void *ctx);
 
 struct control *control_open(struct event_base *base, const char *spool_dir, control_handler h, void *ctx,

@@ -225,10 +225,11 @@ static void deliver_local(struct queue_proc *q, const struct envelope *e, const 
 }
 
 /* Expansions (aliases, virtual entries) become new recipients to do; remote
-   ones are routed like any other. A single expansion keeps the DSN parameters
-   (RFC 3461 5.2.7.1: the original's NOTIFY and ORCPT carry over), several do not
-   (5.2.7.3). If they cannot be added, the original is deferred instead. True
-   when recipients were added. */
+   ones are routed like any other. RFC 3461 §5.2.7: a single expansion carries
+   NOTIFY and ORCPT on unchanged (§5.2.7.2, no DSN here); several get ORCPT and
+   NOTIFY without SUCCESS, the original's SUCCESS being answered by an
+   "expanded" DSN (§5.2.7.3 (c), in record()). If they cannot be added, the
+   original is deferred instead. True when recipients were added. */
 static bool add_expansions(struct queue_proc *q, struct envelope *e, size_t n0, const struct local_batch *b,
                            time_t now_wall)
 {
@@ -249,9 +250,11 @@ static bool add_expansions(struct queue_proc *q, struct envelope *e, size_t n0, 
             snprintf(r->result, sizeof r->result, "4.3.0 cannot add the %zu recipients it expands to", x->n);
             continue;
         }
-        if (x->n == 1) {
-            struct env_rcpt *n = &e->rcpts[before];
-            n->notify = r->notify;
+        for (size_t k2 = 0; k2 < x->n; k2++) {
+            struct env_rcpt *n = &e->rcpts[before + k2];
+            n->notify = x->n == 1 ? r->notify : (r->notify & ~(unsigned)ENV_NOTIFY_SUCCESS);
+            if (r->notify && !n->notify)
+                n->notify = ENV_NOTIFY_NEVER;   /* SUCCESS alone: nothing more is asked */
             n->orcpt_type = r->orcpt_type;
             str_copy(n->orcpt, r->orcpt, sizeof n->orcpt);
         }
@@ -346,8 +349,8 @@ struct attempt {
     struct dest_name *dests;        /* the destinations attempted */
     struct dest_name *names;        /* each recipient's destination */
     bool *deferred_dest;
-    size_t *fail_idx, *ok_idx, *relay_idx, *delay_idx;
-    size_t nf, nok, nrelay;
+    size_t *fail_idx, *ok_idx, *relay_idx, *delay_idx, *exp_idx;
+    size_t nf, nok, nrelay, nexp;
     size_t remote_pending;
     struct outbound_job *jobs;
     size_t njobs;
@@ -369,6 +372,7 @@ static void attempt_free(struct attempt *a)
     free(a->ok_idx);
     free(a->relay_idx);
     free(a->delay_idx);
+    free(a->exp_idx);
     free(a->jobs);
     free(a->job_rcpts);
     free(a->home_wait);
@@ -394,11 +398,16 @@ static void record(struct attempt *a, size_t i, const struct delivery_status *st
     r->last_attempt = a->now_wall;
     str_copy(r->result, st->text, sizeof r->result);
     const char *status = "sent";
+    size_t expanded = i < a->n0 && a->lb.add ? a->lb.add[i].n : 0;
     if (st->result == DELIVERY_OK) {
         r->state = RCPT_DELIVERED;
         if (relayed)
             a->relay_idx[a->nrelay++] = i;
-        else if (rcpt_wants_dsn(r, DSN_DELIVERED))
+        else if (expanded == 1)
+            ;   /* RFC 3461 §5.2.7.2: a single forwarding address carries the request on */
+        else if (expanded > 1 && (r->notify & ENV_NOTIFY_SUCCESS))
+            a->exp_idx[a->nexp++] = i;     /* §5.2.7.3 (c): "expanded" */
+        else if (expanded == 0 && rcpt_wants_dsn(r, DSN_DELIVERED))
             a->ok_idx[a->nok++] = i;
     } else if (st->result == DELIVERY_FAIL) {
         r->state = RCPT_FAILED;
@@ -586,9 +595,10 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
     a->ok_idx = calloc(n, sizeof *a->ok_idx);
     a->relay_idx = calloc(n, sizeof *a->relay_idx);
     a->delay_idx = calloc(n, sizeof *a->delay_idx);
+    a->exp_idx = calloc(n, sizeof *a->exp_idx);
     size_t *remote = calloc(n, sizeof *remote);
     if (!a->dests || !a->names || !a->deferred_dest || !a->fail_idx || !a->ok_idx || !a->relay_idx ||
-        !a->delay_idx || !remote) {
+        !a->delay_idx || !a->exp_idx || !remote) {
         log_msg(LOG_LVL_ERROR, id, "out of memory; trying again later");
         goto retry_later;
     }
@@ -706,6 +716,8 @@ static void finish_attempt(struct attempt *a)
         log_msg(LOG_LVL_WARN, id, "success notification lost: it could not be queued");
     if (a->nrelay && !send_dsn(q, e, fd, DSN_RELAYED, a->relay_idx, a->nrelay, now_wall))
         log_msg(LOG_LVL_WARN, id, "relay notification lost: it could not be queued");
+    if (a->nexp && !send_dsn(q, e, fd, DSN_EXPANDED, a->exp_idx, a->nexp, now_wall))
+        log_msg(LOG_LVL_WARN, id, "expansion notification lost: it could not be queued");
     e->attempts++;
 
     /* Next attempt per destination attempted; a deferring remote destination
@@ -854,7 +866,7 @@ static int on_control(const char *verb, const char *arg, char *reply, size_t rep
     }
     if (op != QADMIN_FLUSH && op != QADMIN_RELEASE && attempt_busy(q, arg)) {
         snprintf(reply, replylen, "%s is being delivered right now; try again when the attempt ends", arg);
-        return -1;
+        return 1;
     }
     char bounce_id[QID_LEN + 1];
     if (qadmin_apply(&q->spool, q->cfg, op, arg, bounce_id, reply, replylen) < 0)

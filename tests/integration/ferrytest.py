@@ -17,6 +17,38 @@ FERRYD = os.path.join(BIN, "ferryd")
 FERRYCTL = os.path.join(BIN, "ferryctl")
 
 
+_servfail = {}
+
+
+def servfail_resolver():
+    """A resolver address answering every query at once with SERVFAIL: remote
+    domains defer with 4.4.3 in every test that does not bring its own DNS. One
+    per test process, in a thread. (A dead port was used before; the kernel
+    rate-limits the ICMP errors that make such a query fail fast, so under a
+    busy suite lookups sometimes waited for their timeouts instead.)"""
+    if "addr" not in _servfail:
+        import threading
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+
+        def serve():
+            while True:
+                try:
+                    q, peer = sock.recvfrom(4096)
+                except OSError:
+                    return
+                if len(q) < 12:
+                    continue
+                # same ID and question; QR=1, RD copied, RA=1, RCODE=2; no records
+                flags = 0x8000 | (q[2] << 8 & 0x0100) | 0x0080 | 2
+                sock.sendto(q[:2] + flags.to_bytes(2, "big") + q[4:6] + b"\0\0\0\0\0\0" + q[12:], peer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        _servfail["addr"] = "127.0.0.1:%d" % sock.getsockname()[1]
+        _servfail["sock"] = sock
+    return _servfail["addr"]
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -47,9 +79,9 @@ class Ferry:
         os.chmod(self.dir, 0o755)
         self.port = free_port()
         self.sub_port = free_port()
-        # Nothing answers there: remote domains defer at once with 4.4.3 (no
-        # DNS), unless a test gives its own resolver.
-        self.dead_dns_port = free_port()
+        # Every lookup gets SERVFAIL: remote domains defer at once with 4.4.3,
+        # unless a test gives its own resolver.
+        self.resolver = servfail_resolver()
         self.spool = os.path.join(self.dir, "spool")
         self.maildir = os.path.join(self.dir, "mail")
         self.conf = os.path.join(self.dir, "ferry.conf")
@@ -74,7 +106,7 @@ smtp_timeout = 30s
 relay_networks = {self.relay_networks}
 spf_check = no
 dmp_check = off
-resolver = 127.0.0.1:{self.dead_dns_port}
+resolver = {self.resolver}
 """
         # A key set in extra replaces the default line of the same key (keys that
         # build lists, like listen, are added to instead).

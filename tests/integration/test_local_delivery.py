@@ -122,6 +122,7 @@ temp: "|exit 75"
 slow: "|sleep 30"
 loop1: loop2
 loop2: loop1
+solo: frida
 """)
         virtual = os.path.join(f.dir, "virtual")
         with open(virtual, "w") as fh:
@@ -166,11 +167,45 @@ pipe_timeout = 2s
         self.assertTrue(ok, f"{text!r} not in the log:\n" + self.f.read_log()[-3000:])
 
     def test_maps_are_read_compiled(self):
-        self.assertIn("aliases.db: 9 entries (aliases)", self.built)
+        self.assertIn("aliases.db: 10 entries (aliases)", self.built)
         self.assertIn("(virtual)", self.built)
         send(self.f.port, ["team@example.test"], "Subject: compiled\r\n\r\nx\r\n")
         self.has_mail("bob", "Subject: compiled")
-        self.wait_log("aliases.db (9 entries)")
+        self.wait_log("aliases.db (10 entries)")
+
+    def dsns_for(self, user):
+        return [t for t in (self.read(p) for p in self.f.mailbox_files(user)) if "Action:" in t]
+
+    def test_multi_alias_with_notify_success_gets_one_expanded_dsn(self):
+        """RFC 3461 §5.2.7.3 (c): an "expanded" DSN for the alias; the members
+        carry NOTIFY without SUCCESS, so no "delivered" DSN follows."""
+        with smtplib.SMTP("127.0.0.1", self.f.port) as c:
+            c.sendmail("dsn1@example.test", ["team@example.test"], "Subject: expand-dsn\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;team@example.test"])
+        self.has_mail("alice", "Subject: expand-dsn")
+        self.has_mail("bob", "Subject: expand-dsn")
+        self.assertTrue(wait_for(lambda: self.dsns_for("dsn1"), 10), self.f.read_log()[-3000:])
+        time.sleep(1)
+        dsns = self.dsns_for("dsn1")
+        self.assertEqual(len(dsns), 1, dsns)
+        self.assertIn("Action: expanded", dsns[0])
+        self.assertIn("Final-Recipient: rfc822; team@example.test", dsns[0])
+        self.assertNotIn("Action: delivered", dsns[0])
+
+    def test_single_alias_passes_notify_on(self):
+        """§5.2.7.2: no DSN for the alias; the one forwarding address carries
+        NOTIFY=SUCCESS and ORCPT, so the final delivery is reported, once."""
+        with smtplib.SMTP("127.0.0.1", self.f.port) as c:
+            c.sendmail("dsn2@example.test", ["solo@example.test"], "Subject: solo-dsn\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;solo@example.test"])
+        self.has_mail("frida", "Subject: solo-dsn")
+        self.assertTrue(wait_for(lambda: self.dsns_for("dsn2"), 10), self.f.read_log()[-3000:])
+        time.sleep(1)
+        dsns = self.dsns_for("dsn2")
+        self.assertEqual(len(dsns), 1, dsns)
+        self.assertIn("Action: delivered", dsns[0])
+        self.assertIn("Original-Recipient: rfc822;solo@example.test", dsns[0].replace("rfc822; ", "rfc822;"))
+        self.assertNotIn("::", dsns[0])      # never the encoded target
 
     def test_pipe_timeout_defers(self):
         send(self.f.port, ["slow@example.test"])

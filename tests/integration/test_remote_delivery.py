@@ -24,6 +24,7 @@ import unittest
 
 from dnssec import DnssecResolver
 from ferrytest import FERRYCTL, Ferry, wait_for
+from peers import DovecotLmtp, PostfixPeer
 from tlscerts import make_ca_and_server
 
 A_ADDR, B_ADDR = "127.0.0.2", "127.0.0.3"
@@ -133,6 +134,8 @@ class RemoteDelivery(unittest.TestCase):
         cls.d = tempfile.mkdtemp(prefix="ferry-remote-")
         os.chmod(cls.d, 0o755)
         cls.ca, cls.cert, cls.key = make_ca_and_server(cls.d, cn="mx.b.test")
+        _, cls.pf_cert, cls.pf_key = make_ca_and_server(cls.d, name="postfix", cn="mx.pf.test")
+        _, cls.smart_cert, cls.smart_key = make_ca_and_server(cls.d, name="smart", cn="smart.pf.test")
         _, cls.bad_cert, cls.bad_key = make_ca_and_server(cls.d, name="other", cn="mx.b.test")
         digest = spki_digest(cls.cert)
         wrong = spki_digest(cls.bad_cert)
@@ -147,7 +150,8 @@ class RemoteDelivery(unittest.TestCase):
                 "nullmx.test": zone("nullmx.test", "@ IN MX 0 .\n"),
                 "down.test": zone("down.test", "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.5\n"
                                                "mx2 IN A 127.0.0.6\n"),
-                "mixed.test": zone("mixed.test", "@ IN MX 10 mx\nmx IN A 127.0.0.7\n"),
+                "mixed.test": zone("mixed.test", "@ IN MX 10 mx\nmx IN A 127.0.0.9\n"),
+                "pf.test": zone("pf.test", "@ IN MX 10 mx\nmx IN A 127.0.0.4\nsmart IN A 127.0.0.8\n"),
             },
             bogus={
                 # The MX record changed after signing: its RRSIG no longer verifies,
@@ -260,7 +264,7 @@ class RemoteDelivery(unittest.TestCase):
         self.assertIn(qid + ".env", f.queue_files())
 
     def test_per_recipient_replies(self):
-        srv = ScriptedServer("127.0.0.7", {"full@mixed.test": "452 4.2.2 mailbox full",
+        srv = ScriptedServer("127.0.0.9", {"full@mixed.test": "452 4.2.2 mailbox full",
                                            "gone@mixed.test": "550 5.1.1 no such user here"})
         self.addCleanup(srv.stop)
         f = self.sender()
@@ -378,6 +382,47 @@ class RemoteDelivery(unittest.TestCase):
         with self.assertRaises(RuntimeError) as cm:
             f.start()
         self.assertIn("readable or writable by group or others", str(cm.exception))
+
+    # ---- Postfix from Debian as the peer ----
+
+    def test_postfix_receives_by_mx_over_starttls(self):
+        with PostfixPeer(listen="127.0.0.4", domains=("pf.test",), tls_cert=self.pf_cert,
+                         tls_key=self.pf_key) as pf:
+            f = self.sender()
+            qid = self.send_and_qid(f, ["bob@pf.test"], "to-postfix")
+            msgs = pf.wait_for_messages(1, timeout=20)
+            self.assertTrue(msgs, f.read_log()[-3000:] + pf.log()[-3000:])
+            self.assertIn(b"Subject: to-postfix", msgs[0])
+            st = wait_status(f, qid, "bob@pf.test")
+            self.assertEqual(st[0], "sent", st)
+            self.assertRegex(st[1], r"^2\.0\.0 host mx\.pf\.test\[127\.0\.0\.4\] said: 250 2\.0\.0 Ok: \d+ bytes queued as \w+ "
+                                   r"\(in reply to BDAT LAST\)$")    # Postfix offers CHUNKING: BDAT was used
+            line = [l for l in f.read_log().splitlines() if qid + ": to=<bob@pf.test>" in l][-1]
+            self.assertRegex(line, r'tls="TLS=TLSv1\.[23] ')
+            self.assertIn("TLS connection established from", pf.log())
+
+    def test_postfix_smarthost_with_auth(self):
+        """Ferry's AUTH client against Postfix (SASL by Dovecot), relaying to B."""
+        with DovecotLmtp(auth_users={"ferry@relay.test": "s3cret pass"}) as auth, \
+                PostfixPeer(listen="127.0.0.8", mynetworks="127.0.0.8/32", sasl_path=auth.auth_socket,
+                            tls_cert=self.smart_cert, tls_key=self.smart_key,
+                            relayhost=f"[127.0.0.1]:{self.b.port}", extra="smtpd_tls_auth_only = yes") as smart:
+            creds = os.path.join(tempfile.mkdtemp(prefix="ferry-creds-"), "relay.auth")
+            self.addCleanup(shutil.rmtree, os.path.dirname(creds), True)
+            with open(creds, "w") as c:
+                c.write("ferry@relay.test s3cret pass\n")
+            os.chmod(creds, 0o600)
+            f = self.sender(f"relayhost = [smart.pf.test]:25\nrelayhost_auth_file = {creds}\n"
+                            f"smtp_tls_ca_file = {self.ca}\n")
+            qid = self.send_and_qid(f, ["gina@b.test"], "via-postfix")
+            data = self.b_messages("gina", "via-postfix")
+            self.assertTrue(data, f.read_log()[-3000:] + smart.log()[-3000:])
+            self.assertIn(b"(Authenticated sender: ferry@relay.test)", data)
+            self.assertIn("sasl_username=ferry@relay.test", smart.log())
+            line = [l for l in f.read_log().splitlines() if qid + ": to=<gina@b.test>" in l][-1]
+            self.assertIn("relay=smart.pf.test[127.0.0.8]", line)
+            self.assertIn(" verified", line)
+
 
 if __name__ == "__main__":
     unittest.main()
