@@ -160,7 +160,8 @@ class RemoteDelivery(unittest.TestCase):
                                 lambda t: re.sub(r"(IN\s+MX\s+)10", r"\g<1>20", t)),
             }).start()
         # B: the receiver, port 25 on its own address, STARTTLS with the test CA's certificate.
-        cls.b = Ferry(extra=f"listen = smtp {B_ADDR}:25\nlisten = submission {B_ADDR}:587\ntls_cert = {cls.cert}\ntls_key = {cls.key}\n"
+        cls.b = Ferry(extra=f"listen = smtp {B_ADDR}:25\nlisten = submission {B_ADDR}:587\n"
+                            f"listen = smtps {B_ADDR}:465\ntls_cert = {cls.cert}\ntls_key = {cls.key}\n"
                             "hostname = mx.b.test\n",
                       domains="b.test dane.test danebad.test")
         for user, pw in (("relayuser", "s3cret pass"),):
@@ -422,6 +423,82 @@ class RemoteDelivery(unittest.TestCase):
             line = [l for l in f.read_log().splitlines() if qid + ": to=<gina@b.test>" in l][-1]
             self.assertIn("relay=smart.pf.test[127.0.0.8]", line)
             self.assertIn(" verified", line)
+
+
+    def test_smarthost_implicit_tls(self):
+        """relayhost_tls = implicit: TLS from the first octet (RFC 8314), port 465."""
+        creds = os.path.join(tempfile.mkdtemp(prefix="ferry-creds-"), "relay.auth")
+        self.addCleanup(shutil.rmtree, os.path.dirname(creds), True)
+        with open(creds, "w") as c:
+            c.write("relayuser s3cret pass\n")
+        os.chmod(creds, 0o600)
+        f = self.sender(f"relayhost = [mx.b.test]:465\nrelayhost_tls = implicit\nrelayhost_auth_file = {creds}\n"
+                        f"smtp_tls_ca_file = {self.ca}\n")
+        qid = self.send_and_qid(f, ["hank@b.test"], "implicit-tls")
+        self.assertTrue(self.b_messages("hank", "implicit-tls"), f.read_log()[-3000:])
+        line = [l for l in f.read_log().splitlines() if qid + ": to=<hank@b.test>" in l][-1]
+        self.assertIn("status=sent", line)
+        self.assertIn(" verified", line)
+        self.assertRegex(self.b.read_log(), r"kind=smtps .*auth=relayuser")
+
+    def test_postfix_smarthost_auth_login(self):
+        """A smart host offering only AUTH LOGIN: Ferry falls back from PLAIN."""
+        with DovecotLmtp(auth_users={"ferry@relay.test": "s3cret pass"}, extra="auth_mechanisms = login\n") as auth, \
+                PostfixPeer(listen="127.0.0.8", mynetworks="127.0.0.8/32", sasl_path=auth.auth_socket,
+                            tls_cert=self.smart_cert, tls_key=self.smart_key,
+                            relayhost=f"[127.0.0.1]:{self.b.port}", extra="smtpd_tls_auth_only = yes") as smart:
+            creds = os.path.join(tempfile.mkdtemp(prefix="ferry-creds-"), "relay.auth")
+            self.addCleanup(shutil.rmtree, os.path.dirname(creds), True)
+            with open(creds, "w") as c:
+                c.write("ferry@relay.test s3cret pass\n")
+            os.chmod(creds, 0o600)
+            f = self.sender(f"relayhost = [smart.pf.test]:25\nrelayhost_auth_file = {creds}\n"
+                            f"smtp_tls_ca_file = {self.ca}\n")
+            self.send_and_qid(f, ["ivan@b.test"], "via-login")
+            self.assertTrue(self.b_messages("ivan", "via-login"), f.read_log()[-3000:] + smart.log()[-3000:])
+            self.assertIn("sasl_method=LOGIN", smart.log())
+
+    def test_tls_policy_table_overrides_the_default(self):
+        pol = os.path.join(self.d, "tls_policy")
+        with open(pol, "w") as fh:
+            fh.write("# per-domain TLS\nb.test none\ndanebad.test encrypt\n")
+        f = self.sender(f"smtp_tls_policy = {pol}\n")
+        q1 = self.send_and_qid(f, ["judy@b.test"], "policy-none")
+        self.assertTrue(self.b_messages("judy", "policy-none"), f.read_log()[-3000:])
+        line = [l for l in f.read_log().splitlines() if q1 + ": to=<judy@b.test>" in l][-1]
+        self.assertIn('tls="none"', line)
+        # encrypt: TLS without authentication, so the wrong TLSA record does not matter
+        q2 = self.send_and_qid(f, ["judy@danebad.test"], "policy-encrypt")
+        st = wait_status(f, q2, "judy@danebad.test")
+        self.assertEqual(st[0], "sent", st)
+        line = [l for l in f.read_log().splitlines() if q2 + ": to=<judy@danebad.test>" in l][-1]
+        self.assertRegex(line, r'tls="TLS=TLSv1\.[23] ')
+        self.assertNotIn(" verified", line.split("tls=")[1].split('"')[1])
+
+    def test_requiretls_needs_dnssec_mx_and_verified_tls(self):
+        """RFC 8689: to a DNSSEC domain with DANE the message goes (REQUIRETLS passed
+        on); to a domain whose MX is not validated it bounces with 5.7.10."""
+        import ssl
+        f = self.sender(f"tls_cert = {self.cert}\ntls_key = {self.key}\n")
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.check_hostname = False
+        before = set(re.findall(r"(\w{16}): to=<", f.read_log()))
+        with smtplib.SMTP("127.0.0.1", f.port, timeout=20) as s:
+            s.starttls(context=ctx)
+            s.ehlo()
+            self.assertTrue(s.has_extn("requiretls"))
+            s.sendmail("alice@a.test", ["kim@dane.test", "kim@b.test"], MSG.format(to="kim", subj="requiretls"),
+                       mail_options=["REQUIRETLS"])
+        ids = wait_for(lambda: set(re.findall(r"(\w{16}): to=<", f.read_log())) - before or None, 20)
+        qid = sorted(ids)[0]
+        self.assertTrue(self.b_messages("kim", "requiretls"), f.read_log()[-3000:])
+        res = wait_for(lambda: len(log_results(f, qid)) == 2 and log_results(f, qid), 20)
+        self.assertTrue(res, f.read_log()[-3000:])
+        self.assertEqual(res["kim@dane.test"][0], "sent")
+        self.assertEqual(res["kim@b.test"][0], "bounced")
+        self.assertTrue(res["kim@b.test"][1].startswith("5.7.10 "), res)
+        line = [l for l in f.read_log().splitlines() if qid + ": to=<kim@dane.test>" in l][-1]
+        self.assertIn("auth=dane-ee verified", line)
 
 
 if __name__ == "__main__":
