@@ -425,7 +425,7 @@ static void routed(struct ob_session *s)
     if (kept == 0) {
         struct delivery_status st;
         delivery_set(&st, DELIVERY_DEFER, "4.7.5 cannot look up the TLSA records of the mail servers of %s: %s",
-                     s->d->name, failed_why ? failed_why : "no answer");
+                     s->o->relay ? s->o->relay_host : s->d->name, failed_why ? failed_why : "no answer");
         struct outbound_job *j = s->job;
         s->job = NULL;
         job_answer(s->o, s->d, j, &st, NULL, NULL);
@@ -651,7 +651,9 @@ fail:
 
 int outbound_submit(struct outbound *o, struct outbound_job *j)
 {
-    struct ob_dest *d = dest_get(o, j->dest);
+    /* Through a relay host every domain shares one line: the limits and the
+       dead-host answer are the relay's (it is one server, whatever the domain). */
+    struct ob_dest *d = dest_get(o, o->relay ? "[relayhost]" : j->dest);
     if (!d)
         return -1;
     o->pending++;
@@ -674,7 +676,7 @@ int outbound_submit(struct outbound *o, struct outbound_job *j)
 
 size_t outbound_pending(const struct outbound *o, const char *dest)
 {
-    const struct ob_dest *d = dest_find(o, dest);
+    const struct ob_dest *d = dest_find(o, o->relay ? "[relayhost]" : dest);
     return d ? d->pending : 0;
 }
 

@@ -17,9 +17,10 @@
  * message. A message a reused connection dropped before the server took it
  * (smtp_client not_attempted) is put back at the head of the line once.
  *
- * With relayhost set, every destination is reached through that host (its
- * own connections and limits still apply per destination domain), with AUTH
- * when credentials were loaded, over TLS as relayhost_tls says.
+ * With relayhost set, every destination is reached through that host, and all
+ * of them share one line (the concurrency, rate and dead-host rules are the
+ * relay's), with AUTH when credentials were loaded, over TLS as relayhost_tls
+ * says.
  *
  * TLS per target comes from delivery/tls_policy.h (default level, per-domain
  * table), DANE from delivery/dane.h when the MX and address answers were
