@@ -291,10 +291,11 @@ static void plan_tls(struct ob_session *s)
 
 /* ---- sessions ---- */
 
-static void session_end(struct ob_session *s)
+/* Unlinks s and frees it with whatever lookup is still out (the client, when
+   there is one, is the caller's to end first). */
+static void session_free(struct ob_session *s)
 {
     struct outbound *o = s->o;
-    struct ob_dest *d = s->d;
     if (s->lookup)
         mx_cancel(s->lookup);
     for (size_t k = 0; k < s->nhosts; k++)
@@ -308,6 +309,13 @@ static void session_end(struct ob_session *s)
     if (s->next)
         s->next->prev = s->prev;
     free(s);
+}
+
+static void session_end(struct ob_session *s)
+{
+    struct outbound *o = s->o;
+    struct ob_dest *d = s->d;
+    session_free(s);
     d->active--;
     o->active--;
     kick(d);
@@ -690,17 +698,9 @@ void outbound_free(struct outbound *o)
     if (!o)
         return;
     while (o->sessions) {
-        struct ob_session *s = o->sessions;
-        o->sessions = s->next;
-        if (s->client)
-            smtp_client_cancel(s->client);
-        if (s->lookup)
-            mx_cancel(s->lookup);
-        for (size_t k = 0; k < s->nhosts; k++)
-            if (s->hosts[k].l)
-                dane_cancel(s->hosts[k].l);
-        free(s->host_tlsa);
-        free(s);
+        if (o->sessions->client)
+            smtp_client_cancel(o->sessions->client);
+        session_free(o->sessions);
     }
     for (size_t b = 0; b < DEST_BUCKETS; b++) {
         struct ob_dest *d = o->buckets[b];

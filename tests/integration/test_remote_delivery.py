@@ -342,12 +342,17 @@ class RemoteDelivery(unittest.TestCase):
 
     # ---- smart host ----
 
-    def relay_sender(self, password):
+    def creds_file(self, line):
+        """A relayhost_auth_file with one "user password" line, mode 0600."""
         creds = os.path.join(tempfile.mkdtemp(prefix="ferry-creds-"), "relay.auth")
-        with open(creds, "w") as c:
-            c.write(f"# smart host\nrelayuser {password}\n")
-        os.chmod(creds, 0o600)
         self.addCleanup(shutil.rmtree, os.path.dirname(creds), True)
+        with open(creds, "w") as c:
+            c.write(f"# smart host\n{line}\n")
+        os.chmod(creds, 0o600)
+        return creds
+
+    def relay_sender(self, password):
+        creds = self.creds_file(f"relayuser {password}")
         return self.sender(f"relayhost = [mx.b.test]:587\nrelayhost_auth_file = {creds}\n"
                            f"smtp_tls_ca_file = {self.ca}\n")
 
@@ -408,11 +413,7 @@ class RemoteDelivery(unittest.TestCase):
                 PostfixPeer(listen="127.0.0.8", mynetworks="127.0.0.8/32", sasl_path=auth.auth_socket,
                             tls_cert=self.smart_cert, tls_key=self.smart_key,
                             relayhost=f"[127.0.0.1]:{self.b.port}", extra="smtpd_tls_auth_only = yes") as smart:
-            creds = os.path.join(tempfile.mkdtemp(prefix="ferry-creds-"), "relay.auth")
-            self.addCleanup(shutil.rmtree, os.path.dirname(creds), True)
-            with open(creds, "w") as c:
-                c.write("ferry@relay.test s3cret pass\n")
-            os.chmod(creds, 0o600)
+            creds = self.creds_file("ferry@relay.test s3cret pass")
             f = self.sender(f"relayhost = [smart.pf.test]:25\nrelayhost_auth_file = {creds}\n"
                             f"smtp_tls_ca_file = {self.ca}\n")
             qid = self.send_and_qid(f, ["gina@b.test"], "via-postfix")
@@ -427,11 +428,7 @@ class RemoteDelivery(unittest.TestCase):
 
     def test_smarthost_implicit_tls(self):
         """relayhost_tls = implicit: TLS from the first octet (RFC 8314), port 465."""
-        creds = os.path.join(tempfile.mkdtemp(prefix="ferry-creds-"), "relay.auth")
-        self.addCleanup(shutil.rmtree, os.path.dirname(creds), True)
-        with open(creds, "w") as c:
-            c.write("relayuser s3cret pass\n")
-        os.chmod(creds, 0o600)
+        creds = self.creds_file("relayuser s3cret pass")
         f = self.sender(f"relayhost = [mx.b.test]:465\nrelayhost_tls = implicit\nrelayhost_auth_file = {creds}\n"
                         f"smtp_tls_ca_file = {self.ca}\n")
         qid = self.send_and_qid(f, ["hank@b.test"], "implicit-tls")
@@ -447,11 +444,7 @@ class RemoteDelivery(unittest.TestCase):
                 PostfixPeer(listen="127.0.0.8", mynetworks="127.0.0.8/32", sasl_path=auth.auth_socket,
                             tls_cert=self.smart_cert, tls_key=self.smart_key,
                             relayhost=f"[127.0.0.1]:{self.b.port}", extra="smtpd_tls_auth_only = yes") as smart:
-            creds = os.path.join(tempfile.mkdtemp(prefix="ferry-creds-"), "relay.auth")
-            self.addCleanup(shutil.rmtree, os.path.dirname(creds), True)
-            with open(creds, "w") as c:
-                c.write("ferry@relay.test s3cret pass\n")
-            os.chmod(creds, 0o600)
+            creds = self.creds_file("ferry@relay.test s3cret pass")
             f = self.sender(f"relayhost = [smart.pf.test]:25\nrelayhost_auth_file = {creds}\n"
                             f"smtp_tls_ca_file = {self.ca}\n")
             self.send_and_qid(f, ["ivan@b.test"], "via-login")
