@@ -319,7 +319,6 @@ static void session_end(struct ob_session *s)
     d->active--;
     o->active--;
     kick(d);
-    dest_maybe_free(d);
     /* A slot in the total limit may be free now for another destination. */
     if (o->active < o->cfg->smtp_total_concurrency) {
         for (size_t b = 0; b < DEST_BUCKETS; b++)
@@ -329,6 +328,7 @@ static void session_end(struct ob_session *s)
                     evtimer_add(x->kick_timer, &zero);
                 }
     }
+    dest_maybe_free(d);     /* last: d is not looked at after this */
 }
 
 static void on_client_done(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
