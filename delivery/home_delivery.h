@@ -25,6 +25,9 @@
 #include "lib/addr.h"
 
 #define HOME_USER_MAX 64
+/* The longest one delivery may take; the parent kills the child then, and the
+   queue stops waiting a little later whatever happened to the answer. */
+#define HOME_TIMEOUT_SECONDS 300
 
 struct home_request {
     char id[32];

@@ -98,8 +98,10 @@ int relay_creds_load(const char *path, struct relay_creds *creds, char *err, siz
     }
     int rc = relay_creds_parse(text, (size_t)n, creds, &why);
     OPENSSL_cleanse(text, sizeof text);
-    if (rc < 0)
+    if (rc < 0) {
+        relay_creds_wipe(creds);        /* a first line may have been taken before the fault */
         snprintf(err, errsz, "relayhost_auth_file %s: %s", path, why);
+    }
     return rc;
 }
 

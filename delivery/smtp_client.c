@@ -80,6 +80,8 @@ struct smtp_client {
     struct smtp_tls_hooks tls;
     bool have_tls_hooks;
     char *auth_user, *auth_pass;
+    bool auth_needs_verified;
+    struct smtp_client *live_prev, *live_next;   /* every client alive, for cancel_all */
     struct mx_target targets[MX_MAX_ADDRS];
     size_t ntargets;
 
@@ -424,8 +426,13 @@ static void start_txn(struct smtp_client *c)
     char why[sizeof c->host_perm.text];
     if (message_mismatch(c, why, sizeof why)) {
         if (c->txn_on_conn > 1) {
-            /* A reused session: this message alone cannot go; the session stays. */
-            set_open_rcpts(c, DELIVERY_FAIL, why);
+            /* A reused session cannot take this message, but another MX might:
+               not attempted, for the caller to retry on a fresh session (which
+               tries every MX). The session stays. */
+            char text[sizeof c->host_perm.text + 32];
+            snprintf(text, sizeof text, "4.4.0 not sent on a reused session: %s", why);
+            c->res.not_attempted = true;
+            set_open_rcpts(c, DELIVERY_DEFER, text);
             c->need_rset = false;
             txn_end(c, true);
         } else {
@@ -503,7 +510,10 @@ static void tls_begin(struct smtp_client *c)
     struct bufferevent *f = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                            BEV_OPT_CLOSE_ON_FREE);
     if (!f) {
-        SSL_free(ssl);
+        /* libevent's failure path may already have freed the SSL and the
+           connection under it (CLOSE_ON_FREE): leak them rather than free twice
+           (out of memory only). */
+        c->bev = NULL;
         host_fail(c, DELIVERY_DEFER, "4.3.0 out of memory starting TLS with %s", c->label);
         return;
     }
@@ -571,6 +581,11 @@ static void auth_begin(struct smtp_client *c)
 {
     if (!c->tls_active) {
         host_fail(c, DELIVERY_DEFER, "4.7.0 will not send credentials to %s without TLS", c->label);
+        return;
+    }
+    if (c->auth_needs_verified && !c->tls_verified) {
+        host_fail(c, DELIVERY_DEFER, "4.7.0 will not send credentials to %s: its certificate was not verified",
+                  c->label);
         return;
     }
     bool ok;
@@ -762,6 +777,13 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
                   reply_flat(r, flat, sizeof flat));
         return;
     case SC_MAIL:
+        if (r->code == 421 && c->txn_on_conn > 1) {
+            /* The server timed the cached connection out: nothing was taken. */
+            c->res.not_attempted = true;
+            set_open_rcpts(c, DELIVERY_DEFER, "4.4.2 the reused connection was closed by the server (421)");
+            txn_end(c, false);
+            return;
+        }
         if (cls != 2) {
             c->mail_failed = true;
             for (size_t i = 0; i < c->res.nrcpts; i++)
@@ -1040,8 +1062,16 @@ static bool start_connect(struct smtp_client *c)
     return true;
 }
 
+static struct smtp_client *live_clients;
+
 static void free_client(struct smtp_client *c)
 {
+    if (c->live_prev)
+        c->live_prev->live_next = c->live_next;
+    else if (live_clients == c)
+        live_clients = c->live_next;
+    if (c->live_next)
+        c->live_next->live_prev = c->live_prev;
     close_conn(c);
     if (c->timer)
         event_free(c->timer);
@@ -1116,6 +1146,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         deliver(c);
         return;
     case SC_WAIT:
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+            /* Something arrived unasked between transactions (a 421, a stray
+               reply): the session is out of step; a fresh one is safer. */
+            host_fail(c, DELIVERY_DEFER, "4.4.2 host %s sent data between transactions", c->label);
+            return;
+        }
         if (c->need_rset) {
             if (!write_out(c, "RSET\r\n", 6)) {
                 host_fail(c, DELIVERY_DEFER, "4.3.0 out of memory talking to %s", c->label);
@@ -1192,6 +1228,11 @@ struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp
         c->source_len = p->source_len;
     }
     c->to = p->timeouts;
+    c->auth_needs_verified = p->auth_needs_verified;
+    c->live_next = live_clients;
+    if (live_clients)
+        live_clients->live_prev = c;
+    live_clients = c;
     if (p->tls) {
         c->tls = *p->tls;
         c->have_tls_hooks = true;
@@ -1243,4 +1284,10 @@ void smtp_client_cancel(struct smtp_client *c)
 {
     if (c)
         free_client(c);
+}
+
+void smtp_client_cancel_all(void)
+{
+    while (live_clients)
+        free_client(live_clients);
 }

@@ -124,6 +124,7 @@ struct smtp_client_params {
     struct smtp_timeouts timeouts;
     const struct smtp_tls_hooks *tls;      /* NULL: plain text only */
     const char *auth_user, *auth_pass;     /* NULL: no AUTH */
+    bool auth_needs_verified;              /* credentials only to an authenticated peer */
     const struct mx_target *targets;       /* in the order to try */
     size_t ntargets;                       /* 1..MX_MAX_ADDRS */
     /* The first transaction. */
@@ -182,5 +183,8 @@ int smtp_client_next(struct smtp_client *c, const struct smtp_txn_params *t, smt
 /* Ends the session at once (no QUIT), without calling the callback. Not from
    inside the callback. */
 void smtp_client_cancel(struct smtp_client *c);
+/* Process shutdown: ends every client still alive, including those closing
+   after their last callback (QUIT sent), which nothing else owns any more. */
+void smtp_client_cancel_all(void);
 
 #endif

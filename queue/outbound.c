@@ -95,9 +95,12 @@ static unsigned hash_name(const char *s)
 
 static void kick(struct ob_dest *d);
 
+static void dest_maybe_free(struct ob_dest *d);
+
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     kick(arg);
+    dest_maybe_free(arg);
 }
 
 static struct ob_dest *dest_find(const struct outbound *o, const char *name)
@@ -133,8 +136,15 @@ static struct ob_dest *dest_get(struct outbound *o, const char *name)
    idle destination owes no spacing). */
 static void dest_maybe_free(struct ob_dest *d)
 {
-    if (d->kicking || d->pending || d->active || d->next_start > now_ms())
+    if (d->kicking || d->pending || d->active)
         return;
+    int64_t wait = d->next_start - now_ms();
+    if (wait > 0) {
+        /* Its rate spacing still runs: look again when it is over (on_kick). */
+        struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+        evtimer_add(d->kick_timer, &tv);
+        return;
+    }
     struct outbound *o = d->o;
     struct ob_dest **pp = &o->buckets[hash_name(d->name)];
     while (*pp && *pp != d)
@@ -197,10 +207,8 @@ static void job_answer(struct outbound *o, struct ob_dest *d, struct outbound_jo
     memset(&r, 0, sizeof r);
     struct smtp_rcpt_result *rr = calloc(j->nrcpts, sizeof *rr);
     struct smtp_rcpt_result one;
-    if (!rr && j->nrcpts > 1) {
-        /* Cannot even say it per recipient: answer them one at a time. */
-        rr = &one;
-    }
+    if (!rr)
+        rr = &one;      /* no memory for them all: the first now, the rest retried */
     size_t n = rr == &one ? 1 : j->nrcpts;
     for (size_t i = 0; i < n; i++) {
         memset(&rr[i], 0, sizeof rr[i]);
@@ -248,8 +256,14 @@ static const char *nexthop_for(const struct ob_session *s, size_t target)
 static SSL *hook_new_ssl(void *arg, size_t target, char *err, size_t errsz)
 {
     struct ob_session *s = arg;
-    return tls_client_ssl_new(s->o->ctx, s->route.targets[target].host, nexthop_for(s, target), s->level[target],
-                              s->tlsa[target], err, errsz);
+    /* A relay host is authenticated by the name in the configuration: a name
+       that came from an unvalidated MX answer proves nothing (an attacker who
+       forges it would collect the AUTH credentials). */
+    const char *host = s->route.targets[target].host;
+    if (s->o->relay && !s->route.mx_secure)
+        host = s->o->relay_host;
+    return tls_client_ssl_new(s->o->ctx, host, nexthop_for(s, target), s->level[target], s->tlsa[target], err,
+                              errsz);
 }
 
 static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz)
@@ -338,21 +352,29 @@ static void on_client_done(struct smtp_client *c, const struct smtp_client_resul
     struct ob_dest *d = s->d;
     struct outbound_job *j = s->job;
     s->job = NULL;
+    bool requeued = false;
     if (r->not_attempted && !j->requeued) {
-        /* The cached connection was gone: once more, on a fresh one. */
-        j->requeued = true;
+        /* The cached connection was gone (or could not take this message):
+           once more, on a fresh session, which tries every MX. */
+        j->requeued = requeued = true;
         dest_push_front(d, j);
-        log_msg(LOG_LVL_INFO, j->env->id, "connection to %s dropped before the message was offered; retrying "
-                "on a new connection", r->remote_host);
+        log_msg(LOG_LVL_INFO, j->env->id, "not sent on the reused connection to %s (%s); retrying on a new one",
+                r->remote_host, r->nrcpts ? r->rcpts[0].st.text : "");
     } else {
-        bool dead = r->txn_on_conn == 0 && r->nrcpts > 0 && r->rcpts[0].st.result == DELIVERY_DEFER;
+        /* Dead destination: every address failed to connect or talk at the
+           configured level. Not when this message's own REQUIRETLS raised the
+           level, nor for what one message cannot do (those are 5xx or 4.7.x). */
+        bool dead = !s->requiretls && r->txn_on_conn == 0 && r->nrcpts > 0 &&
+                    r->rcpts[0].st.result == DELIVERY_DEFER && !strncmp(r->rcpts[0].st.text, "4.4.", 4);
         struct delivery_status dead_st = r->nrcpts ? r->rcpts[0].st : (struct delivery_status){0};
         job_done(o, d, j, r);
         if (dead)
             dest_answer_all(d, &dead_st);
     }
-    /* A REQUIRETLS message never rides an unverified session: it starts its own. */
-    if (r->session_open && d->head && (!d->head->env->requiretls || r->tls_verified)) {
+    /* A REQUIRETLS message rides only a session planned for REQUIRETLS (its MX
+       validated, its level raised) and verified; a requeued one starts fresh. */
+    if (r->session_open && d->head && !requeued &&
+        (!d->head->env->requiretls || (r->tls_verified && s->requiretls))) {
         struct outbound_job *n = dest_pop(d);
         struct smtp_txn_params t = {n->env, n->rcpts, n->nrcpts, n->msg_fd, rate_book(d)};
         if (smtp_client_next(c, &t, on_client_done, s) == 0) {
@@ -381,6 +403,9 @@ static void start_client(struct ob_session *s)
     if (o->relay && o->creds.set) {
         p.auth_user = o->creds.user;
         p.auth_pass = o->creds.pass;
+        /* Only a policy that explicitly lowered the relay's level lets the
+           credentials go to an unauthenticated peer. */
+        p.auth_needs_verified = s->configured == TLS_LEVEL_VERIFY || s->configured == TLS_LEVEL_DANE;
     }
     /* One source address per family: bind only what matches the target. The
        client binds the one it is given when the families agree; with both set,
@@ -437,7 +462,8 @@ static void routed(struct ob_session *s)
         struct outbound_job *j = s->job;
         s->job = NULL;
         job_answer(s->o, s->d, j, &st, NULL, NULL);
-        dest_answer_all(s->d, &st);
+        if (!s->requiretls)     /* lookups REQUIRETLS alone asked for do not condemn the rest */
+            dest_answer_all(s->d, &st);
         session_end(s);
         return;
     }
@@ -702,6 +728,7 @@ void outbound_free(struct outbound *o)
             smtp_client_cancel(o->sessions->client);
         session_free(o->sessions);
     }
+    smtp_client_cancel_all();       /* those still closing after their last message */
     for (size_t b = 0; b < DEST_BUCKETS; b++) {
         struct ob_dest *d = o->buckets[b];
         while (d) {

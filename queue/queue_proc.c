@@ -357,6 +357,7 @@ struct attempt {
     size_t *job_rcpts;
     struct local_batch lb;          /* local results and alias expansions */
     bool *home_wait;                /* home deliveries the parent has yet to answer */
+    struct event *home_timer;       /* gives up on the parent's answers */
     size_t n0;                      /* recipients before expansions */
     struct attempt *next;
 };
@@ -376,6 +377,8 @@ static void attempt_free(struct attempt *a)
     free(a->jobs);
     free(a->job_rcpts);
     free(a->home_wait);
+    if (a->home_timer)
+        event_free(a->home_timer);
     local_batch_free(&a->lb);
     env_free(&a->e);
     free(a);
@@ -483,6 +486,27 @@ static bool request_home(struct attempt *a, size_t i)
     char line[1024];
     int n = home_request_format(&hr, line, sizeof line);
     return n > 0 && ipc_chan_send(a->q->parent, PROC_HOME_DELIVER, line, (size_t)n) == 0;
+}
+
+/* The parent never answered (it dropped the request, or the queue process was
+   told nothing): the deliveries still awaited are tried again later. */
+static void on_home_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct attempt *a = arg;
+    size_t waiting = 0;
+    struct delivery_status st;
+    for (size_t i = 0; i < a->n0; i++) {
+        if (!a->home_wait[i])
+            continue;
+        a->home_wait[i] = false;
+        delivery_set(&st, DELIVERY_DEFER, "4.4.7 no answer about the delivery as %s", a->lb.home_user[i]);
+        record(a, i, &st, false, NULL, NULL);
+        waiting++;
+    }
+    if (waiting == 0)
+        return;
+    a->remote_pending -= waiting - 1;
+    pending_done(a);        /* the last: may free a */
 }
 
 static void on_home_result(struct queue_proc *q, const void *data, size_t len)
@@ -633,7 +657,13 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
         } else if (a->lb.home && a->lb.home[i]) {
             if (!a->home_wait)
                 a->home_wait = calloc(n, sizeof *a->home_wait);
-            if (a->home_wait && request_home(a, i)) {
+            if (a->home_wait && !a->home_timer) {
+                a->home_timer = evtimer_new(q->base, on_home_timeout, a);
+                struct timeval tv = {HOME_TIMEOUT_SECONDS + 60, 0};
+                if (a->home_timer)
+                    evtimer_add(a->home_timer, &tv);
+            }
+            if (a->home_wait && a->home_timer && request_home(a, i)) {
                 a->home_wait[i] = true;
                 a->remote_pending++;
                 continue;
@@ -955,6 +985,8 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
         return 1;
     }
     q.ob = outbound_new(q.base, cfg, q.dns, creds, err, sizeof err);
+    if (creds)
+        relay_creds_wipe((struct relay_creds *)creds);     /* outbound keeps its own copy */
     if (!q.ob) {
         log_error("%s", err);
         return 1;

@@ -288,6 +288,8 @@ static void home_child_cleanup(void *arg)
         if (p->children[i].chan)
             close(ipc_chan_fd(p->children[i].chan));
     relay_creds_wipe(&p->creds);
+    SSL_CTX_free(p->tls);       /* the server's private key stays with the parent */
+    p->tls = NULL;
 }
 
 static void start_child(struct parent *p, enum child_kind k)
@@ -461,6 +463,7 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
     if (parent_tls_ctx(next, &tls, err, sizeof err) < 0 ||
         (next->relayhost_auth_file[0] && relay_creds_load(next->relayhost_auth_file, &creds, err, sizeof err) < 0)) {
         log_error("reload refused, keeping the running configuration and certificate: %s", err);
+        relay_creds_wipe(&creds);
         SSL_CTX_free(tls);
         settings_free(next);
         free(next);

@@ -126,6 +126,14 @@ static void child_run(struct home_jobs *h, const struct ferry_config *cfg, const
     proc_reset_signals();
     if (h->child_cleanup)
         h->child_cleanup(h->cleanup_arg);
+    /* Nothing else of the parent's goes along either (other deliveries' pipes,
+       the event loop's descriptors): only stdio, the message and the result pipe. */
+    int keep_lo = msg_fd < out_fd ? msg_fd : out_fd, keep_hi = msg_fd < out_fd ? out_fd : msg_fd;
+    if (keep_lo > 3)
+        close_range(3, (unsigned)keep_lo - 1, 0);
+    if (keep_hi > keep_lo + 1)
+        close_range((unsigned)keep_lo + 1, (unsigned)keep_hi - 1, 0);
+    close_range((unsigned)keep_hi + 1, ~0U, 0);
     struct home_result res;
     memset(&res, 0, sizeof res);
     str_copy(res.id, req->id, sizeof res.id);

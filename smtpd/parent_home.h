@@ -18,10 +18,10 @@
 
 #include <stddef.h>
 
+#include "delivery/home_delivery.h"
 #include "lib/settings.h"
 
 #define HOME_JOBS_MAX        20
-#define HOME_TIMEOUT_SECONDS 300
 
 struct event_base;
 struct ipc_chan;

@@ -146,7 +146,7 @@ class RemoteDelivery(unittest.TestCase):
                                      f"@ IN MX 10 mx\nmx IN A {B_ADDR}\n_25._tcp.mx IN TLSA 3 1 1 {wrong}\n"),
             },
             unsigned={
-                "b.test": zone("b.test", f"@ IN MX 10 mx\nmx IN A {B_ADDR}\n"),
+                "b.test": zone("b.test", f"@ IN MX 10 mx\nmx IN A {B_ADDR}\nrelay IN MX 10 mx\n"),
                 "nullmx.test": zone("nullmx.test", "@ IN MX 0 .\n"),
                 "down.test": zone("down.test", "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.5\n"
                                                "mx2 IN A 127.0.0.6\n"),
@@ -377,6 +377,21 @@ class RemoteDelivery(unittest.TestCase):
         self.assertEqual(st[0], "deferred", st)
         self.assertTrue(st[1].startswith("4.7.0 host mx.b.test[127.0.0.3] did not accept our credentials: 535"), st)
         self.assertIn(qid + ".env", f.queue_files())
+
+    def test_smarthost_by_unvalidated_mx_never_gets_the_credentials(self):
+        """relayhost = relay.b.test:587 (no brackets: MX lookup, unsigned zone).
+        The MX name it leads to has a valid certificate, but the relay must prove
+        the name in the configuration: it does not, so no AUTH is sent."""
+        creds = self.creds_file("relayuser s3cret pass")
+        f = self.sender(f"relayhost = relay.b.test:587\nrelayhost_auth_file = {creds}\n"
+                        f"smtp_tls_ca_file = {self.ca}\n")
+        b_auth_before = self.b.read_log().count("auth=relayuser")
+        qid = self.send_and_qid(f, ["lena@b.test"], "mx-relay")
+        st = wait_status(f, qid, "lena@b.test")
+        self.assertEqual(st[0], "deferred", st)
+        self.assertTrue(st[1].startswith("4.7."), st)
+        self.assertEqual(self.b.read_log().count("auth=relayuser"), b_auth_before)
+        self.assertFalse(self.b_messages("lena", "mx-relay", timeout=1))
 
     def test_smarthost_credentials_file_readable_by_others_is_refused(self):
         creds = os.path.join(self.d, "open.auth")

@@ -35,6 +35,7 @@ class Script:
         self.delay_at = None             # (command, seconds): sleep before replying
         self.stall_body = 0              # seconds to stop reading after 354
         self.max_messages = None         # close at the MAIL after this many messages
+        self.idle_421_after = None       # answer 421 to the MAIL after this many messages
         self.__dict__.update(kw)
 
 
@@ -115,6 +116,9 @@ class Server:
             elif verb == "MAIL":
                 if s.max_messages is not None and len(self.messages) >= s.max_messages:
                     raise ConnectionError("scripted close after max_messages")
+                if s.idle_421_after is not None and len(self.messages) >= s.idle_421_after:
+                    conn.sendall(b"421 4.4.2 mx.test idle timeout, closing\r\n")
+                    return
                 time.sleep(0.2)
                 if self.pipelined is None:
                     self.pipelined = b"RCPT TO" in buf
@@ -523,6 +527,15 @@ class SmtpClient(unittest.TestCase):
         self.assertEqual(out.count("<a@b.test> ok"), 1, out)
         self.assertEqual(out.count("<a@b.test> defer"), 1, out)
         self.assertEqual(len(srv.messages), 1)
+    def test_421_to_mail_on_a_reused_session_is_not_attempted(self):
+        """RFC 5321 §3.8: a server that timed the cached connection out answers
+        421; the message was not taken and goes again on a new connection."""
+        srv = self.serve(ehlo=["SIZE 1000000", "8BITMIME"], idle_421_after=1)
+        heads, out = self.run_repeat(srv, ["a@b.test"], 2, "--timeout", "3000")
+        self.assertEqual(len(heads), 2, out)
+        self.assertIn("unattempted=1", heads[1])
+        self.assertIn("4.4.2 the reused connection was closed by the server (421)", out)
+
 
 if __name__ == "__main__":
     unittest.main()
