@@ -123,6 +123,13 @@ resolver = {self.resolver}
         if not wait_for(self._accepting, 10):
             self.stop()
             raise RuntimeError("ferryd did not start:\n" + self.read_log())
+        # The queue process has made its first scan: a message injected from now
+        # on is found by the test's flush alone, never also by that scan.
+        with open(self.conf) as c:
+            quiet = re.search(r"^log_level = (warn|error)", c.read(), re.M)
+        if not quiet and not wait_for(lambda: "queue process ready" in self.read_log(), 10):
+            self.stop()
+            raise RuntimeError("the queue process did not start:\n" + self.read_log())
         return self
 
     def _accepting(self):
