@@ -1,5 +1,6 @@
 /* local_map — see local_map.h. */
 #include "delivery/local_map.h"
+#include "queue/spool.h"
 #include "lib/buf.h"
 
 #include <db.h>
@@ -232,32 +233,10 @@ int local_map_load_file(const char *path, enum local_map_syntax syn, struct loca
 {
     memset(out, 0, sizeof *out);
     out->ops = &text_ops;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    if (sb.st_size > MAP_FILE_MAX) {
-        snprintf(err, errlen, "%s: larger than %d octets", path, MAP_FILE_MAX);
-        close(fd);
-        return -1;
-    }
-    char *data = malloc((size_t)sb.st_size + 1);
-    size_t got = 0;
-    while (data && got < (size_t)sb.st_size) {
-        ssize_t r = read(fd, data + got, (size_t)sb.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (!data) {
-        snprintf(err, errlen, "%s: out of memory", path);
+    char *data;
+    size_t got;
+    if (spool_read_file(AT_FDCWD, path, MAP_FILE_MAX, &data, &got) < 0) {
+        snprintf(err, errlen, "%s: %s", path, errno == EFBIG ? "too large" : strerror(errno));
         return -1;
     }
     char why[256];

@@ -628,21 +628,15 @@ static void auth_reply(struct smtp_client *c, const struct smtp_reply *r)
         after_hello(c);
         return;
     }
-    if (r->code == 334 && c->auth_step == AUTH_LOGIN_SENT) {
-        if (!send_b64_line(c, "", (const unsigned char *)c->auth_user, strlen(c->auth_user))) {
+    if (r->code == 334 && (c->auth_step == AUTH_LOGIN_SENT || c->auth_step == AUTH_USER_SENT)) {
+        /* LOGIN: the server's two prompts get the user name, then the password. */
+        bool user = c->auth_step == AUTH_LOGIN_SENT;
+        const char *secret = user ? c->auth_user : c->auth_pass;
+        if (!send_b64_line(c, "", (const unsigned char *)secret, strlen(secret))) {
             host_fail(c, DELIVERY_DEFER, "4.3.0 cannot send AUTH to %s", c->label);
             return;
         }
-        c->auth_step = AUTH_USER_SENT;
-        arm(c, c->to.helo);
-        return;
-    }
-    if (r->code == 334 && c->auth_step == AUTH_USER_SENT) {
-        if (!send_b64_line(c, "", (const unsigned char *)c->auth_pass, strlen(c->auth_pass))) {
-            host_fail(c, DELIVERY_DEFER, "4.3.0 cannot send AUTH to %s", c->label);
-            return;
-        }
-        c->auth_step = AUTH_PASS_SENT;
+        c->auth_step = user ? AUTH_USER_SENT : AUTH_PASS_SENT;
         arm(c, c->to.helo);
         return;
     }

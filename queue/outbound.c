@@ -73,7 +73,6 @@ struct outbound {
     struct sockaddr_storage src4, src6;
     socklen_t src4_len, src6_len;
     unsigned active;
-    size_t pending;
     struct ob_dest *buckets[DEST_BUCKETS];
     struct ob_session *sessions;
 };
@@ -195,7 +194,6 @@ static unsigned rate_book(struct ob_dest *d)
 static void job_done(struct outbound *o, struct ob_dest *d, struct outbound_job *j, const struct smtp_client_result *r)
 {
     d->pending--;
-    o->pending--;
     j->done(j, r, j->arg);
 }
 
@@ -690,7 +688,6 @@ int outbound_submit(struct outbound *o, struct outbound_job *j)
     struct ob_dest *d = dest_get(o, o->relay ? "[relayhost]" : j->dest);
     if (!d)
         return -1;
-    o->pending++;
     j->next = NULL;
     j->requeued = false;
     if (d->tail)
@@ -706,17 +703,6 @@ int outbound_submit(struct outbound *o, struct outbound_job *j)
         evtimer_add(d->kick_timer, &zero);
     }
     return 0;
-}
-
-size_t outbound_pending(const struct outbound *o, const char *dest)
-{
-    const struct ob_dest *d = dest_find(o, o->relay ? "[relayhost]" : dest);
-    return d ? d->pending : 0;
-}
-
-size_t outbound_pending_total(const struct outbound *o)
-{
-    return o->pending;
 }
 
 void outbound_free(struct outbound *o)

@@ -68,9 +68,6 @@ struct outbound *outbound_new(struct event_base *base, const struct ferry_config
                               const struct relay_creds *creds, char *err, size_t errsz);
 /* 0: taken, answered later; -1: out of memory, not taken (the caller defers). */
 int  outbound_submit(struct outbound *o, struct outbound_job *j);
-/* Jobs handed over and not yet answered, for one destination and in all. */
-size_t outbound_pending(const struct outbound *o, const char *dest);
-size_t outbound_pending_total(const struct outbound *o);
 void outbound_free(struct outbound *o);
 
 #endif

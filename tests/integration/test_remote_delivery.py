@@ -10,7 +10,6 @@ connection reuse under a per-destination concurrency of 1, a per-destination
 rate limit, DANE (matching TLSA delivers, mismatching defers) and a smart host
 with AUTH over STARTTLS (right and wrong password)."""
 import email
-import hashlib
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ import unittest
 from dnssec import DnssecResolver
 from ferrytest import FERRYCTL, Ferry, wait_for
 from peers import DovecotLmtp, PostfixPeer
+from test_dane import der_digest
 from tlscerts import make_ca_and_server
 
 A_ADDR, B_ADDR = "127.0.0.2", "127.0.0.3"
@@ -34,14 +34,6 @@ MSG = "From: alice@a.test\r\nTo: {to}\r\nSubject: {subj}\r\nMessage-ID: <{subj}@
 def zone(origin, body):
     return (f"$ORIGIN {origin}.\n$TTL 60\n@ IN SOA ns.{origin}. hostmaster.{origin}. 1 3600 900 604800 5\n"
             f"@ IN NS ns\nns IN A 127.0.0.1\n" + body)
-
-
-def spki_digest(cert):
-    pem = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], check=True,
-                         capture_output=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pem, check=True,
-                         capture_output=True).stdout
-    return hashlib.sha256(der).hexdigest()
 
 
 class ScriptedServer:
@@ -78,7 +70,6 @@ class ScriptedServer:
         conn.settimeout(10)
         f = conn.makefile("rb")
         conn.sendall(b"220 scripted.test ESMTP\r\n")
-        accepted = 0
         while True:
             line = f.readline()
             if not line:
@@ -87,12 +78,10 @@ class ScriptedServer:
             if verb == b"EHLO":
                 conn.sendall(b"250-scripted.test\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
             elif verb == b"MAIL":
-                accepted = 0
                 conn.sendall(b"250 2.1.0 ok\r\n")
             elif verb == b"RCPT":
                 addr = line.decode().split("<", 1)[1].split(">", 1)[0]
                 reply = self.replies.get(addr, "250 2.1.5 ok")
-                accepted += reply.startswith("2")
                 conn.sendall(reply.encode() + b"\r\n")
             elif verb == b"DATA":
                 conn.sendall(b"354 go ahead\r\n")
@@ -128,6 +117,11 @@ def wait_status(f, qid, addr, timeout=20):
     return wait_for(lambda: log_results(f, qid).get(addr), timeout)
 
 
+def delivery_line(f, qid, addr):
+    """The last log line of the attempts for addr."""
+    return [l for l in f.read_log().splitlines() if qid + f": to=<{addr}>" in l][-1]
+
+
 class RemoteDelivery(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -137,8 +131,8 @@ class RemoteDelivery(unittest.TestCase):
         _, cls.pf_cert, cls.pf_key = make_ca_and_server(cls.d, name="postfix", cn="mx.pf.test")
         _, cls.smart_cert, cls.smart_key = make_ca_and_server(cls.d, name="smart", cn="smart.pf.test")
         _, cls.bad_cert, cls.bad_key = make_ca_and_server(cls.d, name="other", cn="mx.b.test")
-        digest = spki_digest(cls.cert)
-        wrong = spki_digest(cls.bad_cert)
+        digest = der_digest(cls.cert, "spki")
+        wrong = der_digest(cls.bad_cert, "spki")
         cls.dns = DnssecResolver(
             signed={
                 "dane.test": zone("dane.test", f"@ IN MX 10 mx\nmx IN A {B_ADDR}\n_25._tcp.mx IN TLSA 3 1 1 {digest}\n"),
@@ -185,6 +179,13 @@ class RemoteDelivery(unittest.TestCase):
         self.addCleanup(f.cleanup)
         return f
 
+    def assert_deferred(self, f, qid, addr, prefix):
+        """addr was deferred with a text starting with prefix, and is still queued."""
+        st = wait_status(f, qid, addr)
+        self.assertEqual(st[0], "deferred", st)
+        self.assertTrue(st[1].startswith(prefix), st)
+        self.assertIn(qid + ".env", f.queue_files())
+
     def send_and_qid(self, f, rcpts, subj):
         before = set(re.findall(r"(\w{16}): to=<", f.read_log()))
         with smtplib.SMTP("127.0.0.1", f.port, timeout=20) as s:
@@ -222,7 +223,7 @@ class RemoteDelivery(unittest.TestCase):
         st = wait_status(f, qid, "bob@b.test")
         self.assertEqual(st[0], "sent", st)
         self.assertRegex(st[1], r"^2\.0\.0 host mx\.b\.test\[127\.0\.0\.3\] said: 250")
-        line = [l for l in f.read_log().splitlines() if qid + ": to=<bob@b.test>" in l][-1]
+        line = delivery_line(f, qid, "bob@b.test")
         self.assertIn("relay=mx.b.test[127.0.0.3]", line)
         self.assertRegex(line, r'tls="TLS=TLSv1\.[23] ')
         # B saw the connection from A's source address, over TLS, with A's name.
@@ -250,19 +251,13 @@ class RemoteDelivery(unittest.TestCase):
     def test_servfail_defers_4_4_3(self):
         f = self.sender()
         qid = self.send_and_qid(f, ["bob@broken.test"], "servfail")
-        st = wait_status(f, qid, "bob@broken.test")
-        self.assertEqual(st[0], "deferred", st)
-        self.assertTrue(st[1].startswith("4.4.3 cannot look up the MX records of broken.test"), st)
-        self.assertIn(qid + ".env", f.queue_files())
+        self.assert_deferred(f, qid, "bob@broken.test", "4.4.3 cannot look up the MX records of broken.test")
 
     def test_all_mx_down_defers(self):
         f = self.sender("smtp_connect_timeout = 2s\n")
         qid = self.send_and_qid(f, ["bob@down.test"], "alldown")
-        st = wait_status(f, qid, "bob@down.test")
-        self.assertEqual(st[0], "deferred", st)
         # The last one tried is the preference-20 host: both were tried, in order.
-        self.assertTrue(st[1].startswith("4.4.1 cannot connect to mx2.down.test[127.0.0.6]"), st)
-        self.assertIn(qid + ".env", f.queue_files())
+        self.assert_deferred(f, qid, "bob@down.test", "4.4.1 cannot connect to mx2.down.test[127.0.0.6]")
 
     def test_per_recipient_replies(self):
         srv = ScriptedServer("127.0.0.9", {"full@mixed.test": "452 4.2.2 mailbox full",
@@ -327,17 +322,14 @@ class RemoteDelivery(unittest.TestCase):
         f = self.sender()
         qid = self.send_and_qid(f, ["erin@dane.test"], "dane-ok")
         self.assertTrue(self.b_messages("erin", "dane-ok"), f.read_log()[-3000:])
-        line = [l for l in f.read_log().splitlines() if qid + ": to=<erin@dane.test>" in l][-1]
+        line = delivery_line(f, qid, "erin@dane.test")
         self.assertIn("status=sent", line)
         self.assertIn("auth=dane-ee verified", line)
 
     def test_dane_mismatching_tlsa_defers(self):
         f = self.sender()
         qid = self.send_and_qid(f, ["erin@danebad.test"], "dane-bad")
-        st = wait_status(f, qid, "erin@danebad.test")
-        self.assertEqual(st[0], "deferred", st)
-        self.assertTrue(st[1].startswith("4.7.5 "), st)
-        self.assertIn(qid + ".env", f.queue_files())
+        self.assert_deferred(f, qid, "erin@danebad.test", "4.7.5 ")
         self.assertFalse(self.b_messages("erin", "dane-bad", timeout=1))
 
     # ---- smart host ----
@@ -365,7 +357,7 @@ class RemoteDelivery(unittest.TestCase):
         self.assertTrue(data, f.read_log()[-3000:] + self.b.read_log()[-3000:])
         st = wait_status(f, qid, "frank@b.test")
         self.assertEqual(st[0], "sent", st)
-        line = [l for l in f.read_log().splitlines() if qid + ": to=<frank@b.test>" in l][-1]
+        line = delivery_line(f, qid, "frank@b.test")
         self.assertIn("relay=mx.b.test[127.0.0.3]", line)
         self.assertIn(" verified", line)
         self.assertRegex(self.b.read_log(), r"kind=submission .*auth=relayuser")
@@ -373,10 +365,7 @@ class RemoteDelivery(unittest.TestCase):
     def test_smarthost_wrong_password_defers(self):
         f = self.relay_sender("wrong password")
         qid = self.send_and_qid(f, ["frank@b.test"], "smarthost-bad")
-        st = wait_status(f, qid, "frank@b.test")
-        self.assertEqual(st[0], "deferred", st)
-        self.assertTrue(st[1].startswith("4.7.0 host mx.b.test[127.0.0.3] did not accept our credentials: 535"), st)
-        self.assertIn(qid + ".env", f.queue_files())
+        self.assert_deferred(f, qid, "frank@b.test", "4.7.0 host mx.b.test[127.0.0.3] did not accept our credentials: 535")
 
     def test_smarthost_by_unvalidated_mx_never_gets_the_credentials(self):
         """relayhost = relay.b.test:587 (no brackets: MX lookup, unsigned zone).
@@ -387,9 +376,7 @@ class RemoteDelivery(unittest.TestCase):
                         f"smtp_tls_ca_file = {self.ca}\n")
         b_auth_before = self.b.read_log().count("auth=relayuser")
         qid = self.send_and_qid(f, ["lena@b.test"], "mx-relay")
-        st = wait_status(f, qid, "lena@b.test")
-        self.assertEqual(st[0], "deferred", st)
-        self.assertTrue(st[1].startswith("4.7."), st)
+        self.assert_deferred(f, qid, "lena@b.test", "4.7.")
         self.assertEqual(self.b.read_log().count("auth=relayuser"), b_auth_before)
         self.assertFalse(self.b_messages("lena", "mx-relay", timeout=1))
 
@@ -418,7 +405,7 @@ class RemoteDelivery(unittest.TestCase):
             self.assertEqual(st[0], "sent", st)
             self.assertRegex(st[1], r"^2\.0\.0 host mx\.pf\.test\[127\.0\.0\.4\] said: 250 2\.0\.0 Ok: \d+ bytes queued as \w+ "
                                    r"\(in reply to BDAT LAST\)$")    # Postfix offers CHUNKING: BDAT was used
-            line = [l for l in f.read_log().splitlines() if qid + ": to=<bob@pf.test>" in l][-1]
+            line = delivery_line(f, qid, "bob@pf.test")
             self.assertRegex(line, r'tls="TLS=TLSv1\.[23] ')
             self.assertIn("TLS connection established from", pf.log())
 
@@ -436,7 +423,7 @@ class RemoteDelivery(unittest.TestCase):
             self.assertTrue(data, f.read_log()[-3000:] + smart.log()[-3000:])
             self.assertIn(b"(Authenticated sender: ferry@relay.test)", data)
             self.assertIn("sasl_username=ferry@relay.test", smart.log())
-            line = [l for l in f.read_log().splitlines() if qid + ": to=<gina@b.test>" in l][-1]
+            line = delivery_line(f, qid, "gina@b.test")
             self.assertIn("relay=smart.pf.test[127.0.0.8]", line)
             self.assertIn(" verified", line)
 
@@ -448,7 +435,7 @@ class RemoteDelivery(unittest.TestCase):
                         f"smtp_tls_ca_file = {self.ca}\n")
         qid = self.send_and_qid(f, ["hank@b.test"], "implicit-tls")
         self.assertTrue(self.b_messages("hank", "implicit-tls"), f.read_log()[-3000:])
-        line = [l for l in f.read_log().splitlines() if qid + ": to=<hank@b.test>" in l][-1]
+        line = delivery_line(f, qid, "hank@b.test")
         self.assertIn("status=sent", line)
         self.assertIn(" verified", line)
         self.assertRegex(self.b.read_log(), r"kind=smtps .*auth=relayuser")
@@ -473,13 +460,13 @@ class RemoteDelivery(unittest.TestCase):
         f = self.sender(f"smtp_tls_policy = {pol}\n")
         q1 = self.send_and_qid(f, ["judy@b.test"], "policy-none")
         self.assertTrue(self.b_messages("judy", "policy-none"), f.read_log()[-3000:])
-        line = [l for l in f.read_log().splitlines() if q1 + ": to=<judy@b.test>" in l][-1]
+        line = delivery_line(f, q1, "judy@b.test")
         self.assertIn('tls="none"', line)
         # encrypt: TLS without authentication, so the wrong TLSA record does not matter
         q2 = self.send_and_qid(f, ["judy@danebad.test"], "policy-encrypt")
         st = wait_status(f, q2, "judy@danebad.test")
         self.assertEqual(st[0], "sent", st)
-        line = [l for l in f.read_log().splitlines() if q2 + ": to=<judy@danebad.test>" in l][-1]
+        line = delivery_line(f, q2, "judy@danebad.test")
         self.assertRegex(line, r'tls="TLS=TLSv1\.[23] ')
         self.assertNotIn(" verified", line.split("tls=")[1].split('"')[1])
 
@@ -505,7 +492,7 @@ class RemoteDelivery(unittest.TestCase):
         self.assertEqual(res["kim@dane.test"][0], "sent")
         self.assertEqual(res["kim@b.test"][0], "bounced")
         self.assertTrue(res["kim@b.test"][1].startswith("5.7.10 "), res)
-        line = [l for l in f.read_log().splitlines() if qid + ": to=<kim@dane.test>" in l][-1]
+        line = delivery_line(f, qid, "kim@dane.test")
         self.assertIn("auth=dane-ee verified", line)
 
 
