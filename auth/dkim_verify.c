@@ -4,6 +4,7 @@
 #include "auth/dkim_key.h"
 #include "auth/dkim_tags.h"
 #include "lib/buf.h"
+#include "lib/hdr_value.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -554,16 +555,6 @@ int dkim_verify_message(const struct dkim_verify_opts *o, const struct dkim_reso
     return 0;
 }
 
-static void reason_clean(const char *in, char *out, size_t outsz)
-{
-    /* An RFC 8601 comment: no unbalanced parentheses, no backslashes, no controls. */
-    size_t k = 0;
-    for (; *in && k + 1 < outsz; in++)
-        if (*in != '(' && *in != ')' && *in != '\\' && (unsigned char)*in >= 0x20 && (unsigned char)*in < 0x7f)
-            out[k++] = *in;
-    out[k] = '\0';
-}
-
 int dkim_result_format(const struct dkim_sig_result *r, bool with_b, char *out, size_t outsz)
 {
     if (r->result == DKIM_RES_NONE)
@@ -575,12 +566,16 @@ int dkim_result_format(const struct dkim_sig_result *r, bool with_b, char *out, 
         buf_printf(&b, " header.d=%s", r->domain);
     if (r->selector[0] && domainish(r->selector))
         buf_printf(&b, " header.s=%s", r->selector);
-    /* base64 holds '/', '+' and '=', tspecials of RFC 2045: quote the value. */
-    if (with_b && r->b_prefix[0])
-        buf_printf(&b, " header.b=\"%s\"", r->b_prefix);
-    char why[DKIM_REASON_MAX];
-    reason_clean(r->reason, why, sizeof why);
-    int rc = buf_printf(&b, " (%s)", why);
+    /* The b= prefix is the signer's text, not ours: written as an RFC 8601 value,
+       quoted and escaped unless it is a bare token (base64's '/', '+' and '='
+       are tspecials, so nearly always quoted). */
+    if (with_b && r->b_prefix[0]) {
+        buf_puts(&b, " header.b=");
+        hdr_value_append(&b, r->b_prefix);
+    }
+    buf_puts(&b, " (");
+    hdr_ctext_append(&b, r->reason);
+    int rc = buf_puts(&b, ")");
     str_copy(out, b.data ? b.data : "", outsz);
     buf_free(&b);
     return rc;

@@ -3,150 +3,101 @@
  * and the RFC 7208 §9.1 Received-SPF field body. Pure.
  */
 #include "auth/spf.h"
+#include "lib/buf.h"
+#include "lib/hdr_value.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-struct sb {
-    char *p;
-    size_t sz, n;
-    bool overflow;
-};
-
-static void add(struct sb *b, const char *fmt, ...)
+/* The formatters below build into a bounded buf and copy it out whole, so a
+   value that does not fit fails the call rather than leaving half a field. */
+static int finish(struct buf *b, int r, char *out, size_t outsz)
 {
-    if (b->overflow)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(b->p + b->n, b->sz - b->n, fmt, ap);
-    va_end(ap);
-    if (w < 0 || (size_t)w >= b->sz - b->n) {
-        b->overflow = true;
-        return;
-    }
-    b->n += (size_t)w;
-}
-
-/* RFC 5322 atext plus '.', '@' (dot-atom-ish): safe to write bare. */
-static bool bare_ok(const char *s)
-{
-    if (!*s)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p <= 0x20 || *p >= 0x7f || strchr("()<>[]:;\\\",", *p))
-            return false;
-    }
-    return true;
-}
-
-/* A value bare when possible, else as a quoted-string. */
-static void add_value(struct sb *b, const char *v)
-{
-    if (bare_ok(v)) {
-        add(b, "%s", v);
-        return;
-    }
-    add(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            add(b, "\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
-            add(b, "?");
-        else
-            add(b, "%c", *p);
-    }
-    add(b, "\"");
-}
-
-/* Text inside a comment: parentheses and backslashes quoted. */
-static void add_ctext(struct sb *b, const char *v)
-{
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '(' || *p == ')' || *p == '\\')
-            add(b, "\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
-            add(b, "?");
-        else
-            add(b, "%c", *p);
-    }
+    int n = r == 0 && b->len < outsz ? (int)b->len : -1;
+    if (n >= 0)
+        memcpy(out, b->data ? b->data : "", b->len + 1);
+    buf_free(b);
+    return n;
 }
 
 int spf_format_auth_results(const struct spf_outcome *o, char *out, size_t outsz)
 {
-    struct sb b = {out, outsz, 0, false};
+    struct buf b;
+    int r = 0;
     if (outsz == 0)
         return -1;
     out[0] = '\0';
-    add(&b, "spf=%s ", spf_result_name(o->result));
+    buf_init(&b, outsz - 1);
+    r |= buf_printf(&b, "spf=%s ", spf_result_name(o->result));
     if (o->identity == SPF_ID_HELO) {
-        add(&b, "smtp.helo=");
-        add_value(&b, o->helo[0] ? o->helo : o->domain);
+        r |= buf_printf(&b, "smtp.helo=");
+        r |= hdr_pvalue_append(&b, o->helo[0] ? o->helo : o->domain);
     } else {
-        add(&b, "smtp.mailfrom=");
-        add_value(&b, o->sender);
+        r |= buf_printf(&b, "smtp.mailfrom=");
+        r |= hdr_pvalue_append(&b, o->sender);
     }
-    return b.overflow ? -1 : (int)b.n;
+    return finish(&b, r, out, outsz);
 }
 
 int spf_format_received_spf(const struct spf_outcome *o, const char *receiver, char *out, size_t outsz)
 {
-    struct sb b = {out, outsz, 0, false};
+    struct buf b;
+    int r = 0;
     if (outsz == 0)
         return -1;
     out[0] = '\0';
+    buf_init(&b, outsz - 1);
     const char *who = o->identity == SPF_ID_HELO ? o->domain : o->sender;
     const char *rcv = receiver && *receiver ? receiver : "unknown";
-    add(&b, "%s (", spf_result_name(o->result));
-    add_ctext(&b, rcv);
-    add(&b, ": ");
+    r |= buf_printf(&b, "%s (", spf_result_name(o->result));
+    r |= hdr_ctext_append(&b, rcv);
+    r |= buf_printf(&b, ": ");
     switch (o->result) {
     case SPF_PASS:
-        add(&b, "domain of ");
-        add_ctext(&b, who);
-        add(&b, " designates %s as permitted sender", o->client_ip);
+        r |= buf_printf(&b, "domain of ");
+        r |= hdr_ctext_append(&b, who);
+        r |= buf_printf(&b, " designates %s as permitted sender", o->client_ip);
         break;
     case SPF_FAIL:
     case SPF_SOFTFAIL:
-        add(&b, "domain of ");
-        add_ctext(&b, who);
-        add(&b, " does not designate %s as permitted sender", o->client_ip);
+        r |= buf_printf(&b, "domain of ");
+        r |= hdr_ctext_append(&b, who);
+        r |= buf_printf(&b, " does not designate %s as permitted sender", o->client_ip);
         break;
     case SPF_NEUTRAL:
-        add(&b, "%s is neither permitted nor denied by domain of ", o->client_ip);
-        add_ctext(&b, who);
+        r |= buf_printf(&b, "%s is neither permitted nor denied by domain of ", o->client_ip);
+        r |= hdr_ctext_append(&b, who);
         break;
     case SPF_NONE:
-        add(&b, "domain of ");
-        add_ctext(&b, who);
-        add(&b, " does not provide an SPF record");
+        r |= buf_printf(&b, "domain of ");
+        r |= hdr_ctext_append(&b, who);
+        r |= buf_printf(&b, " does not provide an SPF record");
         break;
     case SPF_TEMPERROR:
-        add(&b, "temporary error checking ");
-        add_ctext(&b, who);
+        r |= buf_printf(&b, "temporary error checking ");
+        r |= hdr_ctext_append(&b, who);
         break;
     case SPF_PERMERROR:
-        add(&b, "permanent error in the SPF record of ");
-        add_ctext(&b, o->domain);
+        r |= buf_printf(&b, "permanent error in the SPF record of ");
+        r |= hdr_ctext_append(&b, o->domain);
         break;
     }
-    add(&b, ") client-ip=%s; envelope-from=", o->client_ip);
-    add_value(&b, o->sender);
-    add(&b, "; helo=");
-    add_value(&b, o->helo[0] ? o->helo : "unknown");
-    add(&b, "; identity=%s; receiver=", o->identity == SPF_ID_HELO ? "helo" : "mailfrom");
-    add_value(&b, rcv);
-    add(&b, ";");
+    r |= buf_printf(&b, ") client-ip=%s; envelope-from=", o->client_ip);
+    r |= hdr_dot_atom_append(&b, o->sender);
+    r |= buf_printf(&b, "; helo=");
+    r |= hdr_dot_atom_append(&b, o->helo[0] ? o->helo : "unknown");
+    r |= buf_printf(&b, "; identity=%s; receiver=", o->identity == SPF_ID_HELO ? "helo" : "mailfrom");
+    r |= hdr_dot_atom_append(&b, rcv);
+    r |= buf_printf(&b, ";");
     if (o->mechanism[0]) {
-        add(&b, " mechanism=");
-        add_value(&b, o->mechanism);
-        add(&b, ";");
+        r |= buf_printf(&b, " mechanism=");
+        r |= hdr_dot_atom_append(&b, o->mechanism);
+        r |= buf_printf(&b, ";");
     }
     if ((o->result == SPF_PERMERROR || o->result == SPF_TEMPERROR) && o->reason[0]) {
-        add(&b, " problem=");
-        add_value(&b, o->reason);
-        add(&b, ";");
+        r |= buf_printf(&b, " problem=");
+        r |= hdr_dot_atom_append(&b, o->reason);
+        r |= buf_printf(&b, ";");
     }
-    return b.overflow ? -1 : (int)b.n;
+    return finish(&b, r, out, outsz);
 }

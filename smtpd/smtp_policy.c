@@ -4,6 +4,7 @@
 #include "auth/dkim_sign.h"
 #include "auth/dkim_verify.h"
 #include "lib/buf.h"
+#include "lib/hdr_value.h"
 #include "lib/log.h"
 #include "lib/mail_date.h"
 #include "lib/rfc5322_addr.h"
@@ -100,48 +101,21 @@ static bool next_field(const char *hdr, size_t len, size_t *pos, const char **f,
     return true;
 }
 
-static bool field_is(const char *f, size_t flen, const char *name)
-{
-    size_t n = strlen(name);
-    return flen > n && f[n] == ':' && str_nieq(f, name, n);
-}
-
-/* Skip folding white space and (nested) comments. */
-static size_t skip_cfws(const char *s, size_t i, size_t n)
-{
-    int depth = 0;
-    while (i < n) {
-        char c = s[i];
-        if (depth == 0 && (c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
-            i++;
-        } else if (c == '(') {
-            depth++;
-            i++;
-        } else if (depth > 0) {
-            if (c == '\\' && i + 1 < n)
-                i++;
-            else if (c == ')')
-                depth--;
-            i++;
-        } else {
-            break;
-        }
-    }
-    return i;
-}
-
 int policy_strip_forged_ar(const char *hdr, size_t len, const char *authserv_id, struct buf *out)
 {
-    size_t pos = 0, flen;
+    size_t pos = 0, flen, v;
     const char *f;
     int removed = 0;
-    size_t idlen = strlen(authserv_id);
     while (next_field(hdr, len, &pos, &f, &flen)) {
-        if (idlen && field_is(f, flen, "Authentication-Results")) {
-            size_t i = skip_cfws(f, sizeof "Authentication-Results:" - 1, flen), j = i;
-            while (j < flen && f[j] != ';' && f[j] != ' ' && f[j] != '\t' && f[j] != '\r' && f[j] != '(')
-                j++;
-            if (j - i == idlen && str_nieq(f + i, authserv_id, idlen)) {
+        /* Any spelling a reader would take for ours: "Name :" (RFC 5322 4.5.3),
+           comments before the id, and the id as a token or a quoted-string
+           (RFC 8601 2.2: authserv-id is a value). A field whose id cannot be
+           read at all goes too: nobody can show it is not ours, and a lenient
+           reader might take it for ours. */
+        if (authserv_id[0] && hdr_field_is(f, flen, "Authentication-Results", &v)) {
+            char id[256];
+            size_t i = hdr_skip_cfws(f, v, flen);
+            if (!hdr_value_read(f, i, flen, id, sizeof id) || str_ieq(id, authserv_id)) {
                 removed++;
                 continue;
             }
@@ -158,11 +132,12 @@ int policy_from_address(const char *hdr, size_t len, char *out, size_t outsz)
     const char *f, *from = NULL;
     size_t from_len = 0;
     while (next_field(hdr, len, &pos, &f, &flen)) {
-        if (field_is(f, flen, "From")) {
+        size_t v;
+        if (hdr_field_is(f, flen, "From", &v)) {
             if (from)
                 return -1;      /* two From fields: no single author */
-            from = f + 5;
-            from_len = flen - 5;
+            from = f + v;
+            from_len = flen - v;
         }
     }
     if (!from)
@@ -266,8 +241,8 @@ static void add_missing_fields(struct smtp_policy *p, const char *h, size_t hlen
     size_t pos = 0, flen;
     const char *f;
     while (next_field(h, hlen, &pos, &f, &flen)) {
-        have_date |= field_is(f, flen, "Date");
-        have_id |= field_is(f, flen, "Message-ID");
+        have_date |= hdr_field_is(f, flen, "Date", NULL);
+        have_id |= hdr_field_is(f, flen, "Message-ID", NULL);
     }
     if (!have_date) {
         char date[MAIL_DATE_MAX];
@@ -351,6 +326,17 @@ void smtp_policy_content(struct smtp_policy *p, const char *in, size_t n, smtp_p
     }
     if (p->stage != PS_HEADER || p->header_too_big)
         return;
+    if (p->hdr.len == 0 && (in[0] == ' ' || in[0] == '\t')) {
+        /* A first line that starts with white space is no header field (RFC 5322
+           2.2.3: it can only continue one), and written as it came it would
+           continue the Received: field we put above it. The header section is
+           empty: end it here with our own empty line, and the line starts the body. */
+        log_msg(LOG_LVL_INFO, p->log_id, "message begins with white space: it starts the body");
+        header_done(p, 0, w, arg);
+        w(arg, "\r\n", 2);
+        smtp_policy_content(p, in, n, w, arg);
+        return;
+    }
     size_t old = p->hdr.len;
     if (buf_append(&p->hdr, in, n) < 0) {
         /* A header section this large is refused at the end; nothing more is kept. */

@@ -379,7 +379,10 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
     str_copy(s->env.envid, mp.envid, sizeof s->env.envid);
     s->env.requiretls = mp.requiretls;
     const struct ferry_config *c = s->srv->cfg;
-    if (s->kind != LISTEN_SMTP && s->authenticated && s->env.sender[0] && !user_owns(s, s->env.sender)) {
+    /* Whatever the listener: an authenticated session speaks for its user only
+       (SECURITY.md, "Sender identity"). The null path stays open for the user's own
+       notifications (vacation replies, MDNs); its From: is checked at the end. */
+    if (s->authenticated && s->env.sender[0] && !user_owns(s, s->env.sender)) {
         log_info("session %s: user %s may not send as <%s>", s->id, s->auth_user, s->env.sender);
         reply(s, "553 5.7.1 Sender address <%s> is not owned by user %s", s->env.sender, s->auth_user);
         env_free(&s->env);
@@ -658,19 +661,11 @@ void smtp_session_finish_message(struct smtp_session *s)
     flush_wbuf(s);
     const char *qid = s->draft.id;
     const char *refusal = smtp_policy_refusal(s->policy);
+    char from_refusal[700];
     if (refusal)
         ;
     else if (s->data_refusal[0])
         refusal = s->data_refusal;
-    char from_refusal[700];
-    if (!refusal && s->kind != LISTEN_SMTP && s->authenticated) {
-        const char *from = smtp_policy_header_from(s->policy);
-        if (!from[0] || !user_owns(s, from)) {
-            snprintf(from_refusal, sizeof from_refusal, "553 5.7.1 The From: header address <%s> is not owned by "
-                     "user %s", from[0] ? from : "(none or several)", s->auth_user);
-            refusal = from_refusal;
-        }
-    }
     else if (s->too_big)
         refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
     else if ((s->data.bare_lf || s->data.bare_cr) && !s->data.normalize)
@@ -679,6 +674,16 @@ void smtp_session_finish_message(struct smtp_session *s)
         refusal = "550 5.6.0 Message contains a NUL octet, which SMTP cannot carry";
     else if (s->data.long_line)
         refusal = "550 5.6.0 Message contains a line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+    else if (s->authenticated) {
+        /* The author a reader sees, and the one a DKIM signature vouches for, must
+           be the user's too, on every listener. */
+        const char *from = smtp_policy_header_from(s->policy);
+        if (!from[0] || !user_owns(s, from)) {
+            snprintf(from_refusal, sizeof from_refusal, "553 5.7.1 The From: header address <%s> is not owned by "
+                     "user %s", from[0] ? from : "(none or several)", s->auth_user);
+            refusal = from_refusal;
+        }
+    }
     if (refusal) {
         log_info("refused message from [%s] from=<%s>: %s", s->peer_ip, s->env.sender, refusal + 10);
         reply(s, "%s", refusal);

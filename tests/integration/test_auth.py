@@ -277,6 +277,63 @@ class Auth(unittest.TestCase):
         self.assertEqual(c.docmd("MAIL FROM:<any.one@bob.example>")[0], 250)
         c.close()
 
+    def test_port_25_authenticated_user_held_to_own_addresses(self):
+        # Security review #2: on port 25 an authenticated session could send as
+        # anyone, and the mail was signed for the forged domain.
+        c = self.tls_session(self.f.port)
+        c.login("alice", "correct horse")
+        code, msg = c.docmd("MAIL FROM:<bob@localhost>")
+        self.assertEqual(code, 553, msg)
+        self.assertIn(b"not owned by user alice", msg)
+        c.rset()
+        c.docmd("MAIL FROM:<alice@localhost>")
+        self.assertEqual(c.docmd("RCPT TO:<x@remote.invalid>")[0], 250)
+        self.assertEqual(c.docmd("RCPT TO:<victim25@localhost>")[0], 250)
+        c.docmd("DATA")
+        c.send("From: Bob <bob@localhost>\r\nSubject: x\r\n\r\nbody\r\n.\r\n")
+        code, msg = c.getreply()
+        self.assertEqual(code, 553, msg)
+        self.assertIn(b"<bob@localhost> is not owned by user alice", msg)
+        # the null path is allowed, but its From: is still hers or refused
+        c.docmd("MAIL FROM:<>")
+        c.docmd("RCPT TO:<victim25@localhost>")
+        c.docmd("DATA")
+        c.send("From: bob@localhost\r\nSubject: x\r\n\r\nbody\r\n.\r\n")
+        self.assertEqual(c.getreply()[0], 553)
+        # her own mail on port 25 goes through, signed for her domain
+        c.docmd("MAIL FROM:<alice@localhost>")
+        c.docmd("RCPT TO:<victim25@localhost>")
+        c.docmd("DATA")
+        c.send("From: Alice <alice@localhost>\r\nSubject: mine\r\n\r\nbody\r\n.\r\n")
+        self.assertEqual(c.getreply()[0], 250)
+        c.quit()
+        files = self.f.wait_mail("victim25", 1)
+        self.assertTrue(files)
+        self.assertEqual(len(self.f.mailbox_files("victim25")), 1)
+        text = open(files[0], encoding="latin-1").read()
+        self.assertIn("Subject: mine", text)
+        self.assertIn("d=localhost", text)
+
+    def test_authenticated_sessions_keep_the_content_rules(self):
+        # The From: check for authenticated sessions once replaced the size, bare
+        # LF, NUL and line length checks instead of running after them.
+        c = self.tls_session()
+        c.login("alice", "correct horse")
+        cases = [("Subject: long\r\n\r\n" + "x" * 1200 + "\r\n", b"longer than 1000"),
+                 ("Subject: nul\r\n\r\na\0b\r\n", b"NUL"),
+                 ("Subject: lf\r\n\r\na\nb\r\n", b"bare CR or LF")]
+        for body, why in cases:
+            c.docmd("MAIL FROM:<alice@localhost>")
+            c.docmd("RCPT TO:<rules@localhost>")
+            c.docmd("DATA")
+            c.send("From: alice@localhost\r\n" + body + ".\r\n")
+            code, msg = c.getreply()
+            self.assertEqual(code, 550, (body[:20], msg))
+            self.assertIn(why, msg)
+        c.quit()
+        time.sleep(0.5)
+        self.assertEqual(self.f.mailbox_files("rules"), [])
+
 
 if __name__ == "__main__":
     unittest.main()

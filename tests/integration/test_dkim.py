@@ -189,7 +189,7 @@ class Dkim(unittest.TestCase):
         msg = HEAD + b"\r\nbody\r\n"
         sig = self.dkimpy_sign(msg, "revoked")
         self.assertEqual(self.ferry_verify(sig + msg),
-                         f"dkim=permerror header.d={DOMAIN} header.s=revoked (key revoked empty p=)\n")
+                         f"dkim=permerror header.d={DOMAIN} header.s=revoked (key revoked \\(empty p=\\))\n")
         sig = self.dkimpy_sign(msg, "absent")
         self.assertEqual(self.ferry_verify(sig + msg),
                          f"dkim=permerror header.d={DOMAIN} header.s=absent "

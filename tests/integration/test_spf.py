@@ -252,7 +252,7 @@ class Spf(unittest.TestCase):
                          "--identity", "helo")
         self.assertIn("smtp.helo=heloname.spf.test", out)
         out = self.check("192.0.2.98", "x", "fail", "<>", "heloname.spf.test")
-        self.assertIn("envelope-from=postmaster@heloname.spf.test", out)
+        self.assertIn("envelope-from=\"postmaster@heloname.spf.test\"", out)
 
     def test_dns_failures_are_temperror(self):
         out = self.check("192.0.2.1", "broken-inc", "temperror")

@@ -233,6 +233,13 @@ START_TEST(rfc8463_verifies)
     ck_assert_int_eq(dkim_result_format(&r[0], true, line, sizeof line), 0);
     ck_assert_str_eq(line, "dkim=pass header.d=football.example.com header.s=brisbane "
                            "header.b=\"/gCrinpc\" (ed25519-sha256 256-bit key)");
+    /* security review #9: the b= prefix is the signer's text; a quote in it
+       must not end the value (it once gave header.b="AB"") */
+    str_copy(r[0].b_prefix, "AB\"x\\y", sizeof r[0].b_prefix);
+    str_copy(r[0].reason, "bad (key) \\", sizeof r[0].reason);
+    ck_assert_int_eq(dkim_result_format(&r[0], true, line, sizeof line), 0);
+    ck_assert_str_eq(line, "dkim=pass header.d=football.example.com header.s=brisbane "
+                           "header.b=\"AB\\\"x\\\\y\" (bad \\(key\\) \\\\)");
     free(r);
     /* one byte changed in the body, then in a signed header */
     char *m = strdup(rfc8463_msg);

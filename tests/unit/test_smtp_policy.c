@@ -27,6 +27,9 @@ START_TEST(from_domains)
     ck_assert_ptr_null(from_domain("From: no address here\r\n"));
     ck_assert_ptr_null(from_domain("From: <a@>\r\n"));
     ck_assert_ptr_null(from_domain("X-From: a@x.test\r\n"));
+    /* the obsolete "From :" is a From field (RFC 5322 4.5.3): it counts, and two of them are two authors */
+    ck_assert_str_eq(from_domain("From : a@obs.test\r\n"), "obs.test");
+    ck_assert_ptr_null(from_domain("From: a@one.test\r\nFROM\t: b@two.test\r\n"));
 }
 END_TEST
 
@@ -59,6 +62,19 @@ START_TEST(forged_results)
     ck_assert_int_eq(n, 0);
     ck_assert_str_eq(strip("Subject: only\r\n", "mx", &n), "Subject: only\r\n");
     ck_assert_str_eq(strip("", "mx", &n), "");
+    /* security review #11: white space before the colon, a quoted authserv-id,
+       a quoted-pair inside it, folding before it; all ours, all removed */
+    const char *odd = "Authentication-Results : mx.example.test; dkim=pass\r\n"
+                      "Authentication-Results: \"mx.example.test\"; dkim=pass\r\n"
+                      "Authentication-Results:\t\"mx.exa\\mple.test\" 1; spf=pass\r\n"
+                      "Authentication-Results:\r\n (c) \"MX.EXAMPLE.TEST\";\r\n dkim=pass\r\n"
+                      "Authentication-Results: \"mx.example.test.x\"; dkim=pass\r\n"
+                      "Authentication-Results: \"mx.example.test; dkim=pass\r\n"
+                      "Subject: s\r\n";
+    ck_assert_str_eq(strip(odd, "mx.example.test", &n),
+                     "Authentication-Results: \"mx.example.test.x\"; dkim=pass\r\n"
+                     "Subject: s\r\n");
+    ck_assert_int_eq(n, 5);       /* the unterminated id cannot be shown not to be ours */
     /* a last field without CRLF is kept as it is */
     ck_assert_str_eq(strip("Subject: a\r\nX: b", "mx", &n), "Subject: a\r\nX: b");
 }

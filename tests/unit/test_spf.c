@@ -328,7 +328,7 @@ START_TEST(eval_helo_identity_and_format)
     o = run_check("192.0.2.5", "user@example.com", "h.example", SPF_ID_MAILFROM, NULL);
     ck_assert_int_gt(spf_format_received_spf(&o, "mx.receiver.example", buf, sizeof buf), 0);
     ck_assert_str_eq(buf, "pass (mx.receiver.example: domain of user@example.com designates 192.0.2.5 as "
-                          "permitted sender) client-ip=192.0.2.5; envelope-from=user@example.com; helo=h.example; "
+                          "permitted sender) client-ip=192.0.2.5; envelope-from=\"user@example.com\"; helo=h.example; "
                           "identity=mailfrom; receiver=mx.receiver.example; mechanism=\"ip4:192.0.2.0/28\";");
     ck_assert_int_eq(spf_format_received_spf(&o, "r", buf, 20), -1);
     o = run_check("192.0.2.5", "user@two.example", "h.example", SPF_ID_MAILFROM, NULL);
