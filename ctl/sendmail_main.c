@@ -16,6 +16,7 @@
  * programs which call sendmail work unchanged.
  */
 #include "lib/buf.h"
+#include "lib/hdr_value.h"
 #include "lib/mail_date.h"
 #include "queue/maildrop.h"
 #include "lib/netaddr.h"
@@ -158,14 +159,18 @@ static int add_missing_headers(struct buf *msg, const char *sender, const char *
         const char *line = msg->data + pos;
         const char *eol = memchr(line, '\n', msg->len - pos);
         size_t n = eol ? (size_t)(eol - line) + 1 : msg->len - pos;
-        if (n <= 2 && (line[0] == '\r' || line[0] == '\n'))
-            break;
-        have_from |= str_nieq(line, "from:", 5);
-        have_date |= str_nieq(line, "date:", 5);
-        have_msgid |= str_nieq(line, "message-id:", 11);
+        if ((n <= 2 && (line[0] == '\r' || line[0] == '\n')) || (pos == 0 && (line[0] == ' ' || line[0] == '\t')))
+            break;          /* the empty line; or a first line that is no field: no header section */
+        have_from |= hdr_field_is(line, n, "From", NULL);
+        have_date |= hdr_field_is(line, n, "Date", NULL);
+        have_msgid |= hdr_field_is(line, n, "Message-ID", NULL);
         pos += n;
     }
     int r = 0;
+    /* A first line starting with white space could only continue a field: put the
+       empty line after the fields added here, so it starts the body instead of
+       continuing the last of them. */
+    bool leading_ws = msg->len && (msg->data[0] == ' ' || msg->data[0] == '\t');
     if (!have_from) {
         if (fullname && *fullname)
             r |= buf_printf(out, "From: \"%s\" <%s>\r\n", fullname, sender[0] ? sender : "MAILER-DAEMON");
@@ -184,6 +189,8 @@ static int add_missing_headers(struct buf *msg, const char *sender, const char *
         r |= buf_printf(out, "Message-ID: <%lld.%02x%02x%02x%02x%02x%02x%02x%02x@%s>\r\n", (long long)time(NULL),
                         rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], cfg->hostname);
     }
+    if (leading_ws)
+        r |= buf_puts(out, "\r\n");
     return r;
 }
 

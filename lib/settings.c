@@ -284,6 +284,8 @@ static const struct conf_setting schema[] = {
       .def = "5", .min = 1, .max = 1000 },
     S("dkim_verify", CONF_BOOL, dkim_verify, "yes"),
     S("dkim_key_dir", CONF_PATH, dkim_key_dir, ""),
+    { .key = "trusted_users", .type = CONF_LIST, .offset = offsetof(struct ferry_config, trusted_users),
+      .def = "", .check = check_user, .comma_split = true },
     { .key = "dkim_signing_domain", .type = CONF_STRING, .offset = offsetof(struct ferry_config, dkim_signing_domain),
       .size = 256, .def = "", .check = check_domain_or_empty },
     { .key = "dkim_max_signatures", .type = CONF_UINT,

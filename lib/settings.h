@@ -104,6 +104,7 @@ struct ferry_config {
     bool dkim_verify;
     char dkim_key_dir[PATH_MAX];
     char dkim_signing_domain[256];
+    struct conf_list trusted_users;  /* local users who may set any sender (with root and `user`) */
     unsigned long long dkim_max_signatures;
     int dkim_body_length;        /* l= leaving body octets unsigned: 0 accept (flagged), 1 policy */
     char authserv_id[256];       /* derived: the hostname when not set */

@@ -5,8 +5,8 @@
 #include "lib/log.h"
 #include "lib/mail_date.h"
 #include "queue/maildrop.h"
+#include "smtpd/pickup_policy.h"
 #include "smtpd/proc.h"
-#include "smtpd/smtp_policy.h"
 #include "smtpd/smtp_server.h"
 
 #include <dirent.h>
@@ -123,23 +123,22 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
     mail_date(time(NULL), date, sizeof date);
     bool eight_bit;
     if (buf_printf(&wire, "Received: by %s (Ferry, from userid %ld %s);\r\n\t%s\r\n", cfg->hostname,
-                   (long)st.st_uid, user, date) < 0 ||
-        maildrop_to_wire(raw.data + body, raw.len - body, &wire, &eight_bit, why, sizeof why) < 0)
+                   (long)st.st_uid, user, date) < 0)
+        goto bad;
+    size_t own_len = wire.len;
+    if (maildrop_to_wire(raw.data + body, raw.len - body, &wire, &eight_bit, why, sizeof why) < 0)
         goto bad;
     if (wire.len > cfg->message_size_limit) {
         snprintf(why, sizeof why, "message of %zu octets is over message_size_limit", wire.len);
         goto bad;
     }
-    /* Local users' mail is signed like submitted mail (the keys of its From: domain). */
-    struct buf signed_msg;
-    buf_init(&signed_msg, cfg->message_size_limit + 64 * 1024);
-    if (smtp_policy_sign_whole(pk->srv, wire.data, wire.len, &signed_msg, name) > 0 &&
-        buf_append(&signed_msg, wire.data, wire.len) == 0) {
-        struct buf tmp = wire;
-        wire = signed_msg;
-        signed_msg = tmp;
+    /* Local users are held to the same sender and header rules as SMTP clients. */
+    struct pickup_submitter who = { st.st_uid, user, e.sender, name };
+    if (pickup_policy_apply(pk->srv, &who, &wire, own_len, cfg->message_size_limit + 64 * 1024) < 0) {
+        log_warn("maildrop/%s: out of memory; will try again", name);
+        result = 0;
+        goto out;
     }
-    buf_free(&signed_msg);
     e.arrival = time(NULL);
     e.body_8bit = eight_bit;
     snprintf(e.client_addr, sizeof e.client_addr, "uid %ld", (long)st.st_uid);

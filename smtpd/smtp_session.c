@@ -1,5 +1,6 @@
 /* smtp_session — see smtp_session.h. */
 #include "smtpd/smtp_session.h"
+#include "smtpd/sender_identity.h"
 #include "delivery/delivery.h"
 #include "lib/buf.h"
 #include "lib/mail_date.h"
@@ -322,17 +323,10 @@ static bool spool_has_room(struct smtp_session *s, unsigned long long size)
     return avail >= SPOOL_MIN_FREE + size;
 }
 
-/* Designated senders for our own users (submission): the addresses and domains
-   given with `ferryctl user addr`, and NAME@ each local domain. */
+/* Designated senders for our own users: see sender_identity.h. */
 static bool user_owns(struct smtp_session *s, const char *address)
 {
-    struct user_record *r = malloc(sizeof *r);
-    char err[256];
-    bool ok = r && s->srv->users && userdb_get(s->srv->users, s->auth_user, r, err, sizeof err) == 0 &&
-              userdb_owns(r, address, (const char *const *)s->srv->cfg->local_domains.items,
-                          s->srv->cfg->local_domains.n);
-    free(r);
-    return ok;
+    return sender_identity_owns(s->srv, s->auth_user, false, address);
 }
 
 static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
