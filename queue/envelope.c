@@ -158,6 +158,8 @@ int env_serialize(const struct envelope *e, struct buf *out)
         r |= put_field(out, "envid", e->envid);
     if (e->requiretls)
         r |= buf_puts(out, "requiretls 1\n");
+    if (e->quarantine[0])
+        r |= put_field(out, "quarantine", e->quarantine);
     r |= buf_printf(out, "attempts %u\n", e->attempts);
     r |= buf_printf(out, "next %lld\n", (long long)e->next_attempt);
     for (size_t i = 0; i < e->nrcpts && r == 0; i++) {
@@ -246,7 +248,7 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
         FAIL("NUL octet in envelope");
 
     enum { HAVE_ID = 1, HAVE_ARRIVAL = 2, HAVE_SIZE = 4, HAVE_SENDER = 8,
-           HAVE_RET = 16, HAVE_ENVID = 32, HAVE_REQUIRETLS = 64 };
+           HAVE_RET = 16, HAVE_ENVID = 32, HAVE_REQUIRETLS = 64, HAVE_QUARANTINE = 128 };
     unsigned have = 0;
     /* notify/orcpt belong to the rcpt line just before them, at most once each. */
     bool rcpt_notify = false, rcpt_orcpt = false;
@@ -343,6 +345,11 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
                 FAIL("line %d: bad or repeated requiretls record", lineno);
             e->requiretls = v;
             have |= HAVE_REQUIRETLS;
+        } else if (!strcmp(k, "quarantine") && nt == 2) {
+            if ((have & HAVE_QUARANTINE) || get_value(tok[1], e->quarantine, sizeof e->quarantine) < 0 ||
+                !e->quarantine[0])
+                FAIL("line %d: bad or repeated quarantine record", lineno);
+            have |= HAVE_QUARANTINE;
         } else if (!strcmp(k, "notify") && nt == 2) {
             if (e->nrcpts == 0 || rcpt_notify || notify_parse(tok[1], &e->rcpts[e->nrcpts - 1].notify) < 0)
                 FAIL("line %d: bad, misplaced or repeated notify record", lineno);

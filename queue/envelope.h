@@ -11,6 +11,7 @@
  *
  * The DSN (RFC 3461) and REQUIRETLS (RFC 8689) records — `ret`, `envid`,
  * `requiretls`, and `notify`/`orcpt` right after the `rcpt` line they belong to —
+ * and `quarantine` (the receive-time policy's reason for filing it as junk)
  * are written only when set, so an envelope of a message without them is the same
  * as before they existed, and an envelope written before them still parses.
  */
@@ -31,6 +32,7 @@
 #define ENV_MAX_SIZE       (64 * 1024 * 1024)
 #define ENV_ENVID_MAX      100     /* RFC 3461 §4.4, decoded octets */
 #define ENV_ORCPT_MAX      500     /* RFC 3461 §4.2, decoded octets */
+#define ENV_QUARANTINE_MAX 200     /* the reason, decoded octets */
 
 /* DEFERRED was added after the first three: it is a pending recipient that has
    been tried and got a temporary failure (the queue treats both as "to do"). */
@@ -81,6 +83,9 @@ struct envelope {
     enum env_ret ret;                  /* RET= */
     char envid[ENV_ENVID_MAX + 1];     /* ENVID=, decoded ("" when none) */
     bool requiretls;                   /* MAIL ... REQUIRETLS (RFC 8689) */
+    /* Receive-time policy (DMARC quarantine) put the message aside: local
+       mailboxes file it in their Junk folder. "" when not; else why. */
+    char quarantine[ENV_QUARANTINE_MAX + 1];
     unsigned attempts;
     time_t next_attempt;
     size_t nrcpts;

@@ -42,6 +42,7 @@ static void sample(struct envelope *e)
     e->ret = ENV_RET_HDRS;
     strcpy(e->envid, "QQ314159 x=y+z");
     e->requiretls = true;
+    strcpy(e->quarantine, "dmarc=fail p=quarantine header.from=example.com");
     e->rcpts[1].notify = ENV_NOTIFY_FAILURE | ENV_NOTIFY_DELAY;
     e->rcpts[1].orcpt_type = ENV_ORCPT_RFC822;
     strcpy(e->rcpts[1].orcpt, "Carol@Example.NET");
@@ -64,6 +65,7 @@ static void assert_same(const struct envelope *a, const struct envelope *b)
     ck_assert_int_eq(a->ret, b->ret);
     ck_assert_str_eq(a->envid, b->envid);
     ck_assert_int_eq(a->requiretls, b->requiretls);
+    ck_assert_str_eq(a->quarantine, b->quarantine);
     ck_assert_str_eq(a->protocol, b->protocol);
     ck_assert_int_eq(a->body_8bit, b->body_8bit);
     ck_assert_int_eq(a->smtputf8, b->smtputf8);
@@ -532,6 +534,7 @@ START_TEST(dsn_records)
     e.ret = ENV_RET_UNSET;
     e.envid[0] = '\0';
     e.requiretls = false;
+    e.quarantine[0] = '\0';
     for (size_t i = 0; i < e.nrcpts; i++) {
         e.rcpts[i].notify = 0;
         e.rcpts[i].orcpt_type = ENV_ORCPT_NONE;
@@ -541,6 +544,7 @@ START_TEST(dsn_records)
     ck_assert_ptr_null(strstr(b.data, "\nret "));
     ck_assert_ptr_null(strstr(b.data, "\nenvid "));
     ck_assert_ptr_null(strstr(b.data, "\nrequiretls "));
+    ck_assert_ptr_null(strstr(b.data, "\nquarantine "));
     ck_assert_ptr_null(strstr(b.data, "\nnotify "));
     ck_assert_ptr_null(strstr(b.data, "\norcpt "));
     buf_free(&b);
@@ -554,6 +558,16 @@ START_TEST(dsn_records)
                              "rcpt pending 0 e@f -\nnotify NEVER\n", &got) == 0, "%s", err);
     ck_assert_int_eq(got.ret, ENV_RET_FULL);
     ck_assert_str_eq(got.envid, "abc d");
+    ck_assert_str_eq(got.quarantine, "");
+    env_free(&got);
+    ck_assert_msg(parse_body(GOOD_HEAD "quarantine dmarc%3dfail%20why\nrcpt pending 0 c@d -\n", &got) == 0, "%s", err);
+    ck_assert_str_eq(got.quarantine, "dmarc=fail why");
+    env_free(&got);
+    ck_assert_int_eq(parse_body(GOOD_HEAD "quarantine a\nquarantine b\nrcpt pending 0 c@d -\n", &got), -1);
+    ck_assert_int_eq(parse_body(GOOD_HEAD "quarantine -\nrcpt pending 0 c@d -\n", &got), -1);
+    ck_assert_msg(parse_body(GOOD_HEAD "ret FULL\nenvid abc%20d\nrequiretls 1\n"
+                             "rcpt pending 0 c@d -\nnotify SUCCESS,DELAY\norcpt rfc822 C@D\n"
+                             "rcpt pending 0 e@f -\nnotify NEVER\n", &got) == 0, "%s", err);
     ck_assert(got.requiretls);
     ck_assert_uint_eq(got.rcpts[0].notify, ENV_NOTIFY_SUCCESS | ENV_NOTIFY_DELAY);
     ck_assert_int_eq(got.rcpts[0].orcpt_type, ENV_ORCPT_RFC822);
