@@ -112,8 +112,11 @@ static void deliver(struct smtp_sender_check *c)
             spf_format_auth_results(&c->helo_out, v.auth_results, sizeof v.auth_results);
         }
     }
+    v.spf = SPF_NONE;
     if (c->spf_done) {
         decided = spf_verdict(c, &v);
+        v.spf = c->spf_out.result;
+        str_copy(v.spf_domain, c->spf_out.domain, sizeof v.spf_domain);
         size_t used = 0;
         if (c->helo_done && c->helo_out.result != SPF_NONE) {     /* both identities in one field */
             spf_format_auth_results(&c->helo_out, v.auth_results, sizeof v.auth_results);

@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "auth/spf.h"
+
 struct smtp_server;
 struct smtp_sender_check;
 
@@ -30,6 +32,11 @@ struct sender_verdict {
     char data_reply[600];       /* "" or the reply to give at the end of DATA */
     char auth_results[700];     /* "spf=... smtp.mailfrom=..." ("" when SPF was not run) */
     char received_spf[1400];    /* Received-SPF field body ("" when off) */
+    /* The MAIL FROM identity's result, for DMARC (RFC 9989 4.4): spf_domain is the
+       domain checked (the HELO name for the null reverse path); "" when SPF did not
+       run for it, and spf is then SPF_NONE. */
+    enum spf_result spf;
+    char spf_domain[256];
 };
 
 typedef void (*sender_done_fn)(void *arg, const struct sender_verdict *v);
