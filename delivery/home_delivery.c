@@ -29,7 +29,8 @@ int home_request_format(const struct home_request *r, char *out, size_t outsz)
 {
     if (!field_ok(r->id) || !field_ok(r->user) || !field_ok(r->sender) || !field_ok(r->rcpt))
         return -1;
-    int n = snprintf(out, outsz, "%s\t%u\t%s\t%s\t%s", r->id, r->index, r->user, r->sender, r->rcpt);
+    int n = snprintf(out, outsz, "%s\t%u\t%d\t%s\t%s\t%s", r->id, r->index, r->junk ? 1 : 0, r->user, r->sender,
+                     r->rcpt);
     return n < 0 || (size_t)n >= outsz ? -1 : n;
 }
 
@@ -79,17 +80,19 @@ static int parse_index(const char *s, unsigned *out)
 
 int home_request_parse(const char *data, size_t len, struct home_request *r)
 {
-    char buf[64 + 16 + HOME_USER_MAX + 2 * (ADDR_PATH_MAX + 1) + 8];
-    char *f[5];
+    char buf[64 + 16 + 4 + HOME_USER_MAX + 2 * (ADDR_PATH_MAX + 1) + 8];
+    char *f[6];
     memset(r, 0, sizeof *r);
-    if (split(data, len, buf, sizeof buf, f, 5) < 0 || strchr(f[4], '\t') || parse_index(f[1], &r->index) < 0 ||
-        !f[0][0] || strlen(f[0]) >= sizeof r->id || !f[2][0] || strlen(f[2]) >= sizeof r->user ||
-        strlen(f[3]) >= sizeof r->sender || !f[4][0] || strlen(f[4]) >= sizeof r->rcpt)
+    if (split(data, len, buf, sizeof buf, f, 6) < 0 || strchr(f[5], '\t') || parse_index(f[1], &r->index) < 0 ||
+        (strcmp(f[2], "0") && strcmp(f[2], "1")) || !f[0][0] || strlen(f[0]) >= sizeof r->id || !f[3][0] ||
+        strlen(f[3]) >= sizeof r->user || strlen(f[4]) >= sizeof r->sender || !f[5][0] ||
+        strlen(f[5]) >= sizeof r->rcpt)
         return -1;
     str_copy(r->id, f[0], sizeof r->id);
-    str_copy(r->user, f[2], sizeof r->user);
-    str_copy(r->sender, f[3], sizeof r->sender);
-    str_copy(r->rcpt, f[4], sizeof r->rcpt);
+    r->junk = f[2][0] == '1';
+    str_copy(r->user, f[3], sizeof r->user);
+    str_copy(r->sender, f[4], sizeof r->sender);
+    str_copy(r->rcpt, f[5], sizeof r->rcpt);
     return 0;
 }
 
@@ -109,7 +112,7 @@ int home_result_parse(const char *data, size_t len, struct home_result *r)
     return 0;
 }
 
-void home_deliver(const char *home, const char *sender, const char *rcpt, int msg_fd,
+void home_deliver(const char *home, const char *sender, const char *rcpt, bool junk, int msg_fd,
                   unsigned long long quota, struct delivery_status *st)
 {
     char path[4096];
@@ -133,5 +136,5 @@ void home_deliver(const char *home, const char *sender, const char *rcpt, int ms
     }
     char prefix[2 * ADDR_PATH_MAX + 64];
     snprintf(prefix, sizeof prefix, "Return-Path: <%s>\nDelivered-To: %s\n", sender, rcpt);
-    maildir_deliver(home, "Maildir", prefix, msg_fd, st, NULL, 0);
+    maildir_deliver(home, "Maildir", junk ? MAILDIR_JUNK_FOLDER : NULL, prefix, msg_fd, st, NULL, 0);
 }

@@ -10,7 +10,8 @@
  * (aliases should send root's mail to a person).
  *
  * This module is the wire format (pure) and the delivery done inside the child.
- * Request: "ID\tINDEX\tUSER\tSENDER\tRCPT"; result: "ID\tINDEX\tR\tTEXT" with R
+ * Request: "ID\tINDEX\tJUNK\tUSER\tSENDER\tRCPT" (JUNK 1: the message was
+ * quarantined at receipt, file it in ~/Maildir/.Junk; else 0); result: "ID\tINDEX\tR\tTEXT" with R
  * 0 ok, 1 defer, 2 fail. Neither field may hold a tab or a line end: addresses
  * are validated SMTP paths and user names come from getpwnam, so none does; the
  * parser refuses anything else.
@@ -35,6 +36,7 @@ struct home_request {
     char user[HOME_USER_MAX];
     char sender[ADDR_PATH_MAX + 1];
     char rcpt[ADDR_PATH_MAX + 1];
+    bool junk;
 };
 
 struct home_result {
@@ -54,7 +56,7 @@ int  home_request_parse(const char *data, size_t len, struct home_request *r);
 int  home_result_parse(const char *data, size_t len, struct home_result *r);
 
 /* In the child, already running as the user: ~/Maildir/ delivery of msg_fd. */
-void home_deliver(const char *home, const char *sender, const char *rcpt, int msg_fd,
+void home_deliver(const char *home, const char *sender, const char *rcpt, bool junk, int msg_fd,
                   unsigned long long quota, struct delivery_status *st);
 
 #endif

@@ -88,7 +88,7 @@ bool local_quota_exceeded(unsigned long long usage, unsigned long long size, uns
 
 /* Quota first, then the write. path is the Maildir directory or the mbox file. */
 static void to_mailbox(const struct ferry_config *cfg, const char *path, bool maildir, const char *sender,
-                       const char *prefix, int msg_fd, struct delivery_status *st)
+                       bool junk, const char *prefix, int msg_fd, struct delivery_status *st)
 {
     if (cfg->mailbox_quota) {
         unsigned long long usage;
@@ -114,11 +114,13 @@ static void to_mailbox(const struct ferry_config *cfg, const char *path, bool ma
     }
     str_copy(name, slash + 1, sizeof name);
     *slash = '\0';
-    maildir_deliver(root[0] ? root : "/", name, prefix, msg_fd, st, NULL, 0);
+    /* Quarantined mail goes to the mailbox's Junk folder; an mbox has no folders,
+       and there the X-Ferry-Quarantine field is what a reader's filter sees. */
+    maildir_deliver(root[0] ? root : "/", name, junk ? MAILDIR_JUNK_FOLDER : NULL, prefix, msg_fd, st, NULL, 0);
 }
 
 static void deliver_target(const struct ferry_config *cfg, const struct local_target *t, const char *sender,
-                           int msg_fd, struct delivery_status *st)
+                           bool junk, int msg_fd, struct delivery_status *st)
 {
     if (lseek(msg_fd, 0, SEEK_SET) < 0) {
         delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
@@ -133,20 +135,20 @@ static void deliver_target(const struct ferry_config *cfg, const struct local_ta
     case LT_MAILBOX:
         if (settings_mailbox_format(cfg, t->domain) == MAILBOX_MBOX) {
             snprintf(path, sizeof path, "%s/%s", cfg->mbox_dir[0] ? cfg->mbox_dir : cfg->mail_dir, t->arg);
-            to_mailbox(cfg, path, false, sender, prefix, msg_fd, st);
+            to_mailbox(cfg, path, false, sender, junk, prefix, msg_fd, st);
         } else {
             snprintf(path, sizeof path, "%s/%s", cfg->mail_dir, t->arg);
-            to_mailbox(cfg, path, true, sender, prefix, msg_fd, st);
+            to_mailbox(cfg, path, true, sender, junk, prefix, msg_fd, st);
         }
         return;
     case LT_MAILDIR:
         str_copy(path, t->arg, sizeof path);
         while (strlen(path) > 1 && path[strlen(path) - 1] == '/')
             path[strlen(path) - 1] = '\0';
-        to_mailbox(cfg, path, true, sender, prefix, msg_fd, st);
+        to_mailbox(cfg, path, true, sender, junk, prefix, msg_fd, st);
         return;
     case LT_MBOX:
-        to_mailbox(cfg, t->arg, false, sender, prefix, msg_fd, st);
+        to_mailbox(cfg, t->arg, false, sender, junk, prefix, msg_fd, st);
         return;
     case LT_PIPE:
         pipe_deliver(t->arg, cfg->pipe_user, (unsigned)cfg->pipe_timeout, sender, t->rcpt, prefix, msg_fd, st);
@@ -271,7 +273,7 @@ void local_maps_free(struct local_maps *maps)
 }
 
 int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps, const char *sender,
-                        const char *const *addrs, const bool *want, size_t n, int msg_fd,
+                        bool junk, const char *const *addrs, const bool *want, size_t n, int msg_fd,
                         struct local_batch *b)
 {
     memset(b, 0, sizeof *b);
@@ -338,7 +340,7 @@ int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps,
             str_copy(b->home_rcpt[i], one.rcpt, sizeof b->home_rcpt[i]);
             continue;
         }
-        deliver_target(cfg, &one, sender, msg_fd, st);
+        deliver_target(cfg, &one, sender, junk, msg_fd, st);
     }
     deliver_lmtp_groups(cfg, tv, pending, np, sender, msg_fd, b);
     if (maps->idle && lmtp_is_open()) {

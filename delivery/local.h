@@ -59,9 +59,11 @@ struct local_batch {
 bool local_is_target(const char *rcpt_addr);
 
 /* Deliver the message (msg_fd, read from offset 0) to each addrs[i] with want[i],
-   i < n. 0 ok; -1 (b empty, nothing delivered) only when out of memory. */
+   i < n; junk: the message was quarantined at receipt (Maildir targets file it
+   in their .Junk folder). 0 ok; -1 (b empty, nothing delivered) only when out
+   of memory. */
 int  local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps, const char *sender,
-                         const char *const *addrs, const bool *want, size_t n, int msg_fd,
+                         bool junk, const char *const *addrs, const bool *want, size_t n, int msg_fd,
                          struct local_batch *b);
 void local_batch_free(struct local_batch *b);
 

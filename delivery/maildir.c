@@ -69,15 +69,10 @@ static int copy_lf(int in, int out)
     return 0;
 }
 
-void maildir_deliver(const char *root, const char *name, const char *prefix, int msg_fd,
-                     struct delivery_status *st, char *delivered, size_t delivered_sz)
+/* box/, box/tmp, box/new and box/cur. */
+static int ensure_maildir(const char *box, struct delivery_status *st)
 {
-    static unsigned long counter;
-    char box[PATH_MAX], sub[PATH_MAX + 8], tmp[PATH_MAX + 720], final[PATH_MAX + 720];
-    if (snprintf(box, sizeof box, "%s/%s", root, name) >= (int)sizeof box) {
-        delivery_set(st, DELIVERY_FAIL, "5.3.5 mailbox path too long");
-        return;
-    }
+    char sub[PATH_MAX + 8];
     const char *subs[] = { "", "/tmp", "/new", "/cur" };
     for (int i = 0; i < 4; i++) {
         snprintf(sub, sizeof sub, "%s%s", box, subs[i]);
@@ -86,8 +81,37 @@ void maildir_deliver(const char *root, const char *name, const char *prefix, int
             delivery_set(st, errno_is_temporary(e) || e == EACCES ? DELIVERY_DEFER : DELIVERY_FAIL,
                          "%s cannot create mailbox directory %s: %s",
                          errno_is_temporary(e) || e == EACCES ? "4.3.0" : "5.3.5", sub, strerror(e));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void maildir_deliver(const char *root, const char *name, const char *folder, const char *prefix, int msg_fd,
+                     struct delivery_status *st, char *delivered, size_t delivered_sz)
+{
+    static unsigned long counter;
+    char box[PATH_MAX], sub[PATH_MAX + 8], tmp[PATH_MAX + 720], final[PATH_MAX + 720];
+    if (snprintf(box, sizeof box, "%s/%s", root, name) >= (int)sizeof box) {
+        delivery_set(st, DELIVERY_FAIL, "5.3.5 mailbox path too long");
+        return;
+    }
+    if (ensure_maildir(box, st) < 0)
+        return;
+    if (folder) {
+        size_t bl = strlen(box);
+        if (snprintf(box + bl, sizeof box - bl, "/%s", folder) >= (int)(sizeof box - bl)) {
+            delivery_set(st, DELIVERY_FAIL, "5.3.5 mailbox path too long");
             return;
         }
+        if (ensure_maildir(box, st) < 0)
+            return;
+        /* Maildir++: the marker that tells readers this is a folder, not a mailbox. */
+        char marker[PATH_MAX + 16];
+        snprintf(marker, sizeof marker, "%s/maildirfolder", box);
+        int mfd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (mfd >= 0)
+            close(mfd);
     }
 
     char host[128];

@@ -16,9 +16,15 @@
 
 #include "delivery/delivery.h"
 
-/* msg_fd is read from its current offset to the end. On success, the path of the
-   new file is written to delivered (if not NULL). */
-void maildir_deliver(const char *root, const char *name, const char *prefix, int msg_fd,
+/* msg_fd is read from its current offset to the end. folder: NULL for the inbox,
+   or a Maildir++ folder name such as ".Junk" (<root>/<name>/.Junk/, made on first
+   use with its "maildirfolder" marker, the inbox made first so the folder has a
+   Maildir to belong to). On success, the path of the new file is written to
+   delivered (if not NULL). */
+void maildir_deliver(const char *root, const char *name, const char *folder, const char *prefix, int msg_fd,
                      struct delivery_status *st, char *delivered, size_t delivered_sz);
+
+/* The folder receive-time policy files quarantined mail in (RFC-NOTES, DMARC). */
+#define MAILDIR_JUNK_FOLDER ".Junk"
 
 #endif

@@ -16,6 +16,7 @@ static const char *const spf_fail_choices[] = { "reject", "data", "accept", NULL
 static const char *const spf_permerror_choices[] = { "reject", "data", "accept", NULL };
 static const char *const dmp_check_choices[] = { "off", "fallback", "always", NULL };
 static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
+static const char *const dmarc_enforce_choices[] = { "yes", "quarantine-only", "no", NULL };
 static const char *const tls_min_choices[] = { "1.2", "1.3", NULL };
 static const char *const dkim_l_choices[] = { "accept", "policy", NULL };
 static const char *const family_choices[] = { "any", "ipv4", "ipv6", NULL };
@@ -305,6 +306,12 @@ static const struct conf_setting schema[] = {
       .def = "fallback", .choices = dmp_check_choices },
     { .key = "dmp_precedence", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, dmp_precedence),
       .def = "spf", .choices = dmp_precedence_choices },
+    S("dmarc_check", CONF_BOOL, dmarc_check, "yes"),
+    { .key = "dmarc_enforce", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, dmarc_enforce),
+      .def = "yes", .choices = dmarc_enforce_choices },
+    { .key = "dmarc_trusted_forwarders", .type = CONF_LIST,
+      .offset = offsetof(struct ferry_config, dmarc_trusted_forwarders), .def = "", .check = check_cidr,
+      .comma_split = true },
     { .key = "auth_lockout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, auth_lockout),
       .def = "15m", .min = 1, .max = 86400 },
     { .key = "mailbox_format", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, mailbox_format),
@@ -480,6 +487,17 @@ bool settings_is_relay_client(const struct ferry_config *cfg, const struct socka
     for (size_t i = 0; i < cfg->nrelay_cidrs; i++)
         if (netaddr_cidr_match(&cfg->relay_cidrs[i], sa))
             return true;
+    return false;
+}
+
+bool settings_is_trusted_forwarder(const struct ferry_config *cfg, const struct sockaddr *sa)
+{
+    /* A short list, parsed on use: each entry was checked at load. */
+    for (size_t i = 0; i < cfg->dmarc_trusted_forwarders.n; i++) {
+        struct cidr c;
+        if (netaddr_parse_cidr(cfg->dmarc_trusted_forwarders.items[i], &c) == 0 && netaddr_cidr_match(&c, sa))
+            return true;
+    }
     return false;
 }
 

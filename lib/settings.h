@@ -28,6 +28,9 @@ enum bare_newline_mode { BARE_NL_REJECT, BARE_NL_NORMALIZE };
 enum spf_action { SPF_ACTION_REJECT, SPF_ACTION_DATA, SPF_ACTION_ACCEPT };
 enum dmp_check_mode { DMP_CHECK_OFF, DMP_CHECK_FALLBACK, DMP_CHECK_ALWAYS };
 enum dmp_precedence { DMP_PRECEDENCE_SPF, DMP_PRECEDENCE_DMP };
+/* dmarc_enforce: act on reject and quarantine; on quarantine only (a reject is
+   quarantined); or on neither (evaluate, record, report). */
+enum dmarc_enforce_mode { DMARC_ENFORCE_YES, DMARC_ENFORCE_QUARANTINE_ONLY, DMARC_ENFORCE_NO };
 /* Orders match delivery/mx.h (enum mx_family) and delivery/tls_policy.h. */
 enum smtp_family_setting { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
 enum relayhost_tls_setting { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT, RELAYHOST_TLS_NONE };
@@ -114,6 +117,9 @@ struct ferry_config {
     bool spf_received_header;
     int dmp_check;               /* enum dmp_check_mode */
     int dmp_precedence;          /* enum dmp_precedence */
+    bool dmarc_check;            /* evaluate DMARC for strangers on smtp listeners */
+    int dmarc_enforce;           /* enum dmarc_enforce_mode */
+    struct conf_list dmarc_trusted_forwarders;  /* CIDRs: evaluated and recorded, never enforced */
     int mailbox_format;          /* enum mailbox_format */
     struct conf_list mailbox_format_domains;    /* "DOMAIN:maildir|mbox" */
     char mbox_dir[PATH_MAX];     /* "": mail_dir */
@@ -145,6 +151,8 @@ bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain
 bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain);
 /* The mailbox format for a local domain (mailbox_format_domains, else mailbox_format). */
 enum mailbox_format settings_mailbox_format(const struct ferry_config *cfg, const char *domain);
+/* Is the client in dmarc_trusted_forwarders? */
+bool settings_is_trusted_forwarder(const struct ferry_config *cfg, const struct sockaddr *sa);
 bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa);
 
 /* The DNS client settings: the resolver key's servers (else /etc/resolv.conf),

@@ -218,7 +218,7 @@ static void deliver_local(struct queue_proc *q, const struct envelope *e, const 
             addrs[i] = e->rcpts[i].addr;
             want[i] = rcpt_todo(&e->rcpts[i]) && !strcmp(names[i].s, LOCAL_DEST);
         }
-        local_deliver_batch(q->cfg, &q->maps, e->sender, addrs, want, e->nrcpts, msg_fd, b);
+        local_deliver_batch(q->cfg, &q->maps, e->sender, e->quarantine[0] != '\0', addrs, want, e->nrcpts, msg_fd, b);
     }
     free(addrs);
     free(want);
@@ -483,6 +483,7 @@ static bool request_home(struct attempt *a, size_t i)
     str_copy(hr.user, a->lb.home_user[i], sizeof hr.user);
     str_copy(hr.sender, a->e.sender, sizeof hr.sender);
     str_copy(hr.rcpt, a->lb.home_rcpt[i], sizeof hr.rcpt);
+    hr.junk = a->e.quarantine[0] != '\0';
     char line[1024];
     int n = home_request_format(&hr, line, sizeof line);
     return n > 0 && ipc_chan_send(a->q->parent, PROC_HOME_DELIVER, line, (size_t)n) == 0;

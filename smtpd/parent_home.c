@@ -148,7 +148,7 @@ static void child_run(struct home_jobs *h, const struct ferry_config *cfg, const
                      strerror(errno));
     } else {
         umask(077);
-        home_deliver(pw->pw_dir, req->sender, req->rcpt, msg_fd, cfg->mailbox_quota, &res.st);
+        home_deliver(pw->pw_dir, req->sender, req->rcpt, req->junk, msg_fd, cfg->mailbox_quota, &res.st);
     }
     char line[1024];
     int n = home_result_format(&res, line, sizeof line);

@@ -3,11 +3,14 @@
 #include "auth/dkim_dns.h"
 #include "auth/dkim_sign.h"
 #include "auth/dkim_verify.h"
+#include "auth/dmarc.h"
+#include "auth/dmarc_from.h"
 #include "lib/buf.h"
 #include "lib/hdr_value.h"
 #include "lib/log.h"
 #include "lib/mail_date.h"
 #include "lib/rfc5322_addr.h"
+#include "lib/settings.h"
 #include "smtpd/dkim_keystore.h"
 #include "smtpd/smtp_server.h"
 
@@ -25,6 +28,7 @@ struct smtp_policy {
     struct smtp_policy_ctx ctx;
     char authserv_id[256], other_results[1024], log_id[64];
     char extra_fields[2048];
+    char spf_domain[256];
     char hostname[256];
     char from[600];             /* the header From: address ("" when none or several) */
     enum policy_stage stage;
@@ -36,6 +40,15 @@ struct smtp_policy {
     struct buf prepend;
     smtp_policy_done_fn done;
     void *done_arg;
+    /* DMARC */
+    struct dmarc_from author;       /* from the header section as it arrived */
+    struct dkim_sig_result *dkim;   /* copies of the verifier's results */
+    size_t ndkim;
+    struct auth_resolver dmarc_resolver;
+    struct dmarc_eval *dmarc_eval;
+    bool dmarc_starting, dmarc_answered;
+    struct dmarc_outcome *outcome;
+    struct policy_dmarc verdict;
 };
 
 struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_policy_ctx *ctx)
@@ -50,6 +63,7 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
     str_copy(p->log_id, ctx->log_id ? ctx->log_id : "", sizeof p->log_id);
     str_copy(p->extra_fields, ctx->extra_fields ? ctx->extra_fields : "", sizeof p->extra_fields);
     str_copy(p->hostname, ctx->hostname ? ctx->hostname : "localhost", sizeof p->hostname);
+    str_copy(p->spf_domain, ctx->spf_domain ? ctx->spf_domain : "", sizeof p->spf_domain);
     buf_init(&p->hdr, POLICY_HEADER_MAX);
     buf_init(&p->prepend, AR_MAX);
     p->stage = PS_HEADER;
@@ -61,6 +75,8 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
         dkim_resolver_async(&p->resolver, srv->dns);
         p->verifier = dkim_verify_new(&o, &p->resolver);
     }
+    if (!p->verifier)
+        p->ctx.dmarc = false;       /* DMARC needs the DKIM results (and DNS) */
     return p;
 }
 
@@ -69,6 +85,10 @@ void smtp_policy_free(struct smtp_policy *p)
     if (!p)
         return;
     dkim_verify_free(p->verifier);      /* cancels outstanding key lookups */
+    if (p->dmarc_eval)
+        dmarc_evaluate_cancel(p->dmarc_eval);
+    free(p->dkim);
+    free(p->outcome);
     dkim_signer_free(p->signer);
     buf_free(&p->hdr);
     buf_free(&p->prepend);
@@ -270,6 +290,8 @@ static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn
         p->from[0] = '\0';
     if (p->verifier)            /* the header section exactly as it arrived */
         dkim_verify_header(p->verifier, h, hlen);
+    if (p->ctx.dmarc)
+        dmarc_from_extract(h, hlen, &p->author);
     struct buf clean;
     buf_init(&clean, POLICY_HEADER_MAX + 4096);
     int removed = policy_strip_forged_ar(h, hlen, p->authserv_id, &clean);
@@ -357,6 +379,102 @@ static void finish_done(struct smtp_policy *p)
     p->done(p->done_arg, p->prepend.data ? p->prepend.data : "", p->prepend.len);
 }
 
+/* The end of the Authentication-Results field: SPF, then DMARC when it ran. */
+static void end_results(struct smtp_policy *p)
+{
+    int r = 0;
+    if (p->other_results[0])
+        r |= buf_printf(&p->prepend, ";\r\n\t%s", p->other_results);
+    if (p->outcome) {
+        /* dis= says what Ferry did, after local policy (RFC 9989 7.2). */
+        struct dmarc_outcome shown = *p->outcome;
+        shown.disposition = (enum dmarc_policy)p->verdict.applied;
+        char text[1024];
+        if (dmarc_format_auth_results(&shown, text, sizeof text) >= 0)
+            r |= buf_printf(&p->prepend, ";\r\n\t%s", text);
+    }
+    r |= buf_puts(&p->prepend, "\r\n");
+    if (p->verdict.evaluated && p->verdict.applied == DMARC_P_QUARANTINE)
+        r |= buf_printf(&p->prepend, "X-Ferry-Quarantine: dmarc=%s policy=%s header.from=%s\r\n",
+                        dmarc_result_name((enum dmarc_result)p->verdict.result),
+                        dmarc_policy_name((enum dmarc_policy)p->verdict.requested), p->verdict.header_from);
+    if (r < 0)
+        log_msg(LOG_LVL_WARN, p->log_id, "Authentication-Results too long; left incomplete");
+    finish_done(p);
+}
+
+/* Local policy on top of the Domain Owner's: what Ferry applies, and why it differs. */
+static void decide_disposition(struct smtp_policy *p, const struct dmarc_outcome *o)
+{
+    struct policy_dmarc *v = &p->verdict;
+    const struct ferry_config *cfg = p->srv->cfg;
+    v->evaluated = true;
+    v->result = o->result;
+    v->requested = o->disposition;
+    v->applied = o->disposition;
+    str_copy(v->header_from, o->header_from[0] ? o->header_from : "-", sizeof v->header_from);
+    if (v->applied != DMARC_P_NONE) {
+        if (p->ctx.trusted_forwarder) {
+            v->applied = DMARC_P_NONE;
+            str_copy(v->override, "trusted_forwarder", sizeof v->override);
+        } else if (cfg->dmarc_enforce == DMARC_ENFORCE_NO) {
+            v->applied = DMARC_P_NONE;
+            str_copy(v->override, "local_policy", sizeof v->override);
+        } else if (cfg->dmarc_enforce == DMARC_ENFORCE_QUARANTINE_ONLY && v->applied == DMARC_P_REJECT) {
+            v->applied = DMARC_P_QUARANTINE;
+            str_copy(v->override, "local_policy", sizeof v->override);
+        }
+    }
+    int n = snprintf(v->summary, sizeof v->summary, "dmarc=%s header.from=%s policy=%s disposition=%s",
+                     dmarc_result_name(o->result), v->header_from,
+                     o->has_record ? dmarc_policy_name(o->policy) : "none",
+                     dmarc_policy_name((enum dmarc_policy)v->applied));
+    if (n > 0 && (size_t)n < sizeof v->summary && v->override[0])
+        n += snprintf(v->summary + n, sizeof v->summary - (size_t)n, " override=%s", v->override);
+    if (n > 0 && (size_t)n < sizeof v->summary && o->reason[0])
+        snprintf(v->summary + n, sizeof v->summary - (size_t)n, " (%s)", o->reason);
+    log_msg(LOG_LVL_INFO, p->log_id, "%s", v->summary);
+    for (size_t i = 0; i < o->nsteps; i++)
+        log_msg(LOG_LVL_DEBUG, p->log_id, "dmarc: %s", o->steps[i]);
+}
+
+static void on_dmarc(const struct dmarc_outcome *o, void *arg)
+{
+    struct smtp_policy *p = arg;
+    p->dmarc_eval = NULL;
+    p->outcome = malloc(sizeof *p->outcome);
+    if (p->outcome) {
+        *p->outcome = *o;
+        decide_disposition(p, o);
+    } else {
+        log_msg(LOG_LVL_WARN, p->log_id, "dmarc: out of memory; not evaluated");
+    }
+    p->dmarc_answered = true;
+    if (!p->dmarc_starting)
+        end_results(p);
+}
+
+static void start_dmarc(struct smtp_policy *p)
+{
+    struct dmarc_input in = {
+        .from = &p->author,
+        .spf = (enum spf_result)p->ctx.spf,
+        .spf_domain = p->spf_domain[0] ? p->spf_domain : NULL,
+        .dkim = p->dkim,
+        .ndkim = p->ndkim,
+    };
+    auth_resolver_dns(&p->dmarc_resolver, p->srv->dns);
+    p->dmarc_starting = true;
+    struct dmarc_eval *e = dmarc_evaluate(&p->dmarc_resolver, &in, on_dmarc, p);
+    p->dmarc_starting = false;
+    if (p->dmarc_answered)      /* answered inside dmarc_evaluate (no DNS needed) */
+        end_results(p);
+    else if (e)
+        p->dmarc_eval = e;
+    else
+        end_results(p);         /* could not start: no DMARC result, said in the log */
+}
+
 static void on_verified(void *arg, const struct dkim_sig_result *res, size_t n)
 {
     struct smtp_policy *p = arg;
@@ -367,18 +485,39 @@ static void on_verified(void *arg, const struct dkim_sig_result *res, size_t n)
         r |= buf_printf(&p->prepend, ";\r\n\t%s", text);
         log_msg(LOG_LVL_INFO, p->log_id, "%s", text);
     }
-    if (p->other_results[0])
-        r |= buf_printf(&p->prepend, ";\r\n\t%s", p->other_results);
-    r |= buf_puts(&p->prepend, "\r\n");
     if (r < 0)
         log_msg(LOG_LVL_WARN, p->log_id, "Authentication-Results too long; left incomplete");
-    finish_done(p);
+    if (!p->ctx.dmarc) {
+        end_results(p);
+        return;
+    }
+    /* The results live only during this call; DMARC needs them after it. */
+    if (n && (p->dkim = calloc(n, sizeof *p->dkim)) != NULL) {
+        memcpy(p->dkim, res, n * sizeof *res);
+        p->ndkim = n;
+    }
+    start_dmarc(p);
 }
 
 void smtp_policy_content_end(struct smtp_policy *p, smtp_policy_write_fn w, void *arg)
 {
     if (p->stage == PS_HEADER && !p->header_too_big)
         header_done(p, p->hdr.len, w, arg);      /* a message that is all header */
+}
+
+bool smtp_policy_runs_dmarc(const struct smtp_policy *p)
+{
+    return p->ctx.dmarc;
+}
+
+const struct policy_dmarc *smtp_policy_dmarc(const struct smtp_policy *p)
+{
+    return &p->verdict;
+}
+
+const struct dmarc_outcome *smtp_policy_dmarc_outcome(const struct smtp_policy *p)
+{
+    return p->outcome;
 }
 
 void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *arg)

@@ -1,8 +1,15 @@
 /*
  * smtp_policy — what the smtp process does with a message's content between the
- * first octet of DATA/BDAT and the commit: DKIM verification (RFC 6376) with its
- * Authentication-Results field (RFC 8601), DKIM signing for mail from our own
- * users, and the removal of forged Authentication-Results fields.
+ * first octet of DATA/BDAT and the commit: DKIM verification (RFC 6376) and then
+ * DMARC (RFC 9989) with their Authentication-Results field (RFC 8601), DKIM
+ * signing for mail from our own users, and the removal of forged
+ * Authentication-Results fields.
+ *
+ * DMARC runs after the DKIM results are in, with the SPF result the session got
+ * at MAIL FROM; the Domain Owner's disposition is then limited by local policy
+ * (dmarc_enforce, dmarc_trusted_forwarders), and every such override is kept with
+ * its RFC 9990 reason. A quarantined message gets an X-Ferry-Quarantine field; the
+ * session refuses a rejected one and marks a quarantined one in its envelope.
  *
  * The session feeds every content octet (after dot-unstuffing, without the
  * Received: field it wrote itself) through smtp_policy_content, which hands back,
@@ -31,6 +38,7 @@
 
 struct smtp_server;
 struct smtp_policy;
+struct dmarc_outcome;
 
 struct smtp_policy_ctx {
     bool verify;                  /* verify DKIM and write Authentication-Results */
@@ -41,6 +49,22 @@ struct smtp_policy_ctx {
     const char *other_results;    /* further method results for A-R, e.g. "spf=pass smtp.mailfrom=..."; NULL */
     const char *extra_fields;     /* whole fields to prepend after A-R (Received-SPF), CRLF-ended; NULL */
     const char *log_id;           /* the queue ID, for log lines */
+    /* DMARC (RFC 9989), for strangers on smtp listeners; needs verify. */
+    bool dmarc;
+    int spf;                      /* enum spf_result of the MAIL FROM identity */
+    const char *spf_domain;       /* the domain SPF checked ("" when SPF did not run) */
+    bool trusted_forwarder;       /* evaluated and recorded, never enforced */
+};
+
+/* What DMARC said and what Ferry did about it (valid once done was called). */
+struct policy_dmarc {
+    bool evaluated;
+    int result;                   /* enum dmarc_result */
+    int requested;                /* enum dmarc_policy: the Domain Owner's, after t=y */
+    int applied;                  /* enum dmarc_policy: what Ferry does */
+    char override[24];            /* "" or an RFC 9990 reason: trusted_forwarder, local_policy */
+    char header_from[254];
+    char summary[400];            /* "dmarc=fail header.from=D policy=reject disposition=..." */
 };
 
 typedef void (*smtp_policy_write_fn)(void *arg, const char *p, size_t n);
@@ -54,6 +78,12 @@ void smtp_policy_content_end(struct smtp_policy *p, smtp_policy_write_fn w, void
    smtp_policy_content_end. */
 const char *smtp_policy_refusal(const struct smtp_policy *p);
 void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *arg);
+/* Will DMARC be evaluated for this message (asked for, and DKIM is verified)? */
+bool smtp_policy_runs_dmarc(const struct smtp_policy *p);
+/* The DMARC verdict; ->evaluated is false when DMARC did not run. */
+const struct policy_dmarc *smtp_policy_dmarc(const struct smtp_policy *p);
+/* The whole evaluation, for reports; NULL when DMARC did not run. */
+const struct dmarc_outcome *smtp_policy_dmarc_outcome(const struct smtp_policy *p);
 void smtp_policy_free(struct smtp_policy *p);
 
 /* Sign a whole message held in memory (local submissions) with the keys of its

@@ -7,6 +7,7 @@
 #include "lib/ratelimit.h"
 #include "lib/log.h"
 #include "auth/sasl.h"
+#include "auth/dmarc.h"
 #include "auth/userdb.h"
 #include "smtpd/relay.h"
 #include "smtpd/smtp_policy.h"
@@ -99,7 +100,8 @@ static void reset_transaction(struct smtp_session *s)
     s->policy = NULL;
     smtp_sender_check_cancel(s->sender_check);
     s->sender_check = NULL;
-    s->spf_results[0] = s->spf_fields[0] = s->data_refusal[0] = '\0';
+    s->spf_results[0] = s->spf_fields[0] = s->data_refusal[0] = s->spf_domain[0] = '\0';
+    s->spf_result = SPF_NONE;
     if (s->have_draft)
         spool_draft_abort(&s->srv->spool, &s->draft);
     s->have_draft = false;
@@ -432,6 +434,8 @@ static void on_sender_done(void *arg, const struct sender_verdict *v)
         if (v->received_spf[0])
             fold_field(s->spf_fields, sizeof s->spf_fields, "Received-SPF", v->received_spf);
         str_copy(s->data_refusal, v->data_reply, sizeof s->data_refusal);
+        s->spf_result = v->spf;
+        str_copy(s->spf_domain, v->spf_domain, sizeof s->spf_domain);
         s->state = SS_MAIL;
         reply(s, "250 2.1.0 Sender <%s> ok", s->env.sender);
     }
@@ -603,6 +607,12 @@ const char *smtp_session_begin_message(struct smtp_session *s)
         .other_results = s->spf_results[0] ? s->spf_results : NULL,
         .extra_fields = s->spf_fields[0] ? s->spf_fields : NULL,
         .log_id = s->draft.id,
+        /* DMARC for strangers only (RFC 9989 asks it of mail from other domains'
+           senders; our own users and local mail are not judged by it). */
+        .dmarc = cfg->dmarc_check && s->kind == LISTEN_SMTP && !own_user,
+        .spf = s->spf_result,
+        .spf_domain = s->spf_domain,
+        .trusted_forwarder = settings_is_trusted_forwarder(cfg, (const struct sockaddr *)&s->peer),
     };
     s->policy = smtp_policy_new(s->srv, &ctx);
     if (!s->policy)
@@ -658,8 +668,8 @@ void smtp_session_finish_message(struct smtp_session *s)
     char from_refusal[700];
     if (refusal)
         ;
-    else if (s->data_refusal[0])
-        refusal = s->data_refusal;
+    else if (s->data_refusal[0] && !smtp_policy_runs_dmarc(s->policy))
+        refusal = s->data_refusal;      /* with DMARC, decided once its result is in */
     else if (s->too_big)
         refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
     else if ((s->data.bare_lf || s->data.bare_cr) && !s->data.normalize)
@@ -696,7 +706,27 @@ void smtp_session_finish_message(struct smtp_session *s)
     /* Reading stays paused (COMMIT) while key lookups run; the reply comes once the
        message is committed. */
     s->state = SS_COMMIT;
+    s->in_policy_finish = true;
     smtp_policy_finish(s->policy, on_policy_done, s);
+    s->in_policy_finish = false;
+}
+
+/* The receive-time policy refused the message after its content was read. */
+static void refuse_after_policy(struct smtp_session *s, const char *text)
+{
+    log_msg(LOG_LVL_INFO, s->draft.id, "refused message from [%s] from=<%s>: %s", s->peer_ip, s->env.sender, text);
+    if (s->state != SS_CLOSING)
+        reply(s, "%s", text);
+    reset_transaction(s);
+    if (s->state == SS_CLOSING) {
+        smtp_server_session_gone(s->srv, s);
+        return;
+    }
+    s->state = SS_READY;
+    if (!s->in_policy_finish) {     /* answered later: read what was pipelined meanwhile */
+        bufferevent_enable(s->bev, EV_READ);
+        on_read(s->bev, s);
+    }
 }
 
 /* Receive-time policy is done: prepend its fields, write the envelope, commit. */
@@ -704,6 +734,30 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
 {
     struct smtp_session *s = arg;
     const char *qid = s->draft.id;
+    const struct policy_dmarc *dm = smtp_policy_dmarc(s->policy);
+    if (dm->evaluated && dm->applied == DMARC_P_REJECT) {
+        char text[600];
+        snprintf(text, sizeof text, "550 5.7.1 Message refused: the DMARC policy of %s is reject, and %s",
+                 dm->header_from, dm->result == DMARC_RES_FAIL ? "neither SPF nor DKIM passed aligned with it"
+                                                               : "its From: has no single author domain");
+        refuse_after_policy(s, text);
+        return;
+    }
+    if (s->data_refusal[0]) {
+        /* spf_fail_action = data: an aligned DMARC pass vouches for the message
+           the SPF fail would have refused (a forwarder, RFC 9989 section 8.3). */
+        if (dm->evaluated && dm->result == DMARC_RES_PASS) {
+            log_msg(LOG_LVL_INFO, qid, "SPF fail not enforced: DMARC passed for %s", dm->header_from);
+        } else {
+            char text[600];
+            str_copy(text, s->data_refusal, sizeof text);
+            refuse_after_policy(s, text);
+            return;
+        }
+    }
+    if (dm->evaluated && dm->applied == DMARC_P_QUARANTINE)
+        snprintf(s->env.quarantine, sizeof s->env.quarantine, "dmarc=%s policy=quarantine header.from=%s",
+                 dmarc_result_name((enum dmarc_result)dm->result), dm->header_from);
     if (len && spool_draft_prepend(&s->srv->spool, &s->draft, prepend, len) < 0) {
         int e = errno;
         log_msg(LOG_LVL_ERROR, qid, "cannot add header fields to the message: %s", strerror(e));
@@ -727,8 +781,11 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
 void smtp_session_committed(struct smtp_session *s, bool ok, int err)
 {
     if (ok) {
-        log_msg(LOG_LVL_INFO, s->draft.id, "from=<%s> size=%llu nrcpt=%zu client=[%s] helo=%s proto=%s session=%s",
-                s->env.sender, s->env.size, s->env.nrcpts, s->peer_ip, s->helo, s->env.protocol, s->id);
+        const struct policy_dmarc *dm = s->policy ? smtp_policy_dmarc(s->policy) : NULL;
+        log_msg(LOG_LVL_INFO, s->draft.id,
+                "from=<%s> size=%llu nrcpt=%zu client=[%s] helo=%s proto=%s session=%s%s%s", s->env.sender,
+                s->env.size, s->env.nrcpts, s->peer_ip, s->helo, s->env.protocol, s->id,
+                dm && dm->evaluated ? " " : "", dm && dm->evaluated ? dm->summary : "");
         s->messages++;
         s->rcpts_accepted += (unsigned)s->env.nrcpts;
         s->octets += s->env.size;

@@ -80,6 +80,9 @@ struct smtp_session {
     char spf_results[700];        /* spf= for Authentication-Results */
     char spf_fields[1500];        /* "Received-SPF: ...\r\n" */
     char data_refusal[600];       /* spf_fail_action = data: the reply at the end of DATA */
+    int spf_result;               /* enum spf_result of MAIL FROM (SPF_NONE when not run) */
+    char spf_domain[256];         /* the domain SPF checked, for DMARC */
+    bool in_policy_finish;        /* smtp_policy_finish is on the stack */
     bool have_draft;
     struct smtp_data data;
     unsigned long long data_size;

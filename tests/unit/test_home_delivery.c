@@ -7,33 +7,36 @@
 
 START_TEST(request_round_trip)
 {
-    struct home_request r = {"1LG7ENTAE2J007PN", 3, "alice", "bob@example.net", "alice@example.org"}, back;
+    struct home_request r = {"1LG7ENTAE2J007PN", 3, "alice", "bob@example.net", "alice@example.org", true}, back;
     char line[1024];
     int n = home_request_format(&r, line, sizeof line);
     ck_assert_int_gt(n, 0);
-    ck_assert_str_eq(line, "1LG7ENTAE2J007PN\t3\talice\tbob@example.net\talice@example.org");
+    ck_assert_str_eq(line, "1LG7ENTAE2J007PN\t3\t1\talice\tbob@example.net\talice@example.org");
     ck_assert_int_eq(home_request_parse(line, (size_t)n, &back), 0);
     ck_assert_str_eq(back.id, r.id);
     ck_assert_uint_eq(back.index, 3);
     ck_assert_str_eq(back.user, "alice");
     ck_assert_str_eq(back.sender, "bob@example.net");
     ck_assert_str_eq(back.rcpt, "alice@example.org");
+    ck_assert(back.junk);
     /* the null sender is an empty field */
-    ck_assert_int_eq(home_request_parse("ID\t0\tu\t\tu@x", 11, &back), 0);
+    ck_assert_int_eq(home_request_parse("ID\t0\t0\tu\t\tu@x", 13, &back), 0);
     ck_assert_str_eq(back.sender, "");
+    ck_assert(!back.junk);
 }
 END_TEST
 
 START_TEST(request_malformed)
 {
     struct home_request r;
-    const char *bad[] = {"", "ID", "ID\t1\tu\ts", "ID\tx\tu\ts\tr", "ID\t-1\tu\ts\tr", "ID\t1\t\ts\tr",
-                         "ID\t1\tu\ts\t", "ID\t1\tu\ts\tr\textra", "\t1\tu\ts\tr", "ID\t1\tu\ts\tr\n",
-                         "ID\t99999999999\tu\ts\tr"};
+    const char *bad[] = {"", "ID", "ID\t1\t0\tu\ts", "ID\tx\t0\tu\ts\tr", "ID\t-1\t0\tu\ts\tr",
+                         "ID\t1\t0\t\ts\tr", "ID\t1\t0\tu\ts\t", "ID\t1\t0\tu\ts\tr\textra",
+                         "\t1\t0\tu\ts\tr", "ID\t1\t0\tu\ts\tr\n", "ID\t99999999999\t0\tu\ts\tr",
+                         "ID\t1\t2\tu\ts\tr", "ID\t1\t\tu\ts\tr", "ID\t1\tu\ts\tr"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(home_request_parse(bad[i], strlen(bad[i]), &r) < 0, "%s", bad[i]);
-    ck_assert_int_lt(home_request_parse("ID\t1\tu\0\ts\tr", 11, &r), 0);
-    struct home_request tab = {"ID", 1, "a\tb", "", "x@y"};
+    ck_assert_int_lt(home_request_parse("ID\t1\t0\tu\0\ts\tr", 13, &r), 0);
+    struct home_request tab = {"ID", 1, "a\tb", "", "x@y", false};
     char line[256];
     ck_assert_int_lt(home_request_format(&tab, line, sizeof line), 0);
 }
