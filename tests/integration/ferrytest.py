@@ -106,6 +106,7 @@ smtp_timeout = 30s
 relay_networks = {self.relay_networks}
 spf_check = no
 dmp_check = off
+dmarc_check = no
 resolver = {self.resolver}
 """
         # A key set in extra replaces the default line of the same key (keys that
