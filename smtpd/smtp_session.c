@@ -494,8 +494,10 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
     }
     if (route == RELAY_LOCAL) {
         char name[ADDR_LOCAL_MAX + 1];
-        if (local_mailbox_name(&m, name, sizeof name, &why) < 0) {
-            reply(s, "550 5.1.3 <%s>: %s", addr, why);
+        enum mailbox_name_verdict nv = local_mailbox_name(&m, cfg->recipient_delimiter, name, sizeof name, &why);
+        if (nv != MAILBOX_NAME_OK) {
+            log_info("reject RCPT from [%s]: <%s>: %s (from=<%s>)", s->peer_ip, addr, why, s->env.sender);
+            reply(s, "550 %s <%s>: %s", nv == MAILBOX_NAME_RESERVED ? "5.1.1" : "5.1.3", addr, why);
             return;
         }
         /* local_recipients = known: only what local delivery would take (users,
