@@ -58,34 +58,70 @@ void delivery_set_errno(struct delivery_status *st, int err, const char *fmt, ..
     delivery_set(st, r, "%s %s: %s", code, what, strerror(err));
 }
 
-int local_mailbox_name(const struct mailbox *m, char *out, size_t outsz, const char **why)
+static bool ends_with_nocase(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && str_nieq(s + n - k, suffix, k);
+}
+
+enum mailbox_name_verdict mailbox_name_check(const char *name, const char **why)
+{
+    size_t n = strlen(name);
+    if (n == 0) {
+        *why = "empty local part";
+        return MAILBOX_NAME_BAD;
+    }
+    if (n > ADDR_LOCAL_MAX) {
+        *why = "local part too long";
+        return MAILBOX_NAME_BAD;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f || c == '/') {
+            *why = "local part contains a character not allowed in a mailbox name";
+            return MAILBOX_NAME_BAD;
+        }
+    }
+    if (name[0] == '.') {
+        *why = "no such mailbox: a local part starting with a dot would name a hidden or control file";
+        return MAILBOX_NAME_RESERVED;
+    }
+    if (name[n - 1] == '.' || name[n - 1] == ' ') {
+        *why = "no such mailbox: a local part ending with a dot or space is not a mailbox name";
+        return MAILBOX_NAME_RESERVED;
+    }
+    if (ends_with_nocase(name, n, ".lock")) {
+        *why = "no such mailbox: a local part ending in .lock would name a mailbox lock file";
+        return MAILBOX_NAME_RESERVED;
+    }
+    return MAILBOX_NAME_OK;
+}
+
+enum mailbox_name_verdict local_mailbox_name(const struct mailbox *m, const char *delimiters, char *out,
+                                             size_t outsz, const char **why)
 {
     char local[ADDR_LOCAL_MAX + 1];
     if (addr_local_unquoted(m, local, sizeof local) < 0) {
         *why = "local part too long";
-        return -1;
+        return MAILBOX_NAME_BAD;
+    }
+    enum mailbox_name_verdict v = mailbox_name_check(local, why);
+    if (v != MAILBOX_NAME_OK)
+        return v;
+    /* user+tag is delivered to user: that name must be safe as well. */
+    size_t k = delimiters && *delimiters ? strcspn(local, delimiters) : 0;
+    if (k > 0 && local[k]) {
+        char base[ADDR_LOCAL_MAX + 1];
+        str_copyn(base, local, k, sizeof base);
+        if ((v = mailbox_name_check(base, why)) != MAILBOX_NAME_OK)
+            return v;
     }
     size_t n = strlen(local);
-    if (n == 0) {
-        *why = "empty local part";
-        return -1;
-    }
-    if (local[0] == '.') {
-        *why = "local part may not start with a dot for local delivery";
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)local[i];
-        if (c < 0x20 || c == 0x7f || c == '/') {
-            *why = "local part contains a character not allowed in a mailbox name";
-            return -1;
-        }
-    }
     if (n + 1 > outsz) {
         *why = "local part too long";
-        return -1;
+        return MAILBOX_NAME_BAD;
     }
     memcpy(out, local, n + 1);
     str_lower(out);
-    return 0;
+    return MAILBOX_NAME_OK;
 }

@@ -9,7 +9,12 @@
  * Local mailbox names: the local part with quoting removed, ASCII letters folded to
  * lower case (local parts are case-sensitive in principle, but mail administrators
  * and every common MTA treat them as case-insensitive), at most 64 octets, and safe
- * as one directory name: no "/", no NUL or control octet, not starting with ".".
+ * as one directory name: no "/", no NUL or control octet. And a mailbox name never
+ * names a file the delivery code or a mail reader uses for control (SECURITY.md,
+ * "Local parts as file names"): it may not start with "." (".", "..", hidden
+ * files, Maildir++ folders), end with "." or a space (names some filesystems
+ * strip, making them another name), or end with ".lock" in any case (the mbox
+ * dotlock of the mailbox without that suffix: "dave.lock" would lock dave out).
  */
 #ifndef FERRY_DELIVERY_H
 #define FERRY_DELIVERY_H
@@ -47,8 +52,21 @@ const char *delivery_errno_class(int err, enum delivery_result *r);
 void delivery_set_errno(struct delivery_status *st, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Mailbox name for a local part as written in the address (quotes allowed).
-   0 ok; -1 with *why set. */
-int  local_mailbox_name(const struct mailbox *m, char *out, size_t outsz, const char **why);
+enum mailbox_name_verdict {
+    MAILBOX_NAME_OK,
+    MAILBOX_NAME_BAD,         /* cannot be a file name at all: 5.1.3 */
+    MAILBOX_NAME_RESERVED,    /* would name a lock or control file: 5.1.1 */
+};
+
+/* Judge a mailbox name (unquoted; case does not matter) by the rules above;
+   *why says what is wrong when it is not OK. */
+enum mailbox_name_verdict mailbox_name_check(const char *name, const char **why);
+
+/* The mailbox name for a local part as written in the address (quotes allowed),
+   folded to lower case. With delimiters (recipient_delimiter; NULL or "" for
+   none), the part before the first delimiter, which is what sub-addressed mail
+   is delivered to, must pass too. *why is set when the verdict is not OK. */
+enum mailbox_name_verdict local_mailbox_name(const struct mailbox *m, const char *delimiters, char *out,
+                                             size_t outsz, const char **why);
 
 #endif

@@ -22,16 +22,12 @@ void local_targets_free(struct local_targets *t)
     memset(t, 0, sizeof *t);
 }
 
-/* A mailbox name must be one safe directory or file name (see delivery.h). */
+/* A mailbox name must be one safe directory or file name, and never a lock or
+   control file's (delivery.h: mailbox_name_check). */
 static bool valid_name(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > ADDR_LOCAL_MAX || s[0] == '.')
-        return false;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '/')
-            return false;
-    return true;
+    const char *why;
+    return mailbox_name_check(s, &why) == MAILBOX_NAME_OK;
 }
 
 static int push(struct ctx *c, const char *key)
@@ -126,9 +122,12 @@ static int resolve_local(struct ctx *c, const char *local, const char *domain, c
             return e;
         }
     }
-    const char *name = *base ? base : local;
-    if (!valid_name(name)) {
-        delivery_set(c->st, DELIVERY_FAIL, "5.1.3 %s cannot be a mailbox name", name);
+    const char *name = *base ? base : local, *why;
+    enum mailbox_name_verdict v = mailbox_name_check(name, &why);
+    if (v != MAILBOX_NAME_OK) {
+        /* Also what mail queued before the RCPT check refused such names meets. */
+        delivery_set(c->st, DELIVERY_FAIL, "%s <%s>: %s", v == MAILBOX_NAME_RESERVED ? "5.1.1" : "5.1.3", rcpt,
+                     why);
         return -1;
     }
     if (c->r->user_exists(c->r->arg, name))

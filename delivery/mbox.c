@@ -154,10 +154,12 @@ int mbox_write(int fd, const char *from_line, const char *prefix, int msg_fd)
     return out_flush(&o);
 }
 
-/* The dotlock: 0 held, -1 with errno (EWOULDBLOCK after wait seconds). */
+/* The dotlock: 0 held, -1 with errno (EWOULDBLOCK after wait seconds; 0: one
+   try). A stale lock is removed once, and that does not count as a try. */
 static int dotlock_take(const char *lock, unsigned wait)
 {
-    for (int tries = 0; tries <= (int)wait * 4; tries++) {
+    bool removed_stale = false;
+    for (unsigned tries = 0;;) {
         int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd >= 0) {
             char pid[32];
@@ -171,10 +173,13 @@ static int dotlock_take(const char *lock, unsigned wait)
         if (errno != EEXIST)
             return -1;
         struct stat sb;
-        if (lstat(lock, &sb) == 0 && time(NULL) - sb.st_mtime > MBOX_STALE_LOCK) {
+        if (!removed_stale && lstat(lock, &sb) == 0 && time(NULL) - sb.st_mtime > MBOX_STALE_LOCK) {
             unlink(lock);
+            removed_stale = true;
             continue;
         }
+        if (tries++ >= wait * 4)
+            break;
         struct timespec ts = { 0, 250 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
@@ -185,11 +190,13 @@ static int dotlock_take(const char *lock, unsigned wait)
 static int fcntl_lock(int fd, unsigned wait)
 {
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
-    for (int tries = 0; tries <= (int)wait * 4; tries++) {
+    for (unsigned tries = 0;; tries++) {
         if (fcntl(fd, F_SETLK, &fl) == 0)
             return 0;
         if (errno != EACCES && errno != EAGAIN && errno != EINTR)
             return -1;
+        if (tries >= wait * 4)
+            break;
         struct timespec ts = { 0, 250 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }

@@ -7,8 +7,11 @@
  * Locking, both kinds, because mail readers use one or the other: first a dotlock
  * PATH.lock made with O_EXCL (one older than MBOX_STALE_LOCK seconds is taken to be
  * left by a dead process and removed), then an fcntl write lock on the file; each
- * is retried for up to lock_wait seconds (MBOX_LOCK_WAIT in the daemon), after which the result is DEFER
- * 4.2.0 (mailbox busy).
+ * is retried for up to lock_wait seconds, after which the result is DEFER 4.2.0
+ * (mailbox busy). The daemon passes MBOX_LOCK_WAIT, 0: one try, no sleep. Local
+ * delivery runs inside the queue process's event loop, so a wait here would stall
+ * every other delivery (a held lock cost 10 s per attempt before); a locked
+ * mailbox is simply retried with the queue's back-off.
  *
  * Format: "From SENDER DATE" (asctime date, MAILER-DAEMON for the null sender),
  * the prefix header lines, the message with CRLF made LF, every line matching
@@ -26,7 +29,7 @@
 
 #include "delivery/delivery.h"
 
-#define MBOX_LOCK_WAIT   10
+#define MBOX_LOCK_WAIT   0
 #define MBOX_STALE_LOCK  300
 
 /* The "From " separator for sender and time, LF-terminated, into out. */

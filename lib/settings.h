@@ -68,8 +68,11 @@ struct ferry_config {
     int log;                     /* enum log_dest */
     unsigned long long message_size_limit;
     unsigned long long max_recipients;
-    unsigned long long max_connections;
-    unsigned long long max_connections_per_ip;
+    unsigned long long smtp_max_sessions;          /* sessions on smtp listeners */
+    unsigned long long submission_max_sessions;    /* sessions on submission and smtps listeners */
+    unsigned long long max_connections_per_ip;     /* per client address, within each of those */
+    unsigned long long smtp_junk_command_limit;    /* commands without a completed transaction */
+    unsigned long long smtp_idle_session_limit;    /* seconds without a completed transaction */
     unsigned long long smtp_timeout;
     unsigned long long data_timeout;
     unsigned long long max_errors;

@@ -37,16 +37,6 @@ void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
         event_base_loopexit(srv->base, NULL);
 }
 
-size_t smtp_server_count_ip(const struct smtp_server *srv, const struct sockaddr *sa)
-{
-    char ip[64];
-    netaddr_ntop(sa, ip, sizeof ip);
-    size_t n = 0;
-    for (const struct smtp_session *s = srv->sessions; s; s = s->next)
-        n += strcmp(s->peer_ip, ip) == 0;
-    return n;
-}
-
 static void run_commit(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_server *srv = arg;

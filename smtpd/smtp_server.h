@@ -56,6 +56,5 @@ double smtp_server_now(const struct smtp_server *srv);
 void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s);
 /* A session ended: unlink and free it. */
 void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);
-size_t smtp_server_count_ip(const struct smtp_server *srv, const struct sockaddr *sa);
 
 #endif

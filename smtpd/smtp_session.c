@@ -81,6 +81,7 @@ static void vreply(struct smtp_session *s, const char *fmt, va_list ap)
     line[n++] = '\n';
     bufferevent_write(s->bev, line, (size_t)n);
     smtp_trace_server(s->trace, line, (size_t)n);
+    s->reply_class = line[0];
     if (line[0] == '5')
         s->errors++;
 }
@@ -92,6 +93,11 @@ static void close_after_reply(struct smtp_session *s)
 {
     s->state = SS_CLOSING;
     bufferevent_disable(s->bev, EV_READ);
+}
+
+void smtp_session_close_after_reply(struct smtp_session *s)
+{
+    close_after_reply(s);
 }
 
 static void reset_transaction(struct smtp_session *s)
@@ -142,6 +148,7 @@ void smtp_session_free(struct smtp_session *s)
     smtp_trace_close(s->trace);
     if (s->greet_timer)
         event_free(s->greet_timer);
+    smtp_limits_free(s);
     smtp_auth_free(s);
     if (s->bev && bufferevent_openssl_get_ssl(s->bev))
         smtp_tls_close(s);
@@ -219,18 +226,18 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
             log_warn("session %s: no trace: %s", s->id, err);
         smtp_trace_note(s->trace, "connection from [%s]:%u to %s", s->peer_ip, netaddr_port(sa), listener->text);
     }
-    if (srv->nsessions > cfg->max_connections) {
-        refuse_at_connect(s, "over max_connections", "421 4.7.0 %s Too many connections%s, try again later", "");
-        return;
-    }
-    if (smtp_server_count_ip(srv, sa) > cfg->max_connections_per_ip) {
-        refuse_at_connect(s, "over max_connections_per_ip", "421 4.7.0 %s Too many connections%s, try again later",
-                          " from your address");
+    const char *detail, *over = smtp_limits_connect(s, &detail);
+    if (over) {
+        refuse_at_connect(s, over, "421 4.7.0 %s Too many connections%s, try again later", detail);
         return;
     }
     if (srv->conn_rate && !ratelimit_hit(srv->conn_rate, s->peer_ip, smtp_server_now(srv))) {
         refuse_at_connect(s, "over max_connection_rate",
                           "421 4.7.0 %s Too many connections%s, try again later", " per minute from your address");
+        return;
+    }
+    if (smtp_limits_start(s) < 0) {
+        refuse_at_connect(s, "out of memory", "421 4.3.0 %s Local error%s, try again later", "");
         return;
     }
     log_info("session %s connect from [%s]:%u kind=%s", s->id, s->peer_ip, netaddr_port(sa),
@@ -488,8 +495,10 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
     }
     if (route == RELAY_LOCAL) {
         char name[ADDR_LOCAL_MAX + 1];
-        if (local_mailbox_name(&m, name, sizeof name, &why) < 0) {
-            reply(s, "550 5.1.3 <%s>: %s", addr, why);
+        enum mailbox_name_verdict nv = local_mailbox_name(&m, cfg->recipient_delimiter, name, sizeof name, &why);
+        if (nv != MAILBOX_NAME_OK) {
+            log_info("reject RCPT from [%s]: <%s>: %s (from=<%s>)", s->peer_ip, addr, why, s->env.sender);
+            reply(s, "550 %s <%s>: %s", nv == MAILBOX_NAME_RESERVED ? "5.1.1" : "5.1.3", addr, why);
             return;
         }
         /* local_recipients = known: only what local delivery would take (users,
@@ -790,6 +799,7 @@ void smtp_session_committed(struct smtp_session *s, bool ok, int err)
         s->rcpts_accepted += (unsigned)s->env.nrcpts;
         s->octets += s->env.size;
         str_copy(s->last_qid, s->draft.id, sizeof s->last_qid);
+        smtp_limits_transaction_done(s);
         if (s->state != SS_CLOSING)
             reply(s, "250 2.0.0 Ok: queued as %s", s->draft.id);
         s->have_draft = false;      /* it belongs to the queue now */
@@ -831,6 +841,7 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
         free(cmd);
         return;
     }
+    s->cmd_junk = smtp_limits_junk_verb(cmd->verb);
     const struct ferry_config *cfg = s->srv->cfg;
     switch (cmd->verb) {
     case SMTP_VERB_EHLO:
@@ -933,6 +944,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         return;
     }
     while (!reading_paused(s)) {
+        if (smtp_limits_enforce(s))
+            return;
         if (s->state == SS_DATA) {
             if (!read_data(s, in))
                 return;
@@ -966,6 +979,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         size_t total = (size_t)eol.pos + 1;
+        s->cmd_junk = false;        /* what this line does decides whether it is junk */
+        s->reply_class = 0;
         if (s->discarding_line || total > limit) {
             evbuffer_drain(in, total);
             s->discarding_line = false;
@@ -976,6 +991,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             } else {
                 reply(s, "500 5.5.2 Line too long (limit is %d octets with CRLF)", SMTP_CMD_LINE_MAX);
             }
+            smtp_limits_count(s);
             continue;
         }
         char line[SASL_LINE_MAX + 3];
@@ -989,6 +1005,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         } else {
             handle_command(s, line, total - 2);
         }
+        smtp_limits_count(s);
         if (!reading_paused(s) && s->errors >= s->srv->cfg->max_errors) {
             log_warn("session %s: disconnecting [%s]: %u errors", s->id, s->peer_ip, s->errors);
             s->end_reason = "errors";

@@ -8,7 +8,8 @@
  * seen) → [AUTH (a SASL exchange) → AUTH_WAIT (a failure's delay)] → [CHECK (SPF/DMP lookups for MAIL FROM)] → MAIL (sender accepted) → RCPT
  * (a recipient accepted) → DATA (receiving the message) → COMMIT (receive-time
  * policy lookups, then the group commit) → READY ... and CLOSING once QUIT, a
- * timeout, too many errors or a fatal fault ends it. Commands are read line by
+ * timeout, too many errors, a progress limit (smtp_limits.c) or a fatal fault
+ * ends it. Commands are read line by
  * line, at most 512 octets with CRLF; PIPELINING means many may be waiting and
  * are answered in order, and nothing more is read while CHECK or COMMIT waits.
  *
@@ -69,6 +70,12 @@ struct smtp_session {
     char last_qid[QID_LEN + 1];
     const char *end_reason;
     bool discarding_line;         /* an over-long command line is being skipped */
+    /* progress limits (smtp_limits.c) */
+    unsigned junk;                /* junk commands since connecting or the last completed transaction */
+    bool cmd_junk;                /* the command being handled is junk by its verb */
+    char reply_class;             /* first digit of the last reply to the command being handled */
+    bool idle_expired;            /* smtp_idle_session_limit has passed */
+    struct event *idle_timer;
     bool output_blocked;          /* reading paused until the client reads our replies */
 
     /* the transaction */

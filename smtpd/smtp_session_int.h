@@ -14,6 +14,8 @@
 struct evbuffer;
 
 void smtp_session_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* End the session once the reply just queued has been written (state CLOSING). */
+void smtp_session_close_after_reply(struct smtp_session *s);
 /* Drop the transaction (draft, envelope, counters); the state is the caller's. */
 void smtp_session_reset_transaction(struct smtp_session *s);
 /* Open the spool draft and write the Received: header. NULL ok; otherwise the
@@ -58,5 +60,22 @@ void smtp_bdat_command(struct smtp_session *s, const struct smtp_cmd *cmd);
 bool smtp_bdat_read(struct smtp_session *s, struct evbuffer *in);
 /* The chunk is read: answer it and move on. */
 void smtp_bdat_chunk_done(struct smtp_session *s);
+
+/* smtp_limits.c: session counts, junk commands and the idle-session limit. */
+/* At connect (s already linked in): NULL, or which limit s is over, with the
+   reply's detail ("" or " from your address") in *detail. */
+const char *smtp_limits_connect(const struct smtp_session *s, const char **detail);
+/* Arm smtp_idle_session_limit. 0 ok, -1 out of memory. */
+int  smtp_limits_start(struct smtp_session *s);
+/* Does this verb count as junk whatever its reply? */
+bool smtp_limits_junk_verb(enum smtp_verb verb);
+/* A command line has been answered: count it when junk (s->cmd_junk, or an
+   error reply in s->reply_class; the reader clears both before each line). */
+void smtp_limits_count(struct smtp_session *s);
+/* A transaction completed (a message queued): both limits start afresh. */
+void smtp_limits_transaction_done(struct smtp_session *s);
+/* Over a limit now? Then say 421, close, and return true. */
+bool smtp_limits_enforce(struct smtp_session *s);
+void smtp_limits_free(struct smtp_session *s);
 
 #endif

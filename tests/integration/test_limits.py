@@ -1,5 +1,6 @@
 """Hostile and broken input, and the per-client limits: early talkers, connection
-counts and rates, idle and data timeouts, too many recipients, NUL octets, the
+counts (per kind of listener) and rates, junk commands, the idle-session limit,
+idle and data timeouts, too many recipients, NUL octets, the
 bare_newlines=normalize option, traces and the session summary line."""
 import glob
 import os
@@ -82,6 +83,187 @@ class ConnectionLimits(unittest.TestCase):
             time.sleep(0.3)
             d = SmtpLines(f.port)
             self.assertEqual(d.greeting[0], 220)
+
+
+def connect_from(src, port):
+    """A connection to Ferry from the loopback address src (127.0.0.0/8 all works)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def first_line(sock):
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(512)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class SessionPools(unittest.TestCase):
+    """Security review #5: idle connections to port 25 (from many addresses) must
+    never lock out submission; each kind of listener has its own session count."""
+
+    def test_port_25_cannot_take_submissions_places(self):
+        with Ferry(extra="smtp_max_sessions = 6\nsubmission_max_sessions = 3\nmax_connections_per_ip = 3") as f:
+            time.sleep(0.3)         # start()'s probe session is gone
+            idle = []
+            for src in ("127.0.0.2", "127.0.0.3"):
+                for _ in range(3):
+                    c = connect_from(src, f.port)
+                    self.assertTrue(first_line(c).startswith(b"220"))
+                    idle.append(c)
+            # Port 25's pool is full: a seventh client, from a fresh address, is refused...
+            c = connect_from("127.0.0.4", f.port)
+            self.assertTrue(first_line(c).startswith(b"421 4.7.0 mx.example.test Too many connections, "),
+                            f.read_log()[-2000:])
+            c.close()
+            # ...while submission, from a new address and from a port-25 flooder's own, still greets.
+            for src in ("127.0.0.4", "127.0.0.2"):
+                s = connect_from(src, f.sub_port)
+                self.assertTrue(first_line(s).startswith(b"220 mx.example.test ESMTP"), src)
+                s.sendall(b"EHLO client.example\r\n")
+                self.assertIn(b"250", first_line(s))
+                idle.append(s)
+            log = f.read_log()
+            self.assertIn("over smtp_max_sessions", log)
+            self.assertNotIn("over submission_max_sessions", log)
+            # The per-address limit is counted within a pool too.
+            c = connect_from("127.0.0.2", f.port)
+            self.assertTrue(first_line(c).startswith(b"421 4.7.0"))
+            c.close()
+            # Submission has a limit of its own.
+            s = connect_from("127.0.0.5", f.sub_port)
+            idle.append(s)
+            self.assertTrue(first_line(s).startswith(b"220"))
+            s = connect_from("127.0.0.6", f.sub_port)
+            self.assertTrue(first_line(s).startswith(b"421 4.7.0"))
+            s.close()
+            self.assertTrue(wait_for(lambda: "over submission_max_sessions" in f.read_log(), 5))
+            for c in idle:
+                c.close()
+
+
+class JunkCommands(unittest.TestCase):
+    """Security review #5: a session that only sends NOOP, RSET, HELP, VRFY, EXPN,
+    EHLO or failing commands is closed after smtp_junk_command_limit of them; a
+    completed transaction starts the count again."""
+
+    def junk_until_closed(self, s, commands):
+        replies = []
+        for c in commands:
+            s.send(c + "\r\n")
+            code, lines = s.reply()
+            replies.append(lines[0])
+            if code == 421:
+                break
+        return replies
+
+    def test_limit_closes_the_session(self):
+        with Ferry(extra="smtp_junk_command_limit = 10\nmax_errors = 100") as f:
+            s = SmtpLines(f.port)
+            mix = ["EHLO c.example", "NOOP", "RSET", "HELP", "VRFY bob", "EXPN list", "BOGUS", "MAIL FROM:<bad",
+                   "RCPT TO:<x@localhost>", "NOOP", "NOOP", "NOOP"]
+            replies = self.junk_until_closed(s, mix)
+            self.assertEqual(len(replies), 11, replies)         # 10 answered, then the 421
+            self.assertEqual(replies[-1], "421 4.7.0 mx.example.test Too many commands without a completed mail "
+                                          "transaction (limit 10), closing connection")
+            self.assertTrue(s.closed(5))
+            log = f.read_log()
+            self.assertIn("10 junk commands without a completed mail transaction (smtp_junk_command_limit)", log)
+            self.assertTrue(wait_for(lambda: "end=junk-commands" in f.read_log(), 5))
+
+    def test_default_limit_ends_a_noop_flood(self):
+        with Ferry() as f:
+            s = SmtpLines(f.port)
+            s.send("NOOP\r\n" * 150)
+            codes = []
+            while True:
+                try:
+                    codes.append(s.reply()[0])
+                except EOFError:
+                    break
+            self.assertEqual(codes, [250] * 100 + [421])
+
+    def test_completed_transaction_resets_the_count(self):
+        with Ferry(extra="smtp_junk_command_limit = 5") as f:
+            s = SmtpLines(f.port)
+            for _ in range(4):
+                self.assertEqual(s.cmd("NOOP")[0], 250)
+            self.assertEqual(s.cmd("EHLO c.example")[0], 250)     # the fifth is answered, then the end
+            self.assertEqual(s.reply()[0], 421)
+            self.assertTrue(s.closed(5))
+            s = SmtpLines(f.port)
+            self.assertEqual(s.cmd("EHLO c.example")[0], 250)
+            for _ in range(3):
+                self.assertEqual(s.cmd("NOOP")[0], 250)
+            self.assertEqual(s.cmd("MAIL FROM:<a@example.org>")[0], 250)
+            self.assertEqual(s.cmd("RCPT TO:<junk@localhost>")[0], 250)
+            self.assertEqual(s.cmd("DATA")[0], 354)
+            self.assertEqual(s.cmd("Subject: real\r\n\r\nmail\r\n.")[0], 250)
+            # ...but a message was queued after four junk commands: five more may follow.
+            for _ in range(4):
+                self.assertEqual(s.cmd("RSET")[0], 250)
+            self.assertEqual(s.cmd("NOOP")[0], 250)
+            code, lines = s.reply()
+            self.assertEqual(code, 421, lines)
+            self.assertTrue(s.closed(5))
+
+
+class IdleSession(unittest.TestCase):
+    """Security review #5: a session must complete a transaction within
+    smtp_idle_session_limit of connecting or of its last one, however busy it
+    keeps the server; distinct from smtp_timeout (per command)."""
+
+    def test_busy_session_without_mail_is_closed(self):
+        with Ferry(extra="smtp_idle_session_limit = 2s\nsmtp_timeout = 30s") as f:
+            s = SmtpLines(f.port)
+            t0 = time.monotonic()
+            s.cmd("EHLO c.example")
+            last = None
+            while time.monotonic() - t0 < 6:
+                s.send("NOOP\r\n")
+                code, lines = s.reply()
+                if code != 250:
+                    last = lines[0]
+                    break
+                time.sleep(0.3)
+            elapsed = time.monotonic() - t0
+            self.assertEqual(last, "421 4.4.2 mx.example.test No mail transaction completed within 2 seconds, "
+                                   "closing connection")
+            self.assertGreaterEqual(elapsed, 1.8)
+            self.assertLess(elapsed, 4)
+            self.assertTrue(s.closed(5))
+            self.assertIn("no mail transaction within 2s (smtp_idle_session_limit)", f.read_log())
+            self.assertTrue(wait_for(lambda: "end=idle-limit" in f.read_log(), 5))
+
+    def test_silent_session_is_closed(self):
+        with Ferry(extra="smtp_idle_session_limit = 2s\nsmtp_timeout = 30s") as f:
+            s = raw_connect(f.port)
+            t0 = time.monotonic()
+            data = read_all(s, 6)
+            self.assertLess(time.monotonic() - t0, 4)
+            self.assertIn(b"421 4.4.2 mx.example.test No mail transaction completed within 2 seconds", data)
+
+    def test_completed_transaction_restarts_the_limit_and_one_under_way_is_not_cut(self):
+        with Ferry(extra="smtp_idle_session_limit = 2s\nsmtp_timeout = 30s") as f:
+            s = SmtpLines(f.port)
+            s.cmd("EHLO c.example")
+            time.sleep(1.2)
+            self.assertEqual(s.cmd("MAIL FROM:<a@example.org>")[0], 250)
+            self.assertEqual(s.cmd("RCPT TO:<idle@localhost>")[0], 250)
+            self.assertEqual(s.cmd("DATA")[0], 354)
+            s.send("Subject: slow\r\n\r\n")
+            time.sleep(1.5)                             # the limit passes during DATA
+            self.assertEqual(s.cmd("body\r\n.")[0], 250)
+            time.sleep(1.2)                             # 1.2 s after the message: still allowed
+            self.assertEqual(s.cmd("NOOP")[0], 250)
+            self.assertTrue(s.closed(3))               # and closed about 2 s after it
+            self.assertTrue(f.wait_mail("idle"))
 
 
 class Timeouts(unittest.TestCase):

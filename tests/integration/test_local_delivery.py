@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from ferrytest import FERRYCTL, Ferry, wait_for
+from ferrytest import FERRYCTL, Ferry, SmtpLines, wait_for
 
 
 def map_build(path):
@@ -388,6 +388,57 @@ service stats {{
 }}
 """)
     return conf
+
+
+class MboxControlNamesTest(unittest.TestCase):
+    """Security review #6: with local_recipients = any and mbox delivery,
+    RCPT TO:<"dave.lock"@...> created dave's dotlock and kept dave's mail
+    deferred. No local part may name a lock or control file: refused at RCPT,
+    bounced at delivery for mail already queued, and dave's mail goes through."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.f = Ferry(extra="mailbox_format = mbox", local_recipients="any").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.cleanup()
+
+    def lock_like_files(self):
+        return [n for n in os.listdir(self.f.maildir) if n.lower().endswith(".lock") or n.startswith(".")] \
+            if os.path.isdir(self.f.maildir) else []
+
+    def test_rcpt_naming_a_lock_file_is_refused(self):
+        s = SmtpLines(self.f.port)
+        s.cmd("EHLO c.example")
+        self.assertEqual(s.cmd("MAIL FROM:<s@example.org>")[0], 250)
+        for rcpt in ('"dave.lock"@localhost', "dave.lock@localhost", '"DAVE.LOCK"@localhost',
+                     "dave.lock+x@localhost", '"dave.lock."@localhost', '".dave"@localhost'):
+            code, lines = s.cmd(f"RCPT TO:<{rcpt}>")
+            self.assertEqual(code, 550, (rcpt, lines))
+            self.assertTrue(lines[0].startswith("550 5.1.1 <"), lines)
+        self.assertIn("would name a mailbox lock file", s.cmd('RCPT TO:<"dave.lock"@localhost>')[1][0])
+        self.assertEqual(s.cmd("RCPT TO:<dave@localhost>")[0], 250)
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        self.assertEqual(s.cmd("Subject: for dave\r\n\r\nhello dave\r\n.")[0], 250)
+        s.cmd("QUIT")
+        self.assertTrue(wait_for(lambda: "to=<dave@localhost> status=sent" in self.f.read_log(), 10),
+                        self.f.read_log()[-3000:])
+        with open(os.path.join(self.f.maildir, "dave"), "rb") as fh:
+            self.assertIn(b"hello dave", fh.read())
+        self.assertEqual(self.lock_like_files(), [])
+        self.assertIn('reject RCPT from [127.0.0.1]: <"dave.lock"@localhost>', self.f.read_log())
+
+    def test_queued_mail_for_a_lock_name_bounces_without_a_file(self):
+        # As if accepted before the RCPT check refused such names.
+        self.f.inject("", ["dave.lock@localhost", "erin@localhost"], "Subject: old\r\n\r\nqueued\r\n")
+        self.assertTrue(wait_for(lambda: "to=<erin@localhost> status=sent" in self.f.read_log(), 10),
+                        self.f.read_log()[-3000:])
+        self.assertTrue(wait_for(lambda: "to=<dave.lock@localhost> status=bounced" in self.f.read_log(), 10),
+                        self.f.read_log()[-3000:])
+        self.assertEqual(self.lock_like_files(), [])
+        send(self.f.port, ["erin@localhost"], "Subject: again\r\n\r\nsecond\r\n")
+        self.assertTrue(wait_for(lambda: self.f.read_log().count("to=<erin@localhost> status=sent") == 2, 10))
 
 
 class DovecotLmtpTest(unittest.TestCase):

@@ -248,11 +248,11 @@ START_TEST(comments_and_blanks)
             "   # indented comment = with an equals sign\n"
             "  max_recipients   =   500  \n"
             "\tuser\t=\tmailer\t\n"
-            "#max_connections = 1\n"
+            "#smtp_max_sessions = 1\n"
             "hostname = MX.Example.COM.\n");
     ck_assert_uint_eq(cfg.max_recipients, 500);
     ck_assert_str_eq(cfg.user, "mailer");
-    ck_assert_uint_eq(cfg.max_connections, 200);
+    ck_assert_uint_eq(cfg.smtp_max_sessions, 200);
     ck_assert_str_eq(cfg.hostname, "mx.example.com");
     settings_free(&cfg);
 
@@ -354,10 +354,48 @@ START_TEST(errors_range)
     load_err("smtp_timeout = 2h\n", 1, "out of range");
     load_err("queue_lifetime = 0\n", 1, "out of range");
     load_err("max_errors = 18446744073709551616\n", 1, "not a number");
-    load_ok("max_recipients = 100\nmax_connections = 100000\nmessage_size_limit = 1k\n");
+    load_ok("max_recipients = 100\nsmtp_max_sessions = 100000\nmessage_size_limit = 1k\n");
     ck_assert_uint_eq(cfg.max_recipients, 100);
     ck_assert_uint_eq(cfg.message_size_limit, 1024);
     settings_free(&cfg);
+}
+END_TEST
+
+/* The session limits (security review #5): one session count per kind of
+   listener, the junk-command and idle-session limits. */
+START_TEST(session_limits)
+{
+    ck_assert_int_eq(settings_load(NULL, &cfg, err, sizeof err), 0);
+    ck_assert_uint_eq(cfg.smtp_max_sessions, 200);
+    ck_assert_uint_eq(cfg.submission_max_sessions, 100);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 20);
+    ck_assert_uint_eq(cfg.smtp_junk_command_limit, 100);
+    ck_assert_uint_eq(cfg.smtp_idle_session_limit, 300);
+    ck_assert_uint_eq(cfg.smtp_timeout, 300);      /* a separate key: the per-command timeout */
+    settings_free(&cfg);
+
+    load_ok("smtp_max_sessions = 5\nsubmission_max_sessions = 7\nsmtp_junk_command_limit = 1\n"
+            "smtp_idle_session_limit = 2s\n");
+    ck_assert_uint_eq(cfg.smtp_max_sessions, 5);
+    ck_assert_uint_eq(cfg.submission_max_sessions, 7);
+    ck_assert_uint_eq(cfg.smtp_junk_command_limit, 1);
+    ck_assert_uint_eq(cfg.smtp_idle_session_limit, 2);
+    settings_free(&cfg);
+    load_ok("smtp_idle_session_limit = 1d\nsmtp_junk_command_limit = 100000\n");
+    ck_assert_uint_eq(cfg.smtp_idle_session_limit, 86400);
+    settings_free(&cfg);
+
+    load_err("smtp_max_sessions = 0\n", 1, "out of range");
+    load_err("user = x\nsubmission_max_sessions = 0\n", 2, "out of range");
+    load_err("submission_max_sessions = 100001\n", 1, "out of range");
+    load_err("smtp_max_sessions = many\n", 1, "not a number");
+    load_err("smtp_junk_command_limit = 0\n", 1, "out of range");
+    load_err("smtp_junk_command_limit = -1\n", 1, NULL);
+    load_err("smtp_idle_session_limit = 0\n", 1, "out of range");
+    load_err("smtp_idle_session_limit = 2d\n", 1, "out of range");
+    load_err("smtp_idle_session_limit = 5x\n", 1, NULL);
+    /* The single global count is gone: its key is unknown now. */
+    load_err("max_connections = 200\n", 1, "unknown");
 }
 END_TEST
 
@@ -584,6 +622,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, nul_byte_and_explicit_empty_default);
     tcase_add_test(tc, errors_long_line);
     tcase_add_test(tc, errors_range);
+    tcase_add_test(tc, session_limits);
     tcase_add_test(tc, errors_listen);
     tcase_add_test(tc, listen_options);
     tcase_add_test(tc, errors_cidr);

@@ -233,6 +233,87 @@ START_TEST(resolve_virtual)
 }
 END_TEST
 
+/* local_recipients = any: every name is a user. */
+static bool t_any_user(void *arg, const char *n)
+{
+    return true;
+}
+
+/* Security review #6: no local part may become a lock or control file's name
+   (RCPT TO:<"dave.lock"@...> used to create dave's mbox dotlock). */
+START_TEST(mailbox_names)
+{
+    static const struct { const char *name; enum mailbox_name_verdict v; } t[] = {
+        { "dave", MAILBOX_NAME_OK }, { "dave.locked", MAILBOX_NAME_OK }, { "dave-lock", MAILBOX_NAME_OK },
+        { "davelock", MAILBOX_NAME_OK }, { "lock", MAILBOX_NAME_OK }, { "a.b", MAILBOX_NAME_OK },
+        { "dave.lockx", MAILBOX_NAME_OK }, { "lock.dave", MAILBOX_NAME_OK }, { "x y", MAILBOX_NAME_OK },
+        { "dave.lock", MAILBOX_NAME_RESERVED }, { "DAVE.LOCK", MAILBOX_NAME_RESERVED },
+        { "Dave.LoCk", MAILBOX_NAME_RESERVED }, { ".lock", MAILBOX_NAME_RESERVED },
+        { "a.lock.lock", MAILBOX_NAME_RESERVED }, { ".x", MAILBOX_NAME_RESERVED }, { ".", MAILBOX_NAME_RESERVED },
+        { "..", MAILBOX_NAME_RESERVED }, { "a.lock.", MAILBOX_NAME_RESERVED }, { "dave.", MAILBOX_NAME_RESERVED },
+        { "a.lock ", MAILBOX_NAME_RESERVED },
+        { "", MAILBOX_NAME_BAD }, { "a/b", MAILBOX_NAME_BAD }, { "../dave.lock", MAILBOX_NAME_BAD },
+        { "dave.lock\n", MAILBOX_NAME_BAD }, { "a\x7f", MAILBOX_NAME_BAD },
+        { "0123456789012345678901234567890123456789012345678901234567890123x", MAILBOX_NAME_BAD },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const char *why = NULL;
+        ck_assert_msg(mailbox_name_check(t[i].name, &why) == t[i].v, "\"%s\"", t[i].name);
+        ck_assert_msg(t[i].v == MAILBOX_NAME_OK || (why && *why), "\"%s\": no reason", t[i].name);
+    }
+
+    /* As written in an address: quoting removed, case folded, the part before
+       the delimiter (what user+tag is delivered to) judged too. */
+    static const struct { const char *addr, *delims; enum mailbox_name_verdict v; const char *name; } a[] = {
+        { "dave@localhost", "+", MAILBOX_NAME_OK, "dave" },
+        { "Dave@localhost", "+", MAILBOX_NAME_OK, "dave" },
+        { "\"dave\"@localhost", "+", MAILBOX_NAME_OK, "dave" },
+        { "dave+x@localhost", "+", MAILBOX_NAME_OK, "dave+x" },
+        { "dave.lock@localhost", "+", MAILBOX_NAME_RESERVED, NULL },
+        { "\"dave.lock\"@localhost", "+", MAILBOX_NAME_RESERVED, NULL },
+        { "\"DAVE.LOCK\"@localhost", "+", MAILBOX_NAME_RESERVED, NULL },
+        { "\"dave\\.lock\"@localhost", "+", MAILBOX_NAME_RESERVED, NULL },
+        { "\"a.lock.\"@localhost", "+", MAILBOX_NAME_RESERVED, NULL },
+        { "\".x\"@localhost", "+", MAILBOX_NAME_RESERVED, NULL },
+        { "dave+x.lock@localhost", "+", MAILBOX_NAME_RESERVED, NULL },
+        { "dave.lock+x@localhost", "+", MAILBOX_NAME_RESERVED, NULL },
+        { "dave.lock+x@localhost", "", MAILBOX_NAME_OK, "dave.lock+x" },
+        { "dave.lock-x@localhost", "+-", MAILBOX_NAME_RESERVED, NULL },
+        { "\"a/b\"@localhost", "+", MAILBOX_NAME_BAD, NULL },
+    };
+    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) {
+        struct mailbox m;
+        const char *why = NULL;
+        char name[ADDR_LOCAL_MAX + 1];
+        ck_assert_msg(addr_parse_mailbox(a[i].addr, strlen(a[i].addr), false, &m, &why) == 0, "%s", a[i].addr);
+        enum mailbox_name_verdict v = local_mailbox_name(&m, a[i].delims, name, sizeof name, &why);
+        ck_assert_msg(v == a[i].v, "%s: verdict %d", a[i].addr, (int)v);
+        if (a[i].name)
+            ck_assert_str_eq(name, a[i].name);
+    }
+}
+END_TEST
+
+/* The same rule at delivery, for mail queued before the RCPT check refused it:
+   a permanent failure (a bounce), never a file. */
+START_TEST(resolve_refuses_control_names)
+{
+    res.user_exists = t_any_user;
+    ck_assert_str_eq(resolve("dave@example.test"), "mailbox:dave");
+    ck_assert_str_eq(resolve("dave.lock@example.test"), "FAIL 5.1.1");
+    ck_assert_str_eq(resolve("\"DAVE.LOCK\"@example.test"), "FAIL 5.1.1");
+    ck_assert_str_eq(resolve("dave.lock+tag@example.test"), "FAIL 5.1.1");
+    ck_assert_str_eq(resolve("dave+tag.lock@example.test"), "mailbox:dave");
+    ck_assert_str_eq(resolve("\".profile\"@example.test"), "FAIL 5.1.1");
+    ck_assert_str_eq(resolve("\"dave.\"@example.test"), "FAIL 5.1.1");
+    res.user_exists = t_user;
+    /* a queued target naming one cannot be decoded, so it fails too */
+    struct local_target u;
+    ck_assert_int_eq(local_target_decode("::mailbox dave.lock@example.test\tdave.lock", &u), -1);
+    ck_assert_int_eq(local_target_decode("::mailbox dave@example.test\tdave", &u), 0);
+}
+END_TEST
+
 START_TEST(queued_targets_round_trip)
 {
     struct local_target t = { .kind = LT_PIPE, .arg = "/usr/bin/procmail -a x", .rcpt = "prog@example.test" }, u;
@@ -396,6 +477,7 @@ Suite *local_suite(void)
     tcase_add_test(tc, target_lists);
     tcase_add_test(tc, detect_syntax);
     tcase_add_test(tc, build_and_open_db);
+    tcase_add_test(tc, mailbox_names);
     suite_add_tcase(s, tc);
     tc = tcase_create("resolve");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -406,6 +488,7 @@ Suite *local_suite(void)
     tcase_add_test(tc, check_only_counts_includes_unread);
     tcase_add_test(tc, queued_targets_round_trip);
     tcase_add_test(tc, failure_mapping);
+    tcase_add_test(tc, resolve_refuses_control_names);
     suite_add_tcase(s, tc);
     return s;
 }

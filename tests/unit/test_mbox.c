@@ -127,13 +127,26 @@ START_TEST(deliver_appends)
 }
 END_TEST
 
-START_TEST(dotlock_held_defers)
+/* Someone else's dotlock on the test mbox; its name goes into lock. */
+static void hold_dotlock(char *lock, size_t size)
 {
-    char lock[300];
-    snprintf(lock, sizeof lock, "%s.lock", path);
+    snprintf(lock, size, "%s.lock", path);
     int l = open(lock, O_CREAT | O_WRONLY, 0600);
     ck_assert_int_ge(l, 0);
     close(l);
+}
+
+/* Age the lock past MBOX_STALE_LOCK. */
+static void make_stale(const char *lock)
+{
+    struct timeval old[2] = { { time(NULL) - MBOX_STALE_LOCK - 10, 0 }, { time(NULL) - MBOX_STALE_LOCK - 10, 0 } };
+    ck_assert_int_eq(utimes(lock, old), 0);
+}
+
+START_TEST(dotlock_held_defers)
+{
+    char lock[300];
+    hold_dotlock(lock, sizeof lock);
     struct delivery_status st;
     int in = msg_fd("x\r\n");
     mbox_deliver(path, "bob@example.test", "", in, 1, &st);
@@ -142,11 +155,38 @@ START_TEST(dotlock_held_defers)
     ck_assert_int_eq(access(lock, F_OK), 0);        /* someone else's lock is left alone */
     ck_assert_int_ne(access(path, F_OK), 0);
     /* The same lock, old enough to be stale, is removed and delivery goes on. */
-    struct timeval old[2] = { { time(NULL) - MBOX_STALE_LOCK - 10, 0 }, { time(NULL) - MBOX_STALE_LOCK - 10, 0 } };
-    ck_assert_int_eq(utimes(lock, old), 0);
+    make_stale(lock);
     lseek(in, 0, SEEK_SET);
     mbox_deliver(path, "bob@example.test", "", in, 1, &st);
     ck_assert_int_eq(st.result, DELIVERY_OK);
+    ck_assert_int_ne(access(lock, F_OK), 0);
+    close(in);
+}
+END_TEST
+
+/* Security review #6: the daemon's wait (MBOX_LOCK_WAIT) is one try: a held
+   dotlock defers at once instead of stalling the queue process for seconds; a
+   stale one is still removed on that single try. */
+START_TEST(daemon_lock_wait_does_not_block)
+{
+    ck_assert_uint_eq(MBOX_LOCK_WAIT, 0);
+    char lock[300];
+    hold_dotlock(lock, sizeof lock);
+    struct delivery_status st;
+    int in = msg_fd("x\r\n");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    mbox_deliver(path, "bob@example.test", "", in, MBOX_LOCK_WAIT, &st);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_int_eq(st.result, DELIVERY_DEFER);
+    ck_assert_msg(strstr(st.text, "4.2.0 mailbox") && strstr(st.text, "is locked"), "%s", st.text);
+    ck_assert_msg(took < 0.2, "a held lock took %.2f s to defer", took);
+    ck_assert_int_eq(access(lock, F_OK), 0);
+    make_stale(lock);
+    lseek(in, 0, SEEK_SET);
+    mbox_deliver(path, "bob@example.test", "", in, MBOX_LOCK_WAIT, &st);
+    ck_assert_msg(st.result == DELIVERY_OK, "%s", st.text);
     ck_assert_int_ne(access(lock, F_OK), 0);
     close(in);
 }
@@ -241,6 +281,7 @@ Suite *mbox_suite(void)
     tcase_add_test(tc, line_ends);
     tcase_add_test(tc, deliver_appends);
     tcase_add_test(tc, dotlock_held_defers);
+    tcase_add_test(tc, daemon_lock_wait_does_not_block);
     tcase_add_test(tc, fcntl_lock_held_defers);
     tcase_add_test(tc, write_error_truncates);
     tcase_add_test(tc, not_a_file_fails);
