@@ -31,8 +31,11 @@ giant.bank IN A 192.0.2.7
 _dmarc.org IN TXT "v=DMARC1; p=reject"
 _dmarc.strict IN TXT "v=DMARC1; p=reject; aspf=s; adkim=s"
 _dmarc.relaxed IN TXT "v=DMARC1; p=reject"
+strict IN TXT "v=spf1 ip4:192.0.2.1 -all"
 mail.strict IN TXT "v=spf1 ip4:192.0.2.1 -all"
 mail.relaxed IN TXT "v=spf1 ip4:192.0.2.1 -all"
+indep.relaxed IN TXT "v=spf1 ip4:192.0.2.1 -all"
+_dmarc.indep.relaxed IN TXT "v=DMARC1; p=none; psd=n"
 _dmarc.xn--bcher-kva IN TXT "v=DMARC1; p=reject"
 xn--bcher-kva IN TXT "v=spf1 ip4:192.0.2.1 -all"
 _dmarc.two IN TXT "v=DMARC1; p=reject"
@@ -216,6 +219,101 @@ class Dmarc(unittest.TestCase):
         self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1)
         self.check(message([b"a@reject.test"]).replace(b"\r\n", b"\n"), "x@elsewhere.test",
                    "dmarc=fail header.from=reject.test policy=reject disposition=reject")
+
+
+# The oracle: OpenDMARC 1.4 (RFC 7489, organizational domains from a PSL) through
+# libopendmarc, fed the same records and authentication results. Each case:
+# (From domain, MAIL FROM, DKIM signer, record text, record domain, SPF domain+result,
+#  DKIM domain+result, expected difference or None). A difference is one RFC 9989 makes
+# (RFC-NOTES.md, "DMARC (RFC 9989)": "Against OpenDMARC").
+ORACLE_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle", "opendmarc_oracle.c")
+PSL = "test\nbank.test\n"
+SAME = None
+ORACLE_CASES = [
+    ("reject.test", "x@elsewhere.test", None, "v=DMARC1; p=reject; sp=quarantine; np=reject; rua=mailto:agg@reject.test",
+     "reject.test", ("elsewhere.test", "none"), None, SAME),
+    ("reject.test", "b@reject.test", None, "v=DMARC1; p=reject; sp=quarantine; np=reject; rua=mailto:agg@reject.test",
+     "reject.test", ("reject.test", "pass"), None, SAME),
+    ("quar.test", "x@elsewhere.test", None, "v=DMARC1; p=quarantine", "quar.test", ("elsewhere.test", "none"), None,
+     SAME),
+    ("none.test", "x@elsewhere.test", None, "v=DMARC1; p=none", "none.test", ("elsewhere.test", "none"), None, SAME),
+    ("exists.reject.test", "x@elsewhere.test", None,
+     "v=DMARC1; p=reject; sp=quarantine; np=reject; rua=mailto:agg@reject.test", "reject.test",
+     ("elsewhere.test", "none"), None, SAME),
+    ("a.b.c.d.org.test", "x@elsewhere.test", None, "v=DMARC1; p=reject", "org.test", ("elsewhere.test", "none"), None,
+     SAME),
+    ("relaxed.test", "b@mail.relaxed.test", None, "v=DMARC1; p=reject", "relaxed.test", ("mail.relaxed.test", "pass"),
+     None, SAME),
+    ("strict.test", "b@strict.test", None, "v=DMARC1; p=reject; aspf=s; adkim=s", "strict.test",
+     ("strict.test", "pass"), None, SAME),
+    ("relaxed.test", "x@elsewhere.test", "sub.relaxed.test", "v=DMARC1; p=reject", "relaxed.test",
+     ("elsewhere.test", "none"), ("sub.relaxed.test", "pass"), SAME),
+    ("giant.bank.test", "x@elsewhere.test", None, "v=DMARC1; p=reject; sp=quarantine; psd=y", "bank.test",
+     ("elsewhere.test", "none"), None, SAME),
+    ("bad.test", "x@elsewhere.test", None, "v=DMARC1; p=never", "bad.test", ("elsewhere.test", "none"), None, SAME),
+    # RFC 9989 differences
+    ("testing.test", "x@elsewhere.test", None, "v=DMARC1; p=reject; t=y", "testing.test", ("elsewhere.test", "none"),
+     None, (("fail", "quarantine"), ("fail", "reject"))),
+    ("ghost.reject.test", "x@elsewhere.test", None,
+     "v=DMARC1; p=reject; sp=quarantine; np=reject; rua=mailto:agg@reject.test", "reject.test",
+     ("elsewhere.test", "none"), None, (("fail", "reject"), ("fail", "quarantine"))),
+    ("badrua.test", "x@elsewhere.test", None, "v=DMARC1; p=never; rua=mailto:a@badrua.test", "badrua.test",
+     ("elsewhere.test", "none"), None, (("fail", "none"), ("permerror", "-"))),
+    # libopendmarc 1.4.2 passes aspf=s / adkim=s for a subdomain identifier
+    ("strict.test", "b@mail.strict.test", None, "v=DMARC1; p=reject; aspf=s; adkim=s", "strict.test",
+     ("mail.strict.test", "pass"), None, (("fail", "reject"), ("pass", "-"))),
+    ("strict.test", "x@elsewhere.test", "mail.strict.test", "v=DMARC1; p=reject; aspf=s; adkim=s", "strict.test",
+     ("elsewhere.test", "none"), ("mail.strict.test", "pass"), (("fail", "reject"), ("pass", "-"))),
+    ("relaxed.test", "b@indep.relaxed.test", None, "v=DMARC1; p=reject", "relaxed.test",
+     ("indep.relaxed.test", "pass"), None, (("fail", "reject"), ("pass", "-"))),
+]
+
+
+class DmarcOracle(unittest.TestCase):
+    """Ferry's verdicts (through DNS) against libopendmarc's on the same inputs."""
+
+    sign = Dmarc.sign
+
+    @classmethod
+    def setUpClass(cls):
+        Dmarc.setUpClass.__func__(cls)
+        cls.oracle = os.path.join(cls.dir, "opendmarc_oracle")
+        subprocess.run(["cc", "-o", cls.oracle, ORACLE_SRC, "-lopendmarc"], check=True)
+        cls.psl = os.path.join(cls.dir, "psl.dat")
+        with open(cls.psl, "w") as f:
+            f.write(PSL)
+
+    @classmethod
+    def tearDownClass(cls):
+        Dmarc.tearDownClass.__func__(cls)
+
+    def ferry_verdict(self, case):
+        dom, sender, signer = case[0], case[1], case[2]
+        msg = message([b"a@" + dom.encode()])
+        if signer:
+            msg = self.sign(msg, signer)
+        r = subprocess.run([FERRYCTL, "--resolver", f"127.0.0.1:{self.ns.port}", "dmarc", "check", "--ip", IP,
+                            "--helo", "mx.sender.test", "--sender", sender], input=msg, capture_output=True,
+                           timeout=60, check=True)
+        first = dict(kv.split("=", 1) for kv in r.stdout.decode().splitlines()[0].split())
+        return first["dmarc"], first["disposition"] if first["dmarc"] == "fail" else "-"
+
+    def test_against_opendmarc(self):
+        lines = []
+        for c in ORACLE_CASES:
+            spf, dkim = c[5], c[6] or ("", "none")
+            lines.append("|".join([c[0], c[3], c[4], spf[0], spf[1], dkim[0], dkim[1]]))
+        r = subprocess.run([self.oracle, self.psl], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                           check=True)
+        theirs = [tuple(l.split()) for l in r.stdout.splitlines()]
+        self.assertEqual(len(theirs), len(ORACLE_CASES))
+        for c, t in zip(ORACLE_CASES, theirs):
+            t = ("permerror", "-") if t[0] == "error" else t
+            ours = self.ferry_verdict(c)
+            if c[7] is SAME:
+                self.assertEqual(ours, t, f"{c[0]} {c[1]}: Ferry {ours}, OpenDMARC {t}")
+            else:
+                self.assertEqual((ours, t), c[7], f"{c[0]} {c[1]}: the documented difference changed")
 
 
 if __name__ == "__main__":
