@@ -518,8 +518,8 @@ int dmarc_format_auth_results(const struct dmarc_outcome *o, char *out, size_t o
     if (o->has_record)
         snprintf(comment, sizeof comment, " (p=%s sp=%s dis=%s)", dmarc_policy_name(o->record.p),
                  dmarc_policy_name(o->record.sp), dmarc_policy_name(o->disposition));
-    int n = snprintf(out, outsz, "dmarc=%s%s header.from=%s", dmarc_result_name(o->result), comment,
-                     o->header_from[0] ? o->header_from : "(none)");
+    int n = snprintf(out, outsz, "dmarc=%s%s%s%s", dmarc_result_name(o->result), comment,
+                     o->header_from[0] ? " header.from=" : "", o->header_from);
     if (n >= 0 && o->has_record && (size_t)n < outsz)
         n += snprintf(out + n, outsz - (size_t)n, " policy.dmarc=%s", dmarc_policy_name(o->disposition));
     return n < 0 || (size_t)n >= outsz ? -1 : n;

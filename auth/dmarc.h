@@ -84,7 +84,8 @@ int dmarc_evaluate_sync(const struct dns_config *cfg, const struct dmarc_input *
 const char *dmarc_result_name(enum dmarc_result r);
 
 /* RFC 8601 method result: "dmarc=fail (p=reject sp=reject dis=quarantine)
-   header.from=example.com policy.dmarc=quarantine"; the comment only with a record.
+   header.from=example.com policy.dmarc=quarantine"; the comment and policy.dmarc only
+   with a record, header.from only with an author domain.
    Returns the length, or -1 when it did not fit. */
 int dmarc_format_auth_results(const struct dmarc_outcome *o, char *out, size_t outsz);
 

@@ -20,6 +20,15 @@ int ctl_dkim(const struct dns_config *dns, int argc, char **argv);
 int ctl_spf(const struct dns_config *dns, int argc, char **argv);
 /* `ferryctl dmp check ...` and `ferryctl dmp record ...` (draft-fecyk-dmp-02). */
 int ctl_dmp(const struct dns_config *dns, int argc, char **argv);
+/* `ferryctl dmarc check ...`: SPF, DKIM and DMARC of a message on stdin. */
+int ctl_dmarc(const struct dns_config *dns, int argc, char **argv);
+
+/* A message on stdin into b (at most CTL_MSG_MAX octets). 0 ok; -1 with one sentence
+   on stderr, prefixed "ferryctl WHO:". */
+#define CTL_MSG_MAX (64u << 20)
+struct buf;
+int ctl_read_stdin(struct buf *b, const char *who);
+
 /* `ferryctl map build [--type aliases|virtual] FILE`: FILE.db for local delivery. */
 int ctl_map(int argc, char **argv);
 

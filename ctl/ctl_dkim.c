@@ -33,8 +33,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define MSG_MAX (64u << 20)
-
 struct dkim_args {
     const char *domain, *selector, *out, *key, *keydir, *algo, *canon;
     int bits;
@@ -71,24 +69,6 @@ static int parse_args(int argc, char **argv, struct dkim_args *a)
             fprintf(stderr, "ferryctl dkim: unknown option %s\n", o);
             return -1;
         }
-    }
-    return 0;
-}
-
-static int read_stdin(struct buf *b)
-{
-    buf_init(b, MSG_MAX);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        if (buf_append(b, chunk, n) < 0) {
-            fprintf(stderr, "ferryctl dkim: message on stdin is larger than %u octets\n", MSG_MAX);
-            return -1;
-        }
-    }
-    if (ferror(stdin)) {
-        fprintf(stderr, "ferryctl dkim: cannot read the message: %s\n", strerror(errno));
-        return -1;
     }
     return 0;
 }
@@ -202,7 +182,7 @@ static int cmd_sign(const struct dkim_args *a)
     struct buf msg, sig;
     buf_init(&sig, 1u << 20);
     int rc = 1;
-    if (read_stdin(&msg) < 0)
+    if (ctl_read_stdin(&msg, "dkim") < 0)
         goto out;
     struct dkim_sign_opts o;
     dkim_sign_opts_init(&o, (int64_t)time(NULL));
@@ -240,7 +220,7 @@ out:
 static int cmd_verify(const struct dns_config *dns)
 {
     struct buf msg;
-    if (read_stdin(&msg) < 0) {
+    if (ctl_read_stdin(&msg, "dkim") < 0) {
         buf_free(&msg);
         return 1;
     }

@@ -12,6 +12,7 @@
  *     dkim keygen|sign|verify|rotate ...   DKIM keys, signing and verification
  *     spf check --ip IP --helo NAME --sender ADDR     RFC 7208 check_host()
  *     dmp check --ip IP --sender ADDR [--helo NAME]   DMP (draft-fecyk-dmp-02)
+ *     dmarc check --ip IP --helo NAME --sender ADDR < msg   SPF, DKIM and DMARC (RFC 9989)
  *     dmp record --domain D --ip A [--ip B]...        DMP TXT records to publish
  *     map build [--type aliases|virtual] FILE         compile FILE into FILE.db
  *
@@ -40,6 +41,7 @@ static void usage(void)
             "  spf check --ip IP --helo NAME --sender ADDR [--identity mailfrom|helo] [--receiver NAME]\n"
             "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
             "  dmp record --domain D --ip A [--ip B]...\n"
+            "  dmarc check --ip IP --helo NAME --sender ADDR < msg\n"
             "  map build [--type aliases|virtual] FILE\n");
     exit(2);
 }
@@ -69,9 +71,9 @@ int main(int argc, char **argv)
 
     struct ferry_config cfg;
     char err[CONF_ERR_MAX];
-    /* The config is needed for the spool; DNS, DKIM, SPF and DMP commands run without one. */
+    /* The config is needed for the spool; DNS, DKIM, SPF, DMP and DMARC checks run without one. */
     bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "spf") &&
-                       strcmp(argv[i], "dmp") && strcmp(argv[i], "map");
+                       strcmp(argv[i], "dmp") && strcmp(argv[i], "dmarc") && strcmp(argv[i], "map");
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
             fprintf(stderr, "ferryctl: %s\n", err);
@@ -107,6 +109,8 @@ int main(int argc, char **argv)
         rc = ctl_spf(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmp"))
         rc = ctl_dmp(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "dmarc"))
+        rc = ctl_dmarc(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "map"))
         rc = ctl_map(argc - i - 1, argv + i + 1);
     else {
