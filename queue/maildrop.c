@@ -142,9 +142,14 @@ int maildrop_parse(const char *data, size_t len, struct envelope *e, size_t *bod
     return 0;
 }
 
-int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_bit, char *err, size_t errlen)
+/* The one pass over a user's message that both the check and the conversion make:
+   every line ends at LF, CRLF or a lone CR; out (may be NULL) gets each line with
+   CRLF; *wire_len is the size of that wire form. */
+static int scan_message(const char *msg, size_t len, struct buf *out, bool *eight_bit, size_t *wire_len,
+                        char *err, size_t errlen)
 {
     *eight_bit = false;
+    *wire_len = 0;
     size_t start = 0, lineno = 1;
     while (start < len) {
         size_t i = start;
@@ -160,7 +165,8 @@ int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_b
             snprintf(err, errlen, "line %zu of the message is longer than 998 octets (RFC 5322 2.1.1)", lineno);
             return -1;
         }
-        if (buf_append(out, msg + start, i - start) < 0 || buf_append(out, "\r\n", 2) < 0) {
+        *wire_len += i - start + 2;
+        if (out && (buf_append(out, msg + start, i - start) < 0 || buf_append(out, "\r\n", 2) < 0)) {
             snprintf(err, errlen, "the message is too large");
             return -1;
         }
@@ -168,6 +174,26 @@ int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_b
             i++;
         start = i + 1;
         lineno++;
+    }
+    return 0;
+}
+
+int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_bit, char *err, size_t errlen)
+{
+    size_t wire_len;
+    return scan_message(msg, len, out, eight_bit, &wire_len, err, errlen);
+}
+
+int maildrop_check_message(const char *msg, size_t len, unsigned long long size_limit, char *err, size_t errlen)
+{
+    bool eight_bit;
+    size_t wire_len;
+    if (scan_message(msg, len, NULL, &eight_bit, &wire_len, err, errlen) < 0)
+        return -1;
+    if ((unsigned long long)wire_len + MAILDROP_TRACE_MAX > size_limit) {
+        snprintf(err, errlen, "the message is %zu octets, over the size limit of %llu octets", wire_len,
+                 size_limit > MAILDROP_TRACE_MAX ? size_limit - MAILDROP_TRACE_MAX : 0);
+        return -1;
     }
     return 0;
 }

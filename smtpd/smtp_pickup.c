@@ -112,7 +112,8 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
         goto bad;
     }
     size_t body;
-    if (maildrop_parse(raw.data ? raw.data : "", raw.len, &e, &body, why, sizeof why) < 0)
+    if (maildrop_parse(raw.data ? raw.data : "", raw.len, &e, &body, why, sizeof why) < 0 ||
+        maildrop_check_message(raw.data + body, raw.len - body, cfg->message_size_limit, why, sizeof why) < 0)
         goto bad;
 
     struct passwd *pw = getpwuid(st.st_uid);

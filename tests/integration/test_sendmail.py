@@ -101,6 +101,25 @@ class Sendmail(unittest.TestCase):
         self.assertFalse(os.path.exists(path))
         self.assertIn("maildrop/d.handmade: moved to corrupt/", self.f.read_log())
 
+    def assert_refused(self, text, words):
+        # Security review #4: such a message used to exit 0, and the pickup then
+        # quarantined it where nobody looks. Now: 65 (EX_DATAERR), one sentence, no drop.
+        before = self.f.queue_files("corrupt")
+        r = self.run_sendmail(["vic@localhost"], text)
+        self.assertEqual(r.returncode, 65, r.stderr)
+        err = r.stderr.decode()
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertIn(words, err)
+        self.assertEqual(self.f.queue_files("maildrop"), [])
+        self.assertEqual(self.f.queue_files("corrupt"), before)
+
+    def test_long_line_is_refused(self):
+        self.assert_refused("Subject: long\n\nshort\n" + "x" * 1500 + "\n",
+                            "line 4 of the message is longer than 998 octets")
+
+    def test_nul_is_refused(self):
+        self.assert_refused("Subject: nul\n\nab\0c\n", "line 3 of the message contains a NUL octet")
+
     def test_no_recipients_is_usage_error(self):
         r = self.run_sendmail([], "Subject: x\n\nx\n")
         self.assertEqual(r.returncode, 2)
