@@ -438,6 +438,26 @@ int spool_remove(struct spool *sp, const char *id)
     return fsync(sp->queue_dirfd);
 }
 
+int spool_create_new(int dirfd, const char *name, bool replace)
+{
+    if (replace && unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        return -1;
+    return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+int spool_write_reason(int dirfd, const char *name, const char *text, bool replace)
+{
+    int fd = spool_create_new(dirfd, name, replace);
+    if (fd < 0)
+        return -1;
+    int r = write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 ? -1 : 0;
+    int saved = errno;
+    if (close(fd) < 0 && r == 0)
+        r = -1, saved = errno;
+    errno = saved;
+    return r;
+}
+
 int spool_quarantine(struct spool *sp, const char *id, const char *reason)
 {
     char from[PATH_MAX + 64], to[PATH_MAX + 64];
@@ -449,11 +469,14 @@ int spool_quarantine(struct spool *sp, const char *id, const char *reason)
         if (rename(from, to) == 0)
             moved++;
     }
-    path_in(sp, to, sizeof to, "corrupt", id, ".reason");
-    FILE *f = fopen(to, "w");
-    if (f) {
-        fprintf(f, "%s\n", reason);
-        fclose(f);
+    char dir[PATH_MAX + 16], name[QID_LEN + 16];
+    snprintf(dir, sizeof dir, "%s/corrupt", sp->dir);
+    snprintf(name, sizeof name, "%s.reason", id);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd >= 0) {
+        spool_write_reason(dfd, name, reason, true);
+        fsync(dfd);
+        close(dfd);
     }
     fsync(sp->queue_dirfd);
     return moved ? 0 : -1;

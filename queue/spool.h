@@ -80,6 +80,14 @@ int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
 typedef void (*spool_visit_fn)(const char *id, void *arg);
 int  spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg);
 
+/* Create dirfd/name as a new file of ours (0600) and return it open for writing:
+   never through a symbolic link and never into someone else's file (O_CREAT|O_EXCL|
+   O_NOFOLLOW). With replace, whatever has that name is unlinked first (a planted
+   link goes, its target is untouched); without, an existing name fails (EEXIST). */
+int  spool_create_new(int dirfd, const char *name, bool replace);
+/* Write text and a newline to dirfd/name through spool_create_new: the .reason
+   beside a quarantined file. 0 ok; -1 with errno. */
+int  spool_write_reason(int dirfd, const char *name, const char *text, bool replace);
 /* Read a whole small file (envelopes) into a malloc'd buffer; -1 on error or > max. */
 int  spool_read_file(int dirfd, const char *name, size_t max, char **data, size_t *len);
 /* fsync a file or directory by path. */

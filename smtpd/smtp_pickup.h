@@ -8,8 +8,11 @@
  * the submitting user (the file's owner), commits it to the queue, tells the
  * parent its queue ID, and removes the file. The commit comes first: a crash
  * between commit and removal queues the message twice (at least once, never
- * lost). A file that fails the checks is moved to corrupt/ with a .reason, never
- * deleted; a temporary failure (spool full) leaves it for the next pass.
+ * lost). A file that fails the checks is copied (through the descriptor that was
+ * checked, never reopened by name) to a new file in corrupt/ with a .reason beside
+ * it, then removed from maildrop/; something that is no regular file (a link, a
+ * FIFO) leaves only its .reason. A temporary failure (spool full) leaves the file
+ * for the next pass.
  */
 #ifndef FERRY_SMTP_PICKUP_H
 #define FERRY_SMTP_PICKUP_H

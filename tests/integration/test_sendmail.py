@@ -125,6 +125,74 @@ class Sendmail(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
 
 
+def as_uid(uid, *cmd, stdin=b""):
+    """Run cmd as uid (group the same), the way a local user would."""
+    return subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"] + list(cmd),
+                          input=stdin, capture_output=True)
+
+
+class MaildropLinks(unittest.TestCase):
+    """Security review #3: a local user (here uid 1, neither root nor the daemon's
+    user) plants links in maildrop/; nothing the daemon writes may follow them."""
+
+    def setUp(self):
+        if os.getuid() != 0:
+            self.fail("this test needs root to act as another user (CI and make test run as root)")
+        self.f = Ferry().start()
+        self.addCleanup(self.f.cleanup)
+
+    def test_planted_reason_link_does_not_overwrite_the_daemons_files(self):
+        f = self.f
+        drop = os.path.join(f.spool, "maildrop")
+        corrupt = os.path.join(f.spool, "corrupt")
+        # The victim: a file of the daemon's user that uid 1 cannot write (as a
+        # queued message is).
+        victim = os.path.join(f.spool, "queue", "0000000000000000.msg")
+        with open(victim, "wb") as fh:
+            fh.write(b"the daemon's own bytes\r\n")
+        st = os.stat(os.path.join(f.spool, "queue"))
+        os.chown(victim, st.st_uid, st.st_gid)
+        os.chmod(victim, 0o600)
+        r = as_uid(1, "ln", "-s", victim, os.path.join(drop, "d.zz.reason"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The pickup deals with the link first (as the attacker arranges it) ...
+        self.assertTrue(wait_for(lambda: "d.zz.reason" not in os.listdir(drop), 5), f.read_log())
+        # ... then a bad drop whose reason file would be written through it.
+        r = as_uid(1, "sh", "-c", "printf 'garbage\\n' > %s" % os.path.join(drop, "d.zz"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_for(lambda: "d.zz" not in os.listdir(drop), 5), f.read_log())
+        with open(victim, "rb") as fh:
+            self.assertEqual(fh.read(), b"the daemon's own bytes\r\n")
+        # The bad drop is in corrupt/ with its reason; the link left only a reason.
+        with open(os.path.join(corrupt, "drop.d.zz"), "rb") as fh:
+            self.assertEqual(fh.read(), b"garbage\n")
+        reason = os.path.join(corrupt, "drop.d.zz.reason")
+        self.assertFalse(os.path.islink(reason))
+        with open(reason) as fh:
+            self.assertIn("not a maildrop file", fh.read())
+        for name in os.listdir(corrupt):
+            self.assertFalse(os.path.islink(os.path.join(corrupt, name)), name)
+        with open(os.path.join(corrupt, "drop.d.zz.reason.reason")) as fh:
+            self.assertIn("a symbolic link", fh.read())
+        self.assertEqual(os.listdir(drop), [])
+
+    def test_sendmail_as_root_refuses_a_maildrop_link(self):
+        # The spool's owner swaps maildrop/ for a link to a directory of root's:
+        # root's ferry-sendmail (cron mail) must not create its files there.
+        f = self.f
+        f.stop()
+        target = os.path.join(f.dir, "root-only")
+        os.mkdir(target, 0o700)
+        drop = os.path.join(f.spool, "maildrop")
+        os.rename(drop, drop + ".bak")
+        os.symlink(target, drop)
+        r = subprocess.run([SENDMAIL, "-c", f.conf, "root@localhost"], input=b"Subject: cron\n\nhi\n",
+                           capture_output=True)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(b"maildrop", r.stderr)
+        self.assertEqual(os.listdir(target), [])
+
+
 class SendmailWithoutDaemon(unittest.TestCase):
     def test_message_waits_in_maildrop_until_the_daemon_starts(self):
         f = Ferry()
