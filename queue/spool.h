@@ -40,7 +40,10 @@ struct spool_draft {
     int env_fd;
 };
 
-/* Create the directory tree (mode 0700), owned by uid/gid when do_chown. */
+/* Create or check the directory tree (the spool 0711, maildrop/ 1733, the rest
+   0700), owned by uid/gid when do_chown (root preparing it for the daemon's
+   user): a link or a directory of someone else's where one is expected is
+   refused with err naming it (lib/safe_dir.h), never followed or taken over. */
 int  spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen);
 int  spool_open(struct spool *sp, const char *dir, char *err, size_t errlen);
 void spool_close(struct spool *sp);
