@@ -24,13 +24,19 @@
 
 /* Room for the envelope lines on top of the message itself. */
 #define DROP_ENVELOPE_MAX (MAILDROP_MAX_RCPTS * (ADDR_PATH_MAX + 8) + 1024)
-/* Files handled per pass, so a flood cannot hold the smtp process's loop. */
+/* Names collected per look at maildrop/. */
 #define PICKUP_PER_PASS 100
 
+/* The pickup shares the smtp process's event loop with every session, and a drop
+   may be as large as message_size_limit: it takes one file per turn of the loop
+   (the next one through a zero timeout, so sessions waiting to be served go
+   first), never a whole directory at once. */
 struct smtp_pickup {
     struct smtp_server *srv;
     struct event *timer;
     char dir[PATH_MAX];
+    char (*names)[NAME_MAX + 1];    /* this pass's d.* names, PICKUP_PER_PASS of them */
+    size_t nnames, next;
 };
 
 static void schedule(struct smtp_pickup *pk)
@@ -236,30 +242,49 @@ out:
     return result;
 }
 
-int smtp_pickup_run(struct smtp_pickup *pk)
+/* Fill pk->names with the d.* names in maildrop/ now. */
+static void collect(struct smtp_pickup *pk)
 {
+    pk->nnames = pk->next = 0;
     int dfd = open(pk->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         log_warn("cannot open %s: %s", pk->dir, strerror(errno));
-        return 0;
+        return;
     }
     DIR *d = fdopendir(dfd);
     if (!d) {
         close(dfd);
+        return;
+    }
+    struct dirent *de;
+    while (pk->nnames < PICKUP_PER_PASS && (de = readdir(d)) != NULL)
+        if (de->d_name[0] == 'd' && de->d_name[1] == '.')
+            str_copy(pk->names[pk->nnames++], de->d_name, sizeof pk->names[0]);
+    closedir(d);
+}
+
+/* Take the next collected file; 1 when it was queued. */
+static int pick_next(struct smtp_pickup *pk)
+{
+    if (pk->next >= pk->nnames)
+        return 0;
+    int dfd = open(pk->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        log_warn("cannot open %s: %s", pk->dir, strerror(errno));
+        pk->next = pk->nnames;
         return 0;
     }
-    /* Collect names first: the loop below renames and removes entries. */
-    char (*names)[NAME_MAX + 1] = malloc(PICKUP_PER_PASS * sizeof *names);
-    size_t n = 0;
-    struct dirent *de;
-    while (names && n < PICKUP_PER_PASS && (de = readdir(d)) != NULL)
-        if (de->d_name[0] == 'd' && de->d_name[1] == '.')
-            str_copy(names[n++], de->d_name, sizeof names[0]);
+    int r = pick_one(pk, dfd, pk->names[pk->next++]);
+    close(dfd);
+    return r == 1;
+}
+
+int smtp_pickup_run(struct smtp_pickup *pk)
+{
     int queued = 0;
-    for (size_t i = 0; i < n; i++)
-        queued += pick_one(pk, dirfd(d), names[i]) == 1;
-    free(names);
-    closedir(d);
+    collect(pk);
+    while (pk->next < pk->nnames)
+        queued += pick_next(pk);
     return queued;
 }
 
@@ -268,8 +293,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct smtp_pickup *pk = arg;
     if (pk->srv->stopping)
         return;
-    smtp_pickup_run(pk);
-    schedule(pk);
+    if (pk->next >= pk->nnames)
+        collect(pk);
+    pick_next(pk);
+    if (pk->next < pk->nnames) {
+        struct timeval now = { 0, 0 };
+        evtimer_add(pk->timer, &now);
+    } else {
+        schedule(pk);
+    }
 }
 
 struct smtp_pickup *smtp_pickup_start(struct smtp_server *srv)
@@ -278,9 +310,13 @@ struct smtp_pickup *smtp_pickup_start(struct smtp_server *srv)
     if (!pk)
         return NULL;
     pk->srv = srv;
+    pk->names = malloc(PICKUP_PER_PASS * sizeof *pk->names);
     snprintf(pk->dir, sizeof pk->dir, "%s/%s", srv->spool.dir, MAILDROP_DIR);
     pk->timer = evtimer_new(srv->base, on_timer, pk);
-    if (!pk->timer) {
+    if (!pk->timer || !pk->names) {
+        if (pk->timer)
+            event_free(pk->timer);
+        free(pk->names);
         free(pk);
         return NULL;
     }
@@ -294,5 +330,6 @@ void smtp_pickup_stop(struct smtp_pickup *pk)
     if (!pk)
         return;
     event_free(pk->timer);
+    free(pk->names);
     free(pk);
 }

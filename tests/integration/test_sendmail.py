@@ -193,6 +193,60 @@ class MaildropLinks(unittest.TestCase):
         self.assertEqual(os.listdir(target), [])
 
 
+class LargeDrops(unittest.TestCase):
+    """Security review #8: ten 20 MB drops picked up in one go froze the smtp
+    process's loop (greetings waited 5 s). The pickup now takes one file per turn
+    of the loop, so sessions are served between two drops."""
+
+    def test_sessions_are_served_between_large_drops(self):
+        import threading
+        import time
+        from ferrytest import SmtpLines
+        f = Ferry(extra="message_size_limit = 40M\nmax_connection_rate = 0")
+        f.start()
+        self.addCleanup(f.cleanup)
+        drop = os.path.join(f.spool, "maildrop")
+        line = b"x" * 76 + b"\n"
+        body = line * (16 * 1024 * 1024 // len(line))      # 16 MB
+        count = 6
+        for i in range(count):
+            with open(os.path.join(drop, "t.big%d" % i), "wb") as fh:
+                fh.write(b"FERRY-DROP 1\nsender big@localhost\nrcpt big%d@localhost\n\nSubject: big %d\n\n" % (i, i))
+                fh.write(body)
+        latencies, stop = [], threading.Event()
+
+        def greet():
+            while not stop.is_set():
+                t0 = time.monotonic()
+                s = SmtpLines(f.port, timeout=30)
+                latencies.append((time.monotonic() - t0, s.greeting[0]))
+                s.sock.close()
+                time.sleep(0.01)
+
+        t = threading.Thread(target=greet)
+        t.start()
+        try:
+            for i in range(count):
+                os.rename(os.path.join(drop, "t.big%d" % i), os.path.join(drop, "d.big%d" % i))
+            for i in range(count):
+                self.assertTrue(f.wait_mail("big%d" % i, timeout=120), f.read_log()[-3000:])
+        finally:
+            stop.set()
+            t.join()
+        self.assertTrue(latencies)
+        self.assertTrue(all(code == 220 for _, code in latencies), latencies)
+        # Observable without a clock: the smtp process accepted sessions between
+        # two pickups. Taking all files in one turn, it could not.
+        events = re.findall(r"smtp info: (?:\S+: from=<big@localhost>.*proto=local|session \S+ connect from)",
+                            f.read_log())
+        kinds = ["drop" if "proto=local" in e else "session" for e in events]
+        first, last = kinds.index("drop"), len(kinds) - 1 - kinds[::-1].index("drop")
+        self.assertEqual(kinds.count("drop"), count)
+        self.assertIn("session", kinds[first:last], kinds)
+        print("\n    (%d greetings during %d x 16 MB drops; slowest %.0f ms)"
+              % (len(latencies), count, max(l for l, _ in latencies) * 1000), end="")
+
+
 class SendmailWithoutDaemon(unittest.TestCase):
     def test_message_waits_in_maildrop_until_the_daemon_starts(self):
         f = Ferry()
