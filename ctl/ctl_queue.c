@@ -6,14 +6,17 @@
  * flush, hold, release, delete and bounce change the queue: they ask the running
  * queue process through <spool_dir>/control.sock; when nobody answers there they
  * take the queue lock and change the spool themselves (queue/control.h explains
- * why the two can never act at once). Run as root, they first become the owner
- * of the spool, so the files they write stay readable by the daemon.
+ * why the two can never act at once). Run as root, every subcommand first becomes
+ * the owner of the spool, so the files written stay readable by the daemon and
+ * root never follows a link that user put in the spool.
  */
 #include "ctl/ctl.h"
 #include "lib/buf.h"
 #include "queue/control.h"
 #include "queue/queue_admin.h"
 #include "queue/spool.h"
+#include "lib/safe_dir.h"
+#include "smtpd/proc.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -236,22 +239,36 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
     return 0;
 }
 
-/* Become the spool's owner when run as root (see the top of this file). */
+/* Become the spool's owner when run as root (see the top of this file), before
+   any file in it is read or written: the daemon's user owns everything in the
+   spool and could have put links there for root to follow. The spool directory
+   itself is found without following anything that user could change
+   (lib/safe_dir.h); a spool still root's own keeps root. */
 static int become_spool_owner(const struct ferry_config *cfg)
 {
     if (geteuid() != 0)
         return 0;
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/queue", cfg->spool_dir);
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        fprintf(stderr, "ferryctl: cannot read %s: %s\n", path, strerror(errno));
+    char err[CONF_ERR_MAX];
+    struct safe_owner o = { true, 0, 0 };
+    if (proc_lookup_user(cfg->user, &o.uid, &o.gid, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryctl: %s\n", err);
         return -1;
     }
+    int fd = safe_dir_walk(cfg->spool_dir, false, &o, err, sizeof err);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            snprintf(err, sizeof err, "cannot read %s: %s", cfg->spool_dir, strerror(errno));
+        fprintf(stderr, "ferryctl: %s\n", err);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
     if (st.st_uid == 0)
         return 0;
     if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0) {
-        fprintf(stderr, "ferryctl: cannot become uid %ld, the owner of %s: %s\n", (long)st.st_uid, path,
+        fprintf(stderr, "ferryctl: cannot become uid %ld, the owner of %s: %s\n", (long)st.st_uid, cfg->spool_dir,
                 strerror(errno));
         return -1;
     }
@@ -277,8 +294,6 @@ static void flush_one(const char *id, void *arg)
 /* The daemon is not running: apply op to the spool under the queue lock. */
 static int queue_change_offline(const struct ferry_config *cfg, enum qadmin_op op, const char *id)
 {
-    if (become_spool_owner(cfg) < 0)
-        return 1;
     int lock = control_lock(cfg->spool_dir, false);
     if (lock < 0) {
         if (errno == EWOULDBLOCK)
@@ -355,6 +370,8 @@ static const char usage_text[] =
 
 int ctl_queue(const struct ferry_config *cfg, int argc, char **argv)
 {
+    if (become_spool_owner(cfg) < 0)
+        return 1;
     if (argc >= 1 && !strcmp(argv[0], "list")) {
         bool json = argc == 2 && !strcmp(argv[1], "--json");
         if (argc > 2 || (argc == 2 && !json)) {

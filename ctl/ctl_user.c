@@ -9,6 +9,7 @@
 #include "auth/userdb.h"
 #include "ctl/ctl.h"
 #include "lib/buf.h"
+#include "lib/safe_dir.h"
 #include "smtpd/proc.h"
 
 #include <errno.h>
@@ -37,10 +38,15 @@ static int become_daemon_user(const struct ferry_config *cfg)
         fprintf(stderr, "ferryctl: %s\n", err);
         return -1;
     }
-    if (mkdir(cfg->data_dir, 0700) == 0 && chown(cfg->data_dir, uid, gid) < 0) {
-        fprintf(stderr, "ferryctl: cannot give %s to %s: %s\n", cfg->data_dir, cfg->user, strerror(errno));
+    /* As ferryd does it (lib/safe_dir.h): never through a link the daemon's user
+       could have put in place of data_dir. */
+    struct safe_owner o = { true, uid, gid };
+    int fd = safe_dir_prepare(cfg->data_dir, 0700 | SAFE_DIR_KEEP_MODE, &o, err, sizeof err);
+    if (fd < 0) {
+        fprintf(stderr, "ferryctl: %s\n", err);
         return -1;
     }
+    close(fd);
     if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
         fprintf(stderr, "ferryctl: cannot become %s: %s\n", cfg->user, strerror(errno));
         return -1;

@@ -11,8 +11,10 @@
  * envelope sender (default: the login name at the configured hostname); -F the
  * display name of the From: field written when the message has none. A message
  * without Date:, Message-ID: or From: gets them here, where the submitting user is
- * known. Exit: 0 queued (in maildrop/), 1 failure, 2 usage; errors name the input
- * at fault. Other sendmail options (-o..., -B, -v) are accepted and ignored so that
+ * known. Exit: 0 queued (in maildrop/), 1 failure, 2 usage, 65 a message the
+ * daemon could not carry (a line over 998 octets, a NUL, over message_size_limit:
+ * the same checks the pickup makes, queue/maildrop.h); errors name the input at
+ * fault. Other sendmail options (-o..., -B, -v) are accepted and ignored so that
  * programs which call sendmail work unchanged.
  */
 #include "lib/buf.h"
@@ -36,6 +38,8 @@
 #define DEFAULT_CONFIG "/etc/ferry/ferry.conf"
 #define MAX_MESSAGE (64UL * 1024 * 1024)
 #define MAX_RCPTS 1000
+/* sendmail's exit status for a message it refuses to carry (sysexits.h). */
+#define EX_DATAERR 65
 
 static int die_usage(void)
 {
@@ -256,10 +260,29 @@ int main(int argc, char **argv)
         snprintf(from, sizeof from, "%s@%s", pw ? pw->pw_name : "nobody", cfg.hostname);
     }
     quote_name(fullname ? fullname : "", name, sizeof name);
-    if (maildrop_write_envelope(&drop, from, rcpts, n, err, sizeof err) < 0 ||
-        add_missing_headers(&msg, from, name, &cfg, &drop) < 0 ||
+    /* The pickup's own verdict, given here while someone can still hear it: a
+       message the pickup would quarantine is refused now, not accepted and lost.
+       First on the message as read (line numbers as the user counts them), then on
+       the message with the fields added below (the size the pickup will see). */
+    if (maildrop_check_message(msg.data ? msg.data : "", msg.len, cfg.message_size_limit, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry-sendmail: %s; nothing was sent\n", err);
+        rc = EX_DATAERR;
+        goto out;
+    }
+    if (maildrop_write_envelope(&drop, from, rcpts, n, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry-sendmail: %s\n", err);
+        goto out;
+    }
+    size_t body = drop.len;
+    if (add_missing_headers(&msg, from, name, &cfg, &drop) < 0 ||
         (msg.len && buf_append(&drop, msg.data, msg.len) < 0)) {
-        fprintf(stderr, "ferry-sendmail: %s\n", drop.len ? "the message is too large" : err);
+        fprintf(stderr, "ferry-sendmail: the message is too large; nothing was sent\n");
+        rc = EX_DATAERR;
+        goto out;
+    }
+    if (maildrop_check_message(drop.data + body, drop.len - body, cfg.message_size_limit, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry-sendmail: %s; nothing was sent\n", err);
+        rc = EX_DATAERR;
         goto out;
     }
     if (maildrop_submit(cfg.spool_dir, drop.data, drop.len, err, sizeof err) < 0) {

@@ -142,9 +142,14 @@ int maildrop_parse(const char *data, size_t len, struct envelope *e, size_t *bod
     return 0;
 }
 
-int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_bit, char *err, size_t errlen)
+/* The one pass over a user's message that both the check and the conversion make:
+   every line ends at LF, CRLF or a lone CR; out (may be NULL) gets each line with
+   CRLF; *wire_len is the size of that wire form. */
+static int scan_message(const char *msg, size_t len, struct buf *out, bool *eight_bit, size_t *wire_len,
+                        char *err, size_t errlen)
 {
     *eight_bit = false;
+    *wire_len = 0;
     size_t start = 0, lineno = 1;
     while (start < len) {
         size_t i = start;
@@ -160,7 +165,8 @@ int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_b
             snprintf(err, errlen, "line %zu of the message is longer than 998 octets (RFC 5322 2.1.1)", lineno);
             return -1;
         }
-        if (buf_append(out, msg + start, i - start) < 0 || buf_append(out, "\r\n", 2) < 0) {
+        *wire_len += i - start + 2;
+        if (out && (buf_append(out, msg + start, i - start) < 0 || buf_append(out, "\r\n", 2) < 0)) {
             snprintf(err, errlen, "the message is too large");
             return -1;
         }
@@ -170,6 +176,56 @@ int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_b
         lineno++;
     }
     return 0;
+}
+
+int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_bit, char *err, size_t errlen)
+{
+    size_t wire_len;
+    return scan_message(msg, len, out, eight_bit, &wire_len, err, errlen);
+}
+
+int maildrop_check_message(const char *msg, size_t len, unsigned long long size_limit, char *err, size_t errlen)
+{
+    bool eight_bit;
+    size_t wire_len;
+    if (scan_message(msg, len, NULL, &eight_bit, &wire_len, err, errlen) < 0)
+        return -1;
+    if ((unsigned long long)wire_len + MAILDROP_TRACE_MAX > size_limit) {
+        snprintf(err, errlen, "the message is %zu octets, over the size limit of %llu octets", wire_len,
+                 size_limit > MAILDROP_TRACE_MAX ? size_limit - MAILDROP_TRACE_MAX : 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* maildrop/ as ferry-sendmail may trust it: a real directory (not a link the
+   spool's owner put in its place; when root submits, that link would make root
+   create files wherever it pointed), sticky and writable by all, so that nobody
+   but its owner and us can rename or remove what we put in it. */
+static int open_maildrop(const char *spool_dir, char *err, size_t errlen)
+{
+    int sfd = open(spool_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (sfd < 0) {
+        snprintf(err, errlen, "cannot open the spool directory %s: %s", spool_dir, strerror(errno));
+        return -1;
+    }
+    /* O_PATH: others may search maildrop/ but not read it. */
+    int fd = openat(sfd, MAILDROP_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int saved = errno;
+    close(sfd);
+    struct stat st;
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s/%s: %s", spool_dir, MAILDROP_DIR,
+                 saved == ELOOP || saved == ENOTDIR ? "it is not a directory (a symbolic link?)" : strerror(saved));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 01777) != 01733) {
+        snprintf(err, errlen, "%s/%s is not the drop directory ferryd makes (mode 1733): refusing to write there",
+                 spool_dir, MAILDROP_DIR);
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 int maildrop_submit(const char *spool_dir, const char *data, size_t len, char *err, size_t errlen)
@@ -182,17 +238,19 @@ int maildrop_submit(const char *spool_dir, const char *data, size_t len, char *e
     char name[2 * sizeof rnd + 1];
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(name + 2 * i, 3, "%02x", rnd[i]);
-    char tmp[4096], final[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/%s/t.%s", spool_dir, MAILDROP_DIR, name) >= sizeof tmp ||
-        (size_t)snprintf(final, sizeof final, "%s/%s/d.%s", spool_dir, MAILDROP_DIR, name) >= sizeof final) {
-        snprintf(err, errlen, "spool directory name %s is too long", spool_dir);
+    char tmp[sizeof name + 2], final[sizeof name + 2];
+    snprintf(tmp, sizeof tmp, "t.%s", name);
+    snprintf(final, sizeof final, "d.%s", name);
+    int dfd = open_maildrop(spool_dir, err, errlen);
+    if (dfd < 0)
         return -1;
-    }
     /* Readable by the daemon's user, which need not be ours; the directory cannot
-       be listed, so nobody else finds the name. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+       be listed, so nobody else finds the name. Created here and now, never an
+       existing file or a link (O_EXCL|O_NOFOLLOW). */
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot create %s/%s/%s: %s", spool_dir, MAILDROP_DIR, tmp, strerror(errno));
+        close(dfd);
         return -1;
     }
     fchmod(fd, 0644);       /* whatever our umask says */
@@ -202,39 +260,40 @@ int maildrop_submit(const char *spool_dir, const char *data, size_t len, char *e
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            snprintf(err, errlen, "cannot write %s: %s", tmp, w < 0 ? strerror(errno) : "short write");
+            snprintf(err, errlen, "cannot write %s/%s/%s: %s", spool_dir, MAILDROP_DIR, tmp,
+                     w < 0 ? strerror(errno) : "short write");
             goto fail;
         }
         off += (size_t)w;
     }
     if (fsync(fd) < 0) {
-        snprintf(err, errlen, "cannot fsync %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot fsync %s/%s/%s: %s", spool_dir, MAILDROP_DIR, tmp, strerror(errno));
         goto fail;
     }
     if (close(fd) < 0) {
         fd = -1;
-        snprintf(err, errlen, "cannot close %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot close %s/%s/%s: %s", spool_dir, MAILDROP_DIR, tmp, strerror(errno));
         goto fail;
     }
     fd = -1;
-    if (rename(tmp, final) < 0) {
-        snprintf(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
+    if (renameat(dfd, tmp, dfd, final) < 0) {
+        snprintf(err, errlen, "cannot rename %s/%s/%s: %s", spool_dir, MAILDROP_DIR, tmp, strerror(errno));
         goto fail;
     }
-    /* Make the rename durable when we may (the daemon's own user and root can read
-       the directory; others cannot, and rely on the file system's next journal
-       commit: the file's content is already on disk). */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", spool_dir, MAILDROP_DIR);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
+    /* Make the rename durable when we may (fsync of a directory we may not read
+       fails for others, who rely on the file system's next journal commit: the
+       file's content is already on disk). */
+    int rfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rfd >= 0) {
+        fsync(rfd);
+        close(rfd);
     }
+    close(dfd);
     return 0;
 fail:
     if (fd >= 0)
         close(fd);
-    unlink(tmp);
+    unlinkat(dfd, tmp, 0);
+    close(dfd);
     return -1;
 }

@@ -47,6 +47,16 @@ int maildrop_parse(const char *data, size_t len, struct envelope *e, size_t *bod
    full. *eight_bit is set when an octet >= 0x80 occurs. */
 int maildrop_to_wire(const char *msg, size_t len, struct buf *out, bool *eight_bit, char *err, size_t errlen);
 
+/* Room the pickup's own trace field (Received:) may take in front of a message. */
+#define MAILDROP_TRACE_MAX  512
+
+/* Would the pickup queue this message (the part of a drop after its envelope)?
+   The one verdict both sides use: ferry-sendmail refuses what fails here before it
+   says the message was accepted, and the pickup quarantines it. Checks what
+   maildrop_to_wire checks, and that the wire form plus MAILDROP_TRACE_MAX fits
+   size_limit. 0 ok; -1 with err naming the problem (and the line). */
+int maildrop_check_message(const char *msg, size_t len, unsigned long long size_limit, char *err, size_t errlen);
+
 /* ferry-sendmail's side: write data to <spool_dir>/maildrop/ atomically
    (t.NAME, fsync, rename to d.NAME). 0 ok; -1 with err naming the file. */
 int maildrop_submit(const char *spool_dir, const char *data, size_t len, char *err, size_t errlen);

@@ -3,6 +3,7 @@
 #include "queue/spool.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/safe_dir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,8 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static const char *const subdirs[] = { "incoming", "queue", "held", "corrupt" };
 
 static int path_in(const struct spool *sp, char *out, size_t outsz, const char *sub,
                    const char *id, const char *ext)
@@ -34,51 +33,32 @@ int spool_fsync_path(const char *path)
     return r;
 }
 
-/* mkdir, then chown and chmod every time: a directory left by an older version
-   or changed by hand gets the mode its role needs. */
-static int make_dir(const char *path, mode_t mode, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen)
-{
-    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (do_chown && chown(path, uid, gid) < 0) {
-        snprintf(err, errlen, "cannot give %s to uid %ld: %s", path, (long)uid, strerror(errno));
-        return -1;
-    }
-    if (chmod(path, mode) < 0) {
-        snprintf(err, errlen, "cannot set the mode of %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 int spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
-    char path[PATH_MAX + 32];
-    /* Parents are created too (mkdir -p), but only the spool itself changes owner. */
-    str_copy(path, dir, sizeof path);
-    for (char *p = path + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-                snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-                return -1;
-            }
-            *p = '/';
-        }
-    }
+    /* Every step through lib/safe_dir: the spool and everything in it belong to
+       the daemon's user, who could have put a link where a directory should be;
+       root refuses such a thing instead of following it (SECURITY.md). */
+    struct safe_owner o = { do_chown, uid, gid };
     /* Others may pass through the spool (0711) only to reach maildrop/, where
        anyone may create a file but not list or touch others' (1733, sticky). */
-    if (make_dir(dir, 0711, do_chown, uid, gid, err, errlen) < 0)
+    int sfd = safe_dir_prepare(dir, 0711, &o, err, errlen);
+    if (sfd < 0)
         return -1;
-    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, subdirs[i]);
-        if (make_dir(path, 0700, do_chown, uid, gid, err, errlen) < 0)
+    static const struct { const char *name; mode_t mode; } subs[] = {
+        { "incoming", 0700 }, { "queue", 0700 }, { "held", 0700 }, { "corrupt", 0700 }, { "maildrop", 01733 },
+    };
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        char shown[PATH_MAX + 32];
+        snprintf(shown, sizeof shown, "%s/%s", dir, subs[i].name);
+        int fd = safe_dir_make(sfd, subs[i].name, shown, subs[i].mode, &o, err, errlen);
+        if (fd < 0) {
+            close(sfd);
             return -1;
+        }
+        close(fd);
     }
-    snprintf(path, sizeof path, "%s/maildrop", dir);
-    return make_dir(path, 01733, do_chown, uid, gid, err, errlen);
+    close(sfd);
+    return 0;
 }
 
 int spool_open(struct spool *sp, const char *dir, char *err, size_t errlen)
@@ -374,9 +354,10 @@ int spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
     }
     struct stat st;
     snprintf(name, sizeof name, "%s.msg", id);
-    if (fstatat(sp->queue_dirfd, name, &st, 0) < 0 || (unsigned long long)st.st_size != e->size) {
+    int missing = fstatat(sp->queue_dirfd, name, &st, 0) < 0;     /* errno is stale when it succeeds */
+    if (missing || (unsigned long long)st.st_size != e->size) {
         snprintf(err, errlen, "message file %s %s", name,
-                 errno == ENOENT ? "is missing" : "has the wrong size (torn)");
+                 missing ? (errno == ENOENT ? "is missing" : strerror(errno)) : "has the wrong size (torn)");
         env_free(e);
         *corrupt = true;
         return -1;
@@ -438,6 +419,26 @@ int spool_remove(struct spool *sp, const char *id)
     return fsync(sp->queue_dirfd);
 }
 
+int spool_create_new(int dirfd, const char *name, bool replace)
+{
+    if (replace && unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        return -1;
+    return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+int spool_write_reason(int dirfd, const char *name, const char *text, bool replace)
+{
+    int fd = spool_create_new(dirfd, name, replace);
+    if (fd < 0)
+        return -1;
+    int r = write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 ? -1 : 0;
+    int saved = errno;
+    if (close(fd) < 0 && r == 0)
+        r = -1, saved = errno;
+    errno = saved;
+    return r;
+}
+
 int spool_quarantine(struct spool *sp, const char *id, const char *reason)
 {
     char from[PATH_MAX + 64], to[PATH_MAX + 64];
@@ -449,11 +450,14 @@ int spool_quarantine(struct spool *sp, const char *id, const char *reason)
         if (rename(from, to) == 0)
             moved++;
     }
-    path_in(sp, to, sizeof to, "corrupt", id, ".reason");
-    FILE *f = fopen(to, "w");
-    if (f) {
-        fprintf(f, "%s\n", reason);
-        fclose(f);
+    char dir[PATH_MAX + 16], name[QID_LEN + 16];
+    snprintf(dir, sizeof dir, "%s/corrupt", sp->dir);
+    snprintf(name, sizeof name, "%s.reason", id);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd >= 0) {
+        spool_write_reason(dfd, name, reason, true);
+        fsync(dfd);
+        close(dfd);
     }
     fsync(sp->queue_dirfd);
     return moved ? 0 : -1;

@@ -40,7 +40,10 @@ struct spool_draft {
     int env_fd;
 };
 
-/* Create the directory tree (mode 0700), owned by uid/gid when do_chown. */
+/* Create or check the directory tree (the spool 0711, maildrop/ 1733, the rest
+   0700), owned by uid/gid when do_chown (root preparing it for the daemon's
+   user): a link or a directory of someone else's where one is expected is
+   refused with err naming it (lib/safe_dir.h), never followed or taken over. */
 int  spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen);
 int  spool_open(struct spool *sp, const char *dir, char *err, size_t errlen);
 void spool_close(struct spool *sp);
@@ -80,6 +83,14 @@ int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
 typedef void (*spool_visit_fn)(const char *id, void *arg);
 int  spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg);
 
+/* Create dirfd/name as a new file of ours (0600) and return it open for writing:
+   never through a symbolic link and never into someone else's file (O_CREAT|O_EXCL|
+   O_NOFOLLOW). With replace, whatever has that name is unlinked first (a planted
+   link goes, its target is untouched); without, an existing name fails (EEXIST). */
+int  spool_create_new(int dirfd, const char *name, bool replace);
+/* Write text and a newline to dirfd/name through spool_create_new: the .reason
+   beside a quarantined file. 0 ok; -1 with errno. */
+int  spool_write_reason(int dirfd, const char *name, const char *text, bool replace);
 /* Read a whole small file (envelopes) into a malloc'd buffer; -1 on error or > max. */
 int  spool_read_file(int dirfd, const char *name, size_t max, char **data, size_t *len);
 /* fsync a file or directory by path. */

@@ -7,6 +7,7 @@
 #include "lib/tls.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/safe_dir.h"
 #include "queue/spool.h"
 #include "smtpd/parent_home.h"
 #include "smtpd/proc.h"
@@ -170,25 +171,16 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
         return -1;
     if (spool_prepare(cfg->spool_dir, root, uid, gid, err, errlen) < 0)
         return -1;
+    /* The same rule as the spool's (lib/safe_dir.h): made or checked without
+       following a link the daemon's user could have planted; an existing one
+       keeps its mode (a mail_dir shared with an IMAP server's group, say). */
+    struct safe_owner o = { root, uid, gid };
     const char *dirs[] = { cfg->data_dir, cfg->mail_dir };
     for (int i = 0; i < 2; i++) {
-        char path[PATH_MAX];
-        str_copy(path, dirs[i], sizeof path);
-        for (char *s = path + 1; *s; s++) {
-            if (*s == '/') {
-                *s = '\0';
-                mkdir(path, 0755);
-                *s = '/';
-            }
-        }
-        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        int fd = safe_dir_prepare(dirs[i], 0700 | SAFE_DIR_KEEP_MODE, &o, err, errlen);
+        if (fd < 0)
             return -1;
-        }
-        if (root && chown(path, uid, gid) < 0) {
-            snprintf(err, errlen, "cannot give %s to %s: %s", path, cfg->user, strerror(errno));
-            return -1;
-        }
+        close(fd);
     }
     const char *all[] = { cfg->spool_dir, cfg->data_dir, cfg->mail_dir };
     for (int i = 0; root && i < 3; i++) {
@@ -203,18 +195,46 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
 }
 
 /* Clean up what a previous run left: incoming/ was never acknowledged, and strays
-   in queue/ are sorted out before any child can be writing there. */
+   in queue/ are sorted out. This deletes files in directories the daemon's user
+   owns, so it runs as that user (a forked child that drops privileges first),
+   never as root: root would follow whatever that user had put there.
+   Ordering: parent_run waits for this child to finish before it starts the smtp
+   and queue processes, so incoming/ is empty before anyone writes to it; a reload
+   restarts the children but does not run this again (an accepted message is in
+   queue/ by then, and a draft of a running session must not be removed). */
 static int recover_spool(const struct ferry_config *cfg, char *err, size_t errlen)
 {
-    struct spool sp;
-    if (spool_open(&sp, cfg->spool_dir, err, errlen) < 0)
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot fork to clean the spool: %s", strerror(errno));
         return -1;
-    int n = spool_clean_incoming(&sp);
-    if (n > 0)
-        log_info("removed %d unacknowledged files from %s/incoming", n, cfg->spool_dir);
-    struct { int n; } count = { 0 };
-    spool_scan(&sp, true, NULL, &count);
-    spool_close(&sp);
+    }
+    if (pid == 0) {
+        struct spool sp;
+        char cerr[256];
+        if (proc_drop_privileges(cfg->user, cerr, sizeof cerr) < 0 ||
+            spool_open(&sp, cfg->spool_dir, cerr, sizeof cerr) < 0) {
+            log_error("%s", cerr);
+            _exit(1);
+        }
+        int n = spool_clean_incoming(&sp);
+        if (n > 0)
+            log_info("removed %d unacknowledged files from %s/incoming", n, cfg->spool_dir);
+        spool_scan(&sp, true, NULL, NULL);
+        spool_close(&sp);
+        _exit(n < 0 ? 1 : 0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            snprintf(err, errlen, "cannot wait for the spool cleaner: %s", strerror(errno));
+            return -1;
+        }
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(err, errlen, "cleaning %s/incoming as user %s failed (see the log)", cfg->spool_dir, cfg->user);
+        return -1;
+    }
     return 0;
 }
 
@@ -228,9 +248,13 @@ static const char *pid_file_path(const struct ferry_config *cfg, char *buf, size
     return buf;
 }
 
+/* The pid file may be configured inside a directory the daemon's user owns: it is
+   read without following a link, and written to a new file made exclusively
+   (never through a link or into an existing file), then renamed into place. */
 static int write_pid_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
+    int rfd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = rfd >= 0 ? fdopen(rfd, "r") : NULL;
     if (f) {
         long old = 0;
         if (fscanf(f, "%ld", &old) == 1 && old > 0 && old != getpid() && kill((pid_t)old, 0) == 0) {
@@ -239,12 +263,18 @@ static int write_pid_file(const char *path, char *err, size_t errlen)
             return -1;
         }
         fclose(f);
+    } else if (rfd >= 0) {
+        close(rfd);
     }
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    f = fopen(tmp, "w");
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
         snprintf(err, errlen, "cannot write pid file %s: %s", path, strerror(errno));
+        if (!f && fd >= 0)
+            close(fd);
         return -1;
     }
     return 0;

@@ -168,6 +168,12 @@ void home_jobs_start(struct home_jobs *h, const struct ferry_config *cfg, const 
         reply(h, req.id, req.index, DELIVERY_DEFER, "4.3.2 too many deliveries to home directories at once");
         return;
     }
+    /* Looked up before the account: getpwnam's answer is overwritten by the next call. */
+    uid_t daemon_uid = geteuid();
+    gid_t daemon_gid;
+    char err[256];
+    if (geteuid() == 0 && proc_lookup_user(cfg->user, &daemon_uid, &daemon_gid, err, sizeof err) < 0)
+        daemon_uid = 0;
     struct passwd *pw = home_user_ok(req.user) ? getpwnam(req.user) : NULL;
     if (!pw) {
         reply(h, req.id, req.index, DELIVERY_FAIL, "5.1.1 %s is not a system account Ferry delivers to", req.user);
@@ -175,9 +181,20 @@ void home_jobs_start(struct home_jobs *h, const struct ferry_config *cfg, const 
     }
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/queue/%s.msg", cfg->spool_dir, req.id);
-    int msg_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Root opens a file in a directory the daemon's user owns, on the queue
+       process's word: what it opened must be that user's own regular file (not a
+       link to, or a hard link of, a file of root's it would then deliver). */
+    int msg_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (msg_fd < 0) {
         reply(h, req.id, req.index, DELIVERY_DEFER, "4.3.0 cannot open the queued message: %s", strerror(errno));
+        return;
+    }
+    struct stat st;
+    if (fstat(msg_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || daemon_uid == 0 ||
+        st.st_uid != daemon_uid) {
+        close(msg_fd);
+        log_error("%s: refusing %s: not a regular file of the daemon's user %s", req.id, path, cfg->user);
+        reply(h, req.id, req.index, DELIVERY_DEFER, "4.3.0 the queued message is not the daemon's own file");
         return;
     }
     int pfd[2];

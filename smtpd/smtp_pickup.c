@@ -5,6 +5,7 @@
 #include "lib/log.h"
 #include "lib/mail_date.h"
 #include "queue/maildrop.h"
+#include "queue/spool.h"
 #include "smtpd/pickup_policy.h"
 #include "smtpd/proc.h"
 #include "smtpd/smtp_server.h"
@@ -23,13 +24,19 @@
 
 /* Room for the envelope lines on top of the message itself. */
 #define DROP_ENVELOPE_MAX (MAILDROP_MAX_RCPTS * (ADDR_PATH_MAX + 8) + 1024)
-/* Files handled per pass, so a flood cannot hold the smtp process's loop. */
+/* Names collected per look at maildrop/. */
 #define PICKUP_PER_PASS 100
 
+/* The pickup shares the smtp process's event loop with every session, and a drop
+   may be as large as message_size_limit: it takes one file per turn of the loop
+   (the next one through a zero timeout, so sessions waiting to be served go
+   first), never a whole directory at once. */
 struct smtp_pickup {
     struct smtp_server *srv;
     struct event *timer;
     char dir[PATH_MAX];
+    char (*names)[NAME_MAX + 1];    /* this pass's d.* names, PICKUP_PER_PASS of them */
+    size_t nnames, next;
 };
 
 static void schedule(struct smtp_pickup *pk)
@@ -38,23 +45,85 @@ static void schedule(struct smtp_pickup *pk)
     evtimer_add(pk->timer, &tv);
 }
 
-/* Move a bad drop file to corrupt/drop.NAME with its reason beside it. */
-static void quarantine(struct smtp_pickup *pk, int dfd, const char *name, const char *why)
+/* Copy at most max octets of fd (from its start) to out and make them durable. */
+static int copy_bounded(int fd, int out, size_t max)
 {
-    char to[PATH_MAX + 300], reason[PATH_MAX + 300];
-    snprintf(to, sizeof to, "%s/corrupt/drop.%s", pk->srv->spool.dir, name);
-    snprintf(reason, sizeof reason, "%s.reason", to);
-    log_error("maildrop/%s: moved to corrupt/: %s", name, why);
-    if (renameat(dfd, name, AT_FDCWD, to) < 0) {
-        log_error("maildrop/%s: cannot move it to %s: %s; removing it", name, to, strerror(errno));
-        unlinkat(dfd, name, 0);      /* else it would be retried and refused forever */
-        return;
+    char chunk[65536];
+    off_t off = 0;
+    while ((size_t)off < max) {
+        size_t want = max - (size_t)off < sizeof chunk ? max - (size_t)off : sizeof chunk;
+        ssize_t n = pread(fd, chunk, want, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        for (ssize_t w = 0; w < n; ) {
+            ssize_t k = write(out, chunk + w, (size_t)(n - w));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                return -1;
+            w += k;
+        }
+        off += n;
     }
-    FILE *f = fopen(reason, "w");
-    if (f) {
-        fprintf(f, "%s\n", why);
-        fclose(f);
+    return fsync(out);
+}
+
+/* Set a bad drop aside: its bytes, read through fd (the regular file already
+   checked; -1 when it was none: a link, a FIFO...), go into a new file of our own,
+   corrupt/drop.NAME, with corrupt/drop.NAME.reason beside it; then the name is
+   removed from maildrop/. Nothing is renamed out of maildrop/ and nothing there is
+   opened by name a second time: a local user owns what is in it and can swap a
+   name for a link at any moment, so only the descriptor we checked is trusted.
+   Both new files are created exclusively (O_EXCL|O_NOFOLLOW) in corrupt/, which
+   only the daemon's user may write; an earlier quarantine of the same name gets
+   a numbered neighbour instead of being replaced. */
+static void quarantine(struct smtp_pickup *pk, int dfd, const char *name, int fd, size_t max, const char *why)
+{
+    char dir[PATH_MAX + 16], base[128], reason[160];
+    snprintf(dir, sizeof dir, "%s/corrupt", pk->srv->spool.dir);
+    int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    bool kept = false;
+    for (int k = 1; cfd >= 0 && k <= 100 && !kept; k++) {
+        if (k == 1)
+            snprintf(base, sizeof base, "drop.%.64s", name);
+        else
+            snprintf(base, sizeof base, "drop.%.64s-%d", name, k);
+        snprintf(reason, sizeof reason, "%s.reason", base);
+        int out = fd >= 0 ? spool_create_new(cfd, base, false) : -1;
+        if (fd >= 0 && out < 0) {
+            if (errno == EEXIST)
+                continue;
+            break;
+        }
+        if (spool_write_reason(cfd, reason, why, false) < 0) {
+            int saved = errno;
+            if (out >= 0) {
+                close(out);
+                unlinkat(cfd, base, 0);
+            }
+            if (saved == EEXIST)
+                continue;
+            break;
+        }
+        kept = out < 0 || copy_bounded(fd, out, max) == 0;
+        if (out >= 0)
+            close(out);
+        if (!kept)
+            unlinkat(cfd, reason, 0), unlinkat(cfd, base, 0);
+        else
+            fsync(cfd);
     }
+    if (cfd >= 0)
+        close(cfd);
+    if (kept)
+        log_error("maildrop/%s: moved to corrupt/%s: %s", name, fd >= 0 ? base : reason, why);
+    else
+        log_error("maildrop/%s: %s; cannot keep it in %s (%s), removing it", name, why, dir, strerror(errno));
+    unlinkat(dfd, name, 0);          /* else it would be retried and refused forever */
 }
 
 static int read_drop(int fd, size_t max, struct buf *b)
@@ -80,25 +149,29 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
 {
     const struct ferry_config *cfg = pk->srv->cfg;
     char why[512];
+    size_t max = cfg->message_size_limit + DROP_ENVELOPE_MAX;
+    /* Never through a link, never blocking on a FIFO; what it is, is decided on
+       the descriptor. */
     int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
-        snprintf(why, sizeof why, "cannot open: %s", strerror(errno));
-        quarantine(pk, dfd, name, why);
+        snprintf(why, sizeof why, errno == ELOOP ? "a symbolic link, not a drop file" : "cannot open: %s",
+                 strerror(errno));
+        quarantine(pk, dfd, name, -1, 0, why);
         return -1;
     }
     struct stat st;
-    size_t max = cfg->message_size_limit + DROP_ENVELOPE_MAX;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
         close(fd);
-        quarantine(pk, dfd, name, "not a regular file with a single link");
+        quarantine(pk, dfd, name, -1, 0, "not a regular file with a single link");
         return -1;
     }
     if ((unsigned long long)st.st_size > max) {
+        snprintf(why, sizeof why, "%lld octets: larger than message_size_limit (the first %zu kept)",
+                 (long long)st.st_size, max);
+        quarantine(pk, dfd, name, fd, max, why);
         close(fd);
-        snprintf(why, sizeof why, "%lld octets: larger than message_size_limit", (long long)st.st_size);
-        quarantine(pk, dfd, name, why);
         return -1;
     }
     struct buf raw, wire;
@@ -112,7 +185,8 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
         goto bad;
     }
     size_t body;
-    if (maildrop_parse(raw.data ? raw.data : "", raw.len, &e, &body, why, sizeof why) < 0)
+    if (maildrop_parse(raw.data ? raw.data : "", raw.len, &e, &body, why, sizeof why) < 0 ||
+        maildrop_check_message(raw.data + body, raw.len - body, cfg->message_size_limit, why, sizeof why) < 0)
         goto bad;
 
     struct passwd *pw = getpwuid(st.st_uid);
@@ -158,7 +232,7 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
     result = 1;
     goto out;
 bad:
-    quarantine(pk, dfd, name, why);
+    quarantine(pk, dfd, name, fd, max, why);
 out:
     close(fd);
     env_free(&e);
@@ -167,30 +241,49 @@ out:
     return result;
 }
 
-int smtp_pickup_run(struct smtp_pickup *pk)
+/* Fill pk->names with the d.* names in maildrop/ now. */
+static void collect(struct smtp_pickup *pk)
 {
+    pk->nnames = pk->next = 0;
     int dfd = open(pk->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         log_warn("cannot open %s: %s", pk->dir, strerror(errno));
-        return 0;
+        return;
     }
     DIR *d = fdopendir(dfd);
     if (!d) {
         close(dfd);
+        return;
+    }
+    struct dirent *de;
+    while (pk->nnames < PICKUP_PER_PASS && (de = readdir(d)) != NULL)
+        if (de->d_name[0] == 'd' && de->d_name[1] == '.')
+            str_copy(pk->names[pk->nnames++], de->d_name, sizeof pk->names[0]);
+    closedir(d);
+}
+
+/* Take the next collected file; 1 when it was queued. */
+static int pick_next(struct smtp_pickup *pk)
+{
+    if (pk->next >= pk->nnames)
+        return 0;
+    int dfd = open(pk->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        log_warn("cannot open %s: %s", pk->dir, strerror(errno));
+        pk->next = pk->nnames;
         return 0;
     }
-    /* Collect names first: the loop below renames and removes entries. */
-    char (*names)[NAME_MAX + 1] = malloc(PICKUP_PER_PASS * sizeof *names);
-    size_t n = 0;
-    struct dirent *de;
-    while (names && n < PICKUP_PER_PASS && (de = readdir(d)) != NULL)
-        if (de->d_name[0] == 'd' && de->d_name[1] == '.')
-            str_copy(names[n++], de->d_name, sizeof names[0]);
+    int r = pick_one(pk, dfd, pk->names[pk->next++]);
+    close(dfd);
+    return r == 1;
+}
+
+int smtp_pickup_run(struct smtp_pickup *pk)
+{
     int queued = 0;
-    for (size_t i = 0; i < n; i++)
-        queued += pick_one(pk, dirfd(d), names[i]) == 1;
-    free(names);
-    closedir(d);
+    collect(pk);
+    while (pk->next < pk->nnames)
+        queued += pick_next(pk);
     return queued;
 }
 
@@ -199,8 +292,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct smtp_pickup *pk = arg;
     if (pk->srv->stopping)
         return;
-    smtp_pickup_run(pk);
-    schedule(pk);
+    if (pk->next >= pk->nnames)
+        collect(pk);
+    pick_next(pk);
+    if (pk->next < pk->nnames) {
+        struct timeval now = { 0, 0 };
+        evtimer_add(pk->timer, &now);
+    } else {
+        schedule(pk);
+    }
 }
 
 struct smtp_pickup *smtp_pickup_start(struct smtp_server *srv)
@@ -209,9 +309,13 @@ struct smtp_pickup *smtp_pickup_start(struct smtp_server *srv)
     if (!pk)
         return NULL;
     pk->srv = srv;
+    pk->names = malloc(PICKUP_PER_PASS * sizeof *pk->names);
     snprintf(pk->dir, sizeof pk->dir, "%s/%s", srv->spool.dir, MAILDROP_DIR);
     pk->timer = evtimer_new(srv->base, on_timer, pk);
-    if (!pk->timer) {
+    if (!pk->timer || !pk->names) {
+        if (pk->timer)
+            event_free(pk->timer);
+        free(pk->names);
         free(pk);
         return NULL;
     }
@@ -225,5 +329,6 @@ void smtp_pickup_stop(struct smtp_pickup *pk)
     if (!pk)
         return;
     event_free(pk->timer);
+    free(pk->names);
     free(pk);
 }

@@ -18,7 +18,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct buf b;
         bool eight;
         buf_init(&b, 4 * size + 16);
-        if (maildrop_to_wire((const char *)data + body, size - body, &b, &eight, err, sizeof err) == 0) {
+        /* The shared check and the conversion agree: the check passes (with no
+           size limit to speak of) exactly when the conversion does, and then the
+           check's wire size is the converted size. */
+        int checked = maildrop_check_message((const char *)data + body, size - body, ~0ULL, err, sizeof err);
+        int converted = maildrop_to_wire((const char *)data + body, size - body, &b, &eight, err, sizeof err);
+        if (checked != converted)
+            abort();
+        if (converted == 0 && maildrop_check_message((const char *)data + body, size - body,
+                                                     (unsigned long long)b.len + MAILDROP_TRACE_MAX, err,
+                                                     sizeof err) != 0)
+            abort();
+        if (converted == 0) {
             for (size_t i = 0; i < b.len; i++)      /* every line ends in CRLF, no bare CR or LF */
                 if ((b.data[i] == '\n' && (i == 0 || b.data[i - 1] != '\r')) ||
                     (b.data[i] == '\r' && (i + 1 >= b.len || b.data[i + 1] != '\n')))

@@ -101,9 +101,150 @@ class Sendmail(unittest.TestCase):
         self.assertFalse(os.path.exists(path))
         self.assertIn("maildrop/d.handmade: moved to corrupt/", self.f.read_log())
 
+    def assert_refused(self, text, words):
+        # Security review #4: such a message used to exit 0, and the pickup then
+        # quarantined it where nobody looks. Now: 65 (EX_DATAERR), one sentence, no drop.
+        before = self.f.queue_files("corrupt")
+        r = self.run_sendmail(["vic@localhost"], text)
+        self.assertEqual(r.returncode, 65, r.stderr)
+        err = r.stderr.decode()
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertIn(words, err)
+        self.assertEqual(self.f.queue_files("maildrop"), [])
+        self.assertEqual(self.f.queue_files("corrupt"), before)
+
+    def test_long_line_is_refused(self):
+        self.assert_refused("Subject: long\n\nshort\n" + "x" * 1500 + "\n",
+                            "line 4 of the message is longer than 998 octets")
+
+    def test_nul_is_refused(self):
+        self.assert_refused("Subject: nul\n\nab\0c\n", "line 3 of the message contains a NUL octet")
+
     def test_no_recipients_is_usage_error(self):
         r = self.run_sendmail([], "Subject: x\n\nx\n")
         self.assertEqual(r.returncode, 2)
+
+
+def as_uid(uid, *cmd, stdin=b""):
+    """Run cmd as uid (group the same), the way a local user would."""
+    return subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"] + list(cmd),
+                          input=stdin, capture_output=True)
+
+
+class MaildropLinks(unittest.TestCase):
+    """Security review #3: a local user (here uid 1, neither root nor the daemon's
+    user) plants links in maildrop/; nothing the daemon writes may follow them."""
+
+    def setUp(self):
+        if os.getuid() != 0:
+            self.fail("this test needs root to act as another user (CI and make test run as root)")
+        self.f = Ferry().start()
+        self.addCleanup(self.f.cleanup)
+
+    def test_planted_reason_link_does_not_overwrite_the_daemons_files(self):
+        f = self.f
+        drop = os.path.join(f.spool, "maildrop")
+        corrupt = os.path.join(f.spool, "corrupt")
+        # The victim: a file of the daemon's user that uid 1 cannot write (as a
+        # queued message is).
+        victim = os.path.join(f.spool, "queue", "0000000000000000.msg")
+        with open(victim, "wb") as fh:
+            fh.write(b"the daemon's own bytes\r\n")
+        st = os.stat(os.path.join(f.spool, "queue"))
+        os.chown(victim, st.st_uid, st.st_gid)
+        os.chmod(victim, 0o600)
+        r = as_uid(1, "ln", "-s", victim, os.path.join(drop, "d.zz.reason"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The pickup deals with the link first (as the attacker arranges it) ...
+        self.assertTrue(wait_for(lambda: "d.zz.reason" not in os.listdir(drop), 5), f.read_log())
+        # ... then a bad drop whose reason file would be written through it.
+        r = as_uid(1, "sh", "-c", "printf 'garbage\\n' > %s" % os.path.join(drop, "d.zz"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_for(lambda: "d.zz" not in os.listdir(drop), 5), f.read_log())
+        with open(victim, "rb") as fh:
+            self.assertEqual(fh.read(), b"the daemon's own bytes\r\n")
+        # The bad drop is in corrupt/ with its reason; the link left only a reason.
+        with open(os.path.join(corrupt, "drop.d.zz"), "rb") as fh:
+            self.assertEqual(fh.read(), b"garbage\n")
+        reason = os.path.join(corrupt, "drop.d.zz.reason")
+        self.assertFalse(os.path.islink(reason))
+        with open(reason) as fh:
+            self.assertIn("not a maildrop file", fh.read())
+        for name in os.listdir(corrupt):
+            self.assertFalse(os.path.islink(os.path.join(corrupt, name)), name)
+        with open(os.path.join(corrupt, "drop.d.zz.reason.reason")) as fh:
+            self.assertIn("a symbolic link", fh.read())
+        self.assertEqual(os.listdir(drop), [])
+
+    def test_sendmail_as_root_refuses_a_maildrop_link(self):
+        # The spool's owner swaps maildrop/ for a link to a directory of root's:
+        # root's ferry-sendmail (cron mail) must not create its files there.
+        f = self.f
+        f.stop()
+        target = os.path.join(f.dir, "root-only")
+        os.mkdir(target, 0o700)
+        drop = os.path.join(f.spool, "maildrop")
+        os.rename(drop, drop + ".bak")
+        os.symlink(target, drop)
+        r = subprocess.run([SENDMAIL, "-c", f.conf, "root@localhost"], input=b"Subject: cron\n\nhi\n",
+                           capture_output=True)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(b"maildrop", r.stderr)
+        self.assertEqual(os.listdir(target), [])
+
+
+class LargeDrops(unittest.TestCase):
+    """Security review #8: ten 20 MB drops picked up in one go froze the smtp
+    process's loop (greetings waited 5 s). The pickup now takes one file per turn
+    of the loop, so sessions are served between two drops."""
+
+    def test_sessions_are_served_between_large_drops(self):
+        import threading
+        import time
+        from ferrytest import SmtpLines
+        f = Ferry(extra="message_size_limit = 40M\nmax_connection_rate = 0")
+        f.start()
+        self.addCleanup(f.cleanup)
+        drop = os.path.join(f.spool, "maildrop")
+        line = b"x" * 76 + b"\n"
+        body = line * (16 * 1024 * 1024 // len(line))      # 16 MB
+        count = 6
+        for i in range(count):
+            with open(os.path.join(drop, "t.big%d" % i), "wb") as fh:
+                fh.write(b"FERRY-DROP 1\nsender big@localhost\nrcpt big%d@localhost\n\nSubject: big %d\n\n" % (i, i))
+                fh.write(body)
+        latencies, stop = [], threading.Event()
+
+        def greet():
+            while not stop.is_set():
+                t0 = time.monotonic()
+                s = SmtpLines(f.port, timeout=30)
+                latencies.append((time.monotonic() - t0, s.greeting[0]))
+                s.sock.close()
+                time.sleep(0.01)
+
+        t = threading.Thread(target=greet)
+        t.start()
+        try:
+            for i in range(count):
+                os.rename(os.path.join(drop, "t.big%d" % i), os.path.join(drop, "d.big%d" % i))
+            for i in range(count):
+                self.assertTrue(f.wait_mail("big%d" % i, timeout=120), f.read_log()[-3000:])
+        finally:
+            stop.set()
+            t.join()
+        self.assertTrue(latencies)
+        self.assertTrue(all(code == 220 for _, code in latencies), latencies)
+        # Observable without a clock: the smtp process accepted sessions between
+        # two pickups. Taking all files in one turn, it could not.
+        events = re.findall(r"smtp info: (?:\S+: from=<big@localhost>.*proto=local|session \S+ connect from)",
+                            f.read_log())
+        kinds = ["drop" if "proto=local" in e else "session" for e in events]
+        first, last = kinds.index("drop"), len(kinds) - 1 - kinds[::-1].index("drop")
+        self.assertEqual(kinds.count("drop"), count)
+        self.assertIn("session", kinds[first:last], kinds)
+        print("\n    (%d greetings during %d x 16 MB drops; slowest %.0f ms)"
+              % (len(latencies), count, max(l for l, _ in latencies) * 1000), end="")
 
 
 class SendmailWithoutDaemon(unittest.TestCase):

@@ -134,6 +134,26 @@ START_TEST(to_wire)
 }
 END_TEST
 
+/* The verdict ferry-sendmail and the pickup share: line rules as maildrop_to_wire,
+   and the wire size (CRLF ends) plus room for Received: within the limit. */
+START_TEST(check_message)
+{
+    char err[256];
+    ck_assert_int_eq(maildrop_check_message("a\nb\n", 4, 10000, err, sizeof err), 0);
+    ck_assert_int_eq(maildrop_check_message("x\n\0\n", 4, 10000, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "line 2 of the message contains a NUL"));
+    static char big[1600];
+    memset(big, 'y', sizeof big);
+    memcpy(big, "S: 1\nS: 2\n\n", 11);
+    ck_assert_int_eq(maildrop_check_message(big, sizeof big, 10000, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "line 4 of the message is longer than 998"));
+    /* 3 lines of 1 octet: 9 octets on the wire */
+    ck_assert_int_eq(maildrop_check_message("a\nb\nc", 5, MAILDROP_TRACE_MAX + 9, err, sizeof err), 0);
+    ck_assert_int_eq(maildrop_check_message("a\nb\nc", 5, MAILDROP_TRACE_MAX + 8, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "over the size limit"));
+}
+END_TEST
+
 Suite *maildrop_suite(void)
 {
     Suite *s = suite_create("maildrop");
@@ -143,6 +163,7 @@ Suite *maildrop_suite(void)
     tcase_add_test(tc, parser_rejects);
     tcase_add_test(tc, too_many_recipients);
     tcase_add_test(tc, to_wire);
+    tcase_add_test(tc, check_message);
     suite_add_tcase(s, tc);
     return s;
 }
