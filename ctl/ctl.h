@@ -11,6 +11,11 @@
 int ctl_queue(const struct ferry_config *cfg, int argc, char **argv);
 /* `ferryctl user add|del|passwd|list|addr` (SMTP AUTH users). */
 int ctl_user(const struct ferry_config *cfg, int argc, char **argv);
+/* Run as root: become the daemon's user (creating data_dir as its own), so files
+   ferryctl creates in the database environment stay the daemon's. 0 or -1. */
+int ctl_become_daemon_user(const struct ferry_config *cfg);
+/* `ferryctl dmarc import|summary|report` (ctl_dmarc.c). */
+int ctl_dmarc(const struct ferry_config *cfg, int argc, char **argv);
 /* `ferryctl dns TYPE NAME`: one blocking lookup, printed like dig's short form. */
 int ctl_dns(const struct dns_config *dns, int argc, char **argv);
 /* `ferryctl dkim keygen|sign|verify|rotate` (see ctl_dkim.c for the key directory). */

@@ -14,6 +14,9 @@
  *     dmp check --ip IP --sender ADDR [--helo NAME]   DMP (draft-fecyk-dmp-02)
  *     dmp record --domain D --ip A [--ip B]...        DMP TXT records to publish
  *     map build [--type aliases|virtual] FILE         compile FILE into FILE.db
+ *     dmarc import [FILE]     store the aggregate report(s) of a message or report file
+ *     dmarc summary [--domain D] [--days N] [--json]  who sends as our domains
+ *     dmarc report --dry-run  print the aggregate reports that are due
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -40,7 +43,8 @@ static void usage(void)
             "  spf check --ip IP --helo NAME --sender ADDR [--identity mailfrom|helo] [--receiver NAME]\n"
             "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
             "  dmp record --domain D --ip A [--ip B]...\n"
-            "  map build [--type aliases|virtual] FILE\n");
+            "  map build [--type aliases|virtual] FILE\n"
+            "  dmarc import [FILE] | summary [--domain D] [--days N] [--json] | report --dry-run\n");
     exit(2);
 }
 
@@ -107,6 +111,8 @@ int main(int argc, char **argv)
         rc = ctl_spf(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmp"))
         rc = ctl_dmp(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "dmarc") && i + 1 < argc && strcmp(argv[i + 1], "check"))
+        rc = ctl_dmarc(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "map"))
         rc = ctl_map(argc - i - 1, argv + i + 1);
     else {

@@ -4,7 +4,7 @@
 # when something must be installed.
 set -e
 PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb5.3-dev
-zlib1g-dev check python3 nsd ldnsutils swaks openssl python3-spf python3-dnspython
+zlib1g-dev libxml2-dev libxml2-utils libzip-dev check python3 nsd ldnsutils swaks openssl python3-spf python3-dnspython
 python3-dkim python3-nacl opendkim opendkim-tools libnet-ssleay-perl unbound
 postfix libsasl2-modules dovecot-core dovecot-lmtpd passwd"
 
