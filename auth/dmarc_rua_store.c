@@ -87,7 +87,7 @@ static bool decode(const char *v, size_t len, struct dmarc_rua_report *r)
     r->records = calloc(lines ? lines : 1, sizeof *r->records);
     char *save = NULL, *line = strtok_r(text, "\n", &save);
     char *f[11];
-    unsigned long long u, e;
+    unsigned long long u = 0, e = 0;
     bool ok = r->records && line && fields(line, f, 7) && COPY(r->org_name, f[0]) && COPY(r->email, f[1]) &&
               COPY(r->report_id, f[2]) && str_to_u64(f[3], ~0ULL, &u) == 0 && str_to_u64(f[4], ~0ULL, &e) == 0 &&
               COPY(r->domain, f[5]) && COPY(r->p, f[6]);

@@ -187,7 +187,8 @@ static double pct(unsigned long long part, unsigned long long whole)
 /* Merge equal (org, ip) neighbours after sorting; failing ones also by header_from. */
 static void print_summary(struct summary *s, bool json)
 {
-    qsort(s->e, s->n, sizeof *s->e, by_source);
+    if (s->n)
+        qsort(s->e, s->n, sizeof *s->e, by_source);
     unsigned long long tot = 0, spf = 0, dkim = 0, dmarc = 0;
     for (size_t i = 0; i < s->n; i++) {
         tot += s->e[i].n;
