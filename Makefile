@@ -14,7 +14,7 @@
 
 SRC_DIRS := lib smtpd queue delivery auth pull ctl
 
-PKGS := libevent libevent_openssl openssl ldns zlib libidn2
+PKGS := libevent libevent_openssl openssl ldns zlib libidn2 libxml-2.0 libzip
 
 ifeq ($(SAN),1)
 BUILD    ?= build-san

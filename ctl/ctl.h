@@ -11,6 +11,11 @@
 int ctl_queue(const struct ferry_config *cfg, int argc, char **argv);
 /* `ferryctl user add|del|passwd|list|addr` (SMTP AUTH users). */
 int ctl_user(const struct ferry_config *cfg, int argc, char **argv);
+/* Run as root: become the daemon's user (creating data_dir as its own), so files
+   ferryctl creates in the database environment stay the daemon's. 0 or -1. */
+int ctl_become_daemon_user(const struct ferry_config *cfg);
+/* `ferryctl dmarc import|summary|report` (ctl_dmarc.c). */
+int ctl_dmarc(const struct ferry_config *cfg, int argc, char **argv);
 /* `ferryctl dns TYPE NAME`: one blocking lookup, printed like dig's short form. */
 int ctl_dns(const struct dns_config *dns, int argc, char **argv);
 /* `ferryctl dkim keygen|sign|verify|rotate` (see ctl_dkim.c for the key directory). */
@@ -20,8 +25,8 @@ int ctl_dkim(const struct dns_config *dns, int argc, char **argv);
 int ctl_spf(const struct dns_config *dns, int argc, char **argv);
 /* `ferryctl dmp check ...` and `ferryctl dmp record ...` (draft-fecyk-dmp-02). */
 int ctl_dmp(const struct dns_config *dns, int argc, char **argv);
-/* `ferryctl dmarc check ...`: SPF, DKIM and DMARC of a message on stdin. */
-int ctl_dmarc(const struct dns_config *dns, int argc, char **argv);
+/* `ferryctl dmarc check ...`: SPF, DKIM and DMARC of a message on stdin (ctl_dmarc_check.c). */
+int ctl_dmarc_check(const struct dns_config *dns, int argc, char **argv);
 
 /* A message on stdin into b (at most CTL_MSG_MAX octets). 0 ok; -1 with one sentence
    on stderr, prefixed "ferryctl WHO:". */

@@ -1,19 +1,20 @@
 /*
- * ctl_dmarc — `ferryctl [--resolver IP[:PORT]] dmarc check --ip IP --helo NAME
- * --sender ADDR < message`: what the daemon would decide at end of DATA, by hand.
+ * ctl_dmarc — `ferryctl dmarc import|summary|report`:
  *
- * It runs SPF on the MAIL FROM identity (postmaster@HELO for a null sender "" or
- * "<>"), verifies every DKIM signature, takes the author domain from the From:
- * field(s) and evaluates DMARC. Output, first line (what scripts read):
- *   dmarc=RESULT header.from=D policy=P disposition=X
- * (D empty when there is no single author domain), then one line per step: the SPF
- * and DKIM results, where each record was looked for, each identifier's alignment
- * and the decision, and last the Authentication-Results text.
- * Unix line ends in the message are accepted.
+ *   dmarc import [FILE]      a received message (or a bare .xml/.xml.gz/.zip report)
+ *                            from FILE or standard input into the data_dir store
+ *                            (auth/dmarc_rua_store.h); a refused one stores nothing
+ *                            and exits 1 with the reason
+ *   dmarc summary [--domain D] [--days N] [--json]
+ *                            from the received reports: per reporter and source IP,
+ *                            messages and SPF/DKIM/DMARC pass counts and rates, then
+ *                            the sources that fail DMARC
+ *   dmarc report --dry-run   the aggregate reports we would send now, as XML
+ *                            (sending them is the queue process's job)
  */
-#include "auth/dkim_dns.h"
-#include "auth/dmarc.h"
-#include "auth/spf.h"
+#include "auth/dmarc_agg.h"
+#include "auth/dmarc_report_mail.h"
+#include "auth/dmarc_rua_store.h"
 #include "ctl/ctl.h"
 #include "lib/buf.h"
 
@@ -22,119 +23,323 @@
 #include <string.h>
 #include <time.h>
 
+#define SUMMARY_ROWS_MAX 2000000
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: ferryctl [--resolver IP[:PORT]] dmarc check --ip IP --helo NAME --sender ADDR < message\n");
+    fprintf(stderr, "usage: ferryctl dmarc import [FILE] | summary [--domain D] [--days N] [--json] | "
+                    "report --dry-run\n");
     return 2;
 }
 
-/* The header section with CRLF line ends (msg_header reads only those). */
-static int header_crlf(const struct buf *msg, struct buf *out)
+static int open_env(const struct ferry_config *cfg, struct fdb_env **env)
 {
-    buf_init(out, 2 * (size_t)CTL_MSG_MAX);   /* LF to CRLF at most doubles it */
-    const char *p = msg->data ? msg->data : "";
-    size_t n = msg->len;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) {
-            if (buf_append(out, "\r\n", 2) < 0)
-                return -1;
-        } else if (buf_append(out, p + i, 1) < 0) {
-            return -1;
-        }
-        /* stop after the empty line */
-        if (out->len >= 4 && !memcmp(out->data + out->len - 4, "\r\n\r\n", 4))
-            break;
-        if (out->len == 2 && !memcmp(out->data, "\r\n", 2))
-            break;
+    char err[512];
+    if (ctl_become_daemon_user(cfg) < 0)
+        return -1;
+    if (fdb_env_open(cfg->data_dir, env, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryctl: %s\n", err);
+        return -1;
     }
     return 0;
 }
 
-int ctl_dmarc(const struct dns_config *dns, int argc, char **argv)
+static int cmd_import(const struct ferry_config *cfg, int argc, char **argv)
 {
-    if (argc < 1 || strcmp(argv[0], "check"))
+    if (argc > 1)
         return usage();
-    const char *ip = NULL, *helo = NULL, *sender = NULL;
-    for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc)
-            return usage();
-        if (!strcmp(argv[i], "--ip"))
-            ip = argv[i + 1];
-        else if (!strcmp(argv[i], "--helo"))
-            helo = argv[i + 1];
-        else if (!strcmp(argv[i], "--sender"))
-            sender = argv[i + 1];
+    FILE *in = argc ? fopen(argv[0], "rb") : stdin;
+    if (!in) {
+        fprintf(stderr, "ferryctl: cannot open %s\n", argv[0]);
+        return 1;
+    }
+    struct buf b;
+    buf_init(&b, DMARC_RUA_MSG_MAX);
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, in)) > 0)
+        if (buf_append(&b, chunk, n) < 0) {
+            fprintf(stderr, "ferryctl: the input is larger than %u octets\n", DMARC_RUA_MSG_MAX);
+            rc = 1;
+            break;
+        }
+    if (in != stdin)
+        fclose(in);
+    struct fdb_env *env = NULL;
+    struct dmarc_rua_store *st = NULL;
+    char err[512];
+    size_t stored = 0, dups = 0;
+    if (rc == 0 && open_env(cfg, &env) < 0)
+        rc = 1;
+    if (rc == 0 && dmarc_rua_store_open(env, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryctl: %s\n", err);
+        rc = 1;
+    }
+    if (rc == 0 && dmarc_rua_import(st, b.data ? b.data : "", b.len, &stored, &dups, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryctl: %s: report refused: %s\n", argc ? argv[0] : "standard input", err);
+        rc = 1;
+    }
+    if (rc == 0)
+        printf("%zu report%s stored, %zu already present\n", stored, stored == 1 ? "" : "s", dups);
+    dmarc_rua_store_close(st);
+    fdb_env_close(env);
+    buf_free(&b);
+    return rc;
+}
+
+/* One (reporter, source IP, header_from) with its counts. */
+struct entry {
+    const char *org;        /* interned in the report list below */
+    char ip[64];
+    char from[256];
+    unsigned long long n, spf, dkim, dmarc;
+};
+
+struct summary {
+    const char *domain;
+    long long since;
+    struct entry *e;
+    size_t n, cap;
+    char **orgs;
+    size_t norgs;
+    unsigned long long reports;
+    bool full;
+};
+
+static const char *intern(struct summary *s, const char *org)
+{
+    for (size_t i = 0; i < s->norgs; i++)
+        if (!strcmp(s->orgs[i], org))
+            return s->orgs[i];
+    char **p = realloc(s->orgs, (s->norgs + 1) * sizeof *p);
+    char *copy = strdup(org);
+    if (!p || !copy) {
+        free(copy);
+        if (p)
+            s->orgs = p;
+        return NULL;
+    }
+    s->orgs = p;
+    return s->orgs[s->norgs++] = copy;
+}
+
+static int gather(const struct dmarc_rua_report *r, void *arg)
+{
+    struct summary *s = arg;
+    if ((s->domain && !str_ieq(r->domain, s->domain)) || r->end < s->since)
+        return 0;
+    const char *org = intern(s, r->org_name);
+    if (!org)
+        return s->full = true;
+    s->reports++;
+    for (size_t i = 0; i < r->nrecords; i++) {
+        const struct dmarc_rua_record *x = &r->records[i];
+        if (s->n == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 256;
+            void *p = cap <= SUMMARY_ROWS_MAX ? realloc(s->e, cap * sizeof *s->e) : NULL;
+            if (!p)
+                return s->full = true;
+            s->e = p;
+            s->cap = cap;
+        }
+        struct entry *e = &s->e[s->n++];
+        memset(e, 0, sizeof *e);
+        e->org = org;
+        str_copy(e->ip, x->source_ip, sizeof e->ip);
+        str_copy(e->from, x->header_from, sizeof e->from);
+        bool spf = !strcmp(x->spf, "pass"), dkim = !strcmp(x->dkim, "pass");
+        e->n = x->count;
+        e->spf = spf ? x->count : 0;
+        e->dkim = dkim ? x->count : 0;
+        e->dmarc = spf || dkim ? x->count : 0;
+    }
+    return 0;
+}
+
+static int by_source(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    int c = strcmp(x->org, y->org);
+    return c ? c : strcmp(x->ip, y->ip);
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static double pct(unsigned long long part, unsigned long long whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* Merge equal (org, ip) neighbours after sorting; failing ones also by header_from. */
+static void print_summary(struct summary *s, bool json)
+{
+    if (s->n)
+        qsort(s->e, s->n, sizeof *s->e, by_source);
+    unsigned long long tot = 0, spf = 0, dkim = 0, dmarc = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        tot += s->e[i].n;
+        spf += s->e[i].spf;
+        dkim += s->e[i].dkim;
+        dmarc += s->e[i].dmarc;
+    }
+    if (json)
+        printf("{\"reports\": %llu, \"messages\": %llu, \"spf_pass\": %llu, \"dkim_pass\": %llu, "
+               "\"dmarc_pass\": %llu, \"sources\": [", s->reports, tot, spf, dkim, dmarc);
+    else
+        printf("%llu reports, %llu messages: SPF aligned pass %.1f%%, DKIM aligned pass %.1f%%, DMARC pass %.1f%%\n"
+               "%-24s %-39s %9s %6s %6s %6s\n", s->reports, tot, pct(spf, tot), pct(dkim, tot), pct(dmarc, tot),
+               "REPORTER", "SOURCE IP", "MESSAGES", "SPF%", "DKIM%", "DMARC%");
+    size_t printed = 0;
+    for (size_t i = 0; i < s->n;) {
+        struct entry m = s->e[i];
+        size_t j = i + 1;
+        for (; j < s->n && !by_source(&s->e[j], &m); j++) {
+            m.n += s->e[j].n;
+            m.spf += s->e[j].spf;
+            m.dkim += s->e[j].dkim;
+            m.dmarc += s->e[j].dmarc;
+        }
+        if (json) {
+            printf("%s{\"reporter\": ", printed++ ? ", " : "");
+            json_str(m.org);
+            printf(", \"source_ip\": ");
+            json_str(m.ip);
+            printf(", \"messages\": %llu, \"spf_pass\": %llu, \"dkim_pass\": %llu, \"dmarc_pass\": %llu}", m.n, m.spf,
+                   m.dkim, m.dmarc);
+        } else {
+            printf("%-24.24s %-39s %9llu %6.1f %6.1f %6.1f\n", m.org, m.ip, m.n, pct(m.spf, m.n), pct(m.dkim, m.n),
+                   pct(m.dmarc, m.n));
+        }
+        i = j;
+    }
+    printf(json ? "], \"failing\": [" : "failing sources (DMARC fail):\n");
+    printed = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct entry *e = &s->e[i];
+        if (e->n == e->dmarc)
+            continue;
+        if (json) {
+            printf("%s{\"reporter\": ", printed++ ? ", " : "");
+            json_str(e->org);
+            printf(", \"source_ip\": ");
+            json_str(e->ip);
+            printf(", \"header_from\": ");
+            json_str(e->from);
+            printf(", \"messages\": %llu}", e->n - e->dmarc);
+        } else {
+            printf("  %-24.24s %-39s %-30s %llu\n", e->org, e->ip, e->from, e->n - e->dmarc);
+            printed++;
+        }
+    }
+    if (json)
+        printf("]}\n");
+    else if (!printed)
+        printf("  none\n");
+}
+
+static int cmd_summary(const struct ferry_config *cfg, int argc, char **argv)
+{
+    struct summary s = { .since = 0 };
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        unsigned long long days;
+        if (!strcmp(argv[i], "--domain") && i + 1 < argc)
+            s.domain = argv[++i];
+        else if (!strcmp(argv[i], "--days") && i + 1 < argc && str_to_u64(argv[i + 1], 100000, &days) == 0 && days) {
+            s.since = (long long)time(NULL) - (long long)days * 86400;
+            i++;
+        } else if (!strcmp(argv[i], "--json"))
+            json = true;
         else
             return usage();
     }
-    if (!ip || !helo || !sender)
-        return usage();
-    struct spf_query q;
-    memset(&q, 0, sizeof q);
-    if (spf_parse_ip(ip, &q.family, q.ip) < 0) {
-        fprintf(stderr, "ferryctl dmarc: --ip %s is not an IPv4 or IPv6 address\n", ip);
-        return 2;
-    }
-    char bare[SPF_TEXT_MAX];
-    if (sender[0] == '<') {
-        snprintf(bare, sizeof bare, "%.*s", (int)strcspn(sender + 1, ">"), sender + 1);
-        sender = bare;
-    }
-    q.sender = sender;
-    q.helo = helo;
-    q.identity = SPF_ID_MAILFROM;
-
-    struct buf msg, hdr;
-    buf_init(&hdr, 0);
-    if (ctl_read_stdin(&msg, "dmarc") < 0) {
-        buf_free(&msg);
+    struct fdb_env *env;
+    struct dmarc_rua_store *st;
+    char err[512];
+    if (open_env(cfg, &env) < 0)
+        return 1;
+    if (dmarc_rua_store_open(env, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryctl: %s\n", err);
+        fdb_env_close(env);
         return 1;
     }
-    int rc = 1;
-    struct dkim_sig_result *sigs = NULL;
-    size_t nsigs = 0;
-    static struct spf_outcome spf;
-    static struct dmarc_outcome out;
-    if (spf_check_sync(dns, &q, &spf) < 0) {
-        fprintf(stderr, "ferryctl dmarc: could not set up the DNS client for the SPF check\n");
-        goto done;
-    }
-    struct dkim_resolver dr;
-    dkim_resolver_sync(&dr, dns);
-    struct dkim_verify_opts vo;
-    dkim_verify_opts_init(&vo, (int64_t)time(NULL));
-    if (dkim_verify_message(&vo, &dr, msg.data ? msg.data : "", msg.len, &sigs, &nsigs) < 0) {
-        fprintf(stderr, "ferryctl dmarc: DKIM verification could not run (out of memory)\n");
-        goto done;
-    }
-    if (header_crlf(&msg, &hdr) < 0) {
-        fprintf(stderr, "ferryctl dmarc: the header section is too large to read\n");
-        goto done;
-    }
-    struct dmarc_from from;
-    dmarc_from_extract(hdr.data ? hdr.data : "", hdr.len, &from);
-    struct dmarc_input in = {&from, spf.result, spf.domain, sigs, nsigs};
-    if (dmarc_evaluate_sync(dns, &in, &out) < 0) {
-        fprintf(stderr, "ferryctl dmarc: could not set up the DNS client for the DMARC check\n");
-        goto done;
-    }
-    printf("dmarc=%s header.from=%s policy=%s disposition=%s\n", dmarc_result_name(out.result), out.header_from,
-           dmarc_policy_name(out.policy), dmarc_policy_name(out.disposition));
-    char line[1024];
-    if (spf_format_auth_results(&spf, line, sizeof line) >= 0)
-        printf("%s%s%s\n", line, spf.reason[0] ? " reason: " : "", spf.reason);
-    for (size_t i = 0; i < nsigs; i++) {
-        dkim_result_format(&sigs[i], false, line, sizeof line);
-        printf("%s\n", line);
-    }
-    for (size_t i = 0; i < out.nsteps; i++)
-        printf("%s\n", out.steps[i]);
-    if (dmarc_format_auth_results(&out, line, sizeof line) >= 0)
-        printf("authentication-results: %s\n", line);
-    rc = fflush(stdout) == 0 ? 0 : 1;
-done:
-    free(sigs);
-    buf_free(&msg);
-    buf_free(&hdr);
+    int rc = dmarc_rua_store_foreach(st, gather, &s) < 0 || s.full ? 1 : 0;
+    if (rc)
+        fprintf(stderr, "ferryctl: cannot read the received DMARC reports%s\n", s.full ? ": too many records" : "");
+    else
+        print_summary(&s, json);
+    for (size_t i = 0; i < s.norgs; i++)
+        free(s.orgs[i]);
+    free(s.orgs);
+    free(s.e);
+    dmarc_rua_store_close(st);
+    fdb_env_close(env);
     return rc;
+}
+
+static void log_line(void *arg, const char *line)
+{
+    fprintf(stderr, "%s\n", line);
+}
+
+static int cmd_report(const struct ferry_config *cfg, int argc, char **argv)
+{
+    if (argc != 1 || strcmp(argv[0], "--dry-run")) {
+        fprintf(stderr, "ferryctl: only \"dmarc report --dry-run\" is available here; the queue process sends "
+                        "due reports\n");
+        return 2;
+    }
+    struct fdb_env *env;
+    struct dmarc_agg *a;
+    char err[512];
+    if (open_env(cfg, &env) < 0)
+        return 1;
+    if (dmarc_agg_open(env, &a, err, sizeof err) < 0) {
+        fprintf(stderr, "ferryctl: %s\n", err);
+        fdb_env_close(env);
+        return 1;
+    }
+    struct dmarc_report_sender s = {
+        .receiver = cfg->hostname, .from = cfg->dmarc_report_email, .now = time(NULL),
+        .meta = { .org_name = cfg->dmarc_report_org_name, .email = cfg->dmarc_report_email, .generator = "Ferry" },
+    };
+    struct buf out;
+    buf_init(&out, 256u << 20);
+    struct dmarc_send_stats st;
+    int rc = dmarc_report_send_due(a, &s, NULL, NULL, log_line, &out, &st) < 0 ? 1 : 0;
+    if (rc)
+        fprintf(stderr, "ferryctl: %s\n", dmarc_agg_error(a));
+    else
+        fwrite(out.data ? out.data : "", 1, out.len, stdout);
+    buf_free(&out);
+    dmarc_agg_close(a);
+    fdb_env_close(env);
+    return rc;
+}
+
+int ctl_dmarc(const struct ferry_config *cfg, int argc, char **argv)
+{
+    if (argc < 1)
+        return usage();
+    if (!strcmp(argv[0], "import"))
+        return cmd_import(cfg, argc - 1, argv + 1);
+    if (!strcmp(argv[0], "summary"))
+        return cmd_summary(cfg, argc - 1, argv + 1);
+    if (!strcmp(argv[0], "report"))
+        return cmd_report(cfg, argc - 1, argv + 1);
+    return usage();
 }

@@ -27,7 +27,7 @@ static int usage(void)
     return 2;
 }
 
-static int become_daemon_user(const struct ferry_config *cfg)
+int ctl_become_daemon_user(const struct ferry_config *cfg)
 {
     if (geteuid() != 0)
         return 0;
@@ -88,7 +88,7 @@ int ctl_user(const struct ferry_config *cfg, int argc, char **argv)
     if (strcmp(verb, "add") && strcmp(verb, "del") && strcmp(verb, "passwd") && strcmp(verb, "list") &&
         strcmp(verb, "addr"))
         return usage();
-    if (become_daemon_user(cfg) < 0)
+    if (ctl_become_daemon_user(cfg) < 0)
         return 1;
     char err[512], pw[CRED_PASSWORD_MAX + 2];
     struct fdb_env *env;

@@ -15,6 +15,9 @@
  *     dmarc check --ip IP --helo NAME --sender ADDR < msg   SPF, DKIM and DMARC (RFC 9989)
  *     dmp record --domain D --ip A [--ip B]...        DMP TXT records to publish
  *     map build [--type aliases|virtual] FILE         compile FILE into FILE.db
+ *     dmarc import [FILE]     store the aggregate report(s) of a message or report file
+ *     dmarc summary [--domain D] [--days N] [--json]  who sends as our domains
+ *     dmarc report --dry-run  print the aggregate reports that are due
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -42,6 +45,7 @@ static void usage(void)
             "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
             "  dmp record --domain D --ip A [--ip B]...\n"
             "  dmarc check --ip IP --helo NAME --sender ADDR < msg\n"
+            "  dmarc import [FILE] | summary [--domain D] [--days N] [--json] | report [--dry-run] [--domain D]\n"
             "  map build [--type aliases|virtual] FILE\n");
     exit(2);
 }
@@ -72,8 +76,9 @@ int main(int argc, char **argv)
     struct ferry_config cfg;
     char err[CONF_ERR_MAX];
     /* The config is needed for the spool; DNS, DKIM, SPF, DMP and DMARC checks run without one. */
+    bool dmarc_check = !strcmp(argv[i], "dmarc") && i + 1 < argc && !strcmp(argv[i + 1], "check");
     bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "spf") &&
-                       strcmp(argv[i], "dmp") && strcmp(argv[i], "dmarc") && strcmp(argv[i], "map");
+                       strcmp(argv[i], "dmp") && !dmarc_check && strcmp(argv[i], "map");
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
             fprintf(stderr, "ferryctl: %s\n", err);
@@ -109,8 +114,10 @@ int main(int argc, char **argv)
         rc = ctl_spf(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmp"))
         rc = ctl_dmp(&dns, argc - i - 1, argv + i + 1);
+    else if (dmarc_check)
+        rc = ctl_dmarc_check(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmarc"))
-        rc = ctl_dmarc(&dns, argc - i - 1, argv + i + 1);
+        rc = ctl_dmarc(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "map"))
         rc = ctl_map(argc - i - 1, argv + i + 1);
     else {

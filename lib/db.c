@@ -158,7 +158,7 @@ static void dbt_in(DBT *d, const void *p, size_t n)
 }
 
 /* One operation: in the caller's transaction, or in its own, retried on deadlock. */
-enum op { OP_PUT, OP_GET, OP_DEL };
+enum op { OP_PUT, OP_GET, OP_GET_RMW, OP_DEL };
 
 static int run(struct fdb *d, struct fdb_txn *txn, enum op op, const void *key, size_t klen, const void *val,
                size_t vlen, void **out, size_t *outlen)
@@ -183,9 +183,10 @@ static int run(struct fdb *d, struct fdb_txn *txn, enum op op, const void *key, 
             r = d->db->put(d->db, t, &k, &v, 0);
             break;
         case OP_GET:
+        case OP_GET_RMW:
             memset(&v, 0, sizeof v);
             v.flags = DB_DBT_MALLOC;
-            r = d->db->get(d->db, t, &k, &v, 0);
+            r = d->db->get(d->db, t, &k, &v, op == OP_GET_RMW ? DB_RMW : 0);
             if (r == 0) {
                 *out = v.data;
                 *outlen = v.size;
@@ -216,7 +217,7 @@ static int run(struct fdb *d, struct fdb_txn *txn, enum op op, const void *key, 
             t->abort(t);
         if (r == 0)
             return result;
-        if (op == OP_GET && *out) {
+        if ((op == OP_GET || op == OP_GET_RMW) && *out) {
             free(*out);
             *out = NULL;
         }
@@ -239,6 +240,13 @@ int fdb_get(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen, vo
     return run(d, txn, OP_GET, key, klen, NULL, 0, val, vlen);
 }
 
+int fdb_get_for_update(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    *val = NULL;
+    *vlen = 0;
+    return run(d, txn, OP_GET_RMW, key, klen, NULL, 0, val, vlen);
+}
+
 int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
 {
     return run(d, txn, OP_DEL, key, klen, NULL, 0, NULL, NULL);
@@ -246,34 +254,55 @@ int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
 
 int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)
 {
+    return fdb_foreach_prefix(d, NULL, NULL, 0, fn, arg);
+}
+
+int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
+                       void *arg)
+{
     DBC *c;
-    DB_TXN *t;
-    int r = d->env->env->txn_begin(d->env->env, NULL, &t, 0);
-    if (r != 0) {
+    DB_TXN *t = txn ? txn->txn : NULL;
+    int r;
+    if (!txn && (r = d->env->env->txn_begin(d->env->env, NULL, &t, 0)) != 0) {
         set_err(d->env, "cannot begin a transaction", r);
         return -1;
     }
     r = d->db->cursor(d->db, t, &c, 0);
     if (r != 0) {
-        t->abort(t);
+        if (!txn)
+            t->abort(t);
         set_err(d->env, "cannot open a cursor", r);
         return -1;
     }
     DBT k, v;
     memset(&k, 0, sizeof k);
     memset(&v, 0, sizeof v);
+    u_int32_t how = DB_NEXT;
+    if (plen > 0) {
+        /* DB_SET_RANGE: the first key >= prefix (BDB then points k at its own copy). */
+        k.data = (void *)prefix;
+        k.size = (u_int32_t)plen;
+        how = DB_SET_RANGE;
+    }
     int stop = 0;
-    while ((r = c->get(c, &k, &v, DB_NEXT)) == 0) {
+    while ((r = c->get(c, &k, &v, how)) == 0) {
+        how = DB_NEXT;
+        if (plen > 0 && (k.size < plen || memcmp(k.data, prefix, plen) != 0)) {
+            r = DB_NOTFOUND;
+            break;
+        }
         stop = fn(k.data, k.size, v.data, v.size, arg);
         if (stop)
             break;
     }
     c->close(c);
     if (r != 0 && r != DB_NOTFOUND) {
-        t->abort(t);
+        if (!txn)
+            t->abort(t);
         set_err(d->env, "cannot read the database", r);
         return -1;
     }
-    t->commit(t, 0);
+    if (!txn)
+        t->commit(t, 0);
     return stop;
 }

@@ -33,11 +33,20 @@ int  fdb_put(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen,
              const void *val, size_t vlen);
 int  fdb_get(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen,
              void **val, size_t *vlen);
+/* As fdb_get, but takes the write lock at once (DB_RMW): for a read-modify-write
+   inside txn, so two writers of the same key wait instead of deadlocking. */
+int  fdb_get_for_update(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen,
+                        void **val, size_t *vlen);
 int  fdb_del(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen);  /* 1 if absent */
 
 /* Visit every pair in key order; stop early when fn returns non-zero (returned). */
 typedef int (*fdb_visit_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
 int  fdb_foreach(struct fdb *db, fdb_visit_fn fn, void *arg);
+
+/* Visit, in key order, the pairs whose key starts with prefix (plen may be 0),
+   inside txn (NULL: a transaction of its own). Returns as fdb_foreach. */
+int  fdb_foreach_prefix(struct fdb *db, struct fdb_txn *txn, const void *prefix, size_t plen,
+                        fdb_visit_fn fn, void *arg);
 
 const char *fdb_last_error(struct fdb_env *env);
 

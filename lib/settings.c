@@ -1,5 +1,6 @@
 /* settings — see settings.h. */
 #include "lib/settings.h"
+#include "lib/addr.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 
@@ -174,6 +175,28 @@ static const char *check_domain_or_empty(char *v)
     return *v ? check_domain(v) : NULL;
 }
 
+/* local@domain, as written in a From: field or an rua mailto: (no display name). */
+static const char *check_mailbox(char *v)
+{
+    struct mailbox m;
+    const char *why;
+    if (addr_parse_mailbox(v, strlen(v), false, &m, &why) < 0 || m.domain_kind != ADDR_DOMAIN_NAME)
+        return "expected an address local@domain";
+    return NULL;
+}
+
+/* Reporting periods must tile a UTC day so every period starts at a multiple of
+   the interval since midnight (RFC 9990 3.1.1.4: periods do not overlap). */
+static const char *check_report_interval(char *v)
+{
+    unsigned long long secs;
+    if (conf_parse_duration(v, &secs) < 0)
+        return NULL;            /* the duration parser names that error */
+    if (secs < 3600 || secs > 86400 || 86400 % secs)
+        return "must be between 1h and 1d and divide a day evenly (1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d)";
+    return NULL;
+}
+
 static const char *check_user(char *v)
 {
     for (; *v; v++)
@@ -344,6 +367,23 @@ static const struct conf_setting schema[] = {
       .def = "ferry", .choices = mailbox_owner_choices },
     { .key = "mailbox_quota", .type = CONF_SIZE, .offset = offsetof(struct ferry_config, mailbox_quota),
       .def = "0", .min = 0, .max = 1ULL << 50 },
+    S("dmarc_reporting", CONF_BOOL, dmarc_reporting, "yes"),
+    { .key = "dmarc_report_domains", .type = CONF_LIST,
+      .offset = offsetof(struct ferry_config, dmarc_report_domains), .def = "", .check = check_domain,
+      .comma_split = true },
+    S("dmarc_report_org_name", CONF_STRING, dmarc_report_org_name, ""),
+    { .key = "dmarc_report_email", .type = CONF_STRING, .offset = offsetof(struct ferry_config, dmarc_report_email),
+      .size = 320, .def = "", .check = check_mailbox },
+    { .key = "dmarc_report_interval", .type = CONF_DURATION,
+      .offset = offsetof(struct ferry_config, dmarc_report_interval), .def = "86400", .min = 3600, .max = 86400,
+      .check = check_report_interval },
+    S("dmarc_failure_reports", CONF_BOOL, dmarc_failure_reports, "no"),
+    S("dmarc_failure_redact", CONF_BOOL, dmarc_failure_redact, "yes"),
+    { .key = "dmarc_failure_rate", .type = CONF_UINT, .offset = offsetof(struct ferry_config, dmarc_failure_rate),
+      .def = "10", .min = 1, .max = 100000 },
+    { .key = "dmarc_reports_address", .type = CONF_STRING,
+      .offset = offsetof(struct ferry_config, dmarc_reports_address), .size = 320, .def = "",
+      .check = check_mailbox },
 };
 
 const struct conf_setting *settings_schema(size_t *n)
@@ -393,6 +433,13 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
     }
     if (!cfg->authserv_id[0])
         str_copy(cfg->authserv_id, cfg->hostname, sizeof cfg->authserv_id);
+    if (!cfg->dmarc_report_org_name[0])
+        str_copy(cfg->dmarc_report_org_name, cfg->hostname, sizeof cfg->dmarc_report_org_name);
+    if (!cfg->dmarc_report_email[0])
+        snprintf(cfg->dmarc_report_email, sizeof cfg->dmarc_report_email, "noreply-dmarc@%s", cfg->hostname);
+    if (!cfg->dmarc_reports_address[0])
+        snprintf(cfg->dmarc_reports_address, sizeof cfg->dmarc_reports_address, "dmarc-reports@%s",
+                 cfg->local_domains.items[0]);
     if (cfg->retry_min > cfg->retry_max) {
         snprintf(err, errlen, "%s: retry_min is larger than retry_max", file);
         return -1;
@@ -467,6 +514,13 @@ static bool domain_in_list(const struct conf_list *l, const char *domain)
 bool settings_is_local_domain(const struct ferry_config *cfg, const char *domain)
 {
     return domain_in_list(&cfg->local_domains, domain);
+}
+
+bool settings_dmarc_report_domain(const struct ferry_config *cfg, const char *domain)
+{
+    if (!cfg->dmarc_reporting)
+        return false;
+    return cfg->dmarc_report_domains.n == 0 || domain_in_list(&cfg->dmarc_report_domains, domain);
 }
 
 bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain)

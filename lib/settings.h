@@ -135,6 +135,16 @@ struct ferry_config {
     unsigned long long lmtp_timeout;
     unsigned long long mailbox_quota;   /* octets; 0: none */
     int mailbox_owner;                  /* enum mailbox_owner */
+    /* DMARC reporting (auth/dmarc_agg.h, dmarc_report_*.h, dmarc_failure.h) */
+    bool dmarc_reporting;
+    struct conf_list dmarc_report_domains;      /* empty: every policy domain */
+    char dmarc_report_org_name[256];            /* derived: the hostname when not set */
+    char dmarc_report_email[320];               /* derived: noreply-dmarc@hostname when not set */
+    unsigned long long dmarc_report_interval;   /* divides 86400: periods aligned to UTC days */
+    bool dmarc_failure_reports;
+    bool dmarc_failure_redact;
+    unsigned long long dmarc_failure_rate;      /* per destination per hour */
+    char dmarc_reports_address[320];            /* derived: dmarc-reports@<first local domain> */
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];
@@ -157,6 +167,10 @@ enum mailbox_format settings_mailbox_format(const struct ferry_config *cfg, cons
 /* Is the client in dmarc_trusted_forwarders? */
 bool settings_is_trusted_forwarder(const struct ferry_config *cfg, const struct sockaddr *sa);
 bool settings_is_relay_client(const struct ferry_config *cfg, const struct sockaddr *sa);
+
+/* Should aggregate reports be kept for this DMARC policy domain? (dmarc_reporting
+   and dmarc_report_domains; case-insensitive, trailing dot ignored) */
+bool settings_dmarc_report_domain(const struct ferry_config *cfg, const char *domain);
 
 /* The DNS client settings: the resolver key's servers (else /etc/resolv.conf),
    dns_timeout and dns_rounds. */

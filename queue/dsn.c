@@ -1,13 +1,11 @@
 /* dsn — see dsn.h. */
 #include "queue/dsn.h"
 #include "lib/mail_date.h"
+#include "lib/mime.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define FOLD_AT        78      /* RFC 5322 2.1.1: SHOULD */
-#define LINE_HARD_MAX  998     /* RFC 5322 2.1.1: MUST */
-#define WORD_MAX       900     /* one unbreakable word longer than this is cut */
 #define HUMAN_DIAG_MAX 900
 
 const char *dsn_action_name(enum dsn_action a)
@@ -35,51 +33,6 @@ static bool str_8bit(const char *s)
     return s && has_8bit(s, strlen(s));
 }
 
-/* Copy s with every control character (CR and LF included) made a space: text
-   from a remote server must never be able to start a header line of its own. */
-static void sanitize(const char *s, char *out, size_t outsz)
-{
-    size_t o = 0;
-    for (; s && *s && o + 1 < outsz; s++) {
-        unsigned char c = (unsigned char)*s;
-        out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-    }
-    out[o] = '\0';
-    if (s && *s && outsz > 4)       /* cut: say so rather than end mid-word silently */
-        memcpy(out + outsz - 4, "...", 4);
-}
-
-/* "Name: value", folded at spaces near FOLD_AT, never past LINE_HARD_MAX. */
-static int put_field(struct buf *b, const char *name, const char *value)
-{
-    char v[4096];
-    sanitize(value, v, sizeof v);
-    int r = buf_printf(b, "%s:", name);
-    size_t col = strlen(name) + 1;
-    const char *p = v;
-    while (*p == ' ')
-        p++;
-    while (*p) {
-        const char *w = p;
-        while (*p && *p != ' ')
-            p++;
-        size_t wlen = (size_t)(p - w);
-        if (wlen > WORD_MAX)
-            wlen = WORD_MAX;
-        if (col > 1 + strlen(name) && col + 1 + wlen > FOLD_AT) {
-            r |= buf_puts(b, "\r\n");
-            col = 0;
-        }
-        r |= buf_append(b, " ", 1);
-        r |= buf_append(b, w, wlen);
-        col += 1 + wlen;
-        while (*p == ' ')
-            p++;
-    }
-    r |= buf_puts(b, "\r\n");
-    return r;
-}
-
 /* The length of the header section of msg, including the CRLF of its last line
    (not the empty line). A message without an empty line is all header. */
 static size_t header_section_len(const char *msg, size_t len)
@@ -90,17 +43,6 @@ static size_t header_section_len(const char *msg, size_t len)
         if (msg[i] == '\r' && msg[i + 1] == '\n' && msg[i + 2] == '\r' && msg[i + 3] == '\n')
             return i + 2;
     return len;
-}
-
-static bool contains(const char *hay, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    if (k == 0 || k > n)
-        return false;
-    for (size_t i = 0; i + k <= n; i++)
-        if (hay[i] == needle[0] && memcmp(hay + i, needle, k) == 0)
-            return true;
-    return false;
 }
 
 static const char *subject_for(const struct dsn_report *r)
@@ -158,7 +100,7 @@ static int put_human_part(struct buf *b, const struct dsn_report *r, bool utf8)
                 }
             }
             char diag[HUMAN_DIAG_MAX + 1];
-            sanitize(d->diagnostic ? d->diagnostic : "", diag, sizeof diag);
+            mime_sanitize(d->diagnostic ? d->diagnostic : "", diag, sizeof diag);
             rc |= buf_printf(b, "<%s>%s%s\r\n", d->final_recipient, diag[0] ? ": " : "", diag);
             if (d->action == DSN_DELAYED && d->will_retry_until) {
                 mail_date(d->will_retry_until, date, sizeof date);
@@ -177,45 +119,45 @@ static int put_status_part(struct buf *b, const struct dsn_report *r, bool globa
         rc |= buf_puts(b, "Content-Transfer-Encoding: 8bit\r\n");
     rc |= buf_puts(b, "Content-Description: Delivery report\r\n\r\n");
     snprintf(field, sizeof field, "dns; %s", r->reporting_mta);
-    rc |= put_field(b, "Reporting-MTA", field);
-    rc |= put_field(b, "X-Ferry-Queue-ID", r->queue_id);
+    rc |= mime_put_field(b, "Reporting-MTA", field);
+    rc |= mime_put_field(b, "X-Ferry-Queue-ID", r->queue_id);
     if (r->envid && r->envid[0])
-        rc |= put_field(b, "Original-Envelope-Id", r->envid);
+        rc |= mime_put_field(b, "Original-Envelope-Id", r->envid);
     if (r->received_from_mta && r->received_from_mta[0]) {
         snprintf(field, sizeof field, "dns; %s", r->received_from_mta);
-        rc |= put_field(b, "Received-From-MTA", field);
+        rc |= mime_put_field(b, "Received-From-MTA", field);
     }
     if (r->arrival) {
         mail_date(r->arrival, date, sizeof date);
-        rc |= put_field(b, "Arrival-Date", date);
+        rc |= mime_put_field(b, "Arrival-Date", date);
     }
     for (size_t i = 0; i < r->nrcpts; i++) {
         const struct dsn_rcpt *d = &r->rcpts[i];
         rc |= buf_puts(b, "\r\n");
         if (d->orcpt && d->orcpt[0]) {
             snprintf(field, sizeof field, "%s; %s", d->orcpt_type ? d->orcpt_type : "rfc822", d->orcpt);
-            rc |= put_field(b, "Original-Recipient", field);
+            rc |= mime_put_field(b, "Original-Recipient", field);
         }
         snprintf(field, sizeof field, "%s; %s", str_8bit(d->final_recipient) ? "utf-8" : "rfc822",
                  d->final_recipient);
-        rc |= put_field(b, "Final-Recipient", field);
-        rc |= put_field(b, "Action", dsn_action_name(d->action));
-        rc |= put_field(b, "Status", d->status);
+        rc |= mime_put_field(b, "Final-Recipient", field);
+        rc |= mime_put_field(b, "Action", dsn_action_name(d->action));
+        rc |= mime_put_field(b, "Status", d->status);
         if (d->remote_mta && d->remote_mta[0]) {
             snprintf(field, sizeof field, "dns; %s", d->remote_mta);
-            rc |= put_field(b, "Remote-MTA", field);
+            rc |= mime_put_field(b, "Remote-MTA", field);
         }
         if (d->diagnostic && d->diagnostic[0]) {
             snprintf(field, sizeof field, "%s; %s", d->diagnostic_is_smtp ? "smtp" : "x-ferry", d->diagnostic);
-            rc |= put_field(b, "Diagnostic-Code", field);
+            rc |= mime_put_field(b, "Diagnostic-Code", field);
         }
         if (d->last_attempt) {
             mail_date(d->last_attempt, date, sizeof date);
-            rc |= put_field(b, "Last-Attempt-Date", date);
+            rc |= mime_put_field(b, "Last-Attempt-Date", date);
         }
         if (d->action == DSN_DELAYED && d->will_retry_until) {
             mail_date(d->will_retry_until, date, sizeof date);
-            rc |= put_field(b, "Will-Retry-Until", date);
+            rc |= mime_put_field(b, "Will-Retry-Until", date);
         }
     }
     return rc;
@@ -252,7 +194,7 @@ int dsn_build(const struct dsn_report *r, const char *msg, size_t msglen, const 
     unsigned n = 0;
     do {
         snprintf(boundary, sizeof boundary, "=_ferry_%s_%u", seed, n++);
-    } while (contains(msg, ret_len, boundary) && n < 1000);
+    } while (mime_contains(msg, ret_len, boundary) && n < 1000);
 
     size_t start = out->len;
     char date[64];

@@ -562,6 +562,55 @@ START_TEST(local_domains)
 }
 END_TEST
 
+START_TEST(dmarc_reporting_keys)
+{
+    ck_assert_int_eq(settings_load(NULL, &cfg, err, sizeof err), 0);
+    ck_assert(cfg.dmarc_reporting);
+    ck_assert(!cfg.dmarc_failure_reports);
+    ck_assert(cfg.dmarc_failure_redact);
+    ck_assert_uint_eq(cfg.dmarc_report_interval, 86400);
+    ck_assert_uint_eq(cfg.dmarc_failure_rate, 10);
+    ck_assert_str_eq(cfg.dmarc_report_org_name, cfg.hostname);
+    settings_free(&cfg);
+
+    load_ok("hostname = mx.example.net\nlocal_domains = example.net, example.org\n");
+    ck_assert_str_eq(cfg.dmarc_report_org_name, "mx.example.net");
+    ck_assert_str_eq(cfg.dmarc_report_email, "noreply-dmarc@mx.example.net");
+    ck_assert_str_eq(cfg.dmarc_reports_address, "dmarc-reports@example.net");
+    ck_assert(settings_dmarc_report_domain(&cfg, "anything.example"));
+    settings_free(&cfg);
+
+    load_ok("dmarc_report_domains = Example.COM, example.org.\ndmarc_report_org_name = Example & Co <x>\n"
+            "dmarc_report_email = dmarc@example.com\ndmarc_report_interval = 6h\n"
+            "dmarc_failure_reports = yes\ndmarc_failure_redact = no\ndmarc_failure_rate = 3\n"
+            "dmarc_reports_address = rua@example.com\n");
+    ck_assert(settings_dmarc_report_domain(&cfg, "example.com"));
+    ck_assert(settings_dmarc_report_domain(&cfg, "EXAMPLE.org."));
+    ck_assert(!settings_dmarc_report_domain(&cfg, "sub.example.com"));
+    ck_assert_str_eq(cfg.dmarc_report_org_name, "Example & Co <x>");
+    ck_assert_str_eq(cfg.dmarc_report_email, "dmarc@example.com");
+    ck_assert_str_eq(cfg.dmarc_reports_address, "rua@example.com");
+    ck_assert_uint_eq(cfg.dmarc_report_interval, 6 * 3600);
+    ck_assert(cfg.dmarc_failure_reports);
+    ck_assert(!cfg.dmarc_failure_redact);
+    ck_assert_uint_eq(cfg.dmarc_failure_rate, 3);
+    settings_free(&cfg);
+
+    load_ok("dmarc_reporting = no\n");
+    ck_assert(!settings_dmarc_report_domain(&cfg, "example.com"));
+    settings_free(&cfg);
+
+    load_err("dmarc_report_interval = 7h\n", 1, "divide a day");
+    load_err("\ndmarc_report_interval = 2d\n", 2, "divide a day");
+    load_err("dmarc_report_interval = 30m\n", 1, "divide a day");
+    load_err("dmarc_report_email = not an address\n", 1, "local@domain");
+    load_err("dmarc_reports_address = x@[192.0.2.1]\n", 1, "local@domain");
+    load_err("dmarc_failure_rate = 0\n", 1, "dmarc_failure_rate");
+    load_err("dmarc_failure_reports = maybe\n", 1, NULL);
+    load_err("dmarc_report_domains = a@b\n", 1, "not a domain name");
+}
+END_TEST
+
 START_TEST(relay_clients)
 {
     struct sockaddr_storage ss;
@@ -631,6 +680,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, ferry_conf_matches_schema);
     tcase_add_test(tc, local_domains);
     tcase_add_test(tc, relay_clients);
+    tcase_add_test(tc, dmarc_reporting_keys);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -97,6 +97,36 @@ START_TEST(put_get_del_foreach)
 }
 END_TEST
 
+START_TEST(prefix_scan_and_get_for_update)
+{
+    struct fdb_env *e;
+    struct fdb *d;
+    open_both(&e, &d);
+    const char *keys[] = { "a", "ab", "ab\0x", "abc", "b", "ac" };
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_int_eq(fdb_put(d, NULL, keys[i], strlen(keys[i]) + (i == 2 ? 2 : 0), "v", 1), 0);
+    char all[256] = "";
+    ck_assert_int_eq(fdb_foreach_prefix(d, NULL, "ab", 2, collect, all), 0);
+    ck_assert_str_eq(all, "ab=v;ab=v;abc=v;");        /* "ab", "ab\0x" (printed to the NUL), "abc" */
+    all[0] = '\0';
+    ck_assert_int_eq(fdb_foreach_prefix(d, NULL, "zz", 2, collect, all), 0);
+    ck_assert_str_eq(all, "");
+    struct fdb_txn *t;
+    ck_assert_int_eq(fdb_txn_begin(e, &t), 0);
+    void *v;
+    size_t n;
+    ck_assert_int_eq(fdb_get_for_update(d, t, "b", 1, &v, &n), 0);
+    free(v);
+    ck_assert_int_eq(fdb_get_for_update(d, t, "none", 4, &v, &n), 1);
+    all[0] = '\0';
+    ck_assert_int_eq(fdb_foreach_prefix(d, t, "a", 1, collect, all), 0);   /* inside a transaction */
+    ck_assert_str_eq(all, "a=v;ab=v;ab=v;abc=v;ac=v;");
+    ck_assert_int_eq(fdb_txn_commit(t), 0);
+    fdb_close(d);
+    fdb_env_close(e);
+}
+END_TEST
+
 START_TEST(transactions_commit_and_abort)
 {
     struct fdb_env *e;
@@ -246,6 +276,7 @@ Suite *db_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, put_get_del_foreach);
     tcase_add_test(tc, transactions_commit_and_abort);
+    tcase_add_test(tc, prefix_scan_and_get_for_update);
     tcase_add_test(tc, reopen_keeps_data);
     tcase_add_test(tc, second_process_while_open);
     tcase_add_test(tc, recovery_after_a_crash);
