@@ -45,6 +45,13 @@ struct dmarc_report_sender {
     const char *from;               /* dmarc_report_email */
     struct dmarc_report_meta meta;  /* org_name, email, generator for the XML */
     time_t now;                     /* the Date: field */
+    const char *only_domain;        /* NULL, or send only this policy domain's reports */
+    /* May reports about policy_domain go to addr (RFC 9990 section 4, external
+       destinations)? 1 yes; 0 no (why says why: the destination is settled as
+       failed and gets nothing); -1 not known now (left pending for a later run).
+       NULL: every destination is taken as verified. */
+    int (*authorize)(void *arg, const char *policy_domain, const char *addr, char *why, size_t whylen);
+    void *authorize_arg;
 };
 
 /* The attachment's file name (RFC 9990 3.5.2). */

@@ -45,6 +45,24 @@ static int send_one(struct dmarc_agg *a, const struct dmarc_report_sender *s, dm
                 return -1;
             continue;
         }
+        if (s->authorize) {
+            char why2[256] = "";
+            int ok = s->authorize(s->authorize_arg, r->domain, dest.addr, why2, sizeof why2);
+            if (ok <= 0) {
+                char what[320];
+                snprintf(what, sizeof what, "%s: %s", ok == 0 ? "not sent" : "not sent now, tried again later",
+                         why2[0] ? why2 : "unverified destination");
+                say(log, arg, fmt, r->domain, r->begin, dest.addr, what);
+                if (ok == 0) {
+                    st->failed++;
+                    if (submit && settle(a, r, i, DMARC_DEST_FAILED) < 0)
+                        return -1;
+                } else {
+                    st->skipped++;
+                }
+                continue;
+            }
+        }
         struct buf msg;
         buf_init(&msg, DMARC_REPORT_MAIL_MAX);
         if (dmarc_report_mail(s, r, gz->data, gz->len, dest.addr, &msg, err, sizeof err) < 0 ||
@@ -95,6 +113,8 @@ int dmarc_report_send_due(struct dmarc_agg *a, const struct dmarc_report_sender 
     int rc = 0;
     for (size_t k = 0; k < n && rc == 0; k++) {
         struct dmarc_agg_report r;
+        if (s->only_domain && !str_ieq(s->only_domain, due[k].domain))
+            continue;
         int got = submit ? dmarc_agg_freeze(a, due[k].domain, due[k].begin, s->now, &r)
                          : dmarc_agg_load(a, due[k].domain, due[k].begin, &r);
         if (got < 0)

@@ -16,6 +16,8 @@
 #include "auth/dmarc_report_mail.h"
 #include "auth/dmarc_rua_store.h"
 #include "ctl/ctl.h"
+#include "lib/log.h"
+#include "queue/dmarc_job.h"
 #include "lib/buf.h"
 
 #include <stdio.h>
@@ -28,7 +30,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: ferryctl dmarc import [FILE] | summary [--domain D] [--days N] [--json] | "
-                    "report --dry-run\n");
+                    "report [--dry-run] [--domain D]\n");
     return 2;
 }
 
@@ -291,44 +293,33 @@ static int cmd_summary(const struct ferry_config *cfg, int argc, char **argv)
     return rc;
 }
 
-static void log_line(void *arg, const char *line)
-{
-    fprintf(stderr, "%s\n", line);
-}
-
+/* `dmarc report [--dry-run] [--domain D]`: what the queue process does for due
+   reports, now (queue/dmarc_job.h). */
 static int cmd_report(const struct ferry_config *cfg, int argc, char **argv)
 {
-    if (argc != 1 || strcmp(argv[0], "--dry-run")) {
-        fprintf(stderr, "ferryctl: only \"dmarc report --dry-run\" is available here; the queue process sends "
-                        "due reports\n");
-        return 2;
+    bool dry = false;
+    const char *domain = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--dry-run"))
+            dry = true;
+        else if (!strcmp(argv[i], "--domain") && i + 1 < argc)
+            domain = argv[++i];
+        else
+            return usage();
     }
-    struct fdb_env *env;
-    struct dmarc_agg *a;
+    if (ctl_become_daemon_user(cfg) < 0)
+        return 1;
+    log_set_level(LOG_LVL_INFO);        /* one line per destination, on stderr */
+    struct dmarc_job_result res;
     char err[512];
-    if (open_env(cfg, &env) < 0)
-        return 1;
-    if (dmarc_agg_open(env, &a, err, sizeof err) < 0) {
+    if (dmarc_job_run(cfg, dry, domain, &res, err, sizeof err) < 0) {
         fprintf(stderr, "ferryctl: %s\n", err);
-        fdb_env_close(env);
         return 1;
     }
-    struct dmarc_report_sender s = {
-        .receiver = cfg->hostname, .from = cfg->dmarc_report_email, .now = time(NULL),
-        .meta = { .org_name = cfg->dmarc_report_org_name, .email = cfg->dmarc_report_email, .generator = "Ferry" },
-    };
-    struct buf out;
-    buf_init(&out, 256u << 20);
-    struct dmarc_send_stats st;
-    int rc = dmarc_report_send_due(a, &s, NULL, NULL, log_line, &out, &st) < 0 ? 1 : 0;
-    if (rc)
-        fprintf(stderr, "ferryctl: %s\n", dmarc_agg_error(a));
-    else
-        fwrite(out.data ? out.data : "", 1, out.len, stdout);
-    buf_free(&out);
-    dmarc_agg_close(a);
-    fdb_env_close(env);
-    return rc;
+    fprintf(stderr, "%u report%s due%s: %u sent, %u too big, %u failed, %u left for later\n", res.reports,
+            res.reports == 1 ? "" : "s", dry ? " (dry run: nothing sent)" : "", res.sent, res.too_big, res.failed,
+            res.skipped);
+    return 0;
 }
 
 int ctl_dmarc(const struct ferry_config *cfg, int argc, char **argv)

@@ -40,6 +40,7 @@
 #include "queue/control.h"
 #include "queue/outbound.h"
 #include "queue/queue_admin.h"
+#include "queue/report_runner.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
 #include "smtpd/proc.h"
@@ -998,11 +999,15 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
     rescan(&q);
     struct timeval tv = { (time_t)cfg->queue_scan_interval, 0 };
     evtimer_add(q.rescan_timer, &tv);
+    struct report_runner *reports = report_runner_start(q.base, cfg);
+    if (!reports)
+        log_warn("DMARC aggregate reports will not be sent: out of memory");
     log_info("queue process ready: %zu messages queued", sched_msg_count(q.sched));
     event_base_dispatch(q.base);
 
     /* Remote attempts still out are dropped: their envelopes on disk still list
        what is left, and the next start tries it again. */
+    report_runner_free(reports);
     outbound_free(q.ob);
     while (q.inflight) {
         struct attempt *a = q.inflight;

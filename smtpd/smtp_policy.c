@@ -515,6 +515,12 @@ const struct policy_dmarc *smtp_policy_dmarc(const struct smtp_policy *p)
     return &p->verdict;
 }
 
+const struct dkim_sig_result *smtp_policy_dkim_results(const struct smtp_policy *p, size_t *n)
+{
+    *n = p->ndkim;
+    return p->dkim;
+}
+
 const struct dmarc_outcome *smtp_policy_dmarc_outcome(const struct smtp_policy *p)
 {
     return p->outcome;

@@ -39,6 +39,7 @@
 struct smtp_server;
 struct smtp_policy;
 struct dmarc_outcome;
+struct dkim_sig_result;
 
 struct smtp_policy_ctx {
     bool verify;                  /* verify DKIM and write Authentication-Results */
@@ -82,6 +83,8 @@ void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *a
 bool smtp_policy_runs_dmarc(const struct smtp_policy *p);
 /* The DMARC verdict; ->evaluated is false when DMARC did not run. */
 const struct policy_dmarc *smtp_policy_dmarc(const struct smtp_policy *p);
+/* The DKIM results DMARC saw (n 0 when none or DMARC did not run). */
+const struct dkim_sig_result *smtp_policy_dkim_results(const struct smtp_policy *p, size_t *n);
 /* The whole evaluation, for reports; NULL when DMARC did not run. */
 const struct dmarc_outcome *smtp_policy_dmarc_outcome(const struct smtp_policy *p);
 void smtp_policy_free(struct smtp_policy *p);

@@ -2,6 +2,7 @@
 #include "smtpd/smtp_server.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "auth/dmarc_agg.h"
 #include "auth/userdb.h"
 #include "lib/db.h"
 #include "lib/dns.h"
@@ -206,6 +207,8 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     /* Users for AUTH; without the database Ferry still runs, and says AUTH is unavailable. */
     if (fdb_env_open(cfg->data_dir, &srv.db, err, sizeof err) < 0 || !(srv.users = userdb_open(srv.db, err, sizeof err)))
         log_warn("AUTH unavailable: %s", err);
+    if (srv.db && cfg->dmarc_check && cfg->dmarc_reporting && dmarc_agg_open(srv.db, &srv.dmarc_agg, err, sizeof err) < 0)
+        log_warn("DMARC aggregate reports unavailable: %s", err);
     srv.local_maps.users = srv.users;   /* borrowed; never opened a second time */
     srv.local_maps.users_tried = true;
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
@@ -232,6 +235,8 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     ratelimit_free(srv.auth_failures);
     local_maps_close(&srv.local_maps);
     userdb_close(srv.users);
+    if (srv.dmarc_agg)
+        dmarc_agg_close(srv.dmarc_agg);
     fdb_env_close(srv.db);
     dkim_keystore_free(srv.dkim_keys);
     dns_client_free(srv.dns);

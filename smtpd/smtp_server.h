@@ -25,6 +25,7 @@ struct ratelimit;
 struct dns_client;
 struct dkim_keystore;
 struct fdb_env;
+struct dmarc_agg;
 struct userdb;
 
 struct smtp_server {
@@ -45,6 +46,7 @@ struct smtp_server {
     SSL_CTX *tls;                       /* NULL: no certificate, no STARTTLS or smtps */
     struct fdb_env *db;                 /* the data_dir environment */
     struct userdb *users;               /* NULL: AUTH unavailable */
+    struct dmarc_agg *dmarc_agg;        /* NULL: DMARC results are not counted for reports */
     struct local_maps local_maps;       /* RCPT checks of local recipients (local_recipients = known) */
     struct ratelimit *auth_failures;    /* per client IP, for the AUTH lock-out */
     bool stopping;

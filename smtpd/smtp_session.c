@@ -1,6 +1,7 @@
 /* smtp_session — see smtp_session.h. */
 #include "smtpd/smtp_session.h"
 #include "smtpd/sender_identity.h"
+#include "smtpd/smtp_dmarc_agg.h"
 #include "delivery/delivery.h"
 #include "lib/buf.h"
 #include "lib/mail_date.h"
@@ -720,6 +721,26 @@ void smtp_session_finish_message(struct smtp_session *s)
     s->in_policy_finish = false;
 }
 
+/* Count the DMARC evaluation of this transaction for the aggregate report. */
+static void record_dmarc(struct smtp_session *s)
+{
+    const struct policy_dmarc *dm = s->policy ? smtp_policy_dmarc(s->policy) : NULL;
+    if (!dm || !dm->evaluated)
+        return;
+    struct smtp_dmarc_seen m = {
+        .outcome = smtp_policy_dmarc_outcome(s->policy),
+        .verdict = dm,
+        .spf = s->spf_result,
+        .spf_domain = s->spf_domain,
+        .client_ip = s->peer_ip,
+        .envelope_from = s->env.sender,
+        .envelope_to = s->env.nrcpts ? s->env.rcpts[0].addr : "",
+        .log_id = s->draft.id,
+    };
+    m.dkim = smtp_policy_dkim_results(s->policy, &m.ndkim);
+    smtp_dmarc_agg_record(s->srv, &m);
+}
+
 /* The receive-time policy refused the message after its content was read. */
 static void refuse_after_policy(struct smtp_session *s, const char *text)
 {
@@ -745,6 +766,7 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
     const char *qid = s->draft.id;
     const struct policy_dmarc *dm = smtp_policy_dmarc(s->policy);
     if (dm->evaluated && dm->applied == DMARC_P_REJECT) {
+        record_dmarc(s);        /* the report shows what was rejected too */
         char text[600];
         snprintf(text, sizeof text, "550 5.7.1 Message refused: the DMARC policy of %s is reject, and %s",
                  dm->header_from, dm->result == DMARC_RES_FAIL ? "neither SPF nor DKIM passed aligned with it"
@@ -799,6 +821,7 @@ void smtp_session_committed(struct smtp_session *s, bool ok, int err)
         s->rcpts_accepted += (unsigned)s->env.nrcpts;
         s->octets += s->env.size;
         str_copy(s->last_qid, s->draft.id, sizeof s->last_qid);
+        record_dmarc(s);
         smtp_limits_transaction_done(s);
         if (s->state != SS_CLOSING)
             reply(s, "250 2.0.0 Ok: queued as %s", s->draft.id);

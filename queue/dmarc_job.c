@@ -1,0 +1,216 @@
+/* dmarc_job — see dmarc_job.h. */
+#include "queue/dmarc_job.h"
+#include "auth/auth_dns.h"
+#include "auth/dmarc_agg.h"
+#include "auth/dmarc_discover.h"
+#include "auth/dmarc_report_mail.h"
+#include "lib/buf.h"
+#include "lib/db.h"
+#include "lib/dns.h"
+#include "lib/log.h"
+#include "queue/maildrop.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define AUTH_CACHE_MAX 64
+
+struct walk_wait {
+    bool done;
+    int status;                         /* 0 ok, -1 temporary failure */
+    char org[DMARC_DOMAIN_MAX + 1];
+};
+
+static void walk_done(const struct dmarc_walk *w, void *arg)
+{
+    struct walk_wait *ww = arg;
+    ww->done = true;
+    if (w->status == DMARC_WALK_OK) {
+        str_copy(ww->org, w->org_domain, sizeof ww->org);
+        ww->status = 0;
+    } else if (w->status == DMARC_WALK_BAD_NAME) {
+        str_copy(ww->org, w->start, sizeof ww->org);    /* not a name: only itself */
+        ww->status = 0;
+    } else {
+        ww->status = -1;
+    }
+}
+
+/* The organizational domain of domain (RFC 9989 4.10.2), by the tree walk. */
+static int org_domain(struct auth_sync *s, const char *domain, char *out, size_t outsz)
+{
+    struct walk_wait ww = { false, -1, "" };
+    struct dmarc_discover *d = dmarc_discover_start(&s->resolver, domain, walk_done, &ww);
+    if (d)
+        auth_sync_run(s, &ww.done);
+    if (!ww.done) {
+        if (d)
+            dmarc_discover_cancel(d);
+        return -1;
+    }
+    if (ww.status < 0)
+        return -1;
+    str_copy(out, ww.org, outsz);
+    return 0;
+}
+
+int dmarc_job_authorize(const struct dns_config *dns, const char *policy_domain, const char *addr, char *why,
+                        size_t whylen)
+{
+    const char *at = strrchr(addr, '@');
+    if (!at || !at[1]) {
+        snprintf(why, whylen, "%s has no domain", addr);
+        return 0;
+    }
+    const char *rdom = at + 1;
+    if (str_ieq(rdom, policy_domain))
+        return 1;
+    struct auth_sync s;
+    if (auth_sync_open(&s, dns) < 0) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    char org_p[DMARC_DOMAIN_MAX + 1], org_r[DMARC_DOMAIN_MAX + 1];
+    int rc;
+    if (org_domain(&s, policy_domain, org_p, sizeof org_p) < 0 || org_domain(&s, rdom, org_r, sizeof org_r) < 0) {
+        snprintf(why, whylen, "the organizational domains of %s and %s could not be looked up", policy_domain,
+                 rdom);
+        rc = -1;
+    } else if (str_ieq(org_p, org_r)) {
+        rc = 1;             /* the same organization: not an external destination */
+    } else {
+        /* RFC 9990 4: the destination's owner agrees to take reports about us. */
+        char name[2 * DMARC_DOMAIN_MAX + 32];
+        snprintf(name, sizeof name, "%s._report._dmarc.%s", policy_domain, rdom);
+        struct dns_answer ans;
+        memset(&ans, 0, sizeof ans);
+        if (dns_lookup_sync(dns, name, 16 /* TXT */, &ans) < 0) {
+            snprintf(why, whylen, "the lookup of %s could not be made", name);
+            rc = -1;
+        } else if (ans.status == DNS_OK) {
+            rc = 0;
+            for (size_t i = 0; i < ans.count && rc == 0; i++)
+                if (ans.records[i].len >= 8 && !memcmp(ans.records[i].data, "v=DMARC1", 8))
+                    rc = 1;
+            if (!rc)
+                snprintf(why, whylen, "external destination not verified: %s has no v=DMARC1 record", name);
+        } else if (ans.status == DNS_NXDOMAIN || ans.status == DNS_NODATA) {
+            snprintf(why, whylen, "external destination not verified: no TXT record at %s", name);
+            rc = 0;
+        } else {
+            snprintf(why, whylen, "the lookup of %s failed (%s)", name, dns_status_name(ans.status));
+            rc = -1;
+        }
+        dns_answer_free(&ans);
+    }
+    auth_sync_close(&s);
+    return rc;
+}
+
+struct job {
+    const struct ferry_config *cfg;
+    struct dns_config dns;
+    struct { char key[600]; int verdict; char why[256]; } cache[AUTH_CACHE_MAX];
+    size_t ncache;
+};
+
+static int authorize_cached(void *arg, const char *policy_domain, const char *addr, char *why, size_t whylen)
+{
+    struct job *j = arg;
+    char key[600];
+    snprintf(key, sizeof key, "%s %s", policy_domain, addr);
+    for (size_t i = 0; i < j->ncache; i++)
+        if (str_ieq(j->cache[i].key, key)) {
+            str_copy(why, j->cache[i].why, whylen);
+            return j->cache[i].verdict;
+        }
+    int v = dmarc_job_authorize(&j->dns, policy_domain, addr, why, whylen);
+    if (v >= 0 && j->ncache < AUTH_CACHE_MAX) {
+        str_copy(j->cache[j->ncache].key, key, sizeof j->cache[j->ncache].key);
+        j->cache[j->ncache].verdict = v;
+        str_copy(j->cache[j->ncache].why, why, sizeof j->cache[j->ncache].why);
+        j->ncache++;
+    }
+    return v;
+}
+
+/* Into the maildrop, as the daemon's user: durable once maildrop_submit returns. */
+static int submit_drop(void *arg, const char *from, const char *to, const char *msg, size_t len)
+{
+    struct job *j = arg;
+    struct buf drop;
+    char err[300];
+    buf_init(&drop, len + 4096);
+    char *rcpt = (char *)to;
+    int rc = -1;
+    if (maildrop_write_envelope(&drop, from, &rcpt, 1, err, sizeof err) < 0)
+        ;
+    else if (buf_append(&drop, msg, len) < 0)
+        snprintf(err, sizeof err, "out of memory");
+    else
+        rc = maildrop_submit(j->cfg->spool_dir, drop.data, drop.len, err, sizeof err);
+    if (rc < 0)
+        log_error("dmarc report to %s could not be submitted: %s", to, err);
+    buf_free(&drop);
+    return rc;
+}
+
+static void log_line(void *arg, const char *line)
+{
+    log_info("%s", line);
+}
+
+int dmarc_job_run(const struct ferry_config *cfg, bool dry_run, const char *only_domain,
+                  struct dmarc_job_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    j->cfg = cfg;
+    settings_dns_config(cfg, &j->dns);
+    struct fdb_env *env;
+    struct dmarc_agg *a;
+    if (fdb_env_open(cfg->data_dir, &env, err, errlen) < 0) {
+        free(j);
+        return -1;
+    }
+    if (dmarc_agg_open(env, &a, err, errlen) < 0) {
+        fdb_env_close(env);
+        free(j);
+        return -1;
+    }
+    struct dmarc_report_sender s = {
+        .receiver = cfg->hostname,
+        .from = cfg->dmarc_report_email,
+        .now = time(NULL),
+        .meta = { .org_name = cfg->dmarc_report_org_name, .email = cfg->dmarc_report_email, .generator = "Ferry" },
+        .only_domain = only_domain,
+        .authorize = authorize_cached,
+        .authorize_arg = j,
+    };
+    struct buf xml;
+    buf_init(&xml, 256u << 20);
+    struct dmarc_send_stats st;
+    int rc = dmarc_report_send_due(a, &s, dry_run ? NULL : submit_drop, j, log_line, dry_run ? &xml : NULL, &st);
+    if (rc < 0)
+        snprintf(err, errlen, "%s", dmarc_agg_error(a));
+    else if (!dry_run)
+        dmarc_agg_purge(a, s.now, 7 * 86400);
+    if (dry_run && xml.len)
+        fwrite(xml.data, 1, xml.len, stdout);
+    res->reports = st.reports;
+    res->sent = st.sent;
+    res->too_big = st.too_big;
+    res->failed = st.failed;
+    res->skipped = st.skipped;
+    buf_free(&xml);
+    dmarc_agg_close(a);
+    fdb_env_close(env);
+    free(j);
+    return rc;
+}

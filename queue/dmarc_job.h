@@ -1,0 +1,43 @@
+/*
+ * dmarc_job — sends the DMARC aggregate reports that are due (RFC 9990), for the
+ * queue process and for `ferryctl dmarc report`.
+ *
+ * The work is blocking (Berkeley DB transactions, DNS for the destination check,
+ * gzip), so the queue process runs it in a child that it forks and reaps without
+ * waiting (queue/queue_proc.c); ferryctl runs it in the foreground. Each report
+ * goes through the order of auth/dmarc_agg.h (freeze, claim, submit, mark) that
+ * sends it at most once per destination, and is submitted through the maildrop
+ * (queue/maildrop.h) as the daemon's own user: the pickup then DKIM-signs it for
+ * the From: domain like any mail Ferry sends, and commits it to the queue.
+ *
+ * External destinations (RFC 9990 section 4): a mailto: address whose domain is
+ * not in the policy domain's organizational domain gets a report only when
+ * <policy-domain>._report._dmarc.<its domain> has a TXT record starting with
+ * "v=DMARC1". Verdicts are cached for the run; a DNS failure leaves the
+ * destination pending for the next run. Organizational domains come from the
+ * RFC 9989 tree walk.
+ */
+#ifndef FERRY_DMARC_JOB_H
+#define FERRY_DMARC_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/settings.h"
+
+struct dmarc_job_result {
+    unsigned reports, sent, too_big, failed, skipped;
+};
+
+/* dry_run: nothing is frozen, claimed or sent; the XML of each due report is
+   written to stdout. only_domain: NULL for all. Log lines go to the log. 0 ok;
+   -1 with err (the store could not be opened or failed; what was done stays done). */
+int dmarc_job_run(const struct ferry_config *cfg, bool dry_run, const char *only_domain,
+                  struct dmarc_job_result *res, char *err, size_t errlen);
+
+/* Is addr's domain an external destination for policy_domain, and is it
+   authorized? 1 yes (or not external), 0 no (why), -1 DNS failed. Exposed for tests. */
+int dmarc_job_authorize(const struct dns_config *dns, const char *policy_domain, const char *addr, char *why,
+                        size_t whylen);
+
+#endif

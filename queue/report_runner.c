@@ -1,0 +1,134 @@
+/* report_runner — see report_runner.h. */
+#include "queue/report_runner.h"
+#include "lib/log.h"
+#include "queue/dmarc_job.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct report_runner {
+    struct event_base *base;
+    const struct ferry_config *cfg;
+    struct event *timer;
+    struct event *child_ev;     /* the read end of the child's pipe */
+    pid_t child;
+    int fd;
+    time_t started;
+};
+
+static void schedule(struct report_runner *r, int seconds)
+{
+    struct timeval tv = { seconds, 0 };
+    evtimer_add(r->timer, &tv);
+}
+
+static void child_gone(evutil_socket_t fd, short what, void *arg)
+{
+    struct report_runner *r = arg;
+    char c;
+    if (read(fd, &c, 1) > 0)
+        return;                 /* the child writes nothing; only the end matters */
+    int status = 0;
+    if (waitpid(r->child, &status, 0) == r->child) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            log_debug("dmarc report run %ld done", (long)r->child);
+        else
+            log_warn("dmarc report run %ld ended with status %d", (long)r->child, status);
+    }
+    event_free(r->child_ev);
+    r->child_ev = NULL;
+    close(r->fd);
+    r->fd = -1;
+    r->child = 0;
+}
+
+static void run_child(const struct ferry_config *cfg)
+{
+    struct dmarc_job_result res;
+    char err[512];
+    int rc = dmarc_job_run(cfg, false, NULL, &res, err, sizeof err);
+    if (rc < 0)
+        log_error("dmarc reports: %s", err);
+    else if (res.reports)
+        log_info("dmarc reports: %u due, %u sent, %u too big, %u failed, %u left for later", res.reports, res.sent,
+                 res.too_big, res.failed, res.skipped);
+    _exit(rc < 0 ? 1 : 0);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct report_runner *r = arg;
+    schedule(r, REPORT_CHECK_SECONDS);
+    if (r->child) {
+        if (time(NULL) - r->started > REPORT_RUN_MAX_SECONDS) {
+            log_warn("dmarc report run %ld takes too long; stopped", (long)r->child);
+            kill(r->child, SIGKILL);
+        }
+        return;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        log_warn("dmarc reports: cannot make a pipe: %s", strerror(errno));
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_warn("dmarc reports: cannot fork: %s", strerror(errno));
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(p[0]);            /* p[1] stays open until the child exits */
+        run_child(r->cfg);
+    }
+    close(p[1]);
+    r->child = pid;
+    r->fd = p[0];
+    r->started = time(NULL);
+    r->child_ev = event_new(r->base, p[0], EV_READ | EV_PERSIST, child_gone, r);
+    if (!r->child_ev || event_add(r->child_ev, NULL) < 0) {
+        log_warn("dmarc reports: cannot watch run %ld", (long)pid);
+        waitpid(pid, NULL, 0);      /* rare: out of memory; waiting once beats a zombie */
+        close(p[0]);
+        r->fd = -1;
+        r->child = 0;
+    }
+}
+
+struct report_runner *report_runner_start(struct event_base *base, const struct ferry_config *cfg)
+{
+    struct report_runner *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->base = base;
+    r->cfg = cfg;
+    r->fd = -1;
+    r->timer = evtimer_new(base, on_timer, r);
+    if (!r->timer) {
+        free(r);
+        return NULL;
+    }
+    if (cfg->dmarc_reporting)
+        schedule(r, REPORT_FIRST_SECONDS);
+    return r;
+}
+
+void report_runner_free(struct report_runner *r)
+{
+    if (!r)
+        return;
+    event_free(r->timer);
+    if (r->child_ev)
+        event_free(r->child_ev);
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+}

@@ -1,0 +1,28 @@
+/*
+ * report_runner — the queue process's timer for DMARC aggregate reports.
+ *
+ * Every REPORT_CHECK_SECONDS (the first time REPORT_FIRST_SECONDS after start),
+ * when dmarc_reporting is on and no run is still going, it forks a child that
+ * runs dmarc_job_run (queue/dmarc_job.h) and exits. The blocking work (Berkeley
+ * DB, DNS, gzip) is the child's; the queue process's loop only learns, from the
+ * end of a pipe, that the child is gone, and reaps it. A child that outlives
+ * REPORT_RUN_MAX_SECONDS is killed: what it finished stays finished (dmarc_agg's
+ * order), the rest waits for the next run.
+ */
+#ifndef FERRY_REPORT_RUNNER_H
+#define FERRY_REPORT_RUNNER_H
+
+#include "lib/settings.h"
+
+#define REPORT_FIRST_SECONDS   5
+#define REPORT_CHECK_SECONDS   300
+#define REPORT_RUN_MAX_SECONDS 1800
+
+struct event_base;
+struct report_runner;
+
+struct report_runner *report_runner_start(struct event_base *base, const struct ferry_config *cfg);
+/* Stops the timer; a child still running is left to finish on its own. */
+void report_runner_free(struct report_runner *r);
+
+#endif

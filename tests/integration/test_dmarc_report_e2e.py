@@ -1,0 +1,225 @@
+"""DMARC aggregate reports end to end (RFC 9990): messages from three source
+addresses are evaluated by the daemon and counted in Berkeley DB; once the
+period is over (faketime moves the clock a day on), `ferryctl dmarc report`
+and the queue process's own timer send the report through the maildrop, where
+the pickup DKIM-signs it. The report arrives in the rua mailbox as a MIME
+message whose gzipped XML validates against dmarc-xml-0.2.xsd with exact
+counts, and whose signature dkimpy verifies; an external rua without its
+_report._dmarc authorization gets nothing and the log says why; a second run
+sends nothing again; kill -9 of report runs never gives two copies."""
+import email
+import email.policy
+import gzip
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+from dnsserver import DnsServer
+from ferrytest import FERRYCTL, Ferry, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+XSD = os.path.join(os.path.dirname(HERE), "data", "dmarc", "dmarc-xml-0.2.xsd")
+NS = "{urn:ietf:params:xml:ns:dmarc-2.0}"
+FAKETIME = "/usr/bin/faketime"
+
+ZONE = """$ORIGIN test.
+$TTL 300
+@ IN SOA ns.test. hostmaster.test. 1 3600 900 604800 60
+@ IN NS ns.test.
+ns IN A 127.0.0.1
+agg IN TXT "v=spf1 ip4:127.0.0.1 ~all"
+_dmarc.agg IN TXT "v=DMARC1; p=quarantine; rua=mailto:rua@rep.test"
+agg.test._report._dmarc.rep IN TXT "v=DMARC1"
+unv IN TXT "v=spf1 ~all"
+_dmarc.unv IN TXT "v=DMARC1; p=none; rua=mailto:rua2@rep.test"
+{dkim}
+"""
+
+
+def send_from(src, port, sender, rcpt, from_hdr):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    f = s.makefile("rwb")
+
+    def reply():
+        line = f.readline()
+        while line[3:4] == b"-":
+            line = f.readline()
+        return int(line[:3])
+
+    def cmd(text):
+        f.write(text.encode() + b"\r\n")
+        f.flush()
+        return reply()
+    assert reply() == 220
+    cmd("EHLO client.example")
+    assert cmd(f"MAIL FROM:<{sender}>") == 250
+    assert cmd(f"RCPT TO:<{rcpt}>") == 250
+    assert cmd("DATA") == 354
+    f.write(f"From: {from_hdr}\r\nSubject: counted\r\n\r\nbody\r\n.\r\n".encode())
+    f.flush()
+    code = reply()
+    cmd("QUIT")
+    s.close()
+    return code
+
+
+class DmarcReportsEndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = tempfile.mkdtemp(prefix="ferry-dmarcrep-")
+        os.chmod(cls.d, 0o755)
+        keydir = os.path.join(cls.d, "keys", "rep.test")
+        os.makedirs(keydir)
+        r = subprocess.run([FERRYCTL, "dkim", "keygen", "--domain", "rep.test", "--selector", "r1",
+                            "--out", os.path.join(keydir, "r1.key")], capture_output=True, text=True, check=True)
+        cls.txt = "".join(p.strip('"') for p in r.stdout.split(" IN TXT ", 1)[1].strip().split('" "'))
+        os.chmod(os.path.join(keydir, "r1.key"), 0o644)
+        with open(os.path.join(keydir, "active"), "w") as fh:
+            fh.write("r1\n")
+        for p in (os.path.dirname(keydir), keydir):
+            os.chmod(p, 0o755)
+        quoted = r.stdout.split(" IN TXT ", 1)[1].strip()
+        cls.ns = DnsServer({"test": ZONE.format(dkim=f"r1._domainkey.rep IN TXT {quoted}")}).start()
+        cls.f = Ferry(extra=f"resolver = 127.0.0.1:{cls.ns.port}\nspf_check = yes\ndmarc_check = yes\n"
+                            f"dkim_key_dir = {os.path.dirname(keydir)}\n"
+                            "dmarc_report_email = dmarc-noreply@rep.test\ndmarc_report_org_name = Ferry Test\n"
+                            "max_connection_rate = 0\n",
+                      domains="localhost example.test rep.test").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.cleanup()
+        cls.ns.stop()
+        shutil.rmtree(cls.d, ignore_errors=True)
+
+    def report(self, shift, *extra):
+        return subprocess.run([FAKETIME, "-f", shift, FERRYCTL, "-c", self.f.conf, "dmarc", "report"] + list(extra),
+                              capture_output=True, text=True)
+
+    def reports_in(self, user):
+        return self.f.mailbox_files(user)
+
+    def check_report(self, path, expected, dkim=True):
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        self.assertRegex(msg["Subject"], r"^Report Domain: agg\.test Submitter: mx\.example\.test Report-ID: <\S+>$")
+        parts = [p for p in msg.iter_attachments()]
+        self.assertEqual(len(parts), 1)
+        self.assertEqual(parts[0].get_content_type(), "application/gzip")
+        self.assertRegex(parts[0].get_filename(), r"^mx\.example\.test!agg\.test!\d+!\d+!\S+\.xml\.gz$")
+        xml = gzip.decompress(parts[0].get_content())
+        xf = os.path.join(self.d, "report.xml")
+        with open(xf, "wb") as fh:
+            fh.write(xml)
+        v = subprocess.run(["xmllint", "--noout", "--schema", XSD, xf], capture_output=True, text=True)
+        self.assertEqual(v.returncode, 0, v.stderr)
+        root = ET.fromstring(xml)
+        self.assertEqual(root.find(f"{NS}policy_published/{NS}domain").text, "agg.test")
+        self.assertEqual(root.find(f"{NS}policy_published/{NS}p").text, "quarantine")
+        counts = {}
+        for rec in root.findall(f"{NS}record"):
+            ip = rec.find(f"{NS}row/{NS}source_ip").text
+            disp = rec.find(f"{NS}row/{NS}policy_evaluated/{NS}disposition").text
+            counts[(ip, disp)] = counts.get((ip, disp), 0) + int(rec.find(f"{NS}row/{NS}count").text)
+        self.assertEqual(counts, expected)
+        if not dkim:
+            return
+        # the pickup signed it for rep.test; dkimpy checks the signature with the published key
+        records = os.path.join(self.d, "records.json")
+        with open(records, "w") as fh:
+            json.dump({"r1._domainkey.rep.test": self.txt}, fh)
+        dk = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "dkimpy_oracle.py"), "verify", records],
+                            input=raw.replace(b"\n", b"\r\n"), capture_output=True)
+        self.assertEqual(dk.stdout.strip(), b"pass", dk.stderr)
+
+    def test_a_report_sent_once_with_exact_counts(self):
+        # SPF passes (and aligns) from 127.0.0.1 only: 3 pass there; 2 + 1 from
+        # other addresses fail and are quarantined
+        plan = [("127.0.0.1", 3), ("127.0.0.2", 2), ("127.0.0.3", 1)]
+        for src, n in plan:
+            for _ in range(n):
+                self.assertEqual(send_from(src, self.f.port, "a@agg.test", "cnt@localhost", "a@agg.test"), 250)
+        self.assertEqual(send_from("127.0.0.1", self.f.port, "b@unv.test", "cnt@localhost", "b@unv.test"), 250)
+        self.assertTrue(self.f.wait_mail("cnt", 1))
+        # nothing is due before the period ends
+        r = self.report("+0s")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 reports due", r.stderr)
+        r = self.report("+1d")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r"domain=unv\.test .*to=rua2@rep\.test: not sent: external destination not "
+                                   r"verified: no TXT record at unv\.test\._report\._dmarc\.rep\.test")
+        files = self.f.wait_mail("rua", 1, timeout=15)
+        self.assertTrue(files, self.f.read_log())
+        self.check_report(files[0], {("127.0.0.1", "none"): 3, ("127.0.0.2", "quarantine"): 2,
+                                     ("127.0.0.3", "quarantine"): 1})
+        # again: nothing more is sent, and the unverified destination never got one
+        r = self.report("+1d")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        time.sleep(1.5)
+        self.assertEqual(len(self.reports_in("rua")), 1)
+        self.assertEqual(self.reports_in("rua2"), [])
+
+    def test_kill9_during_report_runs_never_sends_twice(self):
+        for _ in range(4):
+            self.assertEqual(send_from("127.0.0.2", self.f.port, "a@agg.test", "k@localhost", "a@agg.test"), 250)
+        before = len(self.reports_in("rua"))
+        rng = random.Random(7)
+        for i in range(6):
+            p = subprocess.Popen([FAKETIME, "-f", "+3d", FERRYCTL, "-c", self.f.conf, "dmarc", "report"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.0, 0.08))
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        r = self.report("+3d")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        time.sleep(2)
+        after = self.reports_in("rua")
+        # at most one report for the new period: never two copies
+        new = after[before:] if len(after) > before else []
+        self.assertLessEqual(len(new), 1)
+        subjects = [email.message_from_bytes(open(p, "rb").read())["Subject"] for p in after]
+        self.assertEqual(len(subjects), len(set(subjects)), subjects)
+
+    def test_the_queue_process_sends_due_reports_itself(self):
+        # A second daemon counts two messages, stops, and starts again a day later
+        # (faketime): its queue process's first report run sends the report.
+        f2 = Ferry(extra=f"resolver = 127.0.0.1:{self.ns.port}\nspf_check = yes\ndmarc_check = yes\n"
+                   f"dkim_key_dir = {os.path.join(self.d, 'keys')}\n"
+                   "dmarc_report_email = dmarc-noreply@rep.test\nmax_connection_rate = 0\n",
+                   domains="localhost example.test rep.test").start()
+        try:
+            for _ in range(2):
+                self.assertEqual(send_from("127.0.0.3", f2.port, "a@agg.test", "q@localhost", "a@agg.test"), 250)
+            junk = os.path.join(f2.maildir, "q", ".Junk", "new")      # quarantined: SPF fails from there
+            self.assertTrue(wait_for(lambda: os.path.isdir(junk) and len(os.listdir(junk)) == 2, 10))
+            f2.stop()
+            log = open(f2.log_path, "ab")
+            later = subprocess.Popen([FAKETIME, "-f", "+1d", os.path.join(os.path.dirname(FERRYCTL), "ferryd"),
+                                      "-c", f2.conf, "-f"], stdout=log, stderr=log, cwd=f2.dir)
+            try:
+                files = wait_for(lambda: f2.mailbox_files("rua"), timeout=30)
+                self.assertTrue(files, f2.read_log()[-3000:])
+                # (no DKIM check here: this daemon signs a day ahead, and dkimpy
+                # rightly refuses a signature from the future)
+                self.check_report(files[0], {("127.0.0.3", "quarantine"): 2}, dkim=False)
+                self.assertIn("dmarc reports: 1 due, 1 sent", f2.read_log())
+            finally:
+                later.send_signal(signal.SIGTERM)
+                later.wait(timeout=20)
+                log.close()
+        finally:
+            f2.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
