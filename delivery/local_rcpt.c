@@ -188,6 +188,12 @@ void local_resolver_init(struct local_resolver *r, struct local_rcpt_arg *ra, co
         .read_include = cb_read_include,
         .arg = ra,
     };
+    if (cfg->dmarc_reports_address[0] &&
+        (size_t)snprintf(ra->reports_maildir, sizeof ra->reports_maildir, "%s/%s/", cfg->mail_dir,
+                         LOCAL_REPORTS_MAILDIR) < sizeof ra->reports_maildir) {
+        r->reports_address = cfg->dmarc_reports_address;
+        r->reports_maildir = ra->reports_maildir;
+    }
 }
 
 enum local_rcpt_verdict local_rcpt_check(const struct ferry_config *cfg, struct local_maps *maps,

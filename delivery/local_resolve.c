@@ -329,7 +329,11 @@ int local_resolve(const struct local_resolver *r, const char *addr, struct local
     c->r = r;
     c->out = out;
     c->st = st;
-    int e = resolve_addr(c, addr);
+    int e;
+    if (r->reports_address && r->reports_address[0] && r->reports_maildir && str_ieq(addr, r->reports_address))
+        e = add(c, LT_MAILDIR, r->reports_maildir, addr, "");
+    else
+        e = resolve_addr(c, addr);
     if (e == 0 && out->n == 0) {
         delivery_set(st, DELIVERY_FAIL, "5.1.1 <%s>: expands to no recipient", addr);
         e = -1;

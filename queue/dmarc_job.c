@@ -4,16 +4,24 @@
 #include "auth/dmarc_agg.h"
 #include "auth/dmarc_discover.h"
 #include "auth/dmarc_report_mail.h"
+#include "auth/dmarc_rua_parse.h"
+#include "auth/dmarc_rua_store.h"
+#include "delivery/local_rcpt.h"
 #include "lib/buf.h"
 #include "lib/db.h"
 #include "lib/dns.h"
 #include "lib/log.h"
 #include "queue/maildrop.h"
+#include "queue/spool.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define AUTH_CACHE_MAX 64
 
@@ -213,4 +221,78 @@ int dmarc_job_run(const struct ferry_config *cfg, bool dry_run, const char *only
     fdb_env_close(env);
     free(j);
     return rc;
+}
+
+/* One message of the reports Maildir: import it, then move it to cur/. */
+static void import_one(struct dmarc_rua_store *st, int newfd, int curfd, const char *name)
+{
+    char *data = NULL;
+    size_t len = 0;
+    char err[300] = "";
+    size_t stored = 0, dups = 0;
+    int rc = -1;
+    int fd = openat(newfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, sizeof err, "cannot open it: %s", strerror(errno));
+    } else {
+        close(fd);
+        if (spool_read_file(newfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0)
+            snprintf(err, sizeof err, "cannot read it, or it is over %u octets", DMARC_RUA_MSG_MAX);
+        else
+            rc = dmarc_rua_import(st, data, len, &stored, &dups, err, sizeof err);
+    }
+    free(data);
+    if (rc == 0)
+        log_info("dmarc reports received: %s: %zu stored, %zu already known", name, stored, dups);
+    else
+        log_warn("dmarc reports received: %s refused: %s", name, err);
+    /* Maildir info ":2,S" (seen), with F (flagged) for what could not be read. */
+    char to[NAME_MAX + 8];
+    const char *colon = strchr(name, ':');
+    snprintf(to, sizeof to, "%.*s:2,%s", colon ? (int)(colon - name) : (int)strlen(name), name,
+             rc == 0 ? "S" : "FS");
+    if (renameat(newfd, name, curfd, to) < 0)
+        log_warn("dmarc reports received: cannot move %s to cur/: %s", name, strerror(errno));
+}
+
+int dmarc_job_import(const struct ferry_config *cfg, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s/new", cfg->mail_dir, LOCAL_REPORTS_MAILDIR);
+    int newfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (newfd < 0)
+        return 0;               /* nothing has arrived yet */
+    snprintf(path, sizeof path, "%s/%s/cur", cfg->mail_dir, LOCAL_REPORTS_MAILDIR);
+    int curfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = curfd >= 0 ? fdopendir(dup(newfd)) : NULL;
+    if (!d) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        if (curfd >= 0)
+            close(curfd);
+        close(newfd);
+        return -1;
+    }
+    /* Names first: the loop moves entries out of the directory it reads. */
+    char (*names)[NAME_MAX + 1] = malloc(1000 * sizeof *names);
+    size_t n = 0;
+    struct dirent *de;
+    while (names && n < 1000 && (de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            str_copy(names[n++], de->d_name, sizeof names[0]);
+    closedir(d);
+    int rc = 0;
+    struct fdb_env *env = NULL;
+    struct dmarc_rua_store *st = NULL;
+    if (n && (fdb_env_open(cfg->data_dir, &env, err, errlen) < 0 || dmarc_rua_store_open(env, &st, err, errlen) < 0))
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        import_one(st, newfd, curfd, names[i]);
+    if (st)
+        dmarc_rua_store_close(st);
+    if (env)
+        fdb_env_close(env);
+    free(names);
+    close(curfd);
+    close(newfd);
+    return rc < 0 ? -1 : (int)n;
 }

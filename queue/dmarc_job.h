@@ -35,6 +35,15 @@ struct dmarc_job_result {
 int dmarc_job_run(const struct ferry_config *cfg, bool dry_run, const char *only_domain,
                   struct dmarc_job_result *res, char *err, size_t errlen);
 
+/* Received reports: every message delivered to dmarc_reports_address (the
+   Maildir <mail_dir>/.dmarc-reports/new/, see delivery/local_rcpt.h) is parsed
+   and stored (auth/dmarc_rua_store.h), then moved to cur/ flagged seen (":2,S"),
+   or, when it holds no usable report, seen and flagged (":2,FS") with the reason
+   logged: kept for the administrator, never read twice. Messages quarantined
+   into its .Junk folder (a report that failed DMARC) are not read. Returns how
+   many messages were read, or -1 with err. */
+int dmarc_job_import(const struct ferry_config *cfg, char *err, size_t errlen);
+
 /* Is addr's domain an external destination for policy_domain, and is it
    authorized? 1 yes (or not external), 0 no (why), -1 DNS failed. Exposed for tests. */
 int dmarc_job_authorize(const struct dns_config *dns, const char *policy_domain, const char *addr, char *why,

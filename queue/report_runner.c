@@ -51,12 +51,14 @@ static void child_gone(evutil_socket_t fd, short what, void *arg)
 
 static void run_child(const struct ferry_config *cfg)
 {
-    struct dmarc_job_result res;
+    struct dmarc_job_result res = {0};
     char err[512];
-    int rc = dmarc_job_run(cfg, false, NULL, &res, err, sizeof err);
+    if (dmarc_job_import(cfg, err, sizeof err) < 0)
+        log_error("dmarc reports received: %s", err);
+    int rc = cfg->dmarc_reporting ? dmarc_job_run(cfg, false, NULL, &res, err, sizeof err) : 0;
     if (rc < 0)
         log_error("dmarc reports: %s", err);
-    else if (res.reports)
+    else if (rc == 0 && res.reports)
         log_info("dmarc reports: %u due, %u sent, %u too big, %u failed, %u left for later", res.reports, res.sent,
                  res.too_big, res.failed, res.skipped);
     _exit(rc < 0 ? 1 : 0);
@@ -116,7 +118,7 @@ struct report_runner *report_runner_start(struct event_base *base, const struct 
         free(r);
         return NULL;
     }
-    if (cfg->dmarc_reporting)
+    if (cfg->dmarc_reporting || cfg->dmarc_reports_address[0])
         schedule(r, REPORT_FIRST_SECONDS);
     return r;
 }

@@ -2,8 +2,9 @@
  * report_runner — the queue process's timer for DMARC aggregate reports.
  *
  * Every REPORT_CHECK_SECONDS (the first time REPORT_FIRST_SECONDS after start),
- * when dmarc_reporting is on and no run is still going, it forks a child that
- * runs dmarc_job_run (queue/dmarc_job.h) and exits. The blocking work (Berkeley
+ * when no run is still going, it forks a child that reads the reports received
+ * at dmarc_reports_address (dmarc_job_import), sends the aggregate reports that
+ * are due when dmarc_reporting is on (dmarc_job_run), and exits. The blocking work (Berkeley
  * DB, DNS, gzip) is the child's; the queue process's loop only learns, from the
  * end of a pipe, that the child is gone, and reaps it. A child that outlives
  * REPORT_RUN_MAX_SECONDS is killed: what it finished stays finished (dmarc_agg's

@@ -102,5 +102,48 @@ class ImportTest(unittest.TestCase):
         self.assertIn(b"cannot open /nonexistent/file", r.stderr)
 
 
+class ReceivedBySmtp(unittest.TestCase):
+    """The daemon's path: reports mailed to dmarc_reports_address (which exists
+    whatever local_recipients says) are kept in <mail_dir>/.dmarc-reports and read
+    by the queue process's report run; a broken one is kept, flagged, and logged."""
+
+    def test_reports_mailed_to_the_address_are_stored(self):
+        import time
+        from ferrytest import SmtpLines, wait_for
+        f = Ferry(local_recipients="known").start()
+        try:
+            for name in ("rua_google.eml", "rua_outlook.eml", "bad_truncated_gz.eml"):
+                with open(os.path.join(DATA, name), "rb") as fh:
+                    msg = fh.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                msg = b"\r\n".join(b"." + l if l.startswith(b".") else l for l in msg.split(b"\r\n"))
+                c = SmtpLines(f.port)
+                c.cmd("EHLO reporter.example")
+                self.assertEqual(c.cmd("MAIL FROM:<noreply-dmarc@reporter.example>")[0], 250)
+                self.assertEqual(c.cmd("RCPT TO:<dmarc-reports@localhost>")[0], 250)
+                self.assertEqual(c.cmd("DATA")[0], 354)
+                c.send(msg + (b"" if msg.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+                self.assertEqual(c.reply()[0], 250)
+                c.cmd("QUIT")
+                c.close()
+            box = os.path.join(f.maildir, ".dmarc-reports")
+            self.assertTrue(wait_for(lambda: os.path.isdir(os.path.join(box, "new")) and
+                                     len(os.listdir(os.path.join(box, "new"))) == 3, 10), f.read_log())
+            # the first report run comes a few seconds after the (re)start
+            f.stop()
+            f.start()
+            cur = os.path.join(box, "cur")
+            self.assertTrue(wait_for(lambda: os.path.isdir(cur) and len(os.listdir(cur)) == 3, 20), f.read_log())
+            names = sorted(os.listdir(cur))
+            self.assertEqual(sum(n.endswith(":2,S") for n in names), 2, names)
+            self.assertEqual(sum(n.endswith(":2,FS") for n in names), 1, names)
+            self.assertRegex(f.read_log(), r"dmarc reports received: \S+ refused: .*gzip data is truncated")
+            r = subprocess.run([FERRYCTL, "-c", f.conf, "dmarc", "summary", "--json"], capture_output=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            s = json.loads(r.stdout)
+            self.assertEqual((s["reports"], s["messages"]), (2, 10 + 3 + 5 + 2))
+        finally:
+            f.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()
