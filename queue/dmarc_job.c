@@ -296,3 +296,78 @@ int dmarc_job_import(const struct ferry_config *cfg, char *err, size_t errlen)
     close(newfd);
     return rc < 0 ? -1 : (int)n;
 }
+
+/* One waiting failure report: 1 sent or settled (removed), 0 left for later. */
+static int failure_one(struct job *j, int dfd, const char *name)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (spool_read_file(dfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0) {
+        log_warn("dmarc failure report %s unreadable; removed", name);
+        unlinkat(dfd, name, 0);
+        return 1;
+    }
+    char policy[DMARC_DOMAIN_MAX + 1] = "", to[320] = "";
+    const char *end = len > 4 ? memmem(data, len, "\n\n", 2) : NULL;
+    size_t ml = strlen(DMARC_FAILURE_MAGIC);
+    if (!end || len < ml || memcmp(data, DMARC_FAILURE_MAGIC, ml) != 0 ||
+        sscanf(data + ml, "policy %253s\nto %319s\n", policy, to) != 2) {
+        log_warn("dmarc failure report %s malformed; removed", name);
+        free(data);
+        unlinkat(dfd, name, 0);
+        return 1;
+    }
+    const char *msg = end + 2;
+    size_t mlen = len - (size_t)(msg - data);
+    char why[256] = "";
+    int ok = authorize_cached(j, policy, to, why, sizeof why);
+    int done = 1;
+    if (ok < 0) {
+        log_info("dmarc failure report about %s to %s waits: %s", policy, to, why);
+        done = 0;
+    } else if (ok == 0) {
+        log_info("dmarc failure report about %s to %s not sent: %s", policy, to, why);
+    } else if (submit_drop(j, j->cfg->dmarc_report_email, to, msg, mlen) == 0) {
+        log_info("dmarc failure report about %s to %s queued", policy, to);
+    } else {
+        done = 0;
+    }
+    free(data);
+    if (done)
+        unlinkat(dfd, name, 0);
+    return done && ok > 0;
+}
+
+int dmarc_job_failures(const struct ferry_config *cfg, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", cfg->data_dir, DMARC_FAILURE_DIR);
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return 0;
+    DIR *d = fdopendir(dup(dfd));
+    if (!d) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        close(dfd);
+        return -1;
+    }
+    char (*names)[NAME_MAX + 1] = malloc(1000 * sizeof *names);
+    size_t n = 0;
+    struct dirent *de;
+    while (names && n < 1000 && (de = readdir(d)) != NULL)
+        if (de->d_name[0] == 'f' && de->d_name[1] == '.')
+            str_copy(names[n++], de->d_name, sizeof names[0]);
+    closedir(d);
+    struct job *j = calloc(1, sizeof *j);
+    int sent = 0;
+    if (j) {
+        j->cfg = cfg;
+        settings_dns_config(cfg, &j->dns);
+        for (size_t i = 0; i < n; i++)
+            sent += failure_one(j, dfd, names[i]);
+    }
+    free(j);
+    free(names);
+    close(dfd);
+    return sent;
+}

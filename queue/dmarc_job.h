@@ -44,6 +44,17 @@ int dmarc_job_run(const struct ferry_config *cfg, bool dry_run, const char *only
    many messages were read, or -1 with err. */
 int dmarc_job_import(const struct ferry_config *cfg, char *err, size_t errlen);
 
+/* Failure reports (RFC 9991) wait in <data_dir>/dmarc-failure/, one file each,
+   written by the smtp process (smtpd/smtp_dmarc_failure.h) after its rate
+   limit: "FERRY-DMARC-FAILURE 1\npolicy DOMAIN\nto ADDR\n\n" and the report
+   message. The report run checks the destination like an aggregate report's,
+   submits the authorized ones through the maildrop and removes every file it
+   settled; a destination whose check failed for now waits for the next run.
+   Returns how many were sent, or -1 with err. */
+#define DMARC_FAILURE_DIR "dmarc-failure"
+#define DMARC_FAILURE_MAGIC "FERRY-DMARC-FAILURE 1\n"
+int dmarc_job_failures(const struct ferry_config *cfg, char *err, size_t errlen);
+
 /* Is addr's domain an external destination for policy_domain, and is it
    authorized? 1 yes (or not external), 0 no (why), -1 DNS failed. Exposed for tests. */
 int dmarc_job_authorize(const struct dns_config *dns, const char *policy_domain, const char *addr, char *why,

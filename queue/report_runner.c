@@ -55,6 +55,8 @@ static void run_child(const struct ferry_config *cfg)
     char err[512];
     if (dmarc_job_import(cfg, err, sizeof err) < 0)
         log_error("dmarc reports received: %s", err);
+    if (dmarc_job_failures(cfg, err, sizeof err) < 0)
+        log_error("dmarc failure reports: %s", err);
     int rc = cfg->dmarc_reporting ? dmarc_job_run(cfg, false, NULL, &res, err, sizeof err) : 0;
     if (rc < 0)
         log_error("dmarc reports: %s", err);
@@ -118,7 +120,7 @@ struct report_runner *report_runner_start(struct event_base *base, const struct 
         free(r);
         return NULL;
     }
-    if (cfg->dmarc_reporting || cfg->dmarc_reports_address[0])
+    if (cfg->dmarc_reporting || cfg->dmarc_reports_address[0] || cfg->dmarc_failure_reports)
         schedule(r, REPORT_FIRST_SECONDS);
     return r;
 }

@@ -49,6 +49,7 @@ struct smtp_policy {
     bool dmarc_starting, dmarc_answered;
     struct dmarc_outcome *outcome;
     struct policy_dmarc verdict;
+    struct buf arrived;             /* keep_header: the header section as it came */
 };
 
 struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_policy_ctx *ctx)
@@ -66,6 +67,7 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
     str_copy(p->spf_domain, ctx->spf_domain ? ctx->spf_domain : "", sizeof p->spf_domain);
     buf_init(&p->hdr, POLICY_HEADER_MAX);
     buf_init(&p->prepend, AR_MAX);
+    buf_init(&p->arrived, POLICY_HEADER_MAX);
     p->stage = PS_HEADER;
     if (ctx->verify && srv->dns) {
         struct dkim_verify_opts o;
@@ -92,6 +94,7 @@ void smtp_policy_free(struct smtp_policy *p)
     dkim_signer_free(p->signer);
     buf_free(&p->hdr);
     buf_free(&p->prepend);
+    buf_free(&p->arrived);
     free(p);
 }
 
@@ -292,6 +295,8 @@ static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn
         dkim_verify_header(p->verifier, h, hlen);
     if (p->ctx.dmarc)
         dmarc_from_extract(h, hlen, &p->author);
+    if (p->ctx.keep_header && buf_append(&p->arrived, h, hlen) < 0)
+        buf_reset(&p->arrived);
     struct buf clean;
     buf_init(&clean, POLICY_HEADER_MAX + 4096);
     int removed = policy_strip_forged_ar(h, hlen, p->authserv_id, &clean);
@@ -513,6 +518,12 @@ bool smtp_policy_runs_dmarc(const struct smtp_policy *p)
 const struct policy_dmarc *smtp_policy_dmarc(const struct smtp_policy *p)
 {
     return &p->verdict;
+}
+
+const char *smtp_policy_arrived_header(const struct smtp_policy *p, size_t *len)
+{
+    *len = p->arrived.len;
+    return p->arrived.data ? p->arrived.data : "";
 }
 
 const struct dkim_sig_result *smtp_policy_dkim_results(const struct smtp_policy *p, size_t *n)

@@ -55,6 +55,7 @@ struct smtp_policy_ctx {
     int spf;                      /* enum spf_result of the MAIL FROM identity */
     const char *spf_domain;       /* the domain SPF checked ("" when SPF did not run) */
     bool trusted_forwarder;       /* evaluated and recorded, never enforced */
+    bool keep_header;             /* keep the header section as it arrived (failure reports) */
 };
 
 /* What DMARC said and what Ferry did about it (valid once done was called). */
@@ -83,6 +84,8 @@ void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *a
 bool smtp_policy_runs_dmarc(const struct smtp_policy *p);
 /* The DMARC verdict; ->evaluated is false when DMARC did not run. */
 const struct policy_dmarc *smtp_policy_dmarc(const struct smtp_policy *p);
+/* The header section as it arrived (keep_header), len 0 when not kept. */
+const char *smtp_policy_arrived_header(const struct smtp_policy *p, size_t *len);
 /* The DKIM results DMARC saw (n 0 when none or DMARC did not run). */
 const struct dkim_sig_result *smtp_policy_dkim_results(const struct smtp_policy *p, size_t *n);
 /* The whole evaluation, for reports; NULL when DMARC did not run. */

@@ -3,6 +3,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "auth/dmarc_agg.h"
+#include "auth/dmarc_failure.h"
 #include "auth/userdb.h"
 #include "lib/db.h"
 #include "lib/dns.h"
@@ -209,6 +210,8 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         log_warn("AUTH unavailable: %s", err);
     if (srv.db && cfg->dmarc_check && cfg->dmarc_reporting && dmarc_agg_open(srv.db, &srv.dmarc_agg, err, sizeof err) < 0)
         log_warn("DMARC aggregate reports unavailable: %s", err);
+    if (cfg->dmarc_check && cfg->dmarc_failure_reports && !(srv.failure_limiter = dmarc_failure_limiter(cfg->dmarc_failure_rate)))
+        log_warn("DMARC failure reports unavailable: out of memory");
     srv.local_maps.users = srv.users;   /* borrowed; never opened a second time */
     srv.local_maps.users_tried = true;
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
@@ -233,6 +236,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     free(srv.batch);
     ratelimit_free(srv.conn_rate);
     ratelimit_free(srv.auth_failures);
+    ratelimit_free(srv.failure_limiter);
     local_maps_close(&srv.local_maps);
     userdb_close(srv.users);
     if (srv.dmarc_agg)

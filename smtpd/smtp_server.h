@@ -47,6 +47,7 @@ struct smtp_server {
     struct fdb_env *db;                 /* the data_dir environment */
     struct userdb *users;               /* NULL: AUTH unavailable */
     struct dmarc_agg *dmarc_agg;        /* NULL: DMARC results are not counted for reports */
+    struct ratelimit *failure_limiter;  /* DMARC failure reports per destination; NULL: off */
     struct local_maps local_maps;       /* RCPT checks of local recipients (local_recipients = known) */
     struct ratelimit *auth_failures;    /* per client IP, for the AUTH lock-out */
     bool stopping;

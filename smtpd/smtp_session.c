@@ -2,6 +2,7 @@
 #include "smtpd/smtp_session.h"
 #include "smtpd/sender_identity.h"
 #include "smtpd/smtp_dmarc_agg.h"
+#include "smtpd/smtp_dmarc_failure.h"
 #include "delivery/delivery.h"
 #include "lib/buf.h"
 #include "lib/mail_date.h"
@@ -623,6 +624,7 @@ const char *smtp_session_begin_message(struct smtp_session *s)
         .spf = s->spf_result,
         .spf_domain = s->spf_domain,
         .trusted_forwarder = settings_is_trusted_forwarder(cfg, (const struct sockaddr *)&s->peer),
+        .keep_header = cfg->dmarc_failure_reports,
     };
     s->policy = smtp_policy_new(s->srv, &ctx);
     if (!s->policy)
@@ -721,7 +723,8 @@ void smtp_session_finish_message(struct smtp_session *s)
     s->in_policy_finish = false;
 }
 
-/* Count the DMARC evaluation of this transaction for the aggregate report. */
+/* Count the DMARC evaluation of this transaction for the aggregate report, and
+   leave a failure report when one is asked for. */
 static void record_dmarc(struct smtp_session *s)
 {
     const struct policy_dmarc *dm = s->policy ? smtp_policy_dmarc(s->policy) : NULL;
@@ -739,6 +742,11 @@ static void record_dmarc(struct smtp_session *s)
     };
     m.dkim = smtp_policy_dkim_results(s->policy, &m.ndkim);
     smtp_dmarc_agg_record(s->srv, &m);
+    size_t hlen;
+    const char *hdr = smtp_policy_arrived_header(s->policy, &hlen);
+    smtp_dmarc_failure_report(s->srv, &m, hdr, hlen,
+                              dm->applied == DMARC_P_REJECT ? "reject" :
+                              dm->applied == DMARC_P_QUARANTINE ? "spam" : "delivered");
 }
 
 /* The receive-time policy refused the message after its content was read. */

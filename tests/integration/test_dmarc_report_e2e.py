@@ -38,6 +38,9 @@ ns IN A 127.0.0.1
 agg IN TXT "v=spf1 ip4:127.0.0.1 ~all"
 _dmarc.agg IN TXT "v=DMARC1; p=quarantine; rua=mailto:rua@rep.test"
 agg.test._report._dmarc.rep IN TXT "v=DMARC1"
+fail IN TXT "v=spf1 ~all"
+_dmarc.fail IN TXT "v=DMARC1; p=none; ruf=mailto:ruf@rep.test; fo=1"
+fail.test._report._dmarc.rep IN TXT "v=DMARC1"
 unv IN TXT "v=spf1 ~all"
 _dmarc.unv IN TXT "v=DMARC1; p=none; rua=mailto:rua2@rep.test"
 {dkim}
@@ -219,6 +222,43 @@ class DmarcReportsEndToEnd(unittest.TestCase):
                 log.close()
         finally:
             f2.cleanup()
+
+    def test_failure_reports_rate_limited_headers_only(self):
+        f3 = Ferry(extra=f"resolver = 127.0.0.1:{self.ns.port}\nspf_check = yes\ndmarc_check = yes\n"
+                   "dmarc_failure_reports = yes\ndmarc_failure_rate = 2\n"
+                   f"dkim_key_dir = {os.path.join(self.d, 'keys')}\n"
+                   "dmarc_report_email = dmarc-noreply@rep.test\nmax_connection_rate = 0\n",
+                   domains="localhost example.test rep.test").start()
+        try:
+            for i in range(3):
+                self.assertEqual(send_from("127.0.0.2", f3.port, "who@fail.test", "fr@localhost",
+                                           "Secret Person <who@fail.test>"), 250)
+            waiting = os.path.join(f3.dir, "db", "dmarc-failure")
+            self.assertTrue(wait_for(lambda: os.path.isdir(waiting) and len(os.listdir(waiting)) == 2, 10),
+                            f3.read_log())
+            self.assertIn("no failure report to ruf@rep.test: over 2 an hour", f3.read_log())
+            f3.stop()
+            f3.start()          # the report run comes a few seconds after the start
+            files = wait_for(lambda: len(f3.mailbox_files("ruf")) == 2 and f3.mailbox_files("ruf"), 20)
+            self.assertTrue(files, f3.read_log()[-3000:])
+            self.assertEqual(os.listdir(waiting), [])
+            with open(files[0], "rb") as fh:
+                raw = fh.read()
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            self.assertEqual(msg.get_content_type(), "multipart/report")
+            self.assertEqual(msg.get_param("report-type"), "feedback-report")
+            types = [p.get_content_type() for p in msg.iter_parts()]
+            self.assertEqual(types, ["text/plain", "message/feedback-report", "text/rfc822-headers"])
+            text = raw.decode("latin-1")
+            self.assertIn("Feedback-Type: auth-failure", text)
+            self.assertIn("Auth-Failure: dmarc", text)
+            self.assertIn("Reported-Domain: fail.test", text)
+            self.assertIn("Source-IP: 127.0.0.2", text)
+            self.assertNotIn("who@fail.test", text)         # redacted by default
+            self.assertNotIn("\nbody\n", text)               # headers only
+            self.assertIn("DKIM-Signature", text)            # signed by the pickup
+        finally:
+            f3.cleanup()
 
 
 if __name__ == "__main__":
