@@ -25,6 +25,15 @@ SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 
 
+def quiet(f):
+    """Debug logging would measure the log, not the MTA."""
+    with open(f.conf) as c:
+        text = c.read().replace("log_level = debug", "log_level = warn")
+    with open(f.conf, "w") as c:
+        c.write(text)
+    return f
+
+
 def source(port, messages=MESSAGES, sessions=SESSIONS, rcpt="bench@localhost"):
     """Run smtp-source; return elapsed seconds."""
     t0 = time.monotonic()
@@ -60,10 +69,7 @@ def bench_remote():
     sink = start_sink(port)
     f = Ferry(extra="max_connections_per_ip = 1000\nmax_connection_rate = 0\nrelay_networks = 127.0.0.0/8\n"
                     f"relayhost = [127.0.0.1]:{port}\nrelayhost_tls = none\ndkim_verify = no\n")
-    with open(f.conf) as c:
-        text = c.read().replace("log_level = debug", "log_level = warn")
-    with open(f.conf, "w") as c:
-        c.write(text)
+    quiet(f)
     f.start()
     try:
         t0 = time.monotonic()
@@ -84,10 +90,7 @@ def count_mail(f):
 
 def bench_ferry():
     f = Ferry(extra="max_connections_per_ip = 1000\nmax_connection_rate = 0\n")
-    with open(f.conf) as c:     # debug logging would measure the log, not the MTA
-        text = c.read().replace("log_level = debug", "log_level = warn")
-    with open(f.conf, "w") as c:
-        c.write(text)
+    quiet(f)
     f.start()
     try:
         t0 = time.monotonic()
@@ -128,10 +131,7 @@ def bench_policy():
             extra += (f"resolver = 127.0.0.1:{ns.port}\nspf_check = yes\ndkim_verify = yes\ndmarc_check = yes\n"
                       if checks else "spf_check = no\ndkim_verify = no\ndmarc_check = no\n")
             f = Ferry(extra=extra)
-            with open(f.conf) as c:
-                text = c.read().replace("log_level = debug", "log_level = warn")
-            with open(f.conf, "w") as c:
-                c.write(text)
+            quiet(f)
             f.start()
             try:
                 results.append(source(f.port))
@@ -150,10 +150,7 @@ def bench_drain():
     f = Ferry(extra="max_connections_per_ip = 1000\nmax_connection_rate = 0\nrelay_networks = 127.0.0.0/8\n"
                     f"relayhost = [127.0.0.1]:{port}\nrelayhost_tls = none\ndkim_verify = no\n"
                     "retry_min = 1h\nretry_max = 2h\n")
-    with open(f.conf) as c:
-        text = c.read().replace("log_level = debug", "log_level = warn")
-    with open(f.conf, "w") as c:
-        c.write(text)
+    quiet(f)
     f.start()
     sink = None
     try:

@@ -55,6 +55,24 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def make_signing_key(base, domain, selector):
+    """A dkim_key_dir under base with one active key for domain (readable by the
+    daemon's user). Returns (key_dir, the TXT record as ferryctl prints it (quoted
+    strings), the record text joined)."""
+    keydir = os.path.join(base, "keys", domain)
+    os.makedirs(keydir, exist_ok=True)
+    key = os.path.join(keydir, selector + ".key")
+    r = subprocess.run([FERRYCTL, "dkim", "keygen", "--domain", domain, "--selector", selector, "--out", key],
+                       capture_output=True, text=True, check=True)
+    quoted = r.stdout.split(" IN TXT ", 1)[1].strip()
+    os.chmod(key, 0o644)
+    with open(os.path.join(keydir, "active"), "w") as fh:
+        fh.write(selector + "\n")
+    for p in (os.path.dirname(keydir), keydir):
+        os.chmod(p, 0o755)
+    return os.path.dirname(keydir), quoted, "".join(p.strip('"') for p in quoted.split('" "'))
+
+
 def wait_for(pred, timeout=10.0, interval=0.05):
     """Poll pred() until it returns something true; return it, or None on timeout."""
     end = time.time() + timeout

@@ -23,7 +23,7 @@ import unittest
 import xml.etree.ElementTree as ET
 
 from dnsserver import DnsServer
-from ferrytest import FERRYCTL, Ferry, wait_for
+from ferrytest import FERRYCTL, Ferry, make_signing_key, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 XSD = os.path.join(os.path.dirname(HERE), "data", "dmarc", "dmarc-xml-0.2.xsd")
@@ -79,20 +79,10 @@ class DmarcReportsEndToEnd(unittest.TestCase):
     def setUpClass(cls):
         cls.d = tempfile.mkdtemp(prefix="ferry-dmarcrep-")
         os.chmod(cls.d, 0o755)
-        keydir = os.path.join(cls.d, "keys", "rep.test")
-        os.makedirs(keydir)
-        r = subprocess.run([FERRYCTL, "dkim", "keygen", "--domain", "rep.test", "--selector", "r1",
-                            "--out", os.path.join(keydir, "r1.key")], capture_output=True, text=True, check=True)
-        cls.txt = "".join(p.strip('"') for p in r.stdout.split(" IN TXT ", 1)[1].strip().split('" "'))
-        os.chmod(os.path.join(keydir, "r1.key"), 0o644)
-        with open(os.path.join(keydir, "active"), "w") as fh:
-            fh.write("r1\n")
-        for p in (os.path.dirname(keydir), keydir):
-            os.chmod(p, 0o755)
-        quoted = r.stdout.split(" IN TXT ", 1)[1].strip()
+        cls.keys, quoted, cls.txt = make_signing_key(cls.d, "rep.test", "r1")
         cls.ns = DnsServer({"test": ZONE.format(dkim=f"r1._domainkey.rep IN TXT {quoted}")}).start()
         cls.f = Ferry(extra=f"resolver = 127.0.0.1:{cls.ns.port}\nspf_check = yes\ndmarc_check = yes\n"
-                            f"dkim_key_dir = {os.path.dirname(keydir)}\n"
+                            f"dkim_key_dir = {cls.keys}\n"
                             "dmarc_report_email = dmarc-noreply@rep.test\ndmarc_report_org_name = Ferry Test\n"
                             "max_connection_rate = 0\n",
                       domains="localhost example.test rep.test").start()
@@ -197,7 +187,7 @@ class DmarcReportsEndToEnd(unittest.TestCase):
         # A second daemon counts two messages, stops, and starts again a day later
         # (faketime): its queue process's first report run sends the report.
         f2 = Ferry(extra=f"resolver = 127.0.0.1:{self.ns.port}\nspf_check = yes\ndmarc_check = yes\n"
-                   f"dkim_key_dir = {os.path.join(self.d, 'keys')}\n"
+                   f"dkim_key_dir = {self.keys}\n"
                    "dmarc_report_email = dmarc-noreply@rep.test\nmax_connection_rate = 0\n",
                    domains="localhost example.test rep.test").start()
         try:
@@ -226,7 +216,7 @@ class DmarcReportsEndToEnd(unittest.TestCase):
     def test_failure_reports_rate_limited_headers_only(self):
         f3 = Ferry(extra=f"resolver = 127.0.0.1:{self.ns.port}\nspf_check = yes\ndmarc_check = yes\n"
                    "dmarc_failure_reports = yes\ndmarc_failure_rate = 2\n"
-                   f"dkim_key_dir = {os.path.join(self.d, 'keys')}\n"
+                   f"dkim_key_dir = {self.keys}\n"
                    "dmarc_report_email = dmarc-noreply@rep.test\nmax_connection_rate = 0\n",
                    domains="localhost example.test rep.test").start()
         try:

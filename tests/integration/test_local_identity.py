@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import unittest
 
-from ferrytest import BIN, FERRYCTL, Ferry
+from ferrytest import BIN, Ferry, make_signing_key
 
 SENDMAIL = os.path.join(BIN, "ferry-sendmail")
 
@@ -22,17 +22,9 @@ class LocalIdentity(unittest.TestCase):
             raise AssertionError("these tests act as other users: run them as root (make test does)")
         cls.d = tempfile.mkdtemp(prefix="ferry-ident-")
         os.chmod(cls.d, 0o755)
-        keydir = os.path.join(cls.d, "keys", "localhost")
-        os.makedirs(keydir)
-        subprocess.run([FERRYCTL, "dkim", "keygen", "--domain", "localhost", "--selector", "loc",
-                        "--out", os.path.join(keydir, "loc.key")], capture_output=True, check=True)
-        os.chmod(os.path.join(keydir, "loc.key"), 0o644)
-        with open(os.path.join(keydir, "active"), "w") as fh:
-            fh.write("loc\n")
-        for p in (os.path.dirname(keydir), keydir):
-            os.chmod(p, 0o755)
+        keys, _, _ = make_signing_key(cls.d, "localhost", "loc")
         # uid 1 (daemon) is an ordinary local user here; uid 2 (bin) is trusted
-        cls.f = Ferry(extra=f"dkim_key_dir = {os.path.dirname(keydir)}\ntrusted_users = bin\n").start()
+        cls.f = Ferry(extra=f"dkim_key_dir = {keys}\ntrusted_users = bin\n").start()
 
     @classmethod
     def tearDownClass(cls):
