@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +69,16 @@ void smtp_dmarc_failure_report(struct smtp_server *srv, const struct smtp_dmarc_
     if (!cfg->dmarc_failure_reports || !srv->failure_limiter || !o || o->result != DMARC_RES_FAIL ||
         !o->has_record || o->record.nruf == 0 || hlen == 0)
         return;
+    /* No report about reports (RFC 9991 section 2): a failure report (ARF) or an
+       aggregate report that failed DMARC gets none, so two reporters can never
+       answer each other forever. */
+    char head[8192];
+    str_copyn(head, hdr, hlen < sizeof head - 1 ? hlen : sizeof head - 1, sizeof head);
+    if (strcasestr(head, "report-type=feedback-report") || strcasestr(head, "report-type=\"feedback-report\"") ||
+        strcasestr(head, "\nSubject: Report Domain:") || !strncasecmp(head, "Subject: Report Domain:", 23)) {
+        log_msg(LOG_LVL_INFO, m->log_id, "dmarc: no failure report about a DMARC report");
+        return;
+    }
     char fo_text[16];
     dmarc_fo_text(o->record.fo, fo_text, sizeof fo_text);
     struct dmarc_fo fo;

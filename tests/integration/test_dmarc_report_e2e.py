@@ -47,7 +47,7 @@ _dmarc.unv IN TXT "v=DMARC1; p=none; rua=mailto:rua2@rep.test"
 """
 
 
-def send_from(src, port, sender, rcpt, from_hdr):
+def send_from(src, port, sender, rcpt, from_hdr, subject="counted"):
     s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
     f = s.makefile("rwb")
 
@@ -66,7 +66,7 @@ def send_from(src, port, sender, rcpt, from_hdr):
     assert cmd(f"MAIL FROM:<{sender}>") == 250
     assert cmd(f"RCPT TO:<{rcpt}>") == 250
     assert cmd("DATA") == 354
-    f.write(f"From: {from_hdr}\r\nSubject: counted\r\n\r\nbody\r\n.\r\n".encode())
+    f.write(f"From: {from_hdr}\r\nSubject: {subject}\r\n\r\nbody\r\n.\r\n".encode())
     f.flush()
     code = reply()
     cmd("QUIT")
@@ -220,6 +220,10 @@ class DmarcReportsEndToEnd(unittest.TestCase):
                    "dmarc_report_email = dmarc-noreply@rep.test\nmax_connection_rate = 0\n",
                    domains="localhost example.test rep.test").start()
         try:
+            # no report about reports: an aggregate report that fails DMARC gets none
+            self.assertEqual(send_from("127.0.0.2", f3.port, "who@fail.test", "fr@localhost", "who@fail.test",
+                                       "Report Domain: x.example Submitter: fail.test Report-ID: <1>"), 250)
+            self.assertTrue(wait_for(lambda: "no failure report about a DMARC report" in f3.read_log(), 10))
             for i in range(3):
                 self.assertEqual(send_from("127.0.0.2", f3.port, "who@fail.test", "fr@localhost",
                                            "Secret Person <who@fail.test>"), 250)
