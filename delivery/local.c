@@ -240,6 +240,39 @@ static void deliver_lmtp_groups(const struct ferry_config *cfg, const struct loc
     free(sent);
 }
 
+int local_batch_alloc(struct local_batch *b, size_t n)
+{
+    memset(b, 0, sizeof *b);
+    size_t alloc = n ? n : 1;
+    b->done = calloc(alloc, sizeof *b->done);
+    b->st = calloc(alloc, sizeof *b->st);
+    b->add = calloc(alloc, sizeof *b->add);
+    b->home = calloc(alloc, sizeof *b->home);
+    b->home_user = calloc(alloc, sizeof *b->home_user);
+    b->home_rcpt = calloc(alloc, sizeof *b->home_rcpt);
+    if (!b->done || !b->st || !b->add || !b->home || !b->home_user || !b->home_rcpt) {
+        local_batch_free(b);
+        return -1;
+    }
+    b->n = n;
+    return 0;
+}
+
+void local_txn_key(const struct ferry_config *cfg, const char *rcpt_addr, char *key, size_t keysz)
+{
+    struct local_target t;
+    key[0] = '\0';
+    if (!local_is_target(rcpt_addr)) {
+        /* Resolved in the worker: any of them may turn out to go to one LMTP
+           server (mailbox_transport, or an lmtp: alias or virtual entry). */
+        str_copy(key, "resolve", keysz);
+        return;
+    }
+    const char *spec = local_target_decode(rcpt_addr, &t) == 0 ? lmtp_spec_of(cfg, &t) : NULL;
+    if (spec)
+        snprintf(key, keysz, "lmtp %s", spec);
+}
+
 void local_batch_free(struct local_batch *b)
 {
     for (size_t i = 0; b->add && i < b->n; i++)
@@ -276,23 +309,15 @@ int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps,
                         bool junk, const char *const *addrs, const bool *want, size_t n, int msg_fd,
                         struct local_batch *b)
 {
-    memset(b, 0, sizeof *b);
     size_t alloc = n ? n : 1;
-    b->done = calloc(alloc, sizeof *b->done);
-    b->st = calloc(alloc, sizeof *b->st);
-    b->add = calloc(alloc, sizeof *b->add);
-    b->home = calloc(alloc, sizeof *b->home);
-    b->home_user = calloc(alloc, sizeof *b->home_user);
-    b->home_rcpt = calloc(alloc, sizeof *b->home_rcpt);
     struct local_target *tv = calloc(alloc, sizeof *tv);      /* the LMTP ones */
     size_t *pending = calloc(alloc, sizeof *pending);
-    if (!b->done || !b->st || !b->add || !b->home || !b->home_user || !b->home_rcpt || !tv || !pending) {
+    if (local_batch_alloc(b, n) < 0 || !tv || !pending) {
         local_batch_free(b);
         free(tv);
         free(pending);
         return -1;
     }
-    b->n = n;
     const char *bad = NULL;
     bool maps_ok = local_maps_refresh(cfg, maps, &bad) == 0;
     struct local_rcpt_arg ra;

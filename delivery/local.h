@@ -66,6 +66,16 @@ int  local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps
                          bool junk, const char *const *addrs, const bool *want, size_t n, int msg_fd,
                          struct local_batch *b);
 void local_batch_free(struct local_batch *b);
+/* Every array for n recipients, zeroed (what local_deliver_batch fills; the
+   queue process fills one from its workers' answers). 0 ok, -1 out of memory. */
+int  local_batch_alloc(struct local_batch *b, size_t n);
+
+/* Which recipients must share one local_deliver_batch call, so that those going
+   to one LMTP server share its transaction: key gets the same non-empty string
+   for them ("lmtp SPEC" for a queued LMTP target; "resolve" for every address
+   still to resolve, as any may turn out to be an LMTP mailbox), "" for a queued
+   target delivered on its own. Pure. */
+void local_txn_key(const struct ferry_config *cfg, const char *rcpt_addr, char *key, size_t keysz);
 
 /* Timers (the LMTP idle close) run on base; call once after zero-initialising. */
 void local_maps_attach(struct local_maps *maps, struct event_base *base);

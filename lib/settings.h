@@ -135,6 +135,7 @@ struct ferry_config {
     unsigned long long lmtp_timeout;
     unsigned long long mailbox_quota;   /* octets; 0: none */
     int mailbox_owner;                  /* enum mailbox_owner */
+    unsigned long long local_concurrency;   /* delivery worker processes (queue/delivery_pool.h) */
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];
