@@ -38,8 +38,8 @@ static int copy(char *dst, size_t dstsz, const struct field *f)
 static int parse_uint(const struct field *f, unsigned max, unsigned *out)
 {
     unsigned long v = 0;
-    if (f->n == 0 || f->n > 7)
-        return -1;
+    if (f->n == 0 || f->n > 7 || (f->n > 1 && f->s[0] == '0'))
+        return -1;      /* one spelling per number: no leading zeros */
     for (size_t i = 0; i < f->n; i++) {
         if (f->s[i] < '0' || f->s[i] > '9')
             return -1;
