@@ -1,9 +1,9 @@
 /*
  * local — local delivery: the recipients of one message that are delivered here.
  *
- * The queue process calls local_deliver_batch once per attempt of a message with
- * every recipient in a local domain and every queued expansion target
- * (local_is_target). Each wanted recipient is resolved (delivery/local_resolve.h:
+ * A delivery worker (delivery/local_worker.h) calls local_deliver_batch for the
+ * queue process, once per job: recipients of one message in a local domain and
+ * queued expansion targets (local_is_target), grouped by local_txn_key. Each wanted recipient is resolved (delivery/local_resolve.h:
  * virtual map, aliases, sub-addressing, catch-all) and
  *  - when it stands for exactly one local delivery (a mailbox, a file, a pipe, an
  *    LMTP server), that delivery is made and st[i] is its result;
@@ -18,8 +18,9 @@
  * Recipients whose delivery goes to the same LMTP server (mailbox_transport, or
  * lmtp: targets) share one LMTP transaction: one RCPT each, one DATA, one reply
  * each after the dot (RFC 2033). The connection then stays open LMTP_IDLE seconds
- * for the next message; the timer that closes it runs on the event base given to
- * local_maps_attach.
+ * for the next message; a caller with an event loop gives it to
+ * local_maps_attach for the timer that closes it (the worker, without one,
+ * closes it itself).
  *
  * Mailboxes: Maildir under mail_dir or mbox under mbox_dir (mailbox_format, per
  * domain), or the mailbox_transport LMTP server; mailbox_quota applies to Maildir

@@ -18,7 +18,9 @@
  * retry_max). A deferring remote destination is marked down until its retry
  * time, so its other messages wait for that time instead of each costing an
  * attempt. Local recipients share the "@local" destination, which is never
- * marked down: one full mailbox must not delay the others.
+ * marked down: one full mailbox must not delay the others. Local deliveries run
+ * in delivery workers (queue/delivery_pool.h), never on this loop; their answers
+ * come back on it, like remote ones, and the attempt ends when all are in.
  * Message age (wall time since arrival): past delay_warning_time, one delay DSN;
  * past queue_lifetime, every recipient still to do fails with 5.4.7. A message
  * carrying more than LOOP_MAX_RECEIVED Received: fields fails at its first
