@@ -9,8 +9,6 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 
-#include <event2/event.h>
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -286,21 +284,8 @@ void local_batch_free(struct local_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-static void on_idle(evutil_socket_t fd, short what, void *arg)
-{
-    lmtp_close();
-}
-
-void local_maps_attach(struct local_maps *maps, struct event_base *base)
-{
-    maps->idle = evtimer_new(base, on_idle, NULL);
-}
-
 void local_maps_free(struct local_maps *maps)
 {
-    if (maps->idle)
-        event_free(maps->idle);
-    maps->idle = NULL;
     lmtp_close();
     local_maps_close(maps);
 }
@@ -368,10 +353,6 @@ int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps,
         deliver_target(cfg, &one, sender, junk, msg_fd, st);
     }
     deliver_lmtp_groups(cfg, tv, pending, np, sender, msg_fd, b);
-    if (maps->idle && lmtp_is_open()) {
-        struct timeval tv_idle = { LMTP_IDLE, 0 };
-        evtimer_add(maps->idle, &tv_idle);
-    }
     free(tv);
     free(pending);
     return 0;

@@ -18,9 +18,8 @@
  * Recipients whose delivery goes to the same LMTP server (mailbox_transport, or
  * lmtp: targets) share one LMTP transaction: one RCPT each, one DATA, one reply
  * each after the dot (RFC 2033). The connection then stays open LMTP_IDLE seconds
- * for the next message; a caller with an event loop gives it to
- * local_maps_attach for the timer that closes it (the worker, without one,
- * closes it itself).
+ * for the next message: the caller closes it then (lmtp_close; the delivery
+ * worker does when no job came for that long).
  *
  * Mailboxes: Maildir under mail_dir or mbox under mbox_dir (mailbox_format, per
  * domain), or the mailbox_transport LMTP server; mailbox_quota applies to Maildir
@@ -35,8 +34,6 @@
 #include "delivery/delivery.h"
 #include "delivery/local_rcpt.h"
 #include "lib/settings.h"
-
-struct event_base;
 
 struct local_new_rcpts {
     char (*v)[ADDR_PATH_MAX + 1];
@@ -78,9 +75,7 @@ int  local_batch_alloc(struct local_batch *b, size_t n);
    target delivered on its own. Pure. */
 void local_txn_key(const struct ferry_config *cfg, const char *rcpt_addr, char *key, size_t keysz);
 
-/* Timers (the LMTP idle close) run on base; call once after zero-initialising. */
-void local_maps_attach(struct local_maps *maps, struct event_base *base);
-/* Closes the maps, the kept LMTP connection and the timer. */
+/* Closes the maps and the kept LMTP connection. */
 void local_maps_free(struct local_maps *maps);
 
 /* Octets in a mailbox: a Maildir's new/ and cur/ files, or an mbox file's size.
