@@ -11,8 +11,9 @@
  * every recipient still unanswered, a refused connection DEFER 4.4.1.
  *
  * I/O is blocking, each read and write bounded by timeout seconds (SO_RCVTIMEO,
- * SO_SNDTIMEO), so one call lasts at most a few timeouts; the caller (the queue
- * process) accepts that pause, as it does for local disk writes. After a
+ * SO_SNDTIMEO), so one call lasts at most a few timeouts; the caller (a delivery
+ * worker, never the queue process's event loop) accepts that pause, as it does
+ * for local disk writes. After a
  * transaction the connection is kept (one per process, for the last spec used)
  * and reused for the next message after RSET, up to LMTP_IDLE seconds idle (the
  * caller's timer calls lmtp_close then; a connection found older is replaced);

@@ -9,8 +9,6 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 
-#include <event2/event.h>
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -240,6 +238,39 @@ static void deliver_lmtp_groups(const struct ferry_config *cfg, const struct loc
     free(sent);
 }
 
+int local_batch_alloc(struct local_batch *b, size_t n)
+{
+    memset(b, 0, sizeof *b);
+    size_t alloc = n ? n : 1;
+    b->done = calloc(alloc, sizeof *b->done);
+    b->st = calloc(alloc, sizeof *b->st);
+    b->add = calloc(alloc, sizeof *b->add);
+    b->home = calloc(alloc, sizeof *b->home);
+    b->home_user = calloc(alloc, sizeof *b->home_user);
+    b->home_rcpt = calloc(alloc, sizeof *b->home_rcpt);
+    if (!b->done || !b->st || !b->add || !b->home || !b->home_user || !b->home_rcpt) {
+        local_batch_free(b);
+        return -1;
+    }
+    b->n = n;
+    return 0;
+}
+
+void local_txn_key(const struct ferry_config *cfg, const char *rcpt_addr, char *key, size_t keysz)
+{
+    struct local_target t;
+    key[0] = '\0';
+    if (!local_is_target(rcpt_addr)) {
+        /* Resolved in the worker: any of them may turn out to go to one LMTP
+           server (mailbox_transport, or an lmtp: alias or virtual entry). */
+        str_copy(key, "resolve", keysz);
+        return;
+    }
+    const char *spec = local_target_decode(rcpt_addr, &t) == 0 ? lmtp_spec_of(cfg, &t) : NULL;
+    if (spec)
+        snprintf(key, keysz, "lmtp %s", spec);
+}
+
 void local_batch_free(struct local_batch *b)
 {
     for (size_t i = 0; b->add && i < b->n; i++)
@@ -253,21 +284,8 @@ void local_batch_free(struct local_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-static void on_idle(evutil_socket_t fd, short what, void *arg)
-{
-    lmtp_close();
-}
-
-void local_maps_attach(struct local_maps *maps, struct event_base *base)
-{
-    maps->idle = evtimer_new(base, on_idle, NULL);
-}
-
 void local_maps_free(struct local_maps *maps)
 {
-    if (maps->idle)
-        event_free(maps->idle);
-    maps->idle = NULL;
     lmtp_close();
     local_maps_close(maps);
 }
@@ -276,23 +294,15 @@ int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps,
                         bool junk, const char *const *addrs, const bool *want, size_t n, int msg_fd,
                         struct local_batch *b)
 {
-    memset(b, 0, sizeof *b);
     size_t alloc = n ? n : 1;
-    b->done = calloc(alloc, sizeof *b->done);
-    b->st = calloc(alloc, sizeof *b->st);
-    b->add = calloc(alloc, sizeof *b->add);
-    b->home = calloc(alloc, sizeof *b->home);
-    b->home_user = calloc(alloc, sizeof *b->home_user);
-    b->home_rcpt = calloc(alloc, sizeof *b->home_rcpt);
     struct local_target *tv = calloc(alloc, sizeof *tv);      /* the LMTP ones */
     size_t *pending = calloc(alloc, sizeof *pending);
-    if (!b->done || !b->st || !b->add || !b->home || !b->home_user || !b->home_rcpt || !tv || !pending) {
+    if (local_batch_alloc(b, n) < 0 || !tv || !pending) {
         local_batch_free(b);
         free(tv);
         free(pending);
         return -1;
     }
-    b->n = n;
     const char *bad = NULL;
     bool maps_ok = local_maps_refresh(cfg, maps, &bad) == 0;
     struct local_rcpt_arg ra;
@@ -343,10 +353,6 @@ int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps,
         deliver_target(cfg, &one, sender, junk, msg_fd, st);
     }
     deliver_lmtp_groups(cfg, tv, pending, np, sender, msg_fd, b);
-    if (maps->idle && lmtp_is_open()) {
-        struct timeval tv_idle = { LMTP_IDLE, 0 };
-        evtimer_add(maps->idle, &tv_idle);
-    }
     free(tv);
     free(pending);
     return 0;

@@ -1,9 +1,9 @@
 /*
  * local — local delivery: the recipients of one message that are delivered here.
  *
- * The queue process calls local_deliver_batch once per attempt of a message with
- * every recipient in a local domain and every queued expansion target
- * (local_is_target). Each wanted recipient is resolved (delivery/local_resolve.h:
+ * A delivery worker (delivery/local_worker.h) calls local_deliver_batch for the
+ * queue process, once per job: recipients of one message in a local domain and
+ * queued expansion targets (local_is_target), grouped by local_txn_key. Each wanted recipient is resolved (delivery/local_resolve.h:
  * virtual map, aliases, sub-addressing, catch-all) and
  *  - when it stands for exactly one local delivery (a mailbox, a file, a pipe, an
  *    LMTP server), that delivery is made and st[i] is its result;
@@ -18,8 +18,8 @@
  * Recipients whose delivery goes to the same LMTP server (mailbox_transport, or
  * lmtp: targets) share one LMTP transaction: one RCPT each, one DATA, one reply
  * each after the dot (RFC 2033). The connection then stays open LMTP_IDLE seconds
- * for the next message; the timer that closes it runs on the event base given to
- * local_maps_attach.
+ * for the next message: the caller closes it then (lmtp_close; the delivery
+ * worker does when no job came for that long).
  *
  * Mailboxes: Maildir under mail_dir or mbox under mbox_dir (mailbox_format, per
  * domain), or the mailbox_transport LMTP server; mailbox_quota applies to Maildir
@@ -34,8 +34,6 @@
 #include "delivery/delivery.h"
 #include "delivery/local_rcpt.h"
 #include "lib/settings.h"
-
-struct event_base;
 
 struct local_new_rcpts {
     char (*v)[ADDR_PATH_MAX + 1];
@@ -66,10 +64,18 @@ int  local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps
                          bool junk, const char *const *addrs, const bool *want, size_t n, int msg_fd,
                          struct local_batch *b);
 void local_batch_free(struct local_batch *b);
+/* Every array for n recipients, zeroed (what local_deliver_batch fills; the
+   queue process fills one from its workers' answers). 0 ok, -1 out of memory. */
+int  local_batch_alloc(struct local_batch *b, size_t n);
 
-/* Timers (the LMTP idle close) run on base; call once after zero-initialising. */
-void local_maps_attach(struct local_maps *maps, struct event_base *base);
-/* Closes the maps, the kept LMTP connection and the timer. */
+/* Which recipients must share one local_deliver_batch call, so that those going
+   to one LMTP server share its transaction: key gets the same non-empty string
+   for them ("lmtp SPEC" for a queued LMTP target; "resolve" for every address
+   still to resolve, as any may turn out to be an LMTP mailbox), "" for a queued
+   target delivered on its own. Pure. */
+void local_txn_key(const struct ferry_config *cfg, const char *rcpt_addr, char *key, size_t keysz);
+
+/* Closes the maps and the kept LMTP connection. */
 void local_maps_free(struct local_maps *maps);
 
 /* Octets in a mailbox: a Maildir's new/ and cur/ files, or an mbox file's size.

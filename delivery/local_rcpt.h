@@ -43,7 +43,6 @@ struct local_maps {
     struct userdb *users;        /* may be set by the owner (borrowed), else opened on demand */
     struct fdb_env *users_env;   /* ours when we opened users.db */
     bool users_owned, users_tried;
-    void *idle;                  /* delivery/local.c: the LMTP idle timer (queue process) */
 };
 
 /* Re-open the maps whose files changed. 0 ok; -1 with *why naming the broken map. */

@@ -9,9 +9,10 @@
  * left by a dead process and removed), then an fcntl write lock on the file; each
  * is retried for up to lock_wait seconds, after which the result is DEFER 4.2.0
  * (mailbox busy). The daemon passes MBOX_LOCK_WAIT, 0: one try, no sleep. Local
- * delivery runs inside the queue process's event loop, so a wait here would stall
- * every other delivery (a held lock cost 10 s per attempt before); a locked
- * mailbox is simply retried with the queue's back-off.
+ * delivery runs in a delivery worker (queue/delivery_pool.h), one of a bounded
+ * pool, so a wait here would hold a worker the other mailboxes need (a held lock
+ * cost 10 s per attempt before); a locked mailbox is simply retried with the
+ * queue's back-off.
  *
  * Format: "From SENDER DATE" (asctime date, MAILER-DAEMON for the null sender),
  * the prefix header lines, the message with CRLF made LF, every line matching

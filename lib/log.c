@@ -25,6 +25,11 @@ void log_init(enum log_target target, enum log_level level, const char *proc)
         openlog("ferryd", LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+void log_reopen(const char *proc)
+{
+    log_init(cur_target, cur_level, proc);
+}
+
 void log_set_level(enum log_level level)
 {
     cur_level = level;

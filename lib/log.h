@@ -16,6 +16,9 @@ enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG };
 
 void log_init(enum log_target target, enum log_level level, const char *proc);
 void log_set_level(enum log_level level);
+/* log_init again with the same target and level under another process tag (a
+   forked helper that closed every descriptor it inherited, syslog's too). */
+void log_reopen(const char *proc);
 /* Parse "error|warn|info|debug"; -1 when unknown. */
 int  log_level_parse(const char *s);
 const char *log_level_name(enum log_level level);

@@ -145,6 +145,7 @@ struct ferry_config {
     bool dmarc_failure_redact;
     unsigned long long dmarc_failure_rate;      /* per destination per hour */
     char dmarc_reports_address[320];            /* derived: dmarc-reports@<first local domain> */
+    unsigned long long local_concurrency;   /* delivery worker processes (queue/delivery_pool.h) */
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];

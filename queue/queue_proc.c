@@ -18,7 +18,9 @@
  * retry_max). A deferring remote destination is marked down until its retry
  * time, so its other messages wait for that time instead of each costing an
  * attempt. Local recipients share the "@local" destination, which is never
- * marked down: one full mailbox must not delay the others.
+ * marked down: one full mailbox must not delay the others. Local deliveries run
+ * in delivery workers (queue/delivery_pool.h), never on this loop; their answers
+ * come back on it, like remote ones, and the attempt ends when all are in.
  * Message age (wall time since arrival): past delay_warning_time, one delay DSN;
  * past queue_lifetime, every recipient still to do fails with 5.4.7. A message
  * carrying more than LOOP_MAX_RECEIVED Received: fields fails at its first
@@ -32,12 +34,14 @@
 #include "delivery/delivery.h"
 #include "delivery/home_delivery.h"
 #include "delivery/local.h"
+#include "delivery/local_job.h"
 #include "lib/buf.h"
 #include "lib/dns.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "queue/bounce.h"
 #include "queue/control.h"
+#include "queue/delivery_pool.h"
 #include "queue/outbound.h"
 #include "queue/queue_admin.h"
 #include "queue/report_runner.h"
@@ -47,6 +51,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -64,6 +69,9 @@
    file open and its envelope in memory. Jobs beyond it wait in the index. */
 #define INFLIGHT_MAX      400
 #define BUSY_RETRY_MS     1000
+/* Local jobs waiting for a delivery worker; past it, messages with local
+   recipients wait in the index (each waiting attempt holds its file open). */
+#define LOCAL_BACKLOG_MAX 256
 
 struct attempt;
 
@@ -82,7 +90,7 @@ struct queue_proc {
     struct outbound *ob;
     struct attempt *inflight;       /* attempts waiting for remote results */
     size_t ninflight;
-    struct local_maps maps;         /* delivery/local.h */
+    struct delivery_pool *pool;     /* local deliveries (queue/delivery_pool.h) */
 };
 
 static int64_t mono_ms(void)
@@ -207,24 +215,6 @@ out:
 
 /* ---- delivery ---- */
 
-/* Every local recipient of this attempt in one call, so that those going to
-   one LMTP server share a transaction. *b stays empty when memory is short. */
-static void deliver_local(struct queue_proc *q, const struct envelope *e, const struct dest_name *names,
-                          int msg_fd, struct local_batch *b)
-{
-    const char **addrs = calloc(e->nrcpts, sizeof *addrs);
-    bool *want = calloc(e->nrcpts, sizeof *want);
-    if (addrs && want) {
-        for (size_t i = 0; i < e->nrcpts; i++) {
-            addrs[i] = e->rcpts[i].addr;
-            want[i] = rcpt_todo(&e->rcpts[i]) && !strcmp(names[i].s, LOCAL_DEST);
-        }
-        local_deliver_batch(q->cfg, &q->maps, e->sender, e->quarantine[0] != '\0', addrs, want, e->nrcpts, msg_fd, b);
-    }
-    free(addrs);
-    free(want);
-}
-
 /* Expansions (aliases, virtual entries) become new recipients to do; remote
    ones are routed like any other. RFC 3461 §5.2.7: a single expansion carries
    NOTIFY and ORCPT on unchanged (§5.2.7.2, no DSN here); several get ORCPT and
@@ -264,8 +254,8 @@ static bool add_expansions(struct queue_proc *q, struct envelope *e, size_t n0, 
     return added;
 }
 
-/* A local recipient deliver_local did not answer (memory ran short), or an
-   address that cannot be routed at all. */
+/* A local recipient no delivery worker could be asked about (memory ran
+   short), or an address that cannot be routed at all. */
 static void deliver_recipient(struct queue_proc *q, const struct envelope *e, struct env_rcpt *r,
                               int msg_fd, struct delivery_status *st)
 {
@@ -356,7 +346,8 @@ struct attempt {
     struct outbound_job *jobs;
     size_t njobs;
     size_t *job_rcpts;
-    struct local_batch lb;          /* local results and alias expansions */
+    struct local_batch lb;          /* alias expansions and home deliveries, from the workers */
+    bool *add_lost;                 /* an expansion target could not be kept (memory) */
     bool *home_wait;                /* home deliveries the parent has yet to answer */
     struct event *home_timer;       /* gives up on the parent's answers */
     size_t n0;                      /* recipients before expansions */
@@ -378,6 +369,7 @@ static void attempt_free(struct attempt *a)
     free(a->jobs);
     free(a->job_rcpts);
     free(a->home_wait);
+    free(a->add_lost);
     if (a->home_timer)
         event_free(a->home_timer);
     local_batch_free(&a->lb);
@@ -435,7 +427,8 @@ static void record(struct attempt *a, size_t i, const struct delivery_status *st
 
 static void finish_attempt(struct attempt *a);
 
-/* One awaited result (remote or home) is in; the last one finishes the attempt. */
+/* One awaited result (remote, local job or home) is in; the last one finishes
+   the attempt. */
 static void pending_done(struct attempt *a)
 {
     if (--a->remote_pending > 0)
@@ -531,6 +524,135 @@ static void on_home_result(struct queue_proc *q, const void *data, size_t len)
     log_warn("%s: home delivery result for an attempt no longer waiting (index %u)", hr.id, hr.index);
 }
 
+/* A worker resolved recipient i to a mailbox the parent writes as a system user. */
+static void start_home(struct attempt *a, size_t i)
+{
+    struct queue_proc *q = a->q;
+    if (!a->home_wait)
+        a->home_wait = calloc(a->n0, sizeof *a->home_wait);
+    if (a->home_wait && !a->home_timer) {
+        a->home_timer = evtimer_new(q->base, on_home_timeout, a);
+        struct timeval tv = {HOME_TIMEOUT_SECONDS + 60, 0};
+        if (a->home_timer)
+            evtimer_add(a->home_timer, &tv);
+    }
+    if (a->home_wait && a->home_timer && request_home(a, i)) {
+        a->home_wait[i] = true;
+        a->remote_pending++;
+        return;
+    }
+    struct delivery_status st;
+    delivery_set(&st, DELIVERY_DEFER, "4.3.0 cannot ask the parent to deliver as %s", a->lb.home_user[i]);
+    record(a, i, &st, false, NULL, NULL);
+}
+
+/* ---- answers from the delivery workers (queue/delivery_pool.h) ---- */
+
+static void on_local_add(void *arg, unsigned index, const char *target)
+{
+    struct attempt *a = arg;
+    struct local_new_rcpts *x = &a->lb.add[index];
+    if (x->n == 0 || (x->n & (x->n - 1)) == 0) {     /* grow by doubling */
+        void *v = realloc(x->v, (x->n ? 2 * x->n : 1) * sizeof *x->v);
+        if (!v) {
+            a->add_lost[index] = true;
+            return;
+        }
+        x->v = v;
+    }
+    str_copy(x->v[x->n++], target, sizeof x->v[0]);
+}
+
+static void on_local_result(void *arg, unsigned index, const struct delivery_status *st)
+{
+    struct attempt *a = arg;
+    struct delivery_status lost;
+    if (st->result == DELIVERY_OK && a->add_lost[index]) {
+        delivery_set(&lost, DELIVERY_DEFER, "4.3.0 out of memory keeping the expansion");
+        st = &lost;
+    }
+    if (st->result != DELIVERY_OK) {
+        /* Only an OK carries an expansion; a worker that died after sending part
+           of one leaves nothing behind. */
+        free(a->lb.add[index].v);
+        a->lb.add[index].v = NULL;
+        a->lb.add[index].n = 0;
+    }
+    record(a, index, st, false, NULL, NULL);
+}
+
+static void on_local_home(void *arg, unsigned index, const char *user, const char *rcpt)
+{
+    struct attempt *a = arg;
+    a->lb.home[index] = true;
+    str_copy(a->lb.home_user[index], user, sizeof a->lb.home_user[index]);
+    str_copy(a->lb.home_rcpt[index], rcpt, sizeof a->lb.home_rcpt[index]);
+    start_home(a, index);
+}
+
+static void on_local_done(void *arg)
+{
+    pending_done(arg);
+}
+
+static const struct delivery_pool_cb local_cb = { on_local_add, on_local_result, on_local_home, on_local_done };
+
+/* Hand the local recipients idx[0..n) of a to the delivery workers: one job per
+   recipient, except those that must share an LMTP transaction
+   (local_txn_key), at most LOCAL_JOB_MAX_RCPTS a job. */
+static void submit_local(struct attempt *a, const size_t *idx, size_t n)
+{
+    struct queue_proc *q = a->q;
+    if (n == 0)
+        return;
+    char **keys = calloc(n, sizeof *keys);
+    bool *taken = calloc(n, sizeof *taken);
+    unsigned *jidx = calloc(LOCAL_JOB_MAX_RCPTS, sizeof *jidx);
+    const char **jrcpt = calloc(LOCAL_JOB_MAX_RCPTS, sizeof *jrcpt);
+    a->add_lost = calloc(a->n0, sizeof *a->add_lost);
+    bool ok = keys && taken && jidx && jrcpt && a->add_lost && local_batch_alloc(&a->lb, a->n0) == 0;
+    for (size_t g = 0; ok && g < n; g++) {
+        char key[PATH_MAX + 8];
+        local_txn_key(q->cfg, a->e.rcpts[idx[g]].addr, key, sizeof key);
+        if (key[0] && !(keys[g] = strdup(key)))
+            ok = false;
+    }
+    for (size_t g = 0; g < n; g++) {
+        if (taken[g])
+            continue;
+        size_t k = 0;
+        for (size_t h = g; ok && h < n && k < LOCAL_JOB_MAX_RCPTS; h++) {
+            if (taken[h] || (h != g && (!keys[g] || !keys[h] || strcmp(keys[g], keys[h]))))
+                continue;
+            taken[h] = true;
+            jidx[k] = (unsigned)idx[h];
+            jrcpt[k++] = a->e.rcpts[idx[h]].addr;
+        }
+        if (ok && delivery_pool_submit(q->pool, a->id, a->e.sender, a->e.quarantine[0] != '\0', jidx, jrcpt, k,
+                                       &local_cb, a) == 0) {
+            a->remote_pending++;
+            continue;
+        }
+        /* Out of memory: this job's recipients (or, when ok is false, just
+           recipient g) are tried again later. */
+        if (k == 0) {
+            taken[g] = true;
+            jidx[k++] = (unsigned)idx[g];
+        }
+        for (size_t x = 0; x < k; x++) {
+            struct delivery_status st;
+            deliver_recipient(q, &a->e, &a->e.rcpts[jidx[x]], a->fd, &st);
+            record(a, jidx[x], &st, false, NULL, NULL);
+        }
+    }
+    for (size_t g = 0; keys && g < n; g++)
+        free(keys[g]);
+    free(keys);
+    free(taken);
+    free(jidx);
+    free(jrcpt);
+}
+
 /* Hand the remote recipients of a to outbound, grouped by destination. */
 static void submit_remote(struct attempt *a, const size_t *remote, size_t nremote)
 {
@@ -580,7 +702,9 @@ static void submit_remote(struct attempt *a, const size_t *remote, size_t nremot
 static void attempt_message(struct queue_proc *q, const char *id, const char *const *dests, size_t nd)
 {
     int64_t now = mono_ms();
-    if (attempt_busy(q, id) || (q->ninflight >= INFLIGHT_MAX && !in_list(LOCAL_DEST, dests, nd))) {
+    bool local = in_list(LOCAL_DEST, dests, nd);
+    if (attempt_busy(q, id) || (q->ninflight >= INFLIGHT_MAX && !local) ||
+        (local && delivery_pool_backlog(q->pool) >= LOCAL_BACKLOG_MAX)) {
         /* Still out with its previous attempt, or too many out already: later,
            without counting an attempt. */
         for (size_t k = 0; k < nd; k++)
@@ -623,7 +747,8 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
     a->delay_idx = calloc(n, sizeof *a->delay_idx);
     a->exp_idx = calloc(n, sizeof *a->exp_idx);
     size_t *remote = calloc(n, sizeof *remote);
-    if (!a->dests || !a->names || !a->deferred_dest || !a->fail_idx || !a->ok_idx || !a->relay_idx ||
+    size_t *local_idx = calloc(n, sizeof *local_idx);
+    if (!local_idx || !a->dests || !a->names || !a->deferred_dest || !a->fail_idx || !a->ok_idx || !a->relay_idx ||
         !a->delay_idx || !a->exp_idx || !remote) {
         log_msg(LOG_LVL_ERROR, id, "out of memory; trying again later");
         goto retry_later;
@@ -639,10 +764,8 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
         rcpt_dest(q->cfg, e->rcpts[i].addr, a->names[i].s, sizeof a->names[i].s);
 
     int received = e->attempts == 0 ? count_received(a->fd) : 0;
-    size_t nremote = 0;
+    size_t nremote = 0, nlocal = 0;
     a->n0 = n;
-    if (received <= LOOP_MAX_RECEIVED && in_list(LOCAL_DEST, dests, nd))
-        deliver_local(q, e, a->names, a->fd, &a->lb);
     for (size_t i = 0; i < n; i++) {
         struct env_rcpt *r = &e->rcpts[i];
         if (!rcpt_todo(r) || !in_list(a->names[i].s, dests, nd))
@@ -654,31 +777,18 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
         } else if (strcmp(a->names[i].s, LOCAL_DEST) != 0) {
             remote[nremote++] = i;
             continue;
-        } else if (a->lb.done && a->lb.done[i]) {
-            st = a->lb.st[i];
-        } else if (a->lb.home && a->lb.home[i]) {
-            if (!a->home_wait)
-                a->home_wait = calloc(n, sizeof *a->home_wait);
-            if (a->home_wait && !a->home_timer) {
-                a->home_timer = evtimer_new(q->base, on_home_timeout, a);
-                struct timeval tv = {HOME_TIMEOUT_SECONDS + 60, 0};
-                if (a->home_timer)
-                    evtimer_add(a->home_timer, &tv);
-            }
-            if (a->home_wait && a->home_timer && request_home(a, i)) {
-                a->home_wait[i] = true;
-                a->remote_pending++;
-                continue;
-            }
-            delivery_set(&st, DELIVERY_DEFER, "4.3.0 cannot ask the parent to deliver as %s",
-                         a->lb.home_user[i]);
         } else {
-            deliver_recipient(q, e, r, a->fd, &st);
+            local_idx[nlocal++] = i;
+            continue;
         }
         record(a, i, &st, false, NULL, NULL);
     }
+    /* Local deliveries run in the workers; their answers, like the remote
+       ones, come back on the event loop (on_local_*). */
+    submit_local(a, local_idx, nlocal);
     submit_remote(a, remote, nremote);
     free(remote);
+    free(local_idx);
     if (a->remote_pending == 0) {
         finish_attempt(a);
         return;
@@ -690,6 +800,7 @@ static void attempt_message(struct queue_proc *q, const char *id, const char *co
 
 retry_later:
     free(remote);
+    free(local_idx);
     for (size_t k = 0; k < nd; k++)
         sched_put(q->sched, id, dests[k], now + q->params.retry_min_ms);
     attempt_free(a);
@@ -969,10 +1080,10 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
     q.parent = ipc_chan_new(q.base, parent_fd, on_parent_msg, on_parent_close, &q);
     q.due_timer = evtimer_new(q.base, on_due, &q);
     q.rescan_timer = evtimer_new(q.base, on_rescan, &q);
-    local_maps_attach(&q.maps, q.base);
+    q.pool = delivery_pool_new(q.base, cfg);
     struct event *sigterm = evsignal_new(q.base, SIGTERM, on_sigterm, &q);
     struct event *sigint = evsignal_new(q.base, SIGINT, on_sigterm, &q);
-    if (!q.parent || !q.due_timer || !q.rescan_timer || !sigterm || !sigint)
+    if (!q.parent || !q.due_timer || !q.rescan_timer || !sigterm || !sigint || !q.pool)
         return 1;
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
@@ -1009,6 +1120,7 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
        what is left, and the next start tries it again. */
     report_runner_free(reports);
     outbound_free(q.ob);
+    delivery_pool_free(q.pool);     /* local deliveries still out: likewise */
     while (q.inflight) {
         struct attempt *a = q.inflight;
         q.inflight = a->next;
@@ -1023,7 +1135,6 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
     event_free(sigint);
     sched_free(q.sched);
     spool_close(&q.spool);
-    local_maps_free(&q.maps);
     event_base_free(q.base);
     close(q.lock_fd);
     log_info("queue process stopped");

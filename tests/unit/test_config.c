@@ -653,6 +653,26 @@ START_TEST(relay_clients)
 }
 END_TEST
 
+START_TEST(local_concurrency)
+{
+    load_ok("");
+    ck_assert_uint_eq(cfg.local_concurrency, 8);     /* the default etc/ferry.conf documents */
+    settings_free(&cfg);
+    load_ok("local_concurrency = 1\n");
+    ck_assert_uint_eq(cfg.local_concurrency, 1);
+    settings_free(&cfg);
+    load_ok("local_concurrency = 256\n");
+    ck_assert_uint_eq(cfg.local_concurrency, 256);
+    settings_free(&cfg);
+    /* No worker at all would never deliver; more than 256 processes is a typo. */
+    load_err("local_concurrency = 0\n", 1, "out of range (1 to 256)");
+    load_err("\nlocal_concurrency = 257\n", 2, "out of range (1 to 256)");
+    load_err("local_concurrency = -1\n", 1, "not a number");
+    load_err("local_concurrency = 8k\n", 1, "not a number");
+    load_err("local_concurrency =\n", 1, NULL);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -681,6 +701,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, local_domains);
     tcase_add_test(tc, relay_clients);
     tcase_add_test(tc, dmarc_reporting_keys);
+    tcase_add_test(tc, local_concurrency);
     suite_add_tcase(s, tc);
     return s;
 }
