@@ -6,7 +6,7 @@ set -e
 PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb5.3-dev
 zlib1g-dev libidn2-dev libxml2-dev libxml2-utils libzip-dev check python3 nsd ldnsutils swaks openssl
 python3-spf python3-dnspython python3-dkim python3-nacl opendkim opendkim-tools libopendmarc-dev
-libnet-ssleay-perl unbound faketime
+libnet-ssleay-perl unbound datefudge
 postfix libsasl2-modules dovecot-core dovecot-lmtpd passwd"
 
 missing=""
