@@ -244,10 +244,13 @@ int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
     return run(d, txn, OP_DEL, key, klen, NULL, 0, NULL, NULL);
 }
 
-int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)
+/* Visit from the first key >= prefix while keys begin with it; plen 0 is everything. */
+static int scan(struct fdb *d, const void *prefix, size_t plen, fdb_visit_fn fn, void *arg)
 {
     DBC *c;
     DB_TXN *t;
+    if (plen > UINT32_MAX)
+        return -1;
     int r = d->env->env->txn_begin(d->env->env, NULL, &t, 0);
     if (r != 0) {
         set_err(d->env, "cannot begin a transaction", r);
@@ -262,12 +265,30 @@ int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)
     DBT k, v;
     memset(&k, 0, sizeof k);
     memset(&v, 0, sizeof v);
+    u_int32_t how = DB_NEXT;
+    if (plen) {
+        /* DB_SET_RANGE writes the found key into k: give it a copy of the prefix */
+        k.data = malloc(plen);
+        if (!k.data) {
+            c->close(c);
+            t->abort(t);
+            return -1;
+        }
+        memcpy(k.data, prefix, plen);
+        k.size = (u_int32_t)plen;
+        how = DB_SET_RANGE;
+    }
+    void *start = k.data;
     int stop = 0;
-    while ((r = c->get(c, &k, &v, DB_NEXT)) == 0) {
+    while ((r = c->get(c, &k, &v, how)) == 0) {
+        how = DB_NEXT;
+        if (plen && (k.size < plen || memcmp(k.data, prefix, plen) != 0))
+            break;
         stop = fn(k.data, k.size, v.data, v.size, arg);
         if (stop)
             break;
     }
+    free(start);
     c->close(c);
     if (r != 0 && r != DB_NOTFOUND) {
         t->abort(t);
@@ -276,4 +297,14 @@ int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)
     }
     t->commit(t, 0);
     return stop;
+}
+
+int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)
+{
+    return scan(d, NULL, 0, fn, arg);
+}
+
+int fdb_foreach_prefix(struct fdb *d, const void *prefix, size_t plen, fdb_visit_fn fn, void *arg)
+{
+    return scan(d, prefix, plen, fn, arg);
 }

@@ -38,6 +38,8 @@ int  fdb_del(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen);
 /* Visit every pair in key order; stop early when fn returns non-zero (returned). */
 typedef int (*fdb_visit_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
 int  fdb_foreach(struct fdb *db, fdb_visit_fn fn, void *arg);
+/* The same over the keys that begin with prefix[0..plen) only (B-tree range scan). */
+int  fdb_foreach_prefix(struct fdb *db, const void *prefix, size_t plen, fdb_visit_fn fn, void *arg);
 
 const char *fdb_last_error(struct fdb_env *env);
 

@@ -97,6 +97,30 @@ START_TEST(put_get_del_foreach)
 }
 END_TEST
 
+START_TEST(foreach_prefix)
+{
+    struct fdb_env *e;
+    struct fdb *d;
+    open_both(&e, &d);
+    const char *keys[] = { "al x", "alice a", "alice b", "alicex c", "bob a", "a" };
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_int_eq(fdb_put(d, NULL, keys[i], strlen(keys[i]), "v", 1), 0);
+    char all[256] = "";
+    ck_assert_int_eq(fdb_foreach_prefix(d, "alice ", 6, collect, all), 0);
+    ck_assert_str_eq(all, "alice a=v;alice b=v;");
+    all[0] = '\0';
+    ck_assert_int_eq(fdb_foreach_prefix(d, "zz", 2, collect, all), 0);      /* past the end */
+    ck_assert_str_eq(all, "");
+    ck_assert_int_eq(fdb_foreach_prefix(d, "bob", 3, collect, all), 0);
+    ck_assert_str_eq(all, "bob a=v;");
+    int count = 0;
+    ck_assert_int_eq(fdb_foreach_prefix(d, "a", 1, stop_at_b, &count), 0);
+    ck_assert_int_eq(count, 5);
+    fdb_close(d);
+    fdb_env_close(e);
+}
+END_TEST
+
 START_TEST(transactions_commit_and_abort)
 {
     struct fdb_env *e;
@@ -245,6 +269,7 @@ Suite *db_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, put_get_del_foreach);
+    tcase_add_test(tc, foreach_prefix);
     tcase_add_test(tc, transactions_commit_and_abort);
     tcase_add_test(tc, reopen_keeps_data);
     tcase_add_test(tc, second_process_while_open);
