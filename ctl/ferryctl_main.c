@@ -15,6 +15,8 @@
  *     dmarc check --ip IP --helo NAME --sender ADDR < msg   SPF, DKIM and DMARC (RFC 9989)
  *     dmp record --domain D --ip A [--ip B]...        DMP TXT records to publish
  *     map build [--type aliases|virtual] FILE         compile FILE into FILE.db
+ *     pull allow|deny|unlist PEER | allow|deny|unlist USER PATTERN | lists [USER] | list [USER]
+ *          | drop USER ID | fetch USER ID              DMTP lists and pending notices
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -42,7 +44,8 @@ static void usage(void)
             "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
             "  dmp record --domain D --ip A [--ip B]...\n"
             "  dmarc check --ip IP --helo NAME --sender ADDR < msg\n"
-            "  map build [--type aliases|virtual] FILE\n");
+            "  map build [--type aliases|virtual] FILE\n"
+            "  pull allow|deny|unlist PEER | allow|deny|unlist USER PATTERN | lists [USER] | list [USER] | drop USER ID | fetch USER ID\n");
     exit(2);
 }
 
@@ -111,6 +114,8 @@ int main(int argc, char **argv)
         rc = ctl_dmp(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmarc"))
         rc = ctl_dmarc(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "pull"))
+        rc = ctl_pull(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "map"))
         rc = ctl_map(argc - i - 1, argv + i + 1);
     else {
