@@ -41,6 +41,12 @@ int  fdb_foreach(struct fdb *db, fdb_visit_fn fn, void *arg);
 /* The same over the keys that begin with prefix[0..plen) only (B-tree range scan). */
 int  fdb_foreach_prefix(struct fdb *db, const void *prefix, size_t plen, fdb_visit_fn fn, void *arg);
 
+/* Delete at most max pairs for which pred returns non-zero. The keys are collected
+   in one read scan and deleted after it, each in its own transaction (a delete
+   inside the scan's transaction would wait on its own read lock). *deleted counts
+   the pairs removed. 0 ok, -1 error. */
+int  fdb_sweep(struct fdb *db, fdb_visit_fn pred, void *arg, size_t max, size_t *deleted);
+
 const char *fdb_last_error(struct fdb_env *env);
 
 #endif

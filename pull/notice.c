@@ -449,44 +449,16 @@ int notice_list(struct notice_store *s, const char *user, int (*fn)(const struct
     return r;
 }
 
-struct expire_ctx {
-    time_t now;
-    size_t max, n;
-    char (*keys)[KEY_MAX + 1];
-};
-
-static int collect_expired(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+/* Expired, or not a record at all. */
+static int expired(const void *k, size_t kl, const void *v, size_t vl, void *arg)
 {
-    struct expire_ctx *c = arg;
+    const time_t *now = arg;
     struct pull_notice n;
     char err[128];
-    if (kl > KEY_MAX || memchr(k, '\0', kl))
-        return 0;       /* not a key of ours */
-    if (notice_parse(v, vl, &n, err, sizeof err) == 0 && n.expires > c->now)
-        return 0;
-    memcpy(c->keys[c->n], k, kl);
-    c->keys[c->n][kl] = '\0';
-    return ++c->n == c->max;
+    return notice_parse(v, vl, &n, err, sizeof err) < 0 || n.expires <= *now;
 }
 
 int notice_expire(struct notice_store *s, time_t now, size_t max, size_t *dropped)
 {
-    *dropped = 0;
-    if (max == 0)
-        return 0;
-    /* keys first, deletes after: a delete inside the scan's own read transaction
-       would wait on itself */
-    struct expire_ctx c = { .now = now, .max = max, .keys = calloc(max, KEY_MAX + 1) };
-    if (!c.keys)
-        return -1;
-    int r = fdb_foreach(s->db, collect_expired, &c) < 0 ? -1 : 0;
-    for (size_t i = 0; r == 0 && i < c.n; i++) {
-        int d = fdb_del(s->db, NULL, c.keys[i], strlen(c.keys[i]));
-        if (d < 0)
-            r = -1;
-        else if (d == 0)
-            (*dropped)++;
-    }
-    free(c.keys);
-    return r;
+    return fdb_sweep(s->db, expired, &now, max, dropped);
 }

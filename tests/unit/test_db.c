@@ -97,6 +97,34 @@ START_TEST(put_get_del_foreach)
 }
 END_TEST
 
+static int starts_with_a(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    return kl > 0 && *(const char *)k == 'a';
+}
+
+START_TEST(sweep)
+{
+    struct fdb_env *e;
+    struct fdb *d;
+    open_both(&e, &d);
+    const char *keys[] = { "a1", "a2", "a3", "b1" };
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(fdb_put(d, NULL, keys[i], 2, "v", 1), 0);
+    size_t n;
+    ck_assert_int_eq(fdb_sweep(d, starts_with_a, NULL, 2, &n), 0);     /* at most 2 */
+    ck_assert_uint_eq(n, 2);
+    char all[256] = "";
+    ck_assert_int_eq(fdb_foreach(d, collect, all), 0);
+    ck_assert_str_eq(all, "a3=v;b1=v;");
+    ck_assert_int_eq(fdb_sweep(d, starts_with_a, NULL, 100, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(fdb_sweep(d, starts_with_a, NULL, 100, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    fdb_close(d);
+    fdb_env_close(e);
+}
+END_TEST
+
 START_TEST(foreach_prefix)
 {
     struct fdb_env *e;
@@ -270,6 +298,7 @@ Suite *db_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, put_get_del_foreach);
     tcase_add_test(tc, foreach_prefix);
+    tcase_add_test(tc, sweep);
     tcase_add_test(tc, transactions_commit_and_abort);
     tcase_add_test(tc, reopen_keeps_data);
     tcase_add_test(tc, second_process_while_open);
