@@ -34,6 +34,14 @@ int ctl_dmarc_check(const struct dns_config *dns, int argc, char **argv);
 struct buf;
 int ctl_read_stdin(struct buf *b, const char *who);
 
+/* The data_dir Berkeley DB environment, as the daemon's user when run as root.
+   0 ok; -1 after one sentence on stderr. */
+struct fdb_env;
+int ctl_open_env(const struct ferry_config *cfg, struct fdb_env **env);
+
+/* `ferryctl pull ...`: DMTP lists and pending notices (see ctl_pull.c). */
+int ctl_pull(const struct ferry_config *cfg, int argc, char **argv);
+
 /* `ferryctl map build [--type aliases|virtual] FILE`: FILE.db for local delivery. */
 int ctl_map(int argc, char **argv);
 

@@ -3,55 +3,22 @@
  * `ferryctl user addr NAME add|del ADDRESS`: the SMTP AUTH users in the data_dir
  * Berkeley DB environment (auth/userdb.h). Passwords are read from standard input
  * (the first line, without its newline) and never stored, only their SCRAM keys.
- * Run as root, it becomes the daemon's user first, so the database files stay the
- * daemon's; it works whether the daemon runs or not.
+ * The environment is opened with ctl_open_env (as the daemon's user when run as
+ * root); it works whether the daemon runs or not.
  */
 #include "auth/userdb.h"
 #include "ctl/ctl.h"
 #include "lib/buf.h"
-#include "lib/safe_dir.h"
-#include "smtpd/proc.h"
 
-#include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static int usage(void)
 {
     fprintf(stderr, "usage: ferryctl user add NAME | del NAME | passwd NAME | list | addr NAME add|del ADDRESS\n"
                     "       (add and passwd read the password from standard input)\n");
     return 2;
-}
-
-int ctl_become_daemon_user(const struct ferry_config *cfg)
-{
-    if (geteuid() != 0)
-        return 0;
-    uid_t uid;
-    gid_t gid;
-    char err[256];
-    if (proc_lookup_user(cfg->user, &uid, &gid, err, sizeof err) < 0) {
-        fprintf(stderr, "ferryctl: %s\n", err);
-        return -1;
-    }
-    /* As ferryd does it (lib/safe_dir.h): never through a link the daemon's user
-       could have put in place of data_dir. */
-    struct safe_owner o = { true, uid, gid };
-    int fd = safe_dir_prepare(cfg->data_dir, 0700 | SAFE_DIR_KEEP_MODE, &o, err, sizeof err);
-    if (fd < 0) {
-        fprintf(stderr, "ferryctl: %s\n", err);
-        return -1;
-    }
-    close(fd);
-    if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
-        fprintf(stderr, "ferryctl: cannot become %s: %s\n", cfg->user, strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 static int read_password(char *out, size_t outsz)
@@ -88,14 +55,10 @@ int ctl_user(const struct ferry_config *cfg, int argc, char **argv)
     if (strcmp(verb, "add") && strcmp(verb, "del") && strcmp(verb, "passwd") && strcmp(verb, "list") &&
         strcmp(verb, "addr"))
         return usage();
-    if (ctl_become_daemon_user(cfg) < 0)
-        return 1;
     char err[512], pw[CRED_PASSWORD_MAX + 2];
     struct fdb_env *env;
-    if (fdb_env_open(cfg->data_dir, &env, err, sizeof err) < 0) {
-        fprintf(stderr, "ferryctl: %s\n", err);
+    if (ctl_open_env(cfg, &env) < 0)
         return 1;
-    }
     struct userdb *u = userdb_open(env, err, sizeof err);
     int rc = 1;
     if (!u) {

@@ -18,6 +18,8 @@
  *     dmarc import [FILE]     store the aggregate report(s) of a message or report file
  *     dmarc summary [--domain D] [--days N] [--json]  who sends as our domains
  *     dmarc report --dry-run  print the aggregate reports that are due
+ *     pull allow|deny|unlist PEER | allow|deny|unlist USER PATTERN | lists [USER] | list [USER]
+ *          | drop USER ID | fetch USER ID              DMTP lists and pending notices
  *
  * Exit codes: 0 ok, 1 operational failure, 2 usage. Errors are one sentence on stderr.
  */
@@ -46,7 +48,8 @@ static void usage(void)
             "  dmp record --domain D --ip A [--ip B]...\n"
             "  dmarc check --ip IP --helo NAME --sender ADDR < msg\n"
             "  dmarc import [FILE] | summary [--domain D] [--days N] [--json] | report [--dry-run] [--domain D]\n"
-            "  map build [--type aliases|virtual] FILE\n");
+            "  map build [--type aliases|virtual] FILE\n"
+            "  pull allow|deny|unlist PEER | allow|deny|unlist USER PATTERN | lists [USER] | list [USER] | drop USER ID | fetch USER ID\n");
     exit(2);
 }
 
@@ -118,6 +121,8 @@ int main(int argc, char **argv)
         rc = ctl_dmarc_check(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmarc"))
         rc = ctl_dmarc(&cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "pull"))
+        rc = ctl_pull(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "map"))
         rc = ctl_map(argc - i - 1, argv + i + 1);
     else {

@@ -252,11 +252,6 @@ int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
     return run(d, txn, OP_DEL, key, klen, NULL, 0, NULL, NULL);
 }
 
-int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)
-{
-    return fdb_foreach_prefix(d, NULL, NULL, 0, fn, arg);
-}
-
 int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
                        void *arg)
 {
@@ -305,4 +300,56 @@ int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, s
     if (!txn)
         t->commit(t, 0);
     return stop;
+}
+
+int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)
+{
+    return fdb_foreach_prefix(d, NULL, NULL, 0, fn, arg);
+}
+
+struct sweep {
+    fdb_visit_fn pred;
+    void *arg;
+    size_t max, n;
+    void **keys;
+    size_t *lens;
+};
+
+static int sweep_visit(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct sweep *w = arg;
+    if (!w->pred(k, kl, v, vl, w->arg))
+        return 0;
+    void *copy = malloc(kl ? kl : 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, k, kl);
+    w->keys[w->n] = copy;
+    w->lens[w->n] = kl;
+    return ++w->n == w->max ? 1 : 0;
+}
+
+int fdb_sweep(struct fdb *d, fdb_visit_fn pred, void *arg, size_t max, size_t *deleted)
+{
+    *deleted = 0;
+    if (max == 0)
+        return 0;
+    struct sweep w = { .pred = pred, .arg = arg, .max = max, .keys = calloc(max, sizeof(void *)),
+                       .lens = calloc(max, sizeof(size_t)) };
+    int r = -1;
+    if (w.keys && w.lens)
+        r = fdb_foreach(d, sweep_visit, &w) < 0 ? -1 : 0;
+    for (size_t i = 0; i < w.n; i++) {
+        if (r == 0) {
+            int x = fdb_del(d, NULL, w.keys[i], w.lens[i]);
+            if (x < 0)
+                r = -1;
+            else if (x == 0)
+                (*deleted)++;
+        }
+        free(w.keys[i]);
+    }
+    free(w.keys);
+    free(w.lens);
+    return r;
 }

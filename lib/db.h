@@ -43,6 +43,12 @@ int  fdb_del(struct fdb *db, struct fdb_txn *txn, const void *key, size_t klen);
 typedef int (*fdb_visit_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
 int  fdb_foreach(struct fdb *db, fdb_visit_fn fn, void *arg);
 
+/* Delete at most max pairs for which pred returns non-zero. The keys are collected
+   in one read scan and deleted after it, each in its own transaction (a delete
+   inside the scan's transaction would wait on its own read lock). *deleted counts
+   the pairs removed. 0 ok, -1 error. */
+int  fdb_sweep(struct fdb *db, fdb_visit_fn pred, void *arg, size_t max, size_t *deleted);
+
 /* Visit, in key order, the pairs whose key starts with prefix (plen may be 0),
    inside txn (NULL: a transaction of its own). Returns as fdb_foreach. */
 int  fdb_foreach_prefix(struct fdb *db, struct fdb_txn *txn, const void *prefix, size_t plen,

@@ -26,6 +26,8 @@ static const char *const smtp_tls_choices[] = { "none", "may", "encrypt", "dane"
 static const char *const relayhost_tls_choices[] = { "starttls", "implicit", "none", NULL };
 static const char *const mailbox_format_choices[] = { "maildir", "mbox", NULL };
 static const char *const mailbox_owner_choices[] = { "ferry", "system", NULL };
+static const char *const pull_mode_choices[] = { "off", "on", NULL };
+static const char *const pull_legacy_choices[] = { "greylist", "accept", "reject", NULL };
 
 /* "DOMAIN:maildir" or "DOMAIN:mbox". */
 static const char *check_domain_format(char *v)
@@ -386,6 +388,22 @@ static const struct conf_setting schema[] = {
     { .key = "dmarc_reports_address", .type = CONF_STRING,
       .offset = offsetof(struct ferry_config, dmarc_reports_address), .size = 320, .def = "",
       .check = check_mailbox },
+    { .key = "pull_mode", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, pull_mode),
+      .def = "off", .choices = pull_mode_choices },
+    { .key = "pull_legacy", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, pull_legacy),
+      .def = "greylist", .choices = pull_legacy_choices },
+    { .key = "pull_expiry", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_expiry),
+      .def = "14d", .min = 1, .max = 100 * 86400 },
+    S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
+    S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),
+    S("pull_allow_dmarc_pass", CONF_BOOL, pull_allow_dmarc_pass, "yes"),
+    { .key = "pull_greylist_delay", .type = CONF_DURATION,
+      .offset = offsetof(struct ferry_config, pull_greylist_delay), .def = "5m", .min = 0, .max = 86400 },
+    { .key = "pull_greylist_window", .type = CONF_DURATION,
+      .offset = offsetof(struct ferry_config, pull_greylist_window), .def = "1d", .min = 60, .max = 30 * 86400 },
+    { .key = "pull_greylist_lifetime", .type = CONF_DURATION,
+      .offset = offsetof(struct ferry_config, pull_greylist_lifetime), .def = "36d", .min = 3600,
+      .max = 400 * 86400 },
 };
 
 const struct conf_setting *settings_schema(size_t *n)
@@ -442,6 +460,10 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
     if (!cfg->dmarc_reports_address[0])
         snprintf(cfg->dmarc_reports_address, sizeof cfg->dmarc_reports_address, "dmarc-reports@%s",
                  cfg->local_domains.items[0]);
+    if (cfg->pull_greylist_delay >= cfg->pull_greylist_window) {
+        snprintf(err, errlen, "%s: pull_greylist_delay must be shorter than pull_greylist_window", file);
+        return -1;
+    }
     if (cfg->retry_min > cfg->retry_max) {
         snprintf(err, errlen, "%s: retry_min is larger than retry_max", file);
         return -1;

@@ -36,6 +36,9 @@ enum smtp_family_setting { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 }
 enum relayhost_tls_setting { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT, RELAYHOST_TLS_NONE };
 enum mailbox_format { MAILBOX_MAILDIR, MAILBOX_MBOX };
 enum mailbox_owner { MAILBOX_OWNER_FERRY, MAILBOX_OWNER_SYSTEM };
+enum pull_mode_setting { PULL_MODE_OFF, PULL_MODE_ON };
+/* What an unclassified peer that did not declare DMTP gets (draft -03 §3.8). */
+enum pull_legacy_setting { PULL_LEGACY_GREYLIST, PULL_LEGACY_ACCEPT, PULL_LEGACY_REJECT };
 
 struct listen_addr {
     enum listen_kind kind;
@@ -146,6 +149,16 @@ struct ferry_config {
     unsigned long long dmarc_failure_rate;      /* per destination per hour */
     char dmarc_reports_address[320];            /* derived: dmarc-reports@<first local domain> */
     unsigned long long local_concurrency;   /* delivery worker processes (queue/delivery_pool.h) */
+    /* DMTP receiver-pull (pull/; RFC-NOTES.md "DMTP") */
+    int pull_mode;                      /* enum pull_mode_setting */
+    int pull_legacy;                    /* enum pull_legacy_setting */
+    unsigned long long pull_expiry;     /* held messages, msids and notices */
+    bool pull_private_peers;            /* may pull from loopback/private addresses */
+    bool pull_auto_allow;               /* regular correspondents count as allowed */
+    bool pull_allow_dmarc_pass;         /* an authenticated allowed domain counts as allowed */
+    unsigned long long pull_greylist_delay;
+    unsigned long long pull_greylist_window;
+    unsigned long long pull_greylist_lifetime;
 
     /* derived by settings_load */
     struct listen_addr listeners[SETTINGS_MAX_LISTEN];

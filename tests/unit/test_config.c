@@ -536,6 +536,48 @@ static struct sockaddr_storage sa_of(const char *ip)
     return ss;
 }
 
+START_TEST(pull_keys)
+{
+    ck_assert_int_eq(settings_load(NULL, &cfg, err, sizeof err), 0);
+    ck_assert_int_eq(cfg.pull_mode, PULL_MODE_OFF);
+    ck_assert_int_eq(cfg.pull_legacy, PULL_LEGACY_GREYLIST);
+    ck_assert_uint_eq(cfg.pull_expiry, 14 * 86400);
+    ck_assert(!cfg.pull_private_peers);
+    ck_assert(cfg.pull_auto_allow);
+    ck_assert(cfg.pull_allow_dmarc_pass);
+    ck_assert_uint_eq(cfg.pull_greylist_delay, 300);
+    ck_assert_uint_eq(cfg.pull_greylist_window, 86400);
+    ck_assert_uint_eq(cfg.pull_greylist_lifetime, 36 * 86400);
+    settings_free(&cfg);
+    load_ok("pull_mode = on\npull_legacy = reject\npull_expiry = 2h\npull_private_peers = yes\n"
+            "pull_auto_allow = no\npull_allow_dmarc_pass = no\npull_greylist_delay = 0s\n"
+            "pull_greylist_window = 10m\npull_greylist_lifetime = 2d\n");
+    ck_assert_int_eq(cfg.pull_mode, PULL_MODE_ON);
+    ck_assert_int_eq(cfg.pull_legacy, PULL_LEGACY_REJECT);
+    ck_assert_uint_eq(cfg.pull_expiry, 7200);
+    ck_assert(cfg.pull_private_peers);
+    ck_assert(!cfg.pull_auto_allow);
+    ck_assert(!cfg.pull_allow_dmarc_pass);
+    ck_assert_uint_eq(cfg.pull_greylist_delay, 0);
+    ck_assert_uint_eq(cfg.pull_greylist_window, 600);
+    settings_free(&cfg);
+    load_ok("pull_legacy = accept\n");
+    ck_assert_int_eq(cfg.pull_legacy, PULL_LEGACY_ACCEPT);
+    settings_free(&cfg);
+    load_err("# x\npull_mode = maybe\n", 2, "pull_mode");
+    load_err("pull_legacy = drop\n", 1, NULL);
+    load_err("pull_expiry = 0s\n", 1, NULL);
+    load_err("pull_expiry = 101d\n", 1, NULL);
+    load_err("pull_private_peers = perhaps\n", 1, NULL);
+    load_err("pull_greylist_window = 30s\n", 1, NULL);
+    load_err("pull_greylist_delay = 2d\n", 1, NULL);
+    /* the delay must be shorter than the window (checked across keys) */
+    write_conf("pull_greylist_delay = 1h\npull_greylist_window = 1h\n");
+    ck_assert_int_eq(settings_load(conf_path, &cfg, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "pull_greylist_delay must be shorter"));
+}
+END_TEST
+
 START_TEST(local_domains)
 {
     load_ok("local_domains = Example.COM, example.org.\n");
@@ -698,6 +740,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, tls_pair);
     tcase_add_test(tc, relative_paths);
     tcase_add_test(tc, ferry_conf_matches_schema);
+    tcase_add_test(tc, pull_keys);
     tcase_add_test(tc, local_domains);
     tcase_add_test(tc, relay_clients);
     tcase_add_test(tc, dmarc_reporting_keys);

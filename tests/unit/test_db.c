@@ -127,6 +127,58 @@ START_TEST(prefix_scan_and_get_for_update)
 }
 END_TEST
 
+static int starts_with_a(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    return kl > 0 && *(const char *)k == 'a';
+}
+
+START_TEST(sweep)
+{
+    struct fdb_env *e;
+    struct fdb *d;
+    open_both(&e, &d);
+    const char *keys[] = { "a1", "a2", "a3", "b1" };
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(fdb_put(d, NULL, keys[i], 2, "v", 1), 0);
+    size_t n;
+    ck_assert_int_eq(fdb_sweep(d, starts_with_a, NULL, 2, &n), 0);     /* at most 2 */
+    ck_assert_uint_eq(n, 2);
+    char all[256] = "";
+    ck_assert_int_eq(fdb_foreach(d, collect, all), 0);
+    ck_assert_str_eq(all, "a3=v;b1=v;");
+    ck_assert_int_eq(fdb_sweep(d, starts_with_a, NULL, 100, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(fdb_sweep(d, starts_with_a, NULL, 100, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    fdb_close(d);
+    fdb_env_close(e);
+}
+END_TEST
+
+START_TEST(foreach_prefix)
+{
+    struct fdb_env *e;
+    struct fdb *d;
+    open_both(&e, &d);
+    const char *keys[] = { "al x", "alice a", "alice b", "alicex c", "bob a", "a" };
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_int_eq(fdb_put(d, NULL, keys[i], strlen(keys[i]), "v", 1), 0);
+    char all[256] = "";
+    ck_assert_int_eq(fdb_foreach_prefix(d, NULL, "alice ", 6, collect, all), 0);
+    ck_assert_str_eq(all, "alice a=v;alice b=v;");
+    all[0] = '\0';
+    ck_assert_int_eq(fdb_foreach_prefix(d, NULL, "zz", 2, collect, all), 0);      /* past the end */
+    ck_assert_str_eq(all, "");
+    ck_assert_int_eq(fdb_foreach_prefix(d, NULL, "bob", 3, collect, all), 0);
+    ck_assert_str_eq(all, "bob a=v;");
+    int count = 0;
+    ck_assert_int_eq(fdb_foreach_prefix(d, NULL, "a", 1, stop_at_b, &count), 0);
+    ck_assert_int_eq(count, 5);
+    fdb_close(d);
+    fdb_env_close(e);
+}
+END_TEST
+
 START_TEST(transactions_commit_and_abort)
 {
     struct fdb_env *e;
@@ -275,6 +327,8 @@ Suite *db_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, put_get_del_foreach);
+    tcase_add_test(tc, foreach_prefix);
+    tcase_add_test(tc, sweep);
     tcase_add_test(tc, transactions_commit_and_abort);
     tcase_add_test(tc, prefix_scan_and_get_for_update);
     tcase_add_test(tc, reopen_keeps_data);

@@ -1,0 +1,244 @@
+/* Unit tests for pull/classify: entry parsing, the pure decisions (specificity, deny
+   on ties, FCrDNS names, authenticated domains, per-user lists, correspondents), the
+   private-address rule, and the Berkeley DB store on real files. */
+#include "pull/classify.h"
+#include "tests/unit/unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct sockaddr_storage ip(const char *s)
+{
+    struct sockaddr_storage sa;
+    socklen_t len;
+    ck_assert_int_eq(netaddr_parse_hostport(s, 25, &sa, &len), 0);
+    return sa;
+}
+
+static struct pull_peer_entry peer(const char *text, bool deny)
+{
+    struct pull_peer_entry e;
+    const char *why;
+    ck_assert_msg(pull_peer_parse(text, &e, &why) == 0, "%s: %s", text, why);
+    e.deny = deny;
+    return e;
+}
+
+START_TEST(peer_parse)
+{
+    struct pull_peer_entry e;
+    const char *why;
+    ck_assert_int_eq(pull_peer_parse("192.0.2.9/24", &e, &why), 0);
+    ck_assert_str_eq(e.text, "192.0.2.0/24");
+    ck_assert_int_eq(pull_peer_parse("192.0.2.9", &e, &why), 0);
+    ck_assert_str_eq(e.text, "192.0.2.9/32");
+    ck_assert_int_eq(pull_peer_parse("2001:DB8::1/32", &e, &why), 0);
+    ck_assert_str_eq(e.text, "2001:db8::/32");
+    ck_assert_int_eq(pull_peer_parse("Mail.Example.ORG.", &e, &why), 0);
+    ck_assert_str_eq(e.text, "mail.example.org");
+    ck_assert(!e.is_net);
+    ck_assert_int_eq(pull_peer_parse("localhost", &e, &why), -1);
+    ck_assert_int_eq(pull_peer_parse("192.0.2.0/33", &e, &why), -1);
+    ck_assert_int_eq(pull_peer_parse("1.2.3", &e, &why), -1);
+    ck_assert_int_eq(pull_peer_parse("a b.org", &e, &why), -1);
+    ck_assert_int_eq(pull_peer_parse("", &e, &why), -1);
+    char p[300];
+    ck_assert_int_eq(pull_pattern_parse("Bob@Example.org", p, sizeof p, &why), 0);
+    ck_assert_str_eq(p, "bob@example.org");
+    ck_assert_int_eq(pull_pattern_parse("@Example.org", p, sizeof p, &why), 0);
+    ck_assert_str_eq(p, "@example.org");
+    ck_assert_int_eq(pull_pattern_parse("bob", p, sizeof p, &why), -1);
+    ck_assert_int_eq(pull_pattern_parse("@", p, sizeof p, &why), -1);
+    ck_assert_int_eq(pull_pattern_parse("bob@[192.0.2.1]", p, sizeof p, &why), -1);
+    ck_assert_int_eq(pull_user_name("Alice", p, sizeof p, &why), 0);
+    ck_assert_str_eq(p, "alice");
+    ck_assert_int_eq(pull_user_name("a b", p, sizeof p, &why), -1);
+    ck_assert_int_eq(pull_user_name("../x", p, sizeof p, &why), -1);
+}
+END_TEST
+
+START_TEST(peer_decisions)
+{
+    struct pull_peer_entry e[] = {
+        peer("192.0.2.0/24", true), peer("192.0.2.7", false), peer("example.org", false),
+        peer("bad.example.org", true), peer("198.51.100.0/24", false), peer("198.51.100.0/24", true),
+    };
+    size_t n = sizeof e / sizeof e[0];
+    struct sockaddr_storage a7 = ip("192.0.2.7"), a8 = ip("192.0.2.8"), other = ip("203.0.113.1"),
+                            mapped = ip("::ffff:192.0.2.7"), tie = ip("198.51.100.5");
+    struct pull_verdict v;
+    struct pull_peer_facts f = { .ip = (struct sockaddr *)&a7, .fcrdns = "" };
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);                 /* /32 beats the /24 deny */
+    ck_assert_ptr_nonnull(strstr(v.reason, "192.0.2.7/32"));
+    f.ip = (struct sockaddr *)&mapped;
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    f.ip = (struct sockaddr *)&a8;
+    f.fcrdns = "mx.example.org";                           /* an IP entry beats a domain entry */
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_DENIED);
+    f.ip = (struct sockaddr *)&other;
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    ck_assert_ptr_nonnull(strstr(v.reason, "mx.example.org"));
+    f.fcrdns = "MX.Bad.Example.org.";                       /* the longer domain wins */
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_DENIED);
+    f.fcrdns = "notexample.org";                           /* not a subdomain */
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+    f.fcrdns = "";
+    f.ip = (struct sockaddr *)&tie;                        /* same entry twice: deny wins */
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_DENIED);
+    /* authenticated and relay clients come first */
+    f.ip = (struct sockaddr *)&a8;
+    f.authenticated = true;
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    f.authenticated = false;
+    f.relay_client = true;
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    f.relay_client = false;
+    /* an authenticated domain on the allow list, only when configured */
+    f.ip = (struct sockaddr *)&other;
+    f.verified_domain = "news.example.org";
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+    f.allow_verified_domain = true;
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    f.verified_domain = "bad.example.org";
+    pull_classify_peer(e, n, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+    /* no entries at all */
+    pull_classify_peer(NULL, 0, &f, &v);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+}
+END_TEST
+
+START_TEST(sender_decisions)
+{
+    struct pull_user_entry e[] = { { false, "@example.org" }, { true, "spam@example.org" }, { true, "@x.test" },
+                                   { false, "@x.test" } };
+    struct pull_verdict v;
+    pull_classify_sender(e, 4, "friend@Example.org", false, &v);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    pull_classify_sender(e, 4, "SPAM@example.org", false, &v);
+    ck_assert_int_eq(v.cls, PULL_DENIED);                  /* exact beats @domain */
+    pull_classify_sender(e, 4, "a@x.test", false, &v);
+    ck_assert_int_eq(v.cls, PULL_DENIED);                  /* tie: deny */
+    pull_classify_sender(e, 4, "a@sub.example.org", false, &v);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+    pull_classify_sender(e, 4, "a@sub.example.org", true, &v);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    ck_assert_str_eq(v.reason, "regular correspondent");
+    pull_classify_sender(e, 4, "spam@example.org", true, &v);
+    ck_assert_int_eq(v.cls, PULL_DENIED);                  /* an explicit deny beats auto-allow */
+    pull_classify_sender(e, 4, "", true, &v);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);            /* null sender */
+}
+END_TEST
+
+START_TEST(private_addresses)
+{
+    const char *priv[] = { "127.0.0.1", "10.1.2.3", "172.31.0.1", "192.168.1.1", "169.254.0.1", "::1",
+                           "fd00::1", "fe80::1", "::ffff:127.0.0.2", "100.64.0.1", "0.0.0.0", "::" };
+    const char *pub[] = { "8.8.8.8", "172.32.0.1", "2a00:1450::1", "::ffff:8.8.4.4" };
+    for (size_t i = 0; i < sizeof priv / sizeof priv[0]; i++) {
+        struct sockaddr_storage a = ip(priv[i]);
+        ck_assert_msg(pull_addr_is_private((struct sockaddr *)&a), "%s", priv[i]);
+    }
+    for (size_t i = 0; i < sizeof pub / sizeof pub[0]; i++) {
+        struct sockaddr_storage a = ip(pub[i]);
+        ck_assert_msg(!pull_addr_is_private((struct sockaddr *)&a), "%s", pub[i]);
+    }
+}
+END_TEST
+
+START_TEST(store_round_trip)
+{
+    char dir[] = "/tmp/ferry-pcl-XXXXXX", err[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct fdb_env *env;
+    ck_assert_msg(fdb_env_open(dir, &env, err, sizeof err) == 0, "%s", err);
+    struct pull_lists *l = pull_lists_open(env, err, sizeof err);
+    ck_assert_msg(l != NULL, "%s", err);
+    ck_assert_int_eq(pull_peer_set(l, "192.0.2.9/24", PULL_DENIED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_peer_set(l, "Example.ORG", PULL_ALLOWED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_peer_set(l, "example.org", PULL_DENIED, err, sizeof err), 0);   /* replaces */
+    ck_assert_int_eq(pull_peer_set(l, "not a peer", PULL_DENIED, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "not a peer"));
+    struct pull_peer_entry *pe;
+    size_t n;
+    ck_assert_int_eq(pull_peer_load(l, &pe, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(pe[0].text, "192.0.2.0/24");
+    ck_assert(pe[0].deny);
+    ck_assert_str_eq(pe[1].text, "example.org");
+    ck_assert(pe[1].deny);
+    free(pe);
+    ck_assert_int_eq(pull_peer_set(l, "192.0.2.0/24", PULL_UNCLASSIFIED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_peer_set(l, "192.0.2.0/24", PULL_UNCLASSIFIED, err, sizeof err), 1);
+    ck_assert_int_eq(pull_peer_load(l, &pe, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    free(pe);
+
+    ck_assert_int_eq(pull_user_set(l, "alice", "@Example.org", PULL_ALLOWED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_user_set(l, "alice", "spam@example.org", PULL_DENIED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_user_set(l, "alicex", "a@b.org", PULL_ALLOWED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_user_set(l, "al", "c@d.org", PULL_ALLOWED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_user_set(l, "alice", "nonsense", PULL_ALLOWED, err, sizeof err), -1);
+    struct pull_user_entry *ue;
+    ck_assert_int_eq(pull_user_load(l, "Alice", &ue, &n), 0);
+    ck_assert_uint_eq(n, 2);                                 /* only alice's, not alicex's or al's */
+    ck_assert_str_eq(ue[0].pattern, "@example.org");
+    ck_assert(!ue[0].deny);
+    ck_assert_str_eq(ue[1].pattern, "spam@example.org");
+    ck_assert(ue[1].deny);
+    free(ue);
+    ck_assert_int_eq(pull_user_load(l, "nobody", &ue, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    free(ue);
+
+    ck_assert_int_eq(pull_correspondent_is(l, "alice", "Friend@Far.test"), 0);
+    ck_assert_int_eq(pull_correspondent_note(l, "alice", "friend@far.test", PULL_CORR_SENT, 1000), 0);
+    ck_assert_int_eq(pull_correspondent_is(l, "alice", "Friend@Far.test"), 1);
+    ck_assert_int_eq(pull_correspondent_is(l, "bob", "friend@far.test"), 0);
+    ck_assert_int_eq(pull_correspondent_note(l, "alice", "not an address", PULL_CORR_PULLED, 1), -1);
+    pull_lists_close(l);
+
+    /* durable: a fresh environment sees the same */
+    fdb_env_close(env);
+    ck_assert_int_eq(fdb_env_open(dir, &env, err, sizeof err), 0);
+    l = pull_lists_open(env, err, sizeof err);
+    ck_assert_int_eq(pull_correspondent_is(l, "alice", "friend@far.test"), 1);
+    ck_assert_int_eq(pull_peer_load(l, &pe, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    free(pe);
+    pull_lists_close(l);
+    fdb_env_close(env);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static Suite *pull_classify_suite(void)
+{
+    Suite *s = suite_create("pull_classify");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, peer_parse);
+    tcase_add_test(tc, peer_decisions);
+    tcase_add_test(tc, sender_decisions);
+    tcase_add_test(tc, private_addresses);
+    tcase_add_test(tc, store_round_trip);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+UNIT_MAIN(pull_classify_suite)
