@@ -13,6 +13,7 @@
 #include "ctl/ctl.h"
 #include "lib/buf.h"
 #include "queue/control.h"
+#include "queue/held.h"
 #include "queue/queue_admin.h"
 #include "queue/spool.h"
 #include "lib/safe_dir.h"
@@ -28,7 +29,7 @@
 #include <unistd.h>
 
 struct list_state {
-    struct spool *sp;
+    int dirfd;                  /* queue/ or held/ */
     bool json;
     size_t count;
     unsigned long long bytes;
@@ -80,7 +81,7 @@ static void list_one(const char *id, void *arg)
     struct envelope e;
     bool corrupt;
     char err[256];
-    if (spool_env_read(st->sp, id, &e, &corrupt, err, sizeof err) < 0) {
+    if (spool_env_read_at(st->dirfd, id, &e, &corrupt, err, sizeof err) < 0) {
         if (errno == ENOENT && !corrupt)
             return;     /* delivered while we looked */
         st->bad++;
@@ -110,7 +111,26 @@ static void list_one(const char *id, void *arg)
             json_string(e.rcpts[i].result);
             printf("}");
         }
-        printf("]}\n");
+        printf("]");
+        if (e.pull_msid[0]) {
+            printf(",\"pull\":{\"msid\":");
+            json_string(e.pull_msid);
+            printf(",\"rmta\":");
+            json_string(e.pull_rmta);
+            printf(",\"expires\":%lld}", (long long)e.pull_expires);
+        }
+        printf("}\n");
+    } else if (e.pull_msid[0]) {
+        /* DMTP: held for pulls (spool/held/) */
+        char age[32], left[32];
+        show_age(now - e.arrival, age, sizeof age);
+        show_age(e.pull_expires - now, left, sizeof left);
+        printf("%-16s %8s %9llu  <%s>  held for pull by %s, expires in %s\n", e.id, age, e.size, e.sender,
+               e.pull_rmta, left);
+        for (size_t i = 0; i < e.nrcpts; i++) {
+            const struct env_rcpt *r = &e.rcpts[i];
+            printf("%28s <%s> %s (%s)\n", "", r->addr, rcpt_todo(r) ? "waiting for pull" : "pulled", r->result);
+        }
     } else {
         char age[32], next[40];
         show_age(now - e.arrival, age, sizeof age);
@@ -143,12 +163,20 @@ static int queue_list(const struct ferry_config *cfg, bool json)
         fprintf(stderr, "ferryctl: %s\n", err);
         return 1;
     }
-    struct list_state st = { .sp = &sp, .json = json };
+    struct list_state st = { .dirfd = sp.queue_dirfd, .json = json };
     if (json)
         printf("[\n");
     else
         printf("%-16s %8s %9s  %s\n", "Queue ID", "Age", "Size", "Sender / Recipients");
     int r = spool_scan(&sp, false, list_one, &st);
+    /* Then the messages held for DMTP pulls: not queued, but still ours. */
+    struct held_store held;
+    if (r >= 0 && held_open(&held, cfg->spool_dir, err, sizeof err) == 0) {
+        st.dirfd = held.dirfd;
+        if (held_scan(&held, false, list_one, &st) < 0)
+            r = -1;
+        held_close(&held);
+    }
     if (json)
         printf("]\n");
     else if (st.count == 0 && st.bad == 0)
@@ -178,11 +206,16 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
     }
     struct envelope e;
     bool corrupt;
-    if (spool_env_read(&sp, id, &e, &corrupt, err, sizeof err) < 0) {
+    struct held_store held = { -1, -1 };
+    int found = spool_env_read(&sp, id, &e, &corrupt, err, sizeof err);
+    if (found < 0 && !corrupt && errno == ENOENT && held_open(&held, cfg->spool_dir, err, sizeof err) == 0)
+        found = held_read(&held, id, &e, &corrupt, err, sizeof err);     /* DMTP: held for pulls? */
+    if (found < 0) {
         if (!corrupt && errno == ENOENT)
             fprintf(stderr, "ferryctl: %s is not in the queue\n", id);
         else
             fprintf(stderr, "ferryctl: %s\n", err);
+        held_close(&held);
         spool_close(&sp);
         return 1;
     }
@@ -195,10 +228,16 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
            e.id, date, e.size, e.sender, e.client_addr, e.client_helo, e.protocol,
            e.body_8bit ? "8BITMIME" : "7BIT", e.smtputf8 ? " SMTPUTF8" : "", env_kind_name(e.kind),
            e.hold ? "yes" : "no", e.delay_warned ? "yes" : "no", e.attempts);
+    if (e.pull_msid[0]) {
+        localtime_r(&e.pull_expires, &tm);
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %z", &tm);
+        printf("held for pull (DMTP): msid %s\nhanded to: %s\nexpires: %s\n", e.pull_msid, e.pull_rmta, date);
+    }
     for (size_t i = 0; i < e.nrcpts; i++) {
         const struct env_rcpt *r = &e.rcpts[i];
-        printf("recipient: <%s> %s, %u attempt%s", r->addr, rcpt_state_name(r->state), r->attempts,
-               r->attempts == 1 ? "" : "s");
+        printf("recipient: <%s> %s, %u attempt%s", r->addr,
+               e.pull_msid[0] ? (rcpt_todo(r) ? "waiting for pull" : "pulled") : rcpt_state_name(r->state),
+               r->attempts, r->attempts == 1 ? "" : "s");
         if (r->last_attempt) {
             localtime_r(&r->last_attempt, &tm);
             strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
@@ -213,7 +252,7 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
     }
     printf("\n");
     /* The header section, as spooled, with CRLF shown as LF. */
-    int fd = spool_msg_open(&sp, id);
+    int fd = e.pull_msid[0] ? held_msg_open(&held, id) : spool_msg_open(&sp, id);
     if (fd >= 0) {
         char buf[8192];
         size_t off = 0;
@@ -235,6 +274,7 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
         close(fd);
     }
     env_free(&e);
+    held_close(&held);
     spool_close(&sp);
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "delivery/smtp_client.h"
 #include "delivery/smtp_cmds.h"
 #include "delivery/smtp_reply.h"
+#include "pull/dmtp_cmd.h"
 #include "auth/credentials.h"
 #include "lib/buf.h"
 #include "lib/netaddr.h"
@@ -59,6 +60,7 @@ enum sc_state {
     SC_MAIL,        /* waiting for the reply to MAIL */
     SC_RCPT,        /* waiting for the reply to RCPT number rcpt_i */
     SC_DATA,        /* waiting for the reply to DATA */
+    SC_MSID,        /* waiting for the reply to MSID (DMTP, instead of DATA) */
     SC_BODY,        /* sending the message */
     SC_DOT,         /* waiting for the reply to the end of data */
     SC_TXN_END,     /* the timer delivers the transaction's results */
@@ -81,6 +83,8 @@ struct smtp_client {
     bool have_tls_hooks;
     char *auth_user, *auth_pass;
     bool auth_needs_verified;
+    struct smtp_dmtp_hooks dmtp;
+    bool have_dmtp;
     struct smtp_client *live_prev, *live_next;   /* every client alive, for cancel_all */
     struct mx_target targets[MX_MAX_ADDRS];
     size_t ntargets;
@@ -125,6 +129,8 @@ struct smtp_client {
     size_t rcpt_i;
     size_t accepted;
     bool discard_data;             /* a 354 came with nobody to deliver to */
+    bool wants_msid;               /* a -00 peer replied 253: MSID, not DATA */
+    char hold[64];                 /* the DMTP hold of this transaction (hooks' handle) */
     bool bdat;                     /* this transaction sends the body with BDAT (RFC 3030) */
     struct smtp_body body;
     off_t body_off;
@@ -453,20 +459,21 @@ static void start_txn(struct smtp_client *c)
         return;
     }
     bool ok = write_out(c, line, (size_t)n);
-    c->bdat = c->peer.chunking;
+    c->bdat = c->peer.chunking && !c->peer.msid;
     if (c->peer.pipelining) {
         /* RFC 2920: MAIL, every RCPT and DATA go in one write; the replies come back
            in the same order. With CHUNKING the BDAT waits for the RCPT replies: a
            chunk sent to nobody would still have to be transferred whole. */
         for (size_t i = 0; ok && i < c->res.nrcpts; i++)
             ok = send_rcpt(c, i);
-        if (!c->bdat)
+        if (!c->bdat && !c->peer.msid)
             ok = ok && write_out(c, "DATA\r\n", 6);
     }
     c->state = SC_MAIL;
     c->need_rset = true;
     c->mail_failed = false;
     c->discard_data = false;
+    c->wants_msid = false;
     c->rcpt_i = 0;
     c->accepted = 0;
     if (!ok) {
@@ -677,8 +684,17 @@ static void after_hello(struct smtp_client *c)
 }
 
 /* The transaction after the last RCPT reply. */
+static void send_msid(struct smtp_client *c);
+
 static void after_rcpts(struct smtp_client *c)
 {
+    if (c->peer.msid || (c->wants_msid && !c->peer.pipelining)) {
+        if (c->mail_failed || c->accepted == 0)
+            txn_end(c, true);
+        else
+            send_msid(c);
+        return;
+    }
     if (c->bdat) {
         if (c->mail_failed || c->accepted == 0)
             txn_end(c, true);
@@ -706,6 +722,55 @@ static void apply_to_accepted(struct smtp_client *c, const struct smtp_reply *r,
             rcpt_from_reply(c, i, r, in_reply_to);
 }
 
+/* DMTP: the message is held here and only its reference goes out. */
+static void send_msid(struct smtp_client *c)
+{
+    size_t *idx = calloc(c->accepted, sizeof *idx);
+    if (!idx) {
+        txn_abort(c, "4.3.0 out of memory holding the message for %s", c->label);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c->res.nrcpts && n < c->accepted; i++)
+        if (c->stand[i] == RS_ACCEPTED)
+            idx[n++] = c->res.rcpts[i].index;
+    char line[DMTP_LINE_MAX + 1], err[200] = "";
+    const struct mx_target *t = &c->targets[c->target];
+    int len = c->dmtp.hold(c->dmtp.arg, c->env, c->msg_fd, idx, n, (const struct sockaddr *)&t->sa,
+                           !c->peer.smtputf8, line, sizeof line, c->hold, sizeof c->hold, err, sizeof err);
+    free(idx);
+    if (len < 0) {
+        c->hold[0] = '\0';
+        txn_abort(c, "4.3.0 cannot hold the message for a pull by %s: %s", c->label, err);
+        return;
+    }
+    if (!write_out(c, line, (size_t)len)) {
+        txn_abort(c, "4.3.0 out of memory talking to %s", c->label);
+        return;
+    }
+    c->state = SC_MSID;
+    arm(c, c->to.data_final);
+}
+
+static void msid_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX];
+    bool ok = r->code / 100 == 2;
+    if (ok) {
+        reply_flat(r, flat, sizeof flat);
+        for (size_t i = 0; i < c->res.nrcpts; i++)
+            if (c->stand[i] == RS_ACCEPTED)
+                set_rcpt(c, i, DELIVERY_OK, flat, "2.0.0 held for pull as %s; host %s said: %s (in reply to MSID)",
+                         c->hold, c->label, flat);
+    } else {
+        apply_to_accepted(c, r, "MSID");
+    }
+    c->dmtp.settle(c->dmtp.arg, c->hold, ok);
+    c->hold[0] = '\0';
+    c->need_rset = !ok;
+    txn_end(c, true);
+}
+
 static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
     char flat[SMTP_CLIENT_REPLY_MAX], code[16];
@@ -723,6 +788,7 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
     case SC_EHLO:
         if (cls == 2) {
             smtp_ehlo_parse(r, &c->peer);
+            c->peer.msid = c->peer.msid && c->have_dmtp;
             after_hello(c);
         } else if (cls == 5) {
             send_hello(c, "HELO", SC_HELO);
@@ -782,6 +848,8 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
             c->mail_failed = true;
             for (size_t i = 0; i < c->res.nrcpts; i++)
                 rcpt_from_reply(c, i, r, "MAIL FROM");
+        } else if (c->have_dmtp && dmtp_reply_wants_msid(r->code)) {
+            c->wants_msid = true;
         }
         if (c->peer.pipelining) {
             c->state = SC_RCPT;  /* the RCPT replies follow, whatever MAIL got */
@@ -800,6 +868,8 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
             if (cls == 2) {
                 c->stand[c->rcpt_i] = RS_ACCEPTED;
                 c->accepted++;
+                if (c->have_dmtp && dmtp_reply_wants_msid(r->code))
+                    c->wants_msid = true;
             } else {
                 rcpt_from_reply(c, c->rcpt_i, r, "RCPT TO");
             }
@@ -815,6 +885,10 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
         }
         return;
     case SC_DATA:
+        if (c->have_dmtp && !c->mail_failed && c->accepted > 0 && dmtp_reply_wants_msid(r->code)) {
+            send_msid(c);       /* -00: "don't send DATA, send MSID" */
+            return;
+        }
         if (r->code == 354) {
             if (c->mail_failed || c->accepted == 0) {
                 /* RFC 2920 §3.1: a server should have refused DATA here; an empty
@@ -834,6 +908,9 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
         if (!c->mail_failed)
             apply_to_accepted(c, r, "DATA");
         txn_end(c, true);
+        return;
+    case SC_MSID:
+        msid_reply(c, r);
         return;
     case SC_DOT:
         if (!c->discard_data)
@@ -882,6 +959,7 @@ static const char *waiting_for(enum sc_state s)
     case SC_MAIL: return "the reply to MAIL FROM";
     case SC_RCPT: return "the reply to RCPT TO";
     case SC_DATA: return "the reply to DATA";
+    case SC_MSID: return "the reply to MSID";
     case SC_BODY: return "the end of the message data";
     case SC_DOT: return "the reply to the end of the message data";
     default: return "a reply";
@@ -1223,6 +1301,10 @@ struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp
     }
     c->to = p->timeouts;
     c->auth_needs_verified = p->auth_needs_verified;
+    if (p->dmtp && p->dmtp->hold && p->dmtp->settle) {
+        c->dmtp = *p->dmtp;
+        c->have_dmtp = true;
+    }
     c->live_next = live_clients;
     if (live_clients)
         live_clients->live_prev = c;

@@ -28,6 +28,8 @@
  *    mismatch, like any failure before MAIL, moves on to the next target.
  *  - MAIL, RCPTs and DATA in one write when the peer offers PIPELINING, one at a
  *    time otherwise; DSN parameters only to a peer offering DSN.
+ *  - DMTP: MSID instead of DATA to a peer that asks for it (smtp_dmtp_hooks);
+ *    the recipients it accepts are OK with a text saying they are held for pull.
  *  - The body is read from msg_fd (pread from offset 0, in chunks) and sent
  *    dot-stuffed with CRLF line ends (smtp_cmds.h).
  *  - QUIT, and the completion callback.
@@ -117,6 +119,26 @@ struct smtp_tls_hooks {
     void *arg;
 };
 
+/* DMTP sending side (draft -03 §3.3-§3.5; RFC-NOTES.md "DMTP"): a peer whose EHLO
+   offers MSID gets "MAIL FROM:<...> DMTP", the RCPTs, then MSID instead of DATA
+   (and no BDAT); a -00 peer's 253 to MAIL, RCPT or DATA is taken the same way.
+   The message itself stays with us: the hooks hold it. Without hooks (or with
+   hold NULL) such a peer gets plain SMTP. */
+struct smtp_dmtp_hooks {
+    /* Hold the message for the accepted recipients (rcpts: indices into
+       env->rcpts) handed to rmta, durably, and write the MSID command line
+       (CRLF included) into line. Its length; -1 with err (the transaction is
+       deferred). handle names the hold for settle. */
+    int (*hold)(void *arg, const struct envelope *env, int msg_fd, const size_t *rcpts, size_t n,
+                const struct sockaddr *rmta, bool ascii_only, char *line, size_t linesz, char *handle,
+                size_t handlesz, char *err, size_t errsz);
+    /* The peer answered the MSID: 2xx keeps the hold, anything else withdraws it.
+       A session that breaks while waiting calls nothing: the hold stays (the
+       peer may have taken it) until it is pulled or expires. */
+    void (*settle)(void *arg, const char *handle, bool accepted);
+    void *arg;
+};
+
 struct smtp_client_params {
     const char *helo_name;                 /* our host name for EHLO/HELO */
     const struct sockaddr *source;         /* NULL: the kernel chooses */
@@ -124,6 +146,7 @@ struct smtp_client_params {
     struct smtp_timeouts timeouts;
     const struct smtp_tls_hooks *tls;      /* NULL: plain text only */
     const char *auth_user, *auth_pass;     /* NULL: no AUTH */
+    const struct smtp_dmtp_hooks *dmtp;    /* NULL: never DMTP */
     bool auth_needs_verified;              /* credentials only to an authenticated peer */
     const struct mx_target *targets;       /* in the order to try */
     size_t ntargets;                       /* 1..MX_MAX_ADDRS */

@@ -129,6 +129,8 @@ int smtp_build_mail(const struct envelope *e, const struct smtp_ehlo *peer, char
         if (e->envid[0] && smtp_xtext_encode(e->envid, x, sizeof x) == 0)
             rc |= put(out, outsz, &o, " ENVID=%s", x);
     }
+    if (peer->msid)
+        rc |= put(out, outsz, &o, " DMTP");     /* draft -03 §3.5: MSID will replace DATA */
     rc |= put(out, outsz, &o, "\r\n");
     return rc ? -1 : (int)o;
 }

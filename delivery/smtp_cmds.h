@@ -4,7 +4,8 @@
  * The MAIL and RCPT command lines with exactly the parameters the peer announced
  * and the envelope needs: SIZE (RFC 1870), BODY=8BITMIME (RFC 6152), SMTPUTF8
  * (RFC 6531), REQUIRETLS (RFC 8689) and the DSN parameters RET, ENVID, NOTIFY and
- * ORCPT (RFC 3461) only when the peer offers DSN; xtext and RFC 6533
+ * ORCPT (RFC 3461) only when the peer offers DSN; DMTP (draft-duan-smtp-receiver-
+ * driven-03) when peer->msid says the client will send MSID instead of DATA; xtext and RFC 6533
  * utf-8-addr-xtext encoders for them. A parameter whose value cannot be encoded
  * (a malformed stored value) is left out rather than sent broken.
  *

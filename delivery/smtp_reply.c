@@ -1,5 +1,6 @@
 /* smtp_reply — see smtp_reply.h. */
 #include "delivery/smtp_reply.h"
+#include "pull/dmtp_cmd.h"
 #include "lib/buf.h"
 
 #include <stdio.h>
@@ -273,8 +274,11 @@ int smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *out)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
-        if (!first && le - p > 4)
+        if (!first && le - p > 4) {
             take_keyword(out, p + 4, (size_t)(le - p - 4));
+            if (dmtp_ehlo_line_offers_msid(p + 4, (size_t)(le - p - 4)))
+                out->msid = true;
+        }
         first = false;
         p = nl ? nl + 1 : end;
     }

@@ -85,6 +85,7 @@ struct smtp_ehlo {
     bool starttls;
     bool enhancedstatuscodes;
     bool requiretls;
+    bool msid;                         /* DMTP MSID offered (and the client will use it) */
     unsigned auth;                     /* SMTP_AUTH_* of the mechanisms offered */
 };
 

@@ -395,6 +395,7 @@ static const struct conf_setting schema[] = {
     { .key = "pull_expiry", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_expiry),
       .def = "14d", .min = 1, .max = 100 * 86400 },
     S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
+    S("pull_hold", CONF_BOOL, pull_hold, "yes"),
     S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),
     S("pull_allow_dmarc_pass", CONF_BOOL, pull_allow_dmarc_pass, "yes"),
     { .key = "pull_greylist_delay", .type = CONF_DURATION,

@@ -154,6 +154,7 @@ struct ferry_config {
     int pull_legacy;                    /* enum pull_legacy_setting */
     unsigned long long pull_expiry;     /* held messages, msids and notices */
     bool pull_private_peers;            /* may pull from loopback/private addresses */
+    bool pull_hold;                     /* sending side: MSID to peers that offer it */
     bool pull_auto_allow;               /* regular correspondents count as allowed */
     bool pull_allow_dmarc_pass;         /* an authenticated allowed domain counts as allowed */
     unsigned long long pull_greylist_delay;

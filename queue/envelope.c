@@ -195,6 +195,13 @@ int env_serialize(const struct envelope *e, struct buf *out)
         r |= buf_puts(out, "delaywarned 1\n");
     if (e->kind != ENV_KIND_NORMAL)
         r |= buf_printf(out, "kind %s\n", env_kind_name(e->kind));
+    if (e->pull_msid[0]) {
+        r |= buf_puts(out, "pull ");
+        r |= put_value(out, e->pull_msid);
+        r |= buf_puts(out, " ");
+        r |= put_value(out, e->pull_rmta);
+        r |= buf_printf(out, " %lld\n", (long long)e->pull_expires);
+    }
     if (r)
         return -1;
     unsigned long crc = crc32(0L, (const Bytef *)out->data + start, (uInt)(out->len - start));
@@ -416,6 +423,12 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
             if (kd < 0)
                 FAIL("line %d: bad message kind", lineno);
             e->kind = (enum env_kind)kd;
+        } else if (!strcmp(k, "pull") && nt == 4) {
+            if (e->pull_msid[0] || get_value(tok[1], e->pull_msid, sizeof e->pull_msid) < 0 || !e->pull_msid[0] ||
+                get_value(tok[2], e->pull_rmta, sizeof e->pull_rmta) < 0 || !e->pull_rmta[0] ||
+                get_number(tok[3], 1ULL << 40, &v) < 0)
+                FAIL("line %d: bad or repeated pull record", lineno);
+            e->pull_expires = (time_t)v;
         } else {
             FAIL("line %d: unknown or malformed record \"%.32s\"", lineno, k);
         }

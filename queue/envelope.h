@@ -12,6 +12,7 @@
  * The DSN (RFC 3461) and REQUIRETLS (RFC 8689) records — `ret`, `envid`,
  * `requiretls`, and `notify`/`orcpt` right after the `rcpt` line they belong to —
  * and `quarantine` (the receive-time policy's reason for filing it as junk)
+ * and `pull` (a DMTP held message, spool held/)
  * are written only when set, so an envelope of a message without them is the same
  * as before they existed, and an envelope written before them still parses.
  */
@@ -33,6 +34,7 @@
 #define ENV_ENVID_MAX      100     /* RFC 3461 §4.4, decoded octets */
 #define ENV_ORCPT_MAX      500     /* RFC 3461 §4.2, decoded octets */
 #define ENV_QUARANTINE_MAX 200     /* the reason, decoded octets */
+#define ENV_MSID_MAX       128     /* DMTP msid (pull/dmtp_cmd.h DMTP_MSID_MAX) */
 
 /* DEFERRED was added after the first three: it is a pending recipient that has
    been tried and got a temporary failure (the queue treats both as "to do"). */
@@ -94,6 +96,12 @@ struct envelope {
     bool hold;                         /* ferryctl queue hold: no attempts until released */
     bool delay_warned;                 /* the delay DSN has been queued (once per message) */
     enum env_kind kind;
+    /* DMTP (spool held/ only; record "pull", absent elsewhere): the msid handed
+       to the receiving MTA, the IP it was handed to, and when the hold ends.
+       A recipient PENDING is waiting for its pull, DELIVERED has pulled. */
+    char pull_msid[ENV_MSID_MAX + 1];  /* "" when not a held message */
+    char pull_rmta[64];
+    time_t pull_expires;
 };
 
 void env_init(struct envelope *e);

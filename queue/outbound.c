@@ -75,6 +75,7 @@ struct outbound {
     unsigned active;
     struct ob_dest *buckets[DEST_BUCKETS];
     struct ob_session *sessions;
+    const struct smtp_dmtp_hooks *dmtp;     /* NULL: never DMTP */
 };
 
 static int64_t now_ms(void)
@@ -398,6 +399,8 @@ static void start_client(struct ob_session *s)
     smtp_timeouts_default(&p.timeouts);
     p.timeouts.connect = (unsigned)(cfg->smtp_connect_timeout * 1000);
     p.tls = &s->hooks;
+    /* Only a border MTA holds for pulls (draft -03 §3.10): not through a relayhost. */
+    p.dmtp = o->relay ? NULL : o->dmtp;
     if (o->relay && o->creds.set) {
         p.auth_user = o->creds.user;
         p.auth_pass = o->creds.pass;
@@ -636,7 +639,8 @@ static int parse_source(const char *text, struct sockaddr_storage *sa, socklen_t
 }
 
 struct outbound *outbound_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
-                              const struct relay_creds *creds, char *err, size_t errsz)
+                              const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
+                              size_t errsz)
 {
     struct outbound *o = calloc(1, sizeof *o);
     if (!o) {
@@ -646,6 +650,7 @@ struct outbound *outbound_new(struct event_base *base, const struct ferry_config
     o->base = base;
     o->cfg = cfg;
     o->dns = dns;
+    o->dmtp = dmtp;
     if (creds)
         o->creds = *creds;
     if (cfg->relayhost[0]) {

@@ -63,9 +63,12 @@ struct outbound_job {
 
 struct outbound;
 
-/* NULL with err: a TLS policy file or CA file that cannot be used. */
+/* NULL with err: a TLS policy file or CA file that cannot be used. dmtp (may be
+   NULL; kept, not copied): DMTP hold hooks for peers that offer MSID, never used
+   through a relayhost. */
 struct outbound *outbound_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
-                              const struct relay_creds *creds, char *err, size_t errsz);
+                              const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
+                              size_t errsz);
 /* 0: taken, answered later; -1: out of memory, not taken (the caller defers). */
 int  outbound_submit(struct outbound *o, struct outbound_job *j);
 void outbound_free(struct outbound *o);

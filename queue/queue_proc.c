@@ -43,6 +43,8 @@
 #include "queue/control.h"
 #include "queue/delivery_pool.h"
 #include "queue/outbound.h"
+#include "queue/pull_client.h"
+#include "queue/pull_hold.h"
 #include "queue/queue_admin.h"
 #include "queue/report_runner.h"
 #include "queue/scheduler.h"
@@ -91,7 +93,22 @@ struct queue_proc {
     struct attempt *inflight;       /* attempts waiting for remote results */
     size_t ninflight;
     struct delivery_pool *pool;     /* local deliveries (queue/delivery_pool.h) */
+    struct pull_hold hold;          /* DMTP sending side (pull_hold = yes) */
+    bool have_hold;
+    struct event *held_timer;       /* expiry of held messages */
+    struct pull_client *pull;       /* DMTP pulls (pull_mode = on); NULL */
 };
+
+#define HELD_SWEEP_S   60
+#define HELD_SWEEP_MAX 1000
+
+static void on_held_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_proc *q = arg;
+    pull_hold_expire(&q->hold, time(NULL), HELD_SWEEP_MAX);
+    struct timeval tv = { HELD_SWEEP_S, 0 };
+    evtimer_add(q->held_timer, &tv);
+}
 
 static int64_t mono_ms(void)
 {
@@ -991,10 +1008,23 @@ static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, s
     log_warn("unexpected message %u (%zu octets) from the parent", type, len);
 }
 
+/* A pulled message was committed to queue/: index it now. */
+static void on_pulled(const char *id, void *arg)
+{
+    struct queue_proc *q = arg;
+    load_message(q, id, true);
+    arm(q);
+}
+
 static int on_control(const char *verb, const char *arg, char *reply, size_t replylen, void *ctx)
 {
     struct queue_proc *q = ctx;
     enum qadmin_op op;
+    if (!strcmp(verb, "pull")) {        /* ferryctl pull fetch: look at the notices now */
+        pull_client_nudge(q->pull);
+        snprintf(reply, replylen, q->pull ? "pulls are being looked at" : "pulls are off (pull_mode = off)");
+        return 0;
+    }
     if (qadmin_op_parse(verb, &op) < 0) {
         snprintf(reply, replylen, "unknown request \"%.32s\"", verb);
         return -1;
@@ -1097,7 +1127,13 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
         log_error("cannot start the DNS client");
         return 1;
     }
-    q.ob = outbound_new(q.base, cfg, q.dns, creds, err, sizeof err);
+    if (cfg->pull_hold) {
+        if (pull_hold_open(&q.hold, cfg, err, sizeof err) < 0)
+            log_warn("DMTP: %s; peers that offer MSID get plain SMTP", err);
+        else
+            q.have_hold = true;
+    }
+    q.ob = outbound_new(q.base, cfg, q.dns, creds, q.have_hold ? &q.hold.hooks : NULL, err, sizeof err);
     if (creds)
         relay_creds_wipe((struct relay_creds *)creds);     /* outbound keeps its own copy */
     if (!q.ob) {
@@ -1110,6 +1146,11 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
     rescan(&q);
     struct timeval tv = { (time_t)cfg->queue_scan_interval, 0 };
     evtimer_add(q.rescan_timer, &tv);
+    if (cfg->pull_mode == PULL_MODE_ON && !(q.pull = pull_client_new(q.base, cfg, &q.spool, on_pulled, &q, err,
+                                                                      sizeof err)))
+        log_warn("DMTP pulls unavailable: %s", err);
+    if (q.have_hold && (q.held_timer = evtimer_new(q.base, on_held_timer, &q)) != NULL)
+        on_held_timer(-1, 0, &q);
     struct report_runner *reports = report_runner_start(q.base, cfg);
     if (!reports)
         log_warn("DMARC aggregate reports will not be sent: out of memory");
@@ -1120,6 +1161,11 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
        what is left, and the next start tries it again. */
     report_runner_free(reports);
     outbound_free(q.ob);
+    pull_client_free(q.pull);
+    if (q.held_timer)
+        event_free(q.held_timer);
+    if (q.have_hold)
+        pull_hold_close(&q.hold);
     delivery_pool_free(q.pool);     /* local deliveries still out: likewise */
     while (q.inflight) {
         struct attempt *a = q.inflight;

@@ -126,7 +126,7 @@ int spool_draft_new(struct spool *sp, struct spool_draft *d)
     return -1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+int spool_write_all(int fd, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = write(fd, p, n);
@@ -153,7 +153,7 @@ int spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct en
     }
     path_in(sp, path, sizeof path, "incoming", d->id, ".env");
     d->env_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int r = d->env_fd < 0 ? -1 : write_all(d->env_fd, b.data, b.len);
+    int r = d->env_fd < 0 ? -1 : spool_write_all(d->env_fd, b.data, b.len);
     int saved = errno;
     buf_free(&b);
     errno = saved;
@@ -194,7 +194,7 @@ int spool_draft_prepend(struct spool *sp, struct spool_draft *d, const char *hdr
         return -1;
     }
     off_t in_off = 0;
-    if (write_all(fd, hdr, len) < 0)
+    if (spool_write_all(fd, hdr, len) < 0)
         goto fail;
     /* The copy stays in the kernel (copy_file_range), and the old file is unlinked
        before it was ever fsync'd, so most of it never reaches the disk twice. */
@@ -229,7 +229,7 @@ int spool_enqueue(struct spool *sp, struct envelope *e, const char *msg, size_t 
         return -1;
     str_copy(e->id, d.id, sizeof e->id);
     e->size = len;
-    if (write_all(d.msg_fd, msg, len) < 0 || spool_draft_put_env(sp, &d, e) < 0) {
+    if (spool_write_all(d.msg_fd, msg, len) < 0 || spool_draft_put_env(sp, &d, e) < 0) {
         int saved = errno;
         spool_draft_abort(sp, &d);
         errno = saved;
@@ -327,15 +327,14 @@ int spool_read_file(int dirfd, const char *name, size_t max, char **data, size_t
     return 0;
 }
 
-int spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
-                   bool *corrupt, char *err, size_t errlen)
+int spool_env_read_at(int dirfd, const char *id, struct envelope *e, bool *corrupt, char *err, size_t errlen)
 {
     char name[QID_LEN + 8];
     char *data;
     size_t len;
     *corrupt = false;
     snprintf(name, sizeof name, "%s.env", id);
-    if (spool_read_file(sp->queue_dirfd, name, ENV_MAX_SIZE, &data, &len) < 0) {
+    if (spool_read_file(dirfd, name, ENV_MAX_SIZE, &data, &len) < 0) {
         *corrupt = errno == EFBIG;
         snprintf(err, errlen, "cannot read %s: %s", name, strerror(errno));
         return -1;
@@ -354,7 +353,7 @@ int spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
     }
     struct stat st;
     snprintf(name, sizeof name, "%s.msg", id);
-    int missing = fstatat(sp->queue_dirfd, name, &st, 0) < 0;     /* errno is stale when it succeeds */
+    int missing = fstatat(dirfd, name, &st, 0) < 0;     /* errno is stale when it succeeds */
     if (missing || (unsigned long long)st.st_size != e->size) {
         snprintf(err, errlen, "message file %s %s", name,
                  missing ? (errno == ENOENT ? "is missing" : strerror(errno)) : "has the wrong size (torn)");
@@ -365,7 +364,13 @@ int spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
     return 0;
 }
 
-int spool_env_write(struct spool *sp, const struct envelope *e)
+int spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
+                   bool *corrupt, char *err, size_t errlen)
+{
+    return spool_env_read_at(sp->queue_dirfd, id, e, corrupt, err, errlen);
+}
+
+int spool_env_write_at(int dirfd, const struct envelope *e)
 {
     char tmp[QID_LEN + 16], final[QID_LEN + 8];
     snprintf(tmp, sizeof tmp, "%s.env.tmp", e->id);
@@ -377,26 +382,31 @@ int spool_env_write(struct spool *sp, const struct envelope *e)
         errno = EFBIG;
         return -1;
     }
-    int fd = openat(sp->queue_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int r = -1, saved;
     if (fd >= 0) {
         /* Temp file, fsync, rename, directory fsync: a crash leaves the old or the
            new envelope, never a mix. */
-        r = write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0 ? -1 : 0;
+        r = spool_write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0 ? -1 : 0;
         saved = errno;
         close(fd);
-        if (r == 0 && renameat(sp->queue_dirfd, tmp, sp->queue_dirfd, final) < 0)
+        if (r == 0 && renameat(dirfd, tmp, dirfd, final) < 0)
             r = -1, saved = errno;
-        if (r == 0 && fsync(sp->queue_dirfd) < 0)
+        if (r == 0 && fsync(dirfd) < 0)
             r = -1, saved = errno;
         if (r < 0)
-            unlinkat(sp->queue_dirfd, tmp, 0);
+            unlinkat(dirfd, tmp, 0);
     } else {
         saved = errno;
     }
     buf_free(&b);
     errno = saved;
     return r;
+}
+
+int spool_env_write(struct spool *sp, const struct envelope *e)
+{
+    return spool_env_write_at(sp->queue_dirfd, e);
 }
 
 int spool_msg_open(const struct spool *sp, const char *id)
@@ -406,17 +416,22 @@ int spool_msg_open(const struct spool *sp, const char *id)
     return openat(sp->queue_dirfd, name, O_RDONLY | O_CLOEXEC);
 }
 
-int spool_remove(struct spool *sp, const char *id)
+int spool_remove_at(int dirfd, const char *id)
 {
     char name[QID_LEN + 8];
     /* Envelope first: once it is gone the message is no longer queued; a leftover
        .msg is removed by the next load. */
     snprintf(name, sizeof name, "%s.env", id);
-    if (unlinkat(sp->queue_dirfd, name, 0) < 0 && errno != ENOENT)
+    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
         return -1;
     snprintf(name, sizeof name, "%s.msg", id);
-    unlinkat(sp->queue_dirfd, name, 0);
-    return fsync(sp->queue_dirfd);
+    unlinkat(dirfd, name, 0);
+    return fsync(dirfd);
+}
+
+int spool_remove(struct spool *sp, const char *id)
+{
+    return spool_remove_at(sp->queue_dirfd, id);
 }
 
 int spool_create_new(int dirfd, const char *name, bool replace)
@@ -431,7 +446,7 @@ int spool_write_reason(int dirfd, const char *name, const char *text, bool repla
     int fd = spool_create_new(dirfd, name, replace);
     if (fd < 0)
         return -1;
-    int r = write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 ? -1 : 0;
+    int r = spool_write_all(fd, text, strlen(text)) < 0 || spool_write_all(fd, "\n", 1) < 0 ? -1 : 0;
     int saved = errno;
     if (close(fd) < 0 && r == 0)
         r = -1, saved = errno;
@@ -468,9 +483,9 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg)
+int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
 {
-    int dfd = dup(sp->queue_dirfd);
+    int dfd = dup(dirfd);
     if (dfd < 0)
         return -1;
     DIR *d = fdopendir(dfd);
@@ -506,14 +521,14 @@ int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg
             char env[QID_LEN + 8];
             str_copyn(env, name, QID_LEN, sizeof env);
             strcat(env, ".env");
-            if (faccessat(sp->queue_dirfd, env, F_OK, 0) < 0 && errno == ENOENT) {
+            if (faccessat(dirfd, env, F_OK, 0) < 0 && errno == ENOENT) {
                 str_copyn(id, name, QID_LEN, sizeof id);
                 log_msg(LOG_LVL_INFO, id, "removing message file without envelope "
                         "(never acknowledged, or already delivered)");
-                unlinkat(sp->queue_dirfd, name, 0);
+                unlinkat(dirfd, name, 0);
             }
         } else if (clean_strays && len > 4 && !strcmp(name + len - 4, ".tmp")) {
-            unlinkat(sp->queue_dirfd, name, 0);
+            unlinkat(dirfd, name, 0);
         }
     }
     closedir(d);
@@ -526,4 +541,9 @@ int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg
     }
     free(ids);
     return (int)n;
+}
+
+int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg)
+{
+    return spool_scan_at(sp->queue_dirfd, clean_strays, fn, arg);
 }

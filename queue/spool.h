@@ -83,6 +83,12 @@ int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
 typedef void (*spool_visit_fn)(const char *id, void *arg);
 int  spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg);
 
+/* The same four on another directory of the spool (held/: queue/held.h). */
+int  spool_env_read_at(int dirfd, const char *id, struct envelope *e, bool *corrupt, char *err, size_t errlen);
+int  spool_env_write_at(int dirfd, const struct envelope *e);
+int  spool_remove_at(int dirfd, const char *id);
+int  spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg);
+
 /* Create dirfd/name as a new file of ours (0600) and return it open for writing:
    never through a symbolic link and never into someone else's file (O_CREAT|O_EXCL|
    O_NOFOLLOW). With replace, whatever has that name is unlinked first (a planted
@@ -95,5 +101,7 @@ int  spool_write_reason(int dirfd, const char *name, const char *text, bool repl
 int  spool_read_file(int dirfd, const char *name, size_t max, char **data, size_t *len);
 /* fsync a file or directory by path. */
 int  spool_fsync_path(const char *path);
+/* write(2) until all of p[0..n) is out (EINTR retried). 0 / -1 with errno. */
+int  spool_write_all(int fd, const char *p, size_t n);
 
 #endif

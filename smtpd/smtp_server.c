@@ -11,6 +11,7 @@
 #include "smtpd/dkim_keystore.h"
 #include "smtpd/proc.h"
 #include "smtpd/smtp_pickup.h"
+#include "smtpd/smtp_gtml.h"
 #include "smtpd/smtp_session.h"
 
 #include <errno.h>
@@ -214,6 +215,8 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         log_warn("DMARC failure reports unavailable: out of memory");
     srv.local_maps.users = srv.users;   /* borrowed; never opened a second time */
     srv.local_maps.users_tried = true;
+    if (!(srv.gtml = smtp_gtml_open(cfg, err, sizeof err)))
+        log_warn("DMTP GTML unavailable: %s", err);
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
     if (!pickup) {
         log_error("cannot start the maildrop pickup: out of memory");
@@ -236,6 +239,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     free(srv.batch);
     ratelimit_free(srv.conn_rate);
     ratelimit_free(srv.auth_failures);
+    smtp_gtml_close(srv.gtml);
     ratelimit_free(srv.failure_limiter);
     local_maps_close(&srv.local_maps);
     userdb_close(srv.users);

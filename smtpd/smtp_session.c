@@ -18,6 +18,8 @@
 #include "smtpd/smtp_params.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_trace.h"
+#include "smtpd/smtp_gtml.h"
+#include "pull/dmtp_cmd.h"
 #include "smtpd/smtp_session_int.h"
 
 #include <errno.h>
@@ -152,6 +154,7 @@ void smtp_session_free(struct smtp_session *s)
         event_free(s->greet_timer);
     smtp_limits_free(s);
     smtp_auth_free(s);
+    smtp_gtml_free(s);
     if (s->bev && bufferevent_openssl_get_ssl(s->bev))
         smtp_tls_close(s);
     else if (s->bev)
@@ -867,6 +870,11 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
     }
     struct smtp_error err;
     bool utf8 = s->state == SS_MAIL || s->state == SS_RCPT ? s->env.smtputf8 : false;
+    if (dmtp_cmd_verb(line, len) == DMTP_VERB_GTML) {     /* DMTP pull (smtp_gtml.h) */
+        smtp_gtml_command(s, line, len);
+        free(cmd);
+        return;
+    }
     if (smtp_cmd_parse(line, len, utf8, cmd, &err) < 0) {
         reply(s, "%d %s %s", err.code, err.enhanced, err.text);
         free(cmd);
@@ -898,6 +906,7 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
         reply(s, "250 2.0.0 Ok");
         break;
     case SMTP_VERB_QUIT:
+        smtp_gtml_quit(s);
         s->end_reason = "quit";
         reply(s, "221 2.0.0 %s Bye", cfg->hostname);
         close_after_reply(s);

@@ -41,6 +41,8 @@ struct event;
 enum smtp_state { SS_HANDSHAKE, SS_PREGREET, SS_CHECK, SS_AUTH, SS_AUTH_WAIT, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_COMMIT, SS_CLOSING,
                   SS_CHUNK, SS_BDAT, SS_BDAT_FAILED };
 
+struct smtp_gtml_req;
+
 struct smtp_session {
     struct smtp_session *prev, *next;
     struct smtp_server *srv;
@@ -77,6 +79,7 @@ struct smtp_session {
     bool idle_expired;            /* smtp_idle_session_limit has passed */
     struct event *idle_timer;
     bool output_blocked;          /* reading paused until the client reads our replies */
+    struct smtp_gtml_req *gtml;   /* DMTP pulls served in this session (smtp_gtml.c); NULL */
 
     /* the transaction */
     struct envelope env;

@@ -1,0 +1,563 @@
+/* pull_client — see pull_client.h. */
+#include "queue/pull_client.h"
+#include "delivery/smtp_reply.h"
+#include "lib/buf.h"
+#include "lib/db.h"
+#include "lib/log.h"
+#include "lib/mail_date.h"
+#include "lib/netaddr.h"
+#include "lib/ratelimit.h"
+#include "pull/classify.h"
+#include "pull/dmtp_cmd.h"
+#include "pull/greylist.h"
+#include "pull/msid.h"
+#include "pull/notice.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CANDIDATES_MAX  200
+#define BACKOFF_MIN_S   60
+#define BACKOFF_MAX_S   3600
+#define BACKOFF_SLOTS   1000
+#define TIMEOUT_S       120
+#define LINE_MAX_OCTETS 65536
+#define EXPIRE_MAX      1000
+
+enum ps_state { PS_CONNECT, PS_GREETING, PS_EHLO, PS_GTML, PS_BODY, PS_QUIT };
+
+struct backoff {
+    char key[PULL_USER_MAX + NOTICE_ID_LEN + 2];
+    time_t next;
+};
+
+struct pull_session;
+
+struct pull_client {
+    struct event_base *base;
+    const struct ferry_config *cfg;
+    struct spool *sp;
+    void (*queued)(const char *id, void *arg);
+    void *arg;
+    struct fdb_env *env;
+    struct msid_key key;
+    struct notice_store *notices;
+    struct pull_lists *lists;
+    struct greylist_store *grey;
+    struct ratelimit *peer_rate;
+    struct event *timer;
+    struct pull_session *active;
+    size_t nactive;
+    struct backoff backoff[BACKOFF_SLOTS];
+};
+
+struct pull_session {
+    struct pull_client *pc;
+    struct pull_session *next;
+    struct pull_notice n;
+    struct bufferevent *bev;
+    struct event *timer;
+    enum ps_state state;
+    struct smtp_reply_parser parser;
+    struct smtp_reply reply;
+    struct buf body;
+    bool body_started;
+};
+
+/* ---- back-off, per notice, in memory ---- */
+
+static struct backoff *backoff_slot(struct pull_client *p, const struct pull_notice *n, bool make)
+{
+    char key[sizeof p->backoff[0].key];
+    snprintf(key, sizeof key, "%s %s", n->user, n->id);
+    struct backoff *free_slot = NULL, *oldest = &p->backoff[0];
+    for (size_t i = 0; i < BACKOFF_SLOTS; i++) {
+        if (!strcmp(p->backoff[i].key, key))
+            return &p->backoff[i];
+        if (!p->backoff[i].key[0] && !free_slot)
+            free_slot = &p->backoff[i];
+        if (p->backoff[i].next < oldest->next)
+            oldest = &p->backoff[i];
+    }
+    if (!make)
+        return NULL;
+    struct backoff *b = free_slot ? free_slot : oldest;
+    str_copy(b->key, key, sizeof b->key);
+    return b;
+}
+
+/* ---- one pull ---- */
+
+static void session_end(struct pull_session *s)
+{
+    struct pull_client *p = s->pc;
+    struct pull_session **pp = &p->active;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = s->next;
+        p->nactive--;
+    }
+    if (s->bev)
+        bufferevent_free(s->bev);
+    if (s->timer)
+        event_free(s->timer);
+    buf_free(&s->body);
+    free(s);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void pull_failed(struct pull_session *s, const char *fmt, ...)
+{
+    struct pull_client *p = s->pc;
+    char why[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    char err[256];
+    time_t now = time(NULL);
+    notice_update(p->notices, s->n.user, s->n.id, s->n.state, 1, now, err, sizeof err);
+    unsigned k = s->n.attempts < 6 ? s->n.attempts : 6;
+    time_t delay = (time_t)BACKOFF_MIN_S << k;
+    if (delay > BACKOFF_MAX_S)
+        delay = BACKOFF_MAX_S;
+    struct backoff *b = backoff_slot(p, &s->n, true);
+    b->next = now + delay;
+    log_info("pull %s for <%s> from [%s] failed (attempt %u, next in %llds): %s", s->n.id, s->n.recipient,
+             s->n.peer_ip, s->n.attempts + 1, (long long)delay, why);
+    session_end(s);
+}
+
+static bool send_line(struct pull_session *s, const char *line)
+{
+    return bufferevent_write(s->bev, line, strlen(line)) == 0;
+}
+
+static void arm(struct pull_session *s)
+{
+    struct timeval tv = { TIMEOUT_S, 0 };
+    evtimer_add(s->timer, &tv);
+}
+
+/* The whole message is here: queue it, then forget the notice, then QUIT. */
+static void delivered(struct pull_session *s)
+{
+    struct pull_client *p = s->pc;
+    const struct pull_notice *n = &s->n;
+    char date[64], hdr[1200];
+    time_t now = time(NULL);
+    mail_date(now, date, sizeof date);
+    struct envelope e;
+    env_init(&e);
+    qid_new(e.id);
+    int hl = snprintf(hdr, sizeof hdr,
+                      "Received: from %s ([%s])\r\n\tby %s with DMTP pull (GTML) id %s\r\n"
+                      "\tfor <%s> (notice %s, msid %s); %s\r\n",
+                      n->peer_name[0] ? n->peer_name : "unknown", n->peer_ip, p->cfg->hostname, e.id,
+                      n->recipient, n->id, n->msid, date);
+    struct buf msg;
+    buf_init(&msg, (size_t)p->cfg->message_size_limit + sizeof hdr);
+    if (hl < 0 || (size_t)hl >= sizeof hdr || buf_append(&msg, hdr, (size_t)hl) < 0 ||
+        buf_append(&msg, s->body.data ? s->body.data : "", s->body.len) < 0) {
+        buf_free(&msg);
+        pull_failed(s, "out of memory building the pulled message");
+        return;
+    }
+    str_copy(e.sender, n->sender, sizeof e.sender);
+    str_copy(e.client_addr, n->peer_ip, sizeof e.client_addr);
+    str_copy(e.client_helo, n->peer_name, sizeof e.client_helo);
+    str_copy(e.protocol, "ESMTP", sizeof e.protocol);
+    e.arrival = now;
+    for (size_t i = 0; i < msg.len && !e.body_8bit; i++)
+        e.body_8bit = (unsigned char)msg.data[i] >= 0x80;
+    if (env_add_rcpt(&e, n->recipient) < 0 || spool_enqueue(p->sp, &e, msg.data, msg.len) < 0) {
+        int saved = errno;
+        env_free(&e);
+        buf_free(&msg);
+        pull_failed(s, "cannot queue the pulled message: %s", strerror(saved));
+        return;
+    }
+    buf_free(&msg);
+    log_msg(LOG_LVL_INFO, e.id, "pulled from [%s] for <%s>: notice %s msid=%s size=%llu sender=<%s>", n->peer_ip,
+            n->recipient, n->id, n->msid, e.size, n->sender);
+    char err[256];
+    if (notice_drop(p->notices, n->user, n->id, err, sizeof err) < 0)
+        log_warn("pull %s: cannot drop the notice: %s (it may be pulled again)", n->id, err);
+    if (n->sender[0])
+        pull_correspondent_note(p->lists, n->user, n->sender, PULL_CORR_PULLED, now);
+    struct backoff *b = backoff_slot(p, n, false);
+    if (b)
+        b->key[0] = '\0';
+    if (p->queued)
+        p->queued(e.id, p->arg);
+    env_free(&e);
+    /* Our QUIT tells the SMTA the message arrived whole. */
+    s->state = PS_QUIT;
+    if (!send_line(s, "QUIT\r\n"))
+        session_end(s);
+    else
+        arm(s);
+}
+
+/* Body lines until the lone dot. 1 done, 0 more to come, -1 failed (ended). */
+static int read_body(struct pull_session *s, struct evbuffer *in)
+{
+    size_t limit = (size_t)s->pc->cfg->message_size_limit;
+    for (;;) {
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF_STRICT);
+        if (eol.pos < 0) {
+            if (evbuffer_get_length(in) > LINE_MAX_OCTETS) {
+                pull_failed(s, "a line of the message is longer than %d octets", LINE_MAX_OCTETS);
+                return -1;
+            }
+            return 0;
+        }
+        size_t len = (size_t)eol.pos;
+        char *line = malloc(len + 2);
+        if (!line) {
+            pull_failed(s, "out of memory");
+            return -1;
+        }
+        evbuffer_remove(in, line, len + 2);
+        if (!s->body_started && len == 4 && !memcmp(line, "DATA", 4)) {
+            s->body_started = true;      /* the draft's "send DATA command followed by the message" */
+            free(line);
+            continue;
+        }
+        s->body_started = true;
+        if (len == 1 && line[0] == '.') {
+            free(line);
+            return 1;
+        }
+        const char *p = line[0] == '.' ? line + 1 : line;
+        size_t plen = line[0] == '.' ? len - 1 : len;
+        if (s->body.len + plen + 2 > limit) {
+            free(line);
+            pull_failed(s, "the message is larger than message_size_limit (%llu)",
+                        (unsigned long long)limit);
+            return -1;
+        }
+        int r = buf_append(&s->body, p, plen) | buf_append(&s->body, "\r\n", 2);
+        free(line);
+        if (r < 0) {
+            pull_failed(s, "out of memory");
+            return -1;
+        }
+    }
+}
+
+/* 0: the session goes on; -1: it ended (s is gone). */
+static int on_reply(struct pull_session *s, const struct smtp_reply *r)
+{
+    char flat[SMTP_REPLY_TEXT_MAX < 400 ? SMTP_REPLY_TEXT_MAX : 400];
+    smtp_reply_flatten(r, flat, sizeof flat);
+    switch (s->state) {
+    case PS_GREETING: {
+        if (r->code / 100 != 2) {
+            pull_failed(s, "greeting: %s", flat);
+            return -1;
+        }
+        char line[300];
+        snprintf(line, sizeof line, "EHLO %s\r\n", s->pc->cfg->hostname);
+        s->state = PS_EHLO;
+        if (!send_line(s, line)) {
+            pull_failed(s, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    case PS_EHLO: {
+        if (r->code / 100 != 2) {
+            pull_failed(s, "EHLO: %s", flat);
+            return -1;
+        }
+        char line[DMTP_LINE_MAX + 1];
+        if (dmtp_format_gtml(line, sizeof line, s->n.msid, s->n.recipient) < 0) {
+            pull_failed(s, "cannot format GTML");
+            return -1;
+        }
+        s->state = PS_GTML;
+        if (!send_line(s, line)) {
+            pull_failed(s, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    case PS_GTML:
+        if (r->code == 250 || r->code == 354) {
+            s->state = PS_BODY;
+            return 0;
+        }
+        pull_failed(s, "GTML refused: %s", flat);
+        return -1;
+    case PS_QUIT:
+        session_end(s);
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct pull_session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    arm(s);
+    while (evbuffer_get_length(in) > 0) {
+        if (s->state == PS_BODY) {
+            int r = read_body(s, in);
+            if (r == 1)
+                delivered(s);
+            return;         /* 0: more later; -1 and 1: s may be gone or in PS_QUIT */
+        }
+        size_t len = evbuffer_get_length(in);
+        if (len > 4096)
+            len = 4096;
+        const char *data = (const char *)evbuffer_pullup(in, (ssize_t)len);
+        size_t used = 0;
+        char err[160];
+        enum smtp_feed_result fr = smtp_reply_feed(&s->parser, data, len, &used, &s->reply, err, sizeof err);
+        evbuffer_drain(in, used);
+        if (fr == SMTP_FEED_ERROR) {
+            if (s->state == PS_QUIT)
+                session_end(s);
+            else
+                pull_failed(s, "unreadable reply: %s", err);
+            return;
+        }
+        if (fr != SMTP_FEED_REPLY)
+            return;         /* a reply in part: more later */
+        if (on_reply(s, &s->reply) < 0)
+            return;
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct pull_session *s = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        s->state = PS_GREETING;
+        arm(s);
+        return;
+    }
+    if (s->state == PS_QUIT) {
+        session_end(s);
+        return;
+    }
+    pull_failed(s, "%s", what & BEV_EVENT_EOF ? "the connection was closed"
+                                              : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct pull_session *s = arg;
+    if (s->state == PS_QUIT)
+        session_end(s);
+    else
+        pull_failed(s, "timeout");
+}
+
+static int peer_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *len = sizeof *a4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *len = sizeof *a6;
+        return 0;
+    }
+    return -1;
+}
+
+static void start_pull(struct pull_client *p, const struct pull_notice *n)
+{
+    struct pull_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
+    s->pc = p;
+    s->n = *n;
+    buf_init(&s->body, (size_t)p->cfg->message_size_limit + 2);
+    smtp_reply_parser_init(&s->parser);
+    s->next = p->active;
+    p->active = s;
+    p->nactive++;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (peer_sockaddr(n->peer_ip, (uint16_t)p->cfg->smtp_port, &ss, &sl) < 0) {
+        pull_failed(s, "the recorded peer address is not an IP address");
+        return;
+    }
+    if (!p->cfg->pull_private_peers && pull_addr_is_private((const struct sockaddr *)&ss)) {
+        pull_failed(s, "will not connect to a private or loopback address (pull_private_peers = no)");
+        return;
+    }
+    s->timer = evtimer_new(p->base, on_timeout, s);
+    s->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!s->timer || !s->bev) {
+        pull_failed(s, "out of memory");
+        return;
+    }
+    bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    s->state = PS_CONNECT;
+    arm(s);
+    log_info("pull %s for <%s>: connecting to [%s]:%llu (%s)", n->id, n->recipient, n->peer_ip,
+             (unsigned long long)p->cfg->smtp_port, notice_state_name(n->state));
+    if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, (int)sl) < 0)
+        pull_failed(s, "cannot connect: %s", strerror(errno));
+}
+
+/* ---- the scan ---- */
+
+struct scan {
+    struct pull_client *p;
+    struct pull_notice *c;
+    size_t n;
+    time_t now;
+};
+
+static int collect(const struct pull_notice *n, void *arg)
+{
+    struct scan *sc = arg;
+    if (n->state != NOTICE_AUTO && n->state != NOTICE_FETCH_REQUESTED)
+        return 0;
+    struct backoff *b = backoff_slot(sc->p, n, false);
+    if (b && b->next > sc->now)
+        return 0;
+    sc->c[sc->n++] = *n;
+    return sc->n >= CANDIDATES_MAX;
+}
+
+static bool peer_busy(const struct pull_client *p, const char *ip)
+{
+    for (const struct pull_session *s = p->active; s; s = s->next)
+        if (!strcmp(s->n.peer_ip, ip))
+            return true;
+    return false;
+}
+
+static bool notice_busy(const struct pull_client *p, const struct pull_notice *n)
+{
+    for (const struct pull_session *s = p->active; s; s = s->next)
+        if (!strcmp(s->n.id, n->id) && !strcmp(s->n.user, n->user))
+            return true;
+    return false;
+}
+
+static void scan(struct pull_client *p)
+{
+    time_t now = time(NULL);
+    size_t dropped = 0;
+    notice_expire(p->notices, now, EXPIRE_MAX, &dropped);
+    if (dropped)
+        log_info("DMTP: %zu pending notices expired", dropped);
+    if (p->grey) {
+        struct greylist_params gp = { (time_t)p->cfg->pull_greylist_delay, (time_t)p->cfg->pull_greylist_window,
+                                      (time_t)p->cfg->pull_greylist_lifetime };
+        size_t gone = 0;
+        greylist_expire(p->grey, &gp, now, EXPIRE_MAX, &gone);
+    }
+    struct scan sc = { p, calloc(CANDIDATES_MAX, sizeof(struct pull_notice)), 0, now };
+    if (!sc.c)
+        return;
+    notice_list(p->notices, NULL, collect, &sc, NULL);
+    double mono = (double)now;
+    for (size_t i = 0; i < sc.n && p->nactive < PULL_ACTIVE_MAX; i++) {
+        const struct pull_notice *n = &sc.c[i];
+        if (notice_busy(p, n) || peer_busy(p, n->peer_ip))
+            continue;
+        if (ratelimit_exceeded(p->peer_rate, n->peer_ip, mono))
+            continue;
+        ratelimit_hit(p->peer_rate, n->peer_ip, mono);
+        start_pull(p, n);
+    }
+    free(sc.c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pull_client *p = arg;
+    scan(p);
+    struct timeval tv = { PULL_SCAN_S, 0 };
+    evtimer_add(p->timer, &tv);
+}
+
+void pull_client_nudge(struct pull_client *p)
+{
+    if (!p)
+        return;
+    struct timeval tv = { 0, 0 };
+    evtimer_del(p->timer);
+    evtimer_add(p->timer, &tv);
+}
+
+struct pull_client *pull_client_new(struct event_base *base, const struct ferry_config *cfg, struct spool *sp,
+                                    void (*queued)(const char *id, void *arg), void *arg, char *err,
+                                    size_t errlen)
+{
+    struct pull_client *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->base = base;
+    p->cfg = cfg;
+    p->sp = sp;
+    p->queued = queued;
+    p->arg = arg;
+    if (msid_key_load(cfg->data_dir, &p->key, err, errlen) < 0 || fdb_env_open(cfg->data_dir, &p->env, err, errlen) < 0 ||
+        !(p->notices = notice_open(p->env, &p->key, err, errlen)) ||
+        !(p->lists = pull_lists_open(p->env, err, errlen))) {
+        pull_client_free(p);
+        return NULL;
+    }
+    p->grey = greylist_open(p->env, err, errlen);       /* expiry only: optional */
+    p->peer_rate = ratelimit_new(10000, PULL_PEER_RATE, 60);
+    p->timer = evtimer_new(base, on_timer, p);
+    if (!p->peer_rate || !p->timer) {
+        snprintf(err, errlen, "out of memory");
+        pull_client_free(p);
+        return NULL;
+    }
+    pull_client_nudge(p);
+    return p;
+}
+
+void pull_client_free(struct pull_client *p)
+{
+    if (!p)
+        return;
+    while (p->active)
+        session_end(p->active);
+    if (p->timer)
+        event_free(p->timer);
+    ratelimit_free(p->peer_rate);
+    if (p->grey)
+        greylist_close(p->grey);
+    if (p->lists)
+        pull_lists_close(p->lists);
+    if (p->notices)
+        notice_close(p->notices);
+    if (p->env)
+        fdb_env_close(p->env);
+    memset(&p->key, 0, sizeof p->key);
+    free(p);
+}

@@ -1,0 +1,43 @@
+/*
+ * pull_hold — the queue process's side of DMTP sending (draft -03 §3.3; RFC-NOTES.md
+ * "DMTP"): the smtp_client's hold hooks (delivery/smtp_client.h) over the held
+ * store (queue/held.h) and the msid key (pull/msid.h).
+ *
+ * hold: a fresh held ID, msid_make(ID, the receiving MTA's IP, now + pull_expiry),
+ * the message copied into held/ with an envelope naming the accepted recipients
+ * (durable before the MSID goes out), and the MSID line with the message's
+ * Subject: (dmtp_format_msid). settle: a refused MSID removes the held copy; an
+ * accepted one is logged. The crash ordering is held.h's.
+ *
+ * Also the periodic expiry of held messages, which tells nobody: the sender was
+ * never promised delivery (RFC-NOTES.md "DMTP", Expiry).
+ */
+#ifndef FERRY_PULL_HOLD_H
+#define FERRY_PULL_HOLD_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "delivery/smtp_client.h"
+#include "lib/settings.h"
+#include "pull/msid.h"
+#include "queue/held.h"
+
+struct pull_hold {
+    const struct ferry_config *cfg;
+    struct held_store store;
+    struct msid_key key;
+    struct smtp_dmtp_hooks hooks;   /* arg = this */
+};
+
+/* Open held/ and the key (data_dir/dmtp.key). 0 ok; -1 with err. */
+int  pull_hold_open(struct pull_hold *p, const struct ferry_config *cfg, char *err, size_t errlen);
+void pull_hold_close(struct pull_hold *p);
+/* Remove held messages past their expiry (at most max). Returns how many. */
+int  pull_hold_expire(struct pull_hold *p, time_t now, size_t max);
+
+/* The message's Subject: value (unfolded, the first one) from msg_fd into out;
+   "" when absent. Reads at most the first 64 KiB. */
+void pull_hold_subject(int msg_fd, char *out, size_t outsz);
+
+#endif
