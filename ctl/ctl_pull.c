@@ -10,7 +10,8 @@
  *                                          ID SENDER RECIPIENT PEER AGE SUBJECT
  *   pull drop USER ID                      forget a notice (the sender is not told)
  *   pull fetch USER ID                     ask for the message: the notice is marked
- *                                          "fetch requested" for the queue process
+ *                                          "fetch requested" and the running queue
+ *                                          process is nudged (control socket "pull")
  *
  * Exit codes: 0 ok, 1 operational failure (including "no such notice"), 2 usage.
  */
@@ -19,6 +20,7 @@
 #include "pull/classify.h"
 #include "pull/msid.h"
 #include "pull/notice.h"
+#include "queue/control.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,10 +150,15 @@ static int notices(const struct ferry_config *cfg, struct fdb_env *env, int argc
             fprintf(stderr, "ferryctl: user %s has no pending notice %s\n", argv[1], argv[2]);
         else if (r < 0)
             fprintf(stderr, "ferryctl: %s\n", err);
-        else
-            printf("notice %s: fetch requested; the queue process pulls the message on its next pull run "
-                   "(recorded only: this version does not pull yet)\n",
-                   argv[2]);
+        else {
+            /* Tell the running queue process, as queue flush does; when nobody
+               answers, the next start (or pull run) takes it. */
+            char reply[256];
+            bool told = control_request(cfg->spool_dir, "pull", reply, sizeof reply) == 0;
+            printf("notice %s: fetch requested; %s\n", argv[2],
+                   told ? (!strncmp(reply, "ok ", 3) ? reply + 3 : reply)
+                        : "the queue process pulls the message when it runs (it did not answer now)");
+        }
         rc = r == 0 ? 0 : 1;
     }
     notice_close(s);

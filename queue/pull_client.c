@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define CANDIDATES_MAX  200
 #define BACKOFF_MIN_S   60
@@ -410,8 +412,25 @@ static void start_pull(struct pull_client *p, const struct pull_notice *n)
         return;
     }
     s->timer = evtimer_new(p->base, on_timeout, s);
-    s->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        pull_failed(s, "cannot create a socket: %s", strerror(errno));
+        return;
+    }
+    /* From the address our outbound mail uses: the one the SMTA most likely
+       handed the msid to when it is also our MX address. */
+    const char *src = ss.ss_family == AF_INET ? p->cfg->smtp_source_ipv4 : p->cfg->smtp_source_ipv6;
+    struct sockaddr_storage bs;
+    socklen_t bl;
+    if (src && src[0] && peer_sockaddr(src, 0, &bs, &bl) == 0 && bind(fd, (struct sockaddr *)&bs, bl) < 0) {
+        close(fd);
+        pull_failed(s, "cannot bind the source address %s: %s", src, strerror(errno));
+        return;
+    }
+    s->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->timer || !s->bev) {
+        if (!s->bev)
+            close(fd);
         pull_failed(s, "out of memory");
         return;
     }

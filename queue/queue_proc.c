@@ -995,6 +995,10 @@ static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, s
         on_home_result(q, data, len);
         return;
     }
+    if (type == PROC_PULL_NUDGE) {
+        pull_client_nudge(q->pull);
+        return;
+    }
     if (type == PROC_QUEUE_NEW && len == QID_LEN) {
         char id[QID_LEN + 1];
         memcpy(id, data, QID_LEN);

@@ -288,7 +288,7 @@ static void on_child_msg(struct ipc_chan *c, uint32_t type, const void *data, si
             home_jobs_start(p->home, p->cfg, data, len);
         return;
     }
-    if (type == PROC_QUEUE_NEW) {
+    if (type == PROC_QUEUE_NEW || type == PROC_PULL_NUDGE) {
         if (p->children[CHILD_QUEUE].chan)
             ipc_chan_send(p->children[CHILD_QUEUE].chan, type, data, len);
         /* else: the queue's next scan finds it */

@@ -7,6 +7,8 @@
  *   PROC_HOME_DELIVER  queue → parent: deliver as a system user (home_delivery.h
  *                    request); the parent forks and answers with
  *   PROC_HOME_RESULT parent → queue: the result line.
+ *   PROC_PULL_NUDGE  smtp → parent → queue, no payload: DMTP notices to pull at once
+ *                    were stored (NOTICE_AUTO after an MSID); the pull client looks now.
  * A child whose parent socket closes exits: it has been orphaned.
  */
 #ifndef FERRY_PROC_H
@@ -19,7 +21,7 @@
 
 #include <openssl/ssl.h>
 
-enum proc_msg { PROC_QUEUE_NEW = 1, PROC_HOME_DELIVER = 2, PROC_HOME_RESULT = 3 };
+enum proc_msg { PROC_QUEUE_NEW = 1, PROC_HOME_DELIVER = 2, PROC_HOME_RESULT = 3, PROC_PULL_NUDGE = 4 };
 
 /* Entry points of the children; each returns the process exit status. */
 int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls);

@@ -69,6 +69,12 @@ static void run_commit(evutil_socket_t fd, short what, void *arg)
     free(batch);
 }
 
+void smtp_server_pull_nudge(struct smtp_server *srv)
+{
+    if (srv->parent)
+        ipc_chan_send(srv->parent, PROC_PULL_NUDGE, "", 0);
+}
+
 void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s)
 {
     if (srv->nbatch == srv->batch_cap) {

@@ -129,7 +129,9 @@ class GtmlClient(SmtpLines):
         return code, ("\r\n".join(body) + "\r\n").encode()
 
 
-class PullSend(unittest.TestCase):
+class PullBase(unittest.TestCase):
+    """DNS for b.test and multi.test, and helpers; no tests of its own."""
+
     @classmethod
     def setUpClass(cls):
         cls.dns = DnsServer({
@@ -169,6 +171,8 @@ class PullSend(unittest.TestCase):
         self.assertTrue(wait_for(lambda: qid + ".env" not in f.queue_files(), 10), f.read_log()[-3000:])
         return qid, ids[-1], msid
 
+
+class PullSend(PullBase):
     def test_msid_offered_holds_and_gtml_serves_once(self):
         r = self.rmta()
         f = self.sender()

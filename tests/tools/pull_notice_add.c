@@ -6,6 +6,9 @@
  *   pull_notice_add CONF USER RECIPIENT SENDER PEER_IP PEER_NAME SUBJECT [AGE_SECONDS]
  *
  * Prints the notice ID. Runs as the daemon's user when started as root.
+ * PULL_NOTICE_MSID (the msid to store) and PULL_NOTICE_AUTO=1 (state NOTICE_AUTO,
+ * pulled at once) in the environment let the pull tests point it at a real held
+ * message.
  */
 #include "ctl/ctl.h"
 #include "lib/buf.h"
@@ -48,7 +51,11 @@ int main(int argc, char **argv)
     str_copy(n.peer_ip, argv[5], sizeof n.peer_ip);
     str_copy(n.peer_name, argv[6], sizeof n.peer_name);
     str_copy(n.subject, argv[7], sizeof n.subject);
-    str_copy(n.msid, "0ABCDEFGHIJKLMNO-0077359400-ABCDEFGHIJKLMNOPQRSTUV0123", sizeof n.msid);
+    const char *msid = getenv("PULL_NOTICE_MSID");
+    str_copy(n.msid, msid && msid[0] ? msid : "0ABCDEFGHIJKLMNO-0077359400-ABCDEFGHIJKLMNOPQRSTUV0123",
+             sizeof n.msid);
+    const char *autopull = getenv("PULL_NOTICE_AUTO");
+    n.state = autopull && !strcmp(autopull, "1") ? NOTICE_AUTO : NOTICE_PENDING;
     time_t now = time(NULL) - (argc == 9 ? atol(argv[8]) : 0);
     if (notice_add(s, &n, 1, now, (time_t)cfg.pull_expiry, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
