@@ -241,6 +241,34 @@ class PullReceive(unittest.TestCase):
         self.assertIn("consumed (not delivered)", self.f.read_log())
         self.assertFalse(os.path.exists(os.path.join(self.f.maildir, "dmtp-pull")))
 
+    def test_sendmail_reply_by_subject(self):
+        """A local user's reply through ferry-sendmail, to plain dmtp-pull@ with the
+        token only in the Subject; another local user's copy is dropped."""
+        import pwd
+        me = pwd.getpwuid(os.getuid()).pw_name
+        code, lines = self.dmtp_offer("yan@sender.example", ["%s@example.test" % me], "6ABC-00FFFFFFFF-LOCALMSID")
+        self.assertEqual(code, 250, lines)
+        files = self.f.wait_mail(me)
+        self.assertTrue(files)
+        subject = header(open(files[-1], encoding="utf-8").read(), "Subject")
+        nid = re.search(r"\[pull ([0-9a-f]{16})\.", subject).group(1)
+        sendmail = os.path.join(os.path.dirname(FERRYCTL), "ferry-sendmail")
+        text = "From: %s@example.test\nSubject: Re: %s\n\nfetch it\n" % (me, subject)
+        if os.getuid() == 0:
+            other = subprocess.run(["setpriv", "--reuid=1", "--regid=1", "--clear-groups", sendmail, "-c",
+                                    self.f.conf, "dmtp-pull@mx.example.test"], input=text.encode(),
+                                   capture_output=True)
+            self.assertEqual(other.returncode, 0, other.stderr)
+            self.assertTrue(wait_for(lambda: re.search(r"pickup from \S+: dmtp reply from \S+ for notice %s "
+                                                       r"refused" % nid, self.f.read_log()), 10))
+        r = subprocess.run([sendmail, "-c", self.f.conf, "dmtp-pull@mx.example.test"], input=text.encode(),
+                           capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_for(lambda: re.search(r"dmtp notice %s of %s: fetch requested by reply" % (nid, me),
+                                                   self.f.read_log()), 10))
+        self.assertIn("consumed (not delivered)", self.f.read_log())
+        self.assertFalse(os.path.exists(os.path.join(self.f.maildir, "dmtp-pull")))
+
     def test_regular_correspondent_allowed(self):
         c = self.submission("erin")
         c.sendmail("erin@example.test", ["pen.pal@far.example"],
@@ -259,6 +287,62 @@ class PullReceive(unittest.TestCase):
         # someone else from that domain is still greylisted
         r = self.swaks("other@far.example", "erin@example.test")
         self.assertIn("451 4.7.1", r.stdout)
+
+
+FCRDNS_ZONES = {
+    "0.0.127.in-addr.arpa": """$ORIGIN 0.0.127.in-addr.arpa.
+$TTL 300
+@ IN SOA ns.dmtp.test. hostmaster.dmtp.test. 1 3600 900 604800 60
+@ IN NS ns.dmtp.test.
+4 IN PTR peer.dmtp.test.
+5 IN PTR liar.dmtp.test.
+""",
+    "dmtp.test": """$ORIGIN dmtp.test.
+$TTL 300
+@ IN SOA ns hostmaster 1 3600 900 604800 60
+@ IN NS ns
+ns IN A 127.0.0.1
+peer IN A 127.0.0.4
+liar IN A 192.0.2.99
+""",
+}
+
+
+class PullFcrdns(unittest.TestCase):
+    """The peer's name counts only when forward-confirmed: 127.0.0.4's PTR leads
+    back to it, 127.0.0.5's PTR names a host with another address."""
+
+    def test_verified_name_classifies(self):
+        from dnsserver import DnsServer
+        dns = DnsServer(FCRDNS_ZONES)
+        dns.start()
+        f = Ferry(extra=PULL_CONF + "resolver = 127.0.0.1:%d\n" % dns.port)
+        try:
+            f.start()
+            for args in (("allow", "peer.dmtp.test"), ("deny", "liar.dmtp.test")):
+                self.assertEqual(f.ferryctl("pull", *args).returncode, 0)
+            c = Peer(f.port, DENIED)
+            self.assertEqual(c.greeting[0], 220)
+            code, lines = c.cmd("EHLO peer.dmtp.test")
+            self.assertNotIn("250-MSID", lines)         # allowed by its verified name
+            c.cmd("QUIT")
+            c = Peer(f.port, OTHER)
+            self.assertEqual(c.greeting[0], 220)        # the deny entry names an unverified host
+            code, lines = c.cmd("EHLO liar.dmtp.test")
+            self.assertIn("250-MSID", lines)
+            c.cmd("QUIT")
+            log = f.read_log()
+            self.assertRegex(log, r"dmtp peer \[127\.0\.0\.4\] fcrdns=peer\.dmtp\.test class=allowed")
+            self.assertRegex(log, r"dmtp peer \[127\.0\.0\.5\] fcrdns=- class=unclassified")
+            # a denied verified name gets the 554 greeting
+            self.assertEqual(f.ferryctl("pull", "deny", "dmtp.test").returncode, 0)
+            self.assertEqual(f.ferryctl("pull", "unlist", "peer.dmtp.test").returncode, 0)
+            c = Peer(f.port, DENIED)
+            self.assertEqual(c.greeting[0], 554)
+            c.cmd("QUIT")
+        finally:
+            f.cleanup()
+            dns.stop()
 
 
 class PullReceiveCrash(unittest.TestCase):
