@@ -27,6 +27,7 @@ struct dkim_keystore;
 struct fdb_env;
 struct dmarc_agg;
 struct userdb;
+struct smtp_pull;
 
 struct smtp_server {
     struct event_base *base;
@@ -50,6 +51,7 @@ struct smtp_server {
     struct ratelimit *failure_limiter;  /* DMARC failure reports per destination; NULL: off */
     struct local_maps local_maps;       /* RCPT checks of local recipients (local_recipients = known) */
     struct ratelimit *auth_failures;    /* per client IP, for the AUTH lock-out */
+    struct smtp_pull *pull;             /* DMTP receiver-pull stores; NULL: pull_mode = off */
     bool stopping;
 };
 

@@ -34,6 +34,7 @@ struct smtp_server;
 struct smtp_trace;
 struct smtp_policy;
 struct smtp_sender_check;
+struct smtp_dmtp;
 struct sasl_server;
 struct bufferevent;
 struct event;
@@ -77,6 +78,7 @@ struct smtp_session {
     bool idle_expired;            /* smtp_idle_session_limit has passed */
     struct event *idle_timer;
     bool output_blocked;          /* reading paused until the client reads our replies */
+    struct smtp_dmtp *dmtp;       /* DMTP receiver-pull state (smtp_dmtp.h); NULL: pull_mode = off */
 
     /* the transaction */
     struct envelope env;
