@@ -8,6 +8,7 @@
  */
 #include "auth/spf.h"
 #include "auth/spf_macro.h"
+#include "lib/netaddr.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -275,20 +276,7 @@ static void ptr_next_name(struct spf_check *c)
 static void ptr_start(struct spf_check *c, enum after_ptr after)
 {
     char rev[DNS_NAME_MAX + 1];
-    const uint8_t *ip = c->vars.ip;
-    if (c->vars.family == AF_INET) {
-        snprintf(rev, sizeof rev, "%u.%u.%u.%u.in-addr.arpa", ip[3], ip[2], ip[1], ip[0]);
-    } else {
-        static const char hex[] = "0123456789abcdef";
-        size_t k = 0;
-        for (int i = 15; i >= 0; i--) {
-            rev[k++] = hex[ip[i] & 15];
-            rev[k++] = '.';
-            rev[k++] = hex[ip[i] >> 4];
-            rev[k++] = '.';
-        }
-        snprintf(rev + k, sizeof rev - k, "ip6.arpa");
-    }
+    netaddr_reverse_name(c->vars.family, c->vars.ip, rev, sizeof rev);
     c->after = after;
     lookup(c, ST_PTR, rev, DNS_T_PTR);
 }

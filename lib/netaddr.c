@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <strings.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,48 @@ void netaddr_ntop(const struct sockaddr *sa, char *out, size_t outsz)
     } else {
         str_copy(out, "local", outsz);
     }
+}
+
+int netaddr_reverse_name(int family, const uint8_t *ip, char *out, size_t outsz)
+{
+    int n;
+    if (family == AF_INET) {
+        n = snprintf(out, outsz, "%u.%u.%u.%u.in-addr.arpa", ip[3], ip[2], ip[1], ip[0]);
+        return n < 0 || (size_t)n >= outsz ? -1 : n;
+    }
+    static const char hex[] = "0123456789abcdef";
+    if (outsz < 16 * 4 + sizeof "ip6.arpa")
+        return -1;
+    size_t k = 0;
+    for (int i = 15; i >= 0; i--) {
+        out[k++] = hex[ip[i] & 15];
+        out[k++] = '.';
+        out[k++] = hex[ip[i] >> 4];
+        out[k++] = '.';
+    }
+    memcpy(out + k, "ip6.arpa", sizeof "ip6.arpa");
+    return (int)(k + sizeof "ip6.arpa" - 1);
+}
+
+int netaddr_bytes(const struct sockaddr *sa, int *family, uint8_t ip[16])
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    if (sa->sa_family == AF_INET) {
+        *family = AF_INET;
+        memcpy(ip, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family != AF_INET6)
+        return -1;
+    const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    if (memcmp(a, mapped, 12) == 0) {
+        *family = AF_INET;
+        memcpy(ip, a + 12, 4);
+    } else {
+        *family = AF_INET6;
+        memcpy(ip, a, 16);
+    }
+    return 0;
 }
 
 uint16_t netaddr_port(const struct sockaddr *sa)

@@ -27,6 +27,13 @@ bool netaddr_cidr_match(const struct cidr *c, const struct sockaddr *sa);
 /* "192.0.2.1" or "2001:db8::1" (mapped IPv4 shown as IPv4); port omitted. */
 void netaddr_ntop(const struct sockaddr *sa, char *out, size_t outsz);
 uint16_t netaddr_port(const struct sockaddr *sa);
+/* The reverse-lookup name of an address (family AF_INET: ip[0..4), AF_INET6:
+   ip[0..16)): "4.3.2.1.in-addr.arpa" or the 32 nibbles then "ip6.arpa", no final
+   dot. Length, or -1 when outsz is too small (74 octets always suffice). */
+int  netaddr_reverse_name(int family, const uint8_t *ip, char *out, size_t outsz);
+/* The address of sa as family + bytes (an IPv4-mapped IPv6 address becomes IPv4).
+   0 ok, -1 not an IP address. */
+int  netaddr_bytes(const struct sockaddr *sa, int *family, uint8_t ip[16]);
 
 /* A next hop as mail administrators write it: "host", "host:port", "[host]",
    "[host]:port", "[192.0.2.1]:587", "[IPv6:2001:db8::1]:25". Brackets mean

@@ -90,8 +90,20 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (pid == 0) {
-        close(p[0]);            /* p[1] stays open until the child exits */
-        run_child(r->cfg);
+        /* Only the pipe's write end stays (its closing tells the queue we are
+           done): the queue's lock, spool, sockets and workers' channels all go,
+           so a run outliving the queue process holds none of them. */
+        signal(SIGTERM, SIG_DFL);       /* the queue's handlers wrote to its loop */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        int keep = p[1] == 3 ? 3 : dup2(p[1], 3);
+        if (keep == 3) {
+            close_range(4, ~0U, 0);
+            log_reopen("dmarc-reports");
+            run_child(r->cfg);
+        }
+        _exit(1);
     }
     close(p[1]);
     r->child = pid;

@@ -10,6 +10,7 @@
  * DATA, when the LAST chunk has arrived.
  */
 #include "lib/log.h"
+#include "smtpd/smtp_dmtp.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session_int.h"
 
@@ -52,6 +53,8 @@ void smtp_bdat_command(struct smtp_session *s, const struct smtp_cmd *cmd)
         s->chunk_refusal = "503 5.5.1 This transaction has failed; send RSET";
         break;
     case SS_RCPT:
+        s->chunk_refusal = smtp_dmtp_data_refusal(s);
+        break;
     case SS_BDAT:
         break;
     default:

@@ -180,9 +180,21 @@ static void on_mx(const struct mx_route *route, void *arg)
 
 void smtp_gtml_command(struct smtp_session *s, const char *line, size_t len)
 {
+    struct dmtp_cmd cmd;
+    struct dmtp_reply err;
+    if (dmtp_cmd_parse(line, len, true, &cmd, &err) < 0 || cmd.verb != DMTP_VERB_GTML) {
+        count_pull(s);
+        smtp_session_reply(s, "%d %s %s", err.code, err.enhanced, err.text);
+        return;
+    }
+    smtp_gtml_serve(s, &cmd, NULL);
+}
+
+void smtp_gtml_serve(struct smtp_session *s, const struct dmtp_cmd *cmd, void *arg)
+{
     struct smtp_gtml_ctx *g = s->srv->gtml;
     count_pull(s);          /* a command after a served pull: it read the message whole */
-    if (s->state != SS_READY) {
+    if (s->state != SS_READY && s->state != SS_INIT) {
         say(s, DMTP_R_GTML_SEQUENCE);       /* inside a transaction, or before EHLO */
         return;
     }
@@ -201,50 +213,44 @@ void smtp_gtml_command(struct smtp_session *s, const char *line, size_t len)
         return;
     }
     rq->served = false;
-    struct dmtp_cmd cmd;
-    struct dmtp_reply err;
-    if (dmtp_cmd_parse(line, len, true, &cmd, &err) < 0 || cmd.verb != DMTP_VERB_GTML) {
-        smtp_session_reply(s, "%d %s %s", err.code, err.enhanced, err.text);
-        return;
-    }
-    str_copy(rq->msid, cmd.msid, sizeof rq->msid);
-    str_copy(rq->rcpt, cmd.receiver_text, sizeof rq->rcpt);
+    str_copy(rq->msid, cmd->msid, sizeof rq->msid);
+    str_copy(rq->rcpt, cmd->receiver_text, sizeof rq->rcpt);
 
     /* 1. The held message the msid names (its first part is the held ID). */
-    size_t qlen = strcspn(cmd.msid, "-");
+    size_t qlen = strcspn(cmd->msid, "-");
     if (qlen == 0 || qlen > QID_LEN) {
-        refuse(s, cmd.msid, "malformed msid");
+        refuse(s, cmd->msid, "malformed msid");
         return;
     }
-    str_copyn(rq->id, cmd.msid, qlen, sizeof rq->id);
+    str_copyn(rq->id, cmd->msid, qlen, sizeof rq->id);
     struct envelope e;
     bool corrupt;
     char why[256];
     if (held_read(&g->store, rq->id, &e, &corrupt, why, sizeof why) < 0) {
-        refuse(s, cmd.msid, "no held message %s (%s)", rq->id, corrupt ? why : "pulled by all, expired or never held");
+        refuse(s, cmd->msid, "no held message %s (%s)", rq->id, corrupt ? why : "pulled by all, expired or never held");
         return;
     }
     /* 2. The msid itself, bound to the requester or to the MTA it was handed to. */
     char qid[MSID_QID_MAX + 1];
     time_t exp = 0, now = time(NULL);
     bool via_mx = false;
-    enum msid_status st = msid_check(&g->key, cmd.msid, (const struct sockaddr *)&s->peer, now, qid, &exp);
+    enum msid_status st = msid_check(&g->key, cmd->msid, (const struct sockaddr *)&s->peer, now, qid, &exp);
     if (st == MSID_BAD_MAC) {
         struct sockaddr_storage rmta;
         if (ip_to_sa(e.pull_rmta, &rmta) == 0)
-            st = msid_check(&g->key, cmd.msid, (const struct sockaddr *)&rmta, now, qid, &exp);
+            st = msid_check(&g->key, cmd->msid, (const struct sockaddr *)&rmta, now, qid, &exp);
         via_mx = st == MSID_OK;
     }
     const char *reason = NULL;
     if (st != MSID_OK)
         reason = st == MSID_EXPIRED ? "expired" : st == MSID_BAD_MAC ? "altered, guessed or for another MTA"
                                                                       : msid_status_name(st);
-    else if (strcmp(qid, rq->id) || !msid_text_equal(cmd.msid, e.pull_msid))
+    else if (strcmp(qid, rq->id) || !msid_text_equal(cmd->msid, e.pull_msid))
         reason = "not the msid of this held message";
     else if (held_rcpt_index(&e, rq->rcpt) < 0)
         reason = "the receiver is not a recipient of it";
     if (reason) {
-        refuse(s, cmd.msid, "%s", reason);
+        refuse(s, cmd->msid, "%s", reason);
         env_free(&e);
         return;
     }
@@ -260,7 +266,7 @@ void smtp_gtml_command(struct smtp_session *s, const char *line, size_t len)
     s->state = SS_CHECK;
     if (!at || !(rq->mx = mx_resolve(s->srv->base, s->srv->dns, at + 1, &mc, on_mx, s))) {
         s->state = rq->resume;
-        refuse(s, cmd.msid, "cannot look up the MX hosts of <%s>", rq->rcpt);
+        refuse(s, cmd->msid, "cannot look up the MX hosts of <%s>", rq->rcpt);
     }
 }
 

@@ -4,7 +4,7 @@
  * msid to comes back and fetches the held message for one recipient.
  *
  * "GTML <msid> <receiver>" (or -00's "GTML:"), outside a transaction, after
- * EHLO/HELO. Checks, in order, every failure answered with the same
+ * EHLO/HELO (or before it, as the receiving side's dispatcher allows). Checks, in order, every failure answered with the same
  * DMTP_R_GTML_REFUSED (no oracle) and its real reason logged:
  *  1. the msid names a held message (its queue ID part) whose envelope records it;
  *  2. msid_check against the requester's IP (constant time, expiry). When the MAC
@@ -30,6 +30,7 @@
 
 struct smtp_session;
 struct ferry_config;
+struct dmtp_cmd;
 struct smtp_gtml_ctx;
 
 #define GTML_PER_SESSION 100
@@ -38,8 +39,11 @@ struct smtp_gtml_ctx;
 struct smtp_gtml_ctx *smtp_gtml_open(const struct ferry_config *cfg, char *err, size_t errlen);
 void smtp_gtml_close(struct smtp_gtml_ctx *g);
 
-/* A GTML command line (no CRLF). */
+/* A GTML command line (no CRLF): parsed, then smtp_gtml_serve. */
 void smtp_gtml_command(struct smtp_session *s, const char *line, size_t len);
+/* A parsed GTML (the smtp_gtml_fn the receiving side's dispatcher calls when
+   pull_mode = on, smtpd/smtp_dmtp.h; arg unused). Replies itself. */
+void smtp_gtml_serve(struct smtp_session *s, const struct dmtp_cmd *cmd, void *arg);
 /* The session got QUIT: a pull that was served completely counts now. */
 void smtp_gtml_quit(struct smtp_session *s);
 /* The session ends: cancel a lookup in progress, free the request. */

@@ -1,6 +1,7 @@
 /* smtp_params — see smtp_params.h. */
 #include "smtpd/smtp_params.h"
 #include "lib/buf.h"
+#include "pull/dmtp_cmd.h"
 
 #include <string.h>
 
@@ -202,6 +203,14 @@ int smtp_orcpt_parse(const char *v, bool utf8, enum env_orcpt_type *type, char *
 int smtp_mail_params(const struct smtp_cmd *cmd, bool esmtp, bool tls, struct smtp_mail_params *mp,
                      struct smtp_error *err)
 {
+    return smtp_mail_params_dmtp(cmd, esmtp, tls, false, mp, err);
+}
+
+int smtp_mail_params_dmtp(const struct smtp_cmd *cmd, bool esmtp, bool tls, bool dmtp,
+                          struct smtp_mail_params *mp, struct smtp_error *err)
+{
+    struct dmtp_reply derr;
+    int dr;
     memset(mp, 0, sizeof *mp);
     for (size_t i = 0; i < cmd->nparams; i++) {
         const struct smtp_param *p = &cmd->params[i];
@@ -237,6 +246,10 @@ int smtp_mail_params(const struct smtp_cmd *cmd, bool esmtp, bool tls, struct sm
             if (!tls)
                 return fail(err, 530, "5.7.10", "REQUIRETLS needs a TLS session (STARTTLS first)");
             mp->requiretls = true;
+        } else if (dmtp && (dr = dmtp_mail_param(p->key, p->value, &derr)) != 0) {
+            if (dr < 0)
+                return fail(err, derr.code, derr.enhanced, derr.text);
+            mp->dmtp = true;
         } else {
             return fail(err, 555, "5.5.4", "Unsupported MAIL parameter");
         }

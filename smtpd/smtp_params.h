@@ -30,6 +30,7 @@ struct smtp_mail_params {
     enum env_ret ret;
     char envid[ENV_ENVID_MAX + 1];      /* decoded */
     bool requiretls;
+    bool dmtp;                          /* DMTP (receiver-pull), only when offered */
 };
 
 struct smtp_rcpt_params {
@@ -42,6 +43,10 @@ struct smtp_rcpt_params {
    0 ok; -1 with the reply in err. */
 int smtp_mail_params(const struct smtp_cmd *cmd, bool esmtp, bool tls,
                      struct smtp_mail_params *mp, struct smtp_error *err);
+/* The same, and dmtp: DMTP receiver-pull is on, so the DMTP keyword (no value)
+   is accepted (pull/dmtp_cmd.h); otherwise it is 555 like any unknown keyword. */
+int smtp_mail_params_dmtp(const struct smtp_cmd *cmd, bool esmtp, bool tls, bool dmtp,
+                          struct smtp_mail_params *mp, struct smtp_error *err);
 /* utf8: the transaction's MAIL carried SMTPUTF8 (raw UTF-8 allowed in a utf-8 ORCPT). */
 int smtp_rcpt_params(const struct smtp_cmd *cmd, bool esmtp, bool utf8,
                      struct smtp_rcpt_params *rp, struct smtp_error *err);

@@ -8,6 +8,7 @@
 #include "queue/spool.h"
 #include "smtpd/pickup_policy.h"
 #include "smtpd/proc.h"
+#include "smtpd/smtp_dmtp.h"
 #include "smtpd/smtp_server.h"
 
 #include <dirent.h>
@@ -213,6 +214,15 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
         result = 0;
         goto out;
     }
+    /* Replies to DMTP intent messages are taken here and never queued. */
+    smtp_pull_pickup_replies(pk->srv, user, &e, wire.data, wire.len);
+    if (e.nrcpts == 0) {
+        log_info("maildrop/%s: a reply to DMTP pull notices from user %s, consumed (not delivered)", name, user);
+        if (unlinkat(dfd, name, 0) < 0)
+            log_error("cannot remove maildrop/%s: %s", name, strerror(errno));
+        result = 1;
+        goto out;
+    }
     e.arrival = time(NULL);
     e.body_8bit = eight_bit;
     snprintf(e.client_addr, sizeof e.client_addr, "uid %ld", (long)st.st_uid);
@@ -226,6 +236,7 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
     ipc_chan_send(pk->srv->parent, PROC_QUEUE_NEW, e.id, QID_LEN);
     log_msg(LOG_LVL_INFO, e.id, "from=<%s> size=%llu nrcpt=%zu uid=%ld user=%s proto=local", e.sender, e.size,
             e.nrcpts, (long)st.st_uid, user);
+    smtp_pull_note_sent(pk->srv, user, &e);
     if (unlinkat(dfd, name, 0) < 0)
         log_msg(LOG_LVL_ERROR, e.id, "queued, but cannot remove maildrop/%s: %s (it will be queued again)", name,
                 strerror(errno));

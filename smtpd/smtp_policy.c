@@ -496,8 +496,15 @@ static void on_verified(void *arg, const struct dkim_sig_result *res, size_t n)
         end_results(p);
         return;
     }
-    /* The results live only during this call; DMARC needs them after it. */
-    if (n && (p->dkim = calloc(n, sizeof *p->dkim)) != NULL) {
+    /* The results live only during this call; DMARC needs them after it. Without
+       them DMARC would see no signature and could refuse a signed message, so
+       out of memory means no DMARC verdict at all (logged), never a wrong one. */
+    if (n && (p->dkim = calloc(n, sizeof *p->dkim)) == NULL) {
+        log_msg(LOG_LVL_WARN, p->log_id, "dmarc: out of memory; not evaluated");
+        end_results(p);
+        return;
+    }
+    if (n) {
         memcpy(p->dkim, res, n * sizeof *res);
         p->ndkim = n;
     }

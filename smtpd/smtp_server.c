@@ -7,6 +7,7 @@
 #include "auth/userdb.h"
 #include "lib/db.h"
 #include "lib/dns.h"
+#include "smtpd/smtp_dmtp.h"
 #include "lib/ratelimit.h"
 #include "smtpd/dkim_keystore.h"
 #include "smtpd/proc.h"
@@ -219,10 +220,16 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         log_warn("DMARC aggregate reports unavailable: %s", err);
     if (cfg->dmarc_check && cfg->dmarc_failure_reports && !(srv.failure_limiter = dmarc_failure_limiter(cfg->dmarc_failure_rate)))
         log_warn("DMARC failure reports unavailable: out of memory");
+    if (smtp_pull_open(&srv) < 0)
+        return 1;
     srv.local_maps.users = srv.users;   /* borrowed; never opened a second time */
     srv.local_maps.users_tried = true;
     if (!(srv.gtml = smtp_gtml_open(cfg, err, sizeof err)))
         log_warn("DMTP GTML unavailable: %s", err);
+    if (srv.pull && srv.gtml) {     /* pull_mode = on: its dispatcher hands GTML over */
+        srv.pull->gtml = smtp_gtml_serve;
+        srv.pull->gtml_arg = NULL;
+    }
     struct smtp_pickup *pickup = smtp_pickup_start(&srv);
     if (!pickup) {
         log_error("cannot start the maildrop pickup: out of memory");
@@ -248,6 +255,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     smtp_gtml_close(srv.gtml);
     ratelimit_free(srv.failure_limiter);
     local_maps_close(&srv.local_maps);
+    smtp_pull_close(&srv);
     userdb_close(srv.users);
     if (srv.dmarc_agg)
         dmarc_agg_close(srv.dmarc_agg);

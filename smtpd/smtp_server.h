@@ -28,6 +28,7 @@ struct fdb_env;
 struct dmarc_agg;
 struct userdb;
 struct smtp_gtml_ctx;
+struct smtp_pull;
 
 struct smtp_server {
     struct event_base *base;
@@ -52,6 +53,7 @@ struct smtp_server {
     struct local_maps local_maps;       /* RCPT checks of local recipients (local_recipients = known) */
     struct ratelimit *auth_failures;    /* per client IP, for the AUTH lock-out */
     struct smtp_gtml_ctx *gtml;         /* DMTP GTML service (smtp_gtml.h); NULL: unavailable */
+    struct smtp_pull *pull;             /* DMTP receiver-pull stores; NULL: pull_mode = off */
     bool stopping;
 };
 

@@ -15,6 +15,7 @@
 #include "smtpd/smtp_policy.h"
 #include "smtpd/smtp_sender.h"
 #include "smtpd/smtp_cmd.h"
+#include "smtpd/smtp_dmtp.h"
 #include "smtpd/smtp_params.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_trace.h"
@@ -120,6 +121,7 @@ static void reset_transaction(struct smtp_session *s)
     s->data_errno = 0;
     s->too_big = false;
     s->wlen = 0;
+    smtp_dmtp_reset(s);
 }
 
 /* One line per session for operators: who, how, what came of it. */
@@ -155,6 +157,7 @@ void smtp_session_free(struct smtp_session *s)
     smtp_limits_free(s);
     smtp_auth_free(s);
     smtp_gtml_free(s);
+    smtp_dmtp_free(s);
     if (s->bev && bufferevent_openssl_get_ssl(s->bev))
         smtp_tls_close(s);
     else if (s->bev)
@@ -164,8 +167,15 @@ void smtp_session_free(struct smtp_session *s)
 
 static void greet(struct smtp_session *s)
 {
+    if (!smtp_dmtp_may_greet(s))
+        return;
     s->state = SS_INIT;
     reply(s, "220 %s ESMTP Ferry", s->srv->cfg->hostname);
+}
+
+void smtp_session_greet(struct smtp_session *s)
+{
+    greet(s);
 }
 
 static void on_greet_timer(evutil_socket_t fd, short what, void *arg)
@@ -241,7 +251,7 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
                           "421 4.7.0 %s Too many connections%s, try again later", " per minute from your address");
         return;
     }
-    if (smtp_limits_start(s) < 0) {
+    if (smtp_limits_start(s) < 0 || smtp_dmtp_start(s) < 0) {
         refuse_at_connect(s, "out of memory", "421 4.3.0 %s Local error%s, try again later", "");
         return;
     }
@@ -322,6 +332,7 @@ static void do_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd, bool esm
         reply(s, "250-AUTH %s", sasl_mechanisms());
     if (session_tls(s))
         reply(s, "250-REQUIRETLS");     /* RFC 8689 §2: only once TLS is up */
+    smtp_dmtp_ehlo(s);
     reply(s, "250 HELP");
 }
 
@@ -361,7 +372,7 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
     }
     struct smtp_mail_params mp;
     struct smtp_error err;
-    if (smtp_mail_params(cmd, s->esmtp, session_tls(s), &mp, &err) < 0) {
+    if (smtp_mail_params_dmtp(cmd, s->esmtp, session_tls(s), s->dmtp != NULL, &mp, &err) < 0) {
         reply(s, "%d %s %s", err.code, err.enhanced, err.text);
         return;
     }
@@ -377,6 +388,7 @@ static void do_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
         return;
     }
     env_init(&s->env);
+    smtp_dmtp_mail(s, mp.dmtp);
     if (!cmd->null_path && addr_format(&cmd->path, s->env.sender, sizeof s->env.sender) < 0) {
         reply(s, "501 5.1.7 Sender address too long");
         return;
@@ -487,6 +499,8 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "501 5.1.3 Recipient address too long");
         return;
     }
+    if (smtp_dmtp_reply_rcpt(s, &m, addr))
+        return;     /* a reply to a DMTP intent message: answered */
     struct relay_client client = {
         .authenticated = s->authenticated,
         .trusted_network = settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer),
@@ -498,8 +512,8 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "554 5.7.1 <%s>: %s", addr, why);
         return;
     }
+    char name[ADDR_LOCAL_MAX + 1];
     if (route == RELAY_LOCAL) {
-        char name[ADDR_LOCAL_MAX + 1];
         enum mailbox_name_verdict nv = local_mailbox_name(&m, cfg->recipient_delimiter, name, sizeof name, &why);
         if (nv != MAILBOX_NAME_OK) {
             log_info("reject RCPT from [%s]: <%s>: %s (from=<%s>)", s->peer_ip, addr, why, s->env.sender);
@@ -525,6 +539,8 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
             return;
         }
     }
+    if (smtp_dmtp_rcpt(s, addr, route == RELAY_LOCAL ? name : NULL) < 0)
+        return;
     if (env_add_rcpt(&s->env, addr) < 0) {
         reply(s, "452 4.5.3 Too many recipients");
         return;
@@ -660,6 +676,11 @@ static void do_data(struct smtp_session *s)
         reply(s, "503 5.5.1 Need MAIL and RCPT before DATA");
         return;
     }
+    const char *dmtp_refusal = smtp_dmtp_data_refusal(s);
+    if (dmtp_refusal) {
+        reply(s, "%s", dmtp_refusal);
+        return;
+    }
     const char *refusal = smtp_session_begin_message(s);
     if (refusal) {
         reply(s, "%s", refusal);
@@ -718,6 +739,8 @@ void smtp_session_finish_message(struct smtp_session *s)
         s->state = SS_READY;
         return;
     }
+    if (smtp_dmtp_reply_finish(s))
+        return;     /* only replies to DMTP intent messages: consumed */
     /* Reading stays paused (COMMIT) while key lookups run; the reply comes once the
        message is committed. */
     s->state = SS_COMMIT;
@@ -833,6 +856,7 @@ void smtp_session_committed(struct smtp_session *s, bool ok, int err)
         s->octets += s->env.size;
         str_copy(s->last_qid, s->draft.id, sizeof s->last_qid);
         record_dmarc(s);
+        smtp_dmtp_committed(s);
         smtp_limits_transaction_done(s);
         if (s->state != SS_CLOSING)
             reply(s, "250 2.0.0 Ok: queued as %s", s->draft.id);
@@ -861,6 +885,8 @@ void smtp_session_committed(struct smtp_session *s, bool ok, int err)
 
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
 {
+    if (smtp_dmtp_command(s, line, len))
+        return;
     struct smtp_cmd *cmd = malloc(sizeof *cmd);
     if (!cmd) {
         s->end_reason = "no-memory";

@@ -34,6 +34,7 @@ struct smtp_server;
 struct smtp_trace;
 struct smtp_policy;
 struct smtp_sender_check;
+struct smtp_dmtp;
 struct sasl_server;
 struct bufferevent;
 struct event;
@@ -80,6 +81,7 @@ struct smtp_session {
     struct event *idle_timer;
     bool output_blocked;          /* reading paused until the client reads our replies */
     struct smtp_gtml_req *gtml;   /* DMTP pulls served in this session (smtp_gtml.c); NULL */
+    struct smtp_dmtp *dmtp;       /* DMTP receiver-pull state (smtp_dmtp.h); NULL: pull_mode = off */
 
     /* the transaction */
     struct envelope env;

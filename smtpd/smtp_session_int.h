@@ -31,6 +31,8 @@ void smtp_session_finish_message(struct smtp_session *s);
 /* The timeout for waiting on a command (false) or on message octets (true). */
 void smtp_session_timeouts(struct smtp_session *s, bool data);
 
+/* Say 220 now (or what smtp_dmtp_may_greet decides). */
+void smtp_session_greet(struct smtp_session *s);
 /* Greet (after greeting_delay, when set). */
 void smtp_session_begin_greeting(struct smtp_session *s);
 /* Install bev as the session's connection (callbacks, limits, timeouts). */

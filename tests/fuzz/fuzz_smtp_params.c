@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (smtp_cmd_parse((const char *)data, size, utf8, &cmd, &err) < 0)
             continue;
         struct smtp_mail_params mp;
-        if (smtp_mail_params(&cmd, true, utf8, &mp, &err) == 0)
+        if (smtp_mail_params_dmtp(&cmd, true, utf8, utf8, &mp, &err) == 0)   /* DMTP on in one pass */
             printable(mp.envid, ENV_ENVID_MAX);
         struct smtp_rcpt_params rp;
         if (smtp_rcpt_params(&cmd, true, utf8, &rp, &err) == 0) {

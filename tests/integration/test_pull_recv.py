@@ -86,3 +86,46 @@ class PullRecv(PullBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TwoFerries(PullBase):
+    """End to end: A relays for b.test, B (pull_mode = on) takes the MSID."""
+    receiver = PullRecv.receiver
+
+    def pair(self):
+        b = self.receiver()
+        a = self.sender()
+        return a, b
+
+    def notice_id(self, b):
+        out = wait_for(lambda: b.ferryctl("pull", "list", "bob").stdout.strip(), 15)
+        self.assertTrue(out, b.read_log()[-3000:])
+        return out.split()[0]
+
+    def test_unclassified_sender_held_then_fetched(self):
+        a, b = self.pair()
+        a.inject("alice@a.test", ["bob@b.test"], MSG.format(to="bob@b.test", subj="e2e"))
+        nid = self.notice_id(b)
+        hid = wait_for(lambda: self.held(a), 10)[0]
+        self.assertRegex(a.ferryctl("queue", "list").stdout, r"bob@b.test.*waiting for pull")
+        # only the intent message so far
+        files = b.wait_mail("bob", 1, 10)
+        self.assertEqual(len(files), 1)
+        self.assertIn(b"[pull " + nid.encode(), open(files[0], "rb").read())
+        self.assertEqual(b.ferryctl("pull", "fetch", "bob", nid).returncode, 0)
+        files = b.wait_mail("bob", 2, 20)
+        self.assertTrue(files, b.read_log()[-3000:])
+        original = MSG.format(to="bob@b.test", subj="e2e").encode().replace(b"\r\n", b"\n")
+        self.assertTrue(any(open(p, "rb").read().endswith(original) for p in files), files)
+        self.assertTrue(wait_for(lambda: self.held(a) == [], 10), a.read_log()[-2000:])
+
+    def test_user_allowed_sender_pulled_right_after_msid(self):
+        a, b = self.pair()
+        self.assertEqual(b.ferryctl("pull", "allow", "bob", "alice@a.test").returncode, 0)
+        a.inject("alice@a.test", ["bob@b.test"], MSG.format(to="bob@b.test", subj="auto-e2e"))
+        original = MSG.format(to="bob@b.test", subj="auto-e2e").encode().replace(b"\r\n", b"\n")
+
+        def arrived():
+            return [p for p in b.mailbox_files("bob") if open(p, "rb").read().endswith(original)]
+        self.assertTrue(wait_for(arrived, 20), b.read_log()[-3000:])
+        self.assertTrue(wait_for(lambda: self.held(a) == [], 10), a.read_log()[-2000:])

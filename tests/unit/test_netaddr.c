@@ -276,6 +276,34 @@ START_TEST(nexthop_errors)
 }
 END_TEST
 
+START_TEST(reverse_names)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int family;
+    uint8_t ip[16];
+    char out[80];
+    ck_assert_int_eq(netaddr_parse_hostport("192.0.2.10:25", 0, &ss, &len), 0);
+    ck_assert_int_eq(netaddr_bytes((struct sockaddr *)&ss, &family, ip), 0);
+    ck_assert_int_eq(family, AF_INET);
+    ck_assert_int_eq(netaddr_reverse_name(family, ip, out, sizeof out), 23);
+    ck_assert_str_eq(out, "10.2.0.192.in-addr.arpa");
+    ck_assert_int_eq(netaddr_reverse_name(family, ip, out, 23), -1);      /* no room for the NUL */
+    /* an IPv4-mapped peer is named as IPv4 */
+    ck_assert_int_eq(netaddr_parse_hostport("[::ffff:192.0.2.10]:25", 0, &ss, &len), 0);
+    ck_assert_int_eq(netaddr_bytes((struct sockaddr *)&ss, &family, ip), 0);
+    ck_assert_int_eq(family, AF_INET);
+    ck_assert_int_eq(netaddr_parse_hostport("[2001:db8::567:89ab]:25", 0, &ss, &len), 0);
+    ck_assert_int_eq(netaddr_bytes((struct sockaddr *)&ss, &family, ip), 0);
+    ck_assert_int_eq(family, AF_INET6);
+    ck_assert_int_eq(netaddr_reverse_name(family, ip, out, sizeof out), 72);
+    ck_assert_str_eq(out, "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+    ck_assert_int_eq(netaddr_reverse_name(family, ip, out, 72), -1);
+    struct sockaddr unix_sa = { .sa_family = AF_UNIX };
+    ck_assert_int_eq(netaddr_bytes(&unix_sa, &family, ip), -1);
+}
+END_TEST
+
 Suite *netaddr_suite(void)
 {
     Suite *s = suite_create("netaddr");
@@ -289,6 +317,7 @@ Suite *netaddr_suite(void)
     tcase_add_test(tc, ntop);
     tcase_add_test(tc, nexthop_forms);
     tcase_add_test(tc, nexthop_errors);
+    tcase_add_test(tc, reverse_names);
     suite_add_tcase(s, tc);
     return s;
 }

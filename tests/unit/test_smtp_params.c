@@ -237,6 +237,37 @@ START_TEST(rcpt_params)
 }
 END_TEST
 
+/* DMTP (receiver-pull): a known keyword only when pull_mode is on. */
+START_TEST(mail_dmtp)
+{
+    struct smtp_mail_params mp;
+    const char *line = "MAIL FROM:<a@b.example> SIZE=10 DMTP";
+    ck_assert_int_eq(smtp_cmd_parse(line, strlen(line), false, &cmd, &err), 0);
+    ck_assert_int_eq(smtp_mail_params(&cmd, true, false, &mp, &err), -1);
+    ck_assert_int_eq(err.code, 555);
+    ck_assert_int_eq(smtp_mail_params_dmtp(&cmd, true, false, false, &mp, &err), -1);
+    ck_assert_int_eq(smtp_mail_params_dmtp(&cmd, true, false, true, &mp, &err), 0);
+    ck_assert(mp.dmtp);
+    ck_assert_int_eq((int)mp.size, 10);
+    line = "MAIL FROM:<a@b.example> dmtp";
+    ck_assert_int_eq(smtp_cmd_parse(line, strlen(line), false, &cmd, &err), 0);
+    ck_assert_int_eq(smtp_mail_params_dmtp(&cmd, true, false, true, &mp, &err), 0);
+    ck_assert(mp.dmtp);
+    line = "MAIL FROM:<a@b.example> DMTP=yes";
+    ck_assert_int_eq(smtp_cmd_parse(line, strlen(line), false, &cmd, &err), 0);
+    ck_assert_int_eq(smtp_mail_params_dmtp(&cmd, true, false, true, &mp, &err), -1);
+    ck_assert_int_eq(err.code, 501);
+    line = "MAIL FROM:<a@b.example>";
+    ck_assert_int_eq(smtp_cmd_parse(line, strlen(line), false, &cmd, &err), 0);
+    ck_assert_int_eq(smtp_mail_params_dmtp(&cmd, true, false, true, &mp, &err), 0);
+    ck_assert(!mp.dmtp);
+    line = "MAIL FROM:<a@b.example> DMTP";
+    ck_assert_int_eq(smtp_cmd_parse(line, strlen(line), false, &cmd, &err), 0);
+    ck_assert_int_eq(smtp_mail_params_dmtp(&cmd, false, false, true, &mp, &err), -1);   /* after HELO */
+    ck_assert_int_eq(err.code, 555);
+}
+END_TEST
+
 Suite *smtp_params_suite(void)
 {
     Suite *s = suite_create("smtp_params");
@@ -245,6 +276,7 @@ Suite *smtp_params_suite(void)
     tcase_add_test(tc, notify);
     tcase_add_test(tc, orcpt);
     tcase_add_test(tc, mail_params);
+    tcase_add_test(tc, mail_dmtp);
     tcase_add_test(tc, rcpt_params);
     suite_add_tcase(s, tc);
     return s;

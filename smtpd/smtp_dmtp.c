@@ -1,0 +1,360 @@
+/* smtp_dmtp — see smtp_dmtp.h: the stores, MAIL ... DMTP, RCPT classification,
+   MSID, the DATA refusal and the dispatch of the DMTP verbs.
+
+   MSID ordering (crash safety): the notices of every accepted recipient are
+   written in one transaction (durable when notice_add returns), then one intent
+   message per pending notice is queued with spool_enqueue (fsync'd and renamed
+   into queue/ before it returns), and only then is 250 sent. A crash before the
+   notices leaves nothing and the sender was told nothing: it sends MSID again. A
+   crash between notices and intent messages leaves notices the user can still see
+   with `ferryctl pull list` (and the sender, unanswered, sends MSID again: a
+   second notice, never a lost one). When an intent message cannot be queued the
+   notices just written are dropped again and the sender gets 451. */
+#include "lib/buf.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "pull/intent.h"
+#include "smtpd/proc.h"
+#include "smtpd/smtp_dmtp_int.h"
+#include "smtpd/smtp_server.h"
+#include "smtpd/smtp_session_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define INTENT_MSG_MAX (64 * 1024)
+
+int smtp_pull_open(struct smtp_server *srv)
+{
+    const struct ferry_config *cfg = srv->cfg;
+    if (cfg->pull_mode != PULL_MODE_ON)
+        return 0;
+    char err[512];
+    struct smtp_pull *p = calloc(1, sizeof *p);
+    if (!p) {
+        log_error("DMTP: out of memory");
+        return -1;
+    }
+    srv->pull = p;
+    if (!srv->db) {
+        log_error("DMTP: pull_mode = on needs the data_dir database");
+        return -1;
+    }
+    if (msid_key_load(cfg->data_dir, &p->key, err, sizeof err) < 0 || !(p->lists = pull_lists_open(srv->db, err, sizeof err)) ||
+        !(p->notices = notice_open(srv->db, &p->key, err, sizeof err)) ||
+        !(p->grey = greylist_open(srv->db, err, sizeof err))) {
+        log_error("DMTP: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+void smtp_pull_close(struct smtp_server *srv)
+{
+    struct smtp_pull *p = srv->pull;
+    if (!p)
+        return;
+    if (p->grey)
+        greylist_close(p->grey);
+    if (p->notices)
+        notice_close(p->notices);
+    if (p->lists)
+        pull_lists_close(p->lists);
+    memset(&p->key, 0, sizeof p->key);
+    free(p);
+    srv->pull = NULL;
+}
+
+void smtp_dmtp_reset(struct smtp_session *s)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (!d)
+        return;
+    d->mail_dmtp = false;
+    d->txn_known = false;
+    d->nrcpts = 0;
+    d->nreplies = 0;
+}
+
+void smtp_dmtp_mail(struct smtp_session *s, bool dmtp)
+{
+    if (s->dmtp)
+        s->dmtp->mail_dmtp = dmtp;
+}
+
+static int note_rcpt(struct smtp_dmtp *d, const char *addr, const char *user, bool allowed)
+{
+    if (d->nrcpts == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        struct dmtp_rcpt_info *r = realloc(d->rcpts, cap * sizeof *r);
+        if (!r)
+            return -1;
+        d->rcpts = r;
+        d->cap = cap;
+    }
+    struct dmtp_rcpt_info *r = &d->rcpts[d->nrcpts++];
+    str_copy(r->addr, addr, sizeof r->addr);
+    str_copy(r->user, user ? user : "", sizeof r->user);
+    r->allowed = allowed;
+    return 0;
+}
+
+/* The user's own lists (and correspondents) on this sender. */
+static void classify_sender(struct smtp_session *s, const char *user, struct pull_verdict *v)
+{
+    struct smtp_pull *p = s->srv->pull;
+    struct pull_user_entry *e = NULL;
+    size_t n = 0;
+    if (pull_user_load(p->lists, user, &e, &n) < 0) {
+        log_warn("session %s: cannot read the DMTP sender list of %s", s->id, user);
+        e = NULL, n = 0;
+    }
+    int corr = 0;
+    if (s->srv->cfg->pull_auto_allow && s->env.sender[0] &&
+        (corr = pull_correspondent_is(p->lists, user, s->env.sender)) < 0) {
+        log_warn("session %s: cannot read the DMTP correspondents of %s", s->id, user);
+        corr = 0;
+    }
+    pull_classify_sender(e, n, s->env.sender, corr == 1, v);
+    free(e);
+}
+
+int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_user)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (!d)
+        return 0;
+    const struct ferry_config *cfg = s->srv->cfg;
+    enum pull_class pc = smtp_dmtp_txn_class(s);
+    char user[PULL_USER_MAX + 1] = "";
+    const char *why;
+    bool allowed = pc == PULL_ALLOWED;
+    if (local_user && pull_user_name(local_user, user, sizeof user, &why) < 0)
+        user[0] = '\0';
+    if (user[0] && !s->authenticated && s->kind == LISTEN_SMTP &&
+        !settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer)) {
+        struct pull_verdict v;
+        classify_sender(s, user, &v);
+        if (v.cls == PULL_DENIED) {
+            log_info("session %s: dmtp reject RCPT <%s> from=<%s> [%s]: %s", s->id, addr, s->env.sender,
+                     s->peer_ip, v.reason);
+            smtp_dmtp_say(s, DMTP_R_USER_DENIED);
+            return -1;
+        }
+        if (v.cls == PULL_ALLOWED)
+            allowed = true;
+        if (pc == PULL_UNCLASSIFIED && !d->mail_dmtp && !allowed) {
+            /* A legacy sender (-03 §3.8): pull_legacy decides. */
+            if (cfg->pull_legacy == PULL_LEGACY_REJECT) {
+                log_info("session %s: dmtp reject legacy RCPT <%s> from=<%s> [%s]", s->id, addr, s->env.sender,
+                         s->peer_ip);
+                smtp_dmtp_say(s, DMTP_R_LEGACY_REJECT);
+                return -1;
+            }
+            if (cfg->pull_legacy == PULL_LEGACY_GREYLIST) {
+                struct greylist_params gp = { (time_t)cfg->pull_greylist_delay, (time_t)cfg->pull_greylist_window,
+                                              (time_t)cfg->pull_greylist_lifetime };
+                enum greylist_verdict gv;
+                const char *reason = "";
+                if (greylist_check(s->srv->pull->grey, &gp, (const struct sockaddr *)&s->peer, s->env.sender, addr,
+                                   time(NULL), &gv, &reason) < 0) {
+                    /* A broken store must not stop mail: let it through, loudly. */
+                    log_warn("session %s: greylist store failed for <%s>; accepting", s->id, addr);
+                } else if (gv == GREYLIST_DEFER) {
+                    log_info("session %s: dmtp greylisted RCPT <%s> from=<%s> [%s]: %s", s->id, addr,
+                             s->env.sender, s->peer_ip, reason);
+                    smtp_dmtp_say(s, DMTP_R_GREYLISTED);
+                    return -1;
+                } else {
+                    log_info("session %s: dmtp greylist pass <%s> from=<%s> [%s]: %s", s->id, addr,
+                             s->env.sender, s->peer_ip, reason);
+                }
+            }
+        }
+    }
+    if (note_rcpt(d, addr, user, allowed) < 0) {
+        smtp_session_reply(s, "452 4.3.0 Out of memory, try again later");
+        return -1;
+    }
+    return 0;
+}
+
+const char *smtp_dmtp_data_refusal(struct smtp_session *s)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (!d || !d->mail_dmtp || smtp_dmtp_txn_class(s) != PULL_UNCLASSIFIED)
+        return NULL;
+    const struct dmtp_reply *r = dmtp_reply(DMTP_R_DATA_REFUSED);
+    snprintf(d->refusal, sizeof d->refusal, "%d %s %s", r->code, r->enhanced, r->text);
+    log_info("session %s: dmtp refused DATA from unclassified [%s] from=<%s>", s->id, s->peer_ip, s->env.sender);
+    return d->refusal;
+}
+
+static const struct dmtp_rcpt_info *find_rcpt(const struct smtp_dmtp *d, const char *addr)
+{
+    for (size_t i = 0; i < d->nrcpts; i++)
+        if (!strcmp(d->rcpts[i].addr, addr))
+            return &d->rcpts[i];
+    return NULL;
+}
+
+/* The intent message for n into the queue: a complete local message from the
+   null sender (nothing is ever bounced for it). 0 ok; -1 with errno. */
+static int queue_intent(struct smtp_session *s, const struct pull_notice *n, time_t now)
+{
+    struct buf b;
+    buf_init(&b, INTENT_MSG_MAX);
+    struct envelope e;
+    env_init(&e);
+    int r = -1;
+    if (intent_build(n, s->srv->cfg->hostname, now, &b) < 0 || env_add_rcpt(&e, n->recipient) < 0)
+        goto out;
+    e.arrival = now;
+    str_copy(e.client_addr, s->peer_ip, sizeof e.client_addr);
+    str_copy(e.client_helo, s->helo, sizeof e.client_helo);
+    str_copy(e.protocol, "dmtp", sizeof e.protocol);
+    e.body_8bit = true;     /* its body is UTF-8 */
+    if (spool_enqueue(&s->srv->spool, &e, b.data, b.len) < 0)
+        goto out;
+    ipc_chan_send(s->srv->parent, PROC_QUEUE_NEW, e.id, QID_LEN);
+    log_msg(LOG_LVL_INFO, e.id, "dmtp intent message for notice %s to=<%s> msid=%s", n->id, n->recipient, n->msid);
+    r = 0;
+out:
+    env_free(&e);
+    buf_free(&b);
+    return r;
+}
+
+static void msid_command(struct smtp_session *s, const char *line, size_t len)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (s->state != SS_RCPT || s->env.nrcpts == 0) {
+        smtp_dmtp_say(s, DMTP_R_MSID_NO_RCPT);
+        return;
+    }
+    struct dmtp_cmd cmd;
+    struct dmtp_reply err;
+    if (dmtp_cmd_parse(line, len, s->env.smtputf8, &cmd, &err) < 0) {
+        smtp_session_reply(s, "%d %s %s", err.code, err.enhanced, err.text);
+        return;
+    }
+    size_t count = s->env.nrcpts;
+    struct pull_notice *n = calloc(count, sizeof *n);
+    if (!n) {
+        smtp_session_reply(s, "451 4.3.0 Out of memory, try again later");
+        return;
+    }
+    bool peer_allowed = smtp_dmtp_txn_class(s) == PULL_ALLOWED;
+    for (size_t i = 0; i < count; i++) {
+        const struct dmtp_rcpt_info *ri = find_rcpt(d, s->env.rcpts[i].addr);
+        if (!ri || !ri->user[0]) {
+            /* Notices are for our own mailboxes; relayed mail has no one to tell. */
+            smtp_session_reply(s, "554 5.7.1 <%s>: MSID only for local recipients; use DATA", s->env.rcpts[i].addr);
+            free(n);
+            return;
+        }
+        str_copy(n[i].user, ri->user, sizeof n[i].user);
+        str_copy(n[i].msid, cmd.msid, sizeof n[i].msid);
+        str_copy(n[i].sender, s->env.sender, sizeof n[i].sender);
+        str_copy(n[i].recipient, ri->addr, sizeof n[i].recipient);
+        str_copy(n[i].subject, cmd.subject, sizeof n[i].subject);
+        str_copy(n[i].peer_ip, s->peer_ip, sizeof n[i].peer_ip);
+        str_copy(n[i].peer_name, d->fcrdns, sizeof n[i].peer_name);
+        n[i].state = peer_allowed || ri->allowed ? NOTICE_AUTO : NOTICE_PENDING;
+    }
+    const struct ferry_config *cfg = s->srv->cfg;
+    struct notice_store *ns = s->srv->pull->notices;
+    char errtext[512];
+    time_t now = time(NULL);
+    if (notice_add(ns, n, count, now, (time_t)cfg->pull_expiry, errtext, sizeof errtext) < 0) {
+        log_error("session %s: cannot store the DMTP notices for msid %s: %s", s->id, cmd.msid, errtext);
+        smtp_session_reply(s, "451 4.3.0 Local error storing the notice, try again later");
+        free(n);
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (n[i].state != NOTICE_PENDING || queue_intent(s, &n[i], now) == 0)
+            continue;
+        log_error("session %s: cannot queue the intent message for %s; notices withdrawn", s->id, n[i].recipient);
+        for (size_t j = 0; j < count; j++)
+            if (notice_drop(ns, n[j].user, n[j].id, errtext, sizeof errtext) < 0)
+                log_error("session %s: cannot withdraw notice %s: %s", s->id, n[j].id, errtext);
+        smtp_session_reply(s, "451 4.3.0 Local error queueing the notice, try again later");
+        free(n);
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        log_info("session %s: dmtp notice %s user=%s from=<%s> to=<%s> msid=%s state=%s client=[%s]%s%s", s->id,
+                 n[i].id, n[i].user, n[i].sender, n[i].recipient, n[i].msid, notice_state_name(n[i].state),
+                 s->peer_ip, d->fcrdns[0] ? " fcrdns=" : "", d->fcrdns);
+    bool pull_now = false;
+    for (size_t i = 0; i < count; i++)
+        pull_now = pull_now || n[i].state == NOTICE_AUTO;
+    if (pull_now)
+        smtp_server_pull_nudge(s->srv);     /* the queue pulls these at once */
+    free(n);
+    s->rcpts_accepted += (unsigned)count;
+    smtp_limits_transaction_done(s);
+    smtp_dmtp_say(s, DMTP_R_MSID_OK);
+    smtp_session_reset_transaction(s);
+    s->state = SS_READY;
+}
+
+static void gtml_command(struct smtp_session *s, const char *line, size_t len)
+{
+    if (s->state != SS_READY && s->state != SS_INIT) {
+        smtp_dmtp_say(s, DMTP_R_GTML_SEQUENCE);
+        return;
+    }
+    struct dmtp_cmd cmd;
+    struct dmtp_reply err;
+    if (dmtp_cmd_parse(line, len, true, &cmd, &err) < 0) {
+        smtp_session_reply(s, "%d %s %s", err.code, err.enhanced, err.text);
+        return;
+    }
+    struct smtp_pull *p = s->srv->pull;
+    if (!p->gtml) {
+        log_info("session %s: GTML %s for <%s> from [%s] refused: no GTML service", s->id, cmd.msid,
+                 cmd.receiver_text, s->peer_ip);
+        smtp_dmtp_say(s, DMTP_R_GTML_REFUSED);
+        return;
+    }
+    p->gtml(s, &cmd, p->gtml_arg);
+}
+
+/* QUIT, any case, nothing after it but blanks? */
+static bool is_quit(const char *line, size_t len)
+{
+    if (len < 4 || !str_nieq(line, "QUIT", 4))
+        return false;
+    for (size_t i = 4; i < len; i++)
+        if (line[i] != ' ')
+            return false;
+    return true;
+}
+
+bool smtp_dmtp_command(struct smtp_session *s, const char *line, size_t len)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (!d)
+        return false;
+    if (d->denied) {
+        if (is_quit(line, len))
+            return false;
+        s->cmd_junk = true;
+        smtp_session_reply(s, "503 5.7.1 No service for you here; send QUIT");
+        return true;
+    }
+    switch (dmtp_cmd_verb(line, len)) {
+    case DMTP_VERB_MSID:
+        msid_command(s, line, len);
+        return true;
+    case DMTP_VERB_GTML:
+        gtml_command(s, line, len);
+        return true;
+    default:
+        return false;
+    }
+}

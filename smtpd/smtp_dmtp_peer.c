@@ -1,0 +1,230 @@
+/* smtp_dmtp_peer — see smtp_dmtp.h: the peer's FCrDNS name and class at connect,
+   the denied greeting, the EHLO keywords. */
+#include "auth/spf.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "smtpd/smtp_dmtp_int.h"
+#include "smtpd/smtp_server.h"
+#include "smtpd/smtp_session_int.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Classify with the stored peer list; a database error leaves the peer
+   unclassified (the safe default: it is neither trusted nor refused). */
+static void classify(struct smtp_session *s, const char *verified_domain, struct pull_verdict *v)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    struct pull_peer_entry *e = NULL;
+    size_t n = 0;
+    if (pull_peer_load(s->srv->pull->lists, &e, &n) < 0) {
+        log_warn("session %s: cannot read the DMTP peer list; [%s] is unclassified", s->id, s->peer_ip);
+        e = NULL, n = 0;
+    }
+    struct pull_peer_facts f = {
+        .ip = (const struct sockaddr *)&s->peer,
+        .fcrdns = s->dmtp->fcrdns,
+        .authenticated = s->authenticated,
+        .relay_client = settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer),
+        .verified_domain = verified_domain,
+        .allow_verified_domain = cfg->pull_allow_dmarc_pass,
+    };
+    pull_classify_peer(e, n, &f, v);
+    free(e);
+}
+
+static void lookups_done(struct smtp_dmtp *d)
+{
+    struct smtp_session *s = d->s;
+    struct pull_verdict v;
+    d->q = NULL;
+    classify(s, NULL, &v);
+    d->peer_class = v.cls;
+    str_copy(d->peer_reason, v.reason, sizeof d->peer_reason);
+    d->classified = true;
+    log_info("session %s: dmtp peer [%s] fcrdns=%s class=%s (%s)", s->id, s->peer_ip,
+             d->fcrdns[0] ? d->fcrdns : "-", pull_class_name(v.cls), v.reason);
+    if (d->greet_waiting && s->state == SS_PREGREET) {
+        d->greet_waiting = false;
+        smtp_session_greet(s);
+    }
+}
+
+static void forward_next(struct smtp_dmtp *d);
+
+/* An A/AAAA answer for d->names[next_name - 1]: does it lead back to the peer? */
+static void on_forward(const struct dns_answer *a, void *arg)
+{
+    struct smtp_dmtp *d = arg;
+    d->q = NULL;
+    int family;
+    uint8_t ip[16];
+    if (a->status == DNS_OK && netaddr_bytes((const struct sockaddr *)&d->s->peer, &family, ip) == 0) {
+        for (size_t i = 0; i < a->count; i++) {
+            const struct dns_record *r = &a->records[i];
+            if ((r->type == DNS_T_A && family == AF_INET && !memcmp(&r->u.a, ip, 4)) ||
+                (r->type == DNS_T_AAAA && family == AF_INET6 && !memcmp(&r->u.aaaa, ip, 16))) {
+                str_copy(d->fcrdns, d->names[d->next_name - 1], sizeof d->fcrdns);
+                lookups_done(d);
+                return;
+            }
+        }
+    }
+    forward_next(d);
+}
+
+static void forward_next(struct smtp_dmtp *d)
+{
+    int family;
+    uint8_t ip[16];
+    if (d->next_name >= d->nnames || netaddr_bytes((const struct sockaddr *)&d->s->peer, &family, ip) < 0) {
+        lookups_done(d);
+        return;
+    }
+    const char *name = d->names[d->next_name++];
+    d->q = dns_lookup(d->s->srv->dns, name, family == AF_INET ? DNS_T_A : DNS_T_AAAA, on_forward, d);
+    if (!d->q)
+        lookups_done(d);
+}
+
+/* A host name we can compare and store: letters, digits, '-', '.', '_'; lower-cased,
+   without the final dot. */
+static bool keep_name(const char *in, char *out, size_t outsz)
+{
+    size_t n = strnlen(in, DNS_NAME_MAX + 1);
+    if (n && in[n - 1] == '.')
+        n--;
+    if (n == 0 || n >= outsz || n > ADDR_DOMAIN_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+            return false;
+        out[i] = (char)tolower(c);
+    }
+    out[n] = '\0';
+    return true;
+}
+
+static void on_ptr(const struct dns_answer *a, void *arg)
+{
+    struct smtp_dmtp *d = arg;
+    d->q = NULL;
+    if (a->status == DNS_OK)
+        for (size_t i = 0; i < a->count && d->nnames < FCRDNS_MAX_NAMES; i++)
+            if (a->records[i].type == DNS_T_PTR && keep_name(a->records[i].u.ptr, d->names[d->nnames],
+                                                             sizeof d->names[0]))
+                d->nnames++;
+    forward_next(d);
+}
+
+int smtp_dmtp_start(struct smtp_session *s)
+{
+    if (!s->srv->pull)
+        return 0;
+    struct smtp_dmtp *d = calloc(1, sizeof *d);
+    if (!d)
+        return -1;
+    d->s = s;
+    s->dmtp = d;
+    const struct ferry_config *cfg = s->srv->cfg;
+    if (s->kind != LISTEN_SMTP) {
+        /* Submission: every transaction is authenticated, so allowed. */
+        d->peer_class = PULL_ALLOWED;
+        str_copy(d->peer_reason, "submission listener", sizeof d->peer_reason);
+        d->classified = true;
+        return 0;
+    }
+    if (settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer)) {
+        d->peer_class = PULL_ALLOWED;
+        str_copy(d->peer_reason, "relay_networks", sizeof d->peer_reason);
+        d->classified = true;
+        return 0;
+    }
+    int family;
+    uint8_t ip[16];
+    char rev[DNS_NAME_MAX + 1];
+    if (netaddr_bytes((const struct sockaddr *)&s->peer, &family, ip) < 0 ||
+        netaddr_reverse_name(family, ip, rev, sizeof rev) < 0 ||
+        !(d->q = dns_lookup(s->srv->dns, rev, DNS_T_PTR, on_ptr, d))) {
+        lookups_done(d);        /* no name: classified by address alone */
+    }
+    return 0;
+}
+
+void smtp_dmtp_free(struct smtp_session *s)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (!d)
+        return;
+    if (d->q)
+        dns_cancel(d->q);
+    free(d->rcpts);
+    free(d);
+    s->dmtp = NULL;
+}
+
+void smtp_dmtp_say(struct smtp_session *s, enum dmtp_reply_id id)
+{
+    const struct dmtp_reply *r = dmtp_reply(id);
+    smtp_session_reply(s, "%d %s %s", r->code, r->enhanced, r->text);
+}
+
+bool smtp_dmtp_may_greet(struct smtp_session *s)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (!d)
+        return true;
+    if (!d->classified) {
+        d->greet_waiting = true;
+        return false;
+    }
+    if (d->peer_class != PULL_DENIED)
+        return true;
+    /* -03 §3.5: the greeting says no; RFC 5321 §3.1: then wait for QUIT. */
+    log_info("session %s: dmtp peer [%s] denied: %s", s->id, s->peer_ip, d->peer_reason);
+    s->state = SS_INIT;
+    s->end_reason = "dmtp-denied";
+    d->denied = true;
+    smtp_dmtp_say(s, DMTP_R_DENIED);
+    return false;
+}
+
+void smtp_dmtp_ehlo(struct smtp_session *s)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (!d || s->kind != LISTEN_SMTP)
+        return;
+    /* MSID only to unclassified peers (-03 §3.4); GTML always, because the sending
+       side's GTML service answers on this listener whoever asks. */
+    bool unclassified = smtp_dmtp_txn_class(s) == PULL_UNCLASSIFIED;
+    for (size_t i = 0; dmtp_ehlo_keywords[i]; i++)
+        if (unclassified || strcmp(dmtp_ehlo_keywords[i], "MSID") != 0)
+            smtp_session_reply(s, "250-%s", dmtp_ehlo_keywords[i]);
+}
+
+enum pull_class smtp_dmtp_txn_class(struct smtp_session *s)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    if (s->authenticated)
+        return PULL_ALLOWED;
+    if (d->txn_known)
+        return d->txn_class;
+    enum pull_class c = d->peer_class;
+    /* Decided once per transaction, when MAIL FROM's SPF result is known. */
+    if (s->state == SS_MAIL || s->state == SS_RCPT) {
+        d->txn_known = true;
+        if (c == PULL_UNCLASSIFIED && s->srv->cfg->pull_allow_dmarc_pass && s->spf_result == SPF_PASS &&
+            s->spf_domain[0]) {
+            struct pull_verdict v;
+            classify(s, s->spf_domain, &v);
+            if (v.cls == PULL_ALLOWED)
+                log_info("session %s: dmtp sender domain %s allowed by SPF pass: %s", s->id, s->spf_domain,
+                         v.reason);
+            c = v.cls;
+        }
+        d->txn_class = c;
+    }
+    return c;
+}
