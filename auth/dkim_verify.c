@@ -570,12 +570,34 @@ int dkim_result_format(const struct dkim_sig_result *r, bool with_b, char *out, 
        quoted and escaped unless it is a bare token (base64's '/', '+' and '='
        are tspecials, so nearly always quoted). */
     if (with_b && r->b_prefix[0]) {
-        buf_puts(&b, " header.b=");
-        hdr_value_append(&b, r->b_prefix);
+        size_t before = b.len;
+        if (buf_puts(&b, " header.b=") < 0 || hdr_value_append(&b, r->b_prefix) < 0) {
+            b.len = before;         /* the whole property or none of it */
+            if (b.data)
+                b.data[before] = '\0';
+        }
     }
-    buf_puts(&b, " (");
-    hdr_ctext_append(&b, r->reason);
-    int rc = buf_puts(&b, ")");
+    /* The reason comment is cut to what fits, never its closing parenthesis: an
+       open comment would swallow every result written after it in the field. */
+    struct buf why;
+    buf_init(&why, 4 * DKIM_REASON_MAX);
+    hdr_ctext_append(&why, r->reason);
+    size_t room = b.max > b.len + 3 ? b.max - b.len - 3 : 0, cut = why.len < room ? why.len : room;
+    size_t backslashes = 0;
+    for (size_t i = cut; i > 0 && why.data[i - 1] == '\\'; i--)
+        backslashes++;
+    if (backslashes % 2)
+        cut--;                  /* never leave a quoted-pair half written */
+    int rc = 0;
+    if (b.len + 3 <= b.max) {
+        buf_puts(&b, " (");
+        buf_append(&b, why.data ? why.data : "", cut);
+        buf_puts(&b, ")");
+        rc = cut == why.len ? 0 : -1;
+    } else {
+        rc = -1;
+    }
+    buf_free(&why);
     str_copy(out, b.data ? b.data : "", outsz);
     buf_free(&b);
     return rc;

@@ -52,6 +52,9 @@ struct dmarc_report_sender {
        NULL: every destination is taken as verified. */
     int (*authorize)(void *arg, const char *policy_domain, const char *addr, char *why, size_t whylen);
     void *authorize_arg;
+    /* 0, or the wall-clock time after which no further destination is started
+       (what is left stays pending for the next run). */
+    time_t deadline;
 };
 
 /* The attachment's file name (RFC 9990 3.5.2). */

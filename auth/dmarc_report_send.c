@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void say(void (*log)(void *, const char *), void *arg, const char *fmt, const char *domain, long long begin,
                 const char *to, const char *what)
@@ -35,6 +36,11 @@ static int send_one(struct dmarc_agg *a, const struct dmarc_report_sender *s, dm
     for (size_t i = 0; i < r->policy.nrua; i++) {
         if (r->dest[i] != DMARC_DEST_PENDING)
             continue;
+        if (s->deadline && time(NULL) > s->deadline) {
+            say(log, arg, fmt, r->domain, r->begin, r->policy.rua[i], "left for the next run (time is up)");
+            st->skipped++;
+            continue;
+        }
         struct dmarc_rua dest;
         const char *why;
         char err[256];

@@ -20,8 +20,20 @@ bool hdr_is_token(const char *s)
     return true;
 }
 
+/* Every writer appends all of its value or nothing: half a quoted-string or a
+   comment cut before its end would take over what follows it in the field. */
+static int all_or_nothing(struct buf *b, size_t before, int r)
+{
+    if (r < 0 && b->len > before) {
+        b->len = before;
+        b->data[before] = '\0';
+    }
+    return r < 0 ? -1 : 0;
+}
+
 static int append_quoted(struct buf *b, const char *v)
 {
+    size_t before = b->len;
     int r = buf_puts(b, "\"");
     for (const unsigned char *p = (const unsigned char *)v; *p && r == 0; p++) {
         if (*p == '"' || *p == '\\')
@@ -31,7 +43,9 @@ static int append_quoted(struct buf *b, const char *v)
         else
             r = buf_append(b, p, 1);
     }
-    return r | buf_puts(b, "\"");
+    if (r == 0)
+        r = buf_puts(b, "\"");
+    return all_or_nothing(b, before, r);
 }
 
 int hdr_value_append(struct buf *b, const char *v)
@@ -86,6 +100,7 @@ int hdr_dot_atom_append(struct buf *b, const char *v)
 
 int hdr_ctext_append(struct buf *b, const char *v)
 {
+    size_t before = b->len;
     int r = 0;
     for (const unsigned char *p = (const unsigned char *)v; *p && r == 0; p++) {
         if (*p == '(' || *p == ')' || *p == '\\')
@@ -95,7 +110,7 @@ int hdr_ctext_append(struct buf *b, const char *v)
         else
             r = buf_append(b, p, 1);
     }
-    return r;
+    return all_or_nothing(b, before, r);
 }
 
 size_t hdr_skip_cfws(const char *s, size_t i, size_t n)

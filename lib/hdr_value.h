@@ -8,7 +8,9 @@
  * stranger (a DKIM b= prefix, a MAIL FROM local part, a HELO name). Each writer
  * here emits either the bare form when the grammar allows it or a quoted form
  * with '"' and '\' escaped and control or non-ASCII octets replaced by '?', so
- * no input can end a value, a comment or the field early. Readers accept what a
+ * no input can end a value, a comment or the field early. Each writer appends
+ * its whole value or nothing (-1, the buffer as it was): a value cut at the
+ * buffer's limit would leave a quoted-string or comment open. Readers accept what a
  * peer may legally send (CFWS, quoted-strings with quoted-pairs) and are bounded
  * by the lengths they are given.
  */

@@ -153,8 +153,9 @@ static int submit_drop(void *arg, const char *from, const char *to, const char *
     buf_init(&drop, len + 4096);
     char *rcpt = (char *)to;
     int rc = -1;
-    if (maildrop_write_envelope(&drop, from, &rcpt, 1, err, sizeof err) < 0)
-        ;
+    if (maildrop_check_message(msg, len, j->cfg->message_size_limit, err, sizeof err) < 0 ||
+        maildrop_write_envelope(&drop, from, &rcpt, 1, err, sizeof err) < 0)
+        ;           /* what the pickup would refuse is never handed to it */
     else if (buf_append(&drop, msg, len) < 0)
         snprintf(err, sizeof err, "out of memory");
     else
@@ -200,6 +201,7 @@ int dmarc_job_run(const struct ferry_config *cfg, bool dry_run, const char *only
         .only_domain = only_domain,
         .authorize = authorize_cached,
         .authorize_arg = j,
+        .deadline = time(NULL) + DMARC_JOB_SECONDS,
     };
     struct buf xml;
     buf_init(&xml, 256u << 20);

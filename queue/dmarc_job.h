@@ -25,6 +25,12 @@
 
 #include "lib/settings.h"
 
+/* A run starts no new destination after this long (slow DNS for many external
+   destinations): the rest waits for the next run. A run is never killed from
+   outside, since a process that dies inside the Berkeley DB environment makes
+   the next opener run recovery under everyone else's feet. */
+#define DMARC_JOB_SECONDS 600
+
 struct dmarc_job_result {
     unsigned reports, sent, too_big, failed, skipped;
 };

@@ -26,6 +26,20 @@ int maildrop_write_envelope(struct buf *out, const char *sender, char *const *rc
                             char *err, size_t errlen)
 {
     bool utf8 = false;
+    /* The parser takes what SMTP can carry (a path of 256 octets with its angle
+       brackets, RFC 5321 4.5.3.1.3): refuse the rest here, while the submitter
+       can still be told, not at the pickup. */
+    if (strlen(sender) > ADDR_PATH_MAX - 2) {
+        snprintf(err, errlen, "sender address <%.60s...> is longer than %d octets", sender, ADDR_PATH_MAX - 2);
+        return -1;
+    }
+    for (size_t i = 0; i < n && i < MAILDROP_MAX_RCPTS; i++) {
+        if (strlen(rcpts[i]) > ADDR_PATH_MAX - 2) {
+            snprintf(err, errlen, "recipient address <%.60s...> is longer than %d octets", rcpts[i],
+                     ADDR_PATH_MAX - 2);
+            return -1;
+        }
+    }
     if (sender[0] && !valid_mailbox(sender, strlen(sender), &utf8)) {
         snprintf(err, errlen, "sender address <%.300s> is not a valid mailbox", sender);
         return -1;

@@ -71,10 +71,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct report_runner *r = arg;
     schedule(r, REPORT_CHECK_SECONDS);
     if (r->child) {
-        if (time(NULL) - r->started > REPORT_RUN_MAX_SECONDS) {
-            log_warn("dmarc report run %ld takes too long; stopped", (long)r->child);
-            kill(r->child, SIGKILL);
-        }
+        /* Never killed (see DMARC_JOB_SECONDS): a run stops starting work on its own. */
+        if (time(NULL) - r->started > REPORT_RUN_MAX_SECONDS)
+            log_warn("dmarc report run %ld has been going for %lld s", (long)r->child,
+                     (long long)(time(NULL) - r->started));
         return;
     }
     int p[2];
@@ -82,9 +82,23 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         log_warn("dmarc reports: cannot make a pipe: %s", strerror(errno));
         return;
     }
+    /* The watch exists before the child does: nothing below can leave a child
+       the loop does not hear of. */
+    r->child_ev = event_new(r->base, p[0], EV_READ | EV_PERSIST, child_gone, r);
+    if (!r->child_ev || event_add(r->child_ev, NULL) < 0) {
+        log_warn("dmarc reports: cannot watch a run; trying again later");
+        if (r->child_ev)
+            event_free(r->child_ev);
+        r->child_ev = NULL;
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         log_warn("dmarc reports: cannot fork: %s", strerror(errno));
+        event_free(r->child_ev);
+        r->child_ev = NULL;
         close(p[0]);
         close(p[1]);
         return;
@@ -109,14 +123,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     r->child = pid;
     r->fd = p[0];
     r->started = time(NULL);
-    r->child_ev = event_new(r->base, p[0], EV_READ | EV_PERSIST, child_gone, r);
-    if (!r->child_ev || event_add(r->child_ev, NULL) < 0) {
-        log_warn("dmarc reports: cannot watch run %ld", (long)pid);
-        waitpid(pid, NULL, 0);      /* rare: out of memory; waiting once beats a zombie */
-        close(p[0]);
-        r->fd = -1;
-        r->child = 0;
-    }
 }
 
 struct report_runner *report_runner_start(struct event_base *base, const struct ferry_config *cfg)

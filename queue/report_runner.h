@@ -6,9 +6,10 @@
  * at dmarc_reports_address (dmarc_job_import), sends the aggregate reports that
  * are due when dmarc_reporting is on (dmarc_job_run), and exits. The blocking work (Berkeley
  * DB, DNS, gzip) is the child's; the queue process's loop only learns, from the
- * end of a pipe, that the child is gone, and reaps it. A child that outlives
- * REPORT_RUN_MAX_SECONDS is killed: what it finished stays finished (dmarc_agg's
- * order), the rest waits for the next run.
+ * end of a pipe, that the child is gone, and reaps it. A child is never killed
+ * (a process dying inside the Berkeley DB environment forces recovery on every
+ * other user of it): it stops starting new work after DMARC_JOB_SECONDS, and
+ * one still going after REPORT_RUN_MAX_SECONDS is only logged.
  */
 #ifndef FERRY_REPORT_RUNNER_H
 #define FERRY_REPORT_RUNNER_H

@@ -121,6 +121,8 @@ void smtp_bdat_chunk_done(struct smtp_session *s)
             s->state = SS_BDAT_FAILED;
             return;
         }
+        if (s->chunk_size == 0)
+            s->junk++;          /* an empty chunk that is not LAST moves nothing: junk (smtp_limits.c) */
         smtp_session_reply(s, "250 2.0.0 %llu octets received", s->chunk_size);
         s->state = SS_BDAT;
         return;

@@ -496,6 +496,11 @@ static void on_verified(void *arg, const struct dkim_sig_result *res, size_t n)
         end_results(p);
         return;
     }
+    if (!res) {         /* the verifier ran out of memory: no DKIM view, so no DMARC verdict */
+        log_msg(LOG_LVL_WARN, p->log_id, "dmarc: no DKIM results; not evaluated");
+        end_results(p);
+        return;
+    }
     /* The results live only during this call; DMARC needs them after it. Without
        them DMARC would see no signature and could refuse a signed message, so
        out of memory means no DMARC verdict at all (logged), never a wrong one. */

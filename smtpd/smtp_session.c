@@ -450,6 +450,7 @@ static void on_sender_done(void *arg, const struct sender_verdict *v)
     if (s->state != SS_CHECK)           /* the session is ending (a timeout, shutdown) */
         return;
     if (v->reply[0]) {
+        s->junk++;              /* answered after the command was counted: a refusal is junk too */
         reply(s, "%s", v->reply);
         env_free(&s->env);
         s->state = SS_READY;
@@ -725,6 +726,7 @@ void smtp_session_finish_message(struct smtp_session *s)
         }
     }
     if (refusal) {
+        s->junk++;              /* a refused message is no completed transaction (smtp_limits.c) */
         log_info("refused message from [%s] from=<%s>: %s", s->peer_ip, s->env.sender, refusal + 10);
         reply(s, "%s", refusal);
         reset_transaction(s);
@@ -778,6 +780,7 @@ static void record_dmarc(struct smtp_session *s)
 /* The receive-time policy refused the message after its content was read. */
 static void refuse_after_policy(struct smtp_session *s, const char *text)
 {
+    s->junk++;                  /* a refused message is no completed transaction (smtp_limits.c) */
     log_msg(LOG_LVL_INFO, s->draft.id, "refused message from [%s] from=<%s>: %s", s->peer_ip, s->env.sender, text);
     if (s->state != SS_CLOSING)
         reply(s, "%s", text);
@@ -787,6 +790,10 @@ static void refuse_after_policy(struct smtp_session *s, const char *text)
         return;
     }
     s->state = SS_READY;
+    if (s->srv->stopping) {
+        smtp_session_shutdown(s);
+        return;
+    }
     if (!s->in_policy_finish) {     /* answered later: read what was pipelined meanwhile */
         bufferevent_enable(s->bev, EV_READ);
         on_read(s->bev, s);
@@ -802,9 +809,12 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
     if (dm->evaluated && dm->applied == DMARC_P_REJECT) {
         record_dmarc(s);        /* the report shows what was rejected too */
         char text[600];
-        snprintf(text, sizeof text, "550 5.7.1 Message refused: the DMARC policy of %s is reject, and %s",
-                 dm->header_from, dm->result == DMARC_RES_FAIL ? "neither SPF nor DKIM passed aligned with it"
-                                                               : "its From: has no single author domain");
+        if (dm->result == DMARC_RES_FAIL)
+            snprintf(text, sizeof text, "550 5.7.1 Message refused: the DMARC policy of %s is reject, and "
+                     "neither SPF nor DKIM passed aligned with it", dm->header_from);
+        else
+            snprintf(text, sizeof text, "550 5.7.1 Message refused: its From: names more than one author domain, "
+                     "so no DMARC policy can be honoured (RFC 9989 11.5)");
         refuse_after_policy(s, text);
         return;
     }

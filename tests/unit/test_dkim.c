@@ -240,6 +240,26 @@ START_TEST(rfc8463_verifies)
     ck_assert_int_eq(dkim_result_format(&r[0], true, line, sizeof line), 0);
     ck_assert_str_eq(line, "dkim=pass header.d=football.example.com header.s=brisbane "
                            "header.b=\"AB\\\"x\\\\y\" (bad \\(key\\) \\\\)");
+    /* a long reason never leaves the comment open, whatever the room (review:
+       a 253-octet d= once cut the field inside its comment) */
+    memset(r[0].reason, 'x', sizeof r[0].reason - 1);
+    r[0].reason[sizeof r[0].reason - 1] = '\0';
+    r[0].reason[100] = '\\';
+    for (size_t sz = 60; sz < 300; sz++) {
+        char small[300];
+        dkim_result_format(&r[0], true, small, sz);
+        size_t len = strlen(small);
+        /* either the whole comment, closed, or none; and no quoted-string left open */
+        ck_assert_msg(!strchr(small, '(') || small[len - 1] == ')', "size %zu: %s", sz, small);
+        size_t quotes = 0;
+        for (size_t i = 0; i < len; i++)
+            if (small[i] == '\\')
+                i++;
+            else if (small[i] == '"')
+                quotes++;
+        ck_assert_msg(quotes % 2 == 0, "size %zu: %s", sz, small);
+        ck_assert_uint_lt(len, sz);
+    }
     free(r);
     /* one byte changed in the body, then in a signed header */
     char *m = strdup(rfc8463_msg);

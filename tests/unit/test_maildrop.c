@@ -49,6 +49,32 @@ START_TEST(writer_refuses_bad_addresses)
     ck_assert_int_eq(maildrop_write_envelope(&b, "bad sender", good, 1, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "sender"));
     ck_assert_int_eq(maildrop_write_envelope(&b, "x@y", good, 0, err, sizeof err), -1);
+    /* review: a valid but long address was written, then refused by the parser at
+       the pickup (ferry-sendmail had said 0): now refused here; what is written
+       always parses */
+    char longrcpt[400], longsnd[400];
+    memset(longrcpt, 'a', 300);
+    strcpy(longrcpt + 300, "@b.example");
+    char *lr[] = { longrcpt };
+    ck_assert_int_eq(maildrop_write_envelope(&b, "x@y", lr, 1, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "longer than 254"));
+    /* exactly 254 octets: c@ and a domain of four labels (62, 62, 62, 63) */
+    strcpy(longsnd, "c@");
+    for (int l = 0; l < 4; l++) {
+        size_t at = strlen(longsnd), w = l == 3 ? 63 : 62;
+        memset(longsnd + at, 'a' + l, w);
+        longsnd[at + w] = l == 3 ? '\0' : '.';
+        longsnd[at + w + 1] = '\0';
+    }
+    ck_assert_uint_eq(strlen(longsnd), 254);
+    buf_reset(&b);
+    ck_assert_int_eq(maildrop_write_envelope(&b, longsnd, good, 1, err, sizeof err), 0);
+    buf_puts(&b, "Subject: s\n\nbody\n");
+    struct envelope e;
+    env_init(&e);
+    size_t off;
+    ck_assert_msg(maildrop_parse(b.data, b.len, &e, &off, err, sizeof err) == 0, "%s", err);
+    env_free(&e);
     buf_free(&b);
 }
 END_TEST
