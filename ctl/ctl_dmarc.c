@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SUMMARY_ROWS_MAX 2000000
 
@@ -310,12 +311,21 @@ static int cmd_report(const struct ferry_config *cfg, int argc, char **argv)
     if (ctl_become_daemon_user(cfg) < 0)
         return 1;
     log_set_level(LOG_LVL_INFO);        /* one line per destination, on stderr */
+    int lock = dry ? -2 : dmarc_job_lock(cfg);
+    if (lock == -1) {
+        fprintf(stderr, "ferryctl: a report run is going on (%s/dmarc-run.lock); try again later\n", cfg->data_dir);
+        return 1;
+    }
     struct dmarc_job_result res;
     char err[512];
     if (dmarc_job_run(cfg, dry, domain, &res, err, sizeof err) < 0) {
         fprintf(stderr, "ferryctl: %s\n", err);
+        if (lock >= 0)
+            close(lock);
         return 1;
     }
+    if (lock >= 0)
+        close(lock);
     fprintf(stderr, "%u report%s due%s: %u sent, %u too big, %u failed, %u left for later\n", res.reports,
             res.reports == 1 ? "" : "s", dry ? " (dry run: nothing sent)" : "", res.sent, res.too_big, res.failed,
             res.skipped);

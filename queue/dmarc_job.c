@@ -3,6 +3,7 @@
 #include "auth/auth_dns.h"
 #include "auth/dmarc_agg.h"
 #include "auth/dmarc_discover.h"
+#include "auth/dmarc_record.h"
 #include "auth/dmarc_report_mail.h"
 #include "auth/dmarc_rua_parse.h"
 #include "auth/dmarc_rua_store.h"
@@ -17,6 +18,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +70,8 @@ static int org_domain(struct auth_sync *s, const char *domain, char *out, size_t
 int dmarc_job_authorize(const struct dns_config *dns, const char *policy_domain, const char *addr, char *why,
                         size_t whylen)
 {
+    if (whylen)
+        why[0] = '\0';
     const char *at = strrchr(addr, '@');
     if (!at || !at[1]) {
         snprintf(why, whylen, "%s has no domain", addr);
@@ -99,13 +104,31 @@ int dmarc_job_authorize(const struct dns_config *dns, const char *policy_domain,
             rc = -1;
         } else if (ans.status == DNS_OK) {
             rc = 0;
-            for (size_t i = 0; i < ans.count && rc == 0; i++)
-                if (ans.records[i].len >= 8 && !memcmp(ans.records[i].data, "v=DMARC1", 8))
-                    rc = 1;
-            if (!rc)
+            for (size_t i = 0; i < ans.count && rc == 0; i++) {
+                const struct dns_record *t = &ans.records[i];
+                struct dmarc_record rec;
+                if (!dmarc_record_is_dmarc((const char *)t->data, t->len))
+                    continue;
+                /* RFC 9990 4 step 5: the confirming record may name other
+                   addresses; if it names one on another host, send to neither. */
+                dmarc_record_parse((const char *)t->data, t->len, &rec);
+                rc = 1;
+                for (size_t k = 0; k < rec.nrua && rc == 1; k++) {
+                    const char *ra = strrchr(rec.rua[k].uri, '@');
+                    if (ra && !str_ieq(ra + 1, rdom)) {
+                        snprintf(why, whylen, "external destination not verified: %s names another host (%s)",
+                                 name, ra + 1);
+                        rc = 0;
+                    }
+                }
+            }
+            if (!rc && !why[0])
                 snprintf(why, whylen, "external destination not verified: %s has no v=DMARC1 record", name);
-        } else if (ans.status == DNS_NXDOMAIN || ans.status == DNS_NODATA) {
-            snprintf(why, whylen, "external destination not verified: no TXT record at %s", name);
+        } else if (ans.status == DNS_NXDOMAIN || ans.status == DNS_NODATA || ans.status == DNS_ERROR) {
+            /* An error answer (REFUSED, a name that cannot be asked) will not
+               change by retrying: not verified, rather than pending for ever. */
+            snprintf(why, whylen, "external destination not verified: %s at %s", ans.status == DNS_ERROR ?
+                     (ans.error[0] ? ans.error : "a DNS error") : "no TXT record", name);
             rc = 0;
         } else {
             snprintf(why, whylen, "the lookup of %s failed (%s)", name, dns_status_name(ans.status));
@@ -302,6 +325,12 @@ int dmarc_job_import(const struct ferry_config *cfg, char *err, size_t errlen)
 /* One waiting failure report: 1 sent or settled (removed), 0 left for later. */
 static int failure_one(struct job *j, int dfd, const char *name)
 {
+    struct stat sb;
+    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && time(NULL) - sb.st_mtime > DMARC_FAILURE_MAX_AGE) {
+        log_info("dmarc failure report %s expired unsent; removed", name);
+        unlinkat(dfd, name, 0);
+        return 0;
+    }
     char *data = NULL;
     size_t len = 0;
     if (spool_read_file(dfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0) {
@@ -372,4 +401,18 @@ int dmarc_job_failures(const struct ferry_config *cfg, char *err, size_t errlen)
     free(names);
     close(dfd);
     return sent;
+}
+
+int dmarc_job_lock(const struct ferry_config *cfg)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/dmarc-run.lock", cfg->data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -58,8 +58,15 @@ int dmarc_job_import(const struct ferry_config *cfg, char *err, size_t errlen);
    settled; a destination whose check failed for now waits for the next run.
    Returns how many were sent, or -1 with err. */
 #define DMARC_FAILURE_DIR "dmarc-failure"
+#define DMARC_FAILURE_MAX_WAITING 1000            /* files; more are not written */
+#define DMARC_FAILURE_MAX_AGE     (2 * 86400)     /* seconds; older ones are dropped */
 #define DMARC_FAILURE_MAGIC "FERRY-DMARC-FAILURE 1\n"
 int dmarc_job_failures(const struct ferry_config *cfg, char *err, size_t errlen);
+
+/* One report run at a time (the queue's timer, a restarted queue's, ferryctl):
+   an exclusive lock on <data_dir>/dmarc-run.lock, held until the returned
+   descriptor is closed. -1 when another run holds it (or it cannot be made). */
+int dmarc_job_lock(const struct ferry_config *cfg);
 
 /* Is addr's domain an external destination for policy_domain, and is it
    authorized? 1 yes (or not external), 0 no (why), -1 DNS failed. Exposed for tests. */

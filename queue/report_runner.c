@@ -53,6 +53,10 @@ static void run_child(const struct ferry_config *cfg)
 {
     struct dmarc_job_result res = {0};
     char err[512];
+    if (dmarc_job_lock(cfg) < 0) {
+        log_info("dmarc reports: another run is going on; this one is skipped");
+        _exit(0);
+    }
     if (dmarc_job_import(cfg, err, sizeof err) < 0)
         log_error("dmarc reports received: %s", err);
     if (dmarc_job_failures(cfg, err, sizeof err) < 0)

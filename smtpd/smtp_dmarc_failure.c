@@ -11,6 +11,7 @@
 #include "smtpd/smtp_dmarc_agg.h"
 #include "smtpd/smtp_server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +44,18 @@ static int leave_for_runner(const struct ferry_config *cfg, const char *policy, 
     snprintf(dir, sizeof dir, "%s/%s", cfg->data_dir, DMARC_FAILURE_DIR);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return -1;
+    /* The destinations come from strangers' DNS: however many there are, the
+       reports waiting for the run stay a bounded pile. */
+    DIR *d = opendir(dir);
+    size_t waiting = 0;
+    for (struct dirent *de; d && (de = readdir(d)) != NULL && waiting <= DMARC_FAILURE_MAX_WAITING;)
+        waiting += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    if (waiting > DMARC_FAILURE_MAX_WAITING) {
+        errno = ENOSPC;
+        return -1;
+    }
     snprintf(tmp, sizeof tmp, "%s/t.%s.%u", dir, log_id, ++counter);
     snprintf(final, sizeof final, "%s/f.%s.%u", dir, log_id, counter);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -66,7 +79,10 @@ void smtp_dmarc_failure_report(struct smtp_server *srv, const struct smtp_dmarc_
 {
     const struct ferry_config *cfg = srv->cfg;
     const struct dmarc_outcome *o = m->outcome;
-    if (!cfg->dmarc_failure_reports || !srv->failure_limiter || !o || o->result != DMARC_RES_FAIL ||
+    /* A pass can still be a failure fo= asks about (fo=1: one mechanism did not
+       pass aligned; d and s: a signature or SPF failed): fo decides, below. */
+    if (!cfg->dmarc_failure_reports || !srv->failure_limiter || !o ||
+        (o->result != DMARC_RES_FAIL && o->result != DMARC_RES_PASS) ||
         !o->has_record || o->record.nruf == 0 || hlen == 0)
         return;
     /* No report about reports (RFC 9991 section 2): a failure report (ARF) or an
@@ -107,7 +123,10 @@ void smtp_dmarc_failure_report(struct smtp_server *srv, const struct smtp_dmarc_
         const struct dkim_sig_result *d = &m->dkim[i];
         if (d->result == DKIM_RES_FAIL) {
             r.outcome.dkim_failed = true;
-            if (!r.dkim_domain && (str_ieq(d->domain, o->header_from) || str_iendswith(o->header_from, d->domain))) {
+            size_t hl = strlen(o->header_from), dl = strlen(d->domain);
+            bool within = str_ieq(d->domain, o->header_from) ||
+                          (hl > dl && o->header_from[hl - dl - 1] == '.' && str_iendswith(o->header_from, d->domain));
+            if (!r.dkim_domain && dl && within) {
                 r.dkim_domain = d->domain;
                 r.dkim_selector = d->selector;
             }

@@ -49,6 +49,9 @@ agg.test._report._dmarc.rep IN TXT "v=DMARC1"
 fail IN TXT "v=spf1 ~all"
 _dmarc.fail IN TXT "v=DMARC1; p=none; ruf=mailto:ruf@rep.test; fo=1"
 fail.test._report._dmarc.rep IN TXT "v=DMARC1"
+ovr IN TXT "v=spf1 ~all"
+_dmarc.ovr IN TXT "v=DMARC1; p=none; rua=mailto:rua3@rep.test"
+ovr.test._report._dmarc.rep IN TXT "v=DMARC1; rua=mailto:elsewhere@other.example"
 unv IN TXT "v=spf1 ~all"
 _dmarc.unv IN TXT "v=DMARC1; p=none; rua=mailto:rua2@rep.test"
 {dkim}
@@ -150,6 +153,7 @@ class DmarcReportsEndToEnd(unittest.TestCase):
             for _ in range(n):
                 self.assertEqual(send_from(src, self.f.port, "a@agg.test", "cnt@localhost", "a@agg.test"), 250)
         self.assertEqual(send_from("127.0.0.1", self.f.port, "b@unv.test", "cnt@localhost", "b@unv.test"), 250)
+        self.assertEqual(send_from("127.0.0.1", self.f.port, "c@ovr.test", "cnt@localhost", "c@ovr.test"), 250)
         self.assertTrue(self.f.wait_mail("cnt", 1))
         # nothing is due before the period ends
         r = self.report(0)
@@ -159,6 +163,9 @@ class DmarcReportsEndToEnd(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stderr, r"domain=unv\.test .*to=rua2@rep\.test: not sent: external destination not "
                                    r"verified: no TXT record at unv\.test\._report\._dmarc\.rep\.test")
+        # RFC 9990 4: a confirming record that names another host means neither gets it
+        self.assertRegex(r.stderr, r"domain=ovr\.test .*to=rua3@rep\.test: not sent: external destination not "
+                                   r"verified: .* names another host \(other\.example\)")
         files = self.f.wait_mail("rua", 1, timeout=15)
         self.assertTrue(files, self.f.read_log())
         self.check_report(files[0], {("127.0.0.1", "none"): 3, ("127.0.0.2", "quarantine"): 2,
@@ -169,6 +176,7 @@ class DmarcReportsEndToEnd(unittest.TestCase):
         time.sleep(1.5)
         self.assertEqual(len(self.reports_in("rua")), 1)
         self.assertEqual(self.reports_in("rua2"), [])
+        self.assertEqual(self.reports_in("rua3"), [])
 
     def test_kill9_during_report_runs_never_sends_twice(self):
         for _ in range(4):
