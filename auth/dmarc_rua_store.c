@@ -157,6 +157,13 @@ int dmarc_rua_store_put(struct dmarc_rua_store *s, const struct dmarc_rua_report
 int dmarc_rua_import(struct dmarc_rua_store *s, const char *data, size_t len, size_t *stored, size_t *dups,
                      char *err, size_t errlen)
 {
+    return dmarc_rua_import_for(s, data, len, NULL, NULL, stored, dups, err, errlen);
+}
+
+int dmarc_rua_import_for(struct dmarc_rua_store *s, const char *data, size_t len,
+                         bool (*ours)(void *arg, const char *domain), void *arg, size_t *stored, size_t *dups,
+                         char *err, size_t errlen)
+{
     *stored = *dups = 0;
     size_t skip = 0;
     while (skip < len && (data[skip] == ' ' || data[skip] == '\t' || data[skip] == '\r' || data[skip] == '\n'))
@@ -175,7 +182,26 @@ int dmarc_rua_import(struct dmarc_rua_store *s, const char *data, size_t len, si
     } else if (dmarc_rua_from_message(data, len, &reps, &n, err, errlen) < 0) {
         return -1;
     }
-    int rc = dmarc_rua_store_put(s, reps, n, stored, dups, err, errlen);
+    /* Only reports about our own domains are kept: anyone can mail the address. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ours && !ours(arg, reps[i].domain)) {
+            dmarc_rua_report_free(&reps[i]);
+            continue;
+        }
+        if (kept != i)
+            reps[kept] = reps[i];
+        kept++;
+    }
+    int rc;
+    if (kept == 0 && n > 0) {
+        snprintf(err, errlen, "report refused: it is about %.200s, not one of our domains", reps[0].domain);
+        rc = -1;
+        n = 0;
+    } else {
+        rc = dmarc_rua_store_put(s, reps, kept, stored, dups, err, errlen);
+        n = kept;
+    }
     for (size_t i = 0; i < n; i++)
         dmarc_rua_report_free(&reps[i]);
     if (!bare)

@@ -13,6 +13,7 @@
 #ifndef FERRY_DMARC_RUA_STORE_H
 #define FERRY_DMARC_RUA_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "auth/dmarc_rua_parse.h"
@@ -31,6 +32,12 @@ int  dmarc_rua_store_put(struct dmarc_rua_store *s, const struct dmarc_rua_repor
    0 (see *stored, *dups) or -1 with err: nothing was stored. */
 int  dmarc_rua_import(struct dmarc_rua_store *s, const char *data, size_t len, size_t *stored, size_t *dups,
                       char *err, size_t errlen);
+/* The same, keeping only the reports whose policy domain ours() accepts (the
+   daemon: mail to the reports address can come from anyone, about anything).
+   Reports about other domains are dropped; -1 (err) when none is left. */
+int  dmarc_rua_import_for(struct dmarc_rua_store *s, const char *data, size_t len,
+                          bool (*ours)(void *arg, const char *domain), void *arg, size_t *stored, size_t *dups,
+                          char *err, size_t errlen);
 
 /* Each stored report in key order; fn returning non-zero stops (returned). */
 typedef int (*dmarc_rua_visit_fn)(const struct dmarc_rua_report *r, void *arg);

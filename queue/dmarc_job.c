@@ -248,8 +248,24 @@ int dmarc_job_run(const struct ferry_config *cfg, bool dry_run, const char *only
     return rc;
 }
 
+/* A report about this domain is ours to keep: one of local_domains (or below
+   one), or of dmarc_report_domains. */
+static bool our_domain(void *arg, const char *domain)
+{
+    const struct ferry_config *cfg = arg;
+    size_t dl = strlen(domain);
+    for (size_t i = 0; i < cfg->local_domains.n; i++) {
+        const char *ld = cfg->local_domains.items[i];
+        size_t ll = strlen(ld);
+        if (str_ieq(domain, ld) || (dl > ll && domain[dl - ll - 1] == '.' && str_iendswith(domain, ld)))
+            return true;
+    }
+    return cfg->dmarc_report_domains.n && settings_dmarc_report_domain(cfg, domain);
+}
+
 /* One message of the reports Maildir: import it, then move it to cur/. */
-static void import_one(struct dmarc_rua_store *st, int newfd, int curfd, const char *name)
+static void import_one(const struct ferry_config *cfg, struct dmarc_rua_store *st, int newfd, int curfd,
+                       const char *name)
 {
     char *data = NULL;
     size_t len = 0;
@@ -264,7 +280,7 @@ static void import_one(struct dmarc_rua_store *st, int newfd, int curfd, const c
         if (spool_read_file(newfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0)
             snprintf(err, sizeof err, "cannot read it, or it is over %u octets", DMARC_RUA_MSG_MAX);
         else
-            rc = dmarc_rua_import(st, data, len, &stored, &dups, err, sizeof err);
+            rc = dmarc_rua_import_for(st, data, len, our_domain, (void *)cfg, &stored, &dups, err, sizeof err);
     }
     free(data);
     if (rc == 0)
@@ -311,7 +327,7 @@ int dmarc_job_import(const struct ferry_config *cfg, char *err, size_t errlen)
     if (n && (fdb_env_open(cfg->data_dir, &env, err, errlen) < 0 || dmarc_rua_store_open(env, &st, err, errlen) < 0))
         rc = -1;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        import_one(st, newfd, curfd, names[i]);
+        import_one(cfg, st, newfd, curfd, names[i]);
     if (st)
         dmarc_rua_store_close(st);
     if (env)

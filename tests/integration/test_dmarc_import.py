@@ -110,11 +110,14 @@ class ReceivedBySmtp(unittest.TestCase):
     def test_reports_mailed_to_the_address_are_stored(self):
         import time
         from ferrytest import SmtpLines, wait_for
-        f = Ferry(local_recipients="known").start()
+        # reports are kept only about our domains: example.com here, not example.net
+        f = Ferry(local_recipients="known", extra="dmarc_report_domains = example.com\n").start()
         try:
-            for name in ("rua_google.eml", "rua_outlook.eml", "bad_truncated_gz.eml"):
+            for name in ("rua_google.eml", "rua_outlook.eml", "bad_truncated_gz.eml", "rua_tiny_textxml.eml"):
                 with open(os.path.join(DATA, name), "rb") as fh:
                     msg = fh.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                if name == "rua_tiny_textxml.eml":      # made about someone else's domain
+                    msg = msg.replace(b"<domain>example.com</domain>", b"<domain>elsewhere.example</domain>")
                 msg = b"\r\n".join(b"." + l if l.startswith(b".") else l for l in msg.split(b"\r\n"))
                 c = SmtpLines(f.port)
                 c.cmd("EHLO reporter.example")
@@ -127,15 +130,16 @@ class ReceivedBySmtp(unittest.TestCase):
                 c.close()
             box = os.path.join(f.maildir, ".dmarc-reports")
             self.assertTrue(wait_for(lambda: os.path.isdir(os.path.join(box, "new")) and
-                                     len(os.listdir(os.path.join(box, "new"))) == 3, 10), f.read_log())
+                                     len(os.listdir(os.path.join(box, "new"))) == 4, 10), f.read_log())
             # the first report run comes a few seconds after the (re)start
             f.stop()
             f.start()
             cur = os.path.join(box, "cur")
-            self.assertTrue(wait_for(lambda: os.path.isdir(cur) and len(os.listdir(cur)) == 3, 20), f.read_log())
+            self.assertTrue(wait_for(lambda: os.path.isdir(cur) and len(os.listdir(cur)) == 4, 20), f.read_log())
             names = sorted(os.listdir(cur))
             self.assertEqual(sum(n.endswith(":2,S") for n in names), 2, names)
-            self.assertEqual(sum(n.endswith(":2,FS") for n in names), 1, names)
+            self.assertEqual(sum(n.endswith(":2,FS") for n in names), 2, names)
+            self.assertIn("not one of our domains", f.read_log())
             self.assertRegex(f.read_log(), r"dmarc reports received: \S+ refused: .*gzip data is truncated")
             r = subprocess.run([FERRYCTL, "-c", f.conf, "dmarc", "summary", "--json"], capture_output=True)
             self.assertEqual(r.returncode, 0, r.stderr)
