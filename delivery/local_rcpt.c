@@ -86,8 +86,32 @@ int local_maps_refresh(const struct ferry_config *cfg, struct local_maps *maps, 
     return 0;
 }
 
+static bool users_db_lookup(struct userdb *u, const char *name)
+{
+    struct user_record *r = malloc(sizeof *r);
+    char err[256], lname[USERDB_NAME_MAX + 1];
+    const char *why;
+    bool found = r && userdb_name(name, lname, sizeof lname, &why) == 0 && userdb_get(u, lname, r, err, sizeof err) == 0;
+    free(r);
+    return found;
+}
+
 static bool users_db_has(const struct ferry_config *cfg, struct local_maps *maps, const char *name)
 {
+    if (maps->users_transient && !maps->users) {
+        char err[256];
+        struct fdb_env *env;
+        if (fdb_env_open(cfg->data_dir, &env, err, sizeof err) < 0) {
+            log_warn("users.db is not consulted for local recipients: %s", err);
+            return false;
+        }
+        struct userdb *u = userdb_open(env, err, sizeof err);
+        bool found = u && users_db_lookup(u, name);
+        if (u)
+            userdb_close(u);
+        fdb_env_close(env);
+        return found;
+    }
     if (!maps->users && !maps->users_tried) {
         maps->users_tried = true;
         char err[256];
@@ -105,13 +129,7 @@ static bool users_db_has(const struct ferry_config *cfg, struct local_maps *maps
     }
     if (!maps->users)
         return false;
-    struct user_record *r = malloc(sizeof *r);
-    char err[256], lname[USERDB_NAME_MAX + 1];
-    const char *why;
-    bool found = r && userdb_name(name, lname, sizeof lname, &why) == 0 &&
-                 userdb_get(maps->users, lname, r, err, sizeof err) == 0;
-    free(r);
-    return found;
+    return users_db_lookup(maps->users, name);
 }
 
 bool local_user_exists(const struct ferry_config *cfg, struct local_maps *maps, const char *name)

@@ -43,6 +43,11 @@ struct local_maps {
     struct userdb *users;        /* may be set by the owner (borrowed), else opened on demand */
     struct fdb_env *users_env;   /* ours when we opened users.db */
     bool users_owned, users_tried;
+    /* Open users.db for each lookup and close it right after (delivery workers):
+       a process that may be killed must not be inside the Berkeley DB
+       environment while it waits on a slow delivery, or the next opener runs
+       recovery under every other user of it (lib/db.h). */
+    bool users_transient;
 };
 
 /* Re-open the maps whose files changed. 0 ok; -1 with *why naming the broken map. */

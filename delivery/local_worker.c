@@ -116,6 +116,7 @@ int local_worker_main(const struct ferry_config *cfg, int fd)
 {
     struct local_maps maps;
     memset(&maps, 0, sizeof maps);
+    maps.users_transient = true;        /* a worker may be killed mid-delivery */
     struct local_job_request *req = malloc(sizeof *req);
     int rc = 0;
     while (req) {

@@ -6,12 +6,13 @@ is killed and its recipient deferred."""
 import os
 import re
 import signal
+import subprocess
 import smtplib
 import sys
 import time
 import unittest
 
-from ferrytest import Ferry, wait_for
+from ferrytest import FERRYCTL, Ferry, wait_for
 
 
 def send(port, rcpts, body="Subject: t\r\n\r\nhello\r\n", sender="s@example.org"):
@@ -124,6 +125,46 @@ class WorkersTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: os.path.exists(out) and "Subject: killme" in read(out), 10))
         self.assertTrue(wait_for(lambda: qid + ".env" not in f.queue_files(), 10))
         self.assertRegex(f.read_log(), qid + r": to=<killed@example\.test> status=sent attempts=2")
+
+
+class KilledWorkerLeavesTheDatabaseAlone(unittest.TestCase):
+    def test_auth_still_works_after_a_worker_is_killed(self):
+        # Review: a worker killed while inside the Berkeley DB environment made the
+        # next opener (ferryctl here) run recovery, and every handle the smtp
+        # process held (AUTH's users.db) then failed until restart. Workers open
+        # users.db only for a lookup (local_recipients = known asks it), never
+        # while they wait on a delivery.
+        import smtplib
+        f = Ferry(local_recipients="known", extra="auth_plaintext_loopback = yes\n")
+        pub = os.path.join(f.dir, "pub")
+        os.mkdir(pub)
+        os.chmod(pub, 0o777)
+        aliases = os.path.join(f.dir, "aliases")
+        with open(aliases, "w") as fh:
+            fh.write(f'hang: "|echo $$ > {pub}/hang.pid; sleep 60"\n')
+        with open(f.conf, "a") as fh:
+            fh.write(f"alias_file = {aliases}\n")
+        r = subprocess.run([FERRYCTL, "-c", f.conf, "user", "add", "dora"], input="pw-dora\n", capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        f.start()
+        try:
+            send(f.port, ["dora@example.test", "hang@example.test"], "Subject: x\r\n\r\nbody\r\n")
+            pid_file = os.path.join(pub, "hang.pid")
+            self.assertTrue(wait_for(lambda: os.path.exists(pid_file) and read(pid_file).strip(), 10))
+            worker = worker_of(int(read(pid_file)))
+            self.assertIsNotNone(worker)
+            os.kill(worker, signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: "delivery agent died" in f.read_log(), 10))
+            r = f.ferryctl("user", "list")          # opens the environment after the death
+            self.assertEqual(r.returncode, 0, r.stderr)
+            c = smtplib.SMTP("127.0.0.1", f.sub_port, timeout=10)
+            c.ehlo("client.example")
+            c.login("dora", "pw-dora")
+            c.quit()
+        finally:
+            kill_group(os.path.join(pub, "hang.pid"))
+            f.cleanup()
 
 
 class TimeLimitTest(unittest.TestCase):
