@@ -25,6 +25,10 @@ void fdb_close(struct fdb *db);
 
 int  fdb_txn_begin(struct fdb_env *env, struct fdb_txn **out);
 int  fdb_txn_commit(struct fdb_txn *txn);   /* durable on return (synchronous log flush) */
+/* Written to the kernel on return, not fsync'd: survives the death of any
+   process, but an operating-system crash or power loss may undo the last few.
+   For counters a hot path updates per message. */
+int  fdb_txn_commit_written(struct fdb_txn *txn);
 void fdb_txn_abort(struct fdb_txn *txn);
 
 /* txn may be NULL: the call then runs in its own transaction.
