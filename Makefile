@@ -6,6 +6,7 @@
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SAN=1 the same, built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS
+#   make interop    the interop suite: Ferry against Exim and OpenSMTPD (tests/interop/)
 #   make bench      build and run the benchmarks in tests/bench/ (prints figures)
 #   make clean
 #
@@ -61,7 +62,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 20
 
-.PHONY: all pkgcheck deps run test test-unit test-integration fuzz bench clean
+.PHONY: all pkgcheck deps run test test-unit test-integration interop fuzz bench clean
 .DEFAULT_GOAL := all
 
 all: pkgcheck $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
@@ -119,6 +120,11 @@ test-unit: all
 
 test-integration: all
 	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py --integration-only
+
+# Rewrites tests/interop/RESULTS.md. `make test` runs it too (run_tests.py).
+interop: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/run_tests.py --interop-only
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIBFERRY)
 	@mkdir -p $(dir $@)

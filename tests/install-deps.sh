@@ -7,7 +7,11 @@ PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb
 zlib1g-dev libidn2-dev libxml2-dev libxml2-utils libzip-dev check python3 nsd ldnsutils swaks openssl
 python3-spf python3-dnspython python3-dkim python3-nacl opendkim opendkim-tools libopendmarc-dev
 libnet-ssleay-perl unbound datefudge
-postfix libsasl2-modules dovecot-core dovecot-lmtpd passwd"
+postfix libsasl2-modules dovecot-core dovecot-lmtpd passwd util-linux
+libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libevent-2.1-7 libpam0g libcrypt1"
+# The second line: the shared libraries of Exim and OpenSMTPD, which the interop
+# suite runs unpacked (tests/interop/fetch-peers.sh), never installed.
+FETCH_PEERS="$(dirname "$0")/interop/fetch-peers.sh"
 
 missing=""
 for p in $PKGS; do
@@ -17,7 +21,11 @@ for p in $PKGS; do
         *) missing="$missing $p" ;;
     esac
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    # A failed fetch is reported by the script; make interop then says it skips.
+    sh "$FETCH_PEERS" || true
+    exit 0
+fi
 
 echo "make deps: installing$missing"
 SUDO=""
@@ -44,3 +52,4 @@ case " $missing " in *" dovecot-core "*)
         $SUDO systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
     fi ;;
 esac
+sh "$FETCH_PEERS" || true

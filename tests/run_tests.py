@@ -5,6 +5,12 @@ Unit tests: each $BUILD/tests/test_* program (Check) is run; its summary line
 "NN%: Checks: N, Failures: F, Errors: E" is added up.
 Integration tests: every tests/integration/test_*.py module is loaded with
 unittest and run; each test method counts once.
+Interop tests (tests/interop/, also `make interop`): Ferry against Exim and
+OpenSMTPD unpacked by tests/interop/fetch-peers.sh. They are a phase of their own,
+not an integration module, because they are the one part that may be skipped:
+when the peers cannot be installed (their download failed, or not root) the
+phase prints why and counts nothing; once they run, a failure or a skip inside
+counts as a failure like anywhere else.
 """
 import os
 import re
@@ -66,15 +72,33 @@ def run_integration():
     return result.testsRun - bad, bad
 
 
+def run_interop():
+    here = os.path.join(ROOT, "tests", "interop")
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    sys.path.insert(0, here)
+    from interop_peers import peers_missing
+    why = peers_missing()
+    if why:
+        print(f"interop: SKIPPED, not counted: {why}")
+        return 0, 0
+    t0 = time.time()
+    suite = unittest.TestLoader().discover(here, pattern="test_*.py", top_level_dir=here)
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=CountingResult).run(suite)
+    bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses) + len(result.skipped)
+    print(f"interop: {result.testsRun - bad} passed, {bad} failed in {time.time() - t0:.0f}s; "
+          f"see tests/interop/RESULTS.md")
+    return result.testsRun - bad, bad
+
+
 def main():
     args = sys.argv[1:]
     passed = failed = 0
-    if "--integration-only" not in args:
-        p, f = run_unit()
-        passed += p
-        failed += f
-    if "--unit-only" not in args:
-        p, f = run_integration()
+    only = [a for a in args if a in ("--unit-only", "--integration-only", "--interop-only")]
+    phases = [("--unit-only", run_unit), ("--integration-only", run_integration), ("--interop-only", run_interop)]
+    for flag, run in phases:
+        if only and flag not in only:
+            continue
+        p, f = run()
         passed += p
         failed += f
     print(f"{passed} passed, {failed} failed")

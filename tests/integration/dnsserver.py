@@ -32,19 +32,22 @@ def _query_packet(name, qtype=6, qid=0x4242):
 
 
 class DnsServer:
-    """zones: {"example.test": "zone file text"}; start(), stop(), .port."""
+    """zones: {"example.test": "zone file text"}; start(), stop(), .port.
+    address/port: where nsd listens (default 127.0.0.1 on a free high port; the
+    interop peers need port 53 on an address of their own, as resolv.conf has no port)."""
 
-    def __init__(self, zones):
+    def __init__(self, zones, address="127.0.0.1", port=None):
         self.zones = zones
         self.dir = tempfile.mkdtemp(prefix="ferry-nsd-")
         os.chmod(self.dir, 0o755)
-        self.port = free_udp_port()
+        self.address = address
+        self.port = port or free_udp_port()
         self.proc = None
 
     def start(self):
         conf = [
             "server:",
-            "    ip-address: 127.0.0.1",
+            f"    ip-address: {self.address}",
             f"    port: {self.port}",
             '    username: ""',
             f'    zonesdir: "{self.dir}"',
@@ -82,7 +85,7 @@ class DnsServer:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(0.2)
             try:
-                s.sendto(_query_packet(name), ("127.0.0.1", self.port))
+                s.sendto(_query_packet(name), (self.address, self.port))
                 data = s.recv(4096)
             except OSError:
                 return False

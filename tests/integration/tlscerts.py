@@ -4,8 +4,9 @@ import os
 import subprocess
 
 
-def make_ca_and_server(d, name="server", cn="mx.example.test"):
-    """Returns (ca_cert, cert, key) paths in d; the key is readable by the daemon's user."""
+def make_ca_and_server(d, name="server", cn="mx.example.test", ip="127.0.0.1", ec=False):
+    """Returns (ca_cert, cert, key) paths in d; the key is readable by the daemon's user.
+    The certificate names cn and the address ip; its key is RSA 2048, or P-256 with ec."""
     ca_key, ca_cert = os.path.join(d, "ca.key"), os.path.join(d, "ca.pem")
     if not os.path.exists(ca_cert):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -14,9 +15,10 @@ def make_ca_and_server(d, name="server", cn="mx.example.test"):
     key, csr, cert = (os.path.join(d, f"{name}.{ext}") for ext in ("key", "csr", "pem"))
     ext = os.path.join(d, f"{name}.ext")
     with open(ext, "w") as f:
-        f.write(f"subjectAltName=DNS:{cn},IP:127.0.0.1\n")
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-                    "-subj", f"/CN={cn}"], check=True, capture_output=True)
+        f.write(f"subjectAltName=DNS:{cn},IP:{ip}\n")
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if ec else ["-newkey", "rsa:2048"]
+    subprocess.run(["openssl", "req"] + newkey + ["-nodes", "-keyout", key, "-out", csr,
+                                                  "-subj", f"/CN={cn}"], check=True, capture_output=True)
     subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
                     "-out", cert, "-days", "2", "-extfile", ext], check=True, capture_output=True)
     os.chmod(key, 0o644)        # tests run the daemon's children as nobody
