@@ -57,6 +57,7 @@ struct pull_client {
     struct greylist_store *grey;
     struct ratelimit *peer_rate;
     struct event *timer;
+    time_t last_scan;               /* nudges within a second of a scan wait for the next second */
     struct pull_session *active;
     size_t nactive;
     struct backoff backoff[BACKOFF_SLOTS];
@@ -484,6 +485,7 @@ static bool notice_busy(const struct pull_client *p, const struct pull_notice *n
 static void scan(struct pull_client *p)
 {
     time_t now = time(NULL);
+    p->last_scan = now;
     size_t dropped = 0;
     notice_expire(p->notices, now, EXPIRE_MAX, &dropped);
     if (dropped)
@@ -523,7 +525,9 @@ void pull_client_nudge(struct pull_client *p)
 {
     if (!p)
         return;
-    struct timeval tv = { 0, 0 };
+    /* A peer sending MSIDs in a loop must not buy one whole scan each: nudges
+       are folded into at most one scan a second. */
+    struct timeval tv = { time(NULL) - p->last_scan < 1 ? 1 : 0, 0 };
     evtimer_del(p->timer);
     evtimer_add(p->timer, &tv);
 }

@@ -304,7 +304,7 @@ static void msid_command(struct smtp_session *s, const char *line, size_t len)
 
 static void gtml_command(struct smtp_session *s, const char *line, size_t len)
 {
-    if (s->state != SS_READY && s->state != SS_INIT) {
+    if (s->state != SS_READY) {         /* after EHLO/HELO, outside a transaction */
         smtp_dmtp_say(s, DMTP_R_GTML_SEQUENCE);
         return;
     }

@@ -194,8 +194,8 @@ void smtp_gtml_serve(struct smtp_session *s, const struct dmtp_cmd *cmd, void *a
 {
     struct smtp_gtml_ctx *g = s->srv->gtml;
     count_pull(s);          /* a command after a served pull: it read the message whole */
-    if (s->state != SS_READY && s->state != SS_INIT) {
-        say(s, DMTP_R_GTML_SEQUENCE);       /* inside a transaction, or before EHLO */
+    if (s->state != SS_READY) {
+        say(s, DMTP_R_GTML_SEQUENCE);       /* inside a transaction, or before EHLO (RFC-NOTES) */
         return;
     }
     if (!g) {
