@@ -7,7 +7,9 @@
  *   pull lists [USER]                      the peer list (or USER's sender list), one
  *                                          "allow|deny ENTRY" per line
  *   pull list [USER]                       pending notices, one per line:
- *                                          ID SENDER RECIPIENT PEER AGE SUBJECT
+ *                                          ID SENDER RECIPIENT PEER AGE STATE SUBJECT
+ *                                          (STATE: pending, fetch-requested or auto; it
+ *                                          goes before SUBJECT, the one field with spaces)
  *   pull drop USER ID                      forget a notice (the sender is not told)
  *   pull fetch USER ID                     ask for the message: the notice is marked
  *                                          "fetch requested" and the running queue
@@ -59,7 +61,8 @@ static int print_notice(const struct pull_notice *n, void *arg)
         snprintf(peer, sizeof peer, "%s(%s)", n->peer_ip, n->peer_name);
     else
         snprintf(peer, sizeof peer, "%s", n->peer_ip);
-    printf("%s %s %s %s %s %s\n", n->id, n->sender[0] ? n->sender : "<>", n->recipient, peer, age, n->subject);
+    printf("%s %s %s %s %s %s %s\n", n->id, n->sender[0] ? n->sender : "<>", n->recipient, peer, age,
+           notice_state_name(n->state), n->subject);
     return 0;
 }
 

@@ -8,7 +8,8 @@
  *                    request); the parent forks and answers with
  *   PROC_HOME_RESULT parent → queue: the result line.
  *   PROC_PULL_NUDGE  smtp → parent → queue, no payload: DMTP notices to pull at once
- *                    were stored (NOTICE_AUTO after an MSID); the pull client looks now.
+ *                    were stored or marked (NOTICE_AUTO after an MSID, NOTICE_FETCH_REQUESTED
+ *                    by a reply to an intent message); the pull client looks now.
  * A child whose parent socket closes exits: it has been orphaned.
  */
 #ifndef FERRY_PROC_H

@@ -5,8 +5,9 @@
    dmtp-pull@..., the token then found in In-Reply-To, References or Subject). It
    counts only from the notice's own user: an authenticated session whose user is
    the notice's user, or a ferry-sendmail drop by the local login of that name; and
-   only with the right H. It sets the notice to NOTICE_FETCH_REQUESTED (the queue
-   process's pull client acts on it) and is consumed: the reply message itself is
+   only with the right H. It sets the notice to NOTICE_FETCH_REQUESTED and nudges
+   the queue process's pull client, so the pull starts now rather than at its next
+   periodic scan (the user is waiting for the message), and is consumed: the reply message itself is
    discarded, never delivered (its text says nothing we need), and one log line per
    notice says so. Over SMTP a stranger's RCPT to that address is refused 550, and
    so is a wrong token (one reply for every failure; the log has the reason). */
@@ -85,6 +86,7 @@ static int request_fetch(struct smtp_server *srv, const char *who, const char *i
     }
     log_info("%s: dmtp notice %s of %s: fetch requested by reply (msid=%s from=<%s>); the reply is discarded",
              log_id, id, user, n.msid, n.sender);
+    smtp_server_pull_nudge(srv);
     return 0;
 }
 

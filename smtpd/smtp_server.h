@@ -61,7 +61,8 @@ struct smtp_server {
 double smtp_server_now(const struct smtp_server *srv);
 
 void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s);
-/* DMTP: notices to pull at once (NOTICE_AUTO) were stored; the queue pulls now. */
+/* DMTP: notices to pull at once were stored (NOTICE_AUTO) or a user's reply asked
+   for one (NOTICE_FETCH_REQUESTED); the queue pulls now. */
 void smtp_server_pull_nudge(struct smtp_server *srv);
 /* A session ended: unlink and free it. */
 void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);

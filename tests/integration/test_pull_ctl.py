@@ -89,17 +89,19 @@ class PullCtl(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
         self.assertEqual(lines, [
-            f"{a1} someone@far.example dave@example.test 192.0.2.25(mx.far.example) 2h Quarterly report",
-            f"{a2} <> dave@example.test 198.51.100.3 30s bounce X-Evil: 1",
+            f"{a1} someone@far.example dave@example.test 192.0.2.25(mx.far.example) 2h pending Quarterly report",
+            f"{a2} <> dave@example.test 198.51.100.3 30s pending bounce X-Evil: 1",
         ])
         everyone = self.ctl("list").stdout
         self.assertIn(b1 + " x@y.example erin@example.test 203.0.113.5 ", everyone)
+        self.assertRegex(everyone, b1 + r" .* \d+s pending Hi\n")
         self.assertIn(a1, everyone)
-        # fetch marks the notice (the pull itself: test_pull_recv); it stays listed
+        # fetch marks the notice (the pull itself: test_pull_recv); it stays listed, in its new state
         r = self.ctl("fetch", "dave", a1)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("fetch requested", r.stdout)
-        self.assertIn(a1, self.ctl("list", "dave").stdout)
+        self.assertEqual(self.ctl("list", "dave").stdout.splitlines()[0].split()[5:],
+                         ["fetch-requested", "Quarterly", "report"])
         # another user's notice is not dave's to fetch or drop
         r = self.ctl("fetch", "dave", b1)
         self.assertEqual(r.returncode, 1)

@@ -114,7 +114,8 @@ class PullReceive(unittest.TestCase):
         self.assertEqual(len(rows), 1, rows)
         nid, sender, rcpt, peer = rows[0][:4]
         self.assertEqual((sender, rcpt, peer), ("alice@sender.example", "bob@example.test", OTHER))
-        self.assertEqual(" ".join(rows[0][5:]), "Quarterly report")
+        self.assertEqual(rows[0][5], "pending")
+        self.assertEqual(" ".join(rows[0][6:]), "Quarterly report")
         files = self.f.wait_mail("bob")
         self.assertTrue(files, "no intent message")
         msg = open(files[0], encoding="utf-8").read()
@@ -165,6 +166,7 @@ class PullReceive(unittest.TestCase):
         self.assertEqual(code, 250, lines)
         rows = self.notices("hank")
         self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0][5], "auto")
         self.assertRegex(self.f.read_log(), r"dmtp notice %s user=hank .* state=auto" % rows[0][0])
         time.sleep(1.5)
         self.assertEqual(self.f.mailbox_files("hank"), [], "an automatic notice got an intent message")
@@ -283,6 +285,7 @@ class PullReceive(unittest.TestCase):
         self.assertEqual(code, 250)
         rows = self.notices("erin")
         self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0][5], "auto")
         self.assertRegex(self.f.read_log(), r"dmtp notice %s user=erin .* state=auto" % rows[0][0])
         # someone else from that domain is still greylisted
         r = self.swaks("other@far.example", "erin@example.test")

@@ -5,10 +5,12 @@ test tool, as the smtp process's MSID verb will). ferryctl pull fetch, or a
 NOTICE_AUTO notice, makes B pull from A over GTML: the message lands in B's
 Maildir byte-identical below the trace fields, and A removes the held copy."""
 import os
+import re
+import smtplib
 import subprocess
 import unittest
 
-from ferrytest import Ferry, ROOT, wait_for
+from ferrytest import FERRYCTL, Ferry, ROOT, wait_for
 from test_pull_send import A_ADDR, B_ADDR, MSG, PullBase, ScriptedRmta
 
 TOOL = os.path.join(ROOT, os.environ.get("BUILD", "build"), "tests", "tools", "pull_notice_add")
@@ -24,10 +26,10 @@ class PullRecv(PullBase):
             r.close()
         return a, hid, msid
 
-    def receiver(self, notice_msid=None, auto=False, start=True):
-        b = Ferry(extra=f"hostname = mx.b.test\nlisten = smtp {B_ADDR}:25\n"
-                        f"resolver = 127.0.0.1:{self.dns.port}\nsmtp_source_ipv4 = {B_ADDR}\n"
-                        "pull_mode = on\npull_private_peers = yes\n",
+    def receiver(self, start=True, extra=""):
+        b = Ferry(extra=f"hostname = mx.b.test\nlisten = smtp {self.b_addr}:25\n"
+                        f"resolver = 127.0.0.1:{self.dns.port}\nsmtp_source_ipv4 = {self.b_addr}\n"
+                        "pull_mode = on\npull_private_peers = yes\n" + extra,
                   domains="b.test")
         self.addCleanup(b.cleanup)
         if start:
@@ -41,14 +43,22 @@ class PullRecv(PullBase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return r.stdout.strip()
 
-    def assert_pulled(self, a, b, hid, subj):
-        files = b.wait_mail("bob", 1, 20)
-        self.assertTrue(files, b.read_log()[-3000:] + a.read_log()[-2000:])
-        data = open(files[0], "rb").read()
+    def assert_pulled(self, a, b, hid, subj, timeout=20):
+        """The original, pulled from A, is in bob's Maildir (beside an intent
+        message, if any) byte-identical below B's trace fields; A's copy went."""
         original = MSG.format(to="bob@b.test", subj=subj).encode().replace(b"\r\n", b"\n")
-        # byte-identical below the trace fields B added
-        self.assertTrue(data.endswith(original), data)
+
+        def pulled():
+            for p in b.mailbox_files("bob"):
+                with open(p, "rb") as f:
+                    data = f.read()
+                if data.endswith(original):
+                    return data
+            return None
+        data = wait_for(pulled, timeout)
+        self.assertTrue(data, b.read_log()[-3000:] + a.read_log()[-2000:])
         trace = data[:-len(original)]
+        self.assertNotIn(b"\n\n", trace)         # only header fields above the original
         self.assertIn(b"with DMTP pull (GTML)", trace)
         self.assertTrue(wait_for(lambda: hid not in self.held(a), 10), a.read_log()[-2000:])
         self.assertTrue(wait_for(lambda: b.ferryctl("pull", "list", "bob").stdout.strip() == "", 5))
@@ -82,10 +92,6 @@ class PullRecv(PullBase):
         self.assertTrue(wait_for(lambda: "GTML refused: 550 5.7.1" in b.read_log(), 10), b.read_log()[-2000:])
         self.assertIn(nid, b.ferryctl("pull", "list", "bob").stdout)    # kept, for a retry
         self.assertEqual(self.held(a), [hid])
-
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 class TwoFerries(PullBase):
@@ -129,3 +135,48 @@ class TwoFerries(PullBase):
             return [p for p in b.mailbox_files("bob") if open(p, "rb").read().endswith(original)]
         self.assertTrue(wait_for(arrived, 20), b.read_log()[-3000:])
         self.assertTrue(wait_for(lambda: self.held(a) == [], 10), a.read_log()[-2000:])
+
+
+class ReplyToIntent(PullBase):
+    """End to end with the user's reply: A (127.0.0.36) relays for b.test; B
+    (127.0.0.37, pull_mode = on) puts the intent message in bob's Maildir; bob,
+    logged in on B's submission port, replies to it; B pulls from A at once."""
+    a_addr, b_addr = "127.0.0.36", "127.0.0.37"
+    receiver = PullRecv.receiver
+    assert_pulled = PullRecv.assert_pulled
+
+    def test_reply_to_intent_message_pulls_the_original(self):
+        b = self.receiver(start=False, extra="auth_plaintext_loopback = yes\n")
+        r = subprocess.run([FERRYCTL, "-c", b.conf, "user", "add", "bob"], input="bob-pw\n",
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        b.start()
+        a = self.sender()
+        a.inject("alice@a.test", ["bob@b.test"], MSG.format(to="bob@b.test", subj="replied"))
+        files = b.wait_mail("bob", 1, 15)
+        self.assertTrue(files, b.read_log()[-3000:] + a.read_log()[-2000:])
+        hid = wait_for(lambda: self.held(a), 10)[0]
+        with open(files[0], encoding="utf-8") as f:
+            intent = f.read()
+        reply_to = re.search(r"^Reply-To: .*?(dmtp-pull\+[0-9a-f]{16}\.[0-9A-V]{16}@mx\.b\.test)", intent, re.M)
+        self.assertIsNotNone(reply_to, intent)
+        reply_to = reply_to.group(1)
+        msg_id = re.search(r"^Message-ID: (<[^>]+>)", intent, re.M | re.I).group(1)
+        row = b.ferryctl("pull", "list", "bob").stdout.split()
+        self.assertEqual((row[1], row[3], row[5]), ("alice@a.test", self.a_addr, "pending"), row)
+        # bob answers from his mail program: authenticated submission on B
+        c = smtplib.SMTP("127.0.0.1", b.sub_port, timeout=20)
+        c.ehlo("mua.b.test")
+        c.login("bob", "bob-pw")
+        c.sendmail("bob@b.test", [reply_to], f"From: bob@b.test\r\nTo: {reply_to}\r\nIn-Reply-To: {msg_id}\r\n"
+                                             f"Subject: Re: pull\r\n\r\nyes, send it\r\n")
+        c.quit()
+        # pulled at once (not at the next periodic scan), byte-identical, A's copy gone
+        self.assert_pulled(a, b, hid, "replied", timeout=10)
+        self.assertIn(f"<bob@b.test> pulled by [{self.b_addr}]", a.read_log())
+        self.assertRegex(b.read_log(), r"dmtp notice %s of bob: fetch requested by reply" % row[0])
+        self.assertEqual(len(b.mailbox_files("bob")), 2)      # the intent message and the original; no reply
+
+
+if __name__ == "__main__":
+    unittest.main()

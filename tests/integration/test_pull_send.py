@@ -130,13 +130,15 @@ class GtmlClient(SmtpLines):
 
 
 class PullBase(unittest.TestCase):
-    """DNS for b.test and multi.test, and helpers; no tests of its own."""
+    """DNS for b.test and multi.test, and helpers; no tests of its own. A subclass
+    may move Ferry A and b.test's MX to other addresses (a_addr, b_addr)."""
+    a_addr, b_addr = A_ADDR, B_ADDR
 
     @classmethod
     def setUpClass(cls):
         cls.dns = DnsServer({
-            "b.test": zone("b.test", f"@ IN MX 10 mx\nmx IN A {B_ADDR}\n"),
-            "multi.test": zone("multi.test", f"@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A {B_ADDR}\n"
+            "b.test": zone("b.test", f"@ IN MX 10 mx\nmx IN A {cls.b_addr}\n"),
+            "multi.test": zone("multi.test", f"@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A {cls.b_addr}\n"
                                              f"mx2 IN A {MX2_ADDR}\n"),
         }).start()
 
@@ -145,8 +147,8 @@ class PullBase(unittest.TestCase):
         cls.dns.stop()
 
     def sender(self, extra=""):
-        f = Ferry(extra=f"hostname = a.test\nlisten = smtp {A_ADDR}:25\nresolver = 127.0.0.1:{self.dns.port}\n"
-                        f"smtp_source_ipv4 = {A_ADDR}\nrelay_networks = 127.0.0.0/8\nretry_min = 1h\n"
+        f = Ferry(extra=f"hostname = a.test\nlisten = smtp {self.a_addr}:25\nresolver = 127.0.0.1:{self.dns.port}\n"
+                        f"smtp_source_ipv4 = {self.a_addr}\nrelay_networks = 127.0.0.0/8\nretry_min = 1h\n"
                         "retry_max = 2h\n" + extra,
                   domains="a.test")
         f.start()
