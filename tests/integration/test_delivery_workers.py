@@ -37,6 +37,14 @@ def worker_of(pid):
     return None
 
 
+def gone(pid):
+    """The process has exited (reaped, or a zombie); it may vanish while we look."""
+    try:
+        return "Z" in read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+
+
 def kill_group(pid_file):
     """The pipe command runs in its own process group: end it, sleep and all."""
     try:
@@ -193,8 +201,7 @@ class TimeLimitTest(unittest.TestCase):
                                            f.read_log()), 30)
             self.assertTrue(m)
             self.assertIn(m.group(1) + ".env", f.queue_files())
-            self.assertTrue(wait_for(lambda: not os.path.exists(f"/proc/{worker}") or
-                                     "Z" in read(f"/proc/{worker}/stat").rsplit(")", 1)[1].split()[0], 5))
+            self.assertTrue(wait_for(lambda: gone(worker), 5))
         finally:
             kill_group(pid_file)
             f.cleanup()
