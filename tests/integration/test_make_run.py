@@ -27,8 +27,12 @@ class MakeRunConfig(unittest.TestCase):
             text = f.read()
         ports = {}
         for old in sorted(set(re.findall(r"127\.0\.0\.1:(\d+)", text))):
-            ports[old] = str(free_port())
-            text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{ports[old]}")
+            new = str(free_port())
+            while new in ports.values():         # a port just freed can come back at once
+                new = str(free_port())
+            ports[old] = new
+        # one pass, so a new port equal to a later old one is never replaced again
+        text = re.sub(r"127\.0\.0\.1:(\d+)", lambda m: "127.0.0.1:" + ports[m.group(1)], text)
         with open(conf, "w") as f:
             f.write(text)
         smtp_port = ports["2525"]
