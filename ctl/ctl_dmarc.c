@@ -35,18 +35,6 @@ static int usage(void)
     return 2;
 }
 
-static int open_env(const struct ferry_config *cfg, struct fdb_env **env)
-{
-    char err[512];
-    if (ctl_become_daemon_user(cfg) < 0)
-        return -1;
-    if (fdb_env_open(cfg->data_dir, env, err, sizeof err) < 0) {
-        fprintf(stderr, "ferryctl: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
 static int cmd_import(const struct ferry_config *cfg, int argc, char **argv)
 {
     if (argc > 1)
@@ -73,7 +61,7 @@ static int cmd_import(const struct ferry_config *cfg, int argc, char **argv)
     struct dmarc_rua_store *st = NULL;
     char err[512];
     size_t stored = 0, dups = 0;
-    if (rc == 0 && open_env(cfg, &env) < 0)
+    if (rc == 0 && ctl_open_env(cfg, &env) < 0)
         rc = 1;
     if (rc == 0 && dmarc_rua_store_open(env, &st, err, sizeof err) < 0) {
         fprintf(stderr, "ferryctl: %s\n", err);
@@ -273,7 +261,7 @@ static int cmd_summary(const struct ferry_config *cfg, int argc, char **argv)
     struct fdb_env *env;
     struct dmarc_rua_store *st;
     char err[512];
-    if (open_env(cfg, &env) < 0)
+    if (ctl_open_env(cfg, &env) < 0)
         return 1;
     if (dmarc_rua_store_open(env, &st, err, sizeof err) < 0) {
         fprintf(stderr, "ferryctl: %s\n", err);

@@ -751,6 +751,28 @@ void smtp_session_finish_message(struct smtp_session *s)
     s->in_policy_finish = false;
 }
 
+/* A transaction ended after its content was read (committed or refused): back to
+   READY, or the session ends (closing, or the server stopping). resume: commands
+   pipelined behind the data waited for this reply, read them now (false when the
+   caller's own read loop is still on the stack and will). */
+static void transaction_over(struct smtp_session *s, bool resume)
+{
+    reset_transaction(s);
+    if (s->state == SS_CLOSING) {
+        smtp_server_session_gone(s->srv, s);
+        return;
+    }
+    s->state = SS_READY;
+    if (s->srv->stopping) {
+        smtp_session_shutdown(s);
+        return;
+    }
+    if (resume) {
+        bufferevent_enable(s->bev, EV_READ);
+        on_read(s->bev, s);
+    }
+}
+
 /* Count the DMARC evaluation of this transaction for the aggregate report, and
    leave a failure report when one is asked for. */
 static void record_dmarc(struct smtp_session *s)
@@ -784,20 +806,7 @@ static void refuse_after_policy(struct smtp_session *s, const char *text)
     log_msg(LOG_LVL_INFO, s->draft.id, "refused message from [%s] from=<%s>: %s", s->peer_ip, s->env.sender, text);
     if (s->state != SS_CLOSING)
         reply(s, "%s", text);
-    reset_transaction(s);
-    if (s->state == SS_CLOSING) {
-        smtp_server_session_gone(s->srv, s);
-        return;
-    }
-    s->state = SS_READY;
-    if (s->srv->stopping) {
-        smtp_session_shutdown(s);
-        return;
-    }
-    if (!s->in_policy_finish) {     /* answered later: read what was pipelined meanwhile */
-        bufferevent_enable(s->bev, EV_READ);
-        on_read(s->bev, s);
-    }
+    transaction_over(s, !s->in_policy_finish);
 }
 
 /* Receive-time policy is done: prepend its fields, write the envelope, commit. */
@@ -878,19 +887,7 @@ void smtp_session_committed(struct smtp_session *s, bool ok, int err)
                                                           : "451 4.3.0 Local error committing the message");
         s->have_draft = false;      /* spool_commit aborted the draft */
     }
-    reset_transaction(s);
-    if (s->state == SS_CLOSING) {
-        smtp_server_session_gone(s->srv, s);
-        return;
-    }
-    s->state = SS_READY;
-    if (s->srv->stopping) {
-        smtp_session_shutdown(s);
-        return;
-    }
-    /* Commands pipelined behind the data waited for this reply. */
-    bufferevent_enable(s->bev, EV_READ);
-    on_read(s->bev, s);
+    transaction_over(s, true);
 }
 
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
