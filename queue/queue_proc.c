@@ -39,6 +39,7 @@
 #include "lib/dns.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/proc_msg.h"
 #include "queue/bounce.h"
 #include "queue/control.h"
 #include "queue/delivery_pool.h"
@@ -46,10 +47,10 @@
 #include "queue/pull_client.h"
 #include "queue/pull_hold.h"
 #include "queue/queue_admin.h"
+#include "queue/queue_proc.h"
 #include "queue/report_runner.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
-#include "smtpd/proc.h"
 
 #include <ctype.h>
 #include <errno.h>

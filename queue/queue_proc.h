@@ -1,0 +1,18 @@
+/*
+ * queue_proc — the queue process: the scheduler, remote and local delivery, DSNs,
+ * DMARC report runs and DMTP pulls, on one event loop that never blocks (the
+ * crash ordering of each step is at the top of queue_proc.c). The parent forks
+ * it, hands it its end of a socketpair (lib/proc_msg.h) and the relay
+ * credentials, and restarts it when it dies.
+ */
+#ifndef FERRY_QUEUE_PROC_H
+#define FERRY_QUEUE_PROC_H
+
+#include "lib/settings.h"
+
+struct relay_creds;
+
+/* Runs until SIGTERM; returns the process exit status. */
+int queue_process_main(const struct ferry_config *cfg, int parent_fd, const struct relay_creds *creds);
+
+#endif
