@@ -18,6 +18,9 @@
  * chunk without LAST the transaction waits in BDAT for the next one; after a
  * refused chunk it waits in BDAT_FAILED, where further chunks are read, discarded
  * and refused, until RSET, EHLO/HELO or a chunk with LAST.
+ *
+ * One message, from its first octet to the reply (trace field, policy, DMARC
+ * verdict and reports, commit), is smtp_message.c's.
  */
 #ifndef FERRY_SMTP_SESSION_H
 #define FERRY_SMTP_SESSION_H
