@@ -8,6 +8,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/safe_dir.h"
+#include "smtpd/keyproc.h"
 #include "queue/spool.h"
 #include "smtpd/parent_home.h"
 #include "smtpd/proc.h"
@@ -24,8 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum child_kind { CHILD_QUEUE, CHILD_SMTP, NCHILDREN };
-static const char *const child_names[] = { "queue", "smtp" };
+enum child_kind { CHILD_QUEUE, CHILD_SMTP, CHILD_KEYS, NCHILDREN };
+static const char *const child_names[] = { "queue", "smtp", "keys" };
 
 /* After a crash, wait this long before starting the child again. */
 #define RESTART_DELAY_SECONDS 1
@@ -322,6 +323,25 @@ static void home_child_cleanup(void *arg)
     p->tls = NULL;
 }
 
+/* The key process (keyproc.h) keeps root, if we have it, to read keys only root
+   may read; it holds nothing else of ours: no listener, no relay credentials, no
+   TLS context, and it confines itself to the key directory. */
+static int run_key_process(struct parent *p, int fd)
+{
+    close_listeners(p->listen_fds, p->cfg->nlisteners);
+    relay_creds_wipe(&p->creds);
+    SSL_CTX_free(p->tls);
+    p->tls = NULL;
+    uid_t uid = getuid();
+    gid_t gid;
+    char err[256];
+    if (geteuid() == 0 && proc_lookup_user(p->cfg->user, &uid, &gid, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    return keyproc_main(p->cfg->dkim_key_dir, fd, uid);
+}
+
 static void start_child(struct parent *p, enum child_kind k)
 {
     int sv[2];
@@ -351,6 +371,8 @@ static void start_child(struct parent *p, enum child_kind k)
         log_init(p->foreground ? LOG_TO_STDERR : (p->cfg->log == LOGDEST_STDERR ? LOG_TO_STDERR : LOG_TO_SYSLOG),
                  (enum log_level)p->cfg->log_level, child_names[k]);
         char err[256];
+        if (k == CHILD_KEYS)
+            _exit(run_key_process(p, sv[1]));
         if (proc_drop_privileges(p->cfg->user, err, sizeof err) < 0) {
             log_error("%s", err);
             _exit(1);
@@ -407,7 +429,8 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
                 continue;
             }
             if (p->reloading) {
-                start_child(p, (enum child_kind)k);
+                if (k != CHILD_KEYS || p->cfg->dkim_key_dir[0])
+                    start_child(p, (enum child_kind)k);
                 continue;
             }
             if (WIFSIGNALED(status))
@@ -528,6 +551,8 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
     log_info("configuration reloaded from %s; restarting children", next->path);
     p->reloading = true;
     signal_children(p, SIGTERM);
+    if (!p->children[CHILD_KEYS].pid && next->dkim_key_dir[0])
+        start_child(p, CHILD_KEYS);
 }
 
 static void daemonize(void)
@@ -606,6 +631,8 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     log_info("ferryd starting: hostname=%s spool=%s listeners=%zu uid=%ld", cfg->hostname, cfg->spool_dir,
              cfg->nlisteners, (long)geteuid());
     p.home = home_jobs_new(p.base, &p.children[CHILD_QUEUE].chan, home_child_cleanup, &p);
+    if (p.cfg->dkim_key_dir[0])
+        start_child(&p, CHILD_KEYS);   /* first: the smtp process asks it at once */
     start_child(&p, CHILD_QUEUE);
     start_child(&p, CHILD_SMTP);
     event_base_dispatch(p.base);

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,7 +26,7 @@ int proc_lookup_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t
 int proc_drop_privileges(const char *user, char *err, size_t errlen)
 {
     if (geteuid() != 0)
-        return 0;
+        return proc_no_new_privs(err, errlen);
     uid_t uid;
     gid_t gid;
     if (proc_lookup_user(user, &uid, &gid, err, errlen) < 0)
@@ -40,6 +41,16 @@ int proc_drop_privileges(const char *user, char *err, size_t errlen)
     }
     if (setuid(0) == 0 || seteuid(0) == 0) {
         snprintf(err, errlen, "privileges were not dropped: root could be regained");
+        return -1;
+    }
+    return proc_no_new_privs(err, errlen);
+}
+
+int proc_no_new_privs(char *err, size_t errlen)
+{
+    /* No exec of a set-uid program (or file capabilities) gives anything back. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        snprintf(err, errlen, "cannot set no_new_privs: %s", strerror(errno));
         return -1;
     }
     return 0;

@@ -24,6 +24,7 @@ struct smtp_session;
 struct ratelimit;
 struct dns_client;
 struct dkim_keystore;
+struct keyclient;
 struct fdb_env;
 struct dmarc_agg;
 struct userdb;
@@ -45,6 +46,7 @@ struct smtp_server {
     struct ratelimit *conn_rate;        /* max_connection_rate per client IP; NULL: off */
     struct dns_client *dns;             /* receive-time checks (DKIM keys, SPF...) */
     struct dkim_keystore *dkim_keys;    /* NULL: no dkim_key_dir, nothing is signed */
+    struct keyclient *keyclient;        /* the key process, which signs for dkim_keys */
     SSL_CTX *tls;                       /* NULL: no certificate, no STARTTLS or smtps */
     struct fdb_env *db;                 /* the data_dir environment */
     struct userdb *users;               /* NULL: AUTH unavailable */
