@@ -60,7 +60,7 @@ int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen
        the daemon runs). */
     u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_REGISTER |
                       DB_RECOVER;
-    r = e->env->open(e->env, dir, flags, 0600);
+    r = e->env->open(e->env, dir, flags, 0660);   /* narrowed by the umask: lib/privsep.h */
     if (r != 0) {
         snprintf(err, errlen, "cannot open the Berkeley DB environment in %s: %s", dir, db_strerror(r));
         e->env->close(e->env, 0);
@@ -98,7 +98,7 @@ int fdb_open(struct fdb_env *e, const char *file, struct fdb **out, char *err, s
     d->env = e;
     int r = db_create(&d->db, e->env, 0);
     if (r == 0)
-        r = d->db->open(d->db, NULL, file, NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT, 0600);
+        r = d->db->open(d->db, NULL, file, NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT, 0660);
     if (r != 0) {
         snprintf(err, errlen, "cannot open database %s: %s", file, db_strerror(r));
         if (d->db)

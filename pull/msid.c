@@ -148,6 +148,18 @@ const char *msid_status_name(enum msid_status s)
     return "?";
 }
 
+static bool in_our_groups(gid_t g)
+{
+    if (g == getegid())
+        return true;
+    gid_t groups[64];
+    int n = getgroups(64, groups);
+    for (int i = 0; i < n; i++)
+        if (groups[i] == g)
+            return true;
+    return false;
+}
+
 static int read_key(const char *path, struct msid_key *key, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -158,10 +170,16 @@ static int read_key(const char *path, struct msid_key *key, char *err, size_t er
     struct stat st;
     ssize_t got = -1;
     unsigned char k[MSID_KEY_LEN + 1];
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) == 0 && st.st_uid == geteuid())
+    /* Ours, or shared with us through the group the spool is shared by (the smtp
+       and queue users, lib/privsep.h): never readable by others, never writable
+       by the group. */
+    bool ours = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 027) == 0 &&
+                (st.st_uid == geteuid() ? true : (st.st_mode & 040) && in_our_groups(st.st_gid));
+    if (ours)
         got = read(fd, k, sizeof k);
     else
-        snprintf(err, errlen, "the DMTP key %s must be a regular file of ours that no one else can read", path);
+        snprintf(err, errlen, "the DMTP key %s must be a regular file of ours (or our group's) that no one else "
+                 "can read", path);
     close(fd);
     if (got == MSID_KEY_LEN)
         memcpy(key->k, k, MSID_KEY_LEN);
@@ -190,7 +208,8 @@ int msid_key_load(const char *data_dir, struct msid_key *key, char *err, size_t 
         snprintf(err, errlen, "no random bytes for the DMTP key");
         return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* 0640 narrowed by the umask: the group's only when the spool is shared. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;

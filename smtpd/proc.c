@@ -25,17 +25,29 @@ int proc_lookup_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t
 
 int proc_drop_privileges(const char *user, char *err, size_t errlen)
 {
+    return proc_drop_to(user, NULL, err, errlen);
+}
+
+int proc_drop_to(const char *user, const char *share_with, char *err, size_t errlen)
+{
     if (geteuid() != 0)
         return proc_no_new_privs(err, errlen);
-    uid_t uid;
-    gid_t gid;
+    uid_t uid, suid;
+    gid_t gid, groups[2];
     if (proc_lookup_user(user, &uid, &gid, err, errlen) < 0)
         return -1;
     if (uid == 0) {
         snprintf(err, errlen, "refusing to run children as root (user \"%s\" has uid 0)", user);
         return -1;
     }
-    if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+    size_t ngroups = 0;
+    groups[ngroups++] = gid;
+    /* The group through which the spool and data_dir are shared (privsep.h). */
+    if (share_with && proc_lookup_user(share_with, &suid, &groups[1], err, errlen) < 0)
+        return -1;
+    if (share_with && groups[1] != gid)
+        ngroups++;
+    if (setgroups(ngroups, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
         snprintf(err, errlen, "cannot drop privileges to %s: %s", user, strerror(errno));
         return -1;
     }

@@ -24,6 +24,9 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
    check that root cannot be regained; then PR_SET_NO_NEW_PRIVS (also when not
    root). 0 ok, -1 with err. */
 int proc_drop_privileges(const char *user, char *err, size_t errlen);
+/* The same, with share_with's primary group as a supplementary group (the queue
+   process: lib/privsep.h). share_with NULL: no other group. */
+int proc_drop_to(const char *user, const char *share_with, char *err, size_t errlen);
 /* PR_SET_NO_NEW_PRIVS: no exec can raise privileges from here on. */
 int proc_no_new_privs(char *err, size_t errlen);
 /* Look the user up; 0 ok, -1 with err naming it. */
