@@ -183,10 +183,13 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
        following a link the daemon's user could have planted; an existing one
        keeps its mode (a mail_dir shared with an IMAP server's group, say), except
        that a shared data_dir must be open to the group. */
-    struct safe_owner o = { root, uid, gid }, qo = { root, quid, qgid };
+    /* mail_dir is the queue user's; shared, the smtp user's group may pass through
+       it (0710), so that RCPT can see whether a mailbox exists, but not list it. */
+    struct safe_owner o = { root, uid, gid }, qo = { root, quid, shared ? gid : qgid };
     const char *dirs[] = { cfg->data_dir, cfg->mail_dir };
     const struct safe_owner *owners[] = { &o, &qo };
-    mode_t modes[] = { shared ? 0700 | shared : 0700 | SAFE_DIR_KEEP_MODE, 0700 | SAFE_DIR_KEEP_MODE };
+    mode_t modes[] = { shared ? 0700 | shared : 0700 | SAFE_DIR_KEEP_MODE,
+                       (shared ? 0710 : 0700) | SAFE_DIR_KEEP_MODE };
     for (int i = 0; i < 2; i++) {
         int fd = safe_dir_prepare(dirs[i], modes[i], owners[i], err, errlen);
         if (fd < 0)
@@ -199,6 +202,7 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
         { cfg->spool_dir, cfg->user, uid, gid }, { cfg->data_dir, cfg->user, uid, gid },
         { cfg->spool_dir, quser, quid, shared ? gid : qgid }, { cfg->data_dir, quser, quid, shared ? gid : qgid },
         { cfg->mail_dir, quser, quid, qgid },
+        { cfg->mail_dir, cfg->user, uid, gid },
     };
     for (size_t i = 0; root && i < sizeof need / sizeof need[0]; i++) {
         char blocker[PATH_MAX];
@@ -399,6 +403,10 @@ static void start_child(struct parent *p, enum child_kind k)
         }
         if (k != CHILD_QUEUE)
             relay_creds_wipe(&p->creds);
+        if (k == CHILD_QUEUE) {         /* the server's TLS context (and key) is the smtp side's */
+            SSL_CTX_free(p->tls);
+            p->tls = NULL;
+        }
         int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1], &p->creds)
                                   : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls);
         _exit(rc);

@@ -245,7 +245,9 @@ resolver = {self.resolver}
                 f.write(body)
                 os.fsync(f.fileno())
             os.chown(tmp, st.st_uid, st.st_gid)
-            os.chmod(tmp, 0o600)
+            # As ferryd writes them: the group's too when the spool is shared with
+            # the queue user (SECURITY.md "Sharing the spool").
+            os.chmod(tmp, 0o660 if st.st_mode & 0o070 else 0o600)
             os.rename(tmp, os.path.join(self.spool, "queue", qid + ext))
         if nudge:
             r = self.ferryctl("queue", "flush", qid)
