@@ -69,4 +69,8 @@ void smtp_server_pull_nudge(struct smtp_server *srv);
 /* A session ended: unlink and free it. */
 void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);
 
+/* Landlock the smtp process to the paths it still opens (smtp_confine.c); 0 also
+   when the kernel has no Landlock (logged), -1 when confinement failed. */
+int smtp_confine(const struct ferry_config *cfg);
+
 #endif

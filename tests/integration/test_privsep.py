@@ -32,6 +32,14 @@ def users_exist():
         return False
 
 
+def landlock_abi():
+    """The kernel's Landlock ABI version, 0 without it (landlock_create_ruleset is
+    syscall 444 on every architecture)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return max(0, libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1)))
+
+
 def status(pid):
     out = {}
     with open(f"/proc/{pid}/status") as fh:
@@ -128,6 +136,10 @@ class PrivSep(unittest.TestCase):
             self.assertEqual(uid, 0)
             self.assertEqual(st["NoNewPrivs"], ["1"])
             self.assertEqual(os.readlink(f"/proc/{keys}/root"), self.keydir)     # chrooted
+            # The smtp process is Landlocked where the kernel can (lib/landlock is
+            # tested to deny in tests/unit/test_landlock.c).
+            if landlock_abi() > 0:
+                self.assertIn("smtp process confined with Landlock", f.read_log())
             # The shared spool: set-group-id, the smtp user's group, not others'.
             q = os.stat(os.path.join(f.spool, "queue"))
             self.assertEqual((q.st_uid, q.st_gid, q.st_mode & 0o7777), (ferry.pw_uid, ferry.pw_gid, 0o2770))
