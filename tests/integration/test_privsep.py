@@ -6,7 +6,6 @@ and no descriptor of theirs points at it; the key process is root, chrooted into
 the key directory, and signs what dkimpy then verifies; a stopped or killed key
 process makes mail wait (451), never leave unsigned, and is restarted."""
 import errno
-import json
 import os
 import pwd
 import signal
@@ -15,11 +14,9 @@ import tempfile
 import time
 import unittest
 
-from ferrytest import BIN, Ferry, SmtpLines, wait_for
+from ferrytest import BIN, Ferry, SmtpLines, dkimpy_verifies_delivered, wait_for
 
 FERRYCTL = os.path.join(BIN, "ferryctl")
-ORACLE = [os.environ.get("FERRY_SYSTEM_PYTHON", "/usr/bin/python3"),
-          os.path.join(os.path.dirname(os.path.abspath(__file__)), "dkimpy_oracle.py")]
 DOMAIN = "priv.test"
 
 
@@ -111,12 +108,7 @@ class PrivSep(unittest.TestCase):
         return code, lines
 
     def dkimpy_verifies(self, delivered):
-        body = delivered.split(b"\n", 2)[2].replace(b"\n", b"\r\n")     # less Return-Path, Delivered-To
-        recs = os.path.join(self.tmp, "recs.json")
-        with open(recs, "w") as fh:
-            json.dump(self.records, fh)
-        r = subprocess.run(ORACLE + ["verify", recs], input=body, capture_output=True)
-        return r.stdout.strip() == b"pass"
+        return dkimpy_verifies_delivered(delivered, self.records, self.tmp)
 
     def test_each_process_runs_as_configured(self):
         ferry, ferryq = pwd.getpwnam("ferry"), pwd.getpwnam("ferryq")
