@@ -48,7 +48,8 @@ static int connect_server(struct keyclient *kc, char *err, size_t errsz)
 {
     struct sockaddr_un sa;
     socklen_t len = keyproc_addr(kc->server_pid, &sa);
-    kc->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a full backlog fails the request instead of stalling the loop. */
+    kc->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     struct ucred cr;
     socklen_t crlen = sizeof cr;
     if (kc->fd < 0 || connect(kc->fd, (struct sockaddr *)&sa, len) < 0 ||
