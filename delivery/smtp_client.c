@@ -4,7 +4,6 @@
 #include "delivery/smtp_client_int.h"
 #include "lib/buf.h"
 #include "lib/netaddr.h"
-#include "pull/dmtp_cmd.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -73,6 +72,15 @@ void sc_txn_end(struct smtp_client *c, bool keep)
     c->res.session_open = keep && c->bev != NULL && c->txn_on_conn < REUSE_MAX;
     c->state = SC_TXN_END;
     evtimer_del(c->timer);
+    sc_arm(c, 0);
+}
+
+/* The session is over: the timer frees the client (never from inside a callback
+   that still uses it). */
+static void end_session(struct smtp_client *c)
+{
+    sc_close_conn(c);
+    c->state = SC_FREE;
     sc_arm(c, 0);
 }
 
@@ -186,167 +194,31 @@ void sc_txn_abort(struct smtp_client *c, const char *fmt, ...)
     sc_txn_end(c, false);
 }
 
+/* Each reply goes to the step that waits for it: the session's set-up
+   (smtp_client_hello.c) or the transaction (smtp_client_txn.c). */
 static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
-    char flat[SMTP_CLIENT_REPLY_MAX], code[16];
-    int cls = r->code / 100;
     evtimer_del(c->timer);
     switch (c->state) {
     case SC_GREETING:
-        if (cls == 2)
-            sc_send_hello(c, "EHLO", SC_EHLO);
-        else
-            sc_host_fail(c, cls == 5 ? DELIVERY_FAIL : DELIVERY_DEFER, "%s host %s refused to talk to us: %s",
-                      cls == 5 ? smtp_reply_status(r, code, sizeof code) : "4.4.2", c->label,
-                      sc_reply_flat(r, flat, sizeof flat));
-        return;
     case SC_EHLO:
-        if (cls == 2) {
-            smtp_ehlo_parse(r, &c->peer);
-            c->peer.msid = c->peer.msid && c->have_dmtp;
-            sc_after_hello(c);
-        } else if (cls == 5) {
-            sc_send_hello(c, "HELO", SC_HELO);
-        } else {
-            sc_host_fail(c, DELIVERY_DEFER, "4.4.2 host %s did not accept EHLO: %s", c->label,
-                      sc_reply_flat(r, flat, sizeof flat));
-        }
-        return;
     case SC_HELO:
-        if (cls == 2) {
-            memset(&c->peer, 0, sizeof c->peer);
-            sc_after_hello(c);
-        } else {
-            sc_host_fail(c, cls == 5 ? DELIVERY_FAIL : DELIVERY_DEFER, "%s host %s accepted neither EHLO nor HELO: %s",
-                      cls == 5 ? smtp_reply_status(r, code, sizeof code) : "4.4.2", c->label,
-                      sc_reply_flat(r, flat, sizeof flat));
-        }
-        return;
     case SC_STARTTLS:
-        if (r->code == 220) {
-            sc_tls_begin(c);
-        } else if (c->tls_mode == SMTP_TLS_MUST) {
-            sc_host_fail(c, DELIVERY_DEFER, "4.7.4 TLS is required for %s and it refused STARTTLS: %s", c->label,
-                      sc_reply_flat(r, flat, sizeof flat));
-        } else {
-            /* Opportunistic: the session goes on in the clear (RFC 3207 §4.1). */
-            c->tls_mode = SMTP_TLS_OFF;
-            sc_after_hello(c);
-        }
-        return;
     case SC_AUTH:
-        sc_auth_reply(c, r);
-        return;
     case SC_RSET:
-        if (cls == 2) {
-            c->need_rset = false;
-            sc_start_txn(c);
-        } else {
-            sc_host_fail(c, DELIVERY_DEFER, "4.4.2 host %s did not accept RSET: %s", c->label,
-                      sc_reply_flat(r, flat, sizeof flat));
-        }
-        return;
     case SC_WAIT:
-        /* Unasked, between transactions: most likely a 421 before closing. */
-        sc_host_fail(c, DELIVERY_DEFER, "4.4.2 host %s ended the session: %s", c->label,
-                  sc_reply_flat(r, flat, sizeof flat));
+        sc_hello_reply(c, r);
         return;
     case SC_MAIL:
-        if (r->code == 421 && c->txn_on_conn > 1) {
-            /* The server timed the cached connection out: nothing was taken. */
-            c->res.not_attempted = true;
-            sc_set_open_rcpts(c, DELIVERY_DEFER, "4.4.2 the reused connection was closed by the server (421)");
-            sc_txn_end(c, false);
-            return;
-        }
-        if (cls != 2) {
-            c->mail_failed = true;
-            for (size_t i = 0; i < c->res.nrcpts; i++)
-                sc_rcpt_from_reply(c, i, r, "MAIL FROM");
-        } else if (c->have_dmtp && dmtp_reply_wants_msid(r->code)) {
-            c->wants_msid = true;
-        }
-        if (c->peer.pipelining) {
-            c->state = SC_RCPT;  /* the RCPT replies follow, whatever MAIL got */
-            sc_arm(c, c->to.rcpt);
-        } else if (c->mail_failed) {
-            sc_txn_end(c, true);
-        } else if (!sc_send_rcpt(c, 0)) {
-            sc_txn_abort(c, "4.3.0 cannot send RCPT to %s", c->label);
-        } else {
-            c->state = SC_RCPT;
-            sc_arm(c, c->to.rcpt);
-        }
-        return;
     case SC_RCPT:
-        if (!c->mail_failed) {
-            if (cls == 2) {
-                c->stand[c->rcpt_i] = RS_ACCEPTED;
-                c->accepted++;
-                if (c->have_dmtp && dmtp_reply_wants_msid(r->code))
-                    c->wants_msid = true;
-            } else {
-                sc_rcpt_from_reply(c, c->rcpt_i, r, "RCPT TO");
-            }
-        }
-        if (++c->rcpt_i < c->res.nrcpts) {
-            if (!c->peer.pipelining && !sc_send_rcpt(c, c->rcpt_i)) {
-                sc_txn_abort(c, "4.3.0 cannot send RCPT to %s", c->label);
-                return;
-            }
-            sc_arm(c, c->to.rcpt);
-        } else {
-            sc_after_rcpts(c);
-        }
-        return;
     case SC_DATA:
-        if (c->have_dmtp && !c->mail_failed && c->accepted > 0 && dmtp_reply_wants_msid(r->code)) {
-            sc_send_msid(c);       /* -00: "don't send DATA, send MSID" */
-            return;
-        }
-        if (r->code == 354) {
-            if (c->mail_failed || c->accepted == 0) {
-                /* RFC 2920 §3.1: a server should have refused DATA here; an empty
-                   message ends it without delivering anything to anyone. */
-                c->discard_data = true;
-                if (!sc_write_out(c, ".\r\n", 3)) {
-                    sc_txn_end(c, false);
-                    return;
-                }
-                c->state = SC_DOT;
-                sc_arm(c, c->to.data_final);
-            } else {
-                sc_start_body(c);
-            }
-            return;
-        }
-        if (!c->mail_failed)
-            sc_apply_to_accepted(c, r, "DATA");
-        sc_txn_end(c, true);
-        return;
     case SC_MSID:
-        sc_msid_reply(c, r);
-        return;
-    case SC_DOT:
-        if (!c->discard_data)
-            sc_apply_to_accepted(c, r, c->bdat ? "BDAT LAST" : "end of DATA");
-        c->need_rset = false;
-        sc_txn_end(c, true);
-        return;
     case SC_BODY:
-        /* A reply in the middle of the data: the server gave up on the message. */
-        if (cls == 4 || cls == 5) {
-            sc_apply_to_accepted(c, r, "the message data");
-            sc_txn_end(c, false);
-        } else {
-            sc_txn_abort(c, "4.5.0 host %s replied in the middle of the message data: %s", c->label,
-                      sc_reply_flat(r, flat, sizeof flat));
-        }
+    case SC_DOT:
+        sc_txn_reply(c, r);
         return;
     case SC_QUIT:
-        sc_close_conn(c);
-        c->state = SC_FREE;
-        sc_arm(c, 0);
+        end_session(c);
         return;
     default:
         return;
@@ -405,9 +277,7 @@ void sc_on_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, used);
         if (fr == SMTP_FEED_ERROR) {
             if (c->state == SC_QUIT) {
-                sc_close_conn(c);
-                c->state = SC_FREE;
-                sc_arm(c, 0);
+                end_session(c);
             } else if (in_transaction(c)) {
                 sc_txn_abort(c, "4.5.0 host %s sent an unreadable reply: %s", c->label, err);
             } else {
@@ -472,9 +342,7 @@ void sc_on_event(struct bufferevent *bev, short what, void *arg)
     if (c->state == SC_CONNECT)
         sc_host_fail(c, DELIVERY_DEFER, "4.4.1 cannot connect to %s: %s", c->label, evutil_socket_error_to_string(err));
     else if (c->state == SC_QUIT) {
-        sc_close_conn(c);
-        c->state = SC_FREE;
-        sc_arm(c, 0);
+        end_session(c);
     } else if (in_transaction(c))
         sc_txn_abort(c, "4.4.2 lost the connection with %s while waiting for %s: %s", c->label,
                   waiting_for(c->state), why);
@@ -612,9 +480,7 @@ static void deliver(struct smtp_client *c)
         sc_arm(c, c->to.quit);
         return;
     }
-    sc_close_conn(c);
-    c->state = SC_FREE;
-    sc_arm(c, 0);
+    end_session(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -654,9 +520,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         sc_host_fail(c, DELIVERY_DEFER, "4.4.1 connection to %s timed out", c->label);
         return;
     case SC_QUIT:
-        sc_close_conn(c);
-        c->state = SC_FREE;
-        sc_arm(c, 0);
+        end_session(c);
         return;
     case SC_FREE:
         free_client(c);

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
-void sc_send_hello(struct smtp_client *c, const char *verb, enum sc_state next)
+static void after_hello(struct smtp_client *c);
+
+static void send_hello(struct smtp_client *c, const char *verb, enum sc_state next)
 {
     char line[300];
     int n = snprintf(line, sizeof line, "%s %s\r\n", verb, c->helo);
@@ -83,7 +85,7 @@ void sc_tls_done(struct smtp_client *c)
     }
     /* RFC 3207 §4.2: forget what the server said before TLS, ask again. */
     memset(&c->peer, 0, sizeof c->peer);
-    sc_send_hello(c, "EHLO", SC_EHLO);
+    send_hello(c, "EHLO", SC_EHLO);
 }
 
 const char *sc_ssl_error_text(struct smtp_client *c, char *buf, size_t bufsz)
@@ -157,12 +159,12 @@ static void auth_begin(struct smtp_client *c)
     sc_arm(c, c->to.helo);
 }
 
-void sc_auth_reply(struct smtp_client *c, const struct smtp_reply *r)
+static void auth_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
     char flat[SMTP_CLIENT_REPLY_MAX];
     if (r->code == 235 && (c->auth_step == AUTH_PLAIN_SENT || c->auth_step == AUTH_PASS_SENT)) {
         c->authed = true;
-        sc_after_hello(c);
+        after_hello(c);
         return;
     }
     if (r->code == 334 && (c->auth_step == AUTH_LOGIN_SENT || c->auth_step == AUTH_USER_SENT)) {
@@ -187,7 +189,7 @@ void sc_auth_reply(struct smtp_client *c, const struct smtp_reply *r)
  * After a successful EHLO or HELO: TLS first when the target's mode asks for it,
  * then AUTH when configured, then the transaction.
  */
-void sc_after_hello(struct smtp_client *c)
+static void after_hello(struct smtp_client *c)
 {
     if (!c->tls_active && (c->tls_mode == SMTP_TLS_MAY || c->tls_mode == SMTP_TLS_MUST)) {
         if (c->peer.starttls) {
@@ -213,3 +215,106 @@ void sc_after_hello(struct smtp_client *c)
     sc_start_txn(c);
 }
 
+/* ---- the replies before the first transaction ---- */
+
+/* A refusal: permanent with the server's own status when it says 5xx, 4.4.2
+   otherwise. */
+static enum delivery_result refusal(const struct smtp_reply *r, char *code, size_t codesz, const char **status)
+{
+    bool perm = r->code / 100 == 5;
+    *status = perm ? smtp_reply_status(r, code, codesz) : "4.4.2";
+    return perm ? DELIVERY_FAIL : DELIVERY_DEFER;
+}
+
+static void greeting_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX], code[16];
+    const char *status;
+    if (r->code / 100 == 2) {
+        send_hello(c, "EHLO", SC_EHLO);
+        return;
+    }
+    enum delivery_result res = refusal(r, code, sizeof code, &status);
+    sc_host_fail(c, res, "%s host %s refused to talk to us: %s", status, c->label,
+                 sc_reply_flat(r, flat, sizeof flat));
+}
+
+static void ehlo_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX];
+    switch (r->code / 100) {
+    case 2:
+        smtp_ehlo_parse(r, &c->peer);
+        c->peer.msid = c->peer.msid && c->have_dmtp;
+        after_hello(c);
+        return;
+    case 5:
+        send_hello(c, "HELO", SC_HELO);
+        return;
+    default:
+        sc_host_fail(c, DELIVERY_DEFER, "4.4.2 host %s did not accept EHLO: %s", c->label,
+                     sc_reply_flat(r, flat, sizeof flat));
+        return;
+    }
+}
+
+static void helo_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX], code[16];
+    const char *status;
+    if (r->code / 100 == 2) {
+        memset(&c->peer, 0, sizeof c->peer);
+        after_hello(c);
+        return;
+    }
+    enum delivery_result res = refusal(r, code, sizeof code, &status);
+    sc_host_fail(c, res, "%s host %s accepted neither EHLO nor HELO: %s", status, c->label,
+                 sc_reply_flat(r, flat, sizeof flat));
+}
+
+static void starttls_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX];
+    if (r->code == 220) {
+        sc_tls_begin(c);
+    } else if (c->tls_mode == SMTP_TLS_MUST) {
+        sc_host_fail(c, DELIVERY_DEFER, "4.7.4 TLS is required for %s and it refused STARTTLS: %s", c->label,
+                     sc_reply_flat(r, flat, sizeof flat));
+    } else {
+        /* Opportunistic: the session goes on in the clear (RFC 3207 §4.1). */
+        c->tls_mode = SMTP_TLS_OFF;
+        after_hello(c);
+    }
+}
+
+static void rset_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX];
+    if (r->code / 100 == 2) {
+        c->need_rset = false;
+        sc_start_txn(c);
+    } else {
+        sc_host_fail(c, DELIVERY_DEFER, "4.4.2 host %s did not accept RSET: %s", c->label,
+                     sc_reply_flat(r, flat, sizeof flat));
+    }
+}
+
+void sc_hello_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX];
+    switch (c->state) {
+    case SC_GREETING: greeting_reply(c, r); return;
+    case SC_EHLO: ehlo_reply(c, r); return;
+    case SC_HELO: helo_reply(c, r); return;
+    case SC_STARTTLS: starttls_reply(c, r); return;
+    case SC_AUTH: auth_reply(c, r); return;
+    case SC_RSET: rset_reply(c, r); return;
+    case SC_WAIT:
+        /* Unasked, between transactions: most likely a 421 before closing. */
+        sc_host_fail(c, DELIVERY_DEFER, "4.4.2 host %s ended the session: %s", c->label,
+                     sc_reply_flat(r, flat, sizeof flat));
+        return;
+    default:
+        return;
+    }
+}

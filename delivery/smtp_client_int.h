@@ -135,21 +135,16 @@ void sc_on_write(struct bufferevent *bev, void *arg);
 void sc_on_event(struct bufferevent *bev, short what, void *arg);
 
 /* smtp_client_hello.c */
-void sc_send_hello(struct smtp_client *c, const char *verb, enum sc_state next);
 void sc_tls_begin(struct smtp_client *c);
 void sc_tls_done(struct smtp_client *c);
 const char *sc_ssl_error_text(struct smtp_client *c, char *buf, size_t bufsz);
-void sc_auth_reply(struct smtp_client *c, const struct smtp_reply *r);
-void sc_after_hello(struct smtp_client *c);
+/* A reply while greeting, EHLO/HELO, STARTTLS, AUTH, RSET or between transactions. */
+void sc_hello_reply(struct smtp_client *c, const struct smtp_reply *r);
 
 /* smtp_client_txn.c */
 void sc_fill_body(struct smtp_client *c);
-void sc_start_body(struct smtp_client *c);
-bool sc_send_rcpt(struct smtp_client *c, size_t i);
 void sc_start_txn(struct smtp_client *c);
-void sc_after_rcpts(struct smtp_client *c);
-void sc_apply_to_accepted(struct smtp_client *c, const struct smtp_reply *r, const char *in_reply_to);
-void sc_send_msid(struct smtp_client *c);
-void sc_msid_reply(struct smtp_client *c, const struct smtp_reply *r);
+/* A reply from MAIL to the end of data. */
+void sc_txn_reply(struct smtp_client *c, const struct smtp_reply *r);
 
 #endif

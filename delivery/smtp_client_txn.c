@@ -85,7 +85,7 @@ void sc_fill_body(struct smtp_client *c)
     }
 }
 
-void sc_start_body(struct smtp_client *c)
+static void start_body(struct smtp_client *c)
 {
     c->state = SC_BODY;
     evtimer_del(c->timer);
@@ -113,12 +113,12 @@ static void start_bdat(struct smtp_client *c)
         return;
     }
     c->body_size = sb.st_size;
-    sc_start_body(c);
+    start_body(c);
 }
 
 /* ---- the transaction ---- */
 
-bool sc_send_rcpt(struct smtp_client *c, size_t i)
+static bool send_rcpt(struct smtp_client *c, size_t i)
 {
     char line[SMTP_CMD_MAX];
     int n = smtp_build_rcpt(&c->env->rcpts[c->res.rcpts[i].index], &c->peer, line, sizeof line);
@@ -189,7 +189,7 @@ void sc_start_txn(struct smtp_client *c)
            in the same order. With CHUNKING the BDAT waits for the RCPT replies: a
            chunk sent to nobody would still have to be transferred whole. */
         for (size_t i = 0; ok && i < c->res.nrcpts; i++)
-            ok = sc_send_rcpt(c, i);
+            ok = send_rcpt(c, i);
         if (!c->bdat && !c->peer.msid)
             ok = ok && sc_write_out(c, "DATA\r\n", 6);
     }
@@ -207,14 +207,16 @@ void sc_start_txn(struct smtp_client *c)
     sc_arm(c, c->to.mail);
 }
 
+static void send_msid(struct smtp_client *c);
+
 /* The transaction after the last RCPT reply. */
-void sc_after_rcpts(struct smtp_client *c)
+static void after_rcpts(struct smtp_client *c)
 {
     if (c->peer.msid || (c->wants_msid && !c->peer.pipelining)) {
         if (c->mail_failed || c->accepted == 0)
             sc_txn_end(c, true);
         else
-            sc_send_msid(c);
+            send_msid(c);
         return;
     }
     if (c->bdat) {
@@ -237,7 +239,7 @@ void sc_after_rcpts(struct smtp_client *c)
     }
 }
 
-void sc_apply_to_accepted(struct smtp_client *c, const struct smtp_reply *r, const char *in_reply_to)
+static void apply_to_accepted(struct smtp_client *c, const struct smtp_reply *r, const char *in_reply_to)
 {
     for (size_t i = 0; i < c->res.nrcpts; i++)
         if (c->stand[i] == RS_ACCEPTED)
@@ -245,7 +247,7 @@ void sc_apply_to_accepted(struct smtp_client *c, const struct smtp_reply *r, con
 }
 
 /* DMTP: the message is held here and only its reference goes out. */
-void sc_send_msid(struct smtp_client *c)
+static void send_msid(struct smtp_client *c)
 {
     size_t *idx = calloc(c->accepted, sizeof *idx);
     if (!idx) {
@@ -274,7 +276,7 @@ void sc_send_msid(struct smtp_client *c)
     sc_arm(c, c->to.data_final);
 }
 
-void sc_msid_reply(struct smtp_client *c, const struct smtp_reply *r)
+static void msid_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
     char flat[SMTP_CLIENT_REPLY_MAX];
     bool ok = r->code / 100 == 2;
@@ -285,7 +287,7 @@ void sc_msid_reply(struct smtp_client *c, const struct smtp_reply *r)
                 sc_set_rcpt(c, i, DELIVERY_OK, flat, "2.0.0 held for pull as %s; host %s said: %s (in reply to MSID)",
                          c->hold, c->label, flat);
     } else {
-        sc_apply_to_accepted(c, r, "MSID");
+        apply_to_accepted(c, r, "MSID");
     }
     c->dmtp.settle(c->dmtp.arg, c->hold, ok);
     c->hold[0] = '\0';
@@ -293,3 +295,116 @@ void sc_msid_reply(struct smtp_client *c, const struct smtp_reply *r)
     sc_txn_end(c, true);
 }
 
+/* ---- the replies in a transaction ---- */
+
+static void mail_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    if (r->code == 421 && c->txn_on_conn > 1) {
+        /* The server timed the cached connection out: nothing was taken. */
+        c->res.not_attempted = true;
+        sc_set_open_rcpts(c, DELIVERY_DEFER, "4.4.2 the reused connection was closed by the server (421)");
+        sc_txn_end(c, false);
+        return;
+    }
+    if (r->code / 100 != 2) {
+        c->mail_failed = true;
+        for (size_t i = 0; i < c->res.nrcpts; i++)
+            sc_rcpt_from_reply(c, i, r, "MAIL FROM");
+    } else if (c->have_dmtp && dmtp_reply_wants_msid(r->code)) {
+        c->wants_msid = true;
+    }
+    if (c->peer.pipelining) {
+        c->state = SC_RCPT;  /* the RCPT replies follow, whatever MAIL got */
+        sc_arm(c, c->to.rcpt);
+    } else if (c->mail_failed) {
+        sc_txn_end(c, true);
+    } else if (!send_rcpt(c, 0)) {
+        sc_txn_abort(c, "4.3.0 cannot send RCPT to %s", c->label);
+    } else {
+        c->state = SC_RCPT;
+        sc_arm(c, c->to.rcpt);
+    }
+}
+
+static void rcpt_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    if (!c->mail_failed) {
+        if (r->code / 100 == 2) {
+            c->stand[c->rcpt_i] = RS_ACCEPTED;
+            c->accepted++;
+            if (c->have_dmtp && dmtp_reply_wants_msid(r->code))
+                c->wants_msid = true;
+        } else {
+            sc_rcpt_from_reply(c, c->rcpt_i, r, "RCPT TO");
+        }
+    }
+    if (++c->rcpt_i < c->res.nrcpts) {
+        if (!c->peer.pipelining && !send_rcpt(c, c->rcpt_i)) {
+            sc_txn_abort(c, "4.3.0 cannot send RCPT to %s", c->label);
+            return;
+        }
+        sc_arm(c, c->to.rcpt);
+    } else {
+        after_rcpts(c);
+    }
+}
+
+static void data_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    if (c->have_dmtp && !c->mail_failed && c->accepted > 0 && dmtp_reply_wants_msid(r->code)) {
+        send_msid(c);       /* -00: "don't send DATA, send MSID" */
+        return;
+    }
+    if (r->code != 354) {
+        if (!c->mail_failed)
+            apply_to_accepted(c, r, "DATA");
+        sc_txn_end(c, true);
+        return;
+    }
+    if (!c->mail_failed && c->accepted > 0) {
+        start_body(c);
+        return;
+    }
+    /* RFC 2920 §3.1: a server should have refused DATA here; an empty message
+       ends it without delivering anything to anyone. */
+    c->discard_data = true;
+    if (!sc_write_out(c, ".\r\n", 3)) {
+        sc_txn_end(c, false);
+        return;
+    }
+    c->state = SC_DOT;
+    sc_arm(c, c->to.data_final);
+}
+
+/* A reply in the middle of the data: the server gave up on the message. */
+static void body_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char flat[SMTP_CLIENT_REPLY_MAX];
+    int cls = r->code / 100;
+    if (cls == 4 || cls == 5) {
+        apply_to_accepted(c, r, "the message data");
+        sc_txn_end(c, false);
+    } else {
+        sc_txn_abort(c, "4.5.0 host %s replied in the middle of the message data: %s", c->label,
+                     sc_reply_flat(r, flat, sizeof flat));
+    }
+}
+
+void sc_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    switch (c->state) {
+    case SC_MAIL: mail_reply(c, r); return;
+    case SC_RCPT: rcpt_reply(c, r); return;
+    case SC_DATA: data_reply(c, r); return;
+    case SC_MSID: msid_reply(c, r); return;
+    case SC_BODY: body_reply(c, r); return;
+    case SC_DOT:
+        if (!c->discard_data)
+            apply_to_accepted(c, r, c->bdat ? "BDAT LAST" : "end of DATA");
+        c->need_rset = false;
+        sc_txn_end(c, true);
+        return;
+    default:
+        return;
+    }
+}
