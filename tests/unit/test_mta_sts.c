@@ -1,0 +1,245 @@
+/*
+ * test_mta_sts.c — delivery/tls_txt.h's _mta-sts record and selection rule, and
+ * delivery/mta_sts_policy.h's policy file parser and MX matching, on raw bytes.
+ */
+#include "delivery/mta_sts_policy.h"
+#include "delivery/tls_txt.h"
+#include "tests/unit/unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int txt(const char *rec, char *id)
+{
+    char err[128] = "";
+    return sts_txt_parse(rec, strlen(rec), id, err, sizeof err);
+}
+
+START_TEST(txt_valid)
+{
+    char id[STS_ID_MAX + 1];
+    ck_assert_int_eq(txt("v=STSv1; id=20160831085700Z;", id), 0);
+    ck_assert_str_eq(id, "20160831085700Z");
+    ck_assert_int_eq(txt("v=STSv1;id=abc", id), 0);
+    ck_assert_str_eq(id, "abc");
+    /* WSP around ';', an unknown extension, the id anywhere, the first id wins */
+    ck_assert_int_eq(txt("v=STSv1 ;\tfoo.bar=x:y ; id=A1 ; id=B2 ;  ", id), 0);
+    ck_assert_str_eq(id, "A1");
+    /* 32 characters is the most */
+    ck_assert_int_eq(txt("v=STSv1; id=0123456789abcdef0123456789ABCDEF", id), 0);
+    ck_assert_uint_eq(strlen(id), 32);
+}
+END_TEST
+
+START_TEST(txt_invalid)
+{
+    char id[STS_ID_MAX + 1] = "untouched";
+    const char *bad[] = {
+        "",
+        "v=STSv1",                          /* no field after the version */
+        "v=STSv1;",                         /* no id */
+        "v=STSv1; foo=bar",                 /* no id */
+        " v=STSv1; id=1",                   /* does not begin with the version */
+        "id=1; v=STSv1",
+        "v=STSv2; id=1",
+        "v=stsv1; id=1",                    /* %s: case-sensitive */
+        "v=STSv1; id=",                     /* empty id */
+        "v=STSv1; id=a-b",                  /* id is letters and digits */
+        "v=STSv1; id=0123456789abcdef0123456789ABCDEFG",  /* 33 */
+        "v=STSv1;; id=1",                   /* empty field */
+        "v=STSv1; id =1",                   /* space before '=' */
+        "v=STSv1; id=1; ext=a=b",           /* '=' in an extension value */
+        "v=STSv1; id=1; -ext=a",            /* name starts with '-' */
+        "v=STSv1; id=1; ext=a b",           /* SP in an extension value */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(txt(bad[i], id) == -1, "accepted: %s", bad[i]);
+    ck_assert_str_eq(id, "untouched");
+    /* a NUL inside the record (TXT strings may carry one) */
+    char err[128];
+    ck_assert_int_eq(sts_txt_parse("v=STSv1; id=1\0x", 15, id, err, sizeof err), -1);
+}
+END_TEST
+
+START_TEST(txt_select)
+{
+    const char *recs[] = { "v=spf1 -all", "v=STSv1; id=1", "v=STSv10; id=2", "v=STSv1" };
+    size_t lens[4];
+    for (int i = 0; i < 4; i++)
+        lens[i] = strlen(recs[i]);
+    ck_assert_int_eq(tls_txt_select(recs, lens, 3, "v=STSv1"), 1);
+    /* two records beginning with the version: no policy */
+    ck_assert_int_eq(tls_txt_select(recs, lens, 4, "v=STSv1"), -1);
+    ck_assert_int_eq(tls_txt_select(recs, lens, 1, "v=STSv1"), -1);
+    ck_assert_int_eq(tls_txt_select(recs, lens, 0, "v=STSv1"), -1);
+}
+END_TEST
+
+static const char *example =
+    "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\n"
+    "mx: backupmx.example.com\r\nmax_age: 604800\r\n";
+
+static int pol(const char *text, struct sts_policy *p, char *err, size_t errlen)
+{
+    return sts_policy_parse(text, strlen(text), p, err, errlen);
+}
+
+START_TEST(policy_example)
+{
+    struct sts_policy p;
+    char err[128] = "";
+    ck_assert_msg(pol(example, &p, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(p.mode, STS_MODE_ENFORCE);
+    ck_assert_uint_eq(p.max_age, 604800);
+    ck_assert_uint_eq(p.n_mx, 3);
+    ck_assert_str_eq(p.mx[0], "mail.example.com");
+    ck_assert_str_eq(p.mx[1], "*.example.net");
+    ck_assert_str_eq(p.mx[2], "backupmx.example.com");
+    ck_assert_str_eq(sts_mode_name(p.mode), "enforce");
+}
+END_TEST
+
+START_TEST(policy_lf_and_leniency)
+{
+    struct sts_policy p;
+    char err[128] = "";
+    /* LF lines, no final line end, WSP after the colon and at the line end, an
+       unknown key, repeated non-mx keys (the first wins), upper-case mx folded */
+    const char *t = "version:STSv1\nmode:\ttesting  \nfoo_bar.x: anything at all \xc3\xa9\n"
+                    "mode: enforce\nmx: MX1.Example.COM\n\nmax_age: 86400\nmax_age: 5";
+    ck_assert_msg(pol(t, &p, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(p.mode, STS_MODE_TESTING);
+    ck_assert_uint_eq(p.max_age, 86400);
+    ck_assert_uint_eq(p.n_mx, 1);
+    ck_assert_str_eq(p.mx[0], "mx1.example.com");
+    /* mode none needs no mx */
+    ck_assert_int_eq(pol("version: STSv1\nmode: none\nmax_age: 0\n", &p, err, sizeof err), 0);
+    ck_assert_int_eq(p.mode, STS_MODE_NONE);
+    ck_assert_uint_eq(p.max_age, 0);
+    /* max_age bounds: the RFC's maximum, above it clamped, ten digits the most */
+    ck_assert_int_eq(pol("version: STSv1\nmode: none\nmax_age: 31557600\n", &p, err, sizeof err), 0);
+    ck_assert_uint_eq(p.max_age, STS_MAX_AGE_MAX);
+    ck_assert_int_eq(pol("version: STSv1\nmode: none\nmax_age: 9999999999\n", &p, err, sizeof err), 0);
+    ck_assert_uint_eq(p.max_age, STS_MAX_AGE_MAX);
+    ck_assert_int_eq(pol("version: STSv1\nmode: none\nmax_age: 99999999999\n", &p, err, sizeof err), -1);
+}
+END_TEST
+
+START_TEST(policy_invalid)
+{
+    struct sts_policy p;
+    char err[128];
+    const char *bad[] = {
+        "",
+        "mode: enforce\nmx: a.example\nmax_age: 1\n",                       /* no version */
+        "version: STSv1\nmx: a.example\nmax_age: 1\n",                      /* no mode */
+        "version: STSv1\nmode: enforce\nmx: a.example\n",                   /* no max_age */
+        "version: STSv1\nmode: enforce\nmax_age: 1\n",                      /* enforce without mx */
+        "version: STSv1\nmode: testing\nmax_age: 1\n",                      /* testing without mx */
+        "version: STSv2\nmode: none\nmax_age: 1\n",
+        "version: STSv1\nmode: Enforce\nmx: a.example\nmax_age: 1\n",       /* %s: case-sensitive */
+        "version: STSv1\nmode: none\nmax_age: -1\n",
+        "version: STSv1\nmode: none\nmax_age: 1s\n",
+        "version: STSv1\nmode: none\nmax_age:\n",
+        "version: STSv1\nmode: none\nmax_age: 1\njunk line\n",              /* not key: value */
+        "version: STSv1\nmode: none\nmax_age: 1\n: value\n",                /* empty key */
+        "version: STSv1\nmode: none\nmax_age: 1\nbad key: v\n",
+        "version: STSv1\nmode: none\nmax_age: 1\nx: a\x01z\n",              /* a CTL */
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: *\n",
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: *.\n",
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: a.*.example\n",     /* wildcard only leftmost */
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: **.example.com\n",
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: mail.example.com.\n", /* final dot */
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: mail_1.example.com\n",
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: -a.example.com\n",
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: localhost\n",       /* one label */
+        "version: STSv1\nmode: enforce\nmax_age: 1\nmx: m\xc3\xa9.example\n", /* a U-label */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(pol(bad[i], &p, err, sizeof err) == -1, "accepted #%zu", i);
+    ck_assert_int_eq(pol("version: STSv1\nmode: none\nmax_age: 1\njunk line\n", &p, err, sizeof err), -1);
+    ck_assert_str_eq(err, "line 4 is not \"key: value\"");
+}
+END_TEST
+
+START_TEST(policy_limits)
+{
+    struct sts_policy p;
+    char err[128];
+    /* 64 KB is the limit: padding with an unknown key up to exactly it parses */
+    size_t max = STS_POLICY_MAX;
+    char *t = malloc(max + 2);
+    ck_assert_ptr_nonnull(t);
+    const char *head = "version: STSv1\nmode: none\nmax_age: 1\nx: ";
+    size_t hl = strlen(head);
+    memcpy(t, head, hl);
+    memset(t + hl, 'a', max - hl);
+    ck_assert_int_eq(sts_policy_parse(t, max, &p, err, sizeof err), 0);
+    t[max] = 'a';
+    ck_assert_int_eq(sts_policy_parse(t, max + 1, &p, err, sizeof err), -1);
+    free(t);
+    /* a 63-octet label is fine, 64 is not */
+    char line[400];
+    snprintf(line, sizeof line, "version: STSv1\nmode: enforce\nmax_age: 1\nmx: %.63s.example\n",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    ck_assert_int_eq(pol(line, &p, err, sizeof err), 0);
+    snprintf(line, sizeof line, "version: STSv1\nmode: enforce\nmax_age: 1\nmx: %.64s.example\n",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    ck_assert_int_eq(pol(line, &p, err, sizeof err), -1);
+    /* STS_MX_MAX patterns, not one more */
+    char many[STS_MX_MAX * 32 + 128];
+    size_t n = (size_t)snprintf(many, sizeof many, "version: STSv1\nmode: enforce\nmax_age: 1\n");
+    for (int i = 0; i < STS_MX_MAX; i++)
+        n += (size_t)snprintf(many + n, sizeof many - n, "mx: m%d.example\n", i);
+    ck_assert_int_eq(sts_policy_parse(many, n, &p, err, sizeof err), 0);
+    ck_assert_uint_eq(p.n_mx, STS_MX_MAX);
+    n += (size_t)snprintf(many + n, sizeof many - n, "mx: one-more.example\n");
+    ck_assert_int_eq(sts_policy_parse(many, n, &p, err, sizeof err), -1);
+}
+END_TEST
+
+START_TEST(mx_matching)
+{
+    ck_assert(sts_mx_pattern_match("mail.example.com", "mail.example.com"));
+    ck_assert(sts_mx_pattern_match("mail.example.com", "MAIL.Example.com."));
+    ck_assert(!sts_mx_pattern_match("mail.example.com", "mail.example.co"));
+    ck_assert(!sts_mx_pattern_match("mail.example.com", "xmail.example.com"));
+    ck_assert(!sts_mx_pattern_match("mail.example.com", "mail.example.com.evil"));
+    /* a wildcard stands for exactly one label */
+    ck_assert(sts_mx_pattern_match("*.example.net", "mx1.example.net"));
+    ck_assert(sts_mx_pattern_match("*.example.net", "MX1.EXAMPLE.NET."));
+    ck_assert(!sts_mx_pattern_match("*.example.net", "example.net"));
+    ck_assert(!sts_mx_pattern_match("*.example.net", "a.b.example.net"));
+    ck_assert(!sts_mx_pattern_match("*.example.net", ".example.net"));
+    ck_assert(!sts_mx_pattern_match("*.example.net", "mx1.badexample.net"));
+    ck_assert(!sts_mx_pattern_match("*.example.net", "mx1xexample.net"));
+    ck_assert(!sts_mx_pattern_match("*.example.net", ""));
+    ck_assert(!sts_mx_pattern_match("*.example.net", "."));
+    struct sts_policy p;
+    char err[128];
+    ck_assert_int_eq(pol(example, &p, err, sizeof err), 0);
+    ck_assert(sts_policy_mx_ok(&p, "backupmx.example.com"));
+    ck_assert(sts_policy_mx_ok(&p, "x.example.net"));
+    ck_assert(!sts_policy_mx_ok(&p, "evil.example.org"));
+    ck_assert(!sts_policy_mx_ok(&p, "a.mail.example.com"));
+}
+END_TEST
+
+static Suite *mta_sts_suite(void)
+{
+    Suite *s = suite_create("mta_sts");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, txt_valid);
+    tcase_add_test(tc, txt_invalid);
+    tcase_add_test(tc, txt_select);
+    tcase_add_test(tc, policy_example);
+    tcase_add_test(tc, policy_lf_and_leniency);
+    tcase_add_test(tc, policy_invalid);
+    tcase_add_test(tc, policy_limits);
+    tcase_add_test(tc, mx_matching);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+UNIT_MAIN(mta_sts_suite)
