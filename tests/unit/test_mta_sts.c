@@ -1,13 +1,17 @@
 /*
  * test_mta_sts.c — delivery/tls_txt.h's _mta-sts record and selection rule, and
- * delivery/mta_sts_policy.h's policy file parser and MX matching, on raw bytes.
+ * delivery/mta_sts_policy.h's policy file parser and MX matching, on raw bytes;
+ * delivery/sts_cache.h's decision, record format and Berkeley DB round trip.
  */
 #include "delivery/mta_sts_policy.h"
+#include "delivery/sts_cache.h"
+#include "lib/db.h"
 #include "delivery/tls_txt.h"
 #include "tests/unit/unit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static int txt(const char *rec, char *id)
@@ -226,6 +230,109 @@ START_TEST(mx_matching)
 }
 END_TEST
 
+
+static void cached(struct sts_cached *c, const char *id, long long fetched, long long max_age)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->fetched_at = fetched;
+    c->expires_at = fetched + max_age;
+}
+
+START_TEST(cache_plan)
+{
+    struct sts_cached c;
+    cached(&c, "A1", 1000, 400);
+    struct sts_plan p;
+    /* nothing cached: fetch when a TXT id exists, else no policy */
+    p = sts_cache_plan(NULL, "A1", 1000);
+    ck_assert_int_eq(p.action, STS_FETCH);
+    ck_assert(!p.fallback);
+    ck_assert_int_eq(sts_cache_plan(NULL, NULL, 1000).action, STS_NO_POLICY);
+    /* same id, fresh: use it, no refresh yet */
+    p = sts_cache_plan(&c, "A1", 1100);
+    ck_assert_int_eq(p.action, STS_USE_CACHED);
+    ck_assert(!p.refresh);
+    /* same id, less than a quarter of max_age left: use it and refresh */
+    p = sts_cache_plan(&c, "A1", 1301);
+    ck_assert_int_eq(p.action, STS_USE_CACHED);
+    ck_assert(p.refresh);
+    /* the TXT record vanished: the cached policy still applies, no refresh */
+    p = sts_cache_plan(&c, NULL, 1301);
+    ck_assert_int_eq(p.action, STS_USE_CACHED);
+    ck_assert(!p.refresh);
+    /* the id changed: fetch, the cached one is the fallback */
+    p = sts_cache_plan(&c, "B2", 1100);
+    ck_assert_int_eq(p.action, STS_FETCH);
+    ck_assert(p.fallback);
+    /* expired: fetch with no fallback, or no policy without a TXT record */
+    p = sts_cache_plan(&c, "A1", 1400);
+    ck_assert_int_eq(p.action, STS_FETCH);
+    ck_assert(!p.fallback);
+    ck_assert_int_eq(sts_cache_plan(&c, NULL, 1400).action, STS_NO_POLICY);
+}
+END_TEST
+
+START_TEST(cache_record)
+{
+    struct sts_policy p;
+    char err[128];
+    ck_assert_int_eq(pol(example, &p, err, sizeof err), 0);
+    size_t len;
+    char *v = sts_cache_encode("id7", 5000, &p, example, strlen(example), &len);
+    ck_assert_ptr_nonnull(v);
+    struct sts_cached c;
+    ck_assert_int_eq(sts_cache_decode(v, len, &c), 0);
+    ck_assert_str_eq(c.id, "id7");
+    ck_assert_int_eq(c.fetched_at, 5000);
+    ck_assert_int_eq(c.expires_at, 5000 + 604800);
+    ck_assert_uint_eq(c.policy.n_mx, 3);
+    ck_assert_str_eq(c.body, example);
+    sts_cached_free(&c);
+    /* damaged records are absent: cut short, wrong magic, bad number, bad body */
+    ck_assert_int_eq(sts_cache_decode(v, 10, &c), -1);
+    v[0] = 'X';
+    ck_assert_int_eq(sts_cache_decode(v, len, &c), -1);
+    free(v);
+    const char *bad[] = { "STS1\nid\n12x\n13\nversion: STSv1\nmode: none\nmax_age: 1\n",
+                          "STS1\nid\n13\n12\nversion: STSv1\nmode: none\nmax_age: 1\n",
+                          "STS1\n\n12\n13\nversion: STSv1\nmode: none\nmax_age: 1\n",
+                          "STS1\nid\n12\n13\nmode: none\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(sts_cache_decode(bad[i], strlen(bad[i]), &c) == -1, "accepted #%zu", i);
+}
+END_TEST
+
+START_TEST(cache_db)
+{
+    char dir[] = "/tmp/ferry-sts-cache-XXXXXX", err[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct fdb_env *env;
+    struct fdb *db;
+    ck_assert_msg(fdb_env_open(dir, &env, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(fdb_open(env, "mta_sts.db", &db, err, sizeof err) == 0, "%s", err);
+    struct sts_policy p;
+    ck_assert_int_eq(pol(example, &p, err, sizeof err), 0);
+    struct sts_cached c;
+    ck_assert_int_eq(sts_cache_get(db, "Example.COM.", &c), 1);
+    ck_assert_int_eq(sts_cache_put(db, "Example.COM.", "one", 100, &p, example, strlen(example)), 0);
+    ck_assert_int_eq(sts_cache_get(db, "example.com", &c), 0);
+    ck_assert_str_eq(c.id, "one");
+    sts_cached_free(&c);
+    /* a new id replaces the record */
+    ck_assert_int_eq(sts_cache_put(db, "example.com", "two", 200, &p, example, strlen(example)), 0);
+    ck_assert_int_eq(sts_cache_get(db, "example.com", &c), 0);
+    ck_assert_str_eq(c.id, "two");
+    ck_assert_int_eq(c.fetched_at, 200);
+    sts_cached_free(&c);
+    fdb_close(db);
+    fdb_env_close(env);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *mta_sts_suite(void)
 {
     Suite *s = suite_create("mta_sts");
@@ -238,6 +345,9 @@ static Suite *mta_sts_suite(void)
     tcase_add_test(tc, policy_invalid);
     tcase_add_test(tc, policy_limits);
     tcase_add_test(tc, mx_matching);
+    tcase_add_test(tc, cache_plan);
+    tcase_add_test(tc, cache_record);
+    tcase_add_test(tc, cache_db);
     suite_add_tcase(s, tc);
     return s;
 }
