@@ -1,6 +1,6 @@
 /*
  * test_tlsrpt.c — delivery/tls_txt.h's _smtp._tls record, delivery/tlsrpt_report.h's
- * JSON report, file name and Subject, and lib/gzip.h (inflated back with zlib).
+ * JSON report, file name and Subject, and lib/gzip.h's bounds.
  */
 #include "delivery/tls_txt.h"
 #include "delivery/tlsrpt_report.h"
@@ -11,7 +11,6 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 static int rpt(const char *rec, struct tlsrpt_record *r)
 {
@@ -182,18 +181,7 @@ START_TEST(gzip_roundtrip)
     ck_assert_int_eq((unsigned char)gz.data[1], 0x8b);
     ck_assert_uint_eq(gz.len, gz2.len);
     ck_assert(memcmp(gz.data, gz2.data, gz.len) == 0);
-    char out[256];
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    ck_assert_int_eq(inflateInit2(&z, 15 + 16), Z_OK);
-    z.next_in = (Bytef *)gz.data;
-    z.avail_in = (uInt)gz.len;
-    z.next_out = (Bytef *)out;
-    z.avail_out = sizeof out;
-    ck_assert_int_eq(inflate(&z, Z_FINISH), Z_STREAM_END);
-    ck_assert_uint_eq(z.total_out, strlen(text));
-    ck_assert(memcmp(out, text, strlen(text)) == 0);
-    inflateEnd(&z);
+    /* the round trip through zlib is test_dmarc_report's (dmarc_report_gzip is this) */
     /* over max_in, and into a full buffer */
     buf_reset(&gz);
     ck_assert_int_eq(gzip_compress(text, strlen(text), 4, &gz), -1);
