@@ -6,7 +6,8 @@ fetches and caches; the next uses the cache without an HTTPS request; a new TXT
 id makes it refetch; a failed fetch keeps the cached policy (and names
 sts-policy-fetch-error); near expiry a lookup refreshes in the background; no
 TXT record and nothing cached means no policy; a policy host with a certificate
-from an unknown CA is sts-webpki-invalid."""
+from an unknown CA is sts-webpki-invalid; a policy served as text/html is
+sts-policy-invalid."""
 import os
 import shutil
 import subprocess
@@ -41,6 +42,7 @@ class MtaStsDiscovery(unittest.TestCase):
         self.data = os.path.join(self.tmp, "data")
         os.makedirs(self.data)
         os.makedirs(os.path.join(self.tmp, "nginx"))
+        self.cert, self.key = cert, key
         self.www = NginxServer(os.path.join(self.tmp, "nginx"), ADDR, 443, cert, key)
         self.dns = None
         self.set_txt("v=STSv1; id=one")
@@ -130,6 +132,17 @@ class MtaStsDiscovery(unittest.TestCase):
         out = self.probe(T0, ca=self.other_ca)
         self.assertIn("applies=0 source=none", out)
         self.assertIn("failure=sts-webpki-invalid", out)
+
+    def test_not_text_plain(self):
+        # the same policy served as text/html is refused (RFC 8461 §3.2's media type check)
+        self.www.stop()
+        self.www = NginxServer(os.path.join(self.tmp, "nginx"), ADDR, 443, self.cert, self.key,
+                               "location = /.well-known/mta-sts.txt { types { } default_type text/html; }")
+        self.www.put(".well-known/mta-sts.txt", ENFORCE)
+        out = self.probe(T0)
+        self.assertIn("applies=0 source=none", out)
+        self.assertIn("failure=sts-policy-invalid detail=policy served as text/html", out)
+        self.assertEqual(self.gets(), 1)
 
 
 if __name__ == "__main__":
