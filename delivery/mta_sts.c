@@ -19,7 +19,7 @@ struct mta_sts {
     struct mta_sts_config cfg;
 };
 
-struct lookup {
+struct mta_sts_lookup {
     struct mta_sts *m;
     char domain[DNS_NAME_MAX + 1];
     char txt_id[STS_ID_MAX + 1];
@@ -62,14 +62,14 @@ void mta_sts_free(struct mta_sts *m)
     free(m);
 }
 
-static void lookup_free(struct lookup *l)
+static void lookup_free(struct mta_sts_lookup *l)
 {
     if (l->have_cached)
         sts_cached_free(&l->cached);
     free(l);
 }
 
-static void finish(struct lookup *l, struct mta_sts_result *r)
+static void finish(struct mta_sts_lookup *l, struct mta_sts_result *r)
 {
     if (l->cb)
         l->cb(l->arg, r);
@@ -77,7 +77,7 @@ static void finish(struct lookup *l, struct mta_sts_result *r)
 }
 
 /* The result from the cached policy (source CACHED or FALLBACK). */
-static void from_cache(struct lookup *l, struct mta_sts_result *r, enum mta_sts_source src)
+static void from_cache(struct mta_sts_lookup *l, struct mta_sts_result *r, enum mta_sts_source src)
 {
     r->source = src;
     r->policy = l->cached.policy;
@@ -85,7 +85,7 @@ static void from_cache(struct lookup *l, struct mta_sts_result *r, enum mta_sts_
     snprintf(r->id, sizeof r->id, "%s", l->cached.id);
 }
 
-static void fetch_failed(struct lookup *l, const char *type, const char *detail)
+static void fetch_failed(struct mta_sts_lookup *l, const char *type, const char *detail)
 {
     struct mta_sts_result r;
     memset(&r, 0, sizeof r);
@@ -105,7 +105,7 @@ static bool text_plain(const char *ct)
 
 static void on_fetched(void *arg, const struct https_result *hr)
 {
-    struct lookup *l = arg;
+    struct mta_sts_lookup *l = arg;
     char err[160];
     if (hr->status == HTTPS_TLS) {
         fetch_failed(l, "sts-webpki-invalid", hr->error);
@@ -134,7 +134,7 @@ static void on_fetched(void *arg, const struct https_result *hr)
     finish(l, &r);
 }
 
-static int start_fetch(struct lookup *l)
+static int start_fetch(struct mta_sts_lookup *l)
 {
     char url[DNS_NAME_MAX + 64];
     snprintf(url, sizeof url, "https://mta-sts.%s/.well-known/mta-sts.txt", l->domain);
@@ -168,7 +168,7 @@ static const char *txt_id(const struct dns_answer *a, char id[STS_ID_MAX + 1])
 
 static void on_txt(const struct dns_answer *a, void *arg)
 {
-    struct lookup *l = arg;
+    struct mta_sts_lookup *l = arg;
     const char *id = txt_id(a, l->txt_id);
     l->have_cached = sts_cache_get(l->m->cache, l->domain, &l->cached) == 0;
     struct sts_plan p = sts_cache_plan(l->have_cached ? &l->cached : NULL, id, l->now);
@@ -194,16 +194,23 @@ static void on_txt(const struct dns_answer *a, void *arg)
     }
 }
 
-int mta_sts_lookup(struct mta_sts *m, const char *domain, long long now, mta_sts_cb cb, void *arg)
+void mta_sts_cancel(struct mta_sts_lookup *l)
+{
+    l->cb = NULL;
+}
+
+struct mta_sts_lookup *mta_sts_lookup(struct mta_sts *m, const char *domain, long long now, mta_sts_cb cb,
+                                      void *arg)
 {
     size_t n = strlen(domain);
     if (n > 0 && domain[n - 1] == '.')
         n--;
-    if (n == 0 || n > DNS_NAME_MAX - 9 || memchr(domain, '/', n) || memchr(domain, ':', n))
-        return -1;
-    struct lookup *l = calloc(1, sizeof *l);
+    if (n == 0 || n > DNS_NAME_MAX - 9 || memchr(domain, '/', n) || memchr(domain, ':', n) ||
+        domain[0] == '[')
+        return NULL;
+    struct mta_sts_lookup *l = calloc(1, sizeof *l);
     if (!l)
-        return -1;
+        return NULL;
     l->m = m;
     for (size_t i = 0; i < n; i++)
         l->domain[i] = (char)((domain[i] >= 'A' && domain[i] <= 'Z') ? domain[i] + 32 : domain[i]);
@@ -214,7 +221,7 @@ int mta_sts_lookup(struct mta_sts *m, const char *domain, long long now, mta_sts
     snprintf(qname, sizeof qname, "_mta-sts.%s", l->domain);
     if (!dns_lookup(m->dns, qname, DNS_T_TXT, on_txt, l)) {
         free(l);
-        return -1;
+        return NULL;
     }
-    return 0;
+    return l;
 }

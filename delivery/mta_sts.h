@@ -12,7 +12,9 @@
  * (sts-policy-fetch-error, sts-policy-invalid, sts-webpki-invalid), and a live
  * cached policy then still applies (source FALLBACK). A background refresh (the
  * cached policy near its expiry) runs after the callback and only updates the
- * cache. A DNS failure on the TXT record counts as no record.
+ * cache. A DNS failure on the TXT record counts as no record. Lookups still in
+ * flight when the loop stops are dropped with it (freeing m first is the caller's
+ * promise that no callback of the loop runs again).
  *
  * test_policy_addr (tests only, never in a sample config) makes every policy
  * host resolve to that address, the port staying 443 as the RFC requires.
@@ -52,11 +54,17 @@ struct mta_sts;
 
 struct mta_sts *mta_sts_new(struct dns_client *dns, struct https_fetcher *https, struct fdb *cache,
                             const struct mta_sts_config *cfg);
-/* Cancels nothing in flight: free it only after the loop stopped. */
 void mta_sts_free(struct mta_sts *m);
 
-/* 0 started; -1 out of memory or a bad domain. now: UTC seconds. */
-int mta_sts_lookup(struct mta_sts *m, const char *domain, long long now, mta_sts_cb cb, void *arg);
+struct mta_sts_lookup;
+
+/* NULL when out of memory or the domain is bad (no callback then). now: UTC
+   seconds. */
+struct mta_sts_lookup *mta_sts_lookup(struct mta_sts *m, const char *domain, long long now, mta_sts_cb cb,
+                                      void *arg);
+/* The callback will not run; what is in flight finishes quietly (it may still
+   update the cache). */
+void mta_sts_cancel(struct mta_sts_lookup *l);
 
 const char *mta_sts_source_name(enum mta_sts_source s);
 

@@ -1,11 +1,14 @@
 /* outbound — see outbound.h. */
 #include "queue/outbound.h"
 #include "delivery/dane.h"
+#include "delivery/mta_sts.h"
 #include "delivery/mx.h"
 #include "delivery/tls_client.h"
 #include "delivery/tls_policy.h"
 #include "lib/buf.h"
+#include "lib/db.h"
 #include "lib/dns.h"
+#include "lib/https_fetch.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 
@@ -34,6 +37,9 @@ struct ob_dest {
 };
 
 struct ob_session {
+    struct mta_sts_lookup *sts_lookup;
+    struct mta_sts_result sts;              /* sts.applies: a policy for this domain */
+    bool sts_verify;                        /* enforce: PKIX for the MX name, or DANE */
     struct outbound *o;
     struct ob_dest *d;
     struct outbound_job *job;
@@ -76,6 +82,10 @@ struct outbound {
     struct ob_dest *buckets[DEST_BUCKETS];
     struct ob_session *sessions;
     const struct smtp_dmtp_hooks *dmtp;     /* NULL: never DMTP */
+    struct https_fetcher *https;            /* MTA-STS: all NULL when off */
+    struct fdb_env *env;
+    struct fdb *sts_db;
+    struct mta_sts *sts;
 };
 
 static int64_t now_ms(void)
@@ -248,7 +258,7 @@ static const char *nexthop_for(const struct ob_session *s, size_t target)
     if (s->level[target] == TLS_LEVEL_DANE)
         return s->route.mx_secure ? s->d->name : NULL;
     if (s->level[target] == TLS_LEVEL_VERIFY)
-        return s->requiretls ? NULL : s->d->name;
+        return s->requiretls || s->sts_verify ? NULL : s->d->name;
     return NULL;
 }
 
@@ -272,6 +282,10 @@ static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char 
     tls_client_outcome(ssl, s->level[target], s->level[target] == TLS_LEVEL_DANE, &out);
     *verified = out.verified;
     tls_outcome_format(&out, desc, descsz);
+    if (s->sts.applies) {
+        size_t n = strlen(desc);
+        snprintf(desc + n, descsz - n, " mta-sts=%s", sts_mode_name(s->sts.policy.mode));
+    }
     return out.acceptable;
 }
 
@@ -296,6 +310,10 @@ static void plan_tls(struct ob_session *s)
             continue;
         }
         s->level[i] = tls_level_effective(s->configured, s->requiretls, s->tlsa[i]);
+        /* MTA-STS enforce: a certificate valid for the MX name, unless DANE
+           authenticates this host (DANE takes precedence, RFC 8461 §2) */
+        if (s->sts_verify && s->level[i] != TLS_LEVEL_DANE)
+            s->level[i] = TLS_LEVEL_VERIFY;
         s->modes[i] = mode_of(s->level[i]);
         if (s->o->relay && cfg->relayhost_tls == RELAYHOST_TLS_IMPLICIT)
             s->modes[i] = SMTP_TLS_IMPLICIT;
@@ -311,6 +329,8 @@ static void session_free(struct ob_session *s)
     struct outbound *o = s->o;
     if (s->lookup)
         mx_cancel(s->lookup);
+    if (s->sts_lookup)
+        mta_sts_cancel(s->sts_lookup);
     for (size_t k = 0; k < s->nhosts; k++)
         if (s->hosts[k].l)
             dane_cancel(s->hosts[k].l);
@@ -481,6 +501,43 @@ static void on_tlsa(const struct dane_result *r, void *arg)
         routed(s);
 }
 
+/* The MTA-STS step, before TLSA lookups: in enforce mode only the MX hosts the
+   policy names stay, and TLS must verify (plan_tls); testing mode logs what
+   enforce would have refused and delivers as usual. A per-domain entry in the
+   TLS policy table overrides the policy. false: the job was answered (deferred). */
+static bool sts_filter(struct ob_session *s)
+{
+    struct outbound *o = s->o;
+    if (!s->sts.applies || s->configured != tls_policy_default(o->policy))
+        return true;
+    const char *qid = s->job->env->id;
+    size_t kept = 0;
+    for (size_t i = 0; i < s->route.ntargets; i++) {
+        const char *host = s->route.targets[i].host;
+        if (sts_policy_mx_ok(&s->sts.policy, host))
+            s->route.targets[kept++] = s->route.targets[i];
+        else
+            log_msg(LOG_LVL_INFO, qid, "mta-sts: %s: MX host %s is not in the %s policy (id %s)%s", s->d->name, host,
+                    sts_mode_name(s->sts.policy.mode), s->sts.id,
+                    s->sts.policy.mode == STS_MODE_ENFORCE ? ", skipped" : "");
+    }
+    if (s->sts.policy.mode != STS_MODE_ENFORCE)
+        return true;
+    s->route.ntargets = kept;
+    s->sts_verify = true;
+    if (kept > 0)
+        return true;
+    struct delivery_status st;
+    delivery_set(&st, DELIVERY_DEFER, "4.7.5 no MX host of %s matches its MTA-STS policy (mode enforce, id %s)",
+                 s->d->name, s->sts.id);
+    struct outbound_job *j = s->job;
+    s->job = NULL;
+    job_answer(o, s->d, j, &st, NULL, NULL);
+    dest_answer_all(s->d, &st);
+    session_end(s);
+    return false;
+}
+
 static void on_route(const struct mx_route *route, void *arg)
 {
     struct ob_session *s = arg;
@@ -514,6 +571,8 @@ static void on_route(const struct mx_route *route, void *arg)
             return;
         }
     }
+    if (!o->relay && !sts_filter(s))
+        return;
     bool want_dane = s->configured == TLS_LEVEL_DANE || s->requiretls;
     if (want_dane) {
         /* One lookup per host name whose addresses are DNSSEC-validated; the
@@ -556,6 +615,9 @@ static void on_route(const struct mx_route *route, void *arg)
     routed(s);
 }
 
+static void on_sts(void *arg, const struct mta_sts_result *r);
+static void start_mx(struct ob_session *s);
+
 static void session_start(struct ob_dest *d, struct outbound_job *j)
 {
     struct outbound *o = d->o;
@@ -575,6 +637,33 @@ static void session_start(struct ob_dest *d, struct outbound_job *j)
     o->sessions = s;
     d->active++;
     o->active++;
+    if (o->sts && !o->relay) {
+        s->sts_lookup = mta_sts_lookup(o->sts, d->name, (long long)time(NULL), on_sts, s);
+        if (s->sts_lookup)
+            return;
+    }
+    start_mx(s);
+}
+
+static void on_sts(void *arg, const struct mta_sts_result *r)
+{
+    struct ob_session *s = arg;
+    s->sts_lookup = NULL;
+    s->sts = *r;
+    if (r->failure)
+        log_msg(LOG_LVL_INFO, s->job->env->id, "mta-sts: %s: %s: %s%s", s->d->name, r->failure, r->detail,
+                r->source == MTA_STS_FALLBACK ? " (the cached policy applies)" : "");
+    if (r->applies)
+        log_msg(LOG_LVL_INFO, s->job->env->id, "mta-sts: %s: policy mode=%s id=%s source=%s", s->d->name,
+                sts_mode_name(r->policy.mode), r->id, mta_sts_source_name(r->source));
+    start_mx(s);
+}
+
+static void start_mx(struct ob_session *s)
+{
+    struct outbound *o = s->o;
+    struct ob_dest *d = s->d;
+    struct outbound_job *j = s->job;
     struct mx_config mc = {(enum mx_family)o->cfg->smtp_address_family, (uint16_t)o->cfg->smtp_port,
                            o->cfg->hostname, false};
     char name[300];
@@ -638,6 +727,16 @@ static int parse_source(const char *text, struct sockaddr_storage *sa, socklen_t
     return 0;
 }
 
+static void sts_free(struct outbound *o)
+{
+    mta_sts_free(o->sts);
+    https_fetcher_free(o->https);
+    if (o->sts_db)
+        fdb_close(o->sts_db);
+    if (o->env)
+        fdb_env_close(o->env);
+}
+
 struct outbound *outbound_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
                               const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
                               size_t errsz)
@@ -676,9 +775,23 @@ struct outbound *outbound_new(struct event_base *base, const struct ferry_config
     }
     if (cfg->smtp_tls_policy[0] && tls_policy_load(o->policy, cfg->smtp_tls_policy, err, errsz) < 0)
         goto fail;
+    if (cfg->mta_sts && !o->relay) {
+        struct mta_sts_config sc = {cfg->smtp_tls_ca_file[0] ? cfg->smtp_tls_ca_file : NULL, 0,
+                                    cfg->mta_sts_test_policy_addr[0] ? cfg->mta_sts_test_policy_addr : NULL};
+        if (fdb_env_open(cfg->data_dir, &o->env, err, errsz) < 0 || fdb_open(o->env, "mta_sts.db", &o->sts_db, err,
+                                                                              errsz) < 0)
+            goto fail;
+        o->https = https_fetcher_new(base);
+        o->sts = o->https ? mta_sts_new(dns, o->https, o->sts_db, &sc) : NULL;
+        if (!o->sts) {
+            snprintf(err, errsz, "out of memory starting MTA-STS");
+            goto fail;
+        }
+    }
     ERR_clear_error();
     return o;
 fail:
+    sts_free(o);
     if (o->ctx)
         SSL_CTX_free(o->ctx);
     tls_policy_free(o->policy);
@@ -729,6 +842,7 @@ void outbound_free(struct outbound *o)
             d = n;
         }
     }
+    sts_free(o);
     SSL_CTX_free(o->ctx);
     tls_policy_free(o->policy);
     OPENSSL_cleanse(&o->creds, sizeof o->creds);

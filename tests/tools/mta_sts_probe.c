@@ -74,7 +74,7 @@ int main(int argc, char **argv)
     struct dns_client *dns = dns_client_new(base, &dc);
     struct https_fetcher *https = https_fetcher_new(base);
     struct mta_sts *m = mta_sts_new(dns, https, db, &cfg);
-    if (!m || mta_sts_lookup(m, argv[i], now, done, argv[i]) < 0)
+    if (!m || !mta_sts_lookup(m, argv[i], now, done, argv[i]))
         return 1;
     while (!answered)
         event_base_loop(base, EVLOOP_ONCE);
