@@ -31,8 +31,7 @@ int main(int argc, char **argv)
     static struct tlsrpt_policy pol[MAXP];
     static struct tlsrpt_failure fail[MAXP][MAXF];
     static const char *strs[MAXP][MAXS], *mx[MAXP][MAXS];
-    struct tlsrpt_report r;
-    memset(&r, 0, sizeof r);
+    static struct tlsrpt_report r;  /* static: what it points to stays reachable */
     r.policies = pol;
     char line[2048];
     while (fgets(line, sizeof line, stdin)) {
@@ -81,6 +80,7 @@ int main(int argc, char **argv)
     char err[256];
     if (tlsrpt_report_json(&r, &json, err, sizeof err) < 0) {
         fprintf(stderr, "refused: %s\n", err);
+        buf_free(&json);
         return 1;
     }
     if (argc > 1 && !strcmp(argv[1], "--gzip")) {
@@ -90,5 +90,7 @@ int main(int argc, char **argv)
     } else {
         fwrite(json.data, 1, json.len, stdout);
     }
+    buf_free(&json);
+    buf_free(&gz);
     return 0;
 }
