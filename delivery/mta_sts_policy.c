@@ -1,5 +1,6 @@
 /* mta_sts_policy — the MTA-STS policy file and MX matching; see mta_sts_policy.h. */
 #include "delivery/mta_sts_policy.h"
+#include "lib/buf.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -199,4 +200,21 @@ bool sts_policy_mx_ok(const struct sts_policy *p, const char *host)
         if (sts_mx_pattern_match(p->mx[i], host))
             return true;
     return false;
+}
+
+int sts_policy_format(enum sts_mode mode, unsigned long max_age, const char *const *mx, size_t n, struct buf *out)
+{
+    if (max_age > STS_MAX_AGE_MAX || (n == 0 && mode != STS_MODE_NONE) || n > STS_MX_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t off = (mx[i][0] == '*' && mx[i][1] == '.') ? 2 : 0;
+        if (!ldh_name_ok(mx[i] + off, strlen(mx[i] + off)))
+            return -1;
+    }
+    if (buf_printf(out, "version: STSv1\r\nmode: %s\r\n", sts_mode_name(mode)) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (buf_printf(out, "mx: %s\r\n", mx[i]) < 0)
+            return -1;
+    return buf_printf(out, "max_age: %lu\r\n", max_age) < 0 ? -1 : 0;
 }

@@ -42,6 +42,12 @@ struct sts_policy {
 /* 0 ok; -1 invalid (err says why, out unspecified). */
 int sts_policy_parse(const char *text, size_t len, struct sts_policy *out, char *err, size_t errlen);
 
+/* The policy file for mode, max_age and the n patterns mx (CRLF lines, in
+   §3.2's order), appended to out. -1 when a pattern is not one the parser would
+   accept, max_age is above STS_MAX_AGE_MAX, or out is full. */
+struct buf;
+int sts_policy_format(enum sts_mode mode, unsigned long max_age, const char *const *mx, size_t n, struct buf *out);
+
 /* "enforce", "testing", "none". */
 const char *sts_mode_name(enum sts_mode m);
 

@@ -5,6 +5,7 @@
  */
 #include "delivery/mta_sts_policy.h"
 #include "delivery/sts_cache.h"
+#include "lib/buf.h"
 #include "lib/db.h"
 #include "delivery/tls_txt.h"
 #include "tests/unit/unit.h"
@@ -333,6 +334,29 @@ START_TEST(cache_db)
 }
 END_TEST
 
+START_TEST(policy_format)
+{
+    const char *mx[] = { "mx1.example.com", "*.example.net" };
+    struct buf b;
+    buf_init(&b, STS_POLICY_MAX);
+    ck_assert_int_eq(sts_policy_format(STS_MODE_ENFORCE, 86400, mx, 2, &b), 0);
+    ck_assert_str_eq(b.data, "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.example.net\r\n"
+                             "max_age: 86400\r\n");
+    /* what it writes, the parser reads back the same */
+    struct sts_policy p;
+    char err[128];
+    ck_assert_int_eq(sts_policy_parse(b.data, b.len, &p, err, sizeof err), 0);
+    ck_assert_int_eq(p.mode, STS_MODE_ENFORCE);
+    ck_assert_uint_eq(p.n_mx, 2);
+    ck_assert_str_eq(p.mx[1], "*.example.net");
+    const char *bad[] = { "mx_1.example.com" };
+    ck_assert_int_eq(sts_policy_format(STS_MODE_TESTING, 1, bad, 1, &b), -1);
+    ck_assert_int_eq(sts_policy_format(STS_MODE_TESTING, STS_MAX_AGE_MAX + 1, mx, 1, &b), -1);
+    ck_assert_int_eq(sts_policy_format(STS_MODE_ENFORCE, 1, mx, 0, &b), -1);
+    buf_free(&b);
+}
+END_TEST
+
 static Suite *mta_sts_suite(void)
 {
     Suite *s = suite_create("mta_sts");
@@ -345,6 +369,7 @@ static Suite *mta_sts_suite(void)
     tcase_add_test(tc, policy_invalid);
     tcase_add_test(tc, policy_limits);
     tcase_add_test(tc, mx_matching);
+    tcase_add_test(tc, policy_format);
     tcase_add_test(tc, cache_plan);
     tcase_add_test(tc, cache_record);
     tcase_add_test(tc, cache_db);
