@@ -15,7 +15,7 @@
 
 SRC_DIRS := lib smtpd queue delivery auth pull ctl
 
-PKGS := libevent libevent_openssl openssl ldns zlib libidn2 libxml-2.0 libzip
+PKGS := libevent libevent_openssl openssl ldns zlib libidn2 libxml-2.0 libzip json-c libcurl
 
 ifeq ($(SAN),1)
 BUILD    ?= build-san

@@ -1,12 +1,12 @@
 /* dmarc_report_mail — see dmarc_report_mail.h. */
 #include "auth/dmarc_report_mail.h"
 #include "lib/addr.h"
+#include "lib/gzip.h"
 #include "lib/mail_date.h"
 #include "lib/mime.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 #define XML_MAX (256u << 20)        /* uncompressed report, before gzip */
 
@@ -82,30 +82,7 @@ int dmarc_rua_parse(const char *uri, struct dmarc_rua *out, const char **why)
 
 int dmarc_report_gzip(const void *data, size_t len, struct buf *out)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    /* windowBits 15 + 16: a gzip wrapper with a zero time stamp, so output is stable */
-    if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
-    z.next_in = (Bytef *)data;
-    z.avail_in = (uInt)len;
-    if (len > XML_MAX) {
-        deflateEnd(&z);
-        return -1;
-    }
-    unsigned char chunk[16384];
-    int r;
-    do {
-        z.next_out = chunk;
-        z.avail_out = sizeof chunk;
-        r = deflate(&z, Z_FINISH);
-        if (r == Z_STREAM_ERROR || buf_append(out, chunk, sizeof chunk - z.avail_out) < 0) {
-            deflateEnd(&z);
-            return -1;
-        }
-    } while (r != Z_STREAM_END);
-    deflateEnd(&z);
-    return 0;
+    return gzip_compress(data, len, XML_MAX, out);
 }
 
 void dmarc_report_filename(const struct dmarc_report_sender *s, const struct dmarc_agg_report *r, char *out,

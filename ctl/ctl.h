@@ -42,6 +42,10 @@ int ctl_open_env(const struct ferry_config *cfg, struct fdb_env **env);
 /* `ferryctl pull ...`: DMTP lists and pending notices (see ctl_pull.c). */
 int ctl_pull(const struct ferry_config *cfg, int argc, char **argv);
 
+/* `ferryctl mta-sts policy ...`: the policy file and DNS records a domain
+   publishes for MTA-STS and TLS-RPT (ctl_mta_sts.c). */
+int ctl_mta_sts(const struct dns_config *dns, int argc, char **argv);
+
 /* `ferryctl map build [--type aliases|virtual] FILE`: FILE.db for local delivery. */
 int ctl_map(int argc, char **argv);
 

@@ -14,6 +14,7 @@
  *     dmp check --ip IP --sender ADDR [--helo NAME]   DMP (draft-fecyk-dmp-02)
  *     dmarc check --ip IP --helo NAME --sender ADDR < msg   SPF, DKIM and DMARC (RFC 9989)
  *     dmp record --domain D --ip A [--ip B]...        DMP TXT records to publish
+ *     mta-sts policy --domain D [--mode M] [--max-age N]  MTA-STS policy and DNS records
  *     map build [--type aliases|virtual] FILE         compile FILE into FILE.db
  *     dmarc import [FILE]     store the aggregate report(s) of a message or report file
  *     dmarc summary [--domain D] [--days N] [--json]  who sends as our domains
@@ -46,6 +47,7 @@ static void usage(void)
             "  spf check --ip IP --helo NAME --sender ADDR [--identity mailfrom|helo] [--receiver NAME]\n"
             "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
             "  dmp record --domain D --ip A [--ip B]...\n"
+            "  mta-sts policy --domain D [--mode enforce|testing] [--max-age N]\n"
             "  dmarc check --ip IP --helo NAME --sender ADDR < msg\n"
             "  dmarc import [FILE] | summary [--domain D] [--days N] [--json] | report [--dry-run] [--domain D]\n"
             "  map build [--type aliases|virtual] FILE\n"
@@ -81,7 +83,8 @@ int main(int argc, char **argv)
     /* The config is needed for the spool; DNS, DKIM, SPF, DMP and DMARC checks run without one. */
     bool dmarc_check = !strcmp(argv[i], "dmarc") && i + 1 < argc && !strcmp(argv[i + 1], "check");
     bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "spf") &&
-                       strcmp(argv[i], "dmp") && !dmarc_check && strcmp(argv[i], "map");
+                       strcmp(argv[i], "dmp") && !dmarc_check && strcmp(argv[i], "map") &&
+                       strcmp(argv[i], "mta-sts");
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
             fprintf(stderr, "ferryctl: %s\n", err);
@@ -123,6 +126,8 @@ int main(int argc, char **argv)
         rc = ctl_dmarc(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "pull"))
         rc = ctl_pull(&cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "mta-sts"))
+        rc = ctl_mta_sts(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "map"))
         rc = ctl_map(argc - i - 1, argv + i + 1);
     else {

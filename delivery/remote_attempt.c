@@ -1,10 +1,14 @@
 /* remote_attempt — see remote_attempt.h. */
 #include "delivery/remote_attempt.h"
 #include "delivery/dane.h"
+#include "delivery/mta_sts.h"
 #include "delivery/mx.h"
 #include "delivery/tls_client.h"
 #include "delivery/tls_policy.h"
 #include "lib/buf.h"
+#include "lib/db.h"
+#include "lib/https_fetch.h"
+#include "lib/log.h"
 #include "lib/netaddr.h"
 
 #include <errno.h>
@@ -14,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct remote_ctx {
     struct event_base *base;
@@ -29,6 +34,10 @@ struct remote_ctx {
     struct sockaddr_storage src4, src6;
     socklen_t src4_len, src6_len;
     const struct smtp_dmtp_hooks *dmtp;     /* NULL: never DMTP */
+    struct https_fetcher *https;            /* MTA-STS: all NULL when off */
+    struct fdb_env *env;
+    struct fdb *sts_db;
+    struct mta_sts *sts;
 };
 
 /* The plan's steps, in order. Each step either moves on at once or starts a
@@ -37,6 +46,7 @@ struct remote_ctx {
 enum ra_step {
     RA_MX,          /* waiting for the MX lookup (on_route) */
     RA_POLICY,      /* the configured TLS level; REQUIRETLS's DNSSEC rule */
+    RA_STS,         /* the MTA-STS policy (on_sts), then its MX filter */
     RA_TLSA,        /* DANE lookups, waiting for them all (on_tlsa) */
     RA_SESSION      /* the SMTP client runs; done once per transaction */
 };
@@ -49,6 +59,9 @@ struct remote_attempt {
     remote_attempt_done done;
     void *arg;
     struct mx_lookup *lookup;
+    struct mta_sts_lookup *sts_lookup;
+    struct mta_sts_result sts;          /* sts.applies: a policy for this domain */
+    bool sts_verify;                    /* enforce: PKIX for the MX name, or DANE */
     struct smtp_client *client;
     struct mx_route route;
     bool requiretls;            /* the first message's: decides the session's TLS */
@@ -73,6 +86,7 @@ struct remote_attempt {
 };
 
 static void advance(struct remote_attempt *a);
+static void on_sts(void *arg, const struct mta_sts_result *r);
 
 /* ---- results made here ---- */
 
@@ -106,6 +120,8 @@ static void attempt_free(struct remote_attempt *a)
 {
     if (a->lookup)
         mx_cancel(a->lookup);
+    if (a->sts_lookup)
+        mta_sts_cancel(a->sts_lookup);
     for (size_t k = 0; k < a->nhosts; k++)
         if (a->hosts[k].l)
             dane_cancel(a->hosts[k].l);
@@ -142,7 +158,7 @@ static const char *nexthop_for(const struct remote_attempt *a, size_t target)
     if (a->level[target] == TLS_LEVEL_DANE)
         return a->route.mx_secure ? a->dest : NULL;
     if (a->level[target] == TLS_LEVEL_VERIFY)
-        return a->requiretls ? NULL : a->dest;
+        return a->requiretls || a->sts_verify ? NULL : a->dest;
     return NULL;
 }
 
@@ -166,6 +182,10 @@ static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char 
     tls_client_outcome(ssl, a->level[target], a->level[target] == TLS_LEVEL_DANE, &out);
     *verified = out.verified;
     tls_outcome_format(&out, desc, descsz);
+    if (a->sts.applies) {
+        size_t n = strlen(desc);
+        snprintf(desc + n, descsz - n, " mta-sts=%s", sts_mode_name(a->sts.policy.mode));
+    }
     return out.acceptable;
 }
 
@@ -190,6 +210,10 @@ static void plan_tls(struct remote_attempt *a)
             continue;
         }
         a->level[i] = tls_level_effective(a->configured, a->requiretls, a->tlsa[i]);
+        /* MTA-STS enforce: a certificate valid for the MX name, unless DANE
+           authenticates this host (DANE takes precedence, RFC 8461 §2) */
+        if (a->sts_verify && a->level[i] != TLS_LEVEL_DANE)
+            a->level[i] = TLS_LEVEL_VERIFY;
         a->modes[i] = mode_of(a->level[i]);
         if (a->x->relay && cfg->relayhost_tls == RELAYHOST_TLS_IMPLICIT)
             a->modes[i] = SMTP_TLS_IMPLICIT;
@@ -233,6 +257,66 @@ static bool choose_policy(struct remote_attempt *a)
         return false;
     }
     return true;
+}
+
+/* RA_STS: the MTA-STS lookup for the domain; true when it was started (on_sts
+   moves on). Not through a relay host, nor when MTA-STS is off. */
+static bool start_sts(struct remote_attempt *a)
+{
+    if (!a->x->sts || a->x->relay)
+        return false;
+    a->sts_lookup = mta_sts_lookup(a->x->sts, a->dest, (long long)time(NULL), on_sts, a);
+    return a->sts_lookup != NULL;
+}
+
+/* After the lookup: in enforce mode only the MX hosts the policy names stay,
+   and TLS must verify (plan_tls); testing mode logs what enforce would have
+   refused and delivers as usual. A per-domain entry in the TLS policy table
+   overrides the policy. false: the plan ended here (no MX host left). */
+static bool sts_filter(struct remote_attempt *a)
+{
+    if (!a->sts.applies || a->configured != tls_policy_default(a->x->policy))
+        return true;
+    const char *qid = a->txn.env->id;
+    size_t kept = 0;
+    for (size_t i = 0; i < a->route.ntargets; i++) {
+        const char *host = a->route.targets[i].host;
+        if (sts_policy_mx_ok(&a->sts.policy, host))
+            a->route.targets[kept++] = a->route.targets[i];
+        else
+            log_msg(LOG_LVL_INFO, qid, "mta-sts: %s: MX host %s is not in the %s policy (id %s)%s", a->dest, host,
+                    sts_mode_name(a->sts.policy.mode), a->sts.id,
+                    a->sts.policy.mode == STS_MODE_ENFORCE ? ", skipped" : "");
+    }
+    if (a->sts.policy.mode != STS_MODE_ENFORCE)
+        return true;
+    a->route.ntargets = kept;
+    a->sts_verify = true;
+    if (kept > 0)
+        return true;
+    struct delivery_status st;
+    delivery_set(&st, DELIVERY_DEFER, "4.7.5 no MX host of %s matches its MTA-STS policy (mode enforce, id %s)",
+                 a->dest, a->sts.id);
+    finish_plan(a, &st, true);
+    return false;
+}
+
+static void on_sts(void *arg, const struct mta_sts_result *r)
+{
+    struct remote_attempt *a = arg;
+    a->sts_lookup = NULL;
+    a->sts = *r;
+    const char *qid = a->txn.env->id;
+    if (r->failure)
+        log_msg(LOG_LVL_INFO, qid, "mta-sts: %s: %s: %s%s", a->dest, r->failure, r->detail,
+                r->source == MTA_STS_FALLBACK ? " (the cached policy applies)" : "");
+    if (r->applies)
+        log_msg(LOG_LVL_INFO, qid, "mta-sts: %s: policy mode=%s id=%s source=%s", a->dest,
+                sts_mode_name(r->policy.mode), r->id, mta_sts_source_name(r->source));
+    if (!sts_filter(a))
+        return;
+    a->step = RA_TLSA;
+    advance(a);
 }
 
 static void on_tlsa(const struct dane_result *r, void *arg)
@@ -404,13 +488,13 @@ static void advance(struct remote_attempt *a)
         case RA_POLICY:
             if (!choose_policy(a))
                 return;
-            /* A new policy step goes here, between the configured level and
-               the TLSA lookups: an MTA-STS lookup (RFC 8461) would fetch the
-               domain's policy (asynchronously, like TLSA: start it, return,
-               and come back from its callback), raise the level to VERIFY for
-               the MX names it lists, drop the targets it does not list, and
-               let a REQUIRETLS message accept an MX it validates (RFC 8689
-               §4.2.1) in choose_policy's place. */
+            a->step = RA_STS;
+            break;
+        case RA_STS:
+            /* Not yet: a REQUIRETLS message accepting an MX the policy
+               validates (RFC 8689 §4.2.1) in choose_policy's place. */
+            if (start_sts(a))
+                return;
             a->step = RA_TLSA;
             break;
         case RA_TLSA:
@@ -505,6 +589,34 @@ static int parse_source(const char *text, struct sockaddr_storage *sa, socklen_t
     return 0;
 }
 
+/* MTA-STS's policy cache (data_dir/mta_sts.db), HTTPS client and discovery. */
+static int sts_open(struct remote_ctx *x, char *err, size_t errsz)
+{
+    const struct ferry_config *cfg = x->cfg;
+    struct mta_sts_config sc = {cfg->smtp_tls_ca_file[0] ? cfg->smtp_tls_ca_file : NULL, 0,
+                                cfg->mta_sts_test_policy_addr[0] ? cfg->mta_sts_test_policy_addr : NULL};
+    if (fdb_env_open(cfg->data_dir, &x->env, err, errsz) < 0 || fdb_open(x->env, "mta_sts.db", &x->sts_db, err,
+                                                                          errsz) < 0)
+        return -1;
+    x->https = https_fetcher_new(x->base);
+    x->sts = x->https ? mta_sts_new(x->dns, x->https, x->sts_db, &sc) : NULL;
+    if (!x->sts) {
+        snprintf(err, errsz, "out of memory starting MTA-STS");
+        return -1;
+    }
+    return 0;
+}
+
+static void sts_close(struct remote_ctx *x)
+{
+    mta_sts_free(x->sts);
+    https_fetcher_free(x->https);
+    if (x->sts_db)
+        fdb_close(x->sts_db);
+    if (x->env)
+        fdb_env_close(x->env);
+}
+
 struct remote_ctx *remote_ctx_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
                                   const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
                                   size_t errsz)
@@ -543,9 +655,12 @@ struct remote_ctx *remote_ctx_new(struct event_base *base, const struct ferry_co
     }
     if (cfg->smtp_tls_policy[0] && tls_policy_load(x->policy, cfg->smtp_tls_policy, err, errsz) < 0)
         goto fail;
+    if (cfg->mta_sts && !x->relay && sts_open(x, err, errsz) < 0)
+        goto fail;
     ERR_clear_error();
     return x;
 fail:
+    sts_close(x);
     if (x->ctx)
         SSL_CTX_free(x->ctx);
     tls_policy_free(x->policy);
@@ -559,6 +674,7 @@ void remote_ctx_free(struct remote_ctx *x)
     if (!x)
         return;
     smtp_client_cancel_all();       /* those still closing after their last message */
+    sts_close(x);
     SSL_CTX_free(x->ctx);
     tls_policy_free(x->policy);
     OPENSSL_cleanse(&x->creds, sizeof x->creds);

@@ -10,6 +10,11 @@
  *   POLICY  the configured TLS level (delivery/tls_policy.h) for the domain, or
  *           VERIFY for a relay host the table does not name; a REQUIRETLS
  *           message needs a DNSSEC-validated MX (RFC 8689 §4.2.1);
+ *   STS     the MTA-STS policy (delivery/mta_sts.h; off with mta_sts = no, never
+ *           for a relay host): enforce keeps only the MX hosts it names (none
+ *           left: 4.7.5, dest_down) and requires PKIX for the MX name where
+ *           DANE does not authenticate; testing only logs; a TLS policy table
+ *           entry for the domain overrides it;
  *   TLSA    DANE lookups (delivery/dane.h), one per MX host with validated
  *           addresses, when the level is DANE or the message is REQUIRETLS;
  *           a host whose lookup failed is skipped (RFC 7672 §2.2);

@@ -98,6 +98,8 @@ struct ferry_config {
     int smtp_tls_level;          /* enum tls_level (delivery/tls_policy.h) */
     char smtp_tls_policy[PATH_MAX];
     char smtp_tls_ca_file[PATH_MAX];
+    bool mta_sts;                /* discover and apply MTA-STS policies (RFC 8461) */
+    char mta_sts_test_policy_addr[64];   /* tests only: where every mta-sts.DOMAIN is */
     unsigned long long smtp_dest_concurrency;
     unsigned long long smtp_total_concurrency;
     unsigned long long smtp_dest_rate;           /* messages per second per destination; 0: no limit */

@@ -6,6 +6,7 @@ set -e
 PKGS="build-essential pkg-config clang libssl-dev libevent-dev libldns-dev libdb5.3-dev
 zlib1g-dev libidn2-dev libxml2-dev libxml2-utils libzip-dev check python3 nsd ldnsutils swaks openssl
 python3-spf python3-dnspython python3-dkim python3-nacl opendkim opendkim-tools libopendmarc-dev
+libjson-c-dev libcurl4-openssl-dev nginx-light python3-jsonschema
 libnet-ssleay-perl unbound datefudge
 postfix libsasl2-modules dovecot-core dovecot-lmtpd passwd util-linux
 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libevent-2.1-7 libpam0g libcrypt1"
