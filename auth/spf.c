@@ -141,6 +141,30 @@ static bool domain_ok(const char *d)
     return labels >= 2;
 }
 
+/* A mechanism's <target-name> after expansion: can it be a DNS query at all? Labels
+   of 1..63 octets, 253 in all, no control octets. Unlike domain_ok, one label is
+   enough, and any other octet ('%', a space, '\\') is a label octet the query
+   carries as it is (§4.8: the expansion is not escaped further). */
+static bool target_ok(const char *d)
+{
+    size_t len = strlen(d), run_len = 0;
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char ch = (unsigned char)d[i];
+        if (i == len || ch == '.') {
+            if (run_len == 0 || run_len > 63)
+                return false;
+            run_len = 0;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            return false;
+        } else {
+            run_len++;
+        }
+    }
+    return true;
+}
+
 static void callback(const struct dns_answer *a, void *arg);
 
 static void lookup(struct spf_check *c, enum spf_state st, const char *name, uint16_t type)
@@ -378,8 +402,15 @@ static bool expand_target(struct spf_check *c, const char *spec, const char *wha
     if (c->ptr_known)
         choose_validated(c);
     char err[256];
-    if (spf_macro_expand(spec, strlen(spec), SPF_MACRO_DOMAIN, &c->vars, c->target, sizeof c->target, err,
-                         sizeof err) < 0) {
+    int rc = spf_macro_expand(spec, strlen(spec), SPF_MACRO_DOMAIN, &c->vars, c->target, sizeof c->target, err,
+                              sizeof err);
+    if (rc == -2) {
+        /* §4.8, §5: a name that cannot be queried does not exist (the caller's
+           target_ok or fetch_record sees the empty name) */
+        c->target[0] = '\0';
+        return true;
+    }
+    if (rc < 0) {
         finishf(c, SPF_PERMERROR, "%s: %s", what, err);
         return false;
     }
@@ -393,6 +424,12 @@ static void mech_start(struct spf_check *c, const struct spf_term *t)
         return;
     if (!count_term(c, t->text) || !expand_target(c, t->domain_spec, t->text))
         return;
+    if ((t->mech == SPF_M_A || t->mech == SPF_M_MX || t->mech == SPF_M_EXISTS) && !target_ok(c->target)) {
+        /* RFC 7208 §4.3, §4.8, §5: not a DNS name, so no such domain: no match
+           (and no DNS query, so no void lookup either) */
+        mech_done(c, false);
+        return;
+    }
     switch (t->mech) {
     case SPF_M_A:
         lookup(c, ST_A, c->target, addr_type(c));
