@@ -45,6 +45,10 @@ EXCEPTIONS = {
                                            "report: checked as text",
     ("dkim", "opensmtpd", "out"): "OpenSMTPD 6.8.0p2 has no DKIM verifier: verified by Ferry's own verifier "
                                   "on the copy OpenSMTPD delivered",
+    ("dkim", "opensmtpd", "in"): "OpenSMTPD 6.8.0p2 cannot sign with DKIM: Ferry's verdict on its mail is "
+                                 "dkim=none",
+    ("oversize", "opensmtpd", "in"): "OpenSMTPD 6.8.0p2 has one max-message-size for every listener (1M here, "
+                                     "for the out cell), below Ferry's 2M: it refuses the message at submission",
 }
 
 _state = {}
@@ -79,14 +83,18 @@ def setUpModule():
         "ferry.test": zone("ferry.test", f"@ IN MX 10 mx\nmx IN A {FERRY_ADDR}\n"
                                          f"ferry1._domainkey IN TXT {txt(ferry_txt)}\n"),
         "exim.test": zone("exim.test", f"@ IN MX 10 mx\nmx IN A {PEER_ADDR['exim']}\n"
-                                       f"exim1._domainkey IN TXT {txt(exim.dkim_txt)}\n"),
-        "opensmtpd.test": zone("opensmtpd.test", f"@ IN MX 10 mx\nmx IN A {PEER_ADDR['opensmtpd']}\n"),
+                                       f"exim1._domainkey IN TXT {txt(exim.dkim_txt)}\n"
+                                       f"@ IN TXT \"v=spf1 ip4:{PEER_ADDR['exim']} -all\"\n"
+                                       "_dmarc IN TXT \"v=DMARC1; p=none\"\n"),
+        "opensmtpd.test": zone("opensmtpd.test", f"@ IN MX 10 mx\nmx IN A {PEER_ADDR['opensmtpd']}\n"
+                                                 f"@ IN TXT \"v=spf1 ip4:{PEER_ADDR['opensmtpd']} -all\"\n"
+                                                 "_dmarc IN TXT \"v=DMARC1; p=none\"\n"),
     }
     _state["dns"] = DnsServer(zones, address=DNS_ADDR, port=53).start()
     f = Ferry(extra=f"hostname = mx.ferry.test\nlisten = smtp {FERRY_ADDR}:25\nresolver = {DNS_ADDR}:53\n"
                     f"smtp_source_ipv4 = {FERRY_ADDR}\ntls_cert = {fcert}\ntls_key = {fkey}\n"
                     f"dkim_key_dir = {keydir}\nmessage_size_limit = 2M\nretry_min = 1h\nretry_max = 2h\n"
-                    f"smtp_tls_ca_file = {ca}\n",
+                    f"smtp_tls_ca_file = {ca}\nspf_check = yes\ndmarc_check = yes\n",
               domains="ferry.test", local_recipients="known", relay_networks="127.0.0.1/32")
     os.chmod(f.dir, 0o755)
     os.makedirs(f.maildir, exist_ok=True)
@@ -453,6 +461,53 @@ class Interop(unittest.TestCase, metaclass=InteropMeta):
         r = subprocess.run([FERRYCTL, "--resolver", f"{DNS_ADDR}:53", "dkim", "verify"], input=data,
                            capture_output=True)
         self.assertRegex(r.stdout.decode(), r"^dkim=pass header\.d=ferry\.test")
+
+    @cell("dkim", "in")
+    def _dkim_in(self, peer):
+        s = self.uniq("dkim-in")
+        self.via_peer(peer, ["bob@ferry.test"], msg(s, "bob@ferry.test", frm=f"sender@{peer.domain}"))
+        data = self.ferry_message("bob", s)
+        head = data.split(b"\n\n", 1)[0].decode("utf-8", "replace")
+        ar = re.search(r"^Authentication-Results: mx\.ferry\.test;(.*(?:\n\s.*)*)", head, re.M)
+        self.assertTrue(ar, head)
+        if peer.name == "exim":
+            self.assertIn("DKIM-Signature:", head)
+            self.assertRegex(ar.group(1), r"dkim=pass header\.d=exim\.test header\.s=exim1")
+        else:
+            self.assertNotIn("DKIM-Signature:", head)       # EXCEPTIONS: it cannot sign
+            self.assertRegex(ar.group(1), r"dkim=none")
+
+    @cell("spf-dmarc", "in")
+    def _spf_dmarc_in(self, peer):
+        """The test's DNS publishes each peer's address as its domain's only SPF sender
+        and a DMARC record; Ferry's verdicts are in the Authentication-Results it adds."""
+        s = self.uniq("spf-in")
+        self.via_peer(peer, ["carol@ferry.test"], msg(s, "carol@ferry.test", frm=f"sender@{peer.domain}"))
+        data = self.ferry_message("carol", s)
+        head = data.split(b"\n\n", 1)[0].decode("utf-8", "replace")
+        ar = re.search(r"^Authentication-Results: mx\.ferry\.test;(.*(?:\n\s.*)*)", head, re.M)
+        self.assertTrue(ar, head)
+        self.assertRegex(ar.group(1), rf"spf=pass smtp\.mailfrom=sender@{peer.domain}")
+        self.assertRegex(ar.group(1), rf"dmarc=pass (\(p=none[^)]*\) )?header\.from={peer.domain}")
+
+    @cell("oversize", "in")
+    def _big_in(self, peer):
+        s = self.uniq("big-in")
+        body = ("y" * 76 + "\r\n") * 32000      # 2.5 MB: above Ferry's 2 MB
+        data = msg(s, "bob@ferry.test", frm=f"sender@{peer.domain}", body=body)
+        if peer.name == "opensmtpd":
+            with self.assertRaises(smtplib.SMTPException) as e:   # EXCEPTIONS: its own 1M limit
+                self.via_peer(peer, ["bob@ferry.test"], data)
+            self.assertIn("5.3.4", str(e.exception))
+            return
+        self.via_peer(peer, ["bob@ferry.test"], data)
+        # The bounce returns the headers, so it carries the subject.
+        bounce = self.peer_message(peer, f"sender@{peer.domain}", s, timeout=40)
+        per_msg, r = self.report(bounce)
+        self.assertEqual(r[0]["action"], "failed")
+        self.assertTrue(r[0]["status"].startswith("5."), r[0])
+        self.assertIn("bob@ferry.test", r[0]["final-recipient"])
+        self.assertFalse(any(s.encode() in open(p, "rb").read() for p in self.ferry.mailbox_files("bob")))
 
 
 if __name__ == "__main__":
