@@ -122,48 +122,34 @@ void spf_check_cancel(struct spf_check *c)
 
 static struct frame *top(struct spf_check *c) { return &c->frames[c->depth - 1]; }
 
-/* §4.3: labels of 1..63 octets, at least two of them, total within 253. */
-static bool domain_ok(const char *d)
+/* How many labels d has if it can be a DNS query at all (labels of 1..63 octets, 253
+   in all, no control octets), else 0. Any other octet ('%', a space, '\\') is a label
+   octet the query carries as it is (§4.8: the expansion is not escaped further). */
+static size_t query_labels(const char *d)
 {
     size_t len = strlen(d), labels = 0, run_len = 0;
     if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || d[i] == '.') {
-            if (run_len == 0 || run_len > 63)
-                return false;
-            labels++;
-            run_len = 0;
-        } else {
-            run_len++;
-        }
-    }
-    return labels >= 2;
-}
-
-/* A mechanism's <target-name> after expansion: can it be a DNS query at all? Labels
-   of 1..63 octets, 253 in all, no control octets. Unlike domain_ok, one label is
-   enough, and any other octet ('%', a space, '\\') is a label octet the query
-   carries as it is (§4.8: the expansion is not escaped further). */
-static bool target_ok(const char *d)
-{
-    size_t len = strlen(d), run_len = 0;
-    if (len == 0 || len > 253)
-        return false;
+        return 0;
     for (size_t i = 0; i <= len; i++) {
         unsigned char ch = (unsigned char)d[i];
         if (i == len || ch == '.') {
             if (run_len == 0 || run_len > 63)
-                return false;
+                return 0;
+            labels++;
             run_len = 0;
         } else if (ch < 0x20 || ch == 0x7f) {
-            return false;
+            return 0;
         } else {
             run_len++;
         }
     }
-    return true;
+    return labels;
 }
+
+/* §4.3: a <domain> (the checked one, an include or redirect target) has two labels
+   at least; a mechanism's <target-name> may have one. */
+static bool domain_ok(const char *d) { return query_labels(d) >= 2; }
+static bool target_ok(const char *d) { return query_labels(d) >= 1; }
 
 static void callback(const struct dns_answer *a, void *arg);
 
