@@ -122,24 +122,34 @@ void spf_check_cancel(struct spf_check *c)
 
 static struct frame *top(struct spf_check *c) { return &c->frames[c->depth - 1]; }
 
-/* §4.3: labels of 1..63 octets, at least two of them, total within 253. */
-static bool domain_ok(const char *d)
+/* How many labels d has if it can be a DNS query at all (labels of 1..63 octets, 253
+   in all, no control octets), else 0. Any other octet ('%', a space, '\\') is a label
+   octet the query carries as it is (§4.8: the expansion is not escaped further). */
+static size_t query_labels(const char *d)
 {
     size_t len = strlen(d), labels = 0, run_len = 0;
     if (len == 0 || len > 253)
-        return false;
+        return 0;
     for (size_t i = 0; i <= len; i++) {
-        if (i == len || d[i] == '.') {
+        unsigned char ch = (unsigned char)d[i];
+        if (i == len || ch == '.') {
             if (run_len == 0 || run_len > 63)
-                return false;
+                return 0;
             labels++;
             run_len = 0;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            return 0;
         } else {
             run_len++;
         }
     }
-    return labels >= 2;
+    return labels;
 }
+
+/* §4.3: a <domain> (the checked one, an include or redirect target) has two labels
+   at least; a mechanism's <target-name> may have one. */
+static bool domain_ok(const char *d) { return query_labels(d) >= 2; }
+static bool target_ok(const char *d) { return query_labels(d) >= 1; }
 
 static void callback(const struct dns_answer *a, void *arg);
 
@@ -378,8 +388,15 @@ static bool expand_target(struct spf_check *c, const char *spec, const char *wha
     if (c->ptr_known)
         choose_validated(c);
     char err[256];
-    if (spf_macro_expand(spec, strlen(spec), SPF_MACRO_DOMAIN, &c->vars, c->target, sizeof c->target, err,
-                         sizeof err) < 0) {
+    int rc = spf_macro_expand(spec, strlen(spec), SPF_MACRO_DOMAIN, &c->vars, c->target, sizeof c->target, err,
+                              sizeof err);
+    if (rc == -2) {
+        /* §4.8, §5: a name that cannot be queried does not exist (the caller's
+           target_ok or fetch_record sees the empty name) */
+        c->target[0] = '\0';
+        return true;
+    }
+    if (rc < 0) {
         finishf(c, SPF_PERMERROR, "%s: %s", what, err);
         return false;
     }
@@ -393,6 +410,12 @@ static void mech_start(struct spf_check *c, const struct spf_term *t)
         return;
     if (!count_term(c, t->text) || !expand_target(c, t->domain_spec, t->text))
         return;
+    if ((t->mech == SPF_M_A || t->mech == SPF_M_MX || t->mech == SPF_M_EXISTS) && !target_ok(c->target)) {
+        /* RFC 7208 §4.3, §4.8, §5: not a DNS name, so no such domain: no match
+           (and no DNS query, so no void lookup either) */
+        mech_done(c, false);
+        return;
+    }
     switch (t->mech) {
     case SPF_M_A:
         lookup(c, ST_A, c->target, addr_type(c));

@@ -275,7 +275,7 @@ int spf_macro_expand(const char *s, size_t len, enum spf_macro_ctx ctx, const st
     }
     if (o.overflow) {
         snprintf(err, errsz, "the expansion of \"%.*s\" is too long", (int)(len > 80 ? 80 : len), s);
-        return -1;
+        return ctx == SPF_MACRO_DOMAIN ? -2 : -1;
     }
     const char *res = tmp;
     size_t rl = o.n;
@@ -288,7 +288,7 @@ int spf_macro_expand(const char *s, size_t len, enum spf_macro_ctx ctx, const st
             if (!dot) {
                 snprintf(err, errsz, "the expansion of \"%.*s\" is a label longer than a domain name",
                          (int)(len > 80 ? 80 : len), s);
-                return -1;
+                return -2;
             }
             rl -= (size_t)(dot + 1 - res);
             res = dot + 1;

@@ -41,7 +41,10 @@ int  spf_macro_check(const char *s, size_t len, enum spf_macro_ctx ctx, char *er
 /* True when the string has a %{p} (or %{P}) macro. */
 bool spf_macro_uses_p(const char *s, size_t len);
 /* Expand into out (NUL-terminated). 0 ok, -1 syntax error or result too long (reason
-   in err). Domain context applies the 253-octet rule and drops a trailing dot. */
+   in err). Domain context applies the 253-octet rule and drops a trailing dot; there
+   a result that can be no DNS name (one label longer than 253 octets, or an expansion
+   past SPF_EXPANSION_MAX) is -2, which the caller treats as a name that does not
+   exist (RFC 7208 §4.8), not as an error in the record. */
 int  spf_macro_expand(const char *s, size_t len, enum spf_macro_ctx ctx, const struct spf_macro_vars *v,
                       char *out, size_t outsz, char *err, size_t errsz);
 

@@ -116,9 +116,11 @@ int dns_normalize_name(const char *name, char *out, size_t outsz)
             label = 0;
             continue;
         }
-        /* Any octet but the escape character is fine in a DNS label (SPF macros
-           and DMP names build odd ones); '\\' would be read by ldns as an escape. */
-        if (c == '\\' || c <= ' ' || c == 0x7f)
+        /* Any printable octet is fine in a DNS label (SPF macros and DMP names
+           build odd ones: '%', a space, '\\'); dname_rdf escapes them for ldns.
+           Control octets are refused: no valid input produces them, and the
+           names go into logs. */
+        if (c < ' ' || c == 0x7f)
             return -1;
         if (++label > 63)
             return -1;
@@ -129,12 +131,29 @@ int dns_normalize_name(const char *name, char *out, size_t outsz)
     return 0;
 }
 
+/* The ldns name for a normalized name: ldns reads presentation format, so every
+   octet it could take for syntax (a space, '\\', quotes, parentheses, ';', '@', '$')
+   goes in as \DDD. */
+static ldns_rdf *dname_rdf(const char *fq)
+{
+    char esc[4 * (DNS_NAME_MAX + 2) + 1];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)fq; *p && o + 5 < sizeof esc; p++) {
+        if (*p == '.' || (*p > ' ' && *p < 0x7f && !strchr("\\\"();@$", *p)))
+            esc[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(esc + o, sizeof esc - o, "\\%03u", *p);
+    }
+    esc[o] = '\0';
+    return ldns_dname_new_frm_str(esc);
+}
+
 int dns_build_query(const char *name, uint16_t type, uint16_t id, bool dnssec_ok, uint8_t *out, size_t outsz)
 {
     char fq[DNS_NAME_MAX + 2];
     if (dns_normalize_name(name, fq, sizeof fq) < 0)
         return -1;
-    ldns_rdf *dname = ldns_dname_new_frm_str(fq);
+    ldns_rdf *dname = dname_rdf(fq);
     if (!dname)
         return -1;
     ldns_pkt *pkt = ldns_pkt_query_new(dname, (ldns_rr_type)type, LDNS_RR_CLASS_IN, LDNS_RD);
@@ -329,7 +348,7 @@ int dns_parse_packet(const uint8_t *pkt_data, size_t len, const char *qname, uin
     ldns_pkt *pkt = NULL;
     if (ldns_wire2pkt(&pkt, pkt_data, len) != LDNS_STATUS_OK)
         return -1;
-    ldns_rdf *want = ldns_dname_new_frm_str(fq);
+    ldns_rdf *want = dname_rdf(fq);
     int rc = -1;
     ldns_rr_list *q = ldns_pkt_question(pkt);
     if (!want || !ldns_pkt_qr(pkt) || ldns_pkt_id(pkt) != id || !q || ldns_rr_list_rr_count(q) != 1)

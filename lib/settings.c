@@ -331,6 +331,7 @@ static const struct conf_setting schema[] = {
       .def = "accept", .choices = dkim_l_choices },
     { .key = "authserv_id", .type = CONF_STRING, .offset = offsetof(struct ferry_config, authserv_id),
       .size = 256, .def = "", .check = check_domain_or_empty },
+    S("strict_envelopes", CONF_BOOL, strict_envelopes, "no"),
     S("spf_check", CONF_BOOL, spf_check, "yes"),
     { .key = "spf_fail_action", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, spf_fail_action),
       .def = "reject", .choices = spf_fail_choices },

@@ -120,6 +120,7 @@ struct ferry_config {
     unsigned long long dkim_max_signatures;
     int dkim_body_length;        /* l= leaving body octets unsigned: 0 accept (flagged), 1 policy */
     char authserv_id[256];       /* derived: the hostname when not set */
+    bool strict_envelopes;       /* refuse MAIL FROM:a@b without angle brackets (501) */
     bool spf_check;
     int spf_fail_action;         /* enum spf_action */
     int spf_permerror_action;    /* enum spf_action (reject or accept) */

@@ -260,12 +260,12 @@ static int recover_spool(const struct ferry_config *cfg, char *err, size_t errle
     return 0;
 }
 
+/* The default follows spool_dir, as the control socket and the queue lock do, so
+   several instances on one machine need nothing but their own config file. */
 static const char *pid_file_path(const struct ferry_config *cfg, char *buf, size_t sz)
 {
     if (cfg->pid_file[0])
         return cfg->pid_file;
-    if (geteuid() == 0)
-        return "/run/ferryd.pid";
     snprintf(buf, sz, "%s/ferryd.pid", cfg->spool_dir);
     return buf;
 }

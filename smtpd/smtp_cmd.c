@@ -110,6 +110,42 @@ static bool mentions_smtputf8(const char *p)
     return false;
 }
 
+/*
+ * A path written without angle brackets ("MAIL FROM:user@domain"), as printers,
+ * cron scripts and old devices send it. The address is the text up to the first
+ * space; everything after is parameters, parsed as usual. To keep the reading
+ * unambiguous, the bare form takes only a plain Mailbox: no quoted local part
+ * (it could hold a space and so end elsewhere), no "<", ">" (half a Path), no
+ * source route, no null path (bare "MAIL FROM:" is empty, not "<>"). It is then
+ * judged by the same Path grammar, so nothing is accepted bare that would be
+ * refused in brackets. The session decides whether to accept it (strict_envelopes).
+ */
+static int parse_bare_path(struct smtp_cmd *cmd, char *p, bool is_mail, bool utf8_ok, const char *bad,
+                           struct smtp_error *err)
+{
+    size_t n = strcspn(p, " ");
+    if (n == 0)
+        return fail(err, 501, bad, is_mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
+    if (memchr(p, '<', n) || memchr(p, '>', n) || memchr(p, '"', n) || p[0] == '@')
+        return fail(err, 501, bad, "Put this address in angle brackets");
+    if (n > ADDR_PATH_MAX)
+        return fail(err, 501, bad, "Address too long");
+    char *after = p + n;
+    bool utf8 = is_mail ? mentions_smtputf8(after) : utf8_ok;
+    char path[ADDR_PATH_MAX + 3];
+    path[0] = '<';
+    memcpy(path + 1, p, n);
+    path[n + 1] = '>';
+    size_t used = 0;
+    bool is_null = false;
+    const char *why = NULL;
+    if (addr_parse_path(path, n + 2, utf8, false, !is_mail, &used, &is_null, &cmd->path, &why) < 0 ||
+        used != n + 2)
+        return fail(err, 501, bad, why ? why : "Syntax error in the address");
+    cmd->bare_path = true;
+    return parse_params(cmd, after, utf8, err);
+}
+
 static int parse_path_cmd(struct smtp_cmd *cmd, char *rest, const char *prefix, bool is_mail, bool utf8_ok,
                           struct smtp_error *err)
 {
@@ -120,6 +156,8 @@ static int parse_path_cmd(struct smtp_cmd *cmd, char *rest, const char *prefix, 
     while (*p == ' ')        /* tolerated: "MAIL FROM: <a@b>" */
         p++;
     const char *bad = is_mail ? "5.1.7" : "5.1.3";
+    if (*p != '<')
+        return parse_bare_path(cmd, p, is_mail, utf8_ok, bad, err);
     size_t len = strlen(p), used = 0;
     /* The path ends at the first '>' outside quotes; the parameters after it decide
        whether UTF-8 is allowed in a MAIL path, so look at them first. */

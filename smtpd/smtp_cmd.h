@@ -10,7 +10,10 @@
  * (SIZE=, BODY=, NOTIFY=…): smtp_params.c does.
  *
  * Tolerances, chosen and documented in RFC-NOTES.md: spaces between "FROM:"/"TO:"
- * and the "<" are accepted; any other deviation is a syntax error.
+ * and the path are accepted; a path without angle brackets (a plain Mailbox up to
+ * the first space, no quotes, no source route) is parsed and flagged bare_path, for
+ * the session to accept with a logged note or refuse (strict_envelopes); any other
+ * deviation is a syntax error.
  * On error, err holds the reply: code, enhanced status code, text.
  */
 #ifndef FERRY_SMTP_CMD_H
@@ -42,6 +45,7 @@ struct smtp_cmd {
                                        "" when absent */
     struct mailbox path;            /* MAIL/RCPT */
     bool null_path;                 /* MAIL FROM:<> */
+    bool bare_path;                 /* MAIL FROM:a@b, RCPT TO:a@b (no angle brackets) */
     struct smtp_param params[SMTP_MAX_PARAMS];
     size_t nparams;
 };

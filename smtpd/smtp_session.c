@@ -606,6 +606,17 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
     }
     s->cmd_junk = smtp_limits_junk_verb(cmd->verb);
     const struct ferry_config *cfg = s->srv->cfg;
+    if (cmd->bare_path) {
+        bool mail = cmd->verb == SMTP_VERB_MAIL;
+        if (cfg->strict_envelopes) {
+            reply(s, "501 %s Syntax: %s (angle brackets required)", mail ? "5.1.7" : "5.1.3",
+                  mail ? "MAIL FROM:<address>" : "RCPT TO:<address>");
+            free(cmd);
+            return;
+        }
+        log_info("session %s: note: %s without angle brackets accepted from [%s] (strict_envelopes = no)", s->id,
+                 mail ? "MAIL FROM" : "RCPT TO", s->peer_ip);
+    }
     switch (cmd->verb) {
     case SMTP_VERB_EHLO:
     case SMTP_VERB_HELO:

@@ -4,6 +4,7 @@
 #include "smtpd/smtp_cmd.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,5 +46,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (cmd.null_path && cmd.verb != SMTP_VERB_MAIL)
         abort();
+    /* A bare path is a plain Mailbox: never null, never quoted (quotes could hide the
+       space that ends it), and the same address in brackets parses the same. */
+    if (cmd.bare_path) {
+        if ((cmd.verb != SMTP_VERB_MAIL && cmd.verb != SMTP_VERB_RCPT) || cmd.null_path || cmd.path.quoted)
+            abort();
+        char text[ADDR_PATH_MAX + 1], again[ADDR_PATH_MAX + 3];
+        if (addr_format(&cmd.path, text, sizeof text) < 0)
+            abort();
+        int n = snprintf(again, sizeof again, "<%s>", text);
+        struct mailbox m;
+        size_t used = 0;
+        bool is_null = false;
+        const char *why = NULL;
+        if (n < 0 || (size_t)n >= sizeof again ||
+            addr_parse_path(again, (size_t)n, true, false, true, &used, &is_null, &m, &why) < 0 ||
+            used != (size_t)n || strcmp(m.local, cmd.path.local) != 0 || strcmp(m.domain, cmd.path.domain) != 0)
+            abort();
+    }
     return 0;
 }

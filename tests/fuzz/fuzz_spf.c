@@ -29,6 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (e == 0 && !ok)
             abort();        /* expansion must not accept what the syntax check refuses */
+        /* "no such name" (-2) is only for a well-formed domain-spec */
+        if (e == -2 && (ctx != SPF_MACRO_DOMAIN || !ok))
+            abort();
+        if (e < -2 || e > 0)
+            abort();
     }
     return 0;
 }

@@ -268,6 +268,36 @@ class MailPath(unittest.TestCase):
         self.assertEqual(s.cmd("MAIL FROM:<jörg@example.org>")[1][0][:9], "501 5.1.7")
         s.close()
 
+    def test_envelope_without_angle_brackets(self):
+        """What printers and cron scripts send: accepted, delivered, and noted in the log."""
+        s = self.session()
+        s.cmd("EHLO c.example")
+        self.assertEqual(s.cmd("MAIL FROM:scanner@example.org SIZE=100")[0], 250)
+        self.assertEqual(s.cmd("RCPT TO: bare@localhost")[0], 250)
+        self.assertEqual(s.cmd('RCPT TO:"q r"@localhost')[1][0][:9], "501 5.1.3")   # ambiguous: refused
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        s.send("Subject: scan\r\n\r\npage 1\r\n.\r\n")
+        self.assertEqual(s.reply()[0], 250)
+        s.close()
+        files = self.f.wait_mail("bare")
+        self.assertTrue(files, self.f.read_log())
+        self.assertTrue(open(files[-1], "rb").read().startswith(b"Return-Path: <scanner@example.org>\n"))
+        log = self.f.read_log()
+        self.assertIn("note: MAIL FROM without angle brackets accepted", log)
+        self.assertIn("note: RCPT TO without angle brackets accepted", log)
+
+
+class StrictEnvelopes(unittest.TestCase):
+    def test_strict_envelopes_refuses_bare_paths(self):
+        with Ferry(extra="strict_envelopes = yes") as f:
+            s = SmtpLines(f.port)
+            s.cmd("EHLO c.example")
+            self.assertEqual(s.cmd("MAIL FROM:a@example.org")[1][0][:9], "501 5.1.7")
+            self.assertEqual(s.cmd("MAIL FROM: <a@example.org>")[0], 250)
+            self.assertEqual(s.cmd("RCPT TO:alice@localhost")[1][0][:9], "501 5.1.3")
+            self.assertEqual(s.cmd("RCPT TO:<alice@localhost>")[0], 250)
+            s.close()
+
 
 class KnownRecipients(unittest.TestCase):
     def test_unknown_user_rejected(self):

@@ -12,6 +12,7 @@ import email.policy
 import os
 import re
 import shutil
+import signal
 import smtplib
 import subprocess
 import sys
@@ -45,6 +46,10 @@ EXCEPTIONS = {
                                            "report: checked as text",
     ("dkim", "opensmtpd", "out"): "OpenSMTPD 6.8.0p2 has no DKIM verifier: verified by Ferry's own verifier "
                                   "on the copy OpenSMTPD delivered",
+    ("dkim", "opensmtpd", "in"): "OpenSMTPD 6.8.0p2 cannot sign with DKIM: Ferry's verdict on its mail is "
+                                 "dkim=none",
+    ("oversize", "opensmtpd", "in"): "OpenSMTPD 6.8.0p2 has one max-message-size for every listener (1M here, "
+                                     "for the out cell), below Ferry's 2M: it refuses the message at submission",
 }
 
 _state = {}
@@ -79,14 +84,18 @@ def setUpModule():
         "ferry.test": zone("ferry.test", f"@ IN MX 10 mx\nmx IN A {FERRY_ADDR}\n"
                                          f"ferry1._domainkey IN TXT {txt(ferry_txt)}\n"),
         "exim.test": zone("exim.test", f"@ IN MX 10 mx\nmx IN A {PEER_ADDR['exim']}\n"
-                                       f"exim1._domainkey IN TXT {txt(exim.dkim_txt)}\n"),
-        "opensmtpd.test": zone("opensmtpd.test", f"@ IN MX 10 mx\nmx IN A {PEER_ADDR['opensmtpd']}\n"),
+                                       f"exim1._domainkey IN TXT {txt(exim.dkim_txt)}\n"
+                                       f"@ IN TXT \"v=spf1 ip4:{PEER_ADDR['exim']} -all\"\n"
+                                       "_dmarc IN TXT \"v=DMARC1; p=none\"\n"),
+        "opensmtpd.test": zone("opensmtpd.test", f"@ IN MX 10 mx\nmx IN A {PEER_ADDR['opensmtpd']}\n"
+                                                 f"@ IN TXT \"v=spf1 ip4:{PEER_ADDR['opensmtpd']} -all\"\n"
+                                                 "_dmarc IN TXT \"v=DMARC1; p=none\"\n"),
     }
     _state["dns"] = DnsServer(zones, address=DNS_ADDR, port=53).start()
     f = Ferry(extra=f"hostname = mx.ferry.test\nlisten = smtp {FERRY_ADDR}:25\nresolver = {DNS_ADDR}:53\n"
                     f"smtp_source_ipv4 = {FERRY_ADDR}\ntls_cert = {fcert}\ntls_key = {fkey}\n"
                     f"dkim_key_dir = {keydir}\nmessage_size_limit = 2M\nretry_min = 1h\nretry_max = 2h\n"
-                    f"smtp_tls_ca_file = {ca}\n",
+                    f"smtp_tls_ca_file = {ca}\nspf_check = yes\ndmarc_check = yes\n",
               domains="ferry.test", local_recipients="known", relay_networks="127.0.0.1/32")
     os.chmod(f.dir, 0o755)
     os.makedirs(f.maildir, exist_ok=True)
@@ -187,16 +196,30 @@ class Interop(unittest.TestCase, metaclass=InteropMeta):
                               mail_options=list(mail_options), rcpt_options=list(rcpt_options))
 
     def ferry_message(self, user, marker, timeout=30):
+        last_kick = [time.time()]
+
         def find():
             for p in self.ferry.mailbox_files(user):
                 with open(p, "rb") as fh:
                     data = fh.read()
                 if marker.encode() in data:
                     return data
+            # After Ferry's 4xx (the 4xx-then-accept cell) OpenSMTPD keeps its route
+            # to Ferry in a backoff of minutes; ask it to retry now, once a second.
+            if time.time() - last_kick[0] > 1:
+                last_kick[0] = time.time()
+                _state["peers"]["opensmtpd"].schedule_all()
             return None
         got = wait_for(find, timeout, 0.1)
         self.assertTrue(got, f"Ferry has no message {marker!r} for {user}:\n" + self.ferry.read_log()[-4000:])
         return got
+
+    def ferry_verdicts(self, user, marker):
+        """The header of the message Ferry delivered, and its Authentication-Results text."""
+        head = self.ferry_message(user, marker).split(b"\n\n", 1)[0].decode("utf-8", "replace")
+        ar = re.search(r"^Authentication-Results: mx\.ferry\.test;(.*(?:\n\s.*)*)", head, re.M)
+        self.assertTrue(ar, head)
+        return head, ar.group(1)
 
     def peer_message(self, peer, address, marker, timeout=30):
         got = peer.wait_message(address, marker, timeout)
@@ -427,6 +450,39 @@ class Interop(unittest.TestCase, metaclass=InteropMeta):
         self.peer_message(peer, rcpt, s)
         self.assertRegex(self.ferry.read_log(), rf"{line.group(1)}: to=<{rcpt}> status=sent")
 
+    def _reload_ferry(self, extra):
+        """Rewrite Ferry's config with extra appended (or the saved one back) and SIGHUP it."""
+        f = self.ferry
+        base = _state.setdefault("ferry_conf", open(f.conf).read())
+        with open(f.conf, "w") as fh:
+            fh.write(base + extra)
+        n = f.read_log().count("queue process ready")
+        f.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: f.read_log().count("queue process ready") > n, 20), f.read_log()[-3000:])
+
+    @cell("4xx-then-accept", "in")
+    def _retry_in(self, peer):
+        """Ferry greylists the peer once (pull_mode = on: a sender that is not classified
+        gets 451 4.7.1 on RCPT); the peer retries and the message arrives exactly once."""
+        s = self.uniq("retry-in")
+        self._reload_ferry("pull_mode = on\npull_greylist_delay = 2s\n")
+        try:
+            self.via_peer(peer, ["bob@ferry.test"], msg(s, "bob@ferry.test", frm=f"sender@{peer.domain}"))
+            greylisted = rf"dmtp greylisted RCPT <bob@ferry\.test> from=<sender@{peer.domain}> \[{peer.address}\]"
+            self.assertTrue(wait_for(lambda: re.search(greylisted, self.ferry.read_log()), 30),
+                            self.ferry.read_log()[-3000:])
+
+            def arrived():
+                if peer.name == "opensmtpd":
+                    peer.schedule_all()     # its own backoff is minutes
+                return [p for p in self.ferry.mailbox_files("bob") if s.encode() in open(p, "rb").read()]
+            self.assertTrue(wait_for(arrived, 40, 1), self.ferry.read_log()[-3000:] + peer.log()[-2000:])
+            time.sleep(2)
+            self.assertEqual(len(arrived()), 1)     # no duplicate
+            self.assertRegex(self.ferry.read_log(), rf"dmtp greylist pass <bob@ferry\.test> from=<sender@{peer.domain}>")
+        finally:
+            self._reload_ferry("")
+
     @cell("oversize", "out")
     def _big_out(self, peer):
         s = self.uniq("big")
@@ -453,6 +509,47 @@ class Interop(unittest.TestCase, metaclass=InteropMeta):
         r = subprocess.run([FERRYCTL, "--resolver", f"{DNS_ADDR}:53", "dkim", "verify"], input=data,
                            capture_output=True)
         self.assertRegex(r.stdout.decode(), r"^dkim=pass header\.d=ferry\.test")
+
+    @cell("dkim", "in")
+    def _dkim_in(self, peer):
+        s = self.uniq("dkim-in")
+        self.via_peer(peer, ["bob@ferry.test"], msg(s, "bob@ferry.test", frm=f"sender@{peer.domain}"))
+        head, ar = self.ferry_verdicts("bob", s)
+        if peer.name == "exim":
+            self.assertIn("DKIM-Signature:", head)
+            self.assertRegex(ar, r"dkim=pass header\.d=exim\.test header\.s=exim1")
+        else:
+            self.assertNotIn("DKIM-Signature:", head)       # EXCEPTIONS: it cannot sign
+            self.assertRegex(ar, r"dkim=none")
+
+    @cell("spf-dmarc", "in")
+    def _spf_dmarc_in(self, peer):
+        """The test's DNS publishes each peer's address as its domain's only SPF sender
+        and a DMARC record; Ferry's verdicts are in the Authentication-Results it adds."""
+        s = self.uniq("spf-in")
+        self.via_peer(peer, ["carol@ferry.test"], msg(s, "carol@ferry.test", frm=f"sender@{peer.domain}"))
+        _, ar = self.ferry_verdicts("carol", s)
+        self.assertRegex(ar, rf"spf=pass smtp\.mailfrom=sender@{peer.domain}")
+        self.assertRegex(ar, rf"dmarc=pass (\(p=none[^)]*\) )?header\.from={peer.domain}")
+
+    @cell("oversize", "in")
+    def _big_in(self, peer):
+        s = self.uniq("big-in")
+        body = ("y" * 76 + "\r\n") * 32000      # 2.5 MB: above Ferry's 2 MB
+        data = msg(s, "bob@ferry.test", frm=f"sender@{peer.domain}", body=body)
+        if peer.name == "opensmtpd":
+            with self.assertRaises(smtplib.SMTPException) as e:   # EXCEPTIONS: its own 1M limit
+                self.via_peer(peer, ["bob@ferry.test"], data)
+            self.assertIn("5.3.4", str(e.exception))
+            return
+        self.via_peer(peer, ["bob@ferry.test"], data)
+        # The bounce returns the headers, so it carries the subject.
+        bounce = self.peer_message(peer, f"sender@{peer.domain}", s, timeout=40)
+        per_msg, r = self.report(bounce)
+        self.assertEqual(r[0]["action"], "failed")
+        self.assertTrue(r[0]["status"].startswith("5."), r[0])
+        self.assertIn("bob@ferry.test", r[0]["final-recipient"])
+        self.assertFalse(any(s.encode() in open(p, "rb").read() for p in self.ferry.mailbox_files("bob")))
 
 
 if __name__ == "__main__":

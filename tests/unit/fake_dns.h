@@ -4,12 +4,14 @@
  * fake_dns_run(), never inside lookup(), as lib/dns.h promises.
  *
  * Table rows: {name, type, status, "rec|rec|..."}; A/AAAA as text, MX as
- * "PREF NAME", TXT and PTR as text. A name/type not in the table is NXDOMAIN.
+ * "PREF NAME", TXT and PTR as text. A name/type not in the table is NXDOMAIN; a
+ * name the real client refuses (dns_normalize_name) is DNS_ERROR and counted.
  */
 #ifndef FERRY_FAKE_DNS_H
 #define FERRY_FAKE_DNS_H
 
 #include "auth/auth_dns.h"
+#include "lib/dns_internal.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -37,6 +39,7 @@ struct fake_dns {
     struct fake_query q[64];
     size_t head, tail;
     unsigned queries;
+    unsigned bad_names;     /* lookups of names the real client refuses */
 };
 
 static void *fake_lookup(void *ctx, const char *name, uint16_t type, dns_callback cb, void *arg)
@@ -65,6 +68,13 @@ static void fake_answer(struct fake_dns *f, const struct fake_query *q, struct d
     memset(a, 0, sizeof *a);
     snprintf(a->qname, sizeof a->qname, "%s", q->name);
     a->qtype = q->type;
+    /* as lib/dns_client.c: a name that cannot be a query is an error, never sent */
+    char fq[DNS_NAME_MAX + 2];
+    if (dns_normalize_name(q->name, fq, sizeof fq) < 0) {
+        a->status = DNS_ERROR;
+        f->bad_names++;
+        return;
+    }
     a->status = DNS_NXDOMAIN;
     for (const struct fake_row *r = f->rows; r && r->name; r++) {
         if (strcasecmp(r->name, q->name))

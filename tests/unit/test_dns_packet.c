@@ -860,13 +860,18 @@ START_TEST(build_query_names)
     name_buf[253] = 'x';
     name_buf[254] = '\0';
     ck_assert_int_eq(dns_build_query(name_buf, DNS_T_A, 1, true, out, sizeof out), -1);
-    const char *bad[] = { "", ".", "..", "a..b", ".a", "a b", "a\\.b", "a\tb", "a\x7f" };
+    const char *bad[] = { "", ".", "..", "a..b", ".a", "a\tb", "a\x7f", "a\nb.c", "a\rb" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(dns_build_query(bad[i], DNS_T_A, 1, true, out, sizeof out) == -1, "\"%s\" built", bad[i]);
     /* odd but legal octets (underscores, UTF-8) are sent as they are */
     n = dns_build_query("_dmarc.ex_ample.b\xc3\xbc", DNS_T_TXT, 1, true, out, sizeof out);
     ck_assert_int_gt(n, 0);
     ck_assert(memcmp(out + 12, "\6_dmarc\10ex_ample\3b\xc3\xbc\0", 21) == 0);
+    /* SPF macros can put a space, '%', '\\' or ldns syntax octets in a label: each
+       goes on the wire as the octet itself (RFC 7208 §4.8, §7.3) */
+    n = dns_build_query("a b%c\\d.x\"y(z);@$.test", DNS_T_A, 1, true, out, sizeof out);
+    ck_assert_int_gt(n, 0);
+    ck_assert(memcmp(out + 12, "\7a b%c\\d\11x\"y(z);@$\4test\0", 24) == 0);
 }
 END_TEST
 

@@ -5,7 +5,8 @@
  * ESMTP parameters (keyword and value grammar of RFC 5321 §4.1.2, duplicates, the
  * SMTP_MAX_PARAMS limit); spaces after FROM:/TO:; a missing colon; unknown verbs;
  * SMTPUTF8 enabling UTF-8 in the MAIL path and utf8_ok for RCPT; NUL, CR and LF
- * inside a line; the line length limit; and the reply each error carries.
+ * inside a line; the line length limit; and the reply each error carries; paths
+ * without angle brackets (bare_path) and their ambiguous forms.
  */
 #include "smtpd/smtp_cmd.h"
 #include "tests/unit/unit.h"
@@ -184,7 +185,6 @@ START_TEST(mail_and_rcpt_paths)
     bad("MAIL  FROM:<a@b>", false, 501, "5.5.2");
     bad("MAIL FROM :<a@b>", false, 501, "5.5.2");
     bad("MAIL FROM:", false, 501, "5.1.7");
-    bad("MAIL FROM:a@b", false, 501, "5.1.7");
     bad("MAIL FROM:<a@b", false, 501, "5.1.7");
     bad("MAIL FROM:<Postmaster>", false, 501, "5.1.7");
     bad("RCPT TO:<>", false, 501, "5.1.3");
@@ -197,6 +197,71 @@ START_TEST(mail_and_rcpt_paths)
     bad("RCPT TO:<a@b>x", false, 501, "5.5.4");
     bad("MAIL FROM:<a@b>SIZE=1", false, 501, "5.5.4");
     bad("MAIL FROM:<a@b>\tSIZE=1", false, 501, "5.5.4");
+}
+END_TEST
+
+START_TEST(bare_paths)
+{
+    ok("MAIL FROM:alice@example.com", false, SMTP_VERB_MAIL);
+    ck_assert(cmd.bare_path);
+    ck_assert(!cmd.null_path);
+    ck_assert_str_eq(cmd.path.local, "alice");
+    ck_assert_str_eq(cmd.path.domain, "example.com");
+    ck_assert_uint_eq(cmd.nparams, 0);
+    ok("RCPT TO: bob@example.com", false, SMTP_VERB_RCPT);
+    ck_assert(cmd.bare_path);
+    ck_assert_str_eq(cmd.path.local, "bob");
+    ok("rcpt to:   bob@example.com  ", false, SMTP_VERB_RCPT);
+    ck_assert(cmd.bare_path);
+    ok("RCPT TO:postmaster", false, SMTP_VERB_RCPT);
+    ck_assert_int_eq(cmd.path.domain_kind, ADDR_DOMAIN_NONE);
+    ok("MAIL FROM:a@[192.0.2.1]", false, SMTP_VERB_MAIL);
+    ck_assert_int_eq(cmd.path.domain_kind, ADDR_DOMAIN_IPV4);
+    ok("MAIL FROM:<a@b>", false, SMTP_VERB_MAIL);
+    ck_assert(!cmd.bare_path);
+
+    /* parameters after a bare address: the address ends at the first space */
+    ok("MAIL FROM:a@b SIZE=100 BODY=8BITMIME", false, SMTP_VERB_MAIL);
+    ck_assert_str_eq(cmd.path.domain, "b");
+    ck_assert_uint_eq(cmd.nparams, 2);
+    ck_assert_str_eq(smtp_cmd_param(&cmd, "SIZE")->value, "100");
+    ok("RCPT TO:a@b NOTIFY=NEVER", false, SMTP_VERB_RCPT);
+    ck_assert_uint_eq(cmd.nparams, 1);
+    bad("MAIL FROM:a@b SIZE=1 SIZE=2", false, 501, "5.5.4");
+    bad("MAIL FROM:a@b =x", false, 501, "5.5.4");
+    /* SMTPUTF8 after a bare address opens UTF-8 in it, as in brackets */
+    ok("MAIL FROM:j\xc3\xb6rg@b SMTPUTF8", false, SMTP_VERB_MAIL);
+    ck_assert(cmd.path.utf8);
+    bad("MAIL FROM:j\xc3\xb6rg@b", false, 501, "5.1.7");
+    ok("RCPT TO:j\xc3\xb6rg@b", true, SMTP_VERB_RCPT);
+
+    /* ambiguous or half forms stay errors */
+    bad("MAIL FROM:\"a b\"@example.com", false, 501, "5.1.7");   /* quoted local part */
+    bad("MAIL FROM:\"ab\"@example.com", false, 501, "5.1.7");
+    bad("RCPT TO:\"a>b\"@example.com", false, 501, "5.1.3");
+    bad("MAIL FROM:a@b>", false, 501, "5.1.7");                   /* half a Path */
+    bad("MAIL FROM:a@b<x@y>", false, 501, "5.1.7");
+    bad("RCPT TO:a@b<>", false, 501, "5.1.3");
+    bad("MAIL FROM:@x:a@b", false, 501, "5.1.7");                 /* source route */
+    bad("MAIL FROM:@x,@y:a@b", false, 501, "5.1.7");
+    bad("MAIL FROM:", false, 501, "5.1.7");                       /* not a null path */
+    bad("MAIL FROM: ", false, 501, "5.1.7");
+    bad("MAIL FROM:  SIZE=1", false, 501, "5.1.7");
+    bad("MAIL FROM:postmaster", false, 501, "5.1.7");
+    bad("RCPT TO:a", false, 501, "5.1.3");
+    bad("RCPT TO:a@", false, 501, "5.1.3");
+    bad("RCPT TO:a..b@c", false, 501, "5.1.3");
+    bad("RCPT TO:a@b..c", false, 501, "5.1.3");
+    bad("MAIL FROM:a@b\tSIZE=1", false, 501, "5.1.7");            /* a tab is not a separator */
+    bad("MAIL FROM:a@b,c@d", false, 501, "5.1.7");
+    bad_n("MAIL FROM:a@b\0x", 15, false, 500, "5.5.2");
+    {
+        char line[400];
+        memset(line, 'a', sizeof line);
+        memcpy(line, "RCPT TO:", 8);
+        memcpy(line + 300, "@example.com", 13);
+        bad(line, false, 501, "5.1.3");                            /* longer than a Path */
+    }
 }
 END_TEST
 
@@ -322,6 +387,7 @@ Suite *smtp_cmd_suite(void)
     tcase_add_test(tc, unknown_verbs);
     tcase_add_test(tc, arguments);
     tcase_add_test(tc, mail_and_rcpt_paths);
+    tcase_add_test(tc, bare_paths);
     tcase_add_test(tc, parameters);
     tcase_add_test(tc, smtputf8);
     tcase_add_test(tc, raw_bytes_and_length);

@@ -216,6 +216,14 @@ static const struct fake_row ZONE[] = {
     {"syntax.example", DNS_T_TXT, DNS_OK, "v=spf1 ip4:1.2.3.4 ipv4:5.6.7.8 +all"},
     {"terms.example", DNS_T_TXT, DNS_OK, "v=spf1 a a a a a a a a a a a +all"},
     {"terms.example", DNS_T_A, DNS_OK, "10.0.0.1"},
+    {"emptylabel.example", DNS_T_TXT, DNS_OK, "v=spf1 a:foo..bar.example mx:x..example ip4:192.0.2.9 -all"},
+    {"emptymacro.example", DNS_T_TXT, DNS_OK, "v=spf1 exists:%{d2}..%{d} ip4:192.0.2.9 -all"},
+    {"longlabel.example", DNS_T_TXT, DNS_OK, "v=spf1 a:%{l}.x.example ip4:192.0.2.9 -all"},
+    {"toolong.example", DNS_T_TXT, DNS_OK, "v=spf1 exists:%{l}%{l}%{l}%{l}.x.example ip4:192.0.2.9 -all"},
+    {"incbad.example", DNS_T_TXT, DNS_OK, "v=spf1 include:a..b.example +all"},
+    {"redbad.example", DNS_T_TXT, DNS_OK, "v=spf1 redirect=%{l}%{l}%{l}%{l}.x.example"},
+    {"spacey.example", DNS_T_TXT, DNS_OK, "v=spf1 exists:%{l}%_x%%.sp.example -all"},
+    {"u x%.sp.example", DNS_T_A, DNS_OK, "127.0.0.2"},
     {NULL, 0, 0, NULL},
 };
 
@@ -314,6 +322,52 @@ START_TEST(eval_errors_and_limits)
 }
 END_TEST
 
+/* RFC 7208 §4.3, §4.8, §5: a target that cannot be a DNS name does not exist. */
+static struct spf_outcome run_checked(const char *ip, const char *sender, enum spf_result want)
+{
+    struct fake_dns f;
+    struct auth_resolver r;
+    fake_dns_resolver(&f, ZONE, &r);
+    struct spf_query q = {.sender = sender, .helo = "h.example", .identity = SPF_ID_MAILFROM, .now = 1};
+    ck_assert_int_eq(spf_parse_ip(ip, &q.family, q.ip), 0);
+    struct result_box b = {0};
+    spf_check_start(&r, &q, done, &b);
+    fake_dns_run(&f);
+    ck_assert_int_eq(b.calls, 1);
+    ck_assert_msg(b.o.result == want, "%s %s: got %s (%s)", ip, sender, spf_result_name(b.o.result), b.o.reason);
+    ck_assert_msg(f.bad_names == 0, "%s: %u unqueryable names sent to DNS", sender, f.bad_names);
+    return b.o;
+}
+
+START_TEST(eval_unqueryable_targets)
+{
+    char long_local[65], sender[128];
+    memset(long_local, 'u', 64);
+    long_local[64] = '\0';
+    /* empty label, literal and after expansion: a, mx and exists match nothing */
+    run_checked("192.0.2.9", "u@emptylabel.example", SPF_PASS);
+    run_checked("192.0.2.10", "u@emptylabel.example", SPF_FAIL);
+    run_checked("192.0.2.9", "u@emptymacro.example", SPF_PASS);
+    run_checked("192.0.2.10", "u@emptymacro.example", SPF_FAIL);
+    /* a 64-octet label */
+    snprintf(sender, sizeof sender, "%s@longlabel.example", long_local);
+    run_checked("192.0.2.9", sender, SPF_PASS);
+    run_checked("192.0.2.10", sender, SPF_FAIL);
+    /* one label of 256 octets: no left label to drop (§7.3), so no name at all */
+    snprintf(sender, sizeof sender, "%s@toolong.example", long_local);
+    run_checked("192.0.2.9", sender, SPF_PASS);
+    struct spf_outcome o = run_checked("192.0.2.10", sender, SPF_FAIL);
+    ck_assert_str_eq(o.mechanism, "-all");
+    /* include and redirect of a name that does not exist: permerror (§5.2, §6.1) */
+    run_checked("192.0.2.9", "u@incbad.example", SPF_PERMERROR);
+    snprintf(sender, sizeof sender, "%s@redbad.example", long_local);
+    run_checked("192.0.2.9", sender, SPF_PERMERROR);
+    /* a space and a '%' in a label are label octets: queried as they are */
+    run_checked("192.0.2.10", "u@spacey.example", SPF_PASS);
+    run_checked("192.0.2.10", "v@spacey.example", SPF_FAIL);
+}
+END_TEST
+
 START_TEST(eval_helo_identity_and_format)
 {
     struct spf_outcome o = run_check("192.0.2.50", "someone@example.com", "Helo.Example", SPF_ID_HELO, NULL);
@@ -366,6 +420,7 @@ Suite *spf_suite(void)
     tcase_add_test(t, eval_mechanisms);
     tcase_add_test(t, eval_explanation);
     tcase_add_test(t, eval_errors_and_limits);
+    tcase_add_test(t, eval_unqueryable_targets);
     tcase_add_test(t, eval_helo_identity_and_format);
     tcase_add_test(t, eval_cancel);
     suite_add_tcase(s, t);
