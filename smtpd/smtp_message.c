@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,20 +71,22 @@ void smtp_session_spool_bytes(struct smtp_session *s, const char *p, size_t n)
     if (s->too_big || s->data_errno)
         return;     /* keep reading to the end, write nothing more */
     while (n) {
-        size_t k = sizeof s->wbuf - s->wlen;
+        size_t k = SESSION_WBUF_SIZE - s->wlen;
         if (k > n)
             k = n;
         memcpy(s->wbuf + s->wlen, p, k);
         s->wlen += k;
         p += k;
         n -= k;
-        if (s->wlen == sizeof s->wbuf)
+        if (s->wlen == SESSION_WBUF_SIZE)
             flush_wbuf(s);
     }
 }
 
 const char *smtp_session_begin_message(struct smtp_session *s)
 {
+    if (!s->wbuf && !(s->wbuf = malloc(SESSION_WBUF_SIZE)))
+        return "451 4.3.0 Local error in processing (out of memory), try again later";
     if (spool_draft_new(&s->srv->spool, &s->draft) < 0) {
         int e = errno;
         log_error("cannot create a spool file in %s/incoming: %s", s->srv->spool.dir, strerror(e));

@@ -115,6 +115,8 @@ static void reset_transaction(struct smtp_session *s)
     s->data_size = 0;
     s->data_errno = 0;
     s->too_big = false;
+    free(s->wbuf);      /* see smtp_session.h: idle sessions hold no write buffer */
+    s->wbuf = NULL;
     s->wlen = 0;
     smtp_dmtp_reset(s);
 }

@@ -17,6 +17,7 @@ import socket
 import statistics
 import subprocess
 import time
+import zlib
 
 from ferrytest import Ferry, FERRYD, ROOT, wait_for, _qid
 
@@ -240,7 +241,8 @@ def queue_start(count, sink_conf, source):
             with open(os.path.join(qdir, new + ".msg"), "wb") as m:
                 m.write(msg_bytes)
             with open(os.path.join(qdir, new + ".env"), "wb") as e:
-                e.write(env_bytes.replace(qid.encode(), new.encode()))
+                body = env_bytes[:env_bytes.rindex(b"end ")].replace(qid.encode(), new.encode())
+                e.write(body + b"end %08x\n" % zlib.crc32(body))       # the envelope's checksum line
         subprocess.run(["chown", "-R", "nobody:", qdir], check=False)
         os.truncate(f.log_path, 0)
         t0 = time.monotonic()
