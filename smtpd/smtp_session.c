@@ -118,6 +118,7 @@ static void reset_transaction(struct smtp_session *s)
     free(s->wbuf);      /* see smtp_session.h: idle sessions hold no write buffer */
     s->wbuf = NULL;
     s->wlen = 0;
+    s->wflushed = false;
     smtp_dmtp_reset(s);
 }
 

@@ -111,6 +111,7 @@ struct smtp_session {
     char *wbuf;
 #define SESSION_WBUF_SIZE 65536
     size_t wlen;
+    bool wflushed;                /* some of the message is in its file already */
 
     /* the BDAT chunk being read (state SS_CHUNK) */
     unsigned long long chunk_size;
