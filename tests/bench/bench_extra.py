@@ -98,18 +98,18 @@ def fsyncs_per_message(sink, conf, n, source):
     try:
         start(f, ["strace", "-qq", "-ff", "-e", "trace=fsync,fdatasync,syncfs,sync_file_range",
                   "-o", f"{out}/st"], timeout=120)
-        before = {}
-        for path in glob.glob(os.path.join(out, "st.*")):
+        def syncs(path):
+            """fsync-like calls (sync_file_range only starts writeback: not counted)."""
             with open(path) as s:
-                before[path] = s.read().count("sync")
+                return len(re.findall(r"^(?:fsync|fdatasync|syncfs)\(", s.read(), re.M))
+        before = {path: syncs(path) for path in glob.glob(os.path.join(out, "st.*"))}
         source(f.port, n, 10, "bench@remote.example")
         wait_for(drained(f, "bench@remote.example"), timeout=600, interval=0.2)
         time.sleep(0.5)
         pid = smtp_pid(f)
         smtp = total = 0
         for path in glob.glob(os.path.join(out, "st.*")):
-            with open(path) as s:
-                c = s.read().count("sync") - before.get(path, 0)
+            c = syncs(path) - before.get(path, 0)
             total += c
             if path.endswith("." + str(pid)):
                 smtp = c
@@ -188,35 +188,65 @@ def fresh_client_ms(port):
     return (t1 - t0) * 1000, (t2 - t0) * 1000
 
 
+def hold(port, count, first):
+    """Child mode (python3 bench_extra.py hold PORT COUNT FIRST): open count
+    connections from 127.0.0.60-.69, read each greeting, print "ready", and hold
+    them until stdin closes. Several children share the load, as one process may
+    not have descriptors enough for all of them."""
+    import sys
+    socks = []
+    for i in range(first, first + count):
+        s = socket.socket()
+        s.bind((f"127.0.0.{60 + i % 10}", 0))
+        s.settimeout(30)
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+    for s in socks:                 # every one greeted: the session exists whole
+        if not s.recv(512).startswith(b"220"):
+            print("refused", flush=True)
+            return 1
+    print("ready", flush=True)
+    sys.stdin.read()
+    return 0
+
+
 def idle_connections(counts, conf_of):
-    """Hold count idle connections (greeted, then silent), from 127.0.0.60-.69."""
+    """Hold count idle connections (greeted, then silent). The smtp process needs
+    a descriptor per connection: a count over RLIMIT_NOFILE's hard limit (which
+    only a privileged process may raise) is cut to fit, and the row says so."""
+    import resource
+    import sys
     results = []
-    for count in counts:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    for want in counts:
+        count = min(want, hard - 256)
         f = start(Ferry(extra=conf_of(1, f"smtp_max_sessions = {count + 100}\nsmtp_idle_session_limit = 1h\n"
                                          "smtp_timeout = 1h\n"), relay_networks="127.0.0.0/8"))
-        socks = []
+        kids = []
         try:
             time.sleep(0.5)
-            pids = descendants(f.proc.pid)
-            base = rss_kb(pids)
-            for i in range(count):
-                s = socket.socket()
-                s.bind((f"127.0.0.{60 + i % 10}", 0))
-                s.settimeout(30)
-                s.connect(("127.0.0.1", f.port))
-                socks.append(s)
-            for s in socks:             # every one greeted: the session exists whole
-                if not s.recv(512).startswith(b"220"):
-                    raise RuntimeError("an idle connection was refused")
+            base = rss_kb(descendants(f.proc.pid))
+            per_kid = 5000
+            for first in range(0, count, per_kid):
+                k = subprocess.Popen([sys.executable, os.path.abspath(__file__), "hold", str(f.port),
+                                      str(min(per_kid, count - first)), str(first)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests", "integration")))
+                kids.append(k)
+                if k.stdout.readline().strip() != "ready":
+                    raise RuntimeError("idle connections were refused")
             time.sleep(0.5)
             held = rss_kb(descendants(f.proc.pid))
             lat = [fresh_client_ms(f.port) for _ in range(20)]
             results.append((count, (held - base) * 1024 / count,
                             statistics.median(x[0] for x in lat), max(x[0] for x in lat),
                             statistics.median(x[1] for x in lat), max(x[1] for x in lat)))
+            if count < want:
+                print(f"  idle: {want} connections asked, {count} held (RLIMIT_NOFILE hard limit {hard})", flush=True)
         finally:
-            for s in socks:
-                s.close()
+            for k in kids:
+                k.stdin.close()
+                k.wait()
             f.cleanup()
     return results
 
@@ -333,3 +363,9 @@ def write_bench_md(path, report):
         f.write(head + MARK + "\n\n## Latest run\n\n" + report + "\n")
         if previous:
             f.write("\n## Previous run\n\n" + previous + "\n")
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 5 and sys.argv[1] == "hold":
+        sys.exit(hold(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
