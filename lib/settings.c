@@ -314,6 +314,7 @@ static const struct conf_setting schema[] = {
       .def = "0s", .min = 0, .max = 60 },
     { .key = "trace_max_data", .type = CONF_SIZE, .offset = offsetof(struct ferry_config, trace_max_data),
       .def = "1M", .min = 0, .max = 2147483647ULL },
+    S("relay_networks_limit_exempt", CONF_BOOL, relay_networks_limit_exempt, "yes"),
     S("auth_plaintext_loopback", CONF_BOOL, auth_plaintext_loopback, "no"),
     { .key = "auth_failure_delay", .type = CONF_DURATION,
       .offset = offsetof(struct ferry_config, auth_failure_delay), .def = "3s", .min = 0, .max = 60 },

@@ -107,6 +107,7 @@ struct ferry_config {
     struct conf_list relay_domains;
     int bare_newlines;           /* enum bare_newline_mode */
     unsigned long long max_connection_rate;     /* per client IP per minute; 0: no limit */
+    bool relay_networks_limit_exempt;           /* relay_networks skip the two per-IP limits */
     unsigned long long greeting_delay;
     unsigned long long trace_max_data;
     bool auth_plaintext_loopback;

@@ -257,6 +257,19 @@ int spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n)
 {
     int saved = 0;
     size_t i;
+    /* 0. Start the writeback of every file of the batch before waiting for any
+          (issue 16). fsync on each file in turn otherwise writes one file, commits
+          the journal, then finds the next file's blocks freshly allocated and
+          commits again; with all of them under way first, block allocation for
+          the whole batch lands in one journal commit and the fsyncs below mostly
+          wait for I/O already in flight. An optimisation only: step 1 still fsyncs
+          every file, so the promise does not depend on it (errors are ignored here
+          and reported by fsync). */
+    for (i = 0; i < n; i++) {
+        sync_file_range(drafts[i]->msg_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        if (drafts[i]->env_fd >= 0)
+            sync_file_range(drafts[i]->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
     /* 1. Data first: the bytes of both files must be on disk before any name
           in queue/ can point at them. */
     for (i = 0; i < n; i++) {

@@ -1,6 +1,8 @@
 /* smtp_data — see smtp_data.h. */
 #include "smtpd/smtp_data.h"
 
+#include <string.h>
+
 enum {
     D_LINE_START,   /* at the start of a line */
     D_DOT,          /* a line began with "." */
@@ -56,6 +58,27 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, 
             d->state = D_MID;
             /* fall through */
         case D_MID:
+            if (c != '\r' && c != '\n') {
+                /* The fast path (issue 16: this loop was 28 instructions per octet,
+                   most of the smtp process's cost per message): the ordinary octets
+                   up to the next CR or LF are copied as one span. memchr finds both
+                   ends with word-wide compares; the span is exactly what the state
+                   machine would have emitted octet by octet (no state change inside
+                   it, NULs noted and passed on, every octet counted on the line). */
+                const char *p = in + i - 1;
+                size_t left = n - i + 1;
+                const char *lf = memchr(p, '\n', left);
+                size_t span = lf ? (size_t)(lf - p) : left;
+                const char *cr = memchr(p, '\r', span);
+                if (cr)
+                    span = (size_t)(cr - p);
+                d->nul |= memchr(p, '\0', span) != NULL;
+                memcpy(out + o, p, span);
+                o += span;
+                i += span - 1;
+                count(d, span);
+                break;
+            }
             count(d, 1);
             if (c == '\r') {
                 d->state = D_CR;

@@ -86,6 +86,9 @@ bool smtp_dmtp_reply_rcpt(struct smtp_session *s, const struct mailbox *m, const
 /* The message is whole and passed the checks: act on the replies it carried.
    True when nothing is left to queue (answered 250, transaction reset). */
 bool smtp_dmtp_reply_finish(struct smtp_session *s);
+/* Replies to pull notices are pending: smtp_dmtp_reply_finish will read the
+   message file, so its bytes must be written out first. */
+bool smtp_dmtp_reply_pending(const struct smtp_session *s);
 /* A message from an authenticated user was queued: note its remote recipients. */
 void smtp_dmtp_committed(struct smtp_session *s);
 

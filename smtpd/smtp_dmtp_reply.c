@@ -132,6 +132,11 @@ static char *read_draft_head(struct smtp_session *s, size_t *len)
     return b;
 }
 
+bool smtp_dmtp_reply_pending(const struct smtp_session *s)
+{
+    return s->dmtp && s->dmtp->nreplies > 0;
+}
+
 bool smtp_dmtp_reply_finish(struct smtp_session *s)
 {
     struct smtp_dmtp *d = s->dmtp;

@@ -32,6 +32,18 @@ static bool submission_pool(enum listen_kind kind)
     return kind != LISTEN_SMTP;
 }
 
+/* Our own networks (relay_networks) are exempt from the per-address limits
+   (max_connections_per_ip, max_connection_rate) unless relay_networks_limit_exempt
+   = no: an application server or a relaying host submitting many messages over
+   many short connections is not a flood, and it is ours. The pool limits
+   (smtp_max_sessions, submission_max_sessions) still hold, so even a trusted
+   client cannot take every session. RFC-NOTES.md, "Per-address limits". */
+bool smtp_limits_exempt(const struct smtp_session *s)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    return cfg->relay_networks_limit_exempt && settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer);
+}
+
 const char *smtp_limits_connect(const struct smtp_session *s, const char **detail)
 {
     const struct ferry_config *cfg = s->srv->cfg;
@@ -48,7 +60,7 @@ const char *smtp_limits_connect(const struct smtp_session *s, const char **detai
     if (in_pool > (sub ? cfg->submission_max_sessions : cfg->smtp_max_sessions))
         return sub ? "over submission_max_sessions" : "over smtp_max_sessions";
     *detail = " from your address";
-    if (from_ip > cfg->max_connections_per_ip)
+    if (from_ip > cfg->max_connections_per_ip && !smtp_limits_exempt(s))
         return "over max_connections_per_ip";
     return NULL;
 }

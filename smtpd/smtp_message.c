@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ static int received_header(struct smtp_session *s, struct buf *b)
 static void flush_wbuf(struct smtp_session *s)
 {
     size_t off = 0;
+    s->wflushed |= s->wlen > 0;
     while (off < s->wlen && !s->data_errno) {
         ssize_t w = write(s->draft.msg_fd, s->wbuf + off, s->wlen - off);
         if (w < 0) {
@@ -70,20 +72,22 @@ void smtp_session_spool_bytes(struct smtp_session *s, const char *p, size_t n)
     if (s->too_big || s->data_errno)
         return;     /* keep reading to the end, write nothing more */
     while (n) {
-        size_t k = sizeof s->wbuf - s->wlen;
+        size_t k = SESSION_WBUF_SIZE - s->wlen;
         if (k > n)
             k = n;
         memcpy(s->wbuf + s->wlen, p, k);
         s->wlen += k;
         p += k;
         n -= k;
-        if (s->wlen == sizeof s->wbuf)
+        if (s->wlen == SESSION_WBUF_SIZE)
             flush_wbuf(s);
     }
 }
 
 const char *smtp_session_begin_message(struct smtp_session *s)
 {
+    if (!s->wbuf && !(s->wbuf = malloc(SESSION_WBUF_SIZE)))
+        return "451 4.3.0 Local error in processing (out of memory), try again later";
     if (spool_draft_new(&s->srv->spool, &s->draft) < 0) {
         int e = errno;
         log_error("cannot create a spool file in %s/incoming: %s", s->srv->spool.dir, strerror(e));
@@ -140,7 +144,13 @@ void smtp_session_finish_message(struct smtp_session *s)
 {
     smtp_session_timeouts(s, false);
     smtp_policy_content_end(s->policy, spool_write_cb, s);
-    flush_wbuf(s);
+    /* A message that fits in the write buffer stays there until the header
+       fields known only at the end (Authentication-Results, DKIM-Signature) are
+       known: on_policy_done then writes them and the message in one pass, where
+       prepending them later would copy the whole file (issue 16). A larger
+       message is in its file already and takes spool_draft_prepend. */
+    if (s->wflushed || smtp_dmtp_reply_pending(s))
+        flush_wbuf(s);
     const char *qid = s->draft.id;
     const char *refusal = smtp_policy_refusal(s->policy);
     char from_refusal[700];
@@ -288,7 +298,19 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
     if (dm->evaluated && dm->applied == DMARC_P_QUARANTINE)
         snprintf(s->env.quarantine, sizeof s->env.quarantine, "dmarc=%s policy=quarantine header.from=%s",
                  dmarc_result_name((enum dmarc_result)dm->result), dm->header_from);
-    if (len && spool_draft_prepend(&s->srv->spool, &s->draft, prepend, len) < 0) {
+    if (!s->wflushed) {
+        /* The whole message is still in memory (smtp_session_finish_message): the
+           new header fields go first and the message after them, no copy. */
+        if ((len && spool_write_all(s->draft.msg_fd, prepend, len) < 0) ||
+            spool_write_all(s->draft.msg_fd, s->wbuf, s->wlen) < 0) {
+            int e = errno;
+            log_msg(LOG_LVL_ERROR, qid, "cannot write to the spool: %s", strerror(e));
+            smtp_session_committed(s, false, e);
+            return;
+        }
+        s->wlen = 0;
+        s->wflushed = true;
+    } else if (len && spool_draft_prepend(&s->srv->spool, &s->draft, prepend, len) < 0) {
         int e = errno;
         log_msg(LOG_LVL_ERROR, qid, "cannot add header fields to the message: %s", strerror(e));
         smtp_session_committed(s, false, e);

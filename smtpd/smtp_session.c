@@ -115,7 +115,10 @@ static void reset_transaction(struct smtp_session *s)
     s->data_size = 0;
     s->data_errno = 0;
     s->too_big = false;
+    free(s->wbuf);      /* see smtp_session.h: idle sessions hold no write buffer */
+    s->wbuf = NULL;
     s->wlen = 0;
+    s->wflushed = false;
     smtp_dmtp_reset(s);
 }
 
@@ -241,7 +244,7 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
         refuse_at_connect(s, over, "421 4.7.0 %s Too many connections%s, try again later", detail);
         return;
     }
-    if (srv->conn_rate && !ratelimit_hit(srv->conn_rate, s->peer_ip, smtp_server_now(srv))) {
+    if (srv->conn_rate && !smtp_limits_exempt(s) && !ratelimit_hit(srv->conn_rate, s->peer_ip, smtp_server_now(srv))) {
         refuse_at_connect(s, "over max_connection_rate",
                           "421 4.7.0 %s Too many connections%s, try again later", " per minute from your address");
         return;

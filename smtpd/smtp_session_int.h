@@ -67,6 +67,9 @@ void smtp_bdat_chunk_done(struct smtp_session *s);
 /* At connect (s already linked in): NULL, or which limit s is over, with the
    reply's detail ("" or " from your address") in *detail. */
 const char *smtp_limits_connect(const struct smtp_session *s, const char **detail);
+/* The client is in relay_networks and relay_networks_limit_exempt is on: no
+   max_connections_per_ip, no max_connection_rate for it. */
+bool smtp_limits_exempt(const struct smtp_session *s);
 /* Arm smtp_idle_session_limit. 0 ok, -1 out of memory. */
 int  smtp_limits_start(struct smtp_session *s);
 /* Does this verb count as junk whatever its reply? */

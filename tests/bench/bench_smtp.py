@@ -1,41 +1,47 @@
 #!/usr/bin/env python3
-"""make bench: SMTP intake and local delivery throughput, side by side with
-Postfix's smtp-sink on the same machine, both driven by Postfix's smtp-source.
+"""make bench: Ferry side by side with a private Postfix (tests/bench/postfix_instance.py),
+both driven by Postfix's smtp-source and both relaying to one smtp-sink. Runs of
+the two alternate (Ferry first on even rounds, Postfix first on odd ones) and each
+scenario is repeated BENCH_REPS times; the table gives medians and the
+Ferry/Postfix ratio. Scenarios without a Postfix counterpart (policy checks, idle
+connections, queue start) are measured for Ferry alone. The method and the
+latest table go to BENCH.md (BENCH_MD=path to write elsewhere, or "" for none).
 
-smtp-sink accepts and discards (no disk): it is the ceiling that the client,
-the loopback and the machine allow. Ferry fsyncs every message into its spool
-before the 250 (group commit) and then delivers it into a Maildir. The figures
-are printed, never asserted: speed is measured, not tested.
+Figures are printed, never asserted: speed is measured, not tested.
 
-Environment: BENCH_MESSAGES (default 5000), BENCH_SESSIONS (20), BENCH_SIZE (4096).
+Environment: BENCH_N messages per intake run (default 5000; the 1-session run
+sends N/5), BENCH_REPS (3), BENCH_SIZE (10240), BENCH_IDLE ("5000 20000"),
+BENCH_QUEUE (100000 messages for the queue start), BENCH_CG (messages under
+callgrind, 300; 0 skips).
 """
 import os
+import resource
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+sys.path.insert(0, HERE)
 from ferrytest import Ferry, free_port, wait_for  # noqa: E402
+from postfix_instance import Postfix  # noqa: E402
+import bench_extra  # noqa: E402
 
-MESSAGES = int(os.environ.get("BENCH_MESSAGES", "5000"))
-SESSIONS = int(os.environ.get("BENCH_SESSIONS", "20"))
-SIZE = int(os.environ.get("BENCH_SIZE", "4096"))
+N = int(os.environ.get("BENCH_N", "5000"))
+REPS = int(os.environ.get("BENCH_REPS", "3"))
+SIZE = int(os.environ.get("BENCH_SIZE", "10240"))
 SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+TRUSTED = "127.0.0.0/8"
 
 
-def quiet(f):
-    """Debug logging would measure the log, not the MTA."""
-    with open(f.conf) as c:
-        text = c.read().replace("log_level = debug", "log_level = warn")
-    with open(f.conf, "w") as c:
-        c.write(text)
-    return f
-
-
-def source(port, messages=MESSAGES, sessions=SESSIONS, rcpt="bench@localhost"):
-    """Run smtp-source; return elapsed seconds."""
+def source(port, messages, sessions, rcpt):
+    """Run smtp-source (one connection per message, as a relay client would);
+    return elapsed seconds."""
     t0 = time.monotonic()
     subprocess.run([SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(SIZE),
                     "-f", "bench@example.org", "-t", rcpt, f"127.0.0.1:{port}"],
@@ -43,133 +49,109 @@ def source(port, messages=MESSAGES, sessions=SESSIONS, rcpt="bench@localhost"):
     return time.monotonic() - t0
 
 
-def start_sink(port):
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []     # smtp-sink refuses to run as root
-    sink = subprocess.Popen([SINK] + user + ["-c", f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return sink
+class Sink:
+    def __init__(self):
+        self.port = free_port()
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []     # smtp-sink refuses to run as root
+        self.proc = subprocess.Popen([SINK] + user + [f"127.0.0.1:{self.port}", "1024"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
 
 
-def bench_sink():
-    port = free_port()
-    sink = start_sink(port)
+def ferry_conf(sink_port, extra=""):
+    """Ferry's bench settings; a key in extra replaces the line of the same key."""
+    base = (f"relayhost = [127.0.0.1]:{sink_port}\nrelayhost_tls = none\ndkim_verify = no\n"
+            "log_level = info\nsmtp_max_sessions = 1000\n")
+    keys = {line.split("=", 1)[0].strip() for line in extra.splitlines() if "=" in line}
+    return "".join(line + "\n" for line in base.splitlines() if line.split("=", 1)[0].strip() not in keys) + extra
+
+
+def ferry_queued(f):
+    return len([n for n in f.queue_files() if n.endswith(".env")])
+
+
+def maildir_count(path):
+    return len(os.listdir(path)) if os.path.isdir(path) else 0
+
+
+def run_ferry(sink, scenario, sessions, n):
+    f = Ferry(extra=ferry_conf(sink.port), relay_networks=TRUSTED).start()
     try:
-        return source(port)
-    finally:
-        sink.terminate()
-        sink.wait()
-
-
-def bench_remote():
-    """Ferry relays everything to smtp-sink (relayhost, no TLS): intake, then the
-    queue's SMTP client with connection reuse. Returns (seconds until the queue is
-    empty, messages left)."""
-    port = free_port()
-    sink = start_sink(port)
-    f = Ferry(extra="max_connections_per_ip = 1000\nmax_connection_rate = 0\nrelay_networks = 127.0.0.0/8\n"
-                    f"relayhost = [127.0.0.1]:{port}\nrelayhost_tls = none\ndkim_verify = no\n")
-    quiet(f)
-    f.start()
-    try:
+        rcpt = "bench@localhost" if scenario == "maildir" else "bench@remote.example"
         t0 = time.monotonic()
-        source(f.port, rcpt="bench@remote.example")
-        done = wait_for(lambda: not [n for n in f.queue_files() if n.endswith(".env")], timeout=600, interval=0.1)
-        total = time.monotonic() - t0
-        return total, len([n for n in f.queue_files() if n.endswith(".env")]), bool(done)
-    finally:
-        f.cleanup()
-        sink.terminate()
-        sink.wait()
-
-
-def count_mail(f):
-    d = os.path.join(f.maildir, "bench", "new")
-    return len(os.listdir(d)) if os.path.isdir(d) else 0
-
-
-def bench_ferry():
-    f = Ferry(extra="max_connections_per_ip = 1000\nmax_connection_rate = 0\n")
-    quiet(f)
-    f.start()
-    try:
-        t0 = time.monotonic()
-        intake = source(f.port)
-        done = wait_for(lambda: count_mail(f) >= MESSAGES, timeout=600, interval=0.1)
-        total = time.monotonic() - t0
-        return intake, total, count_mail(f), bool(done)
+        intake = source(f.port, n, sessions, rcpt)
+        if scenario == "intake":
+            return n / intake
+        if scenario == "relay":
+            ok = wait_for(lambda: ferry_queued(f) == 0, timeout=600, interval=0.05)
+        else:
+            box = os.path.join(f.maildir, "bench", "new")
+            ok = wait_for(lambda: maildir_count(box) >= n, timeout=600, interval=0.05)
+        return n / (time.monotonic() - t0) if ok else float("nan")
     finally:
         f.cleanup()
 
 
-# The whole of "org", so the DMARC tree walk's _dmarc.org gets an authoritative
-# NXDOMAIN (cached) as it would from a real resolver.
-POLICY_ZONE = """$ORIGIN org.
-$TTL 3600
-@ IN SOA ns.example.org. hostmaster.example.org. 1 3600 900 604800 3600
-@ IN NS ns.example.org.
-ns.example IN A 127.0.0.1
-example IN TXT "v=spf1 ip4:127.0.0.1 -all"
-_dmarc.example IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@example.org"
-"""
-
-
-def bench_policy():
-    """Intake from a stranger (not in relay_networks) with SPF at MAIL FROM, DKIM
-    verification and DMARC at the end of data, all answered by a real nsd through
-    Ferry's DNS cache (warm after the first message), against the same intake with
-    the three checks off. smtp-source writes From: <bench@example.org>, whose SPF
-    passes and whose DMARC policy is reject, so every message takes the whole
-    path; its messages are unsigned, so DKIM costs a header scan, not a key.
-    Returns (seconds with the checks, seconds without)."""
-    from dnsserver import DnsServer
-    ns = DnsServer({"org": POLICY_ZONE}).start()
-    results = []
+def run_postfix(sink, scenario, sessions, n):
+    p = Postfix(free_port(), sink.port).start()
     try:
-        for checks in (True, False):
-            extra = "max_connections_per_ip = 1000\nmax_connection_rate = 0\n"
-            extra += (f"resolver = 127.0.0.1:{ns.port}\nspf_check = yes\ndkim_verify = yes\ndmarc_check = yes\n"
-                      if checks else "spf_check = no\ndkim_verify = no\ndmarc_check = no\n")
-            f = Ferry(extra=extra)
-            quiet(f)
-            f.start()
-            try:
-                results.append(source(f.port))
-            finally:
-                f.cleanup()
-    finally:
-        ns.stop()
-    return results[0], results[1]
-
-
-def bench_drain():
-    """The queue's SMTP client alone: MESSAGES are queued while the relay host is
-    down (each deferred once), then smtp-sink starts and a flush sends them all.
-    Returns (seconds from the flush until the queue is empty, messages left)."""
-    port = free_port()
-    f = Ferry(extra="max_connections_per_ip = 1000\nmax_connection_rate = 0\nrelay_networks = 127.0.0.0/8\n"
-                    f"relayhost = [127.0.0.1]:{port}\nrelayhost_tls = none\ndkim_verify = no\n"
-                    "retry_min = 1h\nretry_max = 2h\n")
-    quiet(f)
-    f.start()
-    sink = None
-    try:
-        source(f.port, rcpt="bench@remote.example")
-        envs = lambda: [n for n in f.queue_files() if n.endswith(".env")]
-        wait_for(lambda: len(envs()) >= MESSAGES, timeout=60)
-        time.sleep(2)       # the first attempts (connection refused) are over
-        sink = start_sink(port)
+        rcpt = "bench@localhost" if scenario == "maildir" else "bench@remote.example"
         t0 = time.monotonic()
-        r = f.ferryctl("queue", "flush")
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr)
-        done = wait_for(lambda: not envs(), timeout=600, interval=0.05)
-        return time.monotonic() - t0, len(envs()), bool(done)
+        intake = source(p.port, n, sessions, rcpt)
+        if scenario == "intake":
+            return n / intake
+        if scenario == "relay":
+            ok = wait_for(lambda: p.queued() == 0, timeout=600, interval=0.05)
+        else:
+            ok = wait_for(lambda: p.delivered() >= n, timeout=600, interval=0.05)
+        return n / (time.monotonic() - t0) if ok else float("nan")
     finally:
-        f.cleanup()
-        if sink:
-            sink.terminate()
-            sink.wait()
+        p.cleanup()
+
+
+def side_by_side(sink, label, scenario, sessions, n):
+    ferry, postfix = [], []
+    for rep in range(REPS):
+        order = (run_ferry, run_postfix) if rep % 2 == 0 else (run_postfix, run_ferry)
+        for run in order:
+            (ferry if run is run_ferry else postfix).append(run(sink, scenario, sessions, n))
+    fm, pm = statistics.median(ferry), statistics.median(postfix)
+    row = (label, fm, pm, fm / pm if pm else float("nan"), ferry, postfix)
+    print(f"  {label:42s} Ferry {fm:7.0f}  Postfix {pm:7.0f} msg/s  ratio {row[3]:5.2f}"
+          f"   (Ferry {' '.join('%.0f' % x for x in ferry)}; Postfix {' '.join('%.0f' % x for x in postfix)})",
+          flush=True)
+    return row
+
+
+def fsync_rate(directory, seconds=2.0):
+    """Synchronous 4 KB writes per second on the disk under directory."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    block = b"x" * 4096
+    count, t0 = 0, time.monotonic()
+    try:
+        while time.monotonic() - t0 < seconds:
+            os.pwrite(fd, block, 0)
+            os.fsync(fd)
+            count += 1
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return count / (time.monotonic() - t0)
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft), max(want, hard)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def main():
@@ -177,25 +159,39 @@ def main():
         if not os.access(tool, os.X_OK):
             print(f"bench: {tool} is missing (Debian package postfix; `make bench` installs it)")
             return 1
-    print(f"bench: {MESSAGES} messages of {SIZE} octets over {SESSIONS} parallel sessions, one recipient each")
-    sink = bench_sink()
-    print(f"  smtp-sink (Postfix, discards, no disk)   {sink:7.2f} s  {MESSAGES / sink:9.0f} msg/s")
-    intake, total, delivered, ok = bench_ferry()
-    print(f"  ferryd intake (fsync'd before each 250)  {intake:7.2f} s  {MESSAGES / intake:9.0f} msg/s")
-    print(f"  ferryd intake + Maildir delivery         {total:7.2f} s  {delivered / total:9.0f} msg/s"
-          f"  ({delivered} of {MESSAGES} delivered)")
-    print(f"  ferryd intake relative to smtp-sink      {sink / intake * 100:6.1f} %")
-    with_checks, without = bench_policy()
-    print(f"  ferryd intake, SPF + DKIM + DMARC on     {with_checks:7.2f} s  {MESSAGES / with_checks:9.0f} msg/s")
-    print(f"  ferryd intake, the same checks off       {without:7.2f} s  {MESSAGES / without:9.0f} msg/s"
-          f"  (policy costs {(with_checks - without) / MESSAGES * 1e6:+.0f} us per message)")
-    remote, left, ok2 = bench_remote()
-    print(f"  ferryd intake + SMTP relay to smtp-sink  {remote:7.2f} s  {(MESSAGES - left) / remote:9.0f} msg/s"
-          f"  ({MESSAGES - left} of {MESSAGES} relayed)")
-    drain, left2, ok3 = bench_drain()
-    print(f"  ferryd queue drain to smtp-sink (flush)  {drain:7.2f} s  {(MESSAGES - left2) / drain:9.0f} msg/s"
-          f"  ({MESSAGES - left2} of {MESSAGES} sent; connection reuse, 10 per destination)")
-    return 0 if ok and ok2 and ok3 else 1
+    nofile = raise_nofile()         # ferryd and the idle clients inherit it
+    scratch = tempfile.mkdtemp(prefix="ferry-bench-")
+    machine = {
+        "nproc": os.cpu_count(),
+        "fsync_per_s": fsync_rate(scratch),
+        "load_before": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "nofile": nofile,
+    }
+    print(f"bench: {N} messages of {SIZE} octets, 1 recipient, {REPS} alternating rounds; "
+          f"{machine['nproc']} CPUs, {machine['fsync_per_s']:.0f} fsync'd 4 KB writes/s, "
+          f"load {machine['load_before'][0]:.2f}", flush=True)
+    rows = []
+    sink = Sink()
+    try:
+        for sessions in (1, 10, 50, 200):
+            n = max(N // 5, 100) if sessions == 1 else N
+            rows.append(side_by_side(sink, f"intake, {sessions} sessions (relayed to smtp-sink)",
+                                     "intake", sessions, n))
+        rows.append(side_by_side(sink, "end-to-end relay to smtp-sink, 50 sessions", "relay", 50, N))
+        rows.append(side_by_side(sink, "local Maildir delivery, 50 sessions", "maildir", 50, N))
+        alone = bench_extra.ferry_alone(sink, N, SIZE, source, ferry_conf, scratch)
+    finally:
+        sink.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    machine["load_after"] = os.getloadavg()
+    report = bench_extra.format_report(machine, rows, alone, N, SIZE, REPS)
+    print(report)
+    out = os.environ.get("BENCH_MD", os.path.join(os.path.dirname(os.path.dirname(HERE)), "BENCH.md"))
+    if out:
+        bench_extra.write_bench_md(out, report)
+        print(f"bench: table written to {out}")
+    return 0
 
 
 if __name__ == "__main__":

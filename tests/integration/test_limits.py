@@ -104,6 +104,35 @@ def first_line(sock):
     return data
 
 
+class RelayNetworksExempt(unittest.TestCase):
+    """relay_networks (127.0.0.60 here) skip max_connections_per_ip and
+    max_connection_rate unless relay_networks_limit_exempt = no; a stranger
+    (127.0.0.61) is still held to them."""
+    LIMITS = "max_connections_per_ip = 1\nmax_connection_rate = 3\n"
+
+    def greetings(self, f, src, n):
+        socks = [connect_from(src, f.port) for _ in range(n)]
+        lines = [first_line(s) for s in socks]
+        for s in socks:
+            s.close()
+        return lines
+
+    def test_relay_networks_are_exempt_by_default(self):
+        with Ferry(extra=self.LIMITS, relay_networks="127.0.0.60/32") as f:
+            ours = self.greetings(f, "127.0.0.60", 6)      # 6 at once, over both limits
+            self.assertTrue(all(l.startswith(b"220") for l in ours), ours)
+            theirs = self.greetings(f, "127.0.0.61", 2)
+            self.assertTrue(theirs[0].startswith(b"220"), theirs)
+            self.assertTrue(theirs[1].startswith(b"421 4.7.0"), theirs)
+
+    def test_exemption_can_be_turned_off(self):
+        with Ferry(extra=self.LIMITS + "relay_networks_limit_exempt = no\n", relay_networks="127.0.0.60/32") as f:
+            ours = self.greetings(f, "127.0.0.60", 2)
+            self.assertTrue(ours[0].startswith(b"220"), ours)
+            self.assertTrue(ours[1].startswith(b"421 4.7.0"), ours)
+
+
+
 class SessionPools(unittest.TestCase):
     """Security review #5: idle connections to port 25 (from many addresses) must
     never lock out submission; each kind of listener has its own session count."""
