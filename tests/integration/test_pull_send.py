@@ -224,7 +224,7 @@ class PullSend(PullBase):
             (B_ADDR, altered, "bob@b.test", "altered, guessed"),                # one character changed
             (B_ADDR, hid + "-00FFFFFFFF-" + "A" * 26, "bob@b.test", "altered"),  # guessed
             (B_ADDR, msid, "mallory@b.test", "not a recipient"),                # wrong receiver
-            (B_ADDR, "0000000000000000-00FFFFFFFF-" + "A" * 26, "bob@b.test", "no held message"),
+            (B_ADDR, "0000000000000000-00FFFFFFFF-" + "A" * 26, "bob@b.test", "altered"),
         ]
         for src, m, rcpt, why in cases:
             g = GtmlClient(src)
@@ -241,6 +241,28 @@ class PullSend(PullBase):
         self.assertEqual(g.cmd(f"GTML {msid} bob@b.test")[0], 503)
         g.close()
         self.assertIn(hid, self.held(f))        # nothing was served
+
+    def test_mac_checked_before_the_held_store_is_read(self):
+        # A guessed msid for a held ID that exists and for one that does not must take
+        # the same path: refused on the MAC, the held envelope never read (no oracle).
+        r = self.rmta()
+        f = self.sender()
+        _, hid, msid = self.send_held(f, r)
+        for qid in (hid, "0000000000000000"):
+            g = GtmlClient(B_ADDR)
+            g.cmd("EHLO x.test")
+            code, _ = g.cmd(f"GTML {qid}-{msid.split('-')[1]}-{'A' * 26} bob@b.test")
+            self.assertEqual(code, 550)
+            g.cmd("QUIT")
+            g.close()
+        self.assertTrue(wait_for(lambda: f.read_log().count("altered, guessed or for another MTA") >= 2, 5),
+                        f.read_log()[-2000:])
+        self.assertNotIn("no held message", f.read_log())
+        # the real msid still works afterwards
+        g = GtmlClient(B_ADDR)
+        g.cmd("EHLO mx.b.test")
+        self.assertEqual(g.gtml(msid, "bob@b.test")[0], 250)
+        g.close()
 
     def test_mx_of_receiver_domain_may_pull(self):
         r = self.rmta()
