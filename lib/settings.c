@@ -394,6 +394,8 @@ static const struct conf_setting schema[] = {
       .def = "greylist", .choices = pull_legacy_choices },
     { .key = "pull_expiry", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_expiry),
       .def = "14d", .min = 1, .max = 100 * 86400 },
+    { .key = "pull_fcrdns_wait", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_fcrdns_wait),
+      .def = "3s", .min = 1, .max = 60 },
     S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
     S("pull_hold", CONF_BOOL, pull_hold, "yes"),
     S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),

@@ -33,6 +33,7 @@ struct smtp_dmtp {
     char peer_reason[PULL_REASON_MAX];
     char fcrdns[ADDR_DOMAIN_MAX + 1];       /* verified name or "" */
     struct dns_query *q;
+    struct event *fcrdns_timer;     /* caps the lookups (pull_fcrdns_wait) */
     char names[FCRDNS_MAX_NAMES][DNS_NAME_MAX + 1];
     size_t nnames, next_name;
     /* the transaction */

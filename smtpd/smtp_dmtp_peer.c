@@ -8,6 +8,7 @@
 #include "smtpd/smtp_session_int.h"
 
 #include <ctype.h>
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,10 @@ static void lookups_done(struct smtp_dmtp *d)
     struct smtp_session *s = d->s;
     struct pull_verdict v;
     d->q = NULL;
+    if (d->fcrdns_timer) {
+        event_free(d->fcrdns_timer);
+        d->fcrdns_timer = NULL;
+    }
     classify(s, NULL, &v);
     d->peer_class = v.cls;
     str_copy(d->peer_reason, v.reason, sizeof d->peer_reason);
@@ -52,6 +57,21 @@ static void lookups_done(struct smtp_dmtp *d)
 }
 
 static void forward_next(struct smtp_dmtp *d);
+
+/* pull_fcrdns_wait is over: the resolver's own bound (dns_timeout × dns_rounds per
+   query, up to 1 + FCRDNS_MAX_NAMES queries) is far too long to hold a greeting, so
+   the peer is classified by address alone, as when it has no name. */
+static void on_fcrdns_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_dmtp *d = arg;
+    (void)fd, (void)what;
+    if (d->q)
+        dns_cancel(d->q);
+    d->fcrdns[0] = '\0';
+    log_info("session %s: no FCrDNS answer for [%s] within pull_fcrdns_wait; classified by address",
+             d->s->id, d->s->peer_ip);
+    lookups_done(d);
+}
 
 /* An A/AAAA answer for d->names[next_name - 1]: does it lead back to the peer? */
 static void on_forward(const struct dns_answer *a, void *arg)
@@ -149,6 +169,14 @@ int smtp_dmtp_start(struct smtp_session *s)
         netaddr_reverse_name(family, ip, rev, sizeof rev) < 0 ||
         !(d->q = dns_lookup(s->srv->dns, rev, DNS_T_PTR, on_ptr, d))) {
         lookups_done(d);        /* no name: classified by address alone */
+        return 0;
+    }
+    struct timeval cap = { (time_t)cfg->pull_fcrdns_wait, 0 };
+    d->fcrdns_timer = evtimer_new(s->srv->base, on_fcrdns_timer, d);
+    if (!d->fcrdns_timer || evtimer_add(d->fcrdns_timer, &cap) < 0) {
+        if (d->q)
+            dns_cancel(d->q);
+        lookups_done(d);
     }
     return 0;
 }
@@ -160,6 +188,8 @@ void smtp_dmtp_free(struct smtp_session *s)
         return;
     if (d->q)
         dns_cancel(d->q);
+    if (d->fcrdns_timer)
+        event_free(d->fcrdns_timer);
     free(d->rcpts);
     free(d);
     s->dmtp = NULL;

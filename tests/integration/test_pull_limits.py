@@ -1,0 +1,57 @@
+"""DMTP receiving side, the limits a second review asked for: a peer's FCrDNS
+lookups cannot hold the greeting past pull_fcrdns_wait; a denied peer may still
+pull (GTML) what we hold for it. Peers connect from 127.0.0.38 and 127.0.0.39."""
+import socket
+import subprocess
+import time
+import unittest
+
+from ferrytest import Ferry, SmtpLines, wait_for
+
+PEER = "127.0.0.38"
+PEER2 = "127.0.0.39"
+
+
+class Peer(SmtpLines):
+    def __init__(self, port, source, timeout=30):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+        self.buf = b""
+        self.greeting = self.reply()
+
+
+class SilentDns:
+    """A UDP 'resolver' that reads every query and answers none."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+
+class FcrdnsWait(unittest.TestCase):
+    def test_greeting_waits_at_most_pull_fcrdns_wait(self):
+        dns = SilentDns()
+        self.addCleanup(dns.close)
+        # the resolver alone would hold the greeting dns_timeout x dns_rounds = 10 s
+        f = Ferry(extra=f"pull_mode = on\nresolver = 127.0.0.1:{dns.port}\ndns_timeout = 5s\ndns_rounds = 2\n"
+                        "pull_fcrdns_wait = 1s\n")
+        f.start()
+        self.addCleanup(f.cleanup)
+        t0 = time.monotonic()
+        c = Peer(f.port, PEER)
+        waited = time.monotonic() - t0
+        self.assertEqual(c.greeting[0], 220, c.greeting)
+        self.assertLess(waited, 4, waited)
+        self.assertGreaterEqual(waited, 0.9, waited)
+        self.assertEqual(c.cmd("EHLO x.test")[0], 250)
+        c.cmd("QUIT")
+        c.close()
+        self.assertTrue(wait_for(lambda: "within pull_fcrdns_wait; classified by address" in f.read_log(), 5))
+        self.assertIn(f"dmtp peer [{PEER}] fcrdns=- class=unclassified", f.read_log())
+
+
+if __name__ == "__main__":
+    unittest.main()
