@@ -325,26 +325,15 @@ static void gtml_command(struct smtp_session *s, const char *line, size_t len)
 }
 
 /* QUIT, any case, nothing after it but blanks? */
-static bool is_quit(const char *line, size_t len)
-{
-    if (len < 4 || !str_nieq(line, "QUIT", 4))
-        return false;
-    for (size_t i = 4; i < len; i++)
-        if (line[i] != ' ')
-            return false;
-    return true;
-}
-
 bool smtp_dmtp_command(struct smtp_session *s, const char *line, size_t len)
 {
     struct smtp_dmtp *d = s->dmtp;
     if (!d)
         return false;
-    if (d->denied) {
-        if (is_quit(line, len))
-            return false;
-        s->cmd_junk = true;
-        smtp_session_reply(s, "503 5.7.1 No service for you here; send QUIT");
+    if (d->denied && !s->authenticated && len >= 4 && str_nieq(line, "MAIL", 4) &&
+        (len == 4 || line[4] == ' ' || line[4] == ':')) {
+        s->cmd_junk = true;         /* counts toward max_errors, as the old 503s did */
+        smtp_dmtp_say(s, DMTP_R_DENIED);
         return true;
     }
     switch (dmtp_cmd_verb(line, len)) {

@@ -6,7 +6,7 @@
  * smtp_dmtp_peer.c  at connect: the peer's verified FCrDNS name (PTR, then A/AAAA
  *                   back to the peer, on the smtp process's asynchronous DNS client;
  *                   the greeting waits for it), the peer's class; a denied peer is
- *                   greeted 554 and answered 503 until QUIT; the EHLO keywords.
+ *                   greeted, refused MAIL (it may still pull, GTML); the EHLO keywords.
  * smtp_dmtp.c       the stores, the MAIL parameter, per-recipient classification at
  *                   RCPT (user lists, correspondents, greylisting of legacy senders),
  *                   the MSID verb (notices, then intent messages, durable before the
@@ -62,7 +62,7 @@ void smtp_pull_close(struct smtp_server *srv);
 int  smtp_dmtp_start(struct smtp_session *s);
 void smtp_dmtp_free(struct smtp_session *s);
 /* Before the 220: false when the greeting must wait for the lookups (the session
-   is greeted when they end) or the peer is denied (554 sent). */
+   is greeted when they end). A denied peer is greeted: it may pull, not send. */
 bool smtp_dmtp_may_greet(struct smtp_session *s);
 /* The EHLO keyword lines (before the last one). */
 void smtp_dmtp_ehlo(struct smtp_session *s);

@@ -212,13 +212,13 @@ bool smtp_dmtp_may_greet(struct smtp_session *s)
     }
     if (d->peer_class != PULL_DENIED)
         return true;
-    /* -03 §3.5: the greeting says no; RFC 5321 §3.1: then wait for QUIT. */
-    log_info("session %s: dmtp peer [%s] denied: %s", s->id, s->peer_ip, d->peer_reason);
-    s->state = SS_INIT;
-    s->end_reason = "dmtp-denied";
+    /* -03 §3.5 greets a denied peer 554, but after a 554 greeting a client may only
+       QUIT (RFC 5321 §3.1), so the peer could not pull (GTML) the mail our users sent
+       to it. Denied means "we take no mail from it": it is greeted 220 and MAIL is
+       refused (RFC-NOTES.md, "Denied peers"). */
+    log_info("session %s: dmtp peer [%s] denied: %s; GTML only", s->id, s->peer_ip, d->peer_reason);
     d->denied = true;
-    smtp_dmtp_say(s, DMTP_R_DENIED);
-    return false;
+    return true;
 }
 
 void smtp_dmtp_ehlo(struct smtp_session *s)

@@ -7,6 +7,7 @@ import time
 import unittest
 
 from ferrytest import Ferry, SmtpLines, wait_for
+from test_pull_send import GtmlClient, MSG, PullBase
 
 PEER = "127.0.0.38"
 PEER2 = "127.0.0.39"
@@ -51,6 +52,32 @@ class FcrdnsWait(unittest.TestCase):
         c.close()
         self.assertTrue(wait_for(lambda: "within pull_fcrdns_wait; classified by address" in f.read_log(), 5))
         self.assertIn(f"dmtp peer [{PEER}] fcrdns=- class=unclassified", f.read_log())
+
+
+class DeniedPeerPulls(PullBase):
+    """Ferry A (PEER) holds a message for b.test, whose MX is PEER2; A denies PEER2
+    as a sender, yet PEER2 may still pull what A holds for it."""
+    a_addr, b_addr = PEER, PEER2
+
+    def test_denied_peer_may_pull_but_not_send(self):
+        r = self.rmta(addr=PEER2)
+        f = self.sender("pull_mode = on\n", relay_networks="127.0.0.1/32")
+        _, hid, msid = self.send_held(f, r)
+        r.close()
+        self.assertEqual(f.ferryctl("pull", "deny", PEER2).returncode, 0)
+        g = GtmlClient(PEER2, host=PEER)
+        self.assertEqual(g.greeting[0], 220, g.greeting)
+        g.cmd("EHLO mx.b.test")
+        code, lines = g.cmd("MAIL FROM:<x@b.test>")
+        self.assertEqual(code, 550, f.read_log()[-3000:])
+        self.assertIn("DENIED", lines[0])
+        code, body = g.gtml(msid, "bob@b.test")
+        self.assertEqual(code, 250, f.read_log()[-2000:])
+        self.assertEqual(body, MSG.format(to="bob@b.test", subj="pull-me").encode())
+        self.assertEqual(g.cmd("QUIT")[0], 221)
+        g.close()
+        self.assertTrue(wait_for(lambda: hid not in self.held(f), 5), f.read_log()[-2000:])
+        self.assertIn(f"dmtp peer [{PEER2}] denied", f.read_log())
 
 
 if __name__ == "__main__":

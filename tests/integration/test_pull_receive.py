@@ -77,10 +77,19 @@ class PullReceive(unittest.TestCase):
         self.ctl("deny", DENIED)
         try:
             c = Peer(self.f.port, DENIED)
-            self.assertEqual(c.greeting[0], 554, c.greeting)
-            self.assertIn("DENIED", c.greeting[1][0])
-            for cmd in ("EHLO smta.example", "MAIL FROM:<a@b.example>", "NOOP", "MSID x y"):
-                self.assertEqual(c.cmd(cmd)[0], 503, cmd)
+            # greeted (it may pull what we hold for it), but no mail from it
+            self.assertEqual(c.greeting[0], 220, c.greeting)
+            code, lines = c.cmd("EHLO smta.example")
+            self.assertEqual(code, 250)
+            self.assertIn("250-GTML", lines)
+            self.assertNotIn("250-MSID", lines)
+            code, lines = c.cmd("MAIL FROM:<a@b.example>")
+            self.assertEqual(code, 550)
+            self.assertIn("DENIED", lines[0])
+            self.assertEqual(c.cmd("MAIL FROM:<a@b.example> DMTP")[0], 550)
+            self.assertEqual(c.cmd("RCPT TO:<bob@example.test>")[0], 503)
+            self.assertEqual(c.cmd("MSID x y")[0], 503)
+            self.assertEqual(c.cmd("NOOP")[0], 250)
             self.assertEqual(c.cmd("QUIT")[0], 221)
             self.assertTrue(c.closed())
         finally:
@@ -337,11 +346,13 @@ class PullFcrdns(unittest.TestCase):
             log = f.read_log()
             self.assertRegex(log, r"dmtp peer \[127\.0\.0\.4\] fcrdns=peer\.dmtp\.test class=allowed")
             self.assertRegex(log, r"dmtp peer \[127\.0\.0\.5\] fcrdns=- class=unclassified")
-            # a denied verified name gets the 554 greeting
+            # a denied verified name may not send (it is greeted: it may pull)
             self.assertEqual(f.ferryctl("pull", "deny", "dmtp.test").returncode, 0)
             self.assertEqual(f.ferryctl("pull", "unlist", "peer.dmtp.test").returncode, 0)
             c = Peer(f.port, DENIED)
-            self.assertEqual(c.greeting[0], 554)
+            self.assertEqual(c.greeting[0], 220)
+            c.cmd("EHLO peer.dmtp.test")
+            self.assertEqual(c.cmd("MAIL FROM:<a@dmtp.test>")[0], 550)
             c.cmd("QUIT")
         finally:
             f.cleanup()

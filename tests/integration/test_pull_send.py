@@ -33,7 +33,7 @@ class ScriptedRmta:
     """A receiving MTA on B_ADDR:25 that offers MSID and GTML (or not) and records
     every command it gets. msid_reply: the reply to MSID."""
 
-    def __init__(self, offer_msid=True, msid_reply="250 2.0.0 notice taken", code00=False):
+    def __init__(self, offer_msid=True, msid_reply="250 2.0.0 notice taken", code00=False, addr=B_ADDR):
         self.offer_msid = offer_msid
         self.msid_reply = msid_reply
         self.code00 = code00
@@ -41,7 +41,7 @@ class ScriptedRmta:
         self.data = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((B_ADDR, 25))
+        self.sock.bind((addr, 25))
         self.sock.listen(8)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -146,9 +146,9 @@ class PullBase(unittest.TestCase):
     def tearDownClass(cls):
         cls.dns.stop()
 
-    def sender(self, extra=""):
+    def sender(self, extra="", relay_networks="127.0.0.0/8"):
         f = Ferry(extra=f"hostname = a.test\nlisten = smtp {self.a_addr}:25\nresolver = 127.0.0.1:{self.dns.port}\n"
-                        f"smtp_source_ipv4 = {self.a_addr}\nrelay_networks = 127.0.0.0/8\nretry_min = 1h\n"
+                        f"smtp_source_ipv4 = {self.a_addr}\nrelay_networks = {relay_networks}\nretry_min = 1h\n"
                         "retry_max = 2h\n" + extra,
                   domains="a.test")
         f.start()
