@@ -10,6 +10,7 @@
    with `ferryctl pull list` (and the sender, unanswered, sends MSID again: a
    second notice, never a lost one). When an intent message cannot be queued the
    notices just written are dropped again and the sender gets 451. */
+#include "auth/spf.h"
 #include "lib/buf.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
@@ -101,7 +102,20 @@ static int note_rcpt(struct smtp_dmtp *d, const char *addr, const char *user, bo
     return 0;
 }
 
-/* The user's own lists (and correspondents) on this sender. */
+/* Is MAIL FROM's domain authenticated for this transaction? SPF pass for exactly
+   that domain; DMARC cannot act here, before any message (RFC-NOTES.md). */
+static bool sender_authenticated(const struct smtp_session *s)
+{
+    const char *at = strrchr(s->env.sender, '@');
+    if (!at || s->spf_result != SPF_PASS)
+        return false;
+    size_t n = strlen(at + 1);
+    return n == strlen(s->spf_domain) && str_nieq(at + 1, s->spf_domain, n);
+}
+
+/* The user's own lists (and correspondents) on this sender. A deny applies to the
+   claimed address as it stands (it can only refuse); an allow only when the address
+   is authenticated, else anyone could claim a user's friend and skip the pull. */
 static void classify_sender(struct smtp_session *s, const char *user, struct pull_verdict *v)
 {
     struct smtp_pull *p = s->srv->pull;
@@ -119,6 +133,12 @@ static void classify_sender(struct smtp_session *s, const char *user, struct pul
     }
     pull_classify_sender(e, n, s->env.sender, corr == 1, v);
     free(e);
+    if (v->cls == PULL_ALLOWED && !sender_authenticated(s)) {
+        log_info("session %s: dmtp %s's allow of <%s> not applied: the sender's domain is not authenticated "
+                 "(no SPF pass) (%s)", s->id, user, s->env.sender, v->reason);
+        v->cls = PULL_UNCLASSIFIED;
+        str_copy(v->reason, "sender allowed but not authenticated", sizeof v->reason);
+    }
 }
 
 int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_user)

@@ -14,6 +14,7 @@ import subprocess
 import time
 import unittest
 
+from dnsserver import DnsServer
 from ferrytest import FERRYCTL, Ferry, SmtpLines, wait_for
 
 DENIED = "127.0.0.4"
@@ -37,10 +38,24 @@ def header(msg, name):
     return re.sub(r"\r?\n[ \t]", " ", m.group(1)).strip() if m else None
 
 
+# SPF for the senders the users' lists allow (a sender-based allow needs SPF pass);
+# every other *.example name does not exist (SPF none).
+SPF_ZONE = """$ORIGIN example.
+$TTL 300
+@ IN SOA ns.example. hostmaster.example. 1 3600 900 604800 60
+@ IN NS ns.example.
+ns IN A 127.0.0.1
+friends IN TXT "v=spf1 ip4:127.0.0.5 -all"
+far IN TXT "v=spf1 ip4:127.0.0.5 -all"
+soft IN TXT "v=spf1 ip4:127.0.0.5 ~all"
+"""
+
+
 class PullReceive(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.f = Ferry(extra=PULL_CONF)
+        cls.dns = DnsServer({"example": SPF_ZONE}).start()
+        cls.f = Ferry(extra=PULL_CONF + "spf_check = yes\nresolver = 127.0.0.1:%d\n" % cls.dns.port)
         for user in ("dave", "erin"):
             r = subprocess.run([FERRYCTL, "-c", cls.f.conf, "user", "add", user], input=user + "-pw\n",
                                capture_output=True, text=True)
@@ -50,6 +65,7 @@ class PullReceive(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.f.cleanup()
+        cls.dns.stop()
 
     def ctl(self, *args):
         r = self.f.ferryctl("pull", *args)
@@ -188,6 +204,27 @@ class PullReceive(unittest.TestCase):
         self.assertEqual(code, 550)
         self.assertIn("5.7.1", lines[0])
         c.cmd("QUIT")
+
+    def test_sender_allow_needs_spf_pass(self):
+        # Anyone can write MAIL FROM:<pal@soft.example>: from a host its SPF does not
+        # name (softfail) or for a domain without SPF, the user's allow does not apply.
+        self.ctl("allow", "judy", "@soft.example")
+        self.ctl("allow", "judy", "@nospf.example")
+        forged = "127.0.0.38"
+        for sender, src, msid in (("pal@soft.example", forged, "5ABC-00FFFFFFFF-FORGED1"),
+                                  ("pal@nospf.example", OTHER, "5ABD-00FFFFFFFF-FORGED2")):
+            code, lines = self.dmtp_offer(sender, ["judy@example.test"], msid, source=src)
+            self.assertEqual(code, 250, lines)
+        rows = self.notices("judy")
+        self.assertEqual([r[5] for r in rows], ["pending", "pending"], rows)
+        self.assertIn("judy's allow of <pal@soft.example> not applied", self.f.read_log())
+        # from the host SPF names, the same allow applies: an automatic notice
+        code, lines = self.dmtp_offer("pal@soft.example", ["judy@example.test"], "5ABE-00FFFFFFFF-REALPAL")
+        self.assertEqual(code, 250, lines)
+        self.assertEqual(sorted(r[5] for r in self.notices("judy")), ["auto", "pending", "pending"])
+        # a legacy sender claiming the allowed domain from elsewhere is greylisted
+        r = self.swaks("pal@soft.example", "judy@example.test", source=forged)
+        self.assertIn("451 4.7.1", r.stdout)
 
     def swaks(self, sender, rcpt, source=OTHER):
         return subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(self.f.port), "--local-interface",
