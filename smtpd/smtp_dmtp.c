@@ -11,6 +11,7 @@
    second notice, never a lost one). When an intent message cannot be queued the
    notices just written are dropped again and the sender gets 451. */
 #include "auth/spf.h"
+#include "delivery/local_rcpt.h"
 #include "lib/buf.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
@@ -141,6 +142,33 @@ static void classify_sender(struct smtp_session *s, const char *user, struct pul
     }
 }
 
+/* The user who owns local address addr, found as local delivery finds it (aliases,
+   virtual map, sub-addressing; include files unread): the first mailbox among its
+   targets. Notices, intent-message replies and per-user lists are keyed by that user,
+   so an alias's mail is decided by the one who reads it. name (the address's own
+   mailbox name) when the expansion names no mailbox or cannot be done now. */
+static void owner_of(struct smtp_session *s, const char *addr, const char *name, char *out, size_t outsz)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    const char *bad;
+    str_copy(out, name, outsz);
+    if (local_maps_refresh(cfg, &s->srv->local_maps, &bad) < 0)
+        return;
+    struct local_rcpt_arg ra;
+    struct local_resolver r;
+    local_resolver_init(&r, &ra, cfg, &s->srv->local_maps);
+    r.check_only = true;
+    struct local_targets ts = { 0 };
+    struct delivery_status st;
+    if (local_resolve(&r, addr, &ts, &st) == 0)
+        for (size_t i = 0; i < ts.n; i++)
+            if (ts.v[i].kind == LT_MAILBOX) {
+                str_copy(out, ts.v[i].arg, outsz);
+                break;
+            }
+    local_targets_free(&ts);
+}
+
 int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_user)
 {
     struct smtp_dmtp *d = s->dmtp;
@@ -151,7 +179,10 @@ int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_u
     char user[PULL_USER_MAX + 1] = "";
     const char *why;
     bool allowed = pc == PULL_ALLOWED;
-    if (local_user && pull_user_name(local_user, user, sizeof user, &why) < 0)
+    char owner[LOCAL_TARGET_MAX];
+    if (local_user)
+        owner_of(s, addr, local_user, owner, sizeof owner);
+    if (local_user && pull_user_name(owner, user, sizeof user, &why) < 0)
         user[0] = '\0';
     if (user[0] && !s->authenticated && s->kind == LISTEN_SMTP &&
         !settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer)) {

@@ -56,7 +56,12 @@ class PullReceive(unittest.TestCase):
     def setUpClass(cls):
         cls.dns = DnsServer({"example": SPF_ZONE}).start()
         cls.f = Ferry(extra=PULL_CONF + "spf_check = yes\nresolver = 127.0.0.1:%d\n" % cls.dns.port)
-        for user in ("dave", "erin"):
+        aliases = os.path.join(cls.f.dir, "aliases")
+        with open(aliases, "w") as fh:
+            fh.write("sales: kim\n")
+        with open(cls.f.conf, "a") as fh:
+            fh.write(f"alias_file = {aliases}\n")
+        for user in ("dave", "erin", "kim"):
             r = subprocess.run([FERRYCTL, "-c", cls.f.conf, "user", "add", user], input=user + "-pw\n",
                                capture_output=True, text=True)
             assert r.returncode == 0, r.stderr
@@ -279,7 +284,7 @@ class PullReceive(unittest.TestCase):
         with self.assertRaises(smtplib.SMTPRecipientsRefused):
             c.sendmail("dave@example.test", [bad + "@mx.example.test"],
                        "From: dave@example.test\r\nSubject: x\r\n\r\nx\r\n")
-        self.assertNotIn("fetch requested", self.f.read_log())
+        self.assertNotIn("notice %s of dave: fetch requested" % nid, self.f.read_log())
         # dave's own reply: taken, consumed
         c.sendmail("dave@example.test", [reply_to],
                    "From: dave@example.test\r\nSubject: Re: pull\r\n\r\nyes please\r\n")
@@ -288,6 +293,26 @@ class PullReceive(unittest.TestCase):
                                                    self.f.read_log()), 5))
         self.assertIn("consumed (not delivered)", self.f.read_log())
         self.assertFalse(os.path.exists(os.path.join(self.f.maildir, "dmtp-pull")))
+
+    def test_alias_notice_belongs_to_its_owner(self):
+        # sales is an alias of kim: the notice is kim's, and kim's reply fetches it
+        code, lines = self.dmtp_offer("yan@sender.example", ["sales@example.test"], "3ABD-00FFFFFFFF-ALIASMSID")
+        self.assertEqual(code, 250, lines)
+        rows = self.notices("kim")
+        row = [r for r in rows if r[1] == "<yan@sender.example>" or "yan@sender.example" in r[1]]
+        self.assertEqual(len(row), 1, rows)
+        nid = row[0][0]
+        self.assertEqual(self.notices("sales"), [])
+        intent = wait_for(lambda: [p for p in self.f.mailbox_files("kim") if nid in open(p, encoding="utf-8").read()],
+                          10)
+        self.assertTrue(intent, self.f.read_log()[-2000:])
+        reply_to = re.search(r"dmtp-pull\+%s\.[0-9A-V]{16}@mx\.example\.test" % nid,
+                             header(open(intent[0], encoding="utf-8").read(), "Reply-To")).group(0)
+        c = self.submission("kim")
+        c.sendmail("kim@example.test", [reply_to], "From: kim@example.test\r\nSubject: Re: pull\r\n\r\nyes\r\n")
+        c.quit()
+        self.assertTrue(wait_for(lambda: re.search(r"dmtp notice %s of kim: fetch requested by reply" % nid,
+                                                   self.f.read_log()), 5), self.f.read_log()[-2000:])
 
     def test_sendmail_reply_by_subject(self):
         """A local user's reply through ferry-sendmail, to plain dmtp-pull@ with the
