@@ -16,6 +16,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
+#include "lib/ratelimit.h"
 #include "pull/intent.h"
 #include "smtpd/proc.h"
 #include "smtpd/smtp_dmtp_int.h"
@@ -64,6 +65,7 @@ void smtp_pull_close(struct smtp_server *srv)
         notice_close(p->notices);
     if (p->lists)
         pull_lists_close(p->lists);
+    ratelimit_free(p->intent_rate);
     memset(&p->key, 0, sizeof p->key);
     free(p);
     srv->pull = NULL;
@@ -86,7 +88,7 @@ void smtp_dmtp_mail(struct smtp_session *s, bool dmtp)
         s->dmtp->mail_dmtp = dmtp;
 }
 
-static int note_rcpt(struct smtp_dmtp *d, const char *addr, const char *user, bool allowed)
+static int note_rcpt(struct smtp_dmtp *d, const char *addr, const char *user, bool allowed, bool capped)
 {
     if (d->nrcpts == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 8;
@@ -100,6 +102,7 @@ static int note_rcpt(struct smtp_dmtp *d, const char *addr, const char *user, bo
     str_copy(r->addr, addr, sizeof r->addr);
     str_copy(r->user, user ? user : "", sizeof r->user);
     r->allowed = allowed;
+    r->capped = capped;
     return 0;
 }
 
@@ -225,7 +228,17 @@ int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_u
             }
         }
     }
-    if (note_rcpt(d, addr, user, allowed) < 0) {
+    /* A DMTP sender's notice for this user will wait for the user: within the caps? */
+    bool capped = false;
+    if (user[0] && d->mail_dmtp && pc == PULL_UNCLASSIFIED && !allowed && !s->authenticated) {
+        char reply[ADDR_PATH_MAX + 160];
+        if (smtp_dmtp_cap_refusal(s, user, addr, reply, sizeof reply)) {
+            smtp_session_reply(s, "%s", reply);
+            return -1;
+        }
+        capped = true;
+    }
+    if (note_rcpt(d, addr, user, allowed, capped) < 0) {
         smtp_session_reply(s, "452 4.3.0 Out of memory, try again later");
         return -1;
     }
@@ -314,6 +327,14 @@ static void msid_command(struct smtp_session *s, const char *line, size_t len)
         str_copy(n[i].peer_ip, s->peer_ip, sizeof n[i].peer_ip);
         str_copy(n[i].peer_name, d->fcrdns, sizeof n[i].peer_name);
         n[i].state = peer_allowed || ri->allowed ? NOTICE_AUTO : NOTICE_PENDING;
+        char reply[ADDR_PATH_MAX + 160];
+        if (n[i].state == NOTICE_PENDING && !ri->capped &&
+            smtp_dmtp_cap_refusal(s, ri->user, ri->addr, reply, sizeof reply)) {
+            /* MAIL without DMTP (-00 clients): the caps are checked here instead of at RCPT */
+            smtp_session_reply(s, "%s", reply);
+            free(n);
+            return;
+        }
     }
     const struct ferry_config *cfg = s->srv->cfg;
     struct notice_store *ns = s->srv->pull->notices;
@@ -341,8 +362,12 @@ static void msid_command(struct smtp_session *s, const char *line, size_t len)
                  n[i].id, n[i].user, n[i].sender, n[i].recipient, n[i].msid, notice_state_name(n[i].state),
                  s->peer_ip, d->fcrdns[0] ? " fcrdns=" : "", d->fcrdns);
     bool pull_now = false;
-    for (size_t i = 0; i < count; i++)
+    size_t intents = 0;
+    for (size_t i = 0; i < count; i++) {
         pull_now = pull_now || n[i].state == NOTICE_AUTO;
+        intents += n[i].state == NOTICE_PENDING;
+    }
+    smtp_dmtp_caps_count(s, intents);
     if (pull_now)
         smtp_server_pull_nudge(s->srv);     /* the queue pulls these at once */
     free(n);

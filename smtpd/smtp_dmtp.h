@@ -46,6 +46,7 @@ struct smtp_pull {
     struct pull_lists *lists;
     struct notice_store *notices;
     struct greylist_store *grey;
+    struct ratelimit *intent_rate;      /* intent messages per peer IP (pull_max_intent_rate an hour) */
     /* NULL: GTML is answered DMTP_R_GTML_REFUSED. The sending side sets it at start. */
     smtp_gtml_fn gtml;
     void *gtml_arg;

@@ -54,6 +54,51 @@ class FcrdnsWait(unittest.TestCase):
         self.assertIn(f"dmtp peer [{PEER}] fcrdns=- class=unclassified", f.read_log())
 
 
+class NoticeCaps(unittest.TestCase):
+    """An unclassified peer cannot fill a mailbox with intent messages."""
+
+    def offer(self, f, source, sender, rcpt, msid):
+        c = Peer(f.port, source)
+        c.cmd("EHLO smta.example")
+        self.assertEqual(c.cmd(f"MAIL FROM:<{sender}> DMTP")[0], 250)
+        code, lines = c.cmd(f"RCPT TO:<{rcpt}>")
+        if code == 250:
+            code, lines = c.cmd(f"MSID {msid} hello")
+        c.cmd("QUIT")
+        c.close()
+        return code, lines[0]
+
+    def test_caps_per_user_per_sender_and_per_peer(self):
+        f = Ferry(extra="pull_mode = on\nlocal_recipients = any\npull_max_pending = 3\n"
+                        "pull_max_pending_sender = 2\npull_max_intent_rate = 5\n")
+        f.start()
+        self.addCleanup(f.cleanup)
+        n = iter(range(100))
+        msid = lambda: "%dCAP-00FFFFFFFF-CAPSCAPS" % next(n)
+        # per sender: the third message from a@ to una waits at RCPT
+        self.assertEqual(self.offer(f, PEER, "a@x.example", "una@example.test", msid())[0], 250)
+        self.assertEqual(self.offer(f, PEER, "a@x.example", "una@example.test", msid())[0], 250)
+        code, line = self.offer(f, PEER, "a@x.example", "una@example.test", msid())
+        self.assertEqual(code, 452, line)
+        self.assertIn("4.2.2", line)
+        # per user: b@ fills una's three places, then c@ waits too
+        self.assertEqual(self.offer(f, PEER, "b@x.example", "una@example.test", msid())[0], 250)
+        code, line = self.offer(f, PEER, "c@x.example", "una@example.test", msid())
+        self.assertEqual((code, line[:9]), (452, "452 4.2.2"), line)
+        self.assertEqual(len(f.ferryctl("pull", "list", "una").stdout.splitlines()), 3)
+        self.assertTrue(wait_for(lambda: len(f.mailbox_files("una")) == 3, 10))
+        # per peer: 3 intent messages this hour from PEER; two more, then 450
+        self.assertEqual(self.offer(f, PEER, "d@x.example", "vic@example.test", msid())[0], 250)
+        self.assertEqual(self.offer(f, PEER, "e@x.example", "vic@example.test", msid())[0], 250)
+        code, line = self.offer(f, PEER, "g@x.example", "vic@example.test", msid())
+        self.assertEqual((code, line[:9]), (450, "450 4.7.0"), line)
+        # another peer is not held back by PEER's count
+        self.assertEqual(self.offer(f, PEER2, "g@x.example", "vic@example.test", msid())[0], 250)
+        self.assertTrue(wait_for(lambda: len(f.mailbox_files("vic")) == 3, 10))
+        time.sleep(0.5)
+        self.assertEqual(len(f.mailbox_files("una")), 3)
+
+
 class DeniedPeerPulls(PullBase):
     """Ferry A (PEER) holds a message for b.test, whose MX is PEER2; A denies PEER2
     as a sender, yet PEER2 may still pull what A holds for it."""
