@@ -402,6 +402,8 @@ static const struct conf_setting schema[] = {
       .offset = offsetof(struct ferry_config, pull_max_pending_sender), .def = "5", .min = 1, .max = 100000 },
     { .key = "pull_max_intent_rate", .type = CONF_UINT, .offset = offsetof(struct ferry_config, pull_max_intent_rate),
       .def = "60", .min = 1, .max = 1000000 },
+    { .key = "pull_deadline", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_deadline),
+      .def = "10m", .min = 1, .max = 86400 },
     S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
     S("pull_hold", CONF_BOOL, pull_hold, "yes"),
     S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),

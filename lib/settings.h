@@ -157,6 +157,7 @@ struct ferry_config {
     unsigned long long pull_max_pending;        /* pending notices per user */
     unsigned long long pull_max_pending_sender; /* of them from one sender address */
     unsigned long long pull_max_intent_rate;    /* intent messages per peer IP per hour */
+    unsigned long long pull_deadline;           /* one whole pull (connect to QUIT) */
     bool pull_private_peers;            /* may pull from loopback/private addresses */
     bool pull_hold;                     /* sending side: MSID to peers that offer it */
     bool pull_auto_allow;               /* regular correspondents count as allowed */

@@ -1,12 +1,14 @@
 """DMTP receiving side, the limits a second review asked for: a peer's FCrDNS
 lookups cannot hold the greeting past pull_fcrdns_wait; a denied peer may still
 pull (GTML) what we hold for it. Peers connect from 127.0.0.38 and 127.0.0.39."""
+import os
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
-from ferrytest import Ferry, SmtpLines, wait_for
+from ferrytest import ROOT, Ferry, SmtpLines, wait_for
 from test_pull_send import GtmlClient, MSG, PullBase
 
 PEER = "127.0.0.38"
@@ -123,6 +125,97 @@ class DeniedPeerPulls(PullBase):
         g.close()
         self.assertTrue(wait_for(lambda: hid not in self.held(f), 5), f.read_log()[-2000:])
         self.assertIn(f"dmtp peer [{PEER2}] denied", f.read_log())
+
+
+TOOL = os.path.join(ROOT, os.environ.get("BUILD", "build"), "tests", "tools", "pull_notice_add")
+
+
+class TricklingSmta:
+    """On PEER:25: answers EHLO and GTML 250, then sends one body line every half
+    second, never the final dot (a peer holding a pull slot)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((PEER, 25))
+        self.sock.listen(4)
+        self.stop = False
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        try:
+            f = conn.makefile("rb")
+            conn.sendall(b"220 trickle.test\r\n")
+            f.readline()
+            conn.sendall(b"250 trickle.test\r\n")
+            f.readline()
+            conn.sendall(b"250 2.0.0 message follows\r\n")
+            for i in range(120):
+                if self.stop:
+                    break
+                conn.sendall(b"Subject: line %d\r\n" % i)
+                time.sleep(0.5)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class PullDeadline(unittest.TestCase):
+    def test_trickling_peer_loses_the_slot_at_pull_deadline(self):
+        smta = TricklingSmta()
+        self.addCleanup(smta.close)
+        b = Ferry(extra=f"pull_mode = on\npull_private_peers = yes\nsmtp_source_ipv4 = {PEER2}\n"
+                        "pull_deadline = 3s\n")
+        self.addCleanup(b.cleanup)
+        env = dict(os.environ, PULL_NOTICE_MSID="1ABC-00FFFFFFFF-" + "A" * 26, PULL_NOTICE_AUTO="1")
+        r = subprocess.run([TOOL, b.conf, "bob", "bob@example.test", "alice@a.test", PEER, "a.test", "slow"],
+                           capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        t0 = time.monotonic()
+        b.start()
+        self.assertTrue(wait_for(lambda: "took longer than pull_deadline (3s)" in b.read_log(), 10),
+                        b.read_log()[-2000:])
+        took = time.monotonic() - t0
+        self.assertLess(took, 8)
+        self.assertGreaterEqual(took, 3)
+        self.assertTrue(smta.connections >= 1)
+        self.assertEqual(b.mailbox_files("bob"), [])
+
+
+    def test_scan_is_fair_across_users_and_peers(self):
+        # 205 notices of one user from one peer come first in the store's order; a
+        # later user's single notice from another peer must still be tried at once.
+        b = Ferry(extra=f"pull_mode = on\npull_private_peers = yes\nsmtp_source_ipv4 = {PEER2}\n"
+                        "pull_deadline = 2s\n")
+        self.addCleanup(b.cleanup)
+        for i in range(206):
+            user, peer = ("aaa", PEER) if i < 205 else ("zed", PEER2)
+            env = dict(os.environ, PULL_NOTICE_MSID="%dABC-00FFFFFFFF-" % i + "A" * 26, PULL_NOTICE_AUTO="1")
+            r = subprocess.run([TOOL, b.conf, user, f"{user}@example.test", "alice@a.test", peer, "a.test", "n"],
+                               capture_output=True, text=True, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        b.start()
+        self.assertTrue(wait_for(lambda: f"for <zed@example.test>: connecting to [{PEER2}]" in b.read_log(), 5),
+                        b.read_log()[-2000:])
 
 
 if __name__ == "__main__":
