@@ -123,20 +123,14 @@ static bool sender_authenticated(const struct smtp_session *s)
 static void classify_sender(struct smtp_session *s, const char *user, struct pull_verdict *v)
 {
     struct smtp_pull *p = s->srv->pull;
-    struct pull_user_entry *e = NULL;
-    size_t n = 0;
-    if (pull_user_load(p->lists, user, &e, &n) < 0) {
-        log_warn("session %s: cannot read the DMTP sender list of %s", s->id, user);
-        e = NULL, n = 0;
-    }
     int corr = 0;
     if (s->srv->cfg->pull_auto_allow && s->env.sender[0] &&
         (corr = pull_correspondent_is(p->lists, user, s->env.sender)) < 0) {
         log_warn("session %s: cannot read the DMTP correspondents of %s", s->id, user);
         corr = 0;
     }
-    pull_classify_sender(e, n, s->env.sender, corr == 1, v);
-    free(e);
+    if (pull_classify_sender_db(p->lists, user, s->env.sender, corr == 1, v) < 0)
+        log_warn("session %s: cannot read the DMTP sender list of %s", s->id, user);
     if (v->cls == PULL_ALLOWED && !sender_authenticated(s)) {
         log_info("session %s: dmtp %s's allow of <%s> not applied: the sender's domain is not authenticated "
                  "(no SPF pass) (%s)", s->id, user, s->env.sender, v->reason);

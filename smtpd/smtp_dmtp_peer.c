@@ -12,17 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Classify with the stored peer list; a database error leaves the peer
-   unclassified (the safe default: it is neither trusted nor refused). */
+/* Classify with keyed lookups in the stored peer list (any size); a database error
+   leaves the peer unclassified (it is neither trusted nor refused), logged. */
 static void classify(struct smtp_session *s, const char *verified_domain, struct pull_verdict *v)
 {
     const struct ferry_config *cfg = s->srv->cfg;
-    struct pull_peer_entry *e = NULL;
-    size_t n = 0;
-    if (pull_peer_load(s->srv->pull->lists, &e, &n) < 0) {
-        log_warn("session %s: cannot read the DMTP peer list; [%s] is unclassified", s->id, s->peer_ip);
-        e = NULL, n = 0;
-    }
     struct pull_peer_facts f = {
         .ip = (const struct sockaddr *)&s->peer,
         .fcrdns = s->dmtp->fcrdns,
@@ -31,8 +25,8 @@ static void classify(struct smtp_session *s, const char *verified_domain, struct
         .verified_domain = verified_domain,
         .allow_verified_domain = cfg->pull_allow_dmarc_pass,
     };
-    pull_classify_peer(e, n, &f, v);
-    free(e);
+    if (pull_classify_peer_db(s->srv->pull->lists, &f, v) < 0)
+        log_warn("session %s: cannot read the DMTP peer list; [%s] is unclassified", s->id, s->peer_ip);
 }
 
 static void lookups_done(struct smtp_dmtp *d)
