@@ -23,6 +23,7 @@
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -258,9 +259,11 @@ static const struct dmtp_rcpt_info *find_rcpt(const struct smtp_dmtp *d, const c
     return NULL;
 }
 
-/* The intent message for n into the queue: a complete local message from the
-   null sender (nothing is ever bounced for it). 0 ok; -1 with errno. */
-static int queue_intent(struct smtp_session *s, const struct pull_notice *n, time_t now)
+/* The intent message for n as a draft in incoming/: a complete local message from
+   the null sender (nothing is ever bounced for it). Committed by the caller with
+   the others of the MSID. 0 ok; -1 with errno (nothing left behind). */
+static int draft_intent(struct smtp_session *s, const struct pull_notice *n, time_t now, struct spool_draft *d,
+                        char id[QID_LEN + 1])
 {
     struct buf b;
     buf_init(&b, INTENT_MSG_MAX);
@@ -269,19 +272,65 @@ static int queue_intent(struct smtp_session *s, const struct pull_notice *n, tim
     int r = -1;
     if (intent_build(n, s->srv->cfg->hostname, now, &b) < 0 || env_add_rcpt(&e, n->recipient) < 0)
         goto out;
+    if (spool_draft_new(&s->srv->spool, d) < 0)
+        goto out;
+    str_copy(e.id, d->id, sizeof e.id);
+    e.size = b.len;
     e.arrival = now;
     str_copy(e.client_addr, s->peer_ip, sizeof e.client_addr);
     str_copy(e.client_helo, s->helo, sizeof e.client_helo);
     str_copy(e.protocol, "dmtp", sizeof e.protocol);
     e.body_8bit = true;     /* its body is UTF-8 */
-    if (spool_enqueue(&s->srv->spool, &e, b.data, b.len) < 0)
+    if (spool_write_all(d->msg_fd, b.data, b.len) < 0 || spool_draft_put_env(&s->srv->spool, d, &e) < 0) {
+        int saved = errno;
+        spool_draft_abort(&s->srv->spool, d);
+        errno = saved;
         goto out;
-    ipc_chan_send(s->srv->parent, PROC_QUEUE_NEW, e.id, QID_LEN);
-    log_msg(LOG_LVL_INFO, e.id, "dmtp intent message for notice %s to=<%s> msid=%s", n->id, n->recipient, n->msid);
+    }
+    str_copy(id, d->id, QID_LEN + 1);
     r = 0;
 out:
     env_free(&e);
     buf_free(&b);
+    return r;
+}
+
+/* Every pending notice's intent message, committed together (one group commit:
+   spool_commit's single directory fsync for the batch, not one per recipient).
+   0 ok; -1 nothing queued. */
+static int queue_intents(struct smtp_session *s, const struct pull_notice *n, size_t count, time_t now)
+{
+    struct spool_draft *d = calloc(count, sizeof *d), **dp = calloc(count, sizeof *dp);
+    char (*ids)[QID_LEN + 1] = calloc(count, sizeof *ids);
+    const struct pull_notice **who = calloc(count, sizeof *who);
+    size_t k = 0;
+    int r = -1;
+    if (!d || !dp || !ids || !who)
+        goto out;
+    for (size_t i = 0; i < count; i++) {
+        if (n[i].state != NOTICE_PENDING)
+            continue;
+        if (draft_intent(s, &n[i], now, &d[k], ids[k]) < 0) {
+            for (size_t j = 0; j < k; j++)
+                spool_draft_abort(&s->srv->spool, &d[j]);
+            goto out;
+        }
+        dp[k] = &d[k];
+        who[k++] = &n[i];
+    }
+    if (k && spool_commit(&s->srv->spool, dp, k) < 0)   /* aborts the drafts itself */
+        goto out;
+    for (size_t j = 0; j < k; j++) {
+        ipc_chan_send(s->srv->parent, PROC_QUEUE_NEW, ids[j], QID_LEN);
+        log_msg(LOG_LVL_INFO, ids[j], "dmtp intent message for notice %s to=<%s> msid=%s", who[j]->id,
+                who[j]->recipient, who[j]->msid);
+    }
+    r = 0;
+out:
+    free(d);
+    free(dp);
+    free(ids);
+    free(who);
     return r;
 }
 
@@ -340,10 +389,9 @@ static void msid_command(struct smtp_session *s, const char *line, size_t len)
         free(n);
         return;
     }
-    for (size_t i = 0; i < count; i++) {
-        if (n[i].state != NOTICE_PENDING || queue_intent(s, &n[i], now) == 0)
-            continue;
-        log_error("session %s: cannot queue the intent message for %s; notices withdrawn", s->id, n[i].recipient);
+    if (queue_intents(s, n, count, now) < 0) {
+        log_error("session %s: cannot queue the intent messages for msid %s (%s); notices withdrawn", s->id,
+                  cmd.msid, strerror(errno));
         for (size_t j = 0; j < count; j++)
             if (notice_drop(ns, n[j].user, n[j].id, errtext, sizeof errtext) < 0)
                 log_error("session %s: cannot withdraw notice %s: %s", s->id, n[j].id, errtext);

@@ -140,6 +140,8 @@ class PullBase(unittest.TestCase):
             "b.test": zone("b.test", f"@ IN MX 10 mx\nmx IN A {cls.b_addr}\n"),
             "multi.test": zone("multi.test", f"@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A {cls.b_addr}\n"
                                              f"mx2 IN A {MX2_ADDR}\n"),
+            # SPF for the sender's domain: a receiver's per-user allow needs an SPF pass
+            "a.test": zone("a.test", f'@ IN TXT "v=spf1 ip4:{cls.a_addr} -all"\n'),
         }).start()
 
     @classmethod
