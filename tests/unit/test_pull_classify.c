@@ -161,14 +161,31 @@ START_TEST(private_addresses)
 }
 END_TEST
 
+/* A fresh store in dir (a mkdtemp template). */
+static struct pull_lists *store_open(char *dir, struct fdb_env **env)
+{
+    char err[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_msg(fdb_env_open(dir, env, err, sizeof err) == 0, "%s", err);
+    struct pull_lists *l = pull_lists_open(*env, err, sizeof err);
+    ck_assert_msg(l != NULL, "%s", err);
+    return l;
+}
+
+static void store_remove(const char *dir, struct pull_lists *l, struct fdb_env *env)
+{
+    char cmd[64];
+    pull_lists_close(l);
+    fdb_env_close(env);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 START_TEST(store_round_trip)
 {
     char dir[] = "/tmp/ferry-pcl-XXXXXX", err[512];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
     struct fdb_env *env;
-    ck_assert_msg(fdb_env_open(dir, &env, err, sizeof err) == 0, "%s", err);
-    struct pull_lists *l = pull_lists_open(env, err, sizeof err);
-    ck_assert_msg(l != NULL, "%s", err);
+    struct pull_lists *l = store_open(dir, &env);
     ck_assert_int_eq(pull_peer_set(l, "192.0.2.9/24", PULL_DENIED, err, sizeof err), 0);
     ck_assert_int_eq(pull_peer_set(l, "Example.ORG", PULL_ALLOWED, err, sizeof err), 0);
     ck_assert_int_eq(pull_peer_set(l, "example.org", PULL_DENIED, err, sizeof err), 0);   /* replaces */
@@ -221,11 +238,7 @@ START_TEST(store_round_trip)
     ck_assert_int_eq(pull_peer_load(l, &pe, &n), 0);
     ck_assert_uint_eq(n, 1);
     free(pe);
-    pull_lists_close(l);
-    fdb_env_close(env);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    store_remove(dir, l, env);
 }
 END_TEST
 
@@ -234,11 +247,8 @@ END_TEST
 START_TEST(store_large_lists)
 {
     char dir[] = "/tmp/ferry-pcl-XXXXXX", err[512];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
     struct fdb_env *env;
-    ck_assert_msg(fdb_env_open(dir, &env, err, sizeof err) == 0, "%s", err);
-    struct pull_lists *l = pull_lists_open(env, err, sizeof err);
-    ck_assert_msg(l != NULL, "%s", err);
+    struct pull_lists *l = store_open(dir, &env);
     struct fdb *raw;
     ck_assert_int_eq(fdb_open(env, "pull_peers.db", &raw, err, sizeof err), 0);
     for (int chunk = 0; chunk < 10; chunk++) {          /* bulk, 5000 to a transaction */
@@ -312,11 +322,7 @@ START_TEST(store_large_lists)
     fprintf(stderr, "store_large_lists: 1000 classifications against 50003 entries in %.1f ms\n", ms);
     ck_assert(ms < 5000);
 
-    pull_lists_close(l);
-    fdb_env_close(env);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    store_remove(dir, l, env);
 }
 END_TEST
 
