@@ -5,13 +5,16 @@
  *
  * smtp_dmtp_peer.c  at connect: the peer's verified FCrDNS name (PTR, then A/AAAA
  *                   back to the peer, on the smtp process's asynchronous DNS client;
- *                   the greeting waits for it), the peer's class; a denied peer is
+ *                   the greeting waits for it, at most pull_fcrdns_wait), the peer's
+ *                   class (keyed lookups, pull_classify_peer_db); a denied peer is
  *                   greeted, refused MAIL (it may still pull, GTML); the EHLO keywords.
  * smtp_dmtp.c       the stores, the MAIL parameter, per-recipient classification at
  *                   RCPT (user lists, correspondents, greylisting of legacy senders),
- *                   the MSID verb (notices, then intent messages, durable before the
- *                   250), DATA/BDAT refusal, the dispatch of the DMTP verbs (GTML goes
+ *                   the MSID verb (notices, then intent messages in one group commit,
+ *                   durable before the 250; notices keyed by the address's owner), DATA/BDAT refusal, the dispatch of the DMTP verbs (GTML goes
  *                   to srv->pull->gtml, which the sending side installs).
+ * smtp_dmtp_caps.c  the caps on pending notices (per user, per user and sender) and
+ *                   on intent messages per peer IP an hour, checked at RCPT.
  * smtp_dmtp_reply.c replies to intent messages (dmtp-pull+ID.H@host from the notice's
  *                   own user, by AUTH or ferry-sendmail) and regular correspondents
  *                   (what our users send out).
