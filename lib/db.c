@@ -494,16 +494,29 @@ int fdb_sweep(struct fdb *d, fdb_visit_fn pred, void *arg, size_t max, size_t *d
     int r = -1;
     if (w.keys && w.lens)
         r = fdb_foreach(d, sweep_visit, &w) < 0 ? -1 : 0;
+    struct fdb_txn *txn = NULL;
+    size_t in_txn = 0, pending = 0;
     for (size_t i = 0; i < w.n; i++) {
+        if (r == 0 && !txn && fdb_txn_begin(d->env, &txn) < 0)
+            r = -1;
         if (r == 0) {
-            int x = fdb_del(d, NULL, w.keys[i], w.lens[i]);
+            int x = fdb_del(d, txn, w.keys[i], w.lens[i]);
             if (x < 0)
                 r = -1;
             else if (x == 0)
-                (*deleted)++;
+                pending++;
+            if (r == 0 && (++in_txn == FDB_SWEEP_TXN || i + 1 == w.n)) {
+                if (fdb_txn_commit_written(txn) < 0)
+                    r = -1;
+                else
+                    *deleted += pending;
+                txn = NULL, in_txn = 0, pending = 0;
+            }
         }
         free(w.keys[i]);
     }
+    if (txn)
+        fdb_txn_abort(txn);
     free(w.keys);
     free(w.lens);
     return r;

@@ -52,9 +52,12 @@ typedef int (*fdb_visit_fn)(const void *key, size_t klen, const void *val, size_
 int  fdb_foreach(struct fdb *db, fdb_visit_fn fn, void *arg);
 
 /* Delete at most max pairs for which pred returns non-zero. The keys are collected
-   in one read scan and deleted after it, each in its own transaction (a delete
-   inside the scan's transaction would wait on its own read lock). *deleted counts
+   in one read scan and deleted after it (a delete inside the scan's transaction
+   would wait on its own read lock), FDB_SWEEP_TXN to a transaction committed
+   written, not fsync'd: a sweep is housekeeping (expiry), and one undone by a power
+   loss is simply done again, so it costs an event loop no fsync. *deleted counts
    the pairs removed. 0 ok, -1 error. */
+#define FDB_SWEEP_TXN 100
 int  fdb_sweep(struct fdb *db, fdb_visit_fn pred, void *arg, size_t max, size_t *deleted);
 
 /* Visit, in key order, the pairs whose key starts with prefix (plen may be 0),

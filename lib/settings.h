@@ -158,6 +158,11 @@ struct ferry_config {
     int pull_mode;                      /* enum pull_mode_setting */
     int pull_legacy;                    /* enum pull_legacy_setting */
     unsigned long long pull_expiry;     /* held messages, msids and notices */
+    unsigned long long pull_fcrdns_wait;   /* the greeting waits at most this for the peer's FCrDNS name */
+    unsigned long long pull_max_pending;        /* pending notices per user */
+    unsigned long long pull_max_pending_sender; /* of them from one sender address */
+    unsigned long long pull_max_intent_rate;    /* intent messages per peer IP per hour */
+    unsigned long long pull_deadline;           /* one whole pull (connect to QUIT) */
     bool pull_private_peers;            /* may pull from loopback/private addresses */
     bool pull_hold;                     /* sending side: MSID to peers that offer it */
     bool pull_auto_allow;               /* regular correspondents count as allowed */

@@ -407,3 +407,117 @@ int pull_correspondent_is(struct pull_lists *l, const char *user, const char *ad
         free(v);
     return r == 0 ? 1 : r == 1 ? 0 : -1;
 }
+
+/* ---- keyed lookups ---- */
+
+#define DB_MATCH_MAX (129 + 2 * 128)    /* every prefix of an IPv6 address, every parent of two names */
+
+struct matches {
+    struct pull_peer_entry *e;
+    size_t n;
+};
+
+/* Look key up; a record found is parsed into the next entry. 0 (found or not), -1 db error. */
+static int lookup_peer(struct pull_lists *l, const char *key, struct matches *m)
+{
+    void *v;
+    size_t vl;
+    int r = fdb_get(l->peers, NULL, key, strlen(key), &v, &vl);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    const char *why;
+    if (m->n < DB_MATCH_MAX && vl >= 4 && pull_peer_parse(key, &m->e[m->n], &why) == 0) {
+        m->e[m->n].deny = memcmp(v, "deny", 4) == 0;
+        m->n++;
+    }
+    free(v);
+    return 0;
+}
+
+static int lookup_nets(struct pull_lists *l, const struct sockaddr *ip, struct matches *m)
+{
+    int family;
+    uint8_t a[16];
+    if (!ip || netaddr_bytes(ip, &family, a) < 0)
+        return 0;
+    unsigned bits = family == AF_INET ? 32 : 128;
+    for (int p = (int)bits; p >= 0; p--) {
+        struct cidr c = { .family = family, .prefix = (unsigned)p };
+        memcpy(c.addr, a, bits / 8);
+        for (unsigned i = 0; i < bits / 8; i++) {
+            unsigned keep = (unsigned)p > i * 8 ? (unsigned)p - i * 8 : 0;
+            if (keep < 8)
+                c.addr[i] &= (uint8_t)(0xff << (8 - keep));
+        }
+        char key[INET6_ADDRSTRLEN + 8];
+        cidr_text(&c, key, sizeof key);
+        if (lookup_peer(l, key, m) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* name and each parent that still has a dot (entries are fully qualified). */
+static int lookup_names(struct pull_lists *l, const char *name, struct matches *m)
+{
+    char n[ADDR_DOMAIN_MAX + 1];
+    if (!name || !*name)
+        return 0;
+    str_copy(n, name, sizeof n);
+    size_t len = strlen(n);
+    if (len > 1 && n[len - 1] == '.')
+        n[len - 1] = '\0';
+    str_lower(n);
+    for (const char *p = n; p && strchr(p, '.'); p = strchr(p, '.') ? strchr(p, '.') + 1 : NULL)
+        if (lookup_peer(l, p, m) < 0)
+            return -1;
+    return 0;
+}
+
+int pull_classify_peer_db(struct pull_lists *l, const struct pull_peer_facts *f, struct pull_verdict *out)
+{
+    struct matches m = { calloc(DB_MATCH_MAX, sizeof *m.e), 0 };
+    int r = -1;
+    if (m.e && lookup_nets(l, f->ip, &m) == 0 && lookup_names(l, f->fcrdns, &m) == 0 &&
+        (!f->allow_verified_domain || lookup_names(l, f->verified_domain, &m) == 0))
+        r = 0;
+    if (r == 0) {
+        pull_classify_peer(m.e, m.n, f, out);
+    } else {
+        out->cls = PULL_UNCLASSIFIED;
+        snprintf(out->reason, sizeof out->reason, "the peer lists cannot be read");
+    }
+    free(m.e);
+    return r;
+}
+
+int pull_classify_sender_db(struct pull_lists *l, const char *user, const char *sender, bool correspondent,
+                            struct pull_verdict *out)
+{
+    struct pull_user_entry e[2];
+    size_t n = 0;
+    const char *at = sender ? strrchr(sender, '@') : NULL;
+    for (int i = 0; at && i < 2; i++) {
+        char key[PULL_USER_MAX + ADDR_PATH_MAX + 2], pat[ADDR_PATH_MAX + 1];
+        const char *why;
+        if (pull_pattern_parse(i == 0 ? sender : at, pat, sizeof pat, &why) < 0 ||
+            user_key(user, pat, key, sizeof key, &why) < 0)
+            continue;
+        void *v;
+        size_t vl;
+        int r = fdb_get(l->users, NULL, key, strlen(key), &v, &vl);
+        if (r < 0) {
+            out->cls = PULL_UNCLASSIFIED;
+            snprintf(out->reason, sizeof out->reason, "the sender lists cannot be read");
+            return -1;
+        }
+        if (r == 0) {
+            e[n].deny = vl >= 4 && memcmp(v, "deny", 4) == 0;
+            str_copy(e[n].pattern, pat, sizeof e[n].pattern);
+            n++;
+            free(v);
+        }
+    }
+    pull_classify_sender(e, n, sender, correspondent, out);
+    return 0;
+}

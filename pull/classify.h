@@ -97,8 +97,19 @@ int pull_peer_set(struct pull_lists *l, const char *peer, enum pull_class cls, c
 int pull_user_set(struct pull_lists *l, const char *user, const char *pattern, enum pull_class cls, char *err,
                   size_t errlen);
 
-/* Every peer entry / one user's entries, malloc'd into *out (caller frees). 0 ok;
-   -1 on a database error or more than PULL_MAX_ENTRIES. */
+/* Classify against the store by keyed lookups (O(log n) each, whatever the lists'
+   size): the peer's exact address and each enclosing network, longest prefix first
+   (33 lookups for IPv4, 129 for IPv6), then the FCrDNS name and each parent domain
+   (and the same for f->verified_domain); the entries found go to
+   pull_classify_peer. 0 ok; -1 on a database error (out: unclassified, reason says
+   so; the caller decides what an unreadable list means). */
+int pull_classify_peer_db(struct pull_lists *l, const struct pull_peer_facts *f, struct pull_verdict *out);
+/* The same for one user's sender lists: "user a@b", then "user @b". */
+int pull_classify_sender_db(struct pull_lists *l, const char *user, const char *sender, bool correspondent,
+                            struct pull_verdict *out);
+
+/* Every peer entry / one user's entries, malloc'd into *out (caller frees), for
+   listing (ferryctl). 0 ok; -1 on a database error or more than PULL_MAX_ENTRIES. */
 int pull_peer_load(struct pull_lists *l, struct pull_peer_entry **out, size_t *n);
 int pull_user_load(struct pull_lists *l, const char *user, struct pull_user_entry **out, size_t *n);
 

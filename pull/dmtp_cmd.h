@@ -77,7 +77,7 @@ bool dmtp_ehlo_line_offers_msid(const char *text, size_t len);
 bool dmtp_reply_wants_msid(int code);
 
 enum dmtp_reply_id {
-    DMTP_R_DENIED,          /* greeting to a denied peer */
+    DMTP_R_DENIED,          /* MAIL from a denied peer (it is greeted, and may pull) */
     DMTP_R_MSID_OK,
     DMTP_R_MSID_NO_RCPT,    /* MSID before any accepted RCPT */
     DMTP_R_DATA_REFUSED,    /* DATA/BDAT from an unclassified peer that declared DMTP */

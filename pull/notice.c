@@ -462,3 +462,30 @@ int notice_expire(struct notice_store *s, time_t now, size_t max, size_t *droppe
 {
     return fdb_sweep(s->db, expired, &now, max, dropped);
 }
+
+struct pending_count {
+    const char *sender;
+    time_t now;
+    size_t stop_at, total, from_sender;
+};
+
+static int count_one(const struct pull_notice *n, void *arg)
+{
+    struct pending_count *c = arg;
+    if (n->state != NOTICE_PENDING || n->expires <= c->now)
+        return 0;
+    c->total++;
+    if (strlen(n->sender) == strlen(c->sender) && str_nieq(n->sender, c->sender, strlen(c->sender)))
+        c->from_sender++;
+    return c->total >= c->stop_at;
+}
+
+int notice_count_pending(struct notice_store *s, const char *user, const char *sender, time_t now, size_t stop_at,
+                         size_t *total, size_t *from_sender)
+{
+    struct pending_count c = { sender, now, stop_at ? stop_at : 1, 0, 0 };
+    int r = notice_list(s, user, count_one, &c, NULL);
+    *total = c.total;
+    *from_sender = c.from_sender;
+    return r < 0 ? -1 : 0;
+}

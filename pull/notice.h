@@ -78,6 +78,14 @@ int notice_update(struct notice_store *s, const char *user, const char *id, enum
 int notice_list(struct notice_store *s, const char *user, int (*fn)(const struct pull_notice *n, void *arg),
                 void *arg, size_t *damaged);
 
+/* Count user's pending notices (waiting for the user's decision, not expired at
+   now) into *total and those of them from sender (compared without case) into
+   *from_sender; the scan stops once *total reaches stop_at, so it costs at most
+   stop_at pending records (the caps keep fewer than that stored). -1 on a database
+   error. */
+int notice_count_pending(struct notice_store *s, const char *user, const char *sender, time_t now, size_t stop_at,
+                         size_t *total, size_t *from_sender);
+
 /* Drop at most max notices with expires <= now (and damaged records). */
 int notice_expire(struct notice_store *s, time_t now, size_t max, size_t *dropped);
 

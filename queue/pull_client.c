@@ -74,6 +74,7 @@ struct pull_session {
     struct smtp_reply reply;
     struct buf body;
     bool body_started;
+    struct timespec deadline;       /* monotonic: the whole pull must end by then */
 };
 
 /* ---- back-off, per notice, in memory ---- */
@@ -146,9 +147,25 @@ static bool send_line(struct pull_session *s, const char *line)
     return bufferevent_write(s->bev, line, strlen(line)) == 0;
 }
 
+/* Milliseconds until the pull's deadline (negative: past it). */
+static long long ms_left(const struct pull_session *s)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return ((long long)s->deadline.tv_sec - now.tv_sec) * 1000 + (s->deadline.tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* The timer for the next read: TIMEOUT_S of silence, but never past the pull's
+   deadline (pull_deadline), so a peer that trickles a line now and then cannot
+   keep a pull slot (and the peer's one-at-a-time place) for ever. */
 static void arm(struct pull_session *s)
 {
-    struct timeval tv = { TIMEOUT_S, 0 };
+    long long left = ms_left(s);
+    if (left > (long long)TIMEOUT_S * 1000)
+        left = (long long)TIMEOUT_S * 1000;
+    if (left < 0)
+        left = 0;
+    struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
     evtimer_add(s->timer, &tv);
 }
 
@@ -366,6 +383,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     struct pull_session *s = arg;
     if (s->state == PS_QUIT)
         session_end(s);
+    else if (ms_left(s) <= 0)
+        pull_failed(s, "the pull took longer than pull_deadline (%llus)", (unsigned long long)s->pc->cfg->pull_deadline);
     else
         pull_failed(s, "timeout");
 }
@@ -413,6 +432,8 @@ static void start_pull(struct pull_client *p, const struct pull_notice *n)
         return;
     }
     s->timer = evtimer_new(p->base, on_timeout, s);
+    clock_gettime(CLOCK_MONOTONIC, &s->deadline);
+    s->deadline.tv_sec += (time_t)p->cfg->pull_deadline;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         pull_failed(s, "cannot create a socket: %s", strerror(errno));
@@ -447,12 +468,26 @@ static void start_pull(struct pull_client *p, const struct pull_notice *n)
 
 /* ---- the scan ---- */
 
+/* Fairness: the store lists notices by user, then age, so taking the first
+   CANDIDATES_MAX would let one user (or one peer, through one user) with many
+   notices take every slot, scan after scan. Each user and each peer gets at most
+   PER_KEY_MAX candidates; the candidates are then started oldest first. */
+#define PER_KEY_MAX 2
+
 struct scan {
     struct pull_client *p;
     struct pull_notice *c;
     size_t n;
     time_t now;
 };
+
+static size_t taken(const struct scan *sc, const struct pull_notice *n, bool by_user)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < sc->n; i++)
+        k += by_user ? !strcmp(sc->c[i].user, n->user) : !strcmp(sc->c[i].peer_ip, n->peer_ip);
+    return k;
+}
 
 static int collect(const struct pull_notice *n, void *arg)
 {
@@ -462,8 +497,18 @@ static int collect(const struct pull_notice *n, void *arg)
     struct backoff *b = backoff_slot(sc->p, n, false);
     if (b && b->next > sc->now)
         return 0;
+    if (taken(sc, n, true) >= PER_KEY_MAX || taken(sc, n, false) >= PER_KEY_MAX)
+        return 0;
     sc->c[sc->n++] = *n;
     return sc->n >= CANDIDATES_MAX;
+}
+
+/* Oldest request first: a fetch asked for by the user counts from then. */
+static int by_age(const void *a, const void *b)
+{
+    const struct pull_notice *x = a, *y = b;
+    time_t tx = x->requested ? x->requested : x->created, ty = y->requested ? y->requested : y->created;
+    return tx < ty ? -1 : tx > ty;
 }
 
 static bool peer_busy(const struct pull_client *p, const char *ip)
@@ -500,6 +545,7 @@ static void scan(struct pull_client *p)
     if (!sc.c)
         return;
     notice_list(p->notices, NULL, collect, &sc, NULL);
+    qsort(sc.c, sc.n, sizeof *sc.c, by_age);
     double mono = (double)now;
     for (size_t i = 0; i < sc.n && p->nactive < PULL_ACTIVE_MAX; i++) {
         const struct pull_notice *n = &sc.c[i];

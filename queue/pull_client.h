@@ -20,7 +20,9 @@
  * the notice and are retried with a doubling back-off (1 min to 1 h, kept in
  * memory: a restart retries at once) until the notice expires. Non-blocking:
  * libevent bufferevents; at most PULL_ACTIVE_MAX pulls at once and one per peer,
- * and at most PULL_PEER_RATE pulls per peer and minute.
+ * and at most PULL_PEER_RATE pulls per peer and minute; each pull ends by
+ * pull_deadline whatever the peer sends. A scan takes at most 2 candidates per
+ * user and per peer, oldest first, so none starves the others.
  */
 #ifndef FERRY_PULL_CLIENT_H
 #define FERRY_PULL_CLIENT_H

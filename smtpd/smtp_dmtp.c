@@ -10,16 +10,20 @@
    with `ferryctl pull list` (and the sender, unanswered, sends MSID again: a
    second notice, never a lost one). When an intent message cannot be queued the
    notices just written are dropped again and the sender gets 451. */
+#include "auth/spf.h"
+#include "delivery/local_rcpt.h"
 #include "lib/buf.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
+#include "lib/ratelimit.h"
 #include "pull/intent.h"
 #include "smtpd/proc.h"
 #include "smtpd/smtp_dmtp_int.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -62,6 +66,7 @@ void smtp_pull_close(struct smtp_server *srv)
         notice_close(p->notices);
     if (p->lists)
         pull_lists_close(p->lists);
+    ratelimit_free(p->intent_rate);
     memset(&p->key, 0, sizeof p->key);
     free(p);
     srv->pull = NULL;
@@ -84,7 +89,7 @@ void smtp_dmtp_mail(struct smtp_session *s, bool dmtp)
         s->dmtp->mail_dmtp = dmtp;
 }
 
-static int note_rcpt(struct smtp_dmtp *d, const char *addr, const char *user, bool allowed)
+static int note_rcpt(struct smtp_dmtp *d, const char *addr, const char *user, bool allowed, bool capped)
 {
     if (d->nrcpts == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 8;
@@ -98,27 +103,68 @@ static int note_rcpt(struct smtp_dmtp *d, const char *addr, const char *user, bo
     str_copy(r->addr, addr, sizeof r->addr);
     str_copy(r->user, user ? user : "", sizeof r->user);
     r->allowed = allowed;
+    r->capped = capped;
     return 0;
 }
 
-/* The user's own lists (and correspondents) on this sender. */
+/* Is MAIL FROM's domain authenticated for this transaction? SPF pass for exactly
+   that domain; DMARC cannot act here, before any message (RFC-NOTES.md). */
+static bool sender_authenticated(const struct smtp_session *s)
+{
+    const char *at = strrchr(s->env.sender, '@');
+    if (!at || s->spf_result != SPF_PASS)
+        return false;
+    size_t n = strlen(at + 1);
+    return n == strlen(s->spf_domain) && str_nieq(at + 1, s->spf_domain, n);
+}
+
+/* The user's own lists (and correspondents) on this sender. A deny applies to the
+   claimed address as it stands (it can only refuse); an allow only when the address
+   is authenticated, else anyone could claim a user's friend and skip the pull. */
 static void classify_sender(struct smtp_session *s, const char *user, struct pull_verdict *v)
 {
     struct smtp_pull *p = s->srv->pull;
-    struct pull_user_entry *e = NULL;
-    size_t n = 0;
-    if (pull_user_load(p->lists, user, &e, &n) < 0) {
-        log_warn("session %s: cannot read the DMTP sender list of %s", s->id, user);
-        e = NULL, n = 0;
-    }
     int corr = 0;
     if (s->srv->cfg->pull_auto_allow && s->env.sender[0] &&
         (corr = pull_correspondent_is(p->lists, user, s->env.sender)) < 0) {
         log_warn("session %s: cannot read the DMTP correspondents of %s", s->id, user);
         corr = 0;
     }
-    pull_classify_sender(e, n, s->env.sender, corr == 1, v);
-    free(e);
+    if (pull_classify_sender_db(p->lists, user, s->env.sender, corr == 1, v) < 0)
+        log_warn("session %s: cannot read the DMTP sender list of %s", s->id, user);
+    if (v->cls == PULL_ALLOWED && !sender_authenticated(s)) {
+        log_info("session %s: dmtp %s's allow of <%s> not applied: the sender's domain is not authenticated "
+                 "(no SPF pass) (%s)", s->id, user, s->env.sender, v->reason);
+        v->cls = PULL_UNCLASSIFIED;
+        str_copy(v->reason, "sender allowed but not authenticated", sizeof v->reason);
+    }
+}
+
+/* The user who owns local address addr, found as local delivery finds it (aliases,
+   virtual map, sub-addressing; include files unread): the first mailbox among its
+   targets. Notices, intent-message replies and per-user lists are keyed by that user,
+   so an alias's mail is decided by the one who reads it. name (the address's own
+   mailbox name) when the expansion names no mailbox or cannot be done now. */
+static void owner_of(struct smtp_session *s, const char *addr, const char *name, char *out, size_t outsz)
+{
+    const struct ferry_config *cfg = s->srv->cfg;
+    const char *bad;
+    str_copy(out, name, outsz);
+    if (local_maps_refresh(cfg, &s->srv->local_maps, &bad) < 0)
+        return;
+    struct local_rcpt_arg ra;
+    struct local_resolver r;
+    local_resolver_init(&r, &ra, cfg, &s->srv->local_maps);
+    r.check_only = true;
+    struct local_targets ts = { 0 };
+    struct delivery_status st;
+    if (local_resolve(&r, addr, &ts, &st) == 0)
+        for (size_t i = 0; i < ts.n; i++)
+            if (ts.v[i].kind == LT_MAILBOX) {
+                str_copy(out, ts.v[i].arg, outsz);
+                break;
+            }
+    local_targets_free(&ts);
 }
 
 int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_user)
@@ -131,7 +177,10 @@ int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_u
     char user[PULL_USER_MAX + 1] = "";
     const char *why;
     bool allowed = pc == PULL_ALLOWED;
-    if (local_user && pull_user_name(local_user, user, sizeof user, &why) < 0)
+    char owner[LOCAL_TARGET_MAX];
+    if (local_user)
+        owner_of(s, addr, local_user, owner, sizeof owner);
+    if (local_user && pull_user_name(owner, user, sizeof user, &why) < 0)
         user[0] = '\0';
     if (user[0] && !s->authenticated && s->kind == LISTEN_SMTP &&
         !settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer)) {
@@ -174,7 +223,17 @@ int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_u
             }
         }
     }
-    if (note_rcpt(d, addr, user, allowed) < 0) {
+    /* A DMTP sender's notice for this user will wait for the user: within the caps? */
+    bool capped = false;
+    if (user[0] && d->mail_dmtp && pc == PULL_UNCLASSIFIED && !allowed && !s->authenticated) {
+        char reply[ADDR_PATH_MAX + 160];
+        if (smtp_dmtp_cap_refusal(s, user, addr, reply, sizeof reply)) {
+            smtp_session_reply(s, "%s", reply);
+            return -1;
+        }
+        capped = true;
+    }
+    if (note_rcpt(d, addr, user, allowed, capped) < 0) {
         smtp_session_reply(s, "452 4.3.0 Out of memory, try again later");
         return -1;
     }
@@ -200,9 +259,11 @@ static const struct dmtp_rcpt_info *find_rcpt(const struct smtp_dmtp *d, const c
     return NULL;
 }
 
-/* The intent message for n into the queue: a complete local message from the
-   null sender (nothing is ever bounced for it). 0 ok; -1 with errno. */
-static int queue_intent(struct smtp_session *s, const struct pull_notice *n, time_t now)
+/* The intent message for n as a draft in incoming/: a complete local message from
+   the null sender (nothing is ever bounced for it). Committed by the caller with
+   the others of the MSID. 0 ok; -1 with errno (nothing left behind). */
+static int draft_intent(struct smtp_session *s, const struct pull_notice *n, time_t now, struct spool_draft *d,
+                        char id[QID_LEN + 1])
 {
     struct buf b;
     buf_init(&b, INTENT_MSG_MAX);
@@ -211,19 +272,65 @@ static int queue_intent(struct smtp_session *s, const struct pull_notice *n, tim
     int r = -1;
     if (intent_build(n, s->srv->cfg->hostname, now, &b) < 0 || env_add_rcpt(&e, n->recipient) < 0)
         goto out;
+    if (spool_draft_new(&s->srv->spool, d) < 0)
+        goto out;
+    str_copy(e.id, d->id, sizeof e.id);
+    e.size = b.len;
     e.arrival = now;
     str_copy(e.client_addr, s->peer_ip, sizeof e.client_addr);
     str_copy(e.client_helo, s->helo, sizeof e.client_helo);
     str_copy(e.protocol, "dmtp", sizeof e.protocol);
     e.body_8bit = true;     /* its body is UTF-8 */
-    if (spool_enqueue(&s->srv->spool, &e, b.data, b.len) < 0)
+    if (spool_write_all(d->msg_fd, b.data, b.len) < 0 || spool_draft_put_env(&s->srv->spool, d, &e) < 0) {
+        int saved = errno;
+        spool_draft_abort(&s->srv->spool, d);
+        errno = saved;
         goto out;
-    ipc_chan_send(s->srv->parent, PROC_QUEUE_NEW, e.id, QID_LEN);
-    log_msg(LOG_LVL_INFO, e.id, "dmtp intent message for notice %s to=<%s> msid=%s", n->id, n->recipient, n->msid);
+    }
+    str_copy(id, d->id, QID_LEN + 1);
     r = 0;
 out:
     env_free(&e);
     buf_free(&b);
+    return r;
+}
+
+/* Every pending notice's intent message, committed together (one group commit:
+   spool_commit's single directory fsync for the batch, not one per recipient).
+   0 ok; -1 nothing queued. */
+static int queue_intents(struct smtp_session *s, const struct pull_notice *n, size_t count, time_t now)
+{
+    struct spool_draft *d = calloc(count, sizeof *d), **dp = calloc(count, sizeof *dp);
+    char (*ids)[QID_LEN + 1] = calloc(count, sizeof *ids);
+    const struct pull_notice **who = calloc(count, sizeof *who);
+    size_t k = 0;
+    int r = -1;
+    if (!d || !dp || !ids || !who)
+        goto out;
+    for (size_t i = 0; i < count; i++) {
+        if (n[i].state != NOTICE_PENDING)
+            continue;
+        if (draft_intent(s, &n[i], now, &d[k], ids[k]) < 0) {
+            for (size_t j = 0; j < k; j++)
+                spool_draft_abort(&s->srv->spool, &d[j]);
+            goto out;
+        }
+        dp[k] = &d[k];
+        who[k++] = &n[i];
+    }
+    if (k && spool_commit(&s->srv->spool, dp, k) < 0)   /* aborts the drafts itself */
+        goto out;
+    for (size_t j = 0; j < k; j++) {
+        ipc_chan_send(s->srv->parent, PROC_QUEUE_NEW, ids[j], QID_LEN);
+        log_msg(LOG_LVL_INFO, ids[j], "dmtp intent message for notice %s to=<%s> msid=%s", who[j]->id,
+                who[j]->recipient, who[j]->msid);
+    }
+    r = 0;
+out:
+    free(d);
+    free(dp);
+    free(ids);
+    free(who);
     return r;
 }
 
@@ -263,6 +370,14 @@ static void msid_command(struct smtp_session *s, const char *line, size_t len)
         str_copy(n[i].peer_ip, s->peer_ip, sizeof n[i].peer_ip);
         str_copy(n[i].peer_name, d->fcrdns, sizeof n[i].peer_name);
         n[i].state = peer_allowed || ri->allowed ? NOTICE_AUTO : NOTICE_PENDING;
+        char reply[ADDR_PATH_MAX + 160];
+        if (n[i].state == NOTICE_PENDING && !ri->capped &&
+            smtp_dmtp_cap_refusal(s, ri->user, ri->addr, reply, sizeof reply)) {
+            /* MAIL without DMTP (-00 clients): the caps are checked here instead of at RCPT */
+            smtp_session_reply(s, "%s", reply);
+            free(n);
+            return;
+        }
     }
     const struct ferry_config *cfg = s->srv->cfg;
     struct notice_store *ns = s->srv->pull->notices;
@@ -274,10 +389,9 @@ static void msid_command(struct smtp_session *s, const char *line, size_t len)
         free(n);
         return;
     }
-    for (size_t i = 0; i < count; i++) {
-        if (n[i].state != NOTICE_PENDING || queue_intent(s, &n[i], now) == 0)
-            continue;
-        log_error("session %s: cannot queue the intent message for %s; notices withdrawn", s->id, n[i].recipient);
+    if (queue_intents(s, n, count, now) < 0) {
+        log_error("session %s: cannot queue the intent messages for msid %s (%s); notices withdrawn", s->id,
+                  cmd.msid, strerror(errno));
         for (size_t j = 0; j < count; j++)
             if (notice_drop(ns, n[j].user, n[j].id, errtext, sizeof errtext) < 0)
                 log_error("session %s: cannot withdraw notice %s: %s", s->id, n[j].id, errtext);
@@ -290,8 +404,12 @@ static void msid_command(struct smtp_session *s, const char *line, size_t len)
                  n[i].id, n[i].user, n[i].sender, n[i].recipient, n[i].msid, notice_state_name(n[i].state),
                  s->peer_ip, d->fcrdns[0] ? " fcrdns=" : "", d->fcrdns);
     bool pull_now = false;
-    for (size_t i = 0; i < count; i++)
+    size_t intents = 0;
+    for (size_t i = 0; i < count; i++) {
         pull_now = pull_now || n[i].state == NOTICE_AUTO;
+        intents += n[i].state == NOTICE_PENDING;
+    }
+    smtp_dmtp_caps_count(s, intents);
     if (pull_now)
         smtp_server_pull_nudge(s->srv);     /* the queue pulls these at once */
     free(n);
@@ -325,26 +443,15 @@ static void gtml_command(struct smtp_session *s, const char *line, size_t len)
 }
 
 /* QUIT, any case, nothing after it but blanks? */
-static bool is_quit(const char *line, size_t len)
-{
-    if (len < 4 || !str_nieq(line, "QUIT", 4))
-        return false;
-    for (size_t i = 4; i < len; i++)
-        if (line[i] != ' ')
-            return false;
-    return true;
-}
-
 bool smtp_dmtp_command(struct smtp_session *s, const char *line, size_t len)
 {
     struct smtp_dmtp *d = s->dmtp;
     if (!d)
         return false;
-    if (d->denied) {
-        if (is_quit(line, len))
-            return false;
-        s->cmd_junk = true;
-        smtp_session_reply(s, "503 5.7.1 No service for you here; send QUIT");
+    if (d->denied && !s->authenticated && len >= 4 && str_nieq(line, "MAIL", 4) &&
+        (len == 4 || line[4] == ' ' || line[4] == ':')) {
+        s->cmd_junk = true;         /* counts toward max_errors, as the old 503s did */
+        smtp_dmtp_say(s, DMTP_R_DENIED);
         return true;
     }
     switch (dmtp_cmd_verb(line, len)) {

@@ -5,13 +5,16 @@
  *
  * smtp_dmtp_peer.c  at connect: the peer's verified FCrDNS name (PTR, then A/AAAA
  *                   back to the peer, on the smtp process's asynchronous DNS client;
- *                   the greeting waits for it), the peer's class; a denied peer is
- *                   greeted 554 and answered 503 until QUIT; the EHLO keywords.
+ *                   the greeting waits for it, at most pull_fcrdns_wait), the peer's
+ *                   class (keyed lookups, pull_classify_peer_db); a denied peer is
+ *                   greeted, refused MAIL (it may still pull, GTML); the EHLO keywords.
  * smtp_dmtp.c       the stores, the MAIL parameter, per-recipient classification at
  *                   RCPT (user lists, correspondents, greylisting of legacy senders),
- *                   the MSID verb (notices, then intent messages, durable before the
- *                   250), DATA/BDAT refusal, the dispatch of the DMTP verbs (GTML goes
+ *                   the MSID verb (notices, then intent messages in one group commit,
+ *                   durable before the 250; notices keyed by the address's owner), DATA/BDAT refusal, the dispatch of the DMTP verbs (GTML goes
  *                   to srv->pull->gtml, which the sending side installs).
+ * smtp_dmtp_caps.c  the caps on pending notices (per user, per user and sender) and
+ *                   on intent messages per peer IP an hour, checked at RCPT.
  * smtp_dmtp_reply.c replies to intent messages (dmtp-pull+ID.H@host from the notice's
  *                   own user, by AUTH or ferry-sendmail) and regular correspondents
  *                   (what our users send out).
@@ -46,6 +49,7 @@ struct smtp_pull {
     struct pull_lists *lists;
     struct notice_store *notices;
     struct greylist_store *grey;
+    struct ratelimit *intent_rate;      /* intent messages per peer IP (pull_max_intent_rate an hour) */
     /* NULL: GTML is answered DMTP_R_GTML_REFUSED. The sending side sets it at start. */
     smtp_gtml_fn gtml;
     void *gtml_arg;
@@ -62,7 +66,7 @@ void smtp_pull_close(struct smtp_server *srv);
 int  smtp_dmtp_start(struct smtp_session *s);
 void smtp_dmtp_free(struct smtp_session *s);
 /* Before the 220: false when the greeting must wait for the lookups (the session
-   is greeted when they end) or the peer is denied (554 sent). */
+   is greeted when they end). A denied peer is greeted: it may pull, not send. */
 bool smtp_dmtp_may_greet(struct smtp_session *s);
 /* The EHLO keyword lines (before the last one). */
 void smtp_dmtp_ehlo(struct smtp_session *s);

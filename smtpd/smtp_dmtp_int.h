@@ -15,6 +15,7 @@ struct dmtp_rcpt_info {
     char addr[ADDR_PATH_MAX + 1];
     char user[PULL_USER_MAX + 1];   /* "" for a recipient that is not local */
     bool allowed;                   /* the user's lists allow the sender */
+    bool capped;                    /* its pending notice passed the caps at RCPT */
 };
 
 struct dmtp_reply_req {
@@ -33,6 +34,7 @@ struct smtp_dmtp {
     char peer_reason[PULL_REASON_MAX];
     char fcrdns[ADDR_DOMAIN_MAX + 1];       /* verified name or "" */
     struct dns_query *q;
+    struct event *fcrdns_timer;     /* caps the lookups (pull_fcrdns_wait) */
     char names[FCRDNS_MAX_NAMES][DNS_NAME_MAX + 1];
     size_t nnames, next_name;
     /* the transaction */
@@ -50,6 +52,12 @@ struct smtp_dmtp {
    allowed; with pull_allow_dmarc_pass an SPF pass of MAIL FROM's domain on the
    allowed list counts (smtp_dmtp_peer.c). */
 enum pull_class smtp_dmtp_txn_class(struct smtp_session *s);
+/* The caps on pending notices (smtp_dmtp_caps.c), for a notice that would wait for
+   user's decision (an intent message): NULL when within them, else the reply. */
+const char *smtp_dmtp_cap_refusal(struct smtp_session *s, const char *user, const char *addr, char *reply,
+                                  size_t replysz);
+/* count intent messages were queued for this peer. */
+void smtp_dmtp_caps_count(struct smtp_session *s, size_t count);
 /* Reply from the DMTP table. */
 void smtp_dmtp_say(struct smtp_session *s, enum dmtp_reply_id id);
 

@@ -8,20 +8,15 @@
 #include "smtpd/smtp_session_int.h"
 
 #include <ctype.h>
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Classify with the stored peer list; a database error leaves the peer
-   unclassified (the safe default: it is neither trusted nor refused). */
+/* Classify with keyed lookups in the stored peer list (any size); a database error
+   leaves the peer unclassified (it is neither trusted nor refused), logged. */
 static void classify(struct smtp_session *s, const char *verified_domain, struct pull_verdict *v)
 {
     const struct ferry_config *cfg = s->srv->cfg;
-    struct pull_peer_entry *e = NULL;
-    size_t n = 0;
-    if (pull_peer_load(s->srv->pull->lists, &e, &n) < 0) {
-        log_warn("session %s: cannot read the DMTP peer list; [%s] is unclassified", s->id, s->peer_ip);
-        e = NULL, n = 0;
-    }
     struct pull_peer_facts f = {
         .ip = (const struct sockaddr *)&s->peer,
         .fcrdns = s->dmtp->fcrdns,
@@ -30,8 +25,8 @@ static void classify(struct smtp_session *s, const char *verified_domain, struct
         .verified_domain = verified_domain,
         .allow_verified_domain = cfg->pull_allow_dmarc_pass,
     };
-    pull_classify_peer(e, n, &f, v);
-    free(e);
+    if (pull_classify_peer_db(s->srv->pull->lists, &f, v) < 0)
+        log_warn("session %s: cannot read the DMTP peer list; [%s] is unclassified", s->id, s->peer_ip);
 }
 
 static void lookups_done(struct smtp_dmtp *d)
@@ -39,6 +34,10 @@ static void lookups_done(struct smtp_dmtp *d)
     struct smtp_session *s = d->s;
     struct pull_verdict v;
     d->q = NULL;
+    if (d->fcrdns_timer) {
+        event_free(d->fcrdns_timer);
+        d->fcrdns_timer = NULL;
+    }
     classify(s, NULL, &v);
     d->peer_class = v.cls;
     str_copy(d->peer_reason, v.reason, sizeof d->peer_reason);
@@ -52,6 +51,21 @@ static void lookups_done(struct smtp_dmtp *d)
 }
 
 static void forward_next(struct smtp_dmtp *d);
+
+/* pull_fcrdns_wait is over: the resolver's own bound (dns_timeout × dns_rounds per
+   query, up to 1 + FCRDNS_MAX_NAMES queries) is far too long to hold a greeting, so
+   the peer is classified by address alone, as when it has no name. */
+static void on_fcrdns_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_dmtp *d = arg;
+    (void)fd, (void)what;
+    if (d->q)
+        dns_cancel(d->q);
+    d->fcrdns[0] = '\0';
+    log_info("session %s: no FCrDNS answer for [%s] within pull_fcrdns_wait; classified by address",
+             d->s->id, d->s->peer_ip);
+    lookups_done(d);
+}
 
 /* An A/AAAA answer for d->names[next_name - 1]: does it lead back to the peer? */
 static void on_forward(const struct dns_answer *a, void *arg)
@@ -149,6 +163,14 @@ int smtp_dmtp_start(struct smtp_session *s)
         netaddr_reverse_name(family, ip, rev, sizeof rev) < 0 ||
         !(d->q = dns_lookup(s->srv->dns, rev, DNS_T_PTR, on_ptr, d))) {
         lookups_done(d);        /* no name: classified by address alone */
+        return 0;
+    }
+    struct timeval cap = { (time_t)cfg->pull_fcrdns_wait, 0 };
+    d->fcrdns_timer = evtimer_new(s->srv->base, on_fcrdns_timer, d);
+    if (!d->fcrdns_timer || evtimer_add(d->fcrdns_timer, &cap) < 0) {
+        if (d->q)
+            dns_cancel(d->q);
+        lookups_done(d);
     }
     return 0;
 }
@@ -160,6 +182,8 @@ void smtp_dmtp_free(struct smtp_session *s)
         return;
     if (d->q)
         dns_cancel(d->q);
+    if (d->fcrdns_timer)
+        event_free(d->fcrdns_timer);
     free(d->rcpts);
     free(d);
     s->dmtp = NULL;
@@ -182,13 +206,13 @@ bool smtp_dmtp_may_greet(struct smtp_session *s)
     }
     if (d->peer_class != PULL_DENIED)
         return true;
-    /* -03 §3.5: the greeting says no; RFC 5321 §3.1: then wait for QUIT. */
-    log_info("session %s: dmtp peer [%s] denied: %s", s->id, s->peer_ip, d->peer_reason);
-    s->state = SS_INIT;
-    s->end_reason = "dmtp-denied";
+    /* -03 §3.5 greets a denied peer 554, but after a 554 greeting a client may only
+       QUIT (RFC 5321 §3.1), so the peer could not pull (GTML) the mail our users sent
+       to it. Denied means "we take no mail from it": it is greeted 220 and MAIL is
+       refused (RFC-NOTES.md, "Denied peers"). */
+    log_info("session %s: dmtp peer [%s] denied: %s; GTML only", s->id, s->peer_ip, d->peer_reason);
     d->denied = true;
-    smtp_dmtp_say(s, DMTP_R_DENIED);
-    return false;
+    return true;
 }
 
 void smtp_dmtp_ehlo(struct smtp_session *s)

@@ -92,22 +92,6 @@ static void refuse(struct smtp_session *s, const char *msid, const char *fmt, ..
     say(s, DMTP_R_GTML_REFUSED);
 }
 
-static int ip_to_sa(const char *ip, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        return 0;
-    }
-    return -1;
-}
-
 /* Send the held message, dot-stuffed, after the OK reply. */
 static void serve(struct smtp_session *s, struct smtp_gtml_req *rq)
 {
@@ -154,27 +138,83 @@ static void serve(struct smtp_session *s, struct smtp_gtml_req *rq)
             s->peer_ip, rq->rcpt, (long long)off, rq->msid);
 }
 
+static const char *status_reason(enum msid_status st)
+{
+    return st == MSID_EXPIRED ? "expired" : st == MSID_BAD_MAC ? "altered, guessed or for another MTA"
+                                                                : msid_status_name(st);
+}
+
+/* The msid's MAC has been checked (bound to bound_ip, the address it was handed to):
+   only now is the held envelope read, so a guessed or altered msid costs the same
+   whether or not the held message exists (no timing oracle for held IDs). */
+static void finish(struct smtp_session *s, struct smtp_gtml_req *rq, const char *qid, const char *bound_ip,
+                   bool via_mx)
+{
+    struct smtp_gtml_ctx *g = s->srv->gtml;
+    struct envelope e;
+    bool corrupt;
+    char why[256];
+    if (strcmp(qid, rq->id)) {
+        refuse(s, rq->msid, "not the msid of this held message");
+        return;
+    }
+    if (held_read(&g->store, rq->id, &e, &corrupt, why, sizeof why) < 0) {
+        refuse(s, rq->msid, "no held message %s (%s)", rq->id, corrupt ? why : "pulled by all, expired or never held");
+        return;
+    }
+    const char *reason = NULL;
+    if (!msid_text_equal(rq->msid, e.pull_msid))
+        reason = "not the msid of this held message";
+    else if (via_mx && strcmp(e.pull_rmta, bound_ip))
+        reason = "bound to an MX host the held message was not handed to";
+    else if (held_rcpt_index(&e, rq->rcpt) < 0)
+        reason = "the receiver is not a recipient of it";
+    env_free(&e);
+    if (reason) {
+        refuse(s, rq->msid, "%s", reason);
+        return;
+    }
+    if (via_mx)
+        log_msg(LOG_LVL_INFO, rq->id, "GTML: [%s] is an MX host of <%s>'s domain", s->peer_ip, rq->rcpt);
+    serve(s, rq);
+}
+
+/* The requester is not the MTA the msid was handed to. It may pull when it is an MX
+   host of the receiver's domain and the msid was handed to one of that domain's MX
+   addresses: the MAC is checked against each (at most MX_MAX_ADDRS) before any read. */
 static void on_mx(const struct mx_route *route, void *arg)
 {
     struct smtp_session *s = arg;
     struct smtp_gtml_req *rq = s->gtml;
+    struct smtp_gtml_ctx *g = s->srv->gtml;
     rq->mx = NULL;
     if (s->state != SS_CHECK)       /* the session is ending */
         return;
     s->state = rq->resume;
     bool match = false;
-    for (size_t i = 0; route->st.result == DELIVERY_OK && i < route->ntargets && !match; i++) {
+    size_t n = route->st.result == DELIVERY_OK ? route->ntargets : 0;
+    for (size_t i = 0; i < n && !match; i++) {
         char ip[64];
         netaddr_ntop((const struct sockaddr *)&route->targets[i].sa, ip, sizeof ip);
         match = !strcmp(ip, s->peer_ip);
     }
-    if (match) {
-        log_msg(LOG_LVL_INFO, rq->id, "GTML: [%s] is an MX host of <%s>'s domain", s->peer_ip, rq->rcpt);
-        serve(s, rq);
-    } else {
+    if (!match) {
         refuse(s, rq->msid, "the requester is neither the MTA the msid was handed to nor an MX host of <%s>'s "
                "domain (%s)", rq->rcpt, route->st.result == DELIVERY_OK ? "not among its addresses" : route->st.text);
+        smtp_session_resume(s);
+        return;
     }
+    enum msid_status st = MSID_BAD_MAC;
+    char qid[MSID_QID_MAX + 1], bound[64] = "";
+    time_t exp = 0, now = time(NULL);
+    for (size_t i = 0; i < n && st == MSID_BAD_MAC; i++) {
+        st = msid_check(&g->key, rq->msid, (const struct sockaddr *)&route->targets[i].sa, now, qid, &exp);
+        netaddr_ntop((const struct sockaddr *)&route->targets[i].sa, bound, sizeof bound);
+    }
+    if (st != MSID_OK)
+        refuse(s, rq->msid, "%s", status_reason(st));
+    else
+        finish(s, rq, qid, bound, true);
     smtp_session_resume(s);
 }
 
@@ -193,6 +233,7 @@ void smtp_gtml_command(struct smtp_session *s, const char *line, size_t len)
 void smtp_gtml_serve(struct smtp_session *s, const struct dmtp_cmd *cmd, void *arg)
 {
     struct smtp_gtml_ctx *g = s->srv->gtml;
+    (void)arg;
     count_pull(s);          /* a command after a served pull: it read the message whole */
     if (s->state != SS_READY) {
         say(s, DMTP_R_GTML_SEQUENCE);       /* inside a transaction, or before EHLO (RFC-NOTES) */
@@ -216,47 +257,23 @@ void smtp_gtml_serve(struct smtp_session *s, const struct dmtp_cmd *cmd, void *a
     str_copy(rq->msid, cmd->msid, sizeof rq->msid);
     str_copy(rq->rcpt, cmd->receiver_text, sizeof rq->rcpt);
 
-    /* 1. The held message the msid names (its first part is the held ID). */
+    /* 1. The held message the msid names (its first part is the held ID); nothing is read yet. */
     size_t qlen = strcspn(cmd->msid, "-");
     if (qlen == 0 || qlen > QID_LEN) {
         refuse(s, cmd->msid, "malformed msid");
         return;
     }
     str_copyn(rq->id, cmd->msid, qlen, sizeof rq->id);
-    struct envelope e;
-    bool corrupt;
-    char why[256];
-    if (held_read(&g->store, rq->id, &e, &corrupt, why, sizeof why) < 0) {
-        refuse(s, cmd->msid, "no held message %s (%s)", rq->id, corrupt ? why : "pulled by all, expired or never held");
-        return;
-    }
-    /* 2. The msid itself, bound to the requester or to the MTA it was handed to. */
+    /* 2. The MAC first (constant time), bound to the requester. */
     char qid[MSID_QID_MAX + 1];
-    time_t exp = 0, now = time(NULL);
-    bool via_mx = false;
-    enum msid_status st = msid_check(&g->key, cmd->msid, (const struct sockaddr *)&s->peer, now, qid, &exp);
-    if (st == MSID_BAD_MAC) {
-        struct sockaddr_storage rmta;
-        if (ip_to_sa(e.pull_rmta, &rmta) == 0)
-            st = msid_check(&g->key, cmd->msid, (const struct sockaddr *)&rmta, now, qid, &exp);
-        via_mx = st == MSID_OK;
-    }
-    const char *reason = NULL;
-    if (st != MSID_OK)
-        reason = st == MSID_EXPIRED ? "expired" : st == MSID_BAD_MAC ? "altered, guessed or for another MTA"
-                                                                      : msid_status_name(st);
-    else if (strcmp(qid, rq->id) || !msid_text_equal(cmd->msid, e.pull_msid))
-        reason = "not the msid of this held message";
-    else if (held_rcpt_index(&e, rq->rcpt) < 0)
-        reason = "the receiver is not a recipient of it";
-    if (reason) {
-        refuse(s, cmd->msid, "%s", reason);
-        env_free(&e);
+    time_t exp = 0;
+    enum msid_status st = msid_check(&g->key, cmd->msid, (const struct sockaddr *)&s->peer, time(NULL), qid, &exp);
+    if (st == MSID_OK) {
+        finish(s, rq, qid, s->peer_ip, false);
         return;
     }
-    env_free(&e);
-    if (!via_mx) {
-        serve(s, rq);
+    if (st != MSID_BAD_MAC) {
+        refuse(s, cmd->msid, "%s", status_reason(st));
         return;
     }
     /* 3. Another host pulls: it must be an MX of the receiver's domain. */

@@ -14,6 +14,7 @@ import subprocess
 import time
 import unittest
 
+from dnsserver import DnsServer
 from ferrytest import FERRYCTL, Ferry, SmtpLines, wait_for
 
 DENIED = "127.0.0.4"
@@ -37,11 +38,30 @@ def header(msg, name):
     return re.sub(r"\r?\n[ \t]", " ", m.group(1)).strip() if m else None
 
 
+# SPF for the senders the users' lists allow (a sender-based allow needs SPF pass);
+# every other *.example name does not exist (SPF none).
+SPF_ZONE = """$ORIGIN example.
+$TTL 300
+@ IN SOA ns.example. hostmaster.example. 1 3600 900 604800 60
+@ IN NS ns.example.
+ns IN A 127.0.0.1
+friends IN TXT "v=spf1 ip4:127.0.0.5 -all"
+far IN TXT "v=spf1 ip4:127.0.0.5 -all"
+soft IN TXT "v=spf1 ip4:127.0.0.5 ~all"
+"""
+
+
 class PullReceive(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.f = Ferry(extra=PULL_CONF)
-        for user in ("dave", "erin"):
+        cls.dns = DnsServer({"example": SPF_ZONE}).start()
+        cls.f = Ferry(extra=PULL_CONF + "spf_check = yes\nresolver = 127.0.0.1:%d\n" % cls.dns.port)
+        aliases = os.path.join(cls.f.dir, "aliases")
+        with open(aliases, "w") as fh:
+            fh.write("sales: kim\n")
+        with open(cls.f.conf, "a") as fh:
+            fh.write(f"alias_file = {aliases}\n")
+        for user in ("dave", "erin", "kim"):
             r = subprocess.run([FERRYCTL, "-c", cls.f.conf, "user", "add", user], input=user + "-pw\n",
                                capture_output=True, text=True)
             assert r.returncode == 0, r.stderr
@@ -50,6 +70,7 @@ class PullReceive(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.f.cleanup()
+        cls.dns.stop()
 
     def ctl(self, *args):
         r = self.f.ferryctl("pull", *args)
@@ -77,10 +98,19 @@ class PullReceive(unittest.TestCase):
         self.ctl("deny", DENIED)
         try:
             c = Peer(self.f.port, DENIED)
-            self.assertEqual(c.greeting[0], 554, c.greeting)
-            self.assertIn("DENIED", c.greeting[1][0])
-            for cmd in ("EHLO smta.example", "MAIL FROM:<a@b.example>", "NOOP", "MSID x y"):
-                self.assertEqual(c.cmd(cmd)[0], 503, cmd)
+            # greeted (it may pull what we hold for it), but no mail from it
+            self.assertEqual(c.greeting[0], 220, c.greeting)
+            code, lines = c.cmd("EHLO smta.example")
+            self.assertEqual(code, 250)
+            self.assertIn("250-GTML", lines)
+            self.assertNotIn("250-MSID", lines)
+            code, lines = c.cmd("MAIL FROM:<a@b.example>")
+            self.assertEqual(code, 550)
+            self.assertIn("DENIED", lines[0])
+            self.assertEqual(c.cmd("MAIL FROM:<a@b.example> DMTP")[0], 550)
+            self.assertEqual(c.cmd("RCPT TO:<bob@example.test>")[0], 503)
+            self.assertEqual(c.cmd("MSID x y")[0], 503)
+            self.assertEqual(c.cmd("NOOP")[0], 250)
             self.assertEqual(c.cmd("QUIT")[0], 221)
             self.assertTrue(c.closed())
         finally:
@@ -180,6 +210,27 @@ class PullReceive(unittest.TestCase):
         self.assertIn("5.7.1", lines[0])
         c.cmd("QUIT")
 
+    def test_sender_allow_needs_spf_pass(self):
+        # Anyone can write MAIL FROM:<pal@soft.example>: from a host its SPF does not
+        # name (softfail) or for a domain without SPF, the user's allow does not apply.
+        self.ctl("allow", "judy", "@soft.example")
+        self.ctl("allow", "judy", "@nospf.example")
+        forged = "127.0.0.38"
+        for sender, src, msid in (("pal@soft.example", forged, "5ABC-00FFFFFFFF-FORGED1"),
+                                  ("pal@nospf.example", OTHER, "5ABD-00FFFFFFFF-FORGED2")):
+            code, lines = self.dmtp_offer(sender, ["judy@example.test"], msid, source=src)
+            self.assertEqual(code, 250, lines)
+        rows = self.notices("judy")
+        self.assertEqual([r[5] for r in rows], ["pending", "pending"], rows)
+        self.assertIn("judy's allow of <pal@soft.example> not applied", self.f.read_log())
+        # from the host SPF names, the same allow applies: an automatic notice
+        code, lines = self.dmtp_offer("pal@soft.example", ["judy@example.test"], "5ABE-00FFFFFFFF-REALPAL")
+        self.assertEqual(code, 250, lines)
+        self.assertEqual(sorted(r[5] for r in self.notices("judy")), ["auto", "pending", "pending"])
+        # a legacy sender claiming the allowed domain from elsewhere is greylisted
+        r = self.swaks("pal@soft.example", "judy@example.test", source=forged)
+        self.assertIn("451 4.7.1", r.stdout)
+
     def swaks(self, sender, rcpt, source=OTHER):
         return subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(self.f.port), "--local-interface",
                                source, "--from", sender, "--to", rcpt, "--ehlo", "legacy.example",
@@ -233,7 +284,7 @@ class PullReceive(unittest.TestCase):
         with self.assertRaises(smtplib.SMTPRecipientsRefused):
             c.sendmail("dave@example.test", [bad + "@mx.example.test"],
                        "From: dave@example.test\r\nSubject: x\r\n\r\nx\r\n")
-        self.assertNotIn("fetch requested", self.f.read_log())
+        self.assertNotIn("notice %s of dave: fetch requested" % nid, self.f.read_log())
         # dave's own reply: taken, consumed
         c.sendmail("dave@example.test", [reply_to],
                    "From: dave@example.test\r\nSubject: Re: pull\r\n\r\nyes please\r\n")
@@ -242,6 +293,26 @@ class PullReceive(unittest.TestCase):
                                                    self.f.read_log()), 5))
         self.assertIn("consumed (not delivered)", self.f.read_log())
         self.assertFalse(os.path.exists(os.path.join(self.f.maildir, "dmtp-pull")))
+
+    def test_alias_notice_belongs_to_its_owner(self):
+        # sales is an alias of kim: the notice is kim's, and kim's reply fetches it
+        code, lines = self.dmtp_offer("yan@sender.example", ["sales@example.test"], "3ABD-00FFFFFFFF-ALIASMSID")
+        self.assertEqual(code, 250, lines)
+        rows = self.notices("kim")
+        row = [r for r in rows if r[1] == "<yan@sender.example>" or "yan@sender.example" in r[1]]
+        self.assertEqual(len(row), 1, rows)
+        nid = row[0][0]
+        self.assertEqual(self.notices("sales"), [])
+        intent = wait_for(lambda: [p for p in self.f.mailbox_files("kim") if nid in open(p, encoding="utf-8").read()],
+                          10)
+        self.assertTrue(intent, self.f.read_log()[-2000:])
+        reply_to = re.search(r"dmtp-pull\+%s\.[0-9A-V]{16}@mx\.example\.test" % nid,
+                             header(open(intent[0], encoding="utf-8").read(), "Reply-To")).group(0)
+        c = self.submission("kim")
+        c.sendmail("kim@example.test", [reply_to], "From: kim@example.test\r\nSubject: Re: pull\r\n\r\nyes\r\n")
+        c.quit()
+        self.assertTrue(wait_for(lambda: re.search(r"dmtp notice %s of kim: fetch requested by reply" % nid,
+                                                   self.f.read_log()), 5), self.f.read_log()[-2000:])
 
     def test_sendmail_reply_by_subject(self):
         """A local user's reply through ferry-sendmail, to plain dmtp-pull@ with the
@@ -337,11 +408,13 @@ class PullFcrdns(unittest.TestCase):
             log = f.read_log()
             self.assertRegex(log, r"dmtp peer \[127\.0\.0\.4\] fcrdns=peer\.dmtp\.test class=allowed")
             self.assertRegex(log, r"dmtp peer \[127\.0\.0\.5\] fcrdns=- class=unclassified")
-            # a denied verified name gets the 554 greeting
+            # a denied verified name may not send (it is greeted: it may pull)
             self.assertEqual(f.ferryctl("pull", "deny", "dmtp.test").returncode, 0)
             self.assertEqual(f.ferryctl("pull", "unlist", "peer.dmtp.test").returncode, 0)
             c = Peer(f.port, DENIED)
-            self.assertEqual(c.greeting[0], 554)
+            self.assertEqual(c.greeting[0], 220)
+            c.cmd("EHLO peer.dmtp.test")
+            self.assertEqual(c.cmd("MAIL FROM:<a@dmtp.test>")[0], 550)
             c.cmd("QUIT")
         finally:
             f.cleanup()

@@ -33,7 +33,7 @@ class ScriptedRmta:
     """A receiving MTA on B_ADDR:25 that offers MSID and GTML (or not) and records
     every command it gets. msid_reply: the reply to MSID."""
 
-    def __init__(self, offer_msid=True, msid_reply="250 2.0.0 notice taken", code00=False):
+    def __init__(self, offer_msid=True, msid_reply="250 2.0.0 notice taken", code00=False, addr=B_ADDR):
         self.offer_msid = offer_msid
         self.msid_reply = msid_reply
         self.code00 = code00
@@ -41,7 +41,7 @@ class ScriptedRmta:
         self.data = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((B_ADDR, 25))
+        self.sock.bind((addr, 25))
         self.sock.listen(8)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -140,15 +140,17 @@ class PullBase(unittest.TestCase):
             "b.test": zone("b.test", f"@ IN MX 10 mx\nmx IN A {cls.b_addr}\n"),
             "multi.test": zone("multi.test", f"@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A {cls.b_addr}\n"
                                              f"mx2 IN A {MX2_ADDR}\n"),
+            # SPF for the sender's domain: a receiver's per-user allow needs an SPF pass
+            "a.test": zone("a.test", f'@ IN TXT "v=spf1 ip4:{cls.a_addr} -all"\n'),
         }).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.dns.stop()
 
-    def sender(self, extra=""):
+    def sender(self, extra="", relay_networks="127.0.0.0/8"):
         f = Ferry(extra=f"hostname = a.test\nlisten = smtp {self.a_addr}:25\nresolver = 127.0.0.1:{self.dns.port}\n"
-                        f"smtp_source_ipv4 = {self.a_addr}\nrelay_networks = 127.0.0.0/8\nretry_min = 1h\n"
+                        f"smtp_source_ipv4 = {self.a_addr}\nrelay_networks = {relay_networks}\nretry_min = 1h\n"
                         "retry_max = 2h\n" + extra,
                   domains="a.test")
         f.start()
@@ -224,7 +226,7 @@ class PullSend(PullBase):
             (B_ADDR, altered, "bob@b.test", "altered, guessed"),                # one character changed
             (B_ADDR, hid + "-00FFFFFFFF-" + "A" * 26, "bob@b.test", "altered"),  # guessed
             (B_ADDR, msid, "mallory@b.test", "not a recipient"),                # wrong receiver
-            (B_ADDR, "0000000000000000-00FFFFFFFF-" + "A" * 26, "bob@b.test", "no held message"),
+            (B_ADDR, "0000000000000000-00FFFFFFFF-" + "A" * 26, "bob@b.test", "altered"),
         ]
         for src, m, rcpt, why in cases:
             g = GtmlClient(src)
@@ -241,6 +243,28 @@ class PullSend(PullBase):
         self.assertEqual(g.cmd(f"GTML {msid} bob@b.test")[0], 503)
         g.close()
         self.assertIn(hid, self.held(f))        # nothing was served
+
+    def test_mac_checked_before_the_held_store_is_read(self):
+        # A guessed msid for a held ID that exists and for one that does not must take
+        # the same path: refused on the MAC, the held envelope never read (no oracle).
+        r = self.rmta()
+        f = self.sender()
+        _, hid, msid = self.send_held(f, r)
+        for qid in (hid, "0000000000000000"):
+            g = GtmlClient(B_ADDR)
+            g.cmd("EHLO x.test")
+            code, _ = g.cmd(f"GTML {qid}-{msid.split('-')[1]}-{'A' * 26} bob@b.test")
+            self.assertEqual(code, 550)
+            g.cmd("QUIT")
+            g.close()
+        self.assertTrue(wait_for(lambda: f.read_log().count("altered, guessed or for another MTA") >= 2, 5),
+                        f.read_log()[-2000:])
+        self.assertNotIn("no held message", f.read_log())
+        # the real msid still works afterwards
+        g = GtmlClient(B_ADDR)
+        g.cmd("EHLO mx.b.test")
+        self.assertEqual(g.gtml(msid, "bob@b.test")[0], 250)
+        g.close()
 
     def test_mx_of_receiver_domain_may_pull(self):
         r = self.rmta()

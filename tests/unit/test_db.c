@@ -156,6 +156,32 @@ START_TEST(sweep)
 }
 END_TEST
 
+/* More than one sweep transaction's worth: every batch is committed and counted. */
+START_TEST(sweep_in_batches)
+{
+    struct fdb_env *e;
+    struct fdb *d;
+    open_both(&e, &d);
+    struct fdb_txn *t;
+    ck_assert_int_eq(fdb_txn_begin(e, &t), 0);
+    for (int i = 0; i < 2 * FDB_SWEEP_TXN + 50; i++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "a%04d", i);
+        ck_assert_int_eq(fdb_put(d, t, k, (size_t)kl, "v", 1), 0);
+    }
+    ck_assert_int_eq(fdb_put(d, t, "b1", 2, "v", 1), 0);
+    ck_assert_int_eq(fdb_txn_commit(t), 0);
+    size_t n;
+    ck_assert_int_eq(fdb_sweep(d, starts_with_a, NULL, 1000, &n), 0);
+    ck_assert_uint_eq(n, 2 * FDB_SWEEP_TXN + 50);
+    char all[256] = "";
+    ck_assert_int_eq(fdb_foreach(d, collect, all), 0);
+    ck_assert_str_eq(all, "b1=v;");
+    fdb_close(d);
+    fdb_env_close(e);
+}
+END_TEST
+
 START_TEST(foreach_prefix)
 {
     struct fdb_env *e;
@@ -387,6 +413,7 @@ Suite *db_suite(void)
     tcase_add_test(tc, put_get_del_foreach);
     tcase_add_test(tc, foreach_prefix);
     tcase_add_test(tc, sweep);
+    tcase_add_test(tc, sweep_in_batches);
     tcase_add_test(tc, transactions_commit_and_abort);
     tcase_add_test(tc, prefix_scan_and_get_for_update);
     tcase_add_test(tc, reopen_keeps_data);

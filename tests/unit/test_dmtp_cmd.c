@@ -152,7 +152,7 @@ START_TEST(ehlo_and_replies)
     ck_assert(!dmtp_reply_wants_msid(250));
     char out[128];
     ck_assert_int_gt(dmtp_reply_format(dmtp_reply(DMTP_R_DENIED), out, sizeof out), 0);
-    ck_assert_str_eq(out, "554 5.7.1 DENIED\r\n");
+    ck_assert_str_eq(out, "550 5.7.1 DENIED: no mail from this host; only GTML is served to it\r\n");
     ck_assert_int_gt(dmtp_reply_format(dmtp_reply(DMTP_R_DATA_REFUSED), out, sizeof out), 0);
     ck_assert_str_eq(out, "503 5.5.1 DATA not accepted from this sender, use MSID\r\n");
     for (int i = 0; i < DMTP_R_COUNT; i++) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct sockaddr_storage ip(const char *s)
@@ -160,14 +161,31 @@ START_TEST(private_addresses)
 }
 END_TEST
 
+/* A fresh store in dir (a mkdtemp template). */
+static struct pull_lists *store_open(char *dir, struct fdb_env **env)
+{
+    char err[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_msg(fdb_env_open(dir, env, err, sizeof err) == 0, "%s", err);
+    struct pull_lists *l = pull_lists_open(*env, err, sizeof err);
+    ck_assert_msg(l != NULL, "%s", err);
+    return l;
+}
+
+static void store_remove(const char *dir, struct pull_lists *l, struct fdb_env *env)
+{
+    char cmd[64];
+    pull_lists_close(l);
+    fdb_env_close(env);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 START_TEST(store_round_trip)
 {
     char dir[] = "/tmp/ferry-pcl-XXXXXX", err[512];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
     struct fdb_env *env;
-    ck_assert_msg(fdb_env_open(dir, &env, err, sizeof err) == 0, "%s", err);
-    struct pull_lists *l = pull_lists_open(env, err, sizeof err);
-    ck_assert_msg(l != NULL, "%s", err);
+    struct pull_lists *l = store_open(dir, &env);
     ck_assert_int_eq(pull_peer_set(l, "192.0.2.9/24", PULL_DENIED, err, sizeof err), 0);
     ck_assert_int_eq(pull_peer_set(l, "Example.ORG", PULL_ALLOWED, err, sizeof err), 0);
     ck_assert_int_eq(pull_peer_set(l, "example.org", PULL_DENIED, err, sizeof err), 0);   /* replaces */
@@ -220,11 +238,91 @@ START_TEST(store_round_trip)
     ck_assert_int_eq(pull_peer_load(l, &pe, &n), 0);
     ck_assert_uint_eq(n, 1);
     free(pe);
-    pull_lists_close(l);
-    fdb_env_close(env);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    store_remove(dir, l, env);
+}
+END_TEST
+
+/* 50 000 peer entries: nothing fails open (the deny entries still deny), and a
+   lookup costs keyed gets, not a load of the list (which refuses past 10 000). */
+START_TEST(store_large_lists)
+{
+    char dir[] = "/tmp/ferry-pcl-XXXXXX", err[512];
+    struct fdb_env *env;
+    struct pull_lists *l = store_open(dir, &env);
+    struct fdb *raw;
+    ck_assert_int_eq(fdb_open(env, "pull_peers.db", &raw, err, sizeof err), 0);
+    for (int chunk = 0; chunk < 10; chunk++) {          /* bulk, 5000 to a transaction */
+        struct fdb_txn *txn;
+        ck_assert_int_eq(fdb_txn_begin(env, &txn), 0);
+        for (int i = chunk * 5000; i < (chunk + 1) * 5000; i++) {
+            char k[64];
+            int kl = i % 2 ? snprintf(k, sizeof k, "198.18.%d.%d/32", i / 256 % 256, i % 256)
+                           : snprintf(k, sizeof k, "host%d.allowed.example", i);
+            ck_assert_int_eq(fdb_put(raw, txn, k, (size_t)kl, "allow 0", 7), 0);
+        }
+        ck_assert_int_eq(fdb_txn_commit(txn), 0);
+    }
+    fdb_close(raw);
+    ck_assert_int_eq(pull_peer_set(l, "203.0.113.0/24", PULL_DENIED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_peer_set(l, "bad.example", PULL_DENIED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_peer_set(l, "2001:db8:1::/48", PULL_DENIED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_user_set(l, "alice", "@friends.example", PULL_ALLOWED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_user_set(l, "alice", "pest@friends.example", PULL_DENIED, err, sizeof err), 0);
+    /* the old way (load the whole list) cannot cope */
+    struct pull_peer_entry *pe;
+    size_t n;
+    ck_assert_int_eq(pull_peer_load(l, &pe, &n), -1);
+
+    struct pull_verdict v;
+    struct sockaddr_storage a = ip("203.0.113.7"), b = ip("198.18.0.1"), c = ip("192.0.2.1"), d = ip("2001:db8:1::5");
+    struct pull_peer_facts f = { .ip = (const struct sockaddr *)&a, .fcrdns = "" };
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_DENIED);
+    ck_assert_str_eq(v.reason, "peer address in deny list entry 203.0.113.0/24");
+    f.ip = (const struct sockaddr *)&d;
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_DENIED);
+    f.ip = (const struct sockaddr *)&b;
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    f.ip = (const struct sockaddr *)&c;
+    f.fcrdns = "mx1.Bad.Example.";
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_DENIED);
+    f.fcrdns = "host4.allowed.example";
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    f.fcrdns = "host4.allowed.example.evil.test";
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+    /* an authenticated domain on the allow list */
+    f.fcrdns = "";
+    f.verified_domain = "host8.allowed.example";
+    f.allow_verified_domain = true;
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+
+    ck_assert_int_eq(pull_classify_sender_db(l, "Alice", "Pal@Friends.example", false, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_ALLOWED);
+    ck_assert_int_eq(pull_classify_sender_db(l, "alice", "pest@friends.example", false, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_DENIED);
+    ck_assert_int_eq(pull_classify_sender_db(l, "bob", "pal@friends.example", false, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+
+    /* cost: 1000 IPv4 classifications (33 keyed gets each) */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    f.ip = (const struct sockaddr *)&c;
+    f.fcrdns = "mx.some.where.example";
+    f.verified_domain = NULL;
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    fprintf(stderr, "store_large_lists: 1000 classifications against 50003 entries in %.1f ms\n", ms);
+    ck_assert(ms < 5000);
+
+    store_remove(dir, l, env);
 }
 END_TEST
 
@@ -237,6 +335,8 @@ static Suite *pull_classify_suite(void)
     tcase_add_test(tc, sender_decisions);
     tcase_add_test(tc, private_addresses);
     tcase_add_test(tc, store_round_trip);
+    tcase_add_test(tc, store_large_lists);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
 }
