@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     char err[CONF_ERR_MAX];
     /* The config is needed for the spool; DNS, DKIM, SPF, DMP and DMARC checks run without one. */
     bool dmarc_check = !strcmp(argv[i], "dmarc") && i + 1 < argc && !strcmp(argv[i + 1], "check");
-    bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "spf") &&
+    bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "arc") && strcmp(argv[i], "spf") &&
                        strcmp(argv[i], "dmp") && !dmarc_check && strcmp(argv[i], "map");
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
@@ -113,6 +113,8 @@ int main(int argc, char **argv)
         rc = ctl_dns(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dkim"))
         rc = ctl_dkim(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "arc"))
+        rc = ctl_arc(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "spf"))
         rc = ctl_spf(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmp"))
