@@ -3,6 +3,8 @@ python3-nacl live), whatever interpreter runs the tests.
 
   verify RECORDS.json < msg         prints pass or fail (keys from the JSON map, no DNS)
   sign SEL DOMAIN KEYFILE ALGO HEADER_CANON BODY_CANON [length] < msg   prints the DKIM-Signature field
+  arcsign SEL DOMAIN KEYFILE SRVID < msg   prints the message with dkimpy's next ARC set on top
+  arcverify RECORDS.json < msg      prints dkimpy's chain result (pass, fail or none)
   edkey                             prints "private-base64 public-base64" of a new ed25519 key
 """
 import base64
@@ -29,6 +31,22 @@ def main():
                         canonicalize=(hc.encode(), bc.encode()), signature_algorithm=algo.encode(),
                         length=length)
         sys.stdout.buffer.write(sig)
+    elif cmd == "arcsign":
+        sel, domain, keyfile, srv = sys.argv[2:6]
+        msg = sys.stdin.buffer.read()
+        fields = dkim.arc_sign(msg, sel.encode(), domain.encode(), open(keyfile, "rb").read(), srv.encode())
+        if not fields:
+            sys.exit("dkimpy added no ARC set")
+        sys.stdout.buffer.write(b"".join(fields) + msg)
+    elif cmd == "arcverify":
+        records = json.load(open(sys.argv[2]))
+
+        def arcdns(name, timeout=5):
+            name = name.decode() if isinstance(name, bytes) else name
+            text = records.get(name.rstrip("."))
+            return text.encode() if text else None
+        cv, _, why = dkim.arc_verify(sys.stdin.buffer.read(), dnsfunc=arcdns)
+        print((cv or b"fail").decode(), why)    # dkimpy gives None for a chain it stops on
     elif cmd == "edkey":
         import nacl.signing
         sk = nacl.signing.SigningKey.generate()
