@@ -1,5 +1,6 @@
-"""ARC (RFC 8617) against dkimpy as the oracle: chains of 1 to 3 sets sealed by
-dkimpy verify with `ferryctl --resolver ... arc verify` (keys served by a real nsd),
+"""ARC (RFC 8617) against dkimpy as the oracle, both ways: chains of 1 to 3 sets
+sealed by `ferryctl arc sign` (rsa-sha256 and ed25519-sha256), alone or mixed with
+dkimpy's sets, verify with dkimpy and with Ferry; chains sealed by dkimpy verify with `ferryctl --resolver ... arc verify` (keys served by a real nsd),
 and each tampering case makes Ferry say fail for the reason expected: a body change,
 a change to a signed header, a removed set, a wrong instance number, and a hop that
 propagates cv=fail. A body change made between two hops leaves the chain passing
@@ -46,11 +47,21 @@ class Arc(unittest.TestCase):
         p = base64.b64encode(pub).decode()
         text = "v=DKIM1; k=rsa; p=" + p
         chunks = " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
+        records = {f"hop._domainkey.{DOMAIN}": text}
+        extra = ""
+        cls.fkeys = {}
+        for algo, sel in (("rsa-sha256", "frsa"), ("ed25519-sha256", "fed")):
+            path = os.path.join(cls.dir, sel + ".key")
+            line = run([FERRYCTL, "dkim", "keygen", "--domain", DOMAIN, "--selector", sel, "--out", path,
+                        "--algo", algo]).stdout.decode().strip()
+            records[f"{sel}._domainkey.{DOMAIN}"] = "".join(re.findall(r'"([^"]*)"', line))
+            extra += f"{sel}._domainkey IN TXT " + line.split(" IN TXT ", 1)[1] + "\n"
+            cls.fkeys[algo] = (sel, path)
         with open(os.path.join(cls.dir, "records.json"), "w") as f:
-            json.dump({f"hop._domainkey.{DOMAIN}": text}, f)
+            json.dump(records, f)
         zone = (f"$ORIGIN {DOMAIN}.\n$TTL 300\n"
                 f"@ IN SOA ns.{DOMAIN}. hostmaster.{DOMAIN}. 1 3600 900 604800 60\n"
-                f"@ IN NS ns\nns IN A 127.0.0.1\nhop._domainkey IN TXT {chunks}\n")
+                f"@ IN NS ns\nns IN A 127.0.0.1\nhop._domainkey IN TXT {chunks}\n" + extra)
         cls.ns = DnsServer({DOMAIN: zone}).start()
 
     @classmethod
@@ -66,10 +77,20 @@ class Arc(unittest.TestCase):
             ar += f"; arc={arc}"
         return run(ORACLE + ["arcsign", "hop", DOMAIN, self.key, srv], ar.encode() + b"\r\n" + msg).stdout
 
-    def chain(self, n, between=None):
+    def ferry_seal(self, msg, hop, cv="none", algo="rsa-sha256"):
+        sel, path = self.fkeys[algo]
+        return run([FERRYCTL, "arc", "sign", "--domain", DOMAIN, "--selector", sel, "--key", path,
+                    "--ar", f"ferry{hop}.{DOMAIN}; spf=pass smtp.mailfrom=origin.test", "--cv", cv], msg).stdout
+
+    def chain(self, n, between=None, sealers="ppp"):
         msg = MSG
         for hop in range(1, n + 1):
-            msg = self.seal(msg, hop, None if hop == 1 else "pass")
+            who = sealers[hop - 1]
+            if who == "p":
+                msg = self.seal(msg, hop, None if hop == 1 else "pass")
+            else:
+                msg = self.ferry_seal(msg, hop, "none" if hop == 1 else "pass",
+                                      "ed25519-sha256" if who == "e" else "rsa-sha256")
             if between and hop < n:
                 msg = between(hop, msg)
         return msg
@@ -94,6 +115,34 @@ class Arc(unittest.TestCase):
                 self.assertTrue(last.startswith("arc=pass"), out)
                 self.assertIn("header.oldest-pass=0", last)
                 self.assertEqual(len(re.findall(r"^set i=\d+:", out, re.M)), n, out)
+
+    def test_ferry_seals_verify_with_dkimpy_and_ferry(self):
+        for n in (1, 2, 3):
+            for sealers in ("fff", "pfp", "fpf"):
+                with self.subTest(sets=n, sealers=sealers[:n]):
+                    msg = self.chain(n, sealers=sealers)
+                    self.assertEqual(self.dkimpy(msg), "pass")
+                    last, out = self.ferry(msg)
+                    self.assertTrue(last.startswith("arc=pass"), out)
+                    self.assertIn("header.oldest-pass=0", last)
+                    tampered = msg.replace(b"forwarded twice.", b"forwarded twice?")
+                    self.assertEqual(self.dkimpy(tampered), "fail")
+                    self.assertTrue(self.ferry(tampered)[0].startswith("arc=fail"))
+
+    def test_ferry_ed25519_seals_verify_with_ferry(self):
+        msg = self.chain(3, sealers="epe")
+        last, out = self.ferry(msg)
+        self.assertTrue(last.startswith("arc=pass"), out)
+        self.assertIn("ed25519-sha256", out)
+        self.assertTrue(self.ferry(msg.replace(b"Subject: ARC", b"Subject: arc"))[0].startswith("arc=fail"))
+
+    def test_ferry_seals_cv_fail_over_a_broken_chain(self):
+        broken = self.chain(2).replace(b"forwarded twice.", b"changed")
+        msg = self.ferry_seal(broken, 3, "fail")
+        self.assertIn(b"cv=fail", msg)
+        self.assertEqual(self.dkimpy(msg), "fail")
+        last, _ = self.ferry(msg)
+        self.assertIn("i=3 says cv=fail", last)
 
     def test_no_chain_is_none(self):
         last, _ = self.ferry(MSG)
