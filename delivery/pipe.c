@@ -78,154 +78,213 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void pipe_deliver(const char *cmd, const char *user, unsigned timeout, const char *sender,
-                  const char *rcpt, const char *prefix, int msg_fd, struct delivery_status *st)
+/* The user the command runs as: NULL for the process's own; false (st set) when
+   it cannot be had. */
+static bool pipe_user(const char *user, struct passwd **pw, struct delivery_status *st)
 {
-    struct passwd *pw = NULL;
-    if (user && *user) {
-        pw = getpwnam(user);
-        if (!pw) {
-            delivery_set(st, DELIVERY_DEFER, "4.3.5 pipe_user %s does not exist", user);
-            return;
-        }
-        if (getuid() != 0 && getuid() != pw->pw_uid) {
-            delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot run commands as %s without root", user);
-            return;
-        }
+    *pw = NULL;
+    if (!user || !*user)
+        return true;
+    *pw = getpwnam(user);
+    if (!*pw) {
+        delivery_set(st, DELIVERY_DEFER, "4.3.5 pipe_user %s does not exist", user);
+        return false;
     }
+    if (getuid() != 0 && getuid() != (*pw)->pw_uid) {
+        delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot run commands as %s without root", user);
+        return false;
+    }
+    return true;
+}
+
+/* Forks the command with a pipe on its stdin (*wfd, non-blocking) and one on
+   its stderr (*efd). False (st set) when it cannot be started. */
+static bool start_command(const char *cmd, const struct passwd *pw, const char *sender, const char *rcpt,
+                          pid_t *pid, int *wfd, int *efd, struct delivery_status *st)
+{
     int in[2], er[2];
     if (pipe2(in, O_CLOEXEC) < 0) {
         delivery_set_errno(st, errno, "cannot make a pipe");
-        return;
+        return false;
     }
     if (pipe2(er, O_CLOEXEC) < 0) {
         delivery_set_errno(st, errno, "cannot make a pipe");
         close(in[0]);
         close(in[1]);
-        return;
+        return false;
     }
-    pid_t pid = fork();
-    if (pid < 0) {
+    *pid = fork();
+    if (*pid < 0) {
         delivery_set_errno(st, errno, "cannot fork for %.200s", cmd);
         close(in[0]); close(in[1]); close(er[0]); close(er[1]);
-        return;
+        return false;
     }
-    if (pid == 0)
+    if (*pid == 0)
         child(cmd, pw, sender, rcpt, in[0], er[1]);
     close(in[0]);
     close(er[1]);
     fcntl(in[1], F_SETFL, O_NONBLOCK);
-    /* Feed stdin and drain stderr together, so neither side can block the other. */
-    struct buf out;
-    buf_init(&out, 1 << 20);
-    buf_puts(&out, prefix);
-    size_t out_off = 0;
-    bool msg_eof = false, pending_cr = false, timed_out = false;
+    *wfd = in[1];
+    *efd = er[0];
+    return true;
+}
+
+/* The parent's side of one command: the message going to its stdin (with LF
+   line ends), the first PIPE_STDERR_MAX octets of its stderr coming back. */
+struct pipe_io {
+    int msg_fd;
+    int wfd, efd;                   /* -1 once closed */
+    struct buf out;                 /* converted message octets waiting to be written */
+    size_t out_off;
+    bool msg_eof, pending_cr;
     char errbuf[PIPE_STDERR_MAX + 1];
-    size_t errlen = 0;
-    int wfd = in[1], efd = er[0];
-    long long deadline = now_ms() + (long long)timeout * 1000;
-    while (efd >= 0 || wfd >= 0) {
-        if (wfd >= 0 && out_off == out.len && !msg_eof) {
-            char ib[16384];
-            ssize_t r = read(msg_fd, ib, sizeof ib);
-            buf_reset(&out);
-            out_off = 0;
-            if (r <= 0) {
-                msg_eof = true;
-                if (pending_cr)
-                    buf_append(&out, "\r", 1);
-            }
-            for (ssize_t i = 0; i < r; i++) {
-                if (pending_cr && ib[i] != '\n')
-                    buf_append(&out, "\r", 1);
-                pending_cr = ib[i] == '\r';
-                if (!pending_cr)
-                    buf_append(&out, &ib[i], 1);
-            }
-        }
-        if (wfd >= 0 && out_off == out.len && msg_eof) {
-            close(wfd);
-            wfd = -1;
+    size_t errlen;
+};
+
+/* The next piece of the message into io->out, CRLF turned into LF (a CR at the
+   end of one read waits for the next to tell whether an LF follows). */
+static void refill(struct pipe_io *io)
+{
+    char ib[16384];
+    ssize_t r = read(io->msg_fd, ib, sizeof ib);
+    buf_reset(&io->out);
+    io->out_off = 0;
+    if (r <= 0) {
+        io->msg_eof = true;
+        if (io->pending_cr)
+            buf_append(&io->out, "\r", 1);
+    }
+    for (ssize_t i = 0; i < r; i++) {
+        if (io->pending_cr && ib[i] != '\n')
+            buf_append(&io->out, "\r", 1);
+        io->pending_cr = ib[i] == '\r';
+        if (!io->pending_cr)
+            buf_append(&io->out, &ib[i], 1);
+    }
+}
+
+static void drain_stderr(struct pipe_io *io)
+{
+    char tmp[1024];
+    ssize_t r = read(io->efd, tmp, sizeof tmp);
+    if (r <= 0) {
+        close(io->efd);
+        io->efd = -1;
+        return;
+    }
+    size_t take = (size_t)r < PIPE_STDERR_MAX - io->errlen ? (size_t)r : PIPE_STDERR_MAX - io->errlen;
+    memcpy(io->errbuf + io->errlen, tmp, take);
+    io->errlen += take;
+}
+
+/* Feeds stdin and drains stderr together, so neither side can block the other,
+   until both are closed or the deadline passes (true: timed out). */
+static bool pump(struct pipe_io *io, long long deadline)
+{
+    while (io->efd >= 0 || io->wfd >= 0) {
+        if (io->wfd >= 0 && io->out_off == io->out.len && !io->msg_eof)
+            refill(io);
+        if (io->wfd >= 0 && io->out_off == io->out.len && io->msg_eof) {
+            close(io->wfd);
+            io->wfd = -1;
             continue;
         }
         long long left = deadline - now_ms();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
+        if (left <= 0)
+            return true;
         struct pollfd p[2];
         int np = 0, wi = -1, ei = -1;
-        if (wfd >= 0 && out_off < out.len) {
-            p[np] = (struct pollfd){ .fd = wfd, .events = POLLOUT };
+        if (io->wfd >= 0 && io->out_off < io->out.len) {
+            p[np] = (struct pollfd){ .fd = io->wfd, .events = POLLOUT };
             wi = np++;
         }
-        if (efd >= 0) {
-            p[np] = (struct pollfd){ .fd = efd, .events = POLLIN };
+        if (io->efd >= 0) {
+            p[np] = (struct pollfd){ .fd = io->efd, .events = POLLIN };
             ei = np++;
         }
         if (np == 0)
             continue;
         if (poll(p, (nfds_t)np, (int)(left > 1000 ? 1000 : left)) < 0 && errno != EINTR)
-            break;
+            return false;
         if (wi >= 0 && p[wi].revents) {
-            ssize_t w = write(wfd, out.data + out_off, out.len - out_off);
+            ssize_t w = write(io->wfd, io->out.data + io->out_off, io->out.len - io->out_off);
             if (w > 0) {
-                out_off += (size_t)w;
+                io->out_off += (size_t)w;
             } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
                 /* The command stopped reading (EPIPE): its exit status decides. */
-                close(wfd);
-                wfd = -1;
+                close(io->wfd);
+                io->wfd = -1;
             }
         }
-        if (ei >= 0 && p[ei].revents) {
-            char tmp[1024];
-            ssize_t r = read(efd, tmp, sizeof tmp);
-            if (r <= 0) {
-                close(efd);
-                efd = -1;
-            } else {
-                size_t take = (size_t)r < PIPE_STDERR_MAX - errlen ? (size_t)r : PIPE_STDERR_MAX - errlen;
-                memcpy(errbuf + errlen, tmp, take);
-                errlen += take;
-            }
-        }
+        if (ei >= 0 && p[ei].revents)
+            drain_stderr(io);
     }
-    buf_free(&out);
-    if (wfd >= 0)
-        close(wfd);
-    if (efd >= 0)
-        close(efd);
+    return false;
+}
+
+static void kill_command(pid_t pid, int *ws)
+{
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+    waitpid(pid, ws, 0);
+}
+
+/* The command's wait status; past the deadline it is killed (*timed_out). */
+static int reap(pid_t pid, long long deadline, bool *timed_out)
+{
     int ws = 0;
-    if (timed_out) {
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-        waitpid(pid, &ws, 0);
-    } else {
-        /* stderr closed: the command is done or about to be; wait within the deadline. */
-        for (;;) {
-            pid_t w = waitpid(pid, &ws, WNOHANG);
-            if (w == pid)
-                break;
-            if (w < 0 && errno != EINTR)
-                break;
-            if (now_ms() >= deadline) {
-                timed_out = true;
-                kill(-pid, SIGKILL);
-                kill(pid, SIGKILL);
-                waitpid(pid, &ws, 0);
-                break;
-            }
-            struct timespec ts = { 0, 20 * 1000 * 1000 };
-            nanosleep(&ts, NULL);
-        }
-        /* Whatever the command left running in its group goes with it. */
-        kill(-pid, SIGKILL);
+    if (*timed_out) {
+        kill_command(pid, &ws);
+        return ws;
     }
-    errbuf[errlen] = '\0';
-    errbuf[strcspn(errbuf, "\r\n")] = '\0';
-    for (char *q = errbuf; *q; q++)
+    /* stderr closed: the command is done or about to be; wait within the deadline. */
+    for (;;) {
+        pid_t w = waitpid(pid, &ws, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR)
+            break;
+        if (now_ms() >= deadline) {
+            *timed_out = true;
+            kill_command(pid, &ws);
+            break;
+        }
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    /* Whatever the command left running in its group goes with it. */
+    kill(-pid, SIGKILL);
+    return ws;
+}
+
+/* The first line of stderr, control characters blanked, for the status text. */
+static void first_line(char *s, size_t len)
+{
+    s[len] = '\0';
+    s[strcspn(s, "\r\n")] = '\0';
+    for (char *q = s; *q; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f)
             *q = ' ';
-    pipe_status(ws, timed_out, cmd, errbuf, st);
+}
+
+void pipe_deliver(const char *cmd, const char *user, unsigned timeout, const char *sender,
+                  const char *rcpt, const char *prefix, int msg_fd, struct delivery_status *st)
+{
+    struct passwd *pw;
+    pid_t pid;
+    struct pipe_io io = { .msg_fd = msg_fd };
+    if (!pipe_user(user, &pw, st) || !start_command(cmd, pw, sender, rcpt, &pid, &io.wfd, &io.efd, st))
+        return;
+    buf_init(&io.out, 1 << 20);
+    buf_puts(&io.out, prefix);
+    long long deadline = now_ms() + (long long)timeout * 1000;
+    bool timed_out = pump(&io, deadline);
+    buf_free(&io.out);
+    if (io.wfd >= 0)
+        close(io.wfd);
+    if (io.efd >= 0)
+        close(io.efd);
+    int ws = reap(pid, deadline, &timed_out);
+    first_line(io.errbuf, io.errlen);
+    pipe_status(ws, timed_out, cmd, io.errbuf, st);
 }

@@ -242,6 +242,286 @@ static int get_number(const char *tok, unsigned long long max, unsigned long lon
     return str_to_u64(tok, max, v);
 }
 
+/* ---- parsing: one small parser per record keyword, found in a table ---- */
+
+enum { HAVE_ID = 1, HAVE_ARRIVAL = 2, HAVE_SIZE = 4, HAVE_SENDER = 8,
+       HAVE_RET = 16, HAVE_ENVID = 32, HAVE_REQUIRETLS = 64, HAVE_QUARANTINE = 128 };
+
+struct env_parse_state {
+    struct envelope *e;
+    unsigned have;                  /* HAVE_* of the records seen */
+    /* notify/orcpt belong to the rcpt line just before them, at most once each. */
+    bool rcpt_notify, rcpt_orcpt;
+};
+
+/* One record's parser (tok[0] is the keyword): NULL when the record is good,
+   else what is wrong with it. */
+typedef const char *(*env_rec_fn)(struct env_parse_state *s, char *const *tok);
+
+#define TIME_MAX_V (1ULL << 40)
+
+static const char *rec_text(const char *tok, char *out, size_t outsz, const char *bad)
+{
+    return get_value(tok, out, outsz) < 0 ? bad : NULL;
+}
+
+/* A 0/1 flag. */
+static const char *rec_flag(const char *tok, bool *out, const char *bad)
+{
+    unsigned long long v;
+    if (get_number(tok, 1, &v) < 0)
+        return bad;
+    *out = v;
+    return NULL;
+}
+
+static const char *rec_time(const char *tok, time_t *out, const char *bad)
+{
+    unsigned long long v;
+    if (get_number(tok, TIME_MAX_V, &v) < 0)
+        return bad;
+    *out = (time_t)v;
+    return NULL;
+}
+
+static const char *rec_id(struct env_parse_state *s, char *const *tok)
+{
+    if (get_value(tok[1], s->e->id, sizeof s->e->id) < 0 || !qid_valid(s->e->id))
+        return "bad queue ID";
+    s->have |= HAVE_ID;
+    return NULL;
+}
+
+static const char *rec_arrival(struct env_parse_state *s, char *const *tok)
+{
+    s->have |= HAVE_ARRIVAL;
+    return rec_time(tok[1], &s->e->arrival, "bad arrival time");
+}
+
+static const char *rec_size(struct env_parse_state *s, char *const *tok)
+{
+    s->have |= HAVE_SIZE;
+    return get_number(tok[1], TIME_MAX_V, &s->e->size) < 0 ? "bad size" : NULL;
+}
+
+static const char *rec_sender(struct env_parse_state *s, char *const *tok)
+{
+    s->have |= HAVE_SENDER;
+    return rec_text(tok[1], s->e->sender, sizeof s->e->sender, "bad sender");
+}
+
+static const char *rec_client(struct env_parse_state *s, char *const *tok)
+{
+    return rec_text(tok[1], s->e->client_addr, sizeof s->e->client_addr, "bad client");
+}
+
+static const char *rec_helo(struct env_parse_state *s, char *const *tok)
+{
+    return rec_text(tok[1], s->e->client_helo, sizeof s->e->client_helo, "bad helo");
+}
+
+static const char *rec_protocol(struct env_parse_state *s, char *const *tok)
+{
+    return rec_text(tok[1], s->e->protocol, sizeof s->e->protocol, "bad protocol");
+}
+
+static const char *rec_body(struct env_parse_state *s, char *const *tok)
+{
+    if (strcmp(tok[1], "7BIT") && strcmp(tok[1], "8BITMIME"))
+        return "bad body type";
+    s->e->body_8bit = !strcmp(tok[1], "8BITMIME");
+    return NULL;
+}
+
+static const char *rec_smtputf8(struct env_parse_state *s, char *const *tok)
+{
+    return rec_flag(tok[1], &s->e->smtputf8, "bad smtputf8 flag");
+}
+
+static const char *rec_ret(struct env_parse_state *s, char *const *tok)
+{
+    if ((s->have & HAVE_RET) || (strcmp(tok[1], "FULL") && strcmp(tok[1], "HDRS")))
+        return "bad or repeated ret record";
+    s->e->ret = !strcmp(tok[1], "FULL") ? ENV_RET_FULL : ENV_RET_HDRS;
+    s->have |= HAVE_RET;
+    return NULL;
+}
+
+static const char *rec_envid(struct env_parse_state *s, char *const *tok)
+{
+    struct envelope *e = s->e;
+    if ((s->have & HAVE_ENVID) || get_value(tok[1], e->envid, sizeof e->envid) < 0 || !e->envid[0])
+        return "bad or repeated envid record";
+    s->have |= HAVE_ENVID;
+    return NULL;
+}
+
+static const char *rec_requiretls(struct env_parse_state *s, char *const *tok)
+{
+    if ((s->have & HAVE_REQUIRETLS) || rec_flag(tok[1], &s->e->requiretls, "") != NULL)
+        return "bad or repeated requiretls record";
+    s->have |= HAVE_REQUIRETLS;
+    return NULL;
+}
+
+static const char *rec_quarantine(struct env_parse_state *s, char *const *tok)
+{
+    struct envelope *e = s->e;
+    if ((s->have & HAVE_QUARANTINE) || get_value(tok[1], e->quarantine, sizeof e->quarantine) < 0 ||
+        !e->quarantine[0])
+        return "bad or repeated quarantine record";
+    s->have |= HAVE_QUARANTINE;
+    return NULL;
+}
+
+static const char *rec_notify(struct env_parse_state *s, char *const *tok)
+{
+    struct envelope *e = s->e;
+    if (e->nrcpts == 0 || s->rcpt_notify || notify_parse(tok[1], &e->rcpts[e->nrcpts - 1].notify) < 0)
+        return "bad, misplaced or repeated notify record";
+    s->rcpt_notify = true;
+    return NULL;
+}
+
+static const char *rec_orcpt(struct env_parse_state *s, char *const *tok)
+{
+    struct envelope *e = s->e;
+    if (e->nrcpts == 0 || s->rcpt_orcpt)
+        return "misplaced or repeated orcpt record";
+    struct env_rcpt *r = &e->rcpts[e->nrcpts - 1];
+    if (!strcmp(tok[1], "rfc822"))
+        r->orcpt_type = ENV_ORCPT_RFC822;
+    else if (!strcmp(tok[1], "utf-8"))
+        r->orcpt_type = ENV_ORCPT_UTF8;
+    else
+        return "bad orcpt address type";
+    if (get_value(tok[2], r->orcpt, sizeof r->orcpt) < 0 || !r->orcpt[0])
+        return "bad orcpt address";
+    s->rcpt_orcpt = true;
+    return NULL;
+}
+
+static const char *rec_attempts(struct env_parse_state *s, char *const *tok)
+{
+    unsigned long long v;
+    if (get_number(tok[1], 1000000, &v) < 0)
+        return "bad attempts";
+    s->e->attempts = (unsigned)v;
+    return NULL;
+}
+
+static const char *rec_next(struct env_parse_state *s, char *const *tok)
+{
+    return rec_time(tok[1], &s->e->next_attempt, "bad next attempt");
+}
+
+static const char *rec_rcpt(struct env_parse_state *s, char *const *tok)
+{
+    struct envelope *e = s->e;
+    char value[2048];
+    unsigned long long v;
+    int st = -1;
+    for (int i = 0; i < NSTATES; i++)
+        if (!strcmp(tok[1], state_names[i]))
+            st = i;
+    if (st < 0)
+        return "bad recipient state";
+    if (get_number(tok[2], 1000000, &v) < 0)
+        return "bad recipient attempts";
+    if (get_value(tok[3], value, sizeof value) < 0 || !*value || env_add_rcpt(e, value) < 0)
+        return "bad recipient address";
+    struct env_rcpt *r = &e->rcpts[e->nrcpts - 1];
+    r->state = (enum rcpt_state)st;
+    r->attempts = (unsigned)v;
+    if (get_value(tok[4], r->result, sizeof r->result) < 0)
+        return "bad recipient result";
+    s->rcpt_notify = s->rcpt_orcpt = false;
+    return NULL;
+}
+
+static const char *rec_rsched(struct env_parse_state *s, char *const *tok)
+{
+    struct envelope *e = s->e;
+    unsigned long long v, next, last;
+    if (get_number(tok[1], ENV_MAX_RCPTS, &v) < 0 || v >= e->nrcpts)
+        return "rsched names no recipient";
+    if (get_number(tok[2], TIME_MAX_V, &next) < 0 || get_number(tok[3], TIME_MAX_V, &last) < 0)
+        return "bad rsched times";
+    e->rcpts[v].next_attempt = (time_t)next;
+    e->rcpts[v].last_attempt = (time_t)last;
+    return NULL;
+}
+
+static const char *rec_hold(struct env_parse_state *s, char *const *tok)
+{
+    return rec_flag(tok[1], &s->e->hold, "bad hold flag");
+}
+
+static const char *rec_delaywarned(struct env_parse_state *s, char *const *tok)
+{
+    return rec_flag(tok[1], &s->e->delay_warned, "bad delaywarned flag");
+}
+
+static const char *rec_kind(struct env_parse_state *s, char *const *tok)
+{
+    for (int i = 0; i < 3; i++) {
+        if (!strcmp(tok[1], kind_names[i])) {
+            s->e->kind = (enum env_kind)i;
+            return NULL;
+        }
+    }
+    return "bad message kind";
+}
+
+static const char *rec_pull(struct env_parse_state *s, char *const *tok)
+{
+    struct envelope *e = s->e;
+    if (e->pull_msid[0] || get_value(tok[1], e->pull_msid, sizeof e->pull_msid) < 0 || !e->pull_msid[0] ||
+        get_value(tok[2], e->pull_rmta, sizeof e->pull_rmta) < 0 || !e->pull_rmta[0] ||
+        rec_time(tok[3], &e->pull_expires, "") != NULL)
+        return "bad or repeated pull record";
+    return NULL;
+}
+
+/* Every record but "end", with its number of tokens (the keyword included); a
+   known keyword with another count is malformed. */
+static const struct {
+    const char *name;
+    int ntok;
+    env_rec_fn parse;
+} env_records[] = {
+    {"id", 2, rec_id},               {"arrival", 2, rec_arrival},   {"size", 2, rec_size},
+    {"sender", 2, rec_sender},       {"client", 2, rec_client},     {"helo", 2, rec_helo},
+    {"protocol", 2, rec_protocol},   {"body", 2, rec_body},         {"smtputf8", 2, rec_smtputf8},
+    {"ret", 2, rec_ret},             {"envid", 2, rec_envid},       {"requiretls", 2, rec_requiretls},
+    {"quarantine", 2, rec_quarantine}, {"notify", 2, rec_notify},   {"orcpt", 3, rec_orcpt},
+    {"attempts", 2, rec_attempts},   {"next", 2, rec_next},         {"rcpt", 5, rec_rcpt},
+    {"rsched", 4, rec_rsched},       {"hold", 2, rec_hold},         {"delaywarned", 2, rec_delaywarned},
+    {"kind", 2, rec_kind},           {"pull", 4, rec_pull},
+};
+
+/* The end record: exactly "end " and the eight lower-case hex digits
+   env_serialize writes (sscanf alone would also take "A-F", a sign, a leading
+   blank or fewer digits, letting a changed octet pass the check), the CRC of
+   everything before it, and nothing after it. */
+static int check_end(const char *data, size_t line_start, const char *line, size_t ll, char *const *tok, int nt,
+                     bool at_eof, int lineno, char *err, size_t errlen)
+{
+    unsigned long want = 0;
+    if (nt != 2 || ll != 12 || tok[1] != line + 4 || strspn(tok[1], "0123456789abcdef") != 8) {
+        snprintf(err, errlen, "line %d: bad end record", lineno);
+        return -1;
+    }
+    for (int i = 0; i < 8; i++)
+        want = want << 4 | (unsigned long)(tok[1][i] <= '9' ? tok[1][i] - '0' : tok[1][i] - 'a' + 10);
+    unsigned long crc = crc32(0L, (const Bytef *)data, (uInt)line_start);
+    const char *why = crc != want ? "checksum mismatch (file altered or torn)"
+                    : !at_eof ? "data after the end record" : NULL;
+    if (why)
+        snprintf(err, errlen, "%s", why);
+    return why ? -1 : 0;
+}
+
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
 
 int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_t errlen)
@@ -254,17 +534,13 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
     if (memchr(data, '\0', len))
         FAIL("NUL octet in envelope");
 
-    enum { HAVE_ID = 1, HAVE_ARRIVAL = 2, HAVE_SIZE = 4, HAVE_SENDER = 8,
-           HAVE_RET = 16, HAVE_ENVID = 32, HAVE_REQUIRETLS = 64, HAVE_QUARANTINE = 128 };
-    unsigned have = 0;
-    /* notify/orcpt belong to the rcpt line just before them, at most once each. */
-    bool rcpt_notify = false, rcpt_orcpt = false;
+    struct env_parse_state s = { .e = e };
     bool ended = false;
     size_t pos = sizeof ENV_MAGIC - 1;
     int lineno = 1;
     /* Longest line env_serialize writes: "rcpt delivered 1000000 ", then an address
        and a result with every octet escaped (3 each). */
-    char line[32 + 3 * ADDR_PATH_MAX + 3 * ENV_RESULT_MAX], value[2048];
+    char line[32 + 3 * ADDR_PATH_MAX + 3 * ENV_RESULT_MAX];
     while (pos < len) {
         lineno++;
         const char *nl = memchr(data + pos, '\n', len - pos);
@@ -285,157 +561,25 @@ int env_parse(const char *data, size_t len, struct envelope *e, char *err, size_
             tok[nt++] = t;
         if (nt < 2)
             FAIL("line %d: expected a keyword and a value", lineno);
-        const char *k = tok[0];
-        unsigned long long v;
-        if (!strcmp(k, "end")) {
-            /* Exactly "end " and the eight lower-case hex digits env_serialize
-               writes: sscanf alone would also take "A-F", a sign, a leading
-               blank or fewer digits, letting a changed octet pass the check. */
-            unsigned long want = 0;
-            if (nt != 2 || ll != 12 || tok[1] != line + 4 ||
-                strspn(tok[1], "0123456789abcdef") != 8)
-                FAIL("line %d: bad end record", lineno);
-            for (int i = 0; i < 8; i++)
-                want = want << 4 | (unsigned long)(tok[1][i] <= '9' ? tok[1][i] - '0' : tok[1][i] - 'a' + 10);
-            unsigned long crc = crc32(0L, (const Bytef *)data, (uInt)line_start);
-            if (crc != want)
-                FAIL("checksum mismatch (file altered or torn)");
-            if (pos != len)
-                FAIL("data after the end record");
+        const char *why;
+        if (!strcmp(tok[0], "end")) {
+            if (check_end(data, line_start, line, ll, tok, nt, pos == len, lineno, err, errlen) < 0)
+                goto fail;
             ended = true;
             break;
-        } else if (!strcmp(k, "id") && nt == 2) {
-            if (get_value(tok[1], e->id, sizeof e->id) < 0 || !qid_valid(e->id))
-                FAIL("line %d: bad queue ID", lineno);
-            have |= HAVE_ID;
-        } else if (!strcmp(k, "arrival") && nt == 2) {
-            if (get_number(tok[1], 1ULL << 40, &v) < 0)
-                FAIL("line %d: bad arrival time", lineno);
-            e->arrival = (time_t)v;
-            have |= HAVE_ARRIVAL;
-        } else if (!strcmp(k, "size") && nt == 2) {
-            if (get_number(tok[1], 1ULL << 40, &e->size) < 0)
-                FAIL("line %d: bad size", lineno);
-            have |= HAVE_SIZE;
-        } else if (!strcmp(k, "sender") && nt == 2) {
-            if (get_value(tok[1], e->sender, sizeof e->sender) < 0)
-                FAIL("line %d: bad sender", lineno);
-            have |= HAVE_SENDER;
-        } else if (!strcmp(k, "client") && nt == 2) {
-            if (get_value(tok[1], e->client_addr, sizeof e->client_addr) < 0)
-                FAIL("line %d: bad client", lineno);
-        } else if (!strcmp(k, "helo") && nt == 2) {
-            if (get_value(tok[1], e->client_helo, sizeof e->client_helo) < 0)
-                FAIL("line %d: bad helo", lineno);
-        } else if (!strcmp(k, "protocol") && nt == 2) {
-            if (get_value(tok[1], e->protocol, sizeof e->protocol) < 0)
-                FAIL("line %d: bad protocol", lineno);
-        } else if (!strcmp(k, "body") && nt == 2) {
-            if (strcmp(tok[1], "7BIT") && strcmp(tok[1], "8BITMIME"))
-                FAIL("line %d: bad body type", lineno);
-            e->body_8bit = !strcmp(tok[1], "8BITMIME");
-        } else if (!strcmp(k, "smtputf8") && nt == 2) {
-            if (get_number(tok[1], 1, &v) < 0)
-                FAIL("line %d: bad smtputf8 flag", lineno);
-            e->smtputf8 = v;
-        } else if (!strcmp(k, "ret") && nt == 2) {
-            if ((have & HAVE_RET) || (strcmp(tok[1], "FULL") && strcmp(tok[1], "HDRS")))
-                FAIL("line %d: bad or repeated ret record", lineno);
-            e->ret = !strcmp(tok[1], "FULL") ? ENV_RET_FULL : ENV_RET_HDRS;
-            have |= HAVE_RET;
-        } else if (!strcmp(k, "envid") && nt == 2) {
-            if ((have & HAVE_ENVID) || get_value(tok[1], e->envid, sizeof e->envid) < 0 || !e->envid[0])
-                FAIL("line %d: bad or repeated envid record", lineno);
-            have |= HAVE_ENVID;
-        } else if (!strcmp(k, "requiretls") && nt == 2) {
-            if ((have & HAVE_REQUIRETLS) || get_number(tok[1], 1, &v) < 0)
-                FAIL("line %d: bad or repeated requiretls record", lineno);
-            e->requiretls = v;
-            have |= HAVE_REQUIRETLS;
-        } else if (!strcmp(k, "quarantine") && nt == 2) {
-            if ((have & HAVE_QUARANTINE) || get_value(tok[1], e->quarantine, sizeof e->quarantine) < 0 ||
-                !e->quarantine[0])
-                FAIL("line %d: bad or repeated quarantine record", lineno);
-            have |= HAVE_QUARANTINE;
-        } else if (!strcmp(k, "notify") && nt == 2) {
-            if (e->nrcpts == 0 || rcpt_notify || notify_parse(tok[1], &e->rcpts[e->nrcpts - 1].notify) < 0)
-                FAIL("line %d: bad, misplaced or repeated notify record", lineno);
-            rcpt_notify = true;
-        } else if (!strcmp(k, "orcpt") && nt == 3) {
-            if (e->nrcpts == 0 || rcpt_orcpt)
-                FAIL("line %d: misplaced or repeated orcpt record", lineno);
-            struct env_rcpt *r = &e->rcpts[e->nrcpts - 1];
-            if (!strcmp(tok[1], "rfc822"))
-                r->orcpt_type = ENV_ORCPT_RFC822;
-            else if (!strcmp(tok[1], "utf-8"))
-                r->orcpt_type = ENV_ORCPT_UTF8;
-            else
-                FAIL("line %d: bad orcpt address type", lineno);
-            if (get_value(tok[2], r->orcpt, sizeof r->orcpt) < 0 || !r->orcpt[0])
-                FAIL("line %d: bad orcpt address", lineno);
-            rcpt_orcpt = true;
-        } else if (!strcmp(k, "attempts") && nt == 2) {
-            if (get_number(tok[1], 1000000, &v) < 0)
-                FAIL("line %d: bad attempts", lineno);
-            e->attempts = (unsigned)v;
-        } else if (!strcmp(k, "next") && nt == 2) {
-            if (get_number(tok[1], 1ULL << 40, &v) < 0)
-                FAIL("line %d: bad next attempt", lineno);
-            e->next_attempt = (time_t)v;
-        } else if (!strcmp(k, "rcpt") && nt == 5) {
-            int st = -1;
-            for (int i = 0; i < NSTATES; i++)
-                if (!strcmp(tok[1], state_names[i]))
-                    st = i;
-            if (st < 0)
-                FAIL("line %d: bad recipient state", lineno);
-            if (get_number(tok[2], 1000000, &v) < 0)
-                FAIL("line %d: bad recipient attempts", lineno);
-            if (get_value(tok[3], value, sizeof value) < 0 || !*value || env_add_rcpt(e, value) < 0)
-                FAIL("line %d: bad recipient address", lineno);
-            struct env_rcpt *r = &e->rcpts[e->nrcpts - 1];
-            r->state = (enum rcpt_state)st;
-            r->attempts = (unsigned)v;
-            if (get_value(tok[4], r->result, sizeof r->result) < 0)
-                FAIL("line %d: bad recipient result", lineno);
-            rcpt_notify = rcpt_orcpt = false;
-        } else if (!strcmp(k, "rsched") && nt == 4) {
-            unsigned long long next, last;
-            if (get_number(tok[1], ENV_MAX_RCPTS, &v) < 0 || v >= e->nrcpts)
-                FAIL("line %d: rsched names no recipient", lineno);
-            if (get_number(tok[2], 1ULL << 40, &next) < 0 || get_number(tok[3], 1ULL << 40, &last) < 0)
-                FAIL("line %d: bad rsched times", lineno);
-            e->rcpts[v].next_attempt = (time_t)next;
-            e->rcpts[v].last_attempt = (time_t)last;
-        } else if (!strcmp(k, "hold") && nt == 2) {
-            if (get_number(tok[1], 1, &v) < 0)
-                FAIL("line %d: bad hold flag", lineno);
-            e->hold = v;
-        } else if (!strcmp(k, "delaywarned") && nt == 2) {
-            if (get_number(tok[1], 1, &v) < 0)
-                FAIL("line %d: bad delaywarned flag", lineno);
-            e->delay_warned = v;
-        } else if (!strcmp(k, "kind") && nt == 2) {
-            int kd = -1;
-            for (int i = 0; i < 3; i++)
-                if (!strcmp(tok[1], kind_names[i]))
-                    kd = i;
-            if (kd < 0)
-                FAIL("line %d: bad message kind", lineno);
-            e->kind = (enum env_kind)kd;
-        } else if (!strcmp(k, "pull") && nt == 4) {
-            if (e->pull_msid[0] || get_value(tok[1], e->pull_msid, sizeof e->pull_msid) < 0 || !e->pull_msid[0] ||
-                get_value(tok[2], e->pull_rmta, sizeof e->pull_rmta) < 0 || !e->pull_rmta[0] ||
-                get_number(tok[3], 1ULL << 40, &v) < 0)
-                FAIL("line %d: bad or repeated pull record", lineno);
-            e->pull_expires = (time_t)v;
-        } else {
-            FAIL("line %d: unknown or malformed record \"%.32s\"", lineno, k);
         }
+        size_t k = 0;
+        while (k < sizeof env_records / sizeof env_records[0] &&
+               (strcmp(tok[0], env_records[k].name) || nt != env_records[k].ntok))
+            k++;
+        if (k == sizeof env_records / sizeof env_records[0])
+            FAIL("line %d: unknown or malformed record \"%.32s\"", lineno, tok[0]);
+        if ((why = env_records[k].parse(&s, tok)) != NULL)
+            FAIL("line %d: %s", lineno, why);
     }
     if (!ended)
         FAIL("no end record (file truncated)");
-    if ((have & (HAVE_ID | HAVE_ARRIVAL | HAVE_SIZE | HAVE_SENDER)) != (HAVE_ID | HAVE_ARRIVAL | HAVE_SIZE | HAVE_SENDER))
+    if ((s.have & (HAVE_ID | HAVE_ARRIVAL | HAVE_SIZE | HAVE_SENDER)) != (HAVE_ID | HAVE_ARRIVAL | HAVE_SIZE | HAVE_SENDER))
         FAIL("a required record (id, arrival, size, sender) is missing");
     if (e->nrcpts == 0)
         FAIL("no recipients");

@@ -1,30 +1,29 @@
 /*
  * outbound — the queue process's remote deliveries: which message goes out on
- * which connection, and when.
+ * which connection, and when. The per-destination lines live here; how one
+ * session reaches a destination (MX, TLS policy, TLSA, the SMTP client) is
+ * delivery/remote_attempt.h's plan, started with one call and answering through
+ * one callback per message.
  *
  * The queue hands over jobs (one message's recipients at one destination
- * domain). Per destination, jobs wait in arrival order; a session (MX lookup,
- * TLSA lookups when DANE applies, then delivery/smtp_client) starts while the
- * destination has fewer than smtp_dest_concurrency sessions and the process
+ * domain). Per destination, jobs wait in arrival order; a session starts while
+ * the destination has fewer than smtp_dest_concurrency sessions and the process
  * fewer than smtp_total_concurrency. A session that finishes a message takes
- * the destination's next waiting job on the same connection. With
- * smtp_dest_rate, message starts toward one destination are spaced 1/rate
- * seconds apart (a reused connection waits; a new one is not opened early).
+ * the destination's next waiting job on the same connection (when the plan
+ * allows it: remote_attempt_can_take). With smtp_dest_rate, message starts
+ * toward one destination are spaced 1/rate seconds apart (a reused connection
+ * waits; a new one is not opened early).
  *
- * A destination that cannot be reached at all (routing failed, or every
- * address failed before a transaction began) answers every job waiting for it
- * with the same result: one dead domain costs one attempt, not one per queued
- * message. A message a reused connection dropped before the server took it
- * (smtp_client not_attempted) is put back at the head of the line once.
+ * A destination that cannot be reached at all (the plan says dest_down: routing
+ * failed, or every address failed before a transaction began) answers every job
+ * waiting for it with the same result: one dead domain costs one attempt, not
+ * one per queued message. A message a reused connection dropped before the
+ * server took it (smtp_client not_attempted) is put back at the head of the
+ * line once.
  *
  * With relayhost set, every destination is reached through that host, and all
  * of them share one line (the concurrency, rate and dead-host rules are the
- * relay's), with AUTH when credentials were loaded, over TLS as relayhost_tls
- * says.
- *
- * TLS per target comes from delivery/tls_policy.h (default level, per-domain
- * table), DANE from delivery/dane.h when the MX and address answers were
- * DNSSEC-validated; the outcome is in each job's result (tls) for the log.
+ * relay's); AUTH and the relay's TLS are the plan's.
  *
  * Ownership: a job belongs to the caller; it must stay valid (with its
  * envelope and msg_fd) until its done callback, which runs exactly once, from
@@ -63,9 +62,8 @@ struct outbound_job {
 
 struct outbound;
 
-/* NULL with err: a TLS policy file or CA file that cannot be used. dmtp (may be
-   NULL; kept, not copied): DMTP hold hooks for peers that offer MSID, never used
-   through a relayhost. */
+/* NULL with err: see remote_ctx_new (delivery/remote_attempt.h), which gets
+   creds and dmtp. */
 struct outbound *outbound_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
                               const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
                               size_t errsz);
