@@ -14,16 +14,21 @@ import sys
 import dkim
 
 
+def records_dns(path):
+    """A dkimpy dnsfunc answering TXT lookups from a JSON map of name -> record."""
+    records = json.load(open(path))
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        text = records.get(name.rstrip("."))
+        return text.encode() if text else None
+    return dnsfunc
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "verify":
-        records = json.load(open(sys.argv[2]))
-
-        def dnsfunc(name, timeout=5):
-            name = name.decode() if isinstance(name, bytes) else name
-            text = records.get(name.rstrip("."))
-            return text.encode() if text else None
-        print("pass" if dkim.verify(sys.stdin.buffer.read(), dnsfunc=dnsfunc) else "fail")
+        print("pass" if dkim.verify(sys.stdin.buffer.read(), dnsfunc=records_dns(sys.argv[2])) else "fail")
     elif cmd == "sign":
         sel, domain, keyfile, algo, hc, bc = sys.argv[2:8]
         length = len(sys.argv) > 8 and sys.argv[8] == "length"      # l= (RFC 6376 3.5)
@@ -39,13 +44,7 @@ def main():
             sys.exit("dkimpy added no ARC set")
         sys.stdout.buffer.write(b"".join(fields) + msg)
     elif cmd == "arcverify":
-        records = json.load(open(sys.argv[2]))
-
-        def arcdns(name, timeout=5):
-            name = name.decode() if isinstance(name, bytes) else name
-            text = records.get(name.rstrip("."))
-            return text.encode() if text else None
-        cv, _, why = dkim.arc_verify(sys.stdin.buffer.read(), dnsfunc=arcdns)
+        cv, _, why = dkim.arc_verify(sys.stdin.buffer.read(), dnsfunc=records_dns(sys.argv[2]))
         print((cv or b"fail").decode(), why)    # dkimpy gives None for a chain it stops on
     elif cmd == "edkey":
         import nacl.signing
