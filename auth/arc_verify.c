@@ -381,9 +381,11 @@ struct arc_verifier *arc_verify_start(const struct dkim_resolver *res, const cha
     }
     if (v->r.status == ARC_CV_NONE && !v->r.reason[0])
         say(v->r.reason, "no ARC sets");
-    if (v->r.status != ARC_CV_NONE && v->c->n > 0) {
-        struct arc_set *top = &v->c->sets[v->c->n - 1];
+    if (v->r.status != ARC_CV_NONE)
         v->r.n = v->c->n;
+    /* Only a complete structure has a newest set whose fields all exist. */
+    if (v->r.status == ARC_CV_PASS) {
+        struct arc_set *top = &v->c->sets[v->c->n - 1];
         snprintf(v->r.newest_domain, sizeof v->r.newest_domain, "%s", top->as_domain);
         if (top->aar_len < sizeof v->r.newest_aar) {
             memcpy(v->r.newest_aar, top->aar_value, top->aar_len);

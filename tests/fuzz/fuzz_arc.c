@@ -1,7 +1,9 @@
-/* libFuzzer target: the ARC header parser (set collection, AAR instance prefix) and
-   the whole chain verifier, with a resolver that answers every lookup with the same
-   (fuzzed) key record. Input: first line the key record, the rest a message. */
+/* libFuzzer target: the ARC header parser (set collection, AAR instance prefix), the
+   whole chain verifier, with a resolver that answers every lookup with the same
+   (fuzzed) key record, and the sealer over the same message (an ed25519 key made
+   once). Input: first line the key record, the rest a message. */
 #include "auth/arc.h"
+#include "auth/arc_seal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,15 @@ static void *lookup(void *ctx, const char *name, dkim_txt_done done, void *arg)
     size_t l[1] = { fuzz_record_len };
     done(arg, DKIM_DNS_OK, t, l, 1);
     return NULL;
+}
+
+static EVP_PKEY *seal_key;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    char err[128];
+    seal_key = dkim_keygen(DKIM_ALGO_ED25519_SHA256, 0, err, sizeof err);
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -51,6 +62,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         arc_result_format(&res, "192.0.2.1", line, sizeof line);
         if (res.status == ARC_CV_PASS && (res.n == 0 || res.oldest_pass > res.n))
             __builtin_trap();
+    }
+    if (seal_key) {
+        struct dkim_sign_key k = { seal_key, DKIM_ALGO_ED25519_SHA256, "x.test", "s" };
+        struct buf out;
+        char err[256];
+        buf_init(&out, 1 << 20);
+        arc_seal_message(&k, "mx.x.test; spf=pass", ARC_CV_PASS, 1700000000, msg, mlen, &out, err, sizeof err);
+        buf_free(&out);
     }
     return 0;
 }
