@@ -104,13 +104,7 @@ static int append_unsigned(const struct dkim_field *f, const struct dkim_taglist
                            enum dkim_canon c, struct buf *in)
 {
     const struct dkim_tag *b = dkim_tags_get(tl, "b");
-    struct buf self;
-    buf_init(&self, f->len + 1);
-    size_t cut = off + b->raw_start, resume = off + b->raw_end;
-    int rc = buf_append(&self, f->start, cut) < 0 || buf_append(&self, f->start + resume, f->len - resume) < 0 ||
-             dkim_canon_header(c, self.data, self.len, false, in) < 0 ? -1 : 0;
-    buf_free(&self);
-    return rc;
+    return dkim_canon_unsigned(c, f, off + b->raw_start, off + b->raw_end, in);
 }
 
 static void body_sink(void *arg, const unsigned char *p, size_t n) { EVP_DigestUpdate(arg, p, n); }
@@ -222,16 +216,7 @@ static enum dkim_result verify_ams(struct arc_verifier *v, const struct arc_set 
     int bad = !used;
     if (used)
         used[s->ams] = true;
-    for (size_t k = 0; !bad && k < nn; k++) {
-        for (size_t f = v->h->n; f-- > 0;) {
-            const struct dkim_field *fl = &v->h->fields[f];
-            if (used[f] || fl->name_len != lens[k] || strncasecmp(fl->start, names[k], lens[k]))
-                continue;
-            used[f] = true;
-            bad |= dkim_canon_header(hc, fl->start, fl->len, true, &in) < 0;
-            break;
-        }
-    }
+    bad = bad || dkim_canon_selected(hc, v->h, names, lens, nn, used, &in) < 0;
     bad = bad || append_unsigned(&v->h->fields[s->ams], tl, s->ams_off, hc, &in) < 0;
     free(used);
     char what[32];
