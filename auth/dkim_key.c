@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 const char *dkim_algo_name(enum dkim_algo a)
@@ -147,9 +148,20 @@ void dkim_pubkey_free(struct dkim_pubkey *key)
 
 EVP_PKEY *dkim_privkey_load(const char *path, enum dkim_algo *algo, char *err, size_t errsz)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err, errsz, "cannot open key file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    return dkim_privkey_load_fd(fd, path, algo, err, errsz);
+}
+
+EVP_PKEY *dkim_privkey_load_fd(int fd, const char *path, enum dkim_algo *algo, char *err, size_t errsz)
+{
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        snprintf(err, errsz, "cannot read key file %s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
@@ -274,21 +286,32 @@ static int sha256(const void *data, size_t len, unsigned char md[32])
 int dkim_crypto_sign(EVP_PKEY *k, enum dkim_algo a, const void *data, size_t len,
                      unsigned char *sig, size_t *siglen)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx)
+    unsigned char md[32];
+    if (sha256(data, len, md) < 0)
         return -1;
+    return dkim_crypto_sign_digest(k, a, md, sig, siglen);
+}
+
+int dkim_crypto_sign_digest(EVP_PKEY *k, enum dkim_algo a, const unsigned char md[32], unsigned char *sig,
+                            size_t *siglen)
+{
     int ok = 0;
     if (a == DKIM_ALGO_ED25519_SHA256) {
-        unsigned char md[32];
-        ok = sha256(data, len, md) == 0 && EVP_DigestSignInit(ctx, NULL, NULL, NULL, k) == 1 &&
-             EVP_DigestSign(ctx, sig, siglen, md, sizeof md) == 1;
+        /* RFC 8463 §3: PureEd25519 over the SHA-256 digest itself. */
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, k) == 1 &&
+             EVP_DigestSign(ctx, sig, siglen, md, 32) == 1;
+        EVP_MD_CTX_free(ctx);
     } else if (a == DKIM_ALGO_RSA_SHA256) {
+        /* RSASSA-PKCS1-v1_5 over a digest computed elsewhere: the same octets as
+           signing the data with SHA-256. */
+        EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(k, NULL);
         size_t need = 0;
-        ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k) == 1 &&
-             EVP_DigestSign(ctx, NULL, &need, data, len) == 1 && need <= *siglen &&
-             EVP_DigestSign(ctx, sig, siglen, data, len) == 1;
+        ok = pc && EVP_PKEY_sign_init(pc) == 1 && EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1 && EVP_PKEY_sign(pc, NULL, &need, md, 32) == 1 &&
+             need <= *siglen && EVP_PKEY_sign(pc, sig, siglen, md, 32) == 1;
+        EVP_PKEY_CTX_free(pc);
     }
-    EVP_MD_CTX_free(ctx);
     return ok ? 0 : -1;
 }
 

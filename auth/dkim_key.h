@@ -45,6 +45,8 @@ void dkim_pubkey_free(struct dkim_pubkey *key);
 
 /* Load a PEM private key (PKCS#8 or traditional RSA); sets *algo from its type. */
 EVP_PKEY *dkim_privkey_load(const char *path, enum dkim_algo *algo, char *err, size_t errsz);
+/* The same from an open descriptor (consumed); path is only for messages. */
+EVP_PKEY *dkim_privkey_load_fd(int fd, const char *path, enum dkim_algo *algo, char *err, size_t errsz);
 /* Generate a key; bits only for RSA. */
 EVP_PKEY *dkim_keygen(enum dkim_algo algo, int bits, char *err, size_t errsz);
 /* Write the private key as PKCS#8 PEM, mode 0600 (the file is created or replaced). */
@@ -60,6 +62,10 @@ int dkim_record_zone_line(const char *selector, const char *domain, const char *
    verify returns 1 valid, 0 invalid, -1 error. */
 int dkim_crypto_sign(EVP_PKEY *k, enum dkim_algo a, const void *data, size_t len,
                      unsigned char *sig, size_t *siglen);
+/* The signing step alone, over the SHA-256 digest of that input (what the key
+   process is asked to do: it never sees the message). */
+int dkim_crypto_sign_digest(EVP_PKEY *k, enum dkim_algo a, const unsigned char md[32], unsigned char *sig,
+                            size_t *siglen);
 int dkim_crypto_verify(EVP_PKEY *k, enum dkim_algo a, const void *data, size_t len,
                        const unsigned char *sig, size_t siglen);
 

@@ -143,7 +143,12 @@ int dkim_sign_compute_b(const struct dkim_sign_key *k, enum dkim_canon hcanon, c
         goto out;
     unsigned char sig[SIG_MAX];
     size_t siglen = sizeof sig;
-    if (dkim_crypto_sign(k->pkey, k->algo, in.data, in.len, sig, &siglen) < 0)
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(in.data, in.len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof md)
+        goto out;
+    if (k->pkey ? dkim_crypto_sign_digest(k->pkey, k->algo, md, sig, &siglen) < 0
+                : !k->sign_digest || k->sign_digest(k->sign_ctx, k, md, sig, &siglen) < 0)
         goto out;
     rc = dkim_base64_encode(sig, siglen, b64, b64sz);
 out:

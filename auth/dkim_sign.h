@@ -23,11 +23,19 @@
 
 #include <stdint.h>
 
+struct dkim_sign_key;
+/* Signs the 32-octet SHA-256 digest of the header hash input with k (held
+   elsewhere: the daemon's key process). sig/siglen in/out; 0 ok, -1 failed. */
+typedef int (*dkim_sign_digest_fn)(void *ctx, const struct dkim_sign_key *k, const unsigned char md[32],
+                                   unsigned char *sig, size_t *siglen);
+
 struct dkim_sign_key {
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey;            /* the private key, or NULL: sign_digest signs */
     enum dkim_algo algo;       /* rsa-sha256 or ed25519-sha256 */
     const char *domain;        /* d= */
     const char *selector;      /* s= */
+    dkim_sign_digest_fn sign_digest;
+    void *sign_ctx;
 };
 
 struct dkim_sign_opts {

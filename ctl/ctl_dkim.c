@@ -173,7 +173,7 @@ static int cmd_sign(const struct dkim_args *a)
         return 2;
     }
     char err[256];
-    struct dkim_sign_key k = { NULL, DKIM_ALGO_RSA_SHA256, a->domain, a->selector };
+    struct dkim_sign_key k = { .pkey = NULL, .algo = DKIM_ALGO_RSA_SHA256, .domain = a->domain, .selector = a->selector };
     k.pkey = dkim_privkey_load(a->key, &k.algo, err, sizeof err);
     if (!k.pkey) {
         fprintf(stderr, "ferryctl dkim: %s\n", err);

@@ -12,7 +12,10 @@
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "lib/privsep.h"
 
 int ctl_become_daemon_user(const struct ferry_config *cfg)
 {
@@ -28,12 +31,14 @@ int ctl_become_daemon_user(const struct ferry_config *cfg)
     /* As ferryd does it (lib/safe_dir.h): never through a link the daemon's user
        could have put in place of data_dir. */
     struct safe_owner o = { true, uid, gid };
-    int fd = safe_dir_prepare(cfg->data_dir, 0700 | SAFE_DIR_KEEP_MODE, &o, err, sizeof err);
+    mode_t shared = privsep_dir_group_bits(cfg);
+    int fd = safe_dir_prepare(cfg->data_dir, shared ? 0700 | shared : 0700 | SAFE_DIR_KEEP_MODE, &o, err, sizeof err);
     if (fd < 0) {
         fprintf(stderr, "ferryctl: %s\n", err);
         return -1;
     }
     close(fd);
+    umask(privsep_umask(cfg));      /* files the queue user must also read stay its group's */
     if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
         fprintf(stderr, "ferryctl: cannot become %s: %s\n", cfg->user, strerror(errno));
         return -1;

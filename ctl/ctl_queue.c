@@ -16,6 +16,7 @@
 #include "queue/held.h"
 #include "queue/queue_admin.h"
 #include "queue/spool.h"
+#include "lib/privsep.h"
 #include "lib/safe_dir.h"
 #include "smtpd/proc.h"
 
@@ -307,6 +308,7 @@ static int become_spool_owner(const struct ferry_config *cfg)
     close(fd);
     if (st.st_uid == 0)
         return 0;
+    umask(privsep_umask(cfg));
     if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0) {
         fprintf(stderr, "ferryctl: cannot become uid %ld, the owner of %s: %s\n", (long)st.st_uid, cfg->spool_dir,
                 strerror(errno));

@@ -20,12 +20,9 @@ if [ ! -f var/dkim/localhost/active ]; then
     printf 'rsa1\ned1\n' > var/dkim/localhost/active
 fi
 # Private keys are never world-readable (SECURITY.md, "Keys"). The TLS key is
-# read by the parent alone (as root when started as root): 0600. The DKIM keys are
-# read by the smtp process, which runs as the config's user (nobody): root owns
-# them, that user's group may read them (0640), nobody else.
+# read by the parent alone, the DKIM keys by the key process alone (both as root
+# when started as root): 0600, whoever runs make run.
 chmod 600 var/tls/key.pem var/dkim/localhost/*.key
 if [ "$(id -u)" = 0 ]; then
-    chgrp "$(id -g nobody)" var/dkim/localhost/*.key
-    chmod 640 var/dkim/localhost/*.key
     chmod 755 var var/tls var/dkim var/dkim/localhost
 fi

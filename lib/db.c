@@ -66,7 +66,7 @@ static int env_start(struct fdb_env *e, char *err, size_t errlen)
        the daemon runs). */
     u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_REGISTER |
                       DB_RECOVER;
-    r = e->env->open(e->env, e->dir, flags, 0600);
+    r = e->env->open(e->env, e->dir, flags, 0660);    /* narrowed by the umask: lib/privsep.h */
     if (r != 0) {
         snprintf(err, errlen, "cannot open the Berkeley DB environment in %s: %s", e->dir, db_strerror(r));
         e->env->close(e->env, 0);
@@ -82,7 +82,7 @@ static int db_start(struct fdb *d, char *err, size_t errlen)
 {
     int r = db_create(&d->db, d->env->env, 0);
     if (r == 0)
-        r = d->db->open(d->db, NULL, d->file, NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT, 0600);
+        r = d->db->open(d->db, NULL, d->file, NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT, 0660);
     if (r != 0) {
         snprintf(err, errlen, "cannot open database %s: %s", d->file, db_strerror(r));
         if (d->db)

@@ -230,6 +230,8 @@ static const struct conf_setting schema[] = {
       .def = "", .check = check_resolver, .comma_split = true },
     { .key = "user", .type = CONF_STRING, .offset = offsetof(struct ferry_config, user),
       .size = 64, .def = "ferry", .check = check_user },
+    { .key = "queue_user", .type = CONF_STRING, .offset = offsetof(struct ferry_config, queue_user),
+      .size = 64, .def = "", .check = check_user },
     S("tls_cert", CONF_PATH, tls_cert, ""),
     S("tls_key", CONF_PATH, tls_key, ""),
     { .key = "tls_min_version", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, tls_min_version),

@@ -62,7 +62,8 @@ struct ferry_config {
     int local_recipients;        /* enum local_recipients_mode */
     struct conf_list relay_networks;
     struct conf_list resolver;
-    char user[64];
+    char user[64];               /* the smtp process's (lib/privsep.h) */
+    char queue_user[64];         /* the queue process's; "" see privsep_queue_user */
     char tls_cert[PATH_MAX];
     char tls_key[PATH_MAX];
     int tls_min_version;         /* enum tls_min */

@@ -148,7 +148,20 @@ const char *msid_status_name(enum msid_status s)
     return "?";
 }
 
-static int read_key(const char *path, struct msid_key *key, char *err, size_t errlen)
+static bool in_our_groups(gid_t g)
+{
+    if (g == getegid())
+        return true;
+    gid_t groups[64];
+    int n = getgroups(64, groups);
+    for (int i = 0; i < n; i++)
+        if (groups[i] == g)
+            return true;
+    return false;
+}
+
+/* shared_gid: the group data_dir is shared through (set-group-id), or -1. */
+static int read_key(const char *path, gid_t shared_gid, struct msid_key *key, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
@@ -158,10 +171,17 @@ static int read_key(const char *path, struct msid_key *key, char *err, size_t er
     struct stat st;
     ssize_t got = -1;
     unsigned char k[MSID_KEY_LEN + 1];
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) == 0 && st.st_uid == geteuid())
+    /* Ours and no one else's; or, in a shared data_dir, readable by the sharing
+       group too (the smtp and queue users, lib/privsep.h). Never group-writable,
+       never readable by others. */
+    bool ours = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 027) == 0;
+    bool group_ok = shared_gid != (gid_t)-1 && st.st_gid == shared_gid && in_our_groups(shared_gid);
+    ours = ours && (!(st.st_mode & 040) || group_ok) && (st.st_uid == geteuid() || ((st.st_mode & 040) && group_ok));
+    if (ours)
         got = read(fd, k, sizeof k);
     else
-        snprintf(err, errlen, "the DMTP key %s must be a regular file of ours that no one else can read", path);
+        snprintf(err, errlen, "the DMTP key %s must be a regular file of ours (or our group's) that no one else "
+                 "can read", path);
     close(fd);
     if (got == MSID_KEY_LEN)
         memcpy(key->k, k, MSID_KEY_LEN);
@@ -180,8 +200,10 @@ int msid_key_load(const char *data_dir, struct msid_key *key, char *err, size_t 
         snprintf(err, errlen, "the data_dir name is too long");
         return -1;
     }
+    struct stat dst;
+    gid_t shared_gid = stat(data_dir, &dst) == 0 && (dst.st_mode & S_ISGID) ? dst.st_gid : (gid_t)-1;
     if (access(path, F_OK) == 0)
-        return read_key(path, key, err, errlen);
+        return read_key(path, shared_gid, key, err, errlen);
     /* Written whole under a private name, then linked into place: a crash leaves no
        short key, and of two racing creators the first link wins, the other reads it. */
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
@@ -190,7 +212,10 @@ int msid_key_load(const char *data_dir, struct msid_key *key, char *err, size_t 
         snprintf(err, errlen, "no random bytes for the DMTP key");
         return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* Owner-only, unless data_dir is shared with the queue user through its group
+       (set-group-id, lib/privsep.h): then that group may read it too. */
+    mode_t mode = shared_gid != (gid_t)-1 ? 0640 : 0600;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;
@@ -211,5 +236,5 @@ int msid_key_load(const char *data_dir, struct msid_key *key, char *err, size_t 
         fsync(dfd);
         close(dfd);
     }
-    return read_key(path, key, err, errlen);
+    return read_key(path, shared_gid, key, err, errlen);
 }

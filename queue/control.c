@@ -147,7 +147,9 @@ struct control *control_open(struct event_base *base, const char *spool_dir, con
     mode_t old = umask(077);
     int r = c->fd < 0 ? -1 : bind(c->fd, (struct sockaddr *)&sa, sizeof sa);
     umask(old);
-    if (r < 0 || chmod(c->path, 0600) < 0 || listen(c->fd, 16) < 0) {
+    /* Owner-only, or also the group when the spool is shared (lib/privsep.h):
+       ferryctl speaks to it as the spool's owner. */
+    if (r < 0 || chmod(c->path, 0660 & ~old) < 0 || listen(c->fd, 16) < 0) {
         snprintf(err, errlen, "cannot serve %s: %s", c->path, strerror(errno));
         if (c->fd >= 0)
             close(c->fd);
@@ -226,7 +228,7 @@ int control_lock(const char *spool_dir, bool wait)
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
     if (fd < 0)
         return -1;
     while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {

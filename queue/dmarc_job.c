@@ -423,7 +423,7 @@ int dmarc_job_lock(const struct ferry_config *cfg)
 {
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/dmarc-run.lock", cfg->data_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0660);
     if (fd < 0)
         return -1;
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

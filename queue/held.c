@@ -27,7 +27,7 @@ int held_open(struct held_store *h, const char *spool_dir, char *err, size_t err
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    h->lockfd = openat(h->dirfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    h->lockfd = openat(h->dirfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0660);
     if (h->lockfd < 0) {
         snprintf(err, errlen, "cannot open %s/.lock: %s", path, strerror(errno));
         close(h->dirfd);

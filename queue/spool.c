@@ -35,13 +35,19 @@ int spool_fsync_path(const char *path)
 
 int spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
+    return spool_prepare_mode(dir, do_chown, uid, gid, 0, err, errlen);
+}
+
+int spool_prepare_mode(const char *dir, bool do_chown, uid_t uid, gid_t gid, mode_t group_bits, char *err,
+                       size_t errlen)
+{
     /* Every step through lib/safe_dir: the spool and everything in it belong to
        the daemon's user, who could have put a link where a directory should be;
        root refuses such a thing instead of following it (SECURITY.md). */
     struct safe_owner o = { do_chown, uid, gid };
     /* Others may pass through the spool (0711) only to reach maildrop/, where
        anyone may create a file but not list or touch others' (1733, sticky). */
-    int sfd = safe_dir_prepare(dir, 0711, &o, err, errlen);
+    int sfd = safe_dir_prepare(dir, 0711 | group_bits, &o, err, errlen);
     if (sfd < 0)
         return -1;
     static const struct { const char *name; mode_t mode; } subs[] = {
@@ -50,7 +56,8 @@ int spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *er
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char shown[PATH_MAX + 32];
         snprintf(shown, sizeof shown, "%s/%s", dir, subs[i].name);
-        int fd = safe_dir_make(sfd, subs[i].name, shown, subs[i].mode, &o, err, errlen);
+        mode_t mode = subs[i].mode == 0700 ? subs[i].mode | group_bits : subs[i].mode;
+        int fd = safe_dir_make(sfd, subs[i].name, shown, mode, &o, err, errlen);
         if (fd < 0) {
             close(sfd);
             return -1;
@@ -116,7 +123,7 @@ int spool_draft_new(struct spool *sp, struct spool_draft *d)
         qid_new(d->id);
         if (path_in(sp, path, sizeof path, "incoming", d->id, ".msg") < 0)
             return -1;
-        d->msg_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        d->msg_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
         if (d->msg_fd >= 0)
             return 0;
         if (errno != EEXIST)
@@ -152,7 +159,7 @@ int spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct en
         return -1;
     }
     path_in(sp, path, sizeof path, "incoming", d->id, ".env");
-    d->env_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    d->env_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
     int r = d->env_fd < 0 ? -1 : spool_write_all(d->env_fd, b.data, b.len);
     int saved = errno;
     buf_free(&b);
@@ -186,7 +193,7 @@ int spool_draft_prepend(struct spool *sp, struct spool_draft *d, const char *hdr
     int src = open(final, O_RDONLY | O_CLOEXEC);
     if (src < 0)
         return -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
     if (fd < 0) {
         int saved = errno;
         close(src);
@@ -382,7 +389,7 @@ int spool_env_write_at(int dirfd, const struct envelope *e)
         errno = EFBIG;
         return -1;
     }
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
     int r = -1, saved;
     if (fd >= 0) {
         /* Temp file, fsync, rename, directory fsync: a crash leaves the old or the
@@ -438,7 +445,7 @@ int spool_create_new(int dirfd, const char *name, bool replace)
 {
     if (replace && unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
         return -1;
-    return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
 }
 
 int spool_write_reason(int dirfd, const char *name, const char *text, bool replace)

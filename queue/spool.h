@@ -45,6 +45,11 @@ struct spool_draft {
    user): a link or a directory of someone else's where one is expected is
    refused with err naming it (lib/safe_dir.h), never followed or taken over. */
 int  spool_prepare(const char *dir, bool do_chown, uid_t uid, gid_t gid, char *err, size_t errlen);
+/* The same; group_bits (lib/privsep.h: 02070 when the smtp and queue users differ)
+   are added to the private subdirectories' 0700. Files are created 0660 and
+   narrowed by the process's umask (077 unless shared). */
+int  spool_prepare_mode(const char *dir, bool do_chown, uid_t uid, gid_t gid, mode_t group_bits, char *err,
+                        size_t errlen);
 int  spool_open(struct spool *sp, const char *dir, char *err, size_t errlen);
 void spool_close(struct spool *sp);
 /* Delete everything in incoming/; returns how many files, or -1. */

@@ -3,6 +3,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "auth/dkim_dns.h"
+#include "smtpd/keyproc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +22,7 @@ struct ks_domain {
     struct timespec active_mtime;
     bool have_mtime;
     size_t nkeys;
+    bool unavailable;               /* the key process could not be asked: try again */
     struct dkim_sign_key keys[DKIM_KEYSTORE_MAX_KEYS];
     char selectors[DKIM_KEYSTORE_MAX_KEYS][64];
     /* rotation */
@@ -31,17 +33,19 @@ struct ks_domain {
 
 struct dkim_keystore {
     char dir[PATH_MAX];
+    struct keyclient *kc;           /* the key process: the store holds no private key */
     struct dkim_resolver resolver;
     bool have_resolver;
     struct ks_domain *domains;
     size_t ndomains;
 };
 
-struct dkim_keystore *dkim_keystore_new(const char *dir)
+struct dkim_keystore *dkim_keystore_new(const char *dir, struct keyclient *kc)
 {
     struct dkim_keystore *ks = calloc(1, sizeof *ks);
     if (!ks)
         return NULL;
+    ks->kc = kc;
     str_copy(ks->dir, dir, sizeof ks->dir);
     ks->domains = calloc(KEYSTORE_MAX_DOMAINS, sizeof *ks->domains);
     if (!ks->domains) {
@@ -53,8 +57,6 @@ struct dkim_keystore *dkim_keystore_new(const char *dir)
 
 static void drop_keys(struct ks_domain *d)
 {
-    for (size_t i = 0; i < d->nkeys; i++)
-        EVP_PKEY_free(d->keys[i].pkey);
     d->nkeys = 0;
 }
 
@@ -80,7 +82,7 @@ void dkim_keystore_free(struct dkim_keystore *ks)
 }
 
 /* A domain name usable as a directory name: no slash, no leading dot. */
-static bool safe_name(const char *s)
+bool dkim_keystore_name_ok(const char *s)
 {
     if (!*s || *s == '.' || strlen(s) > 253)
         return false;
@@ -93,6 +95,7 @@ static bool safe_name(const char *s)
 static void load_domain(struct dkim_keystore *ks, struct ks_domain *d)
 {
     drop_keys(d);
+    d->unavailable = false;
     char path[PATH_MAX + 600];
     snprintf(path, sizeof path, "%s/%s/active", ks->dir, d->name);
     FILE *f = fopen(path, "r");
@@ -106,24 +109,33 @@ static void load_domain(struct dkim_keystore *ks, struct ks_domain *d)
         char *sel = str_trim(line);
         if (!*sel || *sel == '#')
             continue;
-        if (!safe_name(sel) || strlen(sel) >= sizeof d->selectors[0]) {
+        if (!dkim_keystore_name_ok(sel) || strlen(sel) >= sizeof d->selectors[0]) {
             log_warn("dkim: %s: \"%s\" is not a selector", path, sel);
             continue;
         }
-        char keyfile[PATH_MAX + 700], err[256];
-        snprintf(keyfile, sizeof keyfile, "%s/%s/%s.key", ks->dir, d->name, sel);
+        char err[400], rec[KEYPROC_REC_MAX];
         enum dkim_algo algo;
-        EVP_PKEY *k = dkim_privkey_load(keyfile, &algo, err, sizeof err);
-        if (!k) {
+        int r = keyclient_info(ks->kc, d->name, sel, &algo, rec, sizeof rec, err, sizeof err);
+        if (r == -2) {
+            log_warn("dkim: %s; %s is not signed for now", err, d->name);
+            d->unavailable = true;
+            break;
+        }
+        if (r < 0) {
             log_warn("dkim: %s; selector %s of %s does not sign", err, sel, d->name);
             continue;
         }
         str_copy(d->selectors[d->nkeys], sel, sizeof d->selectors[0]);
-        d->keys[d->nkeys] = (struct dkim_sign_key){ .pkey = k, .algo = algo, .domain = d->name,
-                                                    .selector = d->selectors[d->nkeys] };
+        d->keys[d->nkeys] = (struct dkim_sign_key){ .pkey = NULL, .algo = algo, .domain = d->name,
+                                                    .selector = d->selectors[d->nkeys],
+                                                    .sign_digest = keyclient_sign, .sign_ctx = ks->kc };
         d->nkeys++;
     }
     fclose(f);
+    if (d->unavailable) {
+        drop_keys(d);
+        return;
+    }
     log_info("dkim: %s signs with %zu key%s", d->name, d->nkeys, d->nkeys == 1 ? "" : "s");
 }
 
@@ -211,18 +223,12 @@ static void on_next_record(void *arg, enum dkim_dns_status st, const char *const
         log_info("dkim: waiting for %s._domainkey.%s to appear in DNS", next, d->name);
         return;
     }
-    char keyfile[PATH_MAX + 700], err[256], want_rec[4096], want_p[4096], got_p[4096];
-    snprintf(keyfile, sizeof keyfile, "%s/%s/%s.key", ks->dir, d->name, next);
+    char err[400], want_rec[KEYPROC_REC_MAX], want_p[4096], got_p[4096];
     enum dkim_algo algo;
-    EVP_PKEY *k = dkim_privkey_load(keyfile, &algo, err, sizeof err);
-    if (!k) {
+    if (keyclient_info(ks->kc, d->name, next, &algo, want_rec, sizeof want_rec, err, sizeof err) < 0) {
         log_warn("dkim: next selector %s of %s: %s", next, d->name, err);
         return;
     }
-    int r = dkim_record_text(k, want_rec, sizeof want_rec);
-    EVP_PKEY_free(k);
-    if (r < 0)
-        return;
     record_p(want_rec, strlen(want_rec), want_p, sizeof want_p);
     /* A TXT RRset of one record; its strings are already joined by the resolver. */
     record_p(txt[0], lens[0], got_p, sizeof got_p);
@@ -243,7 +249,7 @@ static void maybe_check_next(struct dkim_keystore *ks, struct ks_domain *d)
         return;
     char path[PATH_MAX + 600], next[64], name[400];
     snprintf(path, sizeof path, "%s/%s/next", ks->dir, d->name);
-    if (read_line_file(path, next, sizeof next) < 0 || !safe_name(next))
+    if (read_line_file(path, next, sizeof next) < 0 || !dkim_keystore_name_ok(next))
         return;
     d->next_checked = now;
     d->ks = ks;
@@ -251,7 +257,7 @@ static void maybe_check_next(struct dkim_keystore *ks, struct ks_domain *d)
     d->next_lookup = ks->resolver.lookup_txt(ks->resolver.ctx, name, on_next_record, d);
 }
 
-size_t dkim_keystore_get(struct dkim_keystore *ks, const char *domain_in, const struct dkim_sign_key **keys)
+ssize_t dkim_keystore_get(struct dkim_keystore *ks, const char *domain_in, const struct dkim_sign_key **keys)
 {
     *keys = NULL;
     char domain[256];
@@ -260,7 +266,7 @@ size_t dkim_keystore_get(struct dkim_keystore *ks, const char *domain_in, const 
     size_t n = strlen(domain);
     if (n && domain[n - 1] == '.')
         domain[n - 1] = '\0';
-    if (!ks || !safe_name(domain))
+    if (!ks || !dkim_keystore_name_ok(domain))
         return 0;
     struct ks_domain *d = NULL;
     for (size_t i = 0; i < ks->ndomains && !d; i++)
@@ -286,13 +292,15 @@ size_t dkim_keystore_get(struct dkim_keystore *ks, const char *domain_in, const 
         d->have_mtime = false;
         return 0;
     }
-    if (!d->have_mtime || st.st_mtim.tv_sec != d->active_mtime.tv_sec ||
+    if (!d->have_mtime || d->unavailable || st.st_mtim.tv_sec != d->active_mtime.tv_sec ||
         st.st_mtim.tv_nsec != d->active_mtime.tv_nsec) {
         d->active_mtime = st.st_mtim;
         d->have_mtime = true;
         load_domain(ks, d);
     }
+    if (d->unavailable)
+        return -1;
     maybe_check_next(ks, d);
     *keys = d->keys;
-    return d->nkeys;
+    return (ssize_t)d->nkeys;
 }

@@ -7,7 +7,9 @@
 #include "lib/tls.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/privsep.h"
 #include "lib/safe_dir.h"
+#include "smtpd/keyproc.h"
 #include "queue/spool.h"
 #include "smtpd/parent_home.h"
 #include "smtpd/proc.h"
@@ -24,8 +26,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum child_kind { CHILD_QUEUE, CHILD_SMTP, NCHILDREN };
-static const char *const child_names[] = { "queue", "smtp" };
+enum child_kind { CHILD_QUEUE, CHILD_SMTP, CHILD_KEYS, NCHILDREN };
+static const char *const child_names[] = { "queue", "smtp", "keys" };
 
 /* After a crash, wait this long before starting the child again. */
 #define RESTART_DELAY_SECONDS 1
@@ -161,33 +163,52 @@ static bool reachable_by(const char *path, uid_t uid, gid_t gid, char *blocker, 
     return true;
 }
 
-/* Make the directories the children write, and give them to the unprivileged user. */
+/* Make the directories the children write, and give each to the user that
+   writes it: the spool and data_dir to the smtp user (shared with the queue user
+   through its group when the two differ: lib/privsep.h), mail_dir to the queue
+   user, whose delivery workers write it. */
 static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen)
 {
     bool root = geteuid() == 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    if (root && proc_lookup_user(cfg->user, &uid, &gid, err, errlen) < 0)
+    uid_t uid = 0, quid = 0;
+    gid_t gid = 0, qgid = 0;
+    const char *quser = privsep_queue_user(cfg);
+    if (root && (proc_lookup_user(cfg->user, &uid, &gid, err, errlen) < 0 ||
+                 proc_lookup_user(quser, &quid, &qgid, err, errlen) < 0))
         return -1;
-    if (spool_prepare(cfg->spool_dir, root, uid, gid, err, errlen) < 0)
+    mode_t shared = privsep_dir_group_bits(cfg);
+    if (spool_prepare_mode(cfg->spool_dir, root, uid, gid, shared, err, errlen) < 0)
         return -1;
     /* The same rule as the spool's (lib/safe_dir.h): made or checked without
        following a link the daemon's user could have planted; an existing one
-       keeps its mode (a mail_dir shared with an IMAP server's group, say). */
-    struct safe_owner o = { root, uid, gid };
+       keeps its mode (a mail_dir shared with an IMAP server's group, say), except
+       that a shared data_dir must be open to the group. */
+    /* mail_dir is the queue user's; shared, the smtp user's group may pass through
+       it (0710), so that RCPT can see whether a mailbox exists, but not list it. */
+    struct safe_owner o = { root, uid, gid }, qo = { root, quid, shared ? gid : qgid };
     const char *dirs[] = { cfg->data_dir, cfg->mail_dir };
+    const struct safe_owner *owners[] = { &o, &qo };
+    mode_t modes[] = { shared ? 0700 | shared : 0700 | SAFE_DIR_KEEP_MODE,
+                       (shared ? 0710 : 0700) | SAFE_DIR_KEEP_MODE };
     for (int i = 0; i < 2; i++) {
-        int fd = safe_dir_prepare(dirs[i], 0700 | SAFE_DIR_KEEP_MODE, &o, err, errlen);
+        int fd = safe_dir_prepare(dirs[i], modes[i], owners[i], err, errlen);
         if (fd < 0)
             return -1;
         close(fd);
     }
-    const char *all[] = { cfg->spool_dir, cfg->data_dir, cfg->mail_dir };
-    for (int i = 0; root && i < 3; i++) {
+    /* Who must get through the path to each: the queue user reaches the shared
+       ones through the smtp user's group. */
+    const struct { const char *dir, *who; uid_t uid; gid_t gid; } need[] = {
+        { cfg->spool_dir, cfg->user, uid, gid }, { cfg->data_dir, cfg->user, uid, gid },
+        { cfg->spool_dir, quser, quid, shared ? gid : qgid }, { cfg->data_dir, quser, quid, shared ? gid : qgid },
+        { cfg->mail_dir, quser, quid, qgid },
+        { cfg->mail_dir, cfg->user, uid, gid },
+    };
+    for (size_t i = 0; root && i < sizeof need / sizeof need[0]; i++) {
         char blocker[PATH_MAX];
-        if (!reachable_by(all[i], uid, gid, blocker, sizeof blocker)) {
+        if (!reachable_by(need[i].dir, need[i].uid, need[i].gid, blocker, sizeof blocker)) {
             snprintf(err, errlen, "user %s cannot reach %s: %s is not searchable by it "
-                     "(choose another user, or a directory it can reach)", cfg->user, all[i], blocker);
+                     "(choose another user, or a directory it can reach)", need[i].who, need[i].dir, blocker);
             return -1;
         }
     }
@@ -212,6 +233,7 @@ static int recover_spool(const struct ferry_config *cfg, char *err, size_t errle
     if (pid == 0) {
         struct spool sp;
         char cerr[256];
+        umask(privsep_umask(cfg));
         if (proc_drop_privileges(cfg->user, cerr, sizeof cerr) < 0 ||
             spool_open(&sp, cfg->spool_dir, cerr, sizeof cerr) < 0) {
             log_error("%s", cerr);
@@ -322,6 +344,25 @@ static void home_child_cleanup(void *arg)
     p->tls = NULL;
 }
 
+/* The key process (keyproc.h) keeps root, if we have it, to read keys only root
+   may read; it holds nothing else of ours: no listener, no relay credentials, no
+   TLS context, and it confines itself to the key directory. */
+static int run_key_process(struct parent *p, int fd)
+{
+    close_listeners(p->listen_fds, p->cfg->nlisteners);
+    relay_creds_wipe(&p->creds);
+    SSL_CTX_free(p->tls);
+    p->tls = NULL;
+    uid_t uid = getuid();
+    gid_t gid;
+    char err[256];
+    if (geteuid() == 0 && proc_lookup_user(p->cfg->user, &uid, &gid, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    return keyproc_main(p->cfg->dkim_key_dir, fd, uid);
+}
+
 static void start_child(struct parent *p, enum child_kind k)
 {
     int sv[2];
@@ -351,12 +392,21 @@ static void start_child(struct parent *p, enum child_kind k)
         log_init(p->foreground ? LOG_TO_STDERR : (p->cfg->log == LOGDEST_STDERR ? LOG_TO_STDERR : LOG_TO_SYSLOG),
                  (enum log_level)p->cfg->log_level, child_names[k]);
         char err[256];
-        if (proc_drop_privileges(p->cfg->user, err, sizeof err) < 0) {
+        if (k == CHILD_KEYS)
+            _exit(run_key_process(p, sv[1]));
+        umask(privsep_umask(p->cfg));
+        int dropped = k == CHILD_QUEUE ? proc_drop_to(privsep_queue_user(p->cfg), p->cfg->user, err, sizeof err)
+                                       : proc_drop_privileges(p->cfg->user, err, sizeof err);
+        if (dropped < 0) {
             log_error("%s", err);
             _exit(1);
         }
         if (k != CHILD_QUEUE)
             relay_creds_wipe(&p->creds);
+        if (k == CHILD_QUEUE) {         /* the server's TLS context (and key) is the smtp side's */
+            SSL_CTX_free(p->tls);
+            p->tls = NULL;
+        }
         int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1], &p->creds)
                                   : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls);
         _exit(rc);
@@ -407,7 +457,8 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
                 continue;
             }
             if (p->reloading) {
-                start_child(p, (enum child_kind)k);
+                if (k != CHILD_KEYS || p->cfg->dkim_key_dir[0])
+                    start_child(p, (enum child_kind)k);
                 continue;
             }
             if (WIFSIGNALED(status))
@@ -528,6 +579,8 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
     log_info("configuration reloaded from %s; restarting children", next->path);
     p->reloading = true;
     signal_children(p, SIGTERM);
+    if (!p->children[CHILD_KEYS].pid && next->dkim_key_dir[0])
+        start_child(p, CHILD_KEYS);
 }
 
 static void daemonize(void)
@@ -606,6 +659,8 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     log_info("ferryd starting: hostname=%s spool=%s listeners=%zu uid=%ld", cfg->hostname, cfg->spool_dir,
              cfg->nlisteners, (long)geteuid());
     p.home = home_jobs_new(p.base, &p.children[CHILD_QUEUE].chan, home_child_cleanup, &p);
+    if (p.cfg->dkim_key_dir[0])
+        start_child(&p, CHILD_KEYS);   /* first: the smtp process asks it at once */
     start_child(&p, CHILD_QUEUE);
     start_child(&p, CHILD_SMTP);
     event_base_dispatch(p.base);

@@ -1,5 +1,6 @@
 /* parent_home — see parent_home.h. */
 #include "smtpd/parent_home.h"
+#include "lib/privsep.h"
 #include "delivery/home_delivery.h"
 #include "lib/buf.h"
 #include "lib/ipc.h"
@@ -169,10 +170,12 @@ void home_jobs_start(struct home_jobs *h, const struct ferry_config *cfg, const 
         return;
     }
     /* Looked up before the account: getpwnam's answer is overwritten by the next call. */
-    uid_t daemon_uid = geteuid();
+    /* The smtp user writes received mail, the queue user the bounces it makes. */
+    uid_t daemon_uid = geteuid(), queue_uid = geteuid();
     gid_t daemon_gid;
     char err[256];
-    if (geteuid() == 0 && proc_lookup_user(cfg->user, &daemon_uid, &daemon_gid, err, sizeof err) < 0)
+    if (geteuid() == 0 && (proc_lookup_user(cfg->user, &daemon_uid, &daemon_gid, err, sizeof err) < 0 ||
+                           proc_lookup_user(privsep_queue_user(cfg), &queue_uid, &daemon_gid, err, sizeof err) < 0))
         daemon_uid = 0;
     struct passwd *pw = home_user_ok(req.user) ? getpwnam(req.user) : NULL;
     if (!pw) {
@@ -191,7 +194,7 @@ void home_jobs_start(struct home_jobs *h, const struct ferry_config *cfg, const 
     }
     struct stat st;
     if (fstat(msg_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || daemon_uid == 0 ||
-        st.st_uid != daemon_uid) {
+        queue_uid == 0 || (st.st_uid != daemon_uid && st.st_uid != queue_uid)) {
         close(msg_fd);
         log_error("%s: refusing %s: not a regular file of the daemon's user %s", req.id, path, cfg->user);
         reply(h, req.id, req.index, DELIVERY_DEFER, "4.3.0 the queued message is not the daemon's own file");

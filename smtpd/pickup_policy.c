@@ -66,12 +66,16 @@ int pickup_policy_apply(struct smtp_server *srv, const struct pickup_submitter *
     if (trusted || (sender_own && from_own)) {
         struct buf signed_msg;
         buf_init(&signed_msg, max);
-        if (smtp_policy_sign_whole(srv, out.data, out.len, &signed_msg, who->log_id) > 0 &&
-            buf_append(&signed_msg, out.data, out.len) == 0) {
+        int n = smtp_policy_sign_whole(srv, out.data, out.len, &signed_msg, who->log_id);
+        if (n > 0 && buf_append(&signed_msg, out.data, out.len) == 0) {
             buf_free(&out);
             out = signed_msg;
         } else {
             buf_free(&signed_msg);
+        }
+        if (n < 0) {            /* the key process failed: the drop waits in maildrop/ */
+            buf_free(&out);
+            return -1;
         }
     } else if (srv->dkim_keys) {
         log_info("maildrop/%s: not signed: user %s is not trusted and %s", who->log_id, who->user,

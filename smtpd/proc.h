@@ -21,8 +21,14 @@
 int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls);
 
 /* Drop to user (by name) when running as root: setgroups, setgid, setuid, and a
-   check that root cannot be regained. 0 ok (also when not root), -1 with err. */
+   check that root cannot be regained; then PR_SET_NO_NEW_PRIVS (also when not
+   root). 0 ok, -1 with err. */
 int proc_drop_privileges(const char *user, char *err, size_t errlen);
+/* The same, with share_with's primary group as a supplementary group (the queue
+   process: lib/privsep.h). share_with NULL: no other group. */
+int proc_drop_to(const char *user, const char *share_with, char *err, size_t errlen);
+/* PR_SET_NO_NEW_PRIVS: no exec can raise privileges from here on. */
+int proc_no_new_privs(char *err, size_t errlen);
 /* Look the user up; 0 ok, -1 with err naming it. */
 int proc_lookup_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t errlen);
 /* Reset the signal dispositions a child inherits from the parent's event loop. */

@@ -1,5 +1,6 @@
 /* sender_identity — see sender_identity.h. */
 #include "smtpd/sender_identity.h"
+#include "lib/privsep.h"
 #include "auth/userdb.h"
 #include "lib/buf.h"
 #include "lib/settings.h"
@@ -37,6 +38,8 @@ bool sender_identity_trusted(const struct ferry_config *cfg, uid_t uid, const ch
 {
     if (uid == 0 || uid == getuid())
         return true;            /* root, and the user the smtp process runs as */
+    if (name && !strcmp(name, privsep_queue_user(cfg)))
+        return true;            /* the queue process: DMARC reports, pull replies */
     for (size_t i = 0; name && i < cfg->trusted_users.n; i++)
         if (strcmp(cfg->trusted_users.items[i], name) == 0)
             return true;

@@ -42,7 +42,7 @@ static int leave_for_runner(const struct ferry_config *cfg, const char *policy, 
     static unsigned counter;
     char dir[PATH_MAX], tmp[PATH_MAX + 64], final[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/%s", cfg->data_dir, DMARC_FAILURE_DIR);
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+    if (mkdir(dir, 0770) < 0 && errno != EEXIST)      /* the queue's report run reads it (umask) */
         return -1;
     /* The destinations come from strangers' DNS: however many there are, the
        reports waiting for the run stay a bounded pile. */
@@ -58,7 +58,7 @@ static int leave_for_runner(const struct ferry_config *cfg, const char *policy, 
     }
     snprintf(tmp, sizeof tmp, "%s/t.%s.%u", dir, log_id, ++counter);
     snprintf(final, sizeof final, "%s/f.%s.%u", dir, log_id, counter);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
     if (fd < 0)
         return -1;
     char head[700];

@@ -254,6 +254,13 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
     struct smtp_session *s = arg;
     const char *qid = s->draft.id;
     const struct policy_dmarc *dm = smtp_policy_dmarc(s->policy);
+    const char *deferral = smtp_policy_deferral(s->policy);
+    if (deferral) {
+        char text[200];
+        str_copy(text, deferral, sizeof text);
+        refuse_after_policy(s, text);
+        return;
+    }
     if (dm->evaluated && dm->applied == DMARC_P_REJECT) {
         record_dmarc(s);        /* the report shows what was rejected too */
         char text[600];

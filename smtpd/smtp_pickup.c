@@ -210,7 +210,7 @@ static int pick_one(struct smtp_pickup *pk, int dfd, const char *name)
     /* Local users are held to the same sender and header rules as SMTP clients. */
     struct pickup_submitter who = { st.st_uid, user, e.sender, name };
     if (pickup_policy_apply(pk->srv, &who, &wire, own_len, cfg->message_size_limit + 64 * 1024) < 0) {
-        log_warn("maildrop/%s: out of memory; will try again", name);
+        log_warn("maildrop/%s: out of memory, or it cannot be signed now; will try again", name);
         result = 0;
         goto out;
     }

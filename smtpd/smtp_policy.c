@@ -36,6 +36,7 @@ struct smtp_policy {
     bool header_too_big;
     struct dkim_verifier *verifier;
     struct dkim_signer *signer;
+    bool sign_deferred;             /* keys exist but could not be used now: 451 */
     struct dkim_resolver resolver;
     struct buf prepend;
     smtp_policy_done_fn done;
@@ -101,6 +102,11 @@ void smtp_policy_free(struct smtp_policy *p)
 const char *smtp_policy_refusal(const struct smtp_policy *p)
 {
     return p->header_too_big ? "552 5.3.4 The header section is larger than 1 MiB" : NULL;
+}
+
+const char *smtp_policy_deferral(const struct smtp_policy *p)
+{
+    return p->sign_deferred ? "451 4.3.0 The message cannot be signed just now; try again later" : NULL;
 }
 
 /* ---- pure helpers ------------------------------------------------------------ */
@@ -200,10 +206,11 @@ int policy_from_domain(const char *hdr, size_t len, char *out, size_t outsz)
 
 /* The keys to sign a message with this header section: its From: domain's, else
    dkim_signing_domain's. */
-static size_t signing_keys(struct smtp_server *srv, const char *hdr, size_t hlen, const struct dkim_sign_key **keys)
+static ssize_t signing_keys(struct smtp_server *srv, const char *hdr, size_t hlen,
+                            const struct dkim_sign_key **keys)
 {
     char domain[256];
-    size_t nkeys = 0;
+    ssize_t nkeys = 0;
     *keys = NULL;
     if (policy_from_domain(hdr, hlen, domain, sizeof domain) == 0)
         nkeys = dkim_keystore_get(srv->dkim_keys, domain, keys);
@@ -221,17 +228,17 @@ int smtp_policy_sign_whole(struct smtp_server *srv, const char *msg, size_t len,
             end = msg + i + 2;
     size_t hlen = end ? (size_t)(end - msg) : len;
     const struct dkim_sign_key *keys;
-    size_t nkeys = signing_keys(srv, msg, hlen, &keys);
-    if (nkeys == 0)
-        return 0;
+    ssize_t nkeys = signing_keys(srv, msg, hlen, &keys);
+    if (nkeys <= 0)
+        return (int)nkeys;
     struct dkim_sign_opts o;
     dkim_sign_opts_init(&o, (int64_t)time(NULL));
     char err[256];
     size_t before = fields->len;
-    if (dkim_sign_message(keys, nkeys, &o, msg, len, fields, err, sizeof err) < 0) {
+    if (dkim_sign_message(keys, (size_t)nkeys, &o, msg, len, fields, err, sizeof err) < 0) {
         fields->len = before;
         log_msg(LOG_LVL_WARN, log_id, "dkim: not signed: %s", err);
-        return 0;
+        return -1;
     }
     log_msg(LOG_LVL_INFO, log_id, "dkim: signed");
     return (int)nkeys;
@@ -240,12 +247,13 @@ int smtp_policy_sign_whole(struct smtp_server *srv, const char *msg, size_t len,
 static void start_signer(struct smtp_policy *p, const char *hdr, size_t hlen)
 {
     const struct dkim_sign_key *keys;
-    size_t nkeys = signing_keys(p->srv, hdr, hlen, &keys);
-    if (nkeys == 0)
+    ssize_t nkeys = signing_keys(p->srv, hdr, hlen, &keys);
+    p->sign_deferred = nkeys < 0;
+    if (nkeys <= 0)
         return;
     struct dkim_sign_opts o;
     dkim_sign_opts_init(&o, (int64_t)time(NULL));
-    p->signer = dkim_signer_new(keys, nkeys, &o);
+    p->signer = dkim_signer_new(keys, (size_t)nkeys, &o);
     char err[256];
     if (p->signer && dkim_signer_header(p->signer, hdr, hlen, err, sizeof err) < 0) {
         log_msg(LOG_LVL_WARN, p->log_id, "dkim: not signed: %s", err);
@@ -556,9 +564,14 @@ void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *a
     p->stage = PS_FINISHING;
     if (p->signer) {
         char err[256];
-        if (dkim_signer_finish(p->signer, &p->prepend, err, sizeof err) < 0)
+        size_t before = p->prepend.len;
+        if (dkim_signer_finish(p->signer, &p->prepend, err, sizeof err) < 0) {
+            /* Keys exist for this mail: the key process failed. It waits rather
+               than leave unsigned (a DMARC p=reject domain would lose it). */
+            p->prepend.len = before;
+            p->sign_deferred = true;
             log_msg(LOG_LVL_WARN, p->log_id, "dkim: not signed: %s", err);
-        else
+        } else
             log_msg(LOG_LVL_INFO, p->log_id, "dkim: signed");
     }
     if (p->verifier && !p->header_too_big) {

@@ -80,6 +80,9 @@ void smtp_policy_content_end(struct smtp_policy *p, smtp_policy_write_fn w, void
    smtp_policy_content_end. */
 const char *smtp_policy_refusal(const struct smtp_policy *p);
 void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *arg);
+/* Why the message must wait ("451 ..."): it is to be DKIM-signed and the key
+   process could not sign it. Valid once done was called. */
+const char *smtp_policy_deferral(const struct smtp_policy *p);
 /* Will DMARC be evaluated for this message (asked for, and DKIM is verified)? */
 bool smtp_policy_runs_dmarc(const struct smtp_policy *p);
 /* The DMARC verdict; ->evaluated is false when DMARC did not run. */
@@ -94,7 +97,8 @@ void smtp_policy_free(struct smtp_policy *p);
 
 /* Sign a whole message held in memory (local submissions) with the keys of its
    From: domain (or dkim_signing_domain); the DKIM-Signature fields are appended to
-   fields. Returns the number of signatures (0: no keys, or signing failed, logged). */
+   fields. Returns the number of signatures: 0 no keys, -1 keys exist but signing
+   failed (logged; the message should wait). */
 int smtp_policy_sign_whole(struct smtp_server *srv, const char *msg, size_t len, struct buf *fields,
                            const char *log_id);
 

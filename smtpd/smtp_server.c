@@ -10,6 +10,7 @@
 #include "smtpd/smtp_dmtp.h"
 #include "lib/ratelimit.h"
 #include "smtpd/dkim_keystore.h"
+#include "smtpd/keyproc.h"
 #include "smtpd/proc.h"
 #include "smtpd/smtp_pickup.h"
 #include "smtpd/smtp_gtml.h"
@@ -203,7 +204,10 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         log_error("cannot start the DNS client");
         return 1;
     }
-    if (cfg->dkim_key_dir[0] && !(srv.dkim_keys = dkim_keystore_new(cfg->dkim_key_dir))) {
+    /* The keys stay with the key process (keyproc.h), a sibling started by our
+       parent; the store here knows only which selectors sign. */
+    if (cfg->dkim_key_dir[0] && (!(srv.keyclient = keyclient_new(getppid())) ||
+                                 !(srv.dkim_keys = dkim_keystore_new(cfg->dkim_key_dir, srv.keyclient)))) {
         log_error("cannot set up the DKIM key store: out of memory");
         return 1;
     }
@@ -235,6 +239,9 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         log_error("cannot start the maildrop pickup: out of memory");
         return 1;
     }
+    /* Everything it opens at start is open: from here on only what it still needs. */
+    if (smtp_confine(cfg) < 0)
+        return 1;
     log_info("smtp process ready (%zu listeners)", cfg->nlisteners);
     event_base_dispatch(srv.base);
     smtp_pickup_stop(pickup);
@@ -261,6 +268,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         dmarc_agg_close(srv.dmarc_agg);
     fdb_env_close(srv.db);
     dkim_keystore_free(srv.dkim_keys);
+    keyclient_free(srv.keyclient);
     dns_client_free(srv.dns);
     spool_close(&srv.spool);
     event_base_free(srv.base);

@@ -24,6 +24,7 @@ struct smtp_session;
 struct ratelimit;
 struct dns_client;
 struct dkim_keystore;
+struct keyclient;
 struct fdb_env;
 struct dmarc_agg;
 struct userdb;
@@ -45,6 +46,7 @@ struct smtp_server {
     struct ratelimit *conn_rate;        /* max_connection_rate per client IP; NULL: off */
     struct dns_client *dns;             /* receive-time checks (DKIM keys, SPF...) */
     struct dkim_keystore *dkim_keys;    /* NULL: no dkim_key_dir, nothing is signed */
+    struct keyclient *keyclient;        /* the key process, which signs for dkim_keys */
     SSL_CTX *tls;                       /* NULL: no certificate, no STARTTLS or smtps */
     struct fdb_env *db;                 /* the data_dir environment */
     struct userdb *users;               /* NULL: AUTH unavailable */
@@ -66,5 +68,9 @@ void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s);
 void smtp_server_pull_nudge(struct smtp_server *srv);
 /* A session ended: unlink and free it. */
 void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);
+
+/* Landlock the smtp process to the paths it still opens (smtp_confine.c); 0 also
+   when the kernel has no Landlock (logged), -1 when confinement failed. */
+int smtp_confine(const struct ferry_config *cfg);
 
 #endif

@@ -13,6 +13,16 @@ libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libevent-2.1
 # suite runs unpacked (tests/interop/fetch-peers.sh), never installed.
 FETCH_PEERS="$(dirname "$0")/interop/fetch-peers.sh"
 
+# The daemon's accounts (README "Setting up"): the smtp process runs as ferry, the
+# queue process as ferryq, which also holds ferry's group (the shared spool).
+# The privilege-separation tests need them; other tests run as nobody.
+if [ "$(id -u)" = 0 ] && command -v useradd >/dev/null 2>&1; then
+    getent passwd ferry >/dev/null || useradd --system --user-group --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin ferry
+    getent passwd ferryq >/dev/null || useradd --system --user-group --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin ferryq
+fi
+
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

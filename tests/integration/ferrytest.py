@@ -1,6 +1,7 @@
 """Shared pieces of Ferry's integration tests: a real ferryd on loopback high
 ports, with its own config, spool and Maildirs in a temporary directory, and a
 raw SMTP line client for the tests that check exact reply codes."""
+import json
 import os
 import re
 import shutil
@@ -71,6 +72,21 @@ def make_signing_key(base, domain, selector):
     for p in (os.path.dirname(keydir), keydir):
         os.chmod(p, 0o755)
     return os.path.dirname(keydir), quoted, "".join(p.strip('"') for p in quoted.split('" "'))
+
+
+DKIMPY_ORACLE = [os.environ.get("FERRY_SYSTEM_PYTHON", "/usr/bin/python3"),
+                 os.path.join(os.path.dirname(os.path.abspath(__file__)), "dkimpy_oracle.py")]
+
+
+def dkimpy_verifies_delivered(delivered, records, workdir):
+    """Does dkimpy (python3-dkim) verify a message as local delivery wrote it (less
+    Return-Path and Delivered-To, LF line ends), with keys from records (name → TXT)?"""
+    body = delivered.split(b"\n", 2)[2].replace(b"\n", b"\r\n")
+    recs = os.path.join(workdir, "recs.json")
+    with open(recs, "w") as fh:
+        json.dump(records, fh)
+    r = subprocess.run(DKIMPY_ORACLE + ["verify", recs], input=body, capture_output=True)
+    return r.stdout.strip() == b"pass"
 
 
 def wait_for(pred, timeout=10.0, interval=0.05):
@@ -245,7 +261,9 @@ resolver = {self.resolver}
                 f.write(body)
                 os.fsync(f.fileno())
             os.chown(tmp, st.st_uid, st.st_gid)
-            os.chmod(tmp, 0o600)
+            # As ferryd writes them: the group's too when the spool is shared with
+            # the queue user (SECURITY.md "Sharing the spool").
+            os.chmod(tmp, 0o660 if st.st_mode & 0o070 else 0o600)
             os.rename(tmp, os.path.join(self.spool, "queue", qid + ext))
         if nudge:
             r = self.ferryctl("queue", "flush", qid)

@@ -1,6 +1,7 @@
 """ferryd as a daemon: the spool's promise across kill -9, start-up recovery,
 config checking, reload, clean stop, privilege drop, and ferryctl's queue view."""
 import os
+import pwd
 import signal
 import smtplib
 import shutil
@@ -89,13 +90,20 @@ class Lifecycle(unittest.TestCase):
     def test_children_drop_privileges_when_root(self):
         if os.geteuid() != 0:
             self.skipTest("needs root to check the privilege drop")
+        # The smtp process runs as `user` (nobody here); the queue process as
+        # queue_user, which defaults to ferryq when that account exists.
+        try:
+            queue_uid = str(pwd.getpwnam("ferryq").pw_uid)
+        except KeyError:
+            queue_uid = "65534"
         with Ferry() as f:
             kids = f.children()
-            self.assertEqual(len(kids), 2)
-            for pid in kids:
-                status = open(f"/proc/{pid}/status").read()
+            self.assertEqual(len(kids), 2)      # no dkim_key_dir: no key process
+            for role, want in (("smtp", "65534"), ("queue", queue_uid)):
+                status = open(f"/proc/{f.child_by_role(role)}/status").read()
                 uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
-                self.assertEqual(set(uid_line.split()[1:]), {"65534"}, uid_line)
+                self.assertEqual(set(uid_line.split()[1:]), {want}, uid_line)
+                self.assertIn("NoNewPrivs:\t1", status)
             self.assertEqual(os.stat(f.spool).st_uid, 65534)
 
     def test_child_crash_is_restarted(self):

@@ -10,7 +10,7 @@ import tempfile
 import unittest
 
 from dnsserver import DnsServer
-from ferrytest import BIN, FERRYCTL, Ferry, SmtpLines
+from ferrytest import BIN, FERRYCTL, Ferry, SmtpLines, dkimpy_verifies_delivered
 
 ORACLE = [os.environ.get("FERRY_SYSTEM_PYTHON", "/usr/bin/python3"),
           os.path.join(os.path.dirname(os.path.abspath(__file__)), "dkimpy_oracle.py")]
@@ -260,12 +260,7 @@ class ReceivePolicy(unittest.TestCase):
             self.assertFalse(os.path.exists(os.path.join(rot, "next")))
 
     def dkimpy_verifies(self, delivered):
-        body = delivered.split(b"\n", 2)[2].replace(b"\n", b"\r\n")     # less Return-Path, Delivered-To
-        recs = os.path.join(self.tmp, "recs.json")
-        with open(recs, "w") as fh:
-            json.dump(self.records, fh)
-        r = subprocess.run(ORACLE + ["verify", recs], input=body, capture_output=True)
-        return r.stdout.strip() == b"pass"
+        return dkimpy_verifies_delivered(delivered, self.records, self.tmp)
 
     def test_local_submission_is_signed(self):
         with self.ferry() as f:

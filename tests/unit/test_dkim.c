@@ -288,7 +288,7 @@ START_TEST(rfc8463_sign_reproduces_b)
     ck_assert_int_eq(dkim_base64_decode((const char *)seed_b64, strlen((const char *)seed_b64), seed, sizeof seed, &n), 0);
     ck_assert_int_eq(n, 32);
     struct dkim_sign_key k = { EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32),
-                               DKIM_ALGO_ED25519_SHA256, "football.example.com", "brisbane" };
+                               DKIM_ALGO_ED25519_SHA256, "football.example.com", "brisbane", NULL, NULL };
     ck_assert_ptr_nonnull(k.pkey);
     struct dkim_header h;
     char err[128];
@@ -375,7 +375,7 @@ static char *edge_message(const char *tags, int64_t l, const char *extra_body)
     struct dkim_header h;
     char err[128];
     ck_assert_int_eq(dkim_split_header(edge_head, strlen(edge_head), &h, err, sizeof err), 0);
-    struct dkim_sign_key k = { rfc_ed_key(), DKIM_ALGO_ED25519_SHA256, "football.example.com", "brisbane" };
+    struct dkim_sign_key k = { rfc_ed_key(), DKIM_ALGO_ED25519_SHA256, "football.example.com", "brisbane", NULL, NULL };
     const char *names[] = { "from", "to", "subject" };
     char b64[256];
     ck_assert_int_eq(dkim_sign_compute_b(&k, DKIM_CANON_RELAXED, &h, names, 3, field, strlen(field), b64, sizeof b64), 0);
@@ -473,10 +473,64 @@ START_TEST(max_signatures)
 }
 END_TEST
 
+/* A key held elsewhere (the key process) is asked only for a signature over the
+   SHA-256 digest; the field it yields is the one the key itself would give, and
+   the signature verifies over the whole hash input. */
+static int digest_calls;
+static int sign_elsewhere(void *ctx, const struct dkim_sign_key *k, const unsigned char md[32], unsigned char *sig,
+                          size_t *siglen)
+{
+    digest_calls++;
+    return dkim_crypto_sign_digest(ctx, k->algo, md, sig, siglen);
+}
+
+START_TEST(sign_by_digest_equals_sign_by_key)
+{
+    static const enum dkim_algo algos[] = { DKIM_ALGO_RSA_SHA256, DKIM_ALGO_ED25519_SHA256 };
+    const char *msg = "From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
+    for (size_t i = 0; i < 2; i++) {
+        char err[200];
+        EVP_PKEY *pk = dkim_keygen(algos[i], 2048, err, sizeof err);
+        ck_assert_ptr_nonnull(pk);
+        struct dkim_sign_key here = { pk, algos[i], "example.com", "s1", NULL, NULL };
+        struct dkim_sign_key away = { NULL, algos[i], "example.com", "s1", sign_elsewhere, pk };
+        struct dkim_sign_opts o;
+        dkim_sign_opts_init(&o, 1700000000);
+        struct buf a, b;
+        buf_init(&a, 1 << 16);
+        buf_init(&b, 1 << 16);
+        digest_calls = 0;
+        ck_assert_int_eq(dkim_sign_message(&here, 1, &o, msg, strlen(msg), &a, err, sizeof err), 0);
+        ck_assert_int_eq(digest_calls, 0);
+        ck_assert_int_eq(dkim_sign_message(&away, 1, &o, msg, strlen(msg), &b, err, sizeof err), 0);
+        ck_assert_int_eq(digest_calls, 1);
+        ck_assert_uint_eq(a.len, b.len);
+        ck_assert_mem_eq(a.data, b.data, a.len);
+        /* and the digest signature verifies over the data it stands for */
+        unsigned char md[32], sig[1024];
+        size_t siglen = sizeof sig;
+        unsigned int mdlen;
+        ck_assert_int_eq(EVP_Digest("data", 4, md, &mdlen, EVP_sha256(), NULL), 1);
+        ck_assert_int_eq(dkim_crypto_sign_digest(pk, algos[i], md, sig, &siglen), 0);
+        ck_assert_int_eq(dkim_crypto_verify(pk, algos[i], "data", 4, sig, siglen), 1);
+        ck_assert_int_eq(dkim_crypto_verify(pk, algos[i], "datb", 4, sig, siglen), 0);
+        /* a signer that fails fails the message, it is not signed half-way */
+        struct dkim_sign_key broken = { NULL, algos[i], "example.com", "s1", NULL, NULL };
+        buf_free(&b);
+        buf_init(&b, 1 << 16);
+        ck_assert_int_eq(dkim_sign_message(&broken, 1, &o, msg, strlen(msg), &b, err, sizeof err), -1);
+        buf_free(&a);
+        buf_free(&b);
+        EVP_PKEY_free(pk);
+    }
+}
+END_TEST
+
 static void add_verify_edge_tests(TCase *tc)
 {
     tcase_add_test(tc, edge_cases);
     tcase_add_test(tc, max_signatures);
+    tcase_add_test(tc, sign_by_digest_equals_sign_by_key);
 }
 
 Suite *dkim_suite(void)

@@ -54,6 +54,25 @@ START_TEST(key_file)
     ck_assert_int_eq(truncate(path, 31), 0);                 /* short: refused */
     ck_assert_int_eq(msid_key_load(dir, &again, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "damaged"));
+
+    /* A data_dir shared with the queue user (set-group-id, lib/privsep.h): the key
+       is made readable by that group, which may then read it; still never others. */
+    char shared[600], spath[700];
+    snprintf(shared, sizeof shared, "%s/shared", dir);
+    ck_assert_int_eq(mkdir(shared, 0700), 0);
+    ck_assert_int_eq(chown(shared, (uid_t)-1, getegid()), 0);
+    ck_assert_int_eq(chmod(shared, 02770), 0);
+    struct msid_key sk, sk2;
+    ck_assert_int_eq(msid_key_load(shared, &sk, err, sizeof err), 0);
+    snprintf(spath, sizeof spath, "%s/%s", shared, MSID_KEY_FILE);
+    ck_assert_int_eq(stat(spath, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0640);
+    ck_assert_int_eq(msid_key_load(shared, &sk2, err, sizeof err), 0);
+    ck_assert_mem_eq(sk.k, sk2.k, MSID_KEY_LEN);
+    ck_assert_int_eq(chmod(spath, 0644), 0);                 /* others: refused even here */
+    ck_assert_int_eq(msid_key_load(shared, &sk2, err, sizeof err), -1);
+    ck_assert_int_eq(chmod(spath, 0660), 0);                 /* group-writable: refused */
+    ck_assert_int_eq(msid_key_load(shared, &sk2, err, sizeof err), -1);
 }
 END_TEST
 

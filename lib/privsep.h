@@ -1,0 +1,36 @@
+/*
+ * privsep — which account each of ferryd's processes runs as, and the file modes
+ * that follow from it. Used by the parent (to drop privileges and prepare the
+ * directories) and by ferryctl (to become the same users).
+ *
+ *   user        the smtp process (default `ferry`); owns spool_dir and data_dir.
+ *   queue_user  the queue process and its delivery workers (default `ferryq`);
+ *               owns mail_dir. Unset and without a `ferryq` account, the queue runs
+ *               as `user`, as before the split (older configs keep working).
+ *
+ * When the two differ ("split"), the spool and data_dir are shared through the
+ * smtp user's primary group: the queue process holds it as a supplementary group,
+ * the directories are set-group-id and group-writable (2770), and both processes
+ * run with umask 007 so what one writes the other can read and replace. Not split,
+ * everything stays owner-only (umask 077), as before.
+ */
+#ifndef FERRY_PRIVSEP_H
+#define FERRY_PRIVSEP_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "lib/settings.h"
+
+#define PRIVSEP_DEFAULT_QUEUE_USER "ferryq"
+
+/* The queue process's account name (see above). */
+const char *privsep_queue_user(const struct ferry_config *cfg);
+/* Do the smtp and queue users differ (looked up; false when either is unknown)? */
+bool privsep_split(const struct ferry_config *cfg);
+/* The umask every daemon process and ferryctl (as the daemon's user) runs with. */
+mode_t privsep_umask(const struct ferry_config *cfg);
+/* The group bits to add to the shared directories' modes: 02070 split, else 0. */
+mode_t privsep_dir_group_bits(const struct ferry_config *cfg);
+
+#endif

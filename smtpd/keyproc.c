@@ -1,0 +1,233 @@
+/* keyproc — the key process's side; see keyproc.h. */
+#include "smtpd/keyproc.h"
+#include "smtpd/dkim_keystore.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define KEYPROC_CLIENTS 8       /* one smtp process, and room for one being replaced */
+#define KEYPROC_CACHE 32
+
+struct cached_key {
+    char domain[256], selector[64];
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
+    off_t size;
+    EVP_PKEY *pkey;
+    enum dkim_algo algo;
+};
+
+static struct cached_key cache[KEYPROC_CACHE];
+
+socklen_t keyproc_addr(pid_t server_pid, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    int n = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, "ferry-keys.%ld", (long)server_pid);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static void cache_drop(struct cached_key *c)
+{
+    EVP_PKEY_free(c->pkey);
+    memset(c, 0, sizeof *c);
+}
+
+/* The key for (domain, selector), read again when its file changed. The file is
+   opened without following a link (the domain directory may be writable by the
+   smtp user, for rotation) and must be a regular file with one link. */
+static struct cached_key *load_key(const char *domain, const char *selector, char *err, size_t errsz)
+{
+    char name[80];
+    snprintf(name, sizeof name, "%s.key", selector);
+    int dfd = open(domain, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = dfd < 0 ? -1 : openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (dfd >= 0)
+        close(dfd);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        snprintf(err, errsz, "%s/%s: %s", domain, name, fd < 0 ? strerror(errno) : "not a regular file of one link");
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    struct cached_key *free_slot = NULL;
+    for (size_t i = 0; i < KEYPROC_CACHE; i++) {
+        struct cached_key *c = &cache[i];
+        if (!c->pkey) {
+            free_slot = free_slot ? free_slot : c;
+            continue;
+        }
+        if (strcmp(c->domain, domain) || strcmp(c->selector, selector))
+            continue;
+        if (c->dev == st.st_dev && c->ino == st.st_ino && c->size == st.st_size &&
+            c->mtime.tv_sec == st.st_mtim.tv_sec && c->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+            close(fd);
+            return c;
+        }
+        cache_drop(c);
+        free_slot = c;
+        break;
+    }
+    if (!free_slot) {                   /* full: start again rather than keep stale keys */
+        for (size_t i = 0; i < KEYPROC_CACHE; i++)
+            cache_drop(&cache[i]);
+        free_slot = &cache[0];
+    }
+    char shown[400];
+    snprintf(shown, sizeof shown, "%s/%s", domain, name);
+    enum dkim_algo algo;
+    EVP_PKEY *k = dkim_privkey_load_fd(fd, shown, &algo, err, errsz);
+    if (!k)
+        return NULL;
+    str_copy(free_slot->domain, domain, sizeof free_slot->domain);
+    str_copy(free_slot->selector, selector, sizeof free_slot->selector);
+    free_slot->dev = st.st_dev;
+    free_slot->ino = st.st_ino;
+    free_slot->size = st.st_size;
+    free_slot->mtime = st.st_mtim;
+    free_slot->pkey = k;
+    free_slot->algo = algo;
+    return free_slot;
+}
+
+static void answer(const struct keyproc_req *q, struct keyproc_rep *r)
+{
+    memset(r, 0, sizeof *r);
+    r->status = -1;
+    char err[300];
+    if (!memchr(q->domain, '\0', sizeof q->domain) || !memchr(q->selector, '\0', sizeof q->selector) ||
+        !dkim_keystore_name_ok(q->domain) || !dkim_keystore_name_ok(q->selector)) {
+        snprintf((char *)r->data, sizeof r->data, "malformed request");
+        r->len = (uint32_t)strlen((char *)r->data);
+        return;
+    }
+    struct cached_key *c = load_key(q->domain, q->selector, err, sizeof err);
+    if (!c) {
+        snprintf((char *)r->data, sizeof r->data, "%s", err);
+    } else if (q->op == KEYPROC_INFO) {
+        r->algo = c->algo;
+        if (dkim_record_text(c->pkey, (char *)r->data, sizeof r->data) >= 0)
+            r->status = 0;
+    } else if (q->op == KEYPROC_SIGN && q->algo == (uint32_t)c->algo) {
+        size_t siglen = KEYPROC_SIG_MAX;
+        if (dkim_crypto_sign_digest(c->pkey, c->algo, q->digest, r->data, &siglen) == 0) {
+            r->status = 0;
+            r->algo = c->algo;
+            r->len = (uint32_t)siglen;
+            return;
+        }
+        snprintf((char *)r->data, sizeof r->data, "signing failed inside OpenSSL");
+    } else {
+        snprintf((char *)r->data, sizeof r->data, "the key is not of the algorithm asked for");
+    }
+    if (r->status == 0 || r->data[0])
+        r->len = (uint32_t)strnlen((char *)r->data, sizeof r->data);
+    if (r->status < 0)
+        log_warn("dkim key %s/%s: %s", q->domain, q->selector, (char *)r->data);
+}
+
+static bool peer_ok(int fd, uid_t want)
+{
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return false;
+    if (cr.uid != want) {
+        log_warn("refused a key request from uid %ld (pid %ld)", (long)cr.uid, (long)cr.pid);
+        return false;
+    }
+    return true;
+}
+
+/* Confine: only the key directory is visible from here on (when root). */
+static int confine(const char *key_dir)
+{
+    if (chdir(key_dir) < 0) {
+        log_error("cannot enter the DKIM key directory %s: %s", key_dir, strerror(errno));
+        return -1;
+    }
+    if (geteuid() == 0 && chroot(".") < 0) {
+        log_error("cannot chroot into %s: %s", key_dir, strerror(errno));
+        return -1;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        log_error("cannot set no_new_privs: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int keyproc_main(const char *key_dir, int parent_fd, uid_t client_uid)
+{
+    struct sockaddr_un sa;
+    socklen_t salen = keyproc_addr(getppid(), &sa);
+    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, salen) < 0 || listen(lfd, 4) < 0) {
+        log_error("cannot open the key socket: %s", strerror(errno));
+        return 1;
+    }
+    if (confine(key_dir) < 0)
+        return 1;
+    log_info("key process ready (keys in %s)", key_dir);
+    struct pollfd pf[2 + KEYPROC_CLIENTS];
+    size_t nclients = 0;
+    pf[0] = (struct pollfd){ .fd = parent_fd, .events = POLLIN };
+    pf[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+    for (;;) {
+        if (poll(pf, 2 + nclients, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("poll: %s", strerror(errno));
+            return 1;
+        }
+        if (pf[0].revents) {            /* the parent closed its end, or wrote to it: stop */
+            char c;
+            if (read(parent_fd, &c, 1) <= 0)
+                break;
+        }
+        for (size_t i = 0; i < nclients; i++) {
+            struct pollfd *p = &pf[2 + i];
+            if (!p->revents)
+                continue;
+            struct keyproc_req q;
+            struct keyproc_rep r;
+            ssize_t n = recv(p->fd, &q, sizeof q, MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (n == (ssize_t)sizeof q) {
+                answer(&q, &r);
+                if (send(p->fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof r)
+                    continue;
+            }
+            close(p->fd);               /* gone, or spoke out of turn */
+            pf[2 + i] = pf[2 + --nclients];
+            i--;
+        }
+        if (pf[1].revents & POLLIN) {
+            int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (c >= 0 && (nclients == KEYPROC_CLIENTS || !peer_ok(c, client_uid))) {
+                close(c);
+                c = -1;
+            }
+            if (c >= 0)
+                pf[2 + nclients++] = (struct pollfd){ .fd = c, .events = POLLIN };
+        }
+    }
+    for (size_t i = 0; i < KEYPROC_CACHE; i++)
+        cache_drop(&cache[i]);
+    log_info("key process stopped");
+    return 0;
+}

@@ -1,0 +1,220 @@
+"""Privilege separation, checked on the running daemon from the outside: each
+process's uid, gids and no_new_privs in /proc/PID/status are the configured ones;
+the DKIM private key (root's, mode 0600) cannot be opened with the smtp or queue
+process's credentials (a real open() under them, beside a check of mode and owner),
+and no descriptor of theirs points at it; the key process is root, chrooted into
+the key directory, and signs what dkimpy then verifies; a stopped or killed key
+process makes mail wait (451), never leave unsigned, and is restarted."""
+import errno
+import os
+import pwd
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from ferrytest import BIN, Ferry, SmtpLines, dkimpy_verifies_delivered, wait_for
+
+FERRYCTL = os.path.join(BIN, "ferryctl")
+DOMAIN = "priv.test"
+
+
+def users_exist():
+    try:
+        pwd.getpwnam("ferry")
+        pwd.getpwnam("ferryq")
+        return os.geteuid() == 0
+    except KeyError:
+        return False
+
+
+def landlock_abi():
+    """The kernel's Landlock ABI version, 0 without it (landlock_create_ruleset is
+    syscall 444 on every architecture)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return max(0, libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1)))
+
+
+def status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+def creds(pid):
+    st = status(pid)
+    return int(st["Uid"][0]), int(st["Gid"][0]), sorted(int(g) for g in st["Groups"]), st
+
+
+def try_open_as(uid, gid, groups, path):
+    """open(path) in a process holding exactly these credentials: 0 or the errno."""
+    def drop():
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+    code = ("import os,sys\ntry:\n    os.close(os.open(sys.argv[1], os.O_RDONLY))\n    print(0)\n"
+            "except OSError as e:\n    print(e.errno)\n")
+    r = subprocess.run(["python3", "-c", code, path], preexec_fn=drop, capture_output=True, text=True, timeout=30)
+    return int(r.stdout.strip())
+
+
+@unittest.skipUnless(users_exist(), "needs root and the ferry and ferryq accounts (make deps creates them)")
+class PrivSep(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="ferry-priv-")
+        os.chmod(cls.tmp, 0o755)
+        cls.keydir = os.path.join(cls.tmp, "keys")
+        d = os.path.join(cls.keydir, DOMAIN)
+        os.makedirs(d)
+        cls.keyfile = os.path.join(d, "k1.key")
+        r = subprocess.run([FERRYCTL, "dkim", "keygen", "--domain", DOMAIN, "--selector", "k1", "--out",
+                            cls.keyfile], capture_output=True, text=True, check=True)
+        txt = r.stdout.split(" IN TXT ", 1)[1].strip()
+        cls.records = {f"k1._domainkey.{DOMAIN}": "".join(p.strip('"') for p in txt.split('" "'))}
+        with open(os.path.join(d, "active"), "w") as fh:
+            fh.write("k1\n")
+        os.chmod(os.path.join(d, "active"), 0o644)
+        for p in (cls.keydir, d):
+            os.chmod(p, 0o755)
+        # The key as an operator keeps it: root's, readable by root alone.
+        os.chown(cls.keyfile, 0, 0)
+        os.chmod(cls.keyfile, 0o600)
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run(["rm", "-rf", cls.tmp])
+
+    def ferry(self):
+        return Ferry(relay_networks="127.0.0.0/8",
+                     extra=f"user = ferry\nqueue_user = ferryq\ndkim_key_dir = {self.keydir}\n")
+
+    def send(self, f, rcpt):
+        msg = (f"From: a@{DOMAIN}\r\nTo: {rcpt}@localhost\r\nSubject: privsep\r\n"
+               f"Date: Mon, 23 Nov 2026 00:00:00 +0000\r\nMessage-ID: <{rcpt}@{DOMAIN}>\r\n\r\nhello\r\n").encode()
+        s = SmtpLines(f.port)
+        s.cmd("EHLO client.test")
+        self.assertEqual(s.cmd(f"MAIL FROM:<a@{DOMAIN}>")[0], 250)
+        self.assertEqual(s.cmd(f"RCPT TO:<{rcpt}@localhost>")[0], 250)
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        s.send(msg + b".\r\n")
+        code, lines = s.reply()
+        s.cmd("QUIT")
+        return code, lines
+
+    def dkimpy_verifies(self, delivered):
+        return dkimpy_verifies_delivered(delivered, self.records, self.tmp)
+
+    def test_each_process_runs_as_configured(self):
+        ferry, ferryq = pwd.getpwnam("ferry"), pwd.getpwnam("ferryq")
+        with self.ferry() as f:
+            self.assertTrue(wait_for(lambda: f.child_by_role("keys"), 10), f.read_log())
+            smtp, queue, keys = (f.child_by_role(r) for r in ("smtp", "queue", "keys"))
+            uid, gid, groups, st = creds(smtp)
+            self.assertEqual((uid, gid, groups), (ferry.pw_uid, ferry.pw_gid, [ferry.pw_gid]))
+            self.assertEqual(st["Uid"], [str(ferry.pw_uid)] * 4)      # real, effective, saved, fs
+            self.assertEqual(st["NoNewPrivs"], ["1"])
+            uid, gid, groups, st = creds(queue)
+            self.assertEqual((uid, gid), (ferryq.pw_uid, ferryq.pw_gid))
+            self.assertEqual(groups, sorted({ferryq.pw_gid, ferry.pw_gid}))   # ferry's group: the spool
+            self.assertEqual(st["Uid"], [str(ferryq.pw_uid)] * 4)
+            self.assertEqual(st["NoNewPrivs"], ["1"])
+            uid, gid, groups, st = creds(keys)
+            self.assertEqual(uid, 0)
+            self.assertEqual(st["NoNewPrivs"], ["1"])
+            self.assertEqual(os.readlink(f"/proc/{keys}/root"), self.keydir)     # chrooted
+            # The smtp process is Landlocked where the kernel can (lib/landlock is
+            # tested to deny in tests/unit/test_landlock.c).
+            if landlock_abi() > 0:
+                self.assertIn("smtp process confined with Landlock", f.read_log())
+            # The shared spool: set-group-id, the smtp user's group, not others'.
+            q = os.stat(os.path.join(f.spool, "queue"))
+            self.assertEqual((q.st_uid, q.st_gid, q.st_mode & 0o7777), (ferry.pw_uid, ferry.pw_gid, 0o2770))
+            # mail_dir: the queue user's; the smtp user's group may only pass (RCPT
+            # sees whether a mailbox exists).
+            m = os.stat(f.maildir)
+            self.assertEqual((m.st_uid, m.st_gid, m.st_mode & 0o7777), (ferryq.pw_uid, ferry.pw_gid, 0o710))
+
+    def test_smtp_and_queue_cannot_open_the_key(self):
+        with self.ferry() as f:
+            code, lines = self.send(f, "first")       # keys are in use now
+            self.assertEqual(code, 250, lines)
+            f.wait_mail("first")
+            st = os.stat(self.keyfile)
+            for role in ("smtp", "queue"):
+                uid, gid, groups, _ = creds(f.child_by_role(role))
+                with self.subTest(role=role):
+                    # By mode and owner: neither owner, nor group, nor world may read.
+                    self.assertNotIn(st.st_uid, (uid,))
+                    self.assertFalse(st.st_gid in groups and st.st_mode & 0o040)
+                    self.assertFalse(st.st_mode & 0o004)
+                    # And a real open() with exactly those credentials fails ...
+                    self.assertEqual(try_open_as(uid, gid, groups, self.keyfile), errno.EACCES)
+                    # ... where the same process may open what it should (the test can tell).
+                    self.assertEqual(try_open_as(uid, gid, groups, os.path.join(self.keydir, DOMAIN, "active")), 0)
+                    # No descriptor of the process points at a key.
+                    pid = f.child_by_role(role)
+                    for fd in os.listdir(f"/proc/{pid}/fd"):
+                        try:
+                            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                        except OSError:
+                            continue
+                        self.assertFalse(target.endswith(".key"), target)
+
+    def test_root_only_key_signs_through_the_key_process(self):
+        with self.ferry() as f:
+            code, lines = self.send(f, "signed")
+            self.assertEqual(code, 250, lines)
+            data = open(f.wait_mail("signed")[0], "rb").read()
+            self.assertEqual(data.count(b"DKIM-Signature:"), 1, data)
+            self.assertIn(b"s=k1;", data)
+            self.assertTrue(self.dkimpy_verifies(data))
+
+    def test_stopped_key_process_defers_and_recovers(self):
+        with self.ferry() as f:
+            self.assertEqual(self.send(f, "warm")[0], 250)
+            keys = f.child_by_role("keys")
+            os.kill(keys, signal.SIGSTOP)
+            try:
+                t0 = time.time()
+                code, lines = self.send(f, "stalled")
+                waited = time.time() - t0
+            finally:
+                os.kill(keys, signal.SIGCONT)
+            self.assertEqual(code, 451, lines)
+            self.assertLess(waited, 10)                     # bounded: KEYPROC_TIMEOUT_MS
+            self.assertIn("did not answer", f.read_log())
+            code, lines = self.send(f, "after")
+            self.assertEqual(code, 250, lines)
+            self.assertTrue(self.dkimpy_verifies(open(f.wait_mail("after")[0], "rb").read()))
+            time.sleep(1)
+            self.assertFalse(f.mailbox_files("stalled"), "a deferred message was delivered")
+
+    def test_killed_key_process_is_restarted_and_nothing_leaves_unsigned(self):
+        with self.ferry() as f:
+            self.assertEqual(self.send(f, "warm")[0], 250)
+            keys = f.child_by_role("keys")
+            os.kill(keys, signal.SIGKILL)
+            wait_for(lambda: not os.path.exists(f"/proc/{keys}") or open(f"/proc/{keys}/stat").read().split()[2] == "Z",
+                     5)
+            # At once: the parent restarts it after a second, so this one waits (451)
+            # or, if the new one is already up, is signed; it never leaves unsigned.
+            gap, lines = self.send(f, "gap")
+            self.assertIn(gap, (250, 451), lines)
+            self.assertTrue(wait_for(lambda: f.child_by_role("keys") not in (None, keys), 10), f.read_log())
+            self.assertIn("the keys process was killed by signal 9", f.read_log())
+            code, lines = self.send(f, "later")
+            self.assertEqual(code, 250, lines)
+            self.assertTrue(self.dkimpy_verifies(open(f.wait_mail("later")[0], "rb").read()))
+            if gap == 250:
+                self.assertTrue(f.wait_mail("gap"))
+                self.assertTrue(self.dkimpy_verifies(open(f.mailbox_files("gap")[0], "rb").read()))
+
+
+if __name__ == "__main__":
+    unittest.main()
