@@ -70,7 +70,7 @@ static int cmd_sign(int argc, char **argv)
         return 2;
     }
     char err[256];
-    struct dkim_sign_key k = { NULL, DKIM_ALGO_RSA_SHA256, domain, selector };
+    struct dkim_sign_key k = { .algo = DKIM_ALGO_RSA_SHA256, .domain = domain, .selector = selector };
     if (!(k.pkey = dkim_privkey_load(keyfile, &k.algo, err, sizeof err))) {
         fprintf(stderr, "ferryctl arc: %s\n", err);
         return 1;

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
     }
     if (seal_key) {
-        struct dkim_sign_key k = { seal_key, DKIM_ALGO_ED25519_SHA256, "x.test", "s" };
+        struct dkim_sign_key k = { .pkey = seal_key, .algo = DKIM_ALGO_ED25519_SHA256, .domain = "x.test", .selector = "s" };
         struct buf out;
         char err[256];
         buf_init(&out, 1 << 20);

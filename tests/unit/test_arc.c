@@ -123,7 +123,7 @@ static void round_trip(enum dkim_algo algo)
     EVP_PKEY *k = dkim_keygen(algo, 1024, err, sizeof err);
     ck_assert_ptr_nonnull(k);
     ck_assert_int_eq(dkim_record_text(k, record, sizeof record), 0);
-    struct dkim_sign_key key = { k, algo, "x.test", "s" };
+    struct dkim_sign_key key = { .pkey = k, .algo = algo, .domain = "x.test", .selector = "s" };
     struct dkim_resolver r = { lookup, NULL, NULL };
     struct buf msg, set;
     buf_init(&msg, 1 << 20);
