@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
@@ -227,4 +228,31 @@ void dkim_body_finish(struct dkim_body_canon *b)
     b->empty_lines = 0;
     b->pending_wsp = false;
     flush(b);
+}
+
+int dkim_canon_selected(enum dkim_canon c, const struct dkim_header *h, const char *const *names,
+                        const size_t *lens, size_t n, bool *used, struct buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = h->n; k-- > 0;) {
+            const struct dkim_field *f = &h->fields[k];
+            if (used[k] || f->name_len != lens[i] || strncasecmp(f->start, names[i], lens[i]))
+                continue;
+            used[k] = true;
+            if (dkim_canon_header(c, f->start, f->len, true, out) < 0)
+                return -1;
+            break;
+        }
+    }
+    return 0;
+}
+
+int dkim_canon_unsigned(enum dkim_canon c, const struct dkim_field *f, size_t b_start, size_t b_end, struct buf *out)
+{
+    struct buf self;
+    buf_init(&self, f->len + 1);
+    int rc = buf_append(&self, f->start, b_start) < 0 || buf_append(&self, f->start + b_end, f->len - b_end) < 0 ||
+             dkim_canon_header(c, self.data, self.len, false, out) < 0 ? -1 : 0;
+    buf_free(&self);
+    return rc;
 }

@@ -50,6 +50,18 @@ bool dkim_field_is(const struct dkim_field *f, const char *name);
    CRLF when crlf is true. -1 when out would pass its limit. */
 int dkim_canon_header(enum dkim_canon c, const char *field, size_t len, bool crlf, struct buf *out);
 
+/* The signed-fields part of a header hash input (RFC 6376 §5.4.2): for each of the n
+   names (names[i], lens[i] octets), the bottom-most field of that name not yet used,
+   canonicalised with CRLF; absent names add nothing. used has h->n entries (the
+   caller marks fields that may not be taken, e.g. the signature itself). -1 when out
+   would pass its limit. */
+int dkim_canon_selected(enum dkim_canon c, const struct dkim_header *h, const char *const *names,
+                        const size_t *lens, size_t n, bool *used, struct buf *out);
+/* Append the canonical form of a signature field f (no CRLF) with the value of its
+   b= tag cut out: b_start/b_end are offsets within f (just after "b=", and the end
+   of the value). -1 when out would pass its limit. */
+int dkim_canon_unsigned(enum dkim_canon c, const struct dkim_field *f, size_t b_start, size_t b_end, struct buf *out);
+
 typedef void (*dkim_sink)(void *arg, const unsigned char *p, size_t n);
 
 struct dkim_body_canon {

@@ -349,26 +349,11 @@ static int header_input(struct dkim_verifier *v, struct sig *s, struct buf *out)
 {
     bool used[DKIM_HDR_FIELDS_MAX] = { false };
     used[s->field] = true;
-    for (size_t i = 0; i < s->nh; i++) {
-        for (size_t k = v->hdr->n; k-- > 0;) {
-            const struct dkim_field *f = &v->hdr->fields[k];
-            if (used[k] || f->name_len != s->hlens[i] || strncasecmp(f->start, s->hnames[i], s->hlens[i]))
-                continue;
-            used[k] = true;
-            if (dkim_canon_header(s->hcanon, f->start, f->len, true, out) < 0)
-                return -1;
-            break;
-        }
-    }
-    const struct dkim_field *f = &v->hdr->fields[s->field];
     const struct dkim_tag *b = dkim_tags_get(&s->tags, "b");
-    struct buf self;
-    buf_init(&self, f->len + 1);
-    size_t cut = s->value_off + b->raw_start, resume = s->value_off + b->raw_end;
-    int rc = buf_append(&self, f->start, cut) < 0 || buf_append(&self, f->start + resume, f->len - resume) < 0 ||
-             dkim_canon_header(s->hcanon, self.data, self.len, false, out) < 0 ? -1 : 0;
-    buf_free(&self);
-    return rc;
+    if (dkim_canon_selected(s->hcanon, v->hdr, s->hnames, s->hlens, s->nh, used, out) < 0)
+        return -1;
+    return dkim_canon_unsigned(s->hcanon, &v->hdr->fields[s->field], s->value_off + b->raw_start,
+                               s->value_off + b->raw_end, out);
 }
 
 static void sig_check(struct sig *s, const struct dkim_pubkey *key)

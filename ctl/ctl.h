@@ -20,6 +20,8 @@ int ctl_dmarc(const struct ferry_config *cfg, int argc, char **argv);
 int ctl_dns(const struct dns_config *dns, int argc, char **argv);
 /* `ferryctl dkim keygen|sign|verify|rotate` (see ctl_dkim.c for the key directory). */
 int ctl_dkim(const struct dns_config *dns, int argc, char **argv);
+/* `ferryctl arc verify < msg` (ctl_arc.c). */
+int ctl_arc(const struct dns_config *dns, int argc, char **argv);
 
 /* `ferryctl spf check ...`: RFC 7208 check_host(); result word first. */
 int ctl_spf(const struct dns_config *dns, int argc, char **argv);

@@ -48,6 +48,7 @@ static void usage(void)
             "  dmp check --ip IP --sender ADDR [--helo NAME] [--strict] [--no-helo]\n"
             "  dmp record --domain D --ip A [--ip B]...\n"
             "  mta-sts policy --domain D [--mode enforce|testing] [--max-age N]\n"
+            "  arc verify < msg | arc sign --domain D --selector S --key KEYFILE --ar RESULTS < msg\n"
             "  dmarc check --ip IP --helo NAME --sender ADDR < msg\n"
             "  dmarc import [FILE] | summary [--domain D] [--days N] [--json] | report [--dry-run] [--domain D]\n"
             "  map build [--type aliases|virtual] FILE\n"
@@ -82,8 +83,8 @@ int main(int argc, char **argv)
     char err[CONF_ERR_MAX];
     /* The config is needed for the spool; DNS, DKIM, SPF, DMP and DMARC checks run without one. */
     bool dmarc_check = !strcmp(argv[i], "dmarc") && i + 1 < argc && !strcmp(argv[i + 1], "check");
-    bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "spf") &&
-                       strcmp(argv[i], "dmp") && !dmarc_check && strcmp(argv[i], "map") &&
+    bool need_config = strcmp(argv[i], "dns") && strcmp(argv[i], "dkim") && strcmp(argv[i], "arc") &&
+                       strcmp(argv[i], "spf") && strcmp(argv[i], "dmp") && !dmarc_check && strcmp(argv[i], "map") &&
                        strcmp(argv[i], "mta-sts");
     if (need_config || path) {
         if (settings_load(path ? path : DEFAULT_CONFIG, &cfg, err, sizeof err) < 0) {
@@ -116,6 +117,8 @@ int main(int argc, char **argv)
         rc = ctl_dns(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dkim"))
         rc = ctl_dkim(&dns, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "arc"))
+        rc = ctl_arc(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "spf"))
         rc = ctl_spf(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmp"))
