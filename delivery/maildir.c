@@ -1,6 +1,7 @@
 /* maildir — see maildir.h. */
 #include "delivery/maildir.h"
 #include "lib/buf.h"
+#include "lib/fdio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,21 +17,6 @@ static int ensure_dir(const char *path)
     if (mkdir(path, 0700) == 0 || errno == EEXIST)
         return 0;
     return -1;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* Copy the message, turning CRLF into LF; a CR at the end of one read is held
@@ -61,10 +47,10 @@ static int copy_lf(int in, int out)
             }
             obuf[o++] = c;
         }
-        if (write_all(out, obuf, o) < 0)
+        if (fd_write_all(out, obuf, o) < 0)
             return -1;
     }
-    if (pending_cr && write_all(out, "\r", 1) < 0)
+    if (pending_cr && fd_write_all(out, "\r", 1) < 0)
         return -1;
     return 0;
 }
@@ -145,7 +131,7 @@ void maildir_deliver(const char *root, const char *name, const char *folder, con
         delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot create %s: %s", tmp, strerror(e));
         return;
     }
-    int failed = write_all(fd, prefix, strlen(prefix)) < 0 || copy_lf(msg_fd, fd) < 0 || fsync(fd) < 0;
+    int failed = fd_write_all(fd, prefix, strlen(prefix)) < 0 || copy_lf(msg_fd, fd) < 0 || fsync(fd) < 0;
     int e = errno;
     if (close(fd) < 0 && !failed) {
         failed = 1;
