@@ -2,7 +2,7 @@
 #include "queue/held.h"
 #include "lib/fdio.h"
 #include "lib/log.h"
-#include "queue/qid.h"
+#include "lib/qid.h"
 #include "queue/spool.h"
 
 #include <errno.h>

@@ -40,7 +40,7 @@
 #include "delivery/relay_creds.h"
 #include "delivery/smtp_client.h"
 #include "lib/settings.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 struct event_base;
 struct dns_client;

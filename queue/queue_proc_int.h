@@ -10,9 +10,9 @@
 
 #include "delivery/local.h"
 #include "lib/ipc.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 #include "queue/pull_hold.h"
-#include "queue/qid.h"
+#include "lib/qid.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
 

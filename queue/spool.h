@@ -25,8 +25,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "queue/envelope.h"
-#include "queue/qid.h"
+#include "lib/envelope.h"
+#include "lib/qid.h"
 
 struct spool {
     char dir[PATH_MAX];

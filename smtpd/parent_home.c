@@ -4,7 +4,7 @@
 #include "lib/buf.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
-#include "queue/qid.h"
+#include "lib/qid.h"
 #include "smtpd/proc.h"
 
 #include <errno.h>
