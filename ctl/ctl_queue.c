@@ -17,7 +17,7 @@
 #include "queue/queue_admin.h"
 #include "queue/spool.h"
 #include "lib/safe_dir.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 
 #include <errno.h>
 #include <grp.h>

@@ -5,7 +5,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/qid.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 
 #include <errno.h>
 #include <event2/event.h>

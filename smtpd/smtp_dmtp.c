@@ -15,7 +15,7 @@
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "pull/intent.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 #include "smtpd/smtp_dmtp_int.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session_int.h"

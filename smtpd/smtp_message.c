@@ -1,7 +1,7 @@
 /*
  * smtp_message — one message of a session, from its first octet to the reply:
  * the Received: field, spooling the content through the receive-time policy
- * (smtpd/smtp_policy.h), the end-of-data checks, the DMARC verdict and what
+ * (smtpd/smtp_dkim_dmarc.h), the end-of-data checks, the DMARC verdict and what
  * follows from it (refusal, quarantine, aggregate and failure reports), and the
  * commit. The commands that start a message (DATA, BDAT) stay with the session
  * (smtp_session.c, smtp_bdat.c); they call in through smtp_session_int.h.
@@ -14,7 +14,7 @@
 #include "smtpd/smtp_dmarc_agg.h"
 #include "smtpd/smtp_dmarc_failure.h"
 #include "smtpd/smtp_dmtp.h"
-#include "smtpd/smtp_policy.h"
+#include "smtpd/smtp_dkim_dmarc.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session.h"
 #include "smtpd/smtp_session_int.h"

@@ -10,7 +10,7 @@
 #include "smtpd/smtp_dmtp.h"
 #include "lib/ratelimit.h"
 #include "smtpd/dkim_keystore.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 #include "smtpd/smtp_pickup.h"
 #include "smtpd/smtp_gtml.h"
 #include "smtpd/smtp_session.h"
