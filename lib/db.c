@@ -14,18 +14,33 @@
    runs in its own transaction; inside the caller's transaction the caller decides. */
 #define DEADLOCK_RETRIES 10
 
+/* Every database handle of the environment is kept on a list so that, when
+   another process runs recovery (it found a dead user: a killed ferryctl, a
+   killed worker) and thereby panics this process's handles, the environment
+   can be closed and opened again under the callers' feet: their struct fdb
+   pointers stay valid. generation counts reopens, so a transaction begun before
+   one is known to be dead; open_txns keeps a reopen from pulling the
+   environment out from under a transaction still running. */
 struct fdb_env {
     DB_ENV *env;
+    char *dir;
+    struct fdb *dbs;
+    unsigned generation;
+    int open_txns;
     char err[256];
 };
 
 struct fdb {
     struct fdb_env *env;
     DB *db;
+    char *file;
+    struct fdb *next;
 };
 
 struct fdb_txn {
     DB_TXN *txn;
+    struct fdb_env *env;
+    unsigned generation;
 };
 
 static void set_err(struct fdb_env *e, const char *what, int r)
@@ -34,22 +49,13 @@ static void set_err(struct fdb_env *e, const char *what, int r)
         snprintf(e->err, sizeof e->err, "%s: %s", what, db_strerror(r));
 }
 
-int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen)
+/* Create and open the DB_ENV of e->dir into e->env. */
+static int env_start(struct fdb_env *e, char *err, size_t errlen)
 {
-    *out = NULL;
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create the database directory %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    struct fdb_env *e = calloc(1, sizeof *e);
-    if (!e) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
     int r = db_env_create(&e->env, 0);
     if (r != 0) {
         snprintf(err, errlen, "cannot create a Berkeley DB environment: %s", db_strerror(r));
-        free(e);
+        e->env = NULL;
         return -1;
     }
     /* Deadlocks are resolved as they happen (one of the two callers gets
@@ -60,25 +66,109 @@ int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen
        the daemon runs). */
     u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_REGISTER |
                       DB_RECOVER;
-    r = e->env->open(e->env, dir, flags, 0600);
+    r = e->env->open(e->env, e->dir, flags, 0600);
     if (r != 0) {
-        snprintf(err, errlen, "cannot open the Berkeley DB environment in %s: %s", dir, db_strerror(r));
+        snprintf(err, errlen, "cannot open the Berkeley DB environment in %s: %s", e->dir, db_strerror(r));
         e->env->close(e->env, 0);
-        free(e);
+        e->env = NULL;
         return -1;
     }
     /* Old log files are removed once a checkpoint no longer needs them. */
     e->env->log_set_config(e->env, DB_LOG_AUTO_REMOVE, 1);
+    return 0;
+}
+
+static int db_start(struct fdb *d, char *err, size_t errlen)
+{
+    int r = db_create(&d->db, d->env->env, 0);
+    if (r == 0)
+        r = d->db->open(d->db, NULL, d->file, NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT, 0600);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot open database %s: %s", d->file, db_strerror(r));
+        if (d->db)
+            d->db->close(d->db, 0);
+        d->db = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create the database directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct fdb_env *e = calloc(1, sizeof *e);
+    if (!e || !(e->dir = strdup(dir))) {
+        snprintf(err, errlen, "out of memory");
+        free(e);
+        return -1;
+    }
+    if (env_start(e, err, errlen) < 0) {
+        free(e->dir);
+        free(e);
+        return -1;
+    }
     *out = e;
     return 0;
+}
+
+/* DB_RUNRECOVERY: another process ran recovery (or the region is damaged) and
+   every handle here is dead. Close them all and open again; the open joins the
+   recovered environment, or recovers it itself. Refused while a transaction of
+   ours is running, since its handle would dangle: the caller fails that one
+   operation, aborts, and the next operation outside a transaction reopens. */
+static int env_reopen(struct fdb_env *e)
+{
+    if (e->open_txns > 0)
+        return -1;
+    for (struct fdb *d = e->dbs; d; d = d->next) {
+        if (d->db)
+            d->db->close(d->db, 0);
+        d->db = NULL;
+    }
+    if (e->env)
+        e->env->close(e->env, 0);
+    e->env = NULL;
+    e->generation++;
+    char why[256];
+    if (env_start(e, why, sizeof why) < 0) {
+        snprintf(e->err, sizeof e->err, "%s", why);
+        return -1;
+    }
+    for (struct fdb *d = e->dbs; d; d = d->next)
+        if (db_start(d, why, sizeof why) < 0) {
+            snprintf(e->err, sizeof e->err, "%s", why);
+            return -1;
+        }
+    return 0;
+}
+
+/* An environment whose reopen failed half way has NULL handles: try again
+   before use, so the next operation either works or reports why it cannot. */
+static int env_usable(struct fdb_env *e)
+{
+    if (e->env) {
+        int all = 1;
+        for (struct fdb *d = e->dbs; d; d = d->next)
+            all = all && d->db;
+        if (all)
+            return 0;
+    }
+    return env_reopen(e);
 }
 
 void fdb_env_close(struct fdb_env *e)
 {
     if (!e)
         return;
-    e->env->txn_checkpoint(e->env, 0, 0, 0);
-    e->env->close(e->env, 0);
+    if (e->env) {
+        e->env->txn_checkpoint(e->env, 0, 0, 0);
+        e->env->close(e->env, 0);
+    }
+    free(e->dir);
     free(e);
 }
 
@@ -91,21 +181,21 @@ int fdb_open(struct fdb_env *e, const char *file, struct fdb **out, char *err, s
 {
     *out = NULL;
     struct fdb *d = calloc(1, sizeof *d);
-    if (!d) {
+    if (!d || !(d->file = strdup(file))) {
         snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    d->env = e;
-    int r = db_create(&d->db, e->env, 0);
-    if (r == 0)
-        r = d->db->open(d->db, NULL, file, NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT, 0600);
-    if (r != 0) {
-        snprintf(err, errlen, "cannot open database %s: %s", file, db_strerror(r));
-        if (d->db)
-            d->db->close(d->db, 0);
         free(d);
         return -1;
     }
+    d->env = e;
+    if ((e->env == NULL && env_usable(e) < 0) || db_start(d, err, errlen) < 0) {
+        if (!e->env)
+            snprintf(err, errlen, "%s", e->err);
+        free(d->file);
+        free(d);
+        return -1;
+    }
+    d->next = e->dbs;
+    e->dbs = d;
     *out = d;
     return 0;
 }
@@ -114,7 +204,14 @@ void fdb_close(struct fdb *d)
 {
     if (!d)
         return;
-    d->db->close(d->db, 0);
+    for (struct fdb **p = &d->env->dbs; *p; p = &(*p)->next)
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    if (d->db)
+        d->db->close(d->db, 0);
+    free(d->file);
     free(d);
 }
 
@@ -123,39 +220,53 @@ int fdb_txn_begin(struct fdb_env *e, struct fdb_txn **out)
     struct fdb_txn *t = calloc(1, sizeof *t);
     if (!t)
         return -1;
-    int r = e->env->txn_begin(e->env, NULL, &t->txn, 0);
-    if (r != 0) {
+    for (int attempt = 0;; attempt++) {
+        int r = env_usable(e) < 0 ? DB_RUNRECOVERY : e->env->txn_begin(e->env, NULL, &t->txn, 0);
+        if (r == 0)
+            break;
+        if (r == DB_RUNRECOVERY && attempt == 0 && env_reopen(e) == 0)
+            continue;
         set_err(e, "cannot begin a transaction", r);
         free(t);
         return -1;
     }
+    t->env = e;
+    t->generation = e->generation;
+    e->open_txns++;
     *out = t;
     return 0;
+}
+
+/* End t with commit flags (or abort when how < 0). A transaction from before a
+   reopen belongs to a closed environment: it is only freed. */
+static int txn_end(struct fdb_txn *t, int how)
+{
+    struct fdb_env *e = t->env;
+    int r = DB_RUNRECOVERY;
+    if (t->generation == e->generation)
+        r = how < 0 ? t->txn->abort(t->txn) : t->txn->commit(t->txn, (u_int32_t)how);
+    e->open_txns--;
+    free(t);
+    return r;
 }
 
 int fdb_txn_commit_written(struct fdb_txn *t)
 {
     /* DB_TXN_WRITE_NOSYNC: the log is written to the kernel, not fsync'd. */
-    int r = t->txn->commit(t->txn, DB_TXN_WRITE_NOSYNC);
-    free(t);
-    return r == 0 ? 0 : -1;
+    return txn_end(t, DB_TXN_WRITE_NOSYNC) == 0 ? 0 : -1;
 }
 
 int fdb_txn_commit(struct fdb_txn *t)
 {
     /* DB_TXN_SYNC: the log is on disk when this returns, whatever the
        environment's default. */
-    int r = t->txn->commit(t->txn, DB_TXN_SYNC);
-    free(t);
-    return r == 0 ? 0 : -1;
+    return txn_end(t, DB_TXN_SYNC) == 0 ? 0 : -1;
 }
 
 void fdb_txn_abort(struct fdb_txn *t)
 {
-    if (!t)
-        return;
-    t->txn->abort(t->txn);
-    free(t);
+    if (t)
+        txn_end(t, -1);
 }
 
 static void dbt_in(DBT *d, const void *p, size_t n)
@@ -175,10 +286,19 @@ static int run(struct fdb *d, struct fdb_txn *txn, enum op op, const void *key, 
         snprintf(d->env->err, sizeof d->env->err, "key or value too large");
         return -1;
     }
+    if (txn && txn->generation != d->env->generation) {
+        snprintf(d->env->err, sizeof d->env->err, "transaction outlived a database recovery");
+        return -1;
+    }
+    int reopened = 0;
     for (int attempt = 0;; attempt++) {
         DB_TXN *t = txn ? txn->txn : NULL;
         int r = 0;
+        if (!txn && env_usable(d->env) < 0)
+            return -1;
         if (!txn && (r = d->env->env->txn_begin(d->env->env, NULL, &t, 0)) != 0) {
+            if (r == DB_RUNRECOVERY && !reopened++ && env_reopen(d->env) == 0)
+                continue;
             set_err(d->env, "cannot begin a transaction", r);
             return -1;
         }
@@ -231,6 +351,8 @@ static int run(struct fdb *d, struct fdb_txn *txn, enum op op, const void *key, 
         }
         if ((r == DB_LOCK_DEADLOCK || r == DB_LOCK_NOTGRANTED) && attempt < DEADLOCK_RETRIES)
             continue;
+        if (r == DB_RUNRECOVERY && !reopened++ && env_reopen(d->env) == 0)
+            continue;
         set_err(d->env, "database operation failed", r);
         return -1;
     }
@@ -260,13 +382,16 @@ int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
     return run(d, txn, OP_DEL, key, klen, NULL, 0, NULL, NULL);
 }
 
-int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
-                       void *arg)
+/* One scan; *visited counts the pairs handed to fn, and *dberr is the Berkeley DB
+   error when -1 is returned. */
+static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn, void *arg,
+                size_t *visited, int *dberr)
 {
     DBC *c;
     DB_TXN *t = txn ? txn->txn : NULL;
     int r;
     if (!txn && (r = d->env->env->txn_begin(d->env->env, NULL, &t, 0)) != 0) {
+        *dberr = r;
         set_err(d->env, "cannot begin a transaction", r);
         return -1;
     }
@@ -274,6 +399,7 @@ int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, s
     if (r != 0) {
         if (!txn)
             t->abort(t);
+        *dberr = r;
         set_err(d->env, "cannot open a cursor", r);
         return -1;
     }
@@ -294,6 +420,7 @@ int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, s
             r = DB_NOTFOUND;
             break;
         }
+        (*visited)++;
         stop = fn(k.data, k.size, v.data, v.size, arg);
         if (stop)
             break;
@@ -302,12 +429,32 @@ int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, s
     if (r != 0 && r != DB_NOTFOUND) {
         if (!txn)
             t->abort(t);
+        *dberr = r;
         set_err(d->env, "cannot read the database", r);
         return -1;
     }
     if (!txn)
         t->commit(t, 0);
     return stop;
+}
+
+int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
+                       void *arg)
+{
+    if (txn && txn->generation != d->env->generation) {
+        snprintf(d->env->err, sizeof d->env->err, "transaction outlived a database recovery");
+        return -1;
+    }
+    if (!txn && env_usable(d->env) < 0)
+        return -1;
+    size_t visited = 0;
+    int dberr = 0;
+    int r = scan(d, txn, prefix, plen, fn, arg, &visited, &dberr);
+    /* Retried after a reopen only when fn has seen nothing yet: a visitor with
+       side effects must not see the same pairs twice. */
+    if (r < 0 && dberr == DB_RUNRECOVERY && !txn && visited == 0 && env_reopen(d->env) == 0)
+        r = scan(d, txn, prefix, plen, fn, arg, &visited, &dberr);
+    return r;
 }
 
 int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)

@@ -4,8 +4,12 @@
  * One transactional environment per data_dir (DB_INIT_TXN|LOCK|LOG|MPOOL). Every
  * opener registers (DB_REGISTER) and asks for recovery (DB_RECOVER), so recovery
  * runs exactly when a previous user died inside the environment, and ferryctl can
- * open it safely while the daemon runs. Databases are B-trees opened inside a
- * transaction. Errors come back as -1 with a one-sentence message in err.
+ * open it safely while the daemon runs. Recovery run by another process panics
+ * this one's handles: the next operation reopens the environment and its
+ * databases (struct fdb pointers stay valid) and is retried once, unless it runs
+ * inside a transaction begun before the reopen, which then fails. Databases are
+ * B-trees opened inside a transaction. Errors come back as -1 with a one-sentence
+ * message in err. One thread per environment handle.
  */
 #ifndef FERRY_DB_H
 #define FERRY_DB_H

@@ -114,7 +114,9 @@ static void deliver(struct smtp_sender_check *c)
     }
     v.spf = SPF_NONE;
     if (c->spf_done) {
-        decided = spf_verdict(c, &v);
+        /* the MAIL FROM verdict can only add: a HELO fail's data refusal stands */
+        if (spf_verdict(c, &v))
+            decided = true;
         v.spf = c->spf_out.result;
         str_copy(v.spf_domain, c->spf_out.domain, sizeof v.spf_domain);
         size_t used = 0;
@@ -213,7 +215,10 @@ static void on_helo(const struct spf_outcome *out, void *arg)
     c->spf = NULL;
     c->helo_out = *out;
     c->helo_done = true;
-    if (out->result == SPF_FAIL) {
+    /* A HELO fail that refuses at MAIL decides alone (RFC 7208 2.3). Otherwise
+       (spf_fail_action = data or accept) the message may go on, and DMARC needs
+       the MAIL FROM identity's result: it is checked as well. */
+    if (out->result == SPF_FAIL && c->srv->cfg->spf_fail_action == SPF_ACTION_REJECT) {
         complete(c);
         return;
     }

@@ -34,15 +34,16 @@ _dmarc.none IN TXT "v=DMARC1; p=none"
 sub.org IN A 192.0.2.1
 _dmarc.org IN TXT "v=DMARC1; p=none; sp=reject; aspf=s"
 signed IN TXT "v=spf1 -all"
+badhelo IN TXT "v=spf1 -all"
 _dmarc.signed IN TXT "v=DMARC1; p=reject; adkim=s"
 {dkim}
 """
 
 
-def smtp_send(port, sender, rcpt, message):
+def smtp_send(port, sender, rcpt, message, helo="client.example"):
     """One transaction; returns (code, text) of the reply to the end of data."""
     c = SmtpLines(port)
-    c.cmd("EHLO client.example")
+    c.cmd(f"EHLO {helo}")
     code, text = c.cmd(f"MAIL FROM:<{sender}>")
     if code != 250:
         c.close()
@@ -131,6 +132,23 @@ class DmarcDaemon(unittest.TestCase):
         log = self.f.read_log()
         line = [l for l in log.splitlines() if "from=<a@pass.test>" in l and "size=" in l]
         self.assertTrue(line and "dmarc=pass header.from=pass.test" in line[-1], line)
+
+    def test_helo_fail_still_checks_mail_from_for_dmarc(self):
+        # The HELO name's SPF fails; with spf_fail_action = data the MAIL FROM
+        # identity must still be checked, or DMARC sees no SPF and rejects mail
+        # whose aligned MAIL FROM passes.
+        code, text = smtp_send(self.f.port, "a@pass.test", "h1@localhost",
+                               "From: someone@pass.test\nSubject: helo fails\n\nbody\n", helo="badhelo.test")
+        self.assertEqual(code, 250, text)
+        files = self.f.wait_mail("h1")
+        self.assertTrue(files, self.f.read_log())
+        res = self.results(headers(files[0]))
+        self.assertIn("spf=fail", res)
+        self.assertIn("smtp.helo=badhelo.test", res)
+        self.assertIn("spf=pass", res)
+        self.assertIn("spf=pass smtp.mailfrom=a@pass.test", res)
+        self.assertIn("dmarc=pass", res)
+        self.assertIn("SPF fail not enforced: DMARC passed for pass.test", self.f.read_log())
 
     def test_p_none_and_subdomain_policy(self):
         code, text = smtp_send(self.f.port, "a@none.test", "n1@localhost", "From: a@none.test\nSubject: n\n\nb\n")

@@ -2,6 +2,7 @@
 #include "lib/db.h"
 #include "tests/unit/unit.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +297,63 @@ START_TEST(recovery_after_a_crash)
 }
 END_TEST
 
+START_TEST(survives_recovery_run_by_another_process)
+{
+    /* The daemon holds the environment open; a ferryctl is killed inside it; the
+       next ferryctl runs recovery, which panics every handle the daemon holds.
+       The daemon's next operations must reopen and go on, not fail until restart. */
+    struct fdb_env *e;
+    struct fdb *d;
+    open_both(&e, &d);
+    ck_assert_int_eq(fdb_put(d, NULL, "before", 6, "1", 1), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct fdb_env *ce;
+        struct fdb *cd;
+        char cerr[512];
+        struct fdb_txn *t;
+        if (fdb_env_open(dir, &ce, cerr, sizeof cerr) < 0 || fdb_open(ce, "t.db", &cd, cerr, sizeof cerr) < 0 ||
+            fdb_txn_begin(ce, &t) < 0 || fdb_put(cd, t, "unfinished", 10, "1", 1) < 0)
+            _exit(3);
+        raise(SIGKILL);
+        _exit(4);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status));
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct fdb_env *ce;
+        char cerr[512];
+        if (fdb_env_open(dir, &ce, cerr, sizeof cerr) < 0) /* runs recovery */
+            _exit(2);
+        fdb_env_close(ce);
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    /* each entry point once: a plain read, a write, a transaction, a scan */
+    char *s = get_str(d, "before");
+    ck_assert_ptr_nonnull(s);
+    ck_assert_str_eq(s, "1");
+    free(s);
+    ck_assert_ptr_null(get_str(d, "unfinished"));
+    ck_assert_int_eq(fdb_put(d, NULL, "after", 5, "2", 1), 0);
+    struct fdb_txn *t;
+    ck_assert_int_eq(fdb_txn_begin(e, &t), 0);
+    ck_assert_int_eq(fdb_put(d, t, "in-txn", 6, "3", 1), 0);
+    ck_assert_int_eq(fdb_txn_commit(t), 0);
+    char all[256] = "";
+    ck_assert_int_eq(fdb_foreach(d, collect, all), 0);
+    ck_assert_str_eq(all, "after=2;before=1;in-txn=3;");
+    fdb_close(d);
+    fdb_env_close(e);
+}
+END_TEST
+
 START_TEST(errors_name_the_place)
 {
     struct fdb_env *e;
@@ -334,6 +392,7 @@ Suite *db_suite(void)
     tcase_add_test(tc, reopen_keeps_data);
     tcase_add_test(tc, second_process_while_open);
     tcase_add_test(tc, recovery_after_a_crash);
+    tcase_add_test(tc, survives_recovery_run_by_another_process);
     tcase_add_test(tc, errors_name_the_place);
     suite_add_tcase(s, tc);
     return s;
