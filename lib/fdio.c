@@ -49,6 +49,21 @@ int fd_read_all(int fd, void *p, size_t n)
     return 0;
 }
 
+size_t fd_read_upto(int fd, void *p, size_t n)
+{
+    char *s = p;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, s + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
 int fd_read_file(int dirfd, const char *name, size_t max, char **data, size_t *len)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
@@ -61,15 +76,7 @@ int fd_read_file(int dirfd, const char *name, size_t max, char **data, size_t *l
         return -1;
     }
     char *p = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (p && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    size_t got = p ? fd_read_upto(fd, p, (size_t)st.st_size) : 0;
     close(fd);
     if (!p)
         return -1;

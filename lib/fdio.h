@@ -18,6 +18,9 @@ int fd_write_all(int fd, const void *p, size_t n);
 int fd_send_all(int fd, const void *p, size_t n);
 /* read(2) until n octets are in. -1 at an error or at end of file first. */
 int fd_read_all(int fd, void *p, size_t n);
+/* read(2) until n octets are in, end of file or an error (EINTR retried): the
+   octets read, which callers that tolerate a short read take as they are. */
+size_t fd_read_upto(int fd, void *p, size_t n);
 /* Reads the whole file dirfd/name (AT_FDCWD: a path) into a malloc'd buffer,
    NUL-terminated (*len excludes it). -1 with errno; EFBIG when it is larger
    than max. */
