@@ -2,7 +2,7 @@
  * dmp — the draft-fecyk-dmp-02 §5.1 flowchart as a state machine.
  */
 #include "auth/dmp.h"
-#include "auth/spf.h"       /* spf_parse_ip */
+#include "lib/netaddr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -99,19 +99,8 @@ bool dmp_is_participant(const struct dns_answer *a)
 int dmp_address_name(const char *domain, int family, const uint8_t ip[16], char *out, size_t outsz)
 {
     char rev[80];
-    if (family == AF_INET) {
-        snprintf(rev, sizeof rev, "%u.%u.%u.%u.in-addr", ip[3], ip[2], ip[1], ip[0]);
-    } else {
-        static const char hex[] = "0123456789abcdef";
-        size_t k = 0;
-        for (int i = 15; i >= 0; i--) {
-            rev[k++] = hex[ip[i] & 15];
-            rev[k++] = '.';
-            rev[k++] = hex[ip[i] >> 4];
-            rev[k++] = '.';
-        }
-        snprintf(rev + k, sizeof rev - k, "ip6");
-    }
+    if (netaddr_reverse_labels(family, ip, rev, sizeof rev) < 0)
+        return -1;
     size_t dl = strlen(domain);
     if (dl && domain[dl - 1] == '.')
         dl--;
@@ -124,7 +113,7 @@ int dmp_record_text(const char *domain, const char *ip, char *out, size_t outsz)
     int family;
     uint8_t a[16];
     char name[DNS_NAME_MAX + 1];
-    if (spf_parse_ip(ip, &family, a) < 0 || dmp_address_name(domain, family, a, name, sizeof name) < 0)
+    if (netaddr_text_bytes(ip, &family, a) < 0 || dmp_address_name(domain, family, a, name, sizeof name) < 0)
         return -1;
     int n = snprintf(out, outsz, "%s. IN TXT \"dmp=allow\"", name);
     return n < 0 || (size_t)n >= outsz ? -1 : 0;
@@ -314,7 +303,7 @@ struct dmp_check *dmp_check_start(const struct auth_resolver *r, const struct dm
     if (q->family == AF_INET6) {
         char text[INET6_ADDRSTRLEN];
         inet_ntop(AF_INET6, q->ip, text, sizeof text);
-        spf_parse_ip(text, &c->q.family, c->q.ip);
+        netaddr_text_bytes(text, &c->q.family, c->q.ip);
     }
     inet_ntop(c->q.family, c->q.ip, c->out.client_ip, sizeof c->out.client_ip);
     lower_copy(c->helo, sizeof c->helo, q->helo);

@@ -791,7 +791,7 @@ struct spf_check *spf_check_start(const struct auth_resolver *r, const struct sp
     if (q->family == AF_INET6) {    /* mapped IPv4 is IPv4 (§5 note on ip6) */
         char text[INET6_ADDRSTRLEN];
         inet_ntop(AF_INET6, q->ip, text, sizeof text);
-        spf_parse_ip(text, &c->vars.family, c->vars.ip);
+        netaddr_text_bytes(text, &c->vars.family, c->vars.ip);
     }
     inet_ntop(c->vars.family, c->vars.ip, c->out.client_ip, sizeof c->out.client_ip);
     copy_lower(c->helo, sizeof c->helo, q->helo);

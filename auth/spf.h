@@ -62,9 +62,6 @@ typedef void (*spf_done_cb)(const struct spf_outcome *out, void *arg);
 
 struct spf_check;
 
-/* Parse "192.0.2.1" / "2001:db8::1" into family+ip (mapped IPv4 becomes AF_INET). 0/-1. */
-int spf_parse_ip(const char *text, int *family, uint8_t ip[16]);
-
 struct spf_check *spf_check_start(const struct auth_resolver *r, const struct spf_query *q, spf_done_cb cb,
                                   void *arg);
 void spf_check_cancel(struct spf_check *c);

@@ -8,27 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int spf_parse_ip(const char *text, int *family, uint8_t ip[16])
-{
-    memset(ip, 0, 16);
-    if (inet_pton(AF_INET, text, ip) == 1) {
-        *family = AF_INET;
-        return 0;
-    }
-    uint8_t a6[16];
-    if (inet_pton(AF_INET6, text, a6) != 1)
-        return -1;
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (!memcmp(a6, mapped, 12)) {
-        *family = AF_INET;
-        memcpy(ip, a6 + 12, 4);
-    } else {
-        *family = AF_INET6;
-        memcpy(ip, a6, 16);
-    }
-    return 0;
-}
-
 /* --- blocking form ------------------------------------------------------------ */
 
 struct sync_wait {

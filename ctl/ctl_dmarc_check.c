@@ -12,6 +12,7 @@
  * Unix line ends in the message are accepted.
  */
 #include "auth/dkim_dns.h"
+#include "lib/netaddr.h"
 #include "auth/dmarc.h"
 #include "auth/spf.h"
 #include "ctl/ctl.h"
@@ -71,7 +72,7 @@ int ctl_dmarc_check(const struct dns_config *dns, int argc, char **argv)
         return usage();
     struct spf_query q;
     memset(&q, 0, sizeof q);
-    if (spf_parse_ip(ip, &q.family, q.ip) < 0) {
+    if (netaddr_text_bytes(ip, &q.family, q.ip) < 0) {
         fprintf(stderr, "ferryctl dmarc: --ip %s is not an IPv4 or IPv6 address\n", ip);
         return 2;
     }

@@ -6,6 +6,7 @@
  * domain publishes to designate those addresses.
  */
 #include "auth/dmp.h"
+#include "lib/netaddr.h"
 #include "auth/spf.h"
 #include "ctl/ctl.h"
 
@@ -87,7 +88,7 @@ int ctl_dmp(const struct dns_config *dns, int argc, char **argv)
     }
     if (!ip || !sender)
         return usage();
-    if (spf_parse_ip(ip, &q.family, q.ip) < 0) {
+    if (netaddr_text_bytes(ip, &q.family, q.ip) < 0) {
         fprintf(stderr, "ferryctl: --ip %s is not an IPv4 or IPv6 address\n", ip);
         return 2;
     }

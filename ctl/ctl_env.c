@@ -6,7 +6,7 @@
 #include "ctl/ctl.h"
 #include "lib/db.h"
 #include "lib/safe_dir.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 
 #include <errno.h>
 #include <grp.h>

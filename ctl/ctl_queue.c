@@ -18,7 +18,7 @@
 #include "queue/spool.h"
 #include "lib/privsep.h"
 #include "lib/safe_dir.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 
 #include <errno.h>
 #include <grp.h>

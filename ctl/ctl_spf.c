@@ -8,6 +8,7 @@
  * host's outbound address, it tells a domain owner whether the domain designates it.
  */
 #include "auth/spf.h"
+#include "lib/netaddr.h"
 #include "ctl/ctl.h"
 
 #include <stdio.h>
@@ -47,7 +48,7 @@ int ctl_spf(const struct dns_config *dns, int argc, char **argv)
         return usage();
     struct spf_query q;
     memset(&q, 0, sizeof q);
-    if (spf_parse_ip(ip, &q.family, q.ip) < 0) {
+    if (netaddr_text_bytes(ip, &q.family, q.ip) < 0) {
         fprintf(stderr, "ferryctl: --ip %s is not an IPv4 or IPv6 address\n", ip);
         return 2;
     }

@@ -1,6 +1,6 @@
 /* home_delivery — see home_delivery.h. */
 #include "delivery/home_delivery.h"
-#include "delivery/local.h"
+#include "delivery/mailbox_quota.h"
 #include "delivery/maildir.h"
 #include "lib/buf.h"
 
@@ -120,14 +120,14 @@ void home_deliver(const char *home, const char *sender, const char *rcpt, bool j
     if (quota) {
         unsigned long long usage;
         struct stat sb;
-        if (local_mailbox_usage(path, true, &usage) < 0) {
+        if (mailbox_usage(path, true, &usage) < 0) {
             delivery_set(st, errno_is_temporary(errno) ? DELIVERY_DEFER : DELIVERY_FAIL,
                          "%s cannot measure mailbox %s: %s", errno_is_temporary(errno) ? "4.2.0" : "5.2.0", path,
                          strerror(errno));
             return;
         }
         unsigned long long size = fstat(msg_fd, &sb) == 0 ? (unsigned long long)sb.st_size : 0;
-        if (local_quota_exceeded(usage, size, quota, path, st))
+        if (mailbox_quota_exceeded(usage, size, quota, path, st))
             return;
     }
     if (lseek(msg_fd, 0, SEEK_SET) < 0) {

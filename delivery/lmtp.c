@@ -1,5 +1,6 @@
 /* lmtp — see lmtp.h. */
 #include "delivery/lmtp.h"
+#include "lib/fdio.h"
 #include "lib/buf.h"
 
 #include <errno.h>
@@ -29,21 +30,6 @@ struct reply {
     int code;
     char text[LMTP_LINE_MAX];    /* the last line, "250 2.1.5 ok" */
 };
-
-static int send_all(struct conn *c, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static int read_line(struct conn *c, char *line, size_t linesz)
 {
@@ -98,7 +84,7 @@ static int command(struct conn *c, struct reply *r, const char *fmt, const char 
         errno = ENAMETOOLONG;
         return -1;
     }
-    if (send_all(c, line, (size_t)n) < 0)
+    if (fd_send_all(c->fd, line, (size_t)n) < 0)
         return -1;
     return read_reply(c, r);
 }
@@ -241,7 +227,7 @@ static int send_data(struct conn *c, const char *prefix, int msg_fd)
             cr = ch == '\r';
             bol = ch == '\n';
         }
-        if (e || (out.len && send_all(c, out.data, out.len) < 0)) {
+        if (e || (out.len && fd_send_all(c->fd, out.data, out.len) < 0)) {
             buf_free(&out);
             return -1;
         }
@@ -259,7 +245,7 @@ static int send_data(struct conn *c, const char *prefix, int msg_fd)
         src = ib;
         srclen = (size_t)r;
     }
-    int rc = send_all(c, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5);
+    int rc = fd_send_all(c->fd, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5);
     buf_free(&out);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "delivery/local.h"
 #include "delivery/home_delivery.h"
 #include "delivery/lmtp.h"
+#include "delivery/mailbox_quota.h"
 #include "delivery/local_resolve.h"
 #include "delivery/maildir.h"
 #include "delivery/mbox.h"
@@ -19,8 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LOCAL_USAGE_MAX_FILES 1000000
-
 bool local_is_target(const char *rcpt_addr)
 {
     return local_target_is_encoded(rcpt_addr);
@@ -33,57 +32,6 @@ static void new_rcpts_free(struct local_new_rcpts *add)
     add->n = 0;
 }
 
-static int add_usage(const char *dir, unsigned long long *bytes, size_t *files)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT ? 0 : -1;
-    int dfd = dirfd(d);
-    struct dirent *de;
-    while ((de = readdir(d)) && *files < LOCAL_USAGE_MAX_FILES) {
-        if (de->d_name[0] == '.')
-            continue;
-        struct stat sb;
-        if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode)) {
-            *bytes += (unsigned long long)sb.st_size;
-            (*files)++;
-        }
-    }
-    closedir(d);
-    return 0;
-}
-
-int local_mailbox_usage(const char *path, bool maildir, unsigned long long *bytes)
-{
-    *bytes = 0;
-    if (!maildir) {
-        struct stat sb;
-        if (lstat(path, &sb) < 0)
-            return errno == ENOENT ? 0 : -1;
-        *bytes = (unsigned long long)sb.st_size;
-        return 0;
-    }
-    char sub[PATH_MAX + 8];
-    size_t files = 0;
-    const char *subs[] = { "new", "cur" };
-    for (int i = 0; i < 2; i++) {
-        snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
-        if (add_usage(sub, bytes, &files) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-bool local_quota_exceeded(unsigned long long usage, unsigned long long size, unsigned long long quota,
-                          const char *mailbox, struct delivery_status *st)
-{
-    if (quota == 0 || usage + size <= quota)
-        return false;
-    delivery_set(st, DELIVERY_FAIL, "5.2.2 mailbox full: %s holds %llu octets, the quota is %llu and the "
-                 "message has %llu", mailbox, usage, quota, size);
-    return true;
-}
-
 /* Quota first, then the write. path is the Maildir directory or the mbox file. */
 static void to_mailbox(const struct ferry_config *cfg, const char *path, bool maildir, const char *sender,
                        bool junk, const char *prefix, int msg_fd, struct delivery_status *st)
@@ -91,12 +39,12 @@ static void to_mailbox(const struct ferry_config *cfg, const char *path, bool ma
     if (cfg->mailbox_quota) {
         unsigned long long usage;
         struct stat sb;
-        if (local_mailbox_usage(path, maildir, &usage) < 0) {
+        if (mailbox_usage(path, maildir, &usage) < 0) {
             delivery_set_errno(st, errno, "cannot measure mailbox %s", path);
             return;
         }
         unsigned long long size = fstat(msg_fd, &sb) == 0 ? (unsigned long long)sb.st_size : 0;
-        if (local_quota_exceeded(usage, size + strlen(prefix), cfg->mailbox_quota, path, st))
+        if (mailbox_quota_exceeded(usage, size + strlen(prefix), cfg->mailbox_quota, path, st))
             return;
     }
     if (!maildir) {

@@ -78,11 +78,4 @@ void local_txn_key(const struct ferry_config *cfg, const char *rcpt_addr, char *
 /* Closes the maps and the kept LMTP connection. */
 void local_maps_free(struct local_maps *maps);
 
-/* Octets in a mailbox: a Maildir's new/ and cur/ files, or an mbox file's size.
-   0 for a mailbox that does not exist yet. -1 on error (errno). */
-int  local_mailbox_usage(const char *path, bool maildir, unsigned long long *bytes);
-/* The quota verdict: FAIL 5.2.2 when usage + size would pass quota (0: none). */
-bool local_quota_exceeded(unsigned long long usage, unsigned long long size, unsigned long long quota,
-                          const char *mailbox, struct delivery_status *st);
-
 #endif

@@ -1,6 +1,6 @@
 /* local_map — see local_map.h. */
 #include "delivery/local_map.h"
-#include "queue/spool.h"
+#include "lib/fdio.h"
 #include "lib/buf.h"
 
 #include <db.h>
@@ -235,7 +235,7 @@ int local_map_load_file(const char *path, enum local_map_syntax syn, struct loca
     out->ops = &text_ops;
     char *data;
     size_t got;
-    if (spool_read_file(AT_FDCWD, path, MAP_FILE_MAX, &data, &got) < 0) {
+    if (fd_read_file(AT_FDCWD, path, MAP_FILE_MAX, &data, &got) < 0) {
         snprintf(err, errlen, "%s: %s", path, errno == EFBIG ? "too large" : strerror(errno));
         return -1;
     }

@@ -1,5 +1,6 @@
 /* local_rcpt — see local_rcpt.h. */
 #include "delivery/local_rcpt.h"
+#include "lib/fdio.h"
 #include "auth/userdb.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -169,15 +170,7 @@ static char *cb_read_include(void *arg, const char *path, const char **why)
         return NULL;
     }
     char *text = malloc(LOCAL_INCLUDE_MAX + 1);
-    size_t got = 0;
-    while (text && got < LOCAL_INCLUDE_MAX) {
-        ssize_t r = read(fd, text + got, LOCAL_INCLUDE_MAX - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    size_t got = text ? fd_read_upto(fd, text, LOCAL_INCLUDE_MAX) : 0;
     close(fd);
     if (!text) {
         *why = "out of memory";

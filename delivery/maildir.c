@@ -1,6 +1,8 @@
 /* maildir — see maildir.h. */
 #include "delivery/maildir.h"
 #include "lib/buf.h"
+#include "lib/crlf.h"
+#include "lib/fdio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,55 +20,16 @@ static int ensure_dir(const char *path)
     return -1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Copy the message, turning CRLF into LF; a CR at the end of one read is held
-   back until the next read tells whether an LF follows. */
+/* Copy the message with LF line ends (lib/crlf.h). */
 static int copy_lf(int in, int out)
 {
-    char ibuf[65536], obuf[65536];
-    bool pending_cr = false;
-    for (;;) {
-        ssize_t r = read(in, ibuf, sizeof ibuf);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
+    char obuf[65536 + 1];
+    struct crlf_reader rd = { false };
+    ssize_t n;
+    while ((n = crlf_read(in, &rd, obuf, sizeof obuf)) > 0)
+        if (fd_write_all(out, obuf, (size_t)n) < 0)
             return -1;
-        if (r == 0)
-            break;
-        size_t o = 0;
-        for (ssize_t i = 0; i < r; i++) {
-            char c = ibuf[i];
-            if (pending_cr) {
-                pending_cr = false;
-                if (c != '\n')
-                    obuf[o++] = '\r';
-            }
-            if (c == '\r') {
-                pending_cr = true;
-                continue;
-            }
-            obuf[o++] = c;
-        }
-        if (write_all(out, obuf, o) < 0)
-            return -1;
-    }
-    if (pending_cr && write_all(out, "\r", 1) < 0)
-        return -1;
-    return 0;
+    return n < 0 ? -1 : 0;
 }
 
 /* box/, box/tmp, box/new and box/cur. */
@@ -145,7 +108,7 @@ void maildir_deliver(const char *root, const char *name, const char *folder, con
         delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot create %s: %s", tmp, strerror(e));
         return;
     }
-    int failed = write_all(fd, prefix, strlen(prefix)) < 0 || copy_lf(msg_fd, fd) < 0 || fsync(fd) < 0;
+    int failed = fd_write_all(fd, prefix, strlen(prefix)) < 0 || copy_lf(msg_fd, fd) < 0 || fsync(fd) < 0;
     int e = errno;
     if (close(fd) < 0 && !failed) {
         failed = 1;

@@ -1,5 +1,6 @@
 /* mbox — see mbox.h. */
 #include "delivery/mbox.h"
+#include "lib/crlf.h"
 #include "lib/buf.h"
 
 #include <errno.h>
@@ -118,32 +119,14 @@ int mbox_write(int fd, const char *from_line, const char *prefix, int msg_fd)
     for (const char *p = prefix; *p; p++)
         if (out_text(&o, *p) < 0)
             return -1;
-    char in[65536];
-    bool pending_cr = false;
-    for (;;) {
-        ssize_t r = read(msg_fd, in, sizeof in);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            break;
-        for (ssize_t i = 0; i < r; i++) {
-            char c = in[i];
-            if (pending_cr) {
-                pending_cr = false;
-                if (c != '\n' && out_text(&o, '\r') < 0)
-                    return -1;
-            }
-            if (c == '\r') {
-                pending_cr = true;
-                continue;
-            }
-            if (out_text(&o, c) < 0)
+    static char in[65536 + 1];   /* likewise */
+    struct crlf_reader rd = { false };
+    ssize_t n;
+    while ((n = crlf_read(msg_fd, &rd, in, sizeof in)) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            if (out_text(&o, in[i]) < 0)
                 return -1;
-        }
-    }
-    if (pending_cr && out_text(&o, '\r') < 0)
+    if (n < 0)
         return -1;
     if (o.bol && out_release(&o, false) < 0)
         return -1;

@@ -1,6 +1,7 @@
 /* pipe — see pipe.h. */
 #include "delivery/pipe.h"
 #include "lib/buf.h"
+#include "lib/crlf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,31 +137,23 @@ struct pipe_io {
     int wfd, efd;                   /* -1 once closed */
     struct buf out;                 /* converted message octets waiting to be written */
     size_t out_off;
-    bool msg_eof, pending_cr;
+    bool msg_eof;
+    struct crlf_reader lf;
     char errbuf[PIPE_STDERR_MAX + 1];
     size_t errlen;
 };
 
-/* The next piece of the message into io->out, CRLF turned into LF (a CR at the
-   end of one read waits for the next to tell whether an LF follows). */
+/* The next piece of the message into io->out, with LF line ends (lib/crlf.h). */
 static void refill(struct pipe_io *io)
 {
-    char ib[16384];
-    ssize_t r = read(io->msg_fd, ib, sizeof ib);
+    char ob[16384 + 1];
+    ssize_t r = crlf_read(io->msg_fd, &io->lf, ob, sizeof ob);
     buf_reset(&io->out);
     io->out_off = 0;
-    if (r <= 0) {
+    if (r <= 0)
         io->msg_eof = true;
-        if (io->pending_cr)
-            buf_append(&io->out, "\r", 1);
-    }
-    for (ssize_t i = 0; i < r; i++) {
-        if (io->pending_cr && ib[i] != '\n')
-            buf_append(&io->out, "\r", 1);
-        io->pending_cr = ib[i] == '\r';
-        if (!io->pending_cr)
-            buf_append(&io->out, &ib[i], 1);
-    }
+    else
+        buf_append(&io->out, ob, (size_t)r);
 }
 
 static void drain_stderr(struct pipe_io *io)

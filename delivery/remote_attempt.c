@@ -26,7 +26,7 @@ struct remote_ctx {
     struct dns_client *dns;
     SSL_CTX *ctx;
     struct tls_policy *policy;
-    struct relay_creds creds;
+    struct relayhost_creds creds;
     bool relay;
     char relay_host[256];
     uint16_t relay_port;
@@ -618,7 +618,7 @@ static void sts_close(struct remote_ctx *x)
 }
 
 struct remote_ctx *remote_ctx_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
-                                  const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
+                                  const struct relayhost_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
                                   size_t errsz)
 {
     struct remote_ctx *x = calloc(1, sizeof *x);

@@ -1,7 +1,7 @@
 /*
  * remote_attempt — one remote delivery session, planned and run: the plan that
  * takes a destination domain to an SMTP connection, and the transactions on it.
- * Called by queue/outbound.c, which keeps the per-destination lines
+ * Called by queue/remote_lines.c, which keeps the per-destination lines
  * (concurrency, rate, connection reuse) and decides which message goes next.
  *
  * The plan, one step after the other (remote_attempt.c's enum ra_step):
@@ -45,7 +45,7 @@
 #include <stddef.h>
 
 #include "delivery/delivery.h"
-#include "delivery/relay_creds.h"
+#include "delivery/relayhost_creds.h"
 #include "delivery/smtp_client.h"
 #include "lib/settings.h"
 
@@ -58,7 +58,7 @@ struct remote_attempt;
    cannot be used. dmtp (may be NULL; kept, not copied): DMTP hold hooks for
    peers that offer MSID, never used through a relay host. */
 struct remote_ctx *remote_ctx_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
-                                  const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
+                                  const struct relayhost_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
                                   size_t errsz);
 /* After every attempt has been cancelled: also ends the SMTP clients still
    closing after their last transaction. */

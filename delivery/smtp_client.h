@@ -74,7 +74,7 @@
 
 #include "delivery/delivery.h"
 #include "delivery/mx.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 struct event_base;
 typedef struct ssl_st SSL;

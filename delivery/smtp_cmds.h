@@ -23,7 +23,7 @@
 #include <stddef.h>
 
 #include "delivery/smtp_reply.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 /* A command line with its CRLF, bounded by the longest address plus parameters. */
 #define SMTP_CMD_MAX  2048

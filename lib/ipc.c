@@ -5,6 +5,7 @@
  * when the user asked to free it meanwhile, finishes the free itself afterwards
  * instead of touching freed memory. */
 #include "lib/ipc.h"
+#include "lib/fdio.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -142,37 +143,6 @@ int ipc_chan_send(struct ipc_chan *c, uint32_t type, const void *data, size_t le
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *s = p;
-    while (n) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t n)
-{
-    char *s = p;
-    while (n) {
-        ssize_t r = read(fd, s, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        s += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 int ipc_send_blocking(int fd, uint32_t type, const void *data, size_t len)
 {
     if (len > IPC_MAX_PAYLOAD) {
@@ -180,15 +150,15 @@ int ipc_send_blocking(int fd, uint32_t type, const void *data, size_t len)
         return -1;
     }
     struct ipc_hdr h = { type, (uint32_t)len };
-    if (write_all(fd, &h, sizeof h) < 0)
+    if (fd_write_all(fd, &h, sizeof h) < 0)
         return -1;
-    return len ? write_all(fd, data, len) : 0;
+    return len ? fd_write_all(fd, data, len) : 0;
 }
 
 int ipc_recv_blocking(int fd, uint32_t *type, void **data, size_t *len)
 {
     struct ipc_hdr h;
-    if (read_all(fd, &h, sizeof h) < 0)
+    if (fd_read_all(fd, &h, sizeof h) < 0)
         return -1;
     if (h.len > IPC_MAX_PAYLOAD) {
         errno = EMSGSIZE;
@@ -197,7 +167,7 @@ int ipc_recv_blocking(int fd, uint32_t *type, void **data, size_t *len)
     char *p = malloc((size_t)h.len + 1);
     if (!p)
         return -1;
-    if (read_all(fd, p, h.len) < 0) {
+    if (fd_read_all(fd, p, h.len) < 0) {
         free(p);
         return -1;
     }

@@ -151,15 +151,15 @@ void netaddr_ntop(const struct sockaddr *sa, char *out, size_t outsz)
     }
 }
 
-int netaddr_reverse_name(int family, const uint8_t *ip, char *out, size_t outsz)
+int netaddr_reverse_labels(int family, const uint8_t *ip, char *out, size_t outsz)
 {
     int n;
     if (family == AF_INET) {
-        n = snprintf(out, outsz, "%u.%u.%u.%u.in-addr.arpa", ip[3], ip[2], ip[1], ip[0]);
+        n = snprintf(out, outsz, "%u.%u.%u.%u.in-addr", ip[3], ip[2], ip[1], ip[0]);
         return n < 0 || (size_t)n >= outsz ? -1 : n;
     }
     static const char hex[] = "0123456789abcdef";
-    if (outsz < 16 * 4 + sizeof "ip6.arpa")
+    if (outsz < 16 * 4 + sizeof "ip6")
         return -1;
     size_t k = 0;
     for (int i = 15; i >= 0; i--) {
@@ -168,8 +168,38 @@ int netaddr_reverse_name(int family, const uint8_t *ip, char *out, size_t outsz)
         out[k++] = hex[ip[i] >> 4];
         out[k++] = '.';
     }
-    memcpy(out + k, "ip6.arpa", sizeof "ip6.arpa");
-    return (int)(k + sizeof "ip6.arpa" - 1);
+    memcpy(out + k, "ip6", sizeof "ip6");
+    return (int)(k + sizeof "ip6" - 1);
+}
+
+int netaddr_reverse_name(int family, const uint8_t *ip, char *out, size_t outsz)
+{
+    int n = netaddr_reverse_labels(family, ip, out, outsz);
+    if (n < 0 || (size_t)n + sizeof ".arpa" > outsz)
+        return -1;
+    memcpy(out + n, ".arpa", sizeof ".arpa");
+    return n + (int)sizeof ".arpa" - 1;
+}
+
+int netaddr_text_bytes(const char *text, int *family, uint8_t ip[16])
+{
+    memset(ip, 0, 16);
+    if (inet_pton(AF_INET, text, ip) == 1) {
+        *family = AF_INET;
+        return 0;
+    }
+    uint8_t a6[16];
+    if (inet_pton(AF_INET6, text, a6) != 1)
+        return -1;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!memcmp(a6, mapped, 12)) {
+        *family = AF_INET;
+        memcpy(ip, a6 + 12, 4);
+    } else {
+        *family = AF_INET6;
+        memcpy(ip, a6, 16);
+    }
+    return 0;
 }
 
 int netaddr_bytes(const struct sockaddr *sa, int *family, uint8_t ip[16])

@@ -31,9 +31,15 @@ uint16_t netaddr_port(const struct sockaddr *sa);
    ip[0..16)): "4.3.2.1.in-addr.arpa" or the 32 nibbles then "ip6.arpa", no final
    dot. Length, or -1 when outsz is too small (74 octets always suffice). */
 int  netaddr_reverse_name(int family, const uint8_t *ip, char *out, size_t outsz);
+/* The same without ".arpa" ("4.3.2.1.in-addr", "...ip6"): the form DMP's
+   address names and SPF's macros build on. */
+int  netaddr_reverse_labels(int family, const uint8_t *ip, char *out, size_t outsz);
 /* The address of sa as family + bytes (an IPv4-mapped IPv6 address becomes IPv4).
    0 ok, -1 not an IP address. */
 int  netaddr_bytes(const struct sockaddr *sa, int *family, uint8_t ip[16]);
+/* The same from text: "192.0.2.1" / "2001:db8::1" into family + bytes (an
+   IPv4-mapped IPv6 address becomes AF_INET; ip zeroed first). 0 / -1. */
+int  netaddr_text_bytes(const char *text, int *family, uint8_t ip[16]);
 
 /* A next hop as mail administrators write it: "host", "host:port", "[host]",
    "[host]:port", "[192.0.2.1]:587", "[IPv6:2001:db8::1]:25". Brackets mean

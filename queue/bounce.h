@@ -25,7 +25,7 @@
 
 #include "lib/settings.h"
 #include "queue/dsn.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 #include "queue/spool.h"
 
 /* Does this recipient want a DSN of this kind? One place for the NOTIFY rule

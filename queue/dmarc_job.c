@@ -1,5 +1,6 @@
 /* dmarc_job — see dmarc_job.h. */
 #include "queue/dmarc_job.h"
+#include "lib/fdio.h"
 #include "auth/auth_dns.h"
 #include "auth/dmarc_agg.h"
 #include "auth/dmarc_discover.h"
@@ -277,7 +278,7 @@ static void import_one(const struct ferry_config *cfg, struct dmarc_rua_store *s
         snprintf(err, sizeof err, "cannot open it: %s", strerror(errno));
     } else {
         close(fd);
-        if (spool_read_file(newfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0)
+        if (fd_read_file(newfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0)
             snprintf(err, sizeof err, "cannot read it, or it is over %u octets", DMARC_RUA_MSG_MAX);
         else
             rc = dmarc_rua_import_for(st, data, len, our_domain, (void *)cfg, &stored, &dups, err, sizeof err);
@@ -349,7 +350,7 @@ static int failure_one(struct job *j, int dfd, const char *name)
     }
     char *data = NULL;
     size_t len = 0;
-    if (spool_read_file(dfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0) {
+    if (fd_read_file(dfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0) {
         log_warn("dmarc failure report %s unreadable; removed", name);
         unlinkat(dfd, name, 0);
         return 1;

@@ -1,7 +1,8 @@
 /* held — see held.h. */
 #include "queue/held.h"
+#include "lib/fdio.h"
 #include "lib/log.h"
-#include "queue/qid.h"
+#include "lib/qid.h"
 #include "queue/spool.h"
 
 #include <errno.h>
@@ -79,7 +80,7 @@ static int copy_message(struct held_store *h, const char *name, int msg_fd, unsi
             r = -1;
             break;
         }
-        r = spool_write_all(fd, buf, (size_t)n);
+        r = fd_write_all(fd, buf, (size_t)n);
         off += (unsigned long long)n;
     }
     if (r == 0)

@@ -5,7 +5,7 @@
  *
  *   held/HID.msg   the message bytes, a copy of the queued message (never a hard
  *                  link: a queue file with two links is refused by home delivery)
- *   held/HID.env   an ordinary envelope (queue/envelope.h) with the "pull" record:
+ *   held/HID.env   an ordinary envelope (lib/envelope.h) with the "pull" record:
  *                  msid, the IP it was handed to, expiry. A recipient PENDING waits
  *                  for its pull; DELIVERED has pulled (its result says by whom).
  *
@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 struct held_store {
     int dirfd;          /* held/ */

@@ -25,7 +25,7 @@
 #include <stddef.h>
 
 #include "lib/buf.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 #define MAILDROP_DIR        "maildrop"
 #define MAILDROP_MAX_RCPTS  1000

@@ -5,7 +5,7 @@
 #include "lib/msg_header.h"
 #include "lib/netaddr.h"
 #include "pull/dmtp_cmd.h"
-#include "queue/qid.h"
+#include "lib/qid.h"
 
 #include <errno.h>
 #include <stdio.h>

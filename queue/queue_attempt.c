@@ -10,7 +10,7 @@
 #include "lib/log.h"
 #include "queue/bounce.h"
 #include "queue/delivery_pool.h"
-#include "queue/outbound.h"
+#include "queue/remote_lines.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
 
@@ -233,7 +233,7 @@ void qp_pending_done(struct attempt *a)
     qp_arm(q);
 }
 
-static void on_remote_done(struct outbound_job *j, const struct smtp_client_result *r, void *arg)
+static void on_remote_done(struct remote_job *j, const struct smtp_client_result *r, void *arg)
 {
     struct attempt *a = arg;
     char remote[sizeof r->remote_host + sizeof r->remote_ip + 4];
@@ -279,7 +279,7 @@ static void submit_remote(struct attempt *a, const size_t *remote, size_t nremot
             if (!strcmp(a->names[remote[x]].s, dest))
                 a->job_rcpts[used++] = remote[x];
         for (size_t off = start; off < used; off += SMTP_CLIENT_MAX_RCPTS) {
-            struct outbound_job *j = &a->jobs[a->njobs++];
+            struct remote_job *j = &a->jobs[a->njobs++];
             j->env = &a->e;
             j->rcpts = &a->job_rcpts[off];
             j->nrcpts = used - off < SMTP_CLIENT_MAX_RCPTS ? used - off : SMTP_CLIENT_MAX_RCPTS;
@@ -287,7 +287,7 @@ static void submit_remote(struct attempt *a, const size_t *remote, size_t nremot
             str_copy(j->dest, dest, sizeof j->dest);
             j->done = on_remote_done;
             j->arg = a;
-            if (outbound_submit(q->ob, j) < 0) {
+            if (remote_lines_submit(q->ob, j) < 0) {
                 struct delivery_status st;
                 delivery_set(&st, DELIVERY_DEFER, "4.3.0 out of memory queueing the remote delivery");
                 for (size_t x = 0; x < j->nrcpts; x++)

@@ -45,7 +45,7 @@
 #include "lib/proc_msg.h"
 #include "queue/control.h"
 #include "queue/delivery_pool.h"
-#include "queue/outbound.h"
+#include "queue/remote_lines.h"
 #include "queue/pull_client.h"
 #include "queue/pull_hold.h"
 #include "queue/queue_admin.h"
@@ -347,7 +347,7 @@ static void on_sigterm(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(q->base, NULL);
 }
 
-int queue_process_main(const struct ferry_config *cfg, int parent_fd, const struct relay_creds *creds)
+int queue_process_main(const struct ferry_config *cfg, int parent_fd, const struct relayhost_creds *creds)
 {
     struct queue_proc q;
     memset(&q, 0, sizeof q);
@@ -397,9 +397,9 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
         else
             q.have_hold = true;
     }
-    q.ob = outbound_new(q.base, cfg, q.dns, creds, q.have_hold ? &q.hold.hooks : NULL, err, sizeof err);
+    q.ob = remote_lines_new(q.base, cfg, q.dns, creds, q.have_hold ? &q.hold.hooks : NULL, err, sizeof err);
     if (creds)
-        relay_creds_wipe((struct relay_creds *)creds);     /* outbound keeps its own copy */
+        relayhost_creds_wipe((struct relayhost_creds *)creds);     /* outbound keeps its own copy */
     if (!q.ob) {
         log_error("%s", err);
         return 1;
@@ -424,7 +424,7 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
     /* Remote attempts still out are dropped: their envelopes on disk still list
        what is left, and the next start tries it again. */
     report_runner_free(reports);
-    outbound_free(q.ob);
+    remote_lines_free(q.ob);
     pull_client_free(q.pull);
     if (q.held_timer)
         event_free(q.held_timer);

@@ -10,9 +10,9 @@
 
 #include "lib/settings.h"
 
-struct relay_creds;
+struct relayhost_creds;
 
 /* Runs until SIGTERM; returns the process exit status. */
-int queue_process_main(const struct ferry_config *cfg, int parent_fd, const struct relay_creds *creds);
+int queue_process_main(const struct ferry_config *cfg, int parent_fd, const struct relayhost_creds *creds);
 
 #endif

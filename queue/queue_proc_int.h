@@ -10,9 +10,9 @@
 
 #include "delivery/local.h"
 #include "lib/ipc.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 #include "queue/pull_hold.h"
-#include "queue/qid.h"
+#include "lib/qid.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
 
@@ -37,7 +37,7 @@ struct queue_proc {
     struct control *control;
     int lock_fd;
     struct dns_client *dns;
-    struct outbound *ob;
+    struct remote_lines *ob;
     struct attempt *inflight;       /* attempts waiting for remote results */
     size_t ninflight;
     struct delivery_pool *pool;     /* local deliveries (queue/delivery_pool.h) */
@@ -72,7 +72,7 @@ struct attempt {
     size_t *fail_idx, *ok_idx, *relay_idx, *delay_idx, *exp_idx;
     size_t nf, nok, nrelay, nexp;
     size_t remote_pending;
-    struct outbound_job *jobs;
+    struct remote_job *jobs;
     size_t njobs;
     size_t *job_rcpts;
     struct local_batch lb;          /* alias expansions and home deliveries, from the workers */

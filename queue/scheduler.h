@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "queue/qid.h"
+#include "lib/qid.h"
 
 #define SCHED_DEST_MAX 255          /* a domain name */
 #define SCHED_NEVER    INT64_MAX

@@ -1,6 +1,7 @@
 /* spool — see spool.h. The ordering of fsync, rename and reply is the whole point
    of this file; each step says why it is where it is. */
 #include "queue/spool.h"
+#include "lib/fdio.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/safe_dir.h"
@@ -133,21 +134,6 @@ int spool_draft_new(struct spool *sp, struct spool_draft *d)
     return -1;
 }
 
-int spool_write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct envelope *e)
 {
     char path[PATH_MAX + 64];
@@ -160,7 +146,7 @@ int spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct en
     }
     path_in(sp, path, sizeof path, "incoming", d->id, ".env");
     d->env_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
-    int r = d->env_fd < 0 ? -1 : spool_write_all(d->env_fd, b.data, b.len);
+    int r = d->env_fd < 0 ? -1 : fd_write_all(d->env_fd, b.data, b.len);
     int saved = errno;
     buf_free(&b);
     errno = saved;
@@ -201,7 +187,7 @@ int spool_draft_prepend(struct spool *sp, struct spool_draft *d, const char *hdr
         return -1;
     }
     off_t in_off = 0;
-    if (spool_write_all(fd, hdr, len) < 0)
+    if (fd_write_all(fd, hdr, len) < 0)
         goto fail;
     /* The copy stays in the kernel (copy_file_range), and the old file is unlinked
        before it was ever fsync'd, so most of it never reaches the disk twice. */
@@ -236,7 +222,7 @@ int spool_enqueue(struct spool *sp, struct envelope *e, const char *msg, size_t 
         return -1;
     str_copy(e->id, d.id, sizeof e->id);
     e->size = len;
-    if (spool_write_all(d.msg_fd, msg, len) < 0 || spool_draft_put_env(sp, &d, e) < 0) {
+    if (fd_write_all(d.msg_fd, msg, len) < 0 || spool_draft_put_env(sp, &d, e) < 0) {
         int saved = errno;
         spool_draft_abort(sp, &d);
         errno = saved;
@@ -317,36 +303,6 @@ fail:
     return -1;
 }
 
-int spool_read_file(int dirfd, const char *name, size_t max, char **data, size_t *len)
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
-        close(fd);
-        errno = EFBIG;
-        return -1;
-    }
-    char *p = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (p && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (!p)
-        return -1;
-    p[got] = '\0';
-    *data = p;
-    *len = got;
-    return 0;
-}
-
 int spool_env_read_at(int dirfd, const char *id, struct envelope *e, bool *corrupt, char *err, size_t errlen)
 {
     char name[QID_LEN + 8];
@@ -354,7 +310,7 @@ int spool_env_read_at(int dirfd, const char *id, struct envelope *e, bool *corru
     size_t len;
     *corrupt = false;
     snprintf(name, sizeof name, "%s.env", id);
-    if (spool_read_file(dirfd, name, ENV_MAX_SIZE, &data, &len) < 0) {
+    if (fd_read_file(dirfd, name, ENV_MAX_SIZE, &data, &len) < 0) {
         *corrupt = errno == EFBIG;
         snprintf(err, errlen, "cannot read %s: %s", name, strerror(errno));
         return -1;
@@ -407,7 +363,7 @@ int spool_env_write_at(int dirfd, const struct envelope *e)
     if (fd >= 0) {
         /* Temp file, fsync, rename, directory fsync: a crash leaves the old or the
            new envelope, never a mix. */
-        r = spool_write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0 ? -1 : 0;
+        r = fd_write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0 ? -1 : 0;
         saved = errno;
         close(fd);
         if (r == 0 && renameat(dirfd, tmp, dirfd, final) < 0)
@@ -466,7 +422,7 @@ int spool_write_reason(int dirfd, const char *name, const char *text, bool repla
     int fd = spool_create_new(dirfd, name, replace);
     if (fd < 0)
         return -1;
-    int r = spool_write_all(fd, text, strlen(text)) < 0 || spool_write_all(fd, "\n", 1) < 0 ? -1 : 0;
+    int r = fd_write_all(fd, text, strlen(text)) < 0 || fd_write_all(fd, "\n", 1) < 0 ? -1 : 0;
     int saved = errno;
     if (close(fd) < 0 && r == 0)
         r = -1, saved = errno;

@@ -25,8 +25,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "queue/envelope.h"
-#include "queue/qid.h"
+#include "lib/envelope.h"
+#include "lib/qid.h"
 
 struct spool {
     char dir[PATH_MAX];
@@ -102,11 +102,7 @@ int  spool_create_new(int dirfd, const char *name, bool replace);
 /* Write text and a newline to dirfd/name through spool_create_new: the .reason
    beside a quarantined file. 0 ok; -1 with errno. */
 int  spool_write_reason(int dirfd, const char *name, const char *text, bool replace);
-/* Read a whole small file (envelopes) into a malloc'd buffer; -1 on error or > max. */
-int  spool_read_file(int dirfd, const char *name, size_t max, char **data, size_t *len);
 /* fsync a file or directory by path. */
 int  spool_fsync_path(const char *path);
-/* write(2) until all of p[0..n) is out (EINTR retried). 0 / -1 with errno. */
-int  spool_write_all(int fd, const char *p, size_t n);
 
 #endif

@@ -1,7 +1,7 @@
 /* parent — see parent.h. */
 #include "smtpd/parent.h"
 #include "delivery/local_map.h"
-#include "delivery/relay_creds.h"
+#include "delivery/relayhost_creds.h"
 #include "delivery/tls_client.h"
 #include "delivery/tls_policy.h"
 #include "lib/tls.h"
@@ -12,7 +12,7 @@
 #include "smtpd/keyproc.h"
 #include "queue/spool.h"
 #include "smtpd/parent_home.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -50,7 +50,7 @@ struct parent {
     bool foreground;
     struct event *kill_timer;
     SSL_CTX *tls;                   /* built here, as root; the smtp child inherits it */
-    struct relay_creds creds;       /* read here, as root; the queue child inherits them */
+    struct relayhost_creds creds;       /* read here, as root; the queue child inherits them */
     struct home_jobs *home;         /* deliveries as system users (mailbox_owner = system) */
 };
 
@@ -80,9 +80,9 @@ int parent_check_files(const struct ferry_config *cfg, char *err, size_t errlen)
             return -1;
     }
     if (cfg->relayhost_auth_file[0]) {
-        struct relay_creds c;
-        int rc = relay_creds_load(cfg->relayhost_auth_file, &c, err, errlen);
-        relay_creds_wipe(&c);
+        struct relayhost_creds c;
+        int rc = relayhost_creds_load(cfg->relayhost_auth_file, &c, err, errlen);
+        relayhost_creds_wipe(&c);
         if (rc < 0)
             return -1;
     }
@@ -339,7 +339,7 @@ static void home_child_cleanup(void *arg)
     for (int i = 0; i < NCHILDREN; i++)
         if (p->children[i].chan)
             close(ipc_chan_fd(p->children[i].chan));
-    relay_creds_wipe(&p->creds);
+    relayhost_creds_wipe(&p->creds);
     SSL_CTX_free(p->tls);       /* the server's private key stays with the parent */
     p->tls = NULL;
 }
@@ -350,7 +350,7 @@ static void home_child_cleanup(void *arg)
 static int run_key_process(struct parent *p, int fd)
 {
     close_listeners(p->listen_fds, p->cfg->nlisteners);
-    relay_creds_wipe(&p->creds);
+    relayhost_creds_wipe(&p->creds);
     SSL_CTX_free(p->tls);
     p->tls = NULL;
     uid_t uid = getuid();
@@ -402,7 +402,7 @@ static void start_child(struct parent *p, enum child_kind k)
             _exit(1);
         }
         if (k != CHILD_QUEUE)
-            relay_creds_wipe(&p->creds);
+            relayhost_creds_wipe(&p->creds);
         if (k == CHILD_QUEUE) {         /* the server's TLS context (and key) is the smtp side's */
             SSL_CTX_free(p->tls);
             p->tls = NULL;
@@ -540,11 +540,11 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
         return;
     }
     SSL_CTX *tls = NULL;
-    struct relay_creds creds = {0};
+    struct relayhost_creds creds = {0};
     if (parent_tls_ctx(next, &tls, err, sizeof err) < 0 ||
-        (next->relayhost_auth_file[0] && relay_creds_load(next->relayhost_auth_file, &creds, err, sizeof err) < 0)) {
+        (next->relayhost_auth_file[0] && relayhost_creds_load(next->relayhost_auth_file, &creds, err, sizeof err) < 0)) {
         log_error("reload refused, keeping the running configuration and certificate: %s", err);
-        relay_creds_wipe(&creds);
+        relayhost_creds_wipe(&creds);
         SSL_CTX_free(tls);
         settings_free(next);
         free(next);
@@ -567,9 +567,9 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
     }
     SSL_CTX_free(p->tls);       /* the running children keep their own copies */
     p->tls = tls;
-    relay_creds_wipe(&p->creds);
+    relayhost_creds_wipe(&p->creds);
     p->creds = creds;
-    relay_creds_wipe(&creds);
+    relayhost_creds_wipe(&creds);
     /* Children hold pointers into the old config only in their own copies (fork),
        so it can be freed now; each is restarted with the new one. */
     settings_free(p->cfg);
@@ -620,7 +620,7 @@ int parent_run(struct ferry_config *cfg, bool foreground)
 
     if (prepare_dirs(cfg, err, sizeof err) < 0 || parent_tls_ctx(cfg, &p.tls, err, sizeof err) < 0 ||
         parent_check_files(cfg, err, sizeof err) < 0 ||
-        (cfg->relayhost_auth_file[0] && relay_creds_load(cfg->relayhost_auth_file, &p.creds, err, sizeof err) < 0) ||
+        (cfg->relayhost_auth_file[0] && relayhost_creds_load(cfg->relayhost_auth_file, &p.creds, err, sizeof err) < 0) ||
         open_listeners(cfg, p.listen_fds, err, sizeof err) < 0 || recover_spool(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "ferryd: %s\n", err);
         log_error("%s", err);

@@ -5,8 +5,8 @@
 #include "lib/buf.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
-#include "queue/qid.h"
-#include "smtpd/proc.h"
+#include "lib/qid.h"
+#include "smtpd/smtp_proc.h"
 
 #include <errno.h>
 #include <event2/event.h>

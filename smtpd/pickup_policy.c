@@ -3,7 +3,7 @@
 #include "lib/log.h"
 #include "lib/settings.h"
 #include "smtpd/sender_identity.h"
-#include "smtpd/smtp_policy.h"
+#include "smtpd/smtp_dkim_dmarc.h"
 #include "smtpd/smtp_server.h"
 
 #include <string.h>

@@ -7,7 +7,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/settings.h"
-#include "smtpd/smtp_policy.h"
+#include "smtpd/smtp_dkim_dmarc.h"
 #include "smtpd/smtp_server.h"
 
 #include <stdio.h>

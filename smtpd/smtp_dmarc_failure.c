@@ -1,5 +1,6 @@
 /* smtp_dmarc_failure — see smtp_dmarc_failure.h. */
 #include "smtpd/smtp_dmarc_failure.h"
+#include "lib/fdio.h"
 #include "auth/dkim_verify.h"
 #include "auth/dmarc.h"
 #include "auth/dmarc_failure.h"
@@ -20,20 +21,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static int write_whole(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* t.NAME written whole, then renamed to f.NAME: the report run never sees half. */
 static int leave_for_runner(const struct ferry_config *cfg, const char *policy, const char *to, const struct buf *msg,
@@ -63,8 +50,8 @@ static int leave_for_runner(const struct ferry_config *cfg, const char *policy, 
         return -1;
     char head[700];
     int n = snprintf(head, sizeof head, "%spolicy %s\nto %s\n\n", DMARC_FAILURE_MAGIC, policy, to);
-    int r = n > 0 && (size_t)n < sizeof head && write_whole(fd, head, (size_t)n) == 0 &&
-            write_whole(fd, msg->data, msg->len) == 0 ? 0 : -1;
+    int r = n > 0 && (size_t)n < sizeof head && fd_write_all(fd, head, (size_t)n) == 0 &&
+            fd_write_all(fd, msg->data, msg->len) == 0 ? 0 : -1;
     if (close(fd) < 0)
         r = -1;
     if (r == 0 && rename(tmp, final) < 0)

@@ -14,11 +14,12 @@
 #include "delivery/local_rcpt.h"
 #include "lib/buf.h"
 #include "lib/ipc.h"
+#include "lib/fdio.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/ratelimit.h"
 #include "pull/intent.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 #include "smtpd/smtp_dmtp_int.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session_int.h"
@@ -281,7 +282,7 @@ static int draft_intent(struct smtp_session *s, const struct pull_notice *n, tim
     str_copy(e.client_helo, s->helo, sizeof e.client_helo);
     str_copy(e.protocol, "dmtp", sizeof e.protocol);
     e.body_8bit = true;     /* its body is UTF-8 */
-    if (spool_write_all(d->msg_fd, b.data, b.len) < 0 || spool_draft_put_env(&s->srv->spool, d, &e) < 0) {
+    if (fd_write_all(d->msg_fd, b.data, b.len) < 0 || spool_draft_put_env(&s->srv->spool, d, &e) < 0) {
         int saved = errno;
         spool_draft_abort(&s->srv->spool, d);
         errno = saved;

@@ -34,7 +34,7 @@
 #include "pull/greylist.h"
 #include "pull/msid.h"
 #include "pull/notice.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 struct smtp_server;
 struct smtp_session;

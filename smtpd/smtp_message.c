@@ -1,20 +1,21 @@
 /*
  * smtp_message — one message of a session, from its first octet to the reply:
  * the Received: field, spooling the content through the receive-time policy
- * (smtpd/smtp_policy.h), the end-of-data checks, the DMARC verdict and what
+ * (smtpd/smtp_dkim_dmarc.h), the end-of-data checks, the DMARC verdict and what
  * follows from it (refusal, quarantine, aggregate and failure reports), and the
  * commit. The commands that start a message (DATA, BDAT) stay with the session
  * (smtp_session.c, smtp_bdat.c); they call in through smtp_session_int.h.
  */
 #include "auth/dmarc.h"
 #include "lib/buf.h"
+#include "lib/fdio.h"
 #include "lib/log.h"
 #include "lib/mail_date.h"
 #include "smtpd/sender_identity.h"
 #include "smtpd/smtp_dmarc_agg.h"
 #include "smtpd/smtp_dmarc_failure.h"
 #include "smtpd/smtp_dmtp.h"
-#include "smtpd/smtp_policy.h"
+#include "smtpd/smtp_dkim_dmarc.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session.h"
 #include "smtpd/smtp_session_int.h"
@@ -301,8 +302,8 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
     if (!s->wflushed) {
         /* The whole message is still in memory (smtp_session_finish_message): the
            new header fields go first and the message after them, no copy. */
-        if ((len && spool_write_all(s->draft.msg_fd, prepend, len) < 0) ||
-            spool_write_all(s->draft.msg_fd, s->wbuf, s->wlen) < 0) {
+        if ((len && fd_write_all(s->draft.msg_fd, prepend, len) < 0) ||
+            fd_write_all(s->draft.msg_fd, s->wbuf, s->wlen) < 0) {
             int e = errno;
             log_msg(LOG_LVL_ERROR, qid, "cannot write to the spool: %s", strerror(e));
             smtp_session_committed(s, false, e);

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 #include "smtpd/smtp_cmd.h"
 
 struct smtp_mail_params {

@@ -7,7 +7,7 @@
 #include "queue/maildrop.h"
 #include "queue/spool.h"
 #include "smtpd/pickup_policy.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 #include "smtpd/smtp_dmtp.h"
 #include "smtpd/smtp_server.h"
 

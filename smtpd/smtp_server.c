@@ -11,7 +11,7 @@
 #include "lib/ratelimit.h"
 #include "smtpd/dkim_keystore.h"
 #include "smtpd/keyproc.h"
-#include "smtpd/proc.h"
+#include "smtpd/smtp_proc.h"
 #include "smtpd/smtp_pickup.h"
 #include "smtpd/smtp_gtml.h"
 #include "smtpd/smtp_session.h"

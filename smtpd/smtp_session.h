@@ -29,7 +29,7 @@
 #include <sys/socket.h>
 
 #include "lib/settings.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 #include "queue/spool.h"
 #include "smtpd/smtp_data.h"
 

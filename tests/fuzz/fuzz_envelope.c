@@ -1,6 +1,6 @@
-/* libFuzzer target: queue/envelope.c's parser. Anything that parses must
+/* libFuzzer target: lib/envelope.c's parser. Anything that parses must
    serialise and parse again to the same envelope. */
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 #include <stdint.h>
 #include <stdlib.h>

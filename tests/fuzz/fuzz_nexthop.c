@@ -1,6 +1,6 @@
-/* libFuzzer target: lib/netaddr's next-hop parser and delivery/relay_creds's
+/* libFuzzer target: lib/netaddr's next-hop parser and delivery/relayhost_creds's
    file parser on any bytes. Whatever parses must come back bounded and sane. */
-#include "delivery/relay_creds.h"
+#include "delivery/relayhost_creds.h"
 #include "lib/netaddr.h"
 
 #include <stdint.h>
@@ -20,9 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (port == 0 || !host[0] || strlen(host) >= sizeof host || strchr(host, ']') || strchr(host, ' '))
             abort();
     }
-    struct relay_creds c;
+    struct relayhost_creds c;
     const char *why;
-    if (relay_creds_parse((const char *)data, size, &c, &why) == 0) {
+    if (relayhost_creds_parse((const char *)data, size, &c, &why) == 0) {
         if (!c.set || !c.user[0] || !c.pass[0] || strchr(c.user, ' ') || strchr(c.user, '\n') ||
             strchr(c.pass, '\n'))
             abort();

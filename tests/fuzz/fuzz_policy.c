@@ -1,7 +1,7 @@
-/* libFuzzer target: smtpd/smtp_policy.c's header-section helpers (the From:
+/* libFuzzer target: smtpd/smtp_dkim_dmarc.c's header-section helpers (the From:
    domain, the removal of forged Authentication-Results), on any header bytes.
    Stripping never adds bytes, and stripping twice changes nothing more. */
-#include "smtpd/smtp_policy.h"
+#include "smtpd/smtp_dkim_dmarc.h"
 
 #include <stdint.h>
 #include <stdlib.h>

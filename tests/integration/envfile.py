@@ -1,4 +1,4 @@
-"""Read a Ferry envelope file (queue/envelope.h) for the tests: records in order,
+"""Read a Ferry envelope file (lib/envelope.h) for the tests: records in order,
 values percent-decoded. No checksum check here: the daemon's own parser does that."""
 import re
 

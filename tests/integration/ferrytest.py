@@ -294,7 +294,7 @@ _last_qid_us = [0]
 
 
 def _qid():
-    """A queue ID as queue/qid.c makes them (seconds, microseconds, pid; base 32)."""
+    """A queue ID as lib/qid.c makes them (seconds, microseconds, pid; base 32)."""
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
     us = max(int(time.time() * 1e6), _last_qid_us[0] + 1)
     _last_qid_us[0] = us

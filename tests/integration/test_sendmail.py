@@ -98,7 +98,8 @@ class Sendmail(unittest.TestCase):
         reason = os.path.join(self.f.spool, "corrupt", "drop.d.handmade.reason")
         self.assertTrue(wait_for(lambda: os.path.exists(reason), 5), self.f.read_log())
         self.assertIn("line 3: the recipient is not a valid mailbox", open(reason).read())
-        self.assertFalse(os.path.exists(path))
+        # The reason is written before the copy and the unlink of the drop file.
+        self.assertTrue(wait_for(lambda: not os.path.exists(path), 5), self.f.read_log())
         self.assertIn("maildrop/d.handmade: moved to corrupt/", self.f.read_log())
 
     def assert_refused(self, text, words):

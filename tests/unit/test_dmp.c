@@ -3,6 +3,7 @@
  * flowchart's branches and the retry of temporary answers.
  */
 #include "auth/dmp.h"
+#include "lib/netaddr.h"
 #include "auth/spf.h"
 #include "tests/unit/fake_dns.h"
 #include "tests/unit/unit.h"
@@ -36,7 +37,7 @@ static struct dmp_outcome run(const char *ip, const char *sender, const char *he
     struct auth_resolver r;
     fake_dns_resolver(&f, ZONE, &r);
     struct dmp_query dq = {.sender = sender, .helo = helo, .accept_nonparticipant = a, .allow_helo = h};
-    ck_assert_int_eq(spf_parse_ip(ip, &dq.family, dq.ip), 0);
+    ck_assert_int_eq(netaddr_text_bytes(ip, &dq.family, dq.ip), 0);
     struct box b = {0};
     if (dmp_check_start(&r, &dq, done, &b))
         ck_assert_int_eq(b.calls, 0);
@@ -52,7 +53,7 @@ START_TEST(names_and_records)
     uint8_t ip[16];
     int fam;
     char name[300], line[400];
-    spf_parse_ip("2345:c1:ca11:1:1234:5678:9abc:def0", &fam, ip);
+    netaddr_text_bytes("2345:c1:ca11:1:1234:5678:9abc:def0", &fam, ip);
     ck_assert_int_eq(dmp_address_name("example.com.", fam, ip, name, sizeof name), 0);
     ck_assert_str_eq(name, "0.f.e.d.c.b.a.9.8.7.6.5.4.3.2.1.1.0.0.0.1.1.a.c.1.c.0.0.5.4.3.2.ip6._smtp-client.example.com");
     ck_assert_int_eq(dmp_record_text("sender.example.com", "192.0.2.1", line, sizeof line), 0);

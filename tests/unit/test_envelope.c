@@ -1,5 +1,5 @@
 /*
- * test_envelope.c — queue/envelope.h and queue/qid.h.
+ * test_envelope.c — lib/envelope.h and lib/qid.h.
  *
  * Covers: serialise -> parse round trips with awkward values (spaces, '%',
  * newlines, non-ASCII, the empty sender, "-" as a sender, values at their
@@ -11,8 +11,8 @@
  * types; absent records mean "not given" and are not written; malformed,
  * repeated and misplaced records are refused.
  */
-#include "queue/envelope.h"
-#include "queue/qid.h"
+#include "lib/envelope.h"
+#include "lib/qid.h"
 #include "tests/unit/unit.h"
 
 #include <stdio.h>

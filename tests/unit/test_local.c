@@ -1,5 +1,6 @@
 /* Local delivery: alias and virtual parsers, resolution, queued targets, failure mapping. */
 #include "delivery/local.h"
+#include "delivery/mailbox_quota.h"
 #include "delivery/local_resolve.h"
 #include "delivery/pipe.h"
 #include "unit.h"
@@ -357,9 +358,9 @@ START_TEST(failure_mapping)
     delivery_set_errno(&st, ENOSPC, "cannot write %s", "/x");
     ck_assert_str_eq(st.text, "4.3.1 cannot write /x: No space left on device");
     /* quota: permanent 5.2.2 */
-    ck_assert(!local_quota_exceeded(100, 50, 0, "/m", &st));
-    ck_assert(!local_quota_exceeded(100, 50, 150, "/m", &st));
-    ck_assert(local_quota_exceeded(100, 51, 150, "/m", &st));
+    ck_assert(!mailbox_quota_exceeded(100, 50, 0, "/m", &st));
+    ck_assert(!mailbox_quota_exceeded(100, 50, 150, "/m", &st));
+    ck_assert(mailbox_quota_exceeded(100, 51, 150, "/m", &st));
     ck_assert_int_eq(st.result, DELIVERY_FAIL);
     ck_assert_int_eq(strncmp(st.text, "5.2.2 mailbox full", 18), 0);
     /* no such user: permanent 5.1.1 */

@@ -3,6 +3,7 @@
  * and auth/spf_format.
  */
 #include "auth/spf.h"
+#include "lib/netaddr.h"
 #include "auth/spf_macro.h"
 #include "tests/unit/fake_dns.h"
 #include "tests/unit/unit.h"
@@ -246,7 +247,7 @@ static struct spf_outcome run_check(const char *ip, const char *sender, const ch
     struct auth_resolver r;
     fake_dns_resolver(&f, ZONE, &r);
     struct spf_query q = {.sender = sender, .helo = helo, .identity = id, .now = 1};
-    ck_assert_int_eq(spf_parse_ip(ip, &q.family, q.ip), 0);
+    ck_assert_int_eq(netaddr_text_bytes(ip, &q.family, q.ip), 0);
     struct result_box b = {0};
     struct spf_check *c = spf_check_start(&r, &q, done, &b);
     if (c)
@@ -329,7 +330,7 @@ static struct spf_outcome run_checked(const char *ip, const char *sender, enum s
     struct auth_resolver r;
     fake_dns_resolver(&f, ZONE, &r);
     struct spf_query q = {.sender = sender, .helo = "h.example", .identity = SPF_ID_MAILFROM, .now = 1};
-    ck_assert_int_eq(spf_parse_ip(ip, &q.family, q.ip), 0);
+    ck_assert_int_eq(netaddr_text_bytes(ip, &q.family, q.ip), 0);
     struct result_box b = {0};
     spf_check_start(&r, &q, done, &b);
     fake_dns_run(&f);
@@ -398,7 +399,7 @@ START_TEST(eval_cancel)
     struct auth_resolver r;
     fake_dns_resolver(&f, ZONE, &r);
     struct spf_query q = {.sender = "u@example.com", .helo = "h.example"};
-    spf_parse_ip("192.0.2.100", &q.family, q.ip);
+    netaddr_text_bytes("192.0.2.100", &q.family, q.ip);
     struct result_box b = {0};
     struct spf_check *c = spf_check_start(&r, &q, done, &b);
     ck_assert_ptr_nonnull(c);

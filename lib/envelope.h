@@ -15,6 +15,10 @@
  * and `pull` (a DMTP held message, spool held/)
  * are written only when set, so an envelope of a message without them is the same
  * as before they existed, and an envelope written before them still parses.
+ *
+ * It lives in lib/ because every part reads it: smtpd/ writes it, queue/ keeps it,
+ * delivery/ sends from it (smtp_client, smtp_cmds) and ctl/ shows it; a queue/
+ * header there made delivery/ depend on the part that calls it.
  */
 #ifndef FERRY_ENVELOPE_H
 #define FERRY_ENVELOPE_H
@@ -26,7 +30,7 @@
 
 #include "lib/addr.h"
 #include "lib/buf.h"
-#include "queue/qid.h"
+#include "lib/qid.h"
 
 #define ENV_MAX_RCPTS      100000
 #define ENV_RESULT_MAX     512

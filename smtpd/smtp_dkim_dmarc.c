@@ -1,5 +1,5 @@
-/* smtp_policy — see smtp_policy.h. */
-#include "smtpd/smtp_policy.h"
+/* smtp_dkim_dmarc — see smtp_dkim_dmarc.h. */
+#include "smtpd/smtp_dkim_dmarc.h"
 #include "auth/dkim_dns.h"
 #include "auth/dkim_sign.h"
 #include "auth/dkim_verify.h"

@@ -1,7 +1,7 @@
 /*
- * smtp_policy — what the smtp process does with a message's content between the
- * first octet of DATA/BDAT and the commit: DKIM verification (RFC 6376) and then
- * DMARC (RFC 9989) with their Authentication-Results field (RFC 8601), DKIM
+ * smtp_dkim_dmarc (functions smtp_policy_*) — what the smtp process does with a
+ * message's content between the first octet of DATA/BDAT and the commit: DKIM
+ * verification (RFC 6376) and then DMARC (RFC 9989) with their Authentication-Results field (RFC 8601), DKIM
  * signing for mail from our own users, and the removal of forged
  * Authentication-Results fields.
  *

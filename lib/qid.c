@@ -1,5 +1,5 @@
 /* qid — see qid.h. */
-#include "queue/qid.h"
+#include "lib/qid.h"
 
 #include <string.h>
 #include <sys/time.h>

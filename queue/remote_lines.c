@@ -1,5 +1,5 @@
-/* outbound — see outbound.h. */
-#include "queue/outbound.h"
+/* remote_lines — see remote_lines.h. */
+#include "queue/remote_lines.h"
 #include "delivery/remote_attempt.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -14,28 +14,28 @@
 
 struct ob_dest {
     char name[256];
-    struct outbound_job *head, *tail;
+    struct remote_job *head, *tail;
     size_t waiting;             /* jobs in the line */
     size_t pending;             /* waiting + in sessions */
     unsigned active;            /* sessions */
     int64_t next_start;         /* rate limit: earliest next message start (ms) */
     struct event *kick_timer;
     bool kicking;               /* inside kick(): d must outlive the loop */
-    struct outbound *o;
+    struct remote_lines *o;
     struct ob_dest *next;       /* hash chain */
 };
 
 /* One session toward a destination: the job it carries now, and the plan and
    client that carry it (delivery/remote_attempt.h). */
 struct ob_session {
-    struct outbound *o;
+    struct remote_lines *o;
     struct ob_dest *d;
-    struct outbound_job *job;
+    struct remote_job *job;
     struct remote_attempt *attempt;
-    struct ob_session *prev, *next;     /* every live session, for outbound_free */
+    struct ob_session *prev, *next;     /* every live session, for remote_lines_free */
 };
 
-struct outbound {
+struct remote_lines {
     struct event_base *base;
     const struct ferry_config *cfg;
     struct remote_ctx *remote;
@@ -70,7 +70,7 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     dest_maybe_free(arg);
 }
 
-static struct ob_dest *dest_find(const struct outbound *o, const char *name)
+static struct ob_dest *dest_find(const struct remote_lines *o, const char *name)
 {
     for (struct ob_dest *d = o->buckets[hash_name(name)]; d; d = d->next)
         if (!strcmp(d->name, name))
@@ -78,7 +78,7 @@ static struct ob_dest *dest_find(const struct outbound *o, const char *name)
     return NULL;
 }
 
-static struct ob_dest *dest_get(struct outbound *o, const char *name)
+static struct ob_dest *dest_get(struct remote_lines *o, const char *name)
 {
     struct ob_dest *d = dest_find(o, name);
     if (d)
@@ -112,7 +112,7 @@ static void dest_maybe_free(struct ob_dest *d)
         evtimer_add(d->kick_timer, &tv);
         return;
     }
-    struct outbound *o = d->o;
+    struct remote_lines *o = d->o;
     struct ob_dest **pp = &o->buckets[hash_name(d->name)];
     while (*pp && *pp != d)
         pp = &(*pp)->next;
@@ -122,9 +122,9 @@ static void dest_maybe_free(struct ob_dest *d)
     free(d);
 }
 
-static struct outbound_job *dest_pop(struct ob_dest *d)
+static struct remote_job *dest_pop(struct ob_dest *d)
 {
-    struct outbound_job *j = d->head;
+    struct remote_job *j = d->head;
     if (j) {
         d->head = j->next;
         if (!d->head)
@@ -135,7 +135,7 @@ static struct outbound_job *dest_pop(struct ob_dest *d)
     return j;
 }
 
-static void dest_push_front(struct ob_dest *d, struct outbound_job *j)
+static void dest_push_front(struct ob_dest *d, struct remote_job *j)
 {
     j->next = d->head;
     d->head = j;
@@ -159,14 +159,14 @@ static unsigned rate_book(struct ob_dest *d)
 
 /* ---- answering jobs ---- */
 
-static void job_done(struct outbound *o, struct ob_dest *d, struct outbound_job *j, const struct smtp_client_result *r)
+static void job_done(struct remote_lines *o, struct ob_dest *d, struct remote_job *j, const struct smtp_client_result *r)
 {
     d->pending--;
     j->done(j, r, j->arg);
 }
 
 /* A result made here (no session), the same status for every recipient. */
-static void job_answer(struct outbound *o, struct ob_dest *d, struct outbound_job *j, const struct delivery_status *st)
+static void job_answer(struct remote_lines *o, struct ob_dest *d, struct remote_job *j, const struct delivery_status *st)
 {
     struct remote_uniform u;
     remote_uniform_init(&u, j->rcpts, j->nrcpts, st, NULL, NULL);
@@ -177,7 +177,7 @@ static void job_answer(struct outbound *o, struct ob_dest *d, struct outbound_jo
 /* Every job still in d's line gets st: the destination is unreachable now. */
 static void dest_answer_all(struct ob_dest *d, const struct delivery_status *st)
 {
-    struct outbound_job *j;
+    struct remote_job *j;
     while ((j = dest_pop(d)))
         job_answer(d->o, d, j, st);
 }
@@ -188,7 +188,7 @@ static void dest_answer_all(struct ob_dest *d, const struct delivery_status *st)
    end first). */
 static void session_free(struct ob_session *s)
 {
-    struct outbound *o = s->o;
+    struct remote_lines *o = s->o;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -200,7 +200,7 @@ static void session_free(struct ob_session *s)
 
 static void session_end(struct ob_session *s)
 {
-    struct outbound *o = s->o;
+    struct remote_lines *o = s->o;
     struct ob_dest *d = s->d;
     session_free(s);
     d->active--;
@@ -223,9 +223,9 @@ static void session_end(struct ob_session *s)
 static void on_attempt_done(struct remote_attempt *ra, const struct smtp_client_result *r, bool dest_down, void *arg)
 {
     struct ob_session *s = arg;
-    struct outbound *o = s->o;
+    struct remote_lines *o = s->o;
     struct ob_dest *d = s->d;
-    struct outbound_job *j = s->job;
+    struct remote_job *j = s->job;
     s->job = NULL;
     bool requeued = false;
     if (r->not_attempted && !j->requeued) {
@@ -242,7 +242,7 @@ static void on_attempt_done(struct remote_attempt *ra, const struct smtp_client_
             dest_answer_all(d, &down_st);
     }
     if (d->head && !requeued && remote_attempt_can_take(ra, d->head->env)) {
-        struct outbound_job *n = dest_pop(d);
+        struct remote_job *n = dest_pop(d);
         struct smtp_txn_params t = {n->env, n->rcpts, n->nrcpts, n->msg_fd, rate_book(d)};
         if (remote_attempt_next(ra, &t) == 0) {
             s->job = n;
@@ -254,9 +254,9 @@ static void on_attempt_done(struct remote_attempt *ra, const struct smtp_client_
     session_end(s);
 }
 
-static void session_start(struct ob_dest *d, struct outbound_job *j)
+static void session_start(struct ob_dest *d, struct remote_job *j)
 {
-    struct outbound *o = d->o;
+    struct remote_lines *o = d->o;
     struct ob_session *s = calloc(1, sizeof *s);
     if (!s) {
         struct delivery_status st;
@@ -285,7 +285,7 @@ static void session_start(struct ob_dest *d, struct outbound_job *j)
 
 static void kick(struct ob_dest *d)
 {
-    struct outbound *o = d->o;
+    struct remote_lines *o = d->o;
     if (d->kicking)
         return;
     d->kicking = true;
@@ -307,11 +307,11 @@ static void kick(struct ob_dest *d)
 
 /* ---- the module ---- */
 
-struct outbound *outbound_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
-                              const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
+struct remote_lines *remote_lines_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
+                              const struct relayhost_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
                               size_t errsz)
 {
-    struct outbound *o = calloc(1, sizeof *o);
+    struct remote_lines *o = calloc(1, sizeof *o);
     if (!o) {
         snprintf(err, errsz, "out of memory");
         return NULL;
@@ -327,7 +327,7 @@ struct outbound *outbound_new(struct event_base *base, const struct ferry_config
     return o;
 }
 
-int outbound_submit(struct outbound *o, struct outbound_job *j)
+int remote_lines_submit(struct remote_lines *o, struct remote_job *j)
 {
     /* Through a relay host every domain shares one line: the limits and the
        dead-host answer are the relay's (it is one server, whatever the domain). */
@@ -351,7 +351,7 @@ int outbound_submit(struct outbound *o, struct outbound_job *j)
     return 0;
 }
 
-void outbound_free(struct outbound *o)
+void remote_lines_free(struct remote_lines *o)
 {
     if (!o)
         return;

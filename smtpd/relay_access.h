@@ -1,5 +1,5 @@
 /*
- * relay — who may send mail to which recipient through this server (RFC 5321
+ * relay_access — who may send mail to which recipient through this server (RFC 5321
  * §3.6.2, RFC 2505 on open relays). Pure: a parsed recipient and facts about the
  * client in, a decision and its reason out.
  *

@@ -1,6 +1,6 @@
-/* delivery/relay_creds: the credentials file's parser (bytes in), and the loader's
+/* delivery/relayhost_creds: the credentials file's parser (bytes in), and the loader's
    permission checks on real files. */
-#include "delivery/relay_creds.h"
+#include "delivery/relayhost_creds.h"
 #include "tests/unit/unit.h"
 
 #include <fcntl.h>
@@ -10,14 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int parse(const char *text, struct relay_creds *c, const char **why)
+static int parse(const char *text, struct relayhost_creds *c, const char **why)
 {
-    return relay_creds_parse(text, strlen(text), c, why);
+    return relayhost_creds_parse(text, strlen(text), c, why);
 }
 
 START_TEST(parse_forms)
 {
-    struct relay_creds c;
+    struct relayhost_creds c;
     const char *why = NULL;
     ck_assert_int_eq(parse("alice s3cret\n", &c, &why), 0);
     ck_assert_str_eq(c.user, "alice");
@@ -32,7 +32,7 @@ END_TEST
 
 START_TEST(parse_errors)
 {
-    struct relay_creds c;
+    struct relayhost_creds c;
     const char *why;
     ck_assert_int_eq(parse("", &c, &why), -1);
     ck_assert_str_eq(why, "no credentials line");
@@ -62,28 +62,28 @@ START_TEST(load_checks_permissions)
     FILE *f = fopen(path, "w");
     fputs("relay pw\n", f);
     fclose(f);
-    struct relay_creds c;
+    struct relayhost_creds c;
     char err[256];
     chmod(path, 0640);
-    ck_assert_int_eq(relay_creds_load(path, &c, err, sizeof err), -1);
+    ck_assert_int_eq(relayhost_creds_load(path, &c, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "readable or writable by group or others"));
     chmod(path, 0600);
-    ck_assert_int_eq(relay_creds_load(path, &c, err, sizeof err), 0);
+    ck_assert_int_eq(relayhost_creds_load(path, &c, err, sizeof err), 0);
     ck_assert_str_eq(c.user, "relay");
-    relay_creds_wipe(&c);
+    relayhost_creds_wipe(&c);
     ck_assert(!c.set);
     char missing[300];
     snprintf(missing, sizeof missing, "%s/none", dir);
-    ck_assert_int_eq(relay_creds_load(missing, &c, err, sizeof err), -1);
+    ck_assert_int_eq(relayhost_creds_load(missing, &c, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "No such file"));
     unlink(path);
     rmdir(dir);
 }
 END_TEST
 
-Suite *relay_creds_suite(void)
+Suite *relayhost_creds_suite(void)
 {
-    Suite *s = suite_create("relay_creds");
+    Suite *s = suite_create("relayhost_creds");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, parse_forms);
     tcase_add_test(tc, parse_errors);
@@ -92,4 +92,4 @@ Suite *relay_creds_suite(void)
     return s;
 }
 
-UNIT_MAIN(relay_creds_suite)
+UNIT_MAIN(relayhost_creds_suite)

@@ -1,5 +1,5 @@
 /*
- * proc — what Ferry's processes say to each other, and how a child starts.
+ * smtp_proc — what Ferry's processes say to each other, and how a child starts.
  *
  * The message types are in lib/proc_msg.h (so that queue/ needs nothing from
  * smtpd/), the queue process's entry point in queue/queue_proc.h. A child whose

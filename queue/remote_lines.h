@@ -1,5 +1,5 @@
 /*
- * outbound — the queue process's remote deliveries: which message goes out on
+ * remote_lines — the queue process's remote deliveries: which message goes out on
  * which connection, and when. The per-destination lines live here; how one
  * session reaches a destination (MX, TLS policy, TLSA, the SMTP client) is
  * delivery/remote_attempt.h's plan, started with one call and answering through
@@ -27,48 +27,48 @@
  *
  * Ownership: a job belongs to the caller; it must stay valid (with its
  * envelope and msg_fd) until its done callback, which runs exactly once, from
- * the event loop, never inside outbound_submit. outbound_free drops every
+ * the event loop, never inside remote_lines_submit. remote_lines_free drops every
  * job without calling back (process shutdown: the envelopes on disk still say
  * what is left to do).
  */
-#ifndef FERRY_OUTBOUND_H
-#define FERRY_OUTBOUND_H
+#ifndef FERRY_REMOTE_LINES_H
+#define FERRY_REMOTE_LINES_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "delivery/relay_creds.h"
+#include "delivery/relayhost_creds.h"
 #include "delivery/smtp_client.h"
 #include "lib/settings.h"
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 struct event_base;
 struct dns_client;
 
-struct outbound_job {
+struct remote_job {
     const struct envelope *env;
     const size_t *rcpts;                  /* indices into env->rcpts */
     size_t nrcpts;                        /* 1..SMTP_CLIENT_MAX_RCPTS */
     int msg_fd;
     char dest[256];                       /* the recipients' domain, lower case */
     /* r->rcpts[i] is for rcpts[i]. */
-    void (*done)(struct outbound_job *j, const struct smtp_client_result *r, void *arg);
+    void (*done)(struct remote_job *j, const struct smtp_client_result *r, void *arg);
     void *arg;
     /* private */
-    struct outbound_job *next;
+    struct remote_job *next;
     bool requeued;
 };
 
 
-struct outbound;
+struct remote_lines;
 
 /* NULL with err: see remote_ctx_new (delivery/remote_attempt.h), which gets
    creds and dmtp. */
-struct outbound *outbound_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
-                              const struct relay_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
+struct remote_lines *remote_lines_new(struct event_base *base, const struct ferry_config *cfg, struct dns_client *dns,
+                              const struct relayhost_creds *creds, const struct smtp_dmtp_hooks *dmtp, char *err,
                               size_t errsz);
 /* 0: taken, answered later; -1: out of memory, not taken (the caller defers). */
-int  outbound_submit(struct outbound *o, struct outbound_job *j);
-void outbound_free(struct outbound *o);
+int  remote_lines_submit(struct remote_lines *o, struct remote_job *j);
+void remote_lines_free(struct remote_lines *o);
 
 #endif

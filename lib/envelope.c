@@ -1,5 +1,5 @@
 /* envelope — see envelope.h. */
-#include "queue/envelope.h"
+#include "lib/envelope.h"
 
 #include <ctype.h>
 #include <stdio.h>

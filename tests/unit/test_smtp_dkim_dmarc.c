@@ -1,6 +1,6 @@
-/* Unit tests for smtpd/smtp_policy's pure helpers: the From: domain and the
+/* Unit tests for smtpd/smtp_dkim_dmarc's pure helpers: the From: domain and the
    removal of forged Authentication-Results fields, fed raw header bytes. */
-#include "smtpd/smtp_policy.h"
+#include "smtpd/smtp_dkim_dmarc.h"
 #include "tests/unit/unit.h"
 
 #include <string.h>

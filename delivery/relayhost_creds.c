@@ -1,5 +1,5 @@
-/* relay_creds — see relay_creds.h. */
-#include "delivery/relay_creds.h"
+/* relayhost_creds — see relayhost_creds.h. */
+#include "delivery/relayhost_creds.h"
 #include "lib/buf.h"
 
 #include <errno.h>
@@ -12,7 +12,7 @@
 
 #define CREDS_FILE_MAX 4096
 
-int relay_creds_parse(const char *text, size_t len, struct relay_creds *creds, const char **why)
+int relayhost_creds_parse(const char *text, size_t len, struct relayhost_creds *creds, const char **why)
 {
     memset(creds, 0, sizeof *creds);
     size_t i = 0;
@@ -63,7 +63,7 @@ int relay_creds_parse(const char *text, size_t len, struct relay_creds *creds, c
     return 0;
 }
 
-int relay_creds_load(const char *path, struct relay_creds *creds, char *err, size_t errsz)
+int relayhost_creds_load(const char *path, struct relayhost_creds *creds, char *err, size_t errsz)
 {
     memset(creds, 0, sizeof *creds);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -96,16 +96,16 @@ int relay_creds_load(const char *path, struct relay_creds *creds, char *err, siz
         snprintf(err, errsz, "relayhost_auth_file %s: %s", path, strerror(e));
         return -1;
     }
-    int rc = relay_creds_parse(text, (size_t)n, creds, &why);
+    int rc = relayhost_creds_parse(text, (size_t)n, creds, &why);
     OPENSSL_cleanse(text, sizeof text);
     if (rc < 0) {
-        relay_creds_wipe(creds);        /* a first line may have been taken before the fault */
+        relayhost_creds_wipe(creds);        /* a first line may have been taken before the fault */
         snprintf(err, errsz, "relayhost_auth_file %s: %s", path, why);
     }
     return rc;
 }
 
-void relay_creds_wipe(struct relay_creds *creds)
+void relayhost_creds_wipe(struct relayhost_creds *creds)
 {
     OPENSSL_cleanse(creds, sizeof *creds);
 }

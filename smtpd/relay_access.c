@@ -1,5 +1,5 @@
-/* relay — see relay.h. */
-#include "smtpd/relay.h"
+/* relay_access — see relay_access.h. */
+#include "smtpd/relay_access.h"
 #include "lib/buf.h"
 
 #include <string.h>

@@ -1,5 +1,5 @@
-/* proc — see proc.h. */
-#include "smtpd/proc.h"
+/* smtp_proc — see smtp_proc.h. */
+#include "smtpd/smtp_proc.h"
 
 #include <errno.h>
 #include <grp.h>
