@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* A call that met a deadlock (two writers crossing) is retried this often when it
    runs in its own transaction; inside the caller's transaction the caller decides. */
@@ -28,7 +29,18 @@ struct fdb_env {
     unsigned generation;
     int open_txns;
     char err[256];
+    /* Shared within a process (see fdb_env_open): */
+    pid_t pid;
+    unsigned refs;
+    struct fdb_env *next_open;
 };
+
+/* The environments this process has open. DB_REGISTER allows one DB_ENV handle
+   per process and environment, and the queue process has more than one user of
+   data_dir (the pull client, MTA-STS's cache): the second open of a directory
+   shares the first's handle. pid keeps a forked child (a disk_child, a report
+   run) from using its parent's handle, which Berkeley DB forbids across fork. */
+static struct fdb_env *open_envs;
 
 struct fdb {
     struct fdb_env *env;
@@ -96,6 +108,13 @@ static int db_start(struct fdb *d, char *err, size_t errlen)
 int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen)
 {
     *out = NULL;
+    pid_t self = getpid();
+    for (struct fdb_env *o = open_envs; o; o = o->next_open)
+        if (o->pid == self && !strcmp(o->dir, dir)) {
+            o->refs++;
+            *out = o;
+            return 0;
+        }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create the database directory %s: %s", dir, strerror(errno));
         return -1;
@@ -111,6 +130,10 @@ int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen
         free(e);
         return -1;
     }
+    e->pid = self;
+    e->refs = 1;
+    e->next_open = open_envs;
+    open_envs = e;
     *out = e;
     return 0;
 }
@@ -162,8 +185,13 @@ static int env_usable(struct fdb_env *e)
 
 void fdb_env_close(struct fdb_env *e)
 {
-    if (!e)
+    if (!e || --e->refs > 0)
         return;
+    for (struct fdb_env **pp = &open_envs; *pp; pp = &(*pp)->next_open)
+        if (*pp == e) {
+            *pp = e->next_open;
+            break;
+        }
     if (e->env) {
         e->env->txn_checkpoint(e->env, 0, 0, 0);
         e->env->close(e->env, 0);

@@ -20,6 +20,8 @@ struct fdb_env;
 struct fdb;
 struct fdb_txn;
 
+/* A second open of the same dir in the same process shares the first's handle
+   (Berkeley DB's DB_REGISTER allows one per process); each open needs its close. */
 int  fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen);
 void fdb_env_close(struct fdb_env *env);
 
