@@ -12,6 +12,7 @@
 #include "pull/greylist.h"
 #include "pull/msid.h"
 #include "pull/notice.h"
+#include "queue/disk_child.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,7 +36,7 @@
 #define LINE_MAX_OCTETS 65536
 #define EXPIRE_MAX      1000
 
-enum ps_state { PS_CONNECT, PS_GREETING, PS_EHLO, PS_GTML, PS_BODY, PS_QUIT };
+enum ps_state { PS_CONNECT, PS_GREETING, PS_EHLO, PS_GTML, PS_BODY, PS_STORE, PS_QUIT };
 
 struct backoff {
     char key[PULL_USER_MAX + NOTICE_ID_LEN + 2];
@@ -75,6 +76,11 @@ struct pull_session {
     struct buf body;
     bool body_started;
     struct timespec deadline;       /* monotonic: the whole pull must end by then */
+    struct envelope env;            /* of the pulled message, from PS_STORE on */
+    char hdr[1200];                 /* its Received: field */
+    size_t hdr_len;
+    struct disk_child *store;       /* PS_STORE: the child writing it to the spool */
+    bool peer_gone;                 /* the SMTA hung up during PS_STORE */
 };
 
 /* ---- back-off, per notice, in memory ---- */
@@ -111,11 +117,14 @@ static void session_end(struct pull_session *s)
         *pp = s->next;
         p->nactive--;
     }
+    if (s->store)
+        disk_child_forget(s->store);
     if (s->bev)
         bufferevent_free(s->bev);
     if (s->timer)
         event_free(s->timer);
     buf_free(&s->body);
+    env_free(&s->env);
     free(s);
 }
 
@@ -169,48 +178,65 @@ static void arm(struct pull_session *s)
     evtimer_add(s->timer, &tv);
 }
 
-/* The whole message is here: queue it, then forget the notice, then QUIT. */
-static void delivered(struct pull_session *s)
+/* The whole message is here: store it, then forget the notice, then QUIT.
+
+   The store (spool_enqueue: the message and envelope written and fsync'd, then
+   renamed into queue/) is a forked disk_child's, so a multi-megabyte pull never
+   holds the queue loop for its fsyncs; the session waits in PS_STORE, reading
+   nothing. A fork rather than a delivery-pool job: the body is already in this
+   process's memory and the child has it copy-on-write, where a worker would need
+   it sent over a channel first. The promise is unchanged: the notice is dropped
+   and our QUIT (which tells the SMTA it may let the message go) sent only after
+   the child reported the message committed. A kill -9 of the queue process while
+   the child works leaves the notice, so the message is pulled again (at least
+   once, never lost); the child, not killed with it, finishes or is undone by the
+   spool's start-up cleanup of incoming/. */
+static int store_child(void *arg, char *result, size_t *len)
 {
+    struct pull_session *s = arg;
+    struct pull_client *p = s->pc;
+    struct envelope *e = &s->env;
+    struct buf msg;
+    buf_init(&msg, (size_t)p->cfg->message_size_limit + sizeof s->hdr);
+    int r = buf_append(&msg, s->hdr, s->hdr_len) | buf_append(&msg, s->body.data ? s->body.data : "", s->body.len);
+    if (r < 0) {
+        *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "out of memory building the pulled message");
+        return 1;
+    }
+    for (size_t i = 0; i < msg.len && !e->body_8bit; i++)
+        e->body_8bit = (unsigned char)msg.data[i] >= 0x80;
+    if (spool_enqueue(p->sp, e, msg.data, msg.len) < 0) {
+        *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "cannot queue the pulled message: %s", strerror(errno));
+        return 1;
+    }
+    *len = strlen(e->id);
+    memcpy(result, e->id, *len);
+    return 0;
+}
+
+static void stored(int code, const char *result, size_t rlen, void *arg)
+{
+    struct pull_session *s = arg;
     struct pull_client *p = s->pc;
     const struct pull_notice *n = &s->n;
-    char date[64], hdr[1200];
-    time_t now = time(NULL);
-    mail_date(now, date, sizeof date);
-    struct envelope e;
-    env_init(&e);
-    qid_new(e.id);
-    int hl = snprintf(hdr, sizeof hdr,
-                      "Received: from %s ([%s])\r\n\tby %s with DMTP pull (GTML) id %s\r\n"
-                      "\tfor <%s> (notice %s, msid %s); %s\r\n",
-                      n->peer_name[0] ? n->peer_name : "unknown", n->peer_ip, p->cfg->hostname, e.id,
-                      n->recipient, n->id, n->msid, date);
-    struct buf msg;
-    buf_init(&msg, (size_t)p->cfg->message_size_limit + sizeof hdr);
-    if (hl < 0 || (size_t)hl >= sizeof hdr || buf_append(&msg, hdr, (size_t)hl) < 0 ||
-        buf_append(&msg, s->body.data ? s->body.data : "", s->body.len) < 0) {
-        buf_free(&msg);
-        pull_failed(s, "out of memory building the pulled message");
+    s->store = NULL;
+    if (code != 0) {
+        if (code < 0)
+            pull_failed(s, "the store of the pulled message died");
+        else
+            pull_failed(s, "%.*s", (int)rlen, result);
         return;
     }
-    str_copy(e.sender, n->sender, sizeof e.sender);
-    str_copy(e.client_addr, n->peer_ip, sizeof e.client_addr);
-    str_copy(e.client_helo, n->peer_name, sizeof e.client_helo);
-    str_copy(e.protocol, "ESMTP", sizeof e.protocol);
-    e.arrival = now;
-    for (size_t i = 0; i < msg.len && !e.body_8bit; i++)
-        e.body_8bit = (unsigned char)msg.data[i] >= 0x80;
-    if (env_add_rcpt(&e, n->recipient) < 0 || spool_enqueue(p->sp, &e, msg.data, msg.len) < 0) {
-        int saved = errno;
-        env_free(&e);
-        buf_free(&msg);
-        pull_failed(s, "cannot queue the pulled message: %s", strerror(saved));
+    if (rlen > QID_LEN) {
+        pull_failed(s, "the store of the pulled message answered nonsense");
         return;
     }
-    buf_free(&msg);
-    log_msg(LOG_LVL_INFO, e.id, "pulled from [%s] for <%s>: notice %s msid=%s size=%llu sender=<%s>", n->peer_ip,
-            n->recipient, n->id, n->msid, e.size, n->sender);
+    memcpy(s->env.id, result, rlen);
+    s->env.id[rlen] = '\0';
+    log_msg(LOG_LVL_INFO, s->env.id, "pulled from [%s] for <%s>: notice %s msid=%s size=%llu sender=<%s>",
+            n->peer_ip, n->recipient, n->id, n->msid, (unsigned long long)(s->hdr_len + s->body.len), n->sender);
     char err[256];
+    time_t now = time(NULL);
     if (notice_drop(p->notices, n->user, n->id, err, sizeof err) < 0)
         log_warn("pull %s: cannot drop the notice: %s (it may be pulled again)", n->id, err);
     if (n->sender[0])
@@ -219,14 +245,55 @@ static void delivered(struct pull_session *s)
     if (b)
         b->key[0] = '\0';
     if (p->queued)
-        p->queued(e.id, p->arg);
-    env_free(&e);
+        p->queued(s->env.id, p->arg);
+    buf_free(&s->body);
+    if (s->peer_gone) {
+        session_end(s);
+        return;
+    }
     /* Our QUIT tells the SMTA the message arrived whole. */
     s->state = PS_QUIT;
+    bufferevent_enable(s->bev, EV_READ);
     if (!send_line(s, "QUIT\r\n"))
         session_end(s);
     else
         arm(s);
+}
+
+static void delivered(struct pull_session *s)
+{
+    struct pull_client *p = s->pc;
+    const struct pull_notice *n = &s->n;
+    char date[64];
+    time_t now = time(NULL);
+    mail_date(now, date, sizeof date);
+    struct envelope *e = &s->env;
+    qid_new(e->id);
+    int hl = snprintf(s->hdr, sizeof s->hdr,
+                      "Received: from %s ([%s])\r\n\tby %s with DMTP pull (GTML) id %s\r\n"
+                      "\tfor <%s> (notice %s, msid %s); %s\r\n",
+                      n->peer_name[0] ? n->peer_name : "unknown", n->peer_ip, p->cfg->hostname, e->id,
+                      n->recipient, n->id, n->msid, date);
+    if (hl < 0 || (size_t)hl >= sizeof s->hdr) {
+        pull_failed(s, "cannot build the Received: field");
+        return;
+    }
+    s->hdr_len = (size_t)hl;
+    str_copy(e->sender, n->sender, sizeof e->sender);
+    str_copy(e->client_addr, n->peer_ip, sizeof e->client_addr);
+    str_copy(e->client_helo, n->peer_name, sizeof e->client_helo);
+    str_copy(e->protocol, "ESMTP", sizeof e->protocol);
+    e->arrival = now;
+    if (env_add_rcpt(e, n->recipient) < 0) {
+        pull_failed(s, "out of memory");
+        return;
+    }
+    s->state = PS_STORE;
+    bufferevent_disable(s->bev, EV_READ);
+    evtimer_del(s->timer);
+    s->store = disk_child_run(p->base, store_child, s, stored, s);
+    if (!s->store)
+        pull_failed(s, "cannot start the store of the pulled message: %s", strerror(errno));
 }
 
 /* Body lines until the lone dot. 1 done, 0 more to come, -1 failed (ended). */
@@ -365,6 +432,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct pull_session *s = arg;
+    if (s->state == PS_STORE) {
+        /* The store goes on: the message was received whole, and is kept. */
+        s->peer_gone = true;
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         s->state = PS_GREETING;
         arm(s);
@@ -416,6 +489,7 @@ static void start_pull(struct pull_client *p, const struct pull_notice *n)
         return;
     s->pc = p;
     s->n = *n;
+    env_init(&s->env);
     buf_init(&s->body, (size_t)p->cfg->message_size_limit + 2);
     smtp_reply_parser_init(&s->parser);
     s->next = p->active;
