@@ -35,6 +35,7 @@
 #define TIMEOUT_S       120
 #define LINE_MAX_OCTETS 65536
 #define EXPIRE_MAX      1000
+#define EXPIRE_EVERY_S  60
 
 enum ps_state { PS_CONNECT, PS_GREETING, PS_EHLO, PS_GTML, PS_BODY, PS_STORE, PS_QUIT };
 
@@ -55,10 +56,11 @@ struct pull_client {
     struct msid_key key;
     struct notice_store *notices;
     struct pull_lists *lists;
-    struct greylist_store *grey;
     struct ratelimit *peer_rate;
     struct event *timer;
     time_t last_scan;               /* nudges within a second of a scan wait for the next second */
+    time_t last_expiry;
+    struct disk_child *expiry;      /* the running notice/greylist expiry sweep */
     struct pull_session *active;
     size_t nactive;
     struct backoff backoff[BACKOFF_SLOTS];
@@ -601,20 +603,73 @@ static bool notice_busy(const struct pull_client *p, const struct pull_notice *n
     return false;
 }
 
+/* The expiry sweeps of the notice and greylist stores (Berkeley DB writes and
+   their log flushes, up to EXPIRE_MAX records each) run in a forked disk_child
+   at most every EXPIRE_EVERY_S, one at a time, so the loop does no database
+   write for them. A fork, not a worker job: the child needs only data_dir and
+   the msid key, and opens its own environment (lib/db.h: a handle never crosses
+   a fork). Each record is removed in its own transaction, so a kill -9 of the
+   child costs at most a Berkeley DB recovery, and the next sweep goes on. */
+struct expiry_arg {
+    const struct ferry_config *cfg;
+    const struct msid_key *key;
+    time_t now;
+};
+
+static int expiry_child(void *arg, char *result, size_t *len)
+{
+    const struct expiry_arg *a = arg;
+    struct fdb_env *env;
+    char err[256];
+    *len = 0;
+    if (fdb_env_open(a->cfg->data_dir, &env, err, sizeof err) < 0) {
+        *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "%s", err);
+        return 1;
+    }
+    struct notice_store *ns = notice_open(env, a->key, err, sizeof err);
+    size_t dropped = 0;
+    if (ns) {
+        notice_expire(ns, a->now, EXPIRE_MAX, &dropped);
+        notice_close(ns);
+        if (dropped)
+            log_info("DMTP: %zu pending notices expired", dropped);
+    }
+    struct greylist_store *g = greylist_open(env, err, sizeof err);
+    if (g) {
+        struct greylist_params gp = { (time_t)a->cfg->pull_greylist_delay, (time_t)a->cfg->pull_greylist_window,
+                                      (time_t)a->cfg->pull_greylist_lifetime };
+        size_t gone = 0;
+        greylist_expire(g, &gp, a->now, EXPIRE_MAX, &gone);
+        greylist_close(g);
+    }
+    fdb_env_close(env);
+    return ns ? 0 : 1;
+}
+
+static void expiry_done(int code, const char *result, size_t len, void *arg)
+{
+    struct pull_client *p = arg;
+    p->expiry = NULL;
+    if (code != 0)
+        log_warn("DMTP notice expiry sweep failed%s%.*s", len ? ": " : "", (int)len, result);
+}
+
+static void start_expiry(struct pull_client *p, time_t now)
+{
+    if (p->expiry || now - p->last_expiry < EXPIRE_EVERY_S)
+        return;
+    p->last_expiry = now;
+    struct expiry_arg a = { p->cfg, &p->key, now };
+    p->expiry = disk_child_run(p->base, expiry_child, &a, expiry_done, p);
+    if (!p->expiry)
+        log_warn("cannot start the DMTP notice expiry sweep: %s (next time)", strerror(errno));
+}
+
 static void scan(struct pull_client *p)
 {
     time_t now = time(NULL);
     p->last_scan = now;
-    size_t dropped = 0;
-    notice_expire(p->notices, now, EXPIRE_MAX, &dropped);
-    if (dropped)
-        log_info("DMTP: %zu pending notices expired", dropped);
-    if (p->grey) {
-        struct greylist_params gp = { (time_t)p->cfg->pull_greylist_delay, (time_t)p->cfg->pull_greylist_window,
-                                      (time_t)p->cfg->pull_greylist_lifetime };
-        size_t gone = 0;
-        greylist_expire(p->grey, &gp, now, EXPIRE_MAX, &gone);
-    }
+    start_expiry(p, now);
     struct scan sc = { p, calloc(CANDIDATES_MAX, sizeof(struct pull_notice)), 0, now };
     if (!sc.c)
         return;
@@ -672,7 +727,6 @@ struct pull_client *pull_client_new(struct event_base *base, const struct ferry_
         pull_client_free(p);
         return NULL;
     }
-    p->grey = greylist_open(p->env, err, errlen);       /* expiry only: optional */
     p->peer_rate = ratelimit_new(10000, PULL_PEER_RATE, 60);
     p->timer = evtimer_new(base, on_timer, p);
     if (!p->peer_rate || !p->timer) {
@@ -690,11 +744,10 @@ void pull_client_free(struct pull_client *p)
         return;
     while (p->active)
         session_end(p->active);
+    disk_child_forget(p->expiry);
     if (p->timer)
         event_free(p->timer);
     ratelimit_free(p->peer_rate);
-    if (p->grey)
-        greylist_close(p->grey);
     if (p->lists)
         pull_lists_close(p->lists);
     if (p->notices)

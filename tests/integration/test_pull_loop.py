@@ -99,6 +99,19 @@ class BigPullOffLoop(PullBase):
         self.assertLess(max(took), 1.0, f"control request times {took}")
         print(f"\n  big pull: {len(took)} control requests, slowest {max(took):.3f}s", end=" ")
 
+    def test_expired_notice_dropped_by_the_sweep_child(self):
+        """The notice expiry sweep, now a forked child with its own database
+        handle, still drops a pending notice past pull_expiry (at start)."""
+        b = self.receiver(start=False, extra="pull_expiry = 1s\n")
+        b.start()
+        b.stop()
+        nid = self.add_notice(b, "1LH69TG1FGQ00D37-006B259CB0-6REALDRVIFB9P1M9V2RFRVK3C6")
+        time.sleep(2)
+        b.start()
+        self.assertTrue(wait_for(lambda: "DMTP: 1 pending notices expired" in b.read_log(), 10),
+                        self.quiet_log(b))
+        self.assertNotIn(nid, b.ferryctl("pull", "list", "bob").stdout)
+
 
 if __name__ == "__main__":
     unittest.main()
