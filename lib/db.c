@@ -5,6 +5,7 @@
 
 #include <db.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,8 +413,9 @@ int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
 
 /* One scan; *visited counts the pairs handed to fn, and *dberr is the Berkeley DB
    error when -1 is returned. */
-static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn, void *arg,
-                size_t *visited, int *dberr)
+/* From the first key >= prefix; with match, only while keys start with it. */
+static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, bool match, fdb_visit_fn fn,
+                void *arg, size_t *visited, int *dberr)
 {
     DBC *c;
     DB_TXN *t = txn ? txn->txn : NULL;
@@ -444,7 +446,7 @@ static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t p
     int stop = 0;
     while ((r = c->get(c, &k, &v, how)) == 0) {
         how = DB_NEXT;
-        if (plen > 0 && (k.size < plen || memcmp(k.data, prefix, plen) != 0)) {
+        if (match && plen > 0 && (k.size < plen || memcmp(k.data, prefix, plen) != 0)) {
             r = DB_NOTFOUND;
             break;
         }
@@ -466,8 +468,8 @@ static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t p
     return stop;
 }
 
-int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
-                       void *arg)
+static int foreach(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, bool match,
+                   fdb_visit_fn fn, void *arg)
 {
     if (txn && txn->generation != d->env->generation) {
         snprintf(d->env->err, sizeof d->env->err, "transaction outlived a database recovery");
@@ -477,12 +479,23 @@ int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, s
         return -1;
     size_t visited = 0;
     int dberr = 0;
-    int r = scan(d, txn, prefix, plen, fn, arg, &visited, &dberr);
+    int r = scan(d, txn, prefix, plen, match, fn, arg, &visited, &dberr);
     /* Retried after a reopen only when fn has seen nothing yet: a visitor with
        side effects must not see the same pairs twice. */
     if (r < 0 && dberr == DB_RUNRECOVERY && !txn && visited == 0 && env_reopen(d->env) == 0)
-        r = scan(d, txn, prefix, plen, fn, arg, &visited, &dberr);
+        r = scan(d, txn, prefix, plen, match, fn, arg, &visited, &dberr);
     return r;
+}
+
+int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
+                       void *arg)
+{
+    return foreach(d, txn, prefix, plen, true, fn, arg);
+}
+
+int fdb_foreach_from(struct fdb *d, const void *from, size_t flen, fdb_visit_fn fn, void *arg)
+{
+    return foreach(d, NULL, from, flen, false, fn, arg);
 }
 
 int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)

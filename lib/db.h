@@ -67,6 +67,10 @@ int  fdb_sweep(struct fdb *db, fdb_visit_fn pred, void *arg, size_t max, size_t 
 int  fdb_foreach_prefix(struct fdb *db, struct fdb_txn *txn, const void *prefix, size_t plen,
                         fdb_visit_fn fn, void *arg);
 
+/* Visit, in key order, the pairs from the first key >= from (flen 0: all), in a
+   transaction of its own. Returns as fdb_foreach. */
+int  fdb_foreach_from(struct fdb *db, const void *from, size_t flen, fdb_visit_fn fn, void *arg);
+
 const char *fdb_last_error(struct fdb_env *env);
 
 #endif

@@ -36,6 +36,7 @@
 #define LINE_MAX_OCTETS 65536
 #define EXPIRE_MAX      1000
 #define EXPIRE_EVERY_S  60
+#define SCAN_READ_MAX   1000
 
 enum ps_state { PS_CONNECT, PS_GREETING, PS_EHLO, PS_GTML, PS_BODY, PS_STORE, PS_QUIT };
 
@@ -60,6 +61,8 @@ struct pull_client {
     struct event *timer;
     time_t last_scan;               /* nudges within a second of a scan wait for the next second */
     time_t last_expiry;
+    char cursor[PULL_USER_MAX + NOTICE_ID_LEN + 3];  /* where the next scan reads from */
+    size_t cursor_len;                                 /* 0: the start */
     struct disk_child *expiry;      /* the running notice/greylist expiry sweep */
     struct pull_session *active;
     size_t nactive;
@@ -673,7 +676,17 @@ static void scan(struct pull_client *p)
     struct scan sc = { p, calloc(CANDIDATES_MAX, sizeof(struct pull_notice)), 0, now };
     if (!sc.c)
         return;
-    notice_list(p->notices, NULL, collect, &sc, NULL);
+    /* A window of at most SCAN_READ_MAX records from where the last scan
+       stopped, not the whole store each time: the read per scan is bounded
+       like the candidates are, and a store of N notices is gone through in
+       N / SCAN_READ_MAX scans, then again from the start. */
+    char next[sizeof p->cursor];
+    size_t nextlen = 0;
+    if (notice_list_from(p->notices, p->cursor, p->cursor_len, SCAN_READ_MAX, collect, &sc, next, sizeof next,
+                         &nextlen) < 0)
+        nextlen = 0;
+    memcpy(p->cursor, next, nextlen);
+    p->cursor_len = nextlen;
     qsort(sc.c, sc.n, sizeof *sc.c, by_age);
     double mono = (double)now;
     for (size_t i = 0; i < sc.n && p->nactive < PULL_ACTIVE_MAX; i++) {
