@@ -156,15 +156,33 @@ EVP_PKEY *dkim_privkey_load(const char *path, enum dkim_algo *algo, char *err, s
     return dkim_privkey_load_fd(fd, path, algo, err, errsz);
 }
 
+/* An encrypted key must fail, not make OpenSSL prompt on a terminal for its
+   passphrase (the key process would hang in the foreground). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+/* A PEM private key is a few KB; anything much larger is not one. */
+#define DKIM_KEY_FILE_MAX (64 * 1024)
+
 EVP_PKEY *dkim_privkey_load_fd(int fd, const char *path, enum dkim_algo *algo, char *err, size_t errsz)
 {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size > DKIM_KEY_FILE_MAX) {
+        snprintf(err, errsz, "key file %s is %lld bytes, larger than any key (%d)", path, (long long)st.st_size,
+                 DKIM_KEY_FILE_MAX);
+        close(fd);
+        return NULL;
+    }
     FILE *f = fdopen(fd, "r");
     if (!f) {
         snprintf(err, errsz, "cannot read key file %s: %s", path, strerror(errno));
         close(fd);
         return NULL;
     }
-    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
     fclose(f);
     if (!k) {
         snprintf(err, errsz, "key file %s holds no PEM private key", path);

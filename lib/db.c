@@ -414,7 +414,7 @@ int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
 /* One scan; *visited counts the pairs handed to fn, and *dberr is the Berkeley DB
    error when -1 is returned. */
 /* From the first key >= prefix; with match, only while keys start with it. */
-static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, bool match, fdb_visit_fn fn,
+static int scan_once(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, bool match, fdb_visit_fn fn,
                 void *arg, size_t *visited, int *dberr)
 {
     DBC *c;
@@ -468,6 +468,20 @@ static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t p
     return stop;
 }
 
+/* A scan in a transaction of its own counts as an open transaction while it runs:
+   a visitor's own operation that meets DB_RUNRECOVERY must not reopen the
+   environment under the scan's cursor. */
+static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, bool match, fdb_visit_fn fn,
+                void *arg, size_t *visited, int *dberr)
+{
+    if (!txn)
+        d->env->open_txns++;
+    int r = scan_once(d, txn, prefix, plen, match, fn, arg, visited, dberr);
+    if (!txn)
+        d->env->open_txns--;
+    return r;
+}
+
 static int foreach(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, bool match,
                    fdb_visit_fn fn, void *arg)
 {
@@ -486,6 +500,7 @@ static int foreach(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_
         r = scan(d, txn, prefix, plen, match, fn, arg, &visited, &dberr);
     return r;
 }
+
 
 int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
                        void *arg)

@@ -35,7 +35,15 @@ static uint64_t handled_rights(long abi)
     return r;
 }
 
-#define READ_RIGHTS (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+/* No EXECUTE anywhere: the confined process runs no program (execve), and a file
+   it could write must never become one it can run. Shared libraries it maps are
+   opened for reading, which EXECUTE does not govern. */
+#define READ_RIGHTS (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+/* Writable paths get everything but EXECUTE and the special files the process
+   never makes: devices, FIFOs and symbolic links (a link it planted could point
+   a later reader anywhere). */
+#define NOT_ON_WRITABLE (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_BLOCK | \
+                         LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_SYM)
 /* The rights that make sense on a file (the rest are about directory entries). */
 #define FILE_RIGHTS (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
                      LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
@@ -64,7 +72,7 @@ int landlock_confine(const struct landlock_path *paths, size_t n, char *err, siz
                 close(fd);
             continue;               /* not there: nothing to allow */
         }
-        uint64_t want = paths[i].write ? all : READ_RIGHTS;
+        uint64_t want = paths[i].write ? all & ~(uint64_t)NOT_ON_WRITABLE : READ_RIGHTS;
         if (!S_ISDIR(st.st_mode))
             want &= FILE_RIGHTS;
         struct landlock_path_beneath_attr pb = { .allowed_access = want & all, .parent_fd = fd };

@@ -27,7 +27,10 @@ struct cached_key {
     off_t size;
     EVP_PKEY *pkey;
     enum dkim_algo algo;
+    unsigned long used;         /* use counter value at the last hit: LRU eviction */
 };
+
+static unsigned long use_clock;
 
 static struct cached_key cache[KEYPROC_CACHE];
 
@@ -47,7 +50,10 @@ static void cache_drop(struct cached_key *c)
 
 /* The key for (domain, selector), read again when its file changed. The file is
    opened without following a link (the domain directory may be writable by the
-   smtp user, for rotation) and must be a regular file with one link. */
+   smtp user, for rotation) and must be a regular file with one link, owned by
+   this process's user (root) and writable by no one else: the smtp user can
+   create files in that directory, and a key it planted would have root parse
+   attacker-chosen PEM and sign with a key of the attacker's choosing. */
 static struct cached_key *load_key(const char *domain, const char *selector, char *err, size_t errsz)
 {
     char name[80];
@@ -63,6 +69,12 @@ static struct cached_key *load_key(const char *domain, const char *selector, cha
             close(fd);
         return NULL;
     }
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+        snprintf(err, errsz, "%s/%s: refused: owned by uid %ld (not %ld) or writable by group or others", domain,
+                 name, (long)st.st_uid, (long)geteuid());
+        close(fd);
+        return NULL;
+    }
     struct cached_key *free_slot = NULL;
     for (size_t i = 0; i < KEYPROC_CACHE; i++) {
         struct cached_key *c = &cache[i];
@@ -75,16 +87,19 @@ static struct cached_key *load_key(const char *domain, const char *selector, cha
         if (c->dev == st.st_dev && c->ino == st.st_ino && c->size == st.st_size &&
             c->mtime.tv_sec == st.st_mtim.tv_sec && c->mtime.tv_nsec == st.st_mtim.tv_nsec) {
             close(fd);
+            c->used = ++use_clock;
             return c;
         }
         cache_drop(c);
         free_slot = c;
         break;
     }
-    if (!free_slot) {                   /* full: start again rather than keep stale keys */
-        for (size_t i = 0; i < KEYPROC_CACHE; i++)
-            cache_drop(&cache[i]);
+    if (!free_slot) {                   /* full: the least recently used key goes */
         free_slot = &cache[0];
+        for (size_t i = 1; i < KEYPROC_CACHE; i++)
+            if (cache[i].used < free_slot->used)
+                free_slot = &cache[i];
+        cache_drop(free_slot);
     }
     char shown[400];
     snprintf(shown, sizeof shown, "%s/%s", domain, name);
@@ -100,6 +115,7 @@ static struct cached_key *load_key(const char *domain, const char *selector, cha
     free_slot->mtime = st.st_mtim;
     free_slot->pkey = k;
     free_slot->algo = algo;
+    free_slot->used = ++use_clock;
     return free_slot;
 }
 

@@ -617,8 +617,10 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
             free(cmd);
             return;
         }
-        log_info("session %s: note: %s without angle brackets accepted from [%s] (strict_envelopes = no)", s->id,
-                 mail ? "MAIL FROM" : "RCPT TO", s->peer_ip);
+        if (!s->noted_bare_path)        /* once: a client must not turn each command into a log line */
+            log_info("session %s: note: %s without angle brackets accepted from [%s] (strict_envelopes = no; "
+                     "noted once per session)", s->id, mail ? "MAIL FROM" : "RCPT TO", s->peer_ip);
+        s->noted_bare_path = true;
     }
     switch (cmd->verb) {
     case SMTP_VERB_EHLO:

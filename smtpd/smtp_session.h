@@ -94,6 +94,7 @@ struct smtp_session {
     bool in_sender_start;
     char spf_results[700];        /* spf= for Authentication-Results */
     char spf_fields[1500];        /* "Received-SPF: ...\r\n" */
+    bool noted_bare_path;         /* the bare-address note is logged once per session */
     char data_refusal[600];       /* spf_fail_action = data: the reply at the end of DATA */
     int spf_result;               /* enum spf_result of MAIL FROM (SPF_NONE when not run) */
     char spf_domain[256];         /* the domain SPF checked, for DMARC */

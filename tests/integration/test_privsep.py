@@ -175,6 +175,22 @@ class PrivSep(unittest.TestCase):
             self.assertIn(b"s=k1;", data)
             self.assertTrue(self.dkimpy_verifies(data))
 
+    def test_key_planted_by_the_smtp_user_is_refused(self):
+        # The smtp user may write the domain directory (rotation): a key it owns
+        # must not be loaded by the root key process, so nothing is signed with it.
+        import pwd
+        ferry = pwd.getpwnam("ferry")
+        try:
+            os.chown(self.keyfile, ferry.pw_uid, ferry.pw_gid)
+            with self.ferry() as f:
+                code, lines = self.send(f, "planted")
+                self.assertEqual(code, 250, lines)          # as for a domain without a usable key
+                self.assertIn("refused: owned by uid %d" % ferry.pw_uid, f.read_log())
+                data = open(f.wait_mail("planted")[0], "rb").read()
+                self.assertNotIn(b"DKIM-Signature:", data)
+        finally:
+            os.chown(self.keyfile, 0, 0)
+
     def test_stopped_key_process_defers_and_recovers(self):
         with self.ferry() as f:
             self.assertEqual(self.send(f, "warm")[0], 250)
