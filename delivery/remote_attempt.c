@@ -195,7 +195,8 @@ static void tls_count(struct remote_attempt *a, size_t target, const char *resul
         netaddr_ntop((const struct sockaddr *)&a->route.targets[target].sa, ip, sizeof ip);
         ev.ip = ip;
     }
-    struct buf pol = {0};
+    struct buf pol;
+    buf_init(&pol, TLSRPT_POLICY_MAX);
     if (a->sts.applies) {
         const char *mx[STS_MX_MAX];
         for (unsigned i = 0; i < a->sts.policy.n_mx; i++)
@@ -222,6 +223,13 @@ static void tls_count(struct remote_attempt *a, size_t target, const char *resul
 static void hook_no_starttls(void *arg, size_t target)
 {
     tls_count(arg, target, "starttls-not-supported");
+}
+
+static void hook_handshake_failed(void *arg, size_t target, SSL *ssl)
+{
+    struct remote_attempt *a = arg;
+    tls_count(a, target,
+              tlsrpt_result_of_verify(0, ssl ? SSL_get_verify_result(ssl) : 0, a->level[target] == TLS_LEVEL_DANE));
 }
 
 static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz)
@@ -490,7 +498,8 @@ static void start_session(struct remote_attempt *a)
     if (!keep_tlsa_hosts(a))
         return;
     plan_tls(a);
-    a->hooks = (struct smtp_tls_hooks){hook_mode, hook_new_ssl, hook_judge, a, hook_no_starttls};
+    a->hooks = (struct smtp_tls_hooks){hook_mode, hook_new_ssl, hook_judge, a, hook_no_starttls,
+                                       hook_handshake_failed};
     struct smtp_client_params p;
     memset(&p, 0, sizeof p);
     p.helo_name = cfg->hostname;
