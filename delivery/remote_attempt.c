@@ -5,6 +5,7 @@
 #include "delivery/mx.h"
 #include "delivery/tls_client.h"
 #include "delivery/tls_policy.h"
+#include "delivery/tlsrpt_store.h"
 #include "lib/buf.h"
 #include "lib/db.h"
 #include "lib/https_fetch.h"
@@ -15,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,7 @@ struct remote_ctx {
     struct fdb_env *env;
     struct fdb *sts_db;
     struct mta_sts *sts;
+    struct fdb *rpt_db;                     /* TLS-RPT counters: NULL when off */
 };
 
 /* The plan's steps, in order. Each step either moves on at once or starts a
@@ -175,11 +178,71 @@ static SSL *hook_new_ssl(void *arg, size_t target, char *err, size_t errsz)
                               errsz);
 }
 
+/* TLS-RPT (tlsrpt_store.h): one session's outcome for the destination. target
+   SIZE_MAX: the policy step failed before any MX host (result set). */
+static void tls_count(struct remote_attempt *a, size_t target, const char *result)
+{
+    struct remote_ctx *x = a->x;
+    if (!x->rpt_db || !settings_tlsrpt_domain(x->cfg, a->dest))
+        return;
+    bool tlsa = target != SIZE_MAX && a->level[target] == TLS_LEVEL_DANE;
+    struct tlsrpt_event ev = {.when = (long long)time(NULL), .domain = a->dest, .result = result, .mx = "",
+                              .ip = ""};
+    ev.ptype = a->sts.applies || (target == SIZE_MAX) ? "sts" : tlsa ? "tlsa" : "no-policy-found";
+    char ip[64] = "";
+    if (target != SIZE_MAX) {
+        ev.mx = a->route.targets[target].host;
+        netaddr_ntop((const struct sockaddr *)&a->route.targets[target].sa, ip, sizeof ip);
+        ev.ip = ip;
+    }
+    struct buf pol;
+    buf_init(&pol, TLSRPT_POLICY_MAX);
+    if (a->sts.applies) {
+        const char *mx[STS_MX_MAX];
+        for (unsigned i = 0; i < a->sts.policy.n_mx; i++)
+            mx[i] = a->sts.policy.mx[i];
+        if (sts_policy_format(a->sts.policy.mode, a->sts.policy.max_age, mx, a->sts.policy.n_mx, &pol) == 0 &&
+            buf_append(&pol, "", 1) == 0) {
+            /* §4.4: one string per line; stored joined by "\n" */
+            char *w = pol.data;
+            for (const char *r = pol.data; *r; r++)
+                if (*r != '\r')
+                    *w++ = *r;
+            *w = '\0';
+            if (w > pol.data && w[-1] == '\n')
+                w[-1] = '\0';
+            ev.policy = pol.data;
+        }
+    }
+    char err[256];
+    if (tlsrpt_store_count(x->env, x->rpt_db, &ev, err, sizeof err) < 0)
+        log_msg(LOG_LVL_WARN, a->txn.env->id, "tls-rpt: %s: %s", a->dest, err);
+    buf_free(&pol);
+}
+
+static void hook_no_starttls(void *arg, size_t target)
+{
+    tls_count(arg, target, "starttls-not-supported");
+}
+
+static void hook_handshake_failed(void *arg, size_t target, SSL *ssl)
+{
+    struct remote_attempt *a = arg;
+    tls_count(a, target,
+              tlsrpt_result_of_verify(0, ssl ? SSL_get_verify_result(ssl) : 0, a->level[target] == TLS_LEVEL_DANE));
+}
+
 static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz)
 {
     struct remote_attempt *a = arg;
     struct tls_outcome out;
     tls_client_outcome(ssl, a->level[target], a->level[target] == TLS_LEVEL_DANE, &out);
+    /* A failure is a session the level refused; an opportunistic session over an
+       unverified certificate is a success (RFC-NOTES.md "TLS-RPT"). */
+    tls_count(a, target,
+              out.acceptable ? NULL
+                             : tlsrpt_result_of_verify(out.established, out.established ? SSL_get_verify_result(ssl) : 0,
+                                                       a->level[target] == TLS_LEVEL_DANE));
     *verified = out.verified;
     tls_outcome_format(&out, desc, descsz);
     if (a->sts.applies) {
@@ -307,9 +370,12 @@ static void on_sts(void *arg, const struct mta_sts_result *r)
     a->sts_lookup = NULL;
     a->sts = *r;
     const char *qid = a->txn.env->id;
-    if (r->failure)
+    if (r->failure) {
         log_msg(LOG_LVL_INFO, qid, "mta-sts: %s: %s: %s%s", a->dest, r->failure, r->detail,
                 r->source == MTA_STS_FALLBACK ? " (the cached policy applies)" : "");
+        if (!r->applies)
+            tls_count(a, SIZE_MAX, r->failure);
+    }
     if (r->applies)
         log_msg(LOG_LVL_INFO, qid, "mta-sts: %s: policy mode=%s id=%s source=%s", a->dest,
                 sts_mode_name(r->policy.mode), r->id, mta_sts_source_name(r->source));
@@ -432,7 +498,8 @@ static void start_session(struct remote_attempt *a)
     if (!keep_tlsa_hosts(a))
         return;
     plan_tls(a);
-    a->hooks = (struct smtp_tls_hooks){hook_mode, hook_new_ssl, hook_judge, a};
+    a->hooks = (struct smtp_tls_hooks){hook_mode, hook_new_ssl, hook_judge, a, hook_no_starttls,
+                                       hook_handshake_failed};
     struct smtp_client_params p;
     memset(&p, 0, sizeof p);
     p.helo_name = cfg->hostname;
@@ -607,8 +674,18 @@ static int sts_open(struct remote_ctx *x, char *err, size_t errsz)
     return 0;
 }
 
+/* TLS-RPT's counters (data_dir/tlsrpt.db), in the same environment. */
+static int rpt_open(struct remote_ctx *x, char *err, size_t errsz)
+{
+    if (!x->env && fdb_env_open(x->cfg->data_dir, &x->env, err, errsz) < 0)
+        return -1;
+    return fdb_open(x->env, TLSRPT_STORE_DB, &x->rpt_db, err, errsz);
+}
+
 static void sts_close(struct remote_ctx *x)
 {
+    if (x->rpt_db)
+        fdb_close(x->rpt_db);
     mta_sts_free(x->sts);
     https_fetcher_free(x->https);
     if (x->sts_db)
@@ -656,6 +733,8 @@ struct remote_ctx *remote_ctx_new(struct event_base *base, const struct ferry_co
     if (cfg->smtp_tls_policy[0] && tls_policy_load(x->policy, cfg->smtp_tls_policy, err, errsz) < 0)
         goto fail;
     if (cfg->mta_sts && !x->relay && sts_open(x, err, errsz) < 0)
+        goto fail;
+    if (cfg->tlsrpt && !x->relay && rpt_open(x, err, errsz) < 0)
         goto fail;
     ERR_clear_error();
     return x;

@@ -332,6 +332,8 @@ void sc_on_event(struct bufferevent *bev, short what, void *arg)
         char ssl_err[200];
         sc_ssl_error_text(c, ssl_err, sizeof ssl_err);
         str_copy(c->tls_desc, "handshake failed", sizeof c->tls_desc);
+        if (c->tls.handshake_failed)
+            c->tls.handshake_failed(c->tls.arg, c->target, bufferevent_openssl_get_ssl(c->bev));
         if (c->tls_mode == SMTP_TLS_MAY && c->txn_on_conn == 0) {
             /* Opportunistic TLS that cannot be had: the same host in the clear. */
             c->tls_plain_retry = true;

@@ -117,6 +117,11 @@ struct smtp_tls_hooks {
        *verified whether the peer was authenticated (REQUIRETLS needs it). */
     bool (*judge)(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz);
     void *arg;
+    /* Optional (NULL: none): the target's mode asked for TLS and the server did
+       not offer STARTTLS or refused it (TLS-RPT's starttls-not-supported). */
+    void (*no_starttls)(void *arg, size_t target);
+    /* Optional: the handshake failed (ssl's verify result may say why). */
+    void (*handshake_failed)(void *arg, size_t target, SSL *ssl);
 };
 
 /* DMTP sending side (draft -03 §3.3-§3.5; RFC-NOTES.md "DMTP"): a peer whose EHLO

@@ -201,6 +201,8 @@ static void after_hello(struct smtp_client *c)
             sc_arm(c, c->to.helo);
             return;
         }
+        if (c->tls.no_starttls)
+            c->tls.no_starttls(c->tls.arg, c->target);
         if (c->tls_mode == SMTP_TLS_MUST) {
             sc_host_fail(c, DELIVERY_DEFER, "4.7.4 TLS is required for %s and it does not offer STARTTLS", c->label);
             return;
@@ -277,7 +279,11 @@ static void starttls_reply(struct smtp_client *c, const struct smtp_reply *r)
     char flat[SMTP_CLIENT_REPLY_MAX];
     if (r->code == 220) {
         sc_tls_begin(c);
-    } else if (c->tls_mode == SMTP_TLS_MUST) {
+        return;
+    }
+    if (c->tls.no_starttls)
+        c->tls.no_starttls(c->tls.arg, c->target);
+    if (c->tls_mode == SMTP_TLS_MUST) {
         sc_host_fail(c, DELIVERY_DEFER, "4.7.4 TLS is required for %s and it refused STARTTLS: %s", c->label,
                      sc_reply_flat(r, flat, sizeof flat));
     } else {

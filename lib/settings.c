@@ -296,6 +296,9 @@ static const struct conf_setting schema[] = {
     S("mta_sts", CONF_BOOL, mta_sts, "yes"),
     { .key = "mta_sts_test_policy_addr", .type = CONF_STRING,
       .offset = offsetof(struct ferry_config, mta_sts_test_policy_addr), .size = 64, .def = "" },
+    S("tlsrpt", CONF_BOOL, tlsrpt, "yes"),
+    { .key = "tlsrpt_exclude", .type = CONF_LIST, .offset = offsetof(struct ferry_config, tlsrpt_exclude),
+      .def = "", .check = check_domain, .comma_split = true },
     { .key = "smtp_dest_concurrency", .type = CONF_UINT,
       .offset = offsetof(struct ferry_config, smtp_dest_concurrency), .def = "10", .min = 1, .max = 1000 },
     { .key = "smtp_total_concurrency", .type = CONF_UINT,
@@ -563,6 +566,11 @@ bool settings_dmarc_report_domain(const struct ferry_config *cfg, const char *do
     if (!cfg->dmarc_reporting)
         return false;
     return cfg->dmarc_report_domains.n == 0 || domain_in_list(&cfg->dmarc_report_domains, domain);
+}
+
+bool settings_tlsrpt_domain(const struct ferry_config *cfg, const char *domain)
+{
+    return cfg->tlsrpt && !domain_in_list(&cfg->tlsrpt_exclude, domain);
 }
 
 bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain)

@@ -100,6 +100,8 @@ struct ferry_config {
     char smtp_tls_ca_file[PATH_MAX];
     bool mta_sts;                /* discover and apply MTA-STS policies (RFC 8461) */
     char mta_sts_test_policy_addr[64];   /* tests only: where every mta-sts.DOMAIN is */
+    bool tlsrpt;                 /* count outbound TLS outcomes and send TLS-RPT reports (RFC 8460) */
+    struct conf_list tlsrpt_exclude;     /* policy domains never counted nor reported */
     unsigned long long smtp_dest_concurrency;
     unsigned long long smtp_total_concurrency;
     unsigned long long smtp_dest_rate;           /* messages per second per destination; 0: no limit */
@@ -196,6 +198,9 @@ bool settings_is_relay_client(const struct ferry_config *cfg, const struct socka
 /* Should aggregate reports be kept for this DMARC policy domain? (dmarc_reporting
    and dmarc_report_domains; case-insensitive, trailing dot ignored) */
 bool settings_dmarc_report_domain(const struct ferry_config *cfg, const char *domain);
+/* Are outbound TLS outcomes to this policy domain counted and reported? (tlsrpt
+   and tlsrpt_exclude; as above) */
+bool settings_tlsrpt_domain(const struct ferry_config *cfg, const char *domain);
 
 /* The DNS client settings: the resolver key's servers (else /etc/resolv.conf),
    dns_timeout and dns_rounds. */

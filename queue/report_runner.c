@@ -2,6 +2,7 @@
 #include "queue/report_runner.h"
 #include "lib/log.h"
 #include "queue/dmarc_job.h"
+#include "queue/tlsrpt_job.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +68,14 @@ static void run_child(const struct ferry_config *cfg)
     else if (rc == 0 && res.reports)
         log_info("dmarc reports: %u due, %u sent, %u too big, %u failed, %u left for later", res.reports, res.sent,
                  res.too_big, res.failed, res.skipped);
+    struct tlsrpt_job_result tr;
+    if (cfg->tlsrpt) {
+        if (tlsrpt_job_run(cfg, (long long)time(NULL), &tr, err, sizeof err) < 0)
+            log_error("tls-rpt reports: %s", err);
+        else if (tr.reports || tr.pending)
+            log_info("tls-rpt reports: %u built, %u mailed, %u posted, %u failed, %u left for later", tr.reports,
+                     tr.mailed, tr.posted, tr.failed, tr.pending);
+    }
     _exit(rc < 0 ? 1 : 0);
 }
 
@@ -142,7 +151,7 @@ struct report_runner *report_runner_start(struct event_base *base, const struct 
         free(r);
         return NULL;
     }
-    if (cfg->dmarc_reporting || cfg->dmarc_reports_address[0] || cfg->dmarc_failure_reports)
+    if (cfg->dmarc_reporting || cfg->dmarc_reports_address[0] || cfg->dmarc_failure_reports || cfg->tlsrpt)
         schedule(r, REPORT_FIRST_SECONDS);
     return r;
 }

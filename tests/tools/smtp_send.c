@@ -188,7 +188,7 @@ int main(int argc, char **argv)
     p.msg_fd = fd;
     p.targets = targets;
     p.ntargets = ntargets;
-    struct smtp_tls_hooks hooks = {hook_mode, hook_new_ssl, hook_judge, NULL};
+    struct smtp_tls_hooks hooks = {hook_mode, hook_new_ssl, hook_judge, NULL, NULL, NULL};
     if (tool_mode != SMTP_TLS_OFF) {
         tool_ctx = SSL_CTX_new(TLS_client_method());
         SSL_CTX_set_verify(tool_ctx, SSL_VERIFY_NONE, NULL);
