@@ -3,8 +3,8 @@
  * sets from a header block with the structural checks of §5.2 steps 1–3, and the
  * chain validator (steps 4–7, with oldest-pass).
  *
- * Who calls it: ferryctl arc verify, unit tests and fuzzers today; the daemon when
- * the intake wiring lands. Pure: no sockets; key records come through the same
+ * Who calls it: smtpd on port-25 mail (streaming, beside the DKIM verifier),
+ * ferryctl arc verify, unit tests and fuzzers. Pure: no sockets; key records come through the same
  * struct dkim_resolver the DKIM verifier uses (auth/dkim_dns), and canonicalisation,
  * tag lists, key parsing and the signature primitives are auth/dkim_*'s.
  * Limits an outsider controls: at most ARC_SETS_MAX sets (more is "fail", §5.2 step
@@ -74,7 +74,16 @@ struct arc_result {
 typedef void (*arc_verify_done)(void *arg, const struct arc_result *r);
 
 struct arc_verifier;
-/* msg: the whole message (copied). Returns NULL on allocation failure. */
+/* Streaming, as dkim_verify: new, the header block once (the empty line may be
+   included; it is copied), the body in chunks of any size (hashed as it passes,
+   never kept), then finish, whose done callback fires exactly once, possibly
+   inside it. new returns NULL on allocation failure; header -1 when called twice
+   or out of memory (the result is then "none"). */
+struct arc_verifier *arc_verify_new(const struct dkim_resolver *r);
+int arc_verify_header(struct arc_verifier *v, const char *hdr, size_t len);
+void arc_verify_body(struct arc_verifier *v, const char *p, size_t n);
+void arc_verify_finish(struct arc_verifier *v, arc_verify_done done, void *arg);
+/* All of the above for a whole message in memory. NULL on allocation failure. */
 struct arc_verifier *arc_verify_start(const struct dkim_resolver *r, const char *msg, size_t len,
                                       arc_verify_done done, void *arg);
 void arc_verify_free(struct arc_verifier *v);

@@ -56,6 +56,8 @@ struct smtp_policy_ctx {
     const char *spf_domain;       /* the domain SPF checked ("" when SPF did not run) */
     bool trusted_forwarder;       /* evaluated and recorded, never enforced */
     bool keep_header;             /* keep the header section as it arrived (failure reports) */
+    bool arc;                     /* verify the ARC chain (RFC 8617) too; needs verify */
+    const char *remote_ip;        /* the client's address, for arc= smtp.remote-ip; NULL */
 };
 
 /* What DMARC said and what Ferry did about it (valid once done was called). */
@@ -79,6 +81,9 @@ void smtp_policy_content_end(struct smtp_policy *p, smtp_policy_write_fn w, void
 /* Why the message must be refused ("552 5.3.4 ..."), or NULL. Valid after
    smtp_policy_content_end. */
 const char *smtp_policy_refusal(const struct smtp_policy *p);
+/* "arc=pass arc.oldest-pass=N arc.sealer=D", "arc=fail", "arc=none" for the
+   message's log line; "" when ARC did not run. */
+const char *smtp_policy_arc_summary(const struct smtp_policy *p);
 void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *arg);
 /* Why the message must wait ("451 ..."): it is to be DKIM-signed and the key
    process could not sign it. Valid once done was called. */
