@@ -90,6 +90,11 @@ void arc_verify_free(struct arc_verifier *v);
 /* With a resolver that answers in line: 0 ok, -1 when it did not. */
 int arc_verify_message(const struct dkim_resolver *r, const char *msg, size_t len, struct arc_result *out);
 
+/* The newest AAR's results (arc_result.newest_aar, the part after "i=N;"): "dmarc"
+   when it says dmarc=pass, else "spf" for spf=pass, else "dkim" for dkim=pass, else
+   NULL. Comments and quoted strings are skipped; reads at most 4096 octets. */
+const char *arc_aar_pass(const char *aar);
+
 /* RFC 8617 §10.1 method result: "arc=pass (why) header.oldest-pass=N smtp.remote-ip=IP";
    ip may be NULL. 0 ok, -1 when truncated. */
 int arc_result_format(const struct arc_result *r, const char *ip, char *out, size_t outsz);

@@ -422,6 +422,8 @@ static void end_results(struct smtp_policy *p)
         char text[1024];
         if (dmarc_format_auth_results(&shown, text, sizeof text) >= 0)
             r |= buf_printf(&p->prepend, ";\r\n\t%s", text);
+        if (p->verdict.override_comment[0])      /* why dis= is not the Domain Owner's p= */
+            r |= buf_printf(&p->prepend, " (override=%s: %s)", p->verdict.override, p->verdict.override_comment);
     }
     r |= buf_puts(&p->prepend, "\r\n");
     if (p->verdict.evaluated && p->verdict.applied == DMARC_P_QUARANTINE)
@@ -431,6 +433,25 @@ static void end_results(struct smtp_policy *p)
     if (r < 0)
         log_msg(LOG_LVL_WARN, p->log_id, "Authentication-Results too long; left incomplete");
     finish_done(p);
+}
+
+/* RFC 8617 §7.2.1 local policy: a chain that passes, sealed last by a domain we
+   trust, whose AAR says the message authenticated there. Returns the method that
+   passed, or NULL, and in *sealer our own spelling of the sealer (a name checked
+   when the configuration was read, safe in a comment and a report). Only the
+   newest sealer counts: it is the one that vouches for what the earlier hops saw. */
+static const char *trusted_arc_pass(const struct smtp_policy *p, const char **sealer)
+{
+    const struct arc_result *r = p->arc_result;
+    const struct conf_list *l = &p->srv->cfg->arc_trusted_sealers;
+    if (!r || r->status != ARC_CV_PASS || !r->newest_domain[0])
+        return NULL;
+    for (size_t i = 0; i < l->n; i++)
+        if (str_ieq(l->items[i], r->newest_domain)) {
+            *sealer = l->items[i];
+            return arc_aar_pass(r->newest_aar);
+        }
+    return NULL;
 }
 
 /* Local policy on top of the Domain Owner's: what Ferry applies, and why it differs. */
@@ -443,10 +464,16 @@ static void decide_disposition(struct smtp_policy *p, const struct dmarc_outcome
     v->requested = o->disposition;
     v->applied = o->disposition;
     str_copy(v->header_from, o->header_from[0] ? o->header_from : "-", sizeof v->header_from);
+    const char *arc_pass = NULL, *sealer = NULL;
     if (v->applied != DMARC_P_NONE) {
         if (p->ctx.trusted_forwarder) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "trusted_forwarder", sizeof v->override);
+        } else if (o->result == DMARC_RES_FAIL && (arc_pass = trusted_arc_pass(p, &sealer)) != NULL) {
+            v->applied = DMARC_P_NONE;
+            str_copy(v->override, "local_policy", sizeof v->override);
+            snprintf(v->override_comment, sizeof v->override_comment, "arc sealer %s (%s=pass)", sealer,
+                     arc_pass);
         } else if (cfg->dmarc_enforce == DMARC_ENFORCE_NO) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "local_policy", sizeof v->override);
@@ -460,7 +487,8 @@ static void decide_disposition(struct smtp_policy *p, const struct dmarc_outcome
                      o->has_record ? dmarc_policy_name(o->policy) : "none",
                      dmarc_policy_name((enum dmarc_policy)v->applied));
     if (n > 0 && (size_t)n < sizeof v->summary && v->override[0])
-        n += snprintf(v->summary + n, sizeof v->summary - (size_t)n, " override=%s", v->override);
+        n += snprintf(v->summary + n, sizeof v->summary - (size_t)n, " override=%s%s%s%s", v->override,
+                      v->override_comment[0] ? " (" : "", v->override_comment, v->override_comment[0] ? ")" : "");
     if (n > 0 && (size_t)n < sizeof v->summary && o->reason[0])
         snprintf(v->summary + n, sizeof v->summary - (size_t)n, " (%s)", o->reason);
     log_msg(LOG_LVL_INFO, p->log_id, "%s", v->summary);

@@ -5,10 +5,12 @@
  * signing for mail from our own users, and the removal of forged
  * Authentication-Results fields.
  *
+ * For strangers on port 25 the ARC chain (RFC 8617) is verified too, streaming
+ * beside DKIM; its arc= result goes into the same Authentication-Results field.
  * DMARC runs after the DKIM results are in, with the SPF result the session got
  * at MAIL FROM; the Domain Owner's disposition is then limited by local policy
- * (dmarc_enforce, dmarc_trusted_forwarders), and every such override is kept with
- * its RFC 9990 reason. A quarantined message gets an X-Ferry-Quarantine field; the
+ * (dmarc_trusted_forwarders, arc_trusted_sealers, dmarc_enforce), and every such
+ * override is kept with its RFC 9990 reason. A quarantined message gets an X-Ferry-Quarantine field; the
  * session refuses a rejected one and marks a quarantined one in its envelope.
  *
  * The session feeds every content octet (after dot-unstuffing, without the
@@ -67,6 +69,7 @@ struct policy_dmarc {
     int requested;                /* enum dmarc_policy: the Domain Owner's, after t=y */
     int applied;                  /* enum dmarc_policy: what Ferry does */
     char override[24];            /* "" or an RFC 9990 reason: trusted_forwarder, local_policy */
+    char override_comment[128];   /* "" or why, e.g. "arc sealer fwd.example (dmarc=pass)" */
     char header_from[254];
     char summary[400];            /* "dmarc=fail header.from=D policy=reject disposition=..." */
 };
