@@ -25,10 +25,15 @@ struct lookup {
     bool have;
 };
 
-/* One AMS's body hash, computed while the body streams past. */
+/* One AMS's body hash, computed while the body streams past. Sets with the same
+   body c= and l= share one (the usual chain costs one or two passes over the body,
+   a hostile one at most ARC_SETS_MAX). */
 struct body_hash {
     struct dkim_body_canon canon;
     EVP_MD_CTX *ctx;
+    enum dkim_canon bc;
+    int64_t l;
+    size_t same_as;          /* index of the set whose hash this is; itself when own */
     unsigned char md[32];
     bool ready;              /* md holds the digest */
 };
@@ -141,6 +146,18 @@ static bool parse_canon(const struct dkim_tag *t, enum dkim_canon *hc, enum dkim
     return true;
 }
 
+/* The AMS l= (-1 when absent); false when it is not a number. */
+static bool ams_body_length(const struct dkim_taglist *tl, int64_t *l)
+{
+    const struct dkim_tag *t = dkim_tags_get(tl, "l");
+    char lv[24];
+    char *end;
+    *l = -1;
+    if (!t)
+        return true;
+    return dkim_tag_copy(t, lv, sizeof lv, true) >= 0 && lv[0] && (*l = strtoll(lv, &end, 10)) >= 0 && !*end;
+}
+
 /* One AMS: body hash, then the h= fields bottom-up and the AMS without b=. */
 static enum dkim_result verify_ams(struct arc_verifier *v, const struct arc_set *s, char *why)
 {
@@ -150,7 +167,7 @@ static enum dkim_result verify_ams(struct arc_verifier *v, const struct arc_set 
     if (r != DKIM_RES_PASS)
         return r;
     enum dkim_canon hc, bc;
-    const struct dkim_tag *th = dkim_tags_get(tl, "h"), *tbh = dkim_tags_get(tl, "bh"), *tl_ = dkim_tags_get(tl, "l");
+    const struct dkim_tag *th = dkim_tags_get(tl, "h"), *tbh = dkim_tags_get(tl, "bh");
     unsigned char bh[32], md[32];
     size_t bhlen;
     int64_t l = -1;
@@ -163,13 +180,9 @@ static enum dkim_result verify_ams(struct arc_verifier *v, const struct arc_set 
         say(why, "AMS bh= is not a SHA-256 digest");
         goto out;
     }
-    if (tl_) {
-        char lv[24];
-        char *end;
-        if (dkim_tag_copy(tl_, lv, sizeof lv, true) < 0 || !lv[0] || (l = strtoll(lv, &end, 10)) < 0 || *end) {
-            say(why, "AMS l= is not a number");
-            goto out;
-        }
+    if (!ams_body_length(tl, &l)) {
+        say(why, "AMS l= is not a number");
+        goto out;
     }
     (void)l;                 /* c= and l= were applied as the body streamed past */
     if (!v->bh || !v->bh[s->instance - 1].ready) {
@@ -355,19 +368,20 @@ static void start_body_hashes(struct arc_verifier *v)
 {
     v->bh = calloc(v->c->n, sizeof *v->bh);
     for (size_t k = 0; v->bh && k < v->c->n; k++) {
+        v->bh[k].same_as = k;
         const struct dkim_taglist *tl = &v->c->sets[k].ams_tags;
-        const struct dkim_tag *tl_ = dkim_tags_get(tl, "l");
         enum dkim_canon hc, bc;
-        int64_t l = -1;
-        if (!parse_canon(dkim_tags_get(tl, "c"), &hc, &bc))
+        int64_t l;
+        if (!parse_canon(dkim_tags_get(tl, "c"), &hc, &bc) || !ams_body_length(tl, &l))
             continue;
-        if (tl_) {
-            char lv[24];
-            char *end;
-            if (dkim_tag_copy(tl_, lv, sizeof lv, true) < 0 || !lv[0] || (l = strtoll(lv, &end, 10)) < 0 || *end)
-                continue;
-        }
         struct body_hash *b = &v->bh[k];
+        b->bc = bc;
+        b->l = l;
+        for (size_t j = 0; j < k && b->same_as == k; j++)
+            if (v->bh[j].ctx && v->bh[j].same_as == j && v->bh[j].bc == bc && v->bh[j].l == l)
+                b->same_as = j;
+        if (b->same_as != k)
+            continue;
         b->ctx = EVP_MD_CTX_new();
         if (!b->ctx || EVP_DigestInit_ex(b->ctx, EVP_sha256(), NULL) != 1) {
             EVP_MD_CTX_free(b->ctx);
@@ -438,6 +452,13 @@ void arc_verify_finish(struct arc_verifier *v, arc_verify_done done, void *arg)
         b->ready = EVP_DigestFinal_ex(b->ctx, b->md, &mdlen) == 1 && mdlen == 32;
         EVP_MD_CTX_free(b->ctx);
         b->ctx = NULL;
+    }
+    for (size_t k = 0; v->bh && k < v->c->n; k++) {    /* shared hashes: earlier sets are done */
+        struct body_hash *b = &v->bh[k];
+        if (b->same_as != k && v->bh[b->same_as].ready) {
+            memcpy(b->md, v->bh[b->same_as].md, sizeof b->md);
+            b->ready = true;
+        }
     }
     if (v->r.status == ARC_CV_PASS) {
         v->nlk = 2 * v->c->n;
