@@ -21,6 +21,10 @@ import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
+# Leaks inside libdb after a recovery are not ours (tests/lsan.supp says why);
+# inherited by the unit tests and by every daemon the integration tests start.
+os.environ.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "lsan.supp"))
 CHECK_RE = re.compile(r"(\d+)%: Checks: (\d+), Failures: (\d+), Errors: (\d+)")
 
 
