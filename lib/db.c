@@ -5,10 +5,12 @@
 
 #include <db.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* A call that met a deadlock (two writers crossing) is retried this often when it
    runs in its own transaction; inside the caller's transaction the caller decides. */
@@ -28,7 +30,18 @@ struct fdb_env {
     unsigned generation;
     int open_txns;
     char err[256];
+    /* Shared within a process (see fdb_env_open): */
+    pid_t pid;
+    unsigned refs;
+    struct fdb_env *next_open;
 };
+
+/* The environments this process has open. DB_REGISTER allows one DB_ENV handle
+   per process and environment, and the queue process has more than one user of
+   data_dir (the pull client, MTA-STS's cache): the second open of a directory
+   shares the first's handle. pid keeps a forked child (a disk_child, a report
+   run) from using its parent's handle, which Berkeley DB forbids across fork. */
+static struct fdb_env *open_envs;
 
 struct fdb {
     struct fdb_env *env;
@@ -96,6 +109,13 @@ static int db_start(struct fdb *d, char *err, size_t errlen)
 int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen)
 {
     *out = NULL;
+    pid_t self = getpid();
+    for (struct fdb_env *o = open_envs; o; o = o->next_open)
+        if (o->pid == self && !strcmp(o->dir, dir)) {
+            o->refs++;
+            *out = o;
+            return 0;
+        }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create the database directory %s: %s", dir, strerror(errno));
         return -1;
@@ -111,6 +131,10 @@ int fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen
         free(e);
         return -1;
     }
+    e->pid = self;
+    e->refs = 1;
+    e->next_open = open_envs;
+    open_envs = e;
     *out = e;
     return 0;
 }
@@ -162,8 +186,13 @@ static int env_usable(struct fdb_env *e)
 
 void fdb_env_close(struct fdb_env *e)
 {
-    if (!e)
+    if (!e || --e->refs > 0)
         return;
+    for (struct fdb_env **pp = &open_envs; *pp; pp = &(*pp)->next_open)
+        if (*pp == e) {
+            *pp = e->next_open;
+            break;
+        }
     if (e->env) {
         e->env->txn_checkpoint(e->env, 0, 0, 0);
         e->env->close(e->env, 0);
@@ -384,8 +413,9 @@ int fdb_del(struct fdb *d, struct fdb_txn *txn, const void *key, size_t klen)
 
 /* One scan; *visited counts the pairs handed to fn, and *dberr is the Berkeley DB
    error when -1 is returned. */
-static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn, void *arg,
-                size_t *visited, int *dberr)
+/* From the first key >= prefix; with match, only while keys start with it. */
+static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, bool match, fdb_visit_fn fn,
+                void *arg, size_t *visited, int *dberr)
 {
     DBC *c;
     DB_TXN *t = txn ? txn->txn : NULL;
@@ -416,7 +446,7 @@ static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t p
     int stop = 0;
     while ((r = c->get(c, &k, &v, how)) == 0) {
         how = DB_NEXT;
-        if (plen > 0 && (k.size < plen || memcmp(k.data, prefix, plen) != 0)) {
+        if (match && plen > 0 && (k.size < plen || memcmp(k.data, prefix, plen) != 0)) {
             r = DB_NOTFOUND;
             break;
         }
@@ -438,8 +468,8 @@ static int scan(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t p
     return stop;
 }
 
-int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
-                       void *arg)
+static int foreach(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, bool match,
+                   fdb_visit_fn fn, void *arg)
 {
     if (txn && txn->generation != d->env->generation) {
         snprintf(d->env->err, sizeof d->env->err, "transaction outlived a database recovery");
@@ -449,12 +479,23 @@ int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, s
         return -1;
     size_t visited = 0;
     int dberr = 0;
-    int r = scan(d, txn, prefix, plen, fn, arg, &visited, &dberr);
+    int r = scan(d, txn, prefix, plen, match, fn, arg, &visited, &dberr);
     /* Retried after a reopen only when fn has seen nothing yet: a visitor with
        side effects must not see the same pairs twice. */
     if (r < 0 && dberr == DB_RUNRECOVERY && !txn && visited == 0 && env_reopen(d->env) == 0)
-        r = scan(d, txn, prefix, plen, fn, arg, &visited, &dberr);
+        r = scan(d, txn, prefix, plen, match, fn, arg, &visited, &dberr);
     return r;
+}
+
+int fdb_foreach_prefix(struct fdb *d, struct fdb_txn *txn, const void *prefix, size_t plen, fdb_visit_fn fn,
+                       void *arg)
+{
+    return foreach(d, txn, prefix, plen, true, fn, arg);
+}
+
+int fdb_foreach_from(struct fdb *d, const void *from, size_t flen, fdb_visit_fn fn, void *arg)
+{
+    return foreach(d, NULL, from, flen, false, fn, arg);
 }
 
 int fdb_foreach(struct fdb *d, fdb_visit_fn fn, void *arg)

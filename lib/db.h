@@ -20,6 +20,8 @@ struct fdb_env;
 struct fdb;
 struct fdb_txn;
 
+/* A second open of the same dir in the same process shares the first's handle
+   (Berkeley DB's DB_REGISTER allows one per process); each open needs its close. */
 int  fdb_env_open(const char *dir, struct fdb_env **out, char *err, size_t errlen);
 void fdb_env_close(struct fdb_env *env);
 
@@ -64,6 +66,10 @@ int  fdb_sweep(struct fdb *db, fdb_visit_fn pred, void *arg, size_t max, size_t 
    inside txn (NULL: a transaction of its own). Returns as fdb_foreach. */
 int  fdb_foreach_prefix(struct fdb *db, struct fdb_txn *txn, const void *prefix, size_t plen,
                         fdb_visit_fn fn, void *arg);
+
+/* Visit, in key order, the pairs from the first key >= from (flen 0: all), in a
+   transaction of its own. Returns as fdb_foreach. */
+int  fdb_foreach_from(struct fdb *db, const void *from, size_t flen, fdb_visit_fn fn, void *arg);
 
 const char *fdb_last_error(struct fdb_env *env);
 

@@ -449,6 +449,53 @@ int notice_list(struct notice_store *s, const char *user, int (*fn)(const struct
     return r;
 }
 
+struct from_ctx {
+    struct list_ctx l;
+    size_t max, seen;
+    char *next;
+    size_t nextsz, *nextlen;
+};
+
+static int visit_from(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct from_ctx *c = arg;
+    /* The next window starts just after this key: the key and one NUL octet, the
+       least key above it. */
+    if (kl + 1 <= c->nextsz) {
+        memcpy(c->next, k, kl);
+        c->next[kl] = '\0';
+        *c->nextlen = kl + 1;
+    }
+    c->seen++;
+    int r = visit(k, kl, v, vl, &c->l);
+    if (r)
+        return r;
+    return c->seen >= c->max ? 2 : 0;
+}
+
+int notice_list_from(struct notice_store *s, const char *from, size_t fromlen, size_t max,
+                     int (*fn)(const struct pull_notice *n, void *arg), void *arg, char *next, size_t nextsz,
+                     size_t *nextlen)
+{
+    struct from_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->l.fn = fn;
+    c->l.arg = arg;
+    c->max = max ? max : 1;
+    c->next = next;
+    c->nextsz = nextsz;
+    c->nextlen = nextlen;
+    *nextlen = 0;
+    int r = fdb_foreach_from(s->db, from, fromlen, visit_from, c);
+    free(c);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        *nextlen = 0;           /* the end: the next window starts at the beginning */
+    return r == 0 ? 0 : 1;
+}
+
 /* Expired, or not a record at all. */
 static int expired(const void *k, size_t kl, const void *v, size_t vl, void *arg)
 {

@@ -86,6 +86,14 @@ int notice_list(struct notice_store *s, const char *user, int (*fn)(const struct
 int notice_count_pending(struct notice_store *s, const char *user, const char *sender, time_t now, size_t stop_at,
                          size_t *total, size_t *from_sender);
 
+/* One window of notice_list over every user: at most max records from the first
+   key >= from (fromlen 0: the start). next (nextsz >= PULL_USER_MAX +
+   NOTICE_ID_LEN + 3) gets where the following window starts, *nextlen 0 when
+   this one reached the end. 1 more may follow, 0 the end, -1 database error. */
+int notice_list_from(struct notice_store *s, const char *from, size_t fromlen, size_t max,
+                     int (*fn)(const struct pull_notice *n, void *arg), void *arg, char *next, size_t nextsz,
+                     size_t *nextlen);
+
 /* Drop at most max notices with expires <= now (and damaged records). */
 int notice_expire(struct notice_store *s, time_t now, size_t max, size_t *dropped);
 

@@ -30,7 +30,9 @@
  *
  * Concurrency: the smtp process (GTML marks) and the queue process (create,
  * expire) share held/; every read-modify-write of an envelope runs under an
- * exclusive flock on held/.lock, taken for a few file operations at most.
+ * exclusive flock on held/.lock, taken for a few file operations at most,
+ * except by held_expire, which the queue process runs in a forked child
+ * (pull_hold_expire_start) so that its loop never waits on the lock.
  * Errors: -1 with errno (held_create: ENOSPC and kin mean "try later").
  */
 #ifndef FERRY_HELD_H

@@ -12,6 +12,7 @@
 #include "pull/greylist.h"
 #include "pull/msid.h"
 #include "pull/notice.h"
+#include "queue/disk_child.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,8 +35,10 @@
 #define TIMEOUT_S       120
 #define LINE_MAX_OCTETS 65536
 #define EXPIRE_MAX      1000
+#define EXPIRE_EVERY_S  60
+#define SCAN_READ_MAX   1000
 
-enum ps_state { PS_CONNECT, PS_GREETING, PS_EHLO, PS_GTML, PS_BODY, PS_QUIT };
+enum ps_state { PS_CONNECT, PS_GREETING, PS_EHLO, PS_GTML, PS_BODY, PS_STORE, PS_QUIT };
 
 struct backoff {
     char key[PULL_USER_MAX + NOTICE_ID_LEN + 2];
@@ -54,10 +57,13 @@ struct pull_client {
     struct msid_key key;
     struct notice_store *notices;
     struct pull_lists *lists;
-    struct greylist_store *grey;
     struct ratelimit *peer_rate;
     struct event *timer;
     time_t last_scan;               /* nudges within a second of a scan wait for the next second */
+    time_t last_expiry;
+    char cursor[PULL_USER_MAX + NOTICE_ID_LEN + 3];  /* where the next scan reads from */
+    size_t cursor_len;                                 /* 0: the start */
+    struct disk_child *expiry;      /* the running notice/greylist expiry sweep */
     struct pull_session *active;
     size_t nactive;
     struct backoff backoff[BACKOFF_SLOTS];
@@ -75,6 +81,11 @@ struct pull_session {
     struct buf body;
     bool body_started;
     struct timespec deadline;       /* monotonic: the whole pull must end by then */
+    struct envelope env;            /* of the pulled message, from PS_STORE on */
+    char hdr[1200];                 /* its Received: field */
+    size_t hdr_len;
+    struct disk_child *store;       /* PS_STORE: the child writing it to the spool */
+    bool peer_gone;                 /* the SMTA hung up during PS_STORE */
 };
 
 /* ---- back-off, per notice, in memory ---- */
@@ -111,11 +122,14 @@ static void session_end(struct pull_session *s)
         *pp = s->next;
         p->nactive--;
     }
+    if (s->store)
+        disk_child_forget(s->store);
     if (s->bev)
         bufferevent_free(s->bev);
     if (s->timer)
         event_free(s->timer);
     buf_free(&s->body);
+    env_free(&s->env);
     free(s);
 }
 
@@ -169,48 +183,65 @@ static void arm(struct pull_session *s)
     evtimer_add(s->timer, &tv);
 }
 
-/* The whole message is here: queue it, then forget the notice, then QUIT. */
-static void delivered(struct pull_session *s)
+/* The whole message is here: store it, then forget the notice, then QUIT.
+
+   The store (spool_enqueue: the message and envelope written and fsync'd, then
+   renamed into queue/) is a forked disk_child's, so a multi-megabyte pull never
+   holds the queue loop for its fsyncs; the session waits in PS_STORE, reading
+   nothing. A fork rather than a delivery-pool job: the body is already in this
+   process's memory and the child has it copy-on-write, where a worker would need
+   it sent over a channel first. The promise is unchanged: the notice is dropped
+   and our QUIT (which tells the SMTA it may let the message go) sent only after
+   the child reported the message committed. A kill -9 of the queue process while
+   the child works leaves the notice, so the message is pulled again (at least
+   once, never lost); the child, not killed with it, finishes or is undone by the
+   spool's start-up cleanup of incoming/. */
+static int store_child(void *arg, char *result, size_t *len)
 {
+    struct pull_session *s = arg;
+    struct pull_client *p = s->pc;
+    struct envelope *e = &s->env;
+    struct buf msg;
+    buf_init(&msg, (size_t)p->cfg->message_size_limit + sizeof s->hdr);
+    int r = buf_append(&msg, s->hdr, s->hdr_len) | buf_append(&msg, s->body.data ? s->body.data : "", s->body.len);
+    if (r < 0) {
+        *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "out of memory building the pulled message");
+        return 1;
+    }
+    for (size_t i = 0; i < msg.len && !e->body_8bit; i++)
+        e->body_8bit = (unsigned char)msg.data[i] >= 0x80;
+    if (spool_enqueue(p->sp, e, msg.data, msg.len) < 0) {
+        *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "cannot queue the pulled message: %s", strerror(errno));
+        return 1;
+    }
+    *len = strlen(e->id);
+    memcpy(result, e->id, *len);
+    return 0;
+}
+
+static void stored(int code, const char *result, size_t rlen, void *arg)
+{
+    struct pull_session *s = arg;
     struct pull_client *p = s->pc;
     const struct pull_notice *n = &s->n;
-    char date[64], hdr[1200];
-    time_t now = time(NULL);
-    mail_date(now, date, sizeof date);
-    struct envelope e;
-    env_init(&e);
-    qid_new(e.id);
-    int hl = snprintf(hdr, sizeof hdr,
-                      "Received: from %s ([%s])\r\n\tby %s with DMTP pull (GTML) id %s\r\n"
-                      "\tfor <%s> (notice %s, msid %s); %s\r\n",
-                      n->peer_name[0] ? n->peer_name : "unknown", n->peer_ip, p->cfg->hostname, e.id,
-                      n->recipient, n->id, n->msid, date);
-    struct buf msg;
-    buf_init(&msg, (size_t)p->cfg->message_size_limit + sizeof hdr);
-    if (hl < 0 || (size_t)hl >= sizeof hdr || buf_append(&msg, hdr, (size_t)hl) < 0 ||
-        buf_append(&msg, s->body.data ? s->body.data : "", s->body.len) < 0) {
-        buf_free(&msg);
-        pull_failed(s, "out of memory building the pulled message");
+    s->store = NULL;
+    if (code != 0) {
+        if (code < 0)
+            pull_failed(s, "the store of the pulled message died");
+        else
+            pull_failed(s, "%.*s", (int)rlen, result);
         return;
     }
-    str_copy(e.sender, n->sender, sizeof e.sender);
-    str_copy(e.client_addr, n->peer_ip, sizeof e.client_addr);
-    str_copy(e.client_helo, n->peer_name, sizeof e.client_helo);
-    str_copy(e.protocol, "ESMTP", sizeof e.protocol);
-    e.arrival = now;
-    for (size_t i = 0; i < msg.len && !e.body_8bit; i++)
-        e.body_8bit = (unsigned char)msg.data[i] >= 0x80;
-    if (env_add_rcpt(&e, n->recipient) < 0 || spool_enqueue(p->sp, &e, msg.data, msg.len) < 0) {
-        int saved = errno;
-        env_free(&e);
-        buf_free(&msg);
-        pull_failed(s, "cannot queue the pulled message: %s", strerror(saved));
+    if (rlen > QID_LEN) {
+        pull_failed(s, "the store of the pulled message answered nonsense");
         return;
     }
-    buf_free(&msg);
-    log_msg(LOG_LVL_INFO, e.id, "pulled from [%s] for <%s>: notice %s msid=%s size=%llu sender=<%s>", n->peer_ip,
-            n->recipient, n->id, n->msid, e.size, n->sender);
+    memcpy(s->env.id, result, rlen);
+    s->env.id[rlen] = '\0';
+    log_msg(LOG_LVL_INFO, s->env.id, "pulled from [%s] for <%s>: notice %s msid=%s size=%llu sender=<%s>",
+            n->peer_ip, n->recipient, n->id, n->msid, (unsigned long long)(s->hdr_len + s->body.len), n->sender);
     char err[256];
+    time_t now = time(NULL);
     if (notice_drop(p->notices, n->user, n->id, err, sizeof err) < 0)
         log_warn("pull %s: cannot drop the notice: %s (it may be pulled again)", n->id, err);
     if (n->sender[0])
@@ -219,14 +250,55 @@ static void delivered(struct pull_session *s)
     if (b)
         b->key[0] = '\0';
     if (p->queued)
-        p->queued(e.id, p->arg);
-    env_free(&e);
+        p->queued(s->env.id, p->arg);
+    buf_free(&s->body);
+    if (s->peer_gone) {
+        session_end(s);
+        return;
+    }
     /* Our QUIT tells the SMTA the message arrived whole. */
     s->state = PS_QUIT;
+    bufferevent_enable(s->bev, EV_READ);
     if (!send_line(s, "QUIT\r\n"))
         session_end(s);
     else
         arm(s);
+}
+
+static void delivered(struct pull_session *s)
+{
+    struct pull_client *p = s->pc;
+    const struct pull_notice *n = &s->n;
+    char date[64];
+    time_t now = time(NULL);
+    mail_date(now, date, sizeof date);
+    struct envelope *e = &s->env;
+    qid_new(e->id);
+    int hl = snprintf(s->hdr, sizeof s->hdr,
+                      "Received: from %s ([%s])\r\n\tby %s with DMTP pull (GTML) id %s\r\n"
+                      "\tfor <%s> (notice %s, msid %s); %s\r\n",
+                      n->peer_name[0] ? n->peer_name : "unknown", n->peer_ip, p->cfg->hostname, e->id,
+                      n->recipient, n->id, n->msid, date);
+    if (hl < 0 || (size_t)hl >= sizeof s->hdr) {
+        pull_failed(s, "cannot build the Received: field");
+        return;
+    }
+    s->hdr_len = (size_t)hl;
+    str_copy(e->sender, n->sender, sizeof e->sender);
+    str_copy(e->client_addr, n->peer_ip, sizeof e->client_addr);
+    str_copy(e->client_helo, n->peer_name, sizeof e->client_helo);
+    str_copy(e->protocol, "ESMTP", sizeof e->protocol);
+    e->arrival = now;
+    if (env_add_rcpt(e, n->recipient) < 0) {
+        pull_failed(s, "out of memory");
+        return;
+    }
+    s->state = PS_STORE;
+    bufferevent_disable(s->bev, EV_READ);
+    evtimer_del(s->timer);
+    s->store = disk_child_run(p->base, store_child, s, stored, s);
+    if (!s->store)
+        pull_failed(s, "cannot start the store of the pulled message: %s", strerror(errno));
 }
 
 /* Body lines until the lone dot. 1 done, 0 more to come, -1 failed (ended). */
@@ -365,6 +437,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct pull_session *s = arg;
+    if (s->state == PS_STORE) {
+        /* The store goes on: the message was received whole, and is kept. */
+        s->peer_gone = true;
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         s->state = PS_GREETING;
         arm(s);
@@ -416,6 +494,7 @@ static void start_pull(struct pull_client *p, const struct pull_notice *n)
         return;
     s->pc = p;
     s->n = *n;
+    env_init(&s->env);
     buf_init(&s->body, (size_t)p->cfg->message_size_limit + 2);
     smtp_reply_parser_init(&s->parser);
     s->next = p->active;
@@ -527,24 +606,87 @@ static bool notice_busy(const struct pull_client *p, const struct pull_notice *n
     return false;
 }
 
+/* The expiry sweeps of the notice and greylist stores (Berkeley DB writes and
+   their log flushes, up to EXPIRE_MAX records each) run in a forked disk_child
+   at most every EXPIRE_EVERY_S, one at a time, so the loop does no database
+   write for them. A fork, not a worker job: the child needs only data_dir and
+   the msid key, and opens its own environment (lib/db.h: a handle never crosses
+   a fork). Each record is removed in its own transaction, so a kill -9 of the
+   child costs at most a Berkeley DB recovery, and the next sweep goes on. */
+struct expiry_arg {
+    const struct ferry_config *cfg;
+    const struct msid_key *key;
+    time_t now;
+};
+
+static int expiry_child(void *arg, char *result, size_t *len)
+{
+    const struct expiry_arg *a = arg;
+    struct fdb_env *env;
+    char err[256];
+    *len = 0;
+    if (fdb_env_open(a->cfg->data_dir, &env, err, sizeof err) < 0) {
+        *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "%s", err);
+        return 1;
+    }
+    struct notice_store *ns = notice_open(env, a->key, err, sizeof err);
+    size_t dropped = 0;
+    if (ns) {
+        notice_expire(ns, a->now, EXPIRE_MAX, &dropped);
+        notice_close(ns);
+        if (dropped)
+            log_info("DMTP: %zu pending notices expired", dropped);
+    }
+    struct greylist_store *g = greylist_open(env, err, sizeof err);
+    if (g) {
+        struct greylist_params gp = { (time_t)a->cfg->pull_greylist_delay, (time_t)a->cfg->pull_greylist_window,
+                                      (time_t)a->cfg->pull_greylist_lifetime };
+        size_t gone = 0;
+        greylist_expire(g, &gp, a->now, EXPIRE_MAX, &gone);
+        greylist_close(g);
+    }
+    fdb_env_close(env);
+    return ns ? 0 : 1;
+}
+
+static void expiry_done(int code, const char *result, size_t len, void *arg)
+{
+    struct pull_client *p = arg;
+    p->expiry = NULL;
+    if (code != 0)
+        log_warn("DMTP notice expiry sweep failed%s%.*s", len ? ": " : "", (int)len, result);
+}
+
+static void start_expiry(struct pull_client *p, time_t now)
+{
+    if (p->expiry || now - p->last_expiry < EXPIRE_EVERY_S)
+        return;
+    p->last_expiry = now;
+    struct expiry_arg a = { p->cfg, &p->key, now };
+    p->expiry = disk_child_run(p->base, expiry_child, &a, expiry_done, p);
+    if (!p->expiry)
+        log_warn("cannot start the DMTP notice expiry sweep: %s (next time)", strerror(errno));
+}
+
 static void scan(struct pull_client *p)
 {
     time_t now = time(NULL);
     p->last_scan = now;
-    size_t dropped = 0;
-    notice_expire(p->notices, now, EXPIRE_MAX, &dropped);
-    if (dropped)
-        log_info("DMTP: %zu pending notices expired", dropped);
-    if (p->grey) {
-        struct greylist_params gp = { (time_t)p->cfg->pull_greylist_delay, (time_t)p->cfg->pull_greylist_window,
-                                      (time_t)p->cfg->pull_greylist_lifetime };
-        size_t gone = 0;
-        greylist_expire(p->grey, &gp, now, EXPIRE_MAX, &gone);
-    }
+    start_expiry(p, now);
     struct scan sc = { p, calloc(CANDIDATES_MAX, sizeof(struct pull_notice)), 0, now };
     if (!sc.c)
         return;
-    notice_list(p->notices, NULL, collect, &sc, NULL);
+    /* A window of at most SCAN_READ_MAX records from where the last scan
+       stopped, not the whole store each time: the read per scan is bounded
+       like the candidates are, and a store of N notices is gone through in
+       N / SCAN_READ_MAX scans, then again from the start. */
+    char next[sizeof p->cursor];
+    size_t nextlen = 0;
+    if (notice_list_from(p->notices, p->cursor, p->cursor_len, SCAN_READ_MAX, collect, &sc, next, sizeof next,
+                         &nextlen) < 0)
+        nextlen = 0;
+    memcpy(p->cursor, next, nextlen);
+    p->cursor_len = nextlen;
     qsort(sc.c, sc.n, sizeof *sc.c, by_age);
     double mono = (double)now;
     for (size_t i = 0; i < sc.n && p->nactive < PULL_ACTIVE_MAX; i++) {
@@ -598,7 +740,6 @@ struct pull_client *pull_client_new(struct event_base *base, const struct ferry_
         pull_client_free(p);
         return NULL;
     }
-    p->grey = greylist_open(p->env, err, errlen);       /* expiry only: optional */
     p->peer_rate = ratelimit_new(10000, PULL_PEER_RATE, 60);
     p->timer = evtimer_new(base, on_timer, p);
     if (!p->peer_rate || !p->timer) {
@@ -616,11 +757,10 @@ void pull_client_free(struct pull_client *p)
         return;
     while (p->active)
         session_end(p->active);
+    disk_child_forget(p->expiry);
     if (p->timer)
         event_free(p->timer);
     ratelimit_free(p->peer_rate);
-    if (p->grey)
-        greylist_close(p->grey);
     if (p->lists)
         pull_lists_close(p->lists);
     if (p->notices)

@@ -6,6 +6,7 @@
 #include "lib/netaddr.h"
 #include "pull/dmtp_cmd.h"
 #include "lib/qid.h"
+#include "queue/disk_child.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -128,6 +129,8 @@ int pull_hold_open(struct pull_hold *p, const struct ferry_config *cfg, char *er
 
 void pull_hold_close(struct pull_hold *p)
 {
+    disk_child_forget(p->sweep);
+    p->sweep = NULL;
     held_close(&p->store);
     memset(&p->key, 0, sizeof p->key);
 }
@@ -135,4 +138,53 @@ void pull_hold_close(struct pull_hold *p)
 int pull_hold_expire(struct pull_hold *p, time_t now, size_t max)
 {
     return held_expire(&p->store, now, max, NULL, NULL);
+}
+
+/* The sweep reads every held envelope and removes files under held/.lock, which
+   the smtp process's GTML marks wait for: a forked disk_child does it, so the
+   queue loop neither reads nor waits on that lock. A fork rather than a
+   bounded step per loop turn: the sweep's stray cleanup must see the directory
+   under one lock hold (held.c), which a step cannot split. The child opens held/
+   again: a flock belongs to the open file description, and one shared with this
+   process would not keep the two apart. Crash-safe as held_expire is (each
+   removal is .env first), so a kill -9 of either process mid-sweep loses
+   nothing: the next sweep finishes it. */
+struct sweep_arg {
+    const struct ferry_config *cfg;
+    time_t now;
+    size_t max;
+};
+
+static int sweep_child(void *arg, char *result, size_t *len)
+{
+    const struct sweep_arg *a = arg;
+    struct held_store h;
+    char err[256];
+    if (held_open(&h, a->cfg->spool_dir, err, sizeof err) < 0) {
+        *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "%s", err);
+        return 1;
+    }
+    int n = held_expire(&h, a->now, a->max, NULL, NULL);
+    held_close(&h);
+    *len = 0;
+    return n < 0 ? 1 : 0;
+}
+
+static void swept(int code, const char *result, size_t len, void *arg)
+{
+    struct pull_hold *p = arg;
+    p->sweep = NULL;
+    if (code != 0)
+        log_warn("held/ expiry sweep failed%s%.*s", len ? ": " : "", (int)len, result);
+}
+
+bool pull_hold_expire_start(struct pull_hold *p, struct event_base *base, time_t now, size_t max)
+{
+    if (p->sweep)
+        return false;           /* the last one is still going */
+    struct sweep_arg a = { p->cfg, now, max };
+    p->sweep = disk_child_run(base, sweep_child, &a, swept, p);
+    if (!p->sweep)
+        log_warn("cannot start the held/ expiry sweep: %s (next time)", strerror(errno));
+    return p->sweep != NULL;
 }

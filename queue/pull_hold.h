@@ -15,6 +15,7 @@
 #ifndef FERRY_PULL_HOLD_H
 #define FERRY_PULL_HOLD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -23,11 +24,15 @@
 #include "pull/msid.h"
 #include "queue/held.h"
 
+struct event_base;
+struct disk_child;
+
 struct pull_hold {
     const struct ferry_config *cfg;
     struct held_store store;
     struct msid_key key;
     struct smtp_dmtp_hooks hooks;   /* arg = this */
+    struct disk_child *sweep;       /* a running pull_hold_expire_start, or NULL */
 };
 
 /* Open held/ and the key (data_dir/dmtp.key). 0 ok; -1 with err. */
@@ -35,6 +40,9 @@ int  pull_hold_open(struct pull_hold *p, const struct ferry_config *cfg, char *e
 void pull_hold_close(struct pull_hold *p);
 /* Remove held messages past their expiry (at most max). Returns how many. */
 int  pull_hold_expire(struct pull_hold *p, time_t now, size_t max);
+/* The same in a forked child (queue/disk_child.h), for the event loop: false
+   when one is still running or it cannot start (the caller tries next time). */
+bool pull_hold_expire_start(struct pull_hold *p, struct event_base *base, time_t now, size_t max);
 
 /* The message's Subject: value (unfolded, the first one) from msg_fd into out;
    "" when absent. Reads at most the first 64 KiB. */

@@ -74,7 +74,7 @@
 static void on_held_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct queue_proc *q = arg;
-    pull_hold_expire(&q->hold, time(NULL), HELD_SWEEP_MAX);
+    pull_hold_expire_start(&q->hold, q->base, time(NULL), HELD_SWEEP_MAX);
     struct timeval tv = { HELD_SWEEP_S, 0 };
     evtimer_add(q->held_timer, &tv);
 }

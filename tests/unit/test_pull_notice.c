@@ -90,6 +90,30 @@ START_TEST(add_get_list)
 }
 END_TEST
 
+/* The pull scan's windows: max records each, resuming after the last one read,
+   every notice seen once per pass, then the start again. */
+START_TEST(list_in_windows)
+{
+    struct pull_notice b[5] = { make("a", "a1@h.example"), make("aa", "a2@h.example"), make("b", "b1@h.example"),
+                                make("c", "c1@h.example"), make("cc", "c2@h.example") };
+    ck_assert_msg(notice_add(st, b, 5, 1000, 100, err, sizeof err) == 0, "%s", err);
+    char cur[PULL_USER_MAX + NOTICE_ID_LEN + 3], next[sizeof cur], got[512] = "";
+    size_t curlen = 0, nextlen = 0;
+    ck_assert_int_eq(notice_list_from(st, cur, curlen, 2, collect, got, next, sizeof next, &nextlen), 1);
+    ck_assert_str_eq(got, "a1@h.example;a2@h.example;");
+    memcpy(cur, next, nextlen), curlen = nextlen;
+    ck_assert_int_eq(notice_list_from(st, cur, curlen, 2, collect, got, next, sizeof next, &nextlen), 1);
+    ck_assert_str_eq(got, "a1@h.example;a2@h.example;b1@h.example;c1@h.example;");
+    memcpy(cur, next, nextlen), curlen = nextlen;
+    ck_assert_int_eq(notice_list_from(st, cur, curlen, 2, collect, got, next, sizeof next, &nextlen), 0);
+    ck_assert_str_eq(got, "a1@h.example;a2@h.example;b1@h.example;c1@h.example;c2@h.example;");
+    ck_assert_uint_eq(nextlen, 0);          /* the end: the next pass starts over */
+    got[0] = '\0';
+    ck_assert_int_eq(notice_list_from(st, NULL, 0, 10, collect, got, next, sizeof next, &nextlen), 0);
+    ck_assert_str_eq(got, "a1@h.example;a2@h.example;b1@h.example;c1@h.example;c2@h.example;");
+}
+END_TEST
+
 START_TEST(update_drop_expire)
 {
     struct pull_notice b[2] = { make("alice", "alice@here.example"), make("alice", "alice2@here.example") };
@@ -190,6 +214,7 @@ static Suite *pull_notice_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, add_get_list);
     tcase_add_test(tc, update_drop_expire);
+    tcase_add_test(tc, list_in_windows);
     tcase_add_test(tc, batch_all_or_nothing);
     tcase_add_test(tc, record_format);
     tcase_add_test(tc, survives_kill);
