@@ -3,14 +3,16 @@
  * sets from a header block with the structural checks of §5.2 steps 1–3, and the
  * chain validator (steps 4–7, with oldest-pass).
  *
- * Who calls it: smtpd on port-25 mail (streaming, beside the DKIM verifier),
- * ferryctl arc verify, unit tests and fuzzers. Pure: no sockets; key records come through the same
- * struct dkim_resolver the DKIM verifier uses (auth/dkim_dns), and canonicalisation,
- * tag lists, key parsing and the signature primitives are auth/dkim_*'s.
+ * Who calls it: smtpd on port-25 mail (streaming, beside the DKIM verifier; the
+ * trusted-sealer policy reads arc_aar_pass), ferryctl arc verify, unit tests and
+ * fuzzers. Pure: no sockets; key records come through the same struct
+ * dkim_resolver the DKIM verifier uses (auth/dkim_dns), and canonicalisation, tag
+ * lists, key parsing and the signature primitives are auth/dkim_*'s.
  * Limits an outsider controls: at most ARC_SETS_MAX sets (more is "fail", §5.2 step
- * 1), the header block of DKIM_HDR_FIELDS_MAX fields, 2N key lookups at most.
+ * 1), the header block of DKIM_HDR_FIELDS_MAX fields, 2N key lookups at most, one
+ * body hash per distinct AMS body c=/l= (at most N); the body is never kept.
  * Failure modes are results with one sentence of reason, never crashes. The done
- * callback fires exactly once, possibly inside arc_verify_start.
+ * callback fires exactly once, possibly inside arc_verify_finish/arc_verify_start.
  */
 #ifndef FERRY_ARC_H
 #define FERRY_ARC_H
