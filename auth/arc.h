@@ -3,14 +3,16 @@
  * sets from a header block with the structural checks of §5.2 steps 1–3, and the
  * chain validator (steps 4–7, with oldest-pass).
  *
- * Who calls it: ferryctl arc verify, unit tests and fuzzers today; the daemon when
- * the intake wiring lands. Pure: no sockets; key records come through the same
- * struct dkim_resolver the DKIM verifier uses (auth/dkim_dns), and canonicalisation,
- * tag lists, key parsing and the signature primitives are auth/dkim_*'s.
+ * Who calls it: smtpd on port-25 mail (streaming, beside the DKIM verifier; the
+ * trusted-sealer policy reads arc_aar_pass), ferryctl arc verify, unit tests and
+ * fuzzers. Pure: no sockets; key records come through the same struct
+ * dkim_resolver the DKIM verifier uses (auth/dkim_dns), and canonicalisation, tag
+ * lists, key parsing and the signature primitives are auth/dkim_*'s.
  * Limits an outsider controls: at most ARC_SETS_MAX sets (more is "fail", §5.2 step
- * 1), the header block of DKIM_HDR_FIELDS_MAX fields, 2N key lookups at most.
+ * 1), the header block of DKIM_HDR_FIELDS_MAX fields, 2N key lookups at most, one
+ * body hash per distinct AMS body c=/l= (at most N); the body is never kept.
  * Failure modes are results with one sentence of reason, never crashes. The done
- * callback fires exactly once, possibly inside arc_verify_start.
+ * callback fires exactly once, possibly inside arc_verify_finish/arc_verify_start.
  */
 #ifndef FERRY_ARC_H
 #define FERRY_ARC_H
@@ -74,12 +76,26 @@ struct arc_result {
 typedef void (*arc_verify_done)(void *arg, const struct arc_result *r);
 
 struct arc_verifier;
-/* msg: the whole message (copied). Returns NULL on allocation failure. */
+/* Streaming, as dkim_verify: new, the header block once (the empty line may be
+   included; it is copied), the body in chunks of any size (hashed as it passes,
+   never kept), then finish, whose done callback fires exactly once, possibly
+   inside it. new returns NULL on allocation failure; header -1 when called twice
+   or out of memory (the result is then "none"). */
+struct arc_verifier *arc_verify_new(const struct dkim_resolver *r);
+int arc_verify_header(struct arc_verifier *v, const char *hdr, size_t len);
+void arc_verify_body(struct arc_verifier *v, const char *p, size_t n);
+void arc_verify_finish(struct arc_verifier *v, arc_verify_done done, void *arg);
+/* All of the above for a whole message in memory. NULL on allocation failure. */
 struct arc_verifier *arc_verify_start(const struct dkim_resolver *r, const char *msg, size_t len,
                                       arc_verify_done done, void *arg);
 void arc_verify_free(struct arc_verifier *v);
 /* With a resolver that answers in line: 0 ok, -1 when it did not. */
 int arc_verify_message(const struct dkim_resolver *r, const char *msg, size_t len, struct arc_result *out);
+
+/* The newest AAR's results (arc_result.newest_aar, the part after "i=N;"): "dmarc"
+   when it says dmarc=pass, else "spf" for spf=pass, else "dkim" for dkim=pass, else
+   NULL. Comments and quoted strings are skipped; reads at most 4096 octets. */
+const char *arc_aar_pass(const char *aar);
 
 /* RFC 8617 §10.1 method result: "arc=pass (why) header.oldest-pass=N smtp.remote-ip=IP";
    ip may be NULL. 0 ok, -1 when truncated. */

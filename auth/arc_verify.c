@@ -25,10 +25,25 @@ struct lookup {
     bool have;
 };
 
+/* One AMS's body hash, computed while the body streams past. Sets with the same
+   body c= and l= share one (the usual chain costs one or two passes over the body,
+   a hostile one at most ARC_SETS_MAX). */
+struct body_hash {
+    struct dkim_body_canon canon;
+    EVP_MD_CTX *ctx;
+    enum dkim_canon bc;
+    int64_t l;
+    size_t same_as;          /* index of the set whose hash this is; itself when own */
+    unsigned char md[32];
+    bool ready;              /* md holds the digest */
+};
+
 struct arc_verifier {
     struct dkim_resolver res;
-    char *msg;
+    char *msg;               /* the header block (the body is never kept) */
     size_t len;
+    struct body_hash *bh;    /* one per set, NULL until the header is in */
+    bool header_seen;
     struct dkim_header *h;
     struct arc_chain *c;
     struct arc_result r;
@@ -131,6 +146,18 @@ static bool parse_canon(const struct dkim_tag *t, enum dkim_canon *hc, enum dkim
     return true;
 }
 
+/* The AMS l= (-1 when absent); false when it is not a number. */
+static bool ams_body_length(const struct dkim_taglist *tl, int64_t *l)
+{
+    const struct dkim_tag *t = dkim_tags_get(tl, "l");
+    char lv[24];
+    char *end;
+    *l = -1;
+    if (!t)
+        return true;
+    return dkim_tag_copy(t, lv, sizeof lv, true) >= 0 && lv[0] && (*l = strtoll(lv, &end, 10)) >= 0 && !*end;
+}
+
 /* One AMS: body hash, then the h= fields bottom-up and the AMS without b=. */
 static enum dkim_result verify_ams(struct arc_verifier *v, const struct arc_set *s, char *why)
 {
@@ -140,7 +167,7 @@ static enum dkim_result verify_ams(struct arc_verifier *v, const struct arc_set 
     if (r != DKIM_RES_PASS)
         return r;
     enum dkim_canon hc, bc;
-    const struct dkim_tag *th = dkim_tags_get(tl, "h"), *tbh = dkim_tags_get(tl, "bh"), *tl_ = dkim_tags_get(tl, "l");
+    const struct dkim_tag *th = dkim_tags_get(tl, "h"), *tbh = dkim_tags_get(tl, "bh");
     unsigned char bh[32], md[32];
     size_t bhlen;
     int64_t l = -1;
@@ -153,36 +180,17 @@ static enum dkim_result verify_ams(struct arc_verifier *v, const struct arc_set 
         say(why, "AMS bh= is not a SHA-256 digest");
         goto out;
     }
-    if (tl_) {
-        char lv[24];
-        char *end;
-        if (dkim_tag_copy(tl_, lv, sizeof lv, true) < 0 || !lv[0] || (l = strtoll(lv, &end, 10)) < 0 || *end) {
-            say(why, "AMS l= is not a number");
-            goto out;
-        }
+    if (!ams_body_length(tl, &l)) {
+        say(why, "AMS l= is not a number");
+        goto out;
     }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned mdlen = 0;
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
+    (void)l;                 /* c= and l= were applied as the body streamed past */
+    if (!v->bh || !v->bh[s->instance - 1].ready) {
         r = DKIM_RES_TEMPERROR;
         say(why, "out of memory");
         goto out;
     }
-    struct dkim_body_canon *bcs = malloc(sizeof *bcs);
-    if (bcs) {
-        dkim_body_init(bcs, bc, l, body_sink, ctx);
-        dkim_body_feed(bcs, v->msg + v->h->body_offset, v->len - v->h->body_offset);
-        dkim_body_finish(bcs);
-    }
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
-    free(bcs);
-    if (!bcs) {
-        r = DKIM_RES_TEMPERROR;
-        say(why, "out of memory");
-        goto out;
-    }
+    memcpy(md, v->bh[s->instance - 1].md, 32);
     if (memcmp(md, bh, 32)) {
         r = DKIM_RES_FAIL;
         say(why, "AMS i=%u: body hash did not verify", s->instance);
@@ -337,27 +345,69 @@ static void answer(void *arg, enum dkim_dns_status st, const char *const *txt, c
     report(l->v);
 }
 
-struct arc_verifier *arc_verify_start(const struct dkim_resolver *res, const char *msg, size_t len,
-                                      arc_verify_done done, void *arg)
+struct arc_verifier *arc_verify_new(const struct dkim_resolver *res)
 {
     struct arc_verifier *v = calloc(1, sizeof *v);
     if (!v)
         return NULL;
     v->res = *res;
-    v->done = done;
-    v->arg = arg;
-    v->msg = malloc(len + 1);
     v->h = malloc(sizeof *v->h);
     v->c = malloc(sizeof *v->c);
-    if (!v->msg || !v->h || !v->c) {
+    if (!v->h || !v->c) {
         arc_verify_free(v);
         return NULL;
     }
-    memcpy(v->msg, msg, len);
+    v->r.status = ARC_CV_NONE;
+    say(v->r.reason, "no ARC sets");
+    return v;
+}
+
+/* A body hasher per set, with that set's AMS c= and l=. A set whose tags are
+   unusable gets none; verify_ams then says why (it checks the same tags). */
+static void start_body_hashes(struct arc_verifier *v)
+{
+    v->bh = calloc(v->c->n, sizeof *v->bh);
+    for (size_t k = 0; v->bh && k < v->c->n; k++) {
+        v->bh[k].same_as = k;
+        const struct dkim_taglist *tl = &v->c->sets[k].ams_tags;
+        enum dkim_canon hc, bc;
+        int64_t l;
+        if (!parse_canon(dkim_tags_get(tl, "c"), &hc, &bc) || !ams_body_length(tl, &l))
+            continue;
+        struct body_hash *b = &v->bh[k];
+        b->bc = bc;
+        b->l = l;
+        for (size_t j = 0; j < k && b->same_as == k; j++)
+            if (v->bh[j].ctx && v->bh[j].same_as == j && v->bh[j].bc == bc && v->bh[j].l == l)
+                b->same_as = j;
+        if (b->same_as != k)
+            continue;
+        b->ctx = EVP_MD_CTX_new();
+        if (!b->ctx || EVP_DigestInit_ex(b->ctx, EVP_sha256(), NULL) != 1) {
+            EVP_MD_CTX_free(b->ctx);
+            b->ctx = NULL;
+            continue;
+        }
+        dkim_body_init(&b->canon, bc, l, body_sink, b->ctx);
+    }
+}
+
+int arc_verify_header(struct arc_verifier *v, const char *hdr, size_t len)
+{
+    if (v->header_seen)
+        return -1;
+    v->header_seen = true;
+    v->msg = malloc(len + 1);
+    if (!v->msg) {
+        v->r.status = ARC_CV_NONE;
+        say(v->r.reason, "out of memory");
+        return -1;
+    }
+    memcpy(v->msg, hdr, len);
     v->msg[len] = '\0';
     v->len = len;
-    v->starting = true;
     char err[128];
+    v->r.reason[0] = '\0';
     if (dkim_split_header(v->msg, len, v->h, err, sizeof err) < 0) {
         v->r.status = ARC_CV_NONE;
         say(v->r.reason, "header block unreadable: %s", err);
@@ -376,13 +426,47 @@ struct arc_verifier *arc_verify_start(const struct dkim_resolver *res, const cha
             memcpy(v->r.newest_aar, top->aar_value, top->aar_len);
             v->r.newest_aar[top->aar_len] = '\0';
         }
+        start_body_hashes(v);
+    }
+    return 0;
+}
+
+void arc_verify_body(struct arc_verifier *v, const char *p, size_t n)
+{
+    for (size_t k = 0; v->bh && k < v->c->n; k++)
+        if (v->bh[k].ctx)
+            dkim_body_feed(&v->bh[k].canon, p, n);
+}
+
+void arc_verify_finish(struct arc_verifier *v, arc_verify_done done, void *arg)
+{
+    v->done = done;
+    v->arg = arg;
+    v->starting = true;
+    for (size_t k = 0; v->bh && k < v->c->n; k++) {
+        struct body_hash *b = &v->bh[k];
+        unsigned mdlen = 0;
+        if (!b->ctx)
+            continue;
+        dkim_body_finish(&b->canon);
+        b->ready = EVP_DigestFinal_ex(b->ctx, b->md, &mdlen) == 1 && mdlen == 32;
+        EVP_MD_CTX_free(b->ctx);
+        b->ctx = NULL;
+    }
+    for (size_t k = 0; v->bh && k < v->c->n; k++) {    /* shared hashes: earlier sets are done */
+        struct body_hash *b = &v->bh[k];
+        if (b->same_as != k && v->bh[b->same_as].ready) {
+            memcpy(b->md, v->bh[b->same_as].md, sizeof b->md);
+            b->ready = true;
+        }
     }
     if (v->r.status == ARC_CV_PASS) {
         v->nlk = 2 * v->c->n;
         v->lk = calloc(v->nlk, sizeof *v->lk);
         if (!v->lk) {
-            arc_verify_free(v);
-            return NULL;
+            v->r.status = ARC_CV_FAIL;
+            say(v->r.reason, "out of memory");
+            v->nlk = 0;
         }
         for (size_t i = 0; i < v->nlk; i++) {
             const struct arc_set *s = &v->c->sets[i / 2];
@@ -399,6 +483,22 @@ struct arc_verifier *arc_verify_start(const struct dkim_resolver *res, const cha
     }
     v->starting = false;
     report(v);
+}
+
+struct arc_verifier *arc_verify_start(const struct dkim_resolver *res, const char *msg, size_t len,
+                                      arc_verify_done done, void *arg)
+{
+    struct arc_verifier *v = arc_verify_new(res);
+    if (!v)
+        return NULL;
+    struct dkim_header *h = malloc(sizeof *h);
+    char err[128];
+    /* The header block ends where the body starts; without one it is all header. */
+    size_t hlen = !h || dkim_split_header(msg, len, h, err, sizeof err) < 0 ? len : h->body_offset;
+    free(h);
+    arc_verify_header(v, msg, hlen);
+    arc_verify_body(v, msg + hlen, len - hlen);
+    arc_verify_finish(v, done, arg);
     return v;
 }
 
@@ -409,6 +509,9 @@ void arc_verify_free(struct arc_verifier *v)
     for (size_t i = 0; i < v->nlk; i++)
         if (v->lk[i].handle && !v->lk[i].answered && v->res.cancel)
             v->res.cancel(v->res.ctx, v->lk[i].handle);
+    for (size_t k = 0; v->bh && k < v->c->n; k++)
+        EVP_MD_CTX_free(v->bh[k].ctx);
+    free(v->bh);
     free(v->lk);
     free(v->c);
     free(v->h);

@@ -133,6 +133,7 @@ struct ferry_config {
     bool dmarc_check;            /* evaluate DMARC for strangers on smtp listeners */
     int dmarc_enforce;           /* enum dmarc_enforce_mode */
     struct conf_list dmarc_trusted_forwarders;  /* CIDRs: evaluated and recorded, never enforced */
+    struct conf_list arc_trusted_sealers;       /* domains whose passing ARC chain overrides a DMARC fail */
     int mailbox_format;          /* enum mailbox_format */
     struct conf_list mailbox_format_domains;    /* "DOMAIN:maildir|mbox" */
     char mbox_dir[PATH_MAX];     /* "": mail_dir */

@@ -1,5 +1,6 @@
 /* smtp_dkim_dmarc — see smtp_dkim_dmarc.h. */
 #include "smtpd/smtp_dkim_dmarc.h"
+#include "auth/arc.h"
 #include "auth/dkim_dns.h"
 #include "auth/dkim_sign.h"
 #include "auth/dkim_verify.h"
@@ -35,6 +36,10 @@ struct smtp_policy {
     struct buf hdr;                 /* the header section while it is held back */
     bool header_too_big;
     struct dkim_verifier *verifier;
+    struct arc_verifier *arc;       /* port-25 mail: the ARC chain (RFC 8617), beside DKIM */
+    struct arc_result *arc_result;  /* its result, once in */
+    char remote_ip[64];
+    char arc_summary[ARC_REASON_MAX + 96];  /* "arc=pass ..." for the log line; "" when not run */
     struct dkim_signer *signer;
     bool sign_deferred;             /* keys exist but could not be used now: 451 */
     struct dkim_resolver resolver;
@@ -66,6 +71,7 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
     str_copy(p->extra_fields, ctx->extra_fields ? ctx->extra_fields : "", sizeof p->extra_fields);
     str_copy(p->hostname, ctx->hostname ? ctx->hostname : "localhost", sizeof p->hostname);
     str_copy(p->spf_domain, ctx->spf_domain ? ctx->spf_domain : "", sizeof p->spf_domain);
+    str_copy(p->remote_ip, ctx->remote_ip ? ctx->remote_ip : "", sizeof p->remote_ip);
     buf_init(&p->hdr, POLICY_HEADER_MAX);
     buf_init(&p->prepend, AR_MAX);
     buf_init(&p->arrived, POLICY_HEADER_MAX);
@@ -77,6 +83,9 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
         o.l_policy = srv->cfg->dkim_body_length == 1 ? DKIM_L_REFUSE : DKIM_L_ACCEPT;
         dkim_resolver_async(&p->resolver, srv->dns);
         p->verifier = dkim_verify_new(&o, &p->resolver);
+        /* Without memory for it the message simply gets no arc= result. */
+        if (ctx->arc && p->verifier)
+            p->arc = arc_verify_new(&p->resolver);
     }
     if (!p->verifier)
         p->ctx.dmarc = false;       /* DMARC needs the DKIM results (and DNS) */
@@ -88,6 +97,8 @@ void smtp_policy_free(struct smtp_policy *p)
     if (!p)
         return;
     dkim_verify_free(p->verifier);      /* cancels outstanding key lookups */
+    arc_verify_free(p->arc);
+    free(p->arc_result);
     if (p->dmarc_eval)
         dmarc_evaluate_cancel(p->dmarc_eval);
     free(p->dkim);
@@ -301,6 +312,8 @@ static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn
         p->from[0] = '\0';
     if (p->verifier)            /* the header section exactly as it arrived */
         dkim_verify_header(p->verifier, h, hlen);
+    if (p->arc)
+        arc_verify_header(p->arc, h, hlen);
     if (p->ctx.dmarc)
         dmarc_from_extract(h, hlen, &p->author);
     if (p->ctx.keep_header && buf_append(&p->arrived, h, hlen) < 0)
@@ -329,6 +342,8 @@ static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn
         size_t skip = rest >= 2 ? 2 : rest;
         if (p->verifier)
             dkim_verify_body(p->verifier, h + hlen + skip, rest - skip);
+        if (p->arc)
+            arc_verify_body(p->arc, h + hlen + skip, rest - skip);
         if (p->signer)
             dkim_signer_body(p->signer, h + hlen + skip, rest - skip);
     }
@@ -355,6 +370,8 @@ void smtp_policy_content(struct smtp_policy *p, const char *in, size_t n, smtp_p
         w(arg, in, n);
         if (p->verifier)
             dkim_verify_body(p->verifier, in, n);
+        if (p->arc)
+            arc_verify_body(p->arc, in, n);
         if (p->signer)
             dkim_signer_body(p->signer, in, n);
         return;
@@ -405,6 +422,8 @@ static void end_results(struct smtp_policy *p)
         char text[1024];
         if (dmarc_format_auth_results(&shown, text, sizeof text) >= 0)
             r |= buf_printf(&p->prepend, ";\r\n\t%s", text);
+        if (p->verdict.override_comment[0])      /* why dis= is not the Domain Owner's p= */
+            r |= buf_printf(&p->prepend, " (override=%s: %s)", p->verdict.override, p->verdict.override_comment);
     }
     r |= buf_puts(&p->prepend, "\r\n");
     if (p->verdict.evaluated && p->verdict.applied == DMARC_P_QUARANTINE)
@@ -414,6 +433,25 @@ static void end_results(struct smtp_policy *p)
     if (r < 0)
         log_msg(LOG_LVL_WARN, p->log_id, "Authentication-Results too long; left incomplete");
     finish_done(p);
+}
+
+/* RFC 8617 §7.2.1 local policy: a chain that passes, sealed last by a domain we
+   trust, whose AAR says the message authenticated there. Returns the method that
+   passed, or NULL, and in *sealer our own spelling of the sealer (a name checked
+   when the configuration was read, safe in a comment and a report). Only the
+   newest sealer counts: it is the one that vouches for what the earlier hops saw. */
+static const char *trusted_arc_pass(const struct smtp_policy *p, const char **sealer)
+{
+    const struct arc_result *r = p->arc_result;
+    const struct conf_list *l = &p->srv->cfg->arc_trusted_sealers;
+    if (!r || r->status != ARC_CV_PASS || !r->newest_domain[0])
+        return NULL;
+    for (size_t i = 0; i < l->n; i++)
+        if (str_ieq(l->items[i], r->newest_domain)) {
+            *sealer = l->items[i];
+            return arc_aar_pass(r->newest_aar);
+        }
+    return NULL;
 }
 
 /* Local policy on top of the Domain Owner's: what Ferry applies, and why it differs. */
@@ -426,10 +464,16 @@ static void decide_disposition(struct smtp_policy *p, const struct dmarc_outcome
     v->requested = o->disposition;
     v->applied = o->disposition;
     str_copy(v->header_from, o->header_from[0] ? o->header_from : "-", sizeof v->header_from);
+    const char *arc_pass = NULL, *sealer = NULL;
     if (v->applied != DMARC_P_NONE) {
         if (p->ctx.trusted_forwarder) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "trusted_forwarder", sizeof v->override);
+        } else if (o->result == DMARC_RES_FAIL && (arc_pass = trusted_arc_pass(p, &sealer)) != NULL) {
+            v->applied = DMARC_P_NONE;
+            str_copy(v->override, "local_policy", sizeof v->override);
+            snprintf(v->override_comment, sizeof v->override_comment, "arc sealer %s (%s=pass)", sealer,
+                     arc_pass);
         } else if (cfg->dmarc_enforce == DMARC_ENFORCE_NO) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "local_policy", sizeof v->override);
@@ -443,7 +487,8 @@ static void decide_disposition(struct smtp_policy *p, const struct dmarc_outcome
                      o->has_record ? dmarc_policy_name(o->policy) : "none",
                      dmarc_policy_name((enum dmarc_policy)v->applied));
     if (n > 0 && (size_t)n < sizeof v->summary && v->override[0])
-        n += snprintf(v->summary + n, sizeof v->summary - (size_t)n, " override=%s", v->override);
+        n += snprintf(v->summary + n, sizeof v->summary - (size_t)n, " override=%s%s%s%s", v->override,
+                      v->override_comment[0] ? " (" : "", v->override_comment, v->override_comment[0] ? ")" : "");
     if (n > 0 && (size_t)n < sizeof v->summary && o->reason[0])
         snprintf(v->summary + n, sizeof v->summary - (size_t)n, " (%s)", o->reason);
     log_msg(LOG_LVL_INFO, p->log_id, "%s", v->summary);
@@ -497,6 +542,11 @@ static void on_verified(void *arg, const struct dkim_sig_result *res, size_t n)
         dkim_result_format(&res[i], true, text, sizeof text);
         r |= buf_printf(&p->prepend, ";\r\n\t%s", text);
         log_msg(LOG_LVL_INFO, p->log_id, "%s", text);
+    }
+    if (p->arc_result) {
+        char text[ARC_REASON_MAX * 4 + 128];
+        arc_result_format(p->arc_result, p->remote_ip, text, sizeof text);
+        r |= buf_printf(&p->prepend, ";\r\n\t%s", text);
     }
     if (r < 0)
         log_msg(LOG_LVL_WARN, p->log_id, "Authentication-Results too long; left incomplete");
@@ -557,6 +607,30 @@ const struct dmarc_outcome *smtp_policy_dmarc_outcome(const struct smtp_policy *
     return p->outcome;
 }
 
+/* The ARC result is in: keep it (DMARC's local policy reads it), then DKIM. The
+   two run one after the other so that one callback writes the whole field. */
+static void on_arc(void *arg, const struct arc_result *r)
+{
+    struct smtp_policy *p = arg;
+    p->arc_result = malloc(sizeof *p->arc_result);
+    if (p->arc_result) {
+        *p->arc_result = *r;
+        int n = snprintf(p->arc_summary, sizeof p->arc_summary, "arc=%s", arc_cv_name(r->status));
+        if (r->status == ARC_CV_PASS && n > 0 && (size_t)n < sizeof p->arc_summary)
+            snprintf(p->arc_summary + n, sizeof p->arc_summary - (size_t)n, " arc.oldest-pass=%u arc.sealer=%s",
+                     r->oldest_pass, r->newest_domain);
+        log_msg(LOG_LVL_INFO, p->log_id, "arc=%s (%s)", arc_cv_name(r->status), r->reason);
+    } else {
+        log_msg(LOG_LVL_WARN, p->log_id, "arc: out of memory; no result");
+    }
+    dkim_verify_finish(p->verifier, on_verified, p);
+}
+
+const char *smtp_policy_arc_summary(const struct smtp_policy *p)
+{
+    return p->arc_summary;
+}
+
 void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *arg)
 {
     p->done = done;
@@ -573,6 +647,10 @@ void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *a
             log_msg(LOG_LVL_WARN, p->log_id, "dkim: not signed: %s", err);
         } else
             log_msg(LOG_LVL_INFO, p->log_id, "dkim: signed");
+    }
+    if (p->arc && !p->header_too_big) {
+        arc_verify_finish(p->arc, on_arc, p);     /* then DKIM, from on_arc */
+        return;
     }
     if (p->verifier && !p->header_too_big) {
         dkim_verify_finish(p->verifier, on_verified, p);

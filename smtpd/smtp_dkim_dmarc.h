@@ -5,10 +5,12 @@
  * signing for mail from our own users, and the removal of forged
  * Authentication-Results fields.
  *
+ * For strangers on port 25 the ARC chain (RFC 8617) is verified too, streaming
+ * beside DKIM; its arc= result goes into the same Authentication-Results field.
  * DMARC runs after the DKIM results are in, with the SPF result the session got
  * at MAIL FROM; the Domain Owner's disposition is then limited by local policy
- * (dmarc_enforce, dmarc_trusted_forwarders), and every such override is kept with
- * its RFC 9990 reason. A quarantined message gets an X-Ferry-Quarantine field; the
+ * (dmarc_trusted_forwarders, arc_trusted_sealers, dmarc_enforce), and every such
+ * override is kept with its RFC 9990 reason. A quarantined message gets an X-Ferry-Quarantine field; the
  * session refuses a rejected one and marks a quarantined one in its envelope.
  *
  * The session feeds every content octet (after dot-unstuffing, without the
@@ -56,6 +58,8 @@ struct smtp_policy_ctx {
     const char *spf_domain;       /* the domain SPF checked ("" when SPF did not run) */
     bool trusted_forwarder;       /* evaluated and recorded, never enforced */
     bool keep_header;             /* keep the header section as it arrived (failure reports) */
+    bool arc;                     /* verify the ARC chain (RFC 8617) too; needs verify */
+    const char *remote_ip;        /* the client's address, for arc= smtp.remote-ip; NULL */
 };
 
 /* What DMARC said and what Ferry did about it (valid once done was called). */
@@ -65,6 +69,7 @@ struct policy_dmarc {
     int requested;                /* enum dmarc_policy: the Domain Owner's, after t=y */
     int applied;                  /* enum dmarc_policy: what Ferry does */
     char override[24];            /* "" or an RFC 9990 reason: trusted_forwarder, local_policy */
+    char override_comment[128];   /* "" or why, e.g. "arc sealer fwd.example (dmarc=pass)" */
     char header_from[254];
     char summary[400];            /* "dmarc=fail header.from=D policy=reject disposition=..." */
 };
@@ -79,6 +84,9 @@ void smtp_policy_content_end(struct smtp_policy *p, smtp_policy_write_fn w, void
 /* Why the message must be refused ("552 5.3.4 ..."), or NULL. Valid after
    smtp_policy_content_end. */
 const char *smtp_policy_refusal(const struct smtp_policy *p);
+/* "arc=pass arc.oldest-pass=N arc.sealer=D", "arc=fail", "arc=none" for the
+   message's log line; "" when ARC did not run. */
+const char *smtp_policy_arc_summary(const struct smtp_policy *p);
 void smtp_policy_finish(struct smtp_policy *p, smtp_policy_done_fn done, void *arg);
 /* Why the message must wait ("451 ..."): it is to be DKIM-signed and the key
    process could not sign it. Valid once done was called. */

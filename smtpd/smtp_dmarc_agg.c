@@ -62,9 +62,10 @@ void smtp_dmarc_agg_record(struct smtp_server *srv, const struct smtp_dmarc_seen
     str_copy(row.dkim_aligned, o->dkim_aligned ? "pass" : "fail", sizeof row.dkim_aligned);
     str_copy(row.spf_aligned, o->spf_aligned ? "pass" : "fail", sizeof row.spf_aligned);
     /* RFC 9990 3.1.6: why the disposition differs from the policy. */
-    if (m->verdict->override[0])
+    if (m->verdict->override[0]) {
         str_copy(row.reason, m->verdict->override, sizeof row.reason);
-    else if (o->record.testing && o->result == DMARC_RES_FAIL && o->disposition != o->policy)
+        str_copy(row.reason_comment, m->verdict->override_comment, sizeof row.reason_comment);
+    } else if (o->record.testing && o->result == DMARC_RES_FAIL && o->disposition != o->policy)
         str_copy(row.reason, "policy_test_mode", sizeof row.reason);
     for (size_t i = 0; i < m->ndkim && row.ndkim < DMARC_AGG_MAX_DKIM; i++) {
         const struct dkim_sig_result *d = &m->dkim[i];

@@ -121,6 +121,9 @@ const char *smtp_session_begin_message(struct smtp_session *s)
         .spf_domain = s->spf_domain,
         .trusted_forwarder = settings_is_trusted_forwarder(cfg, (const struct sockaddr *)&s->peer),
         .keep_header = cfg->dmarc_failure_reports,
+        /* ARC beside DKIM on port 25, for the same strangers DMARC judges. */
+        .arc = s->kind == LISTEN_SMTP && !own_user,
+        .remote_ip = s->peer_ip,
     };
     s->policy = smtp_policy_new(s->srv, &ctx);
     if (!s->policy)
@@ -335,10 +338,12 @@ void smtp_session_committed(struct smtp_session *s, bool ok, int err)
 {
     if (ok) {
         const struct policy_dmarc *dm = s->policy ? smtp_policy_dmarc(s->policy) : NULL;
+        const char *arc = s->policy ? smtp_policy_arc_summary(s->policy) : "";
         log_msg(LOG_LVL_INFO, s->draft.id,
-                "from=<%s> size=%llu nrcpt=%zu client=[%s] helo=%s proto=%s session=%s%s%s", s->env.sender,
+                "from=<%s> size=%llu nrcpt=%zu client=[%s] helo=%s proto=%s session=%s%s%s%s%s", s->env.sender,
                 s->env.size, s->env.nrcpts, s->peer_ip, s->helo, s->env.protocol, s->id,
-                dm && dm->evaluated ? " " : "", dm && dm->evaluated ? dm->summary : "");
+                dm && dm->evaluated ? " " : "", dm && dm->evaluated ? dm->summary : "",
+                arc[0] ? " " : "", arc);
         s->messages++;
         s->rcpts_accepted += (unsigned)s->env.nrcpts;
         s->octets += s->env.size;

@@ -1,7 +1,9 @@
 /* libFuzzer target: the ARC header parser (set collection, AAR instance prefix), the
-   whole chain verifier, with a resolver that answers every lookup with the same
-   (fuzzed) key record, and the sealer over the same message (an ed25519 key made
-   once). Input: first line the key record, the rest a message. */
+   AAR method-result reader (arc_aar_pass), the whole chain verifier, with a resolver
+   that answers every lookup with the same (fuzzed) key record, the streaming entry
+   fed the body in 7-octet chunks (it must agree with the whole-message call), and
+   the sealer over the same message (an ed25519 key made once). Input: first line
+   the key record, the rest a message. */
 #include "auth/arc.h"
 #include "auth/arc_seal.h"
 
@@ -19,6 +21,8 @@ static void *lookup(void *ctx, const char *name, dkim_txt_done done, void *arg)
     done(arg, DKIM_DNS_OK, t, l, 1);
     return NULL;
 }
+
+static void stream_done(void *arg, const struct arc_result *r) { *(struct arc_result *)arg = *r; }
 
 static EVP_PKEY *seal_key;
 
@@ -42,10 +46,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (i && (i > ARC_SETS_MAX + 1 || rest > size))
         __builtin_trap();
 
+    char *z = malloc(mlen + 1);
+    if (z) {
+        memcpy(z, msg, mlen);
+        z[mlen] = '\0';
+        const char *m = arc_aar_pass(z);
+        if (m && strcmp(m, "dmarc") && strcmp(m, "spf") && strcmp(m, "dkim"))
+            __builtin_trap();
+        free(z);
+    }
+
     struct dkim_header *h = malloc(sizeof *h);
     struct arc_chain *c = malloc(sizeof *c);
     char why[ARC_REASON_MAX];
+    size_t hlen = mlen;
     if (h && c && dkim_split_header(msg, mlen, h, why, sizeof why) == 0) {
+        hlen = h->body_offset;
         enum arc_cv cv = arc_collect(h, c, why, sizeof why);
         if (cv == ARC_CV_PASS && (c->n == 0 || c->n > ARC_SETS_MAX))
             __builtin_trap();
@@ -62,6 +78,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         arc_result_format(&res, "192.0.2.1", line, sizeof line);
         if (res.status == ARC_CV_PASS && (res.n == 0 || res.oldest_pass > res.n))
             __builtin_trap();
+        struct arc_verifier *v = arc_verify_new(&r);
+        if (v && arc_verify_header(v, msg, hlen) == 0) {
+            for (size_t off = hlen; off < mlen; off += 7)
+                arc_verify_body(v, msg + off, mlen - off < 7 ? mlen - off : 7);
+            struct arc_result *sr = calloc(1, sizeof *sr);
+            if (sr) {
+                arc_verify_finish(v, stream_done, sr);
+                if (sr->n != res.n || sr->status != res.status || sr->oldest_pass != res.oldest_pass)
+                    __builtin_trap();
+            }
+            free(sr);
+        }
+        arc_verify_free(v);
     }
     if (seal_key) {
         struct dkim_sign_key k = { .pkey = seal_key, .algo = DKIM_ALGO_ED25519_SHA256, .domain = "x.test", .selector = "s" };

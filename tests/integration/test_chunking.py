@@ -46,7 +46,8 @@ class Chunking(unittest.TestCase):
         self.assertTrue(wait_for(lambda: os.path.exists(path), 5), self.f.queue_files())
         with open(path, "rb") as fh:
             data = fh.read()
-        m = re.match(rb"Authentication-Results: mx\.example\.test;\r\n\tdkim=none\r\n"
+        m = re.match(rb"Authentication-Results: mx\.example\.test;\r\n\tdkim=none;\r\n"
+                     rb"\tarc=none \(no ARC sets\) smtp\.remote-ip=127\.0\.0\.1\r\n"
                      rb"Received: from c\.example \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(Ferry\) "
                      rb"with ESMTP id " + qid.encode() + rb"\r\n\tfor <[^>]+>; [^\r\n]+\r\n", data)
         self.assertTrue(m, data[:300])
@@ -75,7 +76,8 @@ class Chunking(unittest.TestCase):
             data = fh.read()
         # Return-Path, Delivered-To, our Received: (three lines), then the body as sent
         m = re.match(rb"Return-Path: <a@example.org>\nDelivered-To: chunk1@localhost\n"
-                     rb"Authentication-Results: mx\.example\.test;\n\tdkim=none\n"
+                     rb"Authentication-Results: mx\.example\.test;\n\tdkim=none;\n"
+                     rb"\tarc=none \(no ARC sets\) smtp\.remote-ip=127\.0\.0\.1\n"
                      rb"Received: from c\.example \(\[127\.0\.0\.1\]\)\n\tby mx\.example\.test \(Ferry\) with ESMTP id "
                      + qid.encode() + rb"\n\tfor <chunk1@localhost>; [^\n]+\n", data)
         self.assertTrue(m, data)

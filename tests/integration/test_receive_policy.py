@@ -166,6 +166,7 @@ class ReceivePolicy(unittest.TestCase):
             self.assertEqual(code, 250, lines)
             data = open(f.wait_mail("y")[0], "rb").read().decode()
             self.assertIn("Authentication-Results: mx.example.test;\n\tdkim=none;\n"
+                          "\tarc=none (no ARC sets) smtp.remote-ip=127.0.0.1;\n"
                           "\tspf=pass smtp.mailfrom=a@pass.pol.test\n", data)
             self.assertIn("Received-SPF: pass (mx.example.test: domain of a@pass.pol.test designates "
                           "127.0.0.1 as permitted sender)", data)

@@ -41,7 +41,8 @@ class MailPath(unittest.TestCase):
         data = open(files[-1], "rb").read()
         m = re.match(rb"Return-Path: <sender@example.org>\n"
                      rb"Delivered-To: alice@localhost\n"
-                     rb"Authentication-Results: mx\.example\.test;\n\tdkim=none\n"
+                     rb"Authentication-Results: mx\.example\.test;\n\tdkim=none;\n"
+                     rb"\tarc=none \(no ARC sets\) smtp\.remote-ip=127\.0\.0\.1\n"
                      rb"Received: from client.example.org \(\[127.0.0.1\]\)\n"
                      rb"\tby mx.example.test \(Ferry\) with ESMTP id " + qid.encode() + rb"\n"
                      rb"\tfor <alice@localhost>; (.+)\n", data)

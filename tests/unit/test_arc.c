@@ -165,6 +165,23 @@ END_TEST
 START_TEST(seal_verify_rsa) { round_trip(DKIM_ALGO_RSA_SHA256); }
 END_TEST
 
+/* What the newest AAR says passed: dmarc before spf before dkim, results in
+   comments or quoted strings ignored, the authserv-id never taken for a result. */
+START_TEST(aar_pass)
+{
+    ck_assert_str_eq(arc_aar_pass("mx.fwd.test; spf=pass smtp.mailfrom=a.test; dmarc=pass header.from=a.test"),
+                     "dmarc");
+    ck_assert_str_eq(arc_aar_pass("mx.fwd.test; dkim=pass header.d=a.test; spf=pass smtp.mailfrom=a.test"), "spf");
+    ck_assert_str_eq(arc_aar_pass("mx.fwd.test 1; dkim/1 = (c) pass header.d=a.test"), "dkim");
+    ck_assert_str_eq(arc_aar_pass(" mx.fwd.test;\r\n\tDMARC=Pass"), "dmarc");
+    ck_assert_ptr_null(arc_aar_pass("mx.fwd.test; dmarc=fail (dmarc=pass; spf=pass) header.from=a.test"));
+    ck_assert_ptr_null(arc_aar_pass("mx.fwd.test; spf=fail reason=\"dkim=pass; dmarc=pass\""));
+    ck_assert_ptr_null(arc_aar_pass("dmarc=pass"));        /* only an authserv-id */
+    ck_assert_ptr_null(arc_aar_pass("mx.fwd.test; dmarc=passed; arc=pass; none"));
+    ck_assert_ptr_null(arc_aar_pass(""));
+}
+END_TEST
+
 Suite *arc_suite(void)
 {
     Suite *s = suite_create("arc");
@@ -172,6 +189,7 @@ Suite *arc_suite(void)
     tcase_add_test(tc, structure);
     tcase_add_test(tc, fifty_sets);
     tcase_add_test(tc, aar_instance);
+    tcase_add_test(tc, aar_pass);
     tcase_add_test(tc, seal_verify_ed25519);
     tcase_add_test(tc, seal_verify_rsa);
     suite_add_tcase(s, tc);
