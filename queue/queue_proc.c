@@ -74,7 +74,7 @@
 static void on_held_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct queue_proc *q = arg;
-    pull_hold_expire_start(&q->hold, q->base, time(NULL), HELD_SWEEP_MAX);
+    pull_hold_expire_start(&q->hold, time(NULL), HELD_SWEEP_MAX);
     struct timeval tv = { HELD_SWEEP_S, 0 };
     evtimer_add(q->held_timer, &tv);
 }
@@ -392,7 +392,7 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
         return 1;
     }
     if (cfg->pull_hold) {
-        if (pull_hold_open(&q.hold, cfg, err, sizeof err) < 0)
+        if (pull_hold_open(&q.hold, q.base, cfg, err, sizeof err) < 0)
             log_warn("DMTP: %s; peers that offer MSID get plain SMTP", err);
         else
             q.have_hold = true;
