@@ -736,7 +736,7 @@ struct pull_client *pull_client_new(struct event_base *base, const struct ferry_
     p->arg = arg;
     if (msid_key_load(cfg->data_dir, &p->key, err, errlen) < 0 || fdb_env_open(cfg->data_dir, &p->env, err, errlen) < 0 ||
         !(p->notices = notice_open(p->env, &p->key, err, errlen)) ||
-        !(p->lists = pull_lists_open(p->env, err, errlen))) {
+        !(p->lists = pull_lists_open(p->env, true, err, errlen))) {
         pull_client_free(p);
         return NULL;
     }
