@@ -417,6 +417,10 @@ static const struct conf_setting schema[] = {
       .def = "60", .min = 1, .max = 1000000 },
     { .key = "pull_deadline", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_deadline),
       .def = "10m", .min = 1, .max = 86400 },
+    { .key = "pull_retry_min", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_retry_min),
+      .def = "1m", .min = 1, .max = 86400 },
+    { .key = "pull_retry_max", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_retry_max),
+      .def = "1h", .min = 1, .max = 7 * 86400 },
     S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
     S("pull_hold", CONF_BOOL, pull_hold, "yes"),
     S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),
@@ -486,6 +490,10 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
                  cfg->local_domains.items[0]);
     if (cfg->pull_greylist_delay >= cfg->pull_greylist_window) {
         snprintf(err, errlen, "%s: pull_greylist_delay must be shorter than pull_greylist_window", file);
+        return -1;
+    }
+    if (cfg->pull_retry_min > cfg->pull_retry_max) {
+        snprintf(err, errlen, "%s: pull_retry_min is larger than pull_retry_max", file);
         return -1;
     }
     if (cfg->retry_min > cfg->retry_max) {

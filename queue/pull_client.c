@@ -29,8 +29,6 @@
 #include <unistd.h>
 
 #define CANDIDATES_MAX  200
-#define BACKOFF_MIN_S   60
-#define BACKOFF_MAX_S   3600
 #define BACKOFF_SLOTS   1000
 #define TIMEOUT_S       120
 #define LINE_MAX_OCTETS 65536
@@ -60,6 +58,7 @@ struct pull_client {
     struct ratelimit *peer_rate;
     struct event *timer;
     time_t last_scan;               /* nudges within a second of a scan wait for the next second */
+    time_t next_scan;               /* when the timer runs the next scan */
     time_t last_expiry;
     char cursor[PULL_USER_MAX + NOTICE_ID_LEN + 3];  /* where the next scan reads from */
     size_t cursor_len;                                 /* 0: the start */
@@ -133,6 +132,19 @@ static void session_end(struct pull_session *s)
     free(s);
 }
 
+/* The next scan at t at the latest: a back-off shorter than the scan period
+   ends on time, not at the next periodic scan. */
+static void wake_at(struct pull_client *p, time_t t)
+{
+    time_t now = time(NULL);
+    if (p->next_scan && t >= p->next_scan)
+        return;
+    struct timeval tv = { t > now ? t - now : 1, 0 };
+    evtimer_del(p->timer);
+    evtimer_add(p->timer, &tv);
+    p->next_scan = now + tv.tv_sec;
+}
+
 __attribute__((format(printf, 2, 3)))
 static void pull_failed(struct pull_session *s, const char *fmt, ...)
 {
@@ -145,12 +157,12 @@ static void pull_failed(struct pull_session *s, const char *fmt, ...)
     char err[256];
     time_t now = time(NULL);
     notice_update(p->notices, s->n.user, s->n.id, s->n.state, 1, now, err, sizeof err);
-    unsigned k = s->n.attempts < 6 ? s->n.attempts : 6;
-    time_t delay = (time_t)BACKOFF_MIN_S << k;
-    if (delay > BACKOFF_MAX_S)
-        delay = BACKOFF_MAX_S;
+    unsigned k = s->n.attempts < 20 ? s->n.attempts : 20;
+    unsigned long long d = p->cfg->pull_retry_min << k;
+    time_t delay = (time_t)(d > p->cfg->pull_retry_max ? p->cfg->pull_retry_max : d);
     struct backoff *b = backoff_slot(p, &s->n, true);
     b->next = now + delay;
+    wake_at(p, b->next);
     log_info("pull %s for <%s> from [%s] failed (attempt %u, next in %llds): %s", s->n.id, s->n.recipient,
              s->n.peer_ip, s->n.attempts + 1, (long long)delay, why);
     session_end(s);
@@ -704,9 +716,12 @@ static void scan(struct pull_client *p)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct pull_client *p = arg;
-    scan(p);
+    /* Armed before the scan: a pull that fails inside it may bring the next one
+       forward (wake_at). */
     struct timeval tv = { PULL_SCAN_S, 0 };
     evtimer_add(p->timer, &tv);
+    p->next_scan = time(NULL) + PULL_SCAN_S;
+    scan(p);
 }
 
 void pull_client_nudge(struct pull_client *p)
@@ -718,6 +733,7 @@ void pull_client_nudge(struct pull_client *p)
     struct timeval tv = { time(NULL) - p->last_scan < 1 ? 1 : 0, 0 };
     evtimer_del(p->timer);
     evtimer_add(p->timer, &tv);
+    p->next_scan = time(NULL) + tv.tv_sec;
 }
 
 struct pull_client *pull_client_new(struct event_base *base, const struct ferry_config *cfg, struct spool *sp,

@@ -1,10 +1,12 @@
 """DMTP end to end between two Ferries (issue 14, items 1 and 3, "Done when"),
 for the paths test_pull_recv does not take: the user's reply to the intent
-message through ferry-sendmail (a wrong H first: dropped, nothing pulled), and a
+message through ferry-sendmail (a wrong H first: dropped, nothing pulled); a
 sender whose mail the user pulled becoming a regular correspondent, whose next
-message is pulled at once with no intent message.
+message is pulled at once with no intent message; a pull whose holder is down,
+retried with a doubling back-off (pull_retry_min/max) until it succeeds.
 
 A (127.0.0.38) relays for b.test; B (127.0.0.39, pull_mode = on) is its MX."""
+import datetime
 import os
 import re
 import subprocess
@@ -12,7 +14,7 @@ import unittest
 
 from ferrytest import FERRYCTL, wait_for
 import test_pull_recv
-from test_pull_send import MSG, PullBase
+from test_pull_send import MSG, PullBase, ScriptedRmta
 
 
 def read(path):
@@ -93,6 +95,36 @@ class PullEndToEnd(PullBase):
                         b.read_log()[-3000:] + a.read_log()[-2000:])
         self.assertRegex(b.read_log(), r"dmtp notice \S+ user=bob from=<alice@a.test> .* state=auto")
         self.assertEqual(len(self.intents(b, "bob")), 1)     # only the first message's
+        self.assertTrue(wait_for(lambda: self.held(a) == [], 10), a.read_log()[-2000:])
+
+    def test_failed_pull_backs_off_and_succeeds_later(self):
+        r = ScriptedRmta(addr=self.b_addr)
+        try:
+            a = self.sender()
+            _, hid, msid = self.send_held(a, r, subj="backoff")
+        finally:
+            r.close()
+        a.stop()                                    # the holder is down: every pull fails
+        b = self.receiver(extra="pull_retry_min = 2s\npull_retry_max = 5s\n")
+        env = dict(os.environ, PULL_NOTICE_MSID=msid, PULL_NOTICE_AUTO="0")
+        r = subprocess.run([test_pull_recv.TOOL, b.conf, "bob", "bob@b.test", "alice@a.test", self.a_addr, "a.test",
+                            "pull me"], capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        nid = r.stdout.strip()
+        self.assertEqual(b.ferryctl("pull", "fetch", "bob", nid).returncode, 0)
+        fails = r"pull %s for <bob@b.test> from \[%s\] failed \(attempt (\d+), next in (\d+)s\)" % (nid, self.a_addr)
+        got = wait_for(lambda: len(re.findall(fails, b.read_log())) >= 3 and re.findall(fails, b.read_log()), 40)
+        self.assertTrue(got, b.read_log()[-3000:])
+        self.assertEqual(got[:3], [("1", "2"), ("2", "4"), ("3", "5")])     # doubled, capped at pull_retry_max
+        # each retry started no earlier than its back-off allowed
+        stamps = [datetime.datetime.fromisoformat(m.group(1)) for m in
+                  re.finditer(r"^(\S+) .*" + fails, b.read_log(), re.M)]
+        for (t0, t1), wait in zip(zip(stamps, stamps[1:]), (2, 4)):
+            self.assertGreaterEqual((t1 - t0).total_seconds(), wait - 0.01, stamps)
+        self.assertIn(nid, b.ferryctl("pull", "list", "bob").stdout)   # kept through the failures
+        a.start()                                   # back: the next retry pulls it
+        self.assertTrue(wait_for(lambda: self.arrived(b, "bob", "backoff", "bob@b.test"), 30),
+                        b.read_log()[-3000:])
         self.assertTrue(wait_for(lambda: self.held(a) == [], 10), a.read_log()[-2000:])
 
 
