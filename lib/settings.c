@@ -423,6 +423,7 @@ static const struct conf_setting schema[] = {
       .def = "1h", .min = 1, .max = 7 * 86400 },
     S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
     S("pull_hold", CONF_BOOL, pull_hold, "yes"),
+    S("pull_notify_unpulled", CONF_BOOL, pull_notify_unpulled, "no"),
     S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),
     S("pull_allow_dmarc_pass", CONF_BOOL, pull_allow_dmarc_pass, "yes"),
     { .key = "pull_greylist_delay", .type = CONF_DURATION,

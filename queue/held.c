@@ -221,7 +221,7 @@ struct expire_ctx {
     struct held_store *h;
     time_t now;
     size_t max, removed;
-    void (*fn)(const struct envelope *e, void *arg);
+    int (*fn)(struct envelope *e, int msg_fd, void *arg);
     void *arg;
 };
 
@@ -240,12 +240,20 @@ static void expire_one(const char *id, void *arg)
     }
     if (e.pull_expires <= x->now) {
         size_t never = env_pending(&e);
+        /* fn first, while the message is still there: a crash before the removal
+           tells again rather than never. */
+        if (x->fn) {
+            int fd = held_msg_open(x->h, id);
+            if (fd < 0 || x->fn(&e, fd, x->arg) < 0)
+                log_msg(LOG_LVL_WARN, id, "expired held message: the sender could not be told%s%s",
+                        fd < 0 ? ": " : "", fd < 0 ? strerror(errno) : "");
+            if (fd >= 0)
+                close(fd);
+        }
         if (held_remove(x->h, id) == 0) {
             x->removed++;
             log_msg(LOG_LVL_INFO, id, "held message expired: msid=%s rmta=%s not pulled by %zu of %zu recipients",
                     e.pull_msid, e.pull_rmta, never, e.nrcpts);
-            if (x->fn)
-                x->fn(&e, x->arg);
             env_free(&e);
             return;
         }
@@ -254,7 +262,7 @@ static void expire_one(const char *id, void *arg)
     env_free(&e);
 }
 
-int held_expire(struct held_store *h, time_t now, size_t max, void (*fn)(const struct envelope *e, void *arg),
+int held_expire(struct held_store *h, time_t now, size_t max, int (*fn)(struct envelope *e, int msg_fd, void *arg),
                 void *arg)
 {
     struct expire_ctx x = { h, now, max, 0, fn, arg };

@@ -83,10 +83,11 @@ int  held_scan(struct held_store *h, bool clean_strays, void (*fn)(const char *i
 
 /* Remove up to max held messages whose hold ended at or before now (a held
    envelope that no longer parses is logged and left for the administrator,
-   never deleted silently). For each
-   expired one, fn (may be NULL) sees its envelope first (who never pulled).
-   Returns how many were removed, or -1. */
-int  held_expire(struct held_store *h, time_t now, size_t max, void (*fn)(const struct envelope *e, void *arg),
+   never deleted silently). For each expired one, fn (may be NULL) sees its
+   envelope (who never pulled: the PENDING recipients; fn may change it) and
+   the message, open on msg_fd, before the removal; fn's -1 is logged, and the
+   message is removed all the same. Returns how many were removed, or -1. */
+int  held_expire(struct held_store *h, time_t now, size_t max, int (*fn)(struct envelope *e, int msg_fd, void *arg),
                  void *arg);
 
 /* Index of address rcpt (compared without case in the domain, exactly in the

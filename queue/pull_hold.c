@@ -6,6 +6,7 @@
 #include "lib/netaddr.h"
 #include "pull/dmtp_cmd.h"
 #include "lib/qid.h"
+#include "queue/bounce.h"
 #include "queue/disk_child.h"
 
 #include <errno.h>
@@ -157,12 +158,22 @@ static void *hold(void *arg, const struct envelope *env, int msg_fd, const size_
     str_copy(he->protocol, env->protocol, sizeof he->protocol);
     he->body_8bit = env->body_8bit;
     he->smtputf8 = env->smtputf8;
+    /* What a notice to the sender needs (pull_notify_unpulled): RET, ENVID and
+       each recipient's NOTIFY and ORCPT (RFC 3461), and whether it is a bounce. */
+    he->ret = env->ret;
+    str_copy(he->envid, env->envid, sizeof he->envid);
+    he->kind = env->kind;
     for (size_t i = 0; i < n; i++) {
-        if (env_add_rcpt(he, env->rcpts[rcpts[i]].addr) < 0) {
+        const struct env_rcpt *from = &env->rcpts[rcpts[i]];
+        if (env_add_rcpt(he, from->addr) < 0) {
             snprintf(err, errsz, "out of memory");
             goto fail;
         }
-        snprintf(he->rcpts[i].result, sizeof he->rcpts[i].result, "held for pull (queued as %s)", env->id);
+        struct env_rcpt *to = &he->rcpts[i];
+        to->notify = from->notify;
+        to->orcpt_type = from->orcpt_type;
+        str_copy(to->orcpt, from->orcpt, sizeof to->orcpt);
+        snprintf(to->result, sizeof to->result, "held for pull (queued as %s)", env->id);
     }
     time_t now = time(NULL);
     he->pull_expires = now + (time_t)p->cfg->pull_expiry;
@@ -252,11 +263,6 @@ void pull_hold_close(struct pull_hold *p)
     memset(&p->key, 0, sizeof p->key);
 }
 
-int pull_hold_expire(struct pull_hold *p, time_t now, size_t max)
-{
-    return held_expire(&p->store, now, max, NULL, NULL);
-}
-
 /* The sweep reads every held envelope and removes files under held/.lock, which
    the smtp process's GTML marks wait for: a forked disk_child does it, so the
    queue loop neither reads nor waits on that lock. A fork rather than a
@@ -270,20 +276,80 @@ struct sweep_arg {
     const struct ferry_config *cfg;
     time_t now;
     size_t max;
+    struct spool sp;                /* pull_notify_unpulled: where the notices go */
+    char ids[DISK_CHILD_RESULT_MAX + 1];   /* the notices queued, for the result */
+    size_t idlen;
 };
+
+/* Sweeps queue at most this many notices each, so that every notice's ID fits
+   in the child's result and the queue indexes it at once; the rest of the
+   expired messages wait for the next sweep (they are refused to GTML already:
+   the msid's expiry is checked first). */
+#define NOTICES_PER_SWEEP (DISK_CHILD_RESULT_MAX / (QID_LEN + 1))
+
+/* pull_notify_unpulled: the sender learns which recipients never pulled, in a
+   failure DSN (RFC 3464) naming each with status 5.4.7 and what happened.
+   Not for a message from the null sender (it would go to postmaster as a double
+   bounce about mail nobody asked for), nor for recipients whose NOTIFY excludes
+   failure. */
+static int tell_sender(struct envelope *e, int msg_fd, void *arg)
+{
+    struct sweep_arg *a = arg;
+    if (!e->sender[0])
+        return 0;
+    size_t *idx = calloc(e->nrcpts ? e->nrcpts : 1, sizeof *idx);
+    if (!idx)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        struct env_rcpt *r = &e->rcpts[i];
+        if (r->state != RCPT_PENDING || !rcpt_wants_dsn(r, DSN_FAILED))
+            continue;
+        snprintf(r->result, sizeof r->result,
+                 "5.4.7 the receiving MTA [%s] was told of this message (DMTP, msid %s) but did not fetch it "
+                 "before the hold expired", e->pull_rmta, e->pull_msid);
+        r->state = RCPT_FAILED;
+        r->last_attempt = a->now;
+        idx[n++] = i;
+    }
+    int rc = 0;
+    char id[QID_LEN + 1], err[256];
+    if (n && bounce_queue(&a->sp, a->cfg, e, msg_fd, DSN_FAILED, idx, n, a->now, id, err, sizeof err) < 0) {
+        log_msg(LOG_LVL_WARN, e->id, "cannot queue the notice of recipients who never pulled: %s", err);
+        rc = -1;
+    } else if (n && id[0]) {
+        log_msg(LOG_LVL_INFO, e->id, "sender <%s> told that %zu recipient%s never pulled: notice %s", e->sender, n,
+                n == 1 ? "" : "s", id);
+        if (a->idlen + QID_LEN + 1 <= DISK_CHILD_RESULT_MAX)
+            a->idlen += (size_t)snprintf(a->ids + a->idlen, sizeof a->ids - a->idlen, "%s ", id);
+    }
+    free(idx);
+    return rc;
+}
 
 static int sweep_child(void *arg, char *result, size_t *len)
 {
-    const struct sweep_arg *a = arg;
+    struct sweep_arg *a = arg;
     struct held_store h;
     char err[256];
+    *len = 0;
     if (held_open(&h, a->cfg->spool_dir, err, sizeof err) < 0) {
         *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "%s", err);
         return 1;
     }
-    int n = held_expire(&h, a->now, a->max, NULL, NULL);
+    bool notify = a->cfg->pull_notify_unpulled;
+    if (notify && spool_open(&a->sp, a->cfg->spool_dir, err, sizeof err) < 0) {
+        held_close(&h);
+        *len = (size_t)snprintf(result, DISK_CHILD_RESULT_MAX, "%s (no held message removed)", err);
+        return 1;
+    }
+    size_t max = notify && a->max > NOTICES_PER_SWEEP ? NOTICES_PER_SWEEP : a->max;
+    int n = held_expire(&h, a->now, max, notify ? tell_sender : NULL, a);
     held_close(&h);
-    *len = 0;
+    if (notify)
+        spool_close(&a->sp);
+    memcpy(result, a->ids, a->idlen);
+    *len = a->idlen;
     return n < 0 ? 1 : 0;
 }
 
@@ -291,15 +357,25 @@ static void swept(int code, const char *result, size_t len, void *arg)
 {
     struct pull_hold *p = arg;
     p->sweep = NULL;
-    if (code != 0)
+    if (code != 0) {
         log_warn("held/ expiry sweep failed%s%.*s", len ? ": " : "", (int)len, result);
+        return;
+    }
+    /* The notices the child queued: indexed now, not at the next queue scan. */
+    for (size_t i = 0; i + QID_LEN <= len; i += QID_LEN + 1) {
+        char id[QID_LEN + 1];
+        memcpy(id, result + i, QID_LEN);
+        id[QID_LEN] = '\0';
+        if (qid_valid(id) && p->queued)
+            p->queued(id, p->queued_arg);
+    }
 }
 
 bool pull_hold_expire_start(struct pull_hold *p, time_t now, size_t max)
 {
     if (p->sweep)
         return false;           /* the last one is still going */
-    struct sweep_arg a = { p->cfg, now, max };
+    struct sweep_arg a = { .cfg = p->cfg, .now = now, .max = max };
     p->sweep = disk_child_run(p->base, sweep_child, &a, swept, p);
     if (!p->sweep)
         log_warn("cannot start the held/ expiry sweep: %s (next time)", strerror(errno));

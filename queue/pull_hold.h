@@ -12,8 +12,9 @@
  * waiting; the copy is withdrawn once written. settle: a refused MSID removes the
  * held copy; an accepted one is logged. The crash ordering is held.h's.
  *
- * Also the periodic expiry of held messages, which tells nobody: the sender was
- * never promised delivery (RFC-NOTES.md "DMTP", Expiry).
+ * Also the periodic expiry of held messages, which tells nobody unless
+ * pull_notify_unpulled = yes: the sender was never promised delivery
+ * (RFC-NOTES.md "DMTP", Expiry).
  */
 #ifndef FERRY_PULL_HOLD_H
 #define FERRY_PULL_HOLD_H
@@ -40,6 +41,9 @@ struct pull_hold {
     struct smtp_dmtp_hooks hooks;   /* arg = this */
     struct disk_child *sweep;       /* a running pull_hold_expire_start, or NULL */
     struct hold_job *jobs;          /* holds being written by their children */
+    /* A notice the expiry sweep queued (pull_notify_unpulled), to be indexed. */
+    void (*queued)(const char *id, void *arg);
+    void *queued_arg;
 };
 
 /* Open held/ and the key (data_dir/dmtp.key); holds and sweeps run their
@@ -47,10 +51,11 @@ struct pull_hold {
 int  pull_hold_open(struct pull_hold *p, struct event_base *base, const struct ferry_config *cfg, char *err,
                     size_t errlen);
 void pull_hold_close(struct pull_hold *p);
-/* Remove held messages past their expiry (at most max). Returns how many. */
-int  pull_hold_expire(struct pull_hold *p, time_t now, size_t max);
-/* The same in a forked child (queue/disk_child.h), for the event loop: false
-   when one is still running or it cannot start (the caller tries next time). */
+/* Remove held messages past their expiry (at most max), in a forked child
+   (queue/disk_child.h), for the event loop; with pull_notify_unpulled the
+   sender of each is first sent a failure DSN naming the recipients that never
+   pulled (p->queued hears of each). False when one is still running or it
+   cannot start (the caller tries next time). */
 bool pull_hold_expire_start(struct pull_hold *p, time_t now, size_t max);
 
 /* The message's Subject: value (unfolded, the first one) from msg_fd into out;

@@ -13,10 +13,15 @@ stop the child at a known point:
   once the MSID was out), never lost; after the restart it is held and offered
   again, and the offered copy serves GTML byte-identical.
 
+And the end of a hold (item 7): an expired held message is removed by the
+sweep, silently by default; with pull_notify_unpulled = yes its sender gets a
+DSN naming exactly the recipients that never pulled.
+
 Addresses: A 127.0.0.6, b.test's MX 127.0.0.7 (test_pull_send's)."""
 import fcntl
 import os
 import threading
+import time
 import unittest
 
 from ferrytest import wait_for
@@ -137,6 +142,47 @@ class HoldOffLoop(PullBase):
         g.close()
         self.assertEqual(code, 250, f.read_log()[-3000:])
         self.assertEqual(got, body.encode())
+
+
+class HoldExpiry(PullBase):
+    def expire(self, notify):
+        r = self.rmta()
+        f = self.sender("pull_expiry = 4s\n" + ("pull_notify_unpulled = yes\n" if notify else ""))
+        qid, hid, msid = self.send_held(f, r, rcpts=("bob@b.test", "carol@b.test"), subj="expiring")
+        g = GtmlClient(B_ADDR)                      # bob pulls; carol never does
+        g.cmd("EHLO mx.b.test")
+        self.assertEqual(g.gtml(msid, "bob@b.test")[0], 250, f.read_log()[-2000:])
+        g.cmd("QUIT")
+        g.close()
+        self.assertTrue(wait_for(lambda: "<bob@b.test> pulled by" in f.read_log(), 5), f.read_log()[-2000:])
+        time.sleep(4.5)                             # past the hold's end
+        f.stop()
+        f.start()                                   # the queue process sweeps held/ at start
+        self.assertTrue(wait_for(lambda: self.held(f) == [], 10), f.read_log()[-3000:])
+        self.assertTrue(wait_for(lambda: "held message expired" in f.read_log(), 5))
+        self.assertIn("not pulled by 1 of 2 recipients", f.read_log())
+        self.assertEqual([n for n in f.queue_files("held") if not n.startswith(".")], [])
+        return f, hid
+
+    def test_expired_hold_removed_silently_by_default(self):
+        f, _ = self.expire(False)
+        time.sleep(1)
+        self.assertEqual(f.mailbox_files("alice"), [])
+        self.assertNotIn("never pulled", f.read_log())
+
+    def test_expired_hold_tells_the_sender_who_never_pulled(self):
+        f, hid = self.expire(True)
+        files = f.wait_mail("alice", 1, 15)
+        self.assertTrue(files, f.read_log()[-3000:])
+        with open(files[0], encoding="utf-8", errors="replace") as fh:
+            dsn = fh.read()
+        self.assertIn("Final-Recipient: rfc822; carol@b.test", dsn)
+        self.assertNotIn("bob@b.test;", dsn.split("Final-Recipient", 1)[1])
+        self.assertIn("Action: failed", dsn)
+        self.assertIn("Status: 5.4.7", dsn)
+        self.assertIn("did not fetch it before the hold expired", dsn)
+        self.assertIn("Subject: expiring", dsn)         # the original comes back with it
+        self.assertRegex(f.read_log(), hid + r": sender <alice@a.test> told that 1 recipient never pulled")
 
 
 if __name__ == "__main__":
