@@ -59,6 +59,7 @@ struct pull_client {
     struct event *timer;
     time_t last_scan;               /* nudges within a second of a scan wait for the next second */
     time_t next_scan;               /* when the timer runs the next scan */
+    bool closing;                   /* pull_client_free: no more scans */
     time_t last_expiry;
     char cursor[PULL_USER_MAX + NOTICE_ID_LEN + 3];  /* where the next scan reads from */
     size_t cursor_len;                                 /* 0: the start */
@@ -111,6 +112,8 @@ static struct backoff *backoff_slot(struct pull_client *p, const struct pull_not
 
 /* ---- one pull ---- */
 
+static void wake_at(struct pull_client *p, time_t t);
+
 static void session_end(struct pull_session *s)
 {
     struct pull_client *p = s->pc;
@@ -130,6 +133,11 @@ static void session_end(struct pull_session *s)
     buf_free(&s->body);
     env_free(&s->env);
     free(s);
+    /* A slot, and this peer's one-at-a-time place, are free: the notices that
+       waited for them (the same peer's next, say) start now, not at the next
+       periodic scan, which would allow a peer one pull per PULL_SCAN_S. */
+    if (!p->closing)
+        pull_client_nudge(p);
 }
 
 /* The next scan at t at the latest: a back-off shorter than the scan period
@@ -139,7 +147,7 @@ static void wake_at(struct pull_client *p, time_t t)
     time_t now = time(NULL);
     if (p->next_scan && t >= p->next_scan)
         return;
-    struct timeval tv = { t > now ? t - now : 1, 0 };
+    struct timeval tv = { t > now ? t - now : 0, 0 };
     evtimer_del(p->timer);
     evtimer_add(p->timer, &tv);
     p->next_scan = now + tv.tv_sec;
@@ -720,8 +728,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
        forward (wake_at). */
     struct timeval tv = { PULL_SCAN_S, 0 };
     evtimer_add(p->timer, &tv);
-    p->next_scan = time(NULL) + PULL_SCAN_S;
+    time_t now = time(NULL);
+    p->next_scan = now + PULL_SCAN_S;
     scan(p);
+    /* And a back-off that ends before then still ends on time, whatever scans
+       (nudges) came between its start and now. */
+    time_t soon = 0;
+    for (size_t i = 0; i < BACKOFF_SLOTS; i++)
+        if (p->backoff[i].key[0] && p->backoff[i].next > now && (!soon || p->backoff[i].next < soon))
+            soon = p->backoff[i].next;
+    if (soon)
+        wake_at(p, soon);
 }
 
 void pull_client_nudge(struct pull_client *p)
@@ -730,10 +747,8 @@ void pull_client_nudge(struct pull_client *p)
         return;
     /* A peer sending MSIDs in a loop must not buy one whole scan each: nudges
        are folded into at most one scan a second. */
-    struct timeval tv = { time(NULL) - p->last_scan < 1 ? 1 : 0, 0 };
-    evtimer_del(p->timer);
-    evtimer_add(p->timer, &tv);
-    p->next_scan = time(NULL) + tv.tv_sec;
+    time_t now = time(NULL);
+    wake_at(p, now - p->last_scan < 1 ? now + 1 : now);
 }
 
 struct pull_client *pull_client_new(struct event_base *base, const struct ferry_config *cfg, struct spool *sp,
@@ -756,6 +771,8 @@ struct pull_client *pull_client_new(struct event_base *base, const struct ferry_
         pull_client_free(p);
         return NULL;
     }
+    if (err[0])     /* a list that cannot be opened yet: correspondents are not noted until it can */
+        log_warn("DMTP pull client: %s; tried again at each use", err);
     p->peer_rate = ratelimit_new(10000, PULL_PEER_RATE, 60);
     p->timer = evtimer_new(base, on_timer, p);
     if (!p->peer_rate || !p->timer) {
@@ -771,6 +788,7 @@ void pull_client_free(struct pull_client *p)
 {
     if (!p)
         return;
+    p->closing = true;
     while (p->active)
         session_end(p->active);
     disk_child_forget(p->expiry);

@@ -6,9 +6,14 @@ MAIL FROM's domain on the allowed list makes the transaction allowed
 address without pull_private_peers.
 
 Peers connect from 127.0.0.33 (unclassified) and 127.0.0.34 (friends.example's
-SPF address)."""
+SPF address). And the pull client's per-peer limit: one pull at a time from a
+peer (a scripted SMTA on 127.0.0.35:25 counts its concurrent sessions), the
+next one started as soon as the last ends, not at the next 30 s scan."""
 import os
+import socket
 import subprocess
+import threading
+import time
 import unittest
 
 from dnsserver import DnsServer
@@ -145,6 +150,93 @@ class Profile(unittest.TestCase):
                         f.read_log()[-2000:])
         self.assertNotIn("connecting to [%s]" % STRANGER, f.read_log())
         self.assertIn(nid, f.ferryctl("pull", "list", "bob").stdout)     # kept: the user may still decide
+
+
+SMTA = "127.0.0.35"
+
+
+class SlowSmta:
+    """A holder on SMTA:25 that answers every GTML after a second with a small
+    message, and records how many sessions were open at once."""
+
+    def __init__(self):
+        self.open = self.most = self.served = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((SMTA, 25))
+        self.sock.listen(8)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    def session(self, conn):
+        with self.lock:
+            self.open += 1
+            self.most = max(self.most, self.open)
+        f = conn.makefile("rb")
+        try:
+            conn.sendall(b"220 smta.example ESMTP\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                verb = line.split(b" ", 1)[0].strip().upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250 smta.example\r\n")
+                elif verb == b"GTML":
+                    time.sleep(1)
+                    n = line.split()[1].decode()
+                    conn.sendall(b"250 2.0.0 message follows\r\nSubject: slow %s\r\n\r\nbody\r\n.\r\n" % n.encode())
+                elif verb == b"QUIT":
+                    with self.lock:
+                        self.served += 1
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"502 no\r\n")
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.open -= 1
+            conn.close()
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class PeerLimit(unittest.TestCase):
+    def test_one_pull_at_a_time_per_peer_and_the_next_at_once(self):
+        smta = SlowSmta()
+        self.addCleanup(smta.close)
+        b = Ferry(extra=PULL_CONF + "pull_private_peers = yes\n")
+        self.addCleanup(b.cleanup)
+        b.start()
+        b.stop()
+        for i in range(4):
+            env = dict(os.environ, PULL_NOTICE_MSID=MSID.replace("AAAA", "AAA%d" % i, 1), PULL_NOTICE_AUTO="1")
+            r = subprocess.run([TOOL, b.conf, "bob", "bob@example.test", "alice@a.test", SMTA, "", "slow"],
+                               capture_output=True, text=True, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        b.start()
+        # four pulls of about a second each: well inside one 30 s scan period only
+        # if each starts when the last ends
+        self.assertTrue(wait_for(lambda: len(b.mailbox_files("bob")) == 4, 25),
+                        "%d pulled\n%s" % (len(b.mailbox_files("bob")), b.read_log()[-3000:]))
+        self.assertEqual(smta.most, 1)
+        self.assertEqual(smta.served, 4)
+        self.assertEqual(b.ferryctl("pull", "list", "bob").stdout.strip(), "")
 
 
 if __name__ == "__main__":
