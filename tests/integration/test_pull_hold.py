@@ -20,6 +20,7 @@ DSN naming exactly the recipients that never pulled.
 Addresses: A 127.0.0.6, b.test's MX 127.0.0.7 (test_pull_send's)."""
 import fcntl
 import os
+import signal
 import threading
 import time
 import unittest
@@ -108,6 +109,33 @@ class HoldOffLoop(PullBase):
         hid = msid.split("-")[0]
         self.assertTrue(wait_for(lambda: hid in self.held(f), 5), f.read_log()[-3000:])
         self.assertTrue(wait_for(lambda: not self.queued(f, qid), 10), f.read_log()[-3000:])
+        self.assert_gtml_serves(f, msid, body)
+
+    def test_kill9_of_the_queue_process_in_the_hold_loses_nothing(self):
+        """Only the queue process dies (the parent restarts it); its writer child,
+        orphaned, finishes its copy once the lock is free: that copy was offered
+        to nobody, and the restarted queue process holds the message again."""
+        r = self.rmta()
+        f = self.sender()
+        release = self.lock_held(f)
+        body = MSG.format(to="bob@b.test", subj="queue-killed")
+        qid = f.inject("alice@a.test", ["bob@b.test"], body)
+        self.assertTrue(wait_for(lambda: WRITING + qid in f.read_log(), 15), f.read_log()[-3000:])
+        pid = f.child_by_role("queue")
+        os.kill(pid, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: f.child_by_role("queue") not in (None, pid), 20), f.read_log()[-3000:])
+        self.assertTrue(self.queued(f, qid))
+        self.assertEqual(r.msid_lines(), [])
+        # The orphaned writer still holds the spool's queue lock (it shares the
+        # dead process's descriptor), so the new queue process starts only once
+        # the writer is done: the two never work on the spool at once.
+        release()
+        self.assertTrue(wait_for(lambda: f.read_log().count("queue process ready") >= 2, 20), f.read_log()[-3000:])
+        f.ferryctl("queue", "flush")
+        self.assertTrue(wait_for(lambda: r.msid_lines(), 20), f.read_log()[-3000:])
+        msid = r.msid_lines()[-1].split(" ")[1]
+        self.assertTrue(wait_for(lambda: not self.queued(f, qid), 10), f.read_log()[-3000:])
+        self.assertIn(msid.split("-")[0], self.held(f))
         self.assert_gtml_serves(f, msid, body)
 
     def test_kill9_between_msid_and_its_reply_loses_nothing(self):
