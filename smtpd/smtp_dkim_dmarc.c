@@ -517,17 +517,17 @@ static void decide_disposition(struct smtp_policy *p, const struct dmarc_outcome
     v->requested = o->disposition;
     v->applied = o->disposition;
     str_copy(v->header_from, o->header_from[0] ? o->header_from : "-", sizeof v->header_from);
-    const char *arc_pass = NULL, *sealer = NULL;
+    const char *sealer = NULL, *arc_pass = trusted_arc_pass(p, &sealer);
+    if (arc_pass)
+        snprintf(v->arc_vouch, sizeof v->arc_vouch, "arc sealer %s (%s=pass)", sealer, arc_pass);
     if (v->applied != DMARC_P_NONE) {
         if (p->ctx.trusted_forwarder) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "trusted_forwarder", sizeof v->override);
-        } else if (o->result == DMARC_RES_FAIL && (arc_pass = trusted_arc_pass(p, &sealer)) != NULL) {
+        } else if (o->result == DMARC_RES_FAIL && arc_pass) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "local_policy", sizeof v->override);
-            snprintf(v->override_comment, sizeof v->override_comment, "arc sealer %s (%s=pass)", sealer,
-                     arc_pass);
-            v->arc_override = true;
+            str_copy(v->override_comment, v->arc_vouch, sizeof v->override_comment);
         } else if (cfg->dmarc_enforce == DMARC_ENFORCE_NO) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "local_policy", sizeof v->override);

@@ -73,7 +73,8 @@ struct policy_dmarc {
     int applied;                  /* enum dmarc_policy: what Ferry does */
     char override[24];            /* "" or an RFC 9990 reason: trusted_forwarder, local_policy */
     char override_comment[128];   /* "" or why, e.g. "arc sealer fwd.example (dmarc=pass)" */
-    bool arc_override;            /* the override is a trusted ARC sealer's */
+    char arc_vouch[128];          /* "" or "arc sealer D (M=pass)": a trusted sealer's passing
+                                     chain says the message authenticated there (whatever p=) */
     char header_from[254];
     char summary[400];            /* "dmarc=fail header.from=D policy=reject disposition=..." */
 };

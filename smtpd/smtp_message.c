@@ -296,8 +296,8 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
            the SPF fail is the forward's, which the seal explains (RFC 8617 7.2.1). */
         if (dm->evaluated && dm->result == DMARC_RES_PASS) {
             log_msg(LOG_LVL_INFO, qid, "SPF fail not enforced: DMARC passed for %s", dm->header_from);
-        } else if (dm->evaluated && dm->arc_override) {
-            log_msg(LOG_LVL_INFO, qid, "SPF fail not enforced: %s", dm->override_comment);
+        } else if (dm->evaluated && dm->arc_vouch[0]) {
+            log_msg(LOG_LVL_INFO, qid, "SPF fail not enforced: %s", dm->arc_vouch);
         } else {
             char text[600];
             str_copy(text, s->data_refusal, sizeof text);
