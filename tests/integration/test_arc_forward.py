@@ -164,6 +164,13 @@ class ArcForward(unittest.TestCase):
         r = subprocess.run(DKIMPY_ORACLE + ["arcverify", recs], input=body, capture_output=True)
         return r.stdout.decode().strip()
 
+    def bounced(self, sender, addr, receiver):
+        """The forwarder's delivery line saying addr bounced (the receiver refused it)."""
+        lines = wait_for(lambda: [l for l in sender.read_log().splitlines()
+                                  if f"to=<{addr}>" in l and "status=bounced" in l], 40)
+        self.assertTrue(lines, sender.read_log()[-4000:] + receiver.read_log()[-3000:])
+        return lines[0]
+
     def our_ar(self, data, authserv):
         """The Authentication-Results field authserv wrote, unfolded."""
         h = header_of(data).replace("\n\t", " ").replace("\n ", " ")
@@ -197,11 +204,9 @@ class ArcForward(unittest.TestCase):
         code, text = send(self.a.port, "alice@origin.test", ["fwdu@a.test"],
                           MSG.format(dom="origin.test", to="fwdu@a.test", subj="untrusted-fwd").encode())
         self.assertEqual(code, 250, text)
-        line = wait_for(lambda: [l for l in self.a.read_log().splitlines()
-                                 if "to=<bob@u.test>" in l and "status=bounced" in l], 40)
-        self.assertTrue(line, self.a.read_log()[-4000:] + self.b2.read_log()[-3000:])
-        self.assertIn("550", line[0])
-        self.assertIn("DMARC policy of origin.test is reject", line[0])
+        line = self.bounced(self.a, "bob@u.test", self.b2)
+        self.assertIn("550", line)
+        self.assertIn("DMARC policy of origin.test is reject", line)
         self.assertIn("dmarc=fail header.from=origin.test policy=reject disposition=reject", self.b2.read_log())
         self.assertEqual(self.b2.mailbox_files("bob"), [])
 
@@ -211,10 +216,7 @@ class ArcForward(unittest.TestCase):
         code, text = send(self.a0.port, "alice@origin.test", ["fwdt@a.test"],
                           MSG.format(dom="origin.test", to="fwdt@a.test", subj="unsealed").encode())
         self.assertEqual(code, 250, text)
-        line = wait_for(lambda: [l for l in self.a0.read_log().splitlines()
-                                 if "to=<bob@t.test>" in l and "status=bounced" in l], 40)
-        self.assertTrue(line, self.a0.read_log()[-4000:] + self.b.read_log()[-3000:])
-        self.assertIn("DMARC policy of origin.test is reject", line[0])
+        self.assertIn("DMARC policy of origin.test is reject", self.bounced(self.a0, "bob@t.test", self.b))
         self.assertNotIn("arc: sealed", self.a0.read_log())
 
     def test_chain_of_two(self):
