@@ -9,7 +9,10 @@ with a.test's key through its key process. B (t.test, 127.0.0.53) lists a.test i
 arc_trusted_sealers and delivers it with the local_policy override in its
 Authentication-Results; B2 (u.test, 127.0.0.55) does not, and refuses it with 550.
 dkimpy's arcverify verifies what B received, for a chain of 1 (A's seal alone) and
-of 2 (a message dkimpy sealed as list.test before A). Mail A keeps for a local user
+of 2 (a message dkimpy sealed as list.test before A); an ed25519 seal (a second A
+with arc_seal_algorithm = ed25519-sha256) is verified by B alone, as dkimpy's ARC
+knows only rsa-sha256. The same forward from an A with
+arc_seal = no is refused even by B. Mail A keeps for a local user
 only is not sealed; mixed local and remote recipients are (every copy); mail relayed
 to a relay_domains domain is sealed."""
 import base64
@@ -22,10 +25,10 @@ import tempfile
 import unittest
 
 from dnsserver import DnsServer
-from ferrytest import DKIMPY_ORACLE, Ferry, make_signing_key, wait_for
+from ferrytest import DKIMPY_ORACLE, FERRYCTL, Ferry, make_signing_key, wait_for
 
 A_OUT, B_ADDR, B2_ADDR, CLIENT, NS_ADDR = "127.0.0.52", "127.0.0.53", "127.0.0.55", "127.0.0.54", "127.0.0.56"
-NOSEAL_OUT = "127.0.0.57"
+NOSEAL_OUT, ED_OUT = "127.0.0.57", "127.0.0.58"
 
 ZONE = """$ORIGIN test.
 $TTL 300
@@ -43,6 +46,7 @@ mx.t IN A {b}
 u IN MX 10 mx.u
 mx.u IN A {b2}
 seal._domainkey.a IN TXT {a_key}
+sealed._domainkey.a IN TXT {a_ed}
 hop._domainkey.list IN TXT {list_key}
 """
 
@@ -109,11 +113,21 @@ class ArcForward(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="ferry-arcfwd-")
         os.chmod(cls.dir, 0o755)
         cls.keydir, _, a_text = make_signing_key(cls.dir, "a.test", "seal")
+        # an ed25519 key beside it, active too: arc_seal_algorithm picks one of the two
+        ed = os.path.join(cls.keydir, "a.test", "sealed.key")
+        line = subprocess.run([FERRYCTL, "dkim", "keygen", "--domain", "a.test", "--selector", "sealed", "--out", ed,
+                               "--algo", "ed25519-sha256"], capture_output=True, text=True, check=True).stdout
+        ed_quoted = line.split(" IN TXT ", 1)[1].strip()
+        os.chmod(ed, 0o644)
+        with open(os.path.join(cls.keydir, "a.test", "active"), "a") as fh:
+            fh.write("sealed\n")
         cls.list_key = os.path.join(cls.dir, "list.pem")
         list_text = rsa_record(cls.list_key)
-        cls.records = {"seal._domainkey.a.test": a_text, "hop._domainkey.list.test": list_text}
+        cls.records = {"seal._domainkey.a.test": a_text, "hop._domainkey.list.test": list_text,
+                       "sealed._domainkey.a.test": "".join(p.strip('"') for p in ed_quoted.split('" "'))}
         cls.ns = DnsServer({"test": ZONE.format(ns=NS_ADDR, client=CLIENT, b=B_ADDR, b2=B2_ADDR,
-                                                a_key=quoted(a_text), list_key=quoted(list_text))},
+                                                a_key=quoted(a_text), list_key=quoted(list_text),
+                                                a_ed=ed_quoted)},
                            address=NS_ADDR).start()
         resolver = f"resolver = {NS_ADDR}:{cls.ns.port}\n"
         checks = "spf_check = yes\nspf_fail_action = data\ndmarc_check = yes\n"
@@ -133,10 +147,15 @@ class ArcForward(unittest.TestCase):
         cls.a0 = Ferry(extra=resolver + checks + f"hostname = mx.a.test\nsmtp_source_ipv4 = {NOSEAL_OUT}\n"
                        f"dkim_key_dir = {cls.keydir}\nalias_file = {aliases}\narc_seal = no\n"
                        "retry_min = 1h\nretry_max = 2h\n", domains="a.test").start()
+        # and with arc_seal_algorithm = ed25519-sha256
+        cls.ae = Ferry(extra=resolver + checks + f"hostname = mx.a.test\nsmtp_source_ipv4 = {ED_OUT}\n"
+                       f"dkim_key_dir = {cls.keydir}\nalias_file = {aliases}\n"
+                       "arc_seal_algorithm = ed25519-sha256\nretry_min = 1h\nretry_max = 2h\n",
+                       domains="a.test").start()
 
     @classmethod
     def tearDownClass(cls):
-        for f in (cls.a, cls.a0, cls.b, cls.b2):
+        for f in (cls.a, cls.a0, cls.ae, cls.b, cls.b2):
             f.cleanup()
         cls.ns.stop()
         shutil.rmtree(cls.dir, ignore_errors=True)
@@ -218,6 +237,18 @@ class ArcForward(unittest.TestCase):
         self.assertEqual(code, 250, text)
         self.assertIn("DMARC policy of origin.test is reject", self.bounced(self.a0, "bob@t.test", self.b))
         self.assertNotIn("arc: sealed", self.a0.read_log())
+
+    def test_ed25519_seal(self):
+        code, text = send(self.ae.port, "alice@origin.test", ["fwdt@a.test"],
+                          MSG.format(dom="origin.test", to="fwdt@a.test", subj="ed-fwd").encode())
+        self.assertEqual(code, 250, text)
+        data = self.mail(self.b, "bob", "ed-fwd")
+        self.assertIn("ARC-Seal: i=1; a=ed25519-sha256; cv=none; d=a.test; s=sealed;", header_of(data))
+        ar = self.our_ar(data, "mx.t.test")
+        self.assertIn("arc=pass", ar)
+        self.assertIn("override=local_policy: arc sealer a.test (dmarc=pass)", ar)
+        # B (Ferry) is the verifier here: dkimpy's ARC code knows rsa-sha256 only
+        # (test_arc.py checks ed25519 seals with Ferry for the same reason).
 
     def test_chain_of_two(self):
         # dkimpy seals first as list.test (its AAR: SPF passed there); the list sends
