@@ -42,7 +42,7 @@ struct smtp_policy {
     char remote_ip[64];
     char arc_summary[ARC_REASON_MAX + 96];  /* "arc=pass ..." for the log line; "" when not run */
     struct smtp_arc_seal *seal;     /* forwarded mail: the next ARC set, made at the end */
-    size_t ar_off;                  /* where our Authentication-Results field starts in prepend */
+    size_t ar_off, ar_end;          /* our Authentication-Results field in prepend (end 0: incomplete) */
     struct dkim_signer *signer;
     bool sign_deferred;             /* keys exist but could not be used now: 451 */
     struct dkim_resolver resolver;
@@ -414,17 +414,10 @@ void smtp_policy_content(struct smtp_policy *p, const char *in, size_t n, smtp_p
         header_done(p, (size_t)end, w, arg);
 }
 
-static void finish_done(struct smtp_policy *p)
-{
-    p->stage = PS_DONE;
-    if (p->extra_fields[0] && buf_puts(&p->prepend, p->extra_fields) < 0)
-        log_msg(LOG_LVL_WARN, p->log_id, "header fields to add do not fit; left out");
-    p->done(p->done_arg, p->prepend.data ? p->prepend.data : "", p->prepend.len);
-}
-
 /* Forwarded mail (ctx.seal): the next ARC set over the message as it will be
-   stored, with our Authentication-Results value (prepend[ar_off..], complete) as
-   its AAR, put on top of everything prepended. Not for a message refused here. */
+   stored, once every other field is added (RFC 8617 5.1 step 1), with our
+   Authentication-Results value (prepend[ar_off..ar_end)) as its AAR, on top of
+   everything prepended. Not for a message refused here. */
 static void seal_forwarded(struct smtp_policy *p)
 {
     if (!p->seal || (p->verdict.evaluated && p->verdict.applied == DMARC_P_REJECT))
@@ -435,9 +428,9 @@ static void seal_forwarded(struct smtp_policy *p)
     }
     static const char name[] = "Authentication-Results: ";
     size_t from = p->ar_off + sizeof name - 1;
-    if (p->prepend.len < from + 2)
-        return;
-    size_t n = p->prepend.len - from - 2;       /* without the field's CRLF */
+    if (!p->ar_end || p->ar_end < from + 2)
+        return;                 /* the field was left incomplete: nothing to vouch for */
+    size_t n = p->ar_end - from - 2;            /* without the field's CRLF */
     char *ar = malloc(n + 1);
     if (!ar) {
         log_msg(LOG_LVL_WARN, p->log_id, "arc: not sealed: out of memory");
@@ -460,6 +453,15 @@ static void seal_forwarded(struct smtp_policy *p)
     free(ar);
 }
 
+static void finish_done(struct smtp_policy *p)
+{
+    p->stage = PS_DONE;
+    if (p->extra_fields[0] && buf_puts(&p->prepend, p->extra_fields) < 0)
+        log_msg(LOG_LVL_WARN, p->log_id, "header fields to add do not fit; left out");
+    seal_forwarded(p);
+    p->done(p->done_arg, p->prepend.data ? p->prepend.data : "", p->prepend.len);
+}
+
 /* The end of the Authentication-Results field: SPF, then DMARC when it ran. */
 static void end_results(struct smtp_policy *p)
 {
@@ -478,7 +480,7 @@ static void end_results(struct smtp_policy *p)
     }
     r |= buf_puts(&p->prepend, "\r\n");
     if (r == 0)
-        seal_forwarded(p);
+        p->ar_end = p->prepend.len;
     if (p->verdict.evaluated && p->verdict.applied == DMARC_P_QUARANTINE)
         r |= buf_printf(&p->prepend, "X-Ferry-Quarantine: dmarc=%s policy=%s header.from=%s\r\n",
                         dmarc_result_name((enum dmarc_result)p->verdict.result),
