@@ -9,7 +9,8 @@ with a.test's key through its key process. B (t.test, 127.0.0.53) lists a.test i
 arc_trusted_sealers and delivers it with the local_policy override in its
 Authentication-Results; B2 (u.test, 127.0.0.55) does not, and refuses it with 550.
 dkimpy's arcverify verifies what B received, for a chain of 1 (A's seal alone) and
-of 2 (a message dkimpy sealed as list.test before A); an ed25519 seal (a second A
+of 2 (a message dkimpy sealed as list.test before A); with A's key process stopped
+the forward is deferred (451), never sent unsealed; an ed25519 seal (a second A
 with arc_seal_algorithm = ed25519-sha256) is verified by B alone, as dkimpy's ARC
 knows only rsa-sha256. The same forward from an A with
 arc_seal = no is refused even by B. Mail A keeps for a local user
@@ -19,6 +20,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -249,6 +251,25 @@ class ArcForward(unittest.TestCase):
         self.assertIn("override=local_policy: arc sealer a.test (dmarc=pass)", ar)
         # B (Ferry) is the verifier here: dkimpy's ARC code knows rsa-sha256 only
         # (test_arc.py checks ed25519 seals with Ferry for the same reason).
+
+    def test_stopped_key_process_defers_the_forward(self):
+        # a seal the key process cannot make now: 451, never forwarded unsealed
+        keys = self.ae.child_by_role("keys")
+        os.kill(keys, signal.SIGSTOP)
+        try:
+            code, text = send(self.ae.port, "alice@origin.test", ["fwdt@a.test"],
+                              MSG.format(dom="origin.test", to="fwdt@a.test", subj="stalled").encode())
+        finally:
+            os.kill(keys, signal.SIGCONT)
+        self.assertEqual(code, 451, text)
+        self.assertIn("arc: not sealed", self.ae.read_log())
+        code, text = send(self.ae.port, "alice@origin.test", ["fwdt@a.test"],
+                          MSG.format(dom="origin.test", to="fwdt@a.test", subj="resumed").encode())
+        self.assertEqual(code, 250, text)
+        self.assertIn("ARC-Seal: i=1; a=ed25519-sha256;", header_of(self.mail(self.b, "bob", "resumed")))
+        for path in self.b.mailbox_files("bob"):
+            with open(path, "rb") as fh:
+                self.assertNotIn(b"Subject: stalled\n", fh.read())
 
     def test_chain_of_two(self):
         # dkimpy seals first as list.test (its AAR: SPF passed there); the list sends
