@@ -415,7 +415,9 @@ match from local for any action "out"
                   (os.path.join(PEERS, "usr", "libexec"), "/usr/libexec"),
                   (os.path.join(self.dir, "run"), "/run"),
                   (os.path.join(self.dir, "varlib"), "/var/lib"),
-                  (self.resolv, "/etc/resolv.conf")]
+                  (self.resolv, "/etc/resolv.conf"),
+                  # It verifies its smart host against its compiled-in CA file only.
+                  (self.ca, "/etc/ssl/certs/ca-certificates.crt")]
         self._spawn(mounts, [SMTPD, "-d", "-v", "-f", self.conf], out)
 
     def release_retry(self):

@@ -9,8 +9,9 @@ matrix needs on top:
 - MX routing through the suite's nsd: Postfix resolves with the C library, which
   reads /etc/resolv.conf, so `postfix start-fg` runs in a private mount namespace
   in which that file names the nsd (as interop_peers.py does for Exim and
-  OpenSMTPD); the OpenDKIM milter runs in the same namespace (it fetches keys the
-  same way) and in the same session, so stopping the peer stops both.
+  OpenSMTPD); the OpenDKIM milter runs in the same session, so stopping the peer
+  stops both. OpenDKIM resolves with libunbound, given its own configuration
+  (forward to the nsd, query loopback, do not answer test. locally).
 - Two listeners on its address: port 25 (the MX: message_size_limit 1M, for the
   oversize cell) and 587 (submission: AUTH checked by Dovecot's auth socket,
   offered only under TLS, 4M, its own cleanup service since cleanup(8) enforces
@@ -104,18 +105,23 @@ class PostfixInterop(PostfixPeer):
             f.write(text.replace(f"{address}:25 inet  n       -       n       -       -       smtpd",
                                  f"{address}:25 inet  n       -       n       -       -       smtpd\n"
                                  "  -o message_size_limit=1048576", 1))
-        self._opendkim_setup(aux_address)
+        self._opendkim_setup(aux_address, dns_address)
         past = os.stat(os.path.join(self.config_dir, "main.cf")).st_mtime
         for name in os.listdir(self.config_dir):
             os.utime(os.path.join(self.config_dir, name), (past, past))
 
-    def _opendkim_setup(self, aux_address):
+    def _opendkim_setup(self, aux_address, dns_address):
         key = os.path.join(self.dir, "dkim.key")
         subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
         os.chmod(key, 0o600)
         pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
                              capture_output=True).stdout
         self.dkim_txt = "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode()
+        unbound = os.path.join(self.dir, "unbound.conf")
+        with open(unbound, "w") as f:
+            # It also answers test. itself (an RFC 6761 special-use name) unless told not to.
+            f.write(f"server:\n    do-not-query-localhost: no\n    local-zone: \"test.\" nodefault\n"
+                    f"forward-zone:\n    name: \".\"\n    forward-addr: {dns_address}\n")
         self.opendkim_conf = os.path.join(self.dir, "opendkim.conf")
         with open(self.opendkim_conf, "w") as f:
             f.write(f"""\
@@ -127,6 +133,9 @@ KeyFile {key}
 Canonicalization relaxed/relaxed
 Socket inet:{MILTER_PORT}@{aux_address}
 InternalHosts 127.0.0.1
+# Debian's OpenDKIM resolves with libunbound, which reads its own configuration,
+# not resolv.conf.
+ResolverConfiguration {unbound}
 AuthservID mx.{self.domain}
 PidFile {self.dir}/opendkim.pid
 Syslog no
