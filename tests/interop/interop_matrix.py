@@ -212,6 +212,12 @@ class Helpers:
         fields = [dict((k.lower(), v) for k, v in b.items()) for b in body]
         return fields[0], fields[1:]
 
+    def assert_lacks(self, peer, extension):
+        """The peer's EHLO reply on port 25 does not offer extension."""
+        with smtplib.SMTP(peer.address, 25, timeout=10) as c:
+            c.ehlo("x")
+            self.assertFalse(c.has_extn(extension))
+
     def uniq(self, case):
         return f"{case}-{int(time.time() * 1000)}"
 

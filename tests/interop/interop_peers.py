@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 
 from ferrytest import ROOT, wait_for
 
@@ -63,6 +62,16 @@ def package_versions():
     except OSError:
         pass
     return out
+
+
+def dkim_keypair(key, mode):
+    """Write a new RSA 2048 private key to key (with mode); return its DKIM TXT record."""
+    import base64
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+    os.chmod(key, mode)
+    pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode()
 
 
 def _read(path):
@@ -310,13 +319,7 @@ class EximPeer(_Peer):
         for sub in ("spool", "log"):
             os.mkdir(os.path.join(self.dir, sub), 0o750)
             os.chown(os.path.join(self.dir, sub), exim.pw_uid, exim.pw_gid)
-        key = os.path.join(self.dir, "dkim.key")
-        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
-        os.chmod(key, 0o644)
-        pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
-                             capture_output=True).stdout
-        import base64
-        self.dkim_txt = "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode()
+        self.dkim_txt = dkim_keypair(os.path.join(self.dir, "dkim.key"), 0o644)
         self.conf = os.path.join(self.dir, "exim.conf")
         with open(self.conf, "w") as f:
             f.write(_EXIM_CONF.format(exim=EXIM, dir=self.dir, domain=self.domain, address=address,

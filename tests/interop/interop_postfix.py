@@ -25,14 +25,10 @@ matrix needs on top:
 - Sender-dependent relaying: mail from relay@postfix.test goes through Ferry's
   submission port with AUTH (the smart-host cell, peer -> Ferry); everything else
   by MX."""
-import base64
 import os
-import pwd
-import re
-import signal
 import subprocess
 
-from interop_peers import _Peer, _accepting
+from interop_peers import _Peer, _accepting, dkim_keypair
 from peers import POSTCONF, PostfixPeer
 from ferrytest import wait_for
 
@@ -112,11 +108,7 @@ class PostfixInterop(PostfixPeer):
 
     def _opendkim_setup(self, aux_address, dns_address):
         key = os.path.join(self.dir, "dkim.key")
-        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
-        os.chmod(key, 0o600)
-        pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
-                             capture_output=True).stdout
-        self.dkim_txt = "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode()
+        self.dkim_txt = dkim_keypair(key, 0o600)
         unbound = os.path.join(self.dir, "unbound.conf")
         with open(unbound, "w") as f:
             # It also answers test. itself (an RFC 6761 special-use name) unless told not to.
@@ -172,22 +164,8 @@ RequireSafeKeys false
         return self
 
     def stop(self):
-        super().stop()
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self.proc:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)     # OpenDKIM, when master went first
-            except (ProcessLookupError, PermissionError):
-                pass
+        super().stop()                  # postfix stop, and wait for master
+        _Peer.stop(self)                # then the session: OpenDKIM, the shell
 
     def log(self):
         with open(os.path.join(self.dir, "stdout"), "rb") as f:
