@@ -14,8 +14,7 @@ matrix needs on top:
   (forward to the nsd, query loopback, do not answer test. locally).
 - Two listeners on its address: port 25 (the MX: message_size_limit 1M, for the
   oversize cell) and 587 (submission: AUTH checked by Dovecot's auth socket,
-  offered only under TLS, 4M, its own cleanup service since cleanup(8) enforces
-  the limit too). The test client submits on 587 (it is in mynetworks, so it may
+  offered only under TLS, main.cf's 4M). The test client submits on 587 (it is in mynetworks, so it may
   relay without AUTH); Ferry relays through 587 with AUTH in the smart-host cell.
 - retry-me@ is refused with 451 until release_retry() (a check_recipient_access
   table, reread by `postfix reload`).
@@ -26,6 +25,7 @@ matrix needs on top:
   submission port with AUTH (the smart-host cell, peer -> Ferry); everything else
   by MX."""
 import os
+import re
 import subprocess
 
 from interop_peers import _Peer, _accepting, dkim_keypair
@@ -90,17 +90,17 @@ class PostfixInterop(PostfixPeer):
         with open(os.path.join(self.config_dir, "sasl_passwd"), "w") as f:
             f.write(f"relay@{self.domain} {relay_auth[0]}:{relay_auth[1]}\n")
         os.chmod(os.path.join(self.config_dir, "sasl_passwd"), 0o600)
-        with open(os.path.join(self.config_dir, "master.cf"), "a") as f:
-            # The MX refuses over 1M (the oversize cell); submission takes 4M.
-            f.write(f"{address}:587 inet n - n - - smtpd\n"
-                    "  -o cleanup_service_name=bigcleanup\n"
-                    "bigcleanup unix n - n - 0 cleanup\n")
-        with open(os.path.join(self.config_dir, "master.cf")) as f:
+        # The MX refuses over 1M (the oversize cell: smtpd checks SIZE= and the
+        # octets it reads against its own limit); submission has main.cf's 4M.
+        master = os.path.join(self.config_dir, "master.cf")
+        with open(master) as f:
             text = f.read()
-        with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
-            f.write(text.replace(f"{address}:25 inet  n       -       n       -       -       smtpd",
-                                 f"{address}:25 inet  n       -       n       -       -       smtpd\n"
-                                 "  -o message_size_limit=1048576", 1))
+        mx = re.search(rf"^{re.escape(address)}:25 +inet .* smtpd$", text, re.M)
+        if not mx:
+            raise RuntimeError("PostfixInterop: no smtpd line for port 25 in master.cf")
+        with open(master, "w") as f:
+            f.write(text[:mx.end()] + "\n  -o message_size_limit=1048576" + text[mx.end():]
+                    + f"{address}:587 inet n - n - - smtpd\n")
         self._opendkim_setup(aux_address, dns_address)
         past = os.stat(os.path.join(self.config_dir, "main.cf")).st_mtime
         for name in os.listdir(self.config_dir):
