@@ -103,6 +103,8 @@ def write_results(unpacked):
              "Peers: " + ", ".join(f"{v} (Debian {package_version(DEBIAN_PACKAGE[k], unpacked)})"
                                    for k, v in sorted(versions.items())) + ".", "",
              "| peer | case | direction | result | reason |", "|---|---|---|---|---|"]
+    if "setup_error" in state:
+        lines.append(f"| - | setup | - | FAIL | {state['setup_error'].replace('|', '/')} |")
     for peer, case, direction, status, reason in sorted(results):
         lines.append(f"| {versions.get(peer, peer)} | {case} | {direction} | {status} | {reason.replace('|', '/')} |")
     with open(RESULTS, "w") as fh:

@@ -358,8 +358,10 @@ class OpenSmtpdPeer(_Peer):
     def __init__(self, address, dns_address, users, tls_cert, tls_key, ca, size_limit=1048576,
                  smart_auth=("", ""), relay_auth=("", "")):
         super().__init__(address, dns_address, users, tls_cert, tls_key, ca, size_limit)
-        for sub in ("varspool", "run", "varlib/opensmtpd/empty"):
+        for sub in ("varspool", "run", "varlib/opensmtpd/empty", "certs"):
             os.makedirs(os.path.join(self.dir, sub), 0o755)
+        self.certs = os.path.join(self.dir, "certs")
+        shutil.copy(ca, os.path.join(self.certs, "ca-certificates.crt"))
         self.conf = os.path.join(self.dir, "smtpd.conf")
         # smtpd refuses a key readable by others.
         shutil.copy(tls_key, os.path.join(self.dir, "tls.key"))
@@ -419,8 +421,10 @@ match from local for any action "out"
                   (os.path.join(self.dir, "run"), "/run"),
                   (os.path.join(self.dir, "varlib"), "/var/lib"),
                   (self.resolv, "/etc/resolv.conf"),
-                  # It verifies its smart host against its compiled-in CA file only.
-                  (self.ca, "/etc/ssl/certs/ca-certificates.crt")]
+                  # It verifies its smart host against its compiled-in CA file only
+                  # (/etc/ssl/certs/ca-certificates.crt, which may not exist here:
+                  # the directory, from the openssl package, does).
+                  (self.certs, "/etc/ssl/certs")]
         self._spawn(mounts, [SMTPD, "-d", "-v", "-f", self.conf], out)
 
     def release_retry(self):

@@ -99,8 +99,9 @@ def setUpModule():
         raise RuntimeError("interop peers unavailable: " + why)
     try:
         start_all()
-    except BaseException:
+    except BaseException as e:
         # unittest does not call tearDownModule when setUpModule fails.
+        state["setup_error"] = (str(e).splitlines() or [type(e).__name__])[0][:300]
         tearDownModule()
         raise
 
