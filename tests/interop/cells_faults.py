@@ -7,7 +7,7 @@ import ssl
 import time
 
 from ferrytest import wait_for
-from interop_matrix import FERRY_ADDR, InteropMeta, cell, msg, state
+from interop_matrix import AUX_ADDR, FERRY_ADDR, LMTP_PORT, InteropMeta, cell, msg, state
 
 CUT_BODY = ("z" * 76 + "\r\n") * 4000        # 312 KB: the cut after 100 KB lands in the body
 CUT_AFTER = 100000
@@ -30,7 +30,7 @@ class FaultCells(metaclass=InteropMeta):
         self.assertEqual(self.peer_copies(peer, rcpt, s), [])           # nothing half-accepted there
         self.assertEqual(self.ferry.ferryctl("queue", "flush", line.group(1)).returncode, 0)
         self.peer_message(peer, rcpt, s)
-        self.assertRegex(self.ferry.read_log(), rf"{line.group(1)}: to=<{re.escape(rcpt)}> status=sent")
+        self.wait_log(rf"{line.group(1)}: to=<{re.escape(rcpt)}> status=sent")
         time.sleep(1)
         self.assertEqual(len(self.peer_copies(peer, rcpt, s)), 1)       # no duplicate
         # The peer saw its client vanish in the middle of the message.
@@ -63,6 +63,30 @@ class FaultCells(metaclass=InteropMeta):
         time.sleep(1)
         self.assertEqual(len(self.ferry_copies("bob", s)), 1)
         self.assertRegex(self.ferry.read_log(), rf"session \S+ end=lost-in-data client=\[{re.escape(peer.address)}\]")
+
+    @cell("mid-data-drop", "out", peers=("dovecot",))
+    def _cut_lmtp(self, dovecot):
+        """Ferry's LMTP session to Dovecot breaks after 100 KB of a 312 KB message
+        (cut-lmtp.ferry.test goes to Dovecot through the cut proxy): the local
+        delivery is deferred, and after a flush Dovecot has it exactly once."""
+        s = self.uniq("cut-lmtp")
+        rcpt = "dave@cut-lmtp.ferry.test"
+        proxy = state["cut_lmtp"]
+        proxy.arm((AUX_ADDR, LMTP_PORT), CUT_AFTER)
+        cuts = proxy.cuts
+        self.via_ferry([rcpt], msg(s, rcpt, body=CUT_BODY))
+        line = wait_for(lambda: re.search(rf"(\w+): to=<{re.escape(rcpt)}> status=deferred .*", self.ferry.read_log()),
+                        30)
+        self.assertTrue(line, self.ferry.read_log()[-3000:])
+        self.assertEqual(proxy.cuts, cuts + 1)
+        self.assertEqual(dovecot.mailbox_files(rcpt), [])
+        self.assertEqual(self.ferry.ferryctl("queue", "flush", line.group(1)).returncode, 0)
+        got = dovecot.wait_for_messages(rcpt, 1, 30)
+        self.assertIn(s.encode(), got[0])
+        self.wait_log(rf"{line.group(1)}: to=<{re.escape(rcpt)}> status=sent")
+        time.sleep(1)
+        self.assertEqual(len(dovecot.mailbox_files(rcpt)), 1)
+        self.assertRegex(dovecot.log(), r"Disconnect from [\d.]+: .*DATA")
 
     @cell("smarthost-auth", "out")
     def _smart_out(self, peer):
@@ -122,7 +146,7 @@ class FaultCells(metaclass=InteropMeta):
         log = self.ferry.read_log()
         self.assertRegex(log, rf"AUTH \S+ succeeded for \[{re.escape(peer.address)}\] user=relayer")
         self.assertRegex(log, rf"from=<{sender}> .*client=\[{re.escape(peer.address)}\] .*proto=ESMTPSA ")
-        self.assertRegex(log, rf"to=<{rcpt}> status=sent .*relay=mx\.{final.domain}")
+        self.wait_log(rf"to=<{rcpt}> status=sent .*relay=mx\.{final.domain}")
 
     @cell("lmtp", "out", peers=("dovecot",))
     def _lmtp_out(self, dovecot):
@@ -137,6 +161,6 @@ class FaultCells(metaclass=InteropMeta):
             self.assertIn(s.encode(), got[0])
             self.assertRegex(got[0], rb"^Return-Path: <alice@ferry\.test>\r?\nReceived: from mx\.ferry\.test "
                                      rb"\(\[127\.0\.0\.\d+\]\)\s+by lmtp\.peer\.test with LMTP")
-        self.assertRegex(self.ferry.read_log(), rf"to=<{rcpt}> status=sent")
+        self.wait_log(rf"to=<{re.escape(rcpt)}> status=sent")
         self.assertRegex(dovecot.log(), rf"lmtp\({re.escape(rcpt)}\)<\d+><[^>]+>: Info: msgid=<{re.escape(s)}\.[^>]*>: "
                                         r"saved mail to INBOX")

@@ -214,6 +214,12 @@ class Helpers:
         fields = [dict((k.lower(), v) for k, v in b.items()) for b in body]
         return fields[0], fields[1:]
 
+    def wait_log(self, pattern, timeout=20):
+        """Wait until Ferry's log matches pattern (an LMTP server has the message
+        before Ferry has read its reply and logged it)."""
+        self.assertTrue(wait_for(lambda: re.search(pattern, self.ferry.read_log()), timeout),
+                        f"Ferry's log lacks {pattern!r}:\n" + self.ferry.read_log()[-3000:])
+
     def assert_lacks(self, peer, extension):
         """The peer's EHLO reply on port 25 does not offer extension."""
         with smtplib.SMTP(peer.address, 25, timeout=10) as c:

@@ -60,7 +60,8 @@ def start_ferry(d, keydir):
     os.chmod(trace, 0o777)
     vmap = os.path.join(d, "virtual")
     with open(vmap, "w") as fh:
-        fh.write(f"@lmtp.ferry.test lmtp:inet:{AUX_ADDR}:{LMTP_PORT}\n")
+        fh.write(f"@lmtp.ferry.test lmtp:inet:{AUX_ADDR}:{LMTP_PORT}\n"
+                 f"@cut-lmtp.ferry.test lmtp:inet:{CUT_ADDR}:{LMTP_PORT}\n")
     subprocess.run([FERRYCTL, "map", "build", "--type", "virtual", vmap], check=True, capture_output=True)
     # Ferry's credentials at each peer's submission (the smart-host cell, Ferry -> peer).
     state["smart_auth_file"] = os.path.join(d, "smart.auth")
@@ -72,7 +73,7 @@ def start_ferry(d, keydir):
                     f"smtp_source_ipv4 = {FERRY_ADDR}\ntls_cert = {fcert}\ntls_key = {fkey}\n"
                     f"dkim_key_dir = {keydir}\nmessage_size_limit = 2M\nretry_min = 1h\nretry_max = 2h\n"
                     f"smtp_tls_ca_file = {ca}\nspf_check = yes\ndmarc_check = yes\nvirtual_map = {vmap}\n",
-              domains="ferry.test cut.ferry.test lmtp.ferry.test", local_recipients="known",
+              domains="ferry.test cut.ferry.test lmtp.ferry.test cut-lmtp.ferry.test", local_recipients="known",
               relay_networks="127.0.0.1/32")
     os.chmod(f.dir, 0o755)
     os.makedirs(f.maildir, exist_ok=True)
@@ -136,6 +137,7 @@ def start_all():
     }
     state["dns"] = DnsServer(zones, address=DNS_ADDR, port=53).start()
     state["cut"] = CutProxy(CUT_ADDR).start()
+    state["cut_lmtp"] = CutProxy(CUT_ADDR, LMTP_PORT).start()
     state["ferry"] = ferry.start()
     state["peers"] = {}
     for p in (exim, osmtpd, postfix):
@@ -156,8 +158,9 @@ def tearDownModule():
     for key in ("dovecot", "ferry"):
         if key in state:
             state[key].cleanup()
-    if "cut" in state:
-        state["cut"].stop()
+    for key in ("cut", "cut_lmtp"):
+        if key in state:
+            state[key].stop()
     if "dns" in state:
         state["dns"].stop()
     if "dir" in state:
