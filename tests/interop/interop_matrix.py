@@ -4,7 +4,8 @@ RESULTS.md, and the helpers that submit and find messages on either side.
 
 Addresses (the suite's loopback block 127.0.0.20-29): Exim .20, OpenSMTPD .21,
 Ferry .22, nsd .23, Postfix .24, Dovecot (LMTP port 24, and the OpenDKIM milter
-of Postfix, port 8891) .25, the mid-DATA cut proxy .26."""
+of Postfix, port 8891) .25, the mid-DATA cut proxies .26 (port 25 for SMTP, 24 for
+LMTP)."""
 import email
 import email.policy
 import os
