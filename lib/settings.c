@@ -428,6 +428,7 @@ static const struct conf_setting schema[] = {
     { .key = "pull_retry_max", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_retry_max),
       .def = "1h", .min = 1, .max = 7 * 86400 },
     S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
+    S("pull_denied_greeting", CONF_BOOL, pull_denied_greeting, "yes"),
     S("pull_hold", CONF_BOOL, pull_hold, "yes"),
     S("pull_notify_unpulled", CONF_BOOL, pull_notify_unpulled, "no"),
     S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),

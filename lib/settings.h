@@ -174,6 +174,7 @@ struct ferry_config {
     unsigned long long pull_retry_min;          /* a failed pull's first back-off, doubled per failure */
     unsigned long long pull_retry_max;          /* ... up to this */
     bool pull_private_peers;            /* may pull from loopback/private addresses */
+    bool pull_denied_greeting;          /* a denied peer is greeted 554 (-03 §3.5); else 220, GTML only */
     bool pull_hold;                     /* sending side: MSID to peers that offer it */
     bool pull_notify_unpulled;          /* sending side: tell the sender who never pulled */
     bool pull_auto_allow;               /* regular correspondents count as allowed */

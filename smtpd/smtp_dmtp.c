@@ -466,11 +466,28 @@ static void gtml_command(struct smtp_session *s, const char *line, size_t len)
 }
 
 /* QUIT, any case, nothing after it but blanks? */
+static bool is_quit(const char *line, size_t len)
+{
+    if (len < 4 || !str_nieq(line, "QUIT", 4))
+        return false;
+    for (size_t i = 4; i < len; i++)
+        if (line[i] != ' ' && line[i] != '\t')
+            return false;
+    return true;
+}
+
 bool smtp_dmtp_command(struct smtp_session *s, const char *line, size_t len)
 {
     struct smtp_dmtp *d = s->dmtp;
     if (!d)
         return false;
+    if (d->quit_only) {
+        if (is_quit(line, len))
+            return false;           /* answered 221 as always */
+        s->cmd_junk = true;         /* counts toward max_errors: a peer that insists is dropped */
+        smtp_dmtp_say(s, DMTP_R_QUIT_ONLY);
+        return true;
+    }
     bool mail = len >= 4 && str_nieq(line, "MAIL", 4) && (len == 4 || line[4] == ' ' || line[4] == ':');
     if (mail && d->unreadable && !s->authenticated && !smtp_dmtp_reclassify(s)) {
         /* The peer lists could not be read at connect nor now: neither the allow

@@ -30,6 +30,7 @@ struct smtp_dmtp {
     bool classified;                /* the lookups are over and the class known */
     bool greet_waiting;             /* the greeting waits for the lookups */
     bool denied;                    /* a denied peer: MAIL is refused (GTML only) */
+    bool quit_only;                 /* greeted 554: nothing but QUIT is served */
     bool unreadable;                /* the peer lists could not be read: MAIL gets 451 */
     enum pull_class peer_class;
     char peer_reason[PULL_REASON_MAX];

@@ -233,16 +233,27 @@ bool smtp_dmtp_may_greet(struct smtp_session *s)
     struct smtp_dmtp *d = s->dmtp;
     if (!d)
         return true;
+    if (d->quit_only)
+        return false;               /* greeted already, with 554 */
     if (!d->classified) {
         d->greet_waiting = true;
         return false;
     }
     if (d->peer_class != PULL_DENIED)
         return true;
-    /* -03 §3.5 greets a denied peer 554, but after a 554 greeting a client may only
-       QUIT (RFC 5321 §3.1), so the peer could not pull (GTML) the mail our users sent
-       to it. Denied means "we take no mail from it": it is greeted 220 and MAIL is
-       refused (RFC-NOTES.md, "Denied peers"). */
+    if (s->srv->cfg->pull_denied_greeting) {
+        /* -03 §3.5: a denied peer is greeted 554. RFC 5321 §3.1: the server then
+           waits for QUIT and answers anything else 503 (smtp_dmtp_command). */
+        log_info("session %s: dmtp peer [%s] denied: %s; greeted 554", s->id, s->peer_ip, d->peer_reason);
+        d->quit_only = true;
+        s->state = SS_INIT;
+        smtp_dmtp_say(s, DMTP_R_DENIED_GREETING);
+        return false;
+    }
+    /* pull_denied_greeting = no: after a 554 greeting a client may only QUIT, so the
+       peer could not pull (GTML) the mail our users sent to it. Denied then means "we
+       take no mail from it": it is greeted 220 and MAIL is refused (RFC-NOTES.md,
+       "Denied peers"). */
     log_info("session %s: dmtp peer [%s] denied: %s; GTML only", s->id, s->peer_ip, d->peer_reason);
     d->denied = true;
     return true;
