@@ -64,11 +64,16 @@ static int cmd_import(const struct ferry_config *cfg, int argc, char **argv)
 }
 
 /* One (organisation, policy domain) and what its reports say. */
+struct type_count {
+    char type[64];
+    unsigned long long n;
+};
+
 struct pair {
     char org[256];
     char domain[256];
     unsigned long long reports, ok, failed;
-    struct { char type[64]; unsigned long long n; } types[TYPES_MAX];
+    struct type_count types[TYPES_MAX];
     size_t ntypes;
 };
 
@@ -111,12 +116,11 @@ static void add_type(struct pair *p, const char *type, unsigned long long n)
     size_t i = 0;
     while (i < p->ntypes && strcmp(p->types[i].type, type))
         i++;
-    if (i == p->ntypes) {
-        if (p->ntypes == TYPES_MAX)
-            i = TYPES_MAX - 1, type = "other";
-        else
-            p->ntypes++;
-        str_copy(p->types[i].type, type, sizeof p->types[i].type);
+    if (i == p->ntypes && p->ntypes == TYPES_MAX) {
+        i = TYPES_MAX - 1;          /* the last slot becomes "other" */
+        str_copy(p->types[i].type, "other", sizeof p->types[i].type);
+    } else if (i == p->ntypes) {
+        str_copy(p->types[p->ntypes++].type, type, sizeof p->types[i].type);
     }
     p->types[i].n += n;
 }
@@ -149,6 +153,11 @@ static int by_name(const void *a, const void *b)
     const struct pair *x = a, *y = b;
     int c = strcmp(x->org, y->org);
     return c ? c : strcmp(x->domain, y->domain);
+}
+
+static int by_type(const void *a, const void *b)
+{
+    return strcmp(((const struct type_count *)a)->type, ((const struct type_count *)b)->type);
 }
 
 static void print_json(const struct summary *s)
@@ -229,6 +238,8 @@ static int cmd_summary(const struct ferry_config *cfg, int argc, char **argv)
                     PAIRS_MAX);
         if (s.n)
             qsort(s.v, s.n, sizeof *s.v, by_name);
+        for (size_t i = 0; i < s.n; i++)
+            qsort(s.v[i].types, s.v[i].ntypes, sizeof s.v[i].types[0], by_type);
         json ? print_json(&s) : print_text(&s, days);
     }
     free(s.v);

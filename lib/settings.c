@@ -487,7 +487,8 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
     if (!cfg->dmarc_reports_address[0])
         snprintf(cfg->dmarc_reports_address, sizeof cfg->dmarc_reports_address, "dmarc-reports@%s",
                  cfg->local_domains.items[0]);
-    for (size_t i = 0; cfg->tlsrpt_reports_address.n == 0 && i < cfg->local_domains.n; i++) {
+    bool derive_tlsrpt = cfg->tlsrpt_reports_address.n == 0;
+    for (size_t i = 0; derive_tlsrpt && i < cfg->local_domains.n; i++) {
         char a[320];
         snprintf(a, sizeof a, "tlsrpt@%s", cfg->local_domains.items[i]);
         if (conf_list_add(&cfg->tlsrpt_reports_address, a) < 0)
