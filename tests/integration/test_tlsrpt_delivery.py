@@ -11,7 +11,9 @@ application/tlsrpt+gzip attachment, the RFC's Subject and TLS-Report-* headers)
 and one POST (Content-Type application/tlsrpt+gzip); each inflates to JSON that
 validates against tests/data/tlsrpt/report.schema.json with exact counts: 1
 success for rpt.test, 1 certificate-host-mismatch at mx.rptbad.test/127.0.0.41
-for rptbad.test. A second restart sends nothing again."""
+for rptbad.test. A second restart sends nothing again. The receiving Ferry
+takes both at its TLS report address and, after its report run, its
+`ferryctl tlsrpt summary` shows the same counts."""
 import email
 import gzip
 import http.server
@@ -156,13 +158,13 @@ class TlsRptDelivery(unittest.TestCase):
         f.stop()
         p = self.day_later(f)
         try:
-            files = wait_for(lambda: len(self.b.mailbox_files("tlsrpt")) >= 2 and len(Hook.posts) >= 2 or None, 40)
+            files = wait_for(lambda: len(self.received()) >= 2 and len(Hook.posts) >= 2 or None, 40)
             self.assertTrue(files, (Hook.posts, f.read_log()[-4000:]))
             time.sleep(1)
         finally:
             self.stop(p)
         seen = {}
-        for path in self.b.mailbox_files("tlsrpt"):
+        for path in self.received():
             with open(path, "rb") as fp:
                 m = email.message_from_bytes(fp.read())
             dom = m["TLS-Report-Domain"]
@@ -194,7 +196,27 @@ class TlsRptDelivery(unittest.TestCase):
         finally:
             self.stop(p)
         self.assertEqual(len(Hook.posts), n)
-        self.assertEqual(len(self.b.mailbox_files("tlsrpt")), 2)
+        self.assertEqual(len(self.received()), 2)
+        # The receiving Ferry reads them: its report run (5 s after a start)
+        # stores both, and its summary shows what the sender counted.
+        self.b.stop()
+        self.b.start()
+        cur = os.path.join(self.b.maildir, ".tlsrpt-reports", "cur")
+        self.assertTrue(wait_for(lambda: os.path.isdir(cur) and
+                                 sum(n.endswith(":2,S") for n in os.listdir(cur)) == 2, 30), self.b.read_log()[-3000:])
+        r = subprocess.run([FERRYCTL, "-c", self.b.conf, "tlsrpt", "summary", "--json"], capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pairs = {(p["organization"], p["policy_domain"]): (p["reports"], p["successful"], p["failed"],
+                                                           p["failure_types"]) for p in json.loads(r.stdout)["pairs"]}
+        self.assertEqual(pairs, {("a.test", "rpt.test"): (1, 1, 0, {}),
+                                 ("a.test", "rptbad.test"): (1, 0, 1, {"certificate-host-mismatch": 1})})
+
+    def received(self):
+        """The reports b took at tlsrpt@rpt.test (its TLS report address: kept
+        in <mail_dir>/.tlsrpt-reports until its report run reads them)."""
+        box = os.path.join(self.b.maildir, ".tlsrpt-reports")
+        return sorted(os.path.join(box, d, n) for d in ("new", "cur") if os.path.isdir(os.path.join(box, d))
+                      for n in os.listdir(os.path.join(box, d)))
 
 
 if __name__ == "__main__":
