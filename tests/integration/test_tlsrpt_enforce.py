@@ -17,94 +17,26 @@ routing table (gapnomx.test, where no connection was made), and the reason
 codes. The smtp client's side of a stalled handshake is test_smtp_client's."""
 import email
 import gzip
-import http.server
 import json
-import os
 import re
-import shutil
 import signal
-import smtplib
-import ssl
-import subprocess
-import tempfile
-import threading
-import time
 import unittest
 
 import jsonschema
 
-from dnsserver import DnsServer
-from ferrytest import FERRYCTL, ROOT, Ferry, wait_for
-from httpsserver import NginxServer
-from test_mta_sts_delivery import multi_san_cert, policy
-from test_remote_delivery import wait_status, zone
-from tlscerts import make_ca_and_server
+from ferrytest import Ferry, wait_for
+from test_remote_delivery import wait_status
+from test_tlsrpt_delivery import Hook, ReportWorld
 
 WWW, MX, HOOK = "127.0.0.44", "127.0.0.45", "127.0.0.46"
-SCHEMA = os.path.join(ROOT, "tests", "data", "tlsrpt", "report.schema.json")
-DATEFUDGE = "/usr/bin/datefudge"
-MSG = "From: alice@a.test\r\nTo: {to}\r\nSubject: {subj}\r\nMessage-ID: <{subj}@a.test>\r\n\r\nhello\r\n"
 
 
-class Hook(http.server.BaseHTTPRequestHandler):
-    posts = []
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        Hook.posts.append((self.path, self.headers.get("Content-Type"), self.rfile.read(n)))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
-
-
-class EnforceFailures(unittest.TestCase):
+class EnforceFailures(ReportWorld):
     @classmethod
     def setUpClass(cls):
-        cls.d = tempfile.mkdtemp(prefix="ferry-tlsrpt-enf-")
-        os.chmod(cls.d, 0o755)
-        cls.ca, cls.cert, cls.key = make_ca_and_server(cls.d, cn="mx.other.test", ip=MX)
-        _, hcert, hkey = make_ca_and_server(cls.d, name="hook", cn="hook.gap.test", ip=HOOK)
-        wcert, wkey = multi_san_cert(cls.d, ["mta-sts.gapbad.test", "mta-sts.gapnomx.test"])
-        os.makedirs(os.path.join(cls.d, "nginx"))
-        cls.www = NginxServer(os.path.join(cls.d, "nginx"), WWW, 443, wcert, wkey,
-                              f"location / {{ root {cls.d}/nginx/www/$host; }}")
-        cls.www.put("mta-sts.gapbad.test/.well-known/mta-sts.txt", policy("enforce", "mx.gapbad.test"))
-        cls.www.put("mta-sts.gapnomx.test/.well-known/mta-sts.txt", policy("enforce", "mx.elsewhere.test"))
-        rua = f"v=TLSRPTv1; rua=https://{HOOK}/tlsrpt"
-        zones = {dom: zone(dom, f"@ IN MX 10 mx\nmx IN A {MX}\n_mta-sts IN TXT \"v=STSv1; id=1\"\n"
-                                f"_smtp._tls IN TXT \"{rua}\"\n") for dom in ("gapbad.test", "gapnomx.test")}
-        cls.dns = DnsServer(zones).start()
-        cls.b = Ferry(extra=f"listen = smtp {MX}:25\ntls_cert = {cls.cert}\ntls_key = {cls.key}\n"
-                            "hostname = mx.other.test\n", domains="gapbad.test gapnomx.test")
-        cls.b.start()
-        Hook.posts = []
-        cls.httpd = http.server.ThreadingHTTPServer((HOOK, 443), Hook)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(hcert, hkey)
-        cls.httpd.socket = ctx.wrap_socket(cls.httpd.socket, server_side=True)
-        threading.Thread(target=cls.httpd.serve_forever, daemon=True).start()
-        with open(SCHEMA) as f:
-            cls.schema = json.load(f)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.httpd.shutdown()
-        cls.httpd.server_close()
-        cls.b.cleanup()
-        cls.dns.stop()
-        cls.www.stop()
-        shutil.rmtree(cls.d, ignore_errors=True)
-
-    def send(self, f, rcpt, subj):
-        before = set(re.findall(r"(\w{16}): to=<", f.read_log()))
-        with smtplib.SMTP("127.0.0.1", f.port, timeout=20) as s:
-            s.sendmail("alice@a.test", [rcpt], MSG.format(to=rcpt, subj=subj))
-        ids = wait_for(lambda: set(re.findall(r"(\w{16}): to=<", f.read_log())) - before or None, 30)
-        self.assertTrue(ids, f.read_log()[-3000:])
-        return sorted(ids)[0]
+        cls.build("ferry-tlsrpt-enf-", WWW, MX, HOOK, "mx.other.test",
+                  {"gapbad.test": "mx.gapbad.test", "gapnomx.test": "mx.elsewhere.test"},
+                  f"v=TLSRPTv1; rua=https://{HOOK}/tlsrpt")
 
     def test_counted_reported_and_bounced(self):
         f = Ferry(extra=f"hostname = a.test\nresolver = 127.0.0.1:{self.dns.port}\n"
@@ -124,11 +56,7 @@ class EnforceFailures(unittest.TestCase):
         f.stop()
 
         # A day later: both expired (one DSN each) and the day's reports go out.
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 86400))
-        log = open(f.log_path, "ab")
-        self.addCleanup(log.close)
-        p = subprocess.Popen([DATEFUDGE, when, os.path.join(os.path.dirname(FERRYCTL), "ferryd"), "-c", f.conf,
-                              "-f"], stdout=log, stderr=log, cwd=f.dir, env=dict(os.environ, TZ="UTC"))
+        p = self.day_later(f)
         try:
             ok = wait_for(lambda: len(f.mailbox_files("alice")) >= 2 and len(Hook.posts) >= 2 or None, 40)
             self.assertTrue(ok, (Hook.posts, f.read_log()[-4000:]))
