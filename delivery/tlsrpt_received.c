@@ -144,7 +144,7 @@ static bool decode(const char *v, size_t len, struct tlsrpt_rx_report *r, long l
             str_copy(p->domain, f[2], sizeof p->domain);
             p->ok = strtoull(f[3], NULL, 10);
             p->failed = strtoull(f[4], NULL, 10);
-            p->fail = pool + used;
+            p->fail = pool ? pool + used : NULL;     /* pool: see release() */
         } else if (line[0] == 'F' && fields(line, f, 7) && r->npolicies && used < nf) {
             struct tlsrpt_rx_policy *p = &r->policies[r->npolicies - 1];
             struct tlsrpt_rx_failure *x = &pool[used++];
@@ -166,15 +166,15 @@ static bool decode(const char *v, size_t len, struct tlsrpt_rx_report *r, long l
         memset(r, 0, sizeof *r);
         return false;
     }
-    /* The failures live in one pool owned by the first policy's pointer: free
-       through tlsrpt_received's own release below, not tlsrpt_rx_free. */
-    return true;
+    return true;                /* freed by release(), not tlsrpt_rx_free */
 }
 
+/* decode's failures are one pool: the first policy's pointer is its start
+   (NULL when no policy has a failure). */
 static void release(struct tlsrpt_rx_report *r)
 {
     if (r->npolicies)
-        free(r->policies[0].fail);      /* the pool (see decode) */
+        free(r->policies[0].fail);
     free(r->policies);
     memset(r, 0, sizeof *r);
 }
