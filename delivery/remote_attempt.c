@@ -20,9 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 struct remote_ctx {
     struct event_base *base;
@@ -182,8 +180,7 @@ static SSL *hook_new_ssl(void *arg, size_t target, char *err, size_t errsz)
 
 /* The address a session to target leaves from (TLS-RPT's sending-mta-ip): the
    connection's own when there is one; else the configured source address of
-   the family; else the one the kernel's routing would pick (a UDP socket's
-   connect() only asks the routing table: nothing is sent, nothing waits). */
+   the family; else the one the routing table would pick. */
 static void sending_ip(struct remote_attempt *a, size_t target, char *out, size_t outsz)
 {
     out[0] = '\0';
@@ -195,14 +192,7 @@ static void sending_ip(struct remote_attempt *a, size_t target, char *out, size_
         netaddr_ntop((const struct sockaddr *)src, out, outsz);
         return;
     }
-    int fd = socket(dst->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (fd >= 0 && connect(fd, (const struct sockaddr *)dst, a->route.targets[target].salen) == 0 &&
-        getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        netaddr_ntop((const struct sockaddr *)&ss, out, outsz);
-    if (fd >= 0)
-        close(fd);
+    netaddr_route_source((const struct sockaddr *)dst, a->route.targets[target].salen, out, outsz);
 }
 
 /* TLS-RPT (tlsrpt_store.h): one session's outcome for the destination. target
