@@ -255,12 +255,14 @@ int tlsrpt_received_import(struct tlsrpt_received *s, const char *data, size_t l
     for (size_t i = 0; i < n; i++)
         tlsrpt_rx_free(&reps[i]);
     free(reps);
-    if (rc == 0) {
-        long long limit = now - (long long)TLSRPT_RX_KEEP_DAYS * 86400;
-        size_t gone;
-        fdb_sweep(s->db, too_old, &limit, 10000, &gone);
-    }
     return rc;
+}
+
+int tlsrpt_received_sweep(struct tlsrpt_received *s, long long now, size_t *gone)
+{
+    long long limit = now - (long long)TLSRPT_RX_KEEP_DAYS * 86400;
+    *gone = 0;
+    return fdb_sweep(s->db, too_old, &limit, TLSRPT_RX_SWEEP_MAX, gone);
 }
 
 struct visit {

@@ -12,7 +12,7 @@
  * What is kept: a report whose date range ended at most TLSRPT_RX_KEEP_DAYS ago
  * and does not start more than a day ahead, and of its policies only those
  * about our domains (ours()); a report with none is refused. Older reports are
- * swept at each import. Values are text: a line for the report, one per policy,
+ * swept by tlsrpt_received_sweep, once per report run. Values are text: a line for the report, one per policy,
  * one per failure detail, tab-separated (the parser leaves no tab or line end
  * in any field).
  */
@@ -26,6 +26,7 @@
 
 #define TLSRPT_RECEIVED_DB  "tlsrpt_received.db"
 #define TLSRPT_RX_KEEP_DAYS 400
+#define TLSRPT_RX_SWEEP_MAX 10000       /* reports dropped per sweep; the rest next time */
 
 struct fdb_env;
 struct tlsrpt_received;
@@ -45,6 +46,10 @@ void tlsrpt_received_close(struct tlsrpt_received *s);
    *dups already present) or -1 with err. */
 int  tlsrpt_received_import(struct tlsrpt_received *s, const char *data, size_t len, tlsrpt_ours_fn ours,
                             void *arg, long long now, size_t *stored, size_t *dups, char *err, size_t errlen);
+
+/* Drop the reports whose range ended more than TLSRPT_RX_KEEP_DAYS before now
+   (at most TLSRPT_RX_SWEEP_MAX; *gone counts them). 0 ok, -1 error. */
+int  tlsrpt_received_sweep(struct tlsrpt_received *s, long long now, size_t *gone);
 
 /* Each stored report, in key order, with only the policies that were kept and
    the time it was stored; fn returning non-zero stops (returned). */

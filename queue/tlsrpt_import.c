@@ -46,6 +46,9 @@ int tlsrpt_import_run(const struct ferry_config *cfg, char *err, size_t errlen)
         .open = import_open, .take = import_one, .arg = &im,
     };
     int rc = report_maildir_read(cfg, &rd, err, errlen);
+    size_t gone = 0;
+    if (im.st && tlsrpt_received_sweep(im.st, (long long)time(NULL), &gone) == 0 && gone)
+        log_info("tls-rpt reports received: %zu older than %d days dropped", gone, TLSRPT_RX_KEEP_DAYS);
     tlsrpt_received_close(im.st);
     if (im.env)
         fdb_env_close(im.env);

@@ -5,7 +5,9 @@
  * in tlsrpt_received.db (delivery/tlsrpt_received.h), through the Maildir
  * reader that DMARC's reports use too (queue/report_maildir.h): a message read
  * is flagged seen, one that holds no usable report is flagged and its reason
- * logged. Blocking; runs in the report run's child (queue/report_runner.h).
+ * logged. A run that read any message then drops the stored reports older
+ * than TLSRPT_RX_KEEP_DAYS (the store grows only when reports arrive, so that
+ * bounds it). Blocking; runs in the report run's child (queue/report_runner.h).
  */
 #ifndef FERRY_TLSRPT_IMPORT_H
 #define FERRY_TLSRPT_IMPORT_H

@@ -2,10 +2,13 @@
  * test_tlsrpt_rx.c — delivery/tlsrpt_parse.h, the reader of TLS reports others
  * send us, fed raw bytes: JSON, gzip'ed JSON, whole messages (multipart/report
  * with a base64 part, a bare JSON body), what our own builder writes, and what
- * must be refused (with the sentence that says why).
+ * must be refused (with the sentence that says why); and delivery/tlsrpt_received.h's
+ * store in a real Berkeley DB environment (kept once, filtered, swept, read back).
  */
 #include "delivery/tlsrpt_parse.h"
+#include "delivery/tlsrpt_received.h"
 #include "delivery/tlsrpt_report.h"
+#include "lib/db.h"
 #include "lib/buf.h"
 #include "lib/gzip.h"
 #include "lib/mime.h"
@@ -324,6 +327,87 @@ START_TEST(round_trip)
 }
 END_TEST
 
+static bool only_company_y(void *arg, const char *domain)
+{
+    return !strcmp(domain, "company-y.example");
+}
+
+static bool none_ours(void *arg, const char *domain)
+{
+    return false;
+}
+
+struct seen {
+    int reports;
+    unsigned long long ok, failed, details;
+    char last_reason[128];
+};
+
+static int count_seen(const struct tlsrpt_rx_report *r, long long received, void *arg)
+{
+    struct seen *s = arg;
+    s->reports++;
+    for (size_t i = 0; i < r->npolicies; i++) {
+        s->ok += r->policies[i].ok;
+        s->failed += r->policies[i].failed;
+        s->details += r->policies[i].nfail;
+        for (size_t k = 0; k < r->policies[i].nfail; k++)
+            str_copy(s->last_reason, r->policies[i].fail[k].reason, sizeof s->last_reason);
+    }
+    return 0;
+}
+
+START_TEST(store)
+{
+    char dir[] = "/tmp/ferry-tlsrpt-rx-XXXXXX", err[300] = "";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct fdb_env *env;
+    struct tlsrpt_received *st;
+    ck_assert_msg(fdb_env_open(dir, &env, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(tlsrpt_received_open(env, &st, err, sizeof err) == 0, "%s", err);
+    long long now = 1459468800 + 2 * 86400;
+    size_t stored, dups;
+    /* only the company-y.example policy is kept: sub.company-y.example is not ours */
+    ck_assert_msg(tlsrpt_received_import(st, GOOD, strlen(GOOD), only_company_y, NULL, now, &stored, &dups, err,
+                                         sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(stored, 1);
+    ck_assert_uint_eq(dups, 0);
+    ck_assert_int_eq(tlsrpt_received_import(st, GOOD, strlen(GOOD), NULL, NULL, now, &stored, &dups, err,
+                                            sizeof err), 0);
+    ck_assert_uint_eq(stored, 0);
+    ck_assert_uint_eq(dups, 1);
+    struct seen s = {0};
+    ck_assert_int_eq(tlsrpt_received_foreach(st, count_seen, &s), 0);
+    ck_assert_int_eq(s.reports, 1);
+    ck_assert_uint_eq(s.ok, 5326);          /* the no-policy-found one (7) was not ours */
+    ck_assert_uint_eq(s.failed, 303);
+    ck_assert_uint_eq(s.details, 3);
+    ck_assert_str_eq(s.last_reason, "X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED");
+    /* about no domain of ours: refused, nothing stored */
+    ck_assert_int_eq(tlsrpt_received_import(st, GOOD, strlen(GOOD), none_ours, NULL, now, &stored, &dups, err,
+                                            sizeof err), -1);
+    ck_assert_str_eq(err, "the report 5065427c-23d3-47ca-b6e0-946ea0e8c4be is about company-y.example, not a "
+                          "domain of this server");
+    /* too old, then swept */
+    ck_assert_int_eq(tlsrpt_received_import(st, GOOD, strlen(GOOD), NULL, NULL, now + 401LL * 86400, &stored,
+                                            &dups, err, sizeof err), -1);
+    ck_assert_str_eq(err, "the report 5065427c-23d3-47ca-b6e0-946ea0e8c4be ended more than 400 days ago");
+    size_t gone;
+    ck_assert_int_eq(tlsrpt_received_sweep(st, now, &gone), 0);
+    ck_assert_uint_eq(gone, 0);
+    ck_assert_int_eq(tlsrpt_received_sweep(st, now + 401LL * 86400, &gone), 0);
+    ck_assert_uint_eq(gone, 1);
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(tlsrpt_received_foreach(st, count_seen, &s), 0);
+    ck_assert_int_eq(s.reports, 0);
+    tlsrpt_received_close(st);
+    fdb_env_close(env);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *tlsrpt_rx_suite(void)
 {
     Suite *s = suite_create("tlsrpt_rx");
@@ -335,6 +419,7 @@ static Suite *tlsrpt_rx_suite(void)
     tcase_add_test(tc, bounds);
     tcase_add_test(tc, messages);
     tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, store);
     suite_add_tcase(s, tc);
     return s;
 }
