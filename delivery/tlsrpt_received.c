@@ -8,7 +8,6 @@
 #include <string.h>
 
 #define VALUE_MAX (16u << 20)
-#define KEY_MAX   600
 
 struct tlsrpt_received {
     struct fdb_env *env;
@@ -199,42 +198,22 @@ static int too_old(const void *key, size_t klen, const void *val, size_t vlen, v
     return sscanf(head, "V1\t%lld\t%lld", &start, &end) == 2 && end < *(const long long *)arg;
 }
 
-static int store(struct tlsrpt_received *s, const struct tlsrpt_rx_report *r, size_t n, tlsrpt_ours_fn ours,
-                 void *arg, long long now, size_t *stored, size_t *dups)
+struct batch {
+    const struct tlsrpt_rx_report *r;
+    tlsrpt_ours_fn ours;
+    void *arg;
+    long long now;
+};
+
+static size_t batch_key(void *arg, size_t i, char *key, size_t keysz)
 {
-    for (int attempt = 0; attempt < 5; attempt++) {
-        struct fdb_txn *t;
-        if (fdb_txn_begin(s->env, &t) < 0)
-            return -1;
-        int rc = 0;
-        size_t st = 0, du = 0;
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            char key[KEY_MAX];
-            size_t klen = make_key(&r[i], key, sizeof key);
-            void *v;
-            size_t vlen;
-            int g = klen ? fdb_get_for_update(s->db, t, key, klen, &v, &vlen) : -1;
-            if (g == 0) {
-                free(v);
-                du++;
-                continue;
-            }
-            struct buf b;
-            buf_init(&b, VALUE_MAX);
-            rc = g < 0 || encode(&r[i], ours, arg, now, &b) < 0 || fdb_put(s->db, t, key, klen, b.data, b.len) < 0
-                     ? -1 : 0;
-            buf_free(&b);
-            st++;
-        }
-        if (rc == 0 && fdb_txn_commit(t) == 0) {
-            *stored = st;
-            *dups = du;
-            return 0;
-        }
-        if (rc < 0)
-            fdb_txn_abort(t);       /* a deadlock or a full disk: try again, a few times */
-    }
-    return -1;
+    return make_key(&((struct batch *)arg)->r[i], key, keysz);
+}
+
+static int batch_value(void *arg, size_t i, struct buf *b)
+{
+    struct batch *bt = arg;
+    return encode(&bt->r[i], bt->ours, bt->arg, bt->now, b);
 }
 
 int tlsrpt_received_import(struct tlsrpt_received *s, const char *data, size_t len, tlsrpt_ours_fn ours,
@@ -248,7 +227,8 @@ int tlsrpt_received_import(struct tlsrpt_received *s, const char *data, size_t l
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = tlsrpt_received_acceptable(&reps[i], ours, arg, now, err, errlen);
-    if (rc == 0 && store(s, reps, n, ours, arg, now, stored, dups) < 0) {
+    struct batch bt = {reps, ours, arg, now};
+    if (rc == 0 && fdb_put_new(s->env, s->db, n, batch_key, batch_value, VALUE_MAX, &bt, stored, dups) < 0) {
         snprintf(err, errlen, "cannot store the report: %s", fdb_last_error(s->env));
         rc = -1;
     }
