@@ -67,6 +67,7 @@ bool sc_write_out(struct smtp_client *c, const char *s, size_t n)
    the stack still uses c. keep: the session stays usable. */
 void sc_txn_end(struct smtp_client *c, bool keep)
 {
+    sc_hold_abandon(c);
     if (!keep)
         sc_close_conn(c);
     c->res.session_open = keep && c->bev != NULL && c->txn_on_conn < REUSE_MAX;
@@ -212,6 +213,7 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
     case SC_MAIL:
     case SC_RCPT:
     case SC_DATA:
+    case SC_HOLD:
     case SC_MSID:
     case SC_BODY:
     case SC_DOT:
@@ -246,6 +248,7 @@ static const char *waiting_for(enum sc_state s)
     case SC_MAIL: return "the reply to MAIL FROM";
     case SC_RCPT: return "the reply to RCPT TO";
     case SC_DATA: return "the reply to DATA";
+    case SC_HOLD: return "the held copy of the message to be written";
     case SC_MSID: return "the reply to MSID";
     case SC_BODY: return "the end of the message data";
     case SC_DOT: return "the reply to the end of the message data";
@@ -440,6 +443,7 @@ static void free_client(struct smtp_client *c)
         live_clients = c->live_next;
     if (c->live_next)
         c->live_next->live_prev = c->live_prev;
+    sc_hold_abandon(c);
     sc_close_conn(c);
     if (c->timer)
         event_free(c->timer);
@@ -532,6 +536,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case SC_CONNECT:
         sc_host_fail(c, DELIVERY_DEFER, "4.4.1 connection to %s timed out", c->label);
         return;
+    case SC_HOLD:
+        sc_txn_abort(c, "4.3.0 the held copy of the message for a pull by %s was not written in time", c->label);
+        return;
     case SC_QUIT:
         end_session(c);
         return;
@@ -605,7 +612,7 @@ struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp
     }
     c->to = p->timeouts;
     c->auth_needs_verified = p->auth_needs_verified;
-    if (p->dmtp && p->dmtp->hold && p->dmtp->settle) {
+    if (p->dmtp && p->dmtp->hold && p->dmtp->abandon && p->dmtp->settle) {
         c->dmtp = *p->dmtp;
         c->have_dmtp = true;
     }

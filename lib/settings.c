@@ -426,8 +426,13 @@ static const struct conf_setting schema[] = {
       .def = "60", .min = 1, .max = 1000000 },
     { .key = "pull_deadline", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_deadline),
       .def = "10m", .min = 1, .max = 86400 },
+    { .key = "pull_retry_min", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_retry_min),
+      .def = "1m", .min = 1, .max = 86400 },
+    { .key = "pull_retry_max", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_retry_max),
+      .def = "1h", .min = 1, .max = 7 * 86400 },
     S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
     S("pull_hold", CONF_BOOL, pull_hold, "yes"),
+    S("pull_notify_unpulled", CONF_BOOL, pull_notify_unpulled, "no"),
     S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),
     S("pull_allow_dmarc_pass", CONF_BOOL, pull_allow_dmarc_pass, "yes"),
     { .key = "pull_greylist_delay", .type = CONF_DURATION,
@@ -506,6 +511,10 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
     }
     if (cfg->pull_greylist_delay >= cfg->pull_greylist_window) {
         snprintf(err, errlen, "%s: pull_greylist_delay must be shorter than pull_greylist_window", file);
+        return -1;
+    }
+    if (cfg->pull_retry_min > cfg->pull_retry_max) {
+        snprintf(err, errlen, "%s: pull_retry_min is larger than pull_retry_max", file);
         return -1;
     }
     if (cfg->retry_min > cfg->retry_max) {

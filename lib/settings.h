@@ -172,8 +172,11 @@ struct ferry_config {
     unsigned long long pull_max_pending_sender; /* of them from one sender address */
     unsigned long long pull_max_intent_rate;    /* intent messages per peer IP per hour */
     unsigned long long pull_deadline;           /* one whole pull (connect to QUIT) */
+    unsigned long long pull_retry_min;          /* a failed pull's first back-off, doubled per failure */
+    unsigned long long pull_retry_max;          /* ... up to this */
     bool pull_private_peers;            /* may pull from loopback/private addresses */
     bool pull_hold;                     /* sending side: MSID to peers that offer it */
+    bool pull_notify_unpulled;          /* sending side: tell the sender who never pulled */
     bool pull_auto_allow;               /* regular correspondents count as allowed */
     bool pull_allow_dmarc_pass;         /* an authenticated allowed domain counts as allowed */
     unsigned long long pull_greylist_delay;

@@ -20,6 +20,10 @@ static const struct dmtp_reply replies[DMTP_R_COUNT] = {
     [DMTP_R_LEGACY_REJECT] = { 550, "5.7.1", "unclassified sender: this server accepts only DMTP (MSID) from you" },
     [DMTP_R_GREYLISTED] = { 451, "4.7.1", "greylisted, try again later" },
     [DMTP_R_USER_DENIED] = { 550, "5.7.1", "the recipient does not accept mail from this sender" },
+    [DMTP_R_PEER_UNREADABLE] = { 451, "4.3.0",
+                                 "cannot classify your host now (local database error), try again later" },
+    [DMTP_R_USER_UNREADABLE] = { 451, "4.3.0",
+                                 "cannot read the recipient's sender lists now (local database error), try again later" },
 };
 
 static const struct dmtp_reply r_syntax = { 501, "5.5.4", "syntax: MSID id [subject] or GTML id receiver" };

@@ -89,6 +89,8 @@ enum dmtp_reply_id {
     DMTP_R_LEGACY_REJECT,   /* pull_legacy = reject */
     DMTP_R_GREYLISTED,
     DMTP_R_USER_DENIED,     /* the recipient's own list denies the sender */
+    DMTP_R_PEER_UNREADABLE, /* MAIL: the peer lists could not be read (a database error) */
+    DMTP_R_USER_UNREADABLE, /* RCPT: the recipient's sender lists could not be read */
     DMTP_R_COUNT
 };
 

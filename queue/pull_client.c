@@ -29,8 +29,6 @@
 #include <unistd.h>
 
 #define CANDIDATES_MAX  200
-#define BACKOFF_MIN_S   60
-#define BACKOFF_MAX_S   3600
 #define BACKOFF_SLOTS   1000
 #define TIMEOUT_S       120
 #define LINE_MAX_OCTETS 65536
@@ -60,6 +58,8 @@ struct pull_client {
     struct ratelimit *peer_rate;
     struct event *timer;
     time_t last_scan;               /* nudges within a second of a scan wait for the next second */
+    time_t next_scan;               /* when the timer runs the next scan */
+    bool closing;                   /* pull_client_free: no more scans */
     time_t last_expiry;
     char cursor[PULL_USER_MAX + NOTICE_ID_LEN + 3];  /* where the next scan reads from */
     size_t cursor_len;                                 /* 0: the start */
@@ -112,6 +112,8 @@ static struct backoff *backoff_slot(struct pull_client *p, const struct pull_not
 
 /* ---- one pull ---- */
 
+static void wake_at(struct pull_client *p, time_t t);
+
 static void session_end(struct pull_session *s)
 {
     struct pull_client *p = s->pc;
@@ -131,6 +133,24 @@ static void session_end(struct pull_session *s)
     buf_free(&s->body);
     env_free(&s->env);
     free(s);
+    /* A slot, and this peer's one-at-a-time place, are free: the notices that
+       waited for them (the same peer's next, say) start now, not at the next
+       periodic scan, which would allow a peer one pull per PULL_SCAN_S. */
+    if (!p->closing)
+        pull_client_nudge(p);
+}
+
+/* The next scan at t at the latest: a back-off shorter than the scan period
+   ends on time, not at the next periodic scan. */
+static void wake_at(struct pull_client *p, time_t t)
+{
+    time_t now = time(NULL);
+    if (p->next_scan && t >= p->next_scan)
+        return;
+    struct timeval tv = { t > now ? t - now : 0, 0 };
+    evtimer_del(p->timer);
+    evtimer_add(p->timer, &tv);
+    p->next_scan = now + tv.tv_sec;
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -145,12 +165,12 @@ static void pull_failed(struct pull_session *s, const char *fmt, ...)
     char err[256];
     time_t now = time(NULL);
     notice_update(p->notices, s->n.user, s->n.id, s->n.state, 1, now, err, sizeof err);
-    unsigned k = s->n.attempts < 6 ? s->n.attempts : 6;
-    time_t delay = (time_t)BACKOFF_MIN_S << k;
-    if (delay > BACKOFF_MAX_S)
-        delay = BACKOFF_MAX_S;
+    unsigned k = s->n.attempts < 20 ? s->n.attempts : 20;
+    unsigned long long d = p->cfg->pull_retry_min << k;
+    time_t delay = (time_t)(d > p->cfg->pull_retry_max ? p->cfg->pull_retry_max : d);
     struct backoff *b = backoff_slot(p, &s->n, true);
     b->next = now + delay;
+    wake_at(p, b->next);
     log_info("pull %s for <%s> from [%s] failed (attempt %u, next in %llds): %s", s->n.id, s->n.recipient,
              s->n.peer_ip, s->n.attempts + 1, (long long)delay, why);
     session_end(s);
@@ -704,9 +724,21 @@ static void scan(struct pull_client *p)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct pull_client *p = arg;
-    scan(p);
+    /* Armed before the scan: a pull that fails inside it may bring the next one
+       forward (wake_at). */
     struct timeval tv = { PULL_SCAN_S, 0 };
     evtimer_add(p->timer, &tv);
+    time_t now = time(NULL);
+    p->next_scan = now + PULL_SCAN_S;
+    scan(p);
+    /* And a back-off that ends before then still ends on time, whatever scans
+       (nudges) came between its start and now. */
+    time_t soon = 0;
+    for (size_t i = 0; i < BACKOFF_SLOTS; i++)
+        if (p->backoff[i].key[0] && p->backoff[i].next > now && (!soon || p->backoff[i].next < soon))
+            soon = p->backoff[i].next;
+    if (soon)
+        wake_at(p, soon);
 }
 
 void pull_client_nudge(struct pull_client *p)
@@ -715,9 +747,8 @@ void pull_client_nudge(struct pull_client *p)
         return;
     /* A peer sending MSIDs in a loop must not buy one whole scan each: nudges
        are folded into at most one scan a second. */
-    struct timeval tv = { time(NULL) - p->last_scan < 1 ? 1 : 0, 0 };
-    evtimer_del(p->timer);
-    evtimer_add(p->timer, &tv);
+    time_t now = time(NULL);
+    wake_at(p, now - p->last_scan < 1 ? now + 1 : now);
 }
 
 struct pull_client *pull_client_new(struct event_base *base, const struct ferry_config *cfg, struct spool *sp,
@@ -736,10 +767,12 @@ struct pull_client *pull_client_new(struct event_base *base, const struct ferry_
     p->arg = arg;
     if (msid_key_load(cfg->data_dir, &p->key, err, errlen) < 0 || fdb_env_open(cfg->data_dir, &p->env, err, errlen) < 0 ||
         !(p->notices = notice_open(p->env, &p->key, err, errlen)) ||
-        !(p->lists = pull_lists_open(p->env, err, errlen))) {
+        !(p->lists = pull_lists_open(p->env, true, err, errlen))) {
         pull_client_free(p);
         return NULL;
     }
+    if (err[0])     /* a list that cannot be opened yet: correspondents are not noted until it can */
+        log_warn("DMTP pull client: %s; tried again at each use", err);
     p->peer_rate = ratelimit_new(10000, PULL_PEER_RATE, 60);
     p->timer = evtimer_new(base, on_timer, p);
     if (!p->peer_rate || !p->timer) {
@@ -755,6 +788,7 @@ void pull_client_free(struct pull_client *p)
 {
     if (!p)
         return;
+    p->closing = true;
     while (p->active)
         session_end(p->active);
     disk_child_forget(p->expiry);

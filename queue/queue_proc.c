@@ -74,7 +74,7 @@
 static void on_held_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct queue_proc *q = arg;
-    pull_hold_expire_start(&q->hold, q->base, time(NULL), HELD_SWEEP_MAX);
+    pull_hold_expire_start(&q->hold, time(NULL), HELD_SWEEP_MAX);
     struct timeval tv = { HELD_SWEEP_S, 0 };
     evtimer_add(q->held_timer, &tv);
 }
@@ -272,7 +272,8 @@ static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, s
     log_warn("unexpected message %u (%zu octets) from the parent", type, len);
 }
 
-/* A pulled message was committed to queue/: index it now. */
+/* A message a forked child committed to queue/ (a pulled message, or a notice
+   of the held/ expiry sweep): index it now. */
 static void on_pulled(const char *id, void *arg)
 {
     struct queue_proc *q = arg;
@@ -392,10 +393,12 @@ int queue_process_main(const struct ferry_config *cfg, int parent_fd, const stru
         return 1;
     }
     if (cfg->pull_hold) {
-        if (pull_hold_open(&q.hold, cfg, err, sizeof err) < 0)
+        if (pull_hold_open(&q.hold, q.base, cfg, err, sizeof err) < 0)
             log_warn("DMTP: %s; peers that offer MSID get plain SMTP", err);
         else
             q.have_hold = true;
+        q.hold.queued = on_pulled;          /* a notice to a sender, queued by the expiry sweep */
+        q.hold.queued_arg = &q;
     }
     q.ob = remote_lines_new(q.base, cfg, q.dns, creds, q.have_hold ? &q.hold.hooks : NULL, err, sizeof err);
     if (creds)
