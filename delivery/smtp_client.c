@@ -336,7 +336,7 @@ void sc_on_event(struct bufferevent *bev, short what, void *arg)
         sc_ssl_error_text(c, ssl_err, sizeof ssl_err);
         str_copy(c->tls_desc, "handshake failed", sizeof c->tls_desc);
         if (c->tls.handshake_failed)
-            c->tls.handshake_failed(c->tls.arg, c->target, bufferevent_openssl_get_ssl(c->bev));
+            c->tls.handshake_failed(c->tls.arg, c->target, bufferevent_openssl_get_ssl(c->bev), false);
         if (c->tls_mode == SMTP_TLS_MAY && c->txn_on_conn == 0) {
             /* Opportunistic TLS that cannot be had: the same host in the clear. */
             c->tls_plain_retry = true;
@@ -420,6 +420,17 @@ static bool start_connect(struct smtp_client *c)
     }
     sc_arm(c, c->to.connect);
     return true;
+}
+
+int smtp_client_local_addr(const struct smtp_client *c, char *out, size_t outsz)
+{
+    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    netaddr_ntop((const struct sockaddr *)&ss, out, outsz);
+    return out[0] ? 0 : -1;
 }
 
 static struct smtp_client *live_clients;
@@ -530,6 +541,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     case SC_QUIT:
         end_session(c);
+        return;
+    case SC_HANDSHAKE:
+        /* A handshake that stalls is one that failed: the hooks count it (a
+           peer, or someone between, that stops answering mid-handshake must
+           not go unreported), and opportunistic TLS goes on in the clear as
+           after any failed handshake. */
+        str_copy(c->tls_desc, "handshake timed out", sizeof c->tls_desc);
+        if (c->tls.handshake_failed)
+            c->tls.handshake_failed(c->tls.arg, c->target, bufferevent_openssl_get_ssl(c->bev), true);
+        if (c->tls_mode == SMTP_TLS_MAY && c->txn_on_conn == 0)
+            c->tls_plain_retry = true;
+        sc_host_fail(c, DELIVERY_DEFER, "4.7.5 TLS handshake with %s timed out", c->label);
         return;
     case SC_FREE:
         free_client(c);

@@ -120,8 +120,9 @@ struct smtp_tls_hooks {
     /* Optional (NULL: none): the target's mode asked for TLS and the server did
        not offer STARTTLS or refused it (TLS-RPT's starttls-not-supported). */
     void (*no_starttls)(void *arg, size_t target);
-    /* Optional: the handshake failed (ssl's verify result may say why). */
-    void (*handshake_failed)(void *arg, size_t target, SSL *ssl);
+    /* Optional: the handshake failed (ssl's verify result may say why), or
+       stalled past the helo timeout (timed_out). */
+    void (*handshake_failed)(void *arg, size_t target, SSL *ssl, bool timed_out);
 };
 
 /* DMTP sending side (draft -03 §3.3-§3.5; RFC-NOTES.md "DMTP"): a peer whose EHLO
@@ -223,6 +224,10 @@ int smtp_client_next(struct smtp_client *c, const struct smtp_txn_params *t, smt
 /* Ends the session at once (no QUIT), without calling the callback. Not from
    inside the callback. */
 void smtp_client_cancel(struct smtp_client *c);
+
+/* The local address of the connection in progress (TLS-RPT's sending-mta-ip),
+   as text; -1 when there is none. Callable from the TLS hooks. */
+int smtp_client_local_addr(const struct smtp_client *c, char *out, size_t outsz);
 /* Process shutdown: ends every client still alive, including those closing
    after their last callback (QUIT sent), which nothing else owns any more. */
 void smtp_client_cancel_all(void);

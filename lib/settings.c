@@ -300,6 +300,9 @@ static const struct conf_setting schema[] = {
     S("tlsrpt", CONF_BOOL, tlsrpt, "yes"),
     { .key = "tlsrpt_exclude", .type = CONF_LIST, .offset = offsetof(struct ferry_config, tlsrpt_exclude),
       .def = "", .check = check_domain, .comma_split = true },
+    { .key = "tlsrpt_reports_address", .type = CONF_LIST,
+      .offset = offsetof(struct ferry_config, tlsrpt_reports_address), .def = "", .check = check_mailbox,
+      .comma_split = true },
     { .key = "smtp_dest_concurrency", .type = CONF_UINT,
       .offset = offsetof(struct ferry_config, smtp_dest_concurrency), .def = "10", .min = 1, .max = 1000 },
     { .key = "smtp_total_concurrency", .type = CONF_UINT,
@@ -500,6 +503,13 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
     if (!cfg->dmarc_reports_address[0])
         snprintf(cfg->dmarc_reports_address, sizeof cfg->dmarc_reports_address, "dmarc-reports@%s",
                  cfg->local_domains.items[0]);
+    bool derive_tlsrpt = cfg->tlsrpt_reports_address.n == 0;
+    for (size_t i = 0; derive_tlsrpt && i < cfg->local_domains.n; i++) {
+        char a[320];
+        snprintf(a, sizeof a, "tlsrpt@%s", cfg->local_domains.items[i]);
+        if (conf_list_add(&cfg->tlsrpt_reports_address, a) < 0)
+            goto nomem;
+    }
     if (cfg->pull_greylist_delay >= cfg->pull_greylist_window) {
         snprintf(err, errlen, "%s: pull_greylist_delay must be shorter than pull_greylist_window", file);
         return -1;
@@ -594,6 +604,19 @@ bool settings_dmarc_report_domain(const struct ferry_config *cfg, const char *do
 bool settings_tlsrpt_domain(const struct ferry_config *cfg, const char *domain)
 {
     return cfg->tlsrpt && !domain_in_list(&cfg->tlsrpt_exclude, domain);
+}
+
+bool settings_is_tlsrpt_address(const struct ferry_config *cfg, const char *addr)
+{
+    for (size_t i = 0; i < cfg->tlsrpt_reports_address.n; i++)
+        if (str_ieq(cfg->tlsrpt_reports_address.items[i], addr))
+            return true;
+    return false;
+}
+
+bool settings_tlsrpt_our_domain(const struct ferry_config *cfg, const char *domain)
+{
+    return domain_in_list(&cfg->local_domains, domain) || domain_in_list(&cfg->relay_domains, domain);
 }
 
 bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain)

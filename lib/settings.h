@@ -104,6 +104,7 @@ struct ferry_config {
     char mta_sts_test_policy_addr[64];   /* tests only: where every mta-sts.DOMAIN is */
     bool tlsrpt;                 /* count outbound TLS outcomes and send TLS-RPT reports (RFC 8460) */
     struct conf_list tlsrpt_exclude;     /* policy domains never counted nor reported */
+    struct conf_list tlsrpt_reports_address;    /* derived: tlsrpt@ each local domain */
     unsigned long long smtp_dest_concurrency;
     unsigned long long smtp_total_concurrency;
     unsigned long long smtp_dest_rate;           /* messages per second per destination; 0: no limit */
@@ -211,6 +212,10 @@ bool settings_dmarc_report_domain(const struct ferry_config *cfg, const char *do
 /* Are outbound TLS outcomes to this policy domain counted and reported? (tlsrpt
    and tlsrpt_exclude; as above) */
 bool settings_tlsrpt_domain(const struct ferry_config *cfg, const char *domain);
+/* Is addr one of tlsrpt_reports_address (case-insensitive)? */
+bool settings_is_tlsrpt_address(const struct ferry_config *cfg, const char *addr);
+/* Is this domain ours to take TLS reports about: a local or relay domain? */
+bool settings_tlsrpt_our_domain(const struct ferry_config *cfg, const char *domain);
 
 /* The DNS client settings: the resolver key's servers (else /etc/resolv.conf),
    dns_timeout and dns_rounds. */

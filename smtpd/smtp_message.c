@@ -19,6 +19,7 @@
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session.h"
 #include "smtpd/smtp_session_int.h"
+#include "smtpd/smtp_tlsrpt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -159,7 +160,7 @@ void smtp_session_finish_message(struct smtp_session *s)
         flush_wbuf(s);
     const char *qid = s->draft.id;
     const char *refusal = smtp_policy_refusal(s->policy);
-    char from_refusal[700];
+    char from_refusal[700], tlsrpt_refusal[600];
     if (refusal)
         ;
     else if (s->data_refusal[0] && !smtp_policy_runs_dmarc(s->policy))
@@ -182,6 +183,8 @@ void smtp_session_finish_message(struct smtp_session *s)
             refusal = from_refusal;
         }
     }
+    if (!refusal && !s->data_errno)
+        refusal = smtp_tlsrpt_refusal(s, tlsrpt_refusal, sizeof tlsrpt_refusal);
     if (refusal) {
         s->junk++;              /* a refused message is no completed transaction (smtp_limits.c) */
         log_info("refused message from [%s] from=<%s>: %s", s->peer_ip, s->env.sender, refusal + 10);
