@@ -235,6 +235,8 @@ static void tls_count(struct remote_attempt *a, size_t target, const char *resul
                 w[-1] = '\0';
             ev.policy = pol.data;
         }
+    } else if (tlsa && a->tlsa[target] && dane_set_text(&a->tlsa[target]->set, pol.data, pol.max) > 0) {
+        ev.policy = pol.data;       /* §4.4: the TLSA records, one string each */
     }
     char err[256];
     if (tlsrpt_store_count(x->env, x->rpt_db, &ev, err, sizeof err) < 0)
