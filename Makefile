@@ -35,10 +35,11 @@ BIN      := $(if $(filter 1,$(SAN)),bin-san,bin)
 CC       ?= cc
 CPPFLAGS += -D_GNU_SOURCE -I.
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(NO_TRUNC_WARN) \
-            $(OPT) $(SANFLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
+            $(OPT) $(SANFLAGS) -pthread -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb
-LDFLAGS  += $(SANFLAGS)
+# -pthread: the smtp process's spool flusher runs fsyncs on threads (queue/spool_flusher.h).
+LDFLAGS  += $(SANFLAGS) -pthread
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
