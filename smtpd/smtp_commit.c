@@ -32,8 +32,12 @@
    journal commit serves. Batches in flight: a batch forms while the ones before
    it are on disk; the bound keeps the fds and memory of waiting batches small
    (each holds at most one draft per session anyway). */
+#ifndef COMMIT_THREADS          /* -D for an experiment (BENCH.md) */
 #define COMMIT_THREADS 8
+#endif
+#ifndef COMMIT_MAX_BATCHES
 #define COMMIT_MAX_BATCHES 4
+#endif
 
 /* A batch handed to the flusher: its sessions, and their drafts in the same order. */
 struct commit_batch {
