@@ -142,7 +142,9 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        srv.listeners[i] = evconnlistener_new(srv.base, on_accept, &srv, LEV_OPT_CLOSE_ON_FREE, -1,
+        /* Backlog 0: the parent listens with its own backlog (smtpd/parent.c,
+           LISTEN_BACKLOG); -1 would make libevent listen() again with 128. */
+        srv.listeners[i] = evconnlistener_new(srv.base, on_accept, &srv, LEV_OPT_CLOSE_ON_FREE, 0,
                                               listen_fds[i]);
         if (!srv.listeners[i]) {
             log_error("cannot listen on %s", cfg->listeners[i].text);
