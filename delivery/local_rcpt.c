@@ -210,6 +210,14 @@ void local_resolver_init(struct local_resolver *r, struct local_rcpt_arg *ra, co
 enum local_rcpt_verdict local_rcpt_check(const struct ferry_config *cfg, struct local_maps *maps,
                                          const char *addr, char *why, size_t whysz)
 {
+    return local_rcpt_route(cfg, maps, addr, why, whysz, NULL);
+}
+
+enum local_rcpt_verdict local_rcpt_route(const struct ferry_config *cfg, struct local_maps *maps,
+                                         const char *addr, char *why, size_t whysz, bool *forwards)
+{
+    if (forwards)
+        *forwards = false;
     const char *bad;
     if (local_maps_refresh(cfg, maps, &bad) < 0) {
         snprintf(why, whysz, "cannot read the map %s", bad);
@@ -222,6 +230,10 @@ enum local_rcpt_verdict local_rcpt_check(const struct ferry_config *cfg, struct 
     struct local_targets ts = { 0 };
     struct delivery_status st;
     int e = local_resolve(&r, addr, &ts, &st);
+    for (size_t i = 0; forwards && e == 0 && i < ts.n; i++)
+        *forwards |= ts.v[i].kind == LT_REMOTE;
+    if (forwards && ts.unread_include)
+        *forwards = true;       /* an include file may list remote addresses */
     local_targets_free(&ts);
     if (e == 0)
         return LOCAL_RCPT_OK;

@@ -76,5 +76,10 @@ enum local_rcpt_verdict { LOCAL_RCPT_OK, LOCAL_RCPT_UNKNOWN, LOCAL_RCPT_TEMPFAIL
    such user, 5.4.6 a loop...); TEMPFAIL: try later. why: "X.Y.Z text" when not OK. */
 enum local_rcpt_verdict local_rcpt_check(const struct ferry_config *cfg, struct local_maps *maps,
                                          const char *addr, char *why, size_t whysz);
+/* The same, and *forwards: does the expansion reach a remote address (or an
+   include file, whose contents the check does not read)? For ARC sealing at
+   intake (smtpd/smtp_arc_seal.h). */
+enum local_rcpt_verdict local_rcpt_route(const struct ferry_config *cfg, struct local_maps *maps,
+                                         const char *addr, char *why, size_t whysz, bool *forwards);
 
 #endif

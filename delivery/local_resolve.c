@@ -213,8 +213,10 @@ static int include_file(struct ctx *c, const char *path, const char *rcpt, const
         delivery_set(c->st, DELIVERY_DEFER, "4.3.5 include file %.300s is not an absolute path", path);
         return -1;
     }
-    if (c->r->check_only)
+    if (c->r->check_only) {
+        c->out->unread_include = true;
         return add(c, LT_MBOX, path, rcpt, domain);
+    }
     snprintf(key, sizeof key, ":include:%s", path);
     if (push(c, key) < 0)
         return -1;

@@ -59,6 +59,7 @@ struct local_target {
 struct local_targets {
     struct local_target *v;
     size_t n, cap;
+    bool unread_include;        /* check_only met an include file (its targets unknown) */
 };
 
 struct local_resolver {

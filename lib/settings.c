@@ -20,6 +20,7 @@ static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
 static const char *const dmarc_enforce_choices[] = { "yes", "quarantine-only", "no", NULL };
 static const char *const tls_min_choices[] = { "1.2", "1.3", NULL };
 static const char *const dkim_l_choices[] = { "accept", "policy", NULL };
+static const char *const arc_seal_algo_choices[] = { "rsa-sha256", "ed25519-sha256", NULL };
 static const char *const family_choices[] = { "any", "ipv4", "ipv6", NULL };
 /* The order of enum tls_level (delivery/tls_policy.h): the config stores the index. */
 static const char *const smtp_tls_choices[] = { "none", "may", "encrypt", "dane", "verify", NULL };
@@ -356,6 +357,11 @@ static const struct conf_setting schema[] = {
     { .key = "arc_trusted_sealers", .type = CONF_LIST,
       .offset = offsetof(struct ferry_config, arc_trusted_sealers), .def = "", .check = check_domain,
       .comma_split = true },
+    S("arc_seal", CONF_BOOL, arc_seal, "yes"),
+    { .key = "arc_seal_domain", .type = CONF_STRING, .offset = offsetof(struct ferry_config, arc_seal_domain),
+      .size = 256, .def = "", .check = check_domain_or_empty },
+    { .key = "arc_seal_algorithm", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, arc_seal_algorithm),
+      .def = "rsa-sha256", .choices = arc_seal_algo_choices },
     { .key = "auth_lockout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, auth_lockout),
       .def = "15m", .min = 1, .max = 86400 },
     { .key = "mailbox_format", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, mailbox_format),
@@ -481,6 +487,10 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
         str_copy(cfg->dmarc_report_org_name, cfg->hostname, sizeof cfg->dmarc_report_org_name);
     if (!cfg->dmarc_report_email[0])
         snprintf(cfg->dmarc_report_email, sizeof cfg->dmarc_report_email, "noreply-dmarc@%s", cfg->hostname);
+    if (!cfg->arc_seal_domain[0])
+        str_copy(cfg->arc_seal_domain, cfg->dkim_signing_domain[0] ? cfg->dkim_signing_domain
+                                                                   : cfg->local_domains.items[0],
+                 sizeof cfg->arc_seal_domain);
     if (!cfg->dmarc_reports_address[0])
         snprintf(cfg->dmarc_reports_address, sizeof cfg->dmarc_reports_address, "dmarc-reports@%s",
                  cfg->local_domains.items[0]);

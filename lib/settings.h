@@ -31,6 +31,8 @@ enum dmp_precedence { DMP_PRECEDENCE_SPF, DMP_PRECEDENCE_DMP };
 /* dmarc_enforce: act on reject and quarantine; on quarantine only (a reject is
    quarantined); or on neither (evaluate, record, report). */
 enum dmarc_enforce_mode { DMARC_ENFORCE_YES, DMARC_ENFORCE_QUARANTINE_ONLY, DMARC_ENFORCE_NO };
+/* arc_seal_algorithm: an ARC set has one signature per field, so one key seals. */
+enum arc_seal_algo { ARC_SEAL_RSA, ARC_SEAL_ED25519 };
 /* Orders match delivery/mx.h (enum mx_family) and delivery/tls_policy.h. */
 enum smtp_family_setting { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
 enum relayhost_tls_setting { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT, RELAYHOST_TLS_NONE };
@@ -134,6 +136,9 @@ struct ferry_config {
     int dmarc_enforce;           /* enum dmarc_enforce_mode */
     struct conf_list dmarc_trusted_forwarders;  /* CIDRs: evaluated and recorded, never enforced */
     struct conf_list arc_trusted_sealers;       /* domains whose passing ARC chain overrides a DMARC fail */
+    bool arc_seal;               /* seal port-25 mail we forward to remote destinations (RFC 8617 5.1) */
+    char arc_seal_domain[256];   /* derived: dkim_signing_domain, else the first local domain */
+    int arc_seal_algorithm;      /* enum arc_seal_algo: which of the domain's active keys seals */
     int mailbox_format;          /* enum mailbox_format */
     struct conf_list mailbox_format_domains;    /* "DOMAIN:maildir|mbox" */
     char mbox_dir[PATH_MAX];     /* "": mail_dir */

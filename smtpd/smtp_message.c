@@ -124,6 +124,8 @@ const char *smtp_session_begin_message(struct smtp_session *s)
         /* ARC beside DKIM on port 25, for the same strangers DMARC judges. */
         .arc = s->kind == LISTEN_SMTP && !own_user,
         .remote_ip = s->peer_ip,
+        /* A recipient is relayed or forwarded by an alias (smtp_arc_seal.h). */
+        .seal = s->seal_forward,
     };
     s->policy = smtp_policy_new(s->srv, &ctx);
     if (!s->policy)
@@ -289,9 +291,13 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
     }
     if (s->data_refusal[0]) {
         /* spf_fail_action = data: an aligned DMARC pass vouches for the message
-           the SPF fail would have refused (a forwarder, RFC 9989 section 8.3). */
+           the SPF fail would have refused (a forwarder, RFC 9989 section 8.3), and
+           so does a trusted ARC sealer whose results say it authenticated there:
+           the SPF fail is the forward's, which the seal explains (RFC 8617 7.2.1). */
         if (dm->evaluated && dm->result == DMARC_RES_PASS) {
             log_msg(LOG_LVL_INFO, qid, "SPF fail not enforced: DMARC passed for %s", dm->header_from);
+        } else if (dm->evaluated && dm->arc_vouch[0]) {
+            log_msg(LOG_LVL_INFO, qid, "SPF fail not enforced: %s", dm->arc_vouch);
         } else {
             char text[600];
             str_copy(text, s->data_refusal, sizeof text);
