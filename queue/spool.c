@@ -421,7 +421,8 @@ int spool_msg_open(const struct spool *sp, const char *id)
     return openat(sp->queue_dirfd, name, O_RDONLY | O_CLOEXEC);
 }
 
-int spool_remove_at(int dirfd, const char *id)
+/* The unlinks of spool_remove_at, without the directory fsync. */
+static int unlink_pair(int dirfd, const char *id)
 {
     char name[QID_LEN + 8];
     /* Envelope first: once it is gone the message is no longer queued; a leftover
@@ -431,7 +432,17 @@ int spool_remove_at(int dirfd, const char *id)
         return -1;
     snprintf(name, sizeof name, "%s.msg", id);
     unlinkat(dirfd, name, 0);
-    return fsync(dirfd);
+    return 0;
+}
+
+int spool_remove_at(int dirfd, const char *id)
+{
+    return unlink_pair(dirfd, id) < 0 ? -1 : fsync(dirfd);
+}
+
+int spool_remove_unsynced(struct spool *sp, const char *id)
+{
+    return unlink_pair(sp->queue_dirfd, id);
 }
 
 int spool_remove(struct spool *sp, const char *id)

@@ -92,6 +92,10 @@ int  spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
 int  spool_env_write(struct spool *sp, const struct envelope *e);
 int  spool_msg_open(const struct spool *sp, const char *id);
 int  spool_remove(struct spool *sp, const char *id);
+/* spool_remove without its fsync of queue/, for a caller that fsyncs queue/ once
+   for several removals (the queue process, once per turn of its loop). Until that
+   fsync a crash may bring the message back: delivered twice, never lost. */
+int  spool_remove_unsynced(struct spool *sp, const char *id);
 /* Move queue/ID.env and queue/ID.msg (whichever exist) to corrupt/, with ID.reason. */
 int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
 
