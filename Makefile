@@ -6,7 +6,7 @@
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SAN=1 the same, built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS
-#   make interop    the interop suite: Ferry against Exim and OpenSMTPD (tests/interop/)
+#   make interop    the interop suite: Ferry against Exim, OpenSMTPD, Postfix, Dovecot (tests/interop/)
 #   make bench      build and run the benchmarks in tests/bench/ (prints figures)
 #   make clean
 #
