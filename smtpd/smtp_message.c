@@ -368,7 +368,7 @@ void smtp_session_committed(struct smtp_session *s, bool ok, int err)
         if (s->state != SS_CLOSING)
             smtp_session_reply(s, "%s", err == ENOSPC || err == EDQUOT ? "452 4.3.1 Insufficient system storage"
                                                           : "451 4.3.0 Local error committing the message");
-        s->have_draft = false;      /* spool_commit aborted the draft */
+        s->have_draft = false;      /* the failed commit aborted the draft */
     }
     transaction_over(s, true);
 }

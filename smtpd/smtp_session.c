@@ -848,6 +848,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         if (s->state == SS_COMMIT) {
             /* The commit will finish; the message is kept (the client may send it
                again: at-least-once, never lost). Free it then. */
+            log_info("session %s: client went away while its message is being committed; keeping it", s->id);
             s->state = SS_CLOSING;
             return;
         }

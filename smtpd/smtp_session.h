@@ -101,6 +101,7 @@ struct smtp_session {
     char spf_domain[256];         /* the domain SPF checked, for DMARC */
     bool in_policy_finish;        /* smtp_policy_finish is on the stack */
     bool have_draft;
+    bool committing;              /* in a group commit (smtp_commit.c): freed only once it is answered */
     struct smtp_data data;
     unsigned long long data_size;
     int data_errno;               /* a write to the spool failed */
