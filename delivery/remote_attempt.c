@@ -219,6 +219,7 @@ static void tls_count(struct remote_attempt *a, size_t target, const char *resul
     }
     struct buf pol;
     buf_init(&pol, TLSRPT_POLICY_MAX);
+    char tlsa_text[TLSRPT_POLICY_MAX];
     if (a->sts.applies) {
         const char *mx[STS_MX_MAX];
         for (unsigned i = 0; i < a->sts.policy.n_mx; i++)
@@ -235,8 +236,8 @@ static void tls_count(struct remote_attempt *a, size_t target, const char *resul
                 w[-1] = '\0';
             ev.policy = pol.data;
         }
-    } else if (tlsa && a->tlsa[target] && dane_set_text(&a->tlsa[target]->set, pol.data, pol.max) > 0) {
-        ev.policy = pol.data;       /* §4.4: the TLSA records, one string each */
+    } else if (tlsa && a->tlsa[target] && dane_set_text(&a->tlsa[target]->set, tlsa_text, sizeof tlsa_text) > 0) {
+        ev.policy = tlsa_text;      /* §4.4: the TLSA records, one string each */
     }
     char err[256];
     if (tlsrpt_store_count(x->env, x->rpt_db, &ev, err, sizeof err) < 0)
