@@ -1,8 +1,19 @@
 /* privsep — see privsep.h. */
 #include "lib/privsep.h"
+#include "lib/safe_dir.h"
 
 #include <pwd.h>
+#include <unistd.h>
+#include <stdio.h>
 #include <string.h>
+
+const char *privsep_auth_dir(const struct ferry_config *cfg, char *buf, size_t bufsz)
+{
+    if (cfg->auth_dir[0])
+        return cfg->auth_dir;
+    snprintf(buf, bufsz, "%s-auth", cfg->data_dir);
+    return buf;
+}
 
 const char *privsep_queue_user(const struct ferry_config *cfg)
 {
@@ -32,4 +43,26 @@ mode_t privsep_umask(const struct ferry_config *cfg)
 mode_t privsep_dir_group_bits(const struct ferry_config *cfg)
 {
     return privsep_split(cfg) ? 02070 : 0;
+}
+
+int privsep_prepare_auth_dir(const struct ferry_config *cfg, char *err, size_t errlen)
+{
+    char buf[PATH_MAX];
+    const char *dir = privsep_auth_dir(cfg, buf, sizeof buf);
+    bool root = geteuid() == 0;
+    struct safe_owner walk = { root, 0, 0 }, leaf = { root, 0, 0 };
+    if (root) {
+        struct passwd *pw = getpwnam(cfg->user);
+        if (!pw) {
+            snprintf(err, errlen, "no user %s", cfg->user);
+            return -1;
+        }
+        walk.uid = pw->pw_uid;
+        walk.gid = pw->pw_gid;
+    }
+    int fd = safe_dir_prepare_for(dir, 0700, &walk, &leaf, err, errlen);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
 }

@@ -24,6 +24,14 @@
 
 #define PRIVSEP_DEFAULT_QUEUE_USER "ferryq"
 
+/* Where the AUTH users' secrets live: auth_dir, or "<data_dir>-auth" when unset.
+   Root's (0700) when ferryd runs as root; read only by the auth process and
+   ferryctl (smtpd/authproc.h). */
+const char *privsep_auth_dir(const struct ferry_config *cfg, char *buf, size_t bufsz);
+/* Make or check the auth directory (0700): root's when we are root, reached
+   without following anything `user` could change (lib/safe_dir.h). 0, or -1 with
+   err. */
+int privsep_prepare_auth_dir(const struct ferry_config *cfg, char *err, size_t errlen);
 /* The queue process's account name (see above). */
 const char *privsep_queue_user(const struct ferry_config *cfg);
 /* Do the smtp and queue users differ (looked up; false when either is unknown)? */

@@ -2,21 +2,18 @@
 #include "smtpd/keyproc.h"
 #include "smtpd/dkim_keystore.h"
 #include "lib/buf.h"
+#include "lib/caps.h"
 #include "lib/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#define KEYPROC_CLIENTS 8       /* one smtp process, and room for one being replaced */
 #define KEYPROC_CACHE 32
 
 struct cached_key {
@@ -33,14 +30,6 @@ struct cached_key {
 static unsigned long use_clock;
 
 static struct cached_key cache[KEYPROC_CACHE];
-
-socklen_t keyproc_addr(pid_t server_pid, struct sockaddr_un *sa)
-{
-    memset(sa, 0, sizeof *sa);
-    sa->sun_family = AF_UNIX;
-    int n = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, "ferry-keys.%ld", (long)server_pid);
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
 
 static void cache_drop(struct cached_key *c)
 {
@@ -122,6 +111,7 @@ static struct cached_key *load_key(const char *domain, const char *selector, cha
 static void answer(const struct keyproc_req *q, struct keyproc_rep *r)
 {
     memset(r, 0, sizeof *r);
+    r->id = q->id;
     r->status = -1;
     char err[300];
     if (!memchr(q->domain, '\0', sizeof q->domain) || !memchr(q->selector, '\0', sizeof q->selector) ||
@@ -155,19 +145,6 @@ static void answer(const struct keyproc_req *q, struct keyproc_rep *r)
         log_warn("dkim key %s/%s: %s", q->domain, q->selector, (char *)r->data);
 }
 
-static bool peer_ok(int fd, uid_t want)
-{
-    struct ucred cr;
-    socklen_t len = sizeof cr;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-        return false;
-    if (cr.uid != want) {
-        log_warn("refused a key request from uid %ld (pid %ld)", (long)cr.uid, (long)cr.pid);
-        return false;
-    }
-    return true;
-}
-
 /* Confine: only the key directory is visible from here on (when root). */
 static int confine(const char *key_dir)
 {
@@ -179,31 +156,24 @@ static int confine(const char *key_dir)
         log_error("cannot chroot into %s: %s", key_dir, strerror(errno));
         return -1;
     }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        log_error("cannot set no_new_privs: %s", strerror(errno));
+    /* Root's uid stays (the keys are root's 0600 files: owner permission is
+       enough); every capability goes, for good. */
+    char err[256];
+    if (caps_drop_all(err, sizeof err) < 0) {
+        log_error("%s", err);
         return -1;
     }
     return 0;
 }
 
-int keyproc_main(const char *key_dir, int parent_fd, uid_t client_uid)
+int keyproc_main(const char *key_dir, int parent_fd, int fd)
 {
-    struct sockaddr_un sa;
-    socklen_t salen = keyproc_addr(getppid(), &sa);
-    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, salen) < 0 || listen(lfd, 4) < 0) {
-        log_error("cannot open the key socket: %s", strerror(errno));
-        return 1;
-    }
     if (confine(key_dir) < 0)
         return 1;
     log_info("key process ready (keys in %s)", key_dir);
-    struct pollfd pf[2 + KEYPROC_CLIENTS];
-    size_t nclients = 0;
-    pf[0] = (struct pollfd){ .fd = parent_fd, .events = POLLIN };
-    pf[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+    struct pollfd pf[2] = { { .fd = parent_fd, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
     for (;;) {
-        if (poll(pf, 2 + nclients, -1) < 0) {
+        if (poll(pf, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             log_error("poll: %s", strerror(errno));
@@ -214,33 +184,16 @@ int keyproc_main(const char *key_dir, int parent_fd, uid_t client_uid)
             if (read(parent_fd, &c, 1) <= 0)
                 break;
         }
-        for (size_t i = 0; i < nclients; i++) {
-            struct pollfd *p = &pf[2 + i];
-            if (!p->revents)
-                continue;
-            struct keyproc_req q;
-            struct keyproc_rep r;
-            ssize_t n = recv(p->fd, &q, sizeof q, MSG_DONTWAIT);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (n == (ssize_t)sizeof q) {
-                answer(&q, &r);
-                if (send(p->fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof r)
-                    continue;
-            }
-            close(p->fd);               /* gone, or spoke out of turn */
-            pf[2 + i] = pf[2 + --nclients];
-            i--;
-        }
-        if (pf[1].revents & POLLIN) {
-            int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (c >= 0 && (nclients == KEYPROC_CLIENTS || !peer_ok(c, client_uid))) {
-                close(c);
-                c = -1;
-            }
-            if (c >= 0)
-                pf[2 + nclients++] = (struct pollfd){ .fd = c, .events = POLLIN };
-        }
+        if (!(pf[1].revents & POLLIN))
+            continue;
+        struct keyproc_req q;
+        struct keyproc_rep r;
+        ssize_t n = recv(fd, &q, sizeof q, MSG_DONTWAIT);
+        if (n != (ssize_t)sizeof q)
+            continue;                   /* nothing, or not a request: the client times out */
+        answer(&q, &r);
+        if (send(fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof r)
+            log_warn("cannot answer the smtp process: %s", strerror(errno));
     }
     for (size_t i = 0; i < KEYPROC_CACHE; i++)
         cache_drop(&cache[i]);

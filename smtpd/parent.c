@@ -9,6 +9,7 @@
 #include "lib/log.h"
 #include "lib/privsep.h"
 #include "lib/safe_dir.h"
+#include "smtpd/authproc.h"
 #include "smtpd/keyproc.h"
 #include "queue/spool.h"
 #include "smtpd/parent_home.h"
@@ -26,8 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum child_kind { CHILD_QUEUE, CHILD_SMTP, CHILD_KEYS, NCHILDREN };
-static const char *const child_names[] = { "queue", "smtp", "keys" };
+enum child_kind { CHILD_QUEUE, CHILD_SMTP, CHILD_KEYS, CHILD_AUTH, NCHILDREN };
+static const char *const child_names[] = { "queue", "smtp", "keys", "auth" };
 
 /* After a crash, wait this long before starting the child again. */
 #define RESTART_DELAY_SECONDS 1
@@ -52,6 +53,12 @@ struct parent {
     SSL_CTX *tls;                   /* built here, as root; the smtp child inherits it */
     struct relayhost_creds creds;       /* read here, as root; the queue child inherits them */
     struct home_jobs *home;         /* deliveries as system users (mailbox_owner = system) */
+    /* The smtp process's links to the key and auth processes: SOCK_SEQPACKET
+       socketpairs made here before any child, held open for the daemon's life so
+       that a restarted child on either end takes over the same socket ([0] the
+       service's end, [1] the smtp process's). Nobody else can reach them: no name
+       in any namespace (authproc.h, keyproc.h). */
+    int key_link[2], auth_link[2];
 };
 
 static void start_child(struct parent *p, enum child_kind k);
@@ -177,7 +184,8 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
                  proc_lookup_user(quser, &quid, &qgid, err, errlen) < 0))
         return -1;
     mode_t shared = privsep_dir_group_bits(cfg);
-    if (spool_prepare_mode(cfg->spool_dir, root, uid, gid, shared, err, errlen) < 0)
+    if (spool_prepare_mode(cfg->spool_dir, root, uid, gid, shared, err, errlen) < 0 ||
+        privsep_prepare_auth_dir(cfg, err, errlen) < 0)
         return -1;
     /* The same rule as the spool's (lib/safe_dir.h): made or checked without
        following a link the daemon's user could have planted; an existing one
@@ -330,6 +338,17 @@ static void on_child_close(struct ipc_chan *c, void *arg)
     }
 }
 
+/* In a child: close both links but the end it serves (-1: none). */
+static void close_links(struct parent *p, int keep)
+{
+    int *ends[] = { &p->key_link[0], &p->key_link[1], &p->auth_link[0], &p->auth_link[1] };
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+        if (*ends[i] >= 0 && *ends[i] != keep) {
+            close(*ends[i]);
+            *ends[i] = -1;
+        }
+}
+
 /* A home-delivery child keeps nothing of the parent's: no listener, no channel,
    no key material. */
 static void home_child_cleanup(void *arg)
@@ -342,25 +361,37 @@ static void home_child_cleanup(void *arg)
     relayhost_creds_wipe(&p->creds);
     SSL_CTX_free(p->tls);       /* the server's private key stays with the parent */
     p->tls = NULL;
+    close_links(p, -1);
 }
 
-/* The key process (keyproc.h) keeps root, if we have it, to read keys only root
-   may read; it holds nothing else of ours: no listener, no relay credentials, no
-   TLS context, and it confines itself to the key directory. */
+/* The key process (keyproc.h) keeps root's uid, if we have it, to read keys only
+   root may read (but no capability); it holds nothing else of ours: no listener,
+   no relay credentials, no TLS context, no link but its own, and it confines
+   itself to the key directory. */
 static int run_key_process(struct parent *p, int fd)
 {
     close_listeners(p->listen_fds, p->cfg->nlisteners);
     relayhost_creds_wipe(&p->creds);
     SSL_CTX_free(p->tls);
     p->tls = NULL;
-    uid_t uid = getuid();
-    gid_t gid;
-    char err[256];
-    if (geteuid() == 0 && proc_lookup_user(p->cfg->user, &uid, &gid, err, sizeof err) < 0) {
-        log_error("%s", err);
-        return 1;
-    }
-    return keyproc_main(p->cfg->dkim_key_dir, fd, uid);
+    int link = p->key_link[0];
+    close_links(p, link);
+    return keyproc_main(p->cfg->dkim_key_dir, fd, link);
+}
+
+/* The auth process (authproc.h) keeps root, if we have it, to read users.db in
+   auth_dir; like the key process it holds nothing else of ours, and confines
+   itself to that directory. */
+static int run_auth_process(struct parent *p, int fd)
+{
+    close_listeners(p->listen_fds, p->cfg->nlisteners);
+    relayhost_creds_wipe(&p->creds);
+    SSL_CTX_free(p->tls);
+    p->tls = NULL;
+    int link = p->auth_link[0];
+    close_links(p, link);
+    char buf[PATH_MAX];
+    return authproc_main(privsep_auth_dir(p->cfg, buf, sizeof buf), fd, link);
 }
 
 static void start_child(struct parent *p, enum child_kind k)
@@ -394,6 +425,13 @@ static void start_child(struct parent *p, enum child_kind k)
         char err[256];
         if (k == CHILD_KEYS)
             _exit(run_key_process(p, sv[1]));
+        if (k == CHILD_AUTH)
+            _exit(run_auth_process(p, sv[1]));
+        if (k == CHILD_SMTP) {
+            close(p->key_link[0]);
+            close(p->auth_link[0]);
+            p->key_link[0] = p->auth_link[0] = -1;
+        }
         umask(privsep_umask(p->cfg));
         int dropped = k == CHILD_QUEUE ? proc_drop_to(privsep_queue_user(p->cfg), p->cfg->user, err, sizeof err)
                                        : proc_drop_privileges(p->cfg->user, err, sizeof err);
@@ -406,9 +444,11 @@ static void start_child(struct parent *p, enum child_kind k)
         if (k == CHILD_QUEUE) {         /* the server's TLS context (and key) is the smtp side's */
             SSL_CTX_free(p->tls);
             p->tls = NULL;
+            close_links(p, -1);
         }
         int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1], &p->creds)
-                                  : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls);
+                                  : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls, p->key_link[1],
+                                                      p->auth_link[1]);
         _exit(rc);
     }
     close(sv[1]);
@@ -611,6 +651,7 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     char err[CONF_ERR_MAX];
     p.cfg = cfg;
     p.foreground = foreground;
+    p.key_link[0] = p.key_link[1] = p.auth_link[0] = p.auth_link[1] = -1;
     for (size_t i = 0; i < SETTINGS_MAX_LISTEN; i++)
         p.listen_fds[i] = -1;
 
@@ -659,8 +700,14 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     log_info("ferryd starting: hostname=%s spool=%s listeners=%zu uid=%ld", cfg->hostname, cfg->spool_dir,
              cfg->nlisteners, (long)geteuid());
     p.home = home_jobs_new(p.base, &p.children[CHILD_QUEUE].chan, home_child_cleanup, &p);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p.key_link) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p.auth_link) < 0) {
+        log_error("socketpair: %s", strerror(errno));
+        goto fail;
+    }
     if (p.cfg->dkim_key_dir[0])
         start_child(&p, CHILD_KEYS);   /* first: the smtp process asks it at once */
+    start_child(&p, CHILD_AUTH);
     start_child(&p, CHILD_QUEUE);
     start_child(&p, CHILD_SMTP);
     event_base_dispatch(p.base);

@@ -17,8 +17,10 @@
 
 #include <openssl/ssl.h>
 
-/* The smtp process's entry point; returns the process exit status. */
-int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls);
+/* The smtp process's entry point; returns the process exit status. key_fd and
+   auth_fd are its ends of the links to the key and auth processes (taken). */
+int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls, int key_fd,
+                      int auth_fd);
 
 /* Drop to user (by name) when running as root: setgroups, setgid, setuid, and a
    check that root cannot be regained; then PR_SET_NO_NEW_PRIVS (also when not
