@@ -41,6 +41,13 @@ void keyclient_free(struct keyclient *kc)
     }
 }
 
+void keyclient_reset(struct keyclient *kc)
+{
+    if (kc->open)
+        log_info("a new key process is up: asking it again");
+    kc->open = false;
+}
+
 static long ms_since(const struct timespec *t0)
 {
     struct timespec now;

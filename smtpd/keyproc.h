@@ -25,7 +25,9 @@
  * does one signature per request, about a millisecond for RSA-2048). After a
  * timeout the client does not ask again for KEYPROC_BACKOFF_SECONDS: every
  * request in that time fails at once (a circuit breaker), so a stopped key
- * process costs the event loop one timeout, not one per message. A message that
+ * process costs the event loop one timeout, not one per message; when the parent
+ * starts a new key process it tells the smtp process, which closes the breaker at
+ * once (keyclient_reset). A message that
  * cannot be signed is deferred with 451, never sent unsigned.
  */
 #ifndef FERRY_KEYPROC_H
@@ -70,6 +72,8 @@ struct keyclient;
 /* fd: the smtp process's end of the link (taken). */
 struct keyclient *keyclient_new(int fd);
 void keyclient_free(struct keyclient *kc);
+/* A new key process is up (the parent says so): close the circuit breaker. */
+void keyclient_reset(struct keyclient *kc);
 /* The algorithm of a key and its public record text; -1 with err when the key
    process refused (no such key), -2 when it could not be asked. */
 int keyclient_info(struct keyclient *kc, const char *domain, const char *selector, enum dkim_algo *algo,

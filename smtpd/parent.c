@@ -455,6 +455,8 @@ static void start_child(struct parent *p, enum child_kind k)
     p->children[k].pid = pid;
     p->children[k].chan = ipc_chan_new(p->base, sv[0], on_child_msg, on_child_close, p);
     log_info("started the %s process, pid %ld", child_names[k], (long)pid);
+    if (k == CHILD_KEYS && p->children[CHILD_SMTP].chan)
+        ipc_chan_send(p->children[CHILD_SMTP].chan, PROC_KEYS_RESTARTED, NULL, 0);
 }
 
 static void on_restart(evutil_socket_t fd, short what, void *arg);

@@ -149,6 +149,12 @@ static void on_sigterm(evutil_socket_t fd, short what, void *arg)
 
 static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, size_t len, void *arg)
 {
+    struct smtp_server *srv = arg;
+    if (type == PROC_KEYS_RESTARTED) {
+        if (srv->keyclient)
+            keyclient_reset(srv->keyclient);
+        return;
+    }
     log_debug("unexpected message %u from the parent", type);
 }
 

@@ -4,7 +4,14 @@ the DKIM private key (root's, mode 0600) cannot be opened with the smtp or queue
 process's credentials (a real open() under them, beside a check of mode and owner),
 and no descriptor of theirs points at it; the key process is root, chrooted into
 the key directory, and signs what dkimpy then verifies; a stopped or killed key
-process makes mail wait (451), never leave unsigned, and is restarted."""
+process makes mail wait (451), never leave unsigned, and is restarted.
+
+The auth process alone reads users.db (root's, in auth_dir, chrooted there, no
+capability): the smtp and queue processes cannot open it, AUTH still works with
+every mechanism, the smtp loop serves other sessions while a verification waits,
+a stopped auth process costs a 454, and the public directory in data_dir (no
+secrets) still answers RCPT and sender checks."""
+import base64
 import errno
 import os
 import pwd
@@ -15,6 +22,7 @@ import time
 import unittest
 
 from ferrytest import BIN, Ferry, SmtpLines, dkimpy_verifies_delivered, wait_for
+from test_auth import scram_client
 
 FERRYCTL = os.path.join(BIN, "ferryctl")
 DOMAIN = "priv.test"
@@ -185,7 +193,12 @@ class PrivSep(unittest.TestCase):
             with self.ferry() as f:
                 code, lines = self.send(f, "planted")
                 self.assertEqual(code, 250, lines)          # as for a domain without a usable key
-                self.assertIn("refused: owned by uid %d" % ferry.pw_uid, f.read_log())
+                # The key process has no capability left (lib/caps.h): uid 0 cannot
+                # even open another user's 0600 file; were it readable, the owner
+                # check refuses it.
+                log = f.read_log()
+                self.assertTrue("refused: owned by uid %d" % ferry.pw_uid in log or
+                                "k1.key: Permission denied" in log, log)
                 data = open(f.wait_mail("planted")[0], "rb").read()
                 self.assertNotIn(b"DKIM-Signature:", data)
         finally:
@@ -205,11 +218,18 @@ class PrivSep(unittest.TestCase):
             self.assertEqual(code, 451, lines)
             self.assertLess(waited, 10)                     # bounded: KEYPROC_TIMEOUT_MS
             self.assertIn("did not answer", f.read_log())
+            # The circuit breaker: for KEYPROC_BACKOFF_SECONDS the key process is
+            # not asked again (no second wait on the event loop), mail waits.
+            code, lines = self.send(f, "breaker")
+            self.assertEqual(code, 451, lines)
+            self.assertIn("did not answer a moment ago", f.read_log())
+            time.sleep(6)                                   # KEYPROC_BACKOFF_SECONDS is 5
             code, lines = self.send(f, "after")
             self.assertEqual(code, 250, lines)
             self.assertTrue(self.dkimpy_verifies(open(f.wait_mail("after")[0], "rb").read()))
             time.sleep(1)
             self.assertFalse(f.mailbox_files("stalled"), "a deferred message was delivered")
+            self.assertFalse(f.mailbox_files("breaker"), "a deferred message was delivered")
 
     def test_killed_key_process_is_restarted_and_nothing_leaves_unsigned(self):
         with self.ferry() as f:
@@ -230,6 +250,167 @@ class PrivSep(unittest.TestCase):
             if gap == 250:
                 self.assertTrue(f.wait_mail("gap"))
                 self.assertTrue(self.dkimpy_verifies(open(f.mailbox_files("gap")[0], "rb").read()))
+
+
+    # --- the auth process -------------------------------------------------
+
+    def auth_ferry(self):
+        f = Ferry(relay_networks="192.0.2.1/32", local_recipients="known",
+                  extra="user = ferry\nqueue_user = ferryq\nauth_plaintext_loopback = yes\n"
+                        "auth_failure_delay = 1s\n")
+        self.ctl(f, "user", "add", "alice", input="alice pw\n")
+        return f
+
+    def ctl(self, f, *args, input=None):
+        r = subprocess.run([FERRYCTL, "-c", f.conf, *args], input=input, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def auth_plain(self, f, user, pw):
+        s = SmtpLines(f.sub_port, timeout=30)
+        s.cmd("EHLO client.test")
+        code, lines = s.cmd("AUTH PLAIN " + base64.b64encode(f"\0{user}\0{pw}".encode()).decode())
+        s.cmd("QUIT")
+        return code, lines
+
+    def test_only_the_auth_process_reads_the_user_secrets(self):
+        with self.auth_ferry() as f:
+            self.assertTrue(wait_for(lambda: "auth process ready" in f.read_log(), 10), f.read_log())
+            auth_dir = os.path.join(f.dir, "db-auth")
+            users_db = os.path.join(auth_dir, "users.db")
+            st = os.stat(auth_dir)
+            self.assertEqual((st.st_uid, st.st_mode & 0o7777), (0, 0o700))
+            self.assertTrue(os.path.exists(users_db))
+            # The auth process: root's uid, but no capability, no way back, chrooted.
+            auth = f.child_by_role("auth")
+            uid, _, _, ast = creds(auth)
+            self.assertEqual(uid, 0)
+            self.assertEqual(ast["NoNewPrivs"], ["1"])
+            for c in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+                self.assertEqual(int(ast[c][0], 16), 0, c)
+            self.assertEqual(os.readlink(f"/proc/{auth}/root"), auth_dir)
+            keys_free = self.auth_plain(f, "alice", "alice pw")
+            self.assertEqual(keys_free[0], 235, keys_free)
+            for role in ("smtp", "queue"):
+                pid = f.child_by_role(role)
+                uid, gid, groups, _ = creds(pid)
+                with self.subTest(role=role):
+                    # A real open() with exactly the process's credentials fails,
+                    # for users.db and for the environment's region files (its cache).
+                    self.assertEqual(try_open_as(uid, gid, groups, users_db), errno.EACCES)
+                    self.assertEqual(try_open_as(uid, gid, groups, os.path.join(auth_dir, "__db.001")), errno.EACCES)
+                    # Nothing under auth_dir is open or mapped in it.
+                    for fd in os.listdir(f"/proc/{pid}/fd"):
+                        try:
+                            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                        except OSError:
+                            continue
+                        self.assertFalse(target.startswith(auth_dir), target)
+                    with open(f"/proc/{pid}/maps") as m:
+                        self.assertNotIn(auth_dir, m.read())
+            # data_dir holds the directory only: the user, without credentials.
+            self.assertFalse(os.path.exists(os.path.join(f.dir, "db", "users.db")))
+            with open(os.path.join(f.dir, "db", "userdir.db"), "rb") as fh:
+                raw = fh.read()
+            self.assertIn(b"name alice", raw)
+            self.assertNotIn(b"stored ", raw)
+            self.assertNotIn(b"salt ", raw)
+
+    def test_every_mechanism_is_verified_by_the_auth_process(self):
+        with self.auth_ferry() as f:
+            self.assertEqual(self.auth_plain(f, "alice", "alice pw")[0], 235)
+            code, lines = self.auth_plain(f, "alice", "wrong")
+            self.assertEqual(code, 535, lines)
+            self.assertEqual(self.auth_plain(f, "nobody-here", "x")[0], 535)
+            log = f.read_log()
+            self.assertIn("user=alice: wrong password", log)     # the auth process's reason
+            self.assertIn("user=nobody-here: unknown user", log)
+            s = SmtpLines(f.sub_port, timeout=30)
+            s.cmd("EHLO client.test")
+            self.assertEqual(s.cmd("AUTH LOGIN")[0], 334)
+            self.assertEqual(s.cmd(base64.b64encode(b"alice").decode())[0], 334)
+            self.assertEqual(s.cmd(base64.b64encode(b"alice pw").decode())[0], 235)
+            s.cmd("QUIT")
+            s = SmtpLines(f.sub_port, timeout=30)
+            s.cmd("EHLO client.test")
+
+            def exchange(first):
+                code, lines = s.cmd("AUTH SCRAM-SHA-256 " + base64.b64encode(first.encode()).decode())
+                self.assertEqual(code, 334, lines)
+                return base64.b64decode(lines[0][4:]).decode()
+            final, expect = scram_client("alice", "alice pw", exchange)
+            code, lines = s.cmd(base64.b64encode(final.encode()).decode())
+            self.assertEqual(code, 334, lines)
+            self.assertEqual(base64.b64decode(lines[0][4:]).decode(), expect)   # ServerKey stayed in the auth process
+            self.assertEqual(s.cmd("")[0], 235)
+            s.cmd("QUIT")
+
+    def test_smtp_loop_serves_others_while_a_verification_waits(self):
+        with self.auth_ferry() as f:
+            self.assertEqual(self.auth_plain(f, "alice", "alice pw")[0], 235)
+            auth = f.child_by_role("auth")
+            os.kill(auth, signal.SIGSTOP)
+            try:
+                waiting = SmtpLines(f.sub_port, timeout=30)
+                waiting.cmd("EHLO client.test")
+                waiting.send("AUTH PLAIN " + base64.b64encode(b"\0alice\0alice pw").decode() + "\r\n")
+                # Meanwhile another client does a whole transaction on the same loop.
+                other = SmtpLines(f.port, timeout=30)
+                other.cmd("EHLO other.test")
+                self.assertEqual(other.cmd("MAIL FROM:<x@example.org>")[0], 250)
+                self.assertEqual(other.cmd("RCPT TO:<alice@localhost>")[0], 250)
+                self.assertEqual(other.cmd("DATA")[0], 354)
+                self.assertEqual(other.cmd("Subject: meanwhile\r\n\r\nhi\r\n.")[0], 250)
+                other.cmd("QUIT")
+                # ... and the first is still waiting for its verdict: had the loop
+                # waited (synchronously) for the auth process, it would have its
+                # answer (a 454 after the timeout) before the other got any.
+                waiting.sock.setblocking(False)
+                try:
+                    early = waiting.sock.recv(512)
+                except BlockingIOError:
+                    early = b""
+                waiting.sock.setblocking(True)
+                self.assertEqual(early, b"")
+            finally:
+                os.kill(auth, signal.SIGCONT)
+            self.assertEqual(waiting.reply()[0], 235)
+            waiting.cmd("QUIT")
+
+    def test_stopped_auth_process_costs_a_454_then_recovers(self):
+        with self.auth_ferry() as f:
+            auth = f.child_by_role("auth")
+            self.assertTrue(wait_for(lambda: "auth process ready" in f.read_log(), 10))
+            os.kill(auth, signal.SIGSTOP)
+            try:
+                code, lines = self.auth_plain(f, "alice", "alice pw")
+            finally:
+                os.kill(auth, signal.SIGCONT)
+            self.assertEqual(code, 454, lines)
+            self.assertIn("the auth process did not answer", f.read_log())
+            # Its late answer to that question is dropped; the next is answered.
+            self.assertEqual(self.auth_plain(f, "alice", "alice pw")[0], 235)
+            # Killed, it is restarted and takes over the same link.
+            os.kill(auth, signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: f.child_by_role("auth") not in (None, auth), 10), f.read_log())
+            self.assertTrue(wait_for(lambda: self.auth_plain(f, "alice", "alice pw")[0] == 235, 20))
+
+    def test_the_directory_answers_rcpt_without_secrets(self):
+        with self.auth_ferry() as f:
+            def rcpt(name):
+                s = SmtpLines(f.port, timeout=30)
+                s.cmd("EHLO client.test")
+                s.cmd("MAIL FROM:<x@example.org>")
+                code = s.cmd(f"RCPT TO:<{name}@localhost>")[0]
+                s.cmd("QUIT")
+                return code
+            self.assertEqual(rcpt("alice"), 250)            # an AUTH user: a local recipient
+            self.assertEqual(rcpt("zed"), 550)
+            self.ctl(f, "user", "add", "zed", input="zed pw\n")
+            self.assertEqual(rcpt("zed"), 250)              # seen at once, no restart
+            self.ctl(f, "user", "del", "zed")
+            self.assertEqual(rcpt("zed"), 550)
+            self.assertEqual(self.auth_plain(f, "zed", "zed pw")[0], 535)
 
 
 if __name__ == "__main__":
