@@ -156,6 +156,17 @@ int keyclient_info(struct keyclient *kc, const char *domain, const char *selecto
     return 0;
 }
 
+int keyclient_promote(struct keyclient *kc, const char *domain, const char *selector, char *err, size_t errsz)
+{
+    struct keyproc_req q;
+    struct keyproc_rep r;
+    if (make_req(&q, KEYPROC_PROMOTE, domain, selector) < 0) {
+        snprintf(err, errsz, "domain or selector too long");
+        return -1;
+    }
+    return round_trip(kc, &q, &r, err, errsz) < 0 ? -1 : 0;
+}
+
 int keyclient_sign(void *ctx, const struct dkim_sign_key *k, const unsigned char md[32], unsigned char *sig,
                    size_t *siglen)
 {

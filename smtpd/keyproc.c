@@ -108,6 +108,81 @@ static struct cached_key *load_key(const char *domain, const char *selector, cha
     return free_slot;
 }
 
+/* A one-line file of root's in the domain directory dfd ("next", "active"): no
+   link followed, a regular file of one link owned by us. Lines joined by '\n'. */
+static int read_small(int dfd, const char *name, char *out, size_t outsz)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    ssize_t n = read(fd, out, outsz - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    out[n] = '\0';
+    return 0;
+}
+
+/* Rotation (dkim_keystore.h): the smtp process has seen the TXT record of the
+   selector that DIR/<domain>/next names, and asks for the switch. Only the
+   selector root's `next` names can be promoted, and only to replace the active
+   selector of its own algorithm; `active` is rewritten here (a new file, renamed
+   into place) and `next` removed, so the domain directory needs no writer but
+   root. The smtp process can at most make that switch early. */
+static int promote(const char *domain, const char *selector, char *err, size_t errsz)
+{
+    char next[128], active[1024], out[1200];
+    struct cached_key *k = load_key(domain, selector, err, errsz);
+    if (!k)
+        return -1;
+    enum dkim_algo algo = k->algo;
+    int dfd = open(domain, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 || read_small(dfd, "next", next, sizeof next) < 0 || strcmp(str_trim(next), selector) != 0) {
+        snprintf(err, errsz, "%s/next does not name %s", domain, selector);
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
+    }
+    if (read_small(dfd, "active", active, sizeof active) < 0)
+        active[0] = '\0';
+    size_t o = 0;
+    bool replaced = false;
+    for (char *save = NULL, *line = strtok_r(active, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *sel = str_trim(line);
+        if (!*sel || !strcmp(sel, selector))
+            continue;
+        struct cached_key *c = dkim_keystore_name_ok(sel) ? load_key(domain, sel, err, errsz) : NULL;
+        bool same = c && c->algo == algo && !replaced;
+        int n = snprintf(out + o, sizeof out - o, "%s\n", same ? selector : sel);
+        replaced |= same;
+        if (n < 0 || (size_t)n >= sizeof out - o)
+            break;
+        o += (size_t)n;
+    }
+    if (!replaced && o + strlen(selector) + 2 < sizeof out)
+        o += (size_t)snprintf(out + o, sizeof out - o, "%s\n", selector);
+    unlinkat(dfd, "active.tmp", 0);
+    int fd = openat(dfd, "active.tmp", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && write(fd, out, o) == (ssize_t)o && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || renameat(dfd, "active.tmp", dfd, "active") < 0) {
+        snprintf(err, errsz, "cannot rewrite %s/active: %s", domain, strerror(errno));
+        unlinkat(dfd, "active.tmp", 0);
+        close(dfd);
+        return -1;
+    }
+    unlinkat(dfd, "next", 0);
+    fsync(dfd);
+    close(dfd);
+    log_info("dkim: %s now signs with selector %s", domain, selector);
+    return 0;
+}
+
 static void answer(const struct keyproc_req *q, struct keyproc_rep *r)
 {
     memset(r, 0, sizeof *r);
@@ -118,6 +193,14 @@ static void answer(const struct keyproc_req *q, struct keyproc_rep *r)
         !dkim_keystore_name_ok(q->domain) || !dkim_keystore_name_ok(q->selector)) {
         snprintf((char *)r->data, sizeof r->data, "malformed request");
         r->len = (uint32_t)strlen((char *)r->data);
+        return;
+    }
+    if (q->op == KEYPROC_PROMOTE) {
+        if (promote(q->domain, q->selector, err, sizeof err) == 0)
+            r->status = 0;
+        else
+            snprintf((char *)r->data, sizeof r->data, "%s", err);
+        r->len = (uint32_t)strnlen((char *)r->data, sizeof r->data);
         return;
     }
     struct cached_key *c = load_key(q->domain, q->selector, err, sizeof err);

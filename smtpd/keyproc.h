@@ -9,6 +9,12 @@
  *
  *   KEYPROC_INFO  (domain, selector)          -> algorithm and the public record text
  *   KEYPROC_SIGN  (domain, selector, algo, SHA-256 digest) -> the signature
+ *   KEYPROC_PROMOTE (domain, selector)     -> the rotation switch: the selector
+ *                 root's DIR/<domain>/next names replaces the active one of its
+ *                 algorithm in `active`, and `next` goes (dkim_keystore.h). The key
+ *                 process writes these files, so no other user needs write access
+ *                 to the key directory, and the smtp user can neither remove nor
+ *                 replace a key.
  *
  * It never sees a message, only 32-octet digests. The link is one end of a
  * SOCK_SEQPACKET socketpair the parent made before forking either side (no name
@@ -45,7 +51,7 @@
 #define KEYPROC_SIG_MAX 1024        /* RSA up to 8192 bits */
 #define KEYPROC_REC_MAX 2048
 
-enum keyproc_op { KEYPROC_INFO = 1, KEYPROC_SIGN = 2 };
+enum keyproc_op { KEYPROC_INFO = 1, KEYPROC_SIGN = 2, KEYPROC_PROMOTE = 3 };
 
 struct keyproc_req {
     uint64_t id;
@@ -78,6 +84,9 @@ void keyclient_reset(struct keyclient *kc);
    process refused (no such key), -2 when it could not be asked. */
 int keyclient_info(struct keyclient *kc, const char *domain, const char *selector, enum dkim_algo *algo,
                    char *rec, size_t recsz, char *err, size_t errsz);
+/* Ask the key process to switch domain to selector (KEYPROC_PROMOTE). 0, or
+   -1 with err. */
+int keyclient_promote(struct keyclient *kc, const char *domain, const char *selector, char *err, size_t errsz);
 /* A dkim_sign_digest_fn; ctx is the keyclient. */
 int keyclient_sign(void *ctx, const struct dkim_sign_key *k, const unsigned char md[32], unsigned char *sig,
                    size_t *siglen);
