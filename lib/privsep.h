@@ -32,6 +32,12 @@ const char *privsep_auth_dir(const struct ferry_config *cfg, char *buf, size_t b
    without following anything `user` could change (lib/safe_dir.h). 0, or -1 with
    err. */
 int privsep_prepare_auth_dir(const struct ferry_config *cfg, char *err, size_t errlen);
+/* The queue process's own Berkeley DB environment (mta_sts.db, tlsrpt.db):
+   queue_data_dir, or "<data_dir>-queue" when unset; queue_user's, 0700, so the
+   smtp process can neither read nor poison what the queue trusts. */
+const char *privsep_queue_data_dir(const struct ferry_config *cfg, char *buf, size_t bufsz);
+/* Make or check it (as privsep_prepare_auth_dir, owned by queue_user). */
+int privsep_prepare_queue_data_dir(const struct ferry_config *cfg, char *err, size_t errlen);
 /* The queue process's account name (see above). */
 const char *privsep_queue_user(const struct ferry_config *cfg);
 /* Do the smtp and queue users differ (looked up; false when either is unknown)? */

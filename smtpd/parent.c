@@ -185,7 +185,7 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
         return -1;
     mode_t shared = privsep_dir_group_bits(cfg);
     if (spool_prepare_mode(cfg->spool_dir, root, uid, gid, shared, err, errlen) < 0 ||
-        privsep_prepare_auth_dir(cfg, err, errlen) < 0)
+        privsep_prepare_auth_dir(cfg, err, errlen) < 0 || privsep_prepare_queue_data_dir(cfg, err, errlen) < 0)
         return -1;
     /* The same rule as the spool's (lib/safe_dir.h): made or checked without
        following a link the daemon's user could have planted; an existing one

@@ -147,6 +147,13 @@ class PrivSep(unittest.TestCase):
             # sees whether a mailbox exists).
             m = os.stat(f.maildir)
             self.assertEqual((m.st_uid, m.st_gid, m.st_mode & 0o7777), (ferryq.pw_uid, ferry.pw_gid, 0o710))
+            # The queue's own databases (MTA-STS cache, TLS-RPT counters): its
+            # environment, which the smtp process can neither read nor write.
+            qd = os.path.join(f.dir, "db-queue")
+            q = os.stat(qd)
+            self.assertEqual((q.st_uid, q.st_mode & 0o7777), (ferryq.pw_uid, 0o700))
+            uid, gid, groups, _ = creds(smtp)
+            self.assertEqual(try_open_as(uid, gid, groups, qd), errno.EACCES)
 
     def test_smtp_and_queue_cannot_open_the_key(self):
         with self.ferry() as f:
