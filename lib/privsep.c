@@ -93,3 +93,38 @@ int privsep_prepare_queue_data_dir(const struct ferry_config *cfg, char *err, si
     char buf[PATH_MAX];
     return prepare_private(cfg, privsep_queue_data_dir(cfg, buf, sizeof buf), privsep_queue_user(cfg), err, errlen);
 }
+
+static void wipe(char *field, size_t size)
+{
+    memset(field, 0, size);
+}
+#define WIPE(f) wipe(cfg->f, sizeof cfg->f)
+
+void privsep_trim_config(struct ferry_config *cfg, enum privsep_role role)
+{
+    switch (role) {
+    case PRIVSEP_SMTP:
+        WIPE(tls_key);
+        WIPE(tls_cert);
+        WIPE(relayhost);
+        WIPE(relayhost_auth_file);
+        WIPE(smtp_tls_policy);
+        WIPE(smtp_tls_ca_file);
+        WIPE(auth_dir);
+        WIPE(queue_data_dir);
+        WIPE(mailbox_transport);
+        return;
+    case PRIVSEP_QUEUE:
+        WIPE(tls_key);
+        WIPE(tls_cert);
+        WIPE(relayhost_auth_file);
+        WIPE(auth_dir);
+        WIPE(dkim_key_dir);
+        return;
+    case PRIVSEP_KEYS:
+    case PRIVSEP_AUTH:
+        settings_free(cfg);
+        memset(cfg, 0, sizeof *cfg);
+        return;
+    }
+}

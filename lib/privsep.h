@@ -47,4 +47,15 @@ mode_t privsep_umask(const struct ferry_config *cfg);
 /* The group bits to add to the shared directories' modes: 02070 split, else 0. */
 mode_t privsep_dir_group_bits(const struct ferry_config *cfg);
 
+/* Each child's copy of the configuration holds only what it needs (called in
+   the child, right after fork). SMTP: no outbound settings (relayhost, its
+   credentials file, the outbound TLS policy and CA file), no TLS key or
+   certificate path (the context is built), no auth_dir or queue_data_dir, no
+   mailbox_transport. QUEUE: no TLS key or certificate path, no relayhost
+   credentials file (the credentials themselves are passed), no auth_dir, no
+   dkim_key_dir. KEYS and AUTH keep nothing: the caller has copied the one
+   directory each needs, and the whole configuration is freed and zeroed. */
+enum privsep_role { PRIVSEP_SMTP, PRIVSEP_QUEUE, PRIVSEP_KEYS, PRIVSEP_AUTH };
+void privsep_trim_config(struct ferry_config *cfg, enum privsep_role role);
+
 #endif

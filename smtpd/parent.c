@@ -376,7 +376,10 @@ static int run_key_process(struct parent *p, int fd)
     p->tls = NULL;
     int link = p->key_link[0];
     close_links(p, link);
-    return keyproc_main(p->cfg->dkim_key_dir, fd, link);
+    char dir[PATH_MAX];
+    str_copy(dir, p->cfg->dkim_key_dir, sizeof dir);
+    privsep_trim_config(p->cfg, PRIVSEP_KEYS);
+    return keyproc_main(dir, fd, link);
 }
 
 /* The auth process (authproc.h) keeps root, if we have it, to read users.db in
@@ -390,8 +393,20 @@ static int run_auth_process(struct parent *p, int fd)
     p->tls = NULL;
     int link = p->auth_link[0];
     close_links(p, link);
-    char buf[PATH_MAX];
-    return authproc_main(privsep_auth_dir(p->cfg, buf, sizeof buf), fd, link);
+    char buf[PATH_MAX], dir[PATH_MAX];
+    str_copy(dir, privsep_auth_dir(p->cfg, buf, sizeof buf), sizeof dir);
+    privsep_trim_config(p->cfg, PRIVSEP_AUTH);
+    return authproc_main(dir, fd, link);
+}
+
+/* The parent's earlier calls left their frames below ours (paths, file names it
+   worked with: auth_dir when it prepared it, say); a child wipes that stretch of
+   the stack it inherited before it runs, so its memory holds only its part. */
+static void __attribute__((noinline)) scrub_stack(void)
+{
+    char junk[256 * 1024];
+    explicit_bzero(junk, sizeof junk);
+    __asm__ __volatile__("" : : "r"(junk) : "memory");
 }
 
 static void start_child(struct parent *p, enum child_kind k)
@@ -413,6 +428,7 @@ static void start_child(struct parent *p, enum child_kind k)
     if (pid == 0) {
         /* The child: forget the parent's loop and signal handlers, keep only what
            this child needs, drop root, run. */
+        scrub_stack();
         proc_reset_signals();
         close(sv[0]);
         for (int i = 0; i < NCHILDREN; i++)
@@ -446,6 +462,7 @@ static void start_child(struct parent *p, enum child_kind k)
             p->tls = NULL;
             close_links(p, -1);
         }
+        privsep_trim_config(p->cfg, k == CHILD_QUEUE ? PRIVSEP_QUEUE : PRIVSEP_SMTP);
         int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1], &p->creds)
                                   : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls, p->key_link[1],
                                                       p->auth_link[1]);
