@@ -1,5 +1,6 @@
 /* parent — see parent.h. */
 #include "smtpd/parent.h"
+#include "lib/proc_fork.h"
 #include "delivery/local_map.h"
 #include "delivery/relayhost_creds.h"
 #include "delivery/tls_client.h"
@@ -233,7 +234,7 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
    queue/ by then, and a draft of a running session must not be removed). */
 static int recover_spool(const struct ferry_config *cfg, char *err, size_t errlen)
 {
-    pid_t pid = fork();
+    pid_t pid = proc_fork();
     if (pid < 0) {
         snprintf(err, errlen, "cannot fork to clean the spool: %s", strerror(errno));
         return -1;
@@ -416,7 +417,7 @@ static void start_child(struct parent *p, enum child_kind k)
         log_error("socketpair: %s", strerror(errno));
         return;
     }
-    pid_t pid = fork();
+    pid_t pid = proc_fork();       /* no SIGTERM lost before the child's own handlers */
     if (pid < 0) {
         log_error("cannot fork the %s process: %s", child_names[k], strerror(errno));
         close(sv[0]);
@@ -429,7 +430,6 @@ static void start_child(struct parent *p, enum child_kind k)
         /* The child: forget the parent's loop and signal handlers, keep only what
            this child needs, drop root, run. */
         scrub_stack();
-        proc_reset_signals();
         close(sv[0]);
         for (int i = 0; i < NCHILDREN; i++)
             if (p->children[i].chan)

@@ -33,7 +33,5 @@ int proc_drop_to(const char *user, const char *share_with, char *err, size_t err
 int proc_no_new_privs(char *err, size_t errlen);
 /* Look the user up; 0 ok, -1 with err naming it. */
 int proc_lookup_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t errlen);
-/* Reset the signal dispositions a child inherits from the parent's event loop. */
-void proc_reset_signals(void);
 
 #endif
