@@ -328,6 +328,19 @@ out:
     return rc;
 }
 
+int userdb_import(struct userdb *u, const struct user_record *r, char *err, size_t errlen)
+{
+    struct user_record *old = malloc(sizeof *old);
+    if (!old)
+        return -1;
+    int g = userdb_get(u, r->name, old, err, errlen);
+    OPENSSL_cleanse(old, sizeof *old);
+    free(old);
+    if (g <= 0)
+        return g == 0 ? 1 : -1;
+    return put(u, r, err, errlen) < 0 ? -1 : 0;
+}
+
 int userdb_publish(struct userdb *dir, const struct user_record *r, char *err, size_t errlen)
 {
     return put(dir, r, err, errlen);

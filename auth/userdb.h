@@ -65,6 +65,10 @@ int userdb_del(struct userdb *u, const char *name, char *err, size_t errlen);
 int userdb_get(struct userdb *u, const char *name, struct user_record *out, char *err, size_t errlen);
 /* addr: "user@domain" or "@domain". */
 int userdb_addr(struct userdb *u, const char *name, const char *addr, bool add, char *err, size_t errlen);
+/* Store r as it is (credentials and all) unless its name is there already:
+   0 stored, 1 already there (left alone), -1 error. For `ferryctl user sync`,
+   which imports users.db records an older Ferry kept in data_dir. */
+int userdb_import(struct userdb *u, const struct user_record *r, char *err, size_t errlen);
 /* Write r's public half into the directory dir (replacing what was there), or
    remove name from it (0 also when it was not there). -1 with err. */
 int userdb_publish(struct userdb *dir, const struct user_record *r, char *err, size_t errlen);

@@ -7,16 +7,22 @@
  * Each change is made in users.db in auth_dir first, as root (it is root's, 0700:
  * the smtp process must not read it), then the user's public half is copied into
  * the directory in data_dir, as the daemon's user (ctl_open_env). `sync` rebuilds
- * the whole directory from users.db. Works whether the daemon runs or not.
+ * the whole directory from users.db, after importing the users an older Ferry kept
+ * in DATA_DIR/users.db (read by a child as the daemon's user, never by root). Works whether the daemon runs or not.
  */
 #include "auth/userdb.h"
 #include "ctl/ctl.h"
 #include "lib/buf.h"
 #include "lib/privsep.h"
 
+#include "lib/ipc.h"
+
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,7 +120,7 @@ static int stale_entry(const struct user_record *r, void *arg)
 static int publish(const struct ferry_config *cfg, struct userdb *secrets, struct fdb_env *senv,
                    const struct names *names)
 {
-    char err[512];
+    char err[512] = "see above";
     int rc = 0;
     size_t n = names->n;
     struct user_record *recs = calloc(n ? n : 1, sizeof *recs);
@@ -159,11 +165,94 @@ static int publish(const struct ferry_config *cfg, struct userdb *secrets, struc
     return rc;
 }
 
-/* `sync`: the directory made anew from users.db. */
+/* In a child, as the daemon's user: each record of the users.db an older Ferry
+   kept in data_dir, sent whole (they are its secrets: only to our parent). */
+static int send_record(const struct user_record *r, void *arg)
+{
+    char *rec = malloc(16384 + USERDB_MAX_ADDRS * (USERDB_ADDR_MAX + 8));
+    int n = rec ? userdb_serialize(r, rec, 16384 + USERDB_MAX_ADDRS * (USERDB_ADDR_MAX + 8)) : -1;
+    int rc = n < 0 ? 0 : ipc_send_blocking(*(int *)arg, 1, rec, (size_t)n);
+    if (rec)
+        OPENSSL_cleanse(rec, (size_t)(n > 0 ? n : 0));
+    free(rec);
+    return rc < 0 ? -1 : 0;
+}
+
+static void old_users_child(const struct ferry_config *cfg, int fd)
+{
+    char path[PATH_MAX + 16], err[512];
+    snprintf(path, sizeof path, "%s/" USERDB_SECRETS_FILE, cfg->data_dir);
+    struct stat st;
+    struct fdb_env *env;
+    struct userdb *old;
+    if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        _exit(0);               /* nothing to import (and nothing to create) */
+    if (ctl_become_daemon_user(cfg) < 0 || fdb_env_open(cfg->data_dir, &env, err, sizeof err) < 0 ||
+        !(old = userdb_open_secrets(env, err, sizeof err)))
+        _exit(1);
+    int rc = userdb_list(old, send_record, &fd);
+    userdb_close(old);
+    fdb_env_close(env);
+    _exit(rc < 0 ? 1 : 0);
+}
+
+/* Users an older Ferry kept in DATA_DIR/users.db (where the smtp process could
+   read their keys) go into users.db in auth_dir, unless a user of the same name is
+   there already. The old file is left for the operator to delete. */
+static int import_old_users(const struct ferry_config *cfg, struct userdb *secrets)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        old_users_child(cfg, sv[1]);
+    }
+    close(sv[1]);
+    int imported = 0, rc = 0;
+    uint32_t type;
+    void *data;
+    size_t len;
+    struct user_record *r = malloc(sizeof *r);
+    char err[512];
+    while (pid > 0 && r && ipc_recv_blocking(sv[0], &type, &data, &len) == 0) {
+        if (userdb_parse(data, len, r, err, sizeof err) == 0) {
+            int i = userdb_import(secrets, r, err, sizeof err);
+            if (i < 0)
+                rc = -1;
+            imported += i == 0;
+        }
+        OPENSSL_cleanse(data, len);
+        free(data);
+    }
+    if (r) {
+        OPENSSL_cleanse(r, sizeof *r);
+        free(r);
+    }
+    close(sv[0]);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        rc = -1;
+    if (imported)
+        printf("%d users imported from %s/" USERDB_SECRETS_FILE " (delete that file now)\n", imported,
+               cfg->data_dir);
+    if (rc < 0)
+        fprintf(stderr, "ferryctl: cannot import the users of %s/" USERDB_SECRETS_FILE "\n", cfg->data_dir);
+    return rc;
+}
+
+/* `sync`: the directory made anew from users.db (after importing an older
+   Ferry's users from data_dir). */
 static int sync_all(const struct ferry_config *cfg, struct userdb *secrets, struct fdb_env *senv)
 {
     struct names ns[2] = { { 0 }, { 0 } };     /* users.db's names; the directory's stale ones */
     char err[512];
+    if (import_old_users(cfg, secrets) < 0) {
+        userdb_close(secrets);
+        fdb_env_close(senv);
+        return -1;
+    }
     if (userdb_list(secrets, collect, &ns[0]) < 0) {
         fprintf(stderr, "ferryctl: cannot read the user database\n");
         userdb_close(secrets);

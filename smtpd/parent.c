@@ -686,6 +686,14 @@ int parent_run(struct ferry_config *cfg, bool foreground)
         log_error("%s", err);
         goto fail;
     }
+    /* An older Ferry kept the users' keys in data_dir, where the smtp process can
+       read them: say so until the operator has moved them (README). */
+    char old_users[PATH_MAX + 16];
+    struct stat ost;
+    snprintf(old_users, sizeof old_users, "%s/users.db", cfg->data_dir);
+    if (lstat(old_users, &ost) == 0)
+        log_warn("%s holds AUTH users of an older Ferry, keys and all, where the smtp process can read them; "
+                 "they are not used: run \"ferryctl user sync\" to import them, then delete the file", old_users);
     if (!foreground)
         daemonize();
     char pidbuf[PATH_MAX + 16];

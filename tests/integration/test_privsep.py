@@ -420,6 +420,38 @@ class PrivSep(unittest.TestCase):
             self.assertEqual(self.auth_plain(f, "zed", "zed pw")[0], 535)
 
 
+    def test_users_of_an_older_ferry_are_imported_by_sync(self):
+        f = Ferry(relay_networks="192.0.2.1/32",
+                  extra="user = ferry\nqueue_user = ferryq\nauth_plaintext_loopback = yes\n")
+        # The old layout: users.db, keys and all, in data_dir's environment, the
+        # daemon user's (made here as that user, with auth_dir pointed at data_dir:
+        # what ferryctl did before).
+        old = f.conf + ".old"
+        with open(f.conf) as src, open(old, "w") as dst:
+            dst.write(src.read() + f"auth_dir = {f.dir}/db\n")
+        ferry = pwd.getpwnam("ferry")
+        os.makedirs(os.path.join(f.dir, "db"))
+        os.chown(os.path.join(f.dir, "db"), ferry.pw_uid, ferry.pw_gid)
+
+        def as_ferry():
+            os.setgroups([])
+            os.setgid(ferry.pw_gid)
+            os.setuid(ferry.pw_uid)
+            os.umask(0o007)
+        r = subprocess.run([FERRYCTL, "-c", old, "user", "add", "olduser"], input="old pw\n",
+                           capture_output=True, text=True, preexec_fn=as_ferry)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.exists(os.path.join(f.dir, "db", "users.db")))
+        with f:
+            self.assertIn("holds AUTH users of an older Ferry", f.read_log())
+            self.assertEqual(self.auth_plain(f, "olduser", "old pw")[0], 535)     # not read from data_dir
+            out = self.ctl(f, "user", "sync")
+            self.assertIn("1 users imported", out)
+            self.assertEqual(self.auth_plain(f, "olduser", "old pw")[0], 235)
+            self.assertIn("olduser", self.ctl(f, "user", "list"))
+            # Again: nothing new to import, nothing overwritten.
+            self.assertNotIn("imported", self.ctl(f, "user", "sync"))
+
     # --- each child's part of the configuration ---------------------------
 
     def test_each_child_keeps_only_its_part_of_the_configuration(self):
