@@ -6,10 +6,10 @@
 #include "lib/caps.h"
 #include "lib/db.h"
 #include "lib/log.h"
+#include "lib/svc_loop.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -61,6 +61,17 @@ static void serve_one(struct sasl_verifier *v, int fd, struct authproc_req *req)
     OPENSSL_cleanse(&rep, sizeof rep);
 }
 
+struct serve_ctx {
+    struct sasl_verifier *v;
+    struct authproc_req *req;
+};
+
+static void serve(int fd, void *arg)
+{
+    struct serve_ctx *c = arg;
+    serve_one(c->v, fd, c->req);
+}
+
 int authproc_main(const char *auth_dir, int parent_fd, int fd)
 {
     char err[512];
@@ -92,26 +103,12 @@ int authproc_main(const char *auth_dir, int parent_fd, int fd)
         return 1;
     }
     log_info("auth process ready (users in %s)", auth_dir);
-    struct pollfd pf[2] = { { .fd = parent_fd, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
-    for (;;) {
-        if (poll(pf, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            log_error("poll: %s", strerror(errno));
-            break;
-        }
-        if (pf[0].revents) {            /* the parent closed its end, or wrote to it: stop */
-            char c;
-            if (read(parent_fd, &c, 1) <= 0)
-                break;
-        }
-        if (pf[1].revents & POLLIN)
-            serve_one(v, fd, req);
-    }
+    struct serve_ctx ctx = { v, req };
+    int rc = svc_loop(parent_fd, fd, serve, &ctx);
     sasl_verifier_free(v);
     free(req);
     userdb_close(u);
     fdb_env_close(env);
     log_info("auth process stopped");
-    return 0;
+    return rc;
 }

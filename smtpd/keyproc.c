@@ -4,10 +4,10 @@
 #include "lib/buf.h"
 #include "lib/caps.h"
 #include "lib/log.h"
+#include "lib/svc_loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -249,37 +249,28 @@ static int confine(const char *key_dir)
     return 0;
 }
 
+/* One request in, one answer out; anything that is not a request gets none (the
+   client times out). */
+static void serve(int fd, void *arg)
+{
+    struct keyproc_req q;
+    struct keyproc_rep r;
+    ssize_t n = recv(fd, &q, sizeof q, MSG_DONTWAIT);
+    if (n != (ssize_t)sizeof q)
+        return;
+    answer(&q, &r);
+    if (send(fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof r)
+        log_warn("cannot answer the smtp process: %s", strerror(errno));
+}
+
 int keyproc_main(const char *key_dir, int parent_fd, int fd)
 {
     if (confine(key_dir) < 0)
         return 1;
     log_info("key process ready (keys in %s)", key_dir);
-    struct pollfd pf[2] = { { .fd = parent_fd, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
-    for (;;) {
-        if (poll(pf, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            log_error("poll: %s", strerror(errno));
-            return 1;
-        }
-        if (pf[0].revents) {            /* the parent closed its end, or wrote to it: stop */
-            char c;
-            if (read(parent_fd, &c, 1) <= 0)
-                break;
-        }
-        if (!(pf[1].revents & POLLIN))
-            continue;
-        struct keyproc_req q;
-        struct keyproc_rep r;
-        ssize_t n = recv(fd, &q, sizeof q, MSG_DONTWAIT);
-        if (n != (ssize_t)sizeof q)
-            continue;                   /* nothing, or not a request: the client times out */
-        answer(&q, &r);
-        if (send(fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof r)
-            log_warn("cannot answer the smtp process: %s", strerror(errno));
-    }
+    int rc = svc_loop(parent_fd, fd, serve, NULL);
     for (size_t i = 0; i < KEYPROC_CACHE; i++)
         cache_drop(&cache[i]);
     log_info("key process stopped");
-    return 0;
+    return rc;
 }

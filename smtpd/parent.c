@@ -365,39 +365,23 @@ static void home_child_cleanup(void *arg)
     close_links(p, -1);
 }
 
-/* The key process (keyproc.h) keeps root's uid, if we have it, to read keys only
-   root may read (but no capability); it holds nothing else of ours: no listener,
-   no relay credentials, no TLS context, no link but its own, and it confines
-   itself to the key directory. */
-static int run_key_process(struct parent *p, int fd)
+/* The key process (keyproc.h) and the auth process (authproc.h) keep root's uid,
+   if we have it, to read files only root may read (keys; users.db) but no
+   capability; each holds nothing else of ours: no listener, no relay credentials,
+   no TLS context, no link but its own, no configuration but its one directory,
+   and confines itself to that directory. */
+static int run_service(struct parent *p, enum child_kind k, int fd)
 {
     close_listeners(p->listen_fds, p->cfg->nlisteners);
     relayhost_creds_wipe(&p->creds);
     SSL_CTX_free(p->tls);
     p->tls = NULL;
-    int link = p->key_link[0];
-    close_links(p, link);
-    char dir[PATH_MAX];
-    str_copy(dir, p->cfg->dkim_key_dir, sizeof dir);
-    privsep_trim_config(p->cfg, PRIVSEP_KEYS);
-    return keyproc_main(dir, fd, link);
-}
-
-/* The auth process (authproc.h) keeps root, if we have it, to read users.db in
-   auth_dir; like the key process it holds nothing else of ours, and confines
-   itself to that directory. */
-static int run_auth_process(struct parent *p, int fd)
-{
-    close_listeners(p->listen_fds, p->cfg->nlisteners);
-    relayhost_creds_wipe(&p->creds);
-    SSL_CTX_free(p->tls);
-    p->tls = NULL;
-    int link = p->auth_link[0];
+    int link = k == CHILD_KEYS ? p->key_link[0] : p->auth_link[0];
     close_links(p, link);
     char buf[PATH_MAX], dir[PATH_MAX];
-    str_copy(dir, privsep_auth_dir(p->cfg, buf, sizeof buf), sizeof dir);
-    privsep_trim_config(p->cfg, PRIVSEP_AUTH);
-    return authproc_main(dir, fd, link);
+    str_copy(dir, k == CHILD_KEYS ? p->cfg->dkim_key_dir : privsep_auth_dir(p->cfg, buf, sizeof buf), sizeof dir);
+    privsep_trim_config(p->cfg, k == CHILD_KEYS ? PRIVSEP_KEYS : PRIVSEP_AUTH);
+    return k == CHILD_KEYS ? keyproc_main(dir, fd, link) : authproc_main(dir, fd, link);
 }
 
 /* The parent's earlier calls left their frames below ours (paths, file names it
@@ -439,10 +423,8 @@ static void start_child(struct parent *p, enum child_kind k)
         log_init(p->foreground ? LOG_TO_STDERR : (p->cfg->log == LOGDEST_STDERR ? LOG_TO_STDERR : LOG_TO_SYSLOG),
                  (enum log_level)p->cfg->log_level, child_names[k]);
         char err[256];
-        if (k == CHILD_KEYS)
-            _exit(run_key_process(p, sv[1]));
-        if (k == CHILD_AUTH)
-            _exit(run_auth_process(p, sv[1]));
+        if (k == CHILD_KEYS || k == CHILD_AUTH)
+            _exit(run_service(p, k, sv[1]));
         if (k == CHILD_SMTP) {
             close(p->key_link[0]);
             close(p->auth_link[0]);
