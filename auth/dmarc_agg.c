@@ -1,5 +1,6 @@
 /* dmarc_agg — see dmarc_agg.h. */
 #include "auth/dmarc_agg.h"
+#include "auth/dmarc_agg_record.h"
 #include "lib/buf.h"
 
 #include <openssl/rand.h>
@@ -12,7 +13,6 @@
 #define PERIOD_MAX      8192        /* serialised period record */
 #define BUMP_MAX        64          /* frozen periods skipped when adding */
 #define CLEANUP_BATCH   256         /* rows deleted per transaction */
-#define FS              '\x1f'      /* field separator inside a row key */
 
 struct dmarc_agg {
     struct fdb_env *env;
@@ -21,22 +21,10 @@ struct dmarc_agg {
     char err[256];
 };
 
-struct period {
-    unsigned long long interval;
-    enum dmarc_period_state state;
-    char rid[DMARC_AGG_RID_MAX];
-    unsigned long long nrows, unitemised;
-    struct dmarc_agg_policy pol;
-    enum dmarc_dest_state dest[DMARC_AGG_MAX_RUA];
-    long long claimed_at[DMARC_AGG_MAX_RUA];
-};
-
-static const char *const period_states[] = { "open", "frozen", "done" };
-static const char *const dest_states[] = { "pending", "claimed", "sent", "too-big", "failed" };
 
 const char *dmarc_dest_state_name(enum dmarc_dest_state st)
 {
-    return (unsigned)st < 5 ? dest_states[st] : "?";
+    return (unsigned)st < 5 ? agg_dest_states[st] : "?";
 }
 
 static int fail(struct dmarc_agg *a, const char *fmt, const char *what)
@@ -141,7 +129,7 @@ static const char *check_policy(const struct dmarc_agg_policy *p)
 
 static const char *check_row(const struct dmarc_agg_row *r)
 {
-    if (!r->source_ip[0] || !clean_text(r->source_ip) || strchr(r->source_ip, FS))
+    if (!r->source_ip[0] || !clean_text(r->source_ip) || strchr(r->source_ip, AGG_FS))
         return "source IP";
     if (!one_of(r->disposition, dispositions))
         return "disposition";
@@ -169,161 +157,6 @@ static const char *check_row(const struct dmarc_agg_row *r)
     return NULL;
 }
 
-/* ---- keys and records ---- */
-
-static size_t period_key(char *out, size_t outsz, const char *domain, long long begin, bool rows_prefix)
-{
-    int n = snprintf(out, outsz, "%s%c%016llx", domain, 0, (unsigned long long)begin);
-    if (n < 0 || (size_t)n >= outsz)
-        return 0;
-    if (rows_prefix) {
-        if ((size_t)n + 1 >= outsz)
-            return 0;
-        out[n++] = '\0';
-    }
-    return (size_t)n;
-}
-
-static int put_field(struct buf *b, const char *s)
-{
-    return buf_puts(b, s) < 0 || buf_append(b, (char[]){ FS }, 1) < 0 ? -1 : 0;
-}
-
-/* The row's identity after the period prefix. Signatures are kept passes first
-   (RFC 9990 3.1.3's preference), in the order given otherwise, at most MAX_DKIM. */
-static int row_key(struct buf *b, const struct dmarc_agg_row *r)
-{
-    size_t order[DMARC_AGG_MAX_DKIM], n = 0, total = r->ndkim < DMARC_AGG_MAX_DKIM ? r->ndkim : DMARC_AGG_MAX_DKIM;
-    for (int pass = 1; pass >= 0; pass--)
-        for (size_t i = 0; i < total && n < DMARC_AGG_MAX_DKIM; i++)
-            if ((strcmp(r->dkim[i].result, "pass") == 0) == (pass == 1))
-                order[n++] = i;
-    char num[8];
-    snprintf(num, sizeof num, "%zu", n);
-    if (put_field(b, r->source_ip) || put_field(b, r->disposition) || put_field(b, r->dkim_aligned) ||
-        put_field(b, r->spf_aligned) || put_field(b, r->reason) || put_field(b, r->reason_comment) ||
-        put_field(b, r->header_from) || put_field(b, r->envelope_from) || put_field(b, r->envelope_to) ||
-        put_field(b, r->spf_domain) || put_field(b, r->spf_scope) || put_field(b, r->spf_domain[0] ? r->spf_result : "") ||
-        put_field(b, num))
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        const struct dmarc_agg_dkim *d = &r->dkim[order[i]];
-        if (put_field(b, d->domain) || put_field(b, d->selector) || put_field(b, d->result))
-            return -1;
-    }
-    return 0;
-}
-
-/* Next field of a row key into out; false when missing or too long. */
-static bool take(const char **p, const char *end, char *out, size_t outsz)
-{
-    const char *sep = memchr(*p, FS, (size_t)(end - *p));
-    if (!sep || (size_t)(sep - *p) >= outsz)
-        return false;
-    str_copyn(out, *p, (size_t)(sep - *p), outsz);
-    *p = sep + 1;
-    return true;
-}
-
-static bool row_decode(const char *k, size_t klen, size_t prefix, const void *val, size_t vlen,
-                       struct dmarc_agg_row *r)
-{
-    memset(r, 0, sizeof *r);
-    const char *p = k + prefix, *end = k + klen;
-    char num[8], cnt[24];
-    unsigned long long nd;
-    if (!take(&p, end, r->source_ip, sizeof r->source_ip) || !take(&p, end, r->disposition, sizeof r->disposition) ||
-        !take(&p, end, r->dkim_aligned, sizeof r->dkim_aligned) ||
-        !take(&p, end, r->spf_aligned, sizeof r->spf_aligned) || !take(&p, end, r->reason, sizeof r->reason) ||
-        !take(&p, end, r->reason_comment, sizeof r->reason_comment) ||
-        !take(&p, end, r->header_from, sizeof r->header_from) ||
-        !take(&p, end, r->envelope_from, sizeof r->envelope_from) ||
-        !take(&p, end, r->envelope_to, sizeof r->envelope_to) ||
-        !take(&p, end, r->spf_domain, sizeof r->spf_domain) || !take(&p, end, r->spf_scope, sizeof r->spf_scope) ||
-        !take(&p, end, r->spf_result, sizeof r->spf_result) || !take(&p, end, num, sizeof num) ||
-        str_to_u64(num, DMARC_AGG_MAX_DKIM, &nd) < 0)
-        return false;
-    for (r->ndkim = 0; r->ndkim < nd; r->ndkim++) {
-        struct dmarc_agg_dkim *d = &r->dkim[r->ndkim];
-        if (!take(&p, end, d->domain, sizeof d->domain) || !take(&p, end, d->selector, sizeof d->selector) ||
-            !take(&p, end, d->result, sizeof d->result))
-            return false;
-    }
-    if (p != end || vlen == 0 || vlen >= sizeof cnt)
-        return false;
-    str_copyn(cnt, val, vlen, sizeof cnt);
-    return str_to_u64(cnt, ~0ULL, &r->count) == 0;
-}
-
-static int period_encode(const struct period *pd, struct buf *b)
-{
-    const struct dmarc_agg_policy *p = &pd->pol;
-    buf_printf(b, "interval %llu\nstate %s\nrid %s\nrows %llu\nunitemised %llu\n", pd->interval,
-               period_states[pd->state], pd->rid, pd->nrows, pd->unitemised);
-    buf_printf(b, "p %s\nsp %s\nnp %s\nadkim %s\naspf %s\ntesting %s\npsd %s\ndiscovery %s\nfo %s\n", p->p,
-               p->sp, p->np, p->adkim, p->aspf, p->testing, p->psd, p->discovery, p->fo);
-    for (size_t i = 0; i < p->nrua; i++)
-        buf_printf(b, "rua %s\ndest %s %lld\n", p->rua[i], dest_states[pd->dest[i]], pd->claimed_at[i]);
-    return b->len >= b->max ? -1 : 0;
-}
-
-#define SETSTR(field) (strcmp(key, #field) == 0 && str_copy(p->field, val, sizeof p->field) < sizeof p->field)
-
-static bool period_decode(const char *data, size_t len, struct period *pd)
-{
-    memset(pd, 0, sizeof *pd);
-    struct dmarc_agg_policy *p = &pd->pol;
-    char line[DMARC_AGG_URI_MAX + 32];
-    const char *s = data, *end = data + len;
-    size_t ndest = 0;
-    while (s < end) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        if (!nl || (size_t)(nl - s) >= sizeof line)
-            return false;
-        str_copyn(line, s, (size_t)(nl - s), sizeof line);
-        s = nl + 1;
-        char *sp = strchr(line, ' ');
-        if (!sp)
-            return false;
-        *sp = '\0';
-        const char *key = line, *val = sp + 1;
-        unsigned long long u;
-        if (!strcmp(key, "interval") || !strcmp(key, "rows") || !strcmp(key, "unitemised")) {
-            if (str_to_u64(val, ~0ULL, &u) < 0)
-                return false;
-            *(key[0] == 'i' ? &pd->interval : key[0] == 'r' ? &pd->nrows : &pd->unitemised) = u;
-        } else if (!strcmp(key, "state")) {
-            int i = 0;
-            while (i < 3 && strcmp(val, period_states[i]))
-                i++;
-            if (i == 3)
-                return false;
-            pd->state = (enum dmarc_period_state)i;
-        } else if (!strcmp(key, "rua")) {
-            if (p->nrua >= DMARC_AGG_MAX_RUA || str_copy(p->rua[p->nrua], val, DMARC_AGG_URI_MAX) >= DMARC_AGG_URI_MAX)
-                return false;
-            p->nrua++;
-        } else if (!strcmp(key, "dest")) {
-            char st[16];
-            long long at;
-            int i = 0;
-            if (ndest >= DMARC_AGG_MAX_RUA || sscanf(val, "%15s %lld", st, &at) != 2)
-                return false;
-            while (i < 5 && strcmp(st, dest_states[i]))
-                i++;
-            if (i == 5)
-                return false;
-            pd->dest[ndest] = (enum dmarc_dest_state)i;
-            pd->claimed_at[ndest++] = at;
-        } else if (!(strcmp(key, "rid") == 0 && str_copy(pd->rid, val, sizeof pd->rid) < sizeof pd->rid) &&
-                   !SETSTR(p) && !SETSTR(sp) && !SETSTR(np) && !SETSTR(adkim) && !SETSTR(aspf) &&
-                   !SETSTR(testing) && !SETSTR(psd) && !SETSTR(discovery) && !SETSTR(fo)) {
-            return false;
-        }
-    }
-    return ndest == p->nrua && pd->interval > 0;
-}
-
 /* Read the period (write-locked) inside txn. 0 found, 1 absent, -1 error or corrupt. */
 static int period_get(struct dmarc_agg *a, struct fdb_txn *t, const char *key, size_t klen, struct period *pd)
 {
@@ -335,7 +168,7 @@ static int period_get(struct dmarc_agg *a, struct fdb_txn *t, const char *key, s
             fail(a, "cannot read the DMARC period: %s", fdb_last_error(a->env));
         return r;
     }
-    bool ok = period_decode(v, vlen, pd);
+    bool ok = agg_period_decode(v, vlen, pd);
     free(v);
     if (!ok)
         return fail(a, "the DMARC period record for %s is corrupt", key);
@@ -346,7 +179,7 @@ static int period_put(struct dmarc_agg *a, struct fdb_txn *t, const char *key, s
 {
     struct buf b;
     buf_init(&b, PERIOD_MAX);
-    int r = period_encode(pd, &b);
+    int r = agg_period_encode(pd, &b);
     if (r == 0)
         r = fdb_put(a->periods, t, key, klen, b.data, b.len);
     buf_free(&b);
@@ -379,7 +212,7 @@ static int add_once(struct dmarc_agg *a, const char *domain, const struct dmarc_
     if (fdb_txn_begin(a->env, &t) < 0)
         return fail(a, "cannot begin a transaction: %s", fdb_last_error(a->env));
     for (int bump = 0; bump < BUMP_MAX; bump++) {
-        plen = period_key(pkey, sizeof pkey, domain, begin, false);
+        plen = agg_period_key(pkey, sizeof pkey, domain, begin, false);
         found = period_get(a, t, pkey, plen, &pd);
         if (found < 0)
             goto out;
@@ -401,7 +234,7 @@ static int add_once(struct dmarc_agg *a, const char *domain, const struct dmarc_
     struct buf key;
     buf_init(&key, 8192);
     char cnt[24];
-    if (buf_append(&key, pkey, plen) < 0 || buf_append(&key, "", 1) < 0 || row_key(&key, row) < 0) {
+    if (buf_append(&key, pkey, plen) < 0 || buf_append(&key, "", 1) < 0 || agg_row_key(&key, row) < 0) {
         buf_free(&key);
         fail(a, "%s", "the DMARC row is too large");
         goto out;
@@ -487,28 +320,13 @@ struct due_ctx {
     bool failed;
 };
 
-static bool split_period_key(const char *k, size_t klen, char *domain, long long *begin)
-{
-    const char *nul = memchr(k, '\0', klen);
-    if (!nul || nul == k || (size_t)(nul - k) >= DMARC_AGG_DOMAIN_MAX || klen - (size_t)(nul - k) - 1 != 16)
-        return false;
-    char hex[17];
-    str_copyn(hex, nul + 1, 16, sizeof hex);
-    char *e;
-    unsigned long long b = strtoull(hex, &e, 16);
-    if (*e)
-        return false;
-    str_copyn(domain, k, (size_t)(nul - k), DMARC_AGG_DOMAIN_MAX);
-    *begin = (long long)b;
-    return true;
-}
 
 static int due_visit(const void *k, size_t klen, const void *v, size_t vlen, void *arg)
 {
     struct due_ctx *c = arg;
     struct period pd;
     struct dmarc_agg_period_id id;
-    if (!split_period_key(k, klen, id.domain, &id.begin) || !period_decode(v, vlen, &pd))
+    if (!agg_split_period_key(k, klen, id.domain, &id.begin) || !agg_period_decode(v, vlen, &pd))
         return 0;       /* a corrupt record is reported by freeze, not here */
     if (pd.state == DMARC_PERIOD_DONE || id.begin + (long long)pd.interval > (long long)c->now)
         return 0;
@@ -590,7 +408,7 @@ static int collect_key(const void *k, size_t klen, const void *v, size_t vlen, v
 static int delete_rows(struct dmarc_agg *a, const char *domain, long long begin)
 {
     char prefix[DMARC_AGG_DOMAIN_MAX + 24];
-    size_t plen = period_key(prefix, sizeof prefix, domain, begin, true);
+    size_t plen = agg_period_key(prefix, sizeof prefix, domain, begin, true);
     char *keys[CLEANUP_BATCH];
     size_t lens[CLEANUP_BATCH];
     for (;;) {
@@ -637,7 +455,7 @@ static int change_once(struct dmarc_agg *a, const char *domain, long long begin,
     struct fdb_txn *t;
     struct period pd;
     char pkey[DMARC_AGG_DOMAIN_MAX + 24];
-    size_t plen = period_key(pkey, sizeof pkey, domain, begin, false);
+    size_t plen = agg_period_key(pkey, sizeof pkey, domain, begin, false);
     *now_done = false;
     if (!plen)
         return fail(a, "%s", "DMARC policy domain too long");
@@ -737,7 +555,7 @@ static int load_visit(const void *k, size_t klen, const void *v, size_t vlen, vo
 {
     struct load_ctx *c = arg;
     struct dmarc_agg_row row;
-    if (!row_decode(k, klen, c->prefix, v, vlen, &row))
+    if (!agg_row_decode(k, klen, c->prefix, v, vlen, &row))
         return 0;       /* a row that does not decode is left out rather than mis-reported */
     if (c->r->nrows == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 32;
@@ -763,7 +581,7 @@ int dmarc_agg_load(struct dmarc_agg *a, const char *domain, long long begin, str
 {
     memset(out, 0, sizeof *out);
     char pkey[DMARC_AGG_DOMAIN_MAX + 24];
-    size_t plen = period_key(pkey, sizeof pkey, domain, begin, true);
+    size_t plen = agg_period_key(pkey, sizeof pkey, domain, begin, true);
     if (!plen)
         return fail(a, "%s", "DMARC policy domain too long");
     struct fdb_txn *t;
@@ -813,7 +631,7 @@ static int purge_visit(const void *k, size_t klen, const void *v, size_t vlen, v
     struct purge_ctx *c = arg;
     struct period pd;
     struct dmarc_agg_period_id id;
-    if (!split_period_key(k, klen, id.domain, &id.begin) || !period_decode(v, vlen, &pd))
+    if (!agg_split_period_key(k, klen, id.domain, &id.begin) || !agg_period_decode(v, vlen, &pd))
         return 0;
     if (pd.state != DMARC_PERIOD_DONE || id.begin + (long long)pd.interval > c->limit)
         return 0;
@@ -836,7 +654,7 @@ long dmarc_agg_purge(struct dmarc_agg *a, time_t now, long long keep)
         size_t n = c->n;
         for (size_t i = 0; i < n; i++) {
             char pkey[DMARC_AGG_DOMAIN_MAX + 24];
-            size_t plen = period_key(pkey, sizeof pkey, c->ids[i].domain, c->ids[i].begin, false);
+            size_t plen = agg_period_key(pkey, sizeof pkey, c->ids[i].domain, c->ids[i].begin, false);
             /* rows first: a crash between leaves a done period, purged next time */
             if (delete_rows(a, c->ids[i].domain, c->ids[i].begin) < 0 ||
                 fdb_del(a->periods, NULL, pkey, plen) < 0) {

@@ -8,6 +8,7 @@
  */
 #include "auth/spf.h"
 #include "auth/spf_macro.h"
+#include "auth/spf_names.h"
 #include "lib/netaddr.h"
 
 #include <arpa/inet.h>
@@ -69,8 +70,8 @@ struct spf_check {
     char ptr_ok[SPF_MAX_PTR][DNS_NAME_MAX + 1];
     size_t nptr_ok;
     enum after_ptr after;
-    bool ptr_for_mech;
-    bool ptr_void;          /* the PTR query got NXDOMAIN or no records */      /* the lookup is for a ptr mechanism (else for %{p}) */
+    bool ptr_for_mech;      /* the lookup is for a ptr mechanism (else for %{p}) */
+    bool ptr_void;          /* the PTR query got NXDOMAIN or no records */
     char exp_text[SPF_TEXT_MAX];
     struct spf_outcome out;
 };
@@ -122,34 +123,10 @@ void spf_check_cancel(struct spf_check *c)
 
 static struct frame *top(struct spf_check *c) { return &c->frames[c->depth - 1]; }
 
-/* How many labels d has if it can be a DNS query at all (labels of 1..63 octets, 253
-   in all, no control octets), else 0. Any other octet ('%', a space, '\\') is a label
-   octet the query carries as it is (§4.8: the expansion is not escaped further). */
-static size_t query_labels(const char *d)
-{
-    size_t len = strlen(d), labels = 0, run_len = 0;
-    if (len == 0 || len > 253)
-        return 0;
-    for (size_t i = 0; i <= len; i++) {
-        unsigned char ch = (unsigned char)d[i];
-        if (i == len || ch == '.') {
-            if (run_len == 0 || run_len > 63)
-                return 0;
-            labels++;
-            run_len = 0;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            return 0;
-        } else {
-            run_len++;
-        }
-    }
-    return labels;
-}
-
 /* §4.3: a <domain> (the checked one, an include or redirect target) has two labels
    at least; a mechanism's <target-name> may have one. */
-static bool domain_ok(const char *d) { return query_labels(d) >= 2; }
-static bool target_ok(const char *d) { return query_labels(d) >= 1; }
+static bool domain_ok(const char *d) { return spf_query_labels(d) >= 2; }
+static bool target_ok(const char *d) { return spf_query_labels(d) >= 1; }
 
 static void callback(const struct dns_answer *a, void *arg);
 
@@ -166,66 +143,34 @@ static uint16_t addr_type(const struct spf_check *c)
     return c->vars.family == AF_INET ? DNS_T_A : DNS_T_AAAA;
 }
 
-static bool cidr_match(const uint8_t *net, const uint8_t *ip, unsigned bits)
-{
-    size_t full = bits / 8;
-    if (memcmp(net, ip, full))
-        return false;
-    unsigned rest = bits % 8;
-    if (!rest)
-        return true;
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (net[full] & mask) == (ip[full] & mask);
-}
-
 /* Does any address record of the answer fall in the client's network? */
 static bool answer_matches(const struct spf_check *c, const struct dns_answer *a, const struct spf_term *t)
 {
     for (size_t i = 0; i < a->count; i++) {
         const struct dns_record *r = &a->records[i];
         if (c->vars.family == AF_INET && r->type == DNS_T_A &&
-            cidr_match((const uint8_t *)&r->u.a, c->vars.ip, t ? t->cidr4 : 32))
+            spf_cidr_match((const uint8_t *)&r->u.a, c->vars.ip, t ? t->cidr4 : 32))
             return true;
         if (c->vars.family == AF_INET6 && r->type == DNS_T_AAAA &&
-            cidr_match((const uint8_t *)&r->u.aaaa, c->vars.ip, t ? t->cidr6 : 128))
+            spf_cidr_match((const uint8_t *)&r->u.aaaa, c->vars.ip, t ? t->cidr6 : 128))
             return true;
     }
     return false;
-}
-
-static size_t count_type(const struct dns_answer *a, uint16_t type)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < a->count; i++)
-        n += a->records[i].type == type;
-    return n;
-}
-
-static void lower_nodot(char *s)
-{
-    size_t n = strlen(s);
-    if (n && s[n - 1] == '.')
-        s[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (s[i] >= 'A' && s[i] <= 'Z')
-            s[i] = (char)(s[i] + 32);
 }
 
 /* %{p} (§7.3): the <domain> itself if validated, else a subdomain of it, else any. */
 static void choose_validated(struct spf_check *c)
 {
     const char *d = c->vars.domain;
-    size_t dl = strlen(d);
     const char *pick = c->nptr_ok ? c->ptr_ok[0] : "unknown";
     int best = 0;
     for (size_t i = 0; i < c->nptr_ok; i++) {
         const char *n = c->ptr_ok[i];
-        size_t nl = strlen(n);
         if (!strcasecmp(n, d)) {
             pick = n;
             break;
         }
-        if (best < 1 && nl > dl && n[nl - dl - 1] == '.' && !strcasecmp(n + nl - dl, d)) {
+        if (best < 1 && spf_name_under(n, d)) {
             pick = n;
             best = 1;
         }
@@ -245,14 +190,9 @@ static bool add_void(struct spf_check *c, const char *qname)
     return true;
 }
 
-static bool is_void(const struct dns_answer *a)
-{
-    return a->status == DNS_NXDOMAIN || a->status == DNS_NODATA || (a->status == DNS_OK && count_type(a, a->qtype) == 0);
-}
-
 static bool count_void(struct spf_check *c, const struct dns_answer *a)
 {
-    return !is_void(a) || add_void(c, a->qname);
+    return !spf_answer_void(a) || add_void(c, a->qname);
 }
 
 /* A DNS failure inside a mechanism: §5 makes check_host() a temperror. */
@@ -427,7 +367,7 @@ static void mech_start(struct spf_check *c, const struct spf_term *t)
         lookup(c, ST_EXISTS, c->target, DNS_T_A);
         break;
     case SPF_M_PTR:
-        lower_nodot(c->target);
+        spf_name_lower(c->target);
         if (c->ptr_known) {
             /* the PTR answer is remembered, but every ptr term that gets a void
                answer counts (§4.6.4 counts terms) */
@@ -447,7 +387,7 @@ static void mech_start(struct spf_check *c, const struct spf_term *t)
         struct frame *nf = &c->frames[c->depth++];
         memset(nf, 0, sizeof *nf);
         snprintf(nf->domain, sizeof nf->domain, "%s", c->target);
-        lower_nodot(nf->domain);
+        spf_name_lower(nf->domain);
         nf->is_include = true;
         fetch_record(c);
         break;
@@ -481,7 +421,7 @@ static void run(struct spf_check *c)
                 return;
             char target[DNS_NAME_MAX + 1];
             snprintf(target, sizeof target, "%s", c->target);
-            lower_nodot(target);
+            spf_name_lower(target);
             spf_record_free(&f->rec);
             bool inc = f->is_include;
             memset(f, 0, sizeof *f);
@@ -498,8 +438,8 @@ static void run(struct spf_check *c)
             continue;
         case SPF_M_IP4:
         case SPF_M_IP6:
-            if ((t->mech == SPF_M_IP4 && c->vars.family == AF_INET && cidr_match(t->addr, c->vars.ip, t->cidr4)) ||
-                (t->mech == SPF_M_IP6 && c->vars.family == AF_INET6 && cidr_match(t->addr, c->vars.ip, t->cidr6)))
+            if ((t->mech == SPF_M_IP4 && c->vars.family == AF_INET && spf_cidr_match(t->addr, c->vars.ip, t->cidr4)) ||
+                (t->mech == SPF_M_IP6 && c->vars.family == AF_INET6 && spf_cidr_match(t->addr, c->vars.ip, t->cidr6)))
                 frame_result(c, t->qualifier, t);
             else
                 f->next++;
@@ -610,7 +550,7 @@ static void exp_text(struct spf_check *c)
 static void exp_answer(struct spf_check *c, const struct dns_answer *a)
 {
     /* any error, no record or several: as if there were no exp= */
-    if (a->status != DNS_OK || count_type(a, DNS_T_TXT) != 1) {
+    if (a->status != DNS_OK || spf_count_type(a, DNS_T_TXT) != 1) {
         finish(c, SPF_FAIL, NULL);
         return;
     }
@@ -632,11 +572,9 @@ static void exp_answer(struct spf_check *c, const struct dns_answer *a)
 static void ptr_match(struct spf_check *c)
 {
     bool matched = false;
-    size_t tl = strlen(c->target);
     for (size_t i = 0; i < c->nptr_ok && !matched; i++) {
         const char *n = c->ptr_ok[i];
-        size_t nl = strlen(n);
-        matched = !strcasecmp(n, c->target) || (nl > tl && n[nl - tl - 1] == '.' && !strcasecmp(n + nl - tl, c->target));
+        matched = !strcasecmp(n, c->target) || spf_name_under(n, c->target);
     }
     mech_done(c, matched);
 }
@@ -693,12 +631,12 @@ static void on_answer(struct spf_check *c, const struct dns_answer *a)
     case ST_EXISTS:
         if (dns_failed(c, a) || !count_void(c, a))
             return;
-        mech_done(c, a->status == DNS_OK && count_type(a, DNS_T_A) > 0);
+        mech_done(c, a->status == DNS_OK && spf_count_type(a, DNS_T_A) > 0);
         return;
     case ST_MX: {
         if (dns_failed(c, a) || !count_void(c, a))
             return;
-        size_t n = a->status == DNS_OK ? count_type(a, DNS_T_MX) : 0;
+        size_t n = a->status == DNS_OK ? spf_count_type(a, DNS_T_MX) : 0;
         if (n > SPF_MAX_MX) {
             finishf(c, SPF_PERMERROR, "%s has more than 10 MX records (mechanism %s)", c->target, c->term->text);
             return;
@@ -709,7 +647,7 @@ static void on_answer(struct spf_check *c, const struct dns_answer *a)
                 continue;
             char *dst = c->names[c->nnames];
             snprintf(dst, DNS_NAME_MAX + 1, "%s", a->records[i].u.mx.exchange);
-            lower_nodot(dst);
+            spf_name_lower(dst);
             if (dst[0])     /* RFC 7505 null MX "." names no host */
                 c->nnames++;
         }
@@ -734,14 +672,14 @@ static void on_answer(struct spf_check *c, const struct dns_answer *a)
         /* §5.5: a DNS error here only means no validated names */
         c->nnames = c->next_name = 0;
         c->nptr_ok = 0;
-        c->ptr_void = auth_dns_definite(a->status) && is_void(a);
+        c->ptr_void = auth_dns_definite(a->status) && spf_answer_void(a);
         if (c->ptr_for_mech && c->ptr_void && !add_void(c, a->qname))
             return;
         for (size_t i = 0; a->status == DNS_OK && i < a->count && c->nnames < SPF_MAX_PTR; i++) {
             if (a->records[i].type != DNS_T_PTR)
                 continue;
             snprintf(c->names[c->nnames], DNS_NAME_MAX + 1, "%s", a->records[i].u.ptr);
-            lower_nodot(c->names[c->nnames]);
+            spf_name_lower(c->names[c->nnames]);
             if (c->names[c->nnames][0])
                 c->nnames++;
         }
@@ -767,7 +705,7 @@ static void on_answer(struct spf_check *c, const struct dns_answer *a)
 static void copy_lower(char *dst, size_t dsz, const char *src)
 {
     snprintf(dst, dsz, "%s", src ? src : "");
-    lower_nodot(dst);
+    spf_name_lower(dst);
 }
 
 struct spf_check *spf_check_start(const struct auth_resolver *r, const struct spf_query *q, spf_done_cb cb, void *arg)

@@ -163,30 +163,57 @@ void smtp_body_init(struct smtp_body *b)
     b->state = SMTP_BODY_LINE_START;
 }
 
+/* Octet by octet this loop cost about 18 instructions per octet of every relayed
+   message (issue 16's profile: ~178 000 of a 10 KB message). Only CR, LF and a
+   dot at a line's start need a decision, so the rest of a line is found with
+   memchr (vectorised) and copied as one span. The next CR and the next LF are
+   remembered across spans, so a chunk of many short lines is still scanned once
+   (looking for CR afresh after every bare LF would be quadratic). */
 size_t smtp_body_encode(struct smtp_body *b, const char *in, size_t n, char *out)
 {
+    const char *p = in, *end = in + n, *next_cr = NULL, *next_lf = NULL;
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
+    while (p < end) {
+        char c = *p;
         if (b->state == SMTP_BODY_AFTER_CR) {
             out[o++] = '\n';
             b->state = SMTP_BODY_LINE_START;
-            if (c == '\n')
-                continue;               /* the CR's own LF: already written */
+            if (c == '\n') {
+                p++;                    /* the CR's own LF: already written */
+                continue;
+            }
         }
         if (c == '\r') {
             out[o++] = '\r';
             b->state = SMTP_BODY_AFTER_CR;
-        } else if (c == '\n') {
+            p++;
+            continue;
+        }
+        if (c == '\n') {
             out[o++] = '\r';            /* a bare LF */
             out[o++] = '\n';
             b->state = SMTP_BODY_LINE_START;
-        } else {
-            if (c == '.' && b->state == SMTP_BODY_LINE_START)
-                out[o++] = '.';
-            out[o++] = c;
-            b->state = SMTP_BODY_MID_LINE;
+            p++;
+            continue;
         }
+        if (c == '.' && b->state == SMTP_BODY_LINE_START)
+            out[o++] = '.';
+        if (!next_cr || next_cr < p) {
+            next_cr = memchr(p, '\r', (size_t)(end - p));
+            if (!next_cr)
+                next_cr = end;
+        }
+        if (!next_lf || next_lf < p) {
+            next_lf = memchr(p, '\n', (size_t)(end - p));
+            if (!next_lf)
+                next_lf = end;
+        }
+        const char *stop = next_cr < next_lf ? next_cr : next_lf;
+        size_t len = (size_t)(stop - p);   /* at least 1: *p is neither CR nor LF */
+        memcpy(out + o, p, len);
+        o += len;
+        p = stop;
+        b->state = SMTP_BODY_MID_LINE;
     }
     return o;
 }
