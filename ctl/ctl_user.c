@@ -107,11 +107,15 @@ static bool listed(const struct names *ns, const char *name)
     return false;
 }
 
-/* The directory entries users.db no longer has. */
+/* users.db's names, and the directory entries it no longer has. */
+struct sync_names {
+    struct names have, stale;
+};
+
 static int stale_entry(const struct user_record *r, void *arg)
 {
-    struct names *ns = arg;
-    return listed(ns, r->name) ? 0 : collect(r, (struct names *)((char *)arg + sizeof *ns));
+    struct sync_names *ns = arg;
+    return listed(&ns->have, r->name) ? 0 : collect(r, &ns->stale);
 }
 
 /* After a change in users.db (as root), bring the directory in data_dir (as the
@@ -246,37 +250,37 @@ static int import_old_users(const struct ferry_config *cfg, struct userdb *secre
    Ferry's users from data_dir). */
 static int sync_all(const struct ferry_config *cfg, struct userdb *secrets, struct fdb_env *senv)
 {
-    struct names ns[2] = { { 0 }, { 0 } };     /* users.db's names; the directory's stale ones */
+    struct sync_names ns = { { 0 }, { 0 } };
     char err[512];
     if (import_old_users(cfg, secrets) < 0) {
         userdb_close(secrets);
         fdb_env_close(senv);
         return -1;
     }
-    if (userdb_list(secrets, collect, &ns[0]) < 0) {
+    if (userdb_list(secrets, collect, &ns.have) < 0) {
         fprintf(stderr, "ferryctl: cannot read the user database\n");
         userdb_close(secrets);
         fdb_env_close(senv);
-        free(ns[0].v);
+        free(ns.have.v);
         return -1;
     }
     /* Read the directory's names as root would be wrong (it is the daemon's), so
        the stale ones are found after publishing, as that user. */
-    int rc = publish(cfg, secrets, senv, &ns[0]);
+    int rc = publish(cfg, secrets, senv, &ns.have);
     struct fdb_env *env;
     struct userdb *dir = NULL;
     if (rc == 0 && fdb_env_open(cfg->data_dir, &env, err, sizeof err) == 0) {
-        if ((dir = userdb_open(env, err, sizeof err)) && userdb_list(dir, stale_entry, ns) == 0)
-            for (size_t i = 0; i < ns[1].n; i++)
-                if (userdb_unpublish(dir, ns[1].v[i], err, sizeof err) < 0)
+        if ((dir = userdb_open(env, err, sizeof err)) && userdb_list(dir, stale_entry, &ns) == 0)
+            for (size_t i = 0; i < ns.stale.n; i++)
+                if (userdb_unpublish(dir, ns.stale.v[i], err, sizeof err) < 0)
                     rc = -1;
         userdb_close(dir);
         fdb_env_close(env);
     }
     if (rc == 0)
-        printf("%zu users in the directory\n", ns[0].n);
-    free(ns[0].v);
-    free(ns[1].v);
+        printf("%zu users in the directory\n", ns.have.n);
+    free(ns.have.v);
+    free(ns.stale.v);
     return rc;
 }
 
