@@ -6,7 +6,7 @@
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SAN=1 the same, built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS
-#   make interop    the interop suite: Ferry against Exim and OpenSMTPD (tests/interop/)
+#   make interop    the interop suite: Ferry against Exim, OpenSMTPD, Postfix, Dovecot (tests/interop/)
 #   make bench      build and run the benchmarks in tests/bench/ (prints figures)
 #   make clean
 #
@@ -22,6 +22,13 @@ BUILD    ?= build-san
 CC       := clang
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT      := -O1 -g
+else ifeq ($(SAN),thread)
+# ThreadSanitizer, for the code with threads (queue/spool_flusher.c):
+#   make SAN=thread build-tsan/tests/test_spool_flusher && build-tsan/tests/test_spool_flusher
+BUILD    ?= build-tsan
+CC       := clang
+SANFLAGS := -fsanitize=thread
+OPT      := -O1 -g
 else
 BUILD    ?= build
 SANFLAGS :=
@@ -31,14 +38,15 @@ endif
 # gcc warns about snprintf truncation that Ferry does on purpose (bounded messages);
 # clang has no such warning and rejects the flag.
 NO_TRUNC_WARN = $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null)),,-Wno-format-truncation)
-BIN      := $(if $(filter 1,$(SAN)),bin-san,bin)
+BIN      := $(if $(filter 1,$(SAN)),bin-san,$(if $(filter thread,$(SAN)),bin-tsan,bin))
 CC       ?= cc
 CPPFLAGS += -D_GNU_SOURCE -I.
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(NO_TRUNC_WARN) \
-            $(OPT) $(SANFLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
+            $(OPT) $(SANFLAGS) -pthread -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb
-LDFLAGS  += $(SANFLAGS)
+# -pthread: the smtp process's spool flusher runs fsyncs on threads (queue/spool_flusher.h).
+LDFLAGS  += $(SANFLAGS) -pthread
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -54,6 +62,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
+# LD_PRELOAD libraries the integration tests put between ferryd and the C library.
+SHIM_SRC := $(wildcard tests/shim/*.c)
+SHIM_LIB := $(patsubst tests/shim/%.c,$(BUILD)/tests/shim/%.so,$(SHIM_SRC))
 
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -65,7 +76,7 @@ FUZZ_SECONDS ?= 20
 .PHONY: all pkgcheck deps run test test-unit test-integration interop fuzz bench clean
 .DEFAULT_GOAL := all
 
-all: pkgcheck $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
+all: pkgcheck $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN) $(SHIM_LIB)
 
 # A missing -dev package shows up here as one sentence, not as a page of linker errors.
 pkgcheck:
@@ -98,6 +109,11 @@ $(BIN)/ferry-sendmail: $(BUILD)/ctl/sendmail_main.o $(LIBFERRY)
 $(BUILD)/tests/%: tests/unit/%.c $(LIBFERRY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBFERRY) $(LDLIBS) $(CHECK_LIBS)
+
+# Not sanitized: a preloaded library stands outside the program under test.
+$(BUILD)/tests/shim/%.so: tests/shim/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -fPIC -shared -o $@ $< -ldl
 
 $(BUILD)/tests/tools/%: tests/tools/%.c $(LIBFERRY)
 	@mkdir -p $(dir $@)

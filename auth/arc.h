@@ -56,6 +56,9 @@ enum arc_cv arc_collect(const struct dkim_header *h, struct arc_chain *c, char *
 /* The instance of an ARC field's value ("i=N; ..." for AAR, an i= tag otherwise):
    0 when absent or not 1..ARC_SETS_MAX+1 (one more, so "too many" is seen). */
 unsigned arc_aar_instance(const char *v, size_t len, size_t *rest);
+/* The highest instance any readable ARC field of h names (0 when none): where a
+   sealer continues a chain arc_collect found broken (RFC 8617 §5.1 step 3). */
+unsigned arc_max_instance(const struct dkim_header *h);
 
 struct arc_set_result {
     unsigned instance;

@@ -186,3 +186,32 @@ enum arc_cv arc_collect(const struct dkim_header *h, struct arc_chain *c, char *
     }
     return ARC_CV_PASS;
 }
+
+unsigned arc_max_instance(const struct dkim_header *h)
+{
+    unsigned maxi = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct dkim_field *f = &h->fields[i];
+        bool aar = dkim_field_is(f, "ARC-Authentication-Results");
+        if (!aar && !dkim_field_is(f, "ARC-Message-Signature") && !dkim_field_is(f, "ARC-Seal"))
+            continue;
+        const char *colon = memchr(f->start, ':', f->len);
+        if (!colon)
+            continue;
+        const char *v = colon + 1;
+        size_t vlen = f->len - (size_t)(v - f->start);
+        unsigned n = 0;
+        if (aar) {
+            n = arc_aar_instance(v, vlen, NULL);
+        } else {
+            struct dkim_taglist tl;
+            char err[64];
+            const struct dkim_tag *t;
+            if (dkim_tags_parse(v, vlen, &tl, err, sizeof err) == 0 && (t = dkim_tags_get(&tl, "i")))
+                n = instance_of(t->value, t->value_len);
+        }
+        if (n > maxi)
+            maxi = n;
+    }
+    return maxi;
+}

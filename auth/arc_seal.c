@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define NAMES_MAX 128
 #define B64_MAX   1500
@@ -38,8 +39,83 @@ static int signed_field(const struct dkim_sign_key *k, const struct dkim_header 
     return 0;
 }
 
+struct arc_sealer {
+    EVP_MD_CTX *md;
+    struct dkim_body_canon bc;
+    bool used;                  /* finish was called */
+};
+
+struct arc_sealer *arc_sealer_new(void)
+{
+    struct arc_sealer *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    if (!(s->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1) {
+        arc_sealer_free(s);
+        return NULL;
+    }
+    dkim_body_init(&s->bc, DKIM_CANON_RELAXED, -1, sha_sink, s->md);
+    return s;
+}
+
+void arc_sealer_free(struct arc_sealer *s)
+{
+    if (!s)
+        return;
+    EVP_MD_CTX_free(s->md);
+    free(s);
+}
+
+void arc_sealer_body(struct arc_sealer *s, const char *p, size_t n)
+{
+    dkim_body_feed(&s->bc, p, n);
+}
+
 int arc_seal_message(const struct dkim_sign_key *k, const char *ar, enum arc_cv cv, int64_t now,
                      const char *msg, size_t len, struct buf *out, char *err, size_t errsz)
+{
+    struct dkim_header *h = malloc(sizeof *h);
+    struct arc_sealer *s = arc_sealer_new();
+    int rc = -1;
+    if (!h || !s)
+        snprintf(err, errsz, "out of memory");
+    else if (dkim_split_header(msg, len, h, err, errsz) == 0) {
+        arc_sealer_body(s, msg + h->body_offset, len - h->body_offset);
+        rc = arc_sealer_finish(s, k, ar, cv, now, msg, h->body_offset, out, err, errsz);
+    }
+    arc_sealer_free(s);
+    free(h);
+    return rc;
+}
+
+/* The newest ARC-Seal (highest i=) says cv=fail: §5.1 step 2, nothing to add. */
+static bool newest_says_fail(const struct dkim_header *h)
+{
+    unsigned best = 0;
+    bool fail = false;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct dkim_field *f = &h->fields[i];
+        if (!dkim_field_is(f, "ARC-Seal"))
+            continue;
+        const char *colon = memchr(f->start, ':', f->len);
+        struct dkim_taglist tl;
+        char e[64], v[8];
+        if (!colon || dkim_tags_parse(colon + 1, f->len - (size_t)(colon + 1 - f->start), &tl, e, sizeof e) < 0)
+            continue;
+        const struct dkim_tag *ti = dkim_tags_get(&tl, "i"), *tc = dkim_tags_get(&tl, "cv");
+        if (!ti || !tc || dkim_tag_copy(ti, v, sizeof v, true) < 0)
+            continue;
+        unsigned n = (unsigned)strtoul(v, NULL, 10);
+        if (n < best || dkim_tag_copy(tc, v, sizeof v, true) < 0)
+            continue;
+        best = n;
+        fail = !strcasecmp(v, "fail");
+    }
+    return fail;
+}
+
+int arc_sealer_finish(struct arc_sealer *sl, const struct dkim_sign_key *k, const char *ar, enum arc_cv cv,
+                      int64_t now, const char *hdr, size_t hlen, struct buf *out, char *err, size_t errsz)
 {
     struct dkim_header *h = malloc(sizeof *h), *seal = malloc(sizeof *seal);
     struct arc_chain *c = malloc(sizeof *c);
@@ -53,14 +129,27 @@ int arc_seal_message(const struct dkim_sign_key *k, const char *ar, enum arc_cv 
         snprintf(err, errsz, "out of memory");
         goto out;
     }
-    if (dkim_split_header(msg, len, h, err, errsz) < 0)
+    if (sl->used) {
+        snprintf(err, errsz, "the sealer was already used");
         goto out;
+    }
+    sl->used = true;
+    if (dkim_split_header(hdr, hlen, h, err, errsz) < 0)
+        goto out;
+    if (newest_says_fail(h)) {
+        snprintf(err, errsz, "the newest ARC-Seal says cv=fail; RFC 8617 5.1 step 2: not sealed");
+        rc = 1;
+        goto out;
+    }
     char why[ARC_REASON_MAX];
     enum arc_cv found = arc_collect(h, c, why, sizeof why);
     /* A broken chain is sealed as fail at the next free instance, or not at all. */
     size_t n = found == ARC_CV_NONE ? 0 : c->n;
-    if (found == ARC_CV_FAIL)
+    if (found == ARC_CV_FAIL) {
         cv = ARC_CV_FAIL;
+        if (n == 0)     /* arc_collect stopped early: the highest i= it could read */
+            n = arc_max_instance(h);
+    }
     if (n >= ARC_SETS_MAX) {
         snprintf(err, errsz, "message already carries %d ARC sets", ARC_SETS_MAX);
         goto out;
@@ -80,23 +169,14 @@ int arc_seal_message(const struct dkim_sign_key *k, const char *ar, enum arc_cv 
             if (dkim_field_is(&h->fields[i], dkim_sign_default_headers[j]))
                 names[nnames++] = dkim_sign_default_headers[j];
 
-    /* body hash, relaxed */
+    /* body hash, relaxed, of what arc_sealer_body saw */
     unsigned char md[32];
     unsigned mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    struct dkim_body_canon *bc = malloc(sizeof *bc);
-    if (!ctx || !bc || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
-        free(bc);
-        snprintf(err, errsz, "out of memory hashing the body");
+    dkim_body_finish(&sl->bc);
+    if (EVP_DigestFinal_ex(sl->md, md, &mdlen) != 1 || mdlen != 32) {
+        snprintf(err, errsz, "cannot hash the body");
         goto out;
     }
-    dkim_body_init(bc, DKIM_CANON_RELAXED, -1, sha_sink, ctx);
-    dkim_body_feed(bc, msg + h->body_offset, len - h->body_offset);
-    dkim_body_finish(bc);
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
-    free(bc);
     char bh[64];
     dkim_base64_encode(md, 32, bh, sizeof bh);
 
@@ -112,6 +192,7 @@ int arc_seal_message(const struct dkim_sign_key *k, const char *ar, enum arc_cv 
     if (buf_printf(&tmp, ";\r\n\tbh=%s;\r\n\tb=", bh) < 0 ||
         signed_field(k, h, names, nnames, &tmp, &ams) < 0) {
         snprintf(err, errsz, "AMS could not be signed");
+        rc = ARC_SEAL_SIGN_FAILED;
         goto out;
     }
 
@@ -146,6 +227,7 @@ int arc_seal_message(const struct dkim_sign_key *k, const char *ar, enum arc_cv 
                    arc_cv_name(cv), k->domain, k->selector, (long long)now) < 0 ||
         signed_field(k, seal, as_names, nas, &tmp, &as) < 0) {
         snprintf(err, errsz, "AS could not be signed");
+        rc = ARC_SEAL_SIGN_FAILED;
         goto out;
     }
     if (buf_append(out, as.data, as.len) < 0 || buf_append(out, ams.data, ams.len) < 0 ||

@@ -1,6 +1,7 @@
 /* dmarc_rua_parse — see dmarc_rua_parse.h: the XML, gzip and zip readers. */
 #include "auth/dmarc_rua_parse.h"
 #include "lib/buf.h"
+#include "lib/gzip.h"
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zip.h>
-#include <zlib.h>
 
 #define ZIP_ENTRIES_MAX 16
 
@@ -201,29 +201,13 @@ void dmarc_rua_report_free(struct dmarc_rua_report *r)
 
 static int gunzip(const unsigned char *in, size_t len, struct buf *out, char *err, size_t errlen)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, 15 + 16) != Z_OK)
-        return refuse(err, errlen, "out of memory");
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)len;
-    unsigned char chunk[16384];
-    int r;
-    do {
-        z.next_out = chunk;
-        z.avail_out = sizeof chunk;
-        r = inflate(&z, Z_NO_FLUSH);
-        if (r != Z_OK && r != Z_STREAM_END)
-            break;
-        if (buf_append(out, chunk, sizeof chunk - z.avail_out) < 0) {
-            inflateEnd(&z);
-            return refuse(err, errlen, "the report inflates to more than %u octets", DMARC_RUA_XML_MAX);
-        }
-    } while (r != Z_STREAM_END && (z.avail_in > 0 || z.avail_out == 0));
-    inflateEnd(&z);
-    if (r != Z_STREAM_END)
-        return refuse(err, errlen, r == Z_DATA_ERROR ? "the gzip data is corrupt" : "the gzip data is truncated");
-    return 0;
+    switch (gzip_inflate(in, len, out)) {
+    case GZIP_OK: return 0;
+    case GZIP_TOO_BIG: return refuse(err, errlen, "the report inflates to more than %u octets", DMARC_RUA_XML_MAX);
+    case GZIP_CORRUPT: return refuse(err, errlen, "the gzip data is corrupt");
+    case GZIP_TRUNCATED: return refuse(err, errlen, "the gzip data is truncated");
+    default: return refuse(err, errlen, "out of memory");
+    }
 }
 
 static bool ends_with(const char *s, const char *suffix)

@@ -115,41 +115,21 @@ static size_t make_key(const struct dmarc_rua_report *r, char *key, size_t keysz
     return n < 0 || (size_t)n >= keysz ? 0 : (size_t)n;
 }
 
+static size_t batch_key(void *arg, size_t i, char *key, size_t keysz)
+{
+    return make_key(&((const struct dmarc_rua_report *)arg)[i], key, keysz);
+}
+
+static int batch_value(void *arg, size_t i, struct buf *b)
+{
+    return encode(&((const struct dmarc_rua_report *)arg)[i], b);
+}
+
 int dmarc_rua_store_put(struct dmarc_rua_store *s, const struct dmarc_rua_report *r, size_t n, size_t *stored,
                         size_t *dups, char *err, size_t errlen)
 {
-    *stored = *dups = 0;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        struct fdb_txn *t;
-        if (fdb_txn_begin(s->env, &t) < 0)
-            break;
-        int rc = 0;
-        size_t st = 0, du = 0;
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            char key[600];
-            size_t klen = make_key(&r[i], key, sizeof key);
-            void *v;
-            size_t vlen;
-            int g = fdb_get_for_update(s->db, t, key, klen, &v, &vlen);
-            if (g == 0) {
-                free(v);
-                du++;
-                continue;
-            }
-            struct buf b;
-            buf_init(&b, VALUE_MAX);
-            rc = g < 0 || encode(&r[i], &b) < 0 || fdb_put(s->db, t, key, klen, b.data, b.len) < 0 ? -1 : 0;
-            buf_free(&b);
-            st++;
-        }
-        if (rc == 0 && fdb_txn_commit(t) == 0) {
-            *stored = st;
-            *dups = du;
-            return 0;
-        }
-        if (rc < 0)
-            fdb_txn_abort(t);
-    }
+    if (fdb_put_new(s->env, s->db, n, batch_key, batch_value, VALUE_MAX, (void *)r, stored, dups) == 0)
+        return 0;
     snprintf(err, errlen, "cannot store the reports: %s", fdb_last_error(s->env));
     return -1;
 }

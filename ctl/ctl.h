@@ -35,6 +35,9 @@ int ctl_dmarc_check(const struct dns_config *dns, int argc, char **argv);
 #define CTL_MSG_MAX (64u << 20)
 struct buf;
 int ctl_read_stdin(struct buf *b, const char *who);
+/* The file at path (NULL: standard input) into b, at most max octets. 0 ok;
+   -1 after one sentence on stderr ("ferryctl: cannot open FILE"). */
+int ctl_read_input(const char *path, struct buf *b, size_t max);
 
 /* The data_dir Berkeley DB environment, as the daemon's user when run as root.
    0 ok; -1 after one sentence on stderr. */
@@ -47,6 +50,9 @@ int ctl_pull(const struct ferry_config *cfg, int argc, char **argv);
 /* `ferryctl mta-sts policy ...`: the policy file and DNS records a domain
    publishes for MTA-STS and TLS-RPT (ctl_mta_sts.c). */
 int ctl_mta_sts(const struct dns_config *dns, int argc, char **argv);
+
+/* `ferryctl tlsrpt import|summary`: TLS reports received (ctl_tlsrpt.c). */
+int ctl_tlsrpt(const struct ferry_config *cfg, int argc, char **argv);
 
 /* `ferryctl map build [--type aliases|virtual] FILE`: FILE.db for local delivery. */
 int ctl_map(int argc, char **argv);

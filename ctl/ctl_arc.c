@@ -80,10 +80,14 @@ static int cmd_sign(int argc, char **argv)
     int rc = 1;
     if (ctl_read_stdin(&msg, "arc") < 0)
         goto out;
-    if (arc_seal_message(&k, ar, cv, (int64_t)time(NULL), msg.data ? msg.data : "", msg.len, &set, err, sizeof err) < 0) {
+    int sealed = arc_seal_message(&k, ar, cv, (int64_t)time(NULL), msg.data ? msg.data : "", msg.len, &set, err,
+                                  sizeof err);
+    if (sealed < 0) {
         fprintf(stderr, "ferryctl arc: %s\n", err);
         goto out;
     }
+    if (sealed > 0)         /* the message goes out as it came */
+        fprintf(stderr, "ferryctl arc: %s\n", err);
     fwrite(set.data, 1, set.len, stdout);
     fwrite(msg.data, 1, msg.len, stdout);
     rc = fflush(stdout) == 0 ? 0 : 1;

@@ -39,24 +39,8 @@ static int cmd_import(const struct ferry_config *cfg, int argc, char **argv)
 {
     if (argc > 1)
         return usage();
-    FILE *in = argc ? fopen(argv[0], "rb") : stdin;
-    if (!in) {
-        fprintf(stderr, "ferryctl: cannot open %s\n", argv[0]);
-        return 1;
-    }
     struct buf b;
-    buf_init(&b, DMARC_RUA_MSG_MAX);
-    char chunk[65536];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, in)) > 0)
-        if (buf_append(&b, chunk, n) < 0) {
-            fprintf(stderr, "ferryctl: the input is larger than %u octets\n", DMARC_RUA_MSG_MAX);
-            rc = 1;
-            break;
-        }
-    if (in != stdin)
-        fclose(in);
+    int rc = ctl_read_input(argc ? argv[0] : NULL, &b, DMARC_RUA_MSG_MAX) < 0 ? 1 : 0;
     struct fdb_env *env = NULL;
     struct dmarc_rua_store *st = NULL;
     char err[512];

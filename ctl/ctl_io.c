@@ -25,3 +25,28 @@ int ctl_read_stdin(struct buf *b, const char *who)
     }
     return 0;
 }
+
+int ctl_read_input(const char *path, struct buf *b, size_t max)
+{
+    buf_init(b, max);
+    FILE *in = path ? fopen(path, "rb") : stdin;
+    if (!in) {
+        fprintf(stderr, "ferryctl: cannot open %s\n", path);
+        return -1;
+    }
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, in)) > 0)
+        if (buf_append(b, chunk, n) < 0) {
+            fprintf(stderr, "ferryctl: the input is larger than %zu octets\n", max);
+            rc = -1;
+        }
+    if (rc == 0 && ferror(in)) {
+        fprintf(stderr, "ferryctl: cannot read %s: %s\n", path ? path : "standard input", strerror(errno));
+        rc = -1;
+    }
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}

@@ -71,7 +71,7 @@ static int lists(struct fdb_env *env, int argc, char **argv)
     char err[512];
     enum pull_class cls = !strcmp(argv[0], "allow") ? PULL_ALLOWED : !strcmp(argv[0], "deny") ? PULL_DENIED
                                                                                              : PULL_UNCLASSIFIED;
-    struct pull_lists *l = pull_lists_open(env, err, sizeof err);
+    struct pull_lists *l = pull_lists_open(env, false, err, sizeof err);
     if (!l) {
         fprintf(stderr, "ferryctl: %s\n", err);
         return 1;
@@ -89,7 +89,7 @@ static int lists(struct fdb_env *env, int argc, char **argv)
 static int show_lists(struct fdb_env *env, int argc, char **argv)
 {
     char err[512];
-    struct pull_lists *l = pull_lists_open(env, err, sizeof err);
+    struct pull_lists *l = pull_lists_open(env, false, err, sizeof err);
     if (!l) {
         fprintf(stderr, "ferryctl: %s\n", err);
         return 1;

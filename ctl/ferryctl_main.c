@@ -19,6 +19,8 @@
  *     dmarc import [FILE]     store the aggregate report(s) of a message or report file
  *     dmarc summary [--domain D] [--days N] [--json]  who sends as our domains
  *     dmarc report --dry-run  print the aggregate reports that are due
+ *     tlsrpt import [FILE]    store the TLS report(s) of a message or report file
+ *     tlsrpt summary [--days N] [--json]  TLS outcomes others report for our domains
  *     pull allow|deny|unlist PEER | allow|deny|unlist USER PATTERN | lists [USER] | list [USER]
  *          | drop USER ID | fetch USER ID              DMTP lists and pending notices
  *
@@ -51,6 +53,7 @@ static void usage(void)
             "  arc verify < msg | arc sign --domain D --selector S --key KEYFILE --ar RESULTS < msg\n"
             "  dmarc check --ip IP --helo NAME --sender ADDR < msg\n"
             "  dmarc import [FILE] | summary [--domain D] [--days N] [--json] | report [--dry-run] [--domain D]\n"
+            "  tlsrpt import [FILE] | summary [--days N] [--json]\n"
             "  map build [--type aliases|virtual] FILE\n"
             "  pull allow|deny|unlist PEER | allow|deny|unlist USER PATTERN | lists [USER] | list [USER] | drop USER ID | fetch USER ID\n");
     exit(2);
@@ -127,6 +130,8 @@ int main(int argc, char **argv)
         rc = ctl_dmarc_check(&dns, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dmarc"))
         rc = ctl_dmarc(&cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "tlsrpt"))
+        rc = ctl_tlsrpt(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "pull"))
         rc = ctl_pull(&cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "mta-sts"))

@@ -183,3 +183,29 @@ void dane_cancel(struct dane_lookup *l)
     dns_cancel(l->q);
     free(l);
 }
+
+size_t dane_set_text(const struct dane_set *s, char *out, size_t outsz)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0, n = 0;
+    if (outsz == 0)
+        return 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < s->n; i++) {
+        const struct dane_record *r = &s->r[i];
+        char head[16];
+        int hl = snprintf(head, sizeof head, "%s%u %u %u ", o ? "\n" : "", r->usage, r->selector, r->matching);
+        size_t need = (size_t)hl + 2 * r->len;
+        if (hl < 0 || o + need + 1 > outsz)
+            continue;       /* too long for what is left: the next (a hash, say) may fit */
+        memcpy(out + o, head, (size_t)hl);
+        o += (size_t)hl;
+        for (size_t k = 0; k < r->len; k++) {
+            out[o++] = hex[r->data[k] >> 4];
+            out[o++] = hex[r->data[k] & 15];
+        }
+        out[o] = '\0';
+        n++;
+    }
+    return n;
+}

@@ -84,6 +84,12 @@ int dane_tlsa_name(const char *host, uint16_t port, char *out, size_t outsz);
 
 const char *dane_status_name(enum dane_status s);
 
+/* The usable records as TLSA presentation lines ("3 1 1 0a1b..."; hex in upper
+   case as RFC 8460's example), joined by "\n", for a TLS-RPT policy-string.
+   Records that would not fit in outsz are left out, whole. Returns the records
+   written (out is "" for none). */
+size_t dane_set_text(const struct dane_set *s, char *out, size_t outsz);
+
 /* Asynchronous lookup of HOST's TLSA records for PORT. The callback runs exactly
    once, from the event loop (never inside dane_lookup), unless dane_cancel is
    called first; the result is valid only during the callback and the lookup

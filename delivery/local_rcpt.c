@@ -185,6 +185,16 @@ static char *cb_read_include(void *arg, const char *path, const char **why)
     return text;
 }
 
+static const char *cb_report_maildir(void *arg, const char *addr)
+{
+    struct local_rcpt_arg *ra = arg;
+    if (ra->reports_maildir[0] && str_ieq(addr, ra->cfg->dmarc_reports_address))
+        return ra->reports_maildir;
+    if (ra->tlsrpt_maildir[0] && settings_is_tlsrpt_address(ra->cfg, addr))
+        return ra->tlsrpt_maildir;
+    return NULL;
+}
+
 void local_resolver_init(struct local_resolver *r, struct local_rcpt_arg *ra, const struct ferry_config *cfg,
                          struct local_maps *maps)
 {
@@ -197,19 +207,30 @@ void local_resolver_init(struct local_resolver *r, struct local_rcpt_arg *ra, co
         .is_local_domain = cb_is_local_domain,
         .user_exists = cb_user_exists,
         .read_include = cb_read_include,
+        .report_maildir = cb_report_maildir,
         .arg = ra,
     };
+    ra->reports_maildir[0] = ra->tlsrpt_maildir[0] = '\0';
     if (cfg->dmarc_reports_address[0] &&
         (size_t)snprintf(ra->reports_maildir, sizeof ra->reports_maildir, "%s/%s/", cfg->mail_dir,
-                         LOCAL_REPORTS_MAILDIR) < sizeof ra->reports_maildir) {
-        r->reports_address = cfg->dmarc_reports_address;
-        r->reports_maildir = ra->reports_maildir;
-    }
+                         LOCAL_REPORTS_MAILDIR) >= sizeof ra->reports_maildir)
+        ra->reports_maildir[0] = '\0';
+    if ((size_t)snprintf(ra->tlsrpt_maildir, sizeof ra->tlsrpt_maildir, "%s/%s/", cfg->mail_dir,
+                         LOCAL_TLSRPT_MAILDIR) >= sizeof ra->tlsrpt_maildir)
+        ra->tlsrpt_maildir[0] = '\0';
 }
 
 enum local_rcpt_verdict local_rcpt_check(const struct ferry_config *cfg, struct local_maps *maps,
                                          const char *addr, char *why, size_t whysz)
 {
+    return local_rcpt_route(cfg, maps, addr, why, whysz, NULL);
+}
+
+enum local_rcpt_verdict local_rcpt_route(const struct ferry_config *cfg, struct local_maps *maps,
+                                         const char *addr, char *why, size_t whysz, bool *forwards)
+{
+    if (forwards)
+        *forwards = false;
     const char *bad;
     if (local_maps_refresh(cfg, maps, &bad) < 0) {
         snprintf(why, whysz, "cannot read the map %s", bad);
@@ -222,6 +243,10 @@ enum local_rcpt_verdict local_rcpt_check(const struct ferry_config *cfg, struct 
     struct local_targets ts = { 0 };
     struct delivery_status st;
     int e = local_resolve(&r, addr, &ts, &st);
+    for (size_t i = 0; forwards && e == 0 && i < ts.n; i++)
+        *forwards |= ts.v[i].kind == LT_REMOTE;
+    if (forwards && ts.unread_include)
+        *forwards = true;       /* an include file may list remote addresses */
     local_targets_free(&ts);
     if (e == 0)
         return LOCAL_RCPT_OK;

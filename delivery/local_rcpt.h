@@ -55,13 +55,16 @@ int  local_maps_refresh(const struct ferry_config *cfg, struct local_maps *maps,
 void local_maps_close(struct local_maps *maps);
 
 /* Fill r for cfg and maps; arg storage is *ra (keep it alive as long as r). */
-/* Where mail to dmarc_reports_address is kept until the report runner reads it:
-   a name no user can have (a leading dot), under mail_dir. */
+/* Where mail to dmarc_reports_address and to tlsrpt_reports_address is kept
+   until the report runner reads it: names no user can have (a leading dot),
+   under mail_dir. */
 #define LOCAL_REPORTS_MAILDIR ".dmarc-reports"
+#define LOCAL_TLSRPT_MAILDIR  ".tlsrpt-reports"
 struct local_rcpt_arg {
     const struct ferry_config *cfg;
     struct local_maps *maps;
     char reports_maildir[PATH_MAX + 32];
+    char tlsrpt_maildir[PATH_MAX + 32];
 };
 void local_resolver_init(struct local_resolver *r, struct local_rcpt_arg *ra, const struct ferry_config *cfg,
                          struct local_maps *maps);
@@ -76,5 +79,10 @@ enum local_rcpt_verdict { LOCAL_RCPT_OK, LOCAL_RCPT_UNKNOWN, LOCAL_RCPT_TEMPFAIL
    such user, 5.4.6 a loop...); TEMPFAIL: try later. why: "X.Y.Z text" when not OK. */
 enum local_rcpt_verdict local_rcpt_check(const struct ferry_config *cfg, struct local_maps *maps,
                                          const char *addr, char *why, size_t whysz);
+/* The same, and *forwards: does the expansion reach a remote address (or an
+   include file, whose contents the check does not read)? For ARC sealing at
+   intake (smtpd/smtp_arc_seal.h). */
+enum local_rcpt_verdict local_rcpt_route(const struct ferry_config *cfg, struct local_maps *maps,
+                                         const char *addr, char *why, size_t whysz, bool *forwards);
 
 #endif

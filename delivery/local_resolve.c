@@ -213,8 +213,10 @@ static int include_file(struct ctx *c, const char *path, const char *rcpt, const
         delivery_set(c->st, DELIVERY_DEFER, "4.3.5 include file %.300s is not an absolute path", path);
         return -1;
     }
-    if (c->r->check_only)
+    if (c->r->check_only) {
+        c->out->unread_include = true;
         return add(c, LT_MBOX, path, rcpt, domain);
+    }
     snprintf(key, sizeof key, ":include:%s", path);
     if (push(c, key) < 0)
         return -1;
@@ -330,8 +332,9 @@ int local_resolve(const struct local_resolver *r, const char *addr, struct local
     c->out = out;
     c->st = st;
     int e;
-    if (r->reports_address && r->reports_address[0] && r->reports_maildir && str_ieq(addr, r->reports_address))
-        e = add(c, LT_MAILDIR, r->reports_maildir, addr, "");
+    const char *box = r->report_maildir ? r->report_maildir(r->arg, addr) : NULL;
+    if (box)
+        e = add(c, LT_MAILDIR, box, addr, "");
     else
         e = resolve_addr(c, addr);
     if (e == 0 && out->n == 0) {

@@ -59,6 +59,7 @@ struct local_target {
 struct local_targets {
     struct local_target *v;
     size_t n, cap;
+    bool unread_include;        /* check_only met an include file (its targets unknown) */
 };
 
 struct local_resolver {
@@ -73,11 +74,11 @@ struct local_resolver {
     /* RCPT checks: an include file counts as one delivery, unread (the smtp
        process may not read it, and its contents are the owner's business). */
     bool check_only;
-    /* The address that takes DMARC aggregate reports for Ferry to read
-       (dmarc_reports_address; NULL or "": none), and the Maildir ("/path/") it
-       is delivered to, before any map is asked: the address always exists. */
-    const char *reports_address;
-    const char *reports_maildir;
+    /* The addresses whose mail Ferry itself reads (dmarc_reports_address,
+       tlsrpt_reports_address): the Maildir ("/path/") each is delivered to,
+       before any map is asked (the address always exists), or NULL for any
+       other address. NULL: none. */
+    const char *(*report_maildir)(void *arg, const char *addr);
 };
 
 /* 0 with targets appended to out; -1 with st set (FAIL or DEFER). */

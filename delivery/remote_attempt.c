@@ -179,22 +179,44 @@ static SSL *hook_new_ssl(void *arg, size_t target, char *err, size_t errsz)
                               errsz);
 }
 
+/* The address a session to target leaves from (TLS-RPT's sending-mta-ip): the
+   connection's own when there is one; else the configured source address of
+   the family; else the one the routing table would pick. */
+static void sending_ip(struct remote_attempt *a, size_t target, char *out, size_t outsz)
+{
+    out[0] = '\0';
+    if (a->client && smtp_client_local_addr(a->client, out, outsz) == 0)
+        return;
+    const struct sockaddr_storage *dst = &a->route.targets[target].sa;
+    const struct sockaddr_storage *src = dst->ss_family == AF_INET6 ? &a->x->src6 : &a->x->src4;
+    if ((dst->ss_family == AF_INET6 ? a->x->src6_len : a->x->src4_len) > 0) {
+        netaddr_ntop((const struct sockaddr *)src, out, outsz);
+        return;
+    }
+    netaddr_route_source((const struct sockaddr *)dst, a->route.targets[target].salen, out, outsz);
+}
+
 /* TLS-RPT (tlsrpt_store.h): one session's outcome for the destination. target
-   SIZE_MAX: the policy step failed before any MX host (result set). */
-static void tls_count(struct remote_attempt *a, size_t target, const char *result)
+   SIZE_MAX: the policy step failed before any MX host (result set). reason:
+   the failure-reason-code, or NULL. */
+static void tls_count(struct remote_attempt *a, size_t target, const char *result, const char *reason)
 {
     struct remote_ctx *x = a->x;
     if (!x->rpt_db || !settings_tlsrpt_domain(x->cfg, a->dest))
         return;
     bool tlsa = target != SIZE_MAX && a->level[target] == TLS_LEVEL_DANE;
     struct tlsrpt_event ev = {.when = (long long)time(NULL), .domain = a->dest, .result = result, .mx = "",
-                              .ip = ""};
+                              .ip = "", .reason = reason};
     ev.ptype = a->sts.applies || (target == SIZE_MAX) ? "sts" : tlsa ? "tlsa" : "no-policy-found";
-    char ip[64] = "";
+    char ip[64] = "", sip[64] = "";
     if (target != SIZE_MAX) {
         ev.mx = a->route.targets[target].host;
         netaddr_ntop((const struct sockaddr *)&a->route.targets[target].sa, ip, sizeof ip);
         ev.ip = ip;
+        if (result) {
+            sending_ip(a, target, sip, sizeof sip);
+            ev.sip = sip;
+        }
     }
     struct buf pol;
     buf_init(&pol, TLSRPT_POLICY_MAX);
@@ -214,6 +236,8 @@ static void tls_count(struct remote_attempt *a, size_t target, const char *resul
                 w[-1] = '\0';
             ev.policy = pol.data;
         }
+    } else if (tlsa && a->tlsa[target] && dane_set_text(&a->tlsa[target]->set, pol.data, pol.max) > 0) {
+        ev.policy = pol.data;       /* §4.4: the TLSA records, one string each */
     }
     char err[256];
     if (tlsrpt_store_count(x->env, x->rpt_db, &ev, err, sizeof err) < 0)
@@ -223,14 +247,17 @@ static void tls_count(struct remote_attempt *a, size_t target, const char *resul
 
 static void hook_no_starttls(void *arg, size_t target)
 {
-    tls_count(arg, target, "starttls-not-supported");
+    tls_count(arg, target, "starttls-not-supported", NULL);
 }
 
-static void hook_handshake_failed(void *arg, size_t target, SSL *ssl)
+/* A handshake that timed out has no verify result: validation-failure, the
+   RFC's general category, with the reason code saying so (RFC-NOTES.md). */
+static void hook_handshake_failed(void *arg, size_t target, SSL *ssl, bool timed_out)
 {
     struct remote_attempt *a = arg;
-    tls_count(a, target,
-              tlsrpt_result_of_verify(0, ssl ? SSL_get_verify_result(ssl) : 0, a->level[target] == TLS_LEVEL_DANE));
+    long vr = ssl && !timed_out ? SSL_get_verify_result(ssl) : X509_V_OK;
+    tls_count(a, target, tlsrpt_result_of_verify(0, vr, a->level[target] == TLS_LEVEL_DANE),
+              timed_out ? "TLS handshake timed out" : NULL);
 }
 
 static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char *desc, size_t descsz)
@@ -243,7 +270,8 @@ static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char 
     tls_count(a, target,
               out.acceptable ? NULL
                              : tlsrpt_result_of_verify(out.established, out.established ? SSL_get_verify_result(ssl) : 0,
-                                                       a->level[target] == TLS_LEVEL_DANE));
+                                                       a->level[target] == TLS_LEVEL_DANE),
+              NULL);
     *verified = out.verified;
     tls_outcome_format(&out, desc, descsz);
     if (a->sts.applies) {
@@ -342,8 +370,8 @@ static bool sts_filter(struct remote_attempt *a)
     if (!a->sts.applies || a->configured != tls_policy_default(a->x->policy))
         return true;
     const char *qid = a->txn.env->id;
-    size_t kept = 0;
-    for (size_t i = 0; i < a->route.ntargets; i++) {
+    size_t kept = 0, all = a->route.ntargets;
+    for (size_t i = 0; i < all; i++) {
         const char *host = a->route.targets[i].host;
         if (sts_policy_mx_ok(&a->sts.policy, host))
             a->route.targets[kept++] = a->route.targets[i];
@@ -358,6 +386,18 @@ static bool sts_filter(struct remote_attempt *a)
     a->sts_verify = true;
     if (kept > 0)
         return true;
+    /* RFC 8460 §4.3.2.2: the policy as a whole cannot be met with these MX
+       records, sts-policy-invalid; once per MX host, as the session to it that
+       was not made (RFC-NOTES.md "TLS-RPT"). */
+    a->route.ntargets = all;         /* none was moved: every target is still there */
+    for (size_t i = 0; i < all; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = !strcmp(a->route.targets[k].host, a->route.targets[i].host);
+        if (!seen)
+            tls_count(a, i, "sts-policy-invalid", "MX host not in the MTA-STS policy");
+    }
+    a->route.ntargets = 0;
     struct delivery_status st;
     delivery_set(&st, DELIVERY_DEFER, "4.7.5 no MX host of %s matches its MTA-STS policy (mode enforce, id %s)",
                  a->dest, a->sts.id);
@@ -375,7 +415,7 @@ static void on_sts(void *arg, const struct mta_sts_result *r)
         log_msg(LOG_LVL_INFO, qid, "mta-sts: %s: %s: %s%s", a->dest, r->failure, r->detail,
                 r->source == MTA_STS_FALLBACK ? " (the cached policy applies)" : "");
         if (!r->applies)
-            tls_count(a, SIZE_MAX, r->failure);
+            tls_count(a, SIZE_MAX, r->failure, NULL);
     }
     if (r->applies)
         log_msg(LOG_LVL_INFO, qid, "mta-sts: %s: policy mode=%s id=%s source=%s", a->dest,

@@ -67,6 +67,7 @@ bool sc_write_out(struct smtp_client *c, const char *s, size_t n)
    the stack still uses c. keep: the session stays usable. */
 void sc_txn_end(struct smtp_client *c, bool keep)
 {
+    sc_hold_abandon(c);
     if (!keep)
         sc_close_conn(c);
     c->res.session_open = keep && c->bev != NULL && c->txn_on_conn < REUSE_MAX;
@@ -212,6 +213,7 @@ static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
     case SC_MAIL:
     case SC_RCPT:
     case SC_DATA:
+    case SC_HOLD:
     case SC_MSID:
     case SC_BODY:
     case SC_DOT:
@@ -246,6 +248,7 @@ static const char *waiting_for(enum sc_state s)
     case SC_MAIL: return "the reply to MAIL FROM";
     case SC_RCPT: return "the reply to RCPT TO";
     case SC_DATA: return "the reply to DATA";
+    case SC_HOLD: return "the held copy of the message to be written";
     case SC_MSID: return "the reply to MSID";
     case SC_BODY: return "the end of the message data";
     case SC_DOT: return "the reply to the end of the message data";
@@ -333,7 +336,7 @@ void sc_on_event(struct bufferevent *bev, short what, void *arg)
         sc_ssl_error_text(c, ssl_err, sizeof ssl_err);
         str_copy(c->tls_desc, "handshake failed", sizeof c->tls_desc);
         if (c->tls.handshake_failed)
-            c->tls.handshake_failed(c->tls.arg, c->target, bufferevent_openssl_get_ssl(c->bev));
+            c->tls.handshake_failed(c->tls.arg, c->target, bufferevent_openssl_get_ssl(c->bev), false);
         if (c->tls_mode == SMTP_TLS_MAY && c->txn_on_conn == 0) {
             /* Opportunistic TLS that cannot be had: the same host in the clear. */
             c->tls_plain_retry = true;
@@ -419,6 +422,17 @@ static bool start_connect(struct smtp_client *c)
     return true;
 }
 
+int smtp_client_local_addr(const struct smtp_client *c, char *out, size_t outsz)
+{
+    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    netaddr_ntop((const struct sockaddr *)&ss, out, outsz);
+    return out[0] ? 0 : -1;
+}
+
 static struct smtp_client *live_clients;
 
 static void free_client(struct smtp_client *c)
@@ -429,6 +443,7 @@ static void free_client(struct smtp_client *c)
         live_clients = c->live_next;
     if (c->live_next)
         c->live_next->live_prev = c->live_prev;
+    sc_hold_abandon(c);
     sc_close_conn(c);
     if (c->timer)
         event_free(c->timer);
@@ -521,8 +536,23 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case SC_CONNECT:
         sc_host_fail(c, DELIVERY_DEFER, "4.4.1 connection to %s timed out", c->label);
         return;
+    case SC_HOLD:
+        sc_txn_abort(c, "4.3.0 the held copy of the message for a pull by %s was not written in time", c->label);
+        return;
     case SC_QUIT:
         end_session(c);
+        return;
+    case SC_HANDSHAKE:
+        /* A handshake that stalls is one that failed: the hooks count it (a
+           peer, or someone between, that stops answering mid-handshake must
+           not go unreported), and opportunistic TLS goes on in the clear as
+           after any failed handshake. */
+        str_copy(c->tls_desc, "handshake timed out", sizeof c->tls_desc);
+        if (c->tls.handshake_failed)
+            c->tls.handshake_failed(c->tls.arg, c->target, bufferevent_openssl_get_ssl(c->bev), true);
+        if (c->tls_mode == SMTP_TLS_MAY && c->txn_on_conn == 0)
+            c->tls_plain_retry = true;
+        sc_host_fail(c, DELIVERY_DEFER, "4.7.5 TLS handshake with %s timed out", c->label);
         return;
     case SC_FREE:
         free_client(c);
@@ -582,7 +612,7 @@ struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp
     }
     c->to = p->timeouts;
     c->auth_needs_verified = p->auth_needs_verified;
-    if (p->dmtp && p->dmtp->hold && p->dmtp->settle) {
+    if (p->dmtp && p->dmtp->hold && p->dmtp->abandon && p->dmtp->settle) {
         c->dmtp = *p->dmtp;
         c->have_dmtp = true;
     }

@@ -120,8 +120,9 @@ struct smtp_tls_hooks {
     /* Optional (NULL: none): the target's mode asked for TLS and the server did
        not offer STARTTLS or refused it (TLS-RPT's starttls-not-supported). */
     void (*no_starttls)(void *arg, size_t target);
-    /* Optional: the handshake failed (ssl's verify result may say why). */
-    void (*handshake_failed)(void *arg, size_t target, SSL *ssl);
+    /* Optional: the handshake failed (ssl's verify result may say why), or
+       stalled past the helo timeout (timed_out). */
+    void (*handshake_failed)(void *arg, size_t target, SSL *ssl, bool timed_out);
 };
 
 /* DMTP sending side (draft -03 §3.3-§3.5; RFC-NOTES.md "DMTP"): a peer whose EHLO
@@ -129,14 +130,26 @@ struct smtp_tls_hooks {
    (and no BDAT); a -00 peer's 253 to MAIL, RCPT or DATA is taken the same way.
    The message itself stays with us: the hooks hold it. Without hooks (or with
    hold NULL) such a peer gets plain SMTP. */
+/* The end of a hold (smtp_dmtp_hooks.hold): ok with the MSID command line (CRLF
+   included, len octets) and the hold's handle, or not ok with err (the
+   transaction is deferred). client is the one hold was given. */
+typedef void (*smtp_dmtp_held_fn)(void *client, bool ok, const char *line, size_t len, const char *handle,
+                                  const char *err);
+
 struct smtp_dmtp_hooks {
-    /* Hold the message for the accepted recipients (rcpts: indices into
-       env->rcpts) handed to rmta, durably, and write the MSID command line
-       (CRLF included) into line. Its length; -1 with err (the transaction is
-       deferred). handle names the hold for settle. */
-    int (*hold)(void *arg, const struct envelope *env, int msg_fd, const size_t *rcpts, size_t n,
-                const struct sockaddr *rmta, bool ascii_only, char *line, size_t linesz, char *handle,
-                size_t handlesz, char *err, size_t errsz);
+    /* Begin holding the message for the accepted recipients (rcpts: indices into
+       env->rcpts) handed to rmta. The durable writes (a copy of the message,
+       fsync'd) must not run on the caller's event loop: held(client, ...) is called
+       once, from the loop and never from inside hold, when they are done. The
+       session sends nothing meanwhile. Returns the job (for abandon), or NULL with
+       err when nothing was begun (the transaction is deferred). */
+    void *(*hold)(void *arg, const struct envelope *env, int msg_fd, const size_t *rcpts, size_t n,
+                  const struct sockaddr *rmta, bool ascii_only, smtp_dmtp_held_fn held, void *client, char *err,
+                  size_t errsz);
+    /* The session no longer waits for job (it broke, timed out or is freed):
+       held is never called for it; a hold that completes anyway was never
+       offered, and is withdrawn. */
+    void (*abandon)(void *arg, void *job);
     /* The peer answered the MSID: 2xx keeps the hold, anything else withdraws it.
        A session that breaks while waiting calls nothing: the hold stays (the
        peer may have taken it) until it is pulled or expires. */
@@ -211,6 +224,10 @@ int smtp_client_next(struct smtp_client *c, const struct smtp_txn_params *t, smt
 /* Ends the session at once (no QUIT), without calling the callback. Not from
    inside the callback. */
 void smtp_client_cancel(struct smtp_client *c);
+
+/* The local address of the connection in progress (TLS-RPT's sending-mta-ip),
+   as text; -1 when there is none. Callable from the TLS hooks. */
+int smtp_client_local_addr(const struct smtp_client *c, char *out, size_t outsz);
 /* Process shutdown: ends every client still alive, including those closing
    after their last callback (QUIT sent), which nothing else owns any more. */
 void smtp_client_cancel_all(void);

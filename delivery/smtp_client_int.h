@@ -33,6 +33,7 @@ enum sc_state {
     SC_MAIL,        /* waiting for the reply to MAIL */
     SC_RCPT,        /* waiting for the reply to RCPT number rcpt_i */
     SC_DATA,        /* waiting for the reply to DATA */
+    SC_HOLD,        /* DMTP: waiting for the held copy to be written (hooks' held) */
     SC_MSID,        /* waiting for the reply to MSID (DMTP, instead of DATA) */
     SC_BODY,        /* sending the message */
     SC_DOT,         /* waiting for the reply to the end of data */
@@ -104,6 +105,7 @@ struct smtp_client {
     bool discard_data;             /* a 354 came with nobody to deliver to */
     bool wants_msid;               /* a -00 peer replied 253: MSID, not DATA */
     char hold[64];                 /* the DMTP hold of this transaction (hooks' handle) */
+    void *hold_job;                /* SC_HOLD: the hold being written (hooks' job) */
     bool bdat;                     /* this transaction sends the body with BDAT (RFC 3030) */
     struct smtp_body body;
     off_t body_off;
@@ -142,6 +144,8 @@ const char *sc_ssl_error_text(struct smtp_client *c, char *buf, size_t bufsz);
 void sc_hello_reply(struct smtp_client *c, const struct smtp_reply *r);
 
 /* smtp_client_txn.c */
+/* The client stops waiting for a hold in progress (if any): the hooks withdraw it. */
+void sc_hold_abandon(struct smtp_client *c);
 void sc_fill_body(struct smtp_client *c);
 void sc_start_txn(struct smtp_client *c);
 /* A reply from MAIL to the end of data. */

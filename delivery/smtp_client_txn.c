@@ -246,7 +246,37 @@ static void apply_to_accepted(struct smtp_client *c, const struct smtp_reply *r,
             sc_rcpt_from_reply(c, i, r, in_reply_to);
 }
 
-/* DMTP: the message is held here and only its reference goes out. */
+/* DMTP: the message is held here and only its reference goes out. The hold's
+   disk work runs off the loop (the hooks'); the session waits in SC_HOLD,
+   sending nothing, until held() says the copy is durable, and only then does the
+   MSID go out (queue/held.h: the held copy exists before anyone may pull it). */
+static void held(void *client, bool ok, const char *line, size_t len, const char *handle, const char *err)
+{
+    struct smtp_client *c = client;
+    c->hold_job = NULL;
+    evtimer_del(c->timer);
+    if (!ok) {
+        c->hold[0] = '\0';
+        sc_txn_abort(c, "4.3.0 cannot hold the message for a pull by %s: %s", c->label, err ? err : "failed");
+        return;
+    }
+    str_copy(c->hold, handle, sizeof c->hold);
+    if (!sc_write_out(c, line, len)) {
+        sc_txn_abort(c, "4.3.0 out of memory talking to %s", c->label);
+        return;
+    }
+    c->state = SC_MSID;
+    sc_arm(c, c->to.data_final);
+}
+
+void sc_hold_abandon(struct smtp_client *c)
+{
+    if (c->hold_job) {
+        c->dmtp.abandon(c->dmtp.arg, c->hold_job);
+        c->hold_job = NULL;
+    }
+}
+
 static void send_msid(struct smtp_client *c)
 {
     size_t *idx = calloc(c->accepted, sizeof *idx);
@@ -258,21 +288,17 @@ static void send_msid(struct smtp_client *c)
     for (size_t i = 0; i < c->res.nrcpts && n < c->accepted; i++)
         if (c->stand[i] == RS_ACCEPTED)
             idx[n++] = c->res.rcpts[i].index;
-    char line[DMTP_LINE_MAX + 1], err[200] = "";
+    char err[200] = "";
     const struct mx_target *t = &c->targets[c->target];
-    int len = c->dmtp.hold(c->dmtp.arg, c->env, c->msg_fd, idx, n, (const struct sockaddr *)&t->sa,
-                           !c->peer.smtputf8, line, sizeof line, c->hold, sizeof c->hold, err, sizeof err);
+    c->hold[0] = '\0';
+    c->hold_job = c->dmtp.hold(c->dmtp.arg, c->env, c->msg_fd, idx, n, (const struct sockaddr *)&t->sa,
+                               !c->peer.smtputf8, held, c, err, sizeof err);
     free(idx);
-    if (len < 0) {
-        c->hold[0] = '\0';
+    if (!c->hold_job) {
         sc_txn_abort(c, "4.3.0 cannot hold the message for a pull by %s: %s", c->label, err);
         return;
     }
-    if (!sc_write_out(c, line, (size_t)len)) {
-        sc_txn_abort(c, "4.3.0 out of memory talking to %s", c->label);
-        return;
-    }
-    c->state = SC_MSID;
+    c->state = SC_HOLD;
     sc_arm(c, c->to.data_final);
 }
 
@@ -397,6 +423,11 @@ void sc_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
     case SC_RCPT: rcpt_reply(c, r); return;
     case SC_DATA: data_reply(c, r); return;
     case SC_MSID: msid_reply(c, r); return;
+    case SC_HOLD:
+        /* Nothing was asked since the last reply: the peer is out of step (a 421
+           on its own timer, most likely). The hold is withdrawn (sc_txn_end). */
+        sc_txn_abort(c, "4.5.0 host %s sent a reply nobody asked for while the message was being held", c->label);
+        return;
     case SC_BODY: body_reply(c, r); return;
     case SC_DOT:
         if (!c->discard_data)

@@ -84,12 +84,23 @@ static json_object *failure_obj(const struct tlsrpt_failure *f, char *err, size_
         snprintf(err, errlen, "unknown result type %s", f->result_type ? f->result_type : "(none)");
         return NULL;
     }
+    /* A policy that could not be fetched or used (the sts-policy-* and
+       sts-webpki-invalid results) may have failed before any MX host was chosen
+       or connected to. §4.4 lists receiving-mx-hostname and receiving-ip without
+       "(optional)" because a session has both; a failure that had no session
+       leaves them out rather than sending "" (not a host name, not an address). */
+    bool policy_level = !strncmp(f->result_type, "sts-policy-", 11) || !strcmp(f->result_type, "sts-webpki-invalid");
+    const char *mx = f->receiving_mx, *ip = f->receiving_ip;
+    if (policy_level && mx && !mx[0])
+        mx = NULL;
+    if (policy_level && ip && !ip[0])
+        ip = NULL;
     json_object *o = json_object_new_object();
     if (!o || add_str(o, "result-type", f->result_type, false) < 0 ||
         add_str(o, "sending-mta-ip", f->sending_ip, false) < 0 ||
-        add_str(o, "receiving-mx-hostname", f->receiving_mx, false) < 0 ||
+        add_str(o, "receiving-mx-hostname", mx, policy_level) < 0 ||
         add_str(o, "receiving-mx-helo", f->receiving_helo, true) < 0 ||
-        add_str(o, "receiving-ip", f->receiving_ip, false) < 0 ||
+        add_str(o, "receiving-ip", ip, policy_level) < 0 ||
         add_count(o, "failed-session-count", f->count) < 0 ||
         add_str(o, "additional-information", f->info_uri, true) < 0 ||
         add_str(o, "failure-reason-code", f->reason_code, true) < 0) {

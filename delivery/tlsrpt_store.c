@@ -45,7 +45,15 @@ int tlsrpt_store_key(const struct tlsrpt_event *ev, char *out, size_t outsz)
         return -1;
     if (!field_ok(mx, TLSRPT_FIELD_MAX) || !field_ok(ip, 64))
         return -1;
-    int m = snprintf(out + n, outsz - (size_t)n, "\t%s\t%s\t%s", res, mx, ip);
+    int m;
+    if (ev->result) {
+        const char *sip = ev->sip ? ev->sip : "", *why = ev->reason ? ev->reason : "";
+        if (!field_ok(sip, 64) || !field_ok(why, 128))
+            return -1;
+        m = snprintf(out + n, outsz - (size_t)n, "\t%s\t%s\t%s\t%s\t%s", res, mx, ip, sip, why);
+    } else {
+        m = snprintf(out + n, outsz - (size_t)n, "\t%s\t%s\t%s", res, mx, ip);
+    }
     if (m < 0 || (size_t)m >= outsz - (size_t)n)
         return -1;
     return n + m;

@@ -7,6 +7,9 @@
  *
  * Store: tlsrpt.db in the queue's own environment (lib/privsep.h). One counter per key
  *   "C1\t" DAY "\t" DOMAIN "\t" PTYPE "\t" RESULT "\t" MX "\t" IP
+ * and, for a failure, "\t" SIP "\t" REASON after it (SIP: the sending MTA's
+ * address, REASON: a failure-reason-code; either may be empty; a key without
+ * them, from before they were kept, still reads)
  * (DAY = UTC seconds / 86400; RESULT "ok" for a success, MX and IP then empty),
  * value the count in decimal; and the policy strings of a domain-day,
  *   "S1\t" DAY "\t" DOMAIN "\t" PTYPE   -> the policy's lines joined by "\n",
@@ -39,6 +42,8 @@ struct tlsrpt_event {
     const char *ptype;          /* "sts", "tlsa", "no-policy-found" */
     const char *result;         /* NULL: success; else an RFC 8460 §4.3 type */
     const char *mx, *ip;        /* the receiving MX host and address (failures) */
+    const char *sip;            /* the sending address (failures; NULL: unknown) */
+    const char *reason;         /* failure-reason-code (failures; NULL: none) */
     const char *policy;         /* the policy's lines joined by "\n", or NULL */
 };
 

@@ -577,3 +577,41 @@ int fdb_sweep(struct fdb *d, fdb_visit_fn pred, void *arg, size_t max, size_t *d
     free(w.lens);
     return r;
 }
+
+int fdb_put_new(struct fdb_env *env, struct fdb *db, size_t n, fdb_key_fn key, fdb_value_fn value,
+                size_t value_max, void *arg, size_t *stored, size_t *dups)
+{
+    *stored = *dups = 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        struct fdb_txn *t;
+        if (fdb_txn_begin(env, &t) < 0)
+            return -1;
+        int rc = 0;
+        size_t st = 0, du = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            char k[FDB_KEY_MAX];
+            size_t klen = key(arg, i, k, sizeof k);
+            void *v;
+            size_t vlen;
+            int g = klen ? fdb_get_for_update(db, t, k, klen, &v, &vlen) : -1;
+            if (g == 0) {
+                free(v);
+                du++;
+                continue;
+            }
+            struct buf b;
+            buf_init(&b, value_max);
+            rc = g < 0 || value(arg, i, &b) < 0 || fdb_put(db, t, k, klen, b.data, b.len) < 0 ? -1 : 0;
+            buf_free(&b);
+            st++;
+        }
+        if (rc == 0 && fdb_txn_commit(t) == 0) {
+            *stored = st;
+            *dups = du;
+            return 0;
+        }
+        if (rc < 0)
+            fdb_txn_abort(t);
+    }
+    return -1;
+}

@@ -71,6 +71,19 @@ int  fdb_foreach_prefix(struct fdb *db, struct fdb_txn *txn, const void *prefix,
    transaction of its own. Returns as fdb_foreach. */
 int  fdb_foreach_from(struct fdb *db, const void *from, size_t flen, fdb_visit_fn fn, void *arg);
 
+/* Store records 0..n-1 in one durable transaction, each only when its key is
+   not there yet (a report received twice is kept once): key() writes record
+   i's key (its length, 0 when it cannot be made: the batch fails), value() its
+   value, asked only for a new key (0 or -1). A failed transaction (a deadlock)
+   is tried again, up to 5 times. *stored and *dups count the records. 0 ok,
+   -1 error (nothing stored; fdb_last_error says why). */
+struct buf;
+typedef size_t (*fdb_key_fn)(void *arg, size_t i, char *key, size_t keysz);
+typedef int (*fdb_value_fn)(void *arg, size_t i, struct buf *value);
+#define FDB_KEY_MAX 1024
+int  fdb_put_new(struct fdb_env *env, struct fdb *db, size_t n, fdb_key_fn key, fdb_value_fn value,
+                 size_t value_max, void *arg, size_t *stored, size_t *dups);
+
 const char *fdb_last_error(struct fdb_env *env);
 
 #endif

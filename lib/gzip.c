@@ -30,3 +30,32 @@ int gzip_compress(const void *data, size_t len, size_t max_in, struct buf *out)
     deflateEnd(&z);
     return 0;
 }
+
+enum gzip_inflate_result gzip_inflate(const void *data, size_t len, struct buf *out)
+{
+    if (len > (size_t)UINT32_MAX)
+        return GZIP_TOO_BIG;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15 + 16) != Z_OK)       /* gzip wrapper only */
+        return GZIP_NOMEM;
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)len;
+    unsigned char chunk[16384];
+    int r;
+    do {
+        z.next_out = chunk;
+        z.avail_out = sizeof chunk;
+        r = inflate(&z, Z_NO_FLUSH);
+        if (r != Z_OK && r != Z_STREAM_END)
+            break;
+        if (buf_append(out, chunk, sizeof chunk - z.avail_out) < 0) {
+            inflateEnd(&z);
+            return GZIP_TOO_BIG;
+        }
+    } while (r != Z_STREAM_END && (z.avail_in > 0 || z.avail_out == 0));
+    inflateEnd(&z);
+    if (r == Z_STREAM_END)
+        return GZIP_OK;
+    return r == Z_DATA_ERROR ? GZIP_CORRUPT : r == Z_MEM_ERROR ? GZIP_NOMEM : GZIP_TRUNCATED;
+}

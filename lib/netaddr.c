@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static int parse_port(const char *s, uint16_t *port)
 {
@@ -274,4 +276,20 @@ int netaddr_parse_nexthop(const char *s, uint16_t default_port, char *host, size
     }
     str_lower(host);
     return *port ? 0 : -1;
+}
+
+int netaddr_route_source(const struct sockaddr *dst, socklen_t dstlen, char *out, size_t outsz)
+{
+    int fd = socket(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int rc = -1;
+    out[0] = '\0';
+    if (fd >= 0 && connect(fd, dst, dstlen) == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        netaddr_ntop((const struct sockaddr *)&ss, out, outsz);
+        rc = out[0] ? 0 : -1;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }

@@ -27,6 +27,10 @@ bool netaddr_cidr_match(const struct cidr *c, const struct sockaddr *sa);
 /* "192.0.2.1" or "2001:db8::1" (mapped IPv4 shown as IPv4); port omitted. */
 void netaddr_ntop(const struct sockaddr *sa, char *out, size_t outsz);
 uint16_t netaddr_port(const struct sockaddr *sa);
+/* The local address the routing table would use to reach dst, as text: an
+   unconnected UDP socket's connect() only consults the table (nothing is sent,
+   nothing waits). 0 ok, -1 when there is no route. */
+int  netaddr_route_source(const struct sockaddr *dst, socklen_t dstlen, char *out, size_t outsz);
 /* The reverse-lookup name of an address (family AF_INET: ip[0..4), AF_INET6:
    ip[0..16)): "4.3.2.1.in-addr.arpa" or the 32 nibbles then "ip6.arpa", no final
    dot. Length, or -1 when outsz is too small (74 octets always suffice). */

@@ -20,6 +20,7 @@ static const char *const dmp_precedence_choices[] = { "spf", "dmp", NULL };
 static const char *const dmarc_enforce_choices[] = { "yes", "quarantine-only", "no", NULL };
 static const char *const tls_min_choices[] = { "1.2", "1.3", NULL };
 static const char *const dkim_l_choices[] = { "accept", "policy", NULL };
+static const char *const arc_seal_algo_choices[] = { "rsa-sha256", "ed25519-sha256", NULL };
 static const char *const family_choices[] = { "any", "ipv4", "ipv6", NULL };
 /* The order of enum tls_level (delivery/tls_policy.h): the config stores the index. */
 static const char *const smtp_tls_choices[] = { "none", "may", "encrypt", "dane", "verify", NULL };
@@ -301,6 +302,9 @@ static const struct conf_setting schema[] = {
     S("tlsrpt", CONF_BOOL, tlsrpt, "yes"),
     { .key = "tlsrpt_exclude", .type = CONF_LIST, .offset = offsetof(struct ferry_config, tlsrpt_exclude),
       .def = "", .check = check_domain, .comma_split = true },
+    { .key = "tlsrpt_reports_address", .type = CONF_LIST,
+      .offset = offsetof(struct ferry_config, tlsrpt_reports_address), .def = "", .check = check_mailbox,
+      .comma_split = true },
     { .key = "smtp_dest_concurrency", .type = CONF_UINT,
       .offset = offsetof(struct ferry_config, smtp_dest_concurrency), .def = "10", .min = 1, .max = 1000 },
     { .key = "smtp_total_concurrency", .type = CONF_UINT,
@@ -358,6 +362,11 @@ static const struct conf_setting schema[] = {
     { .key = "arc_trusted_sealers", .type = CONF_LIST,
       .offset = offsetof(struct ferry_config, arc_trusted_sealers), .def = "", .check = check_domain,
       .comma_split = true },
+    S("arc_seal", CONF_BOOL, arc_seal, "yes"),
+    { .key = "arc_seal_domain", .type = CONF_STRING, .offset = offsetof(struct ferry_config, arc_seal_domain),
+      .size = 256, .def = "", .check = check_domain_or_empty },
+    { .key = "arc_seal_algorithm", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, arc_seal_algorithm),
+      .def = "rsa-sha256", .choices = arc_seal_algo_choices },
     { .key = "auth_lockout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, auth_lockout),
       .def = "15m", .min = 1, .max = 86400 },
     { .key = "mailbox_format", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, mailbox_format),
@@ -419,8 +428,14 @@ static const struct conf_setting schema[] = {
       .def = "60", .min = 1, .max = 1000000 },
     { .key = "pull_deadline", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_deadline),
       .def = "10m", .min = 1, .max = 86400 },
+    { .key = "pull_retry_min", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_retry_min),
+      .def = "1m", .min = 1, .max = 86400 },
+    { .key = "pull_retry_max", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, pull_retry_max),
+      .def = "1h", .min = 1, .max = 7 * 86400 },
     S("pull_private_peers", CONF_BOOL, pull_private_peers, "no"),
+    S("pull_denied_greeting", CONF_BOOL, pull_denied_greeting, "yes"),
     S("pull_hold", CONF_BOOL, pull_hold, "yes"),
+    S("pull_notify_unpulled", CONF_BOOL, pull_notify_unpulled, "no"),
     S("pull_auto_allow", CONF_BOOL, pull_auto_allow, "yes"),
     S("pull_allow_dmarc_pass", CONF_BOOL, pull_allow_dmarc_pass, "yes"),
     { .key = "pull_greylist_delay", .type = CONF_DURATION,
@@ -483,11 +498,26 @@ static int derive(struct ferry_config *cfg, char *err, size_t errlen)
         str_copy(cfg->dmarc_report_org_name, cfg->hostname, sizeof cfg->dmarc_report_org_name);
     if (!cfg->dmarc_report_email[0])
         snprintf(cfg->dmarc_report_email, sizeof cfg->dmarc_report_email, "noreply-dmarc@%s", cfg->hostname);
+    if (!cfg->arc_seal_domain[0])
+        str_copy(cfg->arc_seal_domain, cfg->dkim_signing_domain[0] ? cfg->dkim_signing_domain
+                                                                   : cfg->local_domains.items[0],
+                 sizeof cfg->arc_seal_domain);
     if (!cfg->dmarc_reports_address[0])
         snprintf(cfg->dmarc_reports_address, sizeof cfg->dmarc_reports_address, "dmarc-reports@%s",
                  cfg->local_domains.items[0]);
+    bool derive_tlsrpt = cfg->tlsrpt_reports_address.n == 0;
+    for (size_t i = 0; derive_tlsrpt && i < cfg->local_domains.n; i++) {
+        char a[320];
+        snprintf(a, sizeof a, "tlsrpt@%s", cfg->local_domains.items[i]);
+        if (conf_list_add(&cfg->tlsrpt_reports_address, a) < 0)
+            goto nomem;
+    }
     if (cfg->pull_greylist_delay >= cfg->pull_greylist_window) {
         snprintf(err, errlen, "%s: pull_greylist_delay must be shorter than pull_greylist_window", file);
+        return -1;
+    }
+    if (cfg->pull_retry_min > cfg->pull_retry_max) {
+        snprintf(err, errlen, "%s: pull_retry_min is larger than pull_retry_max", file);
         return -1;
     }
     if (cfg->retry_min > cfg->retry_max) {
@@ -576,6 +606,19 @@ bool settings_dmarc_report_domain(const struct ferry_config *cfg, const char *do
 bool settings_tlsrpt_domain(const struct ferry_config *cfg, const char *domain)
 {
     return cfg->tlsrpt && !domain_in_list(&cfg->tlsrpt_exclude, domain);
+}
+
+bool settings_is_tlsrpt_address(const struct ferry_config *cfg, const char *addr)
+{
+    for (size_t i = 0; i < cfg->tlsrpt_reports_address.n; i++)
+        if (str_ieq(cfg->tlsrpt_reports_address.items[i], addr))
+            return true;
+    return false;
+}
+
+bool settings_tlsrpt_our_domain(const struct ferry_config *cfg, const char *domain)
+{
+    return domain_in_list(&cfg->local_domains, domain) || domain_in_list(&cfg->relay_domains, domain);
 }
 
 bool settings_is_relay_domain(const struct ferry_config *cfg, const char *domain)

@@ -31,6 +31,8 @@ enum dmp_precedence { DMP_PRECEDENCE_SPF, DMP_PRECEDENCE_DMP };
 /* dmarc_enforce: act on reject and quarantine; on quarantine only (a reject is
    quarantined); or on neither (evaluate, record, report). */
 enum dmarc_enforce_mode { DMARC_ENFORCE_YES, DMARC_ENFORCE_QUARANTINE_ONLY, DMARC_ENFORCE_NO };
+/* arc_seal_algorithm: an ARC set has one signature per field, so one key seals. */
+enum arc_seal_algo { ARC_SEAL_RSA, ARC_SEAL_ED25519 };
 /* Orders match delivery/mx.h (enum mx_family) and delivery/tls_policy.h. */
 enum smtp_family_setting { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
 enum relayhost_tls_setting { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT, RELAYHOST_TLS_NONE };
@@ -104,6 +106,7 @@ struct ferry_config {
     char mta_sts_test_policy_addr[64];   /* tests only: where every mta-sts.DOMAIN is */
     bool tlsrpt;                 /* count outbound TLS outcomes and send TLS-RPT reports (RFC 8460) */
     struct conf_list tlsrpt_exclude;     /* policy domains never counted nor reported */
+    struct conf_list tlsrpt_reports_address;    /* derived: tlsrpt@ each local domain */
     unsigned long long smtp_dest_concurrency;
     unsigned long long smtp_total_concurrency;
     unsigned long long smtp_dest_rate;           /* messages per second per destination; 0: no limit */
@@ -136,6 +139,9 @@ struct ferry_config {
     int dmarc_enforce;           /* enum dmarc_enforce_mode */
     struct conf_list dmarc_trusted_forwarders;  /* CIDRs: evaluated and recorded, never enforced */
     struct conf_list arc_trusted_sealers;       /* domains whose passing ARC chain overrides a DMARC fail */
+    bool arc_seal;               /* seal port-25 mail we forward to remote destinations (RFC 8617 5.1) */
+    char arc_seal_domain[256];   /* derived: dkim_signing_domain, else the first local domain */
+    int arc_seal_algorithm;      /* enum arc_seal_algo: which of the domain's active keys seals */
     int mailbox_format;          /* enum mailbox_format */
     struct conf_list mailbox_format_domains;    /* "DOMAIN:maildir|mbox" */
     char mbox_dir[PATH_MAX];     /* "": mail_dir */
@@ -168,8 +174,12 @@ struct ferry_config {
     unsigned long long pull_max_pending_sender; /* of them from one sender address */
     unsigned long long pull_max_intent_rate;    /* intent messages per peer IP per hour */
     unsigned long long pull_deadline;           /* one whole pull (connect to QUIT) */
+    unsigned long long pull_retry_min;          /* a failed pull's first back-off, doubled per failure */
+    unsigned long long pull_retry_max;          /* ... up to this */
     bool pull_private_peers;            /* may pull from loopback/private addresses */
+    bool pull_denied_greeting;          /* a denied peer is greeted 554 (-03 §3.5); else 220, GTML only */
     bool pull_hold;                     /* sending side: MSID to peers that offer it */
+    bool pull_notify_unpulled;          /* sending side: tell the sender who never pulled */
     bool pull_auto_allow;               /* regular correspondents count as allowed */
     bool pull_allow_dmarc_pass;         /* an authenticated allowed domain counts as allowed */
     unsigned long long pull_greylist_delay;
@@ -204,6 +214,10 @@ bool settings_dmarc_report_domain(const struct ferry_config *cfg, const char *do
 /* Are outbound TLS outcomes to this policy domain counted and reported? (tlsrpt
    and tlsrpt_exclude; as above) */
 bool settings_tlsrpt_domain(const struct ferry_config *cfg, const char *domain);
+/* Is addr one of tlsrpt_reports_address (case-insensitive)? */
+bool settings_is_tlsrpt_address(const struct ferry_config *cfg, const char *addr);
+/* Is this domain ours to take TLS reports about: a local or relay domain? */
+bool settings_tlsrpt_our_domain(const struct ferry_config *cfg, const char *domain);
 
 /* The DNS client settings: the resolver key's servers (else /etc/resolv.conf),
    dns_timeout and dns_rounds. */

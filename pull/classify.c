@@ -8,8 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { LIST_PEERS, LIST_USERS, LIST_CORR, LIST_COUNT };
+
+static const char *const list_files[LIST_COUNT] = { "pull_peers.db", "pull_users.db", "pull_correspondents.db" };
+
+/* A lazy store retries a database it could not open at most this often (s). */
+#define REOPEN_INTERVAL 5
+
 struct pull_lists {
-    struct fdb *peers, *users, *corr;
+    struct fdb_env *env;
+    struct fdb *db[LIST_COUNT];
+    bool lazy;
+    time_t tried[LIST_COUNT];       /* lazy: the last failed open */
 };
 
 const char *pull_class_name(enum pull_class c)
@@ -221,18 +231,43 @@ bool pull_addr_is_private(const struct sockaddr *sa)
 
 /* ---- the store ---- */
 
-struct pull_lists *pull_lists_open(struct fdb_env *env, char *err, size_t errlen)
+/* The database, opened now if a lazy store could not open it before; NULL when it
+   still cannot be (every caller then reports a database error). */
+static struct fdb *list_db(struct pull_lists *l, int which)
+{
+    if (l->db[which] || !l->lazy)
+        return l->db[which];
+    time_t now = time(NULL);
+    if (l->tried[which] && now - l->tried[which] < REOPEN_INTERVAL && now >= l->tried[which])
+        return NULL;
+    char err[256];
+    if (fdb_open(l->env, list_files[which], &l->db[which], err, sizeof err) < 0)
+        l->tried[which] = now;
+    return l->db[which];
+}
+
+struct pull_lists *pull_lists_open(struct fdb_env *env, bool lazy, char *err, size_t errlen)
 {
     struct pull_lists *l = calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (fdb_open(env, "pull_peers.db", &l->peers, err, errlen) < 0 ||
-        fdb_open(env, "pull_users.db", &l->users, err, errlen) < 0 ||
-        fdb_open(env, "pull_correspondents.db", &l->corr, err, errlen) < 0) {
-        pull_lists_close(l);
-        return NULL;
+    l->env = env;
+    l->lazy = lazy;
+    err[0] = '\0';
+    for (int i = 0; i < LIST_COUNT; i++) {
+        char e[256];
+        if (fdb_open(env, list_files[i], &l->db[i], e, sizeof e) == 0)
+            continue;
+        if (!lazy) {
+            snprintf(err, errlen, "%s", e);
+            pull_lists_close(l);
+            return NULL;
+        }
+        l->tried[i] = time(NULL);
+        if (!err[0])
+            snprintf(err, errlen, "%s", e);
     }
     return l;
 }
@@ -241,9 +276,8 @@ void pull_lists_close(struct pull_lists *l)
 {
     if (!l)
         return;
-    fdb_close(l->peers);
-    fdb_close(l->users);
-    fdb_close(l->corr);
+    for (int i = 0; i < LIST_COUNT; i++)
+        fdb_close(l->db[i]);
     free(l);
 }
 
@@ -251,6 +285,10 @@ static int set_entry(struct fdb *db, const char *key, enum pull_class cls, const
                      size_t errlen)
 {
     int r;
+    if (!db) {
+        snprintf(err, errlen, "the list's database cannot be opened");
+        return -1;
+    }
     if (cls == PULL_UNCLASSIFIED) {
         r = fdb_del(db, NULL, key, strlen(key));
         if (r == 1)
@@ -273,7 +311,7 @@ int pull_peer_set(struct pull_lists *l, const char *peer, enum pull_class cls, c
         snprintf(err, errlen, "peer \"%s\": %s", peer, why);
         return -1;
     }
-    return set_entry(l->peers, e.text, cls, e.text, err, errlen);
+    return set_entry(list_db(l, LIST_PEERS), e.text, cls, e.text, err, errlen);
 }
 
 static int user_key(const char *user, const char *rest, char *out, size_t outsz, const char **why)
@@ -297,7 +335,7 @@ int pull_user_set(struct pull_lists *l, const char *user, const char *pattern, e
         snprintf(err, errlen, "\"%s\" for user \"%s\": %s", pattern, user, why);
         return -1;
     }
-    return set_entry(l->users, key, cls, key, err, errlen);
+    return set_entry(list_db(l, LIST_USERS), key, cls, key, err, errlen);
 }
 
 struct load_ctx {
@@ -343,7 +381,7 @@ static int load_one(const void *k, size_t kl, const void *v, size_t vl, void *ar
 
 static int load(struct fdb *db, const char *prefix, struct load_ctx *c, void **out, size_t *n)
 {
-    int r = fdb_foreach_prefix(db, NULL, prefix, strlen(prefix), load_one, c);
+    int r = db ? fdb_foreach_prefix(db, NULL, prefix, strlen(prefix), load_one, c) : -1;
     if (r != 0) {
         free(c->items);
         *out = NULL;
@@ -358,7 +396,7 @@ static int load(struct fdb *db, const char *prefix, struct load_ctx *c, void **o
 int pull_peer_load(struct pull_lists *l, struct pull_peer_entry **out, size_t *n)
 {
     struct load_ctx c = { .size = sizeof **out, .peers = true };
-    return load(l->peers, "", &c, (void **)out, n);
+    return load(list_db(l, LIST_PEERS), "", &c, (void **)out, n);
 }
 
 int pull_user_load(struct pull_lists *l, const char *user, struct pull_user_entry **out, size_t *n)
@@ -370,7 +408,7 @@ int pull_user_load(struct pull_lists *l, const char *user, struct pull_user_entr
     if (user_key(user, "", prefix, sizeof prefix, &why) < 0)
         return -1;
     struct load_ctx c = { .size = sizeof **out, .skip = strlen(prefix) };
-    return load(l->users, prefix, &c, (void **)out, n);
+    return load(list_db(l, LIST_USERS), prefix, &c, (void **)out, n);
 }
 
 static int corr_key(const char *user, const char *address, char *key, size_t keysz)
@@ -392,7 +430,8 @@ int pull_correspondent_note(struct pull_lists *l, const char *user, const char *
     if (corr_key(user, address, key, sizeof key) < 0)
         return -1;
     int n = snprintf(v, sizeof v, "%lld %s", (long long)now, kind == PULL_CORR_SENT ? "sent" : "pulled");
-    return fdb_put(l->corr, NULL, key, strlen(key), v, (size_t)n);
+    struct fdb *db = list_db(l, LIST_CORR);
+    return db ? fdb_put(db, NULL, key, strlen(key), v, (size_t)n) : -1;
 }
 
 int pull_correspondent_is(struct pull_lists *l, const char *user, const char *address)
@@ -402,7 +441,8 @@ int pull_correspondent_is(struct pull_lists *l, const char *user, const char *ad
         return 0;
     void *v;
     size_t n;
-    int r = fdb_get(l->corr, NULL, key, strlen(key), &v, &n);
+    struct fdb *db = list_db(l, LIST_CORR);
+    int r = db ? fdb_get(db, NULL, key, strlen(key), &v, &n) : -1;
     if (r == 0)
         free(v);
     return r == 0 ? 1 : r == 1 ? 0 : -1;
@@ -422,7 +462,8 @@ static int lookup_peer(struct pull_lists *l, const char *key, struct matches *m)
 {
     void *v;
     size_t vl;
-    int r = fdb_get(l->peers, NULL, key, strlen(key), &v, &vl);
+    struct fdb *db = list_db(l, LIST_PEERS);
+    int r = db ? fdb_get(db, NULL, key, strlen(key), &v, &vl) : -1;
     if (r != 0)
         return r < 0 ? -1 : 0;
     const char *why;
@@ -505,7 +546,8 @@ int pull_classify_sender_db(struct pull_lists *l, const char *user, const char *
             continue;
         void *v;
         size_t vl;
-        int r = fdb_get(l->users, NULL, key, strlen(key), &v, &vl);
+        struct fdb *db = list_db(l, LIST_USERS);
+        int r = db ? fdb_get(db, NULL, key, strlen(key), &v, &vl) : -1;
         if (r < 0) {
             out->cls = PULL_UNCLASSIFIED;
             snprintf(out->reason, sizeof out->reason, "the sender lists cannot be read");

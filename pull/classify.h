@@ -16,7 +16,8 @@
  * Stored in the data_dir Berkeley DB environment, one database per kind:
  * pull_peers.db (entry → allow|deny), pull_users.db ("user pattern" → allow|deny),
  * pull_correspondents.db ("user address" → last time and why). Every write is one
- * transaction. Loads are bounded (PULL_MAX_ENTRIES); no sockets.
+ * transaction. Loads are bounded (PULL_MAX_ENTRIES); no sockets. A lookup that
+ * hits a database error says so (-1): it never passes for "not on the list".
  */
 #ifndef FERRY_PULL_CLASSIFY_H
 #define FERRY_PULL_CLASSIFY_H
@@ -88,7 +89,12 @@ bool pull_addr_is_private(const struct sockaddr *sa);
 /* ---- the store ---- */
 struct pull_lists;
 
-struct pull_lists *pull_lists_open(struct fdb_env *env, char *err, size_t errlen);
+/* lazy false (ferryctl): every database opens now, else NULL with err. lazy true
+   (the daemon's processes): a database that cannot be opened now (unreadable,
+   corrupt) is tried again at its next use, at most every few seconds, and every
+   use meanwhile fails as a database error does; err then names the first failure
+   ("" when all opened). NULL only when out of memory. */
+struct pull_lists *pull_lists_open(struct fdb_env *env, bool lazy, char *err, size_t errlen);
 void pull_lists_close(struct pull_lists *l);
 
 /* cls PULL_UNCLASSIFIED removes the entry. 0 ok; 1 removing an absent entry;
@@ -102,7 +108,8 @@ int pull_user_set(struct pull_lists *l, const char *user, const char *pattern, e
    (33 lookups for IPv4, 129 for IPv6), then the FCrDNS name and each parent domain
    (and the same for f->verified_domain); the entries found go to
    pull_classify_peer. 0 ok; -1 on a database error (out: unclassified, reason says
-   so; the caller decides what an unreadable list means). */
+   so; the caller decides what an unreadable list means: the smtp process defers
+   with 451 4.3.0 rather than treat the peer as unclassified). */
 int pull_classify_peer_db(struct pull_lists *l, const struct pull_peer_facts *f, struct pull_verdict *out);
 /* The same for one user's sender lists: "user a@b", then "user @b". */
 int pull_classify_sender_db(struct pull_lists *l, const char *user, const char *sender, bool correspondent,

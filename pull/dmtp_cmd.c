@@ -9,6 +9,8 @@ const char *const dmtp_ehlo_keywords[] = { "MSID", "GTML", NULL };
 
 static const struct dmtp_reply replies[DMTP_R_COUNT] = {
     [DMTP_R_DENIED] = { 550, "5.7.1", "DENIED: no mail from this host; only GTML is served to it" },
+    [DMTP_R_DENIED_GREETING] = { 554, "5.7.1", "DENIED: no SMTP service for this host" },
+    [DMTP_R_QUIT_ONLY] = { 503, "5.5.1", "bad sequence of commands: only QUIT after a 554 greeting" },
     [DMTP_R_MSID_OK] = { 250, "2.0.0", "MSID accepted, the recipients will be told" },
     [DMTP_R_MSID_NO_RCPT] = { 503, "5.5.1", "MSID needs an accepted RCPT first" },
     [DMTP_R_DATA_REFUSED] = { 503, "5.5.1", "DATA not accepted from this sender, use MSID" },
@@ -20,6 +22,10 @@ static const struct dmtp_reply replies[DMTP_R_COUNT] = {
     [DMTP_R_LEGACY_REJECT] = { 550, "5.7.1", "unclassified sender: this server accepts only DMTP (MSID) from you" },
     [DMTP_R_GREYLISTED] = { 451, "4.7.1", "greylisted, try again later" },
     [DMTP_R_USER_DENIED] = { 550, "5.7.1", "the recipient does not accept mail from this sender" },
+    [DMTP_R_PEER_UNREADABLE] = { 451, "4.3.0",
+                                 "cannot classify your host now (local database error), try again later" },
+    [DMTP_R_USER_UNREADABLE] = { 451, "4.3.0",
+                                 "cannot read the recipient's sender lists now (local database error), try again later" },
 };
 
 static const struct dmtp_reply r_syntax = { 501, "5.5.4", "syntax: MSID id [subject] or GTML id receiver" };

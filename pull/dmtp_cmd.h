@@ -78,6 +78,8 @@ bool dmtp_reply_wants_msid(int code);
 
 enum dmtp_reply_id {
     DMTP_R_DENIED,          /* MAIL from a denied peer (it is greeted, and may pull) */
+    DMTP_R_DENIED_GREETING, /* the greeting of a denied peer (pull_denied_greeting) */
+    DMTP_R_QUIT_ONLY,       /* any command but QUIT after that greeting */
     DMTP_R_MSID_OK,
     DMTP_R_MSID_NO_RCPT,    /* MSID before any accepted RCPT */
     DMTP_R_DATA_REFUSED,    /* DATA/BDAT from an unclassified peer that declared DMTP */
@@ -89,6 +91,8 @@ enum dmtp_reply_id {
     DMTP_R_LEGACY_REJECT,   /* pull_legacy = reject */
     DMTP_R_GREYLISTED,
     DMTP_R_USER_DENIED,     /* the recipient's own list denies the sender */
+    DMTP_R_PEER_UNREADABLE, /* MAIL: the peer lists could not be read (a database error) */
+    DMTP_R_USER_UNREADABLE, /* RCPT: the recipient's sender lists could not be read */
     DMTP_R_COUNT
 };
 

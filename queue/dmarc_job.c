@@ -14,6 +14,7 @@
 #include "lib/dns.h"
 #include "lib/log.h"
 #include "queue/maildrop.h"
+#include "queue/report_maildir.h"
 #include "queue/spool.h"
 
 #include <dirent.h>
@@ -264,79 +265,43 @@ static bool our_domain(void *arg, const char *domain)
     return cfg->dmarc_report_domains.n && settings_dmarc_report_domain(cfg, domain);
 }
 
-/* One message of the reports Maildir: import it, then move it to cur/. */
-static void import_one(const struct ferry_config *cfg, struct dmarc_rua_store *st, int newfd, int curfd,
-                       const char *name)
+struct import {
+    const struct ferry_config *cfg;
+    struct fdb_env *env;
+    struct dmarc_rua_store *st;
+};
+
+static int import_open(void *arg, char *err, size_t errlen)
 {
-    char *data = NULL;
-    size_t len = 0;
-    char err[300] = "";
+    struct import *im = arg;
+    if (fdb_env_open(im->cfg->data_dir, &im->env, err, errlen) < 0)
+        return -1;
+    return dmarc_rua_store_open(im->env, &im->st, err, errlen);
+}
+
+static int import_one(void *arg, const char *name, const char *data, size_t len, char *why, size_t whylen)
+{
+    struct import *im = arg;
     size_t stored = 0, dups = 0;
-    int rc = -1;
-    int fd = openat(newfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, sizeof err, "cannot open it: %s", strerror(errno));
-    } else {
-        close(fd);
-        if (fd_read_file(newfd, name, DMARC_RUA_MSG_MAX, &data, &len) < 0)
-            snprintf(err, sizeof err, "cannot read it, or it is over %u octets", DMARC_RUA_MSG_MAX);
-        else
-            rc = dmarc_rua_import_for(st, data, len, our_domain, (void *)cfg, &stored, &dups, err, sizeof err);
-    }
-    free(data);
-    if (rc == 0)
-        log_info("dmarc reports received: %s: %zu stored, %zu already known", name, stored, dups);
-    else
-        log_warn("dmarc reports received: %s refused: %s", name, err);
-    /* Maildir info ":2,S" (seen), with F (flagged) for what could not be read. */
-    char to[NAME_MAX + 8];
-    const char *colon = strchr(name, ':');
-    snprintf(to, sizeof to, "%.*s:2,%s", colon ? (int)(colon - name) : (int)strlen(name), name,
-             rc == 0 ? "S" : "FS");
-    if (renameat(newfd, name, curfd, to) < 0)
-        log_warn("dmarc reports received: cannot move %s to cur/: %s", name, strerror(errno));
+    if (dmarc_rua_import_for(im->st, data, len, our_domain, (void *)im->cfg, &stored, &dups, why, whylen) < 0)
+        return -1;
+    log_info("dmarc reports received: %s: %zu stored, %zu already known", name, stored, dups);
+    return 0;
 }
 
 int dmarc_job_import(const struct ferry_config *cfg, char *err, size_t errlen)
 {
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s/new", cfg->mail_dir, LOCAL_REPORTS_MAILDIR);
-    int newfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (newfd < 0)
-        return 0;               /* nothing has arrived yet */
-    snprintf(path, sizeof path, "%s/%s/cur", cfg->mail_dir, LOCAL_REPORTS_MAILDIR);
-    int curfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    DIR *d = curfd >= 0 ? fdopendir(dup(newfd)) : NULL;
-    if (!d) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        if (curfd >= 0)
-            close(curfd);
-        close(newfd);
-        return -1;
-    }
-    /* Names first: the loop moves entries out of the directory it reads. */
-    char (*names)[NAME_MAX + 1] = malloc(1000 * sizeof *names);
-    size_t n = 0;
-    struct dirent *de;
-    while (names && n < 1000 && (de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            str_copy(names[n++], de->d_name, sizeof names[0]);
-    closedir(d);
-    int rc = 0;
-    struct fdb_env *env = NULL;
-    struct dmarc_rua_store *st = NULL;
-    if (n && (fdb_env_open(cfg->data_dir, &env, err, errlen) < 0 || dmarc_rua_store_open(env, &st, err, errlen) < 0))
-        rc = -1;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        import_one(cfg, st, newfd, curfd, names[i]);
-    if (st)
-        dmarc_rua_store_close(st);
-    if (env)
-        fdb_env_close(env);
-    free(names);
-    close(curfd);
-    close(newfd);
-    return rc < 0 ? -1 : (int)n;
+    struct import im = {.cfg = cfg};
+    struct report_maildir_reader rd = {
+        .box = LOCAL_REPORTS_MAILDIR, .label = "dmarc reports received", .max = DMARC_RUA_MSG_MAX,
+        .open = import_open, .take = import_one, .arg = &im,
+    };
+    int rc = report_maildir_read(cfg, &rd, err, errlen);
+    if (im.st)
+        dmarc_rua_store_close(im.st);
+    if (im.env)
+        fdb_env_close(im.env);
+    return rc;
 }
 
 /* One waiting failure report: 1 sent or settled (removed), 0 left for later. */

@@ -100,16 +100,22 @@ int held_create(struct held_store *h, struct envelope *e, int msg_fd)
         qid_new(e->id);
     char name[QID_LEN + 8];
     snprintf(name, sizeof name, "%s.msg", e->id);
-    if (copy_message(h, name, msg_fd, e->size) < 0)
-        return -1;
+    /* Under the lock: an expiry sweep's stray cleanup (held_expire) would take an
+       ID.msg whose .env is not written yet for a leftover and remove it, leaving
+       an envelope, and soon an msid, without a message. */
+    lock(h);
+    int r = copy_message(h, name, msg_fd, e->size);
     /* The envelope is the commit mark: written (and held/ fsync'd) last. */
-    if (spool_env_write_at(h->dirfd, e) < 0) {
+    if (r == 0 && spool_env_write_at(h->dirfd, e) < 0) {
         int saved = errno;
         unlinkat(h->dirfd, name, 0);
         errno = saved;
-        return -1;
+        r = -1;
     }
-    return 0;
+    int saved = errno;
+    unlock(h);
+    errno = saved;
+    return r;
 }
 
 int held_read(struct held_store *h, const char *id, struct envelope *e, bool *corrupt, char *err, size_t errlen)
@@ -145,6 +151,21 @@ int held_msg_open(struct held_store *h, const char *id)
 int held_remove(struct held_store *h, const char *id)
 {
     return spool_remove_at(h->dirfd, id);
+}
+
+int held_discard(struct held_store *h, const char *id)
+{
+    char name[QID_LEN + 8];
+    if (!qid_valid(id)) {
+        errno = ENOENT;
+        return -1;
+    }
+    snprintf(name, sizeof name, "%s.env", id);      /* the commit mark first, as held_remove */
+    if (unlinkat(h->dirfd, name, 0) < 0 && errno != ENOENT)
+        return -1;
+    snprintf(name, sizeof name, "%s.msg", id);
+    unlinkat(h->dirfd, name, 0);
+    return 0;
 }
 
 long held_rcpt_index(const struct envelope *e, const char *rcpt)
@@ -200,7 +221,7 @@ struct expire_ctx {
     struct held_store *h;
     time_t now;
     size_t max, removed;
-    void (*fn)(const struct envelope *e, void *arg);
+    int (*fn)(struct envelope *e, int msg_fd, void *arg);
     void *arg;
 };
 
@@ -219,12 +240,20 @@ static void expire_one(const char *id, void *arg)
     }
     if (e.pull_expires <= x->now) {
         size_t never = env_pending(&e);
+        /* fn first, while the message is still there: a crash before the removal
+           tells again rather than never. */
+        if (x->fn) {
+            int fd = held_msg_open(x->h, id);
+            if (fd < 0 || x->fn(&e, fd, x->arg) < 0)
+                log_msg(LOG_LVL_WARN, id, "expired held message: the sender could not be told%s%s",
+                        fd < 0 ? ": " : "", fd < 0 ? strerror(errno) : "");
+            if (fd >= 0)
+                close(fd);
+        }
         if (held_remove(x->h, id) == 0) {
             x->removed++;
             log_msg(LOG_LVL_INFO, id, "held message expired: msid=%s rmta=%s not pulled by %zu of %zu recipients",
                     e.pull_msid, e.pull_rmta, never, e.nrcpts);
-            if (x->fn)
-                x->fn(&e, x->arg);
             env_free(&e);
             return;
         }
@@ -233,7 +262,7 @@ static void expire_one(const char *id, void *arg)
     env_free(&e);
 }
 
-int held_expire(struct held_store *h, time_t now, size_t max, void (*fn)(const struct envelope *e, void *arg),
+int held_expire(struct held_store *h, time_t now, size_t max, int (*fn)(struct envelope *e, int msg_fd, void *arg),
                 void *arg)
 {
     struct expire_ctx x = { h, now, max, 0, fn, arg };

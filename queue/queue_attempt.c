@@ -506,10 +506,7 @@ static void finish_attempt(struct attempt *a)
     a->fd = -1;
     if (env_pending(e) == 0) {
         sched_remove_msg(q->sched, id);
-        if (spool_remove(&q->spool, id) < 0)
-            log_msg(LOG_LVL_ERROR, id, "cannot remove from the queue: %s", strerror(errno));
-        else
-            log_msg(LOG_LVL_INFO, id, "removed");
+        qp_remove_delivered(q, id);     /* fsync'd with this turn's other removals */
     } else {
         if (spool_env_write(&q->spool, e) < 0)
             log_msg(LOG_LVL_ERROR, id, "cannot update the envelope: %s", strerror(errno));

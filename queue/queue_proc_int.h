@@ -34,6 +34,8 @@ struct queue_proc {
     struct sched_params params;
     struct event *due_timer;
     struct event *rescan_timer;
+    struct event *remove_sync_ev;   /* one fsync of queue/ for the removals of a loop turn */
+    bool remove_pending;            /* removals not yet fsync'd */
     struct control *control;
     int lock_fd;
     struct dns_client *dns;
@@ -89,6 +91,9 @@ int64_t qp_mono_ms(void);
 void qp_rcpt_dest(const struct ferry_config *cfg, const char *addr, char *out, size_t outsz);
 /* Arms the due timer for the earliest job. */
 void qp_arm(struct queue_proc *q);
+/* Every recipient of id is done: remove it from queue/; the fsync of queue/ comes
+   once for all the removals of this loop turn (queue_proc.c, on_remove_sync). */
+void qp_remove_delivered(struct queue_proc *q, const char *id);
 /* Read an envelope; a corrupt one is quarantined (and forgotten), a missing one
    forgotten. 0 ok. */
 int qp_read_env(struct queue_proc *q, const char *id, struct envelope *e);

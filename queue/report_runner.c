@@ -3,6 +3,7 @@
 #include "lib/proc_fork.h"
 #include "lib/log.h"
 #include "queue/dmarc_job.h"
+#include "queue/tlsrpt_import.h"
 #include "queue/tlsrpt_job.h"
 
 #include <errno.h>
@@ -61,6 +62,8 @@ static void run_child(const struct ferry_config *cfg)
     }
     if (dmarc_job_import(cfg, err, sizeof err) < 0)
         log_error("dmarc reports received: %s", err);
+    if (tlsrpt_import_run(cfg, err, sizeof err) < 0)
+        log_error("tls-rpt reports received: %s", err);
     if (dmarc_job_failures(cfg, err, sizeof err) < 0)
         log_error("dmarc failure reports: %s", err);
     int rc = cfg->dmarc_reporting ? dmarc_job_run(cfg, false, NULL, &res, err, sizeof err) : 0;

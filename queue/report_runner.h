@@ -3,7 +3,8 @@
  *
  * Every REPORT_CHECK_SECONDS (the first time REPORT_FIRST_SECONDS after start),
  * when no run is still going, it forks a child that reads the reports received
- * at dmarc_reports_address (dmarc_job_import), sends the aggregate reports that
+ * at dmarc_reports_address (dmarc_job_import) and the TLS reports received at
+ * tlsrpt_reports_address (tlsrpt_import_run), sends the aggregate reports that
  * are due when dmarc_reporting is on (dmarc_job_run), then the TLS-RPT reports
  * of days that have ended when tlsrpt is on (tlsrpt_job_run), and exits. The blocking work (Berkeley
  * DB, DNS, gzip) is the child's; the queue process's loop only learns, from the

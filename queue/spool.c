@@ -239,42 +239,55 @@ static int move_into_queue(struct spool *sp, const char *id, const char *ext)
     return rename(from, to);
 }
 
-int spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n)
+void spool_commit_begin(struct spool_draft **drafts, size_t n)
 {
-    int saved = 0;
-    size_t i;
-    /* 0. Start the writeback of every file of the batch before waiting for any
-          (issue 16). fsync on each file in turn otherwise writes one file, commits
-          the journal, then finds the next file's blocks freshly allocated and
-          commits again; with all of them under way first, block allocation for
-          the whole batch lands in one journal commit and the fsyncs below mostly
-          wait for I/O already in flight. An optimisation only: step 1 still fsyncs
-          every file, so the promise does not depend on it (errors are ignored here
-          and reported by fsync). */
-    for (i = 0; i < n; i++) {
+    /* Start the writeback of every file of the batch before waiting for any
+       (issue 16). fsync on each file in turn otherwise writes one file, commits
+       the journal, then finds the next file's blocks freshly allocated and
+       commits again; with all of them under way first, block allocation for the
+       whole batch lands in one journal commit and the fsyncs mostly wait for I/O
+       already in flight. An optimisation only: every file is still fsync'd
+       before it is named in queue/, so the promise does not depend on it (errors
+       are ignored here and reported by fsync). */
+    for (size_t i = 0; i < n; i++) {
         sync_file_range(drafts[i]->msg_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
         if (drafts[i]->env_fd >= 0)
             sync_file_range(drafts[i]->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     }
-    /* 1. Data first: the bytes of both files must be on disk before any name
-          in queue/ can point at them. */
-    for (i = 0; i < n; i++) {
-        struct spool_draft *d = drafts[i];
-        if (fsync(d->msg_fd) < 0 || d->env_fd < 0 || fsync(d->env_fd) < 0) {
-            saved = d->env_fd < 0 ? EINVAL : errno;
-            goto fail;
-        }
+}
+
+int spool_draft_sync_file(const struct spool_draft *d, unsigned which)
+{
+    int fd = which == 0 ? d->msg_fd : d->env_fd;
+    if (fd < 0) {           /* no envelope was written: nothing to commit */
+        errno = EINVAL;
+        return -1;
     }
-    /* 2. Names: message before envelope, so an envelope in queue/ always has its
-          message beside it (the loader removes a message whose envelope never came). */
+    return fsync(fd);
+}
+
+void spool_commit_abort(struct spool *sp, struct spool_draft **drafts, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        spool_draft_abort(sp, drafts[k]);
+}
+
+int spool_commit_publish(struct spool *sp, struct spool_draft **drafts, size_t n)
+{
+    int saved = 0;
+    size_t i;
+    /* Names: message before envelope, so an envelope in queue/ always has its
+       message beside it (the loader removes a message whose envelope never came).
+       The caller has fsync'd both files of every draft: the bytes are on disk
+       before any name in queue/ points at them. */
     for (i = 0; i < n; i++) {
         if (move_into_queue(sp, drafts[i]->id, ".msg") < 0 || move_into_queue(sp, drafts[i]->id, ".env") < 0) {
             saved = errno;
             goto fail_renamed;
         }
     }
-    /* 3. One directory fsync makes every rename of the batch durable; only now
-          may the callers say 250. */
+    /* One directory fsync makes every rename of the batch durable; only now may
+       the callers say 250. */
     if (fsync(sp->queue_dirfd) < 0) {
         saved = errno;
         i = n;
@@ -296,11 +309,27 @@ fail_renamed:
         path_in(sp, path, sizeof path, "queue", drafts[k]->id, ".msg");
         unlink(path);
     }
-fail:
-    for (size_t k = 0; k < n; k++)
-        spool_draft_abort(sp, drafts[k]);
+    spool_commit_abort(sp, drafts, n);
     errno = saved;
     return -1;
+}
+
+int spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n)
+{
+    spool_commit_begin(drafts, n);
+    /* Data first, one file after another in this thread (the smtp process's
+       sessions use smtpd/smtp_commit.c, which runs these fsyncs in parallel). */
+    for (size_t i = 0; i < n; i++) {
+        for (unsigned f = 0; f < SPOOL_DRAFT_FILES; f++) {
+            if (spool_draft_sync_file(drafts[i], f) < 0) {
+                int saved = errno;
+                spool_commit_abort(sp, drafts, n);
+                errno = saved;
+                return -1;
+            }
+        }
+    }
+    return spool_commit_publish(sp, drafts, n);
 }
 
 int spool_env_read_at(int dirfd, const char *id, struct envelope *e, bool *corrupt, char *err, size_t errlen)
@@ -392,7 +421,8 @@ int spool_msg_open(const struct spool *sp, const char *id)
     return openat(sp->queue_dirfd, name, O_RDONLY | O_CLOEXEC);
 }
 
-int spool_remove_at(int dirfd, const char *id)
+/* The unlinks of spool_remove_at, without the directory fsync. */
+static int unlink_pair(int dirfd, const char *id)
 {
     char name[QID_LEN + 8];
     /* Envelope first: once it is gone the message is no longer queued; a leftover
@@ -402,7 +432,17 @@ int spool_remove_at(int dirfd, const char *id)
         return -1;
     snprintf(name, sizeof name, "%s.msg", id);
     unlinkat(dirfd, name, 0);
-    return fsync(dirfd);
+    return 0;
+}
+
+int spool_remove_at(int dirfd, const char *id)
+{
+    return unlink_pair(dirfd, id) < 0 ? -1 : fsync(dirfd);
+}
+
+int spool_remove_unsynced(struct spool *sp, const char *id)
+{
+    return unlink_pair(sp->queue_dirfd, id);
 }
 
 int spool_remove(struct spool *sp, const char *id)

@@ -64,8 +64,21 @@ void spool_draft_abort(struct spool *sp, struct spool_draft *d);
    is copied behind them into a new file that replaces the draft's. */
 int  spool_draft_prepend(struct spool *sp, struct spool_draft *d, const char *hdr, size_t len);
 /* Commit n drafts with one directory fsync. On failure none is acknowledged and
-   every draft is aborted. */
+   every draft is aborted. Every fsync runs in the calling thread, one after another. */
 int  spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n);
+
+/* spool_commit in its steps, for a caller that runs the fsyncs on several threads
+   at once (queue/spool_flusher.h). The order is the promise: begin; fsync every
+   file of every draft (spool_draft_sync_file, which = 0 .. SPOOL_DRAFT_FILES-1, in
+   any order, on any threads); only after all of them succeeded, publish (renames
+   and the directory fsync: the drafts are committed when it returns 0); after any
+   failure, abort instead. A draft is touched by one step at a time, and nothing
+   else uses the drafts meanwhile; struct spool is only read. */
+#define SPOOL_DRAFT_FILES 2     /* ID.msg, ID.env */
+void spool_commit_begin(struct spool_draft **drafts, size_t n);
+int  spool_draft_sync_file(const struct spool_draft *d, unsigned which);
+int  spool_commit_publish(struct spool *sp, struct spool_draft **drafts, size_t n);
+void spool_commit_abort(struct spool *sp, struct spool_draft **drafts, size_t n);
 
 /* Queue a message that exists whole in memory (local pickups, generated mail):
    draft, write, envelope, commit — durable on return. Sets e->id and e->size.
@@ -79,6 +92,10 @@ int  spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
 int  spool_env_write(struct spool *sp, const struct envelope *e);
 int  spool_msg_open(const struct spool *sp, const char *id);
 int  spool_remove(struct spool *sp, const char *id);
+/* spool_remove without its fsync of queue/, for a caller that fsyncs queue/ once
+   for several removals (the queue process, once per turn of its loop). Until that
+   fsync a crash may bring the message back: delivered twice, never lost. */
+int  spool_remove_unsynced(struct spool *sp, const char *id);
 /* Move queue/ID.env and queue/ID.msg (whichever exist) to corrupt/, with ID.reason. */
 int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
 

@@ -21,7 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#define NFIELDS 7                       /* "C1", day, domain, ptype, result, mx, ip */
+#define NFIELDS 9                       /* "C1", day, domain, ptype, result, mx, ip[, sip, reason] */
+#define NFIELDS_OLD 7                   /* a success, or a failure counted before sip and reason */
 #define POLICY_STRINGS_MAX 64
 
 struct row {
@@ -76,8 +77,11 @@ static int collect(const void *key, size_t klen, const void *val, size_t vlen, v
     if (vlen < sizeof num)
         memcpy(num, val, vlen);
     r->count = strtoull(num, NULL, 10);
-    r->day = nf == NFIELDS ? strtoll(r->f[1], NULL, 10) : -1;
-    if (nf != NFIELDS || r->day >= rs->today) {
+    bool whole = nf == NFIELDS || nf == NFIELDS_OLD;
+    for (; nf < NFIELDS; nf++)
+        r->f[nf] = copy + klen;         /* "": not known */
+    r->day = whole ? strtoll(r->f[1], NULL, 10) : -1;
+    if (!whole || r->day >= rs->today) {
         free(r->key);           /* today's (still counting) or not ours */
         return 0;
     }
@@ -201,7 +205,11 @@ static int build(const struct ferry_config *cfg, struct fdb *db, struct row *g, 
             f->result_type = g[i].f[4];
             f->receiving_mx = g[i].f[5];
             f->receiving_ip = g[i].f[6];
-            f->sending_ip = strchr(g[i].f[6], ':') ? cfg->smtp_source_ipv6 : cfg->smtp_source_ipv4;
+            /* the address the session left from; the configured source for
+               counts from before it was kept */
+            f->sending_ip = g[i].f[7][0] ? g[i].f[7]
+                                         : strchr(g[i].f[6], ':') ? cfg->smtp_source_ipv6 : cfg->smtp_source_ipv4;
+            f->reason_code = g[i].f[8][0] ? g[i].f[8] : NULL;
             f->count = g[i].count;
             p->failed += g[i].count;
             p->n_fail++;

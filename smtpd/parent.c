@@ -109,6 +109,13 @@ int parent_check_files(const struct ferry_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* Connections waiting to be accepted. Relaying clients open one connection per
+   message, many at once; when this queue is full the kernel drops the next SYN
+   and that client retries only after a second (then three): at 200 sessions in
+   `make bench` a queue of 128 overflowed a few times per run and each overflow
+   stalled a client for a second (issue 16). The kernel caps it at somaxconn. */
+#define LISTEN_BACKLOG 1024
+
 static int bind_listener(const struct listen_addr *l, char *err, size_t errlen)
 {
     int fd = socket(l->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -120,7 +127,7 @@ static int bind_listener(const struct listen_addr *l, char *err, size_t errlen)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (l->sa.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, (const struct sockaddr *)&l->sa, l->salen) < 0 || listen(fd, 128) < 0) {
+    if (bind(fd, (const struct sockaddr *)&l->sa, l->salen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", l->text, strerror(errno));
         close(fd);
         return -1;

@@ -13,6 +13,7 @@
 #include "lib/rfc5322_addr.h"
 #include "lib/settings.h"
 #include "smtpd/dkim_keystore.h"
+#include "smtpd/smtp_arc_seal.h"
 #include "smtpd/smtp_server.h"
 
 #include <openssl/rand.h>
@@ -40,6 +41,8 @@ struct smtp_policy {
     struct arc_result *arc_result;  /* its result, once in */
     char remote_ip[64];
     char arc_summary[ARC_REASON_MAX + 96];  /* "arc=pass ..." for the log line; "" when not run */
+    struct smtp_arc_seal *seal;     /* forwarded mail: the next ARC set, made at the end */
+    size_t ar_off, ar_end;          /* our Authentication-Results field in prepend (end 0: incomplete) */
     struct dkim_signer *signer;
     bool sign_deferred;             /* keys exist but could not be used now: 451 */
     struct dkim_resolver resolver;
@@ -86,6 +89,9 @@ struct smtp_policy *smtp_policy_new(struct smtp_server *srv, const struct smtp_p
         /* Without memory for it the message simply gets no arc= result. */
         if (ctx->arc && p->verifier)
             p->arc = arc_verify_new(&p->resolver);
+        /* Sealing needs the chain's result (cv=) and our results (the AAR). */
+        if (ctx->seal && p->arc)
+            p->seal = smtp_arc_seal_new(srv, p->log_id);
     }
     if (!p->verifier)
         p->ctx.dmarc = false;       /* DMARC needs the DKIM results (and DNS) */
@@ -99,6 +105,7 @@ void smtp_policy_free(struct smtp_policy *p)
     dkim_verify_free(p->verifier);      /* cancels outstanding key lookups */
     arc_verify_free(p->arc);
     free(p->arc_result);
+    smtp_arc_seal_free(p->seal);
     if (p->dmarc_eval)
         dmarc_evaluate_cancel(p->dmarc_eval);
     free(p->dkim);
@@ -332,6 +339,8 @@ static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn
         add_missing_fields(p, h, hlen, &clean);
     if (p->ctx.sign)            /* what is stored is what is signed */
         start_signer(p, clean.data ? clean.data : "", clean.len);
+    if (p->seal)                /* and what is sealed */
+        smtp_arc_seal_header(p->seal, clean.data ? clean.data : "", clean.len);
     w(arg, clean.data ? clean.data : "", clean.len);
     buf_free(&clean);
     p->stage = PS_BODY;
@@ -346,6 +355,8 @@ static void header_done(struct smtp_policy *p, size_t hlen, smtp_policy_write_fn
             arc_verify_body(p->arc, h + hlen + skip, rest - skip);
         if (p->signer)
             dkim_signer_body(p->signer, h + hlen + skip, rest - skip);
+        if (p->seal)
+            smtp_arc_seal_body(p->seal, h + hlen + skip, rest - skip);
     }
     buf_reset(&p->hdr);
 }
@@ -374,6 +385,8 @@ void smtp_policy_content(struct smtp_policy *p, const char *in, size_t n, smtp_p
             arc_verify_body(p->arc, in, n);
         if (p->signer)
             dkim_signer_body(p->signer, in, n);
+        if (p->seal)
+            smtp_arc_seal_body(p->seal, in, n);
         return;
     }
     if (p->stage != PS_HEADER || p->header_too_big)
@@ -401,11 +414,51 @@ void smtp_policy_content(struct smtp_policy *p, const char *in, size_t n, smtp_p
         header_done(p, (size_t)end, w, arg);
 }
 
+/* Forwarded mail (ctx.seal): the next ARC set over the message as it will be
+   stored, once every other field is added (RFC 8617 5.1 step 1), with our
+   Authentication-Results value (prepend[ar_off..ar_end)) as its AAR, on top of
+   everything prepended. Not for a message refused here. */
+static void seal_forwarded(struct smtp_policy *p)
+{
+    if (!p->seal || (p->verdict.evaluated && p->verdict.applied == DMARC_P_REJECT))
+        return;
+    if (!p->arc_result) {       /* out of memory earlier: no cv= to state */
+        log_msg(LOG_LVL_WARN, p->log_id, "arc: not sealed: no chain result");
+        return;
+    }
+    static const char name[] = "Authentication-Results: ";
+    size_t from = p->ar_off + sizeof name - 1;
+    if (!p->ar_end || p->ar_end < from + 2)
+        return;                 /* the field was left incomplete: nothing to vouch for */
+    size_t n = p->ar_end - from - 2;            /* without the field's CRLF */
+    char *ar = malloc(n + 1);
+    if (!ar) {
+        log_msg(LOG_LVL_WARN, p->log_id, "arc: not sealed: out of memory");
+        return;
+    }
+    memcpy(ar, p->prepend.data + from, n);
+    ar[n] = '\0';
+    struct buf set;
+    buf_init(&set, 2 * AR_MAX);
+    if (smtp_arc_seal_finish(p->seal, ar, p->arc_result->status, &set) < 0) {
+        p->sign_deferred = true;        /* the key process: try again later */
+    } else if (set.len && buf_append(&set, p->prepend.data, p->prepend.len) == 0) {
+        buf_free(&p->prepend);
+        p->prepend = set;
+        buf_init(&set, 0);
+    } else if (set.len) {
+        log_msg(LOG_LVL_WARN, p->log_id, "arc: not sealed: the header fields to add do not fit");
+    }
+    buf_free(&set);
+    free(ar);
+}
+
 static void finish_done(struct smtp_policy *p)
 {
     p->stage = PS_DONE;
     if (p->extra_fields[0] && buf_puts(&p->prepend, p->extra_fields) < 0)
         log_msg(LOG_LVL_WARN, p->log_id, "header fields to add do not fit; left out");
+    seal_forwarded(p);
     p->done(p->done_arg, p->prepend.data ? p->prepend.data : "", p->prepend.len);
 }
 
@@ -426,6 +479,8 @@ static void end_results(struct smtp_policy *p)
             r |= buf_printf(&p->prepend, " (override=%s: %s)", p->verdict.override, p->verdict.override_comment);
     }
     r |= buf_puts(&p->prepend, "\r\n");
+    if (r == 0)
+        p->ar_end = p->prepend.len;
     if (p->verdict.evaluated && p->verdict.applied == DMARC_P_QUARANTINE)
         r |= buf_printf(&p->prepend, "X-Ferry-Quarantine: dmarc=%s policy=%s header.from=%s\r\n",
                         dmarc_result_name((enum dmarc_result)p->verdict.result),
@@ -464,16 +519,17 @@ static void decide_disposition(struct smtp_policy *p, const struct dmarc_outcome
     v->requested = o->disposition;
     v->applied = o->disposition;
     str_copy(v->header_from, o->header_from[0] ? o->header_from : "-", sizeof v->header_from);
-    const char *arc_pass = NULL, *sealer = NULL;
+    const char *sealer = NULL, *arc_pass = trusted_arc_pass(p, &sealer);
+    if (arc_pass)
+        snprintf(v->arc_vouch, sizeof v->arc_vouch, "arc sealer %s (%s=pass)", sealer, arc_pass);
     if (v->applied != DMARC_P_NONE) {
         if (p->ctx.trusted_forwarder) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "trusted_forwarder", sizeof v->override);
-        } else if (o->result == DMARC_RES_FAIL && (arc_pass = trusted_arc_pass(p, &sealer)) != NULL) {
+        } else if (o->result == DMARC_RES_FAIL && arc_pass) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "local_policy", sizeof v->override);
-            snprintf(v->override_comment, sizeof v->override_comment, "arc sealer %s (%s=pass)", sealer,
-                     arc_pass);
+            str_copy(v->override_comment, v->arc_vouch, sizeof v->override_comment);
         } else if (cfg->dmarc_enforce == DMARC_ENFORCE_NO) {
             v->applied = DMARC_P_NONE;
             str_copy(v->override, "local_policy", sizeof v->override);
@@ -536,6 +592,7 @@ static void start_dmarc(struct smtp_policy *p)
 static void on_verified(void *arg, const struct dkim_sig_result *res, size_t n)
 {
     struct smtp_policy *p = arg;
+    p->ar_off = p->prepend.len;
     int r = buf_printf(&p->prepend, "Authentication-Results: %s", p->authserv_id);
     for (size_t i = 0; i < n; i++) {
         char text[512];

@@ -7,6 +7,8 @@
  *
  * For strangers on port 25 the ARC chain (RFC 8617) is verified too, streaming
  * beside DKIM; its arc= result goes into the same Authentication-Results field.
+ * A message that will be forwarded (ctx.seal) is then sealed with the next ARC set,
+ * whose AAR is that field's value; the set goes on top of the fields prepended.
  * DMARC runs after the DKIM results are in, with the SPF result the session got
  * at MAIL FROM; the Domain Owner's disposition is then limited by local policy
  * (dmarc_trusted_forwarders, arc_trusted_sealers, dmarc_enforce), and every such
@@ -60,6 +62,7 @@ struct smtp_policy_ctx {
     bool keep_header;             /* keep the header section as it arrived (failure reports) */
     bool arc;                     /* verify the ARC chain (RFC 8617) too; needs verify */
     const char *remote_ip;        /* the client's address, for arc= smtp.remote-ip; NULL */
+    bool seal;                    /* forwarded: add the next ARC set (smtpd/smtp_arc_seal.h); needs arc */
 };
 
 /* What DMARC said and what Ferry did about it (valid once done was called). */
@@ -70,6 +73,8 @@ struct policy_dmarc {
     int applied;                  /* enum dmarc_policy: what Ferry does */
     char override[24];            /* "" or an RFC 9990 reason: trusted_forwarder, local_policy */
     char override_comment[128];   /* "" or why, e.g. "arc sealer fwd.example (dmarc=pass)" */
+    char arc_vouch[128];          /* "" or "arc sealer D (M=pass)": a trusted sealer's passing
+                                     chain says the message authenticated there (whatever p=) */
     char header_from[254];
     char summary[400];            /* "dmarc=fail header.from=D policy=reject disposition=..." */
 };

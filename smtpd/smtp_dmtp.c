@@ -47,8 +47,16 @@ int smtp_pull_open(struct smtp_server *srv)
         log_error("DMTP: pull_mode = on needs the data_dir database");
         return -1;
     }
-    if (msid_key_load(cfg->data_dir, &p->key, err, sizeof err) < 0 || !(p->lists = pull_lists_open(srv->db, err, sizeof err)) ||
-        !(p->notices = notice_open(srv->db, &p->key, err, sizeof err)) ||
+    if (msid_key_load(cfg->data_dir, &p->key, err, sizeof err) < 0 ||
+        !(p->lists = pull_lists_open(srv->db, true, err, sizeof err))) {
+        log_error("DMTP: %s", err);
+        return -1;
+    }
+    /* A list that cannot be opened does not stop the server: mail that needs it
+       is deferred (451 4.3.0) until it can be read again. */
+    if (err[0])
+        log_error("DMTP: %s; classification fails (451 4.3.0) until it can be opened", err);
+    if (!(p->notices = notice_open(srv->db, &p->key, err, sizeof err)) ||
         !(p->grey = greylist_open(srv->db, err, sizeof err))) {
         log_error("DMTP: %s", err);
         return -1;
@@ -80,6 +88,7 @@ void smtp_dmtp_reset(struct smtp_session *s)
         return;
     d->mail_dmtp = false;
     d->txn_known = false;
+    d->txn_unreadable = false;
     d->nrcpts = 0;
     d->nreplies = 0;
 }
@@ -121,24 +130,30 @@ static bool sender_authenticated(const struct smtp_session *s)
 
 /* The user's own lists (and correspondents) on this sender. A deny applies to the
    claimed address as it stands (it can only refuse); an allow only when the address
-   is authenticated, else anyone could claim a user's friend and skip the pull. */
-static void classify_sender(struct smtp_session *s, const char *user, struct pull_verdict *v)
+   is authenticated, else anyone could claim a user's friend and skip the pull.
+   -1 when a list cannot be read: the caller defers the RCPT, since "not on the
+   list" would let a denied sender be treated as unclassified and an allowed one
+   be made to wait. */
+static int classify_sender(struct smtp_session *s, const char *user, struct pull_verdict *v)
 {
     struct smtp_pull *p = s->srv->pull;
     int corr = 0;
     if (s->srv->cfg->pull_auto_allow && s->env.sender[0] &&
         (corr = pull_correspondent_is(p->lists, user, s->env.sender)) < 0) {
-        log_warn("session %s: cannot read the DMTP correspondents of %s", s->id, user);
-        corr = 0;
+        log_warn("session %s: cannot read the DMTP correspondents of %s; RCPT deferred", s->id, user);
+        return -1;
     }
-    if (pull_classify_sender_db(p->lists, user, s->env.sender, corr == 1, v) < 0)
-        log_warn("session %s: cannot read the DMTP sender list of %s", s->id, user);
+    if (pull_classify_sender_db(p->lists, user, s->env.sender, corr == 1, v) < 0) {
+        log_warn("session %s: cannot read the DMTP sender list of %s; RCPT deferred", s->id, user);
+        return -1;
+    }
     if (v->cls == PULL_ALLOWED && !sender_authenticated(s)) {
         log_info("session %s: dmtp %s's allow of <%s> not applied: the sender's domain is not authenticated "
                  "(no SPF pass) (%s)", s->id, user, s->env.sender, v->reason);
         v->cls = PULL_UNCLASSIFIED;
         str_copy(v->reason, "sender allowed but not authenticated", sizeof v->reason);
     }
+    return 0;
 }
 
 /* The user who owns local address addr, found as local delivery finds it (aliases,
@@ -175,6 +190,10 @@ int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_u
         return 0;
     const struct ferry_config *cfg = s->srv->cfg;
     enum pull_class pc = smtp_dmtp_txn_class(s);
+    if (d->txn_unreadable) {
+        smtp_dmtp_say(s, DMTP_R_PEER_UNREADABLE);
+        return -1;
+    }
     char user[PULL_USER_MAX + 1] = "";
     const char *why;
     bool allowed = pc == PULL_ALLOWED;
@@ -186,7 +205,10 @@ int smtp_dmtp_rcpt(struct smtp_session *s, const char *addr, const char *local_u
     if (user[0] && !s->authenticated && s->kind == LISTEN_SMTP &&
         !settings_is_relay_client(cfg, (const struct sockaddr *)&s->peer)) {
         struct pull_verdict v;
-        classify_sender(s, user, &v);
+        if (classify_sender(s, user, &v) < 0) {
+            smtp_dmtp_say(s, DMTP_R_USER_UNREADABLE);
+            return -1;
+        }
         if (v.cls == PULL_DENIED) {
             log_info("session %s: dmtp reject RCPT <%s> from=<%s> [%s]: %s", s->id, addr, s->env.sender,
                      s->peer_ip, v.reason);
@@ -444,13 +466,36 @@ static void gtml_command(struct smtp_session *s, const char *line, size_t len)
 }
 
 /* QUIT, any case, nothing after it but blanks? */
+static bool is_quit(const char *line, size_t len)
+{
+    if (len < 4 || !str_nieq(line, "QUIT", 4))
+        return false;
+    for (size_t i = 4; i < len; i++)
+        if (line[i] != ' ' && line[i] != '\t')
+            return false;
+    return true;
+}
+
 bool smtp_dmtp_command(struct smtp_session *s, const char *line, size_t len)
 {
     struct smtp_dmtp *d = s->dmtp;
     if (!d)
         return false;
-    if (d->denied && !s->authenticated && len >= 4 && str_nieq(line, "MAIL", 4) &&
-        (len == 4 || line[4] == ' ' || line[4] == ':')) {
+    if (d->quit_only) {
+        if (is_quit(line, len))
+            return false;           /* answered 221 as always */
+        s->cmd_junk = true;         /* counts toward max_errors: a peer that insists is dropped */
+        smtp_dmtp_say(s, DMTP_R_QUIT_ONLY);
+        return true;
+    }
+    bool mail = len >= 4 && str_nieq(line, "MAIL", 4) && (len == 4 || line[4] == ' ' || line[4] == ':');
+    if (mail && d->unreadable && !s->authenticated && !smtp_dmtp_reclassify(s)) {
+        /* The peer lists could not be read at connect nor now: neither the allow
+           nor the deny it may be on can be known, so no guess (RFC-NOTES.md). */
+        smtp_dmtp_say(s, DMTP_R_PEER_UNREADABLE);
+        return true;
+    }
+    if (mail && d->denied && !s->authenticated) {
         s->cmd_junk = true;         /* counts toward max_errors, as the old 503s did */
         smtp_dmtp_say(s, DMTP_R_DENIED);
         return true;

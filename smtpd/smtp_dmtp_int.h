@@ -29,7 +29,9 @@ struct smtp_dmtp {
     /* the peer, decided at connect */
     bool classified;                /* the lookups are over and the class known */
     bool greet_waiting;             /* the greeting waits for the lookups */
-    bool denied;                    /* greeted 554: everything but QUIT is 503 */
+    bool denied;                    /* a denied peer: MAIL is refused (GTML only) */
+    bool quit_only;                 /* greeted 554: nothing but QUIT is served */
+    bool unreadable;                /* the peer lists could not be read: MAIL gets 451 */
     enum pull_class peer_class;
     char peer_reason[PULL_REASON_MAX];
     char fcrdns[ADDR_DOMAIN_MAX + 1];       /* verified name or "" */
@@ -41,6 +43,7 @@ struct smtp_dmtp {
     bool mail_dmtp;                 /* MAIL carried DMTP */
     bool txn_known;
     enum pull_class txn_class;      /* the peer's class for this transaction */
+    bool txn_unreadable;            /* deciding it hit a database error: RCPT gets 451 */
     struct dmtp_rcpt_info *rcpts;
     size_t nrcpts, cap;
     struct dmtp_reply_req replies[DMTP_MAX_REPLIES];
@@ -52,6 +55,10 @@ struct smtp_dmtp {
    allowed; with pull_allow_dmarc_pass an SPF pass of MAIL FROM's domain on the
    allowed list counts (smtp_dmtp_peer.c). */
 enum pull_class smtp_dmtp_txn_class(struct smtp_session *s);
+/* The peer's class again after a database error at connect (at MAIL): true when
+   the lists could be read this time (the class is then set, and a denied peer
+   marked), false when they still cannot. */
+bool smtp_dmtp_reclassify(struct smtp_session *s);
 /* The caps on pending notices (smtp_dmtp_caps.c), for a notice that would wait for
    user's decision (an intent message): NULL when within them, else the reply. */
 const char *smtp_dmtp_cap_refusal(struct smtp_session *s, const char *user, const char *addr, char *reply,

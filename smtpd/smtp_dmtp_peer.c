@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Classify with keyed lookups in the stored peer list (any size); a database error
-   leaves the peer unclassified (it is neither trusted nor refused), logged. */
-static void classify(struct smtp_session *s, const char *verified_domain, struct pull_verdict *v)
+/* Classify with keyed lookups in the stored peer list (any size). -1 on a
+   database error, logged: the caller must not take the peer for unclassified
+   (a denied peer would get in, an allowed one be made to pull), and defers. */
+static int classify(struct smtp_session *s, const char *verified_domain, struct pull_verdict *v)
 {
     const struct ferry_config *cfg = s->srv->cfg;
     struct pull_peer_facts f = {
@@ -25,8 +26,35 @@ static void classify(struct smtp_session *s, const char *verified_domain, struct
         .verified_domain = verified_domain,
         .allow_verified_domain = cfg->pull_allow_dmarc_pass,
     };
-    if (pull_classify_peer_db(s->srv->pull->lists, &f, v) < 0)
-        log_warn("session %s: cannot read the DMTP peer list; [%s] is unclassified", s->id, s->peer_ip);
+    if (pull_classify_peer_db(s->srv->pull->lists, &f, v) == 0)
+        return 0;
+    log_warn("session %s: cannot read the DMTP peer list to classify [%s]%s%s; its mail is deferred (451 4.3.0)",
+             s->id, s->peer_ip, verified_domain ? " with sender domain " : "", verified_domain ? verified_domain : "");
+    return -1;
+}
+
+/* The class from v; a denied peer may only pull (smtp_dmtp_may_greet). */
+static void set_class(struct smtp_dmtp *d, const struct pull_verdict *v)
+{
+    d->peer_class = v->cls;
+    str_copy(d->peer_reason, v->reason, sizeof d->peer_reason);
+}
+
+bool smtp_dmtp_reclassify(struct smtp_session *s)
+{
+    struct smtp_dmtp *d = s->dmtp;
+    struct pull_verdict v;
+    if (classify(s, NULL, &v) < 0)
+        return false;
+    d->unreadable = false;
+    set_class(d, &v);
+    log_info("session %s: dmtp peer [%s] fcrdns=%s class=%s (%s; the lists could be read again)", s->id,
+             s->peer_ip, d->fcrdns[0] ? d->fcrdns : "-", pull_class_name(v.cls), v.reason);
+    if (v.cls == PULL_DENIED) {
+        log_info("session %s: dmtp peer [%s] denied: %s; GTML only", s->id, s->peer_ip, d->peer_reason);
+        d->denied = true;
+    }
+    return true;
 }
 
 static void lookups_done(struct smtp_dmtp *d)
@@ -38,12 +66,17 @@ static void lookups_done(struct smtp_dmtp *d)
         event_free(d->fcrdns_timer);
         d->fcrdns_timer = NULL;
     }
-    classify(s, NULL, &v);
-    d->peer_class = v.cls;
-    str_copy(d->peer_reason, v.reason, sizeof d->peer_reason);
+    if (classify(s, NULL, &v) < 0) {
+        /* Greeted as usual (GTML does not depend on the class); MAIL tries the
+           lists again and is deferred while they stay unreadable. */
+        d->unreadable = true;
+        v.cls = PULL_UNCLASSIFIED;
+    }
+    set_class(d, &v);
     d->classified = true;
-    log_info("session %s: dmtp peer [%s] fcrdns=%s class=%s (%s)", s->id, s->peer_ip,
-             d->fcrdns[0] ? d->fcrdns : "-", pull_class_name(v.cls), v.reason);
+    if (!d->unreadable)
+        log_info("session %s: dmtp peer [%s] fcrdns=%s class=%s (%s)", s->id, s->peer_ip,
+                 d->fcrdns[0] ? d->fcrdns : "-", pull_class_name(v.cls), v.reason);
     if (d->greet_waiting && s->state == SS_PREGREET) {
         d->greet_waiting = false;
         smtp_session_greet(s);
@@ -200,16 +233,27 @@ bool smtp_dmtp_may_greet(struct smtp_session *s)
     struct smtp_dmtp *d = s->dmtp;
     if (!d)
         return true;
+    if (d->quit_only)
+        return false;               /* greeted already, with 554 */
     if (!d->classified) {
         d->greet_waiting = true;
         return false;
     }
     if (d->peer_class != PULL_DENIED)
         return true;
-    /* -03 §3.5 greets a denied peer 554, but after a 554 greeting a client may only
-       QUIT (RFC 5321 §3.1), so the peer could not pull (GTML) the mail our users sent
-       to it. Denied means "we take no mail from it": it is greeted 220 and MAIL is
-       refused (RFC-NOTES.md, "Denied peers"). */
+    if (s->srv->cfg->pull_denied_greeting) {
+        /* -03 §3.5: a denied peer is greeted 554. RFC 5321 §3.1: the server then
+           waits for QUIT and answers anything else 503 (smtp_dmtp_command). */
+        log_info("session %s: dmtp peer [%s] denied: %s; greeted 554", s->id, s->peer_ip, d->peer_reason);
+        d->quit_only = true;
+        s->state = SS_INIT;
+        smtp_dmtp_say(s, DMTP_R_DENIED_GREETING);
+        return false;
+    }
+    /* pull_denied_greeting = no: after a 554 greeting a client may only QUIT, so the
+       peer could not pull (GTML) the mail our users sent to it. Denied then means "we
+       take no mail from it": it is greeted 220 and MAIL is refused (RFC-NOTES.md,
+       "Denied peers"). */
     log_info("session %s: dmtp peer [%s] denied: %s; GTML only", s->id, s->peer_ip, d->peer_reason);
     d->denied = true;
     return true;
@@ -236,13 +280,18 @@ enum pull_class smtp_dmtp_txn_class(struct smtp_session *s)
     if (d->txn_known)
         return d->txn_class;
     enum pull_class c = d->peer_class;
+    d->txn_unreadable = false;
     /* Decided once per transaction, when MAIL FROM's SPF result is known. */
     if (s->state == SS_MAIL || s->state == SS_RCPT) {
         d->txn_known = true;
         if (c == PULL_UNCLASSIFIED && s->srv->cfg->pull_allow_dmarc_pass && s->spf_result == SPF_PASS &&
             s->spf_domain[0]) {
             struct pull_verdict v;
-            classify(s, s->spf_domain, &v);
+            if (classify(s, s->spf_domain, &v) < 0) {
+                d->txn_known = false;       /* tried again at the next RCPT */
+                d->txn_unreadable = true;
+                return c;
+            }
             if (v.cls == PULL_ALLOWED)
                 log_info("session %s: dmtp sender domain %s allowed by SPF pass: %s", s->id, s->spf_domain,
                          v.reason);

@@ -19,6 +19,7 @@
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session.h"
 #include "smtpd/smtp_session_int.h"
+#include "smtpd/smtp_tlsrpt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -124,6 +125,8 @@ const char *smtp_session_begin_message(struct smtp_session *s)
         /* ARC beside DKIM on port 25, for the same strangers DMARC judges. */
         .arc = s->kind == LISTEN_SMTP && !own_user,
         .remote_ip = s->peer_ip,
+        /* A recipient is relayed or forwarded by an alias (smtp_arc_seal.h). */
+        .seal = s->seal_forward,
     };
     s->policy = smtp_policy_new(s->srv, &ctx);
     if (!s->policy)
@@ -157,7 +160,7 @@ void smtp_session_finish_message(struct smtp_session *s)
         flush_wbuf(s);
     const char *qid = s->draft.id;
     const char *refusal = smtp_policy_refusal(s->policy);
-    char from_refusal[700];
+    char from_refusal[700], tlsrpt_refusal[600];
     if (refusal)
         ;
     else if (s->data_refusal[0] && !smtp_policy_runs_dmarc(s->policy))
@@ -180,6 +183,8 @@ void smtp_session_finish_message(struct smtp_session *s)
             refusal = from_refusal;
         }
     }
+    if (!refusal && !s->data_errno)
+        refusal = smtp_tlsrpt_refusal(s, tlsrpt_refusal, sizeof tlsrpt_refusal);
     if (refusal) {
         s->junk++;              /* a refused message is no completed transaction (smtp_limits.c) */
         log_info("refused message from [%s] from=<%s>: %s", s->peer_ip, s->env.sender, refusal + 10);
@@ -289,9 +294,13 @@ static void on_policy_done(void *arg, const char *prepend, size_t len)
     }
     if (s->data_refusal[0]) {
         /* spf_fail_action = data: an aligned DMARC pass vouches for the message
-           the SPF fail would have refused (a forwarder, RFC 9989 section 8.3). */
+           the SPF fail would have refused (a forwarder, RFC 9989 section 8.3), and
+           so does a trusted ARC sealer whose results say it authenticated there:
+           the SPF fail is the forward's, which the seal explains (RFC 8617 7.2.1). */
         if (dm->evaluated && dm->result == DMARC_RES_PASS) {
             log_msg(LOG_LVL_INFO, qid, "SPF fail not enforced: DMARC passed for %s", dm->header_from);
+        } else if (dm->evaluated && dm->arc_vouch[0]) {
+            log_msg(LOG_LVL_INFO, qid, "SPF fail not enforced: %s", dm->arc_vouch);
         } else {
             char text[600];
             str_copy(text, s->data_refusal, sizeof text);
@@ -359,7 +368,7 @@ void smtp_session_committed(struct smtp_session *s, bool ok, int err)
         if (s->state != SS_CLOSING)
             smtp_session_reply(s, "%s", err == ENOSPC || err == EDQUOT ? "452 4.3.1 Insufficient system storage"
                                                           : "451 4.3.0 Local error committing the message");
-        s->have_draft = false;      /* spool_commit aborted the draft */
+        s->have_draft = false;      /* the failed commit aborted the draft */
     }
     transaction_over(s, true);
 }

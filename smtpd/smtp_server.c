@@ -31,6 +31,13 @@
 
 void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
 {
+    if (s->committing) {
+        /* Its draft is in a group commit, perhaps on a flusher thread right now:
+           the session goes when the outcome comes back (smtp_session_committed
+           ends the transaction and, CLOSING, comes here again). */
+        s->state = SS_CLOSING;
+        return;
+    }
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -43,57 +50,10 @@ void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
         event_base_loopexit(srv->base, NULL);
 }
 
-static void run_commit(evutil_socket_t fd, short what, void *arg)
-{
-    struct smtp_server *srv = arg;
-    size_t n = srv->nbatch;
-    if (n == 0)
-        return;
-    struct spool_draft **drafts = calloc(n, sizeof *drafts);
-    struct smtp_session **batch = srv->batch;
-    srv->batch = NULL;
-    srv->nbatch = srv->batch_cap = 0;
-    int r = -1, err = ENOMEM;
-    if (drafts) {
-        for (size_t i = 0; i < n; i++)
-            drafts[i] = &batch[i]->draft;
-        r = spool_commit(&srv->spool, drafts, n);
-        err = errno;
-    } else {
-        for (size_t i = 0; i < n; i++)
-            spool_draft_abort(&srv->spool, &batch[i]->draft);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (r == 0)
-            ipc_chan_send(srv->parent, PROC_QUEUE_NEW, batch[i]->draft.id, QID_LEN);
-        smtp_session_committed(batch[i], r == 0, err);
-    }
-    free(drafts);
-    free(batch);
-}
-
 void smtp_server_pull_nudge(struct smtp_server *srv)
 {
     if (srv->parent)
         ipc_chan_send(srv->parent, PROC_PULL_NUDGE, "", 0);
-}
-
-void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s)
-{
-    if (srv->nbatch == srv->batch_cap) {
-        size_t cap = srv->batch_cap ? srv->batch_cap * 2 : 16;
-        struct smtp_session **p = realloc(srv->batch, cap * sizeof *p);
-        if (!p) {
-            spool_draft_abort(&srv->spool, &s->draft);
-            smtp_session_committed(s, false, ENOMEM);
-            return;
-        }
-        srv->batch = p;
-        srv->batch_cap = cap;
-    }
-    srv->batch[srv->nbatch++] = s;
-    /* Every session that finishes its data in this turn of the loop joins the batch. */
-    event_active(srv->commit_ev, 0, 0);
 }
 
 double smtp_server_now(const struct smtp_server *srv)
@@ -181,16 +141,18 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     if (!srv.base)
         return 1;
     srv.parent = ipc_chan_new(srv.base, parent_fd, on_parent_msg, on_parent_close, &srv);
-    srv.commit_ev = event_new(srv.base, -1, 0, run_commit, &srv);
+    srv.commit_ev = event_new(srv.base, -1, 0, smtp_commit_run, &srv);
     srv.stop_timer = evtimer_new(srv.base, stop_now, &srv);
     struct event *sigterm = evsignal_new(srv.base, SIGTERM, on_sigterm, &srv);
     struct event *sigint = evsignal_new(srv.base, SIGINT, on_sigterm, &srv);
-    if (!srv.parent || !srv.commit_ev || !srv.stop_timer || !sigterm || !sigint)
+    if (!srv.parent || !srv.commit_ev || !srv.stop_timer || !sigterm || !sigint || smtp_commit_init(&srv) < 0)
         return 1;
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        srv.listeners[i] = evconnlistener_new(srv.base, on_accept, &srv, LEV_OPT_CLOSE_ON_FREE, -1,
+        /* Backlog 0: the parent listens with its own backlog (smtpd/parent.c,
+           LISTEN_BACKLOG); -1 would make libevent listen() again with 128. */
+        srv.listeners[i] = evconnlistener_new(srv.base, on_accept, &srv, LEV_OPT_CLOSE_ON_FREE, 0,
                                               listen_fds[i]);
         if (!srv.listeners[i]) {
             log_error("cannot listen on %s", cfg->listeners[i].text);
@@ -261,6 +223,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     log_info("smtp process ready (%zu listeners)", cfg->nlisteners);
     event_base_dispatch(srv.base);
     smtp_pickup_stop(pickup);
+    smtp_commit_stop(&srv);     /* before any session is freed: batches in flight hold their drafts */
 
     while (srv.sessions)
         smtp_server_session_gone(&srv, srv.sessions);

@@ -2,9 +2,10 @@
  * smtp_server — the smtp process: listeners, connection limits, group commit.
  *
  * Owns every session. A session that has received a whole message hands its draft
- * to smtp_server_commit; the server commits all drafts handed over in the same
- * turn of the event loop with one spool_commit (one directory fsync for the batch),
- * then tells each session the outcome, and the parent which IDs are now queued.
+ * to smtp_server_commit; the drafts handed over in the same turn of the event loop
+ * form one batch, committed with one directory fsync by the spool flusher's
+ * threads while the loop goes on (smtp_commit.c, queue/spool_flusher.h); then
+ * each session is told the outcome, and the parent which IDs are now queued.
  */
 #ifndef FERRY_SMTP_SERVER_H
 #define FERRY_SMTP_SERVER_H
@@ -31,6 +32,7 @@ struct userdb;
 struct authclient;
 struct smtp_gtml_ctx;
 struct smtp_pull;
+struct spool_flusher;
 
 struct smtp_server {
     struct event_base *base;
@@ -40,9 +42,10 @@ struct smtp_server {
     struct evconnlistener *listeners[SETTINGS_MAX_LISTEN];
     struct smtp_session *sessions;      /* doubly linked list */
     size_t nsessions;
-    struct smtp_session **batch;        /* waiting for the next group commit */
+    struct smtp_session **batch;        /* the forming batch: waiting for the next group commit */
     size_t nbatch, batch_cap;
-    struct event *commit_ev;
+    struct event *commit_ev;            /* hands the forming batch to the flusher (smtp_commit_run) */
+    struct spool_flusher *flusher;      /* batches in flight (smtp_commit.c) */
     struct event *stop_timer;
     struct ratelimit *conn_rate;        /* max_connection_rate per client IP; NULL: off */
     struct dns_client *dns;             /* receive-time checks (DKIM keys, SPF...) */
@@ -64,7 +67,15 @@ struct smtp_server {
 /* Monotonic seconds, for rate limits (never steps with the wall clock). */
 double smtp_server_now(const struct smtp_server *srv);
 
+/* smtp_commit.c. A session whose draft is complete (message and envelope
+   written) joins the forming batch; smtp_session_committed tells it the outcome
+   later, never before its batch is durable. */
 void smtp_server_commit(struct smtp_server *srv, struct smtp_session *s);
+int  smtp_commit_init(struct smtp_server *srv);
+void smtp_commit_run(int fd, short what, void *arg);    /* commit_ev's callback */
+/* The loop has stopped: wait for the batches in flight and answer them; the
+   forming batch is dropped (its drafts go with their sessions, unacknowledged). */
+void smtp_commit_stop(struct smtp_server *srv);
 /* DMTP: notices to pull at once were stored (NOTICE_AUTO) or a user's reply asked
    for one (NOTICE_FETCH_REQUESTED); the queue pulls now. */
 void smtp_server_pull_nudge(struct smtp_server *srv);

@@ -1,5 +1,6 @@
 /* smtp_session — see smtp_session.h. */
 #include "smtpd/smtp_session.h"
+#include "smtpd/smtp_arc_seal.h"
 #include "smtpd/sender_identity.h"
 #include "delivery/delivery.h"
 #include "lib/buf.h"
@@ -108,6 +109,7 @@ static void reset_transaction(struct smtp_session *s)
     s->sender_check = NULL;
     s->spf_results[0] = s->spf_fields[0] = s->data_refusal[0] = s->spf_domain[0] = '\0';
     s->spf_result = SPF_NONE;
+    s->seal_forward = false;
     if (s->have_draft)
         spool_draft_abort(&s->srv->spool, &s->draft);
     s->have_draft = false;
@@ -544,6 +546,8 @@ static void do_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
         reply(s, "452 4.5.3 Too many recipients");
         return;
     }
+    if (route != RELAY_OUTBOUND && smtp_arc_seal_rcpt(s, route == RELAY_INBOUND, addr))
+        s->seal_forward = true;
     struct env_rcpt *r = &s->env.rcpts[s->env.nrcpts - 1];
     r->notify = rp.notify;
     r->orcpt_type = rp.orcpt_type;
@@ -844,6 +848,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         if (s->state == SS_COMMIT) {
             /* The commit will finish; the message is kept (the client may send it
                again: at-least-once, never lost). Free it then. */
+            log_info("session %s: client went away while its message is being committed; keeping it", s->id);
             s->state = SS_CLOSING;
             return;
         }

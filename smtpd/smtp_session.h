@@ -97,10 +97,12 @@ struct smtp_session {
     char spf_fields[1500];        /* "Received-SPF: ...\r\n" */
     bool noted_bare_path;         /* the bare-address note is logged once per session */
     char data_refusal[600];       /* spf_fail_action = data: the reply at the end of DATA */
+    bool seal_forward;            /* a recipient is forwarded or relayed: ARC-seal (smtp_arc_seal.h) */
     int spf_result;               /* enum spf_result of MAIL FROM (SPF_NONE when not run) */
     char spf_domain[256];         /* the domain SPF checked, for DMARC */
     bool in_policy_finish;        /* smtp_policy_finish is on the stack */
     bool have_draft;
+    bool committing;              /* in a group commit (smtp_commit.c): freed only once it is answered */
     struct smtp_data data;
     unsigned long long data_size;
     int data_errno;               /* a write to the spool failed */

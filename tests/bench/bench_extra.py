@@ -13,6 +13,7 @@ or a cost counted rather than timed), and the BENCH.md writer.
 import glob
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -90,30 +91,60 @@ def instructions_per_message(sink, conf, relay_networks, source, rcpt):
     return (b[0] - a[0]) / CG, (b[1] - a[1]) / CG
 
 
+def fsync_rounds(intervals):
+    """How many times the process waited for fsyncs, counting fsyncs that
+    overlap in time (issued from several threads at once) as one round."""
+    rounds, end = 0, None
+    for t0, t1 in sorted(intervals):
+        if end is None or t0 > end:
+            rounds += 1
+            end = t1
+        else:
+            end = max(end, t1)
+    return rounds
+
+
 def fsyncs_per_message(sink, conf, n, source):
-    """fsync/fdatasync calls per message: the smtp process, and every ferryd process."""
+    """Per message: fsync/fdatasync calls of the smtp process (all its threads),
+    those on its event-loop thread, its serial fsync rounds (fsync_rounds), the
+    calls of every ferryd process; and messages per group-commit batch."""
     f = Ferry(extra=conf, relay_networks="127.0.0.0/8")
     out = os.path.join(f.dir, "st")
     os.mkdir(out)
+    call = re.compile(r"^(\d+\.\d+) (?:fsync|fdatasync|syncfs)\(.*<(\d+\.\d+)>$", re.M)
     try:
-        start(f, ["strace", "-qq", "-ff", "-e", "trace=fsync,fdatasync,syncfs,sync_file_range",
+        start(f, ["strace", "-qq", "-ff", "-ttt", "-T", "-e", "trace=fsync,fdatasync,syncfs,sync_file_range",
                   "-o", f"{out}/st"], timeout=120)
         def syncs(path):
-            """fsync-like calls (sync_file_range only starts writeback: not counted)."""
+            """fsync-like calls as (start, end) (sync_file_range only starts writeback: not counted)."""
             with open(path) as s:
-                return len(re.findall(r"^(?:fsync|fdatasync|syncfs)\(", s.read(), re.M))
-        before = {path: syncs(path) for path in glob.glob(os.path.join(out, "st.*"))}
+                return [(float(a), float(a) + float(b)) for a, b in call.findall(s.read())]
+        before = {path: len(syncs(path)) for path in glob.glob(os.path.join(out, "st.*"))}
         source(f.port, n, 10, "bench@remote.example")
         wait_for(drained(f, "bench@remote.example"), timeout=600, interval=0.2)
         time.sleep(0.5)
         pid = smtp_pid(f)
-        smtp = total = 0
+        tids = set(os.listdir(f"/proc/{pid}/task")) if pid and os.path.isdir(f"/proc/{pid}/task") else {pid}
+        smtp = loop = total = 0
+        intervals = []
         for path in glob.glob(os.path.join(out, "st.*")):
-            c = syncs(path) - before.get(path, 0)
-            total += c
-            if path.endswith("." + str(pid)):
-                smtp = c
-        return smtp / n, total / n
+            calls = syncs(path)[before.get(path, 0):]
+            total += len(calls)
+            tid = path.rsplit(".", 1)[1]
+            if tid in tids:
+                smtp += len(calls)
+                intervals += calls
+                if tid == pid:
+                    loop += len(calls)
+        # The smtp process says how many batches it made as it stops; strace,
+        # not ferryd, is f.proc, so the signal goes to ferryd's parent process.
+        parent = re.search(r"ferryd\[(\d+)\] parent", f.read_log())
+        if parent:
+            os.kill(int(parent.group(1)), signal.SIGTERM)
+            wait_for(lambda: "group commit:" in f.read_log(), timeout=30, interval=0.2)
+        m = re.search(r"group commit: (\d+) messages in (\d+) batches", f.read_log())
+        per_batch = int(m.group(1)) / int(m.group(2)) if m else float("nan")
+        return smtp / n, total / n, loop / n, fsync_rounds(intervals) / n, per_batch
     finally:
         f.cleanup()
 
@@ -299,7 +330,9 @@ def ferry_alone(sink, n, size, source, conf_of, scratch):
         print(f"  instructions/message, relay intake: smtp {r['cg_intake'][0]:,.0f}, all {r['cg_intake'][1]:,.0f}",
               flush=True)
     r["fsyncs"] = fsyncs_per_message(sink, plain, min(n, 500), source)
-    print(f"  fsyncs/message: smtp {r['fsyncs'][0]:.2f}, all processes {r['fsyncs'][1]:.2f}", flush=True)
+    print(f"  fsyncs/message: smtp {r['fsyncs'][0]:.2f} (on its event loop {r['fsyncs'][2]:.2f}, serial rounds "
+          f"{r['fsyncs'][3]:.2f}), all processes {r['fsyncs'][1]:.2f}; {r['fsyncs'][4]:.2f} messages per batch",
+          flush=True)
     r["policy"] = policy_rates(sink, source, max(n // 5, 100), 3, conf_of)
     print(f"  policy on/off: {r['policy'][0]:.0f} / {r['policy'][1]:.0f} msg/s; cg {r['policy'][2]}", flush=True)
     r["idle"] = idle_connections(IDLE, conf_of)
@@ -327,8 +360,10 @@ def format_report(machine, rows, alone, n, size, reps):
     if "cg_intake" in alone:
         out.append(f"| instructions per message, relay intake (callgrind) | smtp process {alone['cg_intake'][0]:,.0f}; "
                    f"all processes incl. relaying {alone['cg_intake'][1]:,.0f} |")
-    out.append(f"| fsyncs per message, relay intake (strace) | smtp process {alone['fsyncs'][0]:.2f}; "
-               f"all processes incl. relaying {alone['fsyncs'][1]:.2f} |")
+    out.append(f"| fsyncs per message, relay intake, 10 sessions (strace) | smtp process {alone['fsyncs'][0]:.2f} "
+               f"(on its event loop {alone['fsyncs'][2]:.2f}; serial rounds, overlapping fsyncs counted once: "
+               f"{alone['fsyncs'][3]:.2f}); all processes incl. relaying {alone['fsyncs'][1]:.2f}; "
+               f"{alone['fsyncs'][4]:.2f} messages per group-commit batch |")
     on, off, cg = alone["policy"]
     out.append(f"| intake from a stranger, 10 sessions, SPF + DKIM verify + DMARC on / off | {on:.0f} / {off:.0f} msg/s |")
     if cg:

@@ -2,7 +2,8 @@
    AAR method-result reader (arc_aar_pass), the whole chain verifier, with a resolver
    that answers every lookup with the same (fuzzed) key record, the streaming entry
    fed the body in 7-octet chunks (it must agree with the whole-message call), and
-   the sealer over the same message (an ed25519 key made once). Input: first line
+   the sealer over the same message (an ed25519 key made once), and the instance a
+   sealer continues at (arc_max_instance). Input: first line
    the key record, the rest a message. */
 #include "auth/arc.h"
 #include "auth/arc_seal.h"
@@ -64,6 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         hlen = h->body_offset;
         enum arc_cv cv = arc_collect(h, c, why, sizeof why);
         if (cv == ARC_CV_PASS && (c->n == 0 || c->n > ARC_SETS_MAX))
+            __builtin_trap();
+        /* where a sealer continues: within 0..51, and the chain's own top when whole */
+        unsigned top = arc_max_instance(h);
+        if (top > ARC_SETS_MAX + 1 || (cv == ARC_CV_PASS && top != c->n))
             __builtin_trap();
     }
     free(c);

@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import socket
+import subprocess
 import time
 import unittest
 
@@ -102,6 +103,19 @@ def first_line(sock):
             break
         data += chunk
     return data
+
+
+class ListenBacklog(unittest.TestCase):
+    """The smtp listener's accept queue is the parent's 1024 (smtpd/parent.c), not
+    the 128 libevent would set by listening again: relaying clients connect in
+    bursts, and a SYN dropped on a full queue costs its client a second (issue 16)."""
+
+    def test_accept_queue(self):
+        with Ferry() as f:
+            out = subprocess.run(["ss", "-ltnH", f"sport = :{f.port}"], capture_output=True, text=True,
+                                 check=True).stdout.split()
+            # State, Recv-Q, Send-Q (for a listener: its backlog), local address...
+            self.assertEqual(out[2], str(min(1024, int(open("/proc/sys/net/core/somaxconn").read()))), out)
 
 
 class RelayNetworksExempt(unittest.TestCase):

@@ -108,7 +108,7 @@ class DeniedPeerPulls(PullBase):
 
     def test_denied_peer_may_pull_but_not_send(self):
         r = self.rmta(addr=PEER2)
-        f = self.sender("pull_mode = on\n", relay_networks="127.0.0.1/32")
+        f = self.sender("pull_mode = on\npull_denied_greeting = no\n", relay_networks="127.0.0.1/32")
         _, hid, msid = self.send_held(f, r)
         r.close()
         self.assertEqual(f.ferryctl("pull", "deny", PEER2).returncode, 0)

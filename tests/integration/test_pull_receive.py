@@ -21,6 +21,9 @@ DENIED = "127.0.0.4"
 OTHER = "127.0.0.5"
 PULL_CONF = ("pull_mode = on\npull_greylist_delay = 2s\nauth_plaintext_loopback = yes\n"
              "local_recipients = any\n")
+# Most tests here want a denied peer greeted (it may still pull); DeniedGreeting
+# checks the default, -03's 554 greeting.
+PULL_CONF_GREET_DENIED = PULL_CONF + "pull_denied_greeting = no\n"
 
 
 class Peer(SmtpLines):
@@ -55,7 +58,7 @@ class PullReceive(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dns = DnsServer({"example": SPF_ZONE}).start()
-        cls.f = Ferry(extra=PULL_CONF + "spf_check = yes\nresolver = 127.0.0.1:%d\n" % cls.dns.port)
+        cls.f = Ferry(extra=PULL_CONF_GREET_DENIED + "spf_check = yes\nresolver = 127.0.0.1:%d\n" % cls.dns.port)
         aliases = os.path.join(cls.f.dir, "aliases")
         with open(aliases, "w") as fh:
             fh.write("sales: kim\n")
@@ -390,7 +393,7 @@ class PullFcrdns(unittest.TestCase):
         from dnsserver import DnsServer
         dns = DnsServer(FCRDNS_ZONES)
         dns.start()
-        f = Ferry(extra=PULL_CONF + "resolver = 127.0.0.1:%d\n" % dns.port)
+        f = Ferry(extra=PULL_CONF_GREET_DENIED + "resolver = 127.0.0.1:%d\n" % dns.port)
         try:
             f.start()
             for args in (("allow", "peer.dmtp.test"), ("deny", "liar.dmtp.test")):
@@ -447,3 +450,40 @@ class PullReceiveCrash(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DeniedGreeting(unittest.TestCase):
+    """pull_denied_greeting = yes (the default): a denied peer is greeted 554 as
+    DMTP -03 §3.5 says, and then, as RFC 5321 §3.1 requires, only QUIT is served;
+    every other command (GTML too) gets 503 and counts toward max_errors."""
+
+    def test_denied_peer_is_greeted_554_and_may_only_quit(self):
+        f = Ferry(extra=PULL_CONF + "max_errors = 6\n")
+        try:
+            f.start()
+            self.assertEqual(f.ferryctl("pull", "deny", DENIED).returncode, 0)
+            c = Peer(f.port, DENIED)
+            self.assertEqual(c.greeting[0], 554, c.greeting)
+            self.assertEqual(c.greeting[1][0], "554 5.7.1 DENIED: no SMTP service for this host")
+            for line in ("EHLO smta.example", "MAIL FROM:<a@b.example>", "GTML 0123 bob@example.test"):
+                code, lines = c.cmd(line)
+                self.assertEqual(code, 503, lines)
+                self.assertIn("only QUIT after a 554 greeting", lines[0])
+            self.assertEqual(c.cmd("QUIT")[0], 221)
+            self.assertTrue(c.closed())
+            self.assertIn(f"dmtp peer [{DENIED}] denied: ", f.read_log())
+            self.assertIn("greeted 554", f.read_log())
+            # a peer that keeps talking is dropped once max_errors is passed
+            c = Peer(f.port, DENIED)
+            codes = []
+            while len(codes) < 10 and (not codes or codes[-1] == 503):
+                codes.append(c.cmd("NOOP")[0])
+            self.assertEqual(codes[-1], 421, codes)
+            self.assertGreaterEqual(len(codes), 5, codes)     # 503s first, up to the limit
+            self.assertTrue(c.closed())
+            # an unlisted peer is greeted as usual
+            c = Peer(f.port, OTHER)
+            self.assertEqual(c.greeting[0], 220)
+            c.cmd("QUIT")
+        finally:
+            f.cleanup()

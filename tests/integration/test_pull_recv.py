@@ -5,6 +5,7 @@ test tool, as the smtp process's MSID verb will). ferryctl pull fetch, or a
 NOTICE_AUTO notice, makes B pull from A over GTML: the message lands in B's
 Maildir byte-identical below the trace fields, and A removes the held copy."""
 import os
+import shutil
 import re
 import smtplib
 import subprocess
@@ -73,6 +74,84 @@ class PullRecv(PullBase):
         self.assertIn("pulls are being looked at", r.stdout)
         self.assert_pulled(a, b, hid, "fetched")
         self.assertIn(f"<bob@b.test> pulled by [{B_ADDR}]", a.read_log())
+
+    def test_pull_uses_starttls_when_the_holder_offers_it(self):
+        """A pull carries the whole message, so it is encrypted when the holder
+        offers STARTTLS (opportunistic, as a push at level may); the outcome is in
+        B's log and in the Received: field B adds."""
+        import tempfile
+        from tlscerts import make_ca_and_server
+        d = tempfile.mkdtemp(prefix="ferry-pulltls-")
+        os.chmod(d, 0o755)                  # read by the queue process's user
+        self.addCleanup(shutil.rmtree, d, True)
+        ca, cert, key = make_ca_and_server(d, cn="a.test", ip=A_ADDR)
+        r = ScriptedRmta()
+        try:
+            a = self.sender(extra=f"tls_cert = {cert}\ntls_key = {key}\n")
+            _, hid, msid = self.send_held(a, r, rcpts=("bob@b.test",), subj="over-tls")
+        finally:
+            r.close()
+        b = self.receiver(extra=f"smtp_tls_ca_file = {ca}\n")
+        nid = self.add_notice(b, msid)
+        self.assertEqual(b.ferryctl("pull", "fetch", "bob", nid).returncode, 0)
+        self.assert_pulled(a, b, hid, "over-tls")
+        self.assertRegex(b.read_log(), r"pull \S+ for <bob@b\.test>: STARTTLS with \[127\.0\.0\.6\]: TLS=TLSv1\.[23] ")
+        pulled = [p for p in b.mailbox_files("bob") if b"over-tls" in open(p, "rb").read()]
+        with open(pulled[0], "rb") as fh:
+            self.assertRegex(fh.read(), rb"with DMTP pull \(GTML\) id \S+\n\t\(using TLSv1\.[23] \S+\)\n")
+
+    def test_failed_handshake_is_retried_without_starttls(self):
+        """A holder that offers STARTTLS but breaks the handshake: that pull fails,
+        and the next try of the notice goes in plaintext instead of failing the
+        same way until the notice expires."""
+        import socket
+        import threading
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((A_ADDR, 25))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        seen = []
+        body = b"Subject: plain-retry\r\n\r\nhello\r\n"
+
+        def serve():
+            for _ in range(2):
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                f = c.makefile("rb")
+                c.sendall(b"220 fake.a.test ESMTP\r\n")
+                cmds = []
+                for line in f:
+                    cmd = line.decode().strip()
+                    cmds.append(cmd.split()[0].upper())
+                    if cmds[-1] == "EHLO":
+                        c.sendall(b"250-fake.a.test\r\n250-GTML\r\n250 STARTTLS\r\n")
+                    elif cmds[-1] == "STARTTLS":
+                        c.sendall(b"220 go ahead\r\n")
+                        break           # and hang up: the handshake fails
+                    elif cmds[-1] == "GTML":
+                        c.sendall(b"250 2.0.0 message follows\r\n" + body + b".\r\n")
+                    elif cmds[-1] == "QUIT":
+                        c.sendall(b"221 bye\r\n")
+                        break
+                seen.append(cmds)
+                f.close()
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        b = self.receiver(extra="pull_retry_min = 1s\n")
+        nid = self.add_notice(b, "0123456789abcdef-fake")
+        self.assertEqual(b.ferryctl("pull", "fetch", "bob", nid).returncode, 0)
+        self.assertTrue(wait_for(lambda: len(seen) == 2, 20), (seen, b.read_log()[-3000:]))
+        self.assertEqual(seen[0], ["EHLO", "STARTTLS"])
+        self.assertEqual(seen[1], ["EHLO", "GTML", "QUIT"])
+        self.assertIn("TLS handshake failed", b.read_log())
+        self.assertTrue(wait_for(lambda: any(open(p, "rb").read().endswith(b"hello\n") for p in b.mailbox_files("bob")), 10),
+                        b.read_log()[-3000:])
 
     def test_auto_notice_survives_kill9_and_is_pulled(self):
         a, hid, msid = self.held_at_a("auto")

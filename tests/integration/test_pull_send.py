@@ -31,12 +31,17 @@ MSG = ("From: alice@a.test\r\nTo: {to}\r\nSubject: {subj}\r\nMessage-ID: <{subj}
 
 class ScriptedRmta:
     """A receiving MTA on B_ADDR:25 that offers MSID and GTML (or not) and records
-    every command it gets. msid_reply: the reply to MSID."""
+    every command it gets. msid_reply: the reply to MSID; msid_gate: an Event the
+    reply to MSID waits for; drop_after_rcpt: the connection is closed right after
+    the reply to the first RCPT."""
 
-    def __init__(self, offer_msid=True, msid_reply="250 2.0.0 notice taken", code00=False, addr=B_ADDR):
+    def __init__(self, offer_msid=True, msid_reply="250 2.0.0 notice taken", code00=False, addr=B_ADDR,
+                 msid_gate=None, drop_after_rcpt=False):
         self.offer_msid = offer_msid
         self.msid_reply = msid_reply
         self.code00 = code00
+        self.msid_gate = msid_gate
+        self.drop_after_rcpt = drop_after_rcpt
         self.sessions = []
         self.data = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -73,7 +78,11 @@ class ScriptedRmta:
                     conn.sendall(("\r\n".join(out) + "\r\n").encode())
                 elif verb == "MAIL" or verb == "RCPT":
                     conn.sendall(b"253 send MSID\r\n" if self.code00 and verb == "MAIL" else b"250 2.1.0 ok\r\n")
+                    if verb == "RCPT" and self.drop_after_rcpt:
+                        return
                 elif verb == "MSID":
+                    if self.msid_gate is not None:
+                        self.msid_gate.wait(60)
                     conn.sendall((self.msid_reply + "\r\n").encode())
                 elif verb == "DATA" and self.code00:
                     conn.sendall(b"253 send MSID, not DATA\r\n")

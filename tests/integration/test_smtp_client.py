@@ -36,6 +36,7 @@ class Script:
         self.stall_body = 0              # seconds to stop reading after 354
         self.max_messages = None         # close at the MAIL after this many messages
         self.idle_421_after = None       # answer 421 to the MAIL after this many messages
+        self.stall_tls = 0               # answer STARTTLS 220, then say nothing for this long
         self.__dict__.update(kw)
 
 
@@ -172,6 +173,10 @@ class Server:
                 buf = buf[size:]
                 self.bdat_last = len(parts) > 2 and parts[2].upper() == "LAST"
                 reply("final", s.final)
+            elif verb == "STARTTLS" and s.stall_tls:
+                reply("STARTTLS", "220 2.0.0 Ready to start TLS")
+                time.sleep(s.stall_tls)
+                return
             elif verb == "RSET":
                 reply("RSET", "250 2.0.0 Ok")
             elif verb == "QUIT":
@@ -208,6 +213,7 @@ def send(targets, rcpts, message, *extra, timeout_ms=None, expect_rc=0):
     finally:
         os.unlink(path)
     assert p.returncode == expect_rc, f"smtp_send exited {p.returncode}: {p.stderr!r} {p.stdout!r}"
+    send.stderr = p.stderr.decode()
     out = p.stdout.decode()
     lines = out.splitlines()
     res, order = {}, []
@@ -398,6 +404,17 @@ class SmtpClient(unittest.TestCase):
         self.assertEqual(res["a@b.test"][0], "defer")
         self.assertEqual(res["a@b.test"][2], "4.4.2 timeout waiting for the reply to the end of the message data "
                                              "from mx.test[127.0.0.1]")
+
+    def test_stalled_tls_handshake_is_a_failed_handshake(self):
+        # The server takes STARTTLS and never answers the ClientHello: the hook
+        # TLS-RPT counts with hears of it (timed out, from which local address),
+        # and the target fails like any failed handshake.
+        srv = self.serve(ehlo=FULL_EHLO + ["STARTTLS"], stall_tls=5)
+        head, res, _ = send([("mx.test", srv.port)], ["a@b.test"], b"x\r\n", "--tls", "must", timeout_ms=700)
+        self.assertIn("tls=handshake timed out", head)
+        self.assertEqual(res["a@b.test"][:1], ("defer",))
+        self.assertEqual(res["a@b.test"][2], "4.7.5 TLS handshake with mx.test[127.0.0.1] timed out")
+        self.assertIn("hook: handshake-failed target=0 timed_out=1 local=127.0.0.1\n", send.stderr)
 
     def test_stalled_data_times_out(self):
         srv = self.serve(ehlo=["PIPELINING", "SIZE"], stall_body=4)

@@ -11,7 +11,9 @@ application/tlsrpt+gzip attachment, the RFC's Subject and TLS-Report-* headers)
 and one POST (Content-Type application/tlsrpt+gzip); each inflates to JSON that
 validates against tests/data/tlsrpt/report.schema.json with exact counts: 1
 success for rpt.test, 1 certificate-host-mismatch at mx.rptbad.test/127.0.0.41
-for rptbad.test. A second restart sends nothing again."""
+for rptbad.test. A second restart sends nothing again. The receiving Ferry
+takes both at its TLS report address and, after its report run, its
+`ferryctl tlsrpt summary` shows the same counts."""
 import email
 import gzip
 import http.server
@@ -63,27 +65,33 @@ def later(seconds):
     return [DATEFUDGE, when]
 
 
-class TlsRptDelivery(unittest.TestCase):
+class ReportWorld(unittest.TestCase):
+    """The stage of a TLS-RPT end-to-end test (no tests of its own): a test CA,
+    nginx on www:443 serving an MTA-STS policy per domain, nsd with each
+    domain's MX (mx.DOMAIN at mx), _mta-sts and _smtp._tls records, a receiving
+    Ferry on mx:25 whose certificate names mx_cn, and an HTTPS endpoint on
+    hook:443 recording each POST in Hook.posts."""
+
     @classmethod
-    def setUpClass(cls):
-        cls.d = tempfile.mkdtemp(prefix="ferry-tlsrpt-")
+    def build(cls, prefix, www, mx, hook, mx_cn, policies, rua):
+        cls.d = tempfile.mkdtemp(prefix=prefix)
         os.chmod(cls.d, 0o755)
-        cls.ca, cls.cert, cls.key = make_ca_and_server(cls.d, cn="mx.rpt.test", ip=MX)
-        _, hcert, hkey = make_ca_and_server(cls.d, name="hook", cn="hook.rpt.test", ip=HOOK)
-        wcert, wkey = multi_san_cert(cls.d, ["mta-sts.rpt.test", "mta-sts.rptbad.test"])
+        cls.ca, cls.cert, cls.key = make_ca_and_server(cls.d, cn=mx_cn, ip=mx)
+        _, hcert, hkey = make_ca_and_server(cls.d, name="hook", cn="hook.example.test", ip=hook)
+        wcert, wkey = multi_san_cert(cls.d, ["mta-sts." + dom for dom in policies])
         os.makedirs(os.path.join(cls.d, "nginx"))
-        cls.www = NginxServer(os.path.join(cls.d, "nginx"), WWW, 443, wcert, wkey,
+        cls.www = NginxServer(os.path.join(cls.d, "nginx"), www, 443, wcert, wkey,
                               f"location / {{ root {cls.d}/nginx/www/$host; }}")
-        cls.www.put("mta-sts.rpt.test/.well-known/mta-sts.txt", policy("enforce", "mx.rpt.test"))
-        cls.www.put("mta-sts.rptbad.test/.well-known/mta-sts.txt", policy("enforce", "mx.rptbad.test"))
-        zones = {dom: zone(dom, f"@ IN MX 10 mx\nmx IN A {MX}\n_mta-sts IN TXT \"v=STSv1; id=1\"\n"
-                                f"_smtp._tls IN TXT \"{RUA}\"\n") for dom in ("rpt.test", "rptbad.test")}
+        for dom, mx_pattern in policies.items():
+            cls.www.put(f"mta-sts.{dom}/.well-known/mta-sts.txt", policy("enforce", mx_pattern))
+        zones = {dom: zone(dom, f"@ IN MX 10 mx\nmx IN A {mx}\n_mta-sts IN TXT \"v=STSv1; id=1\"\n"
+                                f"_smtp._tls IN TXT \"{rua}\"\n") for dom in policies}
         cls.dns = DnsServer(zones).start()
-        cls.b = Ferry(extra=f"listen = smtp {MX}:25\ntls_cert = {cls.cert}\ntls_key = {cls.key}\n"
-                            "hostname = mx.rpt.test\n", domains="rpt.test rptbad.test")
+        cls.b = Ferry(extra=f"listen = smtp {mx}:25\ntls_cert = {cls.cert}\ntls_key = {cls.key}\n"
+                            f"hostname = {mx_cn}\n", domains=" ".join(policies))
         cls.b.start()
         Hook.posts = []
-        cls.httpd = http.server.ThreadingHTTPServer((HOOK, 443), Hook)
+        cls.httpd = http.server.ThreadingHTTPServer((hook, 443), Hook)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(hcert, hkey)
         cls.httpd.socket = ctx.wrap_socket(cls.httpd.socket, server_side=True)
@@ -109,6 +117,7 @@ class TlsRptDelivery(unittest.TestCase):
         return sorted(ids)[0]
 
     def day_later(self, f):
+        """The sender's ferryd again, its clock a day ahead (datefudge)."""
         log = open(f.log_path, "ab")
         p = subprocess.Popen(later(86400) + [os.path.join(os.path.dirname(FERRYCTL), "ferryd"), "-c", f.conf, "-f"],
                              stdout=log, stderr=log, cwd=f.dir, env=dict(os.environ, TZ="UTC"))
@@ -118,6 +127,14 @@ class TlsRptDelivery(unittest.TestCase):
     def stop(self, p):
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=20)
+
+
+
+class TlsRptDelivery(ReportWorld):
+    @classmethod
+    def setUpClass(cls):
+        cls.build("ferry-tlsrpt-", WWW, MX, HOOK, "mx.rpt.test",
+                  {"rpt.test": "mx.rpt.test", "rptbad.test": "mx.rptbad.test"}, RUA)
 
     def check(self, raw, domain):
         doc = json.loads(gzip.decompress(raw))
@@ -156,13 +173,13 @@ class TlsRptDelivery(unittest.TestCase):
         f.stop()
         p = self.day_later(f)
         try:
-            files = wait_for(lambda: len(self.b.mailbox_files("tlsrpt")) >= 2 and len(Hook.posts) >= 2 or None, 40)
+            files = wait_for(lambda: len(self.received()) >= 2 and len(Hook.posts) >= 2 or None, 40)
             self.assertTrue(files, (Hook.posts, f.read_log()[-4000:]))
             time.sleep(1)
         finally:
             self.stop(p)
         seen = {}
-        for path in self.b.mailbox_files("tlsrpt"):
+        for path in self.received():
             with open(path, "rb") as fp:
                 m = email.message_from_bytes(fp.read())
             dom = m["TLS-Report-Domain"]
@@ -194,7 +211,27 @@ class TlsRptDelivery(unittest.TestCase):
         finally:
             self.stop(p)
         self.assertEqual(len(Hook.posts), n)
-        self.assertEqual(len(self.b.mailbox_files("tlsrpt")), 2)
+        self.assertEqual(len(self.received()), 2)
+        # The receiving Ferry reads them: its report run (5 s after a start)
+        # stores both, and its summary shows what the sender counted.
+        self.b.stop()
+        self.b.start()
+        cur = os.path.join(self.b.maildir, ".tlsrpt-reports", "cur")
+        self.assertTrue(wait_for(lambda: os.path.isdir(cur) and
+                                 sum(n.endswith(":2,S") for n in os.listdir(cur)) == 2, 30), self.b.read_log()[-3000:])
+        r = subprocess.run([FERRYCTL, "-c", self.b.conf, "tlsrpt", "summary", "--json"], capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pairs = {(p["organization"], p["policy_domain"]): (p["reports"], p["successful"], p["failed"],
+                                                           p["failure_types"]) for p in json.loads(r.stdout)["pairs"]}
+        self.assertEqual(pairs, {("a.test", "rpt.test"): (1, 1, 0, {}),
+                                 ("a.test", "rptbad.test"): (1, 0, 1, {"certificate-host-mismatch": 1})})
+
+    def received(self):
+        """The reports b took at tlsrpt@rpt.test (its TLS report address: kept
+        in <mail_dir>/.tlsrpt-reports until its report run reads them)."""
+        box = os.path.join(self.b.maildir, ".tlsrpt-reports")
+        return sorted(os.path.join(box, d, n) for d in ("new", "cur") if os.path.isdir(os.path.join(box, d))
+                      for n in os.listdir(os.path.join(box, d)))
 
 
 if __name__ == "__main__":

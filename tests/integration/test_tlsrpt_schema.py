@@ -86,6 +86,25 @@ class TlsRptSchema(unittest.TestCase):
         with self.assertRaises(jsonschema.ValidationError):
             self.validate(bad)
 
+    def test_policy_level_failure_without_a_session(self):
+        """A policy fetch that failed concerns no MX host and no address: the two
+        fields are left out (not sent empty), which the schema allows only for the
+        policy-level result types; a session failure without them is refused."""
+        spec = SPEC.replace("fail sts-policy-fetch-error 192.0.2.1 mx1.example.com 198.51.100.7 1",
+                            "fail sts-policy-fetch-error 192.0.2.1 - - 1")
+        out = self.run_tool(spec=spec)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        doc = json.loads(out.stdout)
+        self.validate(doc)
+        fetch = doc["policies"][0]["failure-details"][2]
+        self.assertEqual(fetch["result-type"], "sts-policy-fetch-error")
+        self.assertNotIn("receiving-ip", fetch)
+        self.assertNotIn("receiving-mx-hostname", fetch)
+        bad = copy.deepcopy(doc)
+        del bad["policies"][0]["failure-details"][0]["receiving-ip"]
+        with self.assertRaises(jsonschema.ValidationError):
+            self.validate(bad)
+
     def test_writer_refuses_inconsistent_counts(self):
         out = self.run_tool(spec=SPEC.replace("17 6", "17 7"))
         self.assertEqual(out.returncode, 1)

@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 
 from ferrytest import ROOT, wait_for
 
@@ -65,6 +64,16 @@ def package_versions():
     return out
 
 
+def dkim_keypair(key, mode):
+    """Write a new RSA 2048 private key to key (with mode); return its DKIM TXT record."""
+    import base64
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+    os.chmod(key, mode)
+    pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode()
+
+
 def _read(path):
     try:
         with open(path, "rb") as f:
@@ -89,6 +98,8 @@ class _Peer:
 
     def __init__(self, address, dns_address, users, tls_cert, tls_key, ca, size_limit):
         self.address = address
+        # Its domain, and the one whose MX is the mid-DATA cut proxy.
+        self.domains = [self.domain, "cut." + self.domain]
         self.users = list(users)
         self.tls_cert, self.tls_key, self.ca = tls_cert, tls_key, ca
         self.size_limit = size_limit
@@ -185,12 +196,12 @@ qualify_domain = {domain}
 spool_directory = {dir}/spool
 log_file_path = {dir}/log/%slog
 pid_file_path = {dir}/exim.pid
-daemon_smtp_ports = 25
+daemon_smtp_ports = 25 : 587
 local_interfaces = {address}
 exim_user = Debian-exim
 exim_group = Debian-exim
 never_users = root
-domainlist local_domains = {domain}
+domainlist local_domains = {domain} : cut.{domain}
 hostlist relay_from_hosts = 127.0.0.1
 host_lookup =
 rfc1413_hosts =
@@ -218,6 +229,7 @@ acl_rcpt:
           message = 5.1.1 no such user here
   accept  domains = +local_domains
   accept  hosts = +relay_from_hosts
+  accept  authenticated = *
   deny    message = relay not permitted
 
 acl_data:
@@ -225,6 +237,15 @@ acl_data:
   accept
 
 begin routers
+# The smart-host cell, peer -> Ferry: mail from relay@ goes through Ferry's
+# submission port with AUTH.
+via_ferry:
+  driver = manualroute
+  senders = relay@{domain}
+  domains = !+local_domains
+  route_list = * mx.ferry.test byname
+  transport = ferry_submission
+  no_more
 local:
   driver = accept
   domains = +local_domains
@@ -246,6 +267,14 @@ maildir:
   delivery_date_add
   envelope_to_add
   return_path_add
+ferry_submission:
+  driver = smtp
+  port = 587
+  interface = {address}
+  hosts_require_tls = *
+  hosts_require_auth = *
+  tls_verify_certificates = {ca}
+  tls_verify_hosts = *
 remote_smtp:
   driver = smtp
   interface = {address}
@@ -259,6 +288,17 @@ remote_smtp:
 
 begin retry
 *   *   F,1h,1s
+
+begin authenticators
+# Server: Ferry logs in (the smart-host cell, Ferry -> peer), only under TLS.
+# Client: Exim logs in to Ferry's submission.
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_advertise_condition = ${{if def:tls_in_cipher}}
+  server_condition = ${{if and{{{{eq{{$auth2}}{{{smart_user}}}}}{{eq{{$auth3}}{{{smart_pass}}}}}}}}}
+  server_set_id = $auth2
+  client_send = ^{relay_user}^{relay_pass}
 """
 
 
@@ -271,26 +311,22 @@ class EximPeer(_Peer):
     name = "exim"
     domain = "exim.test"
 
-    def __init__(self, address, dns_address, users, tls_cert, tls_key, ca, size_limit=1048576):
+    def __init__(self, address, dns_address, users, tls_cert, tls_key, ca, size_limit=1048576,
+                 smart_auth=("", ""), relay_auth=("", "")):
         super().__init__(address, dns_address, users, tls_cert, tls_key, ca, size_limit)
         import pwd
         exim = pwd.getpwnam("Debian-exim")
         for sub in ("spool", "log"):
             os.mkdir(os.path.join(self.dir, sub), 0o750)
             os.chown(os.path.join(self.dir, sub), exim.pw_uid, exim.pw_gid)
-        key = os.path.join(self.dir, "dkim.key")
-        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
-        os.chmod(key, 0o644)
-        pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
-                             capture_output=True).stdout
-        import base64
-        self.dkim_txt = "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode()
+        self.dkim_txt = dkim_keypair(os.path.join(self.dir, "dkim.key"), 0o644)
         self.conf = os.path.join(self.dir, "exim.conf")
         with open(self.conf, "w") as f:
             f.write(_EXIM_CONF.format(exim=EXIM, dir=self.dir, domain=self.domain, address=address,
                                       cert=tls_cert, key=tls_key, ca=ca, size_limit=size_limit,
-                                      retry=self.retry_file,
-                                      users=" : ".join(u for u in self.users + ["retry-me", "postmaster"])))
+                                      retry=self.retry_file, smart_user=smart_auth[0],
+                                      smart_pass=smart_auth[1], relay_user=relay_auth[0], relay_pass=relay_auth[1],
+                                      users=" : ".join(u for u in self.users + ["retry-me", "postmaster", "relay"])))
 
     def version(self):
         r = subprocess.run([EXIM, "-C", self.conf, "-bV"], capture_output=True, text=True, timeout=20)
@@ -319,18 +355,33 @@ class OpenSmtpdPeer(_Peer):
     name = "opensmtpd"
     domain = "opensmtpd.test"
 
-    def __init__(self, address, dns_address, users, tls_cert, tls_key, ca, size_limit=1048576):
+    def __init__(self, address, dns_address, users, tls_cert, tls_key, ca, size_limit=1048576,
+                 smart_auth=("", ""), relay_auth=("", "")):
         super().__init__(address, dns_address, users, tls_cert, tls_key, ca, size_limit)
-        for sub in ("varspool", "run", "varlib/opensmtpd/empty"):
+        for sub in ("varspool", "run", "varlib/opensmtpd/empty", "certs"):
             os.makedirs(os.path.join(self.dir, sub), 0o755)
+        self.certs = os.path.join(self.dir, "certs")
+        shutil.copy(ca, os.path.join(self.certs, "ca-certificates.crt"))
         self.conf = os.path.join(self.dir, "smtpd.conf")
         # smtpd refuses a key readable by others.
         shutil.copy(tls_key, os.path.join(self.dir, "tls.key"))
         os.chmod(os.path.join(self.dir, "tls.key"), 0o600)
         tls_key = os.path.join(self.dir, "tls.key")
         with open(os.path.join(self.dir, "vusers"), "w") as f:
-            for u in self.users + ["retry-me", "postmaster"]:
-                f.write(f"{u}@{self.domain} nobody\n")
+            for d in self.domains:
+                for u in self.users + ["retry-me", "postmaster", "relay"]:
+                    f.write(f"{u}@{d} nobody\n")
+        with open(os.path.join(self.dir, "domains"), "w") as f:
+            f.write("".join(d + "\n" for d in self.domains))
+        # Its smart host (the smart-host cell, peer -> Ferry) and the users it would
+        # take AUTH from on 587, where it offers STARTTLS (the handshake fails: see
+        # the class comment) and AUTH only after it.
+        with open(os.path.join(self.dir, "secrets"), "w") as f:
+            f.write(f"ferry {relay_auth[0]}:{relay_auth[1]}\n")
+        with open(os.path.join(self.dir, "creds"), "w") as f:
+            f.write(f"{smart_auth[0]} {smart_auth[1]}\n")
+        for name in ("secrets", "creds"):
+            os.chmod(os.path.join(self.dir, name), 0o640)
         with open(self.retry_file, "w") as f:
             f.write(f"retry-me@{self.domain}\n")
         d = self.dir
@@ -342,12 +393,18 @@ pki mx.{self.domain} key "{tls_key}"
 ca testca cert "{ca}"
 smtp max-message-size {size_limit}
 table vusers file:{d}/vusers
+table domains file:{d}/domains
+table secrets file:{d}/secrets
+table creds file:{d}/creds
 table retryrcpt file:{self.retry_file}
 filter "retry" phase rcpt-to match rcpt-to <retryrcpt> reject "451 4.3.0 try again later"
 listen on {address} port 25 hostname mx.{self.domain} filter "retry"
+listen on {address} port 587 hostname mx.{self.domain} tls pki mx.{self.domain} auth <creds>
 action "local" maildir "{self.maildir}/%{{rcpt:lowercase}}" virtual <vusers>
 action "out" relay helo mx.{self.domain} src {address}
-match from any for domain "{self.domain}" action "local"
+action "via-ferry" relay host smtp+tls://ferry@mx.ferry.test:587 auth <secrets> helo mx.{self.domain} src {address}
+match from any for domain <domains> action "local"
+match from src 127.0.0.1 mail-from "relay@{self.domain}" for any action "via-ferry"
 match from src 127.0.0.1 for any action "out"
 match from local for any action "out"
 """)
@@ -363,7 +420,11 @@ match from local for any action "out"
                   (os.path.join(PEERS, "usr", "libexec"), "/usr/libexec"),
                   (os.path.join(self.dir, "run"), "/run"),
                   (os.path.join(self.dir, "varlib"), "/var/lib"),
-                  (self.resolv, "/etc/resolv.conf")]
+                  (self.resolv, "/etc/resolv.conf"),
+                  # It verifies its smart host against its compiled-in CA file only
+                  # (/etc/ssl/certs/ca-certificates.crt, which may not exist here:
+                  # the directory, from the openssl package, does).
+                  (self.certs, "/etc/ssl/certs")]
         self._spawn(mounts, [SMTPD, "-d", "-v", "-f", self.conf], out)
 
     def release_retry(self):

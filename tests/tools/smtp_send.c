@@ -14,6 +14,8 @@
  * stays open. Prints, per transaction, "remote=HOST ip=IP tried=N txn=K
  * open=0|1 unattempted=0|1 tls=DESC", then per recipient, in order:
  * "<ADDR> ok|defer|fail relayed=0|1" and the lines "  text: TEXT" and "  reply: REPLY".
+ * A failed TLS handshake is told on stderr: "hook: handshake-failed target=N
+ * timed_out=0|1 local=IP" (the hook TLS-RPT counts with).
  */
 #include "delivery/smtp_client.h"
 #include "lib/netaddr.h"
@@ -74,6 +76,17 @@ static bool hook_judge(void *arg, size_t target, SSL *ssl, bool *verified, char 
     snprintf(desc, descsz, "%s:%s", v, ciph);
     *verified = false;
     return true;
+}
+
+static struct smtp_client *the_client;
+
+/* TLS-RPT's view of a failed handshake, on stderr: the tests read it there. */
+static void hook_handshake_failed(void *arg, size_t target, SSL *ssl, bool timed_out)
+{
+    char local[64] = "?";
+    if (the_client)
+        smtp_client_local_addr(the_client, local, sizeof local);
+    fprintf(stderr, "hook: handshake-failed target=%zu timed_out=%d local=%s\n", target, timed_out, local);
 }
 
 static void usage(const char *why)
@@ -188,7 +201,7 @@ int main(int argc, char **argv)
     p.msg_fd = fd;
     p.targets = targets;
     p.ntargets = ntargets;
-    struct smtp_tls_hooks hooks = {hook_mode, hook_new_ssl, hook_judge, NULL, NULL, NULL};
+    struct smtp_tls_hooks hooks = {hook_mode, hook_new_ssl, hook_judge, NULL, NULL, hook_handshake_failed};
     if (tool_mode != SMTP_TLS_OFF) {
         tool_ctx = SSL_CTX_new(TLS_client_method());
         SSL_CTX_set_verify(tool_ctx, SSL_VERIFY_NONE, NULL);
@@ -196,7 +209,7 @@ int main(int argc, char **argv)
     }
     next_txn = (struct smtp_txn_params){&e, idx, e.nrcpts, fd, 0};
     struct event_base *base = event_base_new();
-    if (!base || !smtp_client_start(base, &p, on_done, &e)) {
+    if (!base || !(the_client = smtp_client_start(base, &p, on_done, &e))) {
         perror("smtp_client_start");
         return 1;
     }

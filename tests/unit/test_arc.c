@@ -1,7 +1,8 @@
 /* Unit tests for auth/arc_*: the structural checks of RFC 8617 §5.2 steps 1-3 over
    raw header blocks (instances, the 50-set limit, cv= rules, duplicates, h= in a
-   seal), the AAR instance prefix, and seal-then-verify round trips over a table
-   resolver (ed25519 and rsa keys made here). */
+   seal), the AAR instance prefix, seal-then-verify round trips over a table
+   resolver (ed25519 and rsa keys made here), the streaming sealer against the
+   whole-message one, and the sealer's refusals (§5.1 steps 2 and 3). */
 #include "auth/arc.h"
 #include "auth/arc_seal.h"
 #include "auth/dkim_key.h"
@@ -182,6 +183,78 @@ START_TEST(aar_pass)
 }
 END_TEST
 
+/* The smtp process seals as the body streams to the spool: fed in chunks of any size
+   and given the header section alone, the sealer makes the very fields the
+   whole-message call makes (ed25519 signs deterministically; same t=). */
+START_TEST(seal_streaming_equals_whole)
+{
+    char err[256];
+    EVP_PKEY *k = dkim_keygen(DKIM_ALGO_ED25519_SHA256, 0, err, sizeof err);
+    ck_assert_ptr_nonnull(k);
+    struct dkim_sign_key key = { .pkey = k, .algo = DKIM_ALGO_ED25519_SHA256, .domain = "x.test", .selector = "s" };
+    const char *hdr = "From: a@b.test\r\nSubject: hi\r\n\r\n";
+    struct buf msg, whole, streamed;
+    buf_init(&msg, 1 << 20);
+    buf_init(&whole, 1 << 20);
+    buf_init(&streamed, 1 << 20);
+    buf_puts(&msg, hdr);
+    for (int i = 0; i < 500; i++)
+        buf_printf(&msg, "line %d  with  spaces \t\r\n", i);
+    buf_puts(&msg, "\r\n\r\n");
+    ck_assert_int_eq(arc_seal_message(&key, "mx.x.test; spf=pass", ARC_CV_NONE, 1700000000, msg.data, msg.len,
+                                      &whole, err, sizeof err), 0);
+    struct arc_sealer *sl = arc_sealer_new();
+    ck_assert_ptr_nonnull(sl);
+    size_t body = strlen(hdr);
+    for (size_t off = body, n = 1; off < msg.len; off += n, n = n * 3 + 1)
+        arc_sealer_body(sl, msg.data + off, off + n > msg.len ? msg.len - off : n);
+    ck_assert_int_eq(arc_sealer_finish(sl, &key, "mx.x.test; spf=pass", ARC_CV_NONE, 1700000000, hdr,
+                                       body - 2, &streamed, err, sizeof err), 0);
+    ck_assert_uint_eq(streamed.len, whole.len);
+    ck_assert(memcmp(streamed.data, whole.data, whole.len) == 0);
+    /* finish is once only */
+    ck_assert_int_lt(arc_sealer_finish(sl, &key, "x", ARC_CV_NONE, 1, hdr, body, &streamed, err, sizeof err), 0);
+    arc_sealer_free(sl);
+    buf_free(&msg);
+    buf_free(&whole);
+    buf_free(&streamed);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
+/* §5.1 step 2: a newest seal saying cv=fail is left alone (1, nothing added). A
+   chain broken before its seals can be read (an unreadable AMS i=) is continued
+   at one more than the highest instance seen, with cv=fail. */
+START_TEST(seal_newest_fail_and_broken_chain)
+{
+    char err[256];
+    EVP_PKEY *k = dkim_keygen(DKIM_ALGO_ED25519_SHA256, 0, err, sizeof err);
+    struct dkim_sign_key key = { .pkey = k, .algo = DKIM_ALGO_ED25519_SHA256, .domain = "x.test", .selector = "s" };
+    struct buf m, out;
+    buf_init(&m, 1 << 16);
+    buf_init(&out, 1 << 16);
+    add_set(&m, 2, "fail", "");
+    add_set(&m, 1, "none", "");
+    buf_puts(&m, "From: a@b.test\r\n\r\nbody\r\n");
+    ck_assert_int_eq(arc_seal_message(&key, "mx.x.test; arc=fail", ARC_CV_FAIL, 1, m.data, m.len, &out, err,
+                                      sizeof err), 1);
+    ck_assert_uint_eq(out.len, 0);
+    buf_reset(&m);
+    add_set(&m, 3, "pass", "");
+    buf_puts(&m, "ARC-Message-Signature: i=x; a=rsa-sha256; d=x.test; s=s; h=from; bh=AAAA; b=AAAA\r\n");
+    buf_puts(&m, "From: a@b.test\r\n\r\nbody\r\n");
+    static struct dkim_header h;
+    ck_assert_int_eq(dkim_split_header(m.data, m.len, &h, err, sizeof err), 0);
+    ck_assert_uint_eq(arc_max_instance(&h), 3);
+    ck_assert_int_eq(arc_seal_message(&key, "mx.x.test; arc=fail", ARC_CV_PASS, 1, m.data, m.len, &out, err,
+                                      sizeof err), 0);
+    ck_assert_msg(strncmp(out.data, "ARC-Seal: i=4; a=ed25519-sha256; cv=fail;", 41) == 0, "%.60s", out.data);
+    buf_free(&m);
+    buf_free(&out);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
 Suite *arc_suite(void)
 {
     Suite *s = suite_create("arc");
@@ -192,6 +265,8 @@ Suite *arc_suite(void)
     tcase_add_test(tc, aar_pass);
     tcase_add_test(tc, seal_verify_ed25519);
     tcase_add_test(tc, seal_verify_rsa);
+    tcase_add_test(tc, seal_streaming_equals_whole);
+    tcase_add_test(tc, seal_newest_fail_and_broken_chain);
     suite_add_tcase(s, tc);
     return s;
 }

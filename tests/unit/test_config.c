@@ -620,7 +620,21 @@ START_TEST(dmarc_reporting_keys)
     ck_assert_str_eq(cfg.dmarc_report_email, "noreply-dmarc@mx.example.net");
     ck_assert_str_eq(cfg.dmarc_reports_address, "dmarc-reports@example.net");
     ck_assert(settings_dmarc_report_domain(&cfg, "anything.example"));
+    /* TLS reports: tlsrpt@ each local domain unless listed */
+    ck_assert_uint_eq(cfg.tlsrpt_reports_address.n, 2);
+    ck_assert(settings_is_tlsrpt_address(&cfg, "TLSRPT@example.org"));
+    ck_assert(!settings_is_tlsrpt_address(&cfg, "tlsrpt@mx.example.net"));
+    ck_assert(settings_tlsrpt_our_domain(&cfg, "example.org."));
+    ck_assert(!settings_tlsrpt_our_domain(&cfg, "sub.example.org"));
     settings_free(&cfg);
+    load_ok("local_domains = example.net\nrelay_domains = example.com\n"
+            "tlsrpt_reports_address = tls@example.net, reports@example.com\n");
+    ck_assert_uint_eq(cfg.tlsrpt_reports_address.n, 2);
+    ck_assert(settings_is_tlsrpt_address(&cfg, "reports@example.com"));
+    ck_assert(!settings_is_tlsrpt_address(&cfg, "tlsrpt@example.net"));
+    ck_assert(settings_tlsrpt_our_domain(&cfg, "example.com"));
+    settings_free(&cfg);
+    load_err("tlsrpt_reports_address = not an address\n", 1, "local@domain");
 
     load_ok("dmarc_report_domains = Example.COM, example.org.\ndmarc_report_org_name = Example & Co <x>\n"
             "dmarc_report_email = dmarc@example.com\ndmarc_report_interval = 6h\n"

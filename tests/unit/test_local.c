@@ -392,6 +392,36 @@ START_TEST(check_only_counts_includes_unread)
 }
 END_TEST
 
+/* What ARC sealing at intake asks of a RCPT check (smtpd/smtp_arc_seal.h): does the
+   expansion leave this host? A remote target says so; an include file, unread at
+   RCPT, is flagged; local targets are neither. */
+static bool forwards(const char *addr)
+{
+    struct local_targets ts = { 0 };
+    struct delivery_status st;
+    bool remote = false;
+    ck_assert_int_eq(local_resolve(&res, addr, &ts, &st), 0);
+    for (size_t i = 0; i < ts.n; i++)
+        remote |= ts.v[i].kind == LT_REMOTE;
+    remote |= ts.unread_include;
+    local_targets_free(&ts);
+    return remote;
+}
+
+START_TEST(check_only_tells_forwarding)
+{
+    res.check_only = true;
+    ck_assert(forwards("fwd@example.test"));
+    ck_assert(forwards("list@example.test"));
+    ck_assert(forwards("info@other.test") == false);
+    ck_assert(forwards("team@example.test") == false);
+    ck_assert(forwards("keep@example.test") == false);
+    ck_assert(forwards("box@virt.test") == false);
+    res.check_only = false;
+    ck_assert(forwards("list@example.test"));  /* read at delivery: carol@remote.test */
+}
+END_TEST
+
 START_TEST(detect_syntax)
 {
     enum local_map_syntax syn;
@@ -487,6 +517,7 @@ Suite *local_suite(void)
     tcase_add_test(tc, resolve_loops_and_depth);
     tcase_add_test(tc, resolve_virtual);
     tcase_add_test(tc, check_only_counts_includes_unread);
+    tcase_add_test(tc, check_only_tells_forwarding);
     tcase_add_test(tc, queued_targets_round_trip);
     tcase_add_test(tc, failure_mapping);
     tcase_add_test(tc, resolve_refuses_control_names);

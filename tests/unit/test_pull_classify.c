@@ -3,6 +3,8 @@
    private-address rule, and the Berkeley DB store on real files. */
 #include "pull/classify.h"
 #include "tests/unit/unit.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,7 +169,7 @@ static struct pull_lists *store_open(char *dir, struct fdb_env **env)
     char err[512];
     ck_assert_ptr_nonnull(mkdtemp(dir));
     ck_assert_msg(fdb_env_open(dir, env, err, sizeof err) == 0, "%s", err);
-    struct pull_lists *l = pull_lists_open(*env, err, sizeof err);
+    struct pull_lists *l = pull_lists_open(*env, false, err, sizeof err);
     ck_assert_msg(l != NULL, "%s", err);
     return l;
 }
@@ -233,7 +235,7 @@ START_TEST(store_round_trip)
     /* durable: a fresh environment sees the same */
     fdb_env_close(env);
     ck_assert_int_eq(fdb_env_open(dir, &env, err, sizeof err), 0);
-    l = pull_lists_open(env, err, sizeof err);
+    l = pull_lists_open(env, false, err, sizeof err);
     ck_assert_int_eq(pull_correspondent_is(l, "alice", "friend@far.test"), 1);
     ck_assert_int_eq(pull_peer_load(l, &pe, &n), 0);
     ck_assert_uint_eq(n, 1);
@@ -326,6 +328,60 @@ START_TEST(store_large_lists)
 }
 END_TEST
 
+/* A list database that cannot be opened (here: not a database at all) is an
+   error for every lookup, never "not on the list"; a lazy store opens it once it
+   is usable again, a strict one refuses to open. */
+START_TEST(store_unreadable_list)
+{
+    char dir[] = "/tmp/ferry-pcl-XXXXXX", err[512], path[64];
+    struct fdb_env *env;
+    struct pull_lists *l = store_open(dir, &env);
+    ck_assert_int_eq(pull_peer_set(l, "192.0.2.0/24", PULL_DENIED, err, sizeof err), 0);
+    ck_assert_int_eq(pull_user_set(l, "alice", "pest@friends.example", PULL_DENIED, err, sizeof err), 0);
+    pull_lists_close(l);
+    fdb_env_close(env);
+    const char *files[] = { "pull_peers.db", "pull_users.db", "pull_correspondents.db" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *fh = fopen(path, "w");
+        ck_assert_ptr_nonnull(fh);
+        for (int k = 0; k < 1024; k++)
+            fputs("junk", fh);
+        fclose(fh);
+    }
+    ck_assert_int_eq(fdb_env_open(dir, &env, err, sizeof err), 0);
+    ck_assert_ptr_null(pull_lists_open(env, false, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "pull_peers.db"));
+    l = pull_lists_open(env, true, err, sizeof err);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_ptr_nonnull(strstr(err, "pull_peers.db"));
+
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "192.0.2.7", &a.sin_addr);
+    struct pull_peer_facts f = { .ip = (const struct sockaddr *)&a, .fcrdns = "" };
+    struct pull_verdict v;
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), -1);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+    ck_assert_ptr_nonnull(strstr(v.reason, "cannot be read"));
+    ck_assert_int_eq(pull_classify_sender_db(l, "alice", "pest@friends.example", false, &v), -1);
+    ck_assert_int_eq(pull_correspondent_is(l, "alice", "pest@friends.example"), -1);
+    ck_assert_int_eq(pull_peer_set(l, "192.0.2.1", PULL_ALLOWED, err, sizeof err), -1);
+    struct pull_peer_entry *pe;
+    size_t n;
+    ck_assert_int_eq(pull_peer_load(l, &pe, &n), -1);
+
+    /* usable again (the junk removed: Berkeley DB creates an empty list): after
+       the reopen interval the lazy store opens it */
+    snprintf(path, sizeof path, "%s/pull_peers.db", dir);
+    ck_assert_int_eq(unlink(path), 0);
+    sleep(6);
+    ck_assert_int_eq(pull_classify_peer_db(l, &f, &v), 0);
+    ck_assert_int_eq(v.cls, PULL_UNCLASSIFIED);
+    ck_assert_int_eq(pull_classify_sender_db(l, "alice", "pest@friends.example", false, &v), -1);  /* still junk */
+    store_remove(dir, l, env);
+}
+END_TEST
+
 static Suite *pull_classify_suite(void)
 {
     Suite *s = suite_create("pull_classify");
@@ -336,6 +392,7 @@ static Suite *pull_classify_suite(void)
     tcase_add_test(tc, private_addresses);
     tcase_add_test(tc, store_round_trip);
     tcase_add_test(tc, store_large_lists);
+    tcase_add_test(tc, store_unreadable_list);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;

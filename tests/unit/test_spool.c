@@ -10,6 +10,7 @@
  * spool_clean_incoming; spool_draft_abort; a batch of three committed at once.
  */
 #include "queue/spool.h"
+#include "tests/unit/spool_fixture.h"
 #include "tests/unit/unit.h"
 
 #include <dirent.h>
@@ -23,25 +24,6 @@ static char root[64];
 static char spdir[128];
 static struct spool sp;
 static char err[256];
-
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                continue;
-            char sub[PATH_MAX];
-            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-            rm_rf(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static void setup(void)
 {
@@ -60,17 +42,7 @@ static void teardown(void)
 
 static int count_files(const char *sub)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", spdir, sub);
-    DIR *d = opendir(path);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            n++;
-    closedir(d);
-    return n;
+    return spool_count_files(spdir, sub);
 }
 
 static bool exists(const char *sub, const char *id, const char *ext)

@@ -286,6 +286,27 @@ START_TEST(record_bound)
 }
 END_TEST
 
+START_TEST(tlsa_policy_text)
+{
+    struct dane_set set;
+    memset(&set, 0, sizeof set);
+    set.n = 2;
+    set.r[0] = (struct dane_record){ .usage = 3, .selector = 1, .matching = 1, .len = 4 };
+    memcpy(set.r[0].data, "\x1f\x85\x0a\x33", 4);
+    set.r[1] = (struct dane_record){ .usage = 2, .selector = 0, .matching = 0, .len = 300 };
+    memset(set.r[1].data, 0xab, 300);
+    char out[700];
+    ck_assert_uint_eq(dane_set_text(&set, out, sizeof out), 2);
+    ck_assert(strncmp(out, "3 1 1 1F850A33\n2 0 0 ABAB", 25) == 0);
+    ck_assert_uint_eq(strlen(out), 14 + 1 + 6 + 600);
+    /* a record that does not fit is left out whole; the rest stay */
+    ck_assert_uint_eq(dane_set_text(&set, out, 100), 1);
+    ck_assert_str_eq(out, "3 1 1 1F850A33");
+    ck_assert_uint_eq(dane_set_text(&set, out, 10), 0);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
 START_TEST(effective_level)
 {
     struct dane_result usable, unusable, none, insecure;
@@ -338,6 +359,7 @@ Suite *tls_policy_suite(void)
     tcase_add_test(tc, answer_classification);
     tcase_add_test(tc, record_bound);
     tcase_add_test(tc, effective_level);
+    tcase_add_test(tc, tlsa_policy_text);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -22,7 +22,15 @@ START_TEST(keys)
     struct tlsrpt_event f = {.when = 86400 * 20000 + 86399, .domain = "example.com", .ptype = "sts",
                              .result = "starttls-not-supported", .mx = "mx.example.com", .ip = "127.0.0.42"};
     ck_assert_int_gt(tlsrpt_store_key(&f, k, sizeof k), 0);
-    ck_assert_str_eq(k, "C1\t20000\texample.com\tsts\tstarttls-not-supported\tmx.example.com\t127.0.0.42");
+    ck_assert_str_eq(k, "C1\t20000\texample.com\tsts\tstarttls-not-supported\tmx.example.com\t127.0.0.42\t\t");
+    f.sip = "192.0.2.25";
+    f.reason = "TLS handshake timed out";
+    ck_assert_int_gt(tlsrpt_store_key(&f, k, sizeof k), 0);
+    ck_assert_str_eq(k, "C1\t20000\texample.com\tsts\tstarttls-not-supported\tmx.example.com\t127.0.0.42"
+                        "\t192.0.2.25\tTLS handshake timed out");
+    f.reason = "a\nb";
+    ck_assert_int_eq(tlsrpt_store_key(&f, k, sizeof k), -1);
+    f.reason = f.sip = NULL;
     /* refused: an unknown result type, a tab in a field, no domain, too small */
     f.result = "bogus";
     ck_assert_int_eq(tlsrpt_store_key(&f, k, sizeof k), -1);
