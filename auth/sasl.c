@@ -9,23 +9,24 @@
 #include <string.h>
 
 enum mech { M_PLAIN, M_LOGIN, M_SCRAM };
-enum step { S_START, S_LOGIN_USER, S_LOGIN_PASS, S_SCRAM_FINAL, S_SCRAM_ACK, S_DONE };
+enum step { S_START, S_LOGIN_USER, S_LOGIN_PASS, S_WAIT, S_SCRAM_FINAL, S_SCRAM_ACK, S_DONE };
 
 struct sasl_server {
     enum mech mech;
     enum step step;
-    sasl_lookup_fn lookup;
-    void *arg;
+    enum sasl_question q;       /* pending while step == S_WAIT */
     char user[SASL_USER_MAX + 1];
     const char *reason;
+    char reason_buf[96];        /* the verifier's reason */
+    unsigned char *password;    /* PASSWORD: the copy asked about, wiped after */
+    size_t password_len;
+    unsigned char proof[CRED_KEY_LEN];
     /* SCRAM */
     char nonce[128];            /* server part, set by tests or random */
     char gs2[8];                /* "n,," or "y,," */
+    char client_nonce[128];     /* until the server-first message is made */
     char combined_nonce[256];   /* client nonce + ours, as sent in server-first */
-    struct buf auth_message;    /* client-first-bare "," server-first */
-    struct credentials cred;
-    bool user_known;
-    char server_sig_b64[64];
+    struct buf auth_message;    /* client-first-bare "," server-first "," client-final-without-proof */
 };
 
 const char *sasl_mechanisms(void)
@@ -33,7 +34,7 @@ const char *sasl_mechanisms(void)
     return "PLAIN LOGIN SCRAM-SHA-256";
 }
 
-struct sasl_server *sasl_start(const char *mech, sasl_lookup_fn lookup, void *arg)
+struct sasl_server *sasl_start(const char *mech)
 {
     enum mech m;
     if (str_ieq(mech, "PLAIN"))
@@ -48,9 +49,7 @@ struct sasl_server *sasl_start(const char *mech, sasl_lookup_fn lookup, void *ar
     if (!s)
         return NULL;
     s->mech = m;
-    s->lookup = lookup;
-    s->arg = arg;
-    buf_init(&s->auth_message, 4 * SASL_LINE_MAX);
+    buf_init(&s->auth_message, SASL_AUTH_MESSAGE_MAX);
     return s;
 }
 
@@ -59,7 +58,10 @@ void sasl_free(struct sasl_server *s)
     if (!s)
         return;
     buf_free(&s->auth_message);
-    OPENSSL_cleanse(&s->cred, sizeof s->cred);
+    if (s->password) {
+        OPENSSL_cleanse(s->password, s->password_len);
+        free(s->password);
+    }
     free(s);
 }
 
@@ -96,35 +98,17 @@ static void challenge_b64(const char *text, size_t len, char *out, size_t outsz)
         out[0] = '\0';
 }
 
-/* Look up the user; an unknown user gets keys derived from nothing, so the work and
-   the answer look the same until the very end. */
-static void load_credentials(struct sasl_server *s)
+/* Stop and ask the verifier whether pw is the user's password. */
+static enum sasl_status ask_password(struct sasl_server *s, const char *pw, size_t len)
 {
-    s->user_known = s->lookup(s->arg, s->user, &s->cred) == 0;
-    if (!s->user_known) {
-        /* Stable per name for this process (asking twice gives the same salt), but
-           keyed with a random secret, so nobody can compute it from the name and
-           tell an unknown user from a real one. */
-        static unsigned char secret[32];
-        static bool have_secret;
-        if (!have_secret && RAND_bytes(secret, sizeof secret) == 1)
-            have_secret = true;
-        unsigned char salt[32];
-        cred_hmac(secret, sizeof secret, s->user, strlen(s->user), salt);
-        cred_derive("not a password", 14, salt, CRED_SALT_LEN, CRED_DEFAULT_ITERATIONS, &s->cred);
-    }
-}
-
-static enum sasl_status check_password(struct sasl_server *s, const char *pw, size_t len)
-{
-    load_credentials(s);
-    bool ok = cred_check_password(&s->cred, pw, len);
-    if (!s->user_known)
-        return fail(s, SASL_FAIL, "unknown user");
-    if (!ok)
-        return fail(s, SASL_FAIL, "wrong password");
-    s->step = S_DONE;
-    return SASL_SUCCESS;
+    s->password = malloc(len ? len : 1);
+    if (!s->password)
+        return fail(s, SASL_FAIL, "out of memory");
+    memcpy(s->password, pw, len);
+    s->password_len = len;
+    s->q = SASL_Q_PASSWORD;
+    s->step = S_WAIT;
+    return SASL_VERIFY;
 }
 
 static bool set_user(struct sasl_server *s, const char *u, size_t len)
@@ -149,7 +133,7 @@ static enum sasl_status plain(struct sasl_server *s, const unsigned char *m, siz
         return fail(s, SASL_MALFORMED, "PLAIN message without a user name");
     if (zlen && (zlen != ulen || !str_nieq((const char *)m, s->user, zlen)))
         return fail(s, SASL_FAIL, "PLAIN authorization identity differs from the user");
-    return check_password(s, (const char *)z2 + 1, plen);
+    return ask_password(s, (const char *)z2 + 1, plen);
 }
 
 /* A SCRAM attribute "x=value" at *p in msg; advances past the following ','. */
@@ -226,7 +210,26 @@ static enum sasl_status scram_first(struct sasl_server *s, const char *m, size_t
             return fail(s, SASL_MALFORMED, "SCRAM nonce with an unprintable character");
     if (!set_user(s, user, strlen(user)))
         return fail(s, SASL_MALFORMED, "SCRAM bad user name");
-    load_credentials(s);
+    if (nl >= sizeof s->client_nonce)
+        return fail(s, SASL_MALFORMED, "SCRAM nonce too long");
+    memcpy(s->client_nonce, nonce, nl);
+    s->client_nonce[nl] = '\0';
+    /* AuthMessage = client-first-message-bare "," server-first-message "," ... */
+    if (buf_append(&s->auth_message, m + bare, n - bare) < 0)
+        return fail(s, SASL_MALFORMED, "SCRAM message too long");
+    s->q = SASL_Q_SCRAM_PARAMS;
+    s->step = S_WAIT;
+    return SASL_VERIFY;
+}
+
+/* The salt and iteration count are known: the server-first message. */
+static enum sasl_status scram_server_first(struct sasl_server *s, const struct sasl_verdict *v, char *ch,
+                                           size_t chsz)
+{
+    if (v->ok < 0)
+        return fail(s, SASL_TEMPFAIL, "the user database cannot be asked");
+    if (v->ok == 0 || v->salt_len == 0 || v->salt_len > CRED_SALT_LEN || v->iterations == 0)
+        return fail(s, SASL_FAIL, "no SCRAM parameters for the user");
     if (!s->nonce[0]) {
         unsigned char r[18];
         if (RAND_bytes(r, sizeof r) != 1)
@@ -234,16 +237,14 @@ static enum sasl_status scram_first(struct sasl_server *s, const char *m, size_t
         cred_b64_encode(r, sizeof r, s->nonce, sizeof s->nonce);
     }
     char salt64[64], first[512];
-    cred_b64_encode(s->cred.salt, s->cred.salt_len, salt64, sizeof salt64);
-    int fl = snprintf(first, sizeof first, "r=%.*s%s,s=%s,i=%u", (int)nl, nonce, s->nonce, salt64,
-                      s->cred.iterations);
+    cred_b64_encode(v->salt, v->salt_len, salt64, sizeof salt64);
+    int fl = snprintf(first, sizeof first, "r=%s%s,s=%s,i=%u", s->client_nonce, s->nonce, salt64, v->iterations);
     if (fl < 0 || (size_t)fl >= sizeof first)
         return fail(s, SASL_MALFORMED, "SCRAM nonce too long");
-    /* AuthMessage = client-first-message-bare "," server-first-message "," ... */
-    if (buf_append(&s->auth_message, m + bare, n - bare) < 0 || buf_puts(&s->auth_message, ",") < 0 ||
-        buf_puts(&s->auth_message, first) < 0 || buf_puts(&s->auth_message, ",") < 0)
+    if (buf_puts(&s->auth_message, ",") < 0 || buf_puts(&s->auth_message, first) < 0 ||
+        buf_puts(&s->auth_message, ",") < 0)
         return fail(s, SASL_MALFORMED, "SCRAM message too long");
-    snprintf(s->combined_nonce, sizeof s->combined_nonce, "%.*s%s", (int)nl, nonce, s->nonce);
+    snprintf(s->combined_nonce, sizeof s->combined_nonce, "%s%s", s->client_nonce, s->nonce);
     challenge_b64(first, (size_t)fl, ch, chsz);
     s->step = S_SCRAM_FINAL;
     return SASL_CONTINUE;
@@ -279,24 +280,10 @@ static enum sasl_status scram_final(struct sasl_server *s, const char *m, size_t
         return fail(s, SASL_MALFORMED, "SCRAM proof is not 32 octets of base64");
     if (buf_append(&s->auth_message, m, without_proof) < 0)
         return fail(s, SASL_MALFORMED, "SCRAM message too long");
-    unsigned char client_sig[32], client_key[32], stored[32], server_sig[32];
-    cred_hmac(s->cred.stored_key, CRED_KEY_LEN, s->auth_message.data, s->auth_message.len, client_sig);
-    for (int i = 0; i < 32; i++)
-        client_key[i] = client_proof[i] ^ client_sig[i];
-    cred_sha256(client_key, 32, stored);
-    bool ok = CRYPTO_memcmp(stored, s->cred.stored_key, 32) == 0;
-    if (!s->user_known)
-        return fail(s, SASL_FAIL, "unknown user");
-    if (!ok)
-        return fail(s, SASL_FAIL, "wrong password (SCRAM proof)");
-    cred_hmac(s->cred.server_key, CRED_KEY_LEN, s->auth_message.data, s->auth_message.len, server_sig);
-    char sig64[64], final[80];
-    cred_b64_encode(server_sig, 32, sig64, sizeof sig64);
-    str_copy(s->server_sig_b64, sig64, sizeof s->server_sig_b64);
-    int fl = snprintf(final, sizeof final, "v=%s", sig64);
-    challenge_b64(final, (size_t)fl, ch, chsz);
-    s->step = S_SCRAM_ACK;
-    return SASL_CONTINUE;
+    memcpy(s->proof, client_proof, CRED_KEY_LEN);
+    s->q = SASL_Q_SCRAM_PROOF;
+    s->step = S_WAIT;
+    return SASL_VERIFY;
 }
 
 /* One decoded client message. */
@@ -321,7 +308,7 @@ static enum sasl_status feed(struct sasl_server *s, const unsigned char *m, size
         s->step = S_LOGIN_PASS;
         return SASL_CONTINUE;
     case S_LOGIN_PASS:
-        return check_password(s, (const char *)m, n);
+        return ask_password(s, (const char *)m, n);
     case S_SCRAM_FINAL:
         return scram_final(s, (const char *)m, n, ch, chsz);
     case S_SCRAM_ACK:
@@ -329,6 +316,7 @@ static enum sasl_status feed(struct sasl_server *s, const unsigned char *m, size
             return fail(s, SASL_MALFORMED, "SCRAM: expected an empty response after the server signature");
         s->step = S_DONE;
         return SASL_SUCCESS;
+    case S_WAIT:
     case S_DONE:
         break;
     }
@@ -370,4 +358,57 @@ enum sasl_status sasl_initial(struct sasl_server *s, const char *ir, char *ch, s
     if (strcmp(ir, "=") == 0)
         return feed(s, (const unsigned char *)"", 0, ch, chsz);     /* an empty initial response */
     return sasl_step(s, ir, strlen(ir), ch, chsz);
+}
+
+void sasl_get_request(const struct sasl_server *s, struct sasl_request *out)
+{
+    memset(out, 0, sizeof *out);
+    out->q = s->q;
+    out->user = s->user;
+    if (s->q == SASL_Q_PASSWORD) {
+        out->data = s->password;
+        out->len = s->password_len;
+    } else if (s->q == SASL_Q_SCRAM_PROOF) {
+        out->data = (const unsigned char *)s->auth_message.data;
+        out->len = s->auth_message.len;
+        memcpy(out->proof, s->proof, sizeof out->proof);
+    }
+}
+
+static enum sasl_status verdict_fail(struct sasl_server *s, const struct sasl_verdict *v, const char *dflt)
+{
+    if (v->ok < 0)
+        return fail(s, SASL_TEMPFAIL, "the user database cannot be asked");
+    str_copy(s->reason_buf, v->reason[0] ? v->reason : dflt, sizeof s->reason_buf);
+    return fail(s, SASL_FAIL, s->reason_buf);
+}
+
+enum sasl_status sasl_answer(struct sasl_server *s, const struct sasl_verdict *v, char *ch, size_t chsz)
+{
+    ch[0] = '\0';
+    if (s->step != S_WAIT)
+        return fail(s, SASL_MALFORMED, "an answer without a question");
+    switch (s->q) {
+    case SASL_Q_PASSWORD:
+        OPENSSL_cleanse(s->password, s->password_len);
+        free(s->password);
+        s->password = NULL;
+        if (v->ok != 1)
+            return verdict_fail(s, v, "wrong password");
+        s->step = S_DONE;
+        return SASL_SUCCESS;
+    case SASL_Q_SCRAM_PARAMS:
+        return scram_server_first(s, v, ch, chsz);
+    case SASL_Q_SCRAM_PROOF: {
+        if (v->ok != 1)
+            return verdict_fail(s, v, "wrong password (SCRAM proof)");
+        char sig64[64], final[80];
+        cred_b64_encode(v->server_sig, CRED_KEY_LEN, sig64, sizeof sig64);
+        int fl = snprintf(final, sizeof final, "v=%s", sig64);
+        challenge_b64(final, (size_t)fl, ch, chsz);
+        s->step = S_SCRAM_ACK;
+        return SASL_CONTINUE;
+    }
+    }
+    return fail(s, SASL_MALFORMED, "an unknown question");
 }

@@ -2,6 +2,7 @@
 #include "auth/userdb.h"
 #include "lib/buf.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,20 +12,32 @@
 
 struct userdb {
     struct fdb *db;
+    bool secrets;               /* users.db (with credentials), else the directory */
 };
 
-struct userdb *userdb_open(struct fdb_env *env, char *err, size_t errlen)
+static struct userdb *open_db(struct fdb_env *env, const char *file, bool secrets, char *err, size_t errlen)
 {
     struct userdb *u = calloc(1, sizeof *u);
     if (!u) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (fdb_open(env, "users.db", &u->db, err, errlen) < 0) {
+    if (fdb_open(env, file, &u->db, err, errlen) < 0) {
         free(u);
         return NULL;
     }
+    u->secrets = secrets;
     return u;
+}
+
+struct userdb *userdb_open(struct fdb_env *env, char *err, size_t errlen)
+{
+    return open_db(env, USERDB_DIRECTORY_FILE, false, err, errlen);
+}
+
+struct userdb *userdb_open_secrets(struct fdb_env *env, char *err, size_t errlen)
+{
+    return open_db(env, USERDB_SECRETS_FILE, true, err, errlen);
 }
 
 void userdb_close(struct userdb *u)
@@ -54,7 +67,7 @@ int userdb_name(const char *name, char *out, size_t outsz, const char **why)
     return 0;
 }
 
-int userdb_serialize(const struct user_record *r, char *out, size_t outsz)
+static int serialize(const struct user_record *r, bool with_cred, char *out, size_t outsz)
 {
     char salt[64], stored[64], server[64];
     cred_b64_encode(r->cred.salt, r->cred.salt_len, salt, sizeof salt);
@@ -62,8 +75,10 @@ int userdb_serialize(const struct user_record *r, char *out, size_t outsz)
     cred_b64_encode(r->cred.server_key, CRED_KEY_LEN, server, sizeof server);
     struct buf b;
     buf_init(&b, outsz - 20);
-    int rc = buf_printf(&b, "FERRY-USER 1\nname %s\niterations %u\nsalt %s\nstored %s\nserver %s\ncreated %lld\n",
-                        r->name, r->cred.iterations, salt, stored, server, (long long)r->created);
+    int rc = with_cred ? buf_printf(&b, "FERRY-USER 1\nname %s\niterations %u\nsalt %s\nstored %s\nserver %s\n",
+                                    r->name, r->cred.iterations, salt, stored, server)
+                       : buf_printf(&b, "FERRY-USER 1\nname %s\n", r->name);
+    rc |= buf_printf(&b, "created %lld\n", (long long)r->created);
     for (size_t i = 0; i < r->naddrs; i++)
         rc |= buf_printf(&b, "addr %s\n", r->addrs[i]);
     if (rc < 0) {
@@ -72,7 +87,14 @@ int userdb_serialize(const struct user_record *r, char *out, size_t outsz)
     }
     int n = snprintf(out, outsz, "%send %08lx\n", b.data, (unsigned long)crc32(0, (const Bytef *)b.data, (uInt)b.len));
     buf_free(&b);
+    OPENSSL_cleanse(stored, sizeof stored);
+    OPENSSL_cleanse(server, sizeof server);
     return n < 0 || (size_t)n >= outsz ? -1 : n;
+}
+
+int userdb_serialize(const struct user_record *r, char *out, size_t outsz)
+{
+    return serialize(r, true, out, outsz);
 }
 
 static int key_b64(const char *v, unsigned char *out, size_t want, size_t *got)
@@ -86,7 +108,9 @@ static int key_b64(const char *v, unsigned char *out, size_t want, size_t *got)
     return 0;
 }
 
-int userdb_parse(const char *data, size_t len, struct user_record *r, char *err, size_t errlen)
+/* need_cred: a users.db record; else a directory record, which has no
+   credentials (and must not: one that did would be a copy of a secret). */
+static int parse(const char *data, size_t len, bool need_cred, struct user_record *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     const char *endrec;
@@ -150,17 +174,22 @@ int userdb_parse(const char *data, size_t len, struct user_record *r, char *err,
             return -1;
         }
     }
-    if (have != 31 || r->cred.iterations == 0) {
-        snprintf(err, errlen, "user record is missing fields");
+    if (need_cred ? have != 31 || r->cred.iterations == 0 : have != 1) {
+        snprintf(err, errlen, need_cred ? "user record is missing fields" : "directory record with credentials");
         return -1;
     }
     return 0;
 }
 
+int userdb_parse(const char *data, size_t len, struct user_record *r, char *err, size_t errlen)
+{
+    return parse(data, len, true, r, err, errlen);
+}
+
 static int put(struct userdb *u, const struct user_record *r, char *err, size_t errlen)
 {
     char *rec = malloc(RECORD_MAX);
-    int n = rec ? userdb_serialize(r, rec, RECORD_MAX) : -1;
+    int n = rec ? serialize(r, u->secrets, rec, RECORD_MAX) : -1;
     int rc = n < 0 ? -1 : fdb_put(u->db, NULL, r->name, strlen(r->name), rec, (size_t)n);
     free(rec);
     if (rc < 0)
@@ -182,7 +211,8 @@ int userdb_get(struct userdb *u, const char *name_in, struct user_record *out, c
             snprintf(err, errlen, "cannot read the user database");
         return r;
     }
-    r = userdb_parse(v, n, out, err, errlen);
+    r = parse(v, n, u->secrets, out, err, errlen);
+    OPENSSL_cleanse(v, n);
     free(v);
     return r;
 }
@@ -298,8 +328,33 @@ out:
     return rc;
 }
 
+int userdb_import(struct userdb *u, const struct user_record *r, char *err, size_t errlen)
+{
+    struct user_record *old = malloc(sizeof *old);
+    if (!old)
+        return -1;
+    int g = userdb_get(u, r->name, old, err, errlen);
+    OPENSSL_cleanse(old, sizeof *old);
+    free(old);
+    if (g <= 0)
+        return g == 0 ? 1 : -1;
+    return put(u, r, err, errlen) < 0 ? -1 : 0;
+}
+
+int userdb_publish(struct userdb *dir, const struct user_record *r, char *err, size_t errlen)
+{
+    return put(dir, r, err, errlen);
+}
+
+int userdb_unpublish(struct userdb *dir, const char *name, char *err, size_t errlen)
+{
+    int r = userdb_del(dir, name, err, errlen);
+    return r == 1 ? 0 : r;
+}
+
 struct list_ctx {
     int (*fn)(const struct user_record *, void *);
+    bool secrets;
     void *arg;
     struct user_record r;
 };
@@ -308,7 +363,7 @@ static int visit(const void *k, size_t kl, const void *v, size_t vl, void *arg)
 {
     struct list_ctx *c = arg;
     char err[128];
-    if (userdb_parse(v, vl, &c->r, err, sizeof err) < 0) {
+    if (parse(v, vl, c->secrets, &c->r, err, sizeof err) < 0) {
         memset(&c->r, 0, sizeof c->r);
         snprintf(c->r.name, sizeof c->r.name, "%.*s", (int)(kl < USERDB_NAME_MAX ? kl : USERDB_NAME_MAX),
                  (const char *)k);
@@ -323,6 +378,7 @@ int userdb_list(struct userdb *u, int (*fn)(const struct user_record *r, void *a
         return -1;
     c->fn = fn;
     c->arg = arg;
+    c->secrets = u->secrets;
     int r = fdb_foreach(u->db, visit, c);
     free(c);
     return r;

@@ -1,8 +1,20 @@
 /*
- * userdb — SMTP AUTH users in Berkeley DB ("users.db" in the data_dir
- * environment): name → credentials (auth/credentials.h: salt, iterations, SCRAM
- * StoredKey and ServerKey; never the password) and the addresses the user may send
- * as ("alice@example.org", or "@example.org" for a whole domain).
+ * userdb — SMTP AUTH users in Berkeley DB, in two databases:
+ *
+ *  - users.db, in the auth_dir environment (lib/privsep.h): name → credentials
+ *    (auth/credentials.h: salt, iterations, SCRAM StoredKey and ServerKey; never
+ *    the password), creation time and the addresses the user may send as
+ *    ("alice@example.org", or "@example.org" for a whole domain). The one copy of
+ *    the secrets: read by the auth process (smtpd/authproc.h), written by ferryctl.
+ *  - userdir.db, the directory, in the data_dir environment: the same records
+ *    without the credentials, for the questions that need no secret ("does this
+ *    user exist" at RCPT and in delivery, "may this user send as that address").
+ *    ferryctl rewrites a user's entry from users.db after each change
+ *    (userdb_publish), so users.db is the truth and the directory a copy of its
+ *    public half; a directory record that holds credentials is refused.
+ *
+ * Which one a handle is follows from how it was opened; every function works on
+ * either.
  *
  * Records are text, self-checking ("FERRY-USER 1" ... "end CRC-32"): a damaged
  * record is reported, never half-trusted. Names are 1 to 64 octets of
@@ -34,7 +46,13 @@ struct user_record {
 
 struct userdb;
 
+#define USERDB_SECRETS_FILE "users.db"
+#define USERDB_DIRECTORY_FILE "userdir.db"
+
+/* The directory (in the data_dir environment): no credentials. */
 struct userdb *userdb_open(struct fdb_env *env, char *err, size_t errlen);
+/* users.db with the credentials (in the auth_dir environment). */
+struct userdb *userdb_open_secrets(struct fdb_env *env, char *err, size_t errlen);
 void userdb_close(struct userdb *u);
 
 /* A valid user name, lower-cased into out. -1 with *why when not. */
@@ -47,6 +65,14 @@ int userdb_del(struct userdb *u, const char *name, char *err, size_t errlen);
 int userdb_get(struct userdb *u, const char *name, struct user_record *out, char *err, size_t errlen);
 /* addr: "user@domain" or "@domain". */
 int userdb_addr(struct userdb *u, const char *name, const char *addr, bool add, char *err, size_t errlen);
+/* Store r as it is (credentials and all) unless its name is there already:
+   0 stored, 1 already there (left alone), -1 error. For `ferryctl user sync`,
+   which imports users.db records an older Ferry kept in data_dir. */
+int userdb_import(struct userdb *u, const struct user_record *r, char *err, size_t errlen);
+/* Write r's public half into the directory dir (replacing what was there), or
+   remove name from it (0 also when it was not there). -1 with err. */
+int userdb_publish(struct userdb *dir, const struct user_record *r, char *err, size_t errlen);
+int userdb_unpublish(struct userdb *dir, const char *name, char *err, size_t errlen);
 /* Visit every user in name order; stops when fn returns non-zero. */
 int userdb_list(struct userdb *u, int (*fn)(const struct user_record *r, void *arg), void *arg);
 

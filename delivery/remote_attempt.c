@@ -1,5 +1,6 @@
 /* remote_attempt — see remote_attempt.h. */
 #include "delivery/remote_attempt.h"
+#include "lib/privsep.h"
 #include "delivery/dane.h"
 #include "delivery/mta_sts.h"
 #include "delivery/mx.h"
@@ -697,14 +698,16 @@ static int parse_source(const char *text, struct sockaddr_storage *sa, socklen_t
     return 0;
 }
 
-/* MTA-STS's policy cache (data_dir/mta_sts.db), HTTPS client and discovery. */
+/* MTA-STS's policy cache (mta_sts.db in the queue's own environment,
+   lib/privsep.h: the smtp process cannot poison it), HTTPS client and discovery. */
 static int sts_open(struct remote_ctx *x, char *err, size_t errsz)
 {
     const struct ferry_config *cfg = x->cfg;
     struct mta_sts_config sc = {cfg->smtp_tls_ca_file[0] ? cfg->smtp_tls_ca_file : NULL, 0,
                                 cfg->mta_sts_test_policy_addr[0] ? cfg->mta_sts_test_policy_addr : NULL};
-    if (fdb_env_open(cfg->data_dir, &x->env, err, errsz) < 0 || fdb_open(x->env, "mta_sts.db", &x->sts_db, err,
-                                                                          errsz) < 0)
+    char qdir[PATH_MAX];
+    if (fdb_env_open(privsep_queue_data_dir(cfg, qdir, sizeof qdir), &x->env, err, errsz) < 0 ||
+        fdb_open(x->env, "mta_sts.db", &x->sts_db, err, errsz) < 0)
         return -1;
     x->https = https_fetcher_new(x->base);
     x->sts = x->https ? mta_sts_new(x->dns, x->https, x->sts_db, &sc) : NULL;
@@ -715,10 +718,11 @@ static int sts_open(struct remote_ctx *x, char *err, size_t errsz)
     return 0;
 }
 
-/* TLS-RPT's counters (data_dir/tlsrpt.db), in the same environment. */
+/* TLS-RPT's counters (tlsrpt.db), in the same environment. */
 static int rpt_open(struct remote_ctx *x, char *err, size_t errsz)
 {
-    if (!x->env && fdb_env_open(x->cfg->data_dir, &x->env, err, errsz) < 0)
+    char qdir[PATH_MAX];
+    if (!x->env && fdb_env_open(privsep_queue_data_dir(x->cfg, qdir, sizeof qdir), &x->env, err, errsz) < 0)
         return -1;
     return fdb_open(x->env, TLSRPT_STORE_DB, &x->rpt_db, err, errsz);
 }

@@ -5,7 +5,7 @@
  * process after each TLS step (delivery/remote_attempt.c), and read by the daily
  * report run.
  *
- * Store: tlsrpt.db in the data_dir environment. One counter per key
+ * Store: tlsrpt.db in the queue's own environment (lib/privsep.h). One counter per key
  *   "C1\t" DAY "\t" DOMAIN "\t" PTYPE "\t" RESULT "\t" MX "\t" IP
  * and, for a failure, "\t" SIP "\t" REASON after it (SIP: the sending MTA's
  * address, REASON: a failure-reason-code; either may be empty; a key without

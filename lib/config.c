@@ -247,9 +247,14 @@ int conf_load(const char *path, const struct conf_setting *schema, size_t n, voi
         set_err(err, errlen, path, 0, "cannot open: %s", strerror(errno));
         return -1;
     }
+    /* Our own stdio buffer, wiped after: the file's text must not linger in freed
+       memory that every child inherits (each keeps only its part: lib/privsep.h). */
+    static char iobuf[8192];
+    setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
     bool *seen = calloc(n, sizeof *seen);
     if (!seen) {
         fclose(f);
+        explicit_bzero(iobuf, sizeof iobuf);
         set_err(err, errlen, path, 0, "out of memory");
         return -1;
     }
@@ -321,8 +326,11 @@ int conf_load(const char *path, const struct conf_setting *schema, size_t n, voi
         rc = -1;
     }
     free(seen);
+    if (line)
+        explicit_bzero(line, cap);
     free(line);
     fclose(f);
+    explicit_bzero(iobuf, sizeof iobuf);
     if (rc < 0)
         conf_release(schema, n, dst);
     return rc;

@@ -24,6 +24,20 @@
 
 #define PRIVSEP_DEFAULT_QUEUE_USER "ferryq"
 
+/* Where the AUTH users' secrets live: auth_dir, or "<data_dir>-auth" when unset.
+   Root's (0700) when ferryd runs as root; read only by the auth process and
+   ferryctl (smtpd/authproc.h). */
+const char *privsep_auth_dir(const struct ferry_config *cfg, char *buf, size_t bufsz);
+/* Make or check the auth directory (0700): root's when we are root, reached
+   without following anything `user` could change (lib/safe_dir.h). 0, or -1 with
+   err. */
+int privsep_prepare_auth_dir(const struct ferry_config *cfg, char *err, size_t errlen);
+/* The queue process's own Berkeley DB environment (mta_sts.db, tlsrpt.db):
+   queue_data_dir, or "<data_dir>-queue" when unset; queue_user's, 0700, so the
+   smtp process can neither read nor poison what the queue trusts. */
+const char *privsep_queue_data_dir(const struct ferry_config *cfg, char *buf, size_t bufsz);
+/* Make or check it (as privsep_prepare_auth_dir, owned by queue_user). */
+int privsep_prepare_queue_data_dir(const struct ferry_config *cfg, char *err, size_t errlen);
 /* The queue process's account name (see above). */
 const char *privsep_queue_user(const struct ferry_config *cfg);
 /* Do the smtp and queue users differ (looked up; false when either is unknown)? */
@@ -32,5 +46,16 @@ bool privsep_split(const struct ferry_config *cfg);
 mode_t privsep_umask(const struct ferry_config *cfg);
 /* The group bits to add to the shared directories' modes: 02070 split, else 0. */
 mode_t privsep_dir_group_bits(const struct ferry_config *cfg);
+
+/* Each child's copy of the configuration holds only what it needs (called in
+   the child, right after fork). SMTP: no outbound settings (relayhost, its
+   credentials file, the outbound TLS policy and CA file), no TLS key or
+   certificate path (the context is built), no auth_dir or queue_data_dir, no
+   mailbox_transport. QUEUE: no TLS key or certificate path, no relayhost
+   credentials file (the credentials themselves are passed), no auth_dir, no
+   dkim_key_dir. KEYS and AUTH keep nothing: the caller has copied the one
+   directory each needs, and the whole configuration is freed and zeroed. */
+enum privsep_role { PRIVSEP_SMTP, PRIVSEP_QUEUE, PRIVSEP_KEYS, PRIVSEP_AUTH };
+void privsep_trim_config(struct ferry_config *cfg, enum privsep_role role);
 
 #endif

@@ -11,10 +11,14 @@
  *   PROC_HOME_RESULT   parent -> queue: the result line.
  *   PROC_PULL_NUDGE    smtp -> parent -> queue, no payload: DMTP notices to pull at
  *                      once were stored or marked; the pull client looks now.
+ *   PROC_KEYS_RESTARTED parent -> smtp, no payload: a new key process serves the
+ *                      key link; the smtp process may ask it at once, even while
+ *                      its circuit breaker is open (smtpd/keyproc.h).
  */
 #ifndef FERRY_PROC_MSG_H
 #define FERRY_PROC_MSG_H
 
-enum proc_msg { PROC_QUEUE_NEW = 1, PROC_HOME_DELIVER = 2, PROC_HOME_RESULT = 3, PROC_PULL_NUDGE = 4 };
+enum proc_msg { PROC_QUEUE_NEW = 1, PROC_HOME_DELIVER = 2, PROC_HOME_RESULT = 3, PROC_PULL_NUDGE = 4,
+                PROC_KEYS_RESTARTED = 5 };
 
 #endif

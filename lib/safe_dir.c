@@ -152,6 +152,12 @@ int safe_dir_make(int parentfd, const char *name, const char *shown, mode_t mode
 
 int safe_dir_prepare(const char *path, mode_t mode, const struct safe_owner *o, char *err, size_t errlen)
 {
+    return safe_dir_prepare_for(path, mode, o, o, err, errlen);
+}
+
+int safe_dir_prepare_for(const char *path, mode_t mode, const struct safe_owner *o, const struct safe_owner *leaf_owner,
+                         char *err, size_t errlen)
+{
     char parent[PATH_MAX];
     size_t len = str_copy(parent, path, sizeof parent);
     if (len >= sizeof parent) {
@@ -180,7 +186,7 @@ int safe_dir_prepare(const char *path, mode_t mode, const struct safe_owner *o, 
     int pfd = safe_dir_walk(parent, true, o, err, errlen);
     if (pfd < 0)
         return -1;
-    int fd = safe_dir_make(pfd, name, path, mode, o, err, errlen);
+    int fd = safe_dir_make(pfd, name, path, mode, leaf_owner, err, errlen);
     close(pfd);
     return fd;
 }

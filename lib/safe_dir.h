@@ -47,5 +47,9 @@ int safe_dir_make(int parentfd, const char *name, const char *shown, mode_t mode
 
 /* Both: walk path's parent (creating it), make path itself. Returns the descriptor. */
 int safe_dir_prepare(const char *path, mode_t mode, const struct safe_owner *o, char *err, size_t errlen);
+/* The same, but the directory itself goes to leaf_owner (root's own auth_dir, say,
+   under a path walked as o would be). */
+int safe_dir_prepare_for(const char *path, mode_t mode, const struct safe_owner *o, const struct safe_owner *leaf_owner,
+                         char *err, size_t errlen);
 
 #endif

@@ -218,6 +218,8 @@ static const struct conf_setting schema[] = {
       .def = "smtp 0.0.0.0:25", .check = check_listen },
     S("spool_dir", CONF_PATH, spool_dir, "/var/spool/ferry"),
     S("data_dir", CONF_PATH, data_dir, "/var/lib/ferry"),
+    S("auth_dir", CONF_PATH, auth_dir, ""),
+    S("queue_data_dir", CONF_PATH, queue_data_dir, ""),
     S("mail_dir", CONF_PATH, mail_dir, "/var/mail/ferry"),
     S("pid_file", CONF_PATH, pid_file, ""),
     { .key = "local_domains", .type = CONF_LIST, .offset = offsetof(struct ferry_config, local_domains),

@@ -58,6 +58,8 @@ struct ferry_config {
     struct conf_list listen;
     char spool_dir[PATH_MAX];
     char data_dir[PATH_MAX];
+    char auth_dir[PATH_MAX];        /* "": <data_dir>-auth (lib/privsep.h) */
+    char queue_data_dir[PATH_MAX];  /* "": <data_dir>-queue (lib/privsep.h) */
     char mail_dir[PATH_MAX];
     char pid_file[PATH_MAX];
     struct conf_list local_domains;

@@ -5,6 +5,7 @@
  * lists before any callback about it runs, and dispatching new work happens
  * from an event of its own, never from inside submit. */
 #include "queue/delivery_pool.h"
+#include "lib/proc_fork.h"
 #include "delivery/local_job.h"
 #include "delivery/local_resolve.h"
 #include "delivery/local_worker.h"
@@ -206,17 +207,8 @@ static void on_worker_msg(struct ipc_chan *c, uint32_t type, const void *data, s
 /* In the child: nothing of the queue process's stays but the channel and stdio. */
 static void worker_child(struct delivery_pool *p, int fd)
 {
-    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2 };
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaction(sigs[i], &sa, NULL);
-    sa.sa_handler = SIG_IGN;        /* a command that stops reading is an EPIPE, not our death */
-    sigaction(SIGPIPE, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Signals: proc_fork reset them (SIGPIPE ignored: a command that stops
+       reading is an EPIPE, not our death). */
     /* The queue's lock, spool, listeners, DNS and SMTP sockets all go: a worker
        outliving the queue process must not hold its lock. */
     if (fd > 3)
@@ -231,7 +223,7 @@ static int worker_start(struct worker *w)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -1;
-    pid_t pid = fork();
+    pid_t pid = proc_fork();
     if (pid < 0) {
         close(sv[0]);
         close(sv[1]);
@@ -385,6 +377,25 @@ struct delivery_pool *delivery_pool_new(struct event_base *base, const struct fe
     return p;
 }
 
+/* Wait for a worker told to stop, but not for ever: one that neither dies of
+   SIGTERM nor sees its channel close (stopped, or wedged) is killed after
+   WORKER_STOP_MS, so the queue process itself always gets to exit. */
+#define WORKER_STOP_MS 3000
+static void stop_worker(pid_t pid)
+{
+    for (int waited = 0; waited < WORKER_STOP_MS; waited += 10) {
+        pid_t r = waitpid(pid, NULL, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return;
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    log_warn("delivery worker %ld did not stop within %d ms; killing it", (long)pid, WORKER_STOP_MS);
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
 void delivery_pool_free(struct delivery_pool *p)
 {
     if (!p)
@@ -393,8 +404,8 @@ void delivery_pool_free(struct delivery_pool *p)
         struct worker *w = &p->w[i];
         if (w->pid) {
             kill(w->pid, SIGTERM);
-            ipc_chan_free(w->chan);
-            waitpid(w->pid, NULL, 0);
+            ipc_chan_free(w->chan);     /* and its end of the channel: EOF ends it too */
+            stop_worker(w->pid);
         }
         job_free(w->job);
         if (w->timer)

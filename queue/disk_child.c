@@ -1,5 +1,6 @@
 /* disk_child — see disk_child.h. */
 #include "queue/disk_child.h"
+#include "lib/proc_fork.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -74,7 +75,7 @@ struct disk_child *disk_child_run(struct event_base *base, disk_child_fn fn, voi
         errno = saved ? saved : ENOMEM;
         return NULL;
     }
-    pid_t pid = fork();
+    pid_t pid = proc_fork();
     if (pid < 0) {
         int saved = errno;
         close(p[1]);
@@ -83,10 +84,6 @@ struct disk_child *disk_child_run(struct event_base *base, disk_child_fn fn, voi
         return NULL;
     }
     if (pid == 0) {
-        signal(SIGTERM, SIG_DFL);       /* the queue's handlers write to its loop */
-        signal(SIGINT, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGCHLD, SIG_DFL);
         char out[1 + DISK_CHILD_RESULT_MAX];
         size_t len = 0;
         int code = fn(fnarg, out + 1, &len);

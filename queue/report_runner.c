@@ -1,5 +1,6 @@
 /* report_runner — see report_runner.h. */
 #include "queue/report_runner.h"
+#include "lib/proc_fork.h"
 #include "lib/log.h"
 #include "queue/dmarc_job.h"
 #include "queue/tlsrpt_import.h"
@@ -110,7 +111,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         close(p[1]);
         return;
     }
-    pid_t pid = fork();
+    pid_t pid = proc_fork();
     if (pid < 0) {
         log_warn("dmarc reports: cannot fork: %s", strerror(errno));
         event_free(r->child_ev);
@@ -123,10 +124,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         /* Only the pipe's write end stays (its closing tells the queue we are
            done): the queue's lock, spool, sockets and workers' channels all go,
            so a run outliving the queue process holds none of them. */
-        signal(SIGTERM, SIG_DFL);       /* the queue's handlers wrote to its loop */
-        signal(SIGINT, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGCHLD, SIG_DFL);
         int keep = p[1] == 3 ? 3 : dup2(p[1], 3);
         if (keep == 3) {
             close_range(4, ~0U, 0);

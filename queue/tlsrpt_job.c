@@ -1,5 +1,6 @@
 /* tlsrpt_job — see tlsrpt_job.h. */
 #include "queue/tlsrpt_job.h"
+#include "lib/privsep.h"
 #include "delivery/tls_txt.h"
 #include "delivery/tlsrpt_report.h"
 #include "delivery/tlsrpt_store.h"
@@ -421,7 +422,8 @@ int tlsrpt_job_run(const struct ferry_config *cfg, long long now, struct tlsrpt_
     memset(res, 0, sizeof *res);
     struct fdb_env *env;
     struct fdb *db;
-    if (fdb_env_open(cfg->data_dir, &env, err, errlen) < 0)
+    char qdir[PATH_MAX];
+    if (fdb_env_open(privsep_queue_data_dir(cfg, qdir, sizeof qdir), &env, err, errlen) < 0)
         return -1;
     if (fdb_open(env, TLSRPT_STORE_DB, &db, err, errlen) < 0) {
         fdb_env_close(env);

@@ -169,42 +169,15 @@ static int read_line_file(const char *path, char *out, size_t outsz)
     return out[0] ? 0 : -1;
 }
 
-/* The next selector's record is published: make it active in place of the active
-   selector of the same algorithm. */
-static void promote(struct dkim_keystore *ks, struct ks_domain *d, const char *next, enum dkim_algo algo)
+/* The next selector's record is published: the key process, which alone writes
+   the key directory, makes it active (keyproc.h, KEYPROC_PROMOTE). */
+static void promote(struct dkim_keystore *ks, struct ks_domain *d, const char *next)
 {
-    char dir[PATH_MAX + 300], path[PATH_MAX + 400], tmp[PATH_MAX + 400];
-    snprintf(dir, sizeof dir, "%s/%s", ks->dir, d->name);
-    struct buf b;
-    buf_init(&b, 4096);
-    bool replaced = false;
-    for (size_t i = 0; i < d->nkeys; i++) {
-        if (d->keys[i].algo == algo && !replaced) {
-            buf_printf(&b, "%s\n", next);
-            replaced = true;
-        } else {
-            buf_printf(&b, "%s\n", d->selectors[i]);
-        }
-    }
-    if (!replaced)
-        buf_printf(&b, "%s\n", next);
-    snprintf(path, sizeof path, "%s/active", dir);
-    snprintf(tmp, sizeof tmp, "%s/active.tmp", dir);
-    FILE *f = fopen(tmp, "w");
-    bool ok = f && fwrite(b.data, 1, b.len, f) == b.len;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (!ok || rename(tmp, path) < 0) {
-        log_error("dkim: %s._domainkey.%s is published, but %s cannot be rewritten (%s); "
-                  "make %s writable by the daemon's user, or put %s in it yourself",
-                  next, d->name, path, strerror(errno), dir, next);
-        unlink(tmp);
-        buf_free(&b);
+    char err[400];
+    if (keyclient_promote(ks->kc, d->name, next, err, sizeof err) < 0) {
+        log_error("dkim: %s._domainkey.%s is published, but the switch failed: %s", next, d->name, err);
         return;
     }
-    buf_free(&b);
-    snprintf(path, sizeof path, "%s/next", dir);
-    unlink(path);
     log_info("dkim: %s now signs with selector %s (its record is visible in DNS)", d->name, next);
     d->have_mtime = false;      /* reload at the next use */
 }
@@ -237,7 +210,8 @@ static void on_next_record(void *arg, enum dkim_dns_status st, const char *const
                  d->name);
         return;
     }
-    promote(ks, d, next, algo);
+    (void)algo;
+    promote(ks, d, next);
 }
 
 static void maybe_check_next(struct dkim_keystore *ks, struct ks_domain *d)

@@ -4,66 +4,48 @@
 #include "lib/log.h"
 
 #include <errno.h>
+#include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 struct keyclient {
-    pid_t server_pid;
-    int fd;                     /* -1: not connected */
+    int fd;
+    uint64_t next_id;
+    struct timespec open_at;    /* the breaker is open (fail fast) until then */
+    bool open;
 };
 
-struct keyclient *keyclient_new(pid_t server_pid)
+struct keyclient *keyclient_new(int fd)
 {
     struct keyclient *kc = calloc(1, sizeof *kc);
-    if (kc) {
-        kc->server_pid = server_pid;
-        kc->fd = -1;
-    }
+    if (!kc)
+        return NULL;
+    kc->fd = fd;
+    /* Ids from a random start: a late reply meant for the smtp process before us
+       (same socket) matches none of ours. */
+    if (RAND_bytes((unsigned char *)&kc->next_id, sizeof kc->next_id) != 1)
+        kc->next_id = (uint64_t)getpid() << 32;
     return kc;
-}
-
-static void drop(struct keyclient *kc)
-{
-    if (kc->fd >= 0)
-        close(kc->fd);
-    kc->fd = -1;
 }
 
 void keyclient_free(struct keyclient *kc)
 {
     if (kc) {
-        drop(kc);
+        close(kc->fd);
         free(kc);
     }
 }
 
-/* Connect, and make sure the other end is the key process (root's, or ours when
-   ferryd runs unprivileged), not whoever took the name first. */
-static int connect_server(struct keyclient *kc, char *err, size_t errsz)
+void keyclient_reset(struct keyclient *kc)
 {
-    struct sockaddr_un sa;
-    socklen_t len = keyproc_addr(kc->server_pid, &sa);
-    /* Non-blocking: a full backlog fails the request instead of stalling the loop. */
-    kc->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    struct ucred cr;
-    socklen_t crlen = sizeof cr;
-    if (kc->fd < 0 || connect(kc->fd, (struct sockaddr *)&sa, len) < 0 ||
-        getsockopt(kc->fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
-        snprintf(err, errsz, "the key process cannot be reached: %s", strerror(errno));
-        drop(kc);
-        return -1;
-    }
-    if (cr.uid != 0 && cr.uid != getuid()) {
-        snprintf(err, errsz, "the key socket belongs to uid %ld, not to the key process", (long)cr.uid);
-        drop(kc);
-        return -1;
-    }
-    return 0;
+    if (kc->open)
+        log_info("a new key process is up: asking it again");
+    kc->open = false;
 }
 
 static long ms_since(const struct timespec *t0)
@@ -73,19 +55,43 @@ static long ms_since(const struct timespec *t0)
     return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* One request, one reply, within KEYPROC_TIMEOUT_MS all told. A failure drops the
-   connection, so a late reply can never be taken for the next request's.
+/* Drop whatever is queued for us: replies to requests given up on. */
+static void drain(struct keyclient *kc)
+{
+    struct keyproc_rep r;
+    while (recv(kc->fd, &r, sizeof r, MSG_DONTWAIT) > 0)
+        ;
+}
+
+/* The key process did not answer: fail fast for a while (see keyproc.h). */
+static void trip(struct keyclient *kc)
+{
+    clock_gettime(CLOCK_MONOTONIC, &kc->open_at);
+    kc->open = true;
+    log_warn("the key process is not answering: messages to sign are deferred for %d s without asking it",
+             KEYPROC_BACKOFF_SECONDS);
+}
+
+/* One request, one reply, within KEYPROC_TIMEOUT_MS all told.
    -2: the key process could not be asked; -1: it said no. */
-static int round_trip(struct keyclient *kc, const struct keyproc_req *q, struct keyproc_rep *r, char *err,
+static int round_trip(struct keyclient *kc, struct keyproc_req *q, struct keyproc_rep *r, char *err,
                       size_t errsz)
 {
-    if (kc->fd < 0 && connect_server(kc, err, errsz) < 0)
+    if (kc->open && ms_since(&kc->open_at) < KEYPROC_BACKOFF_SECONDS * 1000L) {
+        snprintf(err, errsz, "the key process did not answer a moment ago (retrying after %d s)",
+                 KEYPROC_BACKOFF_SECONDS);
         return -2;
+    }
+    kc->open = false;
+    drain(kc);
+    if (++kc->next_id == 0)
+        kc->next_id = 1;
+    q->id = kc->next_id;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (send(kc->fd, q, sizeof *q, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof *q) {
         snprintf(err, errsz, "cannot send to the key process: %s", strerror(errno));
-        drop(kc);
+        trip(kc);
         return -2;
     }
     for (;;) {
@@ -96,15 +102,16 @@ static int round_trip(struct keyclient *kc, const struct keyproc_req *q, struct 
             continue;
         if (n <= 0) {
             snprintf(err, errsz, "the key process did not answer within %d ms", KEYPROC_TIMEOUT_MS);
-            drop(kc);
+            trip(kc);
             return -2;
         }
         ssize_t got = recv(kc->fd, r, sizeof *r, MSG_DONTWAIT);
         if (got < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
-        if (got != (ssize_t)sizeof *r || r->len > sizeof r->data) {
-            snprintf(err, errsz, "the key process went away");
-            drop(kc);
+        if (got != (ssize_t)sizeof *r || r->id != q->id)
+            continue;           /* a predecessor's, or garbage: keep waiting for ours */
+        if (r->len > sizeof r->data) {
+            snprintf(err, errsz, "the key process sent a malformed reply");
             return -2;
         }
         if (r->status != 0) {
@@ -147,6 +154,17 @@ int keyclient_info(struct keyclient *kc, const char *domain, const char *selecto
     memcpy(rec, r.data, n);
     rec[n] = '\0';
     return 0;
+}
+
+int keyclient_promote(struct keyclient *kc, const char *domain, const char *selector, char *err, size_t errsz)
+{
+    struct keyproc_req q;
+    struct keyproc_rep r;
+    if (make_req(&q, KEYPROC_PROMOTE, domain, selector) < 0) {
+        snprintf(err, errsz, "domain or selector too long");
+        return -1;
+    }
+    return round_trip(kc, &q, &r, err, errsz) < 0 ? -1 : 0;
 }
 
 int keyclient_sign(void *ctx, const struct dkim_sign_key *k, const unsigned char md[32], unsigned char *sig,

@@ -2,21 +2,18 @@
 #include "smtpd/keyproc.h"
 #include "smtpd/dkim_keystore.h"
 #include "lib/buf.h"
+#include "lib/caps.h"
 #include "lib/log.h"
+#include "lib/svc_loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#define KEYPROC_CLIENTS 8       /* one smtp process, and room for one being replaced */
 #define KEYPROC_CACHE 32
 
 struct cached_key {
@@ -33,14 +30,6 @@ struct cached_key {
 static unsigned long use_clock;
 
 static struct cached_key cache[KEYPROC_CACHE];
-
-socklen_t keyproc_addr(pid_t server_pid, struct sockaddr_un *sa)
-{
-    memset(sa, 0, sizeof *sa);
-    sa->sun_family = AF_UNIX;
-    int n = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, "ferry-keys.%ld", (long)server_pid);
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
 
 static void cache_drop(struct cached_key *c)
 {
@@ -119,15 +108,99 @@ static struct cached_key *load_key(const char *domain, const char *selector, cha
     return free_slot;
 }
 
+/* A one-line file of root's in the domain directory dfd ("next", "active"): no
+   link followed, a regular file of one link owned by us. Lines joined by '\n'. */
+static int read_small(int dfd, const char *name, char *out, size_t outsz)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    ssize_t n = read(fd, out, outsz - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    out[n] = '\0';
+    return 0;
+}
+
+/* Rotation (dkim_keystore.h): the smtp process has seen the TXT record of the
+   selector that DIR/<domain>/next names, and asks for the switch. Only the
+   selector root's `next` names can be promoted, and only to replace the active
+   selector of its own algorithm; `active` is rewritten here (a new file, renamed
+   into place) and `next` removed, so the domain directory needs no writer but
+   root. The smtp process can at most make that switch early. */
+static int promote(const char *domain, const char *selector, char *err, size_t errsz)
+{
+    char next[128], active[1024], out[1200];
+    struct cached_key *k = load_key(domain, selector, err, errsz);
+    if (!k)
+        return -1;
+    enum dkim_algo algo = k->algo;
+    int dfd = open(domain, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 || read_small(dfd, "next", next, sizeof next) < 0 || strcmp(str_trim(next), selector) != 0) {
+        snprintf(err, errsz, "%s/next does not name %s", domain, selector);
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
+    }
+    if (read_small(dfd, "active", active, sizeof active) < 0)
+        active[0] = '\0';
+    size_t o = 0;
+    bool replaced = false;
+    for (char *save = NULL, *line = strtok_r(active, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *sel = str_trim(line);
+        if (!*sel || !strcmp(sel, selector))
+            continue;
+        struct cached_key *c = dkim_keystore_name_ok(sel) ? load_key(domain, sel, err, errsz) : NULL;
+        bool same = c && c->algo == algo && !replaced;
+        int n = snprintf(out + o, sizeof out - o, "%s\n", same ? selector : sel);
+        replaced |= same;
+        if (n < 0 || (size_t)n >= sizeof out - o)
+            break;
+        o += (size_t)n;
+    }
+    if (!replaced && o + strlen(selector) + 2 < sizeof out)
+        o += (size_t)snprintf(out + o, sizeof out - o, "%s\n", selector);
+    unlinkat(dfd, "active.tmp", 0);
+    int fd = openat(dfd, "active.tmp", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && write(fd, out, o) == (ssize_t)o && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || renameat(dfd, "active.tmp", dfd, "active") < 0) {
+        snprintf(err, errsz, "cannot rewrite %s/active: %s", domain, strerror(errno));
+        unlinkat(dfd, "active.tmp", 0);
+        close(dfd);
+        return -1;
+    }
+    unlinkat(dfd, "next", 0);
+    fsync(dfd);
+    close(dfd);
+    log_info("dkim: %s now signs with selector %s", domain, selector);
+    return 0;
+}
+
 static void answer(const struct keyproc_req *q, struct keyproc_rep *r)
 {
     memset(r, 0, sizeof *r);
+    r->id = q->id;
     r->status = -1;
     char err[300];
     if (!memchr(q->domain, '\0', sizeof q->domain) || !memchr(q->selector, '\0', sizeof q->selector) ||
         !dkim_keystore_name_ok(q->domain) || !dkim_keystore_name_ok(q->selector)) {
         snprintf((char *)r->data, sizeof r->data, "malformed request");
         r->len = (uint32_t)strlen((char *)r->data);
+        return;
+    }
+    if (q->op == KEYPROC_PROMOTE) {
+        if (promote(q->domain, q->selector, err, sizeof err) == 0)
+            r->status = 0;
+        else
+            snprintf((char *)r->data, sizeof r->data, "%s", err);
+        r->len = (uint32_t)strnlen((char *)r->data, sizeof r->data);
         return;
     }
     struct cached_key *c = load_key(q->domain, q->selector, err, sizeof err);
@@ -155,19 +228,6 @@ static void answer(const struct keyproc_req *q, struct keyproc_rep *r)
         log_warn("dkim key %s/%s: %s", q->domain, q->selector, (char *)r->data);
 }
 
-static bool peer_ok(int fd, uid_t want)
-{
-    struct ucred cr;
-    socklen_t len = sizeof cr;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-        return false;
-    if (cr.uid != want) {
-        log_warn("refused a key request from uid %ld (pid %ld)", (long)cr.uid, (long)cr.pid);
-        return false;
-    }
-    return true;
-}
-
 /* Confine: only the key directory is visible from here on (when root). */
 static int confine(const char *key_dir)
 {
@@ -179,71 +239,38 @@ static int confine(const char *key_dir)
         log_error("cannot chroot into %s: %s", key_dir, strerror(errno));
         return -1;
     }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        log_error("cannot set no_new_privs: %s", strerror(errno));
+    /* Root's uid stays (the keys are root's 0600 files: owner permission is
+       enough); every capability goes, for good. */
+    char err[256];
+    if (caps_drop_all(err, sizeof err) < 0) {
+        log_error("%s", err);
         return -1;
     }
     return 0;
 }
 
-int keyproc_main(const char *key_dir, int parent_fd, uid_t client_uid)
+/* One request in, one answer out; anything that is not a request gets none (the
+   client times out). */
+static void serve(int fd, void *arg)
 {
-    struct sockaddr_un sa;
-    socklen_t salen = keyproc_addr(getppid(), &sa);
-    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, salen) < 0 || listen(lfd, 4) < 0) {
-        log_error("cannot open the key socket: %s", strerror(errno));
-        return 1;
-    }
+    struct keyproc_req q;
+    struct keyproc_rep r;
+    ssize_t n = recv(fd, &q, sizeof q, MSG_DONTWAIT);
+    if (n != (ssize_t)sizeof q)
+        return;
+    answer(&q, &r);
+    if (send(fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof r)
+        log_warn("cannot answer the smtp process: %s", strerror(errno));
+}
+
+int keyproc_main(const char *key_dir, int parent_fd, int fd)
+{
     if (confine(key_dir) < 0)
         return 1;
     log_info("key process ready (keys in %s)", key_dir);
-    struct pollfd pf[2 + KEYPROC_CLIENTS];
-    size_t nclients = 0;
-    pf[0] = (struct pollfd){ .fd = parent_fd, .events = POLLIN };
-    pf[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
-    for (;;) {
-        if (poll(pf, 2 + nclients, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            log_error("poll: %s", strerror(errno));
-            return 1;
-        }
-        if (pf[0].revents) {            /* the parent closed its end, or wrote to it: stop */
-            char c;
-            if (read(parent_fd, &c, 1) <= 0)
-                break;
-        }
-        for (size_t i = 0; i < nclients; i++) {
-            struct pollfd *p = &pf[2 + i];
-            if (!p->revents)
-                continue;
-            struct keyproc_req q;
-            struct keyproc_rep r;
-            ssize_t n = recv(p->fd, &q, sizeof q, MSG_DONTWAIT);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (n == (ssize_t)sizeof q) {
-                answer(&q, &r);
-                if (send(p->fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof r)
-                    continue;
-            }
-            close(p->fd);               /* gone, or spoke out of turn */
-            pf[2 + i] = pf[2 + --nclients];
-            i--;
-        }
-        if (pf[1].revents & POLLIN) {
-            int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (c >= 0 && (nclients == KEYPROC_CLIENTS || !peer_ok(c, client_uid))) {
-                close(c);
-                c = -1;
-            }
-            if (c >= 0)
-                pf[2 + nclients++] = (struct pollfd){ .fd = c, .events = POLLIN };
-        }
-    }
+    int rc = svc_loop(parent_fd, fd, serve, NULL);
     for (size_t i = 0; i < KEYPROC_CACHE; i++)
         cache_drop(&cache[i]);
     log_info("key process stopped");
-    return 0;
+    return rc;
 }

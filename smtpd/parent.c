@@ -1,5 +1,6 @@
 /* parent — see parent.h. */
 #include "smtpd/parent.h"
+#include "lib/proc_fork.h"
 #include "delivery/local_map.h"
 #include "delivery/relayhost_creds.h"
 #include "delivery/tls_client.h"
@@ -9,6 +10,7 @@
 #include "lib/log.h"
 #include "lib/privsep.h"
 #include "lib/safe_dir.h"
+#include "smtpd/authproc.h"
 #include "smtpd/keyproc.h"
 #include "queue/spool.h"
 #include "smtpd/parent_home.h"
@@ -26,8 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum child_kind { CHILD_QUEUE, CHILD_SMTP, CHILD_KEYS, NCHILDREN };
-static const char *const child_names[] = { "queue", "smtp", "keys" };
+enum child_kind { CHILD_QUEUE, CHILD_SMTP, CHILD_KEYS, CHILD_AUTH, NCHILDREN };
+static const char *const child_names[] = { "queue", "smtp", "keys", "auth" };
 
 /* After a crash, wait this long before starting the child again. */
 #define RESTART_DELAY_SECONDS 1
@@ -52,6 +54,12 @@ struct parent {
     SSL_CTX *tls;                   /* built here, as root; the smtp child inherits it */
     struct relayhost_creds creds;       /* read here, as root; the queue child inherits them */
     struct home_jobs *home;         /* deliveries as system users (mailbox_owner = system) */
+    /* The smtp process's links to the key and auth processes: SOCK_SEQPACKET
+       socketpairs made here before any child, held open for the daemon's life so
+       that a restarted child on either end takes over the same socket ([0] the
+       service's end, [1] the smtp process's). Nobody else can reach them: no name
+       in any namespace (authproc.h, keyproc.h). */
+    int key_link[2], auth_link[2];
 };
 
 static void start_child(struct parent *p, enum child_kind k);
@@ -184,7 +192,8 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
                  proc_lookup_user(quser, &quid, &qgid, err, errlen) < 0))
         return -1;
     mode_t shared = privsep_dir_group_bits(cfg);
-    if (spool_prepare_mode(cfg->spool_dir, root, uid, gid, shared, err, errlen) < 0)
+    if (spool_prepare_mode(cfg->spool_dir, root, uid, gid, shared, err, errlen) < 0 ||
+        privsep_prepare_auth_dir(cfg, err, errlen) < 0 || privsep_prepare_queue_data_dir(cfg, err, errlen) < 0)
         return -1;
     /* The same rule as the spool's (lib/safe_dir.h): made or checked without
        following a link the daemon's user could have planted; an existing one
@@ -232,7 +241,7 @@ static int prepare_dirs(const struct ferry_config *cfg, char *err, size_t errlen
    queue/ by then, and a draft of a running session must not be removed). */
 static int recover_spool(const struct ferry_config *cfg, char *err, size_t errlen)
 {
-    pid_t pid = fork();
+    pid_t pid = proc_fork();
     if (pid < 0) {
         snprintf(err, errlen, "cannot fork to clean the spool: %s", strerror(errno));
         return -1;
@@ -337,6 +346,17 @@ static void on_child_close(struct ipc_chan *c, void *arg)
     }
 }
 
+/* In a child: close both links but the end it serves (-1: none). */
+static void close_links(struct parent *p, int keep)
+{
+    int *ends[] = { &p->key_link[0], &p->key_link[1], &p->auth_link[0], &p->auth_link[1] };
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+        if (*ends[i] >= 0 && *ends[i] != keep) {
+            close(*ends[i]);
+            *ends[i] = -1;
+        }
+}
+
 /* A home-delivery child keeps nothing of the parent's: no listener, no channel,
    no key material. */
 static void home_child_cleanup(void *arg)
@@ -349,25 +369,36 @@ static void home_child_cleanup(void *arg)
     relayhost_creds_wipe(&p->creds);
     SSL_CTX_free(p->tls);       /* the server's private key stays with the parent */
     p->tls = NULL;
+    close_links(p, -1);
 }
 
-/* The key process (keyproc.h) keeps root, if we have it, to read keys only root
-   may read; it holds nothing else of ours: no listener, no relay credentials, no
-   TLS context, and it confines itself to the key directory. */
-static int run_key_process(struct parent *p, int fd)
+/* The key process (keyproc.h) and the auth process (authproc.h) keep root's uid,
+   if we have it, to read files only root may read (keys; users.db) but no
+   capability; each holds nothing else of ours: no listener, no relay credentials,
+   no TLS context, no link but its own, no configuration but its one directory,
+   and confines itself to that directory. */
+static int run_service(struct parent *p, enum child_kind k, int fd)
 {
     close_listeners(p->listen_fds, p->cfg->nlisteners);
     relayhost_creds_wipe(&p->creds);
     SSL_CTX_free(p->tls);
     p->tls = NULL;
-    uid_t uid = getuid();
-    gid_t gid;
-    char err[256];
-    if (geteuid() == 0 && proc_lookup_user(p->cfg->user, &uid, &gid, err, sizeof err) < 0) {
-        log_error("%s", err);
-        return 1;
-    }
-    return keyproc_main(p->cfg->dkim_key_dir, fd, uid);
+    int link = k == CHILD_KEYS ? p->key_link[0] : p->auth_link[0];
+    close_links(p, link);
+    char buf[PATH_MAX], dir[PATH_MAX];
+    str_copy(dir, k == CHILD_KEYS ? p->cfg->dkim_key_dir : privsep_auth_dir(p->cfg, buf, sizeof buf), sizeof dir);
+    privsep_trim_config(p->cfg, k == CHILD_KEYS ? PRIVSEP_KEYS : PRIVSEP_AUTH);
+    return k == CHILD_KEYS ? keyproc_main(dir, fd, link) : authproc_main(dir, fd, link);
+}
+
+/* The parent's earlier calls left their frames below ours (paths, file names it
+   worked with: auth_dir when it prepared it, say); a child wipes that stretch of
+   the stack it inherited before it runs, so its memory holds only its part. */
+static void __attribute__((noinline)) scrub_stack(void)
+{
+    char junk[256 * 1024];
+    explicit_bzero(junk, sizeof junk);
+    __asm__ __volatile__("" : : "r"(junk) : "memory");
 }
 
 static void start_child(struct parent *p, enum child_kind k)
@@ -377,7 +408,7 @@ static void start_child(struct parent *p, enum child_kind k)
         log_error("socketpair: %s", strerror(errno));
         return;
     }
-    pid_t pid = fork();
+    pid_t pid = proc_fork();       /* no SIGTERM lost before the child's own handlers */
     if (pid < 0) {
         log_error("cannot fork the %s process: %s", child_names[k], strerror(errno));
         close(sv[0]);
@@ -389,7 +420,7 @@ static void start_child(struct parent *p, enum child_kind k)
     if (pid == 0) {
         /* The child: forget the parent's loop and signal handlers, keep only what
            this child needs, drop root, run. */
-        proc_reset_signals();
+        scrub_stack();
         close(sv[0]);
         for (int i = 0; i < NCHILDREN; i++)
             if (p->children[i].chan)
@@ -399,8 +430,13 @@ static void start_child(struct parent *p, enum child_kind k)
         log_init(p->foreground ? LOG_TO_STDERR : (p->cfg->log == LOGDEST_STDERR ? LOG_TO_STDERR : LOG_TO_SYSLOG),
                  (enum log_level)p->cfg->log_level, child_names[k]);
         char err[256];
-        if (k == CHILD_KEYS)
-            _exit(run_key_process(p, sv[1]));
+        if (k == CHILD_KEYS || k == CHILD_AUTH)
+            _exit(run_service(p, k, sv[1]));
+        if (k == CHILD_SMTP) {
+            close(p->key_link[0]);
+            close(p->auth_link[0]);
+            p->key_link[0] = p->auth_link[0] = -1;
+        }
         umask(privsep_umask(p->cfg));
         int dropped = k == CHILD_QUEUE ? proc_drop_to(privsep_queue_user(p->cfg), p->cfg->user, err, sizeof err)
                                        : proc_drop_privileges(p->cfg->user, err, sizeof err);
@@ -413,15 +449,20 @@ static void start_child(struct parent *p, enum child_kind k)
         if (k == CHILD_QUEUE) {         /* the server's TLS context (and key) is the smtp side's */
             SSL_CTX_free(p->tls);
             p->tls = NULL;
+            close_links(p, -1);
         }
+        privsep_trim_config(p->cfg, k == CHILD_QUEUE ? PRIVSEP_QUEUE : PRIVSEP_SMTP);
         int rc = k == CHILD_QUEUE ? queue_process_main(p->cfg, sv[1], &p->creds)
-                                  : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls);
+                                  : smtp_process_main(p->cfg, sv[1], p->listen_fds, p->tls, p->key_link[1],
+                                                      p->auth_link[1]);
         _exit(rc);
     }
     close(sv[1]);
     p->children[k].pid = pid;
     p->children[k].chan = ipc_chan_new(p->base, sv[0], on_child_msg, on_child_close, p);
     log_info("started the %s process, pid %ld", child_names[k], (long)pid);
+    if (k == CHILD_KEYS && p->children[CHILD_SMTP].chan)
+        ipc_chan_send(p->children[CHILD_SMTP].chan, PROC_KEYS_RESTARTED, NULL, 0);
 }
 
 static void on_restart(evutil_socket_t fd, short what, void *arg);
@@ -618,6 +659,7 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     char err[CONF_ERR_MAX];
     p.cfg = cfg;
     p.foreground = foreground;
+    p.key_link[0] = p.key_link[1] = p.auth_link[0] = p.auth_link[1] = -1;
     for (size_t i = 0; i < SETTINGS_MAX_LISTEN; i++)
         p.listen_fds[i] = -1;
 
@@ -633,6 +675,14 @@ int parent_run(struct ferry_config *cfg, bool foreground)
         log_error("%s", err);
         goto fail;
     }
+    /* An older Ferry kept the users' keys in data_dir, where the smtp process can
+       read them: say so until the operator has moved them (README). */
+    char old_users[PATH_MAX + 16];
+    struct stat ost;
+    snprintf(old_users, sizeof old_users, "%s/users.db", cfg->data_dir);
+    if (lstat(old_users, &ost) == 0)
+        log_warn("%s holds AUTH users of an older Ferry, keys and all, where the smtp process can read them; "
+                 "they are not used: run \"ferryctl user sync\" to import them, then delete the file", old_users);
     if (!foreground)
         daemonize();
     char pidbuf[PATH_MAX + 16];
@@ -666,8 +716,14 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     log_info("ferryd starting: hostname=%s spool=%s listeners=%zu uid=%ld", cfg->hostname, cfg->spool_dir,
              cfg->nlisteners, (long)geteuid());
     p.home = home_jobs_new(p.base, &p.children[CHILD_QUEUE].chan, home_child_cleanup, &p);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p.key_link) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p.auth_link) < 0) {
+        log_error("socketpair: %s", strerror(errno));
+        goto fail;
+    }
     if (p.cfg->dkim_key_dir[0])
         start_child(&p, CHILD_KEYS);   /* first: the smtp process asks it at once */
+    start_child(&p, CHILD_AUTH);
     start_child(&p, CHILD_QUEUE);
     start_child(&p, CHILD_SMTP);
     event_base_dispatch(p.base);

@@ -1,5 +1,6 @@
 /* parent_home — see parent_home.h. */
 #include "smtpd/parent_home.h"
+#include "lib/proc_fork.h"
 #include "lib/privsep.h"
 #include "delivery/home_delivery.h"
 #include "lib/buf.h"
@@ -124,7 +125,6 @@ static void on_result(evutil_socket_t fd, short what, void *arg)
 static void child_run(struct home_jobs *h, const struct ferry_config *cfg, const struct home_request *req,
                       const struct passwd *pw, int msg_fd, int out_fd)
 {
-    proc_reset_signals();
     if (h->child_cleanup)
         h->child_cleanup(h->cleanup_arg);
     /* Nothing else of the parent's goes along either (other deliveries' pipes,
@@ -208,7 +208,7 @@ void home_jobs_start(struct home_jobs *h, const struct ferry_config *cfg, const 
         reply(h, req.id, req.index, DELIVERY_DEFER, "4.3.0 cannot start the delivery: %s", strerror(errno));
         return;
     }
-    pid_t pid = fork();
+    pid_t pid = proc_fork();
     if (pid == 0) {
         close(pfd[0]);
         child_run(h, cfg, &req, pw, msg_fd, pfd[1]);

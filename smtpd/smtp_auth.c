@@ -8,12 +8,18 @@
  * auth_failure_delay, with reading paused meanwhile, and counted per client
  * address: auth_max_failures within auth_lockout lock the address out of AUTH
  * (454 4.7.0) until the failures age out.
+ *
+ * The session never holds a credential: each time auth/sasl.h stops with a
+ * question (is this the password, the SCRAM parameters, is this the proof), it
+ * goes to the auth process (authproc.h) and the session waits in AUTH_WAIT,
+ * reading paused, while the event loop serves everyone else; the answer resumes
+ * it. No answer within AUTHPROC_TIMEOUT_MS: 454 4.7.0, not counted as a failure.
  */
 #include "auth/sasl.h"
-#include "auth/userdb.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/ratelimit.h"
+#include "smtpd/authproc.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session_int.h"
 
@@ -35,20 +41,8 @@ static bool is_loopback(const struct sockaddr_storage *sa)
 
 bool smtp_auth_offered(const struct smtp_session *s)
 {
-    return s->srv->users && !s->authenticated &&
+    return s->srv->auth && !s->authenticated &&
            (s->tls || (s->srv->cfg->auth_plaintext_loopback && is_loopback(&s->peer)));
-}
-
-static int lookup(void *arg, const char *user, struct credentials *out)
-{
-    struct smtp_server *srv = arg;
-    struct user_record *r = malloc(sizeof *r);
-    char err[256];
-    int rc = r && userdb_get(srv->users, user, r, err, sizeof err) == 0 ? 0 : -1;
-    if (rc == 0)
-        *out = r->cred;
-    free(r);
-    return rc;
 }
 
 static void finish(struct smtp_session *s)
@@ -84,9 +78,45 @@ static void failed(struct smtp_session *s, const char *reply)
         on_fail_delay(-1, 0, s);
 }
 
+static void outcome(struct smtp_session *s, enum sasl_status st, const char *challenge);
+
+static void on_verdict(void *arg, const struct sasl_verdict *v)
+{
+    struct smtp_session *s = arg;
+    s->auth_q = 0;
+    if (s->state != SS_AUTH_WAIT || !s->sasl)      /* ended meanwhile (shutdown, a timeout) */
+        return;
+    char challenge[SASL_CHALLENGE_MAX];
+    outcome(s, sasl_answer(s->sasl, v, challenge, sizeof challenge), challenge);
+    if (s->state != SS_AUTH_WAIT)
+        smtp_session_resume(s);
+}
+
+/* The exchange needs a secret: ask the auth process and wait, reading paused. */
+static void ask(struct smtp_session *s)
+{
+    struct sasl_request q;
+    sasl_get_request(s->sasl, &q);
+    s->state = SS_AUTH_WAIT;
+    s->auth_q = authclient_ask(s->srv->auth, &q, on_verdict, s);
+    if (!s->auth_q) {
+        struct sasl_verdict v = { .ok = -1 };
+        char challenge[SASL_CHALLENGE_MAX];
+        outcome(s, sasl_answer(s->sasl, &v, challenge, sizeof challenge), challenge);
+    }
+}
+
 static void outcome(struct smtp_session *s, enum sasl_status st, const char *challenge)
 {
     switch (st) {
+    case SASL_VERIFY:
+        ask(s);
+        return;
+    case SASL_TEMPFAIL:
+        log_warn("session %s: AUTH %s for [%s]: %s", s->id, sasl_mech_name(s->sasl), s->peer_ip, sasl_reason(s->sasl));
+        smtp_session_reply(s, "454 4.7.0 Temporary authentication failure");
+        finish(s);
+        return;
     case SASL_CONTINUE:
         s->state = SS_AUTH;
         smtp_session_reply(s, "334 %s", challenge);
@@ -122,10 +152,6 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd)
         smtp_session_reply(s, "503 5.5.1 AUTH needs EHLO first and no transaction in progress");
         return;
     }
-    if (!s->srv->users) {
-        smtp_session_reply(s, "454 4.7.0 Temporary authentication failure (no user database)");
-        return;
-    }
     if (!smtp_auth_offered(s)) {
         smtp_session_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
         return;
@@ -144,7 +170,7 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd)
     }
     memcpy(mech, cmd->arg, mlen);
     mech[mlen] = '\0';
-    s->sasl = sasl_start(mech, lookup, s->srv);
+    s->sasl = sasl_start(mech);
     if (!s->sasl) {
         smtp_session_reply(s, "504 5.5.4 Unrecognized authentication type (use %s)", sasl_mechanisms());
         return;
@@ -161,6 +187,9 @@ void smtp_auth_line(struct smtp_session *s, const char *line, size_t len)
 
 void smtp_auth_free(struct smtp_session *s)
 {
+    if (s->auth_q)
+        authclient_cancel(s->srv->auth, s->auth_q);
+    s->auth_q = 0;
     sasl_free(s->sasl);
     s->sasl = NULL;
     if (s->auth_timer)

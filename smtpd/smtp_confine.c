@@ -9,8 +9,9 @@
 #include <string.h>
 
 /* What the smtp process still opens once it runs: the spool (sessions, the
-   maildrop, GTML), data_dir (Berkeley DB, dmtp.key, failure-report drops), the key
-   directory's `active`/`next` (rotation rewrites `active`), trace directories; and
+   maildrop, GTML), data_dir (Berkeley DB, dmtp.key, failure-report drops), trace
+   directories; read-only the key directory's `active`/`next` (the key process
+   rewrites `active` on rotation, keyproc.h); and
    read-only the system files a lookup needs (NSS for getpwnam, time zones,
    resolv.conf, the OpenSSL configuration) and the alias and virtual maps. Its
    private keys, the relay credentials, mail_dir and everyone's home directories are
@@ -23,7 +24,7 @@ int smtp_confine(const struct ferry_config *cfg)
     char maps[2][PATH_MAX];
     p[n++] = (struct landlock_path){ cfg->spool_dir, true };
     p[n++] = (struct landlock_path){ cfg->data_dir, true };
-    p[n++] = (struct landlock_path){ cfg->dkim_key_dir, true };
+    p[n++] = (struct landlock_path){ cfg->dkim_key_dir, false };
     p[n++] = (struct landlock_path){ "/dev/null", true };
     for (size_t i = 0; i < cfg->nlisteners && n < MAXP - 16; i++)
         p[n++] = (struct landlock_path){ cfg->listeners[i].trace_dir, true };
@@ -44,8 +45,9 @@ int smtp_confine(const struct ferry_config *cfg)
         log_error("cannot confine the smtp process: %s", err);
         return -1;
     }
-    if (r == 0)
-        log_warn("the smtp process is not confined: %s", err);
+    if (r == 0)         /* fail open, but loudly: SECURITY.md says what is lost */
+        log_warn("SECURITY: the smtp process runs WITHOUT Landlock confinement (%s); only file modes and "
+                 "users keep it from files beyond the spool and data_dir (see SECURITY.md)", err);
     else
         log_info("smtp process confined with Landlock to the spool, data_dir, the key directory and "
                  "system files");

@@ -17,8 +17,10 @@
 
 #include <openssl/ssl.h>
 
-/* The smtp process's entry point; returns the process exit status. */
-int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls);
+/* The smtp process's entry point; returns the process exit status. key_fd and
+   auth_fd are its ends of the links to the key and auth processes (taken). */
+int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls, int key_fd,
+                      int auth_fd);
 
 /* Drop to user (by name) when running as root: setgroups, setgid, setuid, and a
    check that root cannot be regained; then PR_SET_NO_NEW_PRIVS (also when not
@@ -31,7 +33,5 @@ int proc_drop_to(const char *user, const char *share_with, char *err, size_t err
 int proc_no_new_privs(char *err, size_t errlen);
 /* Look the user up; 0 ok, -1 with err naming it. */
 int proc_lookup_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t errlen);
-/* Reset the signal dispositions a child inherits from the parent's event loop. */
-void proc_reset_signals(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include "smtpd/smtp_dmtp.h"
 #include "lib/ratelimit.h"
 #include "smtpd/dkim_keystore.h"
+#include "smtpd/authproc.h"
 #include "smtpd/keyproc.h"
 #include "smtpd/smtp_proc.h"
 #include "smtpd/smtp_pickup.h"
@@ -108,6 +109,12 @@ static void on_sigterm(evutil_socket_t fd, short what, void *arg)
 
 static void on_parent_msg(struct ipc_chan *c, uint32_t type, const void *data, size_t len, void *arg)
 {
+    struct smtp_server *srv = arg;
+    if (type == PROC_KEYS_RESTARTED) {
+        if (srv->keyclient)
+            keyclient_reset(srv->keyclient);
+        return;
+    }
     log_debug("unexpected message %u from the parent", type);
 }
 
@@ -118,7 +125,8 @@ static void on_parent_close(struct ipc_chan *c, void *arg)
     on_sigterm(-1, 0, srv);
 }
 
-int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls)
+int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *listen_fds, SSL_CTX *tls, int key_fd,
+                      int auth_fd)
 {
     struct smtp_server srv;
     memset(&srv, 0, sizeof srv);
@@ -168,8 +176,10 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     }
     /* The keys stay with the key process (keyproc.h), a sibling started by our
        parent; the store here knows only which selectors sign. */
-    if (cfg->dkim_key_dir[0] && (!(srv.keyclient = keyclient_new(getppid())) ||
-                                 !(srv.dkim_keys = dkim_keystore_new(cfg->dkim_key_dir, srv.keyclient)))) {
+    if (!cfg->dkim_key_dir[0])
+        close(key_fd);
+    else if (!(srv.keyclient = keyclient_new(key_fd)) ||
+             !(srv.dkim_keys = dkim_keystore_new(cfg->dkim_key_dir, srv.keyclient))) {
         log_error("cannot set up the DKIM key store: out of memory");
         return 1;
     }
@@ -179,9 +189,15 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         log_error("cannot set up the AUTH lock-out: out of memory");
         return 1;
     }
-    /* Users for AUTH; without the database Ferry still runs, and says AUTH is unavailable. */
+    /* AUTH is verified by the auth process (authproc.h), which alone reads the
+       users' secrets; here only the directory (who exists, who may send as what). */
+    if (!(srv.auth = authclient_new(srv.base, auth_fd))) {
+        log_error("cannot set up AUTH: out of memory");
+        return 1;
+    }
     if (fdb_env_open(cfg->data_dir, &srv.db, err, sizeof err) < 0 || !(srv.users = userdb_open(srv.db, err, sizeof err)))
-        log_warn("AUTH unavailable: %s", err);
+        log_warn("the user directory is unavailable (AUTH users cannot send as their own addresses, "
+                 "and are not local recipients): %s", err);
     if (srv.db && cfg->dmarc_check && cfg->dmarc_reporting && dmarc_agg_open(srv.db, &srv.dmarc_agg, err, sizeof err) < 0)
         log_warn("DMARC aggregate reports unavailable: %s", err);
     if (cfg->dmarc_check && cfg->dmarc_failure_reports && !(srv.failure_limiter = dmarc_failure_limiter(cfg->dmarc_failure_rate)))
@@ -227,6 +243,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     local_maps_close(&srv.local_maps);
     smtp_pull_close(&srv);
     userdb_close(srv.users);
+    authclient_free(srv.auth);
     if (srv.dmarc_agg)
         dmarc_agg_close(srv.dmarc_agg);
     fdb_env_close(srv.db);

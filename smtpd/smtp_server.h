@@ -29,6 +29,7 @@ struct keyclient;
 struct fdb_env;
 struct dmarc_agg;
 struct userdb;
+struct authclient;
 struct smtp_gtml_ctx;
 struct smtp_pull;
 struct spool_flusher;
@@ -52,7 +53,8 @@ struct smtp_server {
     struct keyclient *keyclient;        /* the key process, which signs for dkim_keys */
     SSL_CTX *tls;                       /* NULL: no certificate, no STARTTLS or smtps */
     struct fdb_env *db;                 /* the data_dir environment */
-    struct userdb *users;               /* NULL: AUTH unavailable */
+    struct userdb *users;               /* the user directory (no secrets); NULL: unavailable */
+    struct authclient *auth;            /* the auth process, which verifies AUTH */
     struct dmarc_agg *dmarc_agg;        /* NULL: DMARC results are not counted for reports */
     struct ratelimit *failure_limiter;  /* DMARC failure reports per destination; NULL: off */
     struct local_maps local_maps;       /* RCPT checks of local recipients (local_recipients = known) */

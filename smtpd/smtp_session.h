@@ -69,6 +69,7 @@ struct smtp_session {
     char auth_user[65];
     struct sasl_server *sasl;     /* the AUTH exchange in progress (state AUTH) */
     struct event *auth_timer;     /* auth_failure_delay */
+    uint64_t auth_q;              /* a question to the auth process in flight (authclient handle), or 0 */
     char auth_pending_reply[128];
     /* for the summary line logged when the session ends */
     unsigned messages, rcpts_accepted;

@@ -77,7 +77,7 @@ class Lifecycle(unittest.TestCase):
             pidfile = os.path.join(f.dir, "ferryd.pid")
             self.assertEqual(int(open(pidfile).read()), f.proc.pid)
             kids = f.children()
-            self.assertEqual(len(kids), 2, kids)
+            self.assertEqual(len(kids), 3, kids)        # queue, smtp, auth (no key directory: no keys)
             self.assertEqual(f.stop(), 0)
             self.assertFalse(os.path.exists(pidfile))
             for pid in kids:
@@ -98,12 +98,16 @@ class Lifecycle(unittest.TestCase):
             queue_uid = "65534"
         with Ferry() as f:
             kids = f.children()
-            self.assertEqual(len(kids), 2)      # no dkim_key_dir: no key process
-            for role, want in (("smtp", "65534"), ("queue", queue_uid)):
+            self.assertEqual(len(kids), 3)      # no dkim_key_dir: no key process; the auth process
+            # The auth process keeps root's uid but no capability at all.
+            for role, want in (("smtp", "65534"), ("queue", queue_uid), ("auth", "0")):
                 status = open(f"/proc/{f.child_by_role(role)}/status").read()
                 uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
                 self.assertEqual(set(uid_line.split()[1:]), {want}, uid_line)
                 self.assertIn("NoNewPrivs:\t1", status)
+            status = open(f"/proc/{f.child_by_role('auth')}/status").read()
+            self.assertIn("CapEff:\t0000000000000000", status)
+            self.assertIn("CapBnd:\t0000000000000000", status)
             self.assertEqual(os.stat(f.spool).st_uid, 65534)
 
     def test_child_crash_is_restarted(self):

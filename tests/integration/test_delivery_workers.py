@@ -134,6 +134,33 @@ class WorkersTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: qid + ".env" not in f.queue_files(), 10))
         self.assertRegex(f.read_log(), qid + r": to=<killed@example\.test> status=sent attempts=2")
 
+    def test_stop_does_not_wait_for_ever_on_a_worker(self):
+        # Seen once: the queue process blocked in waitpid() on an idle worker that
+        # had not died of its SIGTERM (a SIGTERM sent right after fork() went to
+        # the handler the worker inherited from the queue's event loop, and was
+        # lost: lib/proc_fork.h), so ferryd never stopped. A stopped worker is the
+        # same to its parent: it neither dies of SIGTERM nor reads its channel's end.
+        f = self.f
+        open(os.path.join(self.pub, "fast"), "w").close()
+        send(f.port, ["slow@example.test"])
+        out = os.path.join(self.pub, "slow.out")
+        self.assertTrue(wait_for(lambda: os.path.exists(out), 10), f.read_log())
+        pids = re.findall(r"delivery worker started, pid (\d+)", f.read_log())
+        self.assertTrue(pids)
+        worker = int(pids[-1])
+        self.assertFalse(gone(worker))
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            f.stop()
+            self.assertEqual(f.proc.returncode, 0, f.read_log())    # stopped by itself, not killed by the test
+            self.assertTrue(gone(worker), "the worker outlived ferryd")
+            self.assertIn(f"delivery worker {worker} did not stop within", f.read_log())
+        finally:
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except OSError:
+                pass
+
 
 class KilledWorkerLeavesTheDatabaseAlone(unittest.TestCase):
     def test_auth_still_works_after_a_worker_is_killed(self):

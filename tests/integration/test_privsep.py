@@ -4,7 +4,14 @@ the DKIM private key (root's, mode 0600) cannot be opened with the smtp or queue
 process's credentials (a real open() under them, beside a check of mode and owner),
 and no descriptor of theirs points at it; the key process is root, chrooted into
 the key directory, and signs what dkimpy then verifies; a stopped or killed key
-process makes mail wait (451), never leave unsigned, and is restarted."""
+process makes mail wait (451), never leave unsigned, and is restarted.
+
+The auth process alone reads users.db (root's, in auth_dir, chrooted there, no
+capability): the smtp and queue processes cannot open it, AUTH still works with
+every mechanism, the smtp loop serves other sessions while a verification waits,
+a stopped auth process costs a 454, and the public directory in data_dir (no
+secrets) still answers RCPT and sender checks."""
+import base64
 import errno
 import os
 import pwd
@@ -15,6 +22,7 @@ import time
 import unittest
 
 from ferrytest import BIN, Ferry, SmtpLines, dkimpy_verifies_delivered, wait_for
+from test_auth import scram_client
 
 FERRYCTL = os.path.join(BIN, "ferryctl")
 DOMAIN = "priv.test"
@@ -139,6 +147,13 @@ class PrivSep(unittest.TestCase):
             # sees whether a mailbox exists).
             m = os.stat(f.maildir)
             self.assertEqual((m.st_uid, m.st_gid, m.st_mode & 0o7777), (ferryq.pw_uid, ferry.pw_gid, 0o710))
+            # The queue's own databases (MTA-STS cache, TLS-RPT counters): its
+            # environment, which the smtp process can neither read nor write.
+            qd = os.path.join(f.dir, "db-queue")
+            q = os.stat(qd)
+            self.assertEqual((q.st_uid, q.st_mode & 0o7777), (ferryq.pw_uid, 0o700))
+            uid, gid, groups, _ = creds(smtp)
+            self.assertEqual(try_open_as(uid, gid, groups, qd), errno.EACCES)
 
     def test_smtp_and_queue_cannot_open_the_key(self):
         with self.ferry() as f:
@@ -185,7 +200,12 @@ class PrivSep(unittest.TestCase):
             with self.ferry() as f:
                 code, lines = self.send(f, "planted")
                 self.assertEqual(code, 250, lines)          # as for a domain without a usable key
-                self.assertIn("refused: owned by uid %d" % ferry.pw_uid, f.read_log())
+                # The key process has no capability left (lib/caps.h): uid 0 cannot
+                # even open another user's 0600 file; were it readable, the owner
+                # check refuses it.
+                log = f.read_log()
+                self.assertTrue("refused: owned by uid %d" % ferry.pw_uid in log or
+                                "k1.key: Permission denied" in log, log)
                 data = open(f.wait_mail("planted")[0], "rb").read()
                 self.assertNotIn(b"DKIM-Signature:", data)
         finally:
@@ -205,11 +225,18 @@ class PrivSep(unittest.TestCase):
             self.assertEqual(code, 451, lines)
             self.assertLess(waited, 10)                     # bounded: KEYPROC_TIMEOUT_MS
             self.assertIn("did not answer", f.read_log())
+            # The circuit breaker: for KEYPROC_BACKOFF_SECONDS the key process is
+            # not asked again (no second wait on the event loop), mail waits.
+            code, lines = self.send(f, "breaker")
+            self.assertEqual(code, 451, lines)
+            self.assertIn("did not answer a moment ago", f.read_log())
+            time.sleep(6)                                   # KEYPROC_BACKOFF_SECONDS is 5
             code, lines = self.send(f, "after")
             self.assertEqual(code, 250, lines)
             self.assertTrue(self.dkimpy_verifies(open(f.wait_mail("after")[0], "rb").read()))
             time.sleep(1)
             self.assertFalse(f.mailbox_files("stalled"), "a deferred message was delivered")
+            self.assertFalse(f.mailbox_files("breaker"), "a deferred message was delivered")
 
     def test_killed_key_process_is_restarted_and_nothing_leaves_unsigned(self):
         with self.ferry() as f:
@@ -230,6 +257,266 @@ class PrivSep(unittest.TestCase):
             if gap == 250:
                 self.assertTrue(f.wait_mail("gap"))
                 self.assertTrue(self.dkimpy_verifies(open(f.mailbox_files("gap")[0], "rb").read()))
+
+
+    # --- the auth process -------------------------------------------------
+
+    def auth_ferry(self):
+        f = Ferry(relay_networks="192.0.2.1/32", local_recipients="known",
+                  extra="user = ferry\nqueue_user = ferryq\nauth_plaintext_loopback = yes\n"
+                        "auth_failure_delay = 1s\n")
+        self.ctl(f, "user", "add", "alice", input="alice pw\n")
+        return f
+
+    def ctl(self, f, *args, input=None):
+        r = subprocess.run([FERRYCTL, "-c", f.conf, *args], input=input, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def auth_plain(self, f, user, pw):
+        s = SmtpLines(f.sub_port, timeout=30)
+        s.cmd("EHLO client.test")
+        code, lines = s.cmd("AUTH PLAIN " + base64.b64encode(f"\0{user}\0{pw}".encode()).decode())
+        s.cmd("QUIT")
+        return code, lines
+
+    def test_only_the_auth_process_reads_the_user_secrets(self):
+        with self.auth_ferry() as f:
+            self.assertTrue(wait_for(lambda: "auth process ready" in f.read_log(), 10), f.read_log())
+            auth_dir = os.path.join(f.dir, "db-auth")
+            users_db = os.path.join(auth_dir, "users.db")
+            st = os.stat(auth_dir)
+            self.assertEqual((st.st_uid, st.st_mode & 0o7777), (0, 0o700))
+            self.assertTrue(os.path.exists(users_db))
+            # The auth process: root's uid, but no capability, no way back, chrooted.
+            auth = f.child_by_role("auth")
+            uid, _, _, ast = creds(auth)
+            self.assertEqual(uid, 0)
+            self.assertEqual(ast["NoNewPrivs"], ["1"])
+            for c in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+                self.assertEqual(int(ast[c][0], 16), 0, c)
+            self.assertEqual(os.readlink(f"/proc/{auth}/root"), auth_dir)
+            keys_free = self.auth_plain(f, "alice", "alice pw")
+            self.assertEqual(keys_free[0], 235, keys_free)
+            for role in ("smtp", "queue"):
+                pid = f.child_by_role(role)
+                uid, gid, groups, _ = creds(pid)
+                with self.subTest(role=role):
+                    # A real open() with exactly the process's credentials fails,
+                    # for users.db and for the environment's region files (its cache).
+                    self.assertEqual(try_open_as(uid, gid, groups, users_db), errno.EACCES)
+                    self.assertEqual(try_open_as(uid, gid, groups, os.path.join(auth_dir, "__db.001")), errno.EACCES)
+                    # Nothing under auth_dir is open or mapped in it.
+                    for fd in os.listdir(f"/proc/{pid}/fd"):
+                        try:
+                            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                        except OSError:
+                            continue
+                        self.assertFalse(target.startswith(auth_dir), target)
+                    with open(f"/proc/{pid}/maps") as m:
+                        self.assertNotIn(auth_dir, m.read())
+            # data_dir holds the directory only: the user, without credentials.
+            self.assertFalse(os.path.exists(os.path.join(f.dir, "db", "users.db")))
+            with open(os.path.join(f.dir, "db", "userdir.db"), "rb") as fh:
+                raw = fh.read()
+            self.assertIn(b"name alice", raw)
+            self.assertNotIn(b"stored ", raw)
+            self.assertNotIn(b"salt ", raw)
+
+    def test_every_mechanism_is_verified_by_the_auth_process(self):
+        with self.auth_ferry() as f:
+            self.assertEqual(self.auth_plain(f, "alice", "alice pw")[0], 235)
+            code, lines = self.auth_plain(f, "alice", "wrong")
+            self.assertEqual(code, 535, lines)
+            self.assertEqual(self.auth_plain(f, "nobody-here", "x")[0], 535)
+            log = f.read_log()
+            self.assertIn("user=alice: wrong password", log)     # the auth process's reason
+            self.assertIn("user=nobody-here: unknown user", log)
+            s = SmtpLines(f.sub_port, timeout=30)
+            s.cmd("EHLO client.test")
+            self.assertEqual(s.cmd("AUTH LOGIN")[0], 334)
+            self.assertEqual(s.cmd(base64.b64encode(b"alice").decode())[0], 334)
+            self.assertEqual(s.cmd(base64.b64encode(b"alice pw").decode())[0], 235)
+            s.cmd("QUIT")
+            s = SmtpLines(f.sub_port, timeout=30)
+            s.cmd("EHLO client.test")
+
+            def exchange(first):
+                code, lines = s.cmd("AUTH SCRAM-SHA-256 " + base64.b64encode(first.encode()).decode())
+                self.assertEqual(code, 334, lines)
+                return base64.b64decode(lines[0][4:]).decode()
+            final, expect = scram_client("alice", "alice pw", exchange)
+            code, lines = s.cmd(base64.b64encode(final.encode()).decode())
+            self.assertEqual(code, 334, lines)
+            self.assertEqual(base64.b64decode(lines[0][4:]).decode(), expect)   # ServerKey stayed in the auth process
+            self.assertEqual(s.cmd("")[0], 235)
+            s.cmd("QUIT")
+
+    def test_smtp_loop_serves_others_while_a_verification_waits(self):
+        with self.auth_ferry() as f:
+            self.assertEqual(self.auth_plain(f, "alice", "alice pw")[0], 235)
+            auth = f.child_by_role("auth")
+            os.kill(auth, signal.SIGSTOP)
+            try:
+                waiting = SmtpLines(f.sub_port, timeout=30)
+                waiting.cmd("EHLO client.test")
+                waiting.send("AUTH PLAIN " + base64.b64encode(b"\0alice\0alice pw").decode() + "\r\n")
+                # Meanwhile another client does a whole transaction on the same loop.
+                other = SmtpLines(f.port, timeout=30)
+                other.cmd("EHLO other.test")
+                self.assertEqual(other.cmd("MAIL FROM:<x@example.org>")[0], 250)
+                self.assertEqual(other.cmd("RCPT TO:<alice@localhost>")[0], 250)
+                self.assertEqual(other.cmd("DATA")[0], 354)
+                self.assertEqual(other.cmd("Subject: meanwhile\r\n\r\nhi\r\n.")[0], 250)
+                other.cmd("QUIT")
+                # ... and the first is still waiting for its verdict: had the loop
+                # waited (synchronously) for the auth process, it would have its
+                # answer (a 454 after the timeout) before the other got any.
+                waiting.sock.setblocking(False)
+                try:
+                    early = waiting.sock.recv(512)
+                except BlockingIOError:
+                    early = b""
+                waiting.sock.setblocking(True)
+                self.assertEqual(early, b"")
+            finally:
+                os.kill(auth, signal.SIGCONT)
+            self.assertEqual(waiting.reply()[0], 235)
+            waiting.cmd("QUIT")
+
+    def test_stopped_auth_process_costs_a_454_then_recovers(self):
+        with self.auth_ferry() as f:
+            auth = f.child_by_role("auth")
+            self.assertTrue(wait_for(lambda: "auth process ready" in f.read_log(), 10))
+            os.kill(auth, signal.SIGSTOP)
+            try:
+                code, lines = self.auth_plain(f, "alice", "alice pw")
+            finally:
+                os.kill(auth, signal.SIGCONT)
+            self.assertEqual(code, 454, lines)
+            self.assertIn("the auth process did not answer", f.read_log())
+            # Its late answer to that question is dropped; the next is answered.
+            self.assertEqual(self.auth_plain(f, "alice", "alice pw")[0], 235)
+            # Killed, it is restarted and takes over the same link.
+            os.kill(auth, signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: f.child_by_role("auth") not in (None, auth), 10), f.read_log())
+            self.assertTrue(wait_for(lambda: self.auth_plain(f, "alice", "alice pw")[0] == 235, 20))
+
+    def test_the_directory_answers_rcpt_without_secrets(self):
+        with self.auth_ferry() as f:
+            def rcpt(name):
+                s = SmtpLines(f.port, timeout=30)
+                s.cmd("EHLO client.test")
+                s.cmd("MAIL FROM:<x@example.org>")
+                code = s.cmd(f"RCPT TO:<{name}@localhost>")[0]
+                s.cmd("QUIT")
+                return code
+            self.assertEqual(rcpt("alice"), 250)            # an AUTH user: a local recipient
+            self.assertEqual(rcpt("zed"), 550)
+            self.ctl(f, "user", "add", "zed", input="zed pw\n")
+            self.assertEqual(rcpt("zed"), 250)              # seen at once, no restart
+            self.ctl(f, "user", "del", "zed")
+            self.assertEqual(rcpt("zed"), 550)
+            self.assertEqual(self.auth_plain(f, "zed", "zed pw")[0], 535)
+
+
+    def test_users_of_an_older_ferry_are_imported_by_sync(self):
+        f = Ferry(relay_networks="192.0.2.1/32",
+                  extra="user = ferry\nqueue_user = ferryq\nauth_plaintext_loopback = yes\n")
+        # The old layout: users.db, keys and all, in data_dir's environment, the
+        # daemon user's (made here as that user, with auth_dir pointed at data_dir:
+        # what ferryctl did before).
+        old = f.conf + ".old"
+        with open(f.conf) as src, open(old, "w") as dst:
+            dst.write(src.read() + f"auth_dir = {f.dir}/db\n")
+        ferry = pwd.getpwnam("ferry")
+        os.makedirs(os.path.join(f.dir, "db"))
+        os.chown(os.path.join(f.dir, "db"), ferry.pw_uid, ferry.pw_gid)
+
+        def as_ferry():
+            os.setgroups([])
+            os.setgid(ferry.pw_gid)
+            os.setuid(ferry.pw_uid)
+            os.umask(0o007)
+        r = subprocess.run([FERRYCTL, "-c", old, "user", "add", "olduser"], input="old pw\n",
+                           capture_output=True, text=True, preexec_fn=as_ferry)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.exists(os.path.join(f.dir, "db", "users.db")))
+        with f:
+            self.assertIn("holds AUTH users of an older Ferry", f.read_log())
+            self.assertEqual(self.auth_plain(f, "olduser", "old pw")[0], 535)     # not read from data_dir
+            out = self.ctl(f, "user", "sync")
+            self.assertIn("1 users imported", out)
+            self.assertEqual(self.auth_plain(f, "olduser", "old pw")[0], 235)
+            self.assertIn("olduser", self.ctl(f, "user", "list"))
+            # Again: nothing new to import, nothing overwritten.
+            self.assertNotIn("imported", self.ctl(f, "user", "sync"))
+
+    # --- each child's part of the configuration ---------------------------
+
+    def test_each_child_keeps_only_its_part_of_the_configuration(self):
+        d = tempfile.mkdtemp(prefix="ferry-cfg-", dir=self.tmp)
+        os.chmod(d, 0o755)
+        creds = os.path.join(d, "relay-PATHMARK7-creds")
+        with open(creds, "w") as fh:
+            fh.write("relayuser PWMARK7secret\n")
+        os.chmod(creds, 0o600)
+        auth_dir = os.path.join(d, "auth-AUTHMARK7")
+        f = Ferry(relay_networks="127.0.0.0/8",
+                  extra=f"user = ferry\nqueue_user = ferryq\ndkim_key_dir = {self.keydir}\n"
+                        f"relayhost = [relay.invalid]:587\nrelayhost_auth_file = {creds}\nauth_dir = {auth_dir}\n")
+        with f:
+            self.assertTrue(wait_for(lambda: f.child_by_role("auth") and f.child_by_role("keys"), 10))
+            self.assertEqual(self.send(f, "warm")[0], 250)
+            # What each child may hold, searched for in its whole writable memory.
+            # (Directory paths such as auth_dir are cleared from each copy of the
+            # configuration too, but a path is no secret and may linger in memory
+            # the parent once used; the relay password and file are checked.)
+            expect_absent = {
+                "smtp": [b"PATHMARK7", b"PWMARK7"],
+                "queue": [b"PATHMARK7"],                # the credentials themselves it needs
+                "keys": [b"PATHMARK7", b"PWMARK7"],
+                "auth": [b"PATHMARK7", b"PWMARK7"],
+            }
+            for role, markers in expect_absent.items():
+                held = memory_holds(f.child_by_role(role), markers)
+                for m in markers:
+                    with self.subTest(role=role, marker=m):
+                        self.assertNotIn(m, held, "%s holds %r" % (role, m))
+            # The check can fail: the queue does hold the relay password.
+            self.assertIn(b"PWMARK7", memory_holds(f.child_by_role("queue"), [b"PWMARK7"]))
+
+
+def memory_holds(pid, markers):
+    """Which of markers are in pid's writable memory (heap, stack, data). Mappings
+    with nothing resident are skipped, and so are those over 1 GiB (a sanitizer's
+    shadow: terabytes reserved, a little touched); the others are read in chunks."""
+    found, chunk, over = set(), 16 << 20, max(len(m) for m in markers)
+    regions, cur = [], None
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                cur = [lo, hi, "w" in parts[1], 0]
+                regions.append(cur)
+            elif parts[0] == "Rss:" and cur:
+                cur[3] = int(parts[1])
+    with open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for lo, hi, writable, rss in regions:
+            if not writable or rss == 0 or hi - lo > 1 << 30:
+                continue
+            tail = b""
+            for at in range(lo, hi, chunk):
+                try:
+                    mem.seek(at)
+                    data = tail + mem.read(min(chunk, hi - at))
+                except OSError:
+                    tail = b""
+                    continue
+                found.update(m for m in markers if m in data)
+                tail = data[-over:]
+    return found
 
 
 if __name__ == "__main__":

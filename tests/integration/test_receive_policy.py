@@ -80,7 +80,9 @@ class ReceivePolicy(unittest.TestCase):
         next_txt = r.stdout.split(" IN TXT ", 1)[1].strip()
         for name in os.listdir(rot):
             os.chmod(os.path.join(rot, name), 0o644)
-        os.chmod(rot, 0o777)        # the daemon's user rewrites `active` when it switches
+        # Root's and closed to the daemon's user: the key process rewrites
+        # `active` when it switches (the smtp user could otherwise remove keys).
+        os.chmod(rot, 0o755)
         zone = ZONE + f"in._domainkey IN TXT {in_txt}\n"
         zone += f"old._domainkey.rot IN TXT {old_txt}\n{cls.next_sel}._domainkey.rot IN TXT {next_txt}\n"
         for sel, txt in records.items():

@@ -1,0 +1,43 @@
+/* proc_fork — see proc_fork.h. */
+#include "lib/proc_fork.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The signals Ferry's processes (through libevent) handle or ignore; others keep
+   what they have (a sanitizer's SIGSEGV handler, say). */
+static const int daemon_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM };
+
+static void reset_handlers(void)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof daemon_signals / sizeof daemon_signals[0]; i++)
+        sigaction(daemon_signals[i], &dfl, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void proc_signals_default(void)
+{
+    reset_handlers();
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+pid_t proc_fork(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        proc_signals_default();
+        return 0;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return pid;
+}

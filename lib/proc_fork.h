@@ -1,0 +1,27 @@
+/*
+ * proc_fork — fork a child that starts with default signal handling, with no
+ * window in which a signal meant for the child is lost.
+ *
+ * Every daemon process runs libevent, whose signal handlers only write the
+ * signal's number to a socket the event loop reads. A child inherits those
+ * handlers (and that socket) until it resets them, so a SIGTERM that reaches it
+ * in between (a stop right after a fork, on a loaded machine) is swallowed: the
+ * child lives on, and a parent that then waits for it blocks for good. So all
+ * signals are blocked across fork(); the child resets the handlers of the
+ * signals daemons use (TERM, INT, HUP, QUIT, CHLD, USR1, USR2, ALRM) to the
+ * default (SIGPIPE: ignored) and only then unblocks, so a signal sent meanwhile
+ * stays pending and is delivered with its default action; the parent restores
+ * its mask.
+ */
+#ifndef FERRY_PROC_FORK_H
+#define FERRY_PROC_FORK_H
+
+#include <sys/types.h>
+
+/* fork(): in the child, with handlers reset and nothing blocked. */
+pid_t proc_fork(void);
+/* The child's half, for a process that is already the child (no mask change
+   needed): every handler back to the default, SIGPIPE ignored, nothing blocked. */
+void proc_signals_default(void);
+
+#endif
