@@ -72,6 +72,16 @@ def try_open_as(uid, gid, groups, path):
 
 
 @unittest.skipUnless(users_exist(), "needs root and the ferry and ferryq accounts (make deps creates them)")
+
+def dead(pid):
+    """pid has exited (a zombie, or already reaped: the /proc entry may vanish
+    between any two looks at it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] == "Z"
+    except OSError:
+        return True
+
 class PrivSep(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -243,8 +253,7 @@ class PrivSep(unittest.TestCase):
             self.assertEqual(self.send(f, "warm")[0], 250)
             keys = f.child_by_role("keys")
             os.kill(keys, signal.SIGKILL)
-            wait_for(lambda: not os.path.exists(f"/proc/{keys}") or open(f"/proc/{keys}/stat").read().split()[2] == "Z",
-                     5)
+            wait_for(lambda: dead(keys), 5)
             # At once: the parent restarts it after a second, so this one waits (451)
             # or, if the new one is already up, is signed; it never leaves unsigned.
             gap, lines = self.send(f, "gap")
