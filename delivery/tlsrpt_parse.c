@@ -367,23 +367,30 @@ int tlsrpt_rx_parse_json(const char *json, size_t len, struct tlsrpt_rx_report *
     return rc;
 }
 
-int tlsrpt_rx_parse_blob(const void *data, size_t len, struct tlsrpt_rx_report *out, char *err, size_t errlen)
+/* parse_blob with a JSON bound of its own: json_max below TLSRPT_RX_JSON_MAX is a
+   quick look (tlsrpt_rx_check_message), and a report larger than it is then not
+   refused but left for the full check (1). */
+static int parse_blob_max(const void *data, size_t len, size_t json_max, struct tlsrpt_rx_report *out, char *err,
+                          size_t errlen)
 {
     const unsigned char *p = data;
     struct ctx c = {.err = err, .errlen = errlen};
+    bool quick = json_max < TLSRPT_RX_JSON_MAX;
     memset(out, 0, sizeof *out);
     if (len > TLSRPT_RX_PACKED_MAX)
         return refuse(&c, "the report is larger than %u octets", TLSRPT_RX_PACKED_MAX);
     if (len < 2 || p[0] != 0x1f || p[1] != 0x8b)
-        return tlsrpt_rx_parse_json(data, len, out, err, errlen);
+        return quick && len > json_max ? 1 : tlsrpt_rx_parse_json(data, len, out, err, errlen);
     struct buf json;
-    buf_init(&json, TLSRPT_RX_JSON_MAX);
+    buf_init(&json, json_max);
     int r;
     switch (gzip_inflate(data, len, &json)) {
     case GZIP_OK:
         r = tlsrpt_rx_parse_json(json.data ? json.data : "", json.len, out, err, errlen);
         break;
-    case GZIP_TOO_BIG: r = refuse(&c, "the report inflates to more than %u octets", TLSRPT_RX_JSON_MAX); break;
+    case GZIP_TOO_BIG:
+        r = quick ? 1 : refuse(&c, "the report inflates to more than %u octets", TLSRPT_RX_JSON_MAX);
+        break;
     case GZIP_CORRUPT: r = refuse(&c, "the gzip data is corrupt"); break;
     case GZIP_TRUNCATED: r = refuse(&c, "the gzip data is truncated"); break;
     default: r = refuse(&c, "out of memory"); break;
@@ -392,11 +399,20 @@ int tlsrpt_rx_parse_blob(const void *data, size_t len, struct tlsrpt_rx_report *
     return r;
 }
 
+int tlsrpt_rx_parse_blob(const void *data, size_t len, struct tlsrpt_rx_report *out, char *err, size_t errlen)
+{
+    return parse_blob_max(data, len, TLSRPT_RX_JSON_MAX, out, err, errlen);
+}
+
 /* ---- reports in a message ---- */
+
+#define WALK_FAILED   1     /* take_part's returns that stop the walk */
+#define WALK_DEFERRED 2
 
 struct found {
     struct tlsrpt_rx_report *reports;
     size_t n;
+    size_t json_max;
     struct ctx c;
 };
 
@@ -430,21 +446,28 @@ static int take_part(void *arg, const struct mime_part *ph, const char *body, si
     buf_init(&dec, TLSRPT_RX_PACKED_MAX + 3);
     int d = mime_part_decode(ph, body, len, &dec);
     char why[300];
-    int rc = 0;
+    int rc = 0, pb = 0;
     if (d == -1)
         rc = refuse(&f->c, "the part %s is not valid base64, or larger than %u octets", what, TLSRPT_RX_PACKED_MAX);
     else if (d == -2)
         rc = refuse(&f->c, "the part %s has the transfer encoding %s, which is not taken", what, ph->cte);
-    else if (tlsrpt_rx_parse_blob(dec.data ? dec.data : "", dec.len, &f->reports[f->n], why, sizeof why) < 0)
+    else if ((pb = parse_blob_max(dec.data ? dec.data : "", dec.len, f->json_max, &f->reports[f->n], why,
+                                  sizeof why)) < 0)
         rc = refuse(&f->c, "%s: %s", what, why);
-    else
+    else if (pb == 0)
         f->n++;
     buf_free(&dec);
-    return -rc;
+    return pb > 0 ? WALK_DEFERRED : rc < 0 ? WALK_FAILED : 0;
 }
 
 static int finish(struct found *f, int failed, struct tlsrpt_rx_report **out, size_t *n)
 {
+    if (failed == WALK_DEFERRED) {
+        for (size_t i = 0; i < f->n; i++)
+            tlsrpt_rx_free(&f->reports[i]);
+        free(f->reports);
+        return 1;
+    }
     if (!failed && f->n == 0)
         failed = refuse(&f->c, "the message holds no TLS report (application/tlsrpt+gzip or +json)");
     if (failed) {
@@ -461,7 +484,13 @@ static int finish(struct found *f, int failed, struct tlsrpt_rx_report **out, si
 int tlsrpt_rx_from_message(const char *msg, size_t len, struct tlsrpt_rx_report **out, size_t *n, char *err,
                            size_t errlen)
 {
-    struct found f = {.c = {.err = err, .errlen = errlen}};
+    return tlsrpt_rx_check_message(msg, len, TLSRPT_RX_JSON_MAX, out, n, err, errlen);
+}
+
+int tlsrpt_rx_check_message(const char *msg, size_t len, size_t json_max, struct tlsrpt_rx_report **out, size_t *n,
+                            char *err, size_t errlen)
+{
+    struct found f = {.json_max = json_max, .c = {.err = err, .errlen = errlen}};
     *out = NULL;
     *n = 0;
     if (len > TLSRPT_RX_MSG_MAX)

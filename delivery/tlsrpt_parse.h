@@ -86,6 +86,13 @@ void tlsrpt_rx_free(struct tlsrpt_rx_report *r);
 int  tlsrpt_rx_from_message(const char *msg, size_t len, struct tlsrpt_rx_report **out, size_t *n, char *err,
                             size_t errlen);
 
+/* tlsrpt_rx_from_message for a caller that must not spend long (the smtp
+   process, at the end of DATA): a report that inflates past json_max (below
+   TLSRPT_RX_JSON_MAX) is not built; 1 is returned (nothing to free) and the full
+   check is left to a process that may take its time. */
+int  tlsrpt_rx_check_message(const char *msg, size_t len, size_t json_max, struct tlsrpt_rx_report **out,
+                             size_t *n, char *err, size_t errlen);
+
 /* A message or a bare report file: a message unless it starts (after blanks)
    with "{" or the gzip magic. Same contract as tlsrpt_rx_from_message. */
 int  tlsrpt_rx_from_bytes(const char *data, size_t len, struct tlsrpt_rx_report **out, size_t *n, char *err,

@@ -68,11 +68,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             continue;
         if (n <= 0)
             return;             /* EAGAIN; the parent keeps the other end, so no EOF */
+        if (n != (ssize_t)sizeof r)
+            continue;           /* garbage: not a whole reply */
         struct pending *p = ac->pending;
         while (p && p->id != r.id)
             p = p->next;
-        if (n != (ssize_t)sizeof r || !p)
-            continue;           /* a reply to a predecessor's question, or garbage */
+        if (!p)
+            continue;           /* a reply to a predecessor's question */
         struct sasl_verdict v = { .ok = r.ok == 1 ? 1 : 0, .iterations = r.iterations };
         if (r.salt_len <= CRED_SALT_LEN) {
             memcpy(v.salt, r.salt, r.salt_len);

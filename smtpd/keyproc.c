@@ -115,14 +115,18 @@ static int read_small(int dfd, const char *name, char *out, size_t outsz)
     int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            errno = EPERM;      /* there, but not a file of ours we may trust */
+        }
         return -1;
     }
     ssize_t n = read(fd, out, outsz - 1);
     close(fd);
-    if (n < 0)
+    if (n < 0 || (size_t)n == outsz - 1) {      /* an error, or perhaps cut: never half a list */
+        errno = n < 0 ? errno : EFBIG;
         return -1;
+    }
     out[n] = '\0';
     return 0;
 }
@@ -147,8 +151,18 @@ static int promote(const char *domain, const char *selector, char *err, size_t e
             close(dfd);
         return -1;
     }
-    if (read_small(dfd, "active", active, sizeof active) < 0)
+    /* Only a missing `active` means "none yet". One that is there but cannot be
+       trusted (an upgrade left it owned by the smtp user, say) is not taken for
+       empty: rewriting it would drop the other algorithm's selector. */
+    if (read_small(dfd, "active", active, sizeof active) < 0) {
+        if (errno != ENOENT) {
+            snprintf(err, errsz, "%s/active cannot be used (%s): make it root's, mode 0644, one link", domain,
+                     strerror(errno));
+            close(dfd);
+            return -1;
+        }
         active[0] = '\0';
+    }
     size_t o = 0;
     bool replaced = false;
     for (char *save = NULL, *line = strtok_r(active, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

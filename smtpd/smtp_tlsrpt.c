@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define INLINE_JSON_MAX (1u << 20)    /* per report, checked at the end of DATA */
+#define INLINE_MSG_MAX  (2u << 20)    /* a larger message is checked at import only */
+
 static bool ours(void *arg, const char *domain)
 {
     return settings_tlsrpt_our_domain(arg, domain);
@@ -35,6 +38,10 @@ static int message_bytes(struct smtp_session *s, const char **msg, size_t *len, 
     if ((unsigned long long)st.st_size > TLSRPT_RX_MSG_MAX) {
         *len = (size_t)st.st_size;
         return 1;
+    }
+    if ((unsigned long long)st.st_size > INLINE_MSG_MAX) {
+        *len = (size_t)st.st_size;
+        return 2;           /* not read back on the loop: checked at import */
     }
     char *b = malloc((size_t)st.st_size + 1);
     if (!b)
@@ -71,6 +78,10 @@ const char *smtp_tlsrpt_refusal(struct smtp_session *s, char *buf, size_t bufsz)
         log_msg(LOG_LVL_WARN, s->draft.id, "tls-rpt: cannot read the report back: %s", strerror(errno));
         return NULL;        /* taken; the report run reads it and says what it finds */
     }
+    if (m == 2) {
+        log_msg(LOG_LVL_INFO, s->draft.id, "tls-rpt: a %zu-octet report message: taken, checked at import", len);
+        return NULL;
+    }
     if (m > 0) {
         snprintf(buf, bufsz, "552 5.3.4 TLS report refused: the message is larger than %u octets",
                  TLSRPT_RX_MSG_MAX);
@@ -79,7 +90,17 @@ const char *smtp_tlsrpt_refusal(struct smtp_session *s, char *buf, size_t bufsz)
     struct tlsrpt_rx_report *reps;
     size_t n;
     char why[400];
-    int rc = tlsrpt_rx_from_message(msg, len, &reps, &n, why, sizeof why);
+    /* A bounded look on the smtp loop: a report whose JSON is larger than
+       INLINE_JSON_MAX (a json-c tree costs tens of times its text, and a few KB of
+       gzip can inflate to 10 MB) is taken and checked by the report run instead,
+       which refuses it into the log, not at SMTP time. */
+    int rc = tlsrpt_rx_check_message(msg, len, INLINE_JSON_MAX, &reps, &n, why, sizeof why);
+    if (rc > 0) {
+        free(owned);
+        log_msg(LOG_LVL_INFO, s->draft.id, "tls-rpt: report larger than %u octets of JSON: taken, checked at import",
+                INLINE_JSON_MAX);
+        return NULL;
+    }
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = tlsrpt_received_acceptable(&reps[i], ours, (void *)cfg, (long long)time(NULL), why, sizeof why);
     if (rc == 0) {

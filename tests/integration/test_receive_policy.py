@@ -262,6 +262,30 @@ class ReceivePolicy(unittest.TestCase):
             self.assertEqual(open(os.path.join(rot, "active")).read(), self.next_sel + "\n")
             self.assertFalse(os.path.exists(os.path.join(rot, "next")))
 
+    def test_rotation_refused_when_active_is_not_roots(self):
+        """An `active` the key process cannot trust (left owned by the smtp user by
+        an upgrade, say) is not taken for an empty list: rewriting it would drop
+        the other algorithm's selector. The switch is refused and logged, and the
+        old selector goes on signing."""
+        rot = os.path.join(self.keydir, "rot.pol.test")
+        active = os.path.join(rot, "active")
+        with open(active) as fh:
+            before = fh.read()
+        st = os.stat(active)
+        os.chown(active, 65534, 65534)
+        self.addCleanup(os.chown, active, st.st_uid, st.st_gid)     # the key directory is the class's
+        with self.ferry(relay_networks="127.0.0.0/8") as f:
+            msg = b"From: a@rot.pol.test\r\nTo: rot3@localhost\r\nSubject: rot\r\n\r\nx\r\n"
+            code, lines = self.send(f, "a@rot.pol.test", "rot3@localhost", msg)
+            self.assertEqual(code, 250, lines)
+            from ferrytest import wait_for
+            self.assertTrue(wait_for(lambda: "rot.pol.test/active cannot be used" in f.read_log(), 10),
+                            f.read_log()[-3000:])
+            with open(active) as fh:
+                self.assertEqual(fh.read(), before)
+            self.assertTrue(os.path.exists(os.path.join(rot, "next")))
+            self.assertNotIn("now signs with selector", f.read_log())
+
     def dkimpy_verifies(self, delivered):
         return dkimpy_verifies_delivered(delivered, self.records, self.tmp)
 

@@ -18,6 +18,7 @@ import copy
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -325,6 +326,23 @@ class ReceivedBySmtp(unittest.TestCase):
                 ("Google Inc.", "example.test"): (100, 3, {"certificate-expired": 2, "starttls-not-supported": 1}),
                 ("Small ISP", "example.org"): (7, 0, {}),
             })
+        finally:
+            f.cleanup()
+
+    def test_report_too_big_to_check_on_the_loop_is_taken_and_refused_at_import(self):
+        """A few KB of gzip can inflate to megabytes of JSON, and a json-c tree costs
+        many times its text: the smtp process builds none larger than 1 MB at the
+        end of DATA. Such a report is taken and checked by the report run."""
+        f = Ferry(local_recipients="known", domains="localhost example.test example.org").start()
+        try:
+            # 2 MB of JSON, a few KB once message() has gzipped it
+            code, lines = self.send(f, message(b"[" + b"0," * (1 << 20) + b"0]"))
+            self.assertEqual(code, 250, lines)
+            self.assertIn("octets of JSON: taken, checked at import", f.read_log())
+            f.stop()
+            f.start()
+            self.assertTrue(wait_for(lambda: re.search(r"tls-rpt reports received: \S+ refused: ", f.read_log()), 30),
+                            f.read_log()[-3000:])
         finally:
             f.cleanup()
 
