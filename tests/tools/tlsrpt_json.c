@@ -66,10 +66,14 @@ int main(int argc, char **argv)
             f->sending_ip = dup_str(strtok_r(NULL, " ", &save));
             f->receiving_mx = dup_str(strtok_r(NULL, " ", &save));
             f->receiving_ip = dup_str(strtok_r(NULL, " ", &save));
-            if (f->receiving_mx && !strcmp(f->receiving_mx, "-"))      /* "-": none (an empty field) */
+            if (f->receiving_mx && !strcmp(f->receiving_mx, "-")) {    /* "-": none (an empty field) */
+                free((char *)f->receiving_mx);
                 f->receiving_mx = "";
-            if (f->receiving_ip && !strcmp(f->receiving_ip, "-"))
+            }
+            if (f->receiving_ip && !strcmp(f->receiving_ip, "-")) {
+                free((char *)f->receiving_ip);
                 f->receiving_ip = "";
+            }
             f->count = strtoull(strtok_r(NULL, " ", &save), NULL, 10);
             char *reason = strtok_r(NULL, "", &save);
             f->reason_code = reason ? dup_str(reason) : NULL;
