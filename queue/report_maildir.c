@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* One message of new/: hand it over, then move it to cur/. */
@@ -20,16 +21,23 @@ static void read_one(const struct report_maildir_reader *rd, int newfd, int curf
     size_t len = 0;
     char why[400] = "";
     int rc = -1;
-    int fd = openat(newfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* Opened once, and read from that descriptor: no link followed, never a FIFO
+       (O_NONBLOCK, then a regular file required), whatever is put in new/. */
+    int fd = openat(newfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
     if (fd < 0) {
         snprintf(why, sizeof why, "cannot open it: %s", strerror(errno));
+    } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > rd->max) {
+        snprintf(why, sizeof why, "not a regular file, or over %zu octets", rd->max);
+    } else if (!(data = malloc((size_t)st.st_size + 1))) {
+        snprintf(why, sizeof why, "out of memory");
     } else {
-        close(fd);
-        if (fd_read_file(newfd, name, rd->max, &data, &len) < 0)
-            snprintf(why, sizeof why, "cannot read it, or it is over %zu octets", rd->max);
-        else
-            rc = rd->take(rd->arg, name, data, len, why, sizeof why);
+        len = fd_read_upto(fd, data, (size_t)st.st_size);
+        data[len] = '\0';
+        rc = rd->take(rd->arg, name, data, len, why, sizeof why);
     }
+    if (fd >= 0)
+        close(fd);
     free(data);
     if (rc != 0)
         log_warn("%s: %s refused: %s", rd->label, name, why);

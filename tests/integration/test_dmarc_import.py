@@ -131,14 +131,21 @@ class ReceivedBySmtp(unittest.TestCase):
             box = os.path.join(f.maildir, ".dmarc-reports")
             self.assertTrue(wait_for(lambda: os.path.isdir(os.path.join(box, "new")) and
                                      len(os.listdir(os.path.join(box, "new"))) == 4, 10), f.read_log())
+            # what someone with access to new/ might put there: a FIFO (a reader that
+            # followed it would block) and a symbolic link; each is flagged, not read
+            new = os.path.join(box, "new")
+            os.mkfifo(os.path.join(new, "1.fifo.x"))
+            os.symlink("/etc/shadow", os.path.join(new, "2.link.x"))
             # the first report run comes a few seconds after the (re)start
             f.stop()
             f.start()
             cur = os.path.join(box, "cur")
-            self.assertTrue(wait_for(lambda: os.path.isdir(cur) and len(os.listdir(cur)) == 4, 20), f.read_log())
+            self.assertTrue(wait_for(lambda: os.path.isdir(cur) and len(os.listdir(cur)) == 6, 20), f.read_log())
             names = sorted(os.listdir(cur))
             self.assertEqual(sum(n.endswith(":2,S") for n in names), 2, names)
-            self.assertEqual(sum(n.endswith(":2,FS") for n in names), 2, names)
+            self.assertEqual(sum(n.endswith(":2,FS") for n in names), 4, names)
+            self.assertIn("1.fifo.x refused: not a regular file", f.read_log())
+            self.assertIn("2.link.x refused: cannot open it", f.read_log())
             self.assertIn("not one of our domains", f.read_log())
             self.assertRegex(f.read_log(), r"dmarc reports received: \S+ refused: .*gzip data is truncated")
             r = subprocess.run([FERRYCTL, "-c", f.conf, "dmarc", "summary", "--json"], capture_output=True)
