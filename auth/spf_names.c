@@ -1,8 +1,8 @@
 /* spf_names — see spf_names.h. */
 #include "auth/spf_names.h"
+#include "lib/buf.h"
 
 #include <string.h>
-#include <strings.h>
 
 /* How many labels d has if it can be a DNS query at all (labels of 1..63 octets, 253
    in all, no control octets), else 0. Any other octet ('%', a space, '\\') is a label
@@ -53,10 +53,8 @@ void spf_name_lower(char *s)
 {
     size_t n = strlen(s);
     if (n && s[n - 1] == '.')
-        s[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (s[i] >= 'A' && s[i] <= 'Z')
-            s[i] = (char)(s[i] + 32);
+        s[n - 1] = '\0';
+    str_lower(s);
 }
 
 bool spf_answer_void(const struct dns_answer *a)
@@ -67,5 +65,5 @@ bool spf_answer_void(const struct dns_answer *a)
 bool spf_name_under(const char *name, const char *domain)
 {
     size_t nl = strlen(name), dl = strlen(domain);
-    return nl > dl && name[nl - dl - 1] == '.' && !strcasecmp(name + nl - dl, domain);
+    return nl > dl && name[nl - dl - 1] == '.' && str_iendswith(name, domain);
 }
