@@ -306,7 +306,7 @@ static const struct conf_setting schema[] = {
       .offset = offsetof(struct ferry_config, tlsrpt_reports_address), .def = "", .check = check_mailbox,
       .comma_split = true },
     { .key = "smtp_dest_concurrency", .type = CONF_UINT,
-      .offset = offsetof(struct ferry_config, smtp_dest_concurrency), .def = "10", .min = 1, .max = 1000 },
+      .offset = offsetof(struct ferry_config, smtp_dest_concurrency), .def = "20", .min = 1, .max = 1000 },
     { .key = "smtp_total_concurrency", .type = CONF_UINT,
       .offset = offsetof(struct ferry_config, smtp_total_concurrency), .def = "100", .min = 1, .max = 10000 },
     { .key = "smtp_dest_rate", .type = CONF_UINT, .offset = offsetof(struct ferry_config, smtp_dest_rate),
