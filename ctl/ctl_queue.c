@@ -12,6 +12,7 @@
  */
 #include "ctl/ctl.h"
 #include "lib/buf.h"
+#include "lib/msgfile.h"
 #include "queue/control.h"
 #include "queue/held.h"
 #include "queue/queue_admin.h"
@@ -259,7 +260,8 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
         size_t off = 0;
         bool at_bol = true, done = false;
         ssize_t n;
-        while (!done && off < 1024 * 1024 && (n = pread(fd, buf, sizeof buf, (off_t)off)) > 0) {
+        struct msg_src msg = { fd, e.size };   /* never the envelope behind it (lib/msgfile.h) */
+        while (!done && off < 1024 * 1024 && (n = msg_pread(msg, buf, sizeof buf, off)) > 0) {
             for (ssize_t i = 0; i < n && !done; i++) {
                 char c = buf[i];
                 if (c == '\r')

@@ -112,29 +112,27 @@ int home_result_parse(const char *data, size_t len, struct home_result *r)
     return 0;
 }
 
-void home_deliver(const char *home, const char *sender, const char *rcpt, bool junk, int msg_fd,
+void home_deliver(const char *home, const char *sender, const char *rcpt, bool junk, struct msg_src msg,
                   unsigned long long quota, struct delivery_status *st)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/Maildir", home);
     if (quota) {
         unsigned long long usage;
-        struct stat sb;
         if (mailbox_usage(path, true, &usage) < 0) {
             delivery_set(st, errno_is_temporary(errno) ? DELIVERY_DEFER : DELIVERY_FAIL,
                          "%s cannot measure mailbox %s: %s", errno_is_temporary(errno) ? "4.2.0" : "5.2.0", path,
                          strerror(errno));
             return;
         }
-        unsigned long long size = fstat(msg_fd, &sb) == 0 ? (unsigned long long)sb.st_size : 0;
-        if (mailbox_quota_exceeded(usage, size, quota, path, st))
+        if (mailbox_quota_exceeded(usage, msg.size, quota, path, st))
             return;
     }
-    if (lseek(msg_fd, 0, SEEK_SET) < 0) {
+    if (lseek(msg.fd, 0, SEEK_SET) < 0) {
         delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
         return;
     }
     char prefix[2 * ADDR_PATH_MAX + 64];
     snprintf(prefix, sizeof prefix, "Return-Path: <%s>\nDelivered-To: %s\n", sender, rcpt);
-    maildir_deliver(home, "Maildir", junk ? MAILDIR_JUNK_FOLDER : NULL, prefix, msg_fd, st, NULL, 0);
+    maildir_deliver(home, "Maildir", junk ? MAILDIR_JUNK_FOLDER : NULL, prefix, msg, st, NULL, 0);
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "delivery/delivery.h"
+#include "lib/msgfile.h"
 #include "lib/addr.h"
 
 #define HOME_USER_MAX 64
@@ -55,8 +56,9 @@ int  home_result_format(const struct home_result *r, char *out, size_t outsz);
 int  home_request_parse(const char *data, size_t len, struct home_request *r);
 int  home_result_parse(const char *data, size_t len, struct home_result *r);
 
-/* In the child, already running as the user: ~/Maildir/ delivery of msg_fd. */
-void home_deliver(const char *home, const char *sender, const char *rcpt, bool junk, int msg_fd,
+/* In the child, already running as the user: ~/Maildir/ delivery of msg (its
+   size octets, lib/msgfile.h). */
+void home_deliver(const char *home, const char *sender, const char *rcpt, bool junk, struct msg_src msg,
                   unsigned long long quota, struct delivery_status *st);
 
 #endif

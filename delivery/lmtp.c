@@ -207,12 +207,13 @@ static int ready(const char *spec, const char *lhlo, unsigned timeout, struct de
 }
 
 /* The message, CRLF line ends, dot-stuffed, then ".". */
-static int send_data(struct conn *c, const char *prefix, int msg_fd)
+static int send_data(struct conn *c, const char *prefix, struct msg_src msg)
 {
     struct buf out;
     buf_init(&out, 1 << 20);
     bool bol = true, cr = false;
     char ib[16384];
+    unsigned long long left = msg.size;     /* the queue file goes on after it (lib/msgfile.h) */
     const char *src = prefix;
     size_t srclen = strlen(prefix);
     int e = 0;
@@ -232,10 +233,7 @@ static int send_data(struct conn *c, const char *prefix, int msg_fd)
             return -1;
         }
         buf_reset(&out);
-        ssize_t r;
-        do
-            r = read(msg_fd, ib, sizeof ib);
-        while (r < 0 && errno == EINTR);
+        ssize_t r = msg_read(msg.fd, &left, ib, sizeof ib);
         if (r < 0) {
             buf_free(&out);
             return -1;
@@ -262,7 +260,7 @@ static void set_all(struct delivery_status *sts, const enum rcpt_phase *ph, size
 }
 
 void lmtp_deliver(const char *spec, const char *lhlo_name, unsigned timeout, const char *sender,
-                  const char *const *rcpts, size_t n, const char *prefix, int msg_fd,
+                  const char *const *rcpts, size_t n, const char *prefix, struct msg_src msg,
                   struct delivery_status *sts)
 {
     struct delivery_status st;
@@ -303,7 +301,7 @@ void lmtp_deliver(const char *spec, const char *lhlo_name, unsigned timeout, con
         set_all(sts, ph, n, &st, RP_AWAITING_DATA);
         goto reset;
     }
-    if (send_data(&kept, prefix, msg_fd) < 0)
+    if (send_data(&kept, prefix, msg) < 0)
         goto broken;
     /* RFC 2033 §4.2: one reply per accepted recipient, in RCPT order. */
     for (size_t i = 0; i < n; i++) {

@@ -28,11 +28,12 @@
 #include <stddef.h>
 
 #include "delivery/delivery.h"
+#include "lib/msgfile.h"
 
 #define LMTP_IDLE 5
 
 void lmtp_deliver(const char *spec, const char *lhlo_name, unsigned timeout, const char *sender,
-                  const char *const *rcpts, size_t n, const char *prefix, int msg_fd,
+                  const char *const *rcpts, size_t n, const char *prefix, struct msg_src msg,
                   struct delivery_status *sts);
 
 /* Close the kept connection (QUIT), if any. */

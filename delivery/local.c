@@ -34,21 +34,19 @@ static void new_rcpts_free(struct local_new_rcpts *add)
 
 /* Quota first, then the write. path is the Maildir directory or the mbox file. */
 static void to_mailbox(const struct ferry_config *cfg, const char *path, bool maildir, const char *sender,
-                       bool junk, const char *prefix, int msg_fd, struct delivery_status *st)
+                       bool junk, const char *prefix, struct msg_src msg, struct delivery_status *st)
 {
     if (cfg->mailbox_quota) {
         unsigned long long usage;
-        struct stat sb;
         if (mailbox_usage(path, maildir, &usage) < 0) {
             delivery_set_errno(st, errno, "cannot measure mailbox %s", path);
             return;
         }
-        unsigned long long size = fstat(msg_fd, &sb) == 0 ? (unsigned long long)sb.st_size : 0;
-        if (mailbox_quota_exceeded(usage, size + strlen(prefix), cfg->mailbox_quota, path, st))
+        if (mailbox_quota_exceeded(usage, msg.size + strlen(prefix), cfg->mailbox_quota, path, st))
             return;
     }
     if (!maildir) {
-        mbox_deliver(path, sender, prefix, msg_fd, MBOX_LOCK_WAIT, st);
+        mbox_deliver(path, sender, prefix, msg, MBOX_LOCK_WAIT, st);
         return;
     }
     char root[PATH_MAX], name[PATH_MAX];
@@ -62,13 +60,13 @@ static void to_mailbox(const struct ferry_config *cfg, const char *path, bool ma
     *slash = '\0';
     /* Quarantined mail goes to the mailbox's Junk folder; an mbox has no folders,
        and there the X-Ferry-Quarantine field is what a reader's filter sees. */
-    maildir_deliver(root[0] ? root : "/", name, junk ? MAILDIR_JUNK_FOLDER : NULL, prefix, msg_fd, st, NULL, 0);
+    maildir_deliver(root[0] ? root : "/", name, junk ? MAILDIR_JUNK_FOLDER : NULL, prefix, msg, st, NULL, 0);
 }
 
 static void deliver_target(const struct ferry_config *cfg, const struct local_target *t, const char *sender,
-                           bool junk, int msg_fd, struct delivery_status *st)
+                           bool junk, struct msg_src msg, struct delivery_status *st)
 {
-    if (lseek(msg_fd, 0, SEEK_SET) < 0) {
+    if (lseek(msg.fd, 0, SEEK_SET) < 0) {
         delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
         return;
     }
@@ -81,23 +79,23 @@ static void deliver_target(const struct ferry_config *cfg, const struct local_ta
     case LT_MAILBOX:
         if (settings_mailbox_format(cfg, t->domain) == MAILBOX_MBOX) {
             snprintf(path, sizeof path, "%s/%s", cfg->mbox_dir[0] ? cfg->mbox_dir : cfg->mail_dir, t->arg);
-            to_mailbox(cfg, path, false, sender, junk, prefix, msg_fd, st);
+            to_mailbox(cfg, path, false, sender, junk, prefix, msg, st);
         } else {
             snprintf(path, sizeof path, "%s/%s", cfg->mail_dir, t->arg);
-            to_mailbox(cfg, path, true, sender, junk, prefix, msg_fd, st);
+            to_mailbox(cfg, path, true, sender, junk, prefix, msg, st);
         }
         return;
     case LT_MAILDIR:
         str_copy(path, t->arg, sizeof path);
         while (strlen(path) > 1 && path[strlen(path) - 1] == '/')
             path[strlen(path) - 1] = '\0';
-        to_mailbox(cfg, path, true, sender, junk, prefix, msg_fd, st);
+        to_mailbox(cfg, path, true, sender, junk, prefix, msg, st);
         return;
     case LT_MBOX:
-        to_mailbox(cfg, t->arg, false, sender, junk, prefix, msg_fd, st);
+        to_mailbox(cfg, t->arg, false, sender, junk, prefix, msg, st);
         return;
     case LT_PIPE:
-        pipe_deliver(t->arg, cfg->pipe_user, (unsigned)cfg->pipe_timeout, sender, t->rcpt, prefix, msg_fd, st);
+        pipe_deliver(t->arg, cfg->pipe_user, (unsigned)cfg->pipe_timeout, sender, t->rcpt, prefix, msg, st);
         return;
     case LT_LMTP:       /* local_deliver_batch groups these by server */
     case LT_REMOTE:
@@ -145,7 +143,7 @@ static void expand(const char *rcpt_addr, const struct local_targets *ts, struct
 
 /* One LMTP transaction per server for the recipients pending[] that go there. */
 static void deliver_lmtp_groups(const struct ferry_config *cfg, const struct local_target *tv, const size_t *pending,
-                                size_t np, const char *sender, int msg_fd, struct local_batch *b)
+                                size_t np, const char *sender, struct msg_src msg, struct local_batch *b)
 {
     const char **rcpts = calloc(np ? np : 1, sizeof *rcpts);
     size_t *idx = calloc(np ? np : 1, sizeof *idx);
@@ -169,14 +167,14 @@ static void deliver_lmtp_groups(const struct ferry_config *cfg, const struct loc
             }
         /* The LMTP server is the final delivery agent: it adds Return-Path and
            Delivered-To itself, so the message goes as queued. */
-        if (lseek(msg_fd, 0, SEEK_SET) < 0) {
+        if (lseek(msg.fd, 0, SEEK_SET) < 0) {
             struct delivery_status st;
             delivery_set(&st, DELIVERY_DEFER, "4.3.0 cannot rewind the queued message: %s", strerror(errno));
             for (size_t j = 0; j < k; j++)
                 b->st[idx[j]] = st;
             continue;
         }
-        lmtp_deliver(spec, cfg->hostname, (unsigned)cfg->lmtp_timeout, sender, rcpts, k, "", msg_fd, sts);
+        lmtp_deliver(spec, cfg->hostname, (unsigned)cfg->lmtp_timeout, sender, rcpts, k, "", msg, sts);
         for (size_t j = 0; j < k; j++)
             b->st[idx[j]] = sts[j];
     }
@@ -239,7 +237,7 @@ void local_maps_free(struct local_maps *maps)
 }
 
 int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps, const char *sender,
-                        bool junk, const char *const *addrs, const bool *want, size_t n, int msg_fd,
+                        bool junk, const char *const *addrs, const bool *want, size_t n, struct msg_src msg,
                         struct local_batch *b)
 {
     size_t alloc = n ? n : 1;
@@ -298,9 +296,9 @@ int local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps,
             str_copy(b->home_rcpt[i], one.rcpt, sizeof b->home_rcpt[i]);
             continue;
         }
-        deliver_target(cfg, &one, sender, junk, msg_fd, st);
+        deliver_target(cfg, &one, sender, junk, msg, st);
     }
-    deliver_lmtp_groups(cfg, tv, pending, np, sender, msg_fd, b);
+    deliver_lmtp_groups(cfg, tv, pending, np, sender, msg, b);
     free(tv);
     free(pending);
     return 0;

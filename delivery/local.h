@@ -32,6 +32,7 @@
 #include <stdbool.h>
 
 #include "delivery/delivery.h"
+#include "lib/msgfile.h"
 #include "delivery/local_rcpt.h"
 #include "lib/settings.h"
 
@@ -56,12 +57,12 @@ struct local_batch {
 /* Is this recipient string a queued expansion target (always delivered locally)? */
 bool local_is_target(const char *rcpt_addr);
 
-/* Deliver the message (msg_fd, read from offset 0) to each addrs[i] with want[i],
+/* Deliver the message (msg: its size octets from offset 0) to each addrs[i] with want[i],
    i < n; junk: the message was quarantined at receipt (Maildir targets file it
    in their .Junk folder). 0 ok; -1 (b empty, nothing delivered) only when out
    of memory. */
 int  local_deliver_batch(const struct ferry_config *cfg, struct local_maps *maps, const char *sender,
-                         bool junk, const char *const *addrs, const bool *want, size_t n, int msg_fd,
+                         bool junk, const char *const *addrs, const bool *want, size_t n, struct msg_src msg,
                          struct local_batch *b);
 void local_batch_free(struct local_batch *b);
 /* Every array for n recipients, zeroed (what local_deliver_batch fills; the

@@ -72,12 +72,21 @@ static int run_job(const struct ferry_config *cfg, struct local_maps *maps, int 
     struct local_batch b;
     struct delivery_status st;
     int msg_fd = open_message(cfg, req->id);
+    /* Only the message part of the file: a queue file committed in one piece has
+       its envelope behind it (lib/msgfile.h). */
+    struct msg_src msg = { msg_fd, 0 };
+    if (msg_fd >= 0 && msgfile_msg_size(msg_fd, req->id, &msg.size) < 0) {
+        int saved = errno;
+        close(msg_fd);
+        errno = saved;
+        msg_fd = -1;
+    }
     if (msg_fd < 0) {
         delivery_set(&st, DELIVERY_DEFER, "4.3.0 cannot open the queued message: %s", strerror(errno));
         for (size_t i = 0; i < req->n; i++)
             if (send_result(fd, &r, req->index[i], &st) < 0)
                 return -1;
-    } else if (local_deliver_batch(cfg, maps, req->sender, req->junk, addrs, want, req->n, msg_fd, &b) < 0) {
+    } else if (local_deliver_batch(cfg, maps, req->sender, req->junk, addrs, want, req->n, msg, &b) < 0) {
         close(msg_fd);
         delivery_set(&st, DELIVERY_DEFER, "4.3.0 out of memory for local delivery");
         for (size_t i = 0; i < req->n; i++)

@@ -21,12 +21,12 @@ static int ensure_dir(const char *path)
 }
 
 /* Copy the message with LF line ends (lib/crlf.h). */
-static int copy_lf(int in, int out)
+static int copy_lf(struct msg_src in, int out)
 {
     char obuf[65536 + 1];
-    struct crlf_reader rd = { false };
+    struct crlf_reader rd = CRLF_READER(in.size);
     ssize_t n;
-    while ((n = crlf_read(in, &rd, obuf, sizeof obuf)) > 0)
+    while ((n = crlf_read(in.fd, &rd, obuf, sizeof obuf)) > 0)
         if (fd_write_all(out, obuf, (size_t)n) < 0)
             return -1;
     return n < 0 ? -1 : 0;
@@ -50,7 +50,7 @@ static int ensure_maildir(const char *box, struct delivery_status *st)
     return 0;
 }
 
-void maildir_deliver(const char *root, const char *name, const char *folder, const char *prefix, int msg_fd,
+void maildir_deliver(const char *root, const char *name, const char *folder, const char *prefix, struct msg_src msg,
                      struct delivery_status *st, char *delivered, size_t delivered_sz)
 {
     static unsigned long counter;
@@ -108,7 +108,7 @@ void maildir_deliver(const char *root, const char *name, const char *folder, con
         delivery_set(st, DELIVERY_DEFER, "4.3.0 cannot create %s: %s", tmp, strerror(e));
         return;
     }
-    int failed = fd_write_all(fd, prefix, strlen(prefix)) < 0 || copy_lf(msg_fd, fd) < 0 || fsync(fd) < 0;
+    int failed = fd_write_all(fd, prefix, strlen(prefix)) < 0 || copy_lf(msg, fd) < 0 || fsync(fd) < 0;
     int e = errno;
     if (close(fd) < 0 && !failed) {
         failed = 1;

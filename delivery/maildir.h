@@ -15,13 +15,15 @@
 #include <stddef.h>
 
 #include "delivery/delivery.h"
+#include "lib/msgfile.h"
 
-/* msg_fd is read from its current offset to the end. folder: NULL for the inbox,
+/* msg's size octets are read from its current offset (never to end of file:
+   lib/msgfile.h). folder: NULL for the inbox,
    or a Maildir++ folder name such as ".Junk" (<root>/<name>/.Junk/, made on first
    use with its "maildirfolder" marker, the inbox made first so the folder has a
    Maildir to belong to). On success, the path of the new file is written to
    delivered (if not NULL). */
-void maildir_deliver(const char *root, const char *name, const char *folder, const char *prefix, int msg_fd,
+void maildir_deliver(const char *root, const char *name, const char *folder, const char *prefix, struct msg_src msg,
                      struct delivery_status *st, char *delivered, size_t delivered_sz);
 
 /* The folder receive-time policy files quarantined mail in (RFC-NOTES, DMARC). */

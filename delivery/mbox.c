@@ -107,7 +107,7 @@ static int out_text(struct mbox_out *o, char c)
     return 0;
 }
 
-int mbox_write(int fd, const char *from_line, const char *prefix, int msg_fd)
+int mbox_write(int fd, const char *from_line, const char *prefix, struct msg_src msg)
 {
     static struct mbox_out o;   /* 64 KiB: not on the stack; one delivery at a time */
     memset(&o, 0, sizeof o);
@@ -120,9 +120,9 @@ int mbox_write(int fd, const char *from_line, const char *prefix, int msg_fd)
         if (out_text(&o, *p) < 0)
             return -1;
     static char in[65536 + 1];   /* likewise */
-    struct crlf_reader rd = { false };
+    struct crlf_reader rd = CRLF_READER(msg.size);
     ssize_t n;
-    while ((n = crlf_read(msg_fd, &rd, in, sizeof in)) > 0)
+    while ((n = crlf_read(msg.fd, &rd, in, sizeof in)) > 0)
         for (ssize_t i = 0; i < n; i++)
             if (out_text(&o, in[i]) < 0)
                 return -1;
@@ -187,7 +187,7 @@ static int fcntl_lock(int fd, unsigned wait)
     return -1;
 }
 
-void mbox_deliver(const char *path, const char *sender, const char *prefix, int msg_fd,
+void mbox_deliver(const char *path, const char *sender, const char *prefix, struct msg_src msg,
                   unsigned lock_wait, struct delivery_status *st)
 {
     char lock[PATH_MAX + 8];
@@ -226,7 +226,7 @@ void mbox_deliver(const char *path, const char *sender, const char *prefix, int 
     }
     char from[ADDR_PATH_MAX + 64];
     mbox_from_line(sender, time(NULL), from, sizeof from);
-    if (mbox_write(fd, from, prefix, msg_fd) < 0 || fsync(fd) < 0) {
+    if (mbox_write(fd, from, prefix, msg) < 0 || fsync(fd) < 0) {
         int e = errno;
         /* Put the file back as it was: a reader must never see half a message,
            and the retry appends the whole message again. */

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "delivery/delivery.h"
+#include "lib/msgfile.h"
 
 #define MBOX_LOCK_WAIT   0
 #define MBOX_STALE_LOCK  300
@@ -36,13 +37,13 @@
 /* The "From " separator for sender and time, LF-terminated, into out. */
 void mbox_from_line(const char *sender, time_t when, char *out, size_t outsz);
 
-/* Write from_line, prefix and the message read from msg_fd (current offset to
-   end) to fd in mbox form. 0 ok, -1 with errno set. No locking, no truncation:
+/* Write from_line, prefix and the message read from msg (its size octets from
+   the current offset) to fd in mbox form. 0 ok, -1 with errno set. No locking, no truncation:
    the pieces mbox_deliver builds on, and the unit tests call directly. */
-int  mbox_write(int fd, const char *from_line, const char *prefix, int msg_fd);
+int  mbox_write(int fd, const char *from_line, const char *prefix, struct msg_src msg);
 
 /* Lock (waiting up to lock_wait seconds for each lock), append, fsync, unlock. */
-void mbox_deliver(const char *path, const char *sender, const char *prefix, int msg_fd,
+void mbox_deliver(const char *path, const char *sender, const char *prefix, struct msg_src msg,
                   unsigned lock_wait, struct delivery_status *st);
 
 #endif

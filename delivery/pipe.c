@@ -261,11 +261,11 @@ static void first_line(char *s, size_t len)
 }
 
 void pipe_deliver(const char *cmd, const char *user, unsigned timeout, const char *sender,
-                  const char *rcpt, const char *prefix, int msg_fd, struct delivery_status *st)
+                  const char *rcpt, const char *prefix, struct msg_src msg, struct delivery_status *st)
 {
     struct passwd *pw;
     pid_t pid;
-    struct pipe_io io = { .msg_fd = msg_fd };
+    struct pipe_io io = { .msg_fd = msg.fd, .lf = CRLF_READER(msg.size) };
     if (!pipe_user(user, &pw, st) || !start_command(cmd, pw, sender, rcpt, &pid, &io.wfd, &io.efd, st))
         return;
     buf_init(&io.out, 1 << 20);

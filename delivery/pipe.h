@@ -19,6 +19,7 @@
 #define FERRY_PIPE_H
 
 #include "delivery/delivery.h"
+#include "lib/msgfile.h"
 
 #define PIPE_STDERR_MAX 400
 
@@ -27,6 +28,6 @@ void pipe_status(int wstatus, bool timed_out, const char *cmd, const char *err_l
                  struct delivery_status *st);
 
 void pipe_deliver(const char *cmd, const char *user, unsigned timeout, const char *sender,
-                  const char *rcpt, const char *prefix, int msg_fd, struct delivery_status *st);
+                  const char *rcpt, const char *prefix, struct msg_src msg, struct delivery_status *st);
 
 #endif

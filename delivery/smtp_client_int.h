@@ -109,7 +109,7 @@ struct smtp_client {
     bool bdat;                     /* this transaction sends the body with BDAT (RFC 3030) */
     struct smtp_body body;
     off_t body_off;
-    off_t body_size;               /* BDAT: the octets announced */
+    off_t body_size;               /* the message's octets in msg_fd (env->size; BDAT announces it) */
 
     /* The last failure of a target before MAIL, of each kind. */
     struct delivery_status host_temp, host_perm;

@@ -3,6 +3,7 @@
 #include "delivery/smtp_client_int.h"
 #include "pull/dmtp_cmd.h"
 #include "lib/buf.h"
+#include "lib/msgfile.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* The body is read and encoded until this much waits in the output buffer, and
@@ -61,10 +61,11 @@ void sc_fill_body(struct smtp_client *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char in[BODY_CHUNK];
     char enc[2 * BODY_CHUNK + 8];
+    /* The message's own octets only, never to end of file: a queue file may
+       hold its envelope after them (lib/msgfile.h). */
+    struct msg_src msg = { c->msg_fd, (unsigned long long)c->body_size };
     while (evbuffer_get_length(out) < BODY_HIGH) {
-        ssize_t n = pread(c->msg_fd, in, sizeof in, c->body_off);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = msg_pread(msg, in, sizeof in, (unsigned long long)c->body_off);
         if (n < 0) {
             /* Closing without the final dot makes the server drop what it has. */
             sc_txn_abort(c, "4.3.0 cannot read the queued message: %s", strerror(errno));
@@ -94,6 +95,7 @@ static void start_body(struct smtp_client *c)
     bufferevent_setwatermark(c->bev, EV_WRITE, BODY_LOW, 0);
     smtp_body_init(&c->body);
     c->body_off = 0;
+    c->body_size = (off_t)c->env->size;     /* not the file's size (lib/msgfile.h) */
     sc_fill_body(c);
 }
 
@@ -101,18 +103,12 @@ static void start_body(struct smtp_client *c)
    no 354 round trip. */
 static void start_bdat(struct smtp_client *c)
 {
-    struct stat sb;
-    if (fstat(c->msg_fd, &sb) < 0) {
-        sc_txn_abort(c, "4.3.0 cannot read the queued message: %s", strerror(errno));
-        return;
-    }
     char line[64];
-    int n = snprintf(line, sizeof line, "BDAT %lld LAST\r\n", (long long)sb.st_size);
+    int n = snprintf(line, sizeof line, "BDAT %llu LAST\r\n", c->env->size);
     if (!sc_write_out(c, line, (size_t)n)) {
         sc_txn_abort(c, "4.3.0 out of memory talking to %s", c->label);
         return;
     }
-    c->body_size = sb.st_size;
     start_body(c);
 }
 

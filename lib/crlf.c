@@ -1,17 +1,14 @@
 /* crlf — see crlf.h. */
 #include "lib/crlf.h"
+#include "lib/msgfile.h"
 
-#include <errno.h>
-#include <unistd.h>
 
 ssize_t crlf_read(int fd, struct crlf_reader *s, char *out, size_t outsz)
 {
     char in[65536];
     size_t want = outsz - 1 < sizeof in ? outsz - 1 : sizeof in;
     for (;;) {
-        ssize_t r = read(fd, in, want);
-        if (r < 0 && errno == EINTR)
-            continue;
+        ssize_t r = msg_read(fd, &s->left, in, want);
         if (r < 0)
             return -1;
         if (r == 0) {

@@ -106,6 +106,9 @@ struct envelope {
     char pull_msid[ENV_MSID_MAX + 1];  /* "" when not a held message */
     char pull_rmta[64];
     time_t pull_expires;
+    /* Not in the text: where the spool found this envelope (queue/spool.h). True
+       when spool_env_read took it from inside ID.msg (no ID.env beside it). */
+    bool spool_embedded;
 };
 
 void env_init(struct envelope *e);

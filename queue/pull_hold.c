@@ -17,7 +17,7 @@
 
 #define SUBJECT_SCAN_MAX (64 * 1024)
 
-void pull_hold_subject(int msg_fd, char *out, size_t outsz)
+void pull_hold_subject(struct msg_src msg, char *out, size_t outsz)
 {
     out[0] = '\0';
     struct msg_header h;
@@ -30,9 +30,7 @@ void pull_hold_subject(int msg_fd, char *out, size_t outsz)
     off_t off = 0;
     enum msg_header_result r = MSG_HEADER_MORE;
     while (r == MSG_HEADER_MORE && off < SUBJECT_SCAN_MAX) {
-        ssize_t n = pread(msg_fd, buf, sizeof buf, off);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = msg_pread(msg, buf, sizeof buf, (unsigned long long)off);
         if (n <= 0) {
             msg_header_finish(&h);
             break;
@@ -183,7 +181,7 @@ static void *hold(void *arg, const struct envelope *env, int msg_fd, const size_
         goto fail;
     }
     char subject[1000];
-    pull_hold_subject(msg_fd, subject, sizeof subject);
+    pull_hold_subject((struct msg_src){ msg_fd, env->size }, subject, sizeof subject);
     int len = dmtp_format_msid(j->line, sizeof j->line, he->pull_msid, subject, ascii_only);
     if (len < 0) {
         snprintf(err, errsz, "cannot format the MSID command");

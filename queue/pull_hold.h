@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "delivery/smtp_client.h"
+#include "lib/msgfile.h"
 #include "lib/settings.h"
 #include "pull/msid.h"
 #include "queue/held.h"
@@ -58,8 +59,8 @@ void pull_hold_close(struct pull_hold *p);
    cannot start (the caller tries next time). */
 bool pull_hold_expire_start(struct pull_hold *p, time_t now, size_t max);
 
-/* The message's Subject: value (unfolded, the first one) from msg_fd into out;
+/* The message's Subject: value (unfolded, the first one) from msg into out;
    "" when absent. Reads at most the first 64 KiB. */
-void pull_hold_subject(int msg_fd, char *out, size_t outsz);
+void pull_hold_subject(struct msg_src msg, char *out, size_t outsz);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,12 +102,12 @@ void qp_deliver_recipient(struct queue_proc *q, const struct envelope *e, struct
 }
 
 /* Received: fields in the header section (at most HEADER_SCAN_MAX octets read). */
-static int count_received(int fd)
+static int count_received(struct msg_src msg)
 {
     char *p = malloc(HEADER_SCAN_MAX + 1);
     if (!p)
         return 0;
-    ssize_t got = pread(fd, p, HEADER_SCAN_MAX, 0);
+    ssize_t got = msg_pread(msg, p, HEADER_SCAN_MAX, 0);     /* not into the envelope behind it */
     int n = 0;
     for (ssize_t i = 0; got > 0 && i < got; ) {
         const char *line = p + i;
@@ -364,7 +365,7 @@ void qp_attempt_message(struct queue_proc *q, const char *id, const char *const 
     for (size_t i = 0; i < n; i++)
         qp_rcpt_dest(q->cfg, e->rcpts[i].addr, a->names[i].s, sizeof a->names[i].s);
 
-    int received = e->attempts == 0 ? count_received(a->fd) : 0;
+    int received = e->attempts == 0 ? count_received((struct msg_src){ a->fd, e->size }) : 0;
     size_t nremote = 0, nlocal = 0;
     a->n0 = n;
     for (size_t i = 0; i < n; i++) {
@@ -502,11 +503,17 @@ static void finish_attempt(struct attempt *a)
     }
     bool expanded = add_expansions(q, e, a->n0, &a->lb, now_wall);
     e->next_attempt = env_earliest_next(e);
+    /* Read from inside ID.msg and the file still longer than the message: no
+       ID.env was written since (spool_env_write would have cut it back), so
+       the removal is one unlink. Envelopes are written only on this loop
+       (queue_admin.c too), so nothing comes between this fstat and the unlink. */
+    struct stat st;
+    bool env_inside = e->spool_embedded && fstat(a->fd, &st) == 0 && (unsigned long long)st.st_size > e->size;
     close(a->fd);
     a->fd = -1;
     if (env_pending(e) == 0) {
         sched_remove_msg(q->sched, id);
-        qp_remove_delivered(q, id);     /* fsync'd with this turn's other removals */
+        qp_remove_delivered(q, id, env_inside);     /* fsync'd with this turn's other removals */
     } else {
         if (spool_env_write(&q->spool, e) < 0)
             log_msg(LOG_LVL_ERROR, id, "cannot update the envelope: %s", strerror(errno));

@@ -217,9 +217,9 @@ static void on_remove_sync(evutil_socket_t fd, short what, void *arg)
         log_error("cannot fsync the queue directory after removals: %s", strerror(errno));
 }
 
-void qp_remove_delivered(struct queue_proc *q, const char *id)
+void qp_remove_delivered(struct queue_proc *q, const char *id, bool env_inside)
 {
-    if (spool_remove_unsynced(&q->spool, id) < 0) {
+    if (spool_remove_unsynced(&q->spool, id, env_inside) < 0) {
         log_msg(LOG_LVL_ERROR, id, "cannot remove from the queue: %s", strerror(errno));
         return;
     }

@@ -92,8 +92,9 @@ void qp_rcpt_dest(const struct ferry_config *cfg, const char *addr, char *out, s
 /* Arms the due timer for the earliest job. */
 void qp_arm(struct queue_proc *q);
 /* Every recipient of id is done: remove it from queue/; the fsync of queue/ comes
-   once for all the removals of this loop turn (queue_proc.c, on_remove_sync). */
-void qp_remove_delivered(struct queue_proc *q, const char *id);
+   once for all the removals of this loop turn (queue_proc.c, on_remove_sync);
+   env_inside: the envelope is only inside ID.msg (no ID.env: queue/spool.h). */
+void qp_remove_delivered(struct queue_proc *q, const char *id, bool env_inside);
 /* Read an envelope; a corrupt one is quarantined (and forgotten), a missing one
    forgotten. 0 ok. */
 int qp_read_env(struct queue_proc *q, const char *id, struct envelope *e);

@@ -4,6 +4,7 @@
 #include "lib/fdio.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/msgfile.h"
 #include "lib/safe_dir.h"
 
 #include <dirent.h>
@@ -119,7 +120,7 @@ int spool_clean_incoming(const struct spool *sp)
 int spool_draft_new(struct spool *sp, struct spool_draft *d)
 {
     char path[PATH_MAX + 64];
-    d->env_fd = -1;
+    d->has_env = false;
     for (int tries = 0; tries < 100; tries++) {
         qid_new(d->id);
         if (path_in(sp, path, sizeof path, "incoming", d->id, ".msg") < 0)
@@ -136,19 +137,33 @@ int spool_draft_new(struct spool *sp, struct spool_draft *d)
 
 int spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct envelope *e)
 {
-    char path[PATH_MAX + 64];
+    /* Format 2 (lib/msgfile.h): the envelope and its trailer go behind the
+       message in the same file, one inode and one fsync per message instead of
+       two (issue 16: every inode created costs ext4 a scan of the recently
+       freed ones). The message must be exactly e->size octets by now: anything
+       written after this (a prepend) would move the envelope from where the
+       trailer says it is. */
+    struct stat st;
+    if (fstat(d->msg_fd, &st) < 0)
+        return -1;
+    if ((unsigned long long)st.st_size != e->size || strcmp(e->id, d->id) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
     struct buf b;
-    buf_init(&b, ENV_MAX_SIZE);
-    if (env_serialize(e, &b) < 0) {
+    buf_init(&b, ENV_MAX_SIZE + MSGFILE_TRAILER_LEN + 1);
+    char trailer[MSGFILE_TRAILER_LEN + 1];
+    if (env_serialize(e, &b) < 0 || msgfile_trailer_format(trailer, sizeof trailer, d->id, e->size, b.len) < 0 ||
+        buf_append(&b, trailer, MSGFILE_TRAILER_LEN) < 0) {
         buf_free(&b);
         errno = EFBIG;
         return -1;
     }
-    path_in(sp, path, sizeof path, "incoming", d->id, ".env");
-    d->env_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
-    int r = d->env_fd < 0 ? -1 : fd_write_all(d->env_fd, b.data, b.len);
+    int r = lseek(d->msg_fd, (off_t)e->size, SEEK_SET) < 0 ? -1 : fd_write_all(d->msg_fd, b.data, b.len);
     int saved = errno;
     buf_free(&b);
+    if (r == 0)
+        d->has_env = true;
     errno = saved;
     return r;
 }
@@ -158,20 +173,21 @@ void spool_draft_abort(struct spool *sp, struct spool_draft *d)
     char path[PATH_MAX + 64];
     if (d->msg_fd >= 0)
         close(d->msg_fd);
-    if (d->env_fd >= 0)
-        close(d->env_fd);
-    d->msg_fd = d->env_fd = -1;
+    d->msg_fd = -1;
+    d->has_env = false;
     if (!d->id[0])
         return;
     path_in(sp, path, sizeof path, "incoming", d->id, ".msg");
-    unlink(path);
-    path_in(sp, path, sizeof path, "incoming", d->id, ".env");
     unlink(path);
     d->id[0] = '\0';
 }
 
 int spool_draft_prepend(struct spool *sp, struct spool_draft *d, const char *hdr, size_t len)
 {
+    if (d->has_env) {       /* the trailer would point into the moved message */
+        errno = EINVAL;
+        return -1;
+    }
     char tmp[PATH_MAX + 64], final[PATH_MAX + 64];
     path_in(sp, tmp, sizeof tmp, "incoming", d->id, ".pre");
     path_in(sp, final, sizeof final, "incoming", d->id, ".msg");
@@ -249,21 +265,17 @@ void spool_commit_begin(struct spool_draft **drafts, size_t n)
        already in flight. An optimisation only: every file is still fsync'd
        before it is named in queue/, so the promise does not depend on it (errors
        are ignored here and reported by fsync). */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         sync_file_range(drafts[i]->msg_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-        if (drafts[i]->env_fd >= 0)
-            sync_file_range(drafts[i]->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    }
 }
 
 int spool_draft_sync_file(const struct spool_draft *d, unsigned which)
 {
-    int fd = which == 0 ? d->msg_fd : d->env_fd;
-    if (fd < 0) {           /* no envelope was written: nothing to commit */
-        errno = EINVAL;
+    if (which >= SPOOL_DRAFT_FILES || d->msg_fd < 0 || !d->has_env) {
+        errno = EINVAL;     /* no envelope was written: nothing to commit */
         return -1;
     }
-    return fsync(fd);
+    return fsync(d->msg_fd);
 }
 
 void spool_commit_abort(struct spool *sp, struct spool_draft **drafts, size_t n)
@@ -276,12 +288,16 @@ int spool_commit_publish(struct spool *sp, struct spool_draft **drafts, size_t n
 {
     int saved = 0;
     size_t i;
-    /* Names: message before envelope, so an envelope in queue/ always has its
-       message beside it (the loader removes a message whose envelope never came).
-       The caller has fsync'd both files of every draft: the bytes are on disk
-       before any name in queue/ points at them. */
+    /* One rename per draft: the file holds message, envelope and trailer, and
+       its name in queue/ is the commit mark. The caller has fsync'd every
+       draft's file: the bytes are on disk before any name in queue/ points at
+       them. */
     for (i = 0; i < n; i++) {
-        if (move_into_queue(sp, drafts[i]->id, ".msg") < 0 || move_into_queue(sp, drafts[i]->id, ".env") < 0) {
+        if (!drafts[i]->has_env) {
+            saved = EINVAL;
+            goto fail_renamed;
+        }
+        if (move_into_queue(sp, drafts[i]->id, ".msg") < 0) {
             saved = errno;
             goto fail_renamed;
         }
@@ -295,17 +311,15 @@ int spool_commit_publish(struct spool *sp, struct spool_draft **drafts, size_t n
     }
     for (i = 0; i < n; i++) {
         close(drafts[i]->msg_fd);
-        close(drafts[i]->env_fd);
-        drafts[i]->msg_fd = drafts[i]->env_fd = -1;
+        drafts[i]->msg_fd = -1;
+        drafts[i]->has_env = false;
     }
     return 0;
 
 fail_renamed:
-    /* Not acknowledged: take back what was renamed (envelope first). */
-    for (size_t k = 0; k <= i && k < n; k++) {
+    /* Not acknowledged: take back what was renamed. */
+    for (size_t k = 0; k < i && k < n; k++) {
         char path[PATH_MAX + 64];
-        path_in(sp, path, sizeof path, "queue", drafts[k]->id, ".env");
-        unlink(path);
         path_in(sp, path, sizeof path, "queue", drafts[k]->id, ".msg");
         unlink(path);
     }
@@ -332,6 +346,66 @@ int spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n)
     return spool_commit_publish(sp, drafts, n);
 }
 
+/* The envelope inside dirfd/ID.msg (format 2, lib/msgfile.h). -1 with errno
+   ENOENT and *corrupt false when the file is missing or has no trailer (a
+   format-1 message whose ID.env is gone: never acknowledged, or delivered). */
+static int read_embedded(int dirfd, const char *id, struct envelope *e, bool *corrupt, char *err, size_t errlen)
+{
+    char name[QID_LEN + 8];
+    snprintf(name, sizeof name, "%s.msg", id);
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot read %s.env: %s", id, strerror(errno));
+        return -1;
+    }
+    unsigned long long fsize, off;
+    unsigned long len;
+    int t = msgfile_trailer_read(fd, id, &fsize, &off, &len);
+    if (t != 1) {
+        int saved = t < 0 ? errno : ENOENT;
+        close(fd);
+        if (t == 2) {
+            snprintf(err, errlen, "%s ends in a damaged envelope trailer", name);
+            *corrupt = true;
+        } else {
+            snprintf(err, errlen, "cannot read %s.env: %s", id,
+                     t < 0 ? strerror(saved) : "no such file, and no envelope inside the message file");
+        }
+        errno = saved;
+        return -1;
+    }
+    /* len <= ENV_MAX_SIZE: msgfile_trailer_parse checked it. */
+    char *data = malloc((size_t)len + 1);
+    ssize_t got = data ? pread(fd, data, len, (off_t)off) : -1;
+    int saved = errno;
+    close(fd);
+    if (got != (ssize_t)len) {
+        free(data);
+        snprintf(err, errlen, "cannot read the envelope inside %s: %s", name,
+                 got < 0 ? strerror(saved) : "short read");
+        errno = got < 0 ? saved : EIO;
+        return -1;
+    }
+    data[len] = '\0';
+    char why[200];
+    int r = env_parse(data, len, e, why, sizeof why);
+    free(data);
+    if (r < 0) {
+        snprintf(err, errlen, "envelope inside %s: %s", name, why);
+        *corrupt = true;
+        return -1;
+    }
+    if (strcmp(e->id, id) != 0 || e->size != off) {
+        snprintf(err, errlen, "envelope inside %s names queue ID %s and %llu octets, its trailer %llu", name,
+                 e->id, e->size, off);
+        env_free(e);
+        *corrupt = true;
+        return -1;
+    }
+    e->spool_embedded = true;
+    return 0;
+}
+
 int spool_env_read_at(int dirfd, const char *id, struct envelope *e, bool *corrupt, char *err, size_t errlen)
 {
     char name[QID_LEN + 8];
@@ -340,6 +414,8 @@ int spool_env_read_at(int dirfd, const char *id, struct envelope *e, bool *corru
     *corrupt = false;
     snprintf(name, sizeof name, "%s.env", id);
     if (fd_read_file(dirfd, name, ENV_MAX_SIZE, &data, &len) < 0) {
+        if (errno == ENOENT)        /* format 2: the envelope is inside ID.msg */
+            return read_embedded(dirfd, id, e, corrupt, err, errlen);
         *corrupt = errno == EFBIG;
         snprintf(err, errlen, "cannot read %s: %s", name, strerror(errno));
         return -1;
@@ -356,12 +432,25 @@ int spool_env_read_at(int dirfd, const char *id, struct envelope *e, bool *corru
         *corrupt = true;
         return -1;
     }
+    /* ID.env supersedes an envelope inside ID.msg, which spool_env_write cuts
+       off once ID.env is durable; a crash in between leaves ID.msg longer, with
+       a trailer that must then name exactly the message's end. */
     struct stat st;
     snprintf(name, sizeof name, "%s.msg", id);
-    int missing = fstatat(dirfd, name, &st, 0) < 0;     /* errno is stale when it succeeds */
-    if (missing || (unsigned long long)st.st_size != e->size) {
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int missing = fd < 0 || fstat(fd, &st) < 0;     /* errno is stale when it succeeds */
+    bool ok = !missing && (unsigned long long)st.st_size == e->size;
+    if (!missing && !ok && (unsigned long long)st.st_size > e->size) {
+        unsigned long long fsize, off;
+        unsigned long tlen;
+        ok = msgfile_trailer_read(fd, id, &fsize, &off, &tlen) == 1 && off == e->size;
+    }
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
         snprintf(err, errlen, "message file %s %s", name,
-                 missing ? (errno == ENOENT ? "is missing" : strerror(errno)) : "has the wrong size (torn)");
+                 missing ? (saved == ENOENT ? "is missing" : strerror(saved)) : "has the wrong size (torn)");
         env_free(e);
         *corrupt = true;
         return -1;
@@ -373,6 +462,29 @@ int spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
                    bool *corrupt, char *err, size_t errlen)
 {
     return spool_env_read_at(sp->queue_dirfd, id, e, corrupt, err, errlen);
+}
+
+/* Once ID.env is durable, cut ID.msg back to the message alone (format 1), so
+   the envelope inside it can never come back: a lone ID.msg is then a stray
+   again, as after any removal. The file is the smtp process's (group-writable
+   under privilege separation: spool_prepare_mode). */
+static int cut_embedded(int dirfd, const struct envelope *e)
+{
+    char name[QID_LEN + 8];
+    snprintf(name, sizeof name, "%s.msg", e->id);
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -1;       /* the size check at load speaks for a missing one */
+    if ((unsigned long long)st.st_size <= e->size)
+        return 0;
+    int fd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int r = ftruncate(fd, (off_t)e->size) < 0 || fsync(fd) < 0 ? -1 : 0;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
 }
 
 int spool_env_write_at(int dirfd, const struct envelope *e)
@@ -401,6 +513,8 @@ int spool_env_write_at(int dirfd, const struct envelope *e)
             r = -1, saved = errno;
         if (r < 0)
             unlinkat(dirfd, tmp, 0);
+        if (r == 0 && cut_embedded(dirfd, e) < 0)
+            r = -1, saved = errno;
     } else {
         saved = errno;
     }
@@ -440,9 +554,14 @@ int spool_remove_at(int dirfd, const char *id)
     return unlink_pair(dirfd, id) < 0 ? -1 : fsync(dirfd);
 }
 
-int spool_remove_unsynced(struct spool *sp, const char *id)
+int spool_remove_unsynced(struct spool *sp, const char *id, bool env_inside)
 {
-    return unlink_pair(sp->queue_dirfd, id);
+    if (!env_inside)
+        return unlink_pair(sp->queue_dirfd, id);
+    /* No ID.env to take first: one unlink removes the message whole. */
+    char name[QID_LEN + 8];
+    snprintf(name, sizeof name, "%s.msg", id);
+    return unlinkat(sp->queue_dirfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
 }
 
 int spool_remove(struct spool *sp, const char *id)
@@ -499,6 +618,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Does dirfd/name end in a trailer (format 2)? 1 yes, 2 a damaged one (for the
+   loader to quarantine), 0 no, -1 cannot tell. */
+static int has_trailer(int dirfd, const char *name, const char *id)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    unsigned long long fsize, off;
+    unsigned long len;
+    int t = msgfile_trailer_read(fd, id, &fsize, &off, &len);
+    close(fd);
+    return t;
+}
+
 int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
 {
     int dfd = dup(dirfd);
@@ -533,16 +666,31 @@ int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
             if (!(ids[n] = strdup(id)))
                 break;
             n++;
-        } else if (clean_strays && len == QID_LEN + 4 && !strcmp(name + QID_LEN, ".msg")) {
+        } else if (len == QID_LEN + 4 && !strcmp(name + QID_LEN, ".msg")) {
             char env[QID_LEN + 8];
-            str_copyn(env, name, QID_LEN, sizeof env);
-            strcat(env, ".env");
-            if (faccessat(dirfd, env, F_OK, 0) < 0 && errno == ENOENT) {
-                str_copyn(id, name, QID_LEN, sizeof id);
+            str_copyn(id, name, QID_LEN, sizeof id);
+            snprintf(env, sizeof env, "%s.env", id);
+            if (!qid_valid(id) || faccessat(dirfd, env, F_OK, 0) == 0 || errno != ENOENT)
+                continue;       /* visited by its ID.env */
+            int t = has_trailer(dirfd, name, id);
+            if (t == 0 && clean_strays) {
                 log_msg(LOG_LVL_INFO, id, "removing message file without envelope "
                         "(never acknowledged, or already delivered)");
                 unlinkat(dirfd, name, 0);
             }
+            if (t <= 0)
+                continue;
+            /* Format 2: the envelope is inside (or a damaged trailer says it was). */
+            if (n == cap) {
+                cap = cap ? cap * 2 : 256;
+                char **p = realloc(ids, cap * sizeof *p);
+                if (!p)
+                    break;
+                ids = p;
+            }
+            if (!(ids[n] = strdup(id)))
+                break;
+            n++;
         } else if (clean_strays && len > 4 && !strcmp(name + len - 4, ".tmp")) {
             unlinkat(dirfd, name, 0);
         }
@@ -550,13 +698,20 @@ int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
     closedir(d);
     if (n > 1)      /* qsort(NULL, 0, ...) is undefined, and an empty queue has ids == NULL */
         qsort(ids, n, sizeof *ids, cmp_str);
+    /* An ID seen twice (its ID.env written while the directory was read) is
+       visited once. */
+    size_t visited = 0;
     for (size_t i = 0; i < n; i++) {
-        if (fn)
-            fn(ids[i], arg);
-        free(ids[i]);
+        if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0) {
+            if (fn)
+                fn(ids[i], arg);
+            visited++;
+        }
     }
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
     free(ids);
-    return (int)n;
+    return (int)visited;
 }
 
 int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg)

@@ -2,19 +2,36 @@
  * spool — the on-disk queue, and the promise behind "250 OK".
  *
  *   incoming/  being received; never acknowledged; emptied at daemon start
- *   queue/     committed: ID.msg (message bytes, immutable) + ID.env (envelope)
- *   held/      DMTP: messages kept for a receiver to pull
+ *   queue/     committed: ID.msg, and ID.env once the envelope changed
+ *   held/      DMTP: messages kept for a receiver to pull (always a pair, format 1)
  *   corrupt/   files that failed validation, moved aside with their reason, never deleted
  *
+ * A queued message is one file, or two (lib/msgfile.h):
+ *   format 2   ID.msg = the message, its first envelope, a trailer naming where that
+ *              envelope is. What the spool commits: one inode, one fsync per message.
+ *   format 1   ID.msg = the message alone, ID.env = its envelope. What an envelope
+ *              update leaves, what held/ keeps, and what earlier versions wrote.
+ * Either way the message is ID.msg's first e->size octets: no reader reads it to
+ * its end (struct msg_src, lib/msgfile.h).
+ *
  * Commit (spool_commit, for a batch of drafts at once — group commit): fsync every
- * ID.msg and ID.env in incoming/, rename each ID.msg and then its ID.env into queue/,
- * fsync queue/. Only then may the caller answer 250. The ID.env is the commit mark:
- * a queue/ID.msg without its ID.env was never acknowledged (a crash between the two
- * renames) or was already delivered (a crash between the two unlinks) and is removed
- * at load; a queue/ID.env whose ID.msg is missing or the wrong size is quarantined.
+ * draft's ID.msg (message + envelope + trailer) in incoming/, rename each into
+ * queue/, fsync queue/. Only then may the caller answer 250. The rename of ID.msg
+ * into queue/ is the commit mark; a file there is never torn (it was fsync'd first),
+ * and its trailer and the envelope's "end CRC" tell a damaged one (quarantined).
  *
  * Envelope updates are atomic: ID.env.tmp written, fsync'd, renamed over ID.env,
- * directory fsync'd. Removal unlinks ID.env first, then ID.msg.
+ * directory fsync'd; then an ID.msg still holding an envelope is cut back to the
+ * message (ftruncate, fsync), so it is format 1 from then on. At load ID.env, when
+ * present, wins (ID.msg must then be e->size octets, or longer with a trailer that
+ * names exactly that end: a crash before the cut).
+ *
+ * Loading and removal: a queue/ID.msg with neither an ID.env nor a trailer was never
+ * acknowledged (format 1 from an earlier version, crash between its two renames)
+ * or was already delivered (a crash between the two unlinks of a pair) and is
+ * removed at load; a queue/ID.env whose ID.msg is missing or the wrong size is
+ * quarantined. Removal unlinks ID.env first, then ID.msg (a format-2 message
+ * with no ID.env: that one unlink).
  * Errors: -1 with errno preserved (ENOSPC, EROFS, EDQUOT... mean "try later").
  */
 #ifndef FERRY_SPOOL_H
@@ -26,6 +43,7 @@
 #include <sys/types.h>
 
 #include "lib/envelope.h"
+#include "lib/msgfile.h"
 #include "lib/qid.h"
 
 struct spool {
@@ -33,11 +51,11 @@ struct spool {
     int queue_dirfd;      /* open on queue/, for fsync */
 };
 
-/* A message being received. */
+/* A message being received: incoming/ID.msg, written through msg_fd. */
 struct spool_draft {
     char id[QID_LEN + 1];
     int msg_fd;
-    int env_fd;
+    bool has_env;         /* spool_draft_put_env wrote the envelope behind the message */
 };
 
 /* Create or check the directory tree (the spool 0711, maildrop/ 1733, the rest
@@ -56,12 +74,15 @@ void spool_close(struct spool *sp);
 int  spool_clean_incoming(const struct spool *sp);
 
 int  spool_draft_new(struct spool *sp, struct spool_draft *d);
-/* Write the whole envelope to incoming/ID.env (e->id must be d->id). */
+/* Write the whole envelope and the trailer behind the message in the draft's
+   file (format 2). The message must be complete: exactly e->size octets written
+   (else EINVAL), e->id == d->id. Nothing may be written to the draft after it. */
 int  spool_draft_put_env(struct spool *sp, struct spool_draft *d, const struct envelope *e);
 void spool_draft_abort(struct spool *sp, struct spool_draft *d);
 /* Put hdr[0..len) in front of the draft's message (header fields known only once
    the whole message was read: Authentication-Results, DKIM-Signature). The message
-   is copied behind them into a new file that replaces the draft's. */
+   is copied behind them into a new file that replaces the draft's. Before
+   spool_draft_put_env only (EINVAL after it). */
 int  spool_draft_prepend(struct spool *sp, struct spool_draft *d, const char *hdr, size_t len);
 /* Commit n drafts with one directory fsync. On failure none is acknowledged and
    every draft is aborted. Every fsync runs in the calling thread, one after another. */
@@ -74,7 +95,7 @@ int  spool_commit(struct spool *sp, struct spool_draft **drafts, size_t n);
    and the directory fsync: the drafts are committed when it returns 0); after any
    failure, abort instead. A draft is touched by one step at a time, and nothing
    else uses the drafts meanwhile; struct spool is only read. */
-#define SPOOL_DRAFT_FILES 2     /* ID.msg, ID.env */
+#define SPOOL_DRAFT_FILES 1     /* ID.msg, which holds the envelope too */
 void spool_commit_begin(struct spool_draft **drafts, size_t n);
 int  spool_draft_sync_file(const struct spool_draft *d, unsigned which);
 int  spool_commit_publish(struct spool *sp, struct spool_draft **drafts, size_t n);
@@ -85,8 +106,10 @@ void spool_commit_abort(struct spool *sp, struct spool_draft **drafts, size_t n)
    0 ok; -1 with errno, nothing queued. */
 int  spool_enqueue(struct spool *sp, struct envelope *e, const char *msg, size_t len);
 
-/* queue/ID.env: read and validate (including the size of ID.msg). 0 ok; -1 with
-   err: *corrupt is set when the file exists but is bad (quarantine it). */
+/* The envelope of queue/ID: ID.env, else the one inside ID.msg (format 2); read
+   and validated, including ID.msg's size; e->spool_embedded tells which. 0 ok;
+   -1 with err: *corrupt is set when a file exists but is bad (quarantine it);
+   errno ENOENT when there is no envelope at all. */
 int  spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
                     bool *corrupt, char *err, size_t errlen);
 int  spool_env_write(struct spool *sp, const struct envelope *e);
@@ -94,14 +117,17 @@ int  spool_msg_open(const struct spool *sp, const char *id);
 int  spool_remove(struct spool *sp, const char *id);
 /* spool_remove without its fsync of queue/, for a caller that fsyncs queue/ once
    for several removals (the queue process, once per turn of its loop). Until that
-   fsync a crash may bring the message back: delivered twice, never lost. */
-int  spool_remove_unsynced(struct spool *sp, const char *id);
+   fsync a crash may bring the message back: delivered twice, never lost.
+   env_inside: the caller knows there is no ID.env (the envelope is inside ID.msg),
+   so only ID.msg is unlinked. */
+int  spool_remove_unsynced(struct spool *sp, const char *id, bool env_inside);
 /* Move queue/ID.env and queue/ID.msg (whichever exist) to corrupt/, with ID.reason. */
 int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
 
-/* Visit the IDs that have a queue/ID.env, in ID order. Stray files
-   (queue/ID.msg alone, leftover .tmp) are cleaned up as described above when
-   clean_strays is set. Returns the number visited or -1. */
+/* Visit the IDs that have a queue/ID.env or an ID.msg with a trailer (format 2),
+   each once, in ID order. Stray files (queue/ID.msg alone without a trailer,
+   leftover .tmp) are cleaned up as described above when clean_strays is set.
+   Returns the number visited or -1. */
 typedef void (*spool_visit_fn)(const char *id, void *arg);
 int  spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg);
 

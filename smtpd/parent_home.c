@@ -149,7 +149,12 @@ static void child_run(struct home_jobs *h, const struct ferry_config *cfg, const
                      strerror(errno));
     } else {
         umask(077);
-        home_deliver(pw->pw_dir, req->sender, req->rcpt, req->junk, msg_fd, cfg->mailbox_quota, &res.st);
+        /* Only the message part of the file, judged as the user (lib/msgfile.h). */
+        struct msg_src msg = { msg_fd, 0 };
+        if (msgfile_msg_size(msg_fd, req->id, &msg.size) < 0)
+            delivery_set(&res.st, DELIVERY_DEFER, "4.3.0 cannot read the queued message: %s", strerror(errno));
+        else
+            home_deliver(pw->pw_dir, req->sender, req->rcpt, req->junk, msg, cfg->mailbox_quota, &res.st);
     }
     char line[1024];
     int n = home_result_format(&res, line, sizeof line);

@@ -208,7 +208,8 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
     qid_new(s->id);
     memcpy(&s->peer, sa, len < sizeof s->peer ? len : sizeof s->peer);
     netaddr_ntop(sa, s->peer_ip, sizeof s->peer_ip);
-    s->draft.msg_fd = s->draft.env_fd = -1;
+    s->draft.msg_fd = -1;
+    s->draft.has_env = false;
     s->state = SS_PREGREET;
     struct bufferevent *bev = NULL;
     if (s->kind == LISTEN_SMTPS && srv->tls) {

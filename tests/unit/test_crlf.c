@@ -3,6 +3,8 @@
 #include "lib/crlf.h"
 #include "tests/unit/unit.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,7 +15,10 @@ static void convert(const char *const *parts, size_t outsz, char *got, size_t go
 {
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    struct crlf_reader rd = { false };
+    size_t total = 0;
+    for (size_t k = 0; parts[k]; k++)
+        total += strlen(parts[k]);
+    struct crlf_reader rd = CRLF_READER(total);
     size_t len = 0;
     char out[64];
     ck_assert_uint_le(outsz, sizeof out);
@@ -74,6 +79,37 @@ START_TEST(small_output_buffer)
 }
 END_TEST
 
+/* A queue file holds its envelope after the message: the reader stops at the
+   message's size, and a file shorter than that is an error, not a short message. */
+START_TEST(stops_at_the_size)
+{
+    char path[] = "/tmp/ferry-crlf-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    const char text[] = "a\r\nb\r\nFERRY-ENV 1\n";
+    ck_assert_int_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    struct crlf_reader rd = CRLF_READER(6);
+    char out[64];
+    size_t len = 0;
+    ssize_t n;
+    while ((n = crlf_read(fd, &rd, out + len, sizeof out - len)) > 0)
+        len += (size_t)n;
+    ck_assert_int_eq(n, 0);
+    ck_assert_uint_eq(len, 4);
+    ck_assert(!memcmp(out, "a\nb\n", 4));
+
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    rd = CRLF_READER(sizeof text + 10);     /* the file is shorter than the message */
+    while ((n = crlf_read(fd, &rd, out, sizeof out)) > 0)
+        ;
+    ck_assert_int_eq(n, -1);
+    ck_assert_int_eq(errno, EIO);
+    close(fd);
+}
+END_TEST
+
 static Suite *crlf_suite(void)
 {
     Suite *s = suite_create("crlf");
@@ -82,6 +118,7 @@ static Suite *crlf_suite(void)
     tcase_add_test(tc, cr_split_from_its_lf);
     tcase_add_test(tc, lone_cr_kept);
     tcase_add_test(tc, small_output_buffer);
+    tcase_add_test(tc, stops_at_the_size);
     suite_add_tcase(s, tc);
     return s;
 }

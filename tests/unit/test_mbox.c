@@ -30,7 +30,7 @@ static void teardown(void)
     ck_assert_int_eq(system(cmd), 0);
 }
 
-static int msg_fd(const char *text)
+static struct msg_src msg_fd(const char *text)
 {
     char p[300];
     snprintf(p, sizeof p, "%s/msg", dir);
@@ -38,7 +38,7 @@ static int msg_fd(const char *text)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     lseek(fd, 0, SEEK_SET);
-    return fd;
+    return (struct msg_src){ fd, strlen(text) };
 }
 
 static char *slurp(const char *p, size_t *len)
@@ -58,14 +58,14 @@ static char *slurp(const char *p, size_t *len)
 /* What mbox_write makes of text (no From line, no prefix). */
 static char *written(const char *text)
 {
-    int in = msg_fd(text);
+    struct msg_src in = msg_fd(text);
     char out[300];
     snprintf(out, sizeof out, "%s/out", dir);
     int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(mbox_write(fd, "", "", in), 0);
     close(fd);
-    close(in);
+    close(in.fd);
     return slurp(out, NULL);
 }
 
@@ -106,14 +106,14 @@ END_TEST
 START_TEST(deliver_appends)
 {
     struct delivery_status st;
-    int in = msg_fd("Subject: one\r\n\r\nFrom me\r\n");
+    struct msg_src in = msg_fd("Subject: one\r\n\r\nFrom me\r\n");
     mbox_deliver(path, "bob@example.test", "Delivered-To: alice@example.test\n", in, 1, &st);
     ck_assert_int_eq(st.result, DELIVERY_OK);
-    close(in);
+    close(in.fd);
     in = msg_fd("Subject: two\r\n\r\nbody\r\n");
     mbox_deliver(path, "", "", in, 1, &st);
     ck_assert_int_eq(st.result, DELIVERY_OK);
-    close(in);
+    close(in.fd);
     char *m = slurp(path, NULL);
     ck_assert_ptr_nonnull(strstr(m, "Delivered-To: alice@example.test\nSubject: one\n\n>From me\n\nFrom MAILER-DAEMON "));
     ck_assert_int_eq(strncmp(m, "From bob@example.test ", 22), 0);
@@ -148,7 +148,7 @@ START_TEST(dotlock_held_defers)
     char lock[300];
     hold_dotlock(lock, sizeof lock);
     struct delivery_status st;
-    int in = msg_fd("x\r\n");
+    struct msg_src in = msg_fd("x\r\n");
     mbox_deliver(path, "bob@example.test", "", in, 1, &st);
     ck_assert_int_eq(st.result, DELIVERY_DEFER);
     ck_assert_int_eq(strncmp(st.text, "4.2.0 ", 6), 0);
@@ -156,11 +156,11 @@ START_TEST(dotlock_held_defers)
     ck_assert_int_ne(access(path, F_OK), 0);
     /* The same lock, old enough to be stale, is removed and delivery goes on. */
     make_stale(lock);
-    lseek(in, 0, SEEK_SET);
+    lseek(in.fd, 0, SEEK_SET);
     mbox_deliver(path, "bob@example.test", "", in, 1, &st);
     ck_assert_int_eq(st.result, DELIVERY_OK);
     ck_assert_int_ne(access(lock, F_OK), 0);
-    close(in);
+    close(in.fd);
 }
 END_TEST
 
@@ -173,7 +173,7 @@ START_TEST(daemon_lock_wait_does_not_block)
     char lock[300];
     hold_dotlock(lock, sizeof lock);
     struct delivery_status st;
-    int in = msg_fd("x\r\n");
+    struct msg_src in = msg_fd("x\r\n");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     mbox_deliver(path, "bob@example.test", "", in, MBOX_LOCK_WAIT, &st);
@@ -184,11 +184,11 @@ START_TEST(daemon_lock_wait_does_not_block)
     ck_assert_msg(took < 0.2, "a held lock took %.2f s to defer", took);
     ck_assert_int_eq(access(lock, F_OK), 0);
     make_stale(lock);
-    lseek(in, 0, SEEK_SET);
+    lseek(in.fd, 0, SEEK_SET);
     mbox_deliver(path, "bob@example.test", "", in, MBOX_LOCK_WAIT, &st);
     ck_assert_msg(st.result == DELIVERY_OK, "%s", st.text);
     ck_assert_int_ne(access(lock, F_OK), 0);
-    close(in);
+    close(in.fd);
 }
 END_TEST
 
@@ -211,7 +211,7 @@ START_TEST(fcntl_lock_held_defers)
     char c;
     ck_assert_int_eq(read(p[0], &c, 1), 1);
     struct delivery_status st;
-    int in = msg_fd("x\r\n");
+    struct msg_src in = msg_fd("x\r\n");
     mbox_deliver(path, "bob@example.test", "", in, 1, &st);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -220,7 +220,7 @@ START_TEST(fcntl_lock_held_defers)
     struct stat sb;
     ck_assert_int_eq(stat(path, &sb), 0);
     ck_assert_int_eq(sb.st_size, 0);
-    close(in);
+    close(in.fd);
     close(fd);
 }
 END_TEST
@@ -235,7 +235,7 @@ START_TEST(write_error_truncates)
     char big[20000];
     memset(big, 'a', sizeof big - 3);
     strcpy(big + sizeof big - 3, "\r\n");
-    int in = msg_fd(big);
+    struct msg_src in = msg_fd(big);
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit rl = { 4096, 4096 };
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
@@ -247,14 +247,14 @@ START_TEST(write_error_truncates)
     char *m = slurp(path, &n);
     ck_assert_uint_eq(n, strlen(before));
     ck_assert_str_eq(m, before);
-    close(in);
+    close(in.fd);
 }
 END_TEST
 
 START_TEST(not_a_file_fails)
 {
     ck_assert_int_eq(mkdir(path, 0700), 0);
-    int in = msg_fd("x\r\n");
+    struct msg_src in = msg_fd("x\r\n");
     struct delivery_status st;
     mbox_deliver(path, "bob@example.test", "", in, 1, &st);
     ck_assert_int_eq(st.result, DELIVERY_FAIL);
@@ -263,10 +263,10 @@ START_TEST(not_a_file_fails)
     char link[300];
     snprintf(link, sizeof link, "%s/bob", dir);
     ck_assert_int_eq(symlink("/etc/passwd", link), 0);
-    lseek(in, 0, SEEK_SET);
+    lseek(in.fd, 0, SEEK_SET);
     mbox_deliver(link, "bob@example.test", "", in, 1, &st);
     ck_assert_int_eq(st.result, DELIVERY_FAIL);
-    close(in);
+    close(in.fd);
 }
 END_TEST
 

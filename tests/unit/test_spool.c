@@ -2,19 +2,25 @@
  * test_spool.c — queue/spool.h, in a temporary directory.
  *
  * Covers: spool_prepare makes incoming/, queue/, held/, corrupt/; a draft
- * (message bytes + envelope) committed lands in queue/ and leaves incoming/
- * empty; spool_env_read of a good pair, of a torn (truncated) message and of a
- * missing envelope; spool_env_write updates; spool_remove; spool_quarantine
- * with its ID.reason; spool_scan visiting in ID order, and with clean_strays
- * removing a lone .msg and .tmp files but keeping proper pairs;
- * spool_clean_incoming; spool_draft_abort; a batch of three committed at once.
+ * (message bytes + envelope) committed lands in queue/ as one file (format 2:
+ * message, envelope, trailer) and leaves incoming/ empty; spool_env_read of it,
+ * of a damaged envelope or trailer inside it, of a format-1 pair written by hand
+ * (a torn message, a missing one, a missing envelope); spool_env_write writes
+ * ID.env and cuts ID.msg back to the message; a crash between the two; removal;
+ * spool_quarantine with its ID.reason; spool_scan visiting in ID order (format-2
+ * files and pairs, each once), and with clean_strays removing a lone .msg without
+ * a trailer and .tmp files; spool_clean_incoming; spool_draft_abort; a batch of
+ * three committed at once.
  */
 #include "queue/spool.h"
+#include "lib/msgfile.h"
 #include "tests/unit/spool_fixture.h"
 #include "tests/unit/unit.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -79,7 +85,57 @@ static void make_draft(struct spool_draft *d, const char *body, struct envelope 
     strcpy(e->protocol, "ESMTP");
     ck_assert_int_eq(env_add_rcpt(e, "bob@example.org"), 0);
     ck_assert_int_eq(spool_draft_put_env(&sp, d, e), 0);
-    ck_assert(exists("incoming", d->id, ".env"));
+    ck_assert(d->has_env);
+    ck_assert(!exists("incoming", d->id, ".env"));     /* one file per message */
+}
+
+static off_t file_size(const char *sub, const char *id, const char *ext)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/%s%s", spdir, sub, id, ext);
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* Overwrite octets of queue/ID.msg at off (off < 0: from the end). */
+static void poke(const char *id, off_t off, const char *bytes)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/queue/%s.msg", spdir, id);
+    int fd = open(path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    if (off < 0)
+        off += file_size("queue", id, ".msg");
+    ck_assert_int_eq(pwrite(fd, bytes, strlen(bytes), off), (ssize_t)strlen(bytes));
+    close(fd);
+}
+
+/* A format-1 pair as an earlier version (and ferrytest.inject) writes it:
+   queue/ID.msg exactly the message, queue/ID.env beside it. */
+static void write_pair(const char *id, const char *body)
+{
+    struct envelope e;
+    env_init(&e);
+    strcpy(e.id, id);
+    e.arrival = time(NULL);
+    e.size = strlen(body);
+    strcpy(e.sender, "carol@example.com");
+    strcpy(e.protocol, "ESMTP");
+    ck_assert_int_eq(env_add_rcpt(&e, "dan@example.org"), 0);
+    struct buf b;
+    buf_init(&b, ENV_MAX_SIZE);
+    ck_assert_int_eq(env_serialize(&e, &b), 0);
+    char name[64], *text = malloc(b.len + 1);
+    memcpy(text, b.data, b.len);
+    text[b.len] = '\0';
+    snprintf(name, sizeof name, "%s.msg", id);
+    touch("queue", name, body);
+    snprintf(name, sizeof name, "%s.env", id);
+    touch("queue", name, text);
+    free(text);
+    buf_free(&b);
+    env_free(&e);
 }
 
 static void commit_one(char id[QID_LEN + 1], const char *body)
@@ -134,24 +190,41 @@ START_TEST(commit_and_read)
     ck_assert_int_eq(count_files("queue"), 0);
     ck_assert_int_eq(spool_commit(&sp, &dp, 1), 0);
     ck_assert_int_eq(d.msg_fd, -1);
-    ck_assert_int_eq(d.env_fd, -1);
     ck_assert(exists("queue", d.id, ".msg"));
-    ck_assert(exists("queue", d.id, ".env"));
+    ck_assert(!exists("queue", d.id, ".env"));
     ck_assert_int_eq(count_files("incoming"), 0);
-    ck_assert_int_eq(count_files("queue"), 2);
+    ck_assert_int_eq(count_files("queue"), 1);      /* exactly one file */
+
+    /* Format 2: the message, the envelope at e.size, a trailer naming it. */
+    int fd = spool_msg_open(&sp, d.id);
+    ck_assert_int_ge(fd, 0);
+    unsigned long long fsize, off, msize;
+    unsigned long len;
+    ck_assert_int_eq(msgfile_trailer_read(fd, d.id, &fsize, &off, &len), 1);
+    ck_assert_uint_eq(off, e.size);
+    ck_assert_uint_eq(fsize, off + len + MSGFILE_TRAILER_LEN);
+    ck_assert_int_eq(msgfile_msg_size(fd, d.id, &msize), 0);
+    ck_assert_uint_eq(msize, e.size);
+    char env_head[12] = "";
+    ck_assert_int_eq(pread(fd, env_head, 11, (off_t)off), 11);
+    ck_assert_str_eq(env_head, "FERRY-ENV 1");
+    /* the trailer belongs to its file: another ID does not match it */
+    ck_assert_int_eq(msgfile_trailer_read(fd, "0123456789ABCDEF", &fsize, &off, &len), 2);
 
     ck_assert_msg(spool_env_read(&sp, d.id, &got, &corrupt, err, sizeof err) == 0, "%s", err);
     ck_assert(!corrupt);
+    ck_assert(got.spool_embedded);
     ck_assert_str_eq(got.id, d.id);
     ck_assert_str_eq(got.sender, "alice@example.com");
     ck_assert_uint_eq(got.size, strlen("Subject: x\r\n\r\nbody\r\n"));
     ck_assert_uint_eq(got.nrcpts, 1);
     env_free(&got);
 
-    int fd = spool_msg_open(&sp, d.id);
-    ck_assert_int_ge(fd, 0);
+    /* What every reader does: the message's size octets, never to end of file. */
     char buf[64];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    unsigned long long left = e.size;
+    ssize_t n = msg_read(fd, &left, buf, sizeof buf - 1);
+    ck_assert_int_eq(msg_read(fd, &left, buf + n, sizeof buf - 1 - (size_t)n), 0);
     close(fd);
     ck_assert_int_eq(n, (ssize_t)e.size);
     buf[n] = '\0';
@@ -165,7 +238,12 @@ START_TEST(read_torn_and_missing)
     char id[QID_LEN + 1], path[PATH_MAX];
     struct envelope got;
     bool corrupt = false;
-    commit_one(id, "0123456789\r\n");
+    qid_new(id);
+    write_pair(id, "0123456789\r\n");
+    ck_assert_msg(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err) == 0, "%s", err);
+    ck_assert(!got.spool_embedded);
+    ck_assert_str_eq(got.sender, "carol@example.com");
+    env_free(&got);
     snprintf(path, sizeof path, "%s/queue/%s.msg", spdir, id);
     ck_assert_int_eq(truncate(path, 5), 0);
     ck_assert_int_lt(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err), 0);
@@ -184,9 +262,19 @@ START_TEST(read_torn_and_missing)
     ck_assert_int_lt(spool_env_read(&sp, "0123456789ABCDEF", &got, &corrupt, err, sizeof err), 0);
     ck_assert(!corrupt);
 
+    /* envelope absent and a message without a trailer: a stray, not corrupt */
+    corrupt = true;
+    write_pair(id, "0123456789\r\n");
+    snprintf(path, sizeof path, "%s/queue/%s.env", spdir, id);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_lt(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err), 0);
+    ck_assert(!corrupt);
+    ck_assert_int_eq(errno, ENOENT);
+
     /* envelope damaged */
     char id2[QID_LEN + 1];
-    commit_one(id2, "hello\r\n");
+    qid_new(id2);
+    write_pair(id2, "hello\r\n");
     snprintf(path, sizeof path, "%s/queue/%s.env", spdir, id2);
     int fd = open(path, O_WRONLY);
     ck_assert_int_ge(fd, 0);
@@ -198,6 +286,54 @@ START_TEST(read_torn_and_missing)
 }
 END_TEST
 
+/* The envelope inside ID.msg: a changed octet (its CRC), a trailer that is
+   damaged or names another offset, an envelope naming another ID. */
+START_TEST(read_embedded_damaged)
+{
+    char id[QID_LEN + 1];
+    struct envelope got;
+    bool corrupt = false;
+
+    commit_one(id, "0123456789\r\n");
+    /* the sender's first letter, inside the envelope: only the CRC tells */
+    char path[PATH_MAX], text[1024];
+    snprintf(path, sizeof path, "%s/queue/%s.msg", spdir, id);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t tl = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[tl] = '\0';
+    char *alice = strstr(text, "alice@");
+    ck_assert_ptr_nonnull(alice);
+    poke(id, alice - text, "b");
+    ck_assert_int_lt(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err), 0);
+    ck_assert(corrupt);
+    ck_assert_msg(strstr(err, "checksum"), "%s", err);
+
+    commit_one(id, "0123456789\r\n");
+    poke(id, -MSGFILE_TRAILER_LEN + 13 + 15, "0");      /* the offset's last digit: c -> 0 */
+    corrupt = false;
+    ck_assert_int_lt(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err), 0);
+    ck_assert(corrupt);
+    ck_assert_msg(strstr(err, "trailer"), "%s", err);
+
+    commit_one(id, "0123456789\r\n");
+    poke(id, -MSGFILE_TRAILER_LEN + 13 + 3, "g");       /* not a hex digit */
+    corrupt = false;
+    ck_assert_int_lt(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err), 0);
+    ck_assert(corrupt);
+
+    /* torn before the trailer: no trailer at all, so it reads as a stray */
+    commit_one(id, "0123456789\r\n");
+    snprintf(path, sizeof path, "%s/queue/%s.msg", spdir, id);
+    ck_assert_int_eq(truncate(path, file_size("queue", id, ".msg") - 10), 0);
+    corrupt = true;
+    ck_assert_int_lt(spool_env_read(&sp, id, &got, &corrupt, err, sizeof err), 0);
+    ck_assert(!corrupt);
+    ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
 START_TEST(env_write_updates)
 {
     char id[QID_LEN + 1];
@@ -205,6 +341,8 @@ START_TEST(env_write_updates)
     bool corrupt;
     commit_one(id, "hi\r\n");
     ck_assert_int_eq(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err), 0);
+    ck_assert(e.spool_embedded);
+    ck_assert_int_eq(count_files("queue"), 1);
     e.attempts = 4;
     e.next_attempt = 1900000000;
     e.rcpts[0].state = RCPT_FAILED;
@@ -220,9 +358,62 @@ START_TEST(env_write_updates)
     ck_assert_int_eq(e.rcpts[0].state, RCPT_FAILED);
     ck_assert_str_eq(e.rcpts[0].result, "550 5.1.1 unknown user");
     ck_assert_str_eq(e.rcpts[1].addr, "dave@example.net");
-    env_free(&e);
+    ck_assert(!e.spool_embedded);
+    /* ID.env written, ID.msg cut back to the message: a format-1 pair */
+    ck_assert(exists("queue", id, ".env"));
+    ck_assert_int_eq(file_size("queue", id, ".msg"), 4);
     /* no temp file left behind */
     ck_assert_int_eq(count_files("queue"), 2);
+    /* a second update leaves the message alone */
+    e.attempts = 5;
+    ck_assert_int_eq(spool_env_write(&sp, &e), 0);
+    ck_assert_int_eq(file_size("queue", id, ".msg"), 4);
+    env_free(&e);
+    ck_assert_int_eq(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err), 0);
+    ck_assert_uint_eq(e.attempts, 5);
+    env_free(&e);
+    /* once the ID.env is gone the message is a stray: its envelope never comes back */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/queue/%s.env", spdir, id);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(spool_scan(&sp, true, NULL, NULL), 0);
+    ck_assert(!exists("queue", id, ".msg"));
+}
+END_TEST
+
+/* A crash after ID.env was written but before ID.msg was cut back: ID.env wins,
+   and the longer ID.msg is accepted only with a trailer naming the message's end. */
+START_TEST(env_written_not_cut)
+{
+    char id[QID_LEN + 1];
+    struct envelope e;
+    bool corrupt;
+    commit_one(id, "hello\r\n");
+    off_t whole = file_size("queue", id, ".msg");
+    ck_assert_int_eq(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err), 0);
+    e.attempts = 7;
+    struct buf b;
+    buf_init(&b, ENV_MAX_SIZE);
+    ck_assert_int_eq(env_serialize(&e, &b), 0);
+    char name[64], *text = malloc(b.len + 1);
+    memcpy(text, b.data, b.len);
+    text[b.len] = '\0';
+    snprintf(name, sizeof name, "%s.env", id);
+    touch("queue", name, text);
+    free(text);
+    buf_free(&b);
+    env_free(&e);
+    ck_assert_msg(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(e.attempts, 7);
+    ck_assert(!e.spool_embedded);
+    env_free(&e);
+    ck_assert_int_eq(spool_scan(&sp, true, NULL, NULL), 1);      /* once, not twice */
+    ck_assert_int_eq(file_size("queue", id, ".msg"), whole);     /* nothing removed */
+    /* the trailer no longer names the message's end: torn */
+    poke(id, -MSGFILE_TRAILER_LEN + 13 + 15, "0");
+    ck_assert_int_lt(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err), 0);
+    ck_assert(corrupt);
+    ck_assert_msg(strstr(err, "wrong size"), "%s", err);
 }
 END_TEST
 
@@ -232,12 +423,18 @@ START_TEST(remove_files)
     commit_one(id, "a\r\n");
     commit_one(keep, "b\r\n");
     ck_assert_int_eq(spool_remove(&sp, id), 0);
-    ck_assert(!exists("queue", id, ".env"));
     ck_assert(!exists("queue", id, ".msg"));
-    ck_assert(exists("queue", keep, ".env"));
     ck_assert(exists("queue", keep, ".msg"));
     /* removing again is not an error */
     ck_assert_int_eq(spool_remove(&sp, id), 0);
+    /* the queue's one-unlink removal of a message whose envelope is inside */
+    ck_assert_int_eq(spool_remove_unsynced(&sp, keep, true), 0);
+    ck_assert_int_eq(count_files("queue"), 0);
+    /* a format-1 pair: both files go */
+    qid_new(id);
+    write_pair(id, "c\r\n");
+    ck_assert_int_eq(spool_remove_unsynced(&sp, id, false), 0);
+    ck_assert_int_eq(count_files("queue"), 0);
 }
 END_TEST
 
@@ -245,6 +442,11 @@ START_TEST(quarantine)
 {
     char id[QID_LEN + 1], path[PATH_MAX];
     commit_one(id, "a\r\n");
+    ck_assert_int_eq(spool_quarantine(&sp, id, "checksum mismatch"), 0);
+    ck_assert(!exists("queue", id, ".msg"));
+    ck_assert(exists("corrupt", id, ".msg"));        /* the envelope inside goes along */
+    qid_new(id);
+    write_pair(id, "a\r\n");
     ck_assert_int_eq(spool_quarantine(&sp, id, "checksum mismatch"), 0);
     ck_assert(!exists("queue", id, ".env"));
     ck_assert(!exists("queue", id, ".msg"));
@@ -260,7 +462,8 @@ START_TEST(quarantine)
 
     /* only an envelope */
     char id2[QID_LEN + 1];
-    commit_one(id2, "b\r\n");
+    qid_new(id2);
+    write_pair(id2, "b\r\n");
     snprintf(path, sizeof path, "%s/queue/%s.msg", spdir, id2);
     ck_assert_int_eq(unlink(path), 0);
     ck_assert_int_eq(spool_quarantine(&sp, id2, "message missing"), 0);
@@ -287,9 +490,11 @@ static void visit(const char *id, void *arg)
 
 START_TEST(scan)
 {
-    char ids[3][QID_LEN + 1];
+    char ids[4][QID_LEN + 1];
     for (int i = 0; i < 3; i++)
         commit_one(ids[i], "x\r\n");
+    qid_new(ids[3]);
+    write_pair(ids[3], "y\r\n");       /* a format-1 pair, visited too */
     /* strays: a message without envelope, leftover temp files, foreign names */
     char lone[QID_LEN + 1];
     qid_new(lone);
@@ -302,28 +507,28 @@ START_TEST(scan)
     touch("queue", "README", "not ours");
 
     struct visits v = { .n = 0 };
-    ck_assert_int_eq(spool_scan(&sp, false, visit, &v), 3);
-    ck_assert_int_eq(v.n, 3);
-    ck_assert_int_eq(count_files("queue"), 6 + 4);     /* nothing cleaned */
+    ck_assert_int_eq(spool_scan(&sp, false, visit, &v), 4);
+    ck_assert_int_eq(v.n, 4);
+    ck_assert_int_eq(count_files("queue"), 3 + 2 + 4);     /* nothing cleaned */
 
     v.n = 0;
-    ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 3);
-    ck_assert_int_eq(v.n, 3);
-    for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 4);
+    ck_assert_int_eq(v.n, 4);
+    for (int i = 0; i < 4; i++) {
         ck_assert_str_eq(v.ids[i], ids[i]);            /* ID order (creation order) */
-        ck_assert(exists("queue", ids[i], ".env"));
         ck_assert(exists("queue", ids[i], ".msg"));
     }
+    ck_assert(exists("queue", ids[3], ".env"));
     ck_assert(!exists("queue", lone, ".msg"));
     ck_assert(!exists("queue", ids[0], ".env.tmp"));
     ck_assert(!exists("queue", "junk", ".tmp"));
     ck_assert(exists("queue", "README", ""));
-    ck_assert_int_eq(count_files("queue"), 7);
+    ck_assert_int_eq(count_files("queue"), 6);
 
     /* scanning again (rewinds the shared directory offset) */
     v.n = 0;
-    ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 3);
-    ck_assert_int_eq(spool_scan(&sp, false, NULL, NULL), 3);
+    ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 4);
+    ck_assert_int_eq(spool_scan(&sp, false, NULL, NULL), 4);
 }
 END_TEST
 
@@ -356,11 +561,10 @@ START_TEST(clean_incoming)
     struct envelope e;
     make_draft(&d, "abandoned\r\n", &e);
     close(d.msg_fd);
-    close(d.env_fd);
     env_free(&e);
     touch("incoming", "other.tmp", "x");
-    ck_assert_int_eq(count_files("incoming"), 3);
-    ck_assert_int_eq(spool_clean_incoming(&sp), 3);
+    ck_assert_int_eq(count_files("incoming"), 2);
+    ck_assert_int_eq(spool_clean_incoming(&sp), 2);
     ck_assert_int_eq(count_files("incoming"), 0);
     ck_assert_int_eq(count_files("queue"), 0);
 }
@@ -373,11 +577,13 @@ START_TEST(draft_abort)
     make_draft(&d, "never mind\r\n", &e);
     char id[QID_LEN + 1];
     strcpy(id, d.id);
+    /* header fields cannot go in front once the envelope is behind the message */
+    ck_assert_int_lt(spool_draft_prepend(&sp, &d, "X: y\r\n", 6), 0);
+    ck_assert_int_eq(errno, EINVAL);
     spool_draft_abort(&sp, &d);
     ck_assert_int_eq(d.msg_fd, -1);
-    ck_assert_int_eq(d.env_fd, -1);
+    ck_assert(!d.has_env);
     ck_assert(!exists("incoming", id, ".msg"));
-    ck_assert(!exists("incoming", id, ".env"));
     ck_assert_int_eq(count_files("incoming"), 0);
     ck_assert_int_eq(count_files("queue"), 0);
     /* aborting twice is harmless */
@@ -389,6 +595,37 @@ START_TEST(draft_abort)
     ck_assert_int_eq(count_files("incoming"), 1);
     spool_draft_abort(&sp, &d);
     ck_assert_int_eq(count_files("incoming"), 0);
+
+    /* an envelope whose size is not the message's is refused */
+    ck_assert_int_eq(spool_draft_new(&sp, &d), 0);
+    ck_assert_int_eq(write(d.msg_fd, "abc", 3), 3);
+    env_init(&e);
+    strcpy(e.id, d.id);
+    e.size = 2;
+    ck_assert_int_eq(env_add_rcpt(&e, "bob@example.org"), 0);
+    ck_assert_int_lt(spool_draft_put_env(&sp, &d, &e), 0);
+    ck_assert_int_eq(errno, EINVAL);
+    env_free(&e);
+    spool_draft_abort(&sp, &d);
+
+    /* a prepend before the envelope moves the message, and put_env follows it */
+    ck_assert_int_eq(spool_draft_new(&sp, &d), 0);
+    ck_assert_int_eq(write(d.msg_fd, "body\r\n", 6), 6);
+    ck_assert_int_eq(spool_draft_prepend(&sp, &d, "X: y\r\n", 6), 0);
+    env_init(&e);
+    strcpy(e.id, d.id);
+    e.size = 12;
+    ck_assert_int_eq(env_add_rcpt(&e, "bob@example.org"), 0);
+    ck_assert_int_eq(spool_draft_put_env(&sp, &d, &e), 0);
+    struct spool_draft *one = &d;
+    strcpy(id, d.id);
+    ck_assert_int_eq(spool_commit(&sp, &one, 1), 0);
+    env_free(&e);
+    bool corrupt;
+    ck_assert_msg(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(e.size, 12);
+    env_free(&e);
+    ck_assert_int_eq(spool_remove(&sp, id), 0);
 
     /* committing a draft without an envelope fails and aborts it */
     ck_assert_int_eq(spool_draft_new(&sp, &d), 0);
@@ -408,10 +645,10 @@ START_TEST(batch_commit)
         make_draft(&d[i], bodies[i], &e[i]);
         dp[i] = &d[i];
     }
-    ck_assert_int_eq(count_files("incoming"), 6);
+    ck_assert_int_eq(count_files("incoming"), 3);
     ck_assert_int_eq(spool_commit(&sp, dp, 3), 0);
     ck_assert_int_eq(count_files("incoming"), 0);
-    ck_assert_int_eq(count_files("queue"), 6);
+    ck_assert_int_eq(count_files("queue"), 3);
     for (int i = 0; i < 3; i++) {
         struct envelope got;
         bool corrupt;
@@ -435,7 +672,9 @@ Suite *spool_suite(void)
     tcase_add_test(tc, prepare_makes_tree);
     tcase_add_test(tc, commit_and_read);
     tcase_add_test(tc, read_torn_and_missing);
+    tcase_add_test(tc, read_embedded_damaged);
     tcase_add_test(tc, env_write_updates);
+    tcase_add_test(tc, env_written_not_cut);
     tcase_add_test(tc, remove_files);
     tcase_add_test(tc, quarantine);
     tcase_add_test(tc, scan);

@@ -106,10 +106,8 @@ static bool in_incoming(const struct spool_draft *d)
     char path[PATH_MAX];
     struct stat st;
     snprintf(path, sizeof path, "%s/incoming/%s.msg", spdir, d->id);
-    if (stat(path, &st) < 0)
-        return false;
-    snprintf(path, sizeof path, "%s/incoming/%s.env", spdir, d->id);
-    return stat(path, &st) == 0;
+    /* One file per draft: the envelope is behind the message (format 2). */
+    return stat(path, &st) == 0 && d->has_env;
 }
 
 static bool queued_ok(const struct spool_draft *d, size_t len)
@@ -142,11 +140,11 @@ START_TEST(batch_commits)
     ck_assert_int_eq(o.err, 0);
     ck_assert_uint_eq(spool_flusher_in_flight(fl), 0);
     ck_assert_int_eq(count_files("incoming"), 0);
-    ck_assert_int_eq(count_files("queue"), 10);
+    ck_assert_int_eq(count_files("queue"), 5);     /* one file per message */
     for (int i = 0; i < 5; i++) {
         ck_assert_msg(queued_ok(&d[i], 100 + (size_t)i), "%s", err);
         ck_assert_int_eq(d[i].msg_fd, -1);     /* closed by the commit */
-        ck_assert_int_eq(d[i].env_fd, -1);
+        ck_assert(!d[i].has_env);
     }
     struct spool_flusher_stats st;
     spool_flusher_stats(fl, &st);
@@ -190,7 +188,7 @@ START_TEST(fsync_failure_fails_the_batch_only)
     for (int i = 0; i < 2; i++)
         ck_assert_msg(queued_ok(&good[i], 60), "%s", err);
     ck_assert_int_eq(count_files("incoming"), 0);
-    ck_assert_int_eq(count_files("queue"), 4);
+    ck_assert_int_eq(count_files("queue"), 2);
     spool_flusher_free(fl);
 }
 END_TEST
@@ -231,7 +229,7 @@ START_TEST(bounded_batches)
     run_until(&op[1], 1);
     ck_assert_int_eq(oa.err, 0);
     ck_assert_int_eq(ob.err, 0);
-    ck_assert_int_eq(count_files("queue"), 4);
+    ck_assert_int_eq(count_files("queue"), 2);
     struct spool_flusher_stats st;
     spool_flusher_stats(fl, &st);
     ck_assert_uint_eq(st.max_in_flight, 1);
@@ -277,7 +275,7 @@ START_TEST(many_batches_few_threads)
         event_base_loop(base, EVLOOP_ONCE);
     ck_assert_int_eq(c.settled, BATCHES);
     ck_assert_int_eq(c.failed, 0);
-    ck_assert_int_eq(count_files("queue"), BATCHES * 4 * 2);
+    ck_assert_int_eq(count_files("queue"), BATCHES * 4);
     ck_assert_int_eq(count_files("incoming"), 0);
     for (int i = 0; i < BATCHES; i++)
         for (int j = 0; j < 4; j++)
@@ -310,7 +308,7 @@ START_TEST(drain_without_the_loop)
     ck_assert_int_eq(c.settled, BATCHES);
     ck_assert_int_eq(c.failed, 0);
     ck_assert_uint_eq(spool_flusher_in_flight(fl), 0);
-    ck_assert_int_eq(count_files("queue"), BATCHES * 8);
+    ck_assert_int_eq(count_files("queue"), BATCHES * 4);
     spool_flusher_free(fl);
 }
 END_TEST
