@@ -20,6 +20,7 @@ import subprocess
 import time
 import zlib
 
+from envfile import envelope_bytes, message_bytes
 from ferrytest import Ferry, FERRYD, ROOT, wait_for, _qid
 
 CG = int(os.environ.get("BENCH_CG", "300"))
@@ -58,7 +59,7 @@ def smtp_pid(f):
 
 def drained(f, rcpt):
     """Every message delivered (relayed or into the Maildir) and gone from the queue."""
-    return lambda: not [n for n in f.queue_files() if n.endswith(".env")]
+    return lambda: not [n for n in f.queue_files() if n.endswith(".msg")]
 
 
 def callgrind_total(sink, conf, relay_networks, n, source, rcpt):
@@ -288,22 +289,19 @@ def queue_start(count, sink_conf, source):
     f = start(Ferry(extra=sink_conf + "retry_min = 1h\nretry_max = 2h\n", relay_networks="127.0.0.0/8"))
     try:
         source(f.port, 1, 1, "bench@remote.example")
-        wait_for(lambda: [n for n in f.queue_files() if n.endswith(".env")], timeout=30)
+        wait_for(lambda: [n for n in f.queue_files() if n.endswith(".msg")], timeout=30)
         f.stop()
         qdir = os.path.join(f.spool, "queue")
-        [env] = [n for n in os.listdir(qdir) if n.endswith(".env")]
-        qid = env[:-4]
-        with open(os.path.join(qdir, env), "rb") as e:
-            env_bytes = e.read()
-        with open(os.path.join(qdir, qid + ".msg"), "rb") as m:
-            msg_bytes = m.read()
+        [msg] = [n for n in os.listdir(qdir) if n.endswith(".msg")]
+        qid = msg[:-4]
+        env_bytes = envelope_bytes(os.path.join(qdir, qid + ".env"))
+        msg_bytes = message_bytes(os.path.join(qdir, msg))
         for _ in range(count - 1):
             new = _qid()
-            with open(os.path.join(qdir, new + ".msg"), "wb") as m:
-                m.write(msg_bytes)
-            with open(os.path.join(qdir, new + ".env"), "wb") as e:
-                body = env_bytes[:env_bytes.rindex(b"end ")].replace(qid.encode(), new.encode())
-                e.write(body + b"end %08x\n" % zlib.crc32(body))       # the envelope's checksum line
+            body = env_bytes[:env_bytes.rindex(b"end ")].replace(qid.encode(), new.encode())
+            env = body + b"end %08x\n" % zlib.crc32(body)       # the envelope's checksum line
+            with open(os.path.join(qdir, new + ".msg"), "wb") as m:    # one file, as the spool commits
+                m.write(msg_bytes + env + b"FERRY-ENV-AT %016x %08x %s\n" % (len(msg_bytes), len(env), new.encode()))
         subprocess.run(["chown", "-R", "nobody:", qdir], check=False)
         os.truncate(f.log_path, 0)
         t0 = time.monotonic()

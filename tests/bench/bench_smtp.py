@@ -71,7 +71,7 @@ def ferry_conf(sink_port, extra=""):
 
 
 def ferry_queued(f):
-    return len([n for n in f.queue_files() if n.endswith(".env")])
+    return len([n for n in f.queue_files() if n.endswith(".msg")])
 
 
 def maildir_count(path):

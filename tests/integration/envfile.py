@@ -1,6 +1,43 @@
 """Read a Ferry envelope file (lib/envelope.h) for the tests: records in order,
-values percent-decoded. No checksum check here: the daemon's own parser does that."""
+values percent-decoded. No checksum check here: the daemon's own parser does that.
+And a queued message's file (lib/msgfile.h): format 2 holds the message, then its
+envelope, then a trailer naming where the envelope starts."""
+import os
 import re
+
+TRAILER_LEN = 56
+_TRAILER = re.compile(rb"FERRY-ENV-AT ([0-9a-f]{16}) ([0-9a-f]{8}) ([0-9A-V]{16})\n\Z")
+
+
+def split_msg(data):
+    """(message, envelope) of a queue file's bytes; envelope None when the file
+    has no trailer (format 1: the message alone, its envelope in ID.env)."""
+    m = _TRAILER.match(data[-TRAILER_LEN:]) if len(data) >= TRAILER_LEN else None
+    if not m:
+        return data, None
+    off, length = int(m.group(1), 16), int(m.group(2), 16)
+    if off + length + TRAILER_LEN != len(data):
+        return data, None
+    return data[:off], data[off:off + length]
+
+
+def message_bytes(path):
+    """The message octets of a queue file (what every reader of it may see)."""
+    with open(path, "rb") as f:
+        return split_msg(f.read())[0]
+
+
+def envelope_bytes(path):
+    """The envelope of queue/ID given the path of its ID.env: that file when it
+    exists, else the envelope inside ID.msg."""
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return f.read()
+    with open(path[:-4] + ".msg", "rb") as f:
+        env = split_msg(f.read())[1]
+    if env is None:
+        raise FileNotFoundError(path)
+    return env
 
 
 def _dec(v):
@@ -10,10 +47,10 @@ def _dec(v):
 
 
 def read_env(path):
-    """{'records': {keyword: raw value}, 'rcpts': [{'addr', 'state', 'notify', 'orcpt'}]}"""
+    """The envelope of queue/ID by its ID.env path (or the one inside ID.msg):
+    {'records': {keyword: raw value}, 'rcpts': [{'addr', 'state', 'notify', 'orcpt'}]}"""
     recs, rcpts = {}, []
-    with open(path, "rb") as f:
-        lines = f.read().decode("utf-8").split("\n")
+    lines = envelope_bytes(path).decode("utf-8").split("\n")
     for line in lines[1:]:
         if not line:
             continue

@@ -5,6 +5,7 @@ import os
 import re
 import unittest
 
+from envfile import message_bytes
 from ferrytest import Ferry, SmtpLines, wait_for
 
 
@@ -44,8 +45,7 @@ class Chunking(unittest.TestCase):
     def spool_msg(self, qid):
         path = os.path.join(self.f.spool, "queue", qid + ".msg")
         self.assertTrue(wait_for(lambda: os.path.exists(path), 5), self.f.queue_files())
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = message_bytes(path)      # without the envelope stored behind it
         m = re.match(rb"Authentication-Results: mx\.example\.test;\r\n\tdkim=none;\r\n"
                      rb"\tarc=none \(no ARC sets\) smtp\.remote-ip=127\.0\.0\.1\r\n"
                      rb"Received: from c\.example \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(Ferry\) "

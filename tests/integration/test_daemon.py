@@ -30,7 +30,7 @@ class Durability(unittest.TestCase):
             os.kill(queue_pid, signal.SIGSTOP)        # nothing can be delivered now
             send(f.port, "dave@localhost", "survivor")
             qfiles = f.queue_files()
-            self.assertEqual(len([n for n in qfiles if n.endswith(".env")]), 1, qfiles)
+            self.assertEqual(len([n for n in qfiles if n.endswith(".msg")]), 1, qfiles)   # one file per message
             self.assertEqual(f.mailbox_files("dave"), [])
             f.kill9_all()
             f.start()

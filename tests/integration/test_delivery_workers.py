@@ -123,7 +123,7 @@ class WorkersTest(unittest.TestCase):
                                        r"\(4\.3\.0 delivery agent died\)", f.read_log()), 10)
         self.assertTrue(m)
         qid = m.group(1)
-        self.assertIn(qid + ".env", f.queue_files())        # still queued: not lost
+        self.assertIn(qid + ".msg", f.queue_files())        # still queued: not lost
         kill_group(pid_file)
         # The next attempt (asked for now rather than after the back-off) delivers.
         open(os.path.join(self.pub, "fast"), "w").close()
@@ -131,7 +131,7 @@ class WorkersTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         out = os.path.join(self.pub, "killed.out")
         self.assertTrue(wait_for(lambda: os.path.exists(out) and "Subject: killme" in read(out), 10))
-        self.assertTrue(wait_for(lambda: qid + ".env" not in f.queue_files(), 10))
+        self.assertTrue(wait_for(lambda: qid + ".msg" not in f.queue_files(), 10))
         self.assertRegex(f.read_log(), qid + r": to=<killed@example\.test> status=sent attempts=2")
 
     def test_stop_does_not_wait_for_ever_on_a_worker(self):
@@ -227,7 +227,7 @@ class TimeLimitTest(unittest.TestCase):
                                            r"\(4\.4\.7 delivery agent timed out and was killed\)",
                                            f.read_log()), 30)
             self.assertTrue(m)
-            self.assertIn(m.group(1) + ".env", f.queue_files())
+            self.assertIn(m.group(1) + ".msg", f.queue_files())
             self.assertTrue(wait_for(lambda: gone(worker), 5))
         finally:
             kill_group(pid_file)

@@ -4,7 +4,7 @@ survive the queue's rewrite of it; every invalid form gets its exact reply."""
 import os
 import unittest
 
-from envfile import read_env
+from envfile import envelope_bytes, read_env
 from ferrytest import Ferry, SmtpLines, wait_for
 from test_chunking import held_mailbox
 
@@ -57,7 +57,7 @@ class Dsn(unittest.TestCase):
                          "RCPT TO:<dsnheld2@localhost> NOTIFY=NEVER ORCPT=utf-8;j\\x{FC}rgen@example.org",
                          "RCPT TO:<dsnheld3@localhost>"])
         path = self.env_path(qid)
-        self.assertTrue(os.path.exists(path), self.f.queue_files())
+        self.assertIn(qid + ".msg", self.f.queue_files())
 
         def check(env):
             rec = env["records"]
@@ -85,8 +85,7 @@ class Dsn(unittest.TestCase):
     def test_no_params_no_records(self):
         held_mailbox(self.f, "dsnplain")
         qid = self.send("MAIL FROM:<a@example.org>", ["RCPT TO:<dsnplain@localhost>"])
-        with open(self.env_path(qid)) as fh:
-            text = fh.read()
+        text = envelope_bytes(self.env_path(qid)).decode()
         for k in ("\nret ", "\nenvid ", "\nrequiretls ", "\nnotify ", "\norcpt "):
             self.assertNotIn(k, text)
 

@@ -82,7 +82,7 @@ class GroupCommit(unittest.TestCase):
             os.unlink(path)
 
     def queued(self):
-        return sorted(x[:-4] for x in self.f.queue_files() if x.endswith(".env"))
+        return sorted(x[:-4] for x in self.f.queue_files() if x.endswith(".msg"))
 
     def incoming(self):
         return os.listdir(os.path.join(self.f.spool, "incoming"))

@@ -47,7 +47,7 @@ class HoldOffLoop(PullBase):
         return release
 
     def queued(self, f, qid):
-        return qid + ".env" in f.queue_files()
+        return qid + ".msg" in f.queue_files()
 
     def held_bytes(self, f, hid):
         with open(os.path.join(f.spool, "held", hid + ".msg"), "rb") as fh:

@@ -181,7 +181,7 @@ class PullBase(unittest.TestCase):
         self.assertTrue(ids, f.read_log()[-3000:])
         msid = r.msid_lines()[-1].split(" ")[1]
         # the queue recorded the recipients as delivered (held), and the original went
-        self.assertTrue(wait_for(lambda: qid + ".env" not in f.queue_files(), 10), f.read_log()[-3000:])
+        self.assertTrue(wait_for(lambda: qid + ".msg" not in f.queue_files(), 10), f.read_log()[-3000:])
         return qid, ids[-1], msid
 
 

@@ -338,7 +338,7 @@ class Admin(unittest.TestCase):
             r = f.ferryctl("queue", "bounce", b)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIsNone(attempts_of(f, b))
-            self.assertEqual(len([n for n in f.queue_files() if n.endswith(".env")]), 2)  # a and the DSN
+            self.assertEqual(len([n for n in f.queue_files() if n.endswith(".msg")]), 2)  # a and the DSN
             r = f.ferryctl("queue", "flush")
             self.assertEqual(r.returncode, 0, r.stderr)
 

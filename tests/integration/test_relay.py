@@ -71,7 +71,7 @@ class RelayMatrix(unittest.TestCase):
             code, lines = s.cmd("Subject: out\r\n\r\nbody\r\n.")
             self.assertEqual(code, 250, lines)
             qid = lines[0].split()[-1]
-            self.assertIn(f"{qid}.env", f.queue_files())
+            self.assertIn(f"{qid}.msg", f.queue_files())
 
 
 

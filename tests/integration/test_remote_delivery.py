@@ -184,7 +184,7 @@ class RemoteDelivery(unittest.TestCase):
         st = wait_status(f, qid, addr)
         self.assertEqual(st[0], "deferred", st)
         self.assertTrue(st[1].startswith(prefix), st)
-        self.assertIn(qid + ".env", f.queue_files())
+        self.assertIn(qid + ".msg", f.queue_files())
 
     def send_and_qid(self, f, rcpts, subj):
         before = set(re.findall(r"(\w{16}): to=<", f.read_log()))
@@ -282,7 +282,7 @@ class RemoteDelivery(unittest.TestCase):
         report = text.split("Content-Type: message/rfc822")[0]
         self.assertNotIn("full@mixed.test", report)     # deferred, not reported
         self.assertNotIn("ok@mixed.test", report)
-        self.assertIn(qid + ".env", f.queue_files())   # the 452 recipient stays queued
+        self.assertIn(qid + ".msg", f.queue_files())   # the 452 recipient stays queued
 
     # ---- efficiency ----
 

@@ -40,7 +40,7 @@ class SpoolFaults(unittest.TestCase):
         return n
 
     def queued(self):
-        return sorted(x for x in self.f.queue_files() if x.endswith(".env"))
+        return sorted(x for x in self.f.queue_files() if x.endswith(".msg"))
 
     def test_full_then_recovers(self):
         for n in range(3):
