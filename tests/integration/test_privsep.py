@@ -16,11 +16,13 @@ import errno
 import os
 import pwd
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
+from envfile import split_msg
 from ferrytest import BIN, Ferry, SmtpLines, dkimpy_verifies_delivered, wait_for
 from test_auth import scram_client
 
@@ -164,6 +166,44 @@ class PrivSep(unittest.TestCase):
             self.assertEqual((q.st_uid, q.st_mode & 0o7777), (ferryq.pw_uid, 0o700))
             uid, gid, groups, _ = creds(smtp)
             self.assertEqual(try_open_as(uid, gid, groups, qd), errno.EACCES)
+
+    def test_queue_user_cuts_back_a_message_file_of_the_smtp_user(self):
+        """The spool commits one file per message (queue/spool.h); when the queue
+        process (ferryq) first updates the envelope it writes ID.env and cuts
+        ID.msg, the smtp process's (ferry's) file, back to the message. A closed
+        smart host makes every attempt defer."""
+        ferry = pwd.getpwnam("ferry")
+        closed = socket.socket()
+        closed.bind(("127.0.0.71", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        f = Ferry(relay_networks="127.0.0.0/8",
+                  extra=f"user = ferry\nqueue_user = ferryq\nrelayhost = [127.0.0.71]:{port}\n"
+                        "relayhost_tls = none\nretry_min = 1h\nretry_max = 2h\n")
+        with f:
+            s = SmtpLines(f.port)
+            s.cmd("EHLO client.test")
+            self.assertEqual(s.cmd("MAIL FROM:<a@client.test>")[0], 250)
+            self.assertEqual(s.cmd("RCPT TO:<b@remote.test>")[0], 250)
+            self.assertEqual(s.cmd("DATA")[0], 354)
+            code, lines = s.cmd("Subject: cut\r\n\r\nbody\r\n.")
+            self.assertEqual(code, 250, lines)
+            qid = lines[0].split()[-1]
+            path = os.path.join(f.spool, "queue", qid + ".msg")
+
+            def cut():
+                if not os.path.exists(path[:-4] + ".env"):
+                    return None
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                return data if split_msg(data)[1] is None else None
+            data = wait_for(cut, 20)
+            self.assertTrue(data, f.read_log()[-3000:])
+            self.assertTrue(data.endswith(b"Subject: cut\r\n\r\nbody\r\n"), data)
+            self.assertEqual(os.stat(path).st_uid, ferry.pw_uid)       # still the smtp user's file
+            self.assertNotIn("cannot update the envelope", f.read_log())
+            r = f.ferryctl("queue", "list", "--json")
+            self.assertIn(qid, r.stdout)
 
     def test_smtp_and_queue_cannot_open_the_key(self):
         with self.ferry() as f:
