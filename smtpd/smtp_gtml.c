@@ -3,6 +3,7 @@
 #include "delivery/mx.h"
 #include "delivery/smtp_cmds.h"
 #include "lib/log.h"
+#include "lib/msgfile.h"
 #include "lib/netaddr.h"
 #include "pull/dmtp_cmd.h"
 #include "pull/msid.h"
@@ -92,8 +93,9 @@ static void refuse(struct smtp_session *s, const char *msid, const char *fmt, ..
     say(s, DMTP_R_GTML_REFUSED);
 }
 
-/* Send the held message, dot-stuffed, after the OK reply. */
-static void serve(struct smtp_session *s, struct smtp_gtml_req *rq)
+/* Send the held message (its size octets: never past them, lib/msgfile.h),
+   dot-stuffed, after the OK reply. */
+static void serve(struct smtp_session *s, struct smtp_gtml_req *rq, unsigned long long size)
 {
     struct smtp_gtml_ctx *g = s->srv->gtml;
     int fd = held_msg_open(&g->store, rq->id);
@@ -108,10 +110,9 @@ static void serve(struct smtp_session *s, struct smtp_gtml_req *rq)
     char in[BODY_CHUNK], out[2 * BODY_CHUNK + 8];
     off_t off = 0;
     bool ok = body != NULL;
+    struct msg_src msg = { fd, size };
     while (ok) {
-        ssize_t n = pread(fd, in, sizeof in, off);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = msg_pread(msg, in, sizeof in, (unsigned long long)off);
         if (n < 0) {
             ok = false;
             break;
@@ -169,6 +170,7 @@ static void finish(struct smtp_session *s, struct smtp_gtml_req *rq, const char 
         reason = "bound to an MX host the held message was not handed to";
     else if (held_rcpt_index(&e, rq->rcpt) < 0)
         reason = "the receiver is not a recipient of it";
+    unsigned long long size = e.size;
     env_free(&e);
     if (reason) {
         refuse(s, rq->msid, "%s", reason);
@@ -176,7 +178,7 @@ static void finish(struct smtp_session *s, struct smtp_gtml_req *rq, const char 
     }
     if (via_mx)
         log_msg(LOG_LVL_INFO, rq->id, "GTML: [%s] is an MX host of <%s>'s domain", s->peer_ip, rq->rcpt);
-    serve(s, rq);
+    serve(s, rq, size);
 }
 
 /* The requester is not the MTA the msid was handed to. It may pull when it is an MX
