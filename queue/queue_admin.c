@@ -82,9 +82,7 @@ int qadmin_apply(struct spool *sp, const struct ferry_config *cfg, enum qadmin_o
         return -1;
     }
     if (op == QADMIN_DELETE) {
-        char name[QID_LEN + 8];
-        snprintf(name, sizeof name, "%s.env", id);
-        if (faccessat(sp->queue_dirfd, name, F_OK, 0) < 0) {
+        if (!spool_queued(sp, id)) {
             snprintf(msg, msglen, "%s is not in the queue", id);
             return -1;
         }

@@ -632,6 +632,16 @@ static int has_trailer(int dirfd, const char *name, const char *id)
     return t;
 }
 
+bool spool_queued(const struct spool *sp, const char *id)
+{
+    char name[QID_LEN + 8];
+    snprintf(name, sizeof name, "%s.env", id);
+    if (faccessat(sp->queue_dirfd, name, F_OK, 0) == 0)
+        return true;
+    snprintf(name, sizeof name, "%s.msg", id);
+    return has_trailer(sp->queue_dirfd, name, id) > 0;
+}
+
 int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
 {
     int dfd = dup(dirfd);
@@ -652,20 +662,10 @@ int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
         if (name[0] == '.')
             continue;
         char id[QID_LEN + 1];
+        bool visit = false;
         if (len == QID_LEN + 4 && !strcmp(name + QID_LEN, ".env")) {
             str_copyn(id, name, QID_LEN, sizeof id);
-            if (!qid_valid(id))
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 256;
-                char **p = realloc(ids, cap * sizeof *p);
-                if (!p)
-                    break;
-                ids = p;
-            }
-            if (!(ids[n] = strdup(id)))
-                break;
-            n++;
+            visit = qid_valid(id);
         } else if (len == QID_LEN + 4 && !strcmp(name + QID_LEN, ".msg")) {
             char env[QID_LEN + 8];
             str_copyn(id, name, QID_LEN, sizeof id);
@@ -678,22 +678,22 @@ int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
                         "(never acknowledged, or already delivered)");
                 unlinkat(dirfd, name, 0);
             }
-            if (t <= 0)
-                continue;
-            /* Format 2: the envelope is inside (or a damaged trailer says it was). */
-            if (n == cap) {
-                cap = cap ? cap * 2 : 256;
-                char **p = realloc(ids, cap * sizeof *p);
-                if (!p)
-                    break;
-                ids = p;
-            }
-            if (!(ids[n] = strdup(id)))
-                break;
-            n++;
+            visit = t > 0;      /* format 2: the envelope is inside (or a damaged trailer says it was) */
         } else if (clean_strays && len > 4 && !strcmp(name + len - 4, ".tmp")) {
             unlinkat(dirfd, name, 0);
         }
+        if (!visit)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            char **p = realloc(ids, cap * sizeof *p);
+            if (!p)
+                break;
+            ids = p;
+        }
+        if (!(ids[n] = strdup(id)))
+            break;
+        n++;
     }
     closedir(d);
     if (n > 1)      /* qsort(NULL, 0, ...) is undefined, and an empty queue has ids == NULL */

@@ -129,6 +129,8 @@ int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
    leftover .tmp) are cleaned up as described above when clean_strays is set.
    Returns the number visited or -1. */
 typedef void (*spool_visit_fn)(const char *id, void *arg);
+/* Is id queued (an ID.env, or an ID.msg with a trailer), as spool_scan would visit it? */
+bool spool_queued(const struct spool *sp, const char *id);
 int  spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg);
 
 /* The same four on another directory of the spool (held/: queue/held.h). */

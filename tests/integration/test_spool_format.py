@@ -6,8 +6,8 @@ pass on more than the message. Checked from the outside on the running daemon:
   trailer names the envelope right after the message's octets;
 - `ferryctl queue show` of it, for a message without a blank line (the header
   section runs to the message's end), prints no envelope text;
-- relayed through a smart host (a sink here, on 127.0.0.70) with DATA and with
-  BDAT, the sink receives the message byte for byte, nothing after it;
+- relayed through a smart host (test_smtp_client's scripted server) with DATA
+  and with BDAT, it receives the message byte for byte, nothing after it;
 - delivered into a Maildir, the mailbox file is the message (LF line ends);
 - a DSN returning a refused message carries the message and no envelope text;
 - a deferred message's envelope update (ID.env written, ID.msg cut back to the
@@ -16,105 +16,21 @@ pass on more than the message. Checked from the outside on the running daemon:
 import os
 import signal
 import socket
-import threading
 import unittest
 
 from envfile import split_msg
 from ferrytest import Ferry, SmtpLines, wait_for
+from test_smtp_client import FULL_EHLO, Script, Server
 
-SINK_ADDR = "127.0.0.70"
+CLOSED_ADDR = "127.0.0.70"
 MARK = b"FERRY-ENV"
 
 
-class Sink:
-    """A minimal SMTP server: answers 250 (550 for RCPT to reject@...), offers
-    CHUNKING when asked, and keeps each message's octets as received (DATA
-    un-dot-stuffed, BDAT as sent)."""
-
-    def __init__(self, chunking):
-        self.chunking = chunking
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((SINK_ADDR, 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.listen(5)
-        self.sock.settimeout(0.2)
-        self.messages = []
-        self.stopping = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
-
-    def run(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            try:
-                self.serve(conn)
-            except (OSError, EOFError):
-                pass
-            finally:
-                conn.close()
-
-    def serve(self, conn):
-        conn.settimeout(10)
-        buf = b""
-
-        def line():
-            nonlocal buf
-            while b"\r\n" not in buf:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    raise EOFError
-                buf += chunk
-            ln, buf = buf.split(b"\r\n", 1)
-            return ln
-
-        def exactly(n):
-            nonlocal buf
-            while len(buf) < n:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    raise EOFError
-                buf += chunk
-            out, buf = buf[:n], buf[n:]
-            return out
-
-        conn.sendall(b"220 sink.test ESMTP\r\n")
-        while True:
-            cmd = line()
-            verb = cmd.split(b" ", 1)[0].upper()
-            if verb == b"EHLO":
-                caps = [b"250-sink.test", b"250-8BITMIME"] + ([b"250-CHUNKING"] if self.chunking else [])
-                conn.sendall(b"\r\n".join(caps + [b"250 PIPELINING"]) + b"\r\n")
-            elif verb == b"RCPT" and b"reject@" in cmd.lower():
-                conn.sendall(b"550 5.1.1 no such user here\r\n")
-            elif verb == b"DATA":
-                conn.sendall(b"354 go on\r\n")
-                lines = []
-                while True:
-                    ln = line()
-                    if ln == b".":
-                        break
-                    lines.append(ln[1:] if ln.startswith(b".") else ln)
-                self.messages.append(b"".join(x + b"\r\n" for x in lines))
-                conn.sendall(b"250 2.0.0 kept\r\n")
-            elif verb == b"BDAT":
-                parts = cmd.split()
-                data = exactly(int(parts[1]))
-                self.messages.append(data)
-                conn.sendall(b"250 2.0.0 kept\r\n")
-            elif verb == b"QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 ok\r\n")
+def sink(chunking=False):
+    """A smart host keeping each message's octets (DATA: dot-stuffed, with its
+    final dot; BDAT: as sent); RCPT to reject@remote.example gets a 550."""
+    return Server(Script(ehlo=FULL_EHLO + (["CHUNKING"] if chunking else []),
+                         rcpt={"reject@remote.example": "550 5.1.1 no such user here"}))
 
 
 def send(f, sender, rcpts, body):
@@ -144,15 +60,17 @@ class SpoolFormat(unittest.TestCase):
         return f
 
     def relay(self, chunking):
-        sink = Sink(chunking)
-        self.addCleanup(sink.stop)
-        f = self.ferry(f"relayhost = [{SINK_ADDR}]:{sink.port}\nrelayhost_tls = none\n")
+        sk = sink(chunking)
+        self.addCleanup(sk.stop)
+        f = self.ferry(f"relayhost = [127.0.0.1]:{sk.port}\nrelayhost_tls = none\n")
         qid = send(f, "a@client.example", ["b@remote.example"], BODY)
-        self.assertTrue(wait_for(lambda: sink.messages, 20), f.read_log()[-3000:])
-        got = sink.messages[0]
-        # Ferry's own trace fields first, then the message exactly as sent.
-        sent = BODY.replace(b"\r\n..a", b"\r\n.a")
-        self.assertTrue(got.endswith(sent), got[-400:])
+        self.assertTrue(wait_for(lambda: sk.messages, 20), f.read_log()[-3000:])
+        got = sk.messages[0]
+        # Ferry's own trace fields first, then the message exactly as sent
+        # (on the wire again: dot-stuffed and ended by a dot with DATA).
+        sent = BODY if not chunking else BODY.replace(b"\r\n..a", b"\r\n.a")
+        self.assertTrue(got.endswith(sent + (b"" if chunking else b".\r\n")), got[-400:])
+        self.assertEqual(b"BDAT" in sk.received, chunking)
         self.assertNotIn(MARK, got)
         self.assertIn(b"with ESMTP id " + qid.encode(), got)
         self.assertTrue(wait_for(lambda: f.queue_files() == [] or None, 10), f.queue_files())
@@ -205,9 +123,9 @@ class SpoolFormat(unittest.TestCase):
         self.assertNotIn(MARK, delivered)
 
     def test_dsn_returns_the_message_only(self):
-        sink = Sink(False)
-        self.addCleanup(sink.stop)
-        f = self.ferry(f"relayhost = [{SINK_ADDR}]:{sink.port}\nrelayhost_tls = none\n")
+        sk = sink()
+        self.addCleanup(sk.stop)
+        f = self.ferry(f"relayhost = [127.0.0.1]:{sk.port}\nrelayhost_tls = none\n")
         send(f, "fran@localhost", ["reject@remote.example"], BODY)
         files = f.wait_mail("fran", timeout=20)
         self.assertTrue(files, f.read_log()[-3000:])
@@ -222,10 +140,10 @@ class SpoolFormat(unittest.TestCase):
         # The smart host is a closed port: every attempt defers and rewrites
         # the envelope.
         closed = socket.socket()
-        closed.bind((SINK_ADDR, 0))
+        closed.bind((CLOSED_ADDR, 0))
         port = closed.getsockname()[1]
         closed.close()
-        f = self.ferry(f"relayhost = [{SINK_ADDR}]:{port}\nrelayhost_tls = none\nretry_min = 1h\nretry_max = 2h\n")
+        f = self.ferry(f"relayhost = [{CLOSED_ADDR}]:{port}\nrelayhost_tls = none\nretry_min = 1h\nretry_max = 2h\n")
         qid = send(f, "a@client.example", ["b@remote.example"], BODY)
         env = os.path.join(f.spool, "queue", qid + ".env")
         path = os.path.join(f.spool, "queue", qid + ".msg")

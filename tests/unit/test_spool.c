@@ -111,6 +111,21 @@ static void poke(const char *id, off_t off, const char *bytes)
     close(fd);
 }
 
+/* queue/ID.env written by hand (no cut of ID.msg, as spool_env_write would). */
+static void write_env_file(const struct envelope *e)
+{
+    struct buf b;
+    buf_init(&b, ENV_MAX_SIZE);
+    ck_assert_int_eq(env_serialize(e, &b), 0);
+    char name[64], *text = malloc(b.len + 1);
+    memcpy(text, b.data, b.len);
+    text[b.len] = '\0';
+    snprintf(name, sizeof name, "%s.env", e->id);
+    touch("queue", name, text);
+    free(text);
+    buf_free(&b);
+}
+
 /* A format-1 pair as an earlier version (and ferrytest.inject) writes it:
    queue/ID.msg exactly the message, queue/ID.env beside it. */
 static void write_pair(const char *id, const char *body)
@@ -123,18 +138,10 @@ static void write_pair(const char *id, const char *body)
     strcpy(e.sender, "carol@example.com");
     strcpy(e.protocol, "ESMTP");
     ck_assert_int_eq(env_add_rcpt(&e, "dan@example.org"), 0);
-    struct buf b;
-    buf_init(&b, ENV_MAX_SIZE);
-    ck_assert_int_eq(env_serialize(&e, &b), 0);
-    char name[64], *text = malloc(b.len + 1);
-    memcpy(text, b.data, b.len);
-    text[b.len] = '\0';
+    char name[64];
     snprintf(name, sizeof name, "%s.msg", id);
     touch("queue", name, body);
-    snprintf(name, sizeof name, "%s.env", id);
-    touch("queue", name, text);
-    free(text);
-    buf_free(&b);
+    write_env_file(&e);
     env_free(&e);
 }
 
@@ -392,16 +399,7 @@ START_TEST(env_written_not_cut)
     off_t whole = file_size("queue", id, ".msg");
     ck_assert_int_eq(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err), 0);
     e.attempts = 7;
-    struct buf b;
-    buf_init(&b, ENV_MAX_SIZE);
-    ck_assert_int_eq(env_serialize(&e, &b), 0);
-    char name[64], *text = malloc(b.len + 1);
-    memcpy(text, b.data, b.len);
-    text[b.len] = '\0';
-    snprintf(name, sizeof name, "%s.env", id);
-    touch("queue", name, text);
-    free(text);
-    buf_free(&b);
+    write_env_file(&e);
     env_free(&e);
     ck_assert_msg(spool_env_read(&sp, id, &e, &corrupt, err, sizeof err) == 0, "%s", err);
     ck_assert_uint_eq(e.attempts, 7);
