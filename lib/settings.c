@@ -392,7 +392,7 @@ static const struct conf_setting schema[] = {
     { .key = "mailbox_owner", .type = CONF_ENUM, .offset = offsetof(struct ferry_config, mailbox_owner),
       .def = "ferry", .choices = mailbox_owner_choices },
     { .key = "local_concurrency", .type = CONF_UINT,
-      .offset = offsetof(struct ferry_config, local_concurrency), .def = "8", .min = 1, .max = 256 },
+      .offset = offsetof(struct ferry_config, local_concurrency), .def = "32", .min = 1, .max = 256 },
     { .key = "mailbox_quota", .type = CONF_SIZE, .offset = offsetof(struct ferry_config, mailbox_quota),
       .def = "0", .min = 0, .max = 1ULL << 50 },
     S("dmarc_reporting", CONF_BOOL, dmarc_reporting, "yes"),

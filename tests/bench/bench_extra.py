@@ -346,14 +346,30 @@ def ferry_alone(sink, n, size, source, conf_of, scratch):
 def format_report(machine, rows, alone, n, size, reps):
     la, lb = machine["load_before"], machine["load_after"]
     out = [f"Run {machine['date']}: {machine['nproc']} CPUs, {machine['fsync_per_s']:.0f} fsync'd 4 KB writes/s "
-           f"on the spool's disk, load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} before and "
+           f"on the spool's disk, a file create {machine['create_us']:.0f} µs there after 10 000 creates and deletes, "
+           f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} before and "
            f"{lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f} after; {n} messages of {size} octets per run "
            f"(N/5 at 1 session), 1 recipient, one connection per message, {reps} alternating rounds.", "",
            "| scenario | Ferry msg/s | Postfix msg/s | Ferry/Postfix | Ferry runs | Postfix runs |",
            "|---|---:|---:|---:|---|---|"]
-    for label, fm, pm, ratio, fr, pr in rows:
+    for label, fm, pm, ratio, fr, pr, _, _ in rows:
         out.append(f"| {label} | {fm:.0f} | {pm:.0f} | {ratio:.2f} | {' '.join('%.0f' % x for x in fr)} | "
                    f"{' '.join('%.0f' % x for x in pr)} |")
+    if any(r[6] or r[7] for r in rows):
+        out += ["", "CPU per message in the median run, in µs of CPU time (all CPUs; user + system): the MTA "
+                "(every process it has or starts), the load generator (smtp-source + smtp-sink), and the rest "
+                "of the machine (kernel threads writing the disk, interrupts, this script); and how idle the "
+                "CPUs were. With the CPUs saturated, msg/s is about CPUs / (the three summed).", "",
+                "| scenario | Ferry: MTA / load / rest | idle | Postfix: MTA / load / rest | idle |",
+                "|---|---:|---:|---:|---:|"]
+
+        def split(c):
+            return (f"{c['mta']:.0f} / {c['load']:.0f} / {c['rest']:.0f} | {100 * c['idle']:.0f}%" if c
+                    else "- | -")
+        for r in rows:
+            out.append(f"| {r[0]} | {split(r[6])} | {split(r[7])} |")
+    elif machine.get("cpu_note"):
+        out += ["", f"(No CPU split: {machine['cpu_note']}.)"]
     out += ["", "| Ferry alone | figure |", "|---|---|"]
     if "cg_intake" in alone:
         out.append(f"| instructions per message, relay intake (callgrind) | smtp process {alone['cg_intake'][0]:,.0f}; "

@@ -115,14 +115,17 @@ default_process_limit = {maxproc}
         d = os.path.join(self.maildir, user, "new")
         return len(os.listdir(d)) if os.path.isdir(d) else 0
 
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def cleanup(self):
         self.postfix("stop")
         # master exits after its children; wait for it before removing its tree.
-        try:
-            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
-                pid = int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pid = None
+        pid = self.master_pid()
         for _ in range(100):
             if not pid or not os.path.exists(f"/proc/{pid}"):
                 break

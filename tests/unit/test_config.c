@@ -712,7 +712,7 @@ END_TEST
 START_TEST(local_concurrency)
 {
     load_ok("");
-    ck_assert_uint_eq(cfg.local_concurrency, 8);     /* the default etc/ferry.conf documents */
+    ck_assert_uint_eq(cfg.local_concurrency, 32);     /* the default etc/ferry.conf documents */
     settings_free(&cfg);
     load_ok("local_concurrency = 1\n");
     ck_assert_uint_eq(cfg.local_concurrency, 1);
