@@ -257,10 +257,17 @@ static void rescan_visit(const char *id, void *arg)
         qp_load_message(q, id, false);
 }
 
+/* Indexed already: rescan_visit skips it, so the scan need not look inside. */
+static bool rescan_known(const char *id, void *arg)
+{
+    struct queue_proc *q = arg;
+    return sched_has_msg(q->sched, id);
+}
+
 static void rescan(struct queue_proc *q)
 {
     size_t before = sched_msg_count(q->sched);
-    if (spool_scan(&q->spool, false, rescan_visit, q) < 0)
+    if (spool_scan_known(&q->spool, rescan_known, rescan_visit, q) < 0)
         log_error("cannot scan %s/queue: %s", q->spool.dir, strerror(errno));
     if (sched_msg_count(q->sched) != before)
         log_info("queue scan: %zu messages indexed (%zu before)", sched_msg_count(q->sched), before);

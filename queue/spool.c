@@ -642,7 +642,7 @@ bool spool_queued(const struct spool *sp, const char *id)
     return has_trailer(sp->queue_dirfd, name, id) > 0;
 }
 
-int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
+static int scan(int dirfd, bool clean_strays, spool_known_fn known, spool_visit_fn fn, void *arg)
 {
     int dfd = dup(dirfd);
     if (dfd < 0)
@@ -670,15 +670,19 @@ int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
             char env[QID_LEN + 8];
             str_copyn(id, name, QID_LEN, sizeof id);
             snprintf(env, sizeof env, "%s.env", id);
-            if (!qid_valid(id) || faccessat(dirfd, env, F_OK, 0) == 0 || errno != ENOENT)
+            if (known && qid_valid(id) && known(id, arg)) {
+                visit = true;   /* no look inside: the caller has it already */
+            } else if (!qid_valid(id) || faccessat(dirfd, env, F_OK, 0) == 0 || errno != ENOENT) {
                 continue;       /* visited by its ID.env */
-            int t = has_trailer(dirfd, name, id);
-            if (t == 0 && clean_strays) {
-                log_msg(LOG_LVL_INFO, id, "removing message file without envelope "
-                        "(never acknowledged, or already delivered)");
-                unlinkat(dirfd, name, 0);
+            } else {
+                int t = has_trailer(dirfd, name, id);
+                if (t == 0 && clean_strays) {
+                    log_msg(LOG_LVL_INFO, id, "removing message file without envelope "
+                            "(never acknowledged, or already delivered)");
+                    unlinkat(dirfd, name, 0);
+                }
+                visit = t > 0;  /* format 2: the envelope is inside (or a damaged trailer says it was) */
             }
-            visit = t > 0;      /* format 2: the envelope is inside (or a damaged trailer says it was) */
         } else if (clean_strays && len > 4 && !strcmp(name + len - 4, ".tmp")) {
             unlinkat(dirfd, name, 0);
         }
@@ -714,7 +718,17 @@ int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
     return (int)visited;
 }
 
+int spool_scan_at(int dirfd, bool clean_strays, spool_visit_fn fn, void *arg)
+{
+    return scan(dirfd, clean_strays, NULL, fn, arg);
+}
+
 int spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg)
 {
-    return spool_scan_at(sp->queue_dirfd, clean_strays, fn, arg);
+    return scan(sp->queue_dirfd, clean_strays, NULL, fn, arg);
+}
+
+int spool_scan_known(struct spool *sp, spool_known_fn known, spool_visit_fn fn, void *arg)
+{
+    return scan(sp->queue_dirfd, false, known, fn, arg);
 }

@@ -129,6 +129,12 @@ int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
    leftover .tmp) are cleaned up as described above when clean_strays is set.
    Returns the number visited or -1. */
 typedef void (*spool_visit_fn)(const char *id, void *arg);
+/* spool_scan without clean_strays, for a caller that already knows most of
+   the queue (the queue process's periodic rescan): an ID.msg whose ID known()
+   says is known is visited as it is, without opening it to read its trailer,
+   so a rescan of a large queue costs no I/O per message it has indexed. */
+typedef bool (*spool_known_fn)(const char *id, void *arg);
+int  spool_scan_known(struct spool *sp, spool_known_fn known, spool_visit_fn fn, void *arg);
 /* Is id queued (an ID.env, or an ID.msg with a trailer), as spool_scan would visit it? */
 bool spool_queued(const struct spool *sp, const char *id);
 int  spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg);
