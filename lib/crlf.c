@@ -2,7 +2,6 @@
 #include "lib/crlf.h"
 #include "lib/msgfile.h"
 
-
 ssize_t crlf_read(int fd, struct crlf_reader *s, char *out, size_t outsz)
 {
     char in[65536];
