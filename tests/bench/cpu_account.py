@@ -90,10 +90,13 @@ class Accounting:
             base, v1 = V1, True
         else:
             for root in V2_ROOTS:
-                if os.path.isfile(os.path.join(root, "cgroup.procs")) and \
-                        "cpu" in open(os.path.join(root, "cgroup.controllers")).read().split():
-                    base = root
-                    break
+                try:
+                    with open(os.path.join(root, "cgroup.controllers")) as f:
+                        if "cpu" in f.read().split() and os.path.isfile(os.path.join(root, "cgroup.procs")):
+                            base = root
+                            break
+                except OSError:
+                    continue
         if not base:
             self.reason = "no cpuacct (cgroup v1) or cpu (cgroup v2) controller is mounted"
             return
