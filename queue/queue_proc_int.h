@@ -36,6 +36,7 @@ struct queue_proc {
     struct event *rescan_timer;
     struct event *remove_sync_ev;   /* one fsync of queue/ for the removals of a loop turn */
     bool remove_pending;            /* removals not yet fsync'd */
+    bool first_scan;                /* the scan at start: a stray ID.msg is removed */
     struct control *control;
     int lock_fd;
     struct dns_client *dns;

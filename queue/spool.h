@@ -112,6 +112,10 @@ int  spool_enqueue(struct spool *sp, struct envelope *e, const char *msg, size_t
    errno ENOENT when there is no envelope at all. */
 int  spool_env_read(const struct spool *sp, const char *id, struct envelope *e,
                     bool *corrupt, char *err, size_t errlen);
+/* spool_env_read for an ID from spool_scan_unopened: without SPOOL_HAS_ENV in
+   files the envelope inside ID.msg is read first, with no lookup of ID.env. */
+int  spool_env_read_listed(const struct spool *sp, const char *id, unsigned files, struct envelope *e,
+                           bool *corrupt, char *err, size_t errlen);
 int  spool_env_write(struct spool *sp, const struct envelope *e);
 int  spool_msg_open(const struct spool *sp, const char *id);
 int  spool_remove(struct spool *sp, const char *id);
@@ -129,12 +133,22 @@ int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
    leftover .tmp) are cleaned up as described above when clean_strays is set.
    Returns the number visited or -1. */
 typedef void (*spool_visit_fn)(const char *id, void *arg);
-/* spool_scan without clean_strays, for a caller that already knows most of
-   the queue (the queue process's periodic rescan): an ID.msg whose ID known()
-   says is known is visited as it is, without opening it to read its trailer,
-   so a rescan of a large queue costs no I/O per message it has indexed. */
-typedef bool (*spool_known_fn)(const char *id, void *arg);
-int  spool_scan_known(struct spool *sp, spool_known_fn known, spool_visit_fn fn, void *arg);
+/* Every ID with a queue/ID.env or a queue/ID.msg, each once, in ID order, without
+   opening anything: the caller's spool_env_read decides (ENOENT: not queued, a
+   stray for spool_remove_stray). For the queue process, which reads every
+   envelope it has not indexed anyway: a start with 100 000 messages then opens
+   each once, not twice. files says which of the two the listing showed, so
+   spool_env_read_listed need not look for an ID.env that is not there. */
+#define SPOOL_HAS_ENV 1u
+#define SPOOL_HAS_MSG 2u
+typedef void (*spool_files_fn)(const char *id, unsigned files, void *arg);
+int  spool_scan_unopened(struct spool *sp, spool_files_fn fn, void *arg);
+/* queue/ID.msg with neither an ID.env nor a trailer is a stray (above): unlink it,
+   logged. 1 removed, 0 not a stray (or gone), -1 error. Safe while the smtp
+   process runs: it only ever renames whole format-2 files into queue/. */
+int  spool_remove_stray(struct spool *sp, const char *id);
+/* Delete the *.tmp files in queue/ (an envelope rewrite cut short). The count, or -1. */
+int  spool_remove_temps(const struct spool *sp);
 /* Is id queued (an ID.env, or an ID.msg with a trailer), as spool_scan would visit it? */
 bool spool_queued(const struct spool *sp, const char *id);
 int  spool_scan(struct spool *sp, bool clean_strays, spool_visit_fn fn, void *arg);

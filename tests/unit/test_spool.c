@@ -476,6 +476,7 @@ END_TEST
 
 struct visits {
     char ids[16][QID_LEN + 1];
+    unsigned files[16];
     int n;
 };
 
@@ -486,11 +487,11 @@ static void visit(const char *id, void *arg)
     strcpy(v->ids[v->n++], id);
 }
 
-static char known_id[QID_LEN + 1];
-
-static bool known_one(const char *id, void *arg)
+static void visit_files(const char *id, unsigned files, void *arg)
 {
-    return !strcmp(id, known_id);
+    struct visits *v = arg;
+    v->files[v->n] = files;
+    visit(id, arg);
 }
 
 START_TEST(scan)
@@ -516,16 +517,48 @@ START_TEST(scan)
     ck_assert_int_eq(v.n, 4);
     ck_assert_int_eq(count_files("queue"), 3 + 2 + 4);     /* nothing cleaned */
 
-    /* What the caller knows is visited without a look inside (the stray too,
-       here: the queue's rescan skips what it has indexed); the rest as above. */
-    strcpy(known_id, lone);
+    /* Unopened: every ID with a .msg or .env, the stray too, each once; the
+       queue's envelope read decides, and spool_remove_stray removes the stray
+       (but nothing with an envelope, inside or beside). */
     v.n = 0;
-    ck_assert_int_eq(spool_scan_known(&sp, known_one, visit, &v), 5);
+    ck_assert_int_eq(spool_scan_unopened(&sp, visit_files, &v), 5);
     ck_assert_int_eq(v.n, 5);
-    known_id[0] = '\0';
-    v.n = 0;
-    ck_assert_int_eq(spool_scan_known(&sp, known_one, visit, &v), 4);
+    for (int i = 0; i < 5; i++) {
+        /* what the listing showed: the pair both, the rest ID.msg alone */
+        bool pair = !strcmp(v.ids[i], ids[3]);
+        ck_assert_uint_eq(v.files[i], pair ? SPOOL_HAS_ENV | SPOOL_HAS_MSG : SPOOL_HAS_MSG);
+        /* and the listed read finds each envelope, or says ENOENT for the stray */
+        struct envelope e;
+        bool corrupt;
+        int r = spool_env_read_listed(&sp, v.ids[i], v.files[i], &e, &corrupt, err, sizeof err);
+        if (!strcmp(v.ids[i], lone)) {
+            ck_assert_int_eq(r, -1);
+            ck_assert(!corrupt);
+            ck_assert_int_eq(errno, ENOENT);
+        } else {
+            ck_assert_int_eq(r, 0);
+            ck_assert_str_eq(e.id, v.ids[i]);
+            ck_assert(e.spool_embedded == !pair);
+            env_free(&e);
+        }
+    }
+    /* Not listed, but there after all (format 1): the full read finds it. */
+    {
+        struct envelope e;
+        bool corrupt;
+        ck_assert_int_eq(spool_env_read_listed(&sp, ids[3], SPOOL_HAS_MSG, &e, &corrupt, err, sizeof err), 0);
+        ck_assert(!e.spool_embedded);
+        env_free(&e);
+    }
     ck_assert_int_eq(count_files("queue"), 3 + 2 + 4);     /* nothing cleaned */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(spool_remove_stray(&sp, ids[i]), 0);
+    ck_assert_int_eq(spool_remove_stray(&sp, lone), 1);
+    ck_assert(!exists("queue", lone, ".msg"));
+    ck_assert_int_eq(spool_remove_stray(&sp, lone), 0);     /* gone: nothing to do */
+    ck_assert_int_eq(count_files("queue"), 3 + 2 + 3);
+    snprintf(name, sizeof name, "%s.msg", lone);
+    touch("queue", name, "orphan");                          /* back, for the clean below */
 
     v.n = 0;
     ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 4);
@@ -545,6 +578,16 @@ START_TEST(scan)
     v.n = 0;
     ck_assert_int_eq(spool_scan(&sp, true, visit, &v), 4);
     ck_assert_int_eq(spool_scan(&sp, false, NULL, NULL), 4);
+
+    /* The start-up cleaner's part: *.tmp only. */
+    snprintf(name, sizeof name, "%s.env.tmp", ids[1]);
+    touch("queue", name, "half");
+    snprintf(name, sizeof name, "%s.msg", lone);
+    touch("queue", name, "orphan");
+    ck_assert_int_eq(spool_remove_temps(&sp), 1);
+    ck_assert(!exists("queue", ids[1], ".env.tmp"));
+    ck_assert(exists("queue", lone, ".msg"));
+    ck_assert(exists("queue", "README", ""));
 }
 END_TEST
 
