@@ -29,9 +29,10 @@
  * Loading and removal: a queue/ID.msg with neither an ID.env nor a trailer was never
  * acknowledged (format 1 from an earlier version, crash between its two renames)
  * or was already delivered (a crash between the two unlinks of a pair) and is
- * removed at load; a queue/ID.env whose ID.msg is missing or the wrong size is
- * quarantined. Removal unlinks ID.env first, then ID.msg (a format-2 message
- * with no ID.env: that one unlink).
+ * removed by the queue process's first scan at start (spool_remove_stray); a
+ * queue/ID.env whose ID.msg is missing or the wrong size is quarantined. Removal
+ * unlinks ID.env first, then ID.msg (a format-2 message with no ID.env: that one
+ * unlink).
  * Errors: -1 with errno preserved (ENOSPC, EROFS, EDQUOT... mean "try later").
  */
 #ifndef FERRY_SPOOL_H

@@ -51,6 +51,8 @@ class Durability(unittest.TestCase):
             open(os.path.join(inc, "0000000000000001.msg"), "w").write("half a message")
             # a message whose envelope never arrived: never acknowledged
             open(os.path.join(q, "0000000000000002.msg"), "w").write("orphan")
+            # an envelope rewrite cut short (the start-up cleaner's part)
+            open(os.path.join(q, "0000000000000004.env.tmp"), "w").write("FERRY-ENV 1\nid 0000000000000004\n")
             # a damaged envelope with its message
             open(os.path.join(q, "0000000000000003.msg"), "w").write("x")
             open(os.path.join(q, "0000000000000003.env"), "w").write("FERRY-ENV 1\nid 0000000000000003\ngarbage\n")
@@ -59,6 +61,8 @@ class Durability(unittest.TestCase):
             ok = wait_for(lambda: not os.path.exists(os.path.join(q, "0000000000000003.env")), 10)
             self.assertTrue(ok, f.read_log())
             self.assertFalse(os.path.exists(os.path.join(q, "0000000000000002.msg")))
+            self.assertFalse(os.path.exists(os.path.join(q, "0000000000000004.env.tmp")))
+            self.assertIn("removing message file without envelope", f.read_log())
             corrupt = sorted(os.listdir(os.path.join(f.spool, "corrupt")))
             self.assertEqual(corrupt, ["0000000000000003.env", "0000000000000003.msg", "0000000000000003.reason"])
             self.assertIn("quarantined", f.read_log())
