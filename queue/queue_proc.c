@@ -144,7 +144,9 @@ static int read_env(struct queue_proc *q, const char *id, unsigned files, struct
         return -1;      /* unreadable for now (EMFILE...): keep its jobs */
     } else if (q->first_scan) {
         /* Only the scan at start removes strays: later, a test's (or an older
-           tool's) two-file rename into queue/ could be seen between its steps. */
+           tool's) two-file rename into queue/ could be seen between its steps.
+           Tools that write pairs into queue/ must not race a start either: the
+           tests' harness injects only after the queue's "ready" line. */
         spool_remove_stray(&q->spool, id);
     }
     sched_remove_msg(q->sched, id);

@@ -466,7 +466,9 @@ int spool_env_read_listed(const struct spool *sp, const char *id, unsigned files
         /* No ID.env was listed: skip the lookup of a name that is not there,
            which on a 100 000-entry directory is a hashed search of its blocks
            (no cached negative entry) and was a sixth of a start's time. Only
-           the queue process writes ID.env, so none can have appeared since. */
+           the queue process writes ID.env (or ferryctl, while holding
+           queue.lock, which the queue process holds for its life), so none can
+           have appeared between the listing and this read. */
         if (read_embedded(sp->queue_dirfd, id, e, corrupt, err, errlen) == 0)
             return 0;
         if (*corrupt || errno != ENOENT)
@@ -558,7 +560,7 @@ static int unlink_pair(int dirfd, const char *id)
 {
     char name[QID_LEN + 8];
     /* Envelope first: once it is gone the message is no longer queued; a leftover
-       .msg is removed by the next load. */
+       .msg is removed by the queue process's next start (its first scan). */
     snprintf(name, sizeof name, "%s.env", id);
     if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
         return -1;
@@ -664,7 +666,9 @@ enum scan_look {
 
 struct scan_entry {
     char id[QID_LEN + 1];
-    unsigned char files;        /* SPOOL_HAS_ENV | SPOOL_HAS_MSG, as listed */
+    /* SPOOL_HAS_ENV | SPOOL_HAS_MSG, as listed; complete only for
+       SCAN_NO_LOOK (the looking scans do not need it). */
+    unsigned char files;
 };
 
 static int cmp_entry(const void *a, const void *b)

@@ -130,8 +130,10 @@ int  spool_remove_unsynced(struct spool *sp, const char *id, bool env_inside);
 int  spool_quarantine(struct spool *sp, const char *id, const char *reason);
 
 /* Visit the IDs that have a queue/ID.env or an ID.msg with a trailer (format 2),
-   each once, in ID order. Stray files (queue/ID.msg alone without a trailer,
-   leftover .tmp) are cleaned up as described above when clean_strays is set.
+   each once, in ID order. In held/, stray files (ID.msg alone without a trailer,
+   leftover .tmp) are cleaned up as described above when clean_strays is set;
+   queue/ strays are removed by the queue process's first scan
+   (spool_remove_stray).
    Returns the number visited or -1. */
 typedef void (*spool_visit_fn)(const char *id, void *arg);
 /* Every ID with a queue/ID.env or a queue/ID.msg, each once, in ID order, without
