@@ -15,6 +15,7 @@
 #include "lib/qid.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
+#include "queue/spool_spare.h"
 
 #include <event2/util.h>
 #include <stdbool.h>
@@ -37,6 +38,7 @@ struct queue_proc {
     struct event *remove_sync_ev;   /* one fsync of queue/ for the removals of a loop turn */
     bool remove_pending;            /* removals not yet fsync'd */
     bool first_scan;                /* the scan at start: a stray ID.msg is removed */
+    struct spare_pool spare;        /* delivered files kept for reuse (spool_spare.h) */
     struct control *control;
     int lock_fd;
     struct dns_client *dns;

@@ -1,6 +1,7 @@
 /* spool — see spool.h. The ordering of fsync, rename and reply is the whole point
    of this file; each step says why it is where it is. */
 #include "queue/spool.h"
+#include "queue/spool_spare.h"
 #include "lib/fdio.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -54,6 +55,7 @@ int spool_prepare_mode(const char *dir, bool do_chown, uid_t uid, gid_t gid, mod
         return -1;
     static const struct { const char *name; mode_t mode; } subs[] = {
         { "incoming", 0700 }, { "queue", 0700 }, { "held", 0700 }, { "corrupt", 0700 }, { "maildrop", 01733 },
+        { "spare", 0700 },
     };
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char shown[PATH_MAX + 32];
@@ -76,6 +78,7 @@ int spool_open(struct spool *sp, const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "spool path too long");
         return -1;
     }
+    sp->spare = NULL;
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/queue", dir);
     sp->queue_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -91,6 +94,14 @@ void spool_close(struct spool *sp)
     if (sp->queue_dirfd >= 0)
         close(sp->queue_dirfd);
     sp->queue_dirfd = -1;
+    spare_taker_free(sp->spare);
+    sp->spare = NULL;
+}
+
+void spool_take_spares(struct spool *sp)
+{
+    if (!sp->spare)
+        sp->spare = spare_taker_new(sp->dir);
 }
 
 int spool_clean_incoming(const struct spool *sp)
@@ -125,6 +136,9 @@ int spool_draft_new(struct spool *sp, struct spool_draft *d)
         qid_new(d->id);
         if (path_in(sp, path, sizeof path, "incoming", d->id, ".msg") < 0)
             return -1;
+        /* A delivered message's emptied file first: no inode to create (issue 16). */
+        if (sp->spare && (d->msg_fd = spare_take(sp->spare, d->id)) >= 0)
+            return 0;
         d->msg_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
         if (d->msg_fd >= 0)
             return 0;

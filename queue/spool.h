@@ -47,9 +47,12 @@
 #include "lib/msgfile.h"
 #include "lib/qid.h"
 
+struct spare_taker;
+
 struct spool {
     char dir[PATH_MAX];
     int queue_dirfd;      /* open on queue/, for fsync */
+    struct spare_taker *spare;  /* drafts reuse spare/ files (spool_take_spares), or NULL */
 };
 
 /* A message being received: incoming/ID.msg, written through msg_fd. */
@@ -71,6 +74,9 @@ int  spool_prepare_mode(const char *dir, bool do_chown, uid_t uid, gid_t gid, mo
                         size_t errlen);
 int  spool_open(struct spool *sp, const char *dir, char *err, size_t errlen);
 void spool_close(struct spool *sp);
+/* From now on spool_draft_new takes an emptied file from spare/ when there is one
+   (queue/spool_spare.h) before it creates one. For the process that receives mail. */
+void spool_take_spares(struct spool *sp);
 /* Delete everything in incoming/; returns how many files, or -1. */
 int  spool_clean_incoming(const struct spool *sp);
 

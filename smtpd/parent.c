@@ -13,6 +13,7 @@
 #include "smtpd/authproc.h"
 #include "smtpd/keyproc.h"
 #include "queue/spool.h"
+#include "queue/spool_spare.h"
 #include "smtpd/parent_home.h"
 #include "smtpd/smtp_proc.h"
 
@@ -262,6 +263,11 @@ static int recover_spool(const struct ferry_config *cfg, char *err, size_t errle
            remove as its first scan reads the envelopes (issue 16: opening every
            message here as well made a start with 100 000 take 0.5 s longer). */
         spool_remove_temps(&sp);
+        /* Emptied files kept for reuse (queue/spool_spare.h): none is needed, and
+           starting empty means no file from before the start can be reused. */
+        int spares = spare_clean(cfg->spool_dir);
+        if (spares < 0)
+            log_warn("cannot empty %s/spare: %s", cfg->spool_dir, strerror(errno));
         spool_close(&sp);
         _exit(n < 0 ? 1 : 0);
     }

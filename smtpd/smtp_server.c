@@ -137,6 +137,11 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
         log_error("%s", err);
         return 1;
     }
+    /* Drafts reuse delivered messages' files (queue/spool_spare.h), each checked
+       under a moment's write lease, whose break the kernel signals with SIGIO:
+       nothing waits for that signal, and its default would end the process. */
+    signal(SIGIO, SIG_IGN);
+    spool_take_spares(&srv.spool);
     srv.base = event_base_new();
     if (!srv.base)
         return 1;

@@ -205,6 +205,26 @@ class PrivSep(unittest.TestCase):
             r = f.ferryctl("queue", "list", "--json")
             self.assertIn(qid, r.stdout)
 
+    def test_delivered_file_is_reused_across_the_two_users(self):
+        """queue/spool_spare.h under privilege separation: the queue process
+        (ferryq) moves a delivered message's file, the smtp user's, into spare/
+        and empties it; the smtp process (ferry) takes it for the next message,
+        which needs the file to be its own for the lease it checks with."""
+        with self.ferry() as f:
+            spare = os.path.join(f.spool, "spare")
+
+            def published():
+                return {os.stat(os.path.join(spare, n)).st_ino
+                        for n in os.listdir(spare) if not n.startswith(".")} or None
+            self.assertEqual(self.send(f, "one")[0], 250)
+            first = wait_for(published, 20)
+            self.assertTrue(first, f.read_log()[-3000:])
+            self.assertEqual(len(first), 1)
+            self.assertEqual(self.send(f, "two")[0], 250)
+            self.assertTrue(wait_for(lambda: len(f.mailbox_files("two")) == 1, 20), f.read_log()[-3000:])
+            self.assertTrue(wait_for(lambda: published() == first, 10), (published(), first))
+            self.assertNotIn("not reused", f.read_log())
+
     def test_smtp_and_queue_cannot_open_the_key(self):
         with self.ferry() as f:
             code, lines = self.send(f, "first")       # keys are in use now
