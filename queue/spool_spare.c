@@ -293,17 +293,25 @@ int spare_take(struct spare_taker *t, const char *id)
         return -1;
     char name[QID_LEN + 8];
     snprintf(name, sizeof name, "%s.msg", id);
-    for (;;) {
+    /* Bounded: a refused spare is unlinked, but a listing is not re-read more
+       than twice for one draft whatever the directory holds. */
+    for (int refills = 0;;) {
         if (t->next >= t->n) {
+            if (refills++ == 2)
+                return -1;
             refill(t);
             if (t->n == 0)
                 return -1;
         }
         const char *spare = t->names[t->next++];
         if (renameat2(t->dirfd, spare, t->incoming_dirfd, name, RENAME_NOREPLACE) < 0) {
-            if (errno == EEXIST)
-                return -1;      /* the ID is taken: let the create's O_EXCL say so */
-            continue;           /* gone (another taker) */
+            if (errno == ENOENT)
+                continue;       /* gone since the listing */
+            if (errno == EINVAL) {      /* no RENAME_NOREPLACE on this filesystem */
+                close(t->dirfd);
+                t->dirfd = -1;
+            }
+            return -1;          /* the ID is taken: the create's O_EXCL will say so */
         }
         /* O_NONBLOCK only for the open (a lease would make it wait); writes to
            a regular file ignore it. */
