@@ -1,10 +1,12 @@
 /* fdio — see fdio.h. */
 #include "lib/fdio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,4 +86,34 @@ int fd_read_file(int dirfd, const char *name, size_t max, char **data, size_t *l
     *data = p;
     *len = got;
     return 0;
+}
+
+DIR *fd_dir_listing(int dirfd)
+{
+    int fd = dup(dirfd);
+    if (fd < 0)
+        return NULL;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return NULL;
+    }
+    rewinddir(d);
+    return d;
+}
+
+int fd_dir_unlink_all(int dirfd)
+{
+    DIR *d = fd_dir_listing(dirfd);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && unlinkat(dirfd, de->d_name, 0) == 0)
+            n++;
+    closedir(d);
+    return n;
 }

@@ -111,20 +111,8 @@ int spool_clean_incoming(const struct spool *sp)
     int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return -1;
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        close(dfd);
-        return -1;
-    }
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (unlinkat(dfd, de->d_name, 0) == 0)
-            n++;
-    }
-    closedir(d);
+    int n = fd_dir_unlink_all(dfd);
+    close(dfd);
     return n;
 }
 
@@ -692,15 +680,9 @@ static int cmp_entry(const void *a, const void *b)
 
 static int scan(int dirfd, enum scan_look look, spool_files_fn fn, void *arg)
 {
-    int dfd = dup(dirfd);
-    if (dfd < 0)
+    DIR *d = fd_dir_listing(dirfd);
+    if (!d)
         return -1;
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        close(dfd);
-        return -1;
-    }
-    rewinddir(d);
     struct scan_entry *ids = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
@@ -819,14 +801,9 @@ int spool_remove_stray(struct spool *sp, const char *id)
 
 int spool_remove_temps(const struct spool *sp)
 {
-    int dfd = dup(sp->queue_dirfd);
-    DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
-    if (!d) {
-        if (dfd >= 0)
-            close(dfd);
+    DIR *d = fd_dir_listing(sp->queue_dirfd);
+    if (!d)
         return -1;
-    }
-    rewinddir(d);       /* the dup shares queue_dirfd's offset, left at the end by a scan */
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {

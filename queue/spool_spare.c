@@ -2,6 +2,7 @@
    to another's reader is guarded by the lease; every failure falls back to the
    unlink or the create Ferry always did. */
 #include "queue/spool_spare.h"
+#include "lib/fdio.h"
 #include "lib/log.h"
 
 #include <dirent.h>
@@ -36,15 +37,9 @@ static bool spare_name(const char *name, bool *hidden)
 /* Visit spare/'s files: count them, and unlink the hidden ones when asked. */
 static long list_spare(int dirfd, bool drop_hidden)
 {
-    int fd = dup(dirfd);
-    if (fd < 0)
+    DIR *d = fd_dir_listing(dirfd);
+    if (!d)
         return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    rewinddir(d);
     long n = 0;
     struct dirent *de;
     bool hidden;
@@ -254,14 +249,9 @@ static void refill(struct spare_taker *t)
     if (t->idle_until && now_ms() < t->idle_until)
         return;
     t->idle_until = 0;
-    int fd = dup(t->dirfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
+    DIR *d = fd_dir_listing(t->dirfd);
+    if (!d)
         return;
-    }
-    rewinddir(d);
     struct dirent *de;
     bool hidden;
     while (t->n < SPARE_TAKE_BATCH && (de = readdir(d)) != NULL)
@@ -343,19 +333,7 @@ int spare_clean(const char *spool_dir)
     int dfd = open_sub(spool_dir, "spare");
     if (dfd < 0)
         return errno == ENOENT ? 0 : -1;
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        close(dfd);
-        return -1;
-    }
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (unlinkat(dfd, de->d_name, 0) == 0)
-            n++;
-    }
-    closedir(d);
+    int n = fd_dir_unlink_all(dfd);
+    close(dfd);
     return n;
 }
