@@ -16,8 +16,8 @@
  *
  *   retire   (queue process, the message delivered, its own descriptor closed)
  *            rename queue/ID.msg to spare/.ID (a name no taker looks at); its
- *            thread empties it (ftruncate): spare/ never holds a delivered
- *            message's text. Anything going wrong: the file is unlinked.
+ *            thread empties it (ftruncate): published spare/ files never
+ *            hold a delivered message's text (hidden ones may, until emptied). Anything going wrong: the file is unlinked.
  *   publish  (the same thread, after its fsync of queue/ made the removals
  *            durable, so that a crash cannot bring the old name back beside a
  *            reused inode) rename spare/.ID to spare/ID, where takers find it.
