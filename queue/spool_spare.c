@@ -83,25 +83,13 @@ static bool empty_file(int dirfd, const char *hidden)
     return ok;
 }
 
-/* One batch: empty (or unlink) each file, fsync queue/, publish the emptied. */
+/* One batch: fsync queue/ first (the renames out of it are done, and the
+   removals must be durable before any file is offered again; done first, they
+   are not held back behind the truncations), then empty (or unlink) each file
+   and publish the emptied ones. */
 static void dispose(struct spare_pool *p, char (*ids)[QID_LEN + 1], size_t n)
 {
     char hidden[QID_LEN + 2];
-    bool keep[256];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(hidden, sizeof hidden, ".%s", ids[i]);
-        if (++p->since_count >= SPARE_MAX / 4) {
-            long c = list_spare(p->dirfd, false);
-            p->count = c < 0 ? SPARE_MAX : (size_t)c;
-            p->since_count = 0;
-        }
-        keep[i] = p->count < SPARE_MAX && empty_file(p->dirfd, hidden);
-        if (keep[i])
-            p->count++;
-        else
-            unlinkat(p->dirfd, hidden, 0);
-    }
-    /* The removals from queue/ durable first; should that fail, reuse nothing. */
     bool synced = fsync(p->queue_dirfd) == 0;
     if (!synced) {
         pthread_mutex_lock(&p->mu);
@@ -109,13 +97,18 @@ static void dispose(struct spare_pool *p, char (*ids)[QID_LEN + 1], size_t n)
         pthread_mutex_unlock(&p->mu);
     }
     for (size_t i = 0; i < n; i++) {
-        if (!keep[i])
-            continue;
         snprintf(hidden, sizeof hidden, ".%s", ids[i]);
-        if (!synced || renameat(p->dirfd, hidden, p->dirfd, ids[i]) < 0) {
-            unlinkat(p->dirfd, hidden, 0);
-            p->count--;
+        if (++p->since_count >= SPARE_MAX / 4) {
+            long c = list_spare(p->dirfd, false);
+            p->count = c < 0 ? SPARE_MAX : (size_t)c;
+            p->since_count = 0;
         }
+        /* Should the fsync have failed, reuse nothing. */
+        if (synced && p->count < SPARE_MAX && empty_file(p->dirfd, hidden) &&
+            renameat(p->dirfd, hidden, p->dirfd, ids[i]) == 0)
+            p->count++;
+        else
+            unlinkat(p->dirfd, hidden, 0);
     }
 }
 
@@ -212,6 +205,8 @@ struct spare_taker *spare_taker_new(const char *spool_dir)
     struct spare_taker *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    t->umask = umask(0);
+    umask(t->umask);
     t->dirfd = open_sub(spool_dir, "spare");
     t->incoming_dirfd = open_sub(spool_dir, "incoming");
     if (t->dirfd < 0 || t->incoming_dirfd < 0) {
@@ -310,7 +305,9 @@ int spare_take(struct spare_taker *t, const char *id)
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size == 0 &&
             st.st_uid == geteuid()) {
             int r = sole_opener(fd);
-            if (r == 1)
+            /* The mode a created file would get now: a reload may have changed
+               the umask (one user to two) since this file was created. */
+            if (r == 1 && fchmod(fd, 0660 & ~t->umask) == 0)
                 return fd;
             if (r < 0) {
                 log_warn("new messages' files are created, not reused: no write lease on a spool file: %s",

@@ -41,6 +41,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "lib/qid.h"
 
@@ -87,6 +88,7 @@ struct spare_taker {
     int dirfd;                  /* spare/, or -1: taking is off */
     int incoming_dirfd;         /* incoming/ */
     unsigned n, next;           /* names[next..n) not yet tried */
+    mode_t umask;               /* the process's, when the taker was made */
     long long idle_until;       /* spare/ was empty: not looked at again before (ms, monotonic) */
     char names[SPARE_TAKE_BATCH][QID_LEN + 1];
 };
