@@ -127,7 +127,7 @@ int spool_draft_new(struct spool *sp, struct spool_draft *d)
         /* A delivered message's emptied file first: no inode to create (issue 16). */
         if (sp->spare && (d->msg_fd = spare_take(sp->spare, d->id)) >= 0)
             return 0;
-        d->msg_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
+        d->msg_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
         if (d->msg_fd >= 0)
             return 0;
         if (errno != EEXIST)

@@ -55,7 +55,9 @@ struct spool {
     struct spare_taker *spare;  /* drafts reuse spare/ files (spool_take_spares), or NULL */
 };
 
-/* A message being received: incoming/ID.msg, written through msg_fd. */
+/* A message being received: incoming/ID.msg, open read-write in msg_fd (the
+   smtp side reads back what it wrote: the header section of a DMTP reply, an
+   inline TLSRPT report). */
 struct spool_draft {
     char id[QID_LEN + 1];
     int msg_fd;

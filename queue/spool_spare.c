@@ -298,9 +298,9 @@ int spare_take(struct spare_taker *t, const char *id)
             }
             return -1;          /* the ID is taken: the create's O_EXCL will say so */
         }
-        /* O_NONBLOCK only for the open (a lease would make it wait); writes to
-           a regular file ignore it. */
-        int fd = openat(t->incoming_dirfd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        /* Read-write as a created draft is (spool.h). O_NONBLOCK only for the
+           open (a lease would make it wait); I/O on a regular file ignores it. */
+        int fd = openat(t->incoming_dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         struct stat st;
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size == 0 &&
             st.st_uid == geteuid()) {

@@ -258,6 +258,35 @@ class ReplyToIntent(PullBase):
         self.assertRegex(b.read_log(), r"dmtp notice %s of bob: fetch requested by reply" % row[0])
         self.assertEqual(len(b.mailbox_files("bob")), 2)      # the intent message and the original; no reply
 
+    def test_reply_by_header_token_pulls_the_original(self):
+        """A mail program that answers the plain dmtp-pull@ address (the token only
+        in In-Reply-To): the smtp process reads the header section back from the
+        draft it wrote, so its descriptor must be readable."""
+        b = self.receiver(start=False, extra="auth_plaintext_loopback = yes\n")
+        r = subprocess.run([FERRYCTL, "-c", b.conf, "user", "add", "bob"], input="bob-pw\n",
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        b.start()
+        a = self.sender()
+        a.inject("alice@a.test", ["bob@b.test"], MSG.format(to="bob@b.test", subj="by header"))
+        files = b.wait_mail("bob", 1, 15)
+        self.assertTrue(files, b.read_log()[-3000:] + a.read_log()[-2000:])
+        hid = wait_for(lambda: self.held(a), 10)[0]
+        with open(files[0], encoding="utf-8") as f:
+            intent = f.read()
+        msg_id = re.search(r"^Message-ID: (<[^>]+>)", intent, re.M | re.I).group(1)
+        row = b.ferryctl("pull", "list", "bob").stdout.split()
+        c = smtplib.SMTP("127.0.0.1", b.sub_port, timeout=20)
+        c.ehlo("mua.b.test")
+        c.login("bob", "bob-pw")
+        c.sendmail("bob@b.test", ["dmtp-pull@mx.b.test"],
+                   f"From: bob@b.test\r\nTo: dmtp-pull@mx.b.test\r\nIn-Reply-To: {msg_id}\r\n"
+                   f"Subject: Re: pull\r\n\r\nyes\r\n")
+        c.quit()
+        self.assert_pulled(a, b, hid, "by header", timeout=10)
+        self.assertRegex(b.read_log(), r"dmtp notice %s of bob: fetch requested by reply" % row[0])
+        self.assertNotIn("carries no notice token", b.read_log())
+
 
 if __name__ == "__main__":
     unittest.main()
