@@ -209,6 +209,12 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
     struct envelope e;
     bool corrupt;
     struct held_store held = { -1, -1 };
+    /* The message file is opened before its envelope is read by name, and read
+       through this one descriptor: if the envelope is still there once the file
+       is open, the open finished while the file was queued, so the smtp process
+       cannot reuse it for another message while it is shown (a reuse needs the
+       only open file: queue/spool_spare.h). */
+    int qfd = spool_msg_open(&sp, id);
     int found = spool_env_read(&sp, id, &e, &corrupt, err, sizeof err);
     if (found < 0 && !corrupt && errno == ENOENT && held_open(&held, cfg->spool_dir, err, sizeof err) == 0)
         found = held_read(&held, id, &e, &corrupt, err, sizeof err);     /* DMTP: held for pulls? */
@@ -217,6 +223,8 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
             fprintf(stderr, "ferryctl: %s is not in the queue\n", id);
         else
             fprintf(stderr, "ferryctl: %s\n", err);
+        if (qfd >= 0)
+            close(qfd);
         held_close(&held);
         spool_close(&sp);
         return 1;
@@ -254,7 +262,12 @@ static int queue_show(const struct ferry_config *cfg, const char *id)
     }
     printf("\n");
     /* The header section, as spooled, with CRLF shown as LF. */
-    int fd = e.pull_msid[0] ? held_msg_open(&held, id) : spool_msg_open(&sp, id);
+    int fd = qfd;
+    if (e.pull_msid[0]) {
+        if (qfd >= 0)
+            close(qfd);
+        fd = held_msg_open(&held, id);
+    }
     if (fd >= 0) {
         char buf[8192];
         size_t off = 0;

@@ -165,6 +165,8 @@ static bool start_thread(struct spare_pool *p)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {
         log_warn("delivered messages' files are unlinked, not reused: cannot start a thread: %s", strerror(r));
+        pthread_mutex_destroy(&p->mu);      /* spare_pool_close skips a pool without dirfd */
+        pthread_cond_destroy(&p->cv);
         close(p->dirfd);
         p->dirfd = -1;
         return false;
@@ -257,6 +259,20 @@ static void refill(struct spare_taker *t)
         t->idle_until = now_ms() + 20;
 }
 
+/* Stop taking for ms: after a failure that may pass (a rename refused for a
+   reason other than the ID being taken, a lease refused for want of memory), so
+   that every draft does not pay for it, and a lasting one costs a try a second. */
+static void pause_taking(struct spare_taker *t, const char *what, int err)
+{
+    long long now = now_ms();
+    if (now >= t->warned_until) {
+        log_warn("new messages' files are created, not reused, for a while: %s: %s", what, strerror(err));
+        t->warned_until = now + 60 * 1000;
+    }
+    t->n = t->next = 0;
+    t->idle_until = now + SPARE_PAUSE_MS;
+}
+
 /* Whether fd is the only open file of its inode: the kernel grants a write lease
    only then, and an open made while the lease is held breaks it (F_GETLEASE
    then says so), so a reader of the delivered message that still holds it, or
@@ -293,10 +309,14 @@ int spare_take(struct spare_taker *t, const char *id)
             if (errno == ENOENT)
                 continue;       /* gone since the listing */
             if (errno == EINVAL) {      /* no RENAME_NOREPLACE on this filesystem */
+                log_warn("new messages' files are created, not reused: the spool's filesystem refuses "
+                         "RENAME_NOREPLACE");
                 close(t->dirfd);
                 t->dirfd = -1;
+            } else if (errno != EEXIST) {
+                pause_taking(t, "cannot rename a file out of spare/", errno);
             }
-            return -1;          /* the ID is taken: the create's O_EXCL will say so */
+            return -1;          /* EEXIST: the ID is taken; the create's O_EXCL will say so */
         }
         /* Read-write as a created draft is (spool.h). O_NONBLOCK only for the
            open (a lease would make it wait); I/O on a regular file ignores it. */
@@ -310,12 +330,18 @@ int spare_take(struct spare_taker *t, const char *id)
             if (r == 1 && fchmod(fd, 0660 & ~t->umask) == 0)
                 return fd;
             if (r < 0) {
-                log_warn("new messages' files are created, not reused: no write lease on a spool file: %s",
-                         strerror(errno));
+                int e = errno;
                 close(fd);
                 unlinkat(t->incoming_dirfd, name, 0);
-                close(t->dirfd);
-                t->dirfd = -1;
+                if (e == EINVAL || e == EACCES || e == EPERM) {
+                    /* leases off (fs.leases-enable) or not for this filesystem or user: for good */
+                    log_warn("new messages' files are created, not reused: no write lease on a spool file: %s",
+                             strerror(e));
+                    close(t->dirfd);
+                    t->dirfd = -1;
+                } else {
+                    pause_taking(t, "no write lease on a spool file", e);
+                }
                 return -1;
             }
         }

@@ -47,6 +47,7 @@
 
 #define SPARE_MAX 1024          /* files kept in spare/ at most */
 #define SPARE_TAKE_BATCH 64     /* names a taker reads from spare/ at a time */
+#define SPARE_PAUSE_MS 1000     /* a taker's pause after a failure that may pass */
 
 /* The queue process's side. A delivered message leaves queue/ on the loop (one
    rename, no I/O wait); a thread does what waits for the disk: emptying the
@@ -89,15 +90,19 @@ struct spare_taker {
     int incoming_dirfd;         /* incoming/ */
     unsigned n, next;           /* names[next..n) not yet tried */
     mode_t umask;               /* the process's, when the taker was made */
-    long long idle_until;       /* spare/ was empty: not looked at again before (ms, monotonic) */
+    long long idle_until;       /* spare/ was empty, or a take failed: not looked at again
+                                   before (ms, monotonic) */
+    long long warned_until;     /* one warning a minute about failing takes */
     char names[SPARE_TAKE_BATCH][QID_LEN + 1];
 };
 
 /* NULL when spare/ or incoming/ cannot be opened (the caller creates files). */
 struct spare_taker *spare_taker_new(const char *spool_dir);
 void spare_taker_free(struct spare_taker *t);
-/* A spare file renamed to incoming/<id>.msg, open for writing and empty, or -1:
-   none (the caller creates the file as before). */
+/* A spare file renamed to incoming/<id>.msg, open read-write and empty, or -1:
+   none (the caller creates the file as before). Where the filesystem refuses
+   RENAME_NOREPLACE or leases, taking stops for good; after any other failure
+   (but the ID being taken) it pauses for SPARE_PAUSE_MS. Either is logged. */
 int  spare_take(struct spare_taker *t, const char *id);
 
 /* Delete every file in spare/ (daemon start). Returns how many, or -1. */

@@ -398,14 +398,15 @@ class Crash(unittest.TestCase):
             acked_lock = threading.Lock()
             done = threading.Event()
 
-            killed = []
+            killed, sent = [], []
+            kills_done = threading.Event()
 
             def killer():
                 # Either child, at random moments; the parent restarts it.
                 rnd = random.Random(4)
                 for k in range(kills):
                     if done.wait(rnd.uniform(0.05, 0.4)):
-                        return
+                        break
                     role = "queue" if k % 2 == 0 else "smtp"
                     pid = f.child_by_role(role)
                     try:
@@ -414,10 +415,16 @@ class Crash(unittest.TestCase):
                     except (ProcessLookupError, TypeError):
                         pass
                     wait_for(lambda: f.child_by_role(role) != pid, 5)
+                kills_done.set()
 
             def client(first):
+                # At least total messages, and on until every kill has landed
+                # (a fast server finishes total before the first one).
                 c = None
-                for i in range(first, total, clients):
+                i = first
+                while (i < total or not kills_done.is_set()) and i < 10 * total:
+                    with acked_lock:
+                        sent.append(i)
                     try:
                         if c is None:
                             c = smtplib.SMTP("127.0.0.1", f.port, timeout=10)
@@ -428,6 +435,7 @@ class Crash(unittest.TestCase):
                     except (smtplib.SMTPException, OSError):
                         c = None                # the smtp process was killed under us: reconnect
                         wait_for(f._accepting, 5)
+                    i += clients
                 if c is not None:
                     try:
                         c.close()
@@ -462,7 +470,7 @@ class Crash(unittest.TestCase):
             lost = [i for i in acked if i not in seen]
             dups = sum(n - 1 for n in seen.values())
             print("\ncrash test: sent %d, acknowledged %d, delivered %d, duplicated %d, lost %d; killed %s"
-                  % (total, len(acked), len(seen), dups, len(lost), ",".join(killed)))
+                  % (len(sent), len(acked), len(seen), dups, len(lost), ",".join(killed)))
             self.assertEqual(lost, [])
             self.assertGreaterEqual(f.read_log().count("process was killed by signal 9"), 1)
             self.assertTrue(wait_for(lambda: f.queue_files() == [] or None, 10), f.queue_files())

@@ -8,7 +8,9 @@
  * inode and the spare is unlinked); a spare that is not empty, has two links or
  * is a link is refused and removed, a hidden one is ignored; at SPARE_MAX files
  * the pool unlinks instead of keeping; opening the pool removes hidden
- * leftovers; spare_clean empties spare/; without spare/ both sides fall back.
+ * leftovers; spare_clean empties spare/; without spare/ both sides fall back;
+ * a take that fails for a reason that may pass (here EXDEV) pauses taking,
+ * leaves the spare where it was, and taking resumes after the pause.
  */
 #include "queue/spool.h"
 #include "queue/spool_spare.h"
@@ -231,6 +233,44 @@ START_TEST(open_removes_hidden_leftovers)
 }
 END_TEST
 
+START_TEST(failed_take_pauses)
+{
+    char spare[QID_LEN + 1], nid[QID_LEN + 1], name[QID_LEN + 8];
+    qid_new(spare);
+    int fd = open(path_of("spare", spare), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    struct spare_taker *t = spare_taker_new(spdir);
+    ck_assert_ptr_nonnull(t);
+    /* incoming/ on another filesystem: the rename fails with EXDEV. */
+    char shm[] = "/dev/shm/ferry-test-spare-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(shm));
+    int real_incoming = t->incoming_dirfd;
+    t->incoming_dirfd = open(shm, O_RDONLY | O_DIRECTORY);
+    ck_assert_int_ge(t->incoming_dirfd, 0);
+    qid_new(nid);
+    ck_assert_int_eq(spare_take(t, nid), -1);
+    ck_assert_int_ge(t->dirfd, 0);                              /* paused, not off */
+    ck_assert(t->idle_until > 0);
+    ck_assert_int_eq(access(path_of("spare", spare), F_OK), 0); /* the spare stays */
+    /* Within the pause nothing is tried, even where it would now work. */
+    close(t->incoming_dirfd);
+    t->incoming_dirfd = real_incoming;
+    ck_assert_int_eq(spare_take(t, nid), -1);
+    ck_assert_int_eq(access(path_of("spare", spare), F_OK), 0);
+    /* After it, the spare is taken. */
+    t->idle_until = 1;
+    fd = spare_take(t, nid);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    snprintf(name, sizeof name, "%s.msg", nid);
+    ck_assert_int_eq(access(path_of("incoming", name), F_OK), 0);
+    ck_assert_int_ne(access(path_of("spare", spare), F_OK), 0);
+    spare_taker_free(t);
+    rmdir(shm);
+}
+END_TEST
+
 START_TEST(no_spare_dir_falls_back)
 {
     ck_assert_int_eq(rmdir(path_of("spare", "")), 0);
@@ -258,6 +298,7 @@ Suite *spool_spare_suite(void)
     tcase_add_test(tc, bad_spares_are_refused);
     tcase_add_test(tc, full_pool_unlinks);
     tcase_add_test(tc, open_removes_hidden_leftovers);
+    tcase_add_test(tc, failed_take_pauses);
     tcase_add_test(tc, no_spare_dir_falls_back);
     suite_add_tcase(s, tc);
     return s;
