@@ -257,6 +257,8 @@ static const struct conf_setting schema[] = {
       .offset = offsetof(struct ferry_config, max_connections_per_ip), .def = "20", .min = 1, .max = 100000 },
     { .key = "smtp_junk_command_limit", .type = CONF_UINT,
       .offset = offsetof(struct ferry_config, smtp_junk_command_limit), .def = "100", .min = 1, .max = 100000 },
+    { .key = "smtp_park_above", .type = CONF_UINT,
+      .offset = offsetof(struct ferry_config, smtp_park_above), .def = "0", .min = 0, .max = 4000000 },
     { .key = "smtp_idle_session_limit", .type = CONF_DURATION,
       .offset = offsetof(struct ferry_config, smtp_idle_session_limit), .def = "5m", .min = 1, .max = 86400 },
     { .key = "smtp_timeout", .type = CONF_DURATION, .offset = offsetof(struct ferry_config, smtp_timeout),

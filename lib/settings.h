@@ -81,6 +81,7 @@ struct ferry_config {
     unsigned long long max_connections_per_ip;     /* per client address, within each of those */
     unsigned long long smtp_junk_command_limit;    /* commands without a completed transaction */
     unsigned long long smtp_idle_session_limit;    /* seconds without a completed transaction */
+    unsigned long long smtp_park_above;            /* active sessions before idle ones are parked; 0: auto */
     unsigned long long smtp_timeout;
     unsigned long long data_timeout;
     unsigned long long max_errors;

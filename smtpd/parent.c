@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -662,6 +663,32 @@ static void daemonize(void)
     }
 }
 
+/* Every connection costs the smtp process a descriptor: raise the soft limit to
+   the hard one (no privilege needed; systemd's default soft limit is 1 024),
+   and say when the sessions allowed cannot all be held even with idle ones
+   parked in the holder (smtp_park.h), which has as many again. */
+static void raise_nofile(const struct ferry_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = { rl.rlim_max, rl.rlim_max };
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = rl.rlim_max;
+        else
+            log_warn("cannot raise the descriptor limit from %llu to %llu: %s", (unsigned long long)rl.rlim_cur,
+                     (unsigned long long)rl.rlim_max, strerror(errno));
+    }
+    unsigned long long lim = rl.rlim_cur == RLIM_INFINITY ? 1ull << 20 : (unsigned long long)rl.rlim_cur;
+    unsigned long long want = cfg->smtp_max_sessions + cfg->submission_max_sessions;
+    log_info("descriptor limit %llu per process", lim);
+    if (want + 256 > 2 * lim)
+        log_warn("smtp_max_sessions + submission_max_sessions = %llu, more than this descriptor limit (%llu per "
+                 "process, with idle sessions parked about %llu) can hold: raise RLIMIT_NOFILE (LimitNOFILE= "
+                 "under systemd)", want, lim, 2 * lim - 256);
+}
+
 int parent_run(struct ferry_config *cfg, bool foreground)
 {
     static struct parent p;
@@ -675,6 +702,7 @@ int parent_run(struct ferry_config *cfg, bool foreground)
     enum log_target target = foreground || cfg->log == LOGDEST_STDERR ? LOG_TO_STDERR : LOG_TO_SYSLOG;
     log_init(target, (enum log_level)cfg->log_level, "parent");
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile(cfg);
 
     if (prepare_dirs(cfg, err, sizeof err) < 0 || parent_tls_ctx(cfg, &p.tls, err, sizeof err) < 0 ||
         parent_check_files(cfg, err, sizeof err) < 0 ||

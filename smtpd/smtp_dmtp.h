@@ -65,6 +65,8 @@ void smtp_pull_close(struct smtp_server *srv);
 /* At connect: make s->dmtp and start the FCrDNS lookups. -1 out of memory. */
 int  smtp_dmtp_start(struct smtp_session *s);
 void smtp_dmtp_free(struct smtp_session *s);
+/* No lookup of the peer is in flight (nothing will call the session back). */
+bool smtp_dmtp_quiet(const struct smtp_session *s);
 /* Before the 220: false when the greeting must wait for the lookups (the session
    is greeted when they end). A denied peer is greeted: it may pull, not send. */
 bool smtp_dmtp_may_greet(struct smtp_session *s);

@@ -222,6 +222,12 @@ void smtp_dmtp_free(struct smtp_session *s)
     s->dmtp = NULL;
 }
 
+bool smtp_dmtp_quiet(const struct smtp_session *s)
+{
+    const struct smtp_dmtp *d = s->dmtp;
+    return !d || (!d->q && !(d->fcrdns_timer && evtimer_pending(d->fcrdns_timer, NULL)));
+}
+
 void smtp_dmtp_say(struct smtp_session *s, enum dmtp_reply_id id)
 {
     const struct dmtp_reply *r = dmtp_reply(id);

@@ -20,6 +20,7 @@
  * cheap.
  */
 #include "lib/log.h"
+#include "smtpd/smtp_park.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session_int.h"
 
@@ -91,6 +92,10 @@ static void on_idle_limit(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_session *s = arg;
     s->idle_expired = true;
+    if (s->parked) {            /* enforced once its connection is back */
+        smtp_park_wake_for_limits(s);
+        return;
+    }
     if (s->state == SS_HANDSHAKE) {
         /* Nothing can be said in clear text in the middle of a TLS handshake. */
         log_warn("session %s: disconnecting [%s]: no mail transaction within %llus (smtp_idle_session_limit), "

@@ -15,6 +15,7 @@
 #include "smtpd/smtp_proc.h"
 #include "smtpd/smtp_pickup.h"
 #include "smtpd/smtp_gtml.h"
+#include "smtpd/smtp_park.h"
 #include "smtpd/smtp_session.h"
 
 #include <errno.h>
@@ -23,11 +24,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 /* How long sessions busy with a message may take to finish after SIGTERM. */
 #define STOP_GRACE_SECONDS 10
+#define ACCEPT_PAUSE_MS 100
 
 void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
 {
@@ -73,6 +76,32 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         }
     }
     close(fd);
+}
+
+/* Out of descriptors (EMFILE, ENFILE) or memory: every listener stays readable,
+   and libevent would call accept() in a loop at full CPU. They rest for a
+   moment instead, and the clients wait in the backlog. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct smtp_server *srv = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    if (evtimer_pending(srv->accept_pause, NULL))
+        return;
+    log_warn("cannot accept connections for now: %s (%zu sessions, %zu parked); pausing %d ms",
+             evutil_socket_error_to_string(e), srv->nsessions, smtp_park_count(srv->park), ACCEPT_PAUSE_MS);
+    for (size_t i = 0; i < srv->cfg->nlisteners; i++)
+        if (srv->listeners[i])
+            evconnlistener_disable(srv->listeners[i]);
+    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+    evtimer_add(srv->accept_pause, &tv);
+}
+
+static void on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_server *srv = arg;
+    for (size_t i = 0; i < srv->cfg->nlisteners; i++)
+        if (srv->listeners[i])
+            evconnlistener_enable(srv->listeners[i]);
 }
 
 static void stop_now(evutil_socket_t fd, short what, void *arg)
@@ -148,9 +177,15 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     srv.parent = ipc_chan_new(srv.base, parent_fd, on_parent_msg, on_parent_close, &srv);
     srv.commit_ev = event_new(srv.base, -1, 0, smtp_commit_run, &srv);
     srv.stop_timer = evtimer_new(srv.base, stop_now, &srv);
+    srv.accept_pause = evtimer_new(srv.base, on_accept_pause_end, &srv);
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
+        nofile.rlim_cur = 1024;
+    srv.park = smtp_park_new(&srv, nofile.rlim_cur == RLIM_INFINITY ? 1u << 20 : (unsigned long long)nofile.rlim_cur);
     struct event *sigterm = evsignal_new(srv.base, SIGTERM, on_sigterm, &srv);
     struct event *sigint = evsignal_new(srv.base, SIGINT, on_sigterm, &srv);
-    if (!srv.parent || !srv.commit_ev || !srv.stop_timer || !sigterm || !sigint || smtp_commit_init(&srv) < 0)
+    if (!srv.parent || !srv.commit_ev || !srv.stop_timer || !srv.accept_pause || !srv.park || !sigterm || !sigint ||
+        smtp_commit_init(&srv) < 0)
         return 1;
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
@@ -163,6 +198,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
             log_error("cannot listen on %s", cfg->listeners[i].text);
             return 1;
         }
+        evconnlistener_set_error_cb(srv.listeners[i], on_accept_error);
     }
     if (cfg->max_connection_rate > 0) {
         /* Room for the clients of a busy minute; beyond that the most idle are forgotten. */
@@ -232,6 +268,8 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
 
     while (srv.sessions)
         smtp_server_session_gone(&srv, srv.sessions);
+    smtp_park_free(srv.park);
+    event_free(srv.accept_pause);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if (srv.listeners[i])
             evconnlistener_free(srv.listeners[i]);

@@ -33,6 +33,7 @@ struct authclient;
 struct smtp_gtml_ctx;
 struct smtp_pull;
 struct spool_flusher;
+struct smtp_park;
 
 struct smtp_server {
     struct event_base *base;
@@ -61,6 +62,8 @@ struct smtp_server {
     struct ratelimit *auth_failures;    /* per client IP, for the AUTH lock-out */
     struct smtp_gtml_ctx *gtml;         /* DMTP GTML service (smtp_gtml.h); NULL: unavailable */
     struct smtp_pull *pull;             /* DMTP receiver-pull stores; NULL: pull_mode = off */
+    struct smtp_park *park;             /* idle connections in the holder (smtp_park.h); NULL: off */
+    struct event *accept_pause;         /* listeners off for a moment: out of descriptors */
     bool stopping;
 };
 

@@ -19,6 +19,7 @@
 #include "smtpd/smtp_gtml.h"
 #include "pull/dmtp_cmd.h"
 #include "smtpd/smtp_session_int.h"
+#include "smtpd/smtp_park.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -80,6 +81,12 @@ static void vreply(struct smtp_session *s, const char *fmt, va_list ap)
         n = (int)sizeof line - 3;
     line[n++] = '\r';
     line[n++] = '\n';
+    if (!s->bev) {
+        /* Parked (smtp_park.h): only sessions with nothing in flight park, so
+           nothing should answer one; should something, it is said, not lost silently. */
+        log_error("session %s: reply while its connection is parked, not sent: %.*s", s->id, n - 2, line);
+        return;
+    }
     bufferevent_write(s->bev, line, (size_t)n);
     smtp_trace_server(s->trace, line, (size_t)n);
     s->reply_class = line[0];
@@ -158,6 +165,7 @@ void smtp_session_free(struct smtp_session *s)
     smtp_auth_free(s);
     smtp_gtml_free(s);
     smtp_dmtp_free(s);
+    smtp_park_session_gone(s);
     if (s->bev && bufferevent_openssl_get_ssl(s->bev))
         smtp_tls_close(s);
     else if (s->bev)
@@ -258,6 +266,8 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
     }
     log_info("session %s connect from [%s]:%u kind=%s", s->id, s->peer_ip, netaddr_port(sa),
              listen_kind_name(s->kind));
+    s->last_read = smtp_server_now(srv);
+    smtp_park_note_connect(srv);
     if (s->state != SS_HANDSHAKE)
         smtp_session_begin_greeting(s);
 }
@@ -295,6 +305,12 @@ void smtp_session_begin_greeting(struct smtp_session *s)
 
 void smtp_session_shutdown(struct smtp_session *s)
 {
+    if (s->parked) {
+        /* Its connection is in the holder: dropped, without a 421 (smtp_park.h). */
+        s->end_reason = "shutdown";
+        smtp_server_session_gone(s->srv, s);
+        return;
+    }
     /* Sessions with no message at stake are told now; DATA, BDAT chunks and commits
        finish first, and a TLS handshake cannot be answered in clear text. */
     if (s->state == SS_PREGREET || s->state == SS_INIT || s->state == SS_READY || s->state == SS_MAIL ||
@@ -719,6 +735,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct smtp_session *s = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    s->last_read = smtp_server_now(s->srv);     /* how long it has been idle (smtp_park.h) */
     if (s->state == SS_PREGREET && evbuffer_get_length(in) > 0) {
         log_info("session %s: [%s] talked before the greeting; refused", s->id, s->peer_ip);
         smtp_trace_note(s->trace, "client talked before the greeting");
@@ -814,6 +831,15 @@ static void on_write(struct bufferevent *bev, void *arg)
     }
 }
 
+void smtp_session_timed_out(struct smtp_session *s)
+{
+    log_info("session %s: timeout from [%s] in state %d", s->id, s->peer_ip, (int)s->state);
+    s->end_reason = "timeout";
+    bufferevent_enable(s->bev, EV_WRITE);
+    reply(s, "421 4.4.2 %s Timeout, closing connection", s->srv->cfg->hostname);
+    close_after_reply(s);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct smtp_session *s = arg;
@@ -833,11 +859,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             smtp_server_session_gone(s->srv, s);
             return;
         }
-        log_info("session %s: timeout from [%s] in state %d", s->id, s->peer_ip, (int)s->state);
-        s->end_reason = "timeout";
-        bufferevent_enable(bev, EV_WRITE);
-        reply(s, "421 4.4.2 %s Timeout, closing connection", s->srv->cfg->hostname);
-        close_after_reply(s);
+        smtp_session_timed_out(s);
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {

@@ -46,6 +46,7 @@ enum smtp_state { SS_HANDSHAKE, SS_PREGREET, SS_CHECK, SS_AUTH, SS_AUTH_WAIT, SS
                   SS_CHUNK, SS_BDAT, SS_BDAT_FAILED };
 
 struct smtp_gtml_req;
+struct smtp_parked;
 
 struct smtp_session {
     struct smtp_session *prev, *next;
@@ -86,6 +87,8 @@ struct smtp_session {
     bool output_blocked;          /* reading paused until the client reads our replies */
     struct smtp_gtml_req *gtml;   /* DMTP pulls served in this session (smtp_gtml.c); NULL */
     struct smtp_dmtp *dmtp;       /* DMTP receiver-pull state (smtp_dmtp.h); NULL: pull_mode = off */
+    double last_read;             /* when input last came (smtp_server_now) */
+    struct smtp_parked *parked;   /* the connection is in the holder (smtp_park.h): bev is NULL */
 
     /* the transaction */
     struct envelope env;

@@ -38,6 +38,9 @@ void smtp_session_begin_greeting(struct smtp_session *s);
 /* Install bev as the session's connection (callbacks, limits, timeouts). */
 void smtp_session_attach(struct smtp_session *s, struct bufferevent *bev);
 
+/* The command timeout passed: 421, then close. */
+void smtp_session_timed_out(struct smtp_session *s);
+
 /* Reading was paused (CHECK, AUTH_WAIT): read and answer what is buffered. */
 void smtp_session_resume(struct smtp_session *s);
 

@@ -122,7 +122,10 @@ void smtp_tls_close(struct smtp_session *s)
     bufferevent_free(s->bev);
     s->bev = NULL;
     if (!under)
-        return;
+        return;         /* smtps: the bufferevent freed the SSL with the socket */
+    /* A filter without CLOSE_ON_FREE leaves its SSL to us (the close_notify
+       is in under's output already). */
+    SSL_free(ssl);
     if (evbuffer_get_length(bufferevent_get_output(under)) == 0) {
         bufferevent_free(under);
         return;
