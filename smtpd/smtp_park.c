@@ -281,8 +281,8 @@ static bool holder_up(struct smtp_park *p)
     }
     p->link = link;
     p->pid = pid;
-    log_info("connection holder started, pid %ld: idle sessions are parked above %llu connections",
-             (long)pid, p->above);
+    log_info("connection holder started, pid %ld: idle sessions are parked above %llu connections (holder room "
+             "%llu)", (long)pid, p->above, p->holder_cap);
     return true;
 }
 
@@ -463,6 +463,15 @@ struct smtp_park *smtp_park_new(struct smtp_server *srv, unsigned long long fd_l
         return NULL;
     }
     return p;
+}
+
+void smtp_park_start(struct smtp_park *p)
+{
+    /* At start, while the smtp process is small: a child shares its parent's
+       pages until either writes them, and one forked from a process holding
+       thousands of sessions would soon own a copy of each page they touch. */
+    if (p)
+        holder_up(p);
 }
 
 void smtp_park_free(struct smtp_park *p)

@@ -16,7 +16,9 @@
  * when its command timeout (smtp_timeout, counted from its last input) or
  * smtp_idle_session_limit fires, and a session that ends while parked (the
  * daemon stopping) is dropped: the holder closes the connection without a 421.
- * If the holder dies, its sessions end; the next sweep starts a new one.
+ * The holder starts with the smtp process (while it is small: see
+ * smtp_park_start). If it dies, its sessions end; a sweep at least
+ * HOLDER_RESTART_SECONDS later starts a new one.
  */
 #ifndef FERRY_SMTP_PARK_H
 #define FERRY_SMTP_PARK_H
@@ -32,6 +34,9 @@ struct smtp_park;
 
 /* fd_limit: the process's RLIMIT_NOFILE. NULL: out of memory (nothing parks). */
 struct smtp_park *smtp_park_new(struct smtp_server *srv, unsigned long long fd_limit);
+/* Start the holder: once the smtp process is confined (the holder inherits
+   its Landlock domain) and before any session exists. */
+void smtp_park_start(struct smtp_park *p);
 /* Every session must be gone: closes the link, and the holder ends. */
 void smtp_park_free(struct smtp_park *p);
 /* A session started: start sweeping when over the threshold. */

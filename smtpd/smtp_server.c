@@ -261,6 +261,7 @@ int smtp_process_main(const struct ferry_config *cfg, int parent_fd, const int *
     /* Everything it opens at start is open: from here on only what it still needs. */
     if (smtp_confine(cfg) < 0)
         return 1;
+    smtp_park_start(srv.park);
     log_info("smtp process ready (%zu listeners)", cfg->nlisteners);
     event_base_dispatch(srv.base);
     smtp_pickup_stop(pickup);

@@ -177,11 +177,14 @@ def policy_rates(sink, source, n, reps, conf_of):
 
 
 def rss_kb(pids):
+    """Proportional resident memory (Pss) summed over pids: a page shared by
+    several of them (the holder forked from the smtp process, libraries) counts
+    once in all, where VmRSS would count it in each."""
     total = 0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/status") as s:
-                total += int(re.search(r"VmRSS:\s+(\d+)", s.read()).group(1))
+            with open(f"/proc/{pid}/smaps_rollup") as s:
+                total += int(re.search(r"^Pss:\s+(\d+)", s.read(), re.M).group(1))
         except (OSError, AttributeError):
             pass
     return total
@@ -242,16 +245,32 @@ def hold(port, count, first):
     return 0
 
 
+def sockets_of(pid):
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
 def idle_connections(counts, conf_of):
-    """Hold count idle connections (greeted, then silent). The smtp process needs
-    a descriptor per connection: a count over RLIMIT_NOFILE's hard limit (which
-    only a privileged process may raise) is cut to fit, and the row says so."""
+    """Hold count idle connections (greeted, then silent). A connection costs a
+    descriptor; past half of RLIMIT_NOFILE the smtp process parks idle ones in
+    its connection holder (smtpd/smtp_park.h), which has as many again, so a
+    count is cut only beyond about twice the hard limit, and the row says so.
+    Resident memory is Pss summed over every ferryd process, the holder
+    included (rss_kb)."""
     import resource
     import sys
     results = []
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     for want in counts:
-        count = min(want, hard - 256)
+        count = min(want, 2 * hard - 1024)
         f = start(Ferry(extra=conf_of(1, f"smtp_max_sessions = {count + 100}\nsmtp_idle_session_limit = 1h\n"
                                          "smtp_timeout = 1h\n"), relay_networks="127.0.0.0/8"))
         kids = []
@@ -267,8 +286,11 @@ def idle_connections(counts, conf_of):
                 kids.append(k)
                 if k.stdout.readline().strip() != "ready":
                     raise RuntimeError("idle connections were refused")
-            time.sleep(0.5)
-            held = rss_kb(descendants(f.proc.pid))
+            time.sleep(1.5)     # the last ones idle long enough to be parked
+            procs = descendants(f.proc.pid)
+            held = rss_kb(procs)
+            split = sorted((sockets_of(p) for p in procs), reverse=True)
+            print(f"  idle {count}: sockets per ferryd process {split[:3]}", flush=True)
             lat = [fresh_client_ms(f.port) for _ in range(20)]
             results.append((count, (held - base) * 1024 / count,
                             statistics.median(x[0] for x in lat), max(x[0] for x in lat),

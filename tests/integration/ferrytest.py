@@ -154,7 +154,7 @@ resolver = {self.resolver}
     def start(self):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([FERRYD, "-c", self.conf, "-f"], stdout=self.log, stderr=self.log,
-                                     cwd=self.dir)
+                                     cwd=self.dir, preexec_fn=getattr(self, "preexec", None))
         if not wait_for(self._accepting, 10):
             self.stop()
             raise RuntimeError("ferryd did not start:\n" + self.read_log())

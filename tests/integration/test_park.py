@@ -193,6 +193,52 @@ class Park(unittest.TestCase):
         self.assertIn("smtp process stopped", f.read_log())
         self.assertTrue(all(s.closed(timeout=2) for s in more))
 
+    def test_small_descriptor_limit(self):
+        """Under a hard RLIMIT_NOFILE of 160 (soft 40): ferryd raises the soft
+        limit to 160 and says so, warns that the session limits exceed what it
+        can hold, parks from 80 sessions on, and when even that is full, pauses
+        accepting (clients wait in the backlog) rather than spinning, and serves
+        again once connections close."""
+        import resource
+        f = Ferry(extra="smtp_max_sessions = 1000\nmax_connections_per_ip = 1000\nmax_connection_rate = 0\n")
+        f.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (40, 160))
+        f.start()
+        self.addCleanup(f.cleanup)
+        log = f.read_log()
+        self.assertIn("descriptor limit 160 per process", log)
+        self.assertIn("smtp_max_sessions + submission_max_sessions = 1100, more than this descriptor limit", log)
+        self.assertIn("idle sessions are parked above 80 connections", log)
+        smtp = f.child_by_role("smtp")
+        sessions = []
+        for _ in range(120):
+            sessions.append(SmtpLines(f.port))
+        time.sleep(1.5)
+        self.assertTrue(wait_for(lambda: sockets_of(holder_of(smtp)) >= 30 or None, 5), f.read_log()[-2000:])
+        # The holder has about 144 places, the smtp process 160: 300 connections
+        # cannot all be held. The rest wait in the backlog, then get in.
+        import socket
+        waiting = []
+        for _ in range(180):
+            c = socket.create_connection(("127.0.0.1", f.port), timeout=10)
+            waiting.append(c)
+        self.assertTrue(wait_for(lambda: "cannot accept connections for now: Too many open files" in f.read_log()
+                                 or None, 15), f.read_log()[-2000:])
+        for s in sessions:
+            s.cmd("QUIT")
+        greeted = 0
+        for c in waiting:
+            c.settimeout(15)
+            try:
+                if c.recv(512).startswith(b"220"):
+                    greeted += 1
+            except OSError:
+                pass
+            c.close()
+        self.assertGreaterEqual(greeted, 170)
+        self.assertEqual(f.child_by_role("smtp"), smtp)
+        # Not a loop at full CPU while out of descriptors: one warning per pause.
+        self.assertLess(f.read_log().count("cannot accept connections for now"), 300)
+
 
 if __name__ == "__main__":
     unittest.main()
