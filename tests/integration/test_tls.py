@@ -36,6 +36,30 @@ class Tls(unittest.TestCase):
     def ctx(self):
         return ssl.create_default_context(cafile=self.ca)
 
+    def test_starttls_sessions_do_not_leak(self):
+        """A STARTTLS session's SSL goes with it: libevent leaves a filter's SSL to
+        its owner, and leaving it leaked about 29 KB per session (43 MB in 1 500)."""
+        f = Ferry(extra=f"tls_cert = {self.cert}\ntls_key = {self.key}\nmax_connection_rate = 0\n").start()
+        self.addCleanup(f.cleanup)
+        smtp = f.child_by_role("smtp")
+
+        def rss_kb():
+            with open(f"/proc/{smtp}/status") as st:
+                return int(re.search(r"VmRSS:\s+(\d+)", st.read()).group(1))
+
+        def sessions(n):
+            for _ in range(n):
+                with smtplib.SMTP("127.0.0.1", f.port, timeout=20) as c:
+                    c.ehlo("leak.example")
+                    c.starttls(context=self.ctx())
+                    c.ehlo("leak.example")
+
+        sessions(100)               # allocator pools warmed
+        before = rss_kb()
+        sessions(600)
+        grown = rss_kb() - before
+        self.assertLess(grown, 3000, f"{grown} kB more after 600 STARTTLS sessions")
+
     def test_starttls_verified_and_recorded(self):
         with smtplib.SMTP("127.0.0.1", self.f.port) as c:
             c.ehlo("client.example")
