@@ -7,15 +7,31 @@
  *
  * Exit codes: 0 ok, 1 operational failure (bad config included), 2 usage.
  */
+#include "lib/log.h"
 #include "lib/settings.h"
 #include "smtpd/parent.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/ferry/ferry.conf"
+
+/* libevent's own messages, into Ferry's log at their level (by default they go
+   raw to stderr, which a daemon has closed). One is expected and harmless: a
+   child makes its own event base while the parent's, inherited with the fork
+   and never run there, still holds the signals; the child's base, the only one
+   it runs, gets them. */
+static void libevent_log(int severity, const char *msg)
+{
+    enum log_level lvl = severity == EVENT_LOG_ERR ? LOG_LVL_ERROR : severity == EVENT_LOG_WARN ? LOG_LVL_WARN
+                         : severity == EVENT_LOG_MSG ? LOG_LVL_INFO : LOG_LVL_DEBUG;
+    if (lvl == LOG_LVL_WARN && strncmp(msg, "Added a signal to event base", 28) == 0)
+        lvl = LOG_LVL_DEBUG;
+    log_msg(lvl, NULL, "libevent: %s", msg);
+}
 
 static void usage(void)
 {
@@ -37,6 +53,7 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
+    event_set_log_callback(libevent_log);
     if (optind != argc || (check && print))
         usage();
     struct ferry_config *cfg = malloc(sizeof *cfg);
