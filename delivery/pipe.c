@@ -1,5 +1,6 @@
 /* pipe — see pipe.h. */
 #include "delivery/pipe.h"
+#include "lib/proc_fork.h"
 #include "lib/buf.h"
 #include "lib/crlf.h"
 
@@ -62,6 +63,7 @@ static void child(const char *cmd, const struct passwd *pw, const char *sender, 
     if (dup2(in, 0) < 0 || dup2(devnull, 1) < 0 || dup2(err, 2) < 0)
         _exit(75);
     signal(SIGPIPE, SIG_DFL);
+    proc_nofile_restore();      /* the daemon's raised limit is not the command's */
     char *envp[] = { "PATH=/usr/bin:/bin", "HOME=/", "SHELL=/bin/sh", NULL, NULL, NULL };
     char s[ADDR_PATH_MAX + 16], r[ADDR_PATH_MAX + 16];
     snprintf(s, sizeof s, "SENDER=%s", sender);

@@ -1,9 +1,11 @@
 /* proc_fork — see proc_fork.h. */
 #include "lib/proc_fork.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* The signals Ferry's processes (through libevent) handle or ignore; others keep
@@ -40,4 +42,31 @@ pid_t proc_fork(void)
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
     return pid;
+}
+
+static struct rlimit nofile_before;
+static int nofile_raised;
+
+int proc_nofile_raise(unsigned long long *cur, unsigned long long *max)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -1;
+    *cur = rl.rlim_cur == RLIM_INFINITY ? 1ull << 20 : (unsigned long long)rl.rlim_cur;
+    *max = rl.rlim_max == RLIM_INFINITY ? 1ull << 20 : (unsigned long long)rl.rlim_max;
+    if (rl.rlim_cur >= rl.rlim_max)
+        return 0;
+    struct rlimit up = { rl.rlim_max, rl.rlim_max };
+    if (setrlimit(RLIMIT_NOFILE, &up) < 0)
+        return -1;
+    nofile_before = rl;
+    nofile_raised = 1;
+    *cur = *max;
+    return 0;
+}
+
+void proc_nofile_restore(void)
+{
+    if (nofile_raised)
+        setrlimit(RLIMIT_NOFILE, &nofile_before);
 }

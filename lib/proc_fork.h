@@ -24,4 +24,13 @@ pid_t proc_fork(void);
    needed): every handler back to the default, SIGPIPE ignored, nothing blocked. */
 void proc_signals_default(void);
 
+/* The soft RLIMIT_NOFILE, raised to the hard limit for a daemon that holds many
+   connections; the value it had is kept for proc_nofile_restore. *cur and *max
+   get the limit now in force. 0, or -1 with errno (the limit unchanged). */
+int  proc_nofile_raise(unsigned long long *cur, unsigned long long *max);
+/* Put the soft limit back to what it was before proc_nofile_raise, in a child
+   about to run another program (which may use select(), or close every
+   descriptor up to the limit at start). */
+void proc_nofile_restore(void);
+
 #endif

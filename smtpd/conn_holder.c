@@ -1,6 +1,7 @@
 /* conn_holder — see conn_holder.h. */
 #include "smtpd/conn_holder.h"
 #include "lib/fdpass.h"
+#include "lib/proc_fork.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,8 +33,14 @@ struct holder {
 static void tell(struct holder *h, enum holder_op op, uint32_t slot, uint64_t token, int fd)
 {
     struct holder_msg m = { op, slot, token };
-    if (fdpass_send(h->link, &m, sizeof m, fd, 0) < 0)
+    for (int tries = 0; fdpass_send(h->link, &m, sizeof m, fd, 0) < 0; tries++) {
+        /* Short of kernel memory: wait and try again, for a while. */
+        if ((errno == ENOBUFS || errno == ENOMEM) && tries < 1000) {
+            usleep(10 * 1000);
+            continue;
+        }
         _exit(0);       /* the smtp process is gone: so is every reason to hold anything */
+    }
 }
 
 static void give_back(struct holder *h, uint32_t slot)
@@ -148,7 +155,7 @@ pid_t conn_holder_start(int *link, char *err, size_t errlen)
         snprintf(err, errlen, "socketpair: %s", strerror(errno));
         return -1;
     }
-    pid_t pid = fork();
+    pid_t pid = proc_fork();   /* the smtp process's handlers are not the holder's */
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
         close(sv[0]);
@@ -162,9 +169,6 @@ pid_t conn_holder_start(int *link, char *err, size_t errlen)
         if (dup2(sv[1], 3) < 0)
             _exit(1);
         close_range(4, ~0U, 0);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGINT, SIG_IGN);
         signal(SIGTERM, SIG_IGN);
         signal(SIGHUP, SIG_IGN);

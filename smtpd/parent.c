@@ -669,24 +669,15 @@ static void daemonize(void)
    parked in the holder (smtp_park.h), which has as many again. */
 static void raise_nofile(const struct ferry_config *cfg)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return;
-    if (rl.rlim_cur < rl.rlim_max) {
-        struct rlimit up = { rl.rlim_max, rl.rlim_max };
-        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
-            rl.rlim_cur = rl.rlim_max;
-        else
-            log_warn("cannot raise the descriptor limit from %llu to %llu: %s", (unsigned long long)rl.rlim_cur,
-                     (unsigned long long)rl.rlim_max, strerror(errno));
-    }
-    unsigned long long lim = rl.rlim_cur == RLIM_INFINITY ? 1ull << 20 : (unsigned long long)rl.rlim_cur;
+    unsigned long long lim, hard;
+    if (proc_nofile_raise(&lim, &hard) < 0)
+        log_warn("cannot raise the descriptor limit to its hard limit %llu: %s", hard, strerror(errno));
     unsigned long long want = cfg->smtp_max_sessions + cfg->submission_max_sessions;
     log_info("descriptor limit %llu per process", lim);
     if (want + 256 > 2 * lim)
         log_warn("smtp_max_sessions + submission_max_sessions = %llu, more than this descriptor limit (%llu per "
                  "process, with idle sessions parked about %llu) can hold: raise RLIMIT_NOFILE (LimitNOFILE= "
-                 "under systemd)", want, lim, 2 * lim - 256);
+                 "under systemd)", want, lim, 2 * lim > 256 ? 2 * lim - 256 : 0);
 }
 
 int parent_run(struct ferry_config *cfg, bool foreground)

@@ -8,6 +8,7 @@
 #include "smtpd/smtp_session_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -22,6 +23,8 @@
 #include <unistd.h>
 
 #define SWEEP_MS 250
+#define PARK_FD_RESERVE 64
+#define REFILL_MS 50
 #define HOLDER_RESTART_SECONDS 10   /* after a holder could not start or died */
 
 /* How a parked session's connection was carried, so that it is rebuilt alike. */
@@ -52,6 +55,19 @@ struct smtp_park {
     size_t parked;
     struct holder_msg *pending;     /* RETURN and DROP records that met a full link */
     size_t npending, pending_cap;
+    /* Descriptors kept for connections coming back: a parked client may speak
+       when accept() has taken every other descriptor, and a record whose
+       descriptor cannot be installed loses it (MSG_CTRUNC). Each is released
+       just before a record is read and taken again after; with none left the
+       link is not read until one can be had (the client waits, nothing is
+       lost). */
+    int reserve_src;                /* /dev/null, duplicated into reserve[] */
+    int reserve[PARK_FD_RESERVE];
+    size_t nreserve, reserve_want;  /* reserve_want: a sixteenth of the limit, 4 to PARK_FD_RESERVE */
+    unsigned long long fd_limit;
+    struct event *refill_ev;        /* retries the reserve while the link is not read */
+    struct event *fail_ev;          /* ends the holder outside the caller (out of memory) */
+    const char *fail_why;
 };
 
 static void end_holder(struct smtp_park *p, const char *why);
@@ -119,7 +135,9 @@ static void send_record(struct smtp_park *p, enum holder_op op, uint32_t slot, u
         size_t n = p->pending_cap ? p->pending_cap * 2 : 64;
         struct holder_msg *q = realloc(p->pending, n * sizeof *q);
         if (!q) {
-            end_holder(p, "out of memory");
+            /* Not from here: the caller may be a session on its way out. */
+            p->fail_why = "out of memory for its records";
+            event_active(p->fail_ev, 0, 0);
             return;
         }
         p->pending = q;
@@ -171,9 +189,13 @@ static void unpark(struct smtp_park *p, struct smtp_session *s, int fd)
         break;
     case PK_TLS_SOCKET:
         /* A new socket BIO for the same TLS session; the bufferevent takes our
-           reference to the SSL (it frees it with the connection). */
-        if (SSL_set_fd(ssl, fd) == 1)
+           reference to the SSL (it frees it with the connection, and with the
+           socket if it cannot be made). */
+        if (SSL_set_fd(ssl, fd) == 1) {
             bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
+            if (!bev)
+                ssl = NULL, fd = -1;
+        }
         break;
     case PK_TLS_FILTER:
         /* As STARTTLS left it: the TLS filter over a plain bufferevent. */
@@ -187,7 +209,7 @@ static void unpark(struct smtp_park *p, struct smtp_session *s, int fd)
         log_error("session %s: cannot take its connection back from the holder: out of memory", s->id);
         if (under)
             bufferevent_free(under);
-        else
+        else if (fd >= 0)
             close(fd);
         if (ssl)
             SSL_free(ssl);
@@ -200,6 +222,8 @@ static void unpark(struct smtp_park *p, struct smtp_session *s, int fd)
     smtp_session_attach(s, bev);
     log_debug("session %s: connection back from the holder (%s)", s->id,
               wake == WAKE_TIMEOUT ? "timeout" : wake == WAKE_LIMITS ? "limits" : "input");
+    /* One more active session: idle ones may need parking again. */
+    smtp_park_note_connect(p->srv);
     if (wake == WAKE_TIMEOUT)
         smtp_session_timed_out(s);
     else if (wake == WAKE_LIMITS && smtp_limits_enforce(s))
@@ -219,10 +243,68 @@ static void lose(struct smtp_park *p, struct smtp_session *s, const char *why)
     smtp_server_session_gone(p->srv, s);
 }
 
+static void refill_reserve(struct smtp_park *p)
+{
+    while (p->nreserve < p->reserve_want && p->reserve_src >= 0) {
+        int fd = fcntl(p->reserve_src, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+            /* Connections coming back go first: new ones wait in the backlog
+               while descriptors freed by parking refill the reserve. */
+            smtp_server_pause_accepting(p->srv);
+            break;
+        }
+        p->reserve[p->nreserve++] = fd;
+    }
+}
+
+bool smtp_park_reserve_full(struct smtp_park *p)
+{
+    if (!p || p->reserve_src < 0)
+        return true;
+    while (p->nreserve < p->reserve_want) {
+        int fd = fcntl(p->reserve_src, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            return false;
+        p->reserve[p->nreserve++] = fd;
+    }
+    return true;
+}
+
+static void on_link(evutil_socket_t fd, short what, void *arg);
+
+/* No descriptor to spare for a connection coming back: stop reading the link
+   (the holder waits, blocked on it) until one is free again. */
+static void link_starved(struct smtp_park *p)
+{
+    event_del(p->link_ev);
+    struct timeval tv = { 0, REFILL_MS * 1000 };
+    evtimer_add(p->refill_ev, &tv);
+}
+
+static void on_refill(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_park *p = arg;
+    refill_reserve(p);
+    if (p->link < 0)
+        return;
+    if (p->nreserve == 0) {
+        link_starved(p);
+        return;
+    }
+    event_add(p->link_ev, NULL);
+    on_link(p->link, EV_READ, p);
+}
+
 static void on_link(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_park *p = arg;
-    for (int i = 0; i < 512; i++) {
+    for (int i = 0; i < 512 && p->link >= 0; i++) {
+        refill_reserve(p);
+        if (p->nreserve == 0) {
+            link_starved(p);
+            return;
+        }
+        close(p->reserve[--p->nreserve]);       /* room for what this record carries */
         struct holder_msg m;
         int cfd;
         bool lost, cut;
@@ -294,6 +376,7 @@ static void end_holder(struct smtp_park *p, const char *why)
     event_free(p->link_ev);
     event_free(p->write_ev);
     p->link_ev = p->write_ev = NULL;
+    evtimer_del(p->refill_ev);
     close(p->link);
     p->link = -1;
     p->npending = 0;
@@ -437,11 +520,19 @@ void smtp_park_session_gone(struct smtp_session *s)
     struct smtp_park *p = s->srv->park;
     if (!s->parked)
         return;
-    send_record(p, HOLDER_DROP, s->parked->slot, s->parked->token);
+    uint32_t slot = s->parked->slot;
+    uint64_t token = s->parked->token;
     SSL *ssl = s->parked->ssl;
     unlink_parked(p, s);
     if (ssl)
         SSL_free(ssl);
+    send_record(p, HOLDER_DROP, slot, token);
+}
+
+static void on_fail(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_park *p = arg;
+    end_holder(p, p->fail_why ? p->fail_why : "failed");
 }
 
 struct smtp_park *smtp_park_new(struct smtp_server *srv, unsigned long long fd_limit)
@@ -453,12 +544,28 @@ struct smtp_park *smtp_park_new(struct smtp_server *srv, unsigned long long fd_l
     p->link = -1;
     if (fd_limit > (1ull << 22))
         fd_limit = 1ull << 22;
+    p->fd_limit = fd_limit;
+    p->reserve_want = fd_limit / 16 < 4 ? 4 : fd_limit / 16 > PARK_FD_RESERVE ? PARK_FD_RESERVE : fd_limit / 16;
+    p->reserve_src = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    refill_reserve(p);
+    p->refill_ev = evtimer_new(srv->base, on_refill, p);
+    p->fail_ev = event_new(srv->base, -1, 0, on_fail, p);
+    if (!p->refill_ev || !p->fail_ev) {
+        if (p->refill_ev)
+            event_free(p->refill_ev);
+        if (p->fail_ev)
+            event_free(p->fail_ev);
+        free(p);
+        return NULL;
+    }
     p->above = srv->cfg->smtp_park_above ? srv->cfg->smtp_park_above : fd_limit / 2;
     p->low = p->above * 3 / 4;
     /* The holder has the same limit; a few for its own link, epoll and stdio. */
     p->holder_cap = fd_limit > 16 ? fd_limit - 16 : 0;
     p->sweep = evtimer_new(srv->base, on_sweep, p);
     if (!p->sweep) {
+        event_free(p->refill_ev);
+        event_free(p->fail_ev);
         free(p);
         return NULL;
     }
@@ -470,8 +577,21 @@ void smtp_park_start(struct smtp_park *p)
     /* At start, while the smtp process is small: a child shares its parent's
        pages until either writes them, and one forked from a process holding
        thousands of sessions would soon own a copy of each page they touch. */
-    if (p)
-        holder_up(p);
+    if (!p)
+        return;
+    /* What start-up left open (descriptors are dense now: the lowest free one
+       counts them) and the reserve are not for sessions; parking must begin
+       well before the rest is used up, whatever smtp_park_above says. */
+    int probe = fcntl(p->reserve_src >= 0 ? p->reserve_src : 0, F_DUPFD_CLOEXEC, 0);
+    unsigned long long used = probe < 0 ? 64 : (unsigned long long)probe + 16;
+    if (probe >= 0)
+        close(probe);
+    unsigned long long usable = p->fd_limit > used ? p->fd_limit - used : 1;
+    if (p->above > usable * 3 / 4) {
+        p->above = usable * 3 / 4 ? usable * 3 / 4 : 1;
+        p->low = p->above * 3 / 4;
+    }
+    holder_up(p);
 }
 
 void smtp_park_free(struct smtp_park *p)
@@ -480,6 +600,12 @@ void smtp_park_free(struct smtp_park *p)
         return;
     end_holder(p, "stopping");
     event_free(p->sweep);
+    event_free(p->refill_ev);
+    event_free(p->fail_ev);
+    while (p->nreserve)
+        close(p->reserve[--p->nreserve]);
+    if (p->reserve_src >= 0)
+        close(p->reserve_src);
     free(p->slots);
     free(p->gen);
     free(p->free_slots);

@@ -47,6 +47,9 @@ void smtp_park_session_gone(struct smtp_session *s);
 /* A parked session's limit timer fired (smtp_limits.c): it is called back once
    its connection is here again. */
 void smtp_park_wake_for_limits(struct smtp_session *s);
+/* Refill the descriptors kept for connections coming back; false while that
+   cannot be done (accepting must wait: returns go first). */
+bool smtp_park_reserve_full(struct smtp_park *p);
 /* Sessions parked now. */
 size_t smtp_park_count(const struct smtp_park *p);
 

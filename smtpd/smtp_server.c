@@ -89,6 +89,13 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
         return;
     log_warn("cannot accept connections for now: %s (%zu sessions, %zu parked); pausing %d ms",
              evutil_socket_error_to_string(e), srv->nsessions, smtp_park_count(srv->park), ACCEPT_PAUSE_MS);
+    smtp_server_pause_accepting(srv);
+}
+
+void smtp_server_pause_accepting(struct smtp_server *srv)
+{
+    if (evtimer_pending(srv->accept_pause, NULL))
+        return;
     for (size_t i = 0; i < srv->cfg->nlisteners; i++)
         if (srv->listeners[i])
             evconnlistener_disable(srv->listeners[i]);
@@ -99,6 +106,12 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 static void on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_server *srv = arg;
+    if (!smtp_park_reserve_full(srv->park)) {
+        /* Parked connections coming back need descriptors before new ones do. */
+        struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+        evtimer_add(srv->accept_pause, &tv);
+        return;
+    }
     for (size_t i = 0; i < srv->cfg->nlisteners; i++)
         if (srv->listeners[i])
             evconnlistener_enable(srv->listeners[i]);

@@ -67,6 +67,10 @@ struct smtp_server {
     bool stopping;
 };
 
+/* Stop accepting for ACCEPT_PAUSE_MS (out of descriptors: the clients wait in
+   the listen backlog). */
+void smtp_server_pause_accepting(struct smtp_server *srv);
+
 /* Monotonic seconds, for rate limits (never steps with the wall clock). */
 double smtp_server_now(const struct smtp_server *srv);
 

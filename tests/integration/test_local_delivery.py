@@ -3,6 +3,7 @@ users, pipes, include files) compiled with `ferryctl map build`, virtual domains
 and catch-alls, LMTP (a small Python server that counts connections, and a
 private Dovecot instance), quota, and RCPT-time checks of local recipients."""
 import os
+import resource
 import shutil
 import smtplib
 import socket
@@ -102,6 +103,10 @@ class LocalDeliveryTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         f = cls.f = Ferry(domains="localhost example.test virt.test mb.test")
+        # systemd's soft descriptor limit: ferryd raises it for itself, not for
+        # the commands it runs (test_alias_to_pipe).
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        f.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
         cls.pub = os.path.join(f.dir, "pub")      # writable by the dropped queue user
         os.mkdir(cls.pub)
         os.chmod(cls.pub, 0o777)
@@ -116,7 +121,7 @@ team: alice,
   bob
 keep: \\keep, carol
 list: :include:{inc}
-prog: "|cat > {cls.pub}/prog.out; echo $RECIPIENT >> {cls.pub}/prog.out"
+prog: "|cat > {cls.pub}/prog.out; echo $RECIPIENT >> {cls.pub}/prog.out; echo nofile=$(ulimit -n) >> {cls.pub}/prog.out"
 fail: "|echo 'no such list here' >&2; exit 1"
 temp: "|exit 75"
 slow: "|sleep 30"
@@ -248,9 +253,13 @@ pipe_timeout = 2s
         send(self.f.port, ["prog@example.test"], "Subject: piped\r\n\r\nbody\r\n")
         out = os.path.join(self.pub, "prog.out")
         self.assertTrue(wait_for(lambda: os.path.exists(out) and "prog@example.test" in self.read(out)))
+        self.assertTrue(wait_for(lambda: "nofile=" in self.read(out)))
         text = self.read(out)
         self.assertIn("Subject: piped\n\nbody\n", text)
         self.assertNotIn("\r", text)
+        self.assertIn("nofile=1024\n", text)         # not the daemon's raised limit
+        self.assertIn("descriptor limit %d per process" % resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+                      self.f.read_log())
 
     def test_pipe_failures(self):
         send(self.f.port, ["fail@example.test"])

@@ -197,8 +197,9 @@ class Park(unittest.TestCase):
         """Under a hard RLIMIT_NOFILE of 160 (soft 40): ferryd raises the soft
         limit to 160 and says so, warns that the session limits exceed what it
         can hold, parks from 80 sessions on, and when even that is full, pauses
-        accepting (clients wait in the backlog) rather than spinning, and serves
-        again once connections close."""
+        accepting (clients wait in the backlog) rather than spinning; parked
+        clients that speak then still get their connections back (none lost);
+        and the backlog is served once connections close."""
         import resource
         f = Ferry(extra="smtp_max_sessions = 1000\nmax_connections_per_ip = 1000\nmax_connection_rate = 0\n")
         f.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (40, 160))
@@ -223,6 +224,12 @@ class Park(unittest.TestCase):
             waiting.append(c)
         self.assertTrue(wait_for(lambda: "cannot accept connections for now: Too many open files" in f.read_log()
                                  or None, 15), f.read_log()[-2000:])
+        # Parked clients speak while the process is full: their connections come
+        # back first (a reserve of descriptors; accepting waits), none is lost.
+        time.sleep(2)
+        for s in reversed(sessions):
+            self.assertEqual(s.cmd("NOOP")[0], 250)
+        self.assertNotIn("lost while parked", f.read_log())
         for s in sessions:
             s.cmd("QUIT")
         greeted = 0
