@@ -5,6 +5,8 @@
  *   queue/     committed: ID.msg, and ID.env once the envelope changed
  *   held/      DMTP: messages kept for a receiver to pull (always a pair, format 1)
  *   corrupt/   files that failed validation, moved aside with their reason, never deleted
+ *   spare/     delivered messages' files, emptied, waiting to be a new draft's file
+ *              (queue/spool_spare.h); emptied at daemon start
  *
  * A queued message is one file, or two (lib/msgfile.h):
  *   format 2   ID.msg = the message, its first envelope, a trailer naming where that
@@ -31,8 +33,10 @@
  * or was already delivered (a crash between the two unlinks of a pair) and is
  * removed by the queue process's first scan at start (spool_remove_stray); a
  * queue/ID.env whose ID.msg is missing or the wrong size is quarantined. Removal
- * unlinks ID.env first, then ID.msg (a format-2 message with no ID.env: that one
- * unlink).
+ * unlinks ID.env first, then takes ID.msg out of queue/: a rename to spare/.ID
+ * where the queue process reuses files (spare_retire), else an unlink; either way
+ * one directory entry, made durable by an fsync of queue/ before the file can
+ * hold another message.
  * Errors: -1 with errno preserved (ENOSPC, EROFS, EDQUOT... mean "try later").
  */
 #ifndef FERRY_SPOOL_H
