@@ -226,32 +226,41 @@ class ReplyToIntent(PullBase):
     receiver = PullRecv.receiver
     assert_pulled = PullRecv.assert_pulled
 
-    def test_reply_to_intent_message_pulls_the_original(self):
+    def intent_for_bob(self, subj):
+        """B with user bob, A holding a message for him: (a, b, held ID, the intent
+        message bob got, his row in `ferryctl pull list`)."""
         b = self.receiver(start=False, extra="auth_plaintext_loopback = yes\n")
         r = subprocess.run([FERRYCTL, "-c", b.conf, "user", "add", "bob"], input="bob-pw\n",
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         b.start()
         a = self.sender()
-        a.inject("alice@a.test", ["bob@b.test"], MSG.format(to="bob@b.test", subj="replied"))
+        a.inject("alice@a.test", ["bob@b.test"], MSG.format(to="bob@b.test", subj=subj))
         files = b.wait_mail("bob", 1, 15)
         self.assertTrue(files, b.read_log()[-3000:] + a.read_log()[-2000:])
         hid = wait_for(lambda: self.held(a), 10)[0]
         with open(files[0], encoding="utf-8") as f:
             intent = f.read()
-        reply_to = re.search(r"^Reply-To: .*?(dmtp-pull\+[0-9a-f]{16}\.[0-9A-V]{16}@mx\.b\.test)", intent, re.M)
-        self.assertIsNotNone(reply_to, intent)
-        reply_to = reply_to.group(1)
-        msg_id = re.search(r"^Message-ID: (<[^>]+>)", intent, re.M | re.I).group(1)
         row = b.ferryctl("pull", "list", "bob").stdout.split()
         self.assertEqual((row[1], row[3], row[5]), ("alice@a.test", self.a_addr, "pending"), row)
+        return a, b, hid, intent, row
+
+    def bob_replies(self, b, to, text):
         # bob answers from his mail program: authenticated submission on B
         c = smtplib.SMTP("127.0.0.1", b.sub_port, timeout=20)
         c.ehlo("mua.b.test")
         c.login("bob", "bob-pw")
-        c.sendmail("bob@b.test", [reply_to], f"From: bob@b.test\r\nTo: {reply_to}\r\nIn-Reply-To: {msg_id}\r\n"
-                                             f"Subject: Re: pull\r\n\r\nyes, send it\r\n")
+        c.sendmail("bob@b.test", [to], text)
         c.quit()
+
+    def test_reply_to_intent_message_pulls_the_original(self):
+        a, b, hid, intent, row = self.intent_for_bob("replied")
+        reply_to = re.search(r"^Reply-To: .*?(dmtp-pull\+[0-9a-f]{16}\.[0-9A-V]{16}@mx\.b\.test)", intent, re.M)
+        self.assertIsNotNone(reply_to, intent)
+        reply_to = reply_to.group(1)
+        msg_id = re.search(r"^Message-ID: (<[^>]+>)", intent, re.M | re.I).group(1)
+        self.bob_replies(b, reply_to, f"From: bob@b.test\r\nTo: {reply_to}\r\nIn-Reply-To: {msg_id}\r\n"
+                                      f"Subject: Re: pull\r\n\r\nyes, send it\r\n")
         # pulled at once (not at the next periodic scan), byte-identical, A's copy gone
         self.assert_pulled(a, b, hid, "replied", timeout=10)
         self.assertIn(f"<bob@b.test> pulled by [{self.b_addr}]", a.read_log())
@@ -262,31 +271,13 @@ class ReplyToIntent(PullBase):
         """A mail program that answers the plain dmtp-pull@ address (the token only
         in In-Reply-To): the smtp process reads the header section back from the
         draft it wrote, so its descriptor must be readable."""
-        b = self.receiver(start=False, extra="auth_plaintext_loopback = yes\n")
-        r = subprocess.run([FERRYCTL, "-c", b.conf, "user", "add", "bob"], input="bob-pw\n",
-                           capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        b.start()
-        a = self.sender()
-        a.inject("alice@a.test", ["bob@b.test"], MSG.format(to="bob@b.test", subj="by header"))
-        files = b.wait_mail("bob", 1, 15)
-        self.assertTrue(files, b.read_log()[-3000:] + a.read_log()[-2000:])
-        hid = wait_for(lambda: self.held(a), 10)[0]
-        with open(files[0], encoding="utf-8") as f:
-            intent = f.read()
+        a, b, hid, intent, row = self.intent_for_bob("by header")
         msg_id = re.search(r"^Message-ID: (<[^>]+>)", intent, re.M | re.I).group(1)
-        row = b.ferryctl("pull", "list", "bob").stdout.split()
-        c = smtplib.SMTP("127.0.0.1", b.sub_port, timeout=20)
-        c.ehlo("mua.b.test")
-        c.login("bob", "bob-pw")
-        c.sendmail("bob@b.test", ["dmtp-pull@mx.b.test"],
-                   f"From: bob@b.test\r\nTo: dmtp-pull@mx.b.test\r\nIn-Reply-To: {msg_id}\r\n"
-                   f"Subject: Re: pull\r\n\r\nyes\r\n")
-        c.quit()
+        self.bob_replies(b, "dmtp-pull@mx.b.test", f"From: bob@b.test\r\nTo: dmtp-pull@mx.b.test\r\n"
+                                                  f"In-Reply-To: {msg_id}\r\nSubject: Re: pull\r\n\r\nyes\r\n")
         self.assert_pulled(a, b, hid, "by header", timeout=10)
         self.assertRegex(b.read_log(), r"dmtp notice %s of bob: fetch requested by reply" % row[0])
         self.assertNotIn("carries no notice token", b.read_log())
-
 
 if __name__ == "__main__":
     unittest.main()
