@@ -139,36 +139,31 @@ class Park(unittest.TestCase):
         self.assertNotIn("reply while its connection is parked", log)
         self.assertNotIn("lost-while-parked", log)
 
-    def test_idle_limit_answers_while_parked(self):
-        f = self.ferry("smtp_idle_session_limit = 3s\n", above=1)
+    def assert_421_while_parked(self, extra, commands, text, wake):
+        """Four sessions that said commands, parked, each answered 421 with text
+        by the timer that fires while it is parked (wake: the log's reason)."""
+        f = self.ferry(extra, above=1)
         smtp = f.child_by_role("smtp")
-        idle = [SmtpLines(f.port) for _ in range(4)]
-        for s in idle:
-            self.assertEqual(s.cmd("EHLO idle.example")[0], 250)
+        sessions = [SmtpLines(f.port) for _ in range(4)]
+        for s in sessions:
+            for c in commands:
+                self.assertEqual(s.cmd(c)[0], 250)
         self.assertTrue(wait_for(lambda: holder_of(smtp) and sockets_of(holder_of(smtp)) >= 3 or None, 5),
                         f.read_log()[-2000:])
-        for s in idle:
+        for s in sessions:
             code, lines = s.reply()
             self.assertEqual(code, 421, lines)
-            self.assertIn("No mail transaction completed within 3 seconds", lines[0])
+            self.assertIn(text, lines[0])
             self.assertTrue(s.closed())
-        self.assertGreaterEqual(f.read_log().count("connection back from the holder (limits)"), 3)
+        self.assertGreaterEqual(f.read_log().count(f"connection back from the holder ({wake})"), 3)
+
+    def test_idle_limit_answers_while_parked(self):
+        self.assert_421_while_parked("smtp_idle_session_limit = 3s\n", ["EHLO idle.example"],
+                                     "No mail transaction completed within 3 seconds", "limits")
 
     def test_command_timeout_answers_while_parked(self):
-        f = self.ferry("smtp_timeout = 3s\n", above=1)
-        smtp = f.child_by_role("smtp")
-        busy = [SmtpLines(f.port) for _ in range(4)]
-        for s in busy:
-            self.assertEqual(s.cmd("EHLO busy.example")[0], 250)
-            self.assertEqual(s.cmd("MAIL FROM:<a@client.example>")[0], 250)
-        self.assertTrue(wait_for(lambda: holder_of(smtp) and sockets_of(holder_of(smtp)) >= 3 or None, 5),
-                        f.read_log()[-2000:])
-        for s in busy:
-            code, lines = s.reply()
-            self.assertEqual(code, 421, lines)
-            self.assertIn("Timeout", lines[0])
-            self.assertTrue(s.closed())
-        self.assertGreaterEqual(f.read_log().count("connection back from the holder (timeout)"), 3)
+        self.assert_421_while_parked("smtp_timeout = 3s\n", ["EHLO busy.example", "MAIL FROM:<a@client.example>"],
+                                     "Timeout", "timeout")
 
     def test_killed_holder_ends_only_its_sessions_and_stop_is_clean(self):
         f = self.ferry()
