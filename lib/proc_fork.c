@@ -50,6 +50,7 @@ static int nofile_raised;
 int proc_nofile_raise(unsigned long long *cur, unsigned long long *max)
 {
     struct rlimit rl;
+    *cur = *max = 1024;         /* what to say should even the question fail */
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return -1;
     *cur = rl.rlim_cur == RLIM_INFINITY ? 1ull << 20 : (unsigned long long)rl.rlim_cur;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -189,12 +190,12 @@ static void unpark(struct smtp_park *p, struct smtp_session *s, int fd)
         break;
     case PK_TLS_SOCKET:
         /* A new socket BIO for the same TLS session; the bufferevent takes our
-           reference to the SSL (it frees it with the connection, and with the
-           socket if it cannot be made). */
+           reference to the SSL (it frees it with the connection; if it cannot
+           be made, it has freed the SSL, not the socket). */
         if (SSL_set_fd(ssl, fd) == 1) {
             bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
             if (!bev)
-                ssl = NULL, fd = -1;
+                ssl = NULL;
         }
         break;
     case PK_TLS_FILTER:
@@ -287,7 +288,7 @@ static void on_refill(evutil_socket_t fd, short what, void *arg)
     refill_reserve(p);
     if (p->link < 0)
         return;
-    if (p->nreserve == 0) {
+    if (p->nreserve == 0 && p->reserve_src >= 0) {
         link_starved(p);
         return;
     }
@@ -299,12 +300,14 @@ static void on_link(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_park *p = arg;
     for (int i = 0; i < 512 && p->link >= 0; i++) {
-        refill_reserve(p);
-        if (p->nreserve == 0) {
-            link_starved(p);
-            return;
+        if (p->reserve_src >= 0) {      /* else no reserve: read as if there were room */
+            refill_reserve(p);
+            if (p->nreserve == 0) {
+                link_starved(p);
+                return;
+            }
+            close(p->reserve[--p->nreserve]);   /* room for what this record carries */
         }
-        close(p->reserve[--p->nreserve]);       /* room for what this record carries */
         struct holder_msg m;
         int cfd;
         bool lost, cut;
@@ -377,6 +380,7 @@ static void end_holder(struct smtp_park *p, const char *why)
     event_free(p->write_ev);
     p->link_ev = p->write_ev = NULL;
     evtimer_del(p->refill_ev);
+    event_del(p->fail_ev);      /* whatever asked for this end, it is done */
     close(p->link);
     p->link = -1;
     p->npending = 0;
@@ -546,8 +550,12 @@ struct smtp_park *smtp_park_new(struct smtp_server *srv, unsigned long long fd_l
         fd_limit = 1ull << 22;
     p->fd_limit = fd_limit;
     p->reserve_want = fd_limit / 16 < 4 ? 4 : fd_limit / 16 > PARK_FD_RESERVE ? PARK_FD_RESERVE : fd_limit / 16;
+    /* Any descriptor will do as the reserve's source; an eventfd needs no file. */
     p->reserve_src = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    refill_reserve(p);
+    if (p->reserve_src < 0)
+        p->reserve_src = eventfd(0, EFD_CLOEXEC);
+    if (p->reserve_src < 0)
+        log_warn("no descriptor reserve for parked connections: %s", strerror(errno));
     p->refill_ev = evtimer_new(srv->base, on_refill, p);
     p->fail_ev = event_new(srv->base, -1, 0, on_fail, p);
     if (!p->refill_ev || !p->fail_ev) {
@@ -579,6 +587,7 @@ void smtp_park_start(struct smtp_park *p)
        thousands of sessions would soon own a copy of each page they touch. */
     if (!p)
         return;
+    refill_reserve(p);
     /* What start-up left open (descriptors are dense now: the lowest free one
        counts them) and the reserve are not for sessions; parking must begin
        well before the rest is used up, whatever smtp_park_above says. */

@@ -34,8 +34,9 @@ struct smtp_park;
 
 /* fd_limit: the process's RLIMIT_NOFILE. NULL: out of memory (nothing parks). */
 struct smtp_park *smtp_park_new(struct smtp_server *srv, unsigned long long fd_limit);
-/* Start the holder: once the smtp process is confined (the holder inherits
-   its Landlock domain) and before any session exists. */
+/* Take the descriptor reserve and start the holder: once the listeners exist
+   and the smtp process is confined (the holder inherits its Landlock domain),
+   before any session does. */
 void smtp_park_start(struct smtp_park *p);
 /* Every session must be gone: closes the link, and the holder ends. */
 void smtp_park_free(struct smtp_park *p);

@@ -94,7 +94,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 void smtp_server_pause_accepting(struct smtp_server *srv)
 {
-    if (evtimer_pending(srv->accept_pause, NULL))
+    if (!srv->accept_pause || evtimer_pending(srv->accept_pause, NULL))
         return;
     for (size_t i = 0; i < srv->cfg->nlisteners; i++)
         if (srv->listeners[i])
