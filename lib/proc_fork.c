@@ -71,3 +71,35 @@ void proc_nofile_restore(void)
     if (nofile_raised)
         setrlimit(RLIMIT_NOFILE, &nofile_before);
 }
+
+/* close_range(lo, hi) or, without it, close() each one up to the soft limit. */
+static void close_span(unsigned lo, unsigned hi)
+{
+    if (lo > hi || close_range(lo, hi, 0) == 0)
+        return;
+    struct rlimit rl;
+    unsigned top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 22) ? (unsigned)rl.rlim_cur : 1u << 22;
+    if (hi >= top)
+        hi = top - 1;
+    for (unsigned fd = lo; fd <= hi && fd < top; fd++)
+        close((int)fd);
+}
+
+void proc_close_from(int from, const int *keep, size_t nkeep)
+{
+    unsigned lo = (unsigned)from;
+    for (;;) {
+        /* the lowest kept descriptor at or above lo */
+        int next = -1;
+        for (size_t i = 0; i < nkeep; i++)
+            if (keep[i] >= (int)lo && (next < 0 || keep[i] < next))
+                next = keep[i];
+        if (next < 0) {
+            close_span(lo, ~0U);
+            return;
+        }
+        if ((unsigned)next > lo)
+            close_span(lo, (unsigned)next - 1);
+        lo = (unsigned)next + 1;
+    }
+}

@@ -16,6 +16,7 @@
 #ifndef FERRY_PROC_FORK_H
 #define FERRY_PROC_FORK_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* fork(): in the child, with handlers reset and nothing blocked. */
@@ -23,6 +24,12 @@ pid_t proc_fork(void);
 /* The child's half, for a process that is already the child (no mask change
    needed): every handler back to the default, SIGPIPE ignored, nothing blocked. */
 void proc_signals_default(void);
+
+/* In a child: close every descriptor from `from` up, except the nkeep in keep
+   (close_range where the kernel has it, Linux 5.9; one by one up to the soft
+   limit where it has not, so that nothing of the parent's is left behind on an
+   older kernel either). */
+void proc_close_from(int from, const int *keep, size_t nkeep);
 
 /* The soft RLIMIT_NOFILE, raised to the hard limit for a daemon that holds many
    connections; the value it had is kept for proc_nofile_restore. *cur and *max

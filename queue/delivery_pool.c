@@ -211,9 +211,7 @@ static void worker_child(struct delivery_pool *p, int fd)
        reading is an EPIPE, not our death). */
     /* The queue's lock, spool, listeners, DNS and SMTP sockets all go: a worker
        outliving the queue process must not hold its lock. */
-    if (fd > 3)
-        close_range(3, (unsigned)fd - 1, 0);
-    close_range((unsigned)fd + 1, ~0U, 0);
+    proc_close_from(3, &fd, 1);
     log_reopen("delivery");
     _exit(local_worker_main(p->cfg, fd));
 }

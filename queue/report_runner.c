@@ -126,7 +126,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
            so a run outliving the queue process holds none of them. */
         int keep = p[1] == 3 ? 3 : dup2(p[1], 3);
         if (keep == 3) {
-            close_range(4, ~0U, 0);
+            proc_close_from(4, NULL, 0);
             log_reopen("dmarc-reports");
             run_child(r->cfg);
         }

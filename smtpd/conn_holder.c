@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -169,12 +168,7 @@ pid_t conn_holder_start(int *link, char *err, size_t errlen)
            the smtp process, should that die first). */
         if (dup2(sv[1], 3) < 0)
             _exit(1);
-        if (close_range(4, ~0U, 0) < 0) {      /* before Linux 5.9 */
-            struct rlimit rl;
-            int top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 22) ? (int)rl.rlim_cur : 1 << 22;
-            for (int fd = 4; fd < top; fd++)
-                close(fd);
-        }
+        proc_close_from(4, NULL, 0);
         signal(SIGINT, SIG_IGN);
         signal(SIGTERM, SIG_IGN);
         signal(SIGHUP, SIG_IGN);

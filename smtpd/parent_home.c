@@ -129,12 +129,8 @@ static void child_run(struct home_jobs *h, const struct ferry_config *cfg, const
         h->child_cleanup(h->cleanup_arg);
     /* Nothing else of the parent's goes along either (other deliveries' pipes,
        the event loop's descriptors): only stdio, the message and the result pipe. */
-    int keep_lo = msg_fd < out_fd ? msg_fd : out_fd, keep_hi = msg_fd < out_fd ? out_fd : msg_fd;
-    if (keep_lo > 3)
-        close_range(3, (unsigned)keep_lo - 1, 0);
-    if (keep_hi > keep_lo + 1)
-        close_range((unsigned)keep_lo + 1, (unsigned)keep_hi - 1, 0);
-    close_range((unsigned)keep_hi + 1, ~0U, 0);
+    const int keep[2] = { msg_fd, out_fd };
+    proc_close_from(3, keep, 2);
     struct home_result res;
     memset(&res, 0, sizeof res);
     str_copy(res.id, req->id, sizeof res.id);

@@ -4,7 +4,9 @@
 #include "lib/proc_fork.h"
 #include "tests/unit/unit.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,6 +87,39 @@ START_TEST(child_starts_with_defaults)
 }
 END_TEST
 
+/* Descriptors 3.. of a child: closed but for the kept ones, whatever their
+   order and gaps; the answer comes back as the child's exit status. */
+START_TEST(close_from_keeps_only_what_is_asked)
+{
+    int fds[6];
+    for (int i = 0; i < 6; i++) {
+        fds[i] = open("/dev/null", O_RDONLY);
+        ck_assert_int_ge(fds[i], 3);
+    }
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const int keep[3] = { fds[4], fds[1], fds[3] };
+        proc_close_from(3, keep, 3);
+        int bad = 0;            /* bit i: fds[i] wrong; bit 6: stdin closed (an exit status has 8 bits) */
+        for (int i = 0; i < 6; i++) {
+            bool kept = i == 1 || i == 3 || i == 4;
+            if ((fcntl(fds[i], F_GETFD) >= 0) != kept)
+                bad |= 1 << i;
+        }
+        if (fcntl(0, F_GETFD) < 0)          /* below `from`: untouched */
+            bad |= 1 << 6;
+        _exit(bad);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    for (int i = 0; i < 6; i++)
+        close(fds[i]);
+}
+END_TEST
+
 Suite *proc_fork_suite(void)
 {
     Suite *s = suite_create("proc_fork");
@@ -92,6 +127,7 @@ Suite *proc_fork_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, sigterm_right_after_fork_kills_the_child);
     tcase_add_test(tc, child_starts_with_defaults);
+    tcase_add_test(tc, close_from_keeps_only_what_is_asked);
     suite_add_tcase(s, tc);
     return s;
 }
