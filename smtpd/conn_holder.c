@@ -69,7 +69,7 @@ static bool room_for(struct holder *h, uint32_t slot)
     return true;
 }
 
-static void on_record(struct holder *h, const struct holder_msg *m, int fd, bool fd_lost)
+static void on_record(struct holder *h, const struct holder_msg *m, int fd)
 {
     if (m->slot >= HOLDER_SLOTS_MAX)
         _exit(2);
@@ -93,8 +93,7 @@ static void on_record(struct holder *h, const struct holder_msg *m, int fd, bool
         return;
     }
     if (fd >= 0)
-        close(fd);
-    (void)fd_lost;
+        close(fd);      /* only PARK carries one */
     if (m->slot >= h->cap || h->tab[m->slot].fd < 0 || h->tab[m->slot].token != m->token)
         return;         /* already handed back: the records crossed */
     if (m->op == HOLDER_RETURN) {
@@ -142,7 +141,7 @@ static int holder_main(int link)
                     break;
                 if (r < 0 || r != (ssize_t)sizeof m || cut)
                     return 2;
-                on_record(&h, &m, fd, lost);
+                on_record(&h, &m, fd);
             }
         }
     }

@@ -73,11 +73,6 @@ struct smtp_park {
 
 static void end_holder(struct smtp_park *p, const char *why);
 
-bool smtp_park_is_parked(const struct smtp_session *s)
-{
-    return s->parked != NULL;
-}
-
 size_t smtp_park_count(const struct smtp_park *p)
 {
     return p ? p->parked : 0;
@@ -224,7 +219,7 @@ static void unpark(struct smtp_park *p, struct smtp_session *s, int fd)
     log_debug("session %s: connection back from the holder (%s)", s->id,
               wake == WAKE_TIMEOUT ? "timeout" : wake == WAKE_LIMITS ? "limits" : "input");
     /* One more active session: idle ones may need parking again. */
-    smtp_park_note_connect(p->srv);
+    smtp_park_note_active(p->srv);
     if (wake == WAKE_TIMEOUT)
         smtp_session_timed_out(s);
     else if (wake == WAKE_LIMITS && smtp_limits_enforce(s))
@@ -244,20 +239,6 @@ static void lose(struct smtp_park *p, struct smtp_session *s, const char *why)
     smtp_server_session_gone(p->srv, s);
 }
 
-static void refill_reserve(struct smtp_park *p)
-{
-    while (p->nreserve < p->reserve_want && p->reserve_src >= 0) {
-        int fd = fcntl(p->reserve_src, F_DUPFD_CLOEXEC, 0);
-        if (fd < 0) {
-            /* Connections coming back go first: new ones wait in the backlog
-               while descriptors freed by parking refill the reserve. */
-            smtp_server_pause_accepting(p->srv);
-            break;
-        }
-        p->reserve[p->nreserve++] = fd;
-    }
-}
-
 bool smtp_park_reserve_full(struct smtp_park *p)
 {
     if (!p || p->reserve_src < 0)
@@ -269,6 +250,14 @@ bool smtp_park_reserve_full(struct smtp_park *p)
         p->reserve[p->nreserve++] = fd;
     }
     return true;
+}
+
+/* Short of it: connections coming back go first, new ones wait in the backlog
+   while descriptors freed by parking refill the reserve. */
+static void refill_reserve(struct smtp_park *p)
+{
+    if (!smtp_park_reserve_full(p))
+        smtp_server_pause_accepting(p->srv);
 }
 
 static void on_link(evutil_socket_t fd, short what, void *arg);
@@ -510,7 +499,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void smtp_park_note_connect(struct smtp_server *srv)
+void smtp_park_note_active(struct smtp_server *srv)
 {
     struct smtp_park *p = srv->park;
     if (!p || srv->nsessions - p->parked <= p->above || evtimer_pending(p->sweep, NULL))

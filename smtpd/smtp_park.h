@@ -40,9 +40,9 @@ struct smtp_park *smtp_park_new(struct smtp_server *srv, unsigned long long fd_l
 void smtp_park_start(struct smtp_park *p);
 /* Every session must be gone: closes the link, and the holder ends. */
 void smtp_park_free(struct smtp_park *p);
-/* A session started: start sweeping when over the threshold. */
-void smtp_park_note_connect(struct smtp_server *srv);
-bool smtp_park_is_parked(const struct smtp_session *s);
+/* One more active session (a connection, or one back from the holder): start
+   sweeping when over the threshold. */
+void smtp_park_note_active(struct smtp_server *srv);
 /* The session ends while parked: the holder closes its connection. */
 void smtp_park_session_gone(struct smtp_session *s);
 /* A parked session's limit timer fired (smtp_limits.c): it is called back once

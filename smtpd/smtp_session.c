@@ -267,7 +267,7 @@ void smtp_session_start(struct smtp_server *srv, int fd, const struct sockaddr *
     log_info("session %s connect from [%s]:%u kind=%s", s->id, s->peer_ip, netaddr_port(sa),
              listen_kind_name(s->kind));
     s->last_read = smtp_server_now(srv);
-    smtp_park_note_connect(srv);
+    smtp_park_note_active(srv);
     if (s->state != SS_HANDSHAKE)
         smtp_session_begin_greeting(s);
 }

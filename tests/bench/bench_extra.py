@@ -21,7 +21,7 @@ import time
 import zlib
 
 from envfile import envelope_bytes, message_bytes
-from ferrytest import Ferry, FERRYD, ROOT, wait_for, _qid
+from ferrytest import Ferry, FERRYD, ROOT, sockets_of, wait_for, _qid
 
 CG = int(os.environ.get("BENCH_CG", "300"))
 IDLE = [int(x) for x in os.environ.get("BENCH_IDLE", "5000 20000").split()]
@@ -243,19 +243,6 @@ def hold(port, count, first):
     print("ready", flush=True)
     sys.stdin.read()
     return 0
-
-
-def sockets_of(pid):
-    n = 0
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return n
 
 
 def idle_connections(counts, conf_of):

@@ -313,6 +313,21 @@ def _zombie(pid):
         return True
 
 
+def sockets_of(pid):
+    """How many sockets process pid holds (0 when it is gone)."""
+    n = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in fds:
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
 class SmtpLines:
     """A raw SMTP client: send exact bytes, read whole (multi-line) replies."""
 

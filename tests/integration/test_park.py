@@ -17,19 +17,8 @@ import tempfile
 import time
 import unittest
 
-from ferrytest import Ferry, SmtpLines, free_port, wait_for
+from ferrytest import Ferry, SmtpLines, free_port, sockets_of, wait_for
 from tlscerts import make_ca_and_server
-
-
-def sockets_of(pid):
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                n += 1
-        except OSError:
-            pass
-    return n
 
 
 def holder_of(smtp_pid):

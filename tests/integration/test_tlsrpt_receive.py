@@ -329,6 +329,24 @@ class ReceivedBySmtp(unittest.TestCase):
         finally:
             f.cleanup()
 
+    def test_broken_report_larger_than_the_write_buffer_is_refused_at_data(self):
+        """A report message over the smtp process's 64 KB write buffer is in its
+        draft file by the end of DATA and is read back from there (the draft was
+        once write-only: the read failed and the broken report was taken)."""
+        f = Ferry(local_recipients="known", domains="localhost example.test example.org").start()
+        try:
+            broken = copy.deepcopy(GOOGLE)
+            BROKEN_DOCS["report-id is missing"](broken)
+            doc = dump(broken) + b" " * (200 << 10)      # JSON allows trailing white space
+            data = message(doc, ctype="application/tlsrpt+json", gz=False)
+            self.assertGreater(len(data), 64 << 10)
+            code, lines = self.send(f, data)
+            self.assertEqual(code, 550, lines)
+            self.assertIn("report-id is missing", lines[0])
+            self.assertNotIn("cannot read the report back", f.read_log())
+        finally:
+            f.cleanup()
+
     def test_report_too_big_to_check_on_the_loop_is_taken_and_refused_at_import(self):
         """A few KB of gzip can inflate to megabytes of JSON, and a json-c tree costs
         many times its text: the smtp process builds none larger than 1 MB at the
